@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline-kdf: the key-derivation CLI for operators debugging key mismatches.
+ * Hex in, hex out. Every row of PROTOCOL.md section 7, the MIKEY transport keys and PRF, a raw
+ * 3GPP KDF, Milenage f1..f5*, E2M key ids and key check values. Bad input: one line on stderr, exit 2.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kl_crypto.h"
+
+#define MAX_OPTS 24
+#define MAX_VAL 65535
+
+struct opt {
+	const char *name;
+	const char *val;
+};
+
+static struct opt opts[MAX_OPTS];
+static unsigned nopts;
+static const char *cmd;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "keyline-kdf%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: keyline-kdf [--backend ipsec-mb|openssl] COMMAND [--option VALUE]...\n"
+		"commands (values are hex unless noted; a parameter may be written hex:.. or text:..):\n"
+		"  list                               the derivation table (PROTOCOL.md section 7)\n");
+	for (unsigned i = 0; i < KL_KDF__COUNT; i++) {
+		const struct kl_kdf_def *d = kl_kdf_def_get(i);
+		char line[256];
+		int o = snprintf(line, sizeof(line), "  %s --key HEX", d->name);
+
+		for (unsigned p = 0; p < d->nparams; p++)
+			if (d->pname[p])
+				o += snprintf(line + o, sizeof(line) - (size_t)o, " --%s %s", d->pname[p],
+					      d->ptype[p] == KL_KDF_P_TEXT ? "TEXT" : "HEX");
+		fprintf(f, "%-66s Key = %s\n", line, d->key_name);
+	}
+	fprintf(f,
+		"  (a CK||IK key may be given as --ck HEX --ik HEX; ks-naf takes --bmsc-fqdn TEXT for an MBMS NAF_Id)\n"
+		"  kdf --key HEX --fc HEX [--p VALUE]...       raw TS 33.220 KDF, 0..16 parameters\n"
+		"  mikey-keys --psk HEX --csb-id HEX --rand HEX [--prf mikey-1|hmac-sha256] [--cs-id HEX]\n"
+		"  mikey-prf --inkey HEX --const HEX --csb-id HEX --rand HEX --len N [--prf P] [--cs-id HEX]\n"
+		"  milenage --k HEX (--op HEX | --opc HEX) --rand HEX --sqn HEX --amf HEX\n"
+		"  e2m-key-id --rand HEX                  32 least significant bits of an AV's RAND\n"
+		"  kcv --key HEX                          key check value\n");
+}
+
+static const char *get(const char *name)
+{
+	const char *v = NULL;
+
+	for (unsigned i = 0; i < nopts; i++)
+		if (!strcmp(opts[i].name, name)) {
+			if (v)
+				die("--%s given twice", name);
+			v = opts[i].val;
+		}
+	return v;
+}
+
+static const char *need(const char *name)
+{
+	const char *v = get(name);
+
+	if (!v)
+		die("missing --%s", name);
+	return v;
+}
+
+static void allow_only(const char *const *names)
+{
+	for (unsigned i = 0; i < nopts; i++) {
+		unsigned k;
+
+		for (k = 0; names[k]; k++)
+			if (!strcmp(opts[i].name, names[k]))
+				break;
+		if (!names[k])
+			die("unknown option --%s", opts[i].name);
+	}
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Parses hex into a fresh buffer; exact length when want > 0. */
+static uint8_t *hex(const char *what, const char *s, size_t want, size_t *len)
+{
+	size_t n = strlen(s);
+	uint8_t *b;
+
+	if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		n -= 2;
+	}
+	if (n % 2)
+		die("--%s: odd number of hex digits", what);
+	if (n / 2 > MAX_VAL)
+		die("--%s: longer than %u bytes", what, MAX_VAL);
+	if (want && n / 2 != want)
+		die("--%s: want %zu bytes of hex, got %zu", what, want, n / 2);
+	b = calloc(1, n / 2 + 1);
+	if (!b)
+		die("out of memory");
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			die("--%s: not hex at character %zu", what, 2 * i + (hi < 0 ? 1 : 2));
+		b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (len)
+		*len = n / 2;
+	return b;
+}
+
+/* A KDF parameter: "hex:..", "text:..", or bare in the given default type. */
+static struct kl_kdf_param param(const char *what, const char *v, enum kl_kdf_ptype def)
+{
+	struct kl_kdf_param p;
+	size_t n;
+
+	if (!strncmp(v, "hex:", 4)) {
+		v += 4;
+		def = KL_KDF_P_HEX;
+	} else if (!strncmp(v, "text:", 5)) {
+		v += 5;
+		def = KL_KDF_P_TEXT;
+	}
+	if (def == KL_KDF_P_HEX) {
+		p.data = hex(what, v, 0, &n);
+		p.len = n;
+		return p;
+	}
+	n = strlen(v);
+	if (n > MAX_VAL)
+		die("--%s: longer than %u bytes", what, MAX_VAL);
+	p.data = (const uint8_t *)v;
+	p.len = n;
+	return p;
+}
+
+static unsigned long number(const char *what, const char *s, int base, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (!*s || *end || errno || v > max || *s == '-')
+		die("--%s: want a number up to %lu, got '%s'", what, max, s);
+	return v;
+}
+
+static void put(const char *name, const uint8_t *b, size_t n)
+{
+	if (name)
+		printf("%s=", name);
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+	putchar('\n');
+}
+
+static uint8_t *main_key(size_t *len, const struct kl_kdf_def *d)
+{
+	const char *k = get("key"), *ck = get("ck"), *ik = get("ik");
+
+	if (k && (ck || ik))
+		die("give --key or --ck/--ik, not both");
+	if (k) {
+		uint8_t *b = hex("key", k, 0, len);
+
+		if (!*len)
+			die("--key: empty");
+		return b;
+	}
+	if (d && !strcmp(d->key_name, "CK||IK") && ck && ik) {
+		size_t l1, l2;
+		uint8_t *a = hex("ck", ck, 16, &l1), *b = hex("ik", ik, 16, &l2);
+		uint8_t *r = malloc(32);
+
+		if (!r)
+			die("out of memory");
+		memcpy(r, a, 16);
+		memcpy(r + 16, b, 16);
+		*len = 32;
+		return r;
+	}
+	die(d && !strcmp(d->key_name, "CK||IK") ? "missing --key (or --ck and --ik)" : "missing --key");
+}
+
+static int cmd_row(struct kl_crypto *c, const struct kl_kdf_def *d, enum kl_kdf_id id)
+{
+	const char *allowed[12] = { "key", "ck", "ik" };
+	struct kl_kdf_param vars[4];
+	unsigned na = 3, nv = 0;
+	uint8_t out[KL_KDF_OUT_LEN], *key;
+	size_t klen;
+
+	for (unsigned p = 0; p < d->nparams; p++)
+		if (d->pname[p])
+			allowed[na++] = d->pname[p];
+	if (id == KL_KDF_KS_NAF)
+		allowed[na++] = "bmsc-fqdn";
+	allowed[na] = NULL;
+	allow_only(allowed);
+	key = main_key(&klen, d);
+	for (unsigned p = 0; p < d->nparams; p++) {
+		const char *v;
+
+		if (!d->pname[p])
+			continue;
+		v = get(d->pname[p]);
+		if (id == KL_KDF_KS_NAF && !strcmp(d->pname[p], "naf-id") && get("bmsc-fqdn")) {
+			/* MBMS: NAF_Id = BM-SC FQDN || Ua security protocol id 01 00 00 00 01 */
+			const char *f = get("bmsc-fqdn");
+			size_t fl = strlen(f);
+			uint8_t *b = malloc(fl + 5);
+
+			if (v)
+				die("give --naf-id or --bmsc-fqdn, not both");
+			if (!b || fl > MAX_VAL - 5)
+				die("--bmsc-fqdn: too long");
+			memcpy(b, f, fl);
+			memcpy(b + fl, "\x01\x00\x00\x00\x01", 5);
+			vars[nv].data = b;
+			vars[nv++].len = fl + 5;
+			continue;
+		}
+		if (!v)
+			die("missing --%s", d->pname[p]);
+		vars[nv++] = param(d->pname[p], v, d->ptype[p]);
+	}
+	if (kl_derive(c, id, key, klen, vars, nv, out) < 0)
+		die("derivation rejected its arguments");
+	put(NULL, out, sizeof(out));
+	kl_memzero(out, sizeof(out));
+	return 0;
+}
+
+static int cmd_kdf(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "key", "fc", "p", NULL };
+	struct kl_kdf_param p[KL_KDF_MAX_PARAMS];
+	struct kl_hmac_key k;
+	unsigned np = 0;
+	uint8_t out[KL_KDF_OUT_LEN], *key;
+	size_t klen, fl;
+	uint8_t *fcb;
+	uint16_t fc;
+
+	allow_only(allowed);
+	key = main_key(&klen, NULL);
+	fcb = hex("fc", need("fc"), 0, &fl);
+	if (fl == 1 && fcb[0] != 0xFF)
+		fc = fcb[0];
+	else if (fl == 2 && fcb[0] == 0xFF)
+		fc = (uint16_t)(0xFF00 | fcb[1]);
+	else
+		die("--fc: one byte 00..fe, or two bytes starting ff");
+	for (unsigned i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].name, "p"))
+			continue;
+		if (np == KL_KDF_MAX_PARAMS)
+			die("more than %u parameters", KL_KDF_MAX_PARAMS);
+		p[np++] = param("p", opts[i].val, KL_KDF_P_HEX);
+	}
+	kl_hmac_key_init(KL_HASH_SHA256, key, klen, &k);
+	if (kl_kdf(c, &k, fc, p, np, out) < 0)
+		die("kdf rejected its arguments");
+	put(NULL, out, sizeof(out));
+	kl_hmac_key_wipe(&k);
+	return 0;
+}
+
+static enum kl_prf prf_opt(void)
+{
+	const char *v = get("prf");
+
+	if (!v || !strcmp(v, "mikey-1") || !strcmp(v, "0"))
+		return KL_PRF_MIKEY1;
+	if (!strcmp(v, "hmac-sha256") || !strcmp(v, "prf-hmac-sha-256") || !strcmp(v, "1"))
+		return KL_PRF_HMAC_SHA256;
+	die("--prf: want mikey-1 or hmac-sha256, got '%s'", v);
+}
+
+static void mikey_common(const char *keyopt, struct kl_hmac_key *ch, int *nch, uint32_t *csb,
+			 uint8_t **rand, size_t *rl, uint8_t *cs_id)
+{
+	size_t kl, n;
+	uint8_t *k = hex(keyopt, need(keyopt), 0, &kl), *b;
+	const char *cs = get("cs-id");
+
+	if (!kl)
+		die("--%s: empty", keyopt);
+	*nch = kl_prf_key_init(prf_opt(), k, kl, ch, KL_PRF_MAX_CHUNKS);
+	if (*nch < 0)
+		die("--%s: 1..%u bytes", keyopt, KL_PRF_MAX_CHUNKS * KL_PRF_CHUNK_LEN);
+	kl_memzero(k, kl);
+	b = hex("csb-id", need("csb-id"), 4, &n);
+	*csb = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	*rand = hex("rand", need("rand"), 0, rl);
+	*cs_id = 0xFF;
+	if (cs)
+		*cs_id = hex("cs-id", cs, 1, &n)[0];
+}
+
+static int cmd_mikey_keys(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "psk", "csb-id", "rand", "prf", "cs-id", NULL };
+	struct kl_hmac_key ch[KL_PRF_MAX_CHUNKS];
+	uint8_t a[20], e[16], s[14], *rand, cs_id;
+	struct kl_mikey_tk_op op;
+	uint32_t csb;
+	size_t rl;
+	int nch;
+
+	allow_only(allowed);
+	mikey_common("psk", ch, &nch, &csb, &rand, &rl, &cs_id);
+	if (rl < 16 || rl > 32)
+		die("--rand: 16..32 bytes");
+	op = (struct kl_mikey_tk_op){ .chunks = ch, .rand = rand, .auth_key = a, .encr_key = e,
+				      .salt_key = s, .csb_id = csb, .nchunks = (uint8_t)nch,
+				      .rand_len = (uint8_t)rl, .cs_id = cs_id };
+	if (kl_mikey_transport_keys_burst(c, &op, 1) != 1)
+		die("transport key derivation failed");
+	put("auth_key", a, sizeof(a));
+	put("encr_key", e, sizeof(e));
+	put("salt_key", s, sizeof(s));
+	return 0;
+}
+
+static int cmd_mikey_prf(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "inkey", "const", "csb-id", "rand", "len",
+					       "prf", "cs-id", NULL };
+	struct kl_hmac_key ch[KL_PRF_MAX_CHUNKS];
+	uint8_t label[KL_PRF_LABEL_MAX], out[KL_PRF_OUT_MAX], *rand, cs_id, *cb;
+	struct kl_prf_op op;
+	uint32_t csb, cst;
+	size_t rl, n;
+	int nch, ll;
+	unsigned long len;
+
+	allow_only(allowed);
+	mikey_common("inkey", ch, &nch, &csb, &rand, &rl, &cs_id);
+	cb = hex("const", need("const"), 4, &n);
+	cst = (uint32_t)cb[0] << 24 | (uint32_t)cb[1] << 16 | (uint32_t)cb[2] << 8 | cb[3];
+	len = number("len", need("len"), 10, KL_PRF_OUT_MAX);
+	if (!len)
+		die("--len: at least 1");
+	ll = kl_mikey_label(cst, cs_id, csb, rand, rl, label, sizeof(label));
+	if (ll < 0)
+		die("--rand: the label would be over %u bytes", KL_PRF_LABEL_MAX);
+	op = (struct kl_prf_op){ .chunks = ch, .label = label, .out = out, .label_len = (uint16_t)ll,
+				 .nchunks = (uint8_t)nch, .out_len = (uint8_t)len };
+	if (kl_prf_burst(c, &op, 1) != 1)
+		die("prf failed");
+	put(NULL, out, len);
+	return 0;
+}
+
+static int cmd_milenage(void)
+{
+	static const char *const allowed[] = { "k", "op", "opc", "rand", "sqn", "amf", NULL };
+	struct kl_milenage_out o;
+	uint8_t *k, *opc, *rand, *sqn, *amf;
+
+	allow_only(allowed);
+	k = hex("k", need("k"), 16, NULL);
+	if (get("op") && get("opc"))
+		die("give --op or --opc, not both");
+	if (get("op")) {
+		uint8_t *op = hex("op", get("op"), 16, NULL);
+
+		opc = malloc(16);
+		if (!opc || kl_milenage_opc(k, op, opc) < 0)
+			die("OPc computation failed");
+	} else {
+		opc = hex("opc", need("opc"), 16, NULL);
+	}
+	rand = hex("rand", need("rand"), 16, NULL);
+	sqn = hex("sqn", need("sqn"), 6, NULL);
+	amf = hex("amf", need("amf"), 2, NULL);
+	if (kl_milenage(k, opc, rand, sqn, amf, &o) < 0)
+		die("milenage failed");
+	put("opc", opc, 16);
+	put("f1_mac_a", o.mac_a, 8);
+	put("f1star_mac_s", o.mac_s, 8);
+	put("f2_res", o.res, 8);
+	put("f3_ck", o.ck, 16);
+	put("f4_ik", o.ik, 16);
+	put("f5_ak", o.ak, 6);
+	put("f5star_ak", o.ak_star, 6);
+	kl_memzero(&o, sizeof(o));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum kl_crypto_backend be = KL_CRYPTO_IPSECMB;
+	const struct kl_kdf_def *d;
+	struct kl_crypto *c;
+	int i = 1, rc;
+
+	kl_crypto_set_log(NULL);
+	if (i < argc && !strcmp(argv[i], "--backend")) {
+		if (i + 1 >= argc || kl_crypto_backend_parse(argv[i + 1], &be) < 0)
+			die("--backend: want ipsec-mb or openssl");
+		i += 2;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[i++];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (; i < argc; i += 2) {
+		if (strncmp(argv[i], "--", 2) || !argv[i][2])
+			die("unexpected argument '%s'", argv[i]);
+		if (i + 1 >= argc)
+			die("%s needs a value", argv[i]);
+		if (nopts == MAX_OPTS)
+			die("too many options");
+		opts[nopts].name = argv[i] + 2;
+		opts[nopts++].val = argv[i + 1];
+	}
+	if (!strcmp(cmd, "list")) {
+		if (nopts)
+			die("takes no options");
+		for (unsigned r = 0; r < KL_KDF__COUNT; r++) {
+			d = kl_kdf_def_get(r);
+			printf("%-12s FC %s%02x  Key %-14s %s\n", d->name, d->fc > 0xFF ? "ff" : "",
+			       d->fc & 0xFF, d->key_name, d->source);
+		}
+		return 0;
+	}
+	if (!strcmp(cmd, "milenage"))
+		return cmd_milenage();
+	if (!strcmp(cmd, "e2m-key-id")) {
+		static const char *const allowed[] = { "rand", NULL };
+
+		allow_only(allowed);
+		printf("%08x\n", kl_e2m_key_id(hex("rand", need("rand"), 16, NULL)));
+		return 0;
+	}
+	if (!strcmp(cmd, "kcv")) {
+		static const char *const allowed[] = { "key", NULL };
+		uint8_t kcv[KL_KCV_LEN];
+		size_t kl;
+		uint8_t *k;
+
+		allow_only(allowed);
+		k = hex("key", need("key"), 0, &kl);
+		if (kl_kcv(k, kl, kcv) < 0)
+			die("--key: empty");
+		put(NULL, kcv, sizeof(kcv));
+		return 0;
+	}
+	d = kl_kdf_def_find(cmd);
+	if (!d && strcmp(cmd, "kdf") && strcmp(cmd, "mikey-keys") && strcmp(cmd, "mikey-prf"))
+		die("unknown command (try --help)");
+	kl_crypto_set_log(NULL);
+	c = kl_crypto_create(be);
+	if (!c) {
+		fprintf(stderr, "keyline-kdf: cannot create the %s crypto context: %s\n",
+			be == KL_CRYPTO_IPSECMB ? "ipsec-mb" : "openssl", strerror(errno));
+		return 1;
+	}
+	if (d)
+		rc = cmd_row(c, d, (enum kl_kdf_id)(d - kl_kdf_def_get(0)));
+	else if (!strcmp(cmd, "kdf"))
+		rc = cmd_kdf(c);
+	else if (!strcmp(cmd, "mikey-keys"))
+		rc = cmd_mikey_keys(c);
+	else
+		rc = cmd_mikey_prf(c);
+	kl_crypto_destroy(c);
+	return rc;
+}
