@@ -21,10 +21,15 @@
 #define KL_IMB_SMALL_BURST 8u
 #endif
 
+/* IPsec-MB 1.3 refuses HMAC jobs over an empty message or one longer than this (measured);
+ * such messages never come from the wire, and are hashed with OpenSSL's block functions. */
+#define KL_IMB_HASH_MAX 65534u
+
 struct imb_state {
 	IMB_JOB jobs[KL_SLICE];
 	DECLARE_ALIGNED(uint32_t enc_keys[KL_SLICE][4 * 15], 16);
 	DECLARE_ALIGNED(uint32_t dec_scratch[4 * 15], 16);
+	uint8_t iv2[KL_SLICE][16];
 	IMB_MGR *wide;
 	IMB_MGR *narrow;
 	IMB_ARCH arch;
@@ -49,9 +54,16 @@ static int imb_hmac(struct kl_crypto *c, enum kl_hash_alg alg, const struct kl_h
 	IMB_MGR *m = n < KL_IMB_SMALL_BURST ? s->narrow : s->wide;
 	IMB_HASH_ALG h = alg == KL_HASH_SHA1 ? IMB_AUTH_HMAC_SHA_1 : IMB_AUTH_HMAC_SHA_256;
 	uint64_t tag = alg == KL_HASH_SHA1 ? KL_SHA1_LEN : KL_SHA256_LEN;
+	unsigned nj = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		IMB_JOB *j = &s->jobs[i];
+		IMB_JOB *j;
+
+		if (ops[i].len == 0 || ops[i].len > KL_IMB_HASH_MAX) {
+			kl_ossl_hmac_one(ops[i].key, ops[i].msg, ops[i].len, ops[i].mac);
+			continue;
+		}
+		j = &s->jobs[nj++];
 
 		j->src = ops[i].msg;
 		j->hash_start_src_offset_in_bytes = 0;
@@ -65,40 +77,88 @@ static int imb_hmac(struct kl_crypto *c, enum kl_hash_alg alg, const struct kl_h
 		j->chain_order = IMB_ORDER_HASH_CIPHER;
 		j->cipher_direction = IMB_DIR_ENCRYPT;
 	}
-	if (IMB_SUBMIT_HASH_BURST(m, s->jobs, n, h) != n)
+	if (nj && IMB_SUBMIT_HASH_BURST(m, s->jobs, nj, h) != nj)
 		return -EIO;
 	return 0;
 }
 
+static void ctr_job(IMB_JOB *j, const uint32_t *ks, const uint8_t *iv, const uint8_t *in,
+		    uint8_t *out, uint32_t len)
+{
+	j->enc_keys = ks;
+	j->dec_keys = ks;
+	j->key_len_in_bytes = IMB_KEY_128_BYTES;
+	j->iv = iv;
+	j->iv_len_in_bytes = 16;
+	j->src = in;
+	j->dst = out;
+	j->cipher_start_src_offset_in_bytes = 0;
+	j->msg_len_to_cipher_in_bytes = len;
+	j->cipher_mode = IMB_CIPHER_CNTR;
+	j->cipher_direction = IMB_DIR_ENCRYPT;
+	j->hash_alg = IMB_AUTH_NULL;
+	j->chain_order = IMB_ORDER_CIPHER_HASH;
+}
+
+static int ctr_submit(struct imb_state *s, unsigned nj)
+{
+	if (nj && IMB_SUBMIT_CIPHER_BURST(s->wide, s->jobs, nj, IMB_CIPHER_CNTR, IMB_DIR_ENCRYPT,
+					  IMB_KEY_128_BYTES) != nj)
+		return -EIO;
+	return 0;
+}
+
+/*
+ * IPsec-MB counts only in the low 32 bits of a 16-byte counter block; the API promises a 128-bit
+ * counter, so an operation whose counter would wrap those 32 bits runs as two jobs, the second
+ * from the carried counter block. AES-CM never wraps (its counter starts at a multiple of 2^16
+ * and is at most 2^16 blocks long), so this costs the packet path one compare.
+ */
 static int imb_aes_ctr(struct kl_crypto *c, const struct kl_aes_ctr_op *ops, unsigned n)
 {
 	struct imb_state *s = c->be;
-	IMB_MGR *m = s->wide;
+	unsigned nj = 0;
+	int rc = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		IMB_JOB *j = &s->jobs[i];
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		const uint8_t *iv = ops[i].iv;
+		uint64_t blocks = (ops[i].len + 15u) / 16u;
+		uint64_t low = (uint64_t)iv[12] << 24 | (uint64_t)iv[13] << 16 | (uint64_t)iv[14] << 8 | iv[15];
 
-		IMB_AES_KEYEXP_128(m, ops[i].key, s->enc_keys[i], s->dec_scratch);
-		j->enc_keys = s->enc_keys[i];
-		j->dec_keys = s->enc_keys[i];
-		j->key_len_in_bytes = IMB_KEY_128_BYTES;
-		j->iv = ops[i].iv;
-		j->iv_len_in_bytes = 16;
-		j->src = ops[i].in;
-		j->dst = ops[i].out;
-		j->cipher_start_src_offset_in_bytes = 0;
-		j->msg_len_to_cipher_in_bytes = ops[i].len;
-		j->cipher_mode = IMB_CIPHER_CNTR;
-		j->cipher_direction = IMB_DIR_ENCRYPT;
-		j->hash_alg = IMB_AUTH_NULL;
-		j->chain_order = IMB_ORDER_CIPHER_HASH;
+		IMB_AES_KEYEXP_128(s->wide, ops[i].key, s->enc_keys[i], s->dec_scratch);
+		if (low + blocks <= (1ull << 32)) {
+			if (nj == KL_SLICE) {
+				rc = ctr_submit(s, nj);
+				nj = 0;
+			}
+			ctr_job(&s->jobs[nj++], s->enc_keys[i], iv, ops[i].in, ops[i].out, ops[i].len);
+			continue;
+		}
+		{
+			uint32_t first = (uint32_t)(((1ull << 32) - low) * 16u);
+			uint8_t *iv2 = s->iv2[i];
+			unsigned carry = 1;
+
+			memcpy(iv2, iv, 12);
+			memset(iv2 + 12, 0, 4);
+			for (int b = 11; b >= 0 && carry; b--) {
+				iv2[b] = (uint8_t)(iv2[b] + 1);
+				carry = iv2[b] == 0;
+			}
+			if (nj + 2 > KL_SLICE) {
+				rc = ctr_submit(s, nj);
+				nj = 0;
+			}
+			ctr_job(&s->jobs[nj++], s->enc_keys[i], iv, ops[i].in, ops[i].out, first);
+			ctr_job(&s->jobs[nj++], s->enc_keys[i], iv2, ops[i].in + first, ops[i].out + first,
+				ops[i].len - first);
+		}
 	}
-	if (IMB_SUBMIT_CIPHER_BURST(m, s->jobs, n, IMB_CIPHER_CNTR, IMB_DIR_ENCRYPT,
-				    IMB_KEY_128_BYTES) != n)
-		return -EIO;
+	if (rc == 0)
+		rc = ctr_submit(s, nj);
 	/* Expanded per-request keys do not outlive the burst. */
 	memset(s->enc_keys, 0, n * sizeof(s->enc_keys[0]));
-	return 0;
+	return rc;
 }
 
 static void imb_destroy(struct kl_crypto *c)

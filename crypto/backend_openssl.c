@@ -64,6 +64,14 @@ static void hmac_sha256(const struct kl_hmac_key *k, const uint8_t *m, size_t n,
 	SHA256_Final(mac, &x);
 }
 
+void kl_ossl_hmac_one(const struct kl_hmac_key *k, const uint8_t *m, size_t n, uint8_t *mac)
+{
+	if (k->alg == KL_HASH_SHA1)
+		hmac_sha1(k, m, n, mac);
+	else
+		hmac_sha256(k, m, n, mac);
+}
+
 static int ossl_hmac(struct kl_crypto *c, enum kl_hash_alg alg, const struct kl_hmac_op *ops,
 		     unsigned n)
 {

@@ -46,6 +46,10 @@ struct kl_crypto {
 int kl_backend_openssl_init(struct kl_crypto *c);
 int kl_backend_ipsecmb_init(struct kl_crypto *c);
 
+/* One HMAC on OpenSSL's SHA block functions: the OpenSSL backend, and the IPsec-MB backend for
+ * message lengths IPsec-MB refuses. */
+void kl_ossl_hmac_one(const struct kl_hmac_key *k, const uint8_t *m, size_t n, uint8_t *mac);
+
 void kl_crypto_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static inline unsigned kl_hash_len(unsigned alg)
