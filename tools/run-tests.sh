@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole keyline test suite, from a fresh Debian 12 machine (as root):
+#   installs what it needs, builds with -Wall -Wextra -Werror, runs the fast, integration, perf and
+#   stress suites, then the unit (fast) suite again in an AddressSanitizer + UBSan build.
+# Exits non-zero on any failure; the last line counts what ran.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+tools/setup.sh build || { echo "run-tests: setup/build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+rc=0
+meson test -C build --print-errorlogs --num-processes 2 \
+  --suite fast --suite integration --suite perf --suite stress || rc=1
+
+# Sanitizer build: its own directory, debug, no benchmarks.
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbench=disabled >/dev/null || rc=1
+fi
+if ninja -C build-asan >/dev/null; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --print-errorlogs --num-processes 2 --suite fast || rc=1
+else
+  echo "run-tests: sanitizer build failed"
+  rc=1
+fi
+
+python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
+import json, sys
+ok = bad = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get('result') in ('OK', 'EXPECTEDFAIL', 'SKIP'):
+                    ok += 1
+                else:
+                    bad += 1
+                    print(f"FAILED: {r.get('name')} ({path.split('/')[0]}): {r.get('result')}")
+    except FileNotFoundError:
+        bad += 1
+        print(f'FAILED: no test log {path}')
+print(f'keyline tests: {ok} passed, {bad} failed')
+PY
+exit $rc
