@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * MIKEY codec of keyline's wire profile (PROTOCOL.md): a zero-copy, fully validated view of a
+ * request, builders for requests, responses (data type 1, KEMAC) and error messages (data type 6)
+ * into caller buffers, and a response/error parser for clients. Knows nothing of DPDK or crypto:
+ * builders lay out plaintext and say where the cipher text and the MAC go.
+ *
+ * Parsers never assert: they return KL_DROP_NONE or the drop reason.
+ */
+#ifndef KL_MIKEY_H
+#define KL_MIKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_MIKEY_PORT 2269
+#define KL_MIKEY_REQ_MAX 512
+#define KL_MIKEY_ID_MAX 128
+#define KL_MIKEY_RAND_LEN 16
+#define KL_MIKEY_MAC_LEN 20
+#define KL_MIKEY_V_LEN 22
+#define KL_MIKEY_MAX_KEYS 2
+#define KL_MIKEY_KEY_MAX 32
+
+/* Payload types (RFC 3830 6.1) and data types (6.1) used by the profile. */
+enum {
+	KL_PT_LAST = 0,
+	KL_PT_KEMAC = 1,
+	KL_PT_T = 5,
+	KL_PT_ID = 6,
+	KL_PT_V = 9,
+	KL_PT_RAND = 11,
+	KL_PT_ERR = 12,
+	KL_PT_KEYDATA = 20,
+	KL_PT_GENEXT = 21,
+};
+enum {
+	KL_DT_PSK_INIT = 0,
+	KL_DT_PSK_RESP = 1,
+	KL_DT_ERROR = 6,
+};
+#define KL_EXT_KEYID 2	  /* RFC 4563 */
+#define KL_EXT_KEYLINE 250 /* profile choice */
+#define KL_KIND_MBMS 0
+#define KL_KIND_E2M 1
+#define KL_TLV_UE_ID 1
+#define KL_TLV_KEY_ID 2
+#define KL_TLV_KEY_INFO 3
+#define KL_TLV_DETAIL 4
+#define KL_ERR_INVALID_TS 1
+#define KL_ERR_INVALID_ID 7
+#define KL_ERR_UNSPECIFIED 12
+
+/* Every drop reason, defined once: enum, names, telemetry and docs come from this list. */
+#define KL_DROP_LIST(X)                                                                        \
+	X(NONE, "none", "not dropped")                                                         \
+	X(MALFORMED, "malformed", "lengths, payload chain or order wrong, trailing bytes")    \
+	X(OVERSIZED, "oversized", "request larger than 512 bytes")                            \
+	X(UNSUPPORTED_VERSION, "unsupported_version", "MIKEY version other than 1")            \
+	X(UNSUPPORTED_TYPE, "unsupported_type", "data, payload, ID, TS, EXT or key kind type") \
+	X(UNSUPPORTED_PRF, "unsupported_prf", "PRF function other than MIKEY-1 / HMAC-SHA-256") \
+	X(UNSUPPORTED_ALG, "unsupported_alg", "MAC or encryption algorithm")                  \
+	X(UNKNOWN_IDENTITY, "unknown_identity", "no such requester")                           \
+	X(BAD_MAC, "bad_mac", "MAC did not verify")                                             \
+	X(REPLAY, "replay", "same IDi, CSB ID and RAND inside the skew window")                 \
+	X(RATE_LIMITED, "rate_limited", "per-source token bucket empty")                       \
+	X(NO_BUFFER, "no_buffer", "no room to build the answer")
+
+enum kl_drop {
+#define KL_X(e, n, d) KL_DROP_##e,
+	KL_DROP_LIST(KL_X)
+#undef KL_X
+	KL_DROP__COUNT
+};
+
+/** Metric name of a drop reason ("malformed", ...); "unknown" out of range. */
+const char *kl_drop_name(unsigned reason);
+/** One-line description of a drop reason. */
+const char *kl_drop_desc(unsigned reason);
+
+/** Zero-copy view of a validated request; pointers point into the datagram. */
+struct kl_mikey_req {
+	const uint8_t *msg;
+	const uint8_t *rand; /* 16 bytes */
+	const uint8_t *id;   /* IDi */
+	const uint8_t *mac;  /* 20 bytes; covers msg[0 .. mac_off) */
+	const uint8_t *ue;   /* E2M: UE identity TLV */
+	uint64_t ts;	     /* NTP-UTC */
+	uint32_t csb_id;
+	uint32_t key_id; /* E2M: requested key id when has_key_id */
+	uint16_t len;
+	uint16_t mac_off;
+	uint16_t id_len;
+	uint16_t ue_len;
+	uint16_t group;	 /* MBMS key group */
+	uint16_t number; /* MBMS key number, 0 = current */
+	uint8_t domain[3]; /* MBMS Key Domain ID (MCC||MNC) */
+	uint8_t prf;	   /* 0 MIKEY-1, 1 PRF-HMAC-SHA-256 */
+	uint8_t id_type;
+	uint8_t ext_type; /* KL_EXT_KEYID or KL_EXT_KEYLINE */
+	uint8_t kind;	  /* KL_KIND_MBMS, KL_KIND_E2M */
+	uint8_t has_key_id;
+};
+
+/** Parse and validate a request datagram. @return KL_DROP_NONE or the drop reason. */
+enum kl_drop kl_mikey_parse_req(const uint8_t *buf, size_t len, struct kl_mikey_req *req);
+
+/** What a client puts in a request. */
+struct kl_mikey_req_spec {
+	const uint8_t *rand; /* 16 bytes */
+	const uint8_t *id;
+	const uint8_t *ue; /* E2M */
+	uint64_t ts;
+	uint32_t csb_id;
+	uint32_t key_id;
+	uint16_t id_len;
+	uint16_t ue_len;
+	uint16_t group;
+	uint16_t number;
+	uint8_t domain[3];
+	uint8_t prf;
+	uint8_t id_type;
+	uint8_t kind; /* KL_KIND_MBMS: EXT type 2; KL_KIND_E2M: EXT type 250 */
+	uint8_t has_key_id;
+};
+
+/**
+ * Lay out a request; the MAC field (last 20 bytes) is left zero for the caller to fill with
+ * HMAC-SHA-1(auth_key, buf[0 .. *mac_off)).
+ * @return the datagram length, or -EINVAL / -ENOSPC.
+ */
+int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
+		       uint16_t *mac_off);
+
+/** One key of a response. */
+struct kl_mikey_key {
+	const uint8_t *key;
+	uint64_t valid_from; /* NTP */
+	uint64_t valid_to;   /* NTP */
+	uint32_t key_id;
+	uint8_t key_len; /* 1..KL_MIKEY_KEY_MAX */
+};
+
+/** Where the crypto of a built message goes. */
+struct kl_mikey_layout {
+	uint16_t len;	    /* whole message */
+	uint16_t encr_off;  /* KEMAC encr data (plaintext key data until encrypted) */
+	uint16_t encr_len;
+	uint16_t mac_off;   /* MAC field; the MAC covers [0, mac_off) */
+};
+
+/**
+ * Lay out a response (data type 1) to req: HDR, T (now), RAND echo, IDr, EXT (kind, TLV 3 per key),
+ * KEMAC with plaintext Key data sub-payloads. The caller AES-CM encrypts [encr_off, +encr_len) with
+ * the message's T and fills the MAC.
+ * @return 0, -EINVAL or -ENOSPC.
+ */
+int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			const uint8_t *idr, uint16_t idr_len, const struct kl_mikey_key *keys,
+			unsigned nkeys, struct kl_mikey_layout *lay);
+
+/**
+ * Lay out an error message (data type 6): HDR, T (now), RAND echo, ERR, optional EXT with TLV 4
+ * detail (detail 0 = none), V. Never larger than the request.
+ * @return 0, -EINVAL or -ENOSPC.
+ */
+int kl_mikey_build_err(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+		       uint8_t err_no, uint16_t detail, struct kl_mikey_layout *lay);
+
+/** Zero-copy view of a response or error message, as a client sees it. */
+struct kl_mikey_resp {
+	const uint8_t *msg;
+	const uint8_t *rand;
+	const uint8_t *idr;
+	const uint8_t *encr; /* KEMAC encr data */
+	const uint8_t *mac;
+	const uint8_t *tlv3[KL_MIKEY_MAX_KEYS]; /* 20 bytes each: key id, valid-from, valid-to */
+	uint64_t ts;
+	uint32_t csb_id;
+	uint16_t len;
+	uint16_t idr_len;
+	uint16_t encr_len;
+	uint16_t mac_off;
+	uint16_t detail;
+	uint8_t data_type; /* KL_DT_PSK_RESP or KL_DT_ERROR */
+	uint8_t prf;
+	uint8_t kind;
+	uint8_t nkeys;
+	uint8_t err_no;
+	uint8_t has_detail;
+};
+
+/** Parse a response or error message. @return KL_DROP_NONE or the reason it is not acceptable. */
+enum kl_drop kl_mikey_parse_resp(const uint8_t *buf, size_t len, struct kl_mikey_resp *r);
+
+/**
+ * Parse decrypted KEMAC key data into keys (pointers into plain).
+ * @return the number of keys, or -EBADMSG.
+ */
+int kl_mikey_parse_keydata(const uint8_t *plain, size_t len, struct kl_mikey_key *keys,
+			   unsigned max);
+
+/** Big-endian helpers shared by the packet code. */
+static inline uint16_t kl_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+static inline uint32_t kl_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t kl_be64(const uint8_t *p)
+{
+	return (uint64_t)kl_be32(p) << 32 | kl_be32(p + 4);
+}
+static inline void kl_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+static inline void kl_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline void kl_put64(uint8_t *p, uint64_t v)
+{
+	kl_put32(p, (uint32_t)(v >> 32));
+	kl_put32(p + 4, (uint32_t)v);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
