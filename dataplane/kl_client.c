@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Client side of the profile: signing requests in batches and verifying answers. No DPDK. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "kl_engine.h"
+
+#define CLIENT_BATCH 64
+#define NTP_UNIX_OFFSET 2208988800ull
+
+uint64_t kl_ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec + NTP_UNIX_OFFSET) << 32 |
+	       (((uint64_t)ts.tv_nsec << 32) / 1000000000ull);
+}
+
+int kl_client_sign(struct kl_crypto *c, struct kl_client_req *reqs, unsigned n)
+{
+	struct kl_hmac_key psk[CLIENT_BATCH][KL_PRF_MAX_CHUNKS], auth[CLIENT_BATCH];
+	struct kl_mikey_tk_op tk[CLIENT_BATCH];
+	struct kl_hmac_op hop[CLIENT_BATCH];
+	const uint8_t *ak[CLIENT_BATCH];
+	uint16_t al[CLIENT_BATCH], mo[CLIENT_BATCH];
+
+	if (!c || (n && !reqs))
+		return -EINVAL;
+	for (unsigned base = 0; base < n; base += CLIENT_BATCH) {
+		unsigned m = n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH;
+
+		for (unsigned k = 0; k < m; k++) {
+			struct kl_client_req *r = &reqs[base + k];
+			int len, nch;
+
+			len = kl_mikey_build_req(r->buf, r->cap, &r->spec, &mo[k]);
+			if (len < 0)
+				return len;
+			r->len = (uint16_t)len;
+			nch = kl_prf_key_init((enum kl_prf)r->spec.prf, r->psk, r->psk_len, psk[k],
+					      KL_PRF_MAX_CHUNKS);
+			if (nch < 0)
+				return nch;
+			tk[k] = (struct kl_mikey_tk_op){ .chunks = psk[k], .rand = r->spec.rand,
+							 .auth_key = r->auth_key, .encr_key = r->encr_key,
+							 .salt_key = r->salt_key, .csb_id = r->spec.csb_id,
+							 .nchunks = (uint8_t)nch, .rand_len = KL_MIKEY_RAND_LEN,
+							 .cs_id = 0xFF };
+			ak[k] = r->auth_key;
+			al[k] = KL_MIKEY_AUTH_KEY_LEN;
+		}
+		if (kl_mikey_transport_keys_burst(c, tk, m) < 0 ||
+		    kl_hmac_key_init_burst(KL_HASH_SHA1, ak, al, auth, m) < 0)
+			return -EIO;
+		for (unsigned k = 0; k < m; k++) {
+			struct kl_client_req *r = &reqs[base + k];
+
+			hop[k] = (struct kl_hmac_op){ .key = &auth[k], .msg = r->buf, .len = mo[k],
+						      .mac = r->buf + mo[k] };
+		}
+		if (kl_hmac_burst(c, hop, m) < 0)
+			return -EIO;
+		kl_memzero(psk, sizeof(psk));
+		kl_memzero(auth, sizeof(auth));
+	}
+	return (int)n;
+}
+
+int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const uint8_t *ans,
+		     uint16_t len, uint64_t now, uint32_t skew_s, struct kl_client_result *res)
+{
+	struct kl_mikey_resp r;
+	struct kl_hmac_key auth;
+	struct kl_aescm_op op;
+	uint8_t mac[KL_SHA1_LEN], d = 0;
+	uint64_t skew = (uint64_t)skew_s << 32, dt;
+	int nk;
+
+	if (!c || !req || !ans || !res)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	if (kl_mikey_parse_resp(ans, len, &r) != KL_DROP_NONE)
+		return -EBADMSG;
+	kl_hmac_key_init(KL_HASH_SHA1, req->auth_key, KL_MIKEY_AUTH_KEY_LEN, &auth);
+	if (kl_hmac(c, &auth, ans, r.mac_off, mac) < 0)
+		return -EIO;
+	kl_hmac_key_wipe(&auth);
+	for (unsigned i = 0; i < KL_MIKEY_MAC_LEN; i++)
+		d |= mac[i] ^ r.mac[i];
+	if (d)
+		return -EPERM;
+	if (memcmp(r.rand, req->spec.rand, KL_MIKEY_RAND_LEN) || r.csb_id != req->spec.csb_id ||
+	    r.prf != req->spec.prf)
+		return -EPROTO;
+	res->server_ts = r.ts;
+	if (r.data_type == KL_DT_ERROR) {
+		res->is_error = 1;
+		res->err_no = r.err_no;
+		res->detail = r.detail;
+		/* an Invalid TS error carries the server's time precisely so the client can resync */
+		return 0;
+	}
+	dt = r.ts > now ? r.ts - now : now - r.ts;
+	if (dt > skew)
+		return -ETIME;
+	if (r.kind != req->spec.kind || r.encr_len > sizeof(res->plain))
+		return -EPROTO;
+	op = (struct kl_aescm_op){ .key = req->encr_key, .salt = req->salt_key, .in = r.encr,
+				   .out = res->plain, .ntp_ts = r.ts, .csb_id = r.csb_id,
+				   .len = r.encr_len };
+	if (kl_aescm_burst(c, &op, 1) != 1)
+		return -EIO;
+	nk = kl_mikey_parse_keydata(res->plain, r.encr_len, res->keys, KL_MIKEY_MAX_KEYS);
+	if (nk < 0 || (unsigned)nk != r.nkeys)
+		return -EBADMSG;
+	for (int i = 0; i < nk; i++) {
+		if (kl_be32(r.tlv3[i]) != res->keys[i].key_id)
+			return -EBADMSG;
+		res->keys[i].valid_from = kl_be64(r.tlv3[i] + 4);
+		res->keys[i].valid_to = kl_be64(r.tlv3[i] + 12);
+	}
+	res->nkeys = (uint8_t)nk;
+	return 0;
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline request engine: serves a burst of MIKEY requests against the key table with all crypto
+ * of the burst in batches, and the client side (request signing, response verification) that the
+ * load generator, the tests and operators use. No packet I/O here.
+ *
+ * One struct kl_worker per worker thread: crypto context, replay cache, counters and scratch,
+ * written by that thread only. kl_engine_serve never allocates, locks, logs or makes a syscall.
+ */
+#ifndef KL_ENGINE_H
+#define KL_ENGINE_H
+
+#include <stdint.h>
+
+#include "kl_crypto.h"
+#include "kl_mikey.h"
+#include "kl_table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_ENGINE_BURST 64
+
+/* Counters besides the drop reasons, defined once. */
+#define KL_COUNTER_LIST(X)                                                                     \
+	X(RX, "requests_received", "datagrams handed to the engine")                            \
+	X(ANSWERED_MBMS, "answered_mbms", "MBMS key responses sent")                            \
+	X(ANSWERED_E2M, "answered_e2m", "E2M key responses sent")                               \
+	X(ERR_INVALID_TS, "error_invalid_ts", "error 1 sent: T outside the skew")               \
+	X(ERR_NOT_AUTHORISED, "error_not_authorised", "error 7 sent: requester not authorised") \
+	X(ERR_NO_SUCH_KEY, "error_no_such_key", "error 12/2 sent: no such group, UE or key id") \
+	X(ERR_KEY_NOT_VALID, "error_key_not_valid", "error 12/3 sent: key not valid now")       \
+	X(REPLAY_EVICTIONS, "replay_cache_evictions", "live replay entries pushed out when full")
+
+enum kl_counter {
+#define KL_X(e, n, d) KL_CNT_##e,
+	KL_COUNTER_LIST(KL_X)
+#undef KL_X
+	KL_CNT__COUNT
+};
+
+const char *kl_counter_name(unsigned c);
+const char *kl_counter_desc(unsigned c);
+
+struct kl_engine_config {
+	const uint8_t *idr; /* keyline's identity, 1..64 bytes (copied) */
+	uint16_t idr_len;
+	uint32_t skew_s;	     /* allowed |T - now|, default 60 */
+	uint32_t predelivery_s;	     /* next MSK sent this long before it becomes valid, default 60 */
+	uint32_t replay_entries;     /* per-worker replay cache slots (power of two), default 262144 */
+	enum kl_crypto_backend backend;
+};
+
+struct kl_worker_stats {
+	uint64_t counter[KL_CNT__COUNT];
+	uint64_t drop[KL_DROP__COUNT];
+};
+
+struct kl_worker;
+
+/** Create a worker's state (reader id is its RCU reader slot in the table). NULL + errno on error. */
+struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl_table *table,
+				   unsigned reader);
+void kl_worker_destroy(struct kl_worker *w);
+/** The worker's counters (read by the control thread; 64-bit words, torn reads impossible). */
+const struct kl_worker_stats *kl_worker_stats(const struct kl_worker *w);
+/** The worker's crypto context (e.g. to log its architecture). */
+struct kl_crypto *kl_worker_crypto(struct kl_worker *w);
+
+struct kl_pkt {
+	const uint8_t *in; /* request datagram (UDP payload) */
+	uint8_t *out;	   /* answer buffer; may not overlap in */
+	uint16_t in_len;
+	uint16_t out_cap;
+	uint16_t out_len; /* set: 0 = no answer (dropped) */
+	uint8_t drop;	  /* set: enum kl_drop */
+};
+
+/**
+ * Serve n (<= KL_ENGINE_BURST) requests at time now (NTP timestamp format). Each pkt gets an
+ * answer (response or error message) or a drop reason; counters move accordingly.
+ * @return the number of answers.
+ */
+unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts, unsigned n);
+
+/* ---- client side ------------------------------------------------------------------------------- */
+
+/** A client's request, with what it needs to check the answer. */
+struct kl_client_req {
+	struct kl_mikey_req_spec spec; /* rand, id, ts, csb_id, prf, kind, ... */
+	const uint8_t *psk;
+	uint16_t psk_len;
+	/* filled by kl_client_sign */
+	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
+	uint8_t salt_key[KL_MIKEY_SALT_KEY_LEN];
+	uint8_t *buf; /* datagram out */
+	uint16_t cap;
+	uint16_t len; /* set */
+};
+
+/** Build and MAC n requests in one crypto batch. @return n, or -errno (nothing usable). */
+int kl_client_sign(struct kl_crypto *c, struct kl_client_req *reqs, unsigned n);
+
+struct kl_client_result {
+	struct kl_mikey_key keys[KL_MIKEY_MAX_KEYS]; /* point into plain */
+	uint8_t plain[2 * (4 + KL_MIKEY_KEY_MAX + 5)];
+	uint8_t nkeys;
+	uint8_t is_error;
+	uint8_t err_no;
+	uint16_t detail;
+	uint64_t server_ts;
+};
+
+/**
+ * Verify an answer to req: parses, checks the MAC with the request's auth_key, RAND echo, CSB ID,
+ * PRF and server T within skew_s of now; decrypts KEMAC and returns the keys with ids and validity.
+ * @return 0 (a response or a verified error: see res->is_error), or -EBADMSG (malformed),
+ *         -EPERM (MAC), -EPROTO (RAND, CSB ID or PRF mismatch), -ETIME (server T outside skew).
+ */
+int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const uint8_t *ans,
+		     uint16_t len, uint64_t now, uint32_t skew_s, struct kl_client_result *res);
+
+/** NTP timestamp (seconds since 1900 << 32 | fraction) of the realtime clock. Not for the packet path's inner loop. */
+uint64_t kl_ntp_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline key table: what the workers read to answer requests.
+ *
+ * rte_hash tables with lock-free readers (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF) and RCU
+ * (rte_rcu_qsbr): exactly one writer thread (the control thread) adds, replaces and deletes;
+ * workers look up in bulk and report quiescence once per loop. An entry is immutable once
+ * published: a replacement is a new entry swapped in, and the old one is zeroed and reused only
+ * after every registered reader has reported quiescence since the swap.
+ *
+ * Entries live in preallocated arenas (no allocation after create); PSK and key material is held
+ * as precomputed HMAC midstates (struct kl_psk), so a request costs no key setup.
+ * Memory target: <= 256 bytes of table memory per UE at 10 M UEs.
+ */
+#ifndef KL_TABLE_H
+#define KL_TABLE_H
+
+#include <stdint.h>
+
+#include "kl_crypto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_TABLE_ID_MAX 128	/* identities: 1..128 bytes */
+#define KL_TABLE_PSK_CHUNKS 2	/* PSKs of 1..64 bytes */
+#define KL_TABLE_UE_GROUPS 4	/* authorised key groups held per UE */
+#define KL_TABLE_E2M_RING_MAX 8 /* e2m_int_keys kept per IMSI (configurable 1..8, default 4) */
+#define KL_TABLE_IMSI_MAX 16
+
+/* HMAC midstates of one 256-bit PSK chunk, for both PRFs (a request picks its PRF). 104 bytes. */
+struct kl_psk_chunk {
+	uint32_t sha1_i[5], sha1_o[5];
+	uint32_t sha256_i[8], sha256_o[8];
+};
+
+struct kl_psk {
+	struct kl_psk_chunk chunk[KL_TABLE_PSK_CHUNKS];
+};
+
+/** Expand the chunk states of a PSK for a PRF into crypto key states (out: nchunks entries). */
+void kl_psk_expand(const struct kl_psk_chunk *chunks, unsigned nchunks, enum kl_prf prf,
+		   struct kl_hmac_key *out);
+/** Fill chunk states from a raw PSK of 1..64 bytes. @return nchunks (1..2) or -EINVAL. */
+int kl_psk_init(const uint8_t *psk, unsigned len, struct kl_psk_chunk *chunks);
+
+/* A key group is named by Key Domain ID (3 bytes, MCC||MNC) and key group (2 bytes). */
+struct kl_group_ref {
+	uint8_t domain[3];
+	uint16_t group;
+};
+
+/* UE (MBMS): IMPI or B-TID -> MUK states and authorised key groups. */
+struct kl_ue {
+	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	uint8_t ngroups;
+	uint8_t nchunks;
+	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1 */
+};
+
+struct kl_msk {
+	uint8_t key[16];
+	uint64_t valid_from; /* NTP seconds << 32 (NTP timestamp format) */
+	uint64_t valid_to;
+	uint32_t msk_id; /* key group (2) || key number (2) */
+};
+
+/* MBMS key group: current and (optional) next MSK. */
+struct kl_group {
+	struct kl_msk current;
+	struct kl_msk next;
+	uint8_t has_next;
+};
+
+/* EMSE: EMSE_Id -> PSK states. */
+struct kl_emse {
+	uint8_t nchunks;
+	struct kl_psk_chunk chunk[KL_TABLE_PSK_CHUNKS];
+};
+
+/* One e2m_int_key: SHA-256 midstates (it is only ever a KDF key), its key id and expiry. */
+struct kl_e2m_key {
+	uint32_t istate[8], ostate[8];
+	uint64_t expires; /* NTP timestamp; 0 = never */
+	uint32_t key_id;
+};
+
+/* IMSI -> the newest N e2m_int_keys, newest first. */
+struct kl_e2m {
+	uint8_t n;
+	struct kl_e2m_key keys[]; /* n <= ring size */
+};
+
+/* Application-layer identity -> IMSI. */
+struct kl_appid {
+	uint8_t imsi_len;
+	char imsi[KL_TABLE_IMSI_MAX];
+};
+
+enum kl_table_kind {
+	KL_TK_UE,
+	KL_TK_GROUP,
+	KL_TK_EMSE,
+	KL_TK_E2M,
+	KL_TK_APPID,
+	KL_TK__COUNT
+};
+
+struct kl_table_params {
+	const char *name;   /* unique per process, prefixes the rte_hash names */
+	uint32_t max_ues;   /* capacity of each kind */
+	uint32_t max_groups;
+	uint32_t max_emses;
+	uint32_t max_imsis;
+	uint32_t max_appids;
+	uint8_t e2m_ring;   /* 1..KL_TABLE_E2M_RING_MAX; 0 = default 4 */
+	uint8_t max_readers; /* worker threads that will register */
+	int socket_id;
+	/* UEs whose MUK is over 32 bytes (two chunks) get their own, smaller arena so that the usual
+	 * 32-byte MUK costs one chunk: 0 = max_ues / 32 + 64 (capped at max_ues). */
+	uint32_t max_ues_2chunk;
+};
+
+struct kl_table;
+
+/** Create (EAL must be initialised). @return NULL with rte_errno set. */
+struct kl_table *kl_table_create(const struct kl_table_params *p);
+/** Free everything; all entry memory is zeroed first. */
+void kl_table_free(struct kl_table *t);
+
+/* ---- read side: workers ------------------------------------------------------------------- */
+/** Register reader thread id (0..max_readers-1) before its first lookup. @return 0 or -errno. */
+int kl_table_reader_register(struct kl_table *t, unsigned reader);
+/** Report quiescence: the reader holds no entry pointer from earlier lookups. Once per loop. */
+void kl_table_quiescent(struct kl_table *t, unsigned reader);
+/** Unregister (a stopping worker). */
+void kl_table_reader_unregister(struct kl_table *t, unsigned reader);
+
+struct kl_table_key {
+	const uint8_t *id;
+	uint16_t len;
+};
+
+/**
+ * Bulk lookup of n (<= 64) identities of one kind; out[i] is the entry or NULL when absent.
+ * For KL_TK_GROUP the key is the 5 bytes domain || group (big-endian); for KL_TK_E2M it is the
+ * IMSI's decimal digits (no NUL), as given to kl_table_push_e2m. Entry pointers stay valid
+ * until the reader's next kl_table_quiescent.
+ * @return the number found.
+ */
+unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
+			      const struct kl_table_key *keys, unsigned n, const void **out);
+
+/* ---- write side: the control thread only --------------------------------------------------- */
+/* Each call returns 0 (added), 1 (replaced) or -errno (-EINVAL bad argument, -ENOSPC kind full).
+ * Every write also reclaims entries no reader can still see. */
+int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
+int kl_table_put_group(struct kl_table *t, const struct kl_group_ref *ref,
+		       const struct kl_group *g);
+int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
+		      unsigned psk_len);
+/** Push one e2m_int_key (32 bytes) for an IMSI: it becomes the newest; the oldest beyond the
+ * ring size is evicted; pushing an existing key id replaces that key in place.
+ * @return 0 (key added, the IMSI created if new), 1 (key id already held: replaced) or -errno. */
+int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32], uint32_t key_id,
+		      uint64_t expires);
+int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, const char *imsi);
+/** Delete an entry of a kind (group key: 5 bytes). @return 0, -ENOENT or -EINVAL. */
+int kl_table_del(struct kl_table *t, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
+/** Entries of a kind. */
+uint32_t kl_table_count(const struct kl_table *t, enum kl_table_kind kind);
+/** Bytes of table memory (hashes + arenas) in use by the table, for the per-UE report. */
+uint64_t kl_table_memory(const struct kl_table *t);
+/** Reclaim retired entries every reader has passed (also done by each write). */
+void kl_table_reclaim(struct kl_table *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Seed corpus generator for the MIKEY fuzz targets. Deterministic: the same files every run.
+ *
+ *   fuzz_gen_corpus tests/fuzz/corpus      (writes corpus/req/ and corpus/resp/)
+ *
+ * Requests (corpus/req): MBMS and E2M, both PRFs, with and without key id, NAI and URI
+ * identities of 1..128 bytes (ASCII and multi-byte UTF-8), then truncated and mutated copies,
+ * one per drop reason of the parser. Responses (corpus/resp): 1 and 2 keys of 16 and 32 bytes
+ * for both kinds, error messages with and without detail, raw key data, truncated and mutated
+ * copies. Every message is laid out by the codec's own builders; the MAC fields hold filler
+ * bytes (the codec never checks them). Every file is < 600 bytes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kl_mikey.h"
+
+static const char *out_root;
+static unsigned n_req, n_resp;
+static uint32_t lcg = 0x4B4C4E45; /* "KLNE" */
+
+static uint8_t rnd8(void)
+{
+	lcg = lcg * 1103515245u + 12345u;
+	return (uint8_t)(lcg >> 16);
+}
+
+static void fill(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = rnd8();
+}
+
+static void put(const char *sub, const char *name, const uint8_t *b, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	if (len >= 600) {
+		fprintf(stderr, "%s/%s: %zu bytes, the corpus keeps files < 600\n", sub, name, len);
+		exit(1);
+	}
+	snprintf(path, sizeof(path), "%s/%s/%s", out_root, sub, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	if (!strcmp(sub, "req"))
+		n_req++;
+	else
+		n_resp++;
+}
+
+static void mkdir_p(const char *sub)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", out_root, sub);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+}
+
+/* A request with a filler MAC; exits on a builder error (the generator's own bug). */
+static size_t req(uint8_t *b, const struct kl_mikey_req_spec *s)
+{
+	uint16_t mo;
+	int n = kl_mikey_build_req(b, 600, s, &mo);
+
+	if (n < 0) {
+		fprintf(stderr, "kl_mikey_build_req: %d\n", n);
+		exit(1);
+	}
+	fill(b + mo, KL_MIKEY_MAC_LEN);
+	return (size_t)n;
+}
+
+static void parsed(const uint8_t *b, size_t n, struct kl_mikey_req *r)
+{
+	if (kl_mikey_parse_req(b, n, r) != KL_DROP_NONE) {
+		fprintf(stderr, "generated request does not parse\n");
+		exit(1);
+	}
+}
+
+/* Identities: ASCII of several lengths, and UTF-8 with 2-, 3- and 4-byte sequences. */
+static char id128[KL_MIKEY_ID_MAX + 1], ue128[KL_MIKEY_ID_MAX + 1];
+static const char *const IMPI = "user1@ims.mnc001.mcc001.3gppnetwork.org";
+static const char *const BTID = "dGhpc2lzYXJhbmQ=@bsf.mnc001.mcc001.pub.3gppnetwork.org";
+static const char *const URI = "sip:+447700900123@ims.example.net";
+static const char *const EMSE = "emse-7.corp.example";
+static const char *const EMSE_URI = "urn:keyline:emse:7";
+static const char *const UTF8_ID = "j\xc3\xbcrgen@\xe6\x9d\xb1\xe4\xba\xac.example/\xf0\x9f\x94\x91";
+static const char *const IMSI = "001010123456789";
+static const char *const APP_ID = "meter-42@\xc3\xa9nergie.example";
+
+struct req_case {
+	const char *name;
+	const char *id;
+	const char *ue;
+	uint8_t prf, id_type, kind, has_key_id;
+	uint16_t group, number;
+};
+
+static const struct req_case REQS[] = {
+	{ "mbms-prf0-nai39", NULL, NULL, 0, 0, KL_KIND_MBMS, 0, 0x0102, 0 },
+	{ "mbms-prf1-nai39", NULL, NULL, 1, 0, KL_KIND_MBMS, 0, 0x0102, 0 },
+	{ "mbms-prf0-btid", "BTID", NULL, 0, 0, KL_KIND_MBMS, 0, 0x0001, 7 },
+	{ "mbms-prf1-uri", "URI", NULL, 1, 1, KL_KIND_MBMS, 0, 0xFFFF, 0xFFFF },
+	{ "mbms-prf0-id1", "x", NULL, 0, 0, KL_KIND_MBMS, 0, 0, 0 },
+	{ "mbms-prf1-id128", "ID128", NULL, 1, 1, KL_KIND_MBMS, 0, 0x8000, 1 },
+	{ "mbms-prf0-utf8", "UTF8", NULL, 0, 0, KL_KIND_MBMS, 0, 0x0203, 0x0004 },
+	{ "e2m-prf1-uri-keyid", "EMSE_URI", "IMSI", 1, 1, KL_KIND_E2M, 1, 0, 0 },
+	{ "e2m-prf1-nai-nokeyid", "EMSE", "IMSI", 1, 0, KL_KIND_E2M, 0, 0, 0 },
+	{ "e2m-prf0-nai-keyid", "EMSE", "IMSI", 0, 0, KL_KIND_E2M, 1, 0, 0 },
+	{ "e2m-prf0-uri-nokeyid", "EMSE_URI", "IMSI", 0, 1, KL_KIND_E2M, 0, 0, 0 },
+	{ "e2m-prf1-appid-keyid", "EMSE", "APP", 1, 0, KL_KIND_E2M, 1, 0, 0 },
+	{ "e2m-prf0-ue1-id1", "e", "9", 0, 0, KL_KIND_E2M, 0, 0, 0 },
+	{ "e2m-prf1-ue128-id128", "ID128", "UE128", 1, 1, KL_KIND_E2M, 1, 0, 0 },
+	{ "e2m-prf0-utf8", "UTF8", "APP", 0, 1, KL_KIND_E2M, 1, 0, 0 },
+};
+
+static const char *pick(const char *key)
+{
+	if (!key)
+		return IMPI;
+	if (!strcmp(key, "BTID"))
+		return BTID;
+	if (!strcmp(key, "URI"))
+		return URI;
+	if (!strcmp(key, "ID128"))
+		return id128;
+	if (!strcmp(key, "UE128"))
+		return ue128;
+	if (!strcmp(key, "UTF8"))
+		return UTF8_ID;
+	if (!strcmp(key, "EMSE"))
+		return EMSE;
+	if (!strcmp(key, "EMSE_URI"))
+		return EMSE_URI;
+	if (!strcmp(key, "IMSI"))
+		return IMSI;
+	if (!strcmp(key, "APP"))
+		return APP_ID;
+	return key;
+}
+
+static size_t build_case(uint8_t *b, const struct req_case *c, uint8_t *rand)
+{
+	const char *id = pick(c->id), *ue = c->ue ? pick(c->ue) : NULL;
+	/* one draw per statement: the order must not depend on the compiler */
+	uint64_t ts = 0xE7A1B2C3D4E5F607ull + rnd8();
+	uint32_t csb_id = (uint32_t)rnd8() << 24;
+	uint32_t key_id;
+	struct kl_mikey_req_spec s;
+
+	csb_id |= rnd8();
+	key_id = 0x11223344u ^ rnd8();
+	s = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)id, .id_len = (uint16_t)strlen(id),
+		.ue = (const uint8_t *)ue, .ue_len = ue ? (uint16_t)strlen(ue) : 0,
+		.ts = ts, .csb_id = csb_id,
+		.key_id = key_id, .group = c->group, .number = c->number,
+		.domain = { 0x00, 0xF1, 0x10 }, .prf = c->prf, .id_type = c->id_type,
+		.kind = c->kind, .has_key_id = c->has_key_id,
+	};
+
+	fill(rand, KL_MIKEY_RAND_LEN);
+	return req(b, &s);
+}
+
+/* name-mutation: one byte of a valid request changed, for every drop reason of the parser. */
+static void mutant(const uint8_t *b, size_t n, const char *name, size_t off, uint8_t val)
+{
+	uint8_t m[600];
+	char full[128];
+
+	memcpy(m, b, n);
+	m[off] = val;
+	snprintf(full, sizeof(full), "mut-%s", name);
+	put("req", full, m, n);
+}
+
+static void gen_requests(void)
+{
+	uint8_t b[600], c[600], rand[KL_MIKEY_RAND_LEN];
+	char name[128];
+	size_t n, mbms_n = 0, e2m_n = 0, ext;
+	uint8_t mbms[600], e2m[600];
+
+	for (size_t i = 0; i < sizeof(REQS) / sizeof(REQS[0]); i++) {
+		n = build_case(b, &REQS[i], rand);
+		snprintf(name, sizeof(name), "valid-%s", REQS[i].name);
+		put("req", name, b, n);
+		if (i == 0)
+			memcpy(mbms, b, mbms_n = n);
+		if (i == 9)
+			memcpy(e2m, b, e2m_n = n);
+	}
+	/* E2M with TLV 2 (key id) before TLV 1 (UE identity): valid, not the builder's order */
+	memcpy(c, e2m, e2m_n);
+	ext = 42 + strlen(EMSE) + 4; /* EXT data */
+	c[ext + 1] = KL_TLV_KEY_ID;
+	memcpy(c + ext + 2, e2m + ext + 1 + 3 + strlen(IMSI) + 1, 6);
+	c[ext + 8] = KL_TLV_UE_ID;
+	c[ext + 9] = 0;
+	c[ext + 10] = (uint8_t)strlen(IMSI);
+	memcpy(c + ext + 11, IMSI, strlen(IMSI));
+	put("req", "valid-e2m-tlv-order-21", c, e2m_n);
+
+	/* truncated: inside HDR, T, RAND, IDi, EXT, V, and one byte short */
+	{
+		static const size_t cuts[] = { 0, 9, 19, 37, 41, 60, 85, 96 };
+
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+			snprintf(name, sizeof(name), "trunc-mbms-%zu", cuts[i]);
+			put("req", name, mbms, cuts[i]);
+		}
+		put("req", "trunc-mbms-last", mbms, mbms_n - 1);
+		put("req", "trunc-e2m-last", e2m, e2m_n - 1);
+		put("req", "trunc-e2m-ext", e2m, 42 + strlen(EMSE) + 10);
+	}
+	/* one byte changed (offsets of the MBMS request: IDi at 42, EXT at 81, V at 95) */
+	mutant(mbms, mbms_n, "version2", 0, 2);
+	mutant(mbms, mbms_n, "datatype1", 1, 1);
+	mutant(mbms, mbms_n, "hdr-next", 2, 11);
+	mutant(mbms, mbms_n, "vbit", 3, 0x80);
+	mutant(mbms, mbms_n, "prf2", 3, 2);
+	mutant(mbms, mbms_n, "ncs1", 8, 1);
+	mutant(mbms, mbms_n, "maptype0", 9, 0);
+	mutant(mbms, mbms_n, "tstype1", 11, 1);
+	mutant(mbms, mbms_n, "randlen15", 21, 15);
+	mutant(mbms, mbms_n, "idtype2", 39, 2);
+	mutant(mbms, mbms_n, "idlen0", 41, 0);
+	mutant(mbms, mbms_n, "idlen-long", 41, 0xF0);
+	mutant(mbms, mbms_n, "utf8-ff", 42, 0xFF);
+	mutant(mbms, mbms_n, "utf8-c0", 42, 0xC0);
+	mutant(mbms, mbms_n, "utf8-lead-end", 80, 0xE2);
+	mutant(mbms, mbms_n, "exttype3", 82, 3);
+	mutant(mbms, mbms_n, "exttype250-kind1", 82, 250);
+	mutant(mbms, mbms_n, "keyidtype2", 85, 2);
+	mutant(mbms, mbms_n, "keyidlen6", 87, 6);
+	mutant(mbms, mbms_n, "ext-next", 81, 1);
+	mutant(mbms, mbms_n, "v-next", 95, 1);
+	mutant(mbms, mbms_n, "valg2", 96, 2);
+	/* E2M: EMSE id 19 bytes, EXT at 61, kind at 65, TLV 1 at 66, TLV 2 at 84 */
+	memcpy(c, e2m, e2m_n);
+	mutant(c, e2m_n, "e2m-kind2", 65, 2);
+	mutant(c, e2m_n, "e2m-kind0", 65, 0);
+	mutant(c, e2m_n, "e2m-tlv-unknown", 84, 9);
+	mutant(c, e2m_n, "e2m-tlv-dup-ue", 84, KL_TLV_UE_ID);
+	mutant(c, e2m_n, "e2m-keyid-len5", 86, 5);
+	mutant(c, e2m_n, "e2m-ue-len0", 68, 0);
+	mutant(c, e2m_n, "e2m-ue-utf8-surrogate", 69, 0xED);
+	/* trailing byte, and oversized (513 bytes) */
+	memcpy(c, mbms, mbms_n);
+	c[mbms_n] = 0;
+	put("req", "mut-trailing-byte", c, mbms_n + 1);
+	memset(c, 0, sizeof(c));
+	memcpy(c, mbms, mbms_n);
+	put("req", "mut-oversized-513", c, KL_MIKEY_REQ_MAX + 1);
+}
+
+static void put_resp(const char *name, const uint8_t *b, size_t n)
+{
+	put("resp", name, b, n);
+}
+
+static void gen_responses(void)
+{
+	static const char *const IDR = "keyline.mnc001.mcc001.example";
+	uint8_t q[600], b[600], c[600], rand[KL_MIKEY_RAND_LEN], k1[32], k2[32];
+	struct kl_mikey_req r;
+	struct kl_mikey_layout lay;
+	char name[128];
+	size_t qn;
+	static const struct {
+		unsigned req; /* index into REQS */
+		unsigned nkeys;
+		uint8_t len1, len2;
+		const char *idr;
+	} RS[] = {
+		{ 0, 1, 16, 0, NULL }, { 1, 2, 16, 16, NULL }, { 3, 2, 32, 16, "k" },
+		{ 7, 1, 32, 0, NULL }, { 8, 1, 32, 0, "ID128" }, { 9, 2, 32, 32, NULL },
+		{ 6, 1, 16, 0, "UTF8" },
+	};
+	uint8_t first[600];
+	size_t first_n = 0;
+
+	fill(k1, sizeof(k1));
+	fill(k2, sizeof(k2));
+	for (size_t i = 0; i < sizeof(RS) / sizeof(RS[0]); i++) {
+		struct kl_mikey_key keys[2] = {
+			{ .key = k1, .valid_from = 0xE7A1B000ull << 32, .valid_to = 0xE7A1C000ull << 32,
+			  .key_id = 0x01020001, .key_len = RS[i].len1 },
+			{ .key = k2, .valid_from = 0xE7A1C000ull << 32, .valid_to = 0xE7A1D000ull << 32,
+			  .key_id = 0x01020002, .key_len = RS[i].len2 },
+		};
+		const char *idr = RS[i].idr ? pick(RS[i].idr) : IDR;
+
+		qn = build_case(q, &REQS[RS[i].req], rand);
+		parsed(q, qn, &r);
+		if (kl_mikey_build_resp(b, sizeof(b), &r, 0xE7A1B2C3D4E5F700ull, (const uint8_t *)idr,
+					(uint16_t)strlen(idr), keys, RS[i].nkeys, &lay) != 0) {
+			fprintf(stderr, "kl_mikey_build_resp failed\n");
+			exit(1);
+		}
+		fill(b + lay.mac_off, KL_MIKEY_MAC_LEN);
+		snprintf(name, sizeof(name), "valid-resp-%s-%uk-%u-%u", REQS[RS[i].req].name,
+			 RS[i].nkeys, RS[i].len1, RS[i].len2);
+		put_resp(name, b, lay.len);
+		if (i == 1) {
+			memcpy(first, b, first_n = lay.len);
+			/* the same with its key data encrypted (random bytes, as on the wire) */
+			memcpy(c, b, lay.len);
+			fill(c + lay.encr_off, lay.encr_len);
+			put_resp("valid-resp-encrypted", c, lay.len);
+			/* raw key data as the target also parses it: 2 keys, then 1, then corrupt */
+			put_resp("keydata-2", b + lay.encr_off, lay.encr_len);
+			put_resp("keydata-1", b + lay.encr_off + 25, 25);
+			memcpy(c, b + lay.encr_off, lay.encr_len);
+			c[0] = 7;
+			put_resp("keydata-bad-next", c, lay.encr_len);
+		}
+	}
+	/* errors from an MBMS and an E2M request: with and without detail */
+	for (unsigned e = 0; e < 5; e++) {
+		static const uint8_t ERRNO[] = { KL_ERR_INVALID_TS, KL_ERR_INVALID_ID,
+						 KL_ERR_UNSPECIFIED, KL_ERR_UNSPECIFIED,
+						 KL_ERR_INVALID_TS };
+		static const uint16_t DETAIL[] = { 0, 1, 2, 3, 0 };
+
+		qn = build_case(q, &REQS[e < 3 ? 0 : 9], rand);
+		parsed(q, qn, &r);
+		if (kl_mikey_build_err(b, sizeof(b), &r, 0xE7A1B2C3D4E5F800ull, ERRNO[e], DETAIL[e],
+				       &lay) != 0) {
+			fprintf(stderr, "kl_mikey_build_err failed\n");
+			exit(1);
+		}
+		fill(b + lay.mac_off, KL_MIKEY_MAC_LEN);
+		snprintf(name, sizeof(name), "valid-err-%s-%u-detail%u", e < 3 ? "mbms" : "e2m",
+			 ERRNO[e], DETAIL[e]);
+		put_resp(name, b, lay.len);
+		if (e == 1) {
+			/* EXT with the kind only (no TLV): accepted, not the builder's form */
+			memcpy(c, b, 42);
+			c[42] = KL_PT_V;
+			c[43] = KL_EXT_KEYLINE;
+			c[44] = 0;
+			c[45] = 1;
+			c[46] = KL_KIND_MBMS;
+			memcpy(c + 47, b + 52, KL_MIKEY_V_LEN);
+			put_resp("valid-err-ext-kind-only", c, 47 + KL_MIKEY_V_LEN);
+			put_resp("trunc-err-detail", b, lay.len - 1);
+			memcpy(c, b, lay.len);
+			c[40] = 1;
+			put_resp("mut-err-reserved", c, lay.len);
+			memcpy(c, b, lay.len);
+			c[47] = KL_TLV_KEY_INFO;
+			put_resp("mut-err-tlv3", c, lay.len);
+			memcpy(c, b, lay.len);
+			c[50] = 0;
+			c[51] = 0;
+			put_resp("mut-err-detail0", c, lay.len);
+		}
+	}
+	/* truncated and mutated responses (first: 2 keys of 16, IDr 29 bytes: EXT at 71,
+	 * KEMAC at 122, encr data at 126 (50 bytes), MAC alg at 176) */
+	put_resp("trunc-resp-0", first, 0);
+	put_resp("trunc-resp-hdr", first, 10);
+	put_resp("trunc-resp-idr", first, 50);
+	put_resp("trunc-resp-ext", first, 100);
+	put_resp("trunc-resp-encr", first, 140);
+	put_resp("trunc-resp-last", first, first_n - 1);
+	{
+		static const struct {
+			const char *name;
+			size_t off;
+			uint8_t val;
+		} M[] = {
+			{ "datatype2", 1, 2 },	     { "datatype0", 1, 0 },	{ "prf2", 3, 2 },
+			{ "idrtype1", 39, 1 },	     { "idrtype2", 39, 2 },	{ "ext-type2", 72, 2 },
+			{ "tlv3-len19", 78, 19 },     { "tlv3-type4", 76, 4 }, { "encralg2", 123, 2 },
+			{ "encrlen-big", 125, 0xFF }, { "macalg2", 176, 2 },	{ "kd-type", 127, 0x22 },
+			{ "kd-keylen0", 129, 0 },     { "kd-spilen3", 146, 3 }, { "kd-next-last", 126, 0 },
+		};
+
+		for (size_t i = 0; i < sizeof(M) / sizeof(M[0]); i++) {
+			memcpy(c, first, first_n);
+			c[M[i].off] = M[i].val;
+			snprintf(name, sizeof(name), "mut-resp-%s", M[i].name);
+			put_resp(name, c, first_n);
+		}
+	}
+	/* a third TLV 3 entry: the ext grows by 23 bytes */
+	memcpy(c, first, 71 + 4 + 1 + 46);
+	c[73] = 0;
+	c[74] = 1 + 3 * 23;
+	memcpy(c + 122, first + 99, 23);
+	memcpy(c + 145, first + 122, first_n - 122);
+	put_resp("mut-resp-3-tlv3", c, first_n + 23);
+	/* trailing byte */
+	memcpy(c, first, first_n);
+	c[first_n] = 0;
+	put_resp("mut-resp-trailing", c, first_n + 1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CORPUS_DIR (writes CORPUS_DIR/req and CORPUS_DIR/resp)\n",
+			argv[0]);
+		return 2;
+	}
+	out_root = argv[1];
+	memset(id128, 'a', KL_MIKEY_ID_MAX);
+	memcpy(id128, "sip:", 4);
+	memset(ue128, '7', KL_MIKEY_ID_MAX);
+	mkdir_p("");
+	mkdir_p("req");
+	mkdir_p("resp");
+	gen_requests();
+	gen_responses();
+	printf("wrote %u requests and %u responses under %s\n", n_req, n_resp, out_root);
+	return 0;
+}

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Request engine end to end in memory: client-signed requests served against a real key table,
+ * answers verified by the client side. Both PRFs and both crypto backends; every error of
+ * PROTOCOL.md section 6; every silent drop (its counter moves, no bytes come out); replay;
+ * truncation of requests and responses at every byte offset.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <rte_eal.h>
+
+#include "kl_engine.h"
+
+#define SEC(s) ((uint64_t)(s) << 32)
+
+static struct kl_table *tab;
+static struct kl_worker *wk[2];
+static struct kl_crypto *cli;
+static uint64_t now;
+
+static const uint8_t MUK[32] = { 0x4d, 0x55, 0x4b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+				 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29 };
+static const uint8_t EMSE_PSK[16] = { 0xE5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+static uint8_t e2m_int[6][32];
+static const char *UE_ID = "ue1@ims.mnc001.mcc001.3gppnetwork.org";
+static const char *UE2_ID = "ue2@ims.mnc001.mcc001.3gppnetwork.org";
+static const char *EMSE_ID = "emse-7.corp.example";
+static const uint8_t DOMAIN[3] = { 0x00, 0xF1, 0x10 };
+static struct kl_group grp;
+static uint32_t rand_ctr;
+
+static void fresh_rand(uint8_t r[16])
+{
+	memset(r, 0x5A, 16);
+	r[0] = (uint8_t)(rand_ctr >> 24);
+	r[1] = (uint8_t)(rand_ctr >> 16);
+	r[2] = (uint8_t)(rand_ctr >> 8);
+	r[3] = (uint8_t)rand_ctr++;
+}
+
+struct creq {
+	struct kl_client_req r;
+	uint8_t rand[16];
+	uint8_t buf[600];
+};
+
+static void mbms(struct creq *q, const char *id, uint16_t group, uint16_t number, uint8_t prf)
+{
+	memset(q, 0, sizeof(*q));
+	fresh_rand(q->rand);
+	q->r.spec = (struct kl_mikey_req_spec){ .rand = q->rand, .id = (const uint8_t *)id,
+						.id_len = (uint16_t)strlen(id), .ts = now, .csb_id = 0x1000 + rand_ctr,
+						.group = group, .number = number, .prf = prf,
+						.kind = KL_KIND_MBMS };
+	memcpy(q->r.spec.domain, DOMAIN, 3);
+	q->r.psk = MUK;
+	q->r.psk_len = sizeof(MUK);
+	q->r.buf = q->buf;
+	q->r.cap = sizeof(q->buf);
+	assert_int_equal(kl_client_sign(cli, &q->r, 1), 1);
+}
+
+static void e2m(struct creq *q, const char *ue, int has_key_id, uint32_t key_id, uint8_t prf)
+{
+	memset(q, 0, sizeof(*q));
+	fresh_rand(q->rand);
+	q->r.spec = (struct kl_mikey_req_spec){ .rand = q->rand, .id = (const uint8_t *)EMSE_ID,
+						.id_len = (uint16_t)strlen(EMSE_ID), .ue = (const uint8_t *)ue,
+						.ue_len = (uint16_t)strlen(ue), .ts = now, .csb_id = 77,
+						.key_id = key_id, .has_key_id = (uint8_t)has_key_id,
+						.prf = prf, .id_type = 1, .kind = KL_KIND_E2M };
+	q->r.psk = EMSE_PSK;
+	q->r.psk_len = sizeof(EMSE_PSK);
+	q->r.buf = q->buf;
+	q->r.cap = sizeof(q->buf);
+	assert_int_equal(kl_client_sign(cli, &q->r, 1), 1);
+}
+
+static uint8_t outbuf[64][1600];
+
+/* Serve one request on worker b; returns the answer length. */
+static uint16_t serve1(int b, const uint8_t *in, uint16_t len, uint8_t *drop)
+{
+	struct kl_pkt p = { .in = in, .out = outbuf[0], .in_len = len, .out_cap = sizeof(outbuf[0]) };
+
+	kl_engine_serve(wk[b], now, &p, 1);
+	kl_table_quiescent(tab, (unsigned)b);
+	if (drop)
+		*drop = p.drop;
+	return p.out_len;
+}
+
+static void expect_keys(int b, struct creq *q, struct kl_client_result *res)
+{
+	uint16_t n = serve1(b, q->buf, q->r.len, NULL);
+
+	assert_true(n > 0);
+	assert_true(n <= 3 * q->r.len);
+	assert_int_equal(kl_client_verify(cli, &q->r, outbuf[0], n, now, 60, res), 0);
+	assert_false(res->is_error);
+}
+
+static void expect_error(int b, struct creq *q, uint8_t err_no, uint16_t detail)
+{
+	struct kl_client_result res;
+	uint16_t n = serve1(b, q->buf, q->r.len, NULL);
+
+	assert_true(n > 0);
+	assert_true(n <= q->r.len);
+	assert_int_equal(kl_client_verify(cli, &q->r, outbuf[0], n, now, 1u << 30, &res), 0);
+	assert_true(res.is_error);
+	assert_int_equal(res.err_no, err_no);
+	assert_int_equal(res.detail, detail);
+}
+
+static void expect_drop(int b, const uint8_t *in, uint16_t len, enum kl_drop why)
+{
+	uint64_t before = kl_worker_stats(wk[b])->drop[why];
+	uint8_t d;
+
+	assert_int_equal(serve1(b, in, len, &d), 0);
+	assert_int_equal(d, why);
+	assert_int_equal(kl_worker_stats(wk[b])->drop[why], before + 1);
+}
+
+static void test_mbms_round_trip(void **state)
+{
+	(void)state;
+	for (int b = 0; b < 2; b++)
+		for (uint8_t prf = 0; prf < 2; prf++) {
+			struct creq q;
+			struct kl_client_result res;
+
+			mbms(&q, UE_ID, 7, 0, prf);
+			expect_keys(b, &q, &res);
+			/* current MSK, plus the next one: it becomes valid within the window */
+			assert_int_equal(res.nkeys, 2);
+			assert_int_equal(res.keys[0].key_len, 16);
+			assert_memory_equal(res.keys[0].key, grp.current.key, 16);
+			assert_int_equal(res.keys[0].key_id, grp.current.msk_id);
+			assert_int_equal(res.keys[0].valid_from, grp.current.valid_from);
+			assert_int_equal(res.keys[0].valid_to, grp.current.valid_to);
+			assert_memory_equal(res.keys[1].key, grp.next.key, 16);
+			assert_int_equal(res.keys[1].key_id, grp.next.msk_id);
+			/* by key number */
+			mbms(&q, UE_ID, 7, (uint16_t)(grp.next.msk_id & 0xFFFF), prf);
+			expect_keys(b, &q, &res);
+			assert_int_equal(res.nkeys, 1);
+			assert_memory_equal(res.keys[0].key, grp.next.key, 16);
+		}
+}
+
+static void test_e2m_round_trip(void **state)
+{
+	uint8_t want[32];
+	struct kl_kdf_param emse = { (const uint8_t *)EMSE_ID, 19 };
+
+	(void)state;
+	for (int b = 0; b < 2; b++)
+		for (uint8_t prf = 0; prf < 2; prf++) {
+			struct creq q;
+			struct kl_client_result res;
+
+			/* newest by IMSI */
+			e2m(&q, "001010000000001", 0, 0, prf);
+			expect_keys(b, &q, &res);
+			assert_int_equal(res.nkeys, 1);
+			assert_int_equal(res.keys[0].key_len, 32);
+			assert_int_equal(res.keys[0].key_id, 0xA0000005);
+			assert_int_equal(kl_derive(cli, KL_KDF_E2M, e2m_int[5], 32, &emse, 1, want), 0);
+			assert_memory_equal(res.keys[0].key, want, 32);
+			/* an older one by key id, through the application identity; no IMSI in the answer */
+			e2m(&q, "alice@factory.example", 1, 0xA0000003, prf);
+			{
+				uint16_t n = serve1(b, q.buf, q.r.len, NULL);
+
+				assert_true(n > 0);
+				assert_null(memmem(outbuf[0], n, "001010000000001", 15));
+				assert_int_equal(kl_client_verify(cli, &q.r, outbuf[0], n, now, 60, &res), 0);
+			}
+			assert_false(res.is_error);
+			assert_int_equal(res.keys[0].key_id, 0xA0000003);
+			assert_int_equal(kl_derive(cli, KL_KDF_E2M, e2m_int[3], 32, &emse, 1, want), 0);
+			assert_memory_equal(res.keys[0].key, want, 32);
+		}
+}
+
+static void test_errors(void **state)
+{
+	struct creq q;
+
+	(void)state;
+	for (int b = 0; b < 2; b++) {
+		/* T outside the skew */
+		mbms(&q, UE_ID, 7, 0, 0);
+		q.r.spec.ts = now - SEC(120);
+		assert_int_equal(kl_client_sign(cli, &q.r, 1), 1);
+		expect_error(b, &q, KL_ERR_INVALID_TS, 0);
+		/* not authorised for the group */
+		mbms(&q, UE_ID, 9, 0, 0);
+		expect_error(b, &q, KL_ERR_INVALID_ID, 1);
+		/* authorised, but no such group */
+		mbms(&q, UE2_ID, 8, 0, 0);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 2);
+		/* no such key number */
+		mbms(&q, UE_ID, 7, 0x7777, 0);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 2);
+		/* key exists but not valid now: group 6 holds only an expired MSK */
+		mbms(&q, UE2_ID, 6, 0, 1);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 3);
+		/* E2M: unknown IMSI, unknown application id, unknown key id, expired key */
+		e2m(&q, "001010000000099", 0, 0, 0);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 2);
+		e2m(&q, "nobody@factory.example", 0, 0, 0);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 2);
+		e2m(&q, "001010000000001", 1, 0xA0000001, 0); /* evicted from the ring of 4 */
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 2);
+		e2m(&q, "001010000000002", 0, 0, 0);
+		expect_error(b, &q, KL_ERR_UNSPECIFIED, 3);
+	}
+}
+
+static void test_silent_drops(void **state)
+{
+	struct creq q;
+	uint8_t raw[600];
+
+	(void)state;
+	for (int b = 0; b < 2; b++) {
+		/* bad MAC */
+		mbms(&q, UE_ID, 7, 0, 0);
+		q.buf[q.r.len - 1] ^= 1;
+		expect_drop(b, q.buf, q.r.len, KL_DROP_BAD_MAC);
+		/* wrong PSK is a bad MAC too */
+		mbms(&q, UE_ID, 7, 0, 0);
+		q.r.psk = EMSE_PSK;
+		q.r.psk_len = 16;
+		assert_int_equal(kl_client_sign(cli, &q.r, 1), 1);
+		expect_drop(b, q.buf, q.r.len, KL_DROP_BAD_MAC);
+		/* unknown identity */
+		mbms(&q, "stranger@ims.example", 7, 0, 0);
+		expect_drop(b, q.buf, q.r.len, KL_DROP_UNKNOWN_IDENTITY);
+		/* replay: the same request again */
+		mbms(&q, UE_ID, 7, 0, 0);
+		assert_true(serve1(b, q.buf, q.r.len, NULL) > 0);
+		expect_drop(b, q.buf, q.r.len, KL_DROP_REPLAY);
+		/* malformed, oversized, unsupported */
+		mbms(&q, UE_ID, 7, 0, 0);
+		memcpy(raw, q.buf, q.r.len);
+		expect_drop(b, raw, (uint16_t)(q.r.len - 1), KL_DROP_MALFORMED);
+		memset(raw + q.r.len, 0, sizeof(raw) - q.r.len);
+		expect_drop(b, raw, 513, KL_DROP_OVERSIZED);
+		raw[0] = 2;
+		expect_drop(b, raw, q.r.len, KL_DROP_UNSUPPORTED_VERSION);
+		raw[0] = 1;
+		raw[3] = 5;
+		expect_drop(b, raw, q.r.len, KL_DROP_UNSUPPORTED_PRF);
+		raw[3] = 0;
+		raw[q.r.len - 21] = 2;
+		expect_drop(b, raw, q.r.len, KL_DROP_UNSUPPORTED_ALG);
+	}
+}
+
+static void test_replay_in_one_burst(void **state)
+{
+	struct creq q;
+	struct kl_pkt p[3];
+
+	(void)state;
+	mbms(&q, UE_ID, 7, 0, 0);
+	for (int i = 0; i < 3; i++)
+		p[i] = (struct kl_pkt){ .in = q.buf, .out = outbuf[i], .in_len = q.r.len, .out_cap = sizeof(outbuf[i]) };
+	assert_int_equal(kl_engine_serve(wk[0], now, p, 3), 1);
+	kl_table_quiescent(tab, 0);
+	assert_true(p[0].out_len > 0);
+	assert_int_equal(p[1].drop, KL_DROP_REPLAY);
+	assert_int_equal(p[2].drop, KL_DROP_REPLAY);
+}
+
+static void test_truncation(void **state)
+{
+	struct creq q;
+	struct kl_client_result res;
+	uint8_t ans[1600];
+	uint16_t n;
+
+	(void)state;
+	mbms(&q, UE_ID, 7, 0, 1);
+	for (uint16_t cut = 0; cut < q.r.len; cut++) {
+		uint8_t d;
+
+		assert_int_equal(serve1(cut & 1, q.buf, cut, &d), 0);
+		assert_int_not_equal(d, KL_DROP_NONE);
+	}
+	n = serve1(0, q.buf, q.r.len, NULL);
+	assert_true(n > 0);
+	memcpy(ans, outbuf[0], n);
+	assert_int_equal(kl_client_verify(cli, &q.r, ans, n, now, 60, &res), 0);
+	for (uint16_t cut = 0; cut < n; cut++)
+		assert_int_not_equal(kl_client_verify(cli, &q.r, ans, cut, now, 60, &res), 0);
+	/* every single-bit flip of the answer is caught */
+	for (uint16_t i = 0; i < n; i++) {
+		ans[i] ^= 0x10;
+		assert_int_not_equal(kl_client_verify(cli, &q.r, ans, n, now, 60, &res), 0);
+		ans[i] ^= 0x10;
+	}
+}
+
+static void test_full_burst(void **state)
+{
+	static struct creq q[64];
+	struct kl_pkt p[64];
+	struct kl_client_result res;
+
+	(void)state;
+	for (int i = 0; i < 64; i++) {
+		if (i % 3 == 2)
+			e2m(&q[i], "001010000000001", 0, 0, (uint8_t)(i & 1));
+		else
+			mbms(&q[i], i % 5 == 4 ? "stranger@x" : UE_ID, 7, 0, (uint8_t)(i & 1));
+		p[i] = (struct kl_pkt){ .in = q[i].buf, .out = outbuf[i], .in_len = q[i].r.len, .out_cap = sizeof(outbuf[i]) };
+	}
+	for (int b = 0; b < 2; b++) {
+		unsigned want = 0;
+
+		for (int i = 0; i < 64; i++) /* fresh RANDs so the second pass is no replay */
+			if (i % 5 != 4 || i % 3 == 2) {
+				fresh_rand(q[i].rand);
+				assert_int_equal(kl_client_sign(cli, &q[i].r, 1), 1);
+				want++;
+			}
+		assert_int_equal(kl_engine_serve(wk[b], now, p, 64), want);
+		kl_table_quiescent(tab, (unsigned)b);
+		for (int i = 0; i < 64; i++) {
+			if (i % 5 == 4 && i % 3 != 2) {
+				assert_int_equal(p[i].out_len, 0);
+				assert_int_equal(p[i].drop, KL_DROP_UNKNOWN_IDENTITY);
+				continue;
+			}
+			assert_int_equal(kl_client_verify(cli, &q[i].r, outbuf[i], p[i].out_len, now, 60, &res), 0);
+			assert_false(res.is_error);
+		}
+	}
+}
+
+static int setup(void **state)
+{
+	struct kl_table_params tp = { .name = "engine_test", .max_ues = 1024, .max_groups = 64,
+				      .max_emses = 64, .max_imsis = 64, .max_appids = 64,
+				      .e2m_ring = 4, .max_readers = 2, .socket_id = -1 };
+	struct kl_group_ref g7 = { .group = 7 }, g8 = { .group = 8 }, g6 = { .group = 6 };
+	struct kl_group_ref ue2g[2];
+	struct kl_group old = { 0 };
+	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
+				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 4096 };
+
+	(void)state;
+	now = kl_ntp_now();
+	memcpy(g7.domain, DOMAIN, 3);
+	memcpy(g8.domain, DOMAIN, 3);
+	memcpy(g6.domain, DOMAIN, 3);
+	ue2g[0] = g8;
+	ue2g[1] = g6;
+	tab = kl_table_create(&tp);
+	assert_non_null(tab);
+	assert_int_equal(kl_table_put_ue(tab, (const uint8_t *)UE_ID, (uint16_t)strlen(UE_ID), MUK, 32, &g7, 1), 0);
+	assert_int_equal(kl_table_put_ue(tab, (const uint8_t *)UE2_ID, (uint16_t)strlen(UE2_ID), MUK, 32, ue2g, 2), 0);
+	memset(grp.current.key, 0xC1, 16);
+	grp.current.valid_from = now - SEC(100);
+	grp.current.valid_to = now + SEC(30);
+	grp.current.msk_id = 7u << 16 | 41;
+	memset(grp.next.key, 0xC2, 16);
+	grp.next.valid_from = now + SEC(30);
+	grp.next.valid_to = now + SEC(3600);
+	grp.next.msk_id = 7u << 16 | 42;
+	grp.has_next = 1;
+	assert_int_equal(kl_table_put_group(tab, &g7, &grp), 0);
+	memset(old.current.key, 0xC3, 16);
+	old.current.valid_from = now - SEC(1000);
+	old.current.valid_to = now - SEC(10);
+	old.current.msk_id = 6u << 16 | 1;
+	assert_int_equal(kl_table_put_group(tab, &g6, &old), 0);
+	assert_int_equal(kl_table_put_emse(tab, (const uint8_t *)EMSE_ID, 19, EMSE_PSK, 16), 0);
+	for (int k = 0; k < 6; k++) {
+		memset(e2m_int[k], 0xE0 + k, 32);
+		assert_true(kl_table_push_e2m(tab, "001010000000001", e2m_int[k], 0xA0000000u + (uint32_t)k, 0) >= 0);
+	}
+	assert_true(kl_table_push_e2m(tab, "001010000000002", e2m_int[0], 1, now - SEC(5)) >= 0);
+	assert_int_equal(kl_table_put_appid(tab, (const uint8_t *)"alice@factory.example", 21, "001010000000001"), 0);
+	assert_int_equal(kl_table_reader_register(tab, 0), 0);
+	assert_int_equal(kl_table_reader_register(tab, 1), 0);
+	ec.backend = KL_CRYPTO_IPSECMB;
+	wk[0] = kl_worker_create(&ec, tab, 0);
+	ec.backend = KL_CRYPTO_OPENSSL;
+	wk[1] = kl_worker_create(&ec, tab, 1);
+	cli = kl_crypto_create(KL_CRYPTO_OPENSSL);
+	assert_non_null(wk[0]);
+	assert_non_null(wk[1]);
+	assert_non_null(cli);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kl_worker_destroy(wk[0]);
+	kl_worker_destroy(wk[1]);
+	kl_crypto_destroy(cli);
+	kl_table_reader_unregister(tab, 0);
+	kl_table_reader_unregister(tab, 1);
+	kl_table_free(tab);
+	return 0;
+}
+
+int main(void)
+{
+	char prefix[64];
+	char *eal[] = { "test_engine", "--no-huge", "--no-shconf", "-m", "256", "--no-pci",
+			"--no-telemetry", "-l", "0", "--log-level=error", "--file-prefix", prefix };
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mbms_round_trip), cmocka_unit_test(test_e2m_round_trip),
+		cmocka_unit_test(test_errors),		cmocka_unit_test(test_silent_drops),
+		cmocka_unit_test(test_replay_in_one_burst), cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_full_burst),
+	};
+
+	snprintf(prefix, sizeof(prefix), "kl_engine_test_%d", (int)getpid());
+	kl_crypto_set_log(NULL);
+	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0) {
+		fprintf(stderr, "EAL init failed\n");
+		return 1;
+	}
+	return cmocka_run_group_tests_name("engine", tests, setup, teardown);
+}

@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Key table tests. Unit suite by default; `--stress` (or KL_TABLE_STRESS=1) runs the 1 M UE
+ * memory test instead. EAL runs without hugepages, from anonymous memory.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <rte_common.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include "kl_siphash.h"
+#include "kl_table.h"
+
+/* SipHash-2-4-128 reference vectors: key 00..0f, message 00..len-1 for len 0..63
+ * (vectors_sip128 in vectors.h of the SipHash reference implementation, github.com/veorq/SipHash). */
+static const uint8_t sip128_vectors[64][16] = {
+	{0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93},
+	{0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc, 0x45},
+	{0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde, 0xf6, 0x0a, 0xff, 0xe4},
+	{0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0, 0x29, 0x85, 0xed, 0x51},
+	{0xf8, 0x81, 0x64, 0xc1, 0x2d, 0x9c, 0x8f, 0xaf, 0x7d, 0x0f, 0x6e, 0x7c, 0x7b, 0xcd, 0x55, 0x79},
+	{0x13, 0x68, 0x87, 0x59, 0x80, 0x77, 0x6f, 0x88, 0x54, 0x52, 0x7a, 0x07, 0x69, 0x0e, 0x96, 0x27},
+	{0x14, 0xee, 0xca, 0x33, 0x8b, 0x20, 0x86, 0x13, 0x48, 0x5e, 0xa0, 0x30, 0x8f, 0xd7, 0xa1, 0x5e},
+	{0xa1, 0xf1, 0xeb, 0xbe, 0xd8, 0xdb, 0xc1, 0x53, 0xc0, 0xb8, 0x4a, 0xa6, 0x1f, 0xf0, 0x82, 0x39},
+	{0x3b, 0x62, 0xa9, 0xba, 0x62, 0x58, 0xf5, 0x61, 0x0f, 0x83, 0xe2, 0x64, 0xf3, 0x14, 0x97, 0xb4},
+	{0x26, 0x44, 0x99, 0x06, 0x0a, 0xd9, 0xba, 0xab, 0xc4, 0x7f, 0x8b, 0x02, 0xbb, 0x6d, 0x71, 0xed},
+	{0x00, 0x11, 0x0d, 0xc3, 0x78, 0x14, 0x69, 0x56, 0xc9, 0x54, 0x47, 0xd3, 0xf3, 0xd0, 0xfb, 0xba},
+	{0x01, 0x51, 0xc5, 0x68, 0x38, 0x6b, 0x66, 0x77, 0xa2, 0xb4, 0xdc, 0x6f, 0x81, 0xe5, 0xdc, 0x18},
+	{0xd6, 0x26, 0xb2, 0x66, 0x90, 0x5e, 0xf3, 0x58, 0x82, 0x63, 0x4d, 0xf6, 0x85, 0x32, 0xc1, 0x25},
+	{0x98, 0x69, 0xe2, 0x47, 0xe9, 0xc0, 0x8b, 0x10, 0xd0, 0x29, 0x93, 0x4f, 0xc4, 0xb9, 0x52, 0xf7},
+	{0x31, 0xfc, 0xef, 0xac, 0x66, 0xd7, 0xde, 0x9c, 0x7e, 0xc7, 0x48, 0x5f, 0xe4, 0x49, 0x49, 0x02},
+	{0x54, 0x93, 0xe9, 0x99, 0x33, 0xb0, 0xa8, 0x11, 0x7e, 0x08, 0xec, 0x0f, 0x97, 0xcf, 0xc3, 0xd9},
+	{0x6e, 0xe2, 0xa4, 0xca, 0x67, 0xb0, 0x54, 0xbb, 0xfd, 0x33, 0x15, 0xbf, 0x85, 0x23, 0x05, 0x77},
+	{0x47, 0x3d, 0x06, 0xe8, 0x73, 0x8d, 0xb8, 0x98, 0x54, 0xc0, 0x66, 0xc4, 0x7a, 0xe4, 0x77, 0x40},
+	{0xa4, 0x26, 0xe5, 0xe4, 0x23, 0xbf, 0x48, 0x85, 0x29, 0x4d, 0xa4, 0x81, 0xfe, 0xae, 0xf7, 0x23},
+	{0x78, 0x01, 0x77, 0x31, 0xcf, 0x65, 0xfa, 0xb0, 0x74, 0xd5, 0x20, 0x89, 0x52, 0x51, 0x2e, 0xb1},
+	{0x9e, 0x25, 0xfc, 0x83, 0x3f, 0x22, 0x90, 0x73, 0x3e, 0x93, 0x44, 0xa5, 0xe8, 0x38, 0x39, 0xeb},
+	{0x56, 0x8e, 0x49, 0x5a, 0xbe, 0x52, 0x5a, 0x21, 0x8a, 0x22, 0x14, 0xcd, 0x3e, 0x07, 0x1d, 0x12},
+	{0x4a, 0x29, 0xb5, 0x45, 0x52, 0xd1, 0x6b, 0x9a, 0x46, 0x9c, 0x10, 0x52, 0x8e, 0xff, 0x0a, 0xae},
+	{0xc9, 0xd1, 0x84, 0xdd, 0xd5, 0xa9, 0xf5, 0xe0, 0xcf, 0x8c, 0xe2, 0x9a, 0x9a, 0xbf, 0x69, 0x1c},
+	{0x2d, 0xb4, 0x79, 0xae, 0x78, 0xbd, 0x50, 0xd8, 0x88, 0x2a, 0x8a, 0x17, 0x8a, 0x61, 0x32, 0xad},
+	{0x8e, 0xce, 0x5f, 0x04, 0x2d, 0x5e, 0x44, 0x7b, 0x50, 0x51, 0xb9, 0xea, 0xcb, 0x8d, 0x8f, 0x6f},
+	{0x9c, 0x0b, 0x53, 0xb4, 0xb3, 0xc3, 0x07, 0xe8, 0x7e, 0xae, 0xe0, 0x86, 0x78, 0x14, 0x1f, 0x66},
+	{0xab, 0xf2, 0x48, 0xaf, 0x69, 0xa6, 0xea, 0xe4, 0xbf, 0xd3, 0xeb, 0x2f, 0x12, 0x9e, 0xeb, 0x94},
+	{0x06, 0x64, 0xda, 0x16, 0x68, 0x57, 0x4b, 0x88, 0xb9, 0x35, 0xf3, 0x02, 0x73, 0x58, 0xae, 0xf4},
+	{0xaa, 0x4b, 0x9d, 0xc4, 0xbf, 0x33, 0x7d, 0xe9, 0x0c, 0xd4, 0xfd, 0x3c, 0x46, 0x7c, 0x6a, 0xb7},
+	{0xea, 0x5c, 0x7f, 0x47, 0x1f, 0xaf, 0x6b, 0xde, 0x2b, 0x1a, 0xd7, 0xd4, 0x68, 0x6d, 0x22, 0x87},
+	{0x29, 0x39, 0xb0, 0x18, 0x32, 0x23, 0xfa, 0xfc, 0x17, 0x23, 0xde, 0x4f, 0x52, 0xc4, 0x3d, 0x35},
+	{0x7c, 0x39, 0x56, 0xca, 0x5e, 0xea, 0xfc, 0x3e, 0x36, 0x3e, 0x9d, 0x55, 0x65, 0x46, 0xeb, 0x68},
+	{0x77, 0xc6, 0x07, 0x71, 0x46, 0xf0, 0x1c, 0x32, 0xb6, 0xb6, 0x9d, 0x5f, 0x4e, 0xa9, 0xff, 0xcf},
+	{0x37, 0xa6, 0x98, 0x6c, 0xb8, 0x84, 0x7e, 0xdf, 0x09, 0x25, 0xf0, 0xf1, 0x30, 0x9b, 0x54, 0xde},
+	{0xa7, 0x05, 0xf0, 0xe6, 0x9d, 0xa9, 0xa8, 0xf9, 0x07, 0x24, 0x1a, 0x2e, 0x92, 0x3c, 0x8c, 0xc8},
+	{0x3d, 0xc4, 0x7d, 0x1f, 0x29, 0xc4, 0x48, 0x46, 0x1e, 0x9e, 0x76, 0xed, 0x90, 0x4f, 0x67, 0x11},
+	{0x0d, 0x62, 0xbf, 0x01, 0xe6, 0xfc, 0x0e, 0x1a, 0x0d, 0x3c, 0x47, 0x51, 0xc5, 0xd3, 0x69, 0x2b},
+	{0x8c, 0x03, 0x46, 0x8b, 0xca, 0x7c, 0x66, 0x9e, 0xe4, 0xfd, 0x5e, 0x08, 0x4b, 0xbe, 0xe7, 0xb5},
+	{0x52, 0x8a, 0x5b, 0xb9, 0x3b, 0xaf, 0x2c, 0x9c, 0x44, 0x73, 0xcc, 0xe5, 0xd0, 0xd2, 0x2b, 0xd9},
+	{0xdf, 0x6a, 0x30, 0x1e, 0x95, 0xc9, 0x5d, 0xad, 0x97, 0xae, 0x0c, 0xc8, 0xc6, 0x91, 0x3b, 0xd8},
+	{0x80, 0x11, 0x89, 0x90, 0x2c, 0x85, 0x7f, 0x39, 0xe7, 0x35, 0x91, 0x28, 0x5e, 0x70, 0xb6, 0xdb},
+	{0xe6, 0x17, 0x34, 0x6a, 0xc9, 0xc2, 0x31, 0xbb, 0x36, 0x50, 0xae, 0x34, 0xcc, 0xca, 0x0c, 0x5b},
+	{0x27, 0xd9, 0x34, 0x37, 0xef, 0xb7, 0x21, 0xaa, 0x40, 0x18, 0x21, 0xdc, 0xec, 0x5a, 0xdf, 0x89},
+	{0x89, 0x23, 0x7d, 0x9d, 0xed, 0x9c, 0x5e, 0x78, 0xd8, 0xb1, 0xc9, 0xb1, 0x66, 0xcc, 0x73, 0x42},
+	{0x4a, 0x6d, 0x80, 0x91, 0xbf, 0x5e, 0x7d, 0x65, 0x11, 0x89, 0xfa, 0x94, 0xa2, 0x50, 0xb1, 0x4c},
+	{0x0e, 0x33, 0xf9, 0x60, 0x55, 0xe7, 0xae, 0x89, 0x3f, 0xfc, 0x0e, 0x3d, 0xcf, 0x49, 0x29, 0x02},
+	{0xe6, 0x1c, 0x43, 0x2b, 0x72, 0x0b, 0x19, 0xd1, 0x8e, 0xc8, 0xd8, 0x4b, 0xdc, 0x63, 0x15, 0x1b},
+	{0xf7, 0xe5, 0xae, 0xf5, 0x49, 0xf7, 0x82, 0xcf, 0x37, 0x90, 0x55, 0xa6, 0x08, 0x26, 0x9b, 0x16},
+	{0x43, 0x8d, 0x03, 0x0f, 0xd0, 0xb7, 0xa5, 0x4f, 0xa8, 0x37, 0xf2, 0xad, 0x20, 0x1a, 0x64, 0x03},
+	{0xa5, 0x90, 0xd3, 0xee, 0x4f, 0xbf, 0x04, 0xe3, 0x24, 0x7e, 0x0d, 0x27, 0xf2, 0x86, 0x42, 0x3f},
+	{0x5f, 0xe2, 0xc1, 0xa1, 0x72, 0xfe, 0x93, 0xc4, 0xb1, 0x5c, 0xd3, 0x7c, 0xae, 0xf9, 0xf5, 0x38},
+	{0x2c, 0x97, 0x32, 0x5c, 0xbd, 0x06, 0xb3, 0x6e, 0xb2, 0x13, 0x3d, 0xd0, 0x8b, 0x3a, 0x01, 0x7c},
+	{0x92, 0xc8, 0x14, 0x22, 0x7a, 0x6b, 0xca, 0x94, 0x9f, 0xf0, 0x65, 0x9f, 0x00, 0x2a, 0xd3, 0x9e},
+	{0xdc, 0xe8, 0x50, 0x11, 0x0b, 0xd8, 0x32, 0x8c, 0xfb, 0xd5, 0x08, 0x41, 0xd6, 0x91, 0x1d, 0x87},
+	{0x67, 0xf1, 0x49, 0x84, 0xc7, 0xda, 0x79, 0x12, 0x48, 0xe3, 0x2b, 0xb5, 0x92, 0x25, 0x83, 0xda},
+	{0x19, 0x38, 0xf2, 0xcf, 0x72, 0xd5, 0x4e, 0xe9, 0x7e, 0x94, 0x16, 0x6f, 0xa9, 0x1d, 0x2a, 0x36},
+	{0x74, 0x48, 0x1e, 0x96, 0x46, 0xed, 0x49, 0xfe, 0x0f, 0x62, 0x24, 0x30, 0x16, 0x04, 0x69, 0x8e},
+	{0x57, 0xfc, 0xa5, 0xde, 0x98, 0xa9, 0xd6, 0xd8, 0x00, 0x64, 0x38, 0xd0, 0x58, 0x3d, 0x8a, 0x1d},
+	{0x9f, 0xec, 0xde, 0x1c, 0xef, 0xdc, 0x1c, 0xbe, 0xd4, 0x76, 0x36, 0x74, 0xd9, 0x57, 0x53, 0x59},
+	{0xe3, 0x04, 0x0c, 0x00, 0xeb, 0x28, 0xf1, 0x53, 0x66, 0xca, 0x73, 0xcb, 0xd8, 0x72, 0xe7, 0x40},
+	{0x76, 0x97, 0x00, 0x9a, 0x6a, 0x83, 0x1d, 0xfe, 0xcc, 0xa9, 0x1c, 0x59, 0x93, 0x67, 0x0f, 0x7a},
+	{0x58, 0x53, 0x54, 0x23, 0x21, 0xf5, 0x67, 0xa0, 0x05, 0xd5, 0x47, 0xa4, 0xf0, 0x47, 0x59, 0xbd},
+	{0x51, 0x50, 0xd1, 0x77, 0x2f, 0x50, 0x83, 0x4a, 0x50, 0x3e, 0x06, 0x9a, 0x97, 0x3f, 0xbd, 0x7c},
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned name_seq;
+
+static void table_name(char *buf, size_t cap)
+{
+	snprintf(buf, cap, "t%u", name_seq++);
+}
+
+static struct kl_table *mk(uint32_t max, uint8_t ring, uint8_t readers)
+{
+	char name[16];
+	struct kl_table_params p = {
+		.max_ues = max,
+		.max_groups = max,
+		.max_emses = max,
+		.max_imsis = max,
+		.max_appids = max,
+		.e2m_ring = ring,
+		.max_readers = readers,
+		.socket_id = -1,
+	};
+	struct kl_table *t;
+
+	table_name(name, sizeof(name));
+	p.name = name;
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	return t;
+}
+
+static const void *get1(struct kl_table *t, enum kl_table_kind kind, const void *id, uint16_t len)
+{
+	struct kl_table_key k = {.id = id, .len = len};
+	const void *out = (const void *)1;
+
+	kl_table_lookup_bulk(t, kind, &k, 1, &out);
+	return out;
+}
+
+static int put_ue_str(struct kl_table *t, const char *id, uint8_t fill, unsigned muk_len,
+		      unsigned ngroups)
+{
+	uint8_t muk[64];
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS] = {
+		{{0x00, 0xf1, 0x10}, 1}, {{0x00, 0xf1, 0x10}, 2}, {{0x21, 0x43, 0x65}, 3},
+		{{0x21, 0x43, 0x65}, 4}};
+
+	memset(muk, fill, sizeof(muk));
+	return kl_table_put_ue(t, (const uint8_t *)id, (uint16_t)strlen(id), muk, muk_len, g,
+			       ngroups);
+}
+
+/* ---- 1. SipHash ------------------------------------------------------------------------------- */
+
+static void test_siphash_vectors(void **state)
+{
+	uint8_t key[16], msg[64], out[16];
+	struct kl_sipkey k;
+
+	(void)state;
+	for (unsigned i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (unsigned i = 0; i < 64; i++)
+		msg[i] = (uint8_t)i;
+	kl_siphash_key(&k, key);
+	for (unsigned len = 0; len < 64; len++) {
+		kl_siphash128(&k, msg, len, out);
+		if (memcmp(out, sip128_vectors[len], 16))
+			fail_msg("SipHash-128 vector %u", len);
+	}
+}
+
+/* ---- PSK states --------------------------------------------------------------------------------- */
+
+static void check_states_match_prf(const uint8_t *psk, unsigned len)
+{
+	struct kl_psk_chunk c[KL_TABLE_PSK_CHUNKS];
+	struct kl_hmac_key ref[KL_PRF_MAX_CHUNKS], got[KL_TABLE_PSK_CHUNKS];
+	int n = kl_psk_init(psk, len, c);
+
+	assert_int_equal(n, (int)((len + 31) / 32));
+	for (int prf = KL_PRF_MIKEY1; prf <= KL_PRF_HMAC_SHA256; prf++) {
+		unsigned words = prf == KL_PRF_MIKEY1 ? 5 : 8;
+
+		assert_int_equal(kl_prf_key_init(prf, psk, len, ref, KL_PRF_MAX_CHUNKS), n);
+		kl_psk_expand(c, (unsigned)n, prf, got);
+		for (int i = 0; i < n; i++) {
+			assert_int_equal(got[i].alg, ref[i].alg);
+			assert_memory_equal(got[i].istate, ref[i].istate, words * 4);
+			assert_memory_equal(got[i].ostate, ref[i].ostate, words * 4);
+		}
+	}
+}
+
+static void test_psk_states(void **state)
+{
+	uint8_t psk[65];
+	struct kl_psk_chunk c[KL_TABLE_PSK_CHUNKS];
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(psk); i++)
+		psk[i] = (uint8_t)(0x30 + i * 7);
+	check_states_match_prf(psk, 1);
+	check_states_match_prf(psk, 16);
+	check_states_match_prf(psk, 32); /* one chunk, never two */
+	check_states_match_prf(psk, 33);
+	check_states_match_prf(psk, 64);
+	assert_int_equal(kl_psk_init(psk, 0, c), -EINVAL);
+	assert_int_equal(kl_psk_init(psk, 65, c), -EINVAL);
+	assert_int_equal(kl_psk_init(NULL, 32, c), -EINVAL);
+}
+
+/* ---- 2. every kind ------------------------------------------------------------------------------ */
+
+static void test_ue(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	struct kl_psk_chunk c[2];
+	uint8_t muk[64];
+	const struct kl_ue *u;
+
+	(void)state;
+	assert_int_equal(put_ue_str(t, "alice@ims.example", 0x11, 32, 2), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 1);
+	u = get1(t, KL_TK_UE, "alice@ims.example", 17);
+	assert_non_null(u);
+	assert_int_equal(u->ngroups, 2);
+	assert_int_equal(u->nchunks, 1);
+	assert_memory_equal(u->groups[0].domain, "\x00\xf1\x10", 3);
+	assert_int_equal(u->groups[1].group, 2);
+	memset(muk, 0x11, sizeof(muk));
+	kl_psk_init(muk, 32, c);
+	assert_memory_equal(&u->chunk[0], &c[0], sizeof(c[0]));
+	assert_null(get1(t, KL_TK_UE, "alice@ims.exampl", 16));
+	assert_null(get1(t, KL_TK_EMSE, "alice@ims.example", 17));
+
+	/* replace with a 2-chunk MUK and 4 groups */
+	assert_int_equal(put_ue_str(t, "alice@ims.example", 0x22, 64, 4), 1);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 1);
+	u = get1(t, KL_TK_UE, "alice@ims.example", 17);
+	assert_non_null(u);
+	assert_int_equal(u->nchunks, 2);
+	assert_int_equal(u->ngroups, 4);
+	assert_int_equal(u->groups[3].group, 4);
+	memset(muk, 0x22, sizeof(muk));
+	kl_psk_init(muk, 64, c);
+	assert_memory_equal(u->chunk, c, 2 * sizeof(c[0]));
+
+	assert_int_equal(kl_table_del(t, KL_TK_UE, (const uint8_t *)"alice@ims.example", 17), 0);
+	assert_null(get1(t, KL_TK_UE, "alice@ims.example", 17));
+	assert_int_equal(kl_table_del(t, KL_TK_UE, (const uint8_t *)"alice@ims.example", 17),
+			 -ENOENT);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 0);
+	/* re-added after delete, before any reclaim */
+	assert_int_equal(put_ue_str(t, "alice@ims.example", 0x33, 20, 0), 0);
+	u = get1(t, KL_TK_UE, "alice@ims.example", 17);
+	assert_non_null(u);
+	assert_int_equal(u->ngroups, 0);
+	kl_table_free(t);
+}
+
+static void test_group(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	struct kl_group_ref ref = {{0x00, 0xf1, 0x10}, 0x1234};
+	const uint8_t key[5] = {0x00, 0xf1, 0x10, 0x12, 0x34};
+	struct kl_group g;
+	const struct kl_group *e;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	memset(g.current.key, 0xc1, 16);
+	g.current.valid_from = 100ull << 32;
+	g.current.valid_to = 200ull << 32;
+	g.current.msk_id = 0x12340001;
+	assert_int_equal(kl_table_put_group(t, &ref, &g), 0);
+	e = get1(t, KL_TK_GROUP, key, 5);
+	assert_non_null(e);
+	assert_memory_equal(e->current.key, g.current.key, 16);
+	assert_int_equal(e->current.msk_id, 0x12340001);
+	assert_int_equal(e->current.valid_to, 200ull << 32);
+	assert_int_equal(e->has_next, 0);
+	assert_null(get1(t, KL_TK_GROUP, key, 4));
+
+	memset(g.next.key, 0xc2, 16);
+	g.next.msk_id = 0x12340002;
+	g.has_next = 1;
+	assert_int_equal(kl_table_put_group(t, &ref, &g), 1);
+	e = get1(t, KL_TK_GROUP, key, 5);
+	assert_non_null(e);
+	assert_int_equal(e->has_next, 1);
+	assert_int_equal(e->next.msk_id, 0x12340002);
+	assert_memory_equal(e->next.key, g.next.key, 16);
+	assert_int_equal(kl_table_count(t, KL_TK_GROUP), 1);
+
+	assert_int_equal(kl_table_del(t, KL_TK_GROUP, key, 4), -EINVAL);
+	assert_int_equal(kl_table_del(t, KL_TK_GROUP, key, 5), 0);
+	assert_null(get1(t, KL_TK_GROUP, key, 5));
+	assert_int_equal(kl_table_count(t, KL_TK_GROUP), 0);
+	kl_table_free(t);
+}
+
+static void test_emse(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	struct kl_psk_chunk c[2];
+	uint8_t psk[64];
+	const struct kl_emse *e;
+
+	(void)state;
+	memset(psk, 0x5a, sizeof(psk));
+	kl_psk_init(psk, 16, c);
+	assert_int_equal(kl_table_put_emse(t, (const uint8_t *)"emse-1", 6, psk, 16), 0);
+	e = get1(t, KL_TK_EMSE, "emse-1", 6);
+	assert_non_null(e);
+	assert_int_equal(e->nchunks, 1);
+	assert_memory_equal(&e->chunk[0], &c[0], sizeof(c[0]));
+	assert_int_equal(kl_table_put_emse(t, (const uint8_t *)"emse-1", 6, psk, 64), 1);
+	e = get1(t, KL_TK_EMSE, "emse-1", 6);
+	assert_non_null(e);
+	kl_psk_init(psk, 64, c);
+	assert_int_equal(e->nchunks, 2);
+	assert_memory_equal(e->chunk, c, sizeof(c));
+	assert_int_equal(kl_table_del(t, KL_TK_EMSE, (const uint8_t *)"emse-1", 6), 0);
+	assert_null(get1(t, KL_TK_EMSE, "emse-1", 6));
+	kl_table_free(t);
+}
+
+static void test_appid(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	const struct kl_appid *a;
+
+	(void)state;
+	assert_int_equal(kl_table_put_appid(t, (const uint8_t *)"app@x", 5, "001010123456789"), 0);
+	a = get1(t, KL_TK_APPID, "app@x", 5);
+	assert_non_null(a);
+	assert_int_equal(a->imsi_len, 15);
+	assert_memory_equal(a->imsi, "001010123456789", 15);
+	assert_int_equal(kl_table_put_appid(t, (const uint8_t *)"app@x", 5, "00101"), 1);
+	a = get1(t, KL_TK_APPID, "app@x", 5);
+	assert_non_null(a);
+	assert_int_equal(a->imsi_len, 5);
+	assert_memory_equal(a->imsi, "00101", 5);
+	assert_int_equal(kl_table_del(t, KL_TK_APPID, (const uint8_t *)"app@x", 5), 0);
+	assert_null(get1(t, KL_TK_APPID, "app@x", 5));
+	kl_table_free(t);
+}
+
+static void test_enospc(void **state)
+{
+	struct kl_table_params p = {
+		.name = "full", .max_ues = 8, .max_groups = 8, .max_emses = 8, .max_imsis = 8,
+		.max_appids = 8, .max_readers = 1, .socket_id = -1, .max_ues_2chunk = 2,
+	};
+	struct kl_table *t = kl_table_create(&p);
+	uint8_t k32[32] = {1}, id[8];
+	struct kl_group g = {0};
+	char s[32];
+
+	(void)state;
+	assert_non_null(t);
+	for (unsigned i = 0; i < 8; i++) {
+		struct kl_group_ref ref = {{1, 2, 3}, (uint16_t)i};
+
+		snprintf(s, sizeof(s), "ue%u", i);
+		/* the first two take 2-chunk MUKs: the 2-chunk arena's whole capacity */
+		assert_int_equal(put_ue_str(t, s, (uint8_t)i, i < 2 ? 64 : 32, 1), 0);
+		assert_int_equal(kl_table_put_group(t, &ref, &g), 0);
+		memcpy(id, s, 3);
+		id[3] = (uint8_t)i;
+		assert_int_equal(kl_table_put_emse(t, id, 4, k32, 32), 0);
+		snprintf(s, sizeof(s), "0010100000000%u", i);
+		assert_int_equal(kl_table_push_e2m(t, s, k32, 1, 0), 0);
+		assert_int_equal(kl_table_put_appid(t, id, 4, s), 0);
+	}
+	{
+		struct kl_group_ref ref = {{1, 2, 3}, 99};
+
+		assert_int_equal(put_ue_str(t, "ue8", 8, 32, 1), -ENOSPC);
+		assert_int_equal(kl_table_put_group(t, &ref, &g), -ENOSPC);
+		assert_int_equal(kl_table_put_emse(t, (const uint8_t *)"zzzz", 4, k32, 32), -ENOSPC);
+		assert_int_equal(kl_table_push_e2m(t, "99999", k32, 1, 0), -ENOSPC);
+		assert_int_equal(kl_table_put_appid(t, (const uint8_t *)"zzzz", 4, "1"), -ENOSPC);
+	}
+	/* full kinds still take replacements */
+	assert_int_equal(put_ue_str(t, "ue5", 0x55, 32, 1), 1);
+	assert_int_equal(kl_table_push_e2m(t, "00101000000003", k32, 2, 0), 0);
+	/* the 2-chunk arena is full: ue3 cannot grow, ue0 can be rewritten */
+	assert_int_equal(put_ue_str(t, "ue3", 3, 64, 1), -ENOSPC);
+	assert_int_equal(put_ue_str(t, "ue0", 0, 64, 1), 1);
+	assert_int_equal(put_ue_str(t, "ue1", 1, 32, 1), 1); /* shrinks: frees a 2-chunk slot */
+	assert_int_equal(put_ue_str(t, "ue3", 3, 64, 1), 1);
+	/* a delete makes room */
+	assert_int_equal(kl_table_del(t, KL_TK_UE, (const uint8_t *)"ue7", 3), 0);
+	assert_int_equal(put_ue_str(t, "ue8", 8, 32, 1), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 8);
+	kl_table_free(t);
+
+	/* a kind with capacity 0 is absent */
+	p.name = "nogroups";
+	p.max_groups = 0;
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	{
+		struct kl_group_ref ref = {{1, 2, 3}, 1};
+
+		assert_int_equal(kl_table_put_group(t, &ref, &g), -ENOSPC);
+		assert_null(get1(t, KL_TK_GROUP, "\x01\x02\x03\x00\x01", 5));
+		assert_int_equal(kl_table_del(t, KL_TK_GROUP, (const uint8_t *)"\x01\x02\x03\x00\x01", 5),
+				 -ENOENT);
+	}
+	kl_table_free(t);
+}
+
+static void test_einval(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	uint8_t id[130], psk[65], k32[32] = {0};
+	struct kl_group_ref g[5] = {{{0}, 0}};
+	struct kl_group grp = {0};
+	struct kl_table_params p = {.name = "x", .max_ues = 8, .e2m_ring = 9};
+
+	(void)state;
+	memset(id, 'a', sizeof(id));
+	memset(psk, 1, sizeof(psk));
+	assert_int_equal(kl_table_put_ue(t, id, 0, psk, 32, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, NULL, 5, psk, 32, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 129, psk, 32, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 128, psk, 32, g, 1), 0);
+	assert_int_equal(kl_table_put_ue(t, id, 5, psk, 0, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 5, psk, 65, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 5, NULL, 32, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 5, psk, 32, g, 5), -EINVAL);
+	assert_int_equal(kl_table_put_ue(t, id, 5, psk, 32, NULL, 1), -EINVAL);
+	assert_int_equal(kl_table_put_ue(NULL, id, 5, psk, 32, g, 1), -EINVAL);
+	assert_int_equal(kl_table_put_emse(t, id, 0, psk, 32), -EINVAL);
+	assert_int_equal(kl_table_put_emse(t, id, 129, psk, 32), -EINVAL);
+	assert_int_equal(kl_table_put_emse(t, id, 5, psk, 0), -EINVAL);
+	assert_int_equal(kl_table_put_emse(t, id, 5, psk, 65), -EINVAL);
+	assert_int_equal(kl_table_put_group(t, NULL, &grp), -EINVAL);
+	assert_int_equal(kl_table_put_group(t, &g[0], NULL), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "12a4", k32, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "", k32, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "1234567890123456", k32, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "123456789012345", k32, 1, 0), 0);
+	assert_int_equal(kl_table_push_e2m(t, NULL, k32, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "1234", NULL, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_push_e2m(t, "-1", k32, 1, 0), -EINVAL);
+	assert_int_equal(kl_table_put_appid(t, id, 5, "12 4"), -EINVAL);
+	assert_int_equal(kl_table_put_appid(t, id, 5, ""), -EINVAL);
+	assert_int_equal(kl_table_put_appid(t, id, 0, "1234"), -EINVAL);
+	assert_int_equal(kl_table_put_appid(t, id, 129, "1234"), -EINVAL);
+	assert_int_equal(kl_table_del(t, KL_TK__COUNT, id, 5), -EINVAL);
+	assert_int_equal(kl_table_del(t, KL_TK_UE, id, 0), -EINVAL);
+	assert_int_equal(kl_table_del(t, KL_TK_UE, NULL, 5), -EINVAL);
+	assert_int_equal(kl_table_del(t, KL_TK_UE, id, 129), -EINVAL);
+	assert_int_equal(kl_table_reader_register(t, 1), -EINVAL);
+	assert_int_equal(kl_table_count(t, KL_TK__COUNT), 0);
+
+	assert_null(kl_table_create(&p));
+	assert_int_equal(rte_errno, EINVAL);
+	p.e2m_ring = 0;
+	p.name = "a_name_longer_than_16";
+	assert_null(kl_table_create(&p));
+	assert_int_equal(rte_errno, EINVAL);
+	assert_null(kl_table_create(NULL));
+	kl_table_free(NULL);
+	kl_table_free(t);
+}
+
+static void test_lookup_bad_input(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	struct kl_table_key keys[65];
+	const void *out[65];
+
+	(void)state;
+	assert_int_equal(put_ue_str(t, "bob", 1, 32, 1), 0);
+	for (unsigned i = 0; i < 65; i++)
+		keys[i] = (struct kl_table_key){.id = (const uint8_t *)"bob", .len = 3};
+	keys[1].id = NULL;
+	keys[2].len = 0;
+	keys[3].len = 129;
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, keys, 64, out), 61);
+	assert_null(out[1]);
+	assert_null(out[2]);
+	assert_null(out[3]);
+	assert_non_null(out[0]);
+	assert_ptr_equal(out[0], out[63]);
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, keys, 65, out), 0);
+	assert_null(out[0]);
+	assert_null(out[64]);
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, keys, 0, out), 0);
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, NULL, 4, out), 0);
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, keys, 4, NULL), 0);
+	assert_int_equal(kl_table_lookup_bulk(NULL, KL_TK_UE, keys, 4, out), 0);
+	assert_int_equal(kl_table_lookup_bulk(t, (enum kl_table_kind)77, keys, 4, out), 0);
+	assert_null(out[0]);
+	/* a group key must be exactly 5 bytes */
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_GROUP, keys, 4, out), 0);
+	kl_table_free(t);
+}
+
+/* ---- 3. E2M ring ---------------------------------------------------------------------------------- */
+
+static void e2m_expect(const struct kl_e2m_key *k, uint8_t fill, uint32_t id, uint64_t expires)
+{
+	uint8_t key[32];
+	struct kl_hmac_key hk;
+
+	memset(key, fill, sizeof(key));
+	kl_hmac_key_init(KL_HASH_SHA256, key, 32, &hk);
+	assert_int_equal(k->key_id, id);
+	assert_int_equal(k->expires, expires);
+	assert_memory_equal(k->istate, hk.istate, 32);
+	assert_memory_equal(k->ostate, hk.ostate, 32);
+}
+
+static void test_e2m_ring(void **state)
+{
+	struct kl_table *t = mk(64, 4, 1);
+	const char *imsi = "001010000000001";
+	const struct kl_e2m *e;
+	uint8_t key[32];
+
+	(void)state;
+	for (uint32_t id = 1; id <= 6; id++) {
+		memset(key, (int)id, sizeof(key));
+		assert_int_equal(kl_table_push_e2m(t, imsi, key, id, 1000 + id), 0);
+		e = get1(t, KL_TK_E2M, imsi, 15);
+		assert_non_null(e);
+		assert_int_equal(e->n, id < 4 ? id : 4);
+		e2m_expect(&e->keys[0], (uint8_t)id, id, 1000 + id);
+	}
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 1);
+	for (unsigned i = 0; i < 4; i++)
+		e2m_expect(&e->keys[i], (uint8_t)(6 - i), 6 - i, 1000 + 6 - i);
+
+	/* an existing key id is replaced where it stands */
+	memset(key, 0x44, sizeof(key));
+	assert_int_equal(kl_table_push_e2m(t, imsi, key, 4, 7777), 1);
+	e = get1(t, KL_TK_E2M, imsi, 15);
+	assert_non_null(e);
+	assert_int_equal(e->n, 4);
+	e2m_expect(&e->keys[0], 6, 6, 1006);
+	e2m_expect(&e->keys[1], 5, 5, 1005);
+	e2m_expect(&e->keys[2], 0x44, 4, 7777);
+	e2m_expect(&e->keys[3], 3, 3, 1003);
+
+	/* another IMSI is independent */
+	assert_int_equal(kl_table_push_e2m(t, "0010100000002", key, 9, 0), 0);
+	e = get1(t, KL_TK_E2M, "0010100000002", 13);
+	assert_non_null(e);
+	assert_int_equal(e->n, 1);
+	e2m_expect(&e->keys[0], 0x44, 9, 0);
+	assert_int_equal(kl_table_del(t, KL_TK_E2M, (const uint8_t *)imsi, 15), 0);
+	assert_null(get1(t, KL_TK_E2M, imsi, 15));
+	kl_table_free(t);
+}
+
+/* ---- 4. reclamation -------------------------------------------------------------------------------- */
+
+static int all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+static void test_reclaim(void **state)
+{
+	const size_t sz = sizeof(struct kl_ue) + sizeof(struct kl_psk_chunk);
+	struct kl_table *t = mk(64, 0, 2);
+	uint8_t saved[sizeof(struct kl_ue) + sizeof(struct kl_psk_chunk)];
+	const struct kl_ue *old, *cur;
+	char id[16];
+
+	(void)state;
+	assert_int_equal(kl_table_reader_register(t, 0), 0);
+	assert_int_equal(kl_table_reader_register(t, 1), 0);
+	assert_int_equal(put_ue_str(t, "carol", 0xaa, 32, 2), 0);
+	old = get1(t, KL_TK_UE, "carol", 5); /* reader 0 holds this */
+	assert_non_null(old);
+	memcpy(saved, old, sz);
+
+	assert_int_equal(put_ue_str(t, "carol", 0xbb, 32, 2), 1);
+	kl_table_quiescent(t, 1); /* one reader passed, reader 0 has not */
+	kl_table_reclaim(t);
+	cur = get1(t, KL_TK_UE, "carol", 5);
+	assert_ptr_not_equal(cur, old);
+	assert_memory_equal(old, saved, sz);
+	/* new entries do not get the old slot while reader 0 may hold it */
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "fill%u", i);
+		assert_int_equal(put_ue_str(t, id, (uint8_t)i, 32, 1), 0);
+		assert_ptr_not_equal(get1(t, KL_TK_UE, id, (uint16_t)strlen(id)), old);
+		kl_table_quiescent(t, 1);
+	}
+	assert_memory_equal(old, saved, sz);
+
+	kl_table_quiescent(t, 0);
+	kl_table_reclaim(t);
+	assert_true(all_zero(old, sz));
+	/* and the zeroed slot is what the next 1-chunk UE gets */
+	assert_int_equal(put_ue_str(t, "dave", 0xcc, 32, 1), 0);
+	assert_ptr_equal(get1(t, KL_TK_UE, "dave", 4), old);
+
+	/* a delete: same rule */
+	old = get1(t, KL_TK_UE, "dave", 4);
+	memcpy(saved, old, sz);
+	assert_int_equal(kl_table_del(t, KL_TK_UE, (const uint8_t *)"dave", 4), 0);
+	kl_table_quiescent(t, 1);
+	kl_table_reclaim(t);
+	assert_memory_equal(old, saved, sz);
+	/* an unregistered reader no longer holds anything back */
+	kl_table_reader_unregister(t, 0);
+	kl_table_reclaim(t);
+	assert_true(all_zero(old, sz));
+	kl_table_free(t);
+}
+
+/* A registered reader that stops reporting: the writer runs out of spare slots, waits a bounded
+ * time and reports -ENOSPC instead of hanging or reusing memory; it recovers once the reader
+ * reports. */
+static void test_stuck_reader(void **state)
+{
+	struct kl_table *t = mk(8, 0, 1);
+	const struct kl_ue *held;
+	unsigned i;
+	double t0;
+	int rc = 0;
+
+	(void)state;
+	assert_int_equal(kl_table_reader_register(t, 0), 0);
+	assert_int_equal(put_ue_str(t, "x", 0, 32, 1), 0);
+	held = get1(t, KL_TK_UE, "x", 1);
+	t0 = now_s();
+	for (i = 1; i < 5000; i++) {
+		rc = put_ue_str(t, "x", (uint8_t)i, 32, 1);
+		if (rc != 1)
+			break;
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_true(i > 1000); /* the spare slots were all used first */
+	assert_true(now_s() - t0 > 0.4);
+	assert_int_equal(held->nchunks, 1); /* never recycled under the reader */
+	assert_non_null(get1(t, KL_TK_UE, "x", 1));
+	kl_table_quiescent(t, 0);
+	assert_int_equal(put_ue_str(t, "x", 1, 32, 1), 1);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 1);
+	kl_table_free(t);
+}
+
+/* ---- 5. RCU race ------------------------------------------------------------------------------------- */
+
+#define RACE_UES 64
+
+struct race {
+	struct kl_table *t;
+	struct kl_psk_chunk a, b;
+	char ids[RACE_UES][16];
+	volatile int stop;
+	uint64_t checks, torn, missing, loops;
+};
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	struct kl_table_key keys[RACE_UES];
+	const void *out[RACE_UES];
+	uint64_t checks = 0, torn = 0, missing = 0, loops = 0;
+
+	for (unsigned i = 0; i < RACE_UES; i++)
+		keys[i] = (struct kl_table_key){(const uint8_t *)r->ids[i], (uint16_t)strlen(r->ids[i])};
+	if (kl_table_reader_register(r->t, 0)) {
+		r->torn = UINT64_MAX;
+		return NULL;
+	}
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		kl_table_lookup_bulk(r->t, KL_TK_UE, keys, RACE_UES, out);
+		for (unsigned i = 0; i < RACE_UES; i++) {
+			const struct kl_ue *u = out[i];
+
+			if (!u) {
+				missing++;
+				continue;
+			}
+			checks++;
+			if (u->nchunks != 1 || u->ngroups != 1 || u->groups[0].group != 1 ||
+			    (memcmp(&u->chunk[0], &r->a, sizeof(r->a)) &&
+			     memcmp(&u->chunk[0], &r->b, sizeof(r->b))))
+				torn++;
+		}
+		loops++;
+		kl_table_quiescent(r->t, 0);
+	}
+	kl_table_reader_unregister(r->t, 0);
+	r->checks = checks;
+	r->torn = torn;
+	r->missing = missing;
+	r->loops = loops;
+	return NULL;
+}
+
+static void test_rcu_race(void **state)
+{
+	struct race *r = calloc(1, sizeof(*r));
+	uint8_t ka[32], kb[32];
+	uint64_t writes = 0, nospc = 0;
+	pthread_t th;
+	double end;
+
+	(void)state;
+	assert_non_null(r);
+	r->t = mk(1024, 0, 1);
+	memset(ka, 0xaa, sizeof(ka));
+	memset(kb, 0xbb, sizeof(kb));
+	assert_int_equal(kl_psk_init(ka, 32, &r->a), 1);
+	assert_int_equal(kl_psk_init(kb, 32, &r->b), 1);
+	for (unsigned i = 0; i < RACE_UES; i++) {
+		snprintf(r->ids[i], sizeof(r->ids[i]), "race-%u", i);
+		assert_int_equal(put_ue_str(r->t, r->ids[i], 0xaa, 32, 1), 0);
+	}
+	assert_int_equal(pthread_create(&th, NULL, race_reader, r), 0);
+	end = now_s() + 3.0;
+	while (now_s() < end) {
+		for (unsigned i = 0; i < RACE_UES; i++) {
+			int rc = put_ue_str(r->t, r->ids[i], (writes & 64) ? 0xbb : 0xaa, 32, 1);
+
+			if (rc == -ENOSPC)
+				nospc++; /* reader descheduled for KL_WAIT_US; not a failure */
+			else
+				assert_int_equal(rc, 1);
+			writes++;
+		}
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	printf("rcu race: %" PRIu64 " writes (%" PRIu64 " -ENOSPC), %" PRIu64 " reader loops, %" PRIu64
+	       " checks, %" PRIu64 " torn, %" PRIu64 " missing\n",
+	       writes, nospc, r->loops, r->checks, r->torn, r->missing);
+	assert_true(r->checks > 100000);
+	assert_int_equal(r->torn, 0);
+	assert_int_equal(r->missing, 0);
+	kl_table_free(r->t);
+	free(r);
+}
+
+/* ---- 6. 1 M UEs (stress) ------------------------------------------------------------------------------ */
+
+#define BIG_UES 1000000u
+
+static void big_id(char *buf, size_t cap, uint32_t i)
+{
+	snprintf(buf, cap, "ue%07u@ims.mnc001.mcc001.3gppnetwork.org", i);
+}
+
+static void test_million(void **state)
+{
+	struct kl_table_params p = {
+		.name = "big", .max_ues = BIG_UES, .max_groups = 1024, .max_emses = 1024,
+		.max_imsis = 1024, .max_appids = 1024, .max_readers = 4, .socket_id = -1,
+	};
+	struct kl_table *t;
+	uint8_t muk[32];
+	char id[64];
+	double t0 = now_s(), t1;
+	uint64_t bytes, found = 0;
+
+	(void)state;
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	for (uint32_t i = 0; i < BIG_UES; i++) {
+		struct kl_group_ref g[2] = {{{0x00, 0xf1, 0x10}, (uint16_t)i},
+					    {{0x00, 0xf1, 0x10}, (uint16_t)(i + 1)}};
+
+		big_id(id, sizeof(id), i);
+		memcpy(muk, &i, sizeof(i));
+		memset(muk + 4, 0x5c, sizeof(muk) - 4);
+		if (kl_table_put_ue(t, (const uint8_t *)id, (uint16_t)strlen(id), muk, 32, g, 2))
+			fail_msg("put UE %u", i);
+	}
+	t1 = now_s();
+	assert_int_equal(kl_table_count(t, KL_TK_UE), BIG_UES);
+	bytes = kl_table_memory(t);
+	printf("table: %u UEs, %" PRIu64 " bytes, %.1f bytes per UE (filled in %.2f s)\n", BIG_UES,
+	       bytes, (double)bytes / BIG_UES, t1 - t0);
+
+	/* a sample in bursts of 64, contents checked */
+	for (uint32_t base = 0; base < BIG_UES; base += 64 * 997) {
+		char ids[64][64];
+		struct kl_table_key keys[64];
+		const void *out[64];
+		unsigned n = 0;
+
+		for (uint32_t i = base; i < base + 64 && i < BIG_UES; i++, n++) {
+			big_id(ids[n], sizeof(ids[n]), i);
+			keys[n] = (struct kl_table_key){(const uint8_t *)ids[n], (uint16_t)strlen(ids[n])};
+		}
+		assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, keys, n, out), n);
+		for (unsigned j = 0; j < n; j++) {
+			const struct kl_ue *u = out[j];
+
+			assert_int_equal(u->ngroups, 2);
+			assert_int_equal(u->nchunks, 1);
+			assert_int_equal(u->groups[0].group, (uint16_t)(base + j));
+			found++;
+		}
+	}
+	printf("table: %" PRIu64 " sampled UEs found\n", found);
+	assert_true(found > 1000);
+	if (bytes > 256ull * BIG_UES)
+		fail_msg("%.1f bytes per UE exceeds 256", (double)bytes / BIG_UES);
+	kl_table_free(t);
+}
+
+int main(int argc, char **argv)
+{
+	char prefix[64], *eal[] = {
+		argv[0], "--no-huge", "--no-shconf", "-m", "2048", "--no-pci", "--no-telemetry",
+		"--file-prefix", prefix, "-l", "0-1", "--log-level=error",
+	};
+	const char *env = getenv("KL_TABLE_STRESS");
+	int stress = env && env[0] == '1', rc;
+	const struct CMUnitTest fast[] = {
+		cmocka_unit_test(test_siphash_vectors),
+		cmocka_unit_test(test_psk_states),
+		cmocka_unit_test(test_ue),
+		cmocka_unit_test(test_group),
+		cmocka_unit_test(test_emse),
+		cmocka_unit_test(test_appid),
+		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_lookup_bad_input),
+		cmocka_unit_test(test_e2m_ring),
+		cmocka_unit_test(test_reclaim),
+		cmocka_unit_test(test_stuck_reader),
+		cmocka_unit_test(test_rcu_race),
+	};
+	const struct CMUnitTest big[] = {
+		cmocka_unit_test(test_million),
+	};
+
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--stress"))
+			stress = 1;
+	snprintf(prefix, sizeof(prefix), "kl_table_test_%d", (int)getpid());
+	if (rte_eal_init((int)RTE_DIM(eal), eal) < 0) {
+		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	rc = stress ? cmocka_run_group_tests_name("table-stress", big, NULL, NULL)
+		    : cmocka_run_group_tests_name("table", fast, NULL, NULL);
+	rte_eal_cleanup();
+	return rc;
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Interop with tools keyline did not write. mikey_pcap_gen writes real requests, responses and
+errors to a pcap on UDP 2269; tshark must decode every frame as MIKEY with no malformed field and
+show the expected values; the KEMAC of each response is decrypted with `openssl enc -aes-128-ctr`
+and every MAC checked with `openssl dgst -sha1 -hmac`, with transport keys from keyline-kdf.
+
+usage: test_tshark_interop.py MIKEY_PCAP_GEN KEYLINE_KDF
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+GEN, KDF = sys.argv[1], sys.argv[2]
+failures, passed = [], 0
+
+
+def check(what, cond, detail=''):
+    global passed
+    if cond:
+        passed += 1
+    else:
+        failures.append(what)
+        print(f'FAIL {what}: {detail}')
+
+
+def run(cmd, data=None):
+    r = subprocess.run(cmd, input=data, capture_output=True, timeout=120)
+    if r.returncode != 0:
+        raise SystemExit(f'{cmd[0]} failed: {r.stderr.decode(errors="replace")}')
+    return r.stdout
+
+
+def udp_payloads(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    off, out = 24, []
+    while off < len(data):
+        incl = struct.unpack_from('<I', data, off + 8)[0]
+        frame = data[off + 16: off + 16 + incl]
+        out.append(frame[42:])
+        off += 16 + incl
+    return out
+
+
+with tempfile.TemporaryDirectory() as td:
+    pcap = os.path.join(td, 'mikey.pcap')
+    meta = [json.loads(l) for l in run([GEN, pcap]).decode().splitlines() if l.strip()]
+    payloads = udp_payloads(pcap)
+    check('frames written', len(meta) == len(payloads) == 12, f'{len(meta)} {len(payloads)}')
+
+    malformed = run(['tshark', '-n', '-r', pcap, '-Y', '_ws.malformed || _ws.expert.severity >= warning'])
+    check('tshark finds no malformed or warning fields', malformed.strip() == b'', malformed.decode())
+    fields = ['frame.number', 'udp.dstport', 'mikey.version', 'mikey.type', 'mikey.prf_func',
+              'mikey.csb_id', 'mikey.rand.data', 'mikey.ext.type', 'mikey.v.ver_data',
+              'mikey.kemac.key_data', 'mikey.kemac.mac', 'mikey.err.no', 'mikey.id.data']
+    cmd = ['tshark', '-n', '-r', pcap, '-T', 'fields', '-E', 'separator=|', '-E', 'occurrence=a',
+           '-E', 'aggregator=,']
+    for f in fields:
+        cmd += ['-e', f]
+    rows = [dict(zip(fields, l.split('|'))) for l in run(cmd).decode().splitlines()]
+    check('tshark row per frame', len(rows) == len(meta), str(len(rows)))
+
+    for m, row, pl in zip(meta, rows, payloads):
+        name = f'frame {m["frame"]} ({m["dir"]}, kind {m["kind"]}, prf {m["prf"]})'
+        want_type = {'req': '0', 'resp': '1', 'err': '6'}[m['dir']]
+        check(f'{name}: decoded as MIKEY v1', row['mikey.version'] == '1', row)
+        check(f'{name}: data type', row['mikey.type'] == want_type, row['mikey.type'])
+        check(f'{name}: csb_id', int(row['mikey.csb_id'], 0) == int(m['csb_id'], 16), row['mikey.csb_id'])
+        check(f'{name}: rand', row['mikey.rand.data'].replace(':', '') == m['rand'], row['mikey.rand.data'])
+        check(f'{name}: port 2269', row['udp.dstport'] == ('2269' if m['dir'] == 'req' else '40000'))
+        if m['dir'] != 'err':
+            exts = row['mikey.ext.type'].split(',')
+            want_ext = '250' if m['dir'] == 'resp' or m['kind'] == 1 else '2'
+            check(f'{name}: ext type', want_ext in exts, row['mikey.ext.type'])
+        if m['dir'] == 'err':
+            check(f'{name}: err no', row['mikey.err.no'] == str(m['err_no']), row['mikey.err.no'])
+        # transport keys from keyline-kdf, MAC by openssl
+        prf = 'hmac-sha256' if m['prf'] == 1 else 'mikey-1'
+        tk = dict(l.split('=', 1) for l in run([KDF, 'mikey-keys', '--psk', m['psk'], '--csb-id',
+                                                 m['csb_id'], '--rand', m['rand'], '--prf', prf]).decode().split())
+        mac = run(['openssl', 'dgst', '-sha1', '-mac', 'HMAC', '-macopt', f'hexkey:{tk["auth_key"]}',
+                   '-binary'], pl[:-20])
+        check(f'{name}: MAC verifies with openssl', mac == pl[-20:], mac.hex())
+        tshark_mac = (row['mikey.kemac.mac'] if m['dir'] == 'resp' else row['mikey.v.ver_data']).replace(':', '')
+        check(f'{name}: tshark shows the MAC', tshark_mac == pl[-20:].hex(), tshark_mac)
+        if m['dir'] != 'resp':
+            continue
+        # AES-CM: IV = (salt XOR (0x0000 || CSB ID || T)) || 0x0000, T of this message
+        enc = bytes.fromhex(row['mikey.kemac.key_data'].replace(':', ''))
+        salt = bytes.fromhex(tk['salt_key'])
+        x = b'\0\0' + bytes.fromhex(m['csb_id']) + pl[12:20]
+        iv = bytes(a ^ b for a, b in zip(salt, x)) + b'\0\0'
+        plain = run(['openssl', 'enc', '-d', '-aes-128-ctr', '-nopad', '-K', tk['encr_key'], '-iv', iv.hex()], enc)
+        keys, o = [], 0
+        while o < len(plain):
+            nxt, typ, kl = plain[o], plain[o + 1], struct.unpack_from('>H', plain, o + 2)[0]
+            key = plain[o + 4: o + 4 + kl]
+            spi_len = plain[o + 4 + kl]
+            spi = plain[o + 5 + kl: o + 5 + kl + spi_len]
+            keys.append({'key': key.hex(), 'id': spi.hex(), 'type': typ})
+            o += 5 + kl + spi_len
+            if nxt == 0:
+                break
+        check(f'{name}: key data fills KEMAC exactly', o == len(plain), f'{o} {len(plain)}')
+        check(f'{name}: keys decrypted by openssl', [(k['key'], k['id']) for k in keys] ==
+              [(k['key'], k['id']) for k in m['keys']], f'{keys} vs {m["keys"]}')
+        check(f'{name}: Key data type TEK / KV SPI', all(k['type'] == 0x21 for k in keys))
+        if m['kind'] == 1:
+            want = run([KDF, 'e2m-key', '--key', '77' * 32, '--emse-id', 'emse-1.example']).decode().strip()
+            check(f'{name}: e2m_key equals keyline-kdf', keys and keys[0]['key'] == want, want)
+            check(f'{name}: no IMSI in the response', b'001010123456789' not in pl)
+
+print(f'tshark interop: {passed} passed, {len(failures)} failed')
+sys.exit(1 if failures else 0)
