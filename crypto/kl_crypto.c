@@ -38,8 +38,10 @@ void kl_crypto_log(const char *fmt, ...)
 
 void kl_memzero(void *p, size_t n)
 {
+	/* glibc's explicit_bzero: an optimised memset the compiler may not drop (OPENSSL_cleanse
+	 * showed at 4% of the serve profile, zeroing per-request key material byte by byte). */
 	if (p && n)
-		OPENSSL_cleanse(p, n);
+		explicit_bzero(p, n);
 }
 
 struct kl_crypto *kl_crypto_create(enum kl_crypto_backend backend)
