@@ -316,7 +316,7 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 		encr += 4 + keys[i].key_len + 5;
 	}
 	ext = 1 + nkeys * 23;
-	need = 10 + 10 + 18 + 4 + idr_len + 4 + ext + 4 + encr + 2 + KL_MIKEY_MAC_LEN;
+	need = 10 + 10 + 18 + 4 + idr_len + 4 + ext + 4 + encr + 1 + KL_MIKEY_MAC_LEN;
 	if (need > cap)
 		return -ENOSPC;
 	o += put_hdr(buf, KL_DT_PSK_RESP, req->prf, req->csb_id);

@@ -201,6 +201,20 @@ static void test_response_and_error(void **state)
 		assert_int_not_equal(kl_mikey_parse_resp(b, cut, &rs), KL_DROP_NONE);
 	assert_int_equal(kl_mikey_build_resp(b, lay.len - 1, &r, 99, (const uint8_t *)"k", 1, keys, 3, &lay), -EINVAL);
 	assert_int_equal(kl_mikey_build_resp(b, 50, &r, 99, (const uint8_t *)"k", 1, keys, 2, &lay), -ENOSPC);
+	/* an exact fit is enough, one byte less is not (found by fuzzing: the size was one over) */
+	{
+		struct kl_mikey_layout l2;
+		uint16_t exact;
+
+		assert_int_equal(kl_mikey_build_resp(b, sizeof(b), &r, 99, (const uint8_t *)"k", 1, keys, 2, &l2), 0);
+		exact = l2.len;
+		assert_int_equal(kl_mikey_build_resp(b, exact, &r, 99, (const uint8_t *)"k", 1, keys, 2, &l2), 0);
+		assert_int_equal(kl_mikey_build_resp(b, exact - 1u, &r, 99, (const uint8_t *)"k", 1, keys, 2, &l2), -ENOSPC);
+		assert_int_equal(kl_mikey_build_err(b, sizeof(b), &r, 77, 1, 2, &l2), 0);
+		exact = l2.len;
+		assert_int_equal(kl_mikey_build_err(b, exact, &r, 77, 1, 2, &l2), 0);
+		assert_int_equal(kl_mikey_build_err(b, exact - 1u, &r, 77, 1, 2, &l2), -ENOSPC);
+	}
 
 	/* errors: with and without detail, never larger than the request */
 	for (uint16_t detail = 0; detail < 4; detail++) {
