@@ -368,6 +368,12 @@ static void gen_responses(void)
 			c[50] = 0;
 			c[51] = 0;
 			put_resp("mut-err-detail0", c, lay.len);
+			/* the detail TLV twice (EXT length 6 -> 11) */
+			memcpy(c, b, 52);
+			c[45] = 11;
+			memcpy(c + 52, b + 47, 5);
+			memcpy(c + 57, b + 52, KL_MIKEY_V_LEN);
+			put_resp("mut-err-detail-twice", c, 57 + KL_MIKEY_V_LEN);
 		}
 	}
 	/* truncated and mutated responses (first: 2 keys of 16, IDr 29 bytes: EXT at 71,
