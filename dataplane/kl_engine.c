@@ -37,9 +37,12 @@ const char *kl_counter_desc(unsigned c)
 	return c < KL_CNT__COUNT ? cnt_descs[c] : "unknown";
 }
 
+/* 16 bytes: a 4-way bucket is one cache line. The tag is 96 bits; expiry is in whole NTP
+ * seconds, which is all the skew window needs. */
 struct replay_slot {
-	uint64_t a, b;
-	uint64_t expires; /* NTP; 0 = empty */
+	uint64_t a;
+	uint32_t b;
+	uint32_t expires; /* NTP seconds; 0 = empty */
 };
 
 /* What a request needs between stages. */
@@ -56,6 +59,9 @@ struct job {
 	struct kl_mikey_layout lay;
 	struct kl_kdf_param kdfp[2];
 	const void *requester; /* struct kl_ue or struct kl_emse */
+	struct replay_slot *bucket; /* this request's replay-cache bucket, prefetched */
+	uint64_t tag_a;
+	uint32_t tag_b;
 	const struct kl_e2m_key *e2m;
 	const char *imsi;
 	uint8_t imsi_len;
@@ -114,7 +120,10 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		return NULL;
 	}
 	memset(w, 0, sizeof(*w));
-	w->replay = calloc(slots, sizeof(*w->replay));
+	if (posix_memalign((void **)&w->replay, 64, slots * sizeof(*w->replay)) == 0)
+		memset(w->replay, 0, slots * sizeof(*w->replay));
+	else
+		w->replay = NULL;
 	w->c = kl_crypto_create(cfg->backend);
 	if (!w->replay || !w->c) {
 		kl_worker_destroy(w);
@@ -160,61 +169,79 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	return d == 0;
 }
 
-/* ---- replay cache: 4-way buckets of 128-bit tags, entries live for the skew window ---------- */
+/* ---- replay cache: 4-way buckets of 96-bit tags, entries live for the skew window ------------ */
 
-static void replay_tag(const struct kl_mikey_req *r, uint64_t *a, uint64_t *b)
+static inline uint64_t load64(const uint8_t *p)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over IDi: the RAND carries the entropy */
+	uint64_t v;
 
-	for (unsigned i = 0; i < r->id_len; i++)
-		h = (h ^ r->id[i]) * 0x100000001b3ull;
-	*a = h ^ kl_be64(r->rand);
-	*b = ((uint64_t)r->csb_id << 32 | r->id_len) ^ kl_be64(r->rand + 8);
+	memcpy(&v, p, 8);
+	return v;
 }
 
-static struct replay_slot *replay_bucket(struct kl_worker *w, uint64_t a, uint64_t b)
+/* The tag of (IDi, CSB ID, RAND). The RAND carries the entropy (a client's CSPRNG, and nobody can
+ * get a request with a chosen RAND past the MAC check), so a fast word-wise mix of IDi suffices. */
+static void replay_tag(struct kl_worker *w, struct job *j, const struct kl_mikey_req *r)
 {
-	uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull)) & w->replay_mask & ~(uint64_t)(REPLAY_WAYS - 1);
+	uint64_t h = 0x9E3779B97F4A7C15ull ^ r->id_len, x;
+	unsigned i = 0;
 
-	return &w->replay[h];
+	for (; i + 8 <= r->id_len; i += 8) {
+		h = (h ^ load64(r->id + i)) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	if (i < r->id_len) {
+		uint8_t t[8] = { 0 };
+
+		memcpy(t, r->id + i, r->id_len - i);
+		h = (h ^ load64(t)) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	j->tag_a = h ^ load64(r->rand);
+	x = load64(r->rand + 8) ^ ((uint64_t)r->csb_id << 32);
+	j->tag_b = (uint32_t)(x ^ (x >> 32));
+	x = (j->tag_a ^ (x * 0xc4ceb9fe1a85ec53ull)) & w->replay_mask & ~(uint64_t)(REPLAY_WAYS - 1);
+	j->bucket = &w->replay[x];
+	__builtin_prefetch(j->bucket, 1, 3);
 }
 
-static int replay_seen(struct kl_worker *w, const struct kl_mikey_req *r, uint64_t now)
+static uint32_t ntp_sec(uint64_t ts)
 {
-	uint64_t a, b;
-	struct replay_slot *s;
+	return (uint32_t)(ts >> 32);
+}
 
-	replay_tag(r, &a, &b);
-	s = replay_bucket(w, a, b);
+static int replay_seen(const struct job *j, uint64_t now)
+{
+	const struct replay_slot *s = j->bucket;
+
 	for (unsigned i = 0; i < REPLAY_WAYS; i++)
-		if (s[i].expires > now && s[i].a == a && s[i].b == b)
+		if (s[i].expires > ntp_sec(now) && s[i].a == j->tag_a && s[i].b == j->tag_b)
 			return 1;
 	return 0;
 }
 
 /* Insert; returns 1 when the tag was already there (a replay inside this burst). */
-static int replay_insert(struct kl_worker *w, const struct kl_mikey_req *r, uint64_t now)
+static int replay_insert(struct kl_worker *w, const struct job *j, const struct kl_mikey_req *r,
+			 uint64_t now)
 {
-	uint64_t a, b;
-	struct replay_slot *s, *victim = NULL;
+	struct replay_slot *s = j->bucket, *victim = NULL;
+	uint64_t until;
 
-	replay_tag(r, &a, &b);
-	s = replay_bucket(w, a, b);
-	for (unsigned i = 0; i < REPLAY_WAYS; i++)
-		if (s[i].expires > now && s[i].a == a && s[i].b == b)
-			return 1;
+	if (replay_seen(j, now))
+		return 1;
 	/* Victim: the entry that expires first; ties (same T, a burst) start at a tag-chosen way so
 	 * a full bucket does not keep evicting one slot while three others never move. */
-	for (unsigned k = 0, i = (unsigned)(a >> 62); k < REPLAY_WAYS; k++, i = (i + 1) % REPLAY_WAYS)
+	for (unsigned k = 0, i = (unsigned)(j->tag_a >> 62); k < REPLAY_WAYS; k++, i = (i + 1) % REPLAY_WAYS)
 		if (!victim || s[i].expires < victim->expires)
 			victim = &s[i];
-	if (victim->expires > now)
+	if (victim->expires > ntp_sec(now))
 		w->st.counter[KL_CNT_REPLAY_EVICTIONS]++;
-	victim->a = a;
-	victim->b = b;
+	victim->a = j->tag_a;
+	victim->b = j->tag_b;
 	/* A request is acceptable while its T is within the skew of now, so it must be remembered
-	 * until T + skew has passed on our clock. */
-	victim->expires = (r->ts > now ? r->ts : now) + w->skew;
+	 * until T + skew has passed on our clock (rounded up to the next second). */
+	until = (r->ts > now ? r->ts : now) + w->skew;
+	victim->expires = ntp_sec(until) + 1;
 	return 0;
 }
 
@@ -335,6 +362,11 @@ static int key_requester(struct kl_worker *w, unsigned i, struct kl_table_key *k
 static void take_requester(struct kl_worker *w, unsigned i, const void *e)
 {
 	w->job[i].requester = e;
+	if (e) { /* its PSK states are read two stages later */
+		__builtin_prefetch(e, 0, 3);
+		__builtin_prefetch((const uint8_t *)e + 64, 0, 3);
+		__builtin_prefetch((const uint8_t *)e + 128, 0, 3);
+	}
 }
 
 static int key_group(struct kl_worker *w, unsigned i, struct kl_table_key *k)
@@ -460,6 +492,8 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		}
 		if (!pkts[i].out || pkts[i].out_cap < 3 * pkts[i].in_len)
 			drop(w, &pkts[i], &live[i], KL_DROP_NO_BUFFER);
+		else
+			replay_tag(w, &w->job[i], &w->req[i]); /* prefetched while the table is read */
 	}
 	/* 2. requesters: UEs for MBMS, EMSEs for E2M */
 	w->req_kind = KL_TK_UE;
@@ -471,7 +505,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			continue;
 		if (!w->job[i].requester)
 			drop(w, &pkts[i], &live[i], KL_DROP_UNKNOWN_IDENTITY);
-		else if (replay_seen(w, &w->req[i], now))
+		else if (replay_seen(&w->job[i], now))
 			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 	}
 	/* 3. transport keys, one PRF batch */
@@ -534,7 +568,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			drop(w, &pkts[i], &live[i], KL_DROP_BAD_MAC);
 			continue;
 		}
-		if (replay_insert(w, r, now)) {
+		if (replay_insert(w, j, r, now)) {
 			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 			continue;
 		}
