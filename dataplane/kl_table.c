@@ -613,6 +613,23 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 	return rc;
 }
 
+unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
+			      int *results)
+{
+	unsigned ok = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int rc = v ? kl_table_put_ue(t, v[i].id, v[i].id_len, v[i].muk, v[i].muk_len,
+					     v[i].groups, v[i].ngroups)
+			   : -EINVAL;
+
+		if (results)
+			results[i] = rc;
+		ok += rc >= 0;
+	}
+	return ok;
+}
+
 static void copy_msk(struct kl_msk *d, const struct kl_msk *s)
 {
 	memcpy(d->key, s->key, sizeof(d->key));

@@ -157,6 +157,22 @@ unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
  * Every write also reclaims entries no reader can still see. */
 int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
+/** One UE of a bulk write. */
+struct kl_ue_put {
+	const uint8_t *id;
+	const uint8_t *muk;
+	const struct kl_group_ref *groups;
+	uint16_t id_len;
+	uint8_t muk_len;
+	uint8_t ngroups;
+};
+/**
+ * Bulk add/replace of UEs (a population import, a batch from the HSS feed): results[i] gets what
+ * kl_table_put_ue returned for v[i]; a bad entry does not stop the others.
+ * @return the number of entries written (added or replaced).
+ */
+unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
+			      int *results);
 int kl_table_put_group(struct kl_table *t, const struct kl_group_ref *ref,
 		       const struct kl_group *g);
 int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *psk,

@@ -823,6 +823,46 @@ static void test_million(void **state)
 	kl_table_free(t);
 }
 
+/* Bulk writes: every entry gets its own result; a bad one does not stop the rest. */
+static void test_bulk(void **state)
+{
+	struct kl_table_params p = { .name = "bulk", .max_ues = 600, .max_readers = 1, .socket_id = -1 };
+	static struct kl_ue_put v[700];
+	static char ids[700][40];
+	static int rc[700];
+	uint8_t muk[32];
+	struct kl_group_ref g = { { 0x00, 0xf1, 0x10 }, 9 };
+	struct kl_table *t;
+	struct kl_table_key k;
+	const void *out;
+
+	(void)state;
+	memset(muk, 0x42, sizeof(muk));
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	for (unsigned i = 0; i < 700; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "bulk%u@ims.example", i);
+		v[i] = (struct kl_ue_put){ .id = (const uint8_t *)ids[i], .muk = muk,
+					   .groups = &g, .id_len = (uint16_t)strlen(ids[i]),
+					   .muk_len = 32, .ngroups = 1 };
+	}
+	v[5].muk_len = 0;   /* invalid */
+	v[6].id_len = 0;    /* invalid */
+	v[7] = v[8];	    /* the same UE twice: add, then replace */
+	assert_int_equal(kl_table_put_ue_bulk(t, v, 700, rc), 601); /* 600 added + 1 replaced */
+	assert_int_equal(rc[5], -EINVAL);
+	assert_int_equal(rc[6], -EINVAL);
+	assert_int_equal(rc[7], 0);
+	assert_int_equal(rc[8], 1);
+	for (unsigned i = 603; i < 700; i++) /* the 600th distinct UE is v[602] */
+		assert_int_equal(rc[i], -ENOSPC);
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 600);
+	k = (struct kl_table_key){ .id = (const uint8_t *)ids[100], .len = (uint16_t)strlen(ids[100]) };
+	assert_int_equal(kl_table_lookup_bulk(t, KL_TK_UE, &k, 1, &out), 1);
+	assert_int_equal(((const struct kl_ue *)out)->groups[0].group, 9);
+	kl_table_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], mem[16], *eal[] = {
@@ -844,6 +884,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_appid),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_bulk),
 		cmocka_unit_test(test_lookup_bad_input),
 		cmocka_unit_test(test_e2m_ring),
 		cmocka_unit_test(test_reclaim),
