@@ -266,6 +266,22 @@ static void test_silent_drops(void **state)
 		raw[3] = 0;
 		raw[q.r.len - 21] = 2;
 		expect_drop(b, raw, q.r.len, KL_DROP_UNSUPPORTED_ALG);
+		raw[q.r.len - 21] = 1;
+		raw[1] = KL_DT_PSK_RESP; /* a response sent to the server */
+		expect_drop(b, raw, q.r.len, KL_DROP_UNSUPPORTED_TYPE);
+		raw[1] = KL_DT_PSK_INIT;
+		/* no room for an answer up to 3x the request: dropped before any crypto */
+		{
+			uint64_t before = kl_worker_stats(wk[b])->drop[KL_DROP_NO_BUFFER];
+			struct kl_pkt p = { .in = raw, .out = outbuf[0], .in_len = q.r.len,
+					    .out_cap = (uint16_t)(3 * q.r.len - 1) };
+
+			assert_int_equal(kl_engine_serve(wk[b], now, &p, 1), 0);
+			kl_table_quiescent(tab, (unsigned)b);
+			assert_int_equal(p.drop, KL_DROP_NO_BUFFER);
+			assert_int_equal(p.out_len, 0);
+			assert_int_equal(kl_worker_stats(wk[b])->drop[KL_DROP_NO_BUFFER], before + 1);
+		}
 	}
 }
 
