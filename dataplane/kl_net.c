@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
+#include "kl_net.h"
+
+#define ETH_HLEN 14
+#define ET_IPV4 0x0800
+#define ET_ARP 0x0806
+#define ET_IPV6 0x86DD
+
+static const char *const net_drop_names[] = {
+#define KL_X(e, n, d) n,
+	KL_NET_DROP_LIST(KL_X)
+#undef KL_X
+};
+
+const char *kl_net_drop_name(unsigned d)
+{
+	return d < KL_NET_DROP__COUNT ? net_drop_names[d] : "unknown";
+}
+
+static inline uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* One's-complement sum (RFC 1071), not yet folded. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, unsigned n)
+{
+	unsigned i = 0;
+
+	for (; i + 1 < n; i += 2)
+		sum += be16(p + i);
+	if (i < n)
+		sum += (uint32_t)p[i] << 8;
+	return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xFFFF) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Pseudo-header sums (RFC 768 / RFC 8200 8.1). */
+static uint32_t pseudo4(const uint8_t *ip, uint8_t proto, uint16_t l4len)
+{
+	return csum_add(0, ip + 12, 8) + proto + l4len;
+}
+
+static uint32_t pseudo6(const uint8_t *ip, uint8_t proto, uint32_t l4len)
+{
+	return csum_add(0, ip + 8, 32) + (l4len >> 16) + (l4len & 0xFFFF) + proto;
+}
+
+static int ours4(const struct kl_net_addrs *a, const uint8_t *ip)
+{
+	for (unsigned i = 0; i < a->n4 && i < KL_NET_MAX_ADDRS; i++)
+		if (!memcmp(a->ip4[i], ip, 4))
+			return 1;
+	return 0;
+}
+
+static int ours6(const struct kl_net_addrs *a, const uint8_t *ip)
+{
+	for (unsigned i = 0; i < a->n6 && i < KL_NET_MAX_ADDRS; i++)
+		if (!memcmp(a->ip6[i], ip, 16))
+			return 1;
+	return 0;
+}
+
+/* Solicited-node multicast ff02::1:ffXX:XXXX of one of our addresses. */
+static int our_solicited(const struct kl_net_addrs *a, const uint8_t *ip)
+{
+	static const uint8_t pfx[13] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff };
+
+	if (memcmp(ip, pfx, 13))
+		return 0;
+	for (unsigned i = 0; i < a->n6 && i < KL_NET_MAX_ADDRS; i++)
+		if (!memcmp(a->ip6[i] + 13, ip + 13, 3))
+			return 1;
+	return 0;
+}
+
+static enum kl_net_verdict drop(struct kl_net_info *in, enum kl_net_drop d)
+{
+	in->drop = (uint8_t)d;
+	return KL_NET_VERDICT_DROP;
+}
+
+static void swap_eth(uint8_t *f, const struct kl_net_addrs *a)
+{
+	memcpy(f, f + 6, 6);
+	memcpy(f + 6, a->mac, 6);
+}
+
+static enum kl_net_verdict arp(uint8_t *f, uint16_t *lenp, const struct kl_net_addrs *a,
+			       struct kl_net_info *in)
+{
+	uint8_t *p = f + ETH_HLEN, sha[6], spa[4], tpa[4];
+
+	if (*lenp < ETH_HLEN + 28)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	in->kind = KL_NET_ARP;
+	if (be16(p) != 1 || be16(p + 2) != ET_IPV4 || p[4] != 6 || p[5] != 4 || be16(p + 6) != 1 ||
+	    !ours4(a, p + 24))
+		return drop(in, KL_NET_DROP_ARP_IGNORED);
+	memcpy(sha, p + 8, 6);
+	memcpy(spa, p + 14, 4);
+	memcpy(tpa, p + 24, 4);
+	swap_eth(f, a);
+	put16(p + 6, 2); /* reply: we are the sender, the asker the target */
+	memcpy(p + 8, a->mac, 6);
+	memcpy(p + 14, tpa, 4);
+	memcpy(p + 18, sha, 6);
+	memcpy(p + 24, spa, 4);
+	*lenp = ETH_HLEN + 28;
+	return KL_NET_VERDICT_REPLY;
+}
+
+static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_addrs *a,
+				struct kl_net_info *in)
+{
+	uint16_t len = *lenp, ihl, tot, l4len;
+	uint8_t *ip = f + ETH_HLEN, *l4;
+
+	if (len < ETH_HLEN + 20)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	ihl = (uint16_t)((ip[0] & 0x0F) * 4);
+	tot = be16(ip + 2);
+	if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl)
+		return drop(in, KL_NET_DROP_BAD_HEADER);
+	if (tot > len - ETH_HLEN)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	if (csum_fold(csum_add(0, ip, ihl)) != 0)
+		return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+	if (!ours4(a, ip + 16))
+		return drop(in, KL_NET_DROP_NOT_FOR_US);
+	if ((be16(ip + 6) & 0x3FFF) != 0) /* MF or a fragment offset */
+		return drop(in, KL_NET_DROP_FRAGMENT);
+	in->l3_off = ETH_HLEN;
+	in->l4_off = (uint16_t)(ETH_HLEN + ihl);
+	l4 = f + in->l4_off;
+	l4len = (uint16_t)(tot - ihl);
+	if (ip[9] == 17) {
+		uint16_t ul;
+
+		in->kind = KL_NET_UDP4;
+		if (l4len < 8)
+			return drop(in, KL_NET_DROP_TRUNCATED);
+		ul = be16(l4 + 4);
+		if (ul < 8 || ul > l4len)
+			return drop(in, KL_NET_DROP_BAD_HEADER);
+		if (be16(l4 + 6) && csum_fold(pseudo4(ip, 17, ul) + csum_add(0, l4, ul)) != 0)
+			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+		if (be16(l4 + 2) != a->udp_port)
+			return drop(in, KL_NET_DROP_WRONG_PORT);
+		in->payload_off = (uint16_t)(in->l4_off + 8);
+		in->payload_len = (uint16_t)(ul - 8);
+		memset(in->src_key, 0, 16);
+		in->src_key[0] = 4;
+		memcpy(in->src_key + 12, ip + 12, 4);
+		return KL_NET_VERDICT_MIKEY;
+	}
+	if (ip[9] == 1) {
+		uint8_t tmp[4];
+
+		in->kind = KL_NET_ICMP4_ECHO;
+		if (l4len < 8)
+			return drop(in, KL_NET_DROP_TRUNCATED);
+		if (csum_fold(csum_add(0, l4, l4len)) != 0)
+			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+		if (l4[0] != 8 || l4[1] != 0)
+			return drop(in, KL_NET_DROP_UNSUPPORTED_ICMP);
+		swap_eth(f, a);
+		memcpy(tmp, ip + 12, 4);
+		memcpy(ip + 12, ip + 16, 4);
+		memcpy(ip + 16, tmp, 4);
+		ip[8] = 64;
+		put16(ip + 10, 0);
+		put16(ip + 10, csum_fold(csum_add(0, ip, ihl)));
+		l4[0] = 0;
+		put16(l4 + 2, 0);
+		put16(l4 + 2, csum_fold(csum_add(0, l4, l4len)));
+		*lenp = (uint16_t)(ETH_HLEN + tot); /* drop Ethernet padding */
+		return KL_NET_VERDICT_REPLY;
+	}
+	return drop(in, KL_NET_DROP_UNSUPPORTED_PROTO);
+}
+
+static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_addrs *a,
+				struct kl_net_info *in)
+{
+	uint16_t len = *lenp, pl;
+	uint8_t *ip = f + ETH_HLEN, *l4;
+
+	if (len < ETH_HLEN + 40)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	if ((ip[0] >> 4) != 6)
+		return drop(in, KL_NET_DROP_BAD_HEADER);
+	pl = be16(ip + 4);
+	if (pl > len - ETH_HLEN - 40)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	in->l3_off = ETH_HLEN;
+	in->l4_off = ETH_HLEN + 40;
+	l4 = f + in->l4_off;
+	if (ip[6] == 17) {
+		uint16_t ul;
+
+		in->kind = KL_NET_UDP6;
+		if (!ours6(a, ip + 24))
+			return drop(in, KL_NET_DROP_NOT_FOR_US);
+		if (pl < 8)
+			return drop(in, KL_NET_DROP_TRUNCATED);
+		ul = be16(l4 + 4);
+		if (ul < 8 || ul > pl)
+			return drop(in, KL_NET_DROP_BAD_HEADER);
+		/* the UDP checksum is mandatory over IPv6 (RFC 8200 8.1) */
+		if (!be16(l4 + 6) || csum_fold(pseudo6(ip, 17, ul) + csum_add(0, l4, ul)) != 0)
+			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+		if (be16(l4 + 2) != a->udp_port)
+			return drop(in, KL_NET_DROP_WRONG_PORT);
+		in->payload_off = (uint16_t)(in->l4_off + 8);
+		in->payload_len = (uint16_t)(ul - 8);
+		memset(in->src_key, 0, 16);
+		in->src_key[0] = 6;
+		memcpy(in->src_key + 8, ip + 8, 8);
+		return KL_NET_VERDICT_MIKEY;
+	}
+	if (ip[6] == 58) {
+		uint8_t tmp[16];
+
+		if (pl < 8)
+			return drop(in, KL_NET_DROP_TRUNCATED);
+		if (csum_fold(pseudo6(ip, 58, pl) + csum_add(0, l4, pl)) != 0)
+			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+		if (l4[0] == 128 && l4[1] == 0) {
+			in->kind = KL_NET_ICMP6_ECHO;
+			if (!ours6(a, ip + 24))
+				return drop(in, KL_NET_DROP_NOT_FOR_US);
+			swap_eth(f, a);
+			memcpy(tmp, ip + 8, 16);
+			memcpy(ip + 8, ip + 24, 16);
+			memcpy(ip + 24, tmp, 16);
+			ip[7] = 64;
+			l4[0] = 129;
+			put16(l4 + 2, 0);
+			put16(l4 + 2, csum_fold(pseudo6(ip, 58, pl) + csum_add(0, l4, pl)));
+			*lenp = (uint16_t)(ETH_HLEN + 40 + pl);
+			return KL_NET_VERDICT_REPLY;
+		}
+		if (l4[0] == 135 && l4[1] == 0) {
+			/* Neighbour solicitation (RFC 4861 7.1.1): hop limit 255, 24 bytes + options */
+			static const uint8_t unspec[16];
+			int dad;
+
+			in->kind = KL_NET_NDP;
+			if (ip[7] != 255 || pl < 24)
+				return drop(in, KL_NET_DROP_BAD_HEADER);
+			if (!ours6(a, l4 + 8) || (!ours6(a, ip + 24) && !our_solicited(a, ip + 24)))
+				return drop(in, KL_NET_DROP_NOT_FOR_US);
+			dad = !memcmp(ip + 8, unspec, 16);
+			/* Advertisement: to the solicitor (all-nodes for DAD), from the target */
+			if (len < ETH_HLEN + 40 + 32)
+				return drop(in, KL_NET_DROP_TRUNCATED);
+			swap_eth(f, a);
+			if (dad) {
+				static const uint8_t all_nodes[16] = { 0xff, 0x02, [15] = 1 };
+
+				memcpy(ip + 24, all_nodes, 16);
+				memcpy(f, "\x33\x33\x00\x00\x00\x01", 6);
+			} else {
+				memcpy(ip + 24, ip + 8, 16);
+			}
+			memcpy(ip + 8, l4 + 8, 16);
+			put16(ip + 4, 32);
+			ip[6] = 58;
+			ip[7] = 255;
+			l4[0] = 136;
+			l4[1] = 0;
+			l4[4] = dad ? 0x20 : 0x60; /* Solicited unless DAD, Override */
+			l4[5] = l4[6] = l4[7] = 0;
+			l4[24] = 2; /* target link-layer address option */
+			l4[25] = 1;
+			memcpy(l4 + 26, a->mac, 6);
+			put16(l4 + 2, 0);
+			put16(l4 + 2, csum_fold(pseudo6(ip, 58, 32) + csum_add(0, l4, 32)));
+			*lenp = ETH_HLEN + 40 + 32;
+			return KL_NET_VERDICT_REPLY;
+		}
+		return drop(in, KL_NET_DROP_UNSUPPORTED_ICMP);
+	}
+	return drop(in, KL_NET_DROP_UNSUPPORTED_PROTO);
+}
+
+enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct kl_net_addrs *a,
+				    struct kl_net_info *info)
+{
+	uint16_t et;
+
+	memset(info, 0, sizeof(*info));
+	if (!frame || !len || !a || *len < ETH_HLEN)
+		return drop(info, KL_NET_DROP_TRUNCATED);
+	et = be16(frame + 12);
+	if (et == ET_IPV4)
+		return ipv4(frame, len, a, info);
+	if (et == ET_IPV6)
+		return ipv6(frame, len, a, info);
+	if (et == ET_ARP)
+		return arp(frame, len, a, info);
+	return drop(info, KL_NET_DROP_NON_IP);
+}
+
+uint16_t kl_net_reply_headroom(const struct kl_net_info *info)
+{
+	return info->kind == KL_NET_UDP6 ? ETH_HLEN + 40 + 8 : ETH_HLEN + 20 + 8;
+}
+
+uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *info, uint8_t *out,
+				 uint16_t cap, uint16_t plen)
+{
+	const uint8_t *rip = req + info->l3_off, *rl4 = req + info->l4_off;
+	uint16_t hr = kl_net_reply_headroom(info), ul = (uint16_t)(8 + plen);
+	uint8_t *ip = out + ETH_HLEN, *l4;
+
+	if ((uint32_t)hr + plen > cap)
+		return 0;
+	memcpy(out, req + 6, 6);
+	memcpy(out + 6, req, 6);
+	if (info->kind == KL_NET_UDP6) {
+		put16(out + 12, ET_IPV6);
+		memcpy(ip, rip, 4); /* version, traffic class, flow label: echo them */
+		put16(ip + 4, ul);
+		ip[6] = 17;
+		ip[7] = 64;
+		memcpy(ip + 8, rip + 24, 16);
+		memcpy(ip + 24, rip + 8, 16);
+		l4 = ip + 40;
+	} else {
+		put16(out + 12, ET_IPV4);
+		ip[0] = 0x45;
+		ip[1] = rip[1];
+		put16(ip + 2, (uint16_t)(20 + ul));
+		put16(ip + 4, 0);
+		put16(ip + 6, 0x4000); /* DF */
+		ip[8] = 64;
+		ip[9] = 17;
+		put16(ip + 10, 0);
+		memcpy(ip + 12, rip + 16, 4);
+		memcpy(ip + 16, rip + 12, 4);
+		put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+		l4 = ip + 20;
+	}
+	put16(l4, be16(rl4 + 2));
+	put16(l4 + 2, be16(rl4));
+	put16(l4 + 4, ul);
+	put16(l4 + 6, 0);
+	{
+		uint32_t s = (info->kind == KL_NET_UDP6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul)) +
+			     csum_add(0, l4, ul);
+		uint16_t c = csum_fold(s);
+
+		put16(l4 + 6, c ? c : 0xFFFF); /* 0 means "no checksum": send its other form */
+	}
+	return (uint16_t)(hr + plen);
+}

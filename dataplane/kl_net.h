@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * L2-L4 of the packet path on plain byte buffers (no DPDK): classify a received Ethernet frame
+ * as a MIKEY request for us, something we answer in place (ARP request, ICMP echo, IPv6
+ * neighbour solicitation, ICMPv6 echo), or a counted drop; and wrap an engine answer into the
+ * Ethernet/IP/UDP reply to its request. Every read is bounds-checked; nothing asserts.
+ */
+#ifndef KL_NET_H
+#define KL_NET_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_NET_MAX_ADDRS 8
+
+/* Why a frame was not a MIKEY request and not answered, defined once. */
+#define KL_NET_DROP_LIST(X)                                                                    \
+	X(NONE, "none", "not dropped")                                                         \
+	X(TRUNCATED, "truncated", "frame shorter than its headers say")                       \
+	X(NON_IP, "non_ip", "neither IPv4, IPv6 nor ARP")                                       \
+	X(BAD_HEADER, "bad_header", "IP version, header length or length fields wrong")        \
+	X(BAD_CHECKSUM, "bad_checksum", "IPv4 header, UDP or ICMP checksum wrong")              \
+	X(NOT_FOR_US, "not_for_us", "destination is not one of our addresses")                  \
+	X(FRAGMENT, "fragment", "IP fragment (requests fit one datagram)")                      \
+	X(WRONG_PORT, "wrong_port", "UDP to a port we do not serve")                            \
+	X(UNSUPPORTED_PROTO, "unsupported_proto", "other IP protocol or IPv6 extension header") \
+	X(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP/ICMPv6 other than echo and NS")          \
+	X(ARP_IGNORED, "arp_ignored", "ARP other than a request for our address")
+
+enum kl_net_drop {
+#define KL_X(e, n, d) KL_NET_DROP_##e,
+	KL_NET_DROP_LIST(KL_X)
+#undef KL_X
+	KL_NET_DROP__COUNT
+};
+
+const char *kl_net_drop_name(unsigned d);
+
+struct kl_net_addrs {
+	uint8_t mac[6];
+	uint8_t n4, n6;
+	uint8_t ip4[KL_NET_MAX_ADDRS][4];
+	uint8_t ip6[KL_NET_MAX_ADDRS][16];
+	uint16_t udp_port;
+};
+
+enum kl_net_verdict {
+	KL_NET_VERDICT_DROP,
+	KL_NET_VERDICT_MIKEY, /* a UDP datagram to our port: payload for the engine */
+	KL_NET_VERDICT_REPLY, /* the frame was turned into its answer in place: send it back */
+};
+
+enum kl_net_kind {
+	KL_NET_ARP,
+	KL_NET_ICMP4_ECHO,
+	KL_NET_ICMP6_ECHO,
+	KL_NET_NDP,
+	KL_NET_UDP4,
+	KL_NET_UDP6,
+};
+
+struct kl_net_info {
+	uint16_t l3_off;
+	uint16_t l4_off;
+	uint16_t payload_off; /* UDP payload */
+	uint16_t payload_len;
+	uint8_t kind;	      /* enum kl_net_kind */
+	uint8_t drop;	      /* enum kl_net_drop */
+	uint8_t src_key[16];  /* rate-limit key of the source (IPv4 /32, IPv6 /64) */
+};
+
+/**
+ * Classify frame[0..*len). On KL_NET_VERDICT_REPLY the frame was rewritten into the answer and
+ * *len updated; on KL_NET_VERDICT_MIKEY info says where the request is; on DROP info->drop why.
+ */
+enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct kl_net_addrs *a,
+				    struct kl_net_info *info);
+
+/** Bytes of Ethernet + IP + UDP header in the reply to a request of this info (42 or 62). */
+uint16_t kl_net_reply_headroom(const struct kl_net_info *info);
+
+/**
+ * Wrap an answer: out must hold the UDP payload (plen bytes) at out + headroom; this writes the
+ * Ethernet/IP/UDP headers answering the request frame req (addresses and ports swapped) with
+ * checksums. @return the frame length, or 0 when it would not fit in cap.
+ */
+uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *info, uint8_t *out,
+				 uint16_t cap, uint16_t plen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
