@@ -125,6 +125,29 @@ static enum kl_net_verdict arp(uint8_t *f, uint16_t *lenp, const struct kl_net_a
 	return KL_NET_VERDICT_REPLY;
 }
 
+/* UDP over either IP; l4len is what the IP header leaves for it. */
+static enum kl_net_verdict udp(const uint8_t *ip, const uint8_t *l4, uint16_t l4len, int v6,
+			       const struct kl_net_addrs *a, struct kl_net_info *in)
+{
+	uint16_t ul;
+	uint32_t ph;
+
+	if (l4len < 8)
+		return drop(in, KL_NET_DROP_TRUNCATED);
+	ul = be16(l4 + 4);
+	if (ul < 8 || ul > l4len)
+		return drop(in, KL_NET_DROP_BAD_HEADER);
+	/* checksum 0 means none over IPv4; over IPv6 it is mandatory (RFC 8200 8.1) */
+	ph = v6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul);
+	if ((v6 || be16(l4 + 6)) && (!be16(l4 + 6) || csum_fold(ph + csum_add(0, l4, ul)) != 0))
+		return drop(in, KL_NET_DROP_BAD_CHECKSUM);
+	if (be16(l4 + 2) != a->udp_port)
+		return drop(in, KL_NET_DROP_WRONG_PORT);
+	in->payload_off = (uint16_t)(in->l4_off + 8);
+	in->payload_len = (uint16_t)(ul - 8);
+	return KL_NET_VERDICT_MIKEY;
+}
+
 static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_addrs *a,
 				struct kl_net_info *in)
 {
@@ -150,24 +173,11 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 	l4 = f + in->l4_off;
 	l4len = (uint16_t)(tot - ihl);
 	if (ip[9] == 17) {
-		uint16_t ul;
-
 		in->kind = KL_NET_UDP4;
-		if (l4len < 8)
-			return drop(in, KL_NET_DROP_TRUNCATED);
-		ul = be16(l4 + 4);
-		if (ul < 8 || ul > l4len)
-			return drop(in, KL_NET_DROP_BAD_HEADER);
-		if (be16(l4 + 6) && csum_fold(pseudo4(ip, 17, ul) + csum_add(0, l4, ul)) != 0)
-			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
-		if (be16(l4 + 2) != a->udp_port)
-			return drop(in, KL_NET_DROP_WRONG_PORT);
-		in->payload_off = (uint16_t)(in->l4_off + 8);
-		in->payload_len = (uint16_t)(ul - 8);
 		memset(in->src_key, 0, 16);
 		in->src_key[0] = 4;
 		memcpy(in->src_key + 12, ip + 12, 4);
-		return KL_NET_VERDICT_MIKEY;
+		return udp(ip, l4, l4len, 0, a, in);
 	}
 	if (ip[9] == 1) {
 		uint8_t tmp[4];
@@ -212,27 +222,13 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_
 	in->l4_off = ETH_HLEN + 40;
 	l4 = f + in->l4_off;
 	if (ip[6] == 17) {
-		uint16_t ul;
-
 		in->kind = KL_NET_UDP6;
 		if (!ours6(a, ip + 24))
 			return drop(in, KL_NET_DROP_NOT_FOR_US);
-		if (pl < 8)
-			return drop(in, KL_NET_DROP_TRUNCATED);
-		ul = be16(l4 + 4);
-		if (ul < 8 || ul > pl)
-			return drop(in, KL_NET_DROP_BAD_HEADER);
-		/* the UDP checksum is mandatory over IPv6 (RFC 8200 8.1) */
-		if (!be16(l4 + 6) || csum_fold(pseudo6(ip, 17, ul) + csum_add(0, l4, ul)) != 0)
-			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
-		if (be16(l4 + 2) != a->udp_port)
-			return drop(in, KL_NET_DROP_WRONG_PORT);
-		in->payload_off = (uint16_t)(in->l4_off + 8);
-		in->payload_len = (uint16_t)(ul - 8);
 		memset(in->src_key, 0, 16);
 		in->src_key[0] = 6;
 		memcpy(in->src_key + 8, ip + 8, 8);
-		return KL_NET_VERDICT_MIKEY;
+		return udp(ip, l4, pl, 1, a, in);
 	}
 	if (ip[6] == 58) {
 		uint8_t tmp[16];
