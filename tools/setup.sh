@@ -14,7 +14,7 @@ pkgs=(
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev openssl
   libcmocka-dev libbenchmark-dev
   libfreediameter-dev freediameter
-  liblmdb-dev lmdb-utils libcyaml-dev libjansson-dev libmicrohttpd-dev
+  liblmdb-dev lmdb-utils libcyaml-dev libyaml-dev libjansson-dev libmicrohttpd-dev
   libpcap-dev tshark iproute2 curl
 )
 

@@ -1,0 +1,1264 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Config loading in three passes over the same bytes:
+ *  1. a libyaml event pass records the line of every key path ("rate_limit.burst", "ports[1].queues")
+ *     and rejects what libcyaml reports badly or not at all: syntax errors, duplicate and unknown
+ *     keys (libcyaml points at the wrong line for those), aliases, several documents, deep nesting,
+ *     a top level that is not a mapping;
+ *  2. libcyaml loads the document through a schema into a raw struct; its type errors come with a
+ *     backtrace in the log callback, from which the key path and line are taken;
+ *  3. every present value goes through the same string setter the command-line overrides use, then
+ *     the shared validator; a failing key is mapped back to its line through pass 1.
+ */
+#include "kl_config.h"
+
+#include <arpa/inet.h>
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define KEY_MAX 128
+#define WHAT_MAX 256
+#define MAX_DEPTH 8
+#define MAX_KEYS 4096
+
+/* ---- value setters (shared by the file loader and the overrides) -------------------------- */
+
+struct num_field {
+	const char *key;
+	size_t off;
+	uint8_t size;
+	uint64_t min, max;
+	bool pow2;
+};
+
+#define NUM(k, m, lo, hi, p2) \
+	{ k, offsetof(struct kl_config, m), sizeof(((struct kl_config *)0)->m), lo, hi, p2 }
+static const struct num_field num_fields[] = {
+	NUM("udp_port", udp_port, 1, 65535, false),
+	NUM("workers", workers, 1, KL_CONFIG_MAX_WORKERS, false),
+	NUM("skew_s", skew_s, 1, 3600, false),
+	NUM("predelivery_s", predelivery_s, 0, 86400, false),
+	NUM("replay_cache", replay_cache, 1024, 1u << 26, true),
+	NUM("rate_limit.per_source_pps", rate_limit.per_source_pps, 0, 10000000, false),
+	NUM("rate_limit.burst", rate_limit.burst, 1, 1000000, false),
+	NUM("rate_limit.table_size", rate_limit.table_size, 1024, 1u << 24, true),
+};
+#define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
+
+static const char *const log_names[] = { "error", "warning", "info", "debug" };
+static const char *const crypto_names[] = { "ipsec-mb", "openssl" };
+static const char *const io_names[] = { "dpdk", "socket" };
+
+const char *
+kl_config_log_level_name(enum kl_config_log_level l)
+{
+	return (unsigned)l < 4 ? log_names[l] : "?";
+}
+
+static int
+whatf(char *what, size_t wl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int
+whatf(char *what, size_t wl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, wl, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Values are echoed in messages: keep them printable and short, whatever the file held. */
+static void
+sanitize(char *dst, size_t dl, const char *src)
+{
+	size_t i = 0;
+	for (; *src && i + 1 < dl; src++) {
+		unsigned char ch = (unsigned char)*src;
+		dst[i++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (*src && dl > 4 && i >= 3)
+		memcpy(dst + i - 3, "...", 3);
+	dst[i] = '\0';
+}
+
+static uint64_t
+get_num(const struct kl_config *c, const struct num_field *f)
+{
+	const uint8_t *p = (const uint8_t *)c + f->off;
+	if (f->size == 2)
+		return *(const uint16_t *)(const void *)p;
+	return *(const uint32_t *)(const void *)p;
+}
+
+static int
+check_num(const struct num_field *f, uint64_t v, char *what, size_t wl)
+{
+	if (v < f->min || v > f->max)
+		return whatf(what, wl, "must be %" PRIu64 "..%" PRIu64 " (got %" PRIu64 ")", f->min,
+			     f->max, v);
+	if (f->pow2 && (v & (v - 1)) != 0)
+		return whatf(what, wl, "must be a power of two (got %" PRIu64 ")", v);
+	return 0;
+}
+
+/* Parse and store a decimal number at base + f->off (base: the config, or a port). */
+static int
+set_num(void *base, const struct num_field *f, const char *val, char *what, size_t wl)
+{
+	char shown[40];
+	const char *p = val;
+	bool neg = false;
+	char *end;
+
+	if (*p == '-') {
+		neg = true;
+		p++;
+	}
+	if (*p < '0' || *p > '9') {
+		sanitize(shown, sizeof(shown), val);
+		return whatf(what, wl, "must be an integer (got '%s')", shown);
+	}
+	errno = 0;
+	unsigned long long v = strtoull(p, &end, 10);
+	if (*end != '\0') {
+		sanitize(shown, sizeof(shown), val);
+		return whatf(what, wl, "must be an integer (got '%s')", shown);
+	}
+	if (neg || errno == ERANGE) {
+		sanitize(shown, sizeof(shown), val);
+		return whatf(what, wl, "must be %" PRIu64 "..%" PRIu64 " (got %s)", f->min, f->max,
+			     shown);
+	}
+	if (check_num(f, v, what, wl) < 0)
+		return -1;
+	uint8_t *dst = (uint8_t *)base + f->off;
+	if (f->size == 2)
+		*(uint16_t *)(void *)dst = (uint16_t)v;
+	else
+		*(uint32_t *)(void *)dst = (uint32_t)v;
+	return 0;
+}
+
+static int
+set_enum(int *dst, const char *const *names, unsigned n, const char *val, char *what, size_t wl)
+{
+	char shown[40], list[96] = "";
+	for (unsigned i = 0; i < n; i++) {
+		if (strcmp(val, names[i]) == 0) {
+			*dst = (int)i;
+			return 0;
+		}
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "|" : "",
+			 names[i]);
+	}
+	sanitize(shown, sizeof(shown), val);
+	return whatf(what, wl, "must be one of %s (got '%s')", list, shown);
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, no C0 controls/DEL. */
+static bool
+utf8_ok(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint8_t b = s[i];
+		uint32_t cp;
+		size_t len;
+		if (b < 0x80) {
+			if (b < 0x20 || b == 0x7f)
+				return false;
+			i++;
+			continue;
+		} else if ((b & 0xe0) == 0xc0) {
+			len = 2;
+			cp = b & 0x1f;
+		} else if ((b & 0xf0) == 0xe0) {
+			len = 3;
+			cp = b & 0x0f;
+		} else if ((b & 0xf8) == 0xf0) {
+			len = 4;
+			cp = b & 0x07;
+		} else {
+			return false;
+		}
+		if (i + len > n)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static int
+parse_ipv4(const char *val, struct in_addr *a, char *what, size_t wl)
+{
+	char shown[64];
+	sanitize(shown, sizeof(shown), val);
+	if (inet_pton(AF_INET, val, a) != 1)
+		return whatf(what, wl, "not an IPv4 address (got '%s')", shown);
+	uint32_t h = ntohl(a->s_addr);
+	if (h == 0 || h == 0xffffffffu || (h >> 28) == 0xe)
+		return whatf(what, wl, "not a unicast IPv4 address (got '%s')", shown);
+	return 0;
+}
+
+static int
+parse_ipv6(const char *val, struct in6_addr *a, char *what, size_t wl)
+{
+	char shown[64];
+	sanitize(shown, sizeof(shown), val);
+	if (inet_pton(AF_INET6, val, a) != 1)
+		return whatf(what, wl, "not an IPv6 address (got '%s')", shown);
+	if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_MULTICAST(a))
+		return whatf(what, wl, "not a unicast IPv6 address (got '%s')", shown);
+	return 0;
+}
+
+static int
+parse_endpoint(const char *val, struct kl_config_endpoint *e, char *what, size_t wl)
+{
+	char shown[64], host[64];
+	const char *colon;
+	sanitize(shown, sizeof(shown), val);
+	memset(e, 0, sizeof(*e));
+	if (*val == '\0')
+		return 0;
+	if (strlen(val) >= sizeof(e->text))
+		return whatf(what, wl, "too long (at most %zu bytes)", sizeof(e->text) - 1);
+	if (val[0] == '[') {
+		const char *close = strchr(val, ']');
+		if (close == NULL || close[1] != ':' || (size_t)(close - val - 1) >= sizeof(host))
+			goto bad;
+		memcpy(host, val + 1, (size_t)(close - val - 1));
+		host[close - val - 1] = '\0';
+		if (inet_pton(AF_INET6, host, &e->v6) != 1)
+			goto bad;
+		e->family = AF_INET6;
+		colon = close + 1;
+	} else {
+		colon = strrchr(val, ':');
+		if (colon == NULL || (size_t)(colon - val) >= sizeof(host))
+			goto bad;
+		memcpy(host, val, (size_t)(colon - val));
+		host[colon - val] = '\0';
+		if (inet_pton(AF_INET, host, &e->v4) != 1)
+			goto bad;
+		e->family = AF_INET;
+	}
+	{
+		const char *p = colon + 1;
+		char *end;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		errno = 0;
+		unsigned long port = strtoul(p, &end, 10);
+		if (*end != '\0' || errno != 0 || port == 0 || port > 65535)
+			goto bad;
+		e->port = (uint16_t)port;
+	}
+	e->enabled = true;
+	snprintf(e->text, sizeof(e->text), "%s", val);
+	return 0;
+bad:
+	memset(e, 0, sizeof(*e));
+	return whatf(what, wl,
+		     "must be IPV4:PORT or [IPV6]:PORT with port 1..65535, or empty for off (got '%s')",
+		     shown);
+}
+
+static int
+check_admin(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	sanitize(shown, sizeof(shown), val);
+	if (val[0] != '/')
+		return whatf(what, wl, "must be an absolute path (got '%s')", shown);
+	if (strlen(val) > KL_CONFIG_ADMIN_PATH_MAX)
+		return whatf(what, wl, "path is %zu bytes; a Unix socket path must be under 108",
+			     strlen(val));
+	return 0;
+}
+
+static bool
+port_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+static bool
+devargs_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+/* "name[N]rest" -> N (and *rest); -1 when the key is not of that shape. */
+static long
+indexed(const char *key, const char *name, const char **rest)
+{
+	size_t nl = strlen(name);
+	char *end;
+	if (strncmp(key, name, nl) != 0 || key[nl] != '[' || key[nl + 1] < '0' || key[nl + 1] > '9')
+		return -1;
+	long i = strtol(key + nl + 1, &end, 10);
+	if (*end != ']' || i > 1000)
+		return -1;
+	*rest = end + 1;
+	return i;
+}
+
+static int
+set_addr_list(struct kl_config *c, bool v6, const char *val, char *what, size_t wl)
+{
+	char buf[1024];
+	unsigned n = 0;
+	if (strlen(val) >= sizeof(buf))
+		return whatf(what, wl, "list too long");
+	snprintf(buf, sizeof(buf), "%s", val);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (n == KL_CONFIG_MAX_ADDRS)
+			return whatf(what, wl, "at most %d addresses", KL_CONFIG_MAX_ADDRS);
+		if (v6 ? parse_ipv6(tok, &c->ipv6[n], what, wl) : parse_ipv4(tok, &c->ipv4[n], what, wl))
+			return -1;
+		n++;
+	}
+	if (v6)
+		c->n_ipv6 = n;
+	else
+		c->n_ipv4 = n;
+	return 0;
+}
+
+/* Set one key from its text form; on error, what says why (the caller names the key). */
+static int
+set_key(struct kl_config *c, const char *key, const char *val, char *what, size_t wl)
+{
+	const char *rest;
+	long idx;
+
+	for (size_t i = 0; i < N_NUM; i++)
+		if (strcmp(key, num_fields[i].key) == 0)
+			return set_num(c, &num_fields[i], val, what, wl);
+
+	if (strcmp(key, "server_identity") == 0) {
+		size_t n = strlen(val);
+		if (n == 0 || n > KL_CONFIG_IDENTITY_MAX)
+			return whatf(what, wl, "must be 1..%d bytes (got %zu)", KL_CONFIG_IDENTITY_MAX, n);
+		if (!utf8_ok((const uint8_t *)val, n))
+			return whatf(what, wl, "must be printable UTF-8");
+		memcpy(c->server_identity, val, n + 1);
+		c->server_identity_len = (uint16_t)n;
+		return 0;
+	}
+	if (strcmp(key, "admin_socket") == 0) {
+		if (check_admin(val, what, wl) < 0)
+			return -1;
+		snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", val);
+		return 0;
+	}
+	if (strcmp(key, "metrics") == 0)
+		return parse_endpoint(val, &c->metrics, what, wl);
+	if (strcmp(key, "log_level") == 0) {
+		int v = 0;
+		if (set_enum(&v, log_names, 4, val, what, wl) < 0)
+			return -1;
+		c->log_level = (enum kl_config_log_level)v;
+		return 0;
+	}
+	if (strcmp(key, "crypto") == 0) {
+		int v = 0;
+		if (set_enum(&v, crypto_names, 2, val, what, wl) < 0)
+			return -1;
+		c->crypto = (enum kl_config_crypto)v;
+		return 0;
+	}
+	if (strcmp(key, "io") == 0) {
+		int v = 0;
+		if (set_enum(&v, io_names, 2, val, what, wl) < 0)
+			return -1;
+		c->io = (enum kl_config_io)v;
+		return 0;
+	}
+	if (strcmp(key, "ipv4") == 0)
+		return set_addr_list(c, false, val, what, wl);
+	if (strcmp(key, "ipv6") == 0)
+		return set_addr_list(c, true, val, what, wl);
+	if ((idx = indexed(key, "ipv4", &rest)) >= 0 && *rest == '\0') {
+		if (idx > (long)c->n_ipv4 || idx >= KL_CONFIG_MAX_ADDRS)
+			return whatf(what, wl, "at most %d addresses, numbered from 0 without gaps",
+				     KL_CONFIG_MAX_ADDRS);
+		if (parse_ipv4(val, &c->ipv4[idx], what, wl) < 0)
+			return -1;
+		if (idx == (long)c->n_ipv4)
+			c->n_ipv4++;
+		return 0;
+	}
+	if ((idx = indexed(key, "ipv6", &rest)) >= 0 && *rest == '\0') {
+		if (idx > (long)c->n_ipv6 || idx >= KL_CONFIG_MAX_ADDRS)
+			return whatf(what, wl, "at most %d addresses, numbered from 0 without gaps",
+				     KL_CONFIG_MAX_ADDRS);
+		if (parse_ipv6(val, &c->ipv6[idx], what, wl) < 0)
+			return -1;
+		if (idx == (long)c->n_ipv6)
+			c->n_ipv6++;
+		return 0;
+	}
+	if ((idx = indexed(key, "ports", &rest)) >= 0 && *rest == '.') {
+		struct kl_config_port *p;
+		if (idx > (long)c->n_ports || idx >= KL_CONFIG_MAX_PORTS)
+			return whatf(what, wl, "at most %d ports, numbered from 0 without gaps",
+				     KL_CONFIG_MAX_PORTS);
+		p = &c->ports[idx];
+		rest++;
+		if (strcmp(rest, "name") == 0) {
+			if (!port_name_ok(val) || strlen(val) > KL_CONFIG_PORT_NAME_MAX)
+				return whatf(what, wl, "must be 1..%d characters of [A-Za-z0-9_.-]",
+					     KL_CONFIG_PORT_NAME_MAX);
+			snprintf(p->name, sizeof(p->name), "%s", val);
+		} else if (strcmp(rest, "devargs") == 0) {
+			if (!devargs_ok(val) || strlen(val) > KL_CONFIG_DEVARGS_MAX)
+				return whatf(what, wl,
+					     "must be 1..%d printable characters without spaces",
+					     KL_CONFIG_DEVARGS_MAX);
+			snprintf(p->devargs, sizeof(p->devargs), "%s", val);
+		} else if (strcmp(rest, "queues") == 0) {
+			static const struct num_field qf = { "queues",
+							     offsetof(struct kl_config_port, queues),
+							     2, 1, KL_CONFIG_MAX_QUEUES, false };
+			if (set_num(p, &qf, val, what, wl) < 0)
+				return -1;
+		} else {
+			return whatf(what, wl, "unknown key");
+		}
+		if (idx == (long)c->n_ports) {
+			c->n_ports++;
+			if (p->queues == 0)
+				p->queues = 1;
+		}
+		return 0;
+	}
+	return whatf(what, wl, "unknown key");
+}
+
+/* ---- validation ----------------------------------------------------------------------------- */
+
+static int
+check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
+{
+	for (size_t i = 0; i < N_NUM; i++) {
+		if (check_num(&num_fields[i], get_num(c, &num_fields[i]), what, wl) < 0) {
+			snprintf(key, kl, "%s", num_fields[i].key);
+			return -1;
+		}
+	}
+	snprintf(key, kl, "server_identity");
+	if (c->server_identity_len == 0)
+		return whatf(what, wl, "required key is missing (1..%d bytes of UTF-8)",
+			     KL_CONFIG_IDENTITY_MAX);
+	if (c->server_identity_len > KL_CONFIG_IDENTITY_MAX ||
+	    strlen(c->server_identity) != c->server_identity_len ||
+	    !utf8_ok((const uint8_t *)c->server_identity, c->server_identity_len))
+		return whatf(what, wl, "must be 1..%d bytes of printable UTF-8", KL_CONFIG_IDENTITY_MAX);
+
+	snprintf(key, kl, "admin_socket");
+	if (check_admin(c->admin_socket, what, wl) < 0)
+		return -1;
+	snprintf(key, kl, "metrics");
+	if (c->metrics.enabled && (c->metrics.port == 0 ||
+				   (c->metrics.family != AF_INET && c->metrics.family != AF_INET6)))
+		return whatf(what, wl, "invalid endpoint");
+	snprintf(key, kl, "log_level");
+	if ((unsigned)c->log_level > KL_CONFIG_LOG_DEBUG)
+		return whatf(what, wl, "invalid level");
+	snprintf(key, kl, "crypto");
+	if ((unsigned)c->crypto > KL_CONFIG_CRYPTO_OPENSSL)
+		return whatf(what, wl, "invalid backend");
+	snprintf(key, kl, "io");
+	if ((unsigned)c->io > KL_CONFIG_IO_SOCKET)
+		return whatf(what, wl, "invalid I/O backend");
+
+	snprintf(key, kl, "ipv4");
+	if (c->n_ipv4 > KL_CONFIG_MAX_ADDRS)
+		return whatf(what, wl, "at most %d addresses", KL_CONFIG_MAX_ADDRS);
+	for (unsigned i = 0; i < c->n_ipv4; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (c->ipv4[i].s_addr == c->ipv4[j].s_addr) {
+				snprintf(key, kl, "ipv4[%u]", i);
+				return whatf(what, wl, "duplicate of ipv4[%u]", j);
+			}
+	snprintf(key, kl, "ipv6");
+	if (c->n_ipv6 > KL_CONFIG_MAX_ADDRS)
+		return whatf(what, wl, "at most %d addresses", KL_CONFIG_MAX_ADDRS);
+	for (unsigned i = 0; i < c->n_ipv6; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (memcmp(&c->ipv6[i], &c->ipv6[j], sizeof(c->ipv6[i])) == 0) {
+				snprintf(key, kl, "ipv6[%u]", i);
+				return whatf(what, wl, "duplicate of ipv6[%u]", j);
+			}
+
+	snprintf(key, kl, "ports");
+	if (c->n_ports > KL_CONFIG_MAX_PORTS)
+		return whatf(what, wl, "at most %d ports", KL_CONFIG_MAX_PORTS);
+	for (unsigned i = 0; i < c->n_ports; i++) {
+		const struct kl_config_port *p = &c->ports[i];
+		snprintf(key, kl, "ports[%u].name", i);
+		if (p->name[0] == '\0')
+			return whatf(what, wl, "required key is missing");
+		if (!port_name_ok(p->name))
+			return whatf(what, wl, "must be characters of [A-Za-z0-9_.-]");
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(p->name, c->ports[j].name) == 0)
+				return whatf(what, wl, "duplicate of ports[%u].name", j);
+		snprintf(key, kl, "ports[%u].devargs", i);
+		if (p->devargs[0] == '\0')
+			return whatf(what, wl, "required key is missing");
+		if (!devargs_ok(p->devargs))
+			return whatf(what, wl, "must be printable characters without spaces");
+		snprintf(key, kl, "ports[%u].queues", i);
+		if (p->queues < 1 || p->queues > KL_CONFIG_MAX_QUEUES)
+			return whatf(what, wl, "must be 1..%d (got %u)", KL_CONFIG_MAX_QUEUES, p->queues);
+		if (c->io == KL_CONFIG_IO_DPDK && p->queues != c->workers)
+			return whatf(what, wl,
+				     "is %u but workers is %u: each worker owns one RX/TX queue pair "
+				     "on every port",
+				     p->queues, c->workers);
+	}
+	if (c->io == KL_CONFIG_IO_DPDK) {
+		snprintf(key, kl, "ports");
+		if (c->n_ports == 0)
+			return whatf(what, wl, "at least one port is required with io: dpdk");
+		snprintf(key, kl, "ipv4");
+		if (c->n_ipv4 + c->n_ipv6 == 0)
+			return whatf(what, wl,
+				     "at least one ipv4 or ipv6 address is required with io: dpdk");
+	}
+	return 0;
+}
+
+int
+kl_config_validate(const struct kl_config *c, char *err, size_t errlen)
+{
+	char key[KEY_MAX], what[WHAT_MAX];
+	if (check(c, key, sizeof(key), what, sizeof(what)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: %s", key, what);
+	return -1;
+}
+
+void
+kl_config_defaults(struct kl_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->udp_port = KL_CONFIG_DEFAULT_UDP_PORT;
+	c->workers = 1;
+	c->skew_s = 60;
+	c->predelivery_s = 60;
+	c->replay_cache = 262144;
+	c->rate_limit.per_source_pps = 0;
+	c->rate_limit.burst = 64;
+	c->rate_limit.table_size = 65536;
+	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
+	c->log_level = KL_CONFIG_LOG_INFO;
+	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
+	c->io = KL_CONFIG_IO_DPDK;
+}
+
+void
+kl_config_free(struct kl_config *c)
+{
+	if (c != NULL)
+		memset(c, 0, sizeof(*c));
+}
+
+int
+kl_config_override(struct kl_config *c, const char *kv, char *err, size_t errlen)
+{
+	char key[KEY_MAX], what[WHAT_MAX], shown[KEY_MAX];
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
+		sanitize(shown, sizeof(shown), kv);
+		snprintf(err, errlen, "command line: %s: override must be KEY=VALUE", shown);
+		return -1;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	if (set_key(c, key, eq + 1, what, sizeof(what)) < 0) {
+		sanitize(shown, sizeof(shown), key);
+		snprintf(err, errlen, "command line: %s: %s", shown, what);
+		return -1;
+	}
+	/* Cross-field rules wait for kl_config_validate(): overrides come one at a time
+	 * ("workers=2" then "ports[0].queues=2") and may pass through an inconsistent state. */
+	return 0;
+}
+
+/* ---- pass 1: key paths and lines (libyaml events) --------------------------------------- */
+
+struct key_line {
+	char path[KEY_MAX];
+	unsigned line;
+};
+
+struct keymap {
+	struct key_line *v;
+	unsigned n, cap;
+	unsigned first_line; /* line of the top-level mapping */
+};
+
+static void
+keymap_free(struct keymap *m)
+{
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+static const struct key_line *
+keymap_find(const struct keymap *m, const char *path)
+{
+	for (unsigned i = 0; i < m->n; i++)
+		if (strcmp(m->v[i].path, path) == 0)
+			return &m->v[i];
+	return NULL;
+}
+
+/* Line of path, else of its closest recorded parent ("ports[1].name" -> "ports[1]" -> "ports"). */
+static unsigned
+keymap_line(const struct keymap *m, const char *path)
+{
+	char p[KEY_MAX];
+	snprintf(p, sizeof(p), "%s", path);
+	for (;;) {
+		const struct key_line *k = keymap_find(m, p);
+		if (k != NULL)
+			return k->line;
+		char *cut = strrchr(p, '.');
+		char *br = strrchr(p, '[');
+		if (br != NULL && (cut == NULL || br > cut))
+			cut = br;
+		if (cut == NULL)
+			break;
+		*cut = '\0';
+	}
+	return m->first_line ? m->first_line : 1;
+}
+
+static bool
+keymap_present(const struct keymap *m, const char *path)
+{
+	return keymap_find(m, path) != NULL;
+}
+
+static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
+	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "admin_socket",
+	"metrics", "log_level", "crypto", "io", NULL };
+static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
+static const char *const port_keys[] = { "name", "devargs", "queues", NULL };
+
+static bool
+in_list(const char *const *l, const char *k)
+{
+	for (; *l; l++)
+		if (strcmp(*l, k) == 0)
+			return true;
+	return false;
+}
+
+/* Keys allowed in the mapping at path; NULL = not a mapping of ours (libcyaml reports the type). */
+static const char *const *
+allowed_keys(const char *path, unsigned depth)
+{
+	if (depth == 1)
+		return top_keys;
+	if (strcmp(path, "rate_limit") == 0)
+		return rl_keys;
+	const char *rest;
+	if (indexed(path, "ports", &rest) >= 0 && *rest == '\0')
+		return port_keys;
+	return NULL;
+}
+
+struct frame {
+	bool is_map;
+	bool want_key;
+	unsigned idx;
+	char path[KEY_MAX]; /* path of this node */
+	char key[KEY_MAX];  /* map: path of the value about to come */
+};
+
+struct perr {
+	char key[KEY_MAX];
+	char what[WHAT_MAX];
+	unsigned line;
+};
+
+static int
+perr_set(struct perr *e, unsigned line, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int
+perr_set(struct perr *e, unsigned line, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	e->line = line;
+	sanitize(e->key, sizeof(e->key), key);
+	va_start(ap, fmt);
+	vsnprintf(e->what, sizeof(e->what), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+keymap_add(struct keymap *m, const char *path, unsigned line, struct perr *e)
+{
+	if (keymap_find(m, path) != NULL)
+		return perr_set(e, line, path, "duplicate key (first at line %u)",
+				keymap_find(m, path)->line);
+	if (m->n == MAX_KEYS)
+		return perr_set(e, line, path, "too many keys (at most %d)", MAX_KEYS);
+	if (m->n == m->cap) {
+		unsigned cap = m->cap ? m->cap * 2 : 64;
+		struct key_line *v = realloc(m->v, cap * sizeof(*v));
+		if (v == NULL)
+			return perr_set(e, line, path, "out of memory");
+		m->v = v;
+		m->cap = cap;
+	}
+	snprintf(m->v[m->n].path, KEY_MAX, "%s", path);
+	m->v[m->n].line = line;
+	m->n++;
+	return 0;
+}
+
+/* Key paths are for messages and duplicate checks; a (deeply nested) long one is truncated. */
+static void
+pathf(char *out, size_t ol, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void
+pathf(char *out, size_t ol, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out, ol, fmt, ap);
+	va_end(ap);
+}
+
+/* The path of the node starting now in the parent frame f (a map value or a sequence entry). */
+static void
+child_path(struct frame *f, char *out, size_t ol)
+{
+	if (f->is_map) {
+		snprintf(out, ol, "%s", f->key);
+		f->want_key = true;
+	} else {
+		pathf(out, ol, "%s[%u]", f->path, f->idx);
+		f->idx++;
+	}
+}
+
+static int
+scan_keys(const uint8_t *buf, size_t len, struct keymap *m, struct perr *e)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	struct frame *st;
+	unsigned depth = 0, docs = 0;
+	int rc = -1;
+	bool done = false;
+	const char *last_key = "(document)";
+
+	st = calloc(MAX_DEPTH + 1, sizeof(*st));
+	if (st == NULL)
+		return perr_set(e, 1, "(document)", "out of memory");
+	if (!yaml_parser_initialize(&parser)) {
+		free(st);
+		return perr_set(e, 1, "(document)", "out of memory");
+	}
+	yaml_parser_set_input_string(&parser, buf, len);
+
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			unsigned line = (unsigned)parser.problem_mark.line + 1;
+			if (parser.error == YAML_READER_ERROR)
+				line = 1 + (unsigned)parser.mark.line;
+			perr_set(e, line, last_key, "YAML syntax error: %s%s%s",
+				 parser.problem ? parser.problem : "unknown",
+				 parser.context ? " " : "", parser.context ? parser.context : "");
+			goto out;
+		}
+		unsigned line = (unsigned)ev.start_mark.line + 1;
+		struct frame *top = depth ? &st[depth - 1] : NULL;
+		char path[KEY_MAX];
+
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			if (++docs > 1) {
+				perr_set(e, line, "(document)", "only one YAML document is allowed");
+				goto fail_ev;
+			}
+			break;
+		case YAML_ALIAS_EVENT:
+			perr_set(e, line, top && top->is_map && !top->want_key ? top->key : last_key,
+				 "YAML aliases are not allowed");
+			goto fail_ev;
+		case YAML_SCALAR_EVENT:
+			if (top == NULL) {
+				if (ev.data.scalar.length == 0 && ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+					break; /* empty document: reported as a missing key later */
+				perr_set(e, line, "(top level)",
+					 "the document must be a mapping of keys, not a scalar");
+				goto fail_ev;
+			}
+			if (top->is_map && top->want_key) {
+				const char *k = (const char *)ev.data.scalar.value;
+				const char *const *allowed = allowed_keys(top->path, depth);
+				if (ev.data.scalar.length >= 64 || strlen(k) != ev.data.scalar.length) {
+					perr_set(e, line, k, "unknown key");
+					goto fail_ev;
+				}
+				if (depth == 1)
+					snprintf(top->key, KEY_MAX, "%s", k);
+				else
+					pathf(top->key, KEY_MAX, "%s.%s", top->path, k);
+				last_key = top->key;
+				if (allowed != NULL && !in_list(allowed, k)) {
+					perr_set(e, line, top->key, "unknown key");
+					goto fail_ev;
+				}
+				if (keymap_add(m, top->key, line, e) < 0)
+					goto fail_ev;
+				top->want_key = false;
+			} else {
+				child_path(top, path, sizeof(path));
+				if (!top->is_map && keymap_add(m, path, line, e) < 0)
+					goto fail_ev;
+			}
+			break;
+		case YAML_MAPPING_START_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+			if (top == NULL) {
+				if (ev.type != YAML_MAPPING_START_EVENT) {
+					perr_set(e, line, "(top level)",
+						 "the document must be a mapping of keys, not a list");
+					goto fail_ev;
+				}
+				m->first_line = line;
+				path[0] = '\0';
+			} else if (top->is_map && top->want_key) {
+				perr_set(e, line, top->path[0] ? top->path : "(top level)",
+					 "keys must be plain strings");
+				goto fail_ev;
+			} else {
+				child_path(top, path, sizeof(path));
+				if (!top->is_map && keymap_add(m, path, line, e) < 0)
+					goto fail_ev;
+			}
+			if (depth == MAX_DEPTH) {
+				perr_set(e, line, path, "nested too deeply");
+				goto fail_ev;
+			}
+			st[depth].is_map = ev.type == YAML_MAPPING_START_EVENT;
+			st[depth].want_key = true;
+			st[depth].idx = 0;
+			snprintf(st[depth].path, KEY_MAX, "%s", path);
+			st[depth].key[0] = '\0';
+			depth++;
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			depth--;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+		continue;
+fail_ev:
+		yaml_event_delete(&ev);
+		goto out;
+	}
+	rc = 0;
+out:
+	yaml_parser_delete(&parser);
+	free(st);
+	return rc;
+}
+
+/* ---- pass 2: libcyaml schema --------------------------------------------------------------- */
+
+/* Numbers are read as strings: libcyaml's INT accepts "1.5"; set_num() is strict decimal. */
+struct raw_port {
+	char *name;
+	char *devargs;
+	char *queues;
+};
+
+struct raw_rl {
+	char *per_source_pps;
+	char *burst;
+	char *table_size;
+};
+
+struct raw_cfg {
+	struct raw_port *ports;
+	unsigned ports_count;
+	char **ipv4;
+	unsigned ipv4_count;
+	char **ipv6;
+	unsigned ipv6_count;
+	char *udp_port;
+	char *workers;
+	char *server_identity;
+	char *skew_s;
+	char *predelivery_s;
+	char *replay_cache;
+	struct raw_rl *rate_limit;
+	char *admin_socket;
+	char *metrics;
+	char *log_level;
+	char *crypto;
+	char *io;
+};
+
+/* Generous limits here: the setters give the precise message (with the key's line). */
+#define STR_MAX 4096
+#define SEQ_MAX 1024
+#define OPT CYAML_FLAG_OPTIONAL
+#define OPT_STR (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL_STR)
+
+static const cyaml_schema_field_t port_fields[] = {
+	CYAML_FIELD_STRING_PTR("name", OPT_STR, struct raw_port, name, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("devargs", OPT_STR, struct raw_port, devargs, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("queues", OPT_STR, struct raw_port, queues, 0, STR_MAX),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t port_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_port, port_fields),
+};
+static const cyaml_schema_value_t str_schema = {
+	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, STR_MAX),
+};
+static const cyaml_schema_field_t rl_fields[] = {
+	CYAML_FIELD_STRING_PTR("per_source_pps", OPT_STR, struct raw_rl, per_source_pps, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("burst", OPT_STR, struct raw_rl, burst, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("table_size", OPT_STR, struct raw_rl, table_size, 0, STR_MAX),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_field_t top_fields[] = {
+	CYAML_FIELD_SEQUENCE("ports", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ports, &port_schema,
+			     0, SEQ_MAX),
+	CYAML_FIELD_SEQUENCE("ipv4", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ipv4, &str_schema, 0,
+			     SEQ_MAX),
+	CYAML_FIELD_SEQUENCE("ipv6", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ipv6, &str_schema, 0,
+			     SEQ_MAX),
+	CYAML_FIELD_STRING_PTR("udp_port", OPT_STR, struct raw_cfg, udp_port, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("workers", OPT_STR, struct raw_cfg, workers, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("server_identity", OPT_STR, struct raw_cfg, server_identity, 0,
+			       STR_MAX),
+	CYAML_FIELD_STRING_PTR("skew_s", OPT_STR, struct raw_cfg, skew_s, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("predelivery_s", OPT_STR, struct raw_cfg, predelivery_s, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("replay_cache", OPT_STR, struct raw_cfg, replay_cache, 0, STR_MAX),
+	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
+	CYAML_FIELD_STRING_PTR("admin_socket", OPT_STR, struct raw_cfg, admin_socket, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("metrics", OPT_STR, struct raw_cfg, metrics, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("log_level", OPT_STR, struct raw_cfg, log_level, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("crypto", OPT_STR, struct raw_cfg, crypto, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("io", OPT_STR, struct raw_cfg, io, 0, STR_MAX),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t top_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct raw_cfg, top_fields),
+};
+
+/* libcyaml's error log: the first message, then a backtrace innermost first. */
+struct cylog {
+	char msg[WHAT_MAX];
+	char path[KEY_MAX];
+	unsigned line;
+	bool in_backtrace;
+	bool got_frame;
+	char frames[MAX_DEPTH][KEY_MAX];
+	unsigned n_frames;
+	unsigned lines[MAX_DEPTH];
+};
+
+static void
+cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+	struct cylog *l = ctx;
+	char text[512];
+	char name[KEY_MAX];
+	unsigned line = 0, col = 0;
+
+	if (level < CYAML_LOG_ERROR)
+		return;
+	vsnprintf(text, sizeof(text), fmt, args);
+	text[strcspn(text, "\n")] = '\0';
+	if (strncmp(text, "Load: Backtrace:", 16) == 0) {
+		l->in_backtrace = true;
+		return;
+	}
+	if (!l->in_backtrace) {
+		if (l->msg[0] == '\0')
+			sanitize(l->msg, sizeof(l->msg),
+				 strncmp(text, "Load: ", 6) == 0 ? text + 6 : text);
+		return;
+	}
+	if (l->n_frames == MAX_DEPTH)
+		return;
+	/* "  in mapping field 'x' (line: 3, column: 9)", "  in sequence entry '2' (line: ...)" */
+	if (sscanf(text, "  in mapping field '%127[^']' (line: %u, column: %u)", name, &line, &col) ==
+	    3) {
+		snprintf(l->frames[l->n_frames], KEY_MAX, "%s", name);
+	} else if (sscanf(text, "  in sequence entry '%127[^']' (line: %u, column: %u)", name, &line,
+			  &col) == 3) {
+		unsigned long n = strtoul(name, NULL, 10);
+		snprintf(l->frames[l->n_frames], KEY_MAX, "[%lu]", n ? n - 1 : 0);
+	} else if (sscanf(text, "  in mapping (line: %u, column: %u)", &line, &col) == 2) {
+		l->frames[l->n_frames][0] = '\0';
+	} else {
+		return;
+	}
+	l->lines[l->n_frames++] = line;
+}
+
+/* libcyaml's type errors in the config's terms (everything else is passed through). */
+static const char *
+cy_explain(const char *msg)
+{
+	if (strstr(msg, "Expecting STRING") != NULL) {
+		if (strstr(msg, "SEQUENCE_START") != NULL)
+			return "must be a single value, not a list";
+		if (strstr(msg, "MAPPING_START") != NULL)
+			return "must be a single value, not a mapping";
+	}
+	if (strstr(msg, "Expecting MAPPING") != NULL)
+		return "must be a mapping of keys";
+	if (strstr(msg, "Expecting SEQUENCE") != NULL)
+		return "must be a list";
+	return msg;
+}
+
+/* Innermost-first frames -> "ports[1].queues", plus the innermost line. */
+static void
+cylog_path(struct cylog *l)
+{
+	l->path[0] = '\0';
+	l->line = l->n_frames ? l->lines[0] : 0;
+	for (unsigned i = l->n_frames; i-- > 0;) {
+		const char *f = l->frames[i];
+		size_t n = strlen(l->path);
+		if (f[0] == '\0')
+			continue;
+		if (f[0] == '[' || n == 0)
+			snprintf(l->path + n, sizeof(l->path) - n, "%s", f);
+		else
+			snprintf(l->path + n, sizeof(l->path) - n, ".%s", f);
+	}
+}
+
+/* ---- pass 3: values ------------------------------------------------------------------------- */
+
+static int
+apply_str(struct kl_config *c, const struct keymap *m, const char *key, const char *val,
+	  struct perr *e)
+{
+	char what[WHAT_MAX];
+	if (!keymap_present(m, key))
+		return 0;
+	if (set_key(c, key, val ? val : "", what, sizeof(what)) < 0)
+		return perr_set(e, keymap_line(m, key), key, "%s", what);
+	return 0;
+}
+
+static int
+apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, struct perr *e)
+{
+	char key[KEY_MAX];
+
+	if (r->ports_count > KL_CONFIG_MAX_PORTS)
+		return perr_set(e, keymap_line(m, "ports"), "ports", "at most %d ports (got %u)",
+				KL_CONFIG_MAX_PORTS, r->ports_count);
+	for (unsigned i = 0; i < r->ports_count; i++) {
+		const struct raw_port *p = &r->ports[i];
+		/* A port exists as soon as its entry does, even if every key is missing. */
+		c->ports[i].queues = 1;
+		c->n_ports = i + 1;
+		snprintf(key, sizeof(key), "ports[%u].name", i);
+		if (apply_str(c, m, key, p->name, e) < 0)
+			return -1;
+		snprintf(key, sizeof(key), "ports[%u].devargs", i);
+		if (apply_str(c, m, key, p->devargs, e) < 0)
+			return -1;
+		snprintf(key, sizeof(key), "ports[%u].queues", i);
+		if (apply_str(c, m, key, p->queues, e) < 0)
+			return -1;
+	}
+	if (r->ipv4_count > KL_CONFIG_MAX_ADDRS)
+		return perr_set(e, keymap_line(m, "ipv4"), "ipv4", "at most %d addresses (got %u)",
+				KL_CONFIG_MAX_ADDRS, r->ipv4_count);
+	for (unsigned i = 0; i < r->ipv4_count; i++) {
+		snprintf(key, sizeof(key), "ipv4[%u]", i);
+		if (apply_str(c, m, key, r->ipv4[i], e) < 0)
+			return -1;
+	}
+	if (r->ipv6_count > KL_CONFIG_MAX_ADDRS)
+		return perr_set(e, keymap_line(m, "ipv6"), "ipv6", "at most %d addresses (got %u)",
+				KL_CONFIG_MAX_ADDRS, r->ipv6_count);
+	for (unsigned i = 0; i < r->ipv6_count; i++) {
+		snprintf(key, sizeof(key), "ipv6[%u]", i);
+		if (apply_str(c, m, key, r->ipv6[i], e) < 0)
+			return -1;
+	}
+	if (apply_str(c, m, "udp_port", r->udp_port, e) < 0 ||
+	    apply_str(c, m, "workers", r->workers, e) < 0 ||
+	    apply_str(c, m, "server_identity", r->server_identity, e) < 0 ||
+	    apply_str(c, m, "skew_s", r->skew_s, e) < 0 ||
+	    apply_str(c, m, "predelivery_s", r->predelivery_s, e) < 0 ||
+	    apply_str(c, m, "replay_cache", r->replay_cache, e) < 0 ||
+	    apply_str(c, m, "admin_socket", r->admin_socket, e) < 0 ||
+	    apply_str(c, m, "metrics", r->metrics, e) < 0 ||
+	    apply_str(c, m, "log_level", r->log_level, e) < 0 ||
+	    apply_str(c, m, "crypto", r->crypto, e) < 0 || apply_str(c, m, "io", r->io, e) < 0)
+		return -1;
+	if (r->rate_limit != NULL) {
+		if (apply_str(c, m, "rate_limit.per_source_pps", r->rate_limit->per_source_pps, e) <
+			    0 ||
+		    apply_str(c, m, "rate_limit.burst", r->rate_limit->burst, e) < 0 ||
+		    apply_str(c, m, "rate_limit.table_size", r->rate_limit->table_size, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+read_file(const char *path, uint8_t **buf, size_t *len, struct perr *e)
+{
+	FILE *f = fopen(path, "rb");
+	size_t cap = 0, n = 0;
+	uint8_t *b = NULL;
+
+	if (f == NULL)
+		return perr_set(e, 1, "(file)", "cannot open: %s", strerror(errno));
+	for (;;) {
+		if (n == cap) {
+			if (cap > KL_CONFIG_MAX_FILE_SIZE) {
+				free(b);
+				fclose(f);
+				return perr_set(e, 1, "(file)", "larger than %u bytes",
+						KL_CONFIG_MAX_FILE_SIZE);
+			}
+			cap = cap ? cap * 2 : 8192;
+			uint8_t *nb = realloc(b, cap + 1);
+			if (nb == NULL) {
+				free(b);
+				fclose(f);
+				return perr_set(e, 1, "(file)", "out of memory");
+			}
+			b = nb;
+		}
+		size_t got = fread(b + n, 1, cap - n, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	bool bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(b);
+		return perr_set(e, 1, "(file)", "read error");
+	}
+	if (n > KL_CONFIG_MAX_FILE_SIZE) {
+		free(b);
+		return perr_set(e, 1, "(file)", "larger than %u bytes", KL_CONFIG_MAX_FILE_SIZE);
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+int
+kl_config_load(const char *path, struct kl_config *out, char *err, size_t errlen)
+{
+	struct keymap m = { 0 };
+	struct perr e = { .line = 1 };
+	struct raw_cfg *raw = NULL;
+	struct cylog cl;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+	cyaml_config_t cy = {
+		.log_fn = cy_log,
+		.log_ctx = &cl,
+		.mem_fn = cyaml_mem,
+		.log_level = CYAML_LOG_ERROR,
+		.flags = CYAML_CFG_NO_ALIAS,
+	};
+
+	kl_config_defaults(out);
+	if (read_file(path, &buf, &len, &e) < 0)
+		goto out;
+	if (scan_keys(buf, len, &m, &e) < 0)
+		goto out;
+	if (m.n == 0) {
+		perr_set(&e, 1, "server_identity", "required key is missing (the file has no keys)");
+		goto out;
+	}
+	memset(&cl, 0, sizeof(cl));
+	cyaml_err_t cerr = cyaml_load_data(buf, len, &cy, &top_schema, (cyaml_data_t **)&raw, NULL);
+	if (cerr != CYAML_OK) {
+		cylog_path(&cl);
+		const char *key = cl.path[0] ? cl.path : "(document)";
+		unsigned line = cl.path[0] && keymap_present(&m, cl.path) ? keymap_line(&m, cl.path)
+									: (cl.line ? cl.line : 1);
+		perr_set(&e, line, key, "%s", cy_explain(cl.msg[0] ? cl.msg : cyaml_strerror(cerr)));
+		raw = NULL;
+		goto out;
+	}
+	if (apply_raw(out, raw, &m, &e) < 0)
+		goto out;
+	{
+		char key[KEY_MAX], what[WHAT_MAX];
+		if (check(out, key, sizeof(key), what, sizeof(what)) < 0) {
+			perr_set(&e, keymap_line(&m, key), key, "%s", what);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		char shown[256];
+		sanitize(shown, sizeof(shown), path);
+		snprintf(err, errlen, "%s:%u: %s: %s", shown, e.line, e.key, e.what);
+	}
+	if (raw != NULL)
+		cyaml_free(&cy, &top_schema, raw, 0);
+	keymap_free(&m);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keylined configuration: one YAML file (libcyaml schema) plus "key=value" command-line overrides,
+ * validated completely at start-up. Every error is one line "FILE:LINE: KEY: what is wrong"
+ * ("command line: KEY: what is wrong" for overrides), so the daemon can print it and exit 2.
+ */
+#ifndef KL_CONFIG_H
+#define KL_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_CONFIG_MAX_PORTS 8
+#define KL_CONFIG_MAX_ADDRS 8
+#define KL_CONFIG_MAX_QUEUES 16
+#define KL_CONFIG_MAX_WORKERS 64
+#define KL_CONFIG_PORT_NAME_MAX 31  /* bytes, excluding NUL */
+#define KL_CONFIG_DEVARGS_MAX 255   /* bytes, excluding NUL */
+#define KL_CONFIG_IDENTITY_MAX 64   /* bytes of UTF-8 */
+#define KL_CONFIG_ADMIN_PATH_MAX 107 /* sun_path is 108 bytes with its NUL */
+#define KL_CONFIG_MAX_FILE_SIZE (4u << 20) /* larger files are refused before parsing */
+
+#define KL_CONFIG_DEFAULT_UDP_PORT 2269
+#define KL_CONFIG_DEFAULT_ADMIN_SOCKET "/run/keyline/admin.sock"
+
+enum kl_config_log_level {
+	KL_CONFIG_LOG_ERROR = 0,
+	KL_CONFIG_LOG_WARNING,
+	KL_CONFIG_LOG_INFO,
+	KL_CONFIG_LOG_DEBUG,
+};
+
+/* Same values as enum kl_crypto_backend (crypto/kl_crypto.h), so the daemon can cast. */
+enum kl_config_crypto {
+	KL_CONFIG_CRYPTO_IPSEC_MB = 0,
+	KL_CONFIG_CRYPTO_OPENSSL = 1,
+};
+
+enum kl_config_io {
+	KL_CONFIG_IO_DPDK = 0,
+	KL_CONFIG_IO_SOCKET,
+};
+
+struct kl_config_port {
+	char name[KL_CONFIG_PORT_NAME_MAX + 1];	  /* [A-Za-z0-9_.-], unique */
+	char devargs[KL_CONFIG_DEVARGS_MAX + 1]; /* vdev ("net_memif0,role=server,...") or PCI address */
+	uint16_t queues;			  /* RX/TX queue pairs, 1..16; must equal workers (dpdk io) */
+};
+
+/* A parsed "host:port" ("127.0.0.1:9469", "[::1]:9469"). */
+struct kl_config_endpoint {
+	bool enabled;	  /* false: the key was empty (feature off) */
+	int family;	  /* AF_INET or AF_INET6 */
+	struct in_addr v4;
+	struct in6_addr v6;
+	uint16_t port;	  /* host order */
+	char text[64];	  /* as written */
+};
+
+struct kl_config {
+	struct kl_config_port ports[KL_CONFIG_MAX_PORTS];
+	unsigned n_ports;
+	struct in_addr ipv4[KL_CONFIG_MAX_ADDRS];
+	unsigned n_ipv4;
+	struct in6_addr ipv6[KL_CONFIG_MAX_ADDRS];
+	unsigned n_ipv6;
+	uint16_t udp_port;	/* 1..65535, default 2269 */
+	uint32_t workers;	/* 1..64, default 1 */
+	char server_identity[KL_CONFIG_IDENTITY_MAX + 1]; /* required, 1..64 bytes UTF-8, NUL-terminated */
+	uint16_t server_identity_len;
+	uint32_t skew_s;	/* 1..3600, default 60 */
+	uint32_t predelivery_s; /* 0..86400, default 60 */
+	uint32_t replay_cache;	/* power of two 1024..2^26, default 262144 */
+	struct {
+		uint32_t per_source_pps; /* 0 = off (default), up to 10^7 */
+		uint32_t burst;		 /* 1..10^6, default 64 */
+		uint32_t table_size;	 /* power of two 1024..2^24, default 65536 */
+	} rate_limit;
+	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
+	struct kl_config_endpoint metrics;		  /* default off */
+	enum kl_config_log_level log_level;		  /* default info */
+	enum kl_config_crypto crypto;			  /* default ipsec-mb */
+	enum kl_config_io io;				  /* default dpdk */
+};
+
+/** Fill c with every default (server_identity stays empty: it is required). */
+void kl_config_defaults(struct kl_config *c);
+
+/**
+ * Load and fully validate a YAML config file (defaults first, then the file).
+ * @param path  file to read (at most KL_CONFIG_MAX_FILE_SIZE bytes)
+ * @param out   filled on success; left in an unspecified but freeable state on error
+ * @param err   receives one message "FILE:LINE: KEY: what is wrong" on error
+ * @return 0, or -1 on any error (I/O, YAML syntax, schema, value).
+ */
+int kl_config_load(const char *path, struct kl_config *out, char *err, size_t errlen);
+
+/**
+ * Apply one command-line override "key=value", with the same per-value checks as the file (syntax,
+ * range, power of two, address form). Cross-field rules are not checked here, since overrides come
+ * one at a time: call kl_config_validate() once after the last override.
+ * Keys: any scalar key ("skew_s", "rate_limit.burst", "metrics", ...), "ports[N].name|devargs|queues"
+ * (N = n_ports appends a port), "ipv4[N]" / "ipv6[N]", or "ipv4=a,b" / "ipv6=a,b" to replace a list.
+ * An empty value clears the "metrics" endpoint or an address list.
+ * @return 0, or -1 with "command line: KEY: what is wrong" in err (the key's value, or for an address
+ *         list the list, may then be partly changed).
+ */
+int kl_config_override(struct kl_config *c, const char *key_eq_value, char *err, size_t errlen);
+
+/**
+ * Check every field and the cross-field rules (required identity, a port and an address for dpdk
+ * io, queues per port equal to workers, unique port names).
+ * @return 0, or -1 with "KEY: what is wrong" in err.
+ */
+int kl_config_validate(const struct kl_config *c, char *err, size_t errlen);
+
+/** Release what a config holds (nothing is heap-allocated today; the struct is reset). */
+void kl_config_free(struct kl_config *c);
+
+/** "error", "warning", "info", "debug". */
+const char *kl_config_log_level_name(enum kl_config_log_level l);
+
+#endif /* KL_CONFIG_H */
