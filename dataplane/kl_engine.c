@@ -474,14 +474,16 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	/* 1. parse; the next two datagrams are fetched while this one is read */
 	for (unsigned i = 0; i < n && i < 2; i++) {
 		__builtin_prefetch(pkts[i].in, 0, 3);
-		__builtin_prefetch(pkts[i].in + 64, 0, 3);
+		if (pkts[i].in_len > 64)
+			__builtin_prefetch(pkts[i].in + 64, 0, 3);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		enum kl_drop d;
 
 		if (i + 2 < n) {
 			__builtin_prefetch(pkts[i + 2].in, 0, 3);
-			__builtin_prefetch(pkts[i + 2].in + 64, 0, 3);
+			if (pkts[i + 2].in_len > 64)
+				__builtin_prefetch(pkts[i + 2].in + 64, 0, 3);
 		}
 
 		w->st.counter[KL_CNT_RX]++;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "kl_net.h"
+#include "kl_ratelimit.h" /* the source key is the rate limiter's */
 
 #define ETH_HLEN 14
 #define ET_IPV4 0x0800
@@ -174,9 +175,7 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 	l4len = (uint16_t)(tot - ihl);
 	if (ip[9] == 17) {
 		in->kind = KL_NET_UDP4;
-		memset(in->src_key, 0, 16);
-		in->src_key[0] = 4;
-		memcpy(in->src_key + 12, ip + 12, 4);
+		kl_rl_key_v4(ip + 12, in->src_key);
 		return udp(ip, l4, l4len, 0, a, in);
 	}
 	if (ip[9] == 1) {
@@ -225,9 +224,7 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_
 		in->kind = KL_NET_UDP6;
 		if (!ours6(a, ip + 24))
 			return drop(in, KL_NET_DROP_NOT_FOR_US);
-		memset(in->src_key, 0, 16);
-		in->src_key[0] = 6;
-		memcpy(in->src_key + 8, ip + 8, 8);
+		kl_rl_key_v6(ip + 8, in->src_key);
 		return udp(ip, l4, pl, 1, a, in);
 	}
 	if (ip[6] == 58) {
