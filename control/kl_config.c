@@ -48,6 +48,12 @@ static const struct num_field num_fields[] = {
 	NUM("rate_limit.per_source_pps", rate_limit.per_source_pps, 0, 10000000, false),
 	NUM("rate_limit.burst", rate_limit.burst, 1, 1000000, false),
 	NUM("rate_limit.table_size", rate_limit.table_size, 1024, 1u << 24, true),
+	NUM("table.ues", table.ues, 1, 100000000, false),
+	NUM("table.groups", table.groups, 1, 65535, false),
+	NUM("table.emses", table.emses, 1, 10000000, false),
+	NUM("table.imsis", table.imsis, 1, 100000000, false),
+	NUM("table.appids", table.appids, 1, 10000000, false),
+	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -581,6 +587,12 @@ kl_config_defaults(struct kl_config *c)
 	c->rate_limit.per_source_pps = 0;
 	c->rate_limit.burst = 64;
 	c->rate_limit.table_size = 65536;
+	c->table.ues = 1048576;
+	c->table.groups = 1024;
+	c->table.emses = 65536;
+	c->table.imsis = 65536;
+	c->table.appids = 65536;
+	c->table.e2m_ring = 4;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->log_level = KL_CONFIG_LOG_INFO;
 	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
@@ -673,9 +685,11 @@ keymap_present(const struct keymap *m, const char *path)
 }
 
 static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
-	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "admin_socket",
+	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "table", "admin_socket",
 	"metrics", "log_level", "crypto", "io", NULL };
 static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
+static const char *const table_keys[] = { "ues", "groups", "emses", "imsis", "appids", "e2m_ring",
+	NULL };
 static const char *const port_keys[] = { "name", "devargs", "queues", NULL };
 
 static bool
@@ -695,6 +709,8 @@ allowed_keys(const char *path, unsigned depth)
 		return top_keys;
 	if (strcmp(path, "rate_limit") == 0)
 		return rl_keys;
+	if (strcmp(path, "table") == 0)
+		return table_keys;
 	const char *rest;
 	if (indexed(path, "ports", &rest) >= 0 && *rest == '\0')
 		return port_keys;
@@ -923,6 +939,10 @@ struct raw_rl {
 	char *table_size;
 };
 
+struct raw_table {
+	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring;
+};
+
 struct raw_cfg {
 	struct raw_port *ports;
 	unsigned ports_count;
@@ -937,6 +957,7 @@ struct raw_cfg {
 	char *predelivery_s;
 	char *replay_cache;
 	struct raw_rl *rate_limit;
+	struct raw_table *table;
 	char *admin_socket;
 	char *metrics;
 	char *log_level;
@@ -968,6 +989,15 @@ static const cyaml_schema_field_t rl_fields[] = {
 	CYAML_FIELD_STRING_PTR("table_size", OPT_STR, struct raw_rl, table_size, 0, STR_MAX),
 	CYAML_FIELD_END
 };
+static const cyaml_schema_field_t table_fields[] = {
+	CYAML_FIELD_STRING_PTR("ues", OPT_STR, struct raw_table, ues, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("groups", OPT_STR, struct raw_table, groups, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("emses", OPT_STR, struct raw_table, emses, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("imsis", OPT_STR, struct raw_table, imsis, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("appids", OPT_STR, struct raw_table, appids, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("e2m_ring", OPT_STR, struct raw_table, e2m_ring, 0, STR_MAX),
+	CYAML_FIELD_END
+};
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_SEQUENCE("ports", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ports, &port_schema,
 			     0, SEQ_MAX),
@@ -983,6 +1013,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_STRING_PTR("predelivery_s", OPT_STR, struct raw_cfg, predelivery_s, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("replay_cache", OPT_STR, struct raw_cfg, replay_cache, 0, STR_MAX),
 	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
+	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
 	CYAML_FIELD_STRING_PTR("admin_socket", OPT_STR, struct raw_cfg, admin_socket, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("metrics", OPT_STR, struct raw_cfg, metrics, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("log_level", OPT_STR, struct raw_cfg, log_level, 0, STR_MAX),
@@ -1150,6 +1181,15 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 			    0 ||
 		    apply_str(c, m, "rate_limit.burst", r->rate_limit->burst, e) < 0 ||
 		    apply_str(c, m, "rate_limit.table_size", r->rate_limit->table_size, e) < 0)
+			return -1;
+	}
+	if (r->table != NULL) {
+		if (apply_str(c, m, "table.ues", r->table->ues, e) < 0 ||
+		    apply_str(c, m, "table.groups", r->table->groups, e) < 0 ||
+		    apply_str(c, m, "table.emses", r->table->emses, e) < 0 ||
+		    apply_str(c, m, "table.imsis", r->table->imsis, e) < 0 ||
+		    apply_str(c, m, "table.appids", r->table->appids, e) < 0 ||
+		    apply_str(c, m, "table.e2m_ring", r->table->e2m_ring, e) < 0)
 			return -1;
 	}
 	return 0;

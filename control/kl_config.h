@@ -78,6 +78,14 @@ struct kl_config {
 		uint32_t burst;		 /* 1..10^6, default 64 */
 		uint32_t table_size;	 /* power of two 1024..2^24, default 65536 */
 	} rate_limit;
+	struct {
+		uint32_t ues;	   /* 1..10^8, default 1048576 (about 230 bytes each) */
+		uint32_t groups;   /* MBMS key groups, 1..65535, default 1024 */
+		uint32_t emses;	   /* 1..10^7, default 65536 */
+		uint32_t imsis;	   /* IMSIs with E2M keys, 1..10^8, default 65536 */
+		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
+		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
+	} table;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
 	struct kl_config_endpoint metrics;		  /* default off */
 	enum kl_config_log_level log_level;		  /* default info */

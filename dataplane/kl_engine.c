@@ -200,7 +200,13 @@ static void replay_tag(struct kl_worker *w, struct job *j, const struct kl_mikey
 	j->tag_a = h ^ load64(r->rand);
 	x = load64(r->rand + 8) ^ ((uint64_t)r->csb_id << 32);
 	j->tag_b = (uint32_t)(x ^ (x >> 32));
-	x = (j->tag_a ^ (x * 0xc4ceb9fe1a85ec53ull)) & w->replay_mask & ~(uint64_t)(REPLAY_WAYS - 1);
+	/* Fold the high halves down before masking: a multiply only carries upward, so RANDs that
+	 * differ in their upper bytes alone would otherwise share a bucket. */
+	x = j->tag_a ^ (x * 0xc4ceb9fe1a85ec53ull);
+	x ^= x >> 32;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 29;
+	x &= w->replay_mask & ~(uint64_t)(REPLAY_WAYS - 1);
 	j->bucket = &w->replay[x];
 	__builtin_prefetch(j->bucket, 1, 3);
 }
@@ -501,6 +507,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			drop(w, &pkts[i], &live[i], d);
 			continue;
 		}
+		w->st.counter[w->req[i].kind == KL_KIND_MBMS ? KL_CNT_REQ_MBMS : KL_CNT_REQ_E2M]++;
 		if (!pkts[i].out || pkts[i].out_cap < 3 * pkts[i].in_len)
 			drop(w, &pkts[i], &live[i], KL_DROP_NO_BUFFER);
 		else

@@ -25,6 +25,8 @@ extern "C" {
 /* Counters besides the drop reasons, defined once. */
 #define KL_COUNTER_LIST(X)                                                                     \
 	X(RX, "requests_received", "datagrams handed to the engine")                            \
+	X(REQ_MBMS, "requests_mbms", "well-formed MBMS key requests")                           \
+	X(REQ_E2M, "requests_e2m", "well-formed E2M key fetches")                                \
 	X(ANSWERED_MBMS, "answered_mbms", "MBMS key responses sent")                            \
 	X(ANSWERED_E2M, "answered_e2m", "E2M key responses sent")                               \
 	X(ERR_INVALID_TS, "error_invalid_ts", "error 1 sent: T outside the skew")               \

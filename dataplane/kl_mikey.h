@@ -67,7 +67,6 @@ enum {
 	X(UNKNOWN_IDENTITY, "unknown_identity", "no such requester")                           \
 	X(BAD_MAC, "bad_mac", "MAC did not verify")                                             \
 	X(REPLAY, "replay", "same IDi, CSB ID and RAND inside the skew window")                 \
-	X(RATE_LIMITED, "rate_limited", "per-source token bucket empty")                       \
 	X(NO_BUFFER, "no_buffer", "no room to build the answer")
 
 enum kl_drop {

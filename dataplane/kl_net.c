@@ -220,6 +220,8 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_
 	in->l3_off = ETH_HLEN;
 	in->l4_off = ETH_HLEN + 40;
 	l4 = f + in->l4_off;
+	if (ip[6] == 44) /* fragment header: like IPv4 fragments, requests fit one datagram */
+		return drop(in, KL_NET_DROP_FRAGMENT);
 	if (ip[6] == 17) {
 		in->kind = KL_NET_UDP6;
 		if (!ours6(a, ip + 24))

@@ -24,7 +24,7 @@ extern "C" {
 	X(BAD_HEADER, "bad_header", "IP version, header length or length fields wrong")        \
 	X(BAD_CHECKSUM, "bad_checksum", "IPv4 header, UDP or ICMP checksum wrong")              \
 	X(NOT_FOR_US, "not_for_us", "destination is not one of our addresses")                  \
-	X(FRAGMENT, "fragment", "IP fragment (requests fit one datagram)")                      \
+	X(FRAGMENT, "fragment", "IPv4 fragment or IPv6 fragment header")                      \
 	X(WRONG_PORT, "wrong_port", "UDP to a port we do not serve")                            \
 	X(UNSUPPORTED_PROTO, "unsupported_proto", "other IP protocol or IPv6 extension header") \
 	X(UNSUPPORTED_ICMP, "unsupported_icmp", "ICMP/ICMPv6 other than echo and NS")          \

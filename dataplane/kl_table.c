@@ -529,6 +529,16 @@ void kl_table_quiescent(struct kl_table *t, unsigned reader)
 	rte_rcu_qsbr_quiescent(t->qsv, reader);
 }
 
+void kl_table_reader_offline(struct kl_table *t, unsigned reader)
+{
+	rte_rcu_qsbr_thread_offline(t->qsv, reader);
+}
+
+void kl_table_reader_online(struct kl_table *t, unsigned reader)
+{
+	rte_rcu_qsbr_thread_online(t->qsv, reader);
+}
+
 void kl_table_reader_unregister(struct kl_table *t, unsigned reader)
 {
 	if (!t || reader >= t->max_readers)
@@ -607,6 +617,8 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 	}
 	e->ngroups = (uint8_t)ngroups;
 	e->nchunks = (uint8_t)kl_psk_init(muk, muk_len, e->chunk);
+	if (kl_kcv(muk, muk_len, e->kcv))
+		memset(e->kcv, 0, sizeof(e->kcv));
 	rc = publish(t, KL_TK_UE, ai, dig, e, old);
 	if (rc >= 0)
 		t->count_ue2 += (ai == KL_A_UE2) - old2;
@@ -685,6 +697,8 @@ int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, co
 	if (!e)
 		return -ENOSPC;
 	e->nchunks = (uint8_t)kl_psk_init(psk, psk_len, e->chunk);
+	if (kl_kcv(psk, psk_len, e->kcv))
+		memset(e->kcv, 0, sizeof(e->kcv));
 	return publish(t, KL_TK_EMSE, KL_A_EMSE, dig, e, old);
 }
 
@@ -720,6 +734,8 @@ int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32
 	memcpy(nk.ostate, hk.ostate, sizeof(nk.ostate));
 	kl_hmac_key_wipe(&hk);
 	nk.expires = expires;
+	if (kl_kcv(key, 32, nk.kcv))
+		memset(nk.kcv, 0, sizeof(nk.kcv));
 	nk.key_id = key_id;
 
 	for (unsigned i = 0; old && i < old->n; i++)

@@ -56,6 +56,7 @@ struct kl_ue {
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
 	uint8_t ngroups;
 	uint8_t nchunks;
+	uint8_t kcv[KL_KCV_LEN];     /* of the MUK, for operators (the MUK itself is not kept) */
 	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1 */
 };
 
@@ -76,6 +77,7 @@ struct kl_group {
 /* EMSE: EMSE_Id -> PSK states. */
 struct kl_emse {
 	uint8_t nchunks;
+	uint8_t kcv[KL_KCV_LEN]; /* of the PSK */
 	struct kl_psk_chunk chunk[KL_TABLE_PSK_CHUNKS];
 };
 
@@ -84,6 +86,7 @@ struct kl_e2m_key {
 	uint32_t istate[8], ostate[8];
 	uint64_t expires; /* NTP timestamp; 0 = never */
 	uint32_t key_id;
+	uint8_t kcv[KL_KCV_LEN]; /* of the e2m_int_key */
 };
 
 /* IMSI -> the newest N e2m_int_keys, newest first. */
@@ -134,6 +137,10 @@ void kl_table_free(struct kl_table *t);
 int kl_table_reader_register(struct kl_table *t, unsigned reader);
 /** Report quiescence: the reader holds no entry pointer from earlier lookups. Once per loop. */
 void kl_table_quiescent(struct kl_table *t, unsigned reader);
+/** A reader about to block (it holds no entry pointer): writers need not wait for it. */
+void kl_table_reader_offline(struct kl_table *t, unsigned reader);
+/** Back from blocking: call before the next lookup. */
+void kl_table_reader_online(struct kl_table *t, unsigned reader);
 /** Unregister (a stopping worker). */
 void kl_table_reader_unregister(struct kl_table *t, unsigned reader);
 

@@ -327,6 +327,10 @@ static void test_drops(void **state)
 	f[14 + 6] = 0; /* hop-by-hop extension header */
 	assert_int_equal(kl_net_classify(f, &len, &addrs, &in), KL_NET_VERDICT_DROP);
 	assert_int_equal(in.drop, KL_NET_DROP_UNSUPPORTED_PROTO);
+	len = (uint16_t)udp6(f, 2269, pl, 40);
+	f[14 + 6] = 44; /* fragment header: a fragment like its IPv4 kin */
+	assert_int_equal(kl_net_classify(f, &len, &addrs, &in), KL_NET_VERDICT_DROP);
+	assert_int_equal(in.drop, KL_NET_DROP_FRAGMENT);
 	len = 60;
 	memset(f, 0, 60);
 	f[12] = 0x88;

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keylined's admin socket: a Unix stream socket on which operators (keylinectl) change the key
+ * table and read counters while the workers keep serving.
+ *
+ * It runs on the control thread, the key table's only writer: keylined calls kl_admin_poll in its
+ * control loop and every command is executed there, through the key table's write API. All socket
+ * I/O is non-blocking and each poll does bounded work, so a slow or stuck client never holds the
+ * control thread (the one exception is import-population, which writes a whole test population in
+ * one call and answers when it is done).
+ *
+ * Protocol: each request is one JSON object on one line, each answer one JSON object on one line,
+ * in order: {"ok":true,...} or {"ok":false,"error":"message"}. Blank lines are ignored. A line
+ * longer than max_line bytes is answered with an error and the connection is closed; any other
+ * bad request gets an error answer and the connection stays usable. Unknown fields are errors.
+ *
+ *   {"cmd":"ping"}                          -> {"ok":true,"pong":true}
+ *   {"cmd":"version"}                       -> {"ok":true,"version":..,"io_backend":..,
+ *                                               "crypto_backend":..}
+ *   {"cmd":"import-population","params":{"seed":N|"N","ues":N,"groups":N,"emses":N,"imsis":N,
+ *          "appids":N,"e2m-keys":N,"now":N,"msk-period":N}}   (names and units of the
+ *          population file, "now" in NTP seconds; keylinectl reads the file and sends these)
+ *   {"cmd":"import-population","path":"/abs/file"}  (the daemon reads the file itself)
+ *                                           -> {"ok":true,"ues":..,"groups":..,"emses":..,
+ *                                               "imsis":..,"e2m_keys":..,"appids":..,
+ *                                               "elapsed_ms":..}
+ *   {"cmd":"put-ue","id":"IMPI or B-TID","muk":"HEX (1..64 bytes)","groups":["DDDDDD:G",..]}
+ *   {"cmd":"put-group","group":"DDDDDD:G","current":MSK,"next":MSK (optional)}
+ *          MSK = {"key":"HEX (16 bytes)","msk_id":N,"valid_from":T,"valid_to":T}; msk_id is the
+ *          key number (1..65535) or the whole MSK ID (group << 16 | key number)
+ *   {"cmd":"put-emse","id":"EMSE_Id","psk":"HEX (1..64 bytes)"}
+ *   {"cmd":"push-e2m","imsi":"DIGITS","key":"HEX (32 bytes)","key_id":N,"expires":T (0 = never)}
+ *   {"cmd":"put-appid","appid":"ID","imsi":"DIGITS"}
+ *          -> {"ok":true,"result":"added"|"replaced",("kcv":"XXXXXX")}
+ *   {"cmd":"del","kind":KIND,"id":ID}       -> {"ok":true,"result":"deleted"}
+ *   {"cmd":"count"}                         -> {"ok":true,"counts":{"ues":N,..},"memory_bytes":N}
+ *   {"cmd":"show","kind":KIND,"id":ID}      -> the entry's metadata and key check values
+ *   {"cmd":"stats","worker":N (optional)}   -> every counter, drop reason, the service-time
+ *                                              histogram, totals, uptime
+ *
+ * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.
+ * A group is named "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group in decimal.
+ * Times T are unix seconds (integers, 0..2085978495; stored as NTP timestamps) and are shown the
+ * same way. Keys are hex strings (even number of digits, no prefix).
+ *
+ * Key hygiene: answers and log lines never hold key bytes or midstates, only key check values
+ * (kl_kcv, 6 uppercase hex digits). Request bytes are wiped from the line buffer once handled,
+ * decoded keys are wiped after the table call, and the key strings inside the parsed JSON are
+ * wiped in place; jansson's own scratch buffers (its lexer copies each string once) are covered
+ * by kl_admin_create installing a jansson free function that zeroes every block it releases
+ * (json_set_alloc_funcs with malloc and a wiping free: process-wide, harmless to other users).
+ * What stays out of reach: the kernel's socket buffers.
+ *
+ * Access: the socket file is 0600 in a directory created 0750 if missing; peers whose uid is
+ * neither root nor ours (SO_PEERCRED) are refused.
+ */
+#ifndef KL_ADMIN_H
+#define KL_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kl_stats.h"
+#include "kl_table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_ADMIN_DEFAULT_MAX_CLIENTS 16
+#define KL_ADMIN_DEFAULT_MAX_LINE 65536u     /* bytes of one request, without its newline */
+#define KL_ADMIN_DEFAULT_IDLE_MS 300000u     /* a client silent this long is disconnected */
+#define KL_ADMIN_MAX_CLIENTS 256
+#define KL_ADMIN_MIN_LINE 1024u
+#define KL_ADMIN_MAX_LINE (16u << 20)
+
+/* Same values as enum kl_config_log_level (control/kl_config.h), so the daemon can cast. */
+enum kl_admin_log_level {
+	KL_ADMIN_LOG_ERROR = 0,
+	KL_ADMIN_LOG_WARNING,
+	KL_ADMIN_LOG_INFO,
+	KL_ADMIN_LOG_DEBUG,
+};
+
+struct kl_admin_params {
+	const char *path;		   /* absolute socket path (< 108 bytes) */
+	struct kl_table *table;		   /* written by the commands: the caller is its writer */
+	const struct kl_stats_view *stats; /* counters for stats/version; NULL: stats unavailable */
+	unsigned max_clients;		   /* 0 = KL_ADMIN_DEFAULT_MAX_CLIENTS; <= KL_ADMIN_MAX_CLIENTS */
+	uint32_t max_line;		   /* 0 = KL_ADMIN_DEFAULT_MAX_LINE; MIN_LINE..MAX_LINE */
+	uint32_t idle_timeout_ms;	   /* 0 = KL_ADMIN_DEFAULT_IDLE_MS */
+	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
+	 * Messages never contain key bytes. */
+	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);
+	void *log_arg;
+};
+
+struct kl_admin;
+
+/**
+ * Create the admin socket and start listening: create the socket's parent directories if missing
+ * (0750), refuse a path where a live server answers ("admin socket PATH: in use") or that is not
+ * a socket, remove a stale socket file, bind with mode 0600.
+ * @param err gets one clear line on failure.
+ * @return the server, or NULL (errno set).
+ */
+struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, size_t errlen);
+
+/**
+ * Accept clients, read requests, execute them and send answers, waiting up to timeout_ms
+ * (0: do not wait, -1: until something happens) for the first event. Call it from the table's
+ * writer thread only. A signal interrupting the wait makes it return 0.
+ * @return the number of requests answered, or -errno (the event loop itself failed).
+ */
+int kl_admin_poll(struct kl_admin *a, int timeout_ms);
+
+/** An fd that is readable when kl_admin_poll has work (for an outer poll/epoll loop). */
+int kl_admin_fd(const struct kl_admin *a);
+
+/** Clients connected now. */
+unsigned kl_admin_clients(const struct kl_admin *a);
+
+/** Disconnect every client, close and remove the socket file (if it is still ours), free. */
+void kl_admin_destroy(struct kl_admin *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "kl_admin.h"
+#include "kl_daemon.h"
+#include "kl_io.h"
+#include "kl_metrics.h"
+#include "kl_population.h"
+#include "kl_port.h"
+#include "kl_ratelimit.h"
+#include "kl_stats.h"
+#include "kl_table.h"
+#include "kl_telemetry.h"
+
+#ifndef KL_VERSION
+#define KL_VERSION "unknown"
+#endif
+
+struct kl_daemon {
+	struct kl_config cfg;
+	struct kl_table *table;
+	struct kl_io_clock clock;
+	volatile int stop_workers;
+	unsigned nw;
+	struct kl_io_worker *wk[KL_CONFIG_MAX_WORKERS];
+	unsigned lcore[KL_CONFIG_MAX_WORKERS];
+	int launched[KL_CONFIG_MAX_WORKERS];
+	unsigned nports;
+	struct kl_port port[KL_CONFIG_MAX_PORTS];
+	struct kl_net_addrs addrs[KL_CONFIG_MAX_PORTS];
+	struct kl_net_addrs sock_addrs;
+	struct kl_admin *admin;
+	struct kl_metrics *metrics;
+};
+
+static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
+
+/* DPDK cannot unregister telemetry commands, so the view they read lives as long as the process
+ * and is emptied (no workers, no table) before what it points at is freed. */
+static struct kl_stats_view g_view;
+
+static void logf_(enum kl_config_log_level l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void logf_(enum kl_config_log_level l, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l > g_level)
+		return;
+	fprintf(stderr, "keylined: %s: ", kl_config_log_level_name(l));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void crypto_log(const char *msg)
+{
+	logf_(KL_CONFIG_LOG_INFO, "%s", msg);
+}
+
+static void admin_log(void *arg, enum kl_admin_log_level level, const char *msg)
+{
+	(void)arg;
+	/* the admin levels mirror ours */
+	logf_((enum kl_config_log_level)level, "admin: %s", msg);
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void fill_addrs(const struct kl_config *c, struct kl_net_addrs *a, const uint8_t *mac)
+{
+	memset(a, 0, sizeof(*a));
+	if (mac)
+		memcpy(a->mac, mac, 6);
+	for (unsigned i = 0; i < c->n_ipv4 && i < KL_NET_MAX_ADDRS; i++)
+		memcpy(a->ip4[a->n4++], &c->ipv4[i], 4);
+	for (unsigned i = 0; i < c->n_ipv6 && i < KL_NET_MAX_ADDRS; i++)
+		memcpy(a->ip6[a->n6++], &c->ipv6[i], 16);
+	a->udp_port = c->udp_port;
+}
+
+static void daemon_free(struct kl_daemon *d)
+{
+	kl_telemetry_detach(); /* waits for a command in progress; later ones answer null */
+	__atomic_store_n(&g_view.n_workers, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&g_view.table, NULL, __ATOMIC_RELEASE);
+	if (d->metrics)
+		kl_metrics_stop(d->metrics);
+	if (d->admin)
+		kl_admin_destroy(d->admin);
+	for (unsigned i = 0; i < d->nw; i++) {
+		struct kl_io_worker *w = d->wk[i];
+
+		if (!w)
+			continue;
+		if (d->cfg.io == KL_CONFIG_IO_SOCKET)
+			kl_io_socket_close(w);
+		kl_worker_destroy(w->engine);
+		kl_rl_free(w->rl);
+		rte_free(w);
+	}
+	for (unsigned i = 0; i < d->nports; i++)
+		kl_port_close(&d->port[i]);
+	kl_table_free(d->table);
+	free(d);
+}
+
+static int import_population(struct kl_daemon *d, const char *path, int *status)
+{
+	struct kl_pop_params pp;
+	struct kl_pop_stats st;
+	char err[256];
+	int rc;
+
+	rc = kl_pop_read_file(path, &pp, err, sizeof(err));
+	if (rc) {
+		logf_(KL_CONFIG_LOG_ERROR, "population %s: %s", path, err);
+		*status = KL_EXIT_CONFIG;
+		return -1;
+	}
+	if (pp.ues > d->cfg.table.ues || pp.groups > d->cfg.table.groups ||
+	    pp.emses > d->cfg.table.emses || pp.imsis > d->cfg.table.imsis ||
+	    pp.appids > d->cfg.table.appids || pp.e2m_keys_per_imsi > d->cfg.table.e2m_ring) {
+		logf_(KL_CONFIG_LOG_ERROR,
+		      "population %s: %u UEs, %u groups, %u EMSEs, %u IMSIs (%u keys each), %u app ids "
+		      "do not fit table capacities %u/%u/%u/%u (ring %u)/%u (config key table)",
+		      path, pp.ues, pp.groups, pp.emses, pp.imsis, pp.e2m_keys_per_imsi, pp.appids,
+		      d->cfg.table.ues, d->cfg.table.groups, d->cfg.table.emses, d->cfg.table.imsis,
+		      d->cfg.table.e2m_ring, d->cfg.table.appids);
+		*status = KL_EXIT_CONFIG;
+		return -1;
+	}
+	rc = kl_pop_import(d->table, &pp, &st);
+	if (rc) {
+		logf_(KL_CONFIG_LOG_ERROR, "population %s: import failed: %s", path, strerror(-rc));
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	logf_(KL_CONFIG_LOG_INFO,
+	      "population %s imported (TEST KEYS): %u UEs, %u groups, %u EMSEs, %u IMSIs, %u E2M "
+	      "keys, %u app ids in %.2f s",
+	      path, st.ues, st.groups, st.emses, st.imsis, st.e2m_keys, st.appids,
+	      (double)st.elapsed_ns / 1e9);
+	return 0;
+}
+
+static int open_ports(struct kl_daemon *d, int *status)
+{
+	char err[256], tag[16];
+
+	for (unsigned i = 0; i < d->cfg.n_ports; i++) {
+		const struct kl_config_port *cp = &d->cfg.ports[i];
+		int rc;
+
+		snprintf(tag, sizeof(tag), "p%u", i);
+		rc = kl_port_open(&d->port[i], tag, cp->devargs, cp->queues, err, sizeof(err));
+		if (rc) {
+			logf_(KL_CONFIG_LOG_ERROR, "ports[%u] (%s): %s", i, cp->name, err);
+			/* the device named in the config cannot be used as configured */
+			*status = KL_EXIT_CONFIG;
+			return -1;
+		}
+		d->nports = i + 1;
+		fill_addrs(&d->cfg, &d->addrs[i], d->port[i].mac);
+		logf_(KL_CONFIG_LOG_INFO,
+		      "port %s: %s (%s), %u queue pair%s%s, MAC %02x:%02x:%02x:%02x:%02x:%02x", cp->name,
+		      d->port[i].name, d->port[i].driver, cp->queues, cp->queues > 1 ? "s" : "",
+		      cp->queues > 1 ? (d->port[i].rss ? ", RSS on IP addresses"
+						       : ", no RSS: the sender picks the queue")
+				     : "",
+		      d->port[i].mac[0], d->port[i].mac[1], d->port[i].mac[2], d->port[i].mac[3],
+		      d->port[i].mac[4], d->port[i].mac[5]);
+	}
+	return 0;
+}
+
+static int make_workers(struct kl_daemon *d, int *status)
+{
+	struct kl_engine_config ec = {
+		.idr = (const uint8_t *)d->cfg.server_identity,
+		.idr_len = d->cfg.server_identity_len,
+		.skew_s = d->cfg.skew_s,
+		.predelivery_s = d->cfg.predelivery_s,
+		.replay_entries = d->cfg.replay_cache,
+		.backend = (enum kl_crypto_backend)d->cfg.crypto,
+	};
+	char err[256];
+
+	for (unsigned i = 0; i < d->nw; i++) {
+		struct kl_io_worker *w = rte_zmalloc("kl_worker", sizeof(*w), 64);
+
+		if (!w) {
+			logf_(KL_CONFIG_LOG_ERROR, "worker %u: out of memory", i);
+			*status = KL_EXIT_FAIL;
+			return -1;
+		}
+		d->wk[i] = w;
+		w->id = i;
+		w->table = d->table;
+		w->clock = &d->clock;
+		w->stop = &d->stop_workers;
+		w->engine = kl_worker_create(&ec, d->table, i);
+		if (!w->engine) {
+			logf_(KL_CONFIG_LOG_ERROR, "worker %u: engine (crypto %s): %s", i,
+			      d->cfg.crypto == KL_CONFIG_CRYPTO_OPENSSL ? "openssl" : "ipsec-mb",
+			      strerror(errno));
+			*status = KL_EXIT_FAIL;
+			return -1;
+		}
+		if (d->cfg.rate_limit.per_source_pps) {
+			struct kl_rl_params rp = {
+				.pps = d->cfg.rate_limit.per_source_pps,
+				.burst = d->cfg.rate_limit.burst,
+				.slots = d->cfg.rate_limit.table_size,
+				.hz = rte_get_tsc_hz(),
+			};
+
+			w->rl = kl_rl_create(&rp);
+			if (!w->rl) {
+				logf_(KL_CONFIG_LOG_ERROR, "worker %u: rate limiter: %s", i,
+				      strerror(errno));
+				*status = KL_EXIT_FAIL;
+				return -1;
+			}
+		}
+		if (d->cfg.io == KL_CONFIG_IO_SOCKET) {
+			if (kl_io_socket_open(w, &d->sock_addrs, err, sizeof(err))) {
+				logf_(KL_CONFIG_LOG_ERROR, "worker %u: %s", i, err);
+				*status = KL_EXIT_FAIL;
+				return -1;
+			}
+		} else {
+			for (unsigned p = 0; p < d->nports; p++) {
+				w->q[p].port_id = d->port[p].port_id;
+				w->q[p].queue_id = (uint16_t)i;
+				w->q[p].addrs = &d->addrs[p];
+				w->q[p].txb = d->port[p].txb[i];
+				w->q[p].pool = d->port[p].pool;
+			}
+			w->nq = d->nports;
+		}
+		g_view.engine[i] = kl_worker_stats(w->engine);
+		g_view.io[i] = &w->st;
+	}
+	return 0;
+}
+
+struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_daemon_opts *o,
+				  int *status)
+{
+	struct kl_table_params tp;
+	struct kl_daemon *d;
+	char err[256];
+	unsigned lc, n = 0;
+
+	*status = KL_EXIT_FAIL;
+	g_level = cfg->log_level;
+	kl_crypto_set_log(crypto_log);
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		logf_(KL_CONFIG_LOG_ERROR, "out of memory");
+		return NULL;
+	}
+	d->cfg = *cfg;
+	d->nw = cfg->workers;
+	RTE_LCORE_FOREACH_WORKER(lc) {
+		if (n < d->nw)
+			d->lcore[n] = lc;
+		n++;
+	}
+	if (n < d->nw) {
+		logf_(KL_CONFIG_LOG_ERROR,
+		      "workers: %u workers need %u worker lcores besides the main one; EAL has %u "
+		      "(give it more with -l)",
+		      d->nw, d->nw, n);
+		*status = KL_EXIT_CONFIG;
+		free(d);
+		return NULL;
+	}
+	kl_io_clock_init(&d->clock, rte_get_tsc_hz());
+
+	memset(&tp, 0, sizeof(tp));
+	tp.name = "kl";
+	tp.max_ues = cfg->table.ues;
+	tp.max_groups = cfg->table.groups;
+	tp.max_emses = cfg->table.emses;
+	tp.max_imsis = cfg->table.imsis;
+	tp.max_appids = cfg->table.appids;
+	tp.e2m_ring = (uint8_t)cfg->table.e2m_ring;
+	tp.max_readers = (uint8_t)d->nw;
+	tp.socket_id = (int)rte_socket_id();
+	d->table = kl_table_create(&tp);
+	if (!d->table) {
+		logf_(KL_CONFIG_LOG_ERROR,
+		      "key table for %u UEs: %s (give EAL more memory with -m, or lower table.ues)",
+		      cfg->table.ues, rte_strerror(rte_errno));
+		free(d);
+		return NULL;
+	}
+	g_view.n_workers = d->nw;
+	g_view.table = d->table;
+	g_view.start_ns = realtime_ns();
+	g_view.io_name = cfg->io == KL_CONFIG_IO_SOCKET ? "socket" : "dpdk";
+	g_view.crypto_name = cfg->crypto == KL_CONFIG_CRYPTO_OPENSSL ? "openssl" : "ipsec-mb";
+	g_view.version = KL_VERSION;
+
+	if (cfg->io == KL_CONFIG_IO_SOCKET)
+		fill_addrs(cfg, &d->sock_addrs, NULL);
+	else if (open_ports(d, status))
+		goto fail;
+	if (make_workers(d, status))
+		goto fail;
+	/* Keys first: nothing is answered from a half-filled table. */
+	if (o && o->population && import_population(d, o->population, status))
+		goto fail;
+
+	{
+		struct kl_admin_params ap = {
+			.path = cfg->admin_socket,
+			.table = d->table,
+			.stats = &g_view,
+			.log = admin_log,
+		};
+
+		d->admin = kl_admin_create(&ap, err, sizeof(err));
+		if (!d->admin) {
+			logf_(KL_CONFIG_LOG_ERROR, "admin_socket: %s", err);
+			*status = KL_EXIT_FAIL;
+			goto fail;
+		}
+	}
+	if (cfg->metrics.enabled) {
+		d->metrics = kl_metrics_start(&cfg->metrics, &g_view, err, sizeof(err));
+		if (!d->metrics) {
+			logf_(KL_CONFIG_LOG_ERROR, "metrics: %s", err);
+			*status = KL_EXIT_FAIL;
+			goto fail;
+		}
+	}
+	{
+		int rc = kl_telemetry_register(&g_view);
+
+		if (rc)
+			logf_(KL_CONFIG_LOG_WARNING, "DPDK telemetry commands not registered: %s",
+			      strerror(-rc));
+	}
+
+	for (unsigned i = 0; i < d->nw; i++) {
+		int rc = rte_eal_remote_launch(cfg->io == KL_CONFIG_IO_SOCKET ? kl_io_socket_loop
+									      : kl_io_dpdk_loop,
+					       d->wk[i], d->lcore[i]);
+
+		if (rc) {
+			logf_(KL_CONFIG_LOG_ERROR, "worker %u: cannot launch on lcore %u: %s", i,
+			      d->lcore[i], rte_strerror(-rc));
+			d->stop_workers = 1;
+			rte_eal_mp_wait_lcore();
+			*status = KL_EXIT_FAIL;
+			goto fail;
+		}
+		d->launched[i] = 1;
+	}
+	logf_(KL_CONFIG_LOG_INFO, "serving %s on UDP %u: %u worker%s, io %s, crypto %s; admin %s%s%s",
+	      cfg->server_identity, cfg->udp_port, d->nw, d->nw > 1 ? "s" : "", g_view.io_name,
+	      g_view.crypto_name, cfg->admin_socket, cfg->metrics.enabled ? ", metrics " : "",
+	      cfg->metrics.enabled ? cfg->metrics.text : "");
+	printf("keylined: ready\n");
+	fflush(stdout);
+	*status = KL_EXIT_OK;
+	return d;
+fail:
+	daemon_free(d);
+	return NULL;
+}
+
+int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop)
+{
+	uint64_t last_sync = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
+
+	while (!*stop) {
+		uint64_t now;
+
+		if (kl_admin_poll(d->admin, 100) < 0)
+			logf_(KL_CONFIG_LOG_WARNING, "admin socket poll failed");
+		now = rte_get_tsc_cycles();
+		if (now - last_sync >= hz) {
+			kl_io_clock_sync(&d->clock);
+			last_sync = now;
+		}
+		for (unsigned i = 0; i < d->nw; i++) {
+			if (d->launched[i] && rte_eal_get_lcore_state(d->lcore[i]) == WAIT) {
+				logf_(KL_CONFIG_LOG_ERROR, "worker %u stopped unexpectedly", i);
+				return KL_EXIT_FAIL;
+			}
+		}
+	}
+	return KL_EXIT_OK;
+}
+
+static void print_final(void)
+{
+	struct kl_stats_total t;
+
+	if (kl_stats_sum(&g_view, -1, &t))
+		return;
+	printf("keylined: final counters\n");
+	for (unsigned i = 0; i < KL_CNT__COUNT; i++)
+		printf("  %-26s %llu\n", kl_counter_name(i), (unsigned long long)t.engine.counter[i]);
+	for (unsigned i = 0; i < KL_IO_CNT__COUNT; i++)
+		printf("  %-26s %llu\n", kl_io_counter_name(i), (unsigned long long)t.io.counter[i]);
+	for (unsigned i = 1; i < KL_DROP__COUNT; i++)
+		printf("  drop_%-21s %llu\n", kl_drop_name(i), (unsigned long long)t.engine.drop[i]);
+	for (unsigned i = 1; i < KL_NET_DROP__COUNT; i++)
+		printf("  net_drop_%-17s %llu\n", kl_net_drop_name(i),
+		       (unsigned long long)t.io.net_drop[i]);
+	fflush(stdout);
+}
+
+void kl_daemon_stop(struct kl_daemon *d)
+{
+	if (!d)
+		return;
+	__atomic_store_n(&d->stop_workers, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < d->nw; i++)
+		if (d->launched[i])
+			(void)rte_eal_wait_lcore(d->lcore[i]);
+	/* the workers have returned: the counters are final */
+	print_final();
+	daemon_free(d);
+	logf_(KL_CONFIG_LOG_INFO, "stopped");
+}

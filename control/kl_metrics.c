@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "kl_metrics.h"
+
+#define P "keyline_"
+
+struct kl_metrics {
+	struct MHD_Daemon *d;
+	const struct kl_stats_view *view;
+	pthread_mutex_t lock; /* guards body: MHD may run handlers on more than one thread */
+	uint16_t port;
+	char body[KL_METRICS_BODY_MAX];
+};
+
+/* ---- exposition text ----------------------------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t cap, len;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	o->len += (size_t)n;
+}
+
+/* Label values and HELP texts are escaped as the format requires: \\ and \n, plus \" in values. */
+static void put_escaped(struct out *o, const char *s, bool quote)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			put(o, "\\\\");
+		else if (*s == '\n')
+			put(o, "\\n");
+		else if (*s == '"' && quote)
+			put(o, "\\\"");
+		else
+			put(o, "%c", *s);
+	}
+}
+
+static void family(struct out *o, const char *name, const char *type, const char *help)
+{
+	put(o, "# HELP %s ", name);
+	put_escaped(o, help, false);
+	put(o, "\n# TYPE %s %s\n", name, type);
+}
+
+/* Seconds as an exact decimal: nanosecond counts must not pick up binary rounding. */
+static const char *seconds(uint64_t ns, char s[32])
+{
+	uint64_t whole = ns / 1000000000u, frac = ns % 1000000000u;
+	int digits = 9;
+
+	if (!frac) {
+		snprintf(s, 32, "%" PRIu64, whole);
+		return s;
+	}
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	snprintf(s, 32, "%" PRIu64 ".%0*" PRIu64, whole, digits, frac);
+	return s;
+}
+
+static void lower(const char *s, char *d, size_t cap)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < cap; i++)
+		d[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+	d[i] = '\0';
+}
+
+/* What an engine counter is, from its enum name: REQ_x, ANSWERED_x, ERR_x, RX, the rest. */
+enum cnt_class { CC_REQ, CC_ANSWERED, CC_ERR, CC_RX, CC_OTHER };
+
+static const char *const cnt_enum[KL_CNT__COUNT] = {
+#define KL_X(e, n, d) #e,
+	KL_COUNTER_LIST(KL_X)
+#undef KL_X
+};
+
+static enum cnt_class cnt_class(unsigned c, char *kind, size_t kcap)
+{
+	static const struct {
+		const char *prefix;
+		enum cnt_class cls;
+	} map[] = { { "REQ_", CC_REQ }, { "ANSWERED_", CC_ANSWERED }, { "ERR_", CC_ERR } };
+
+	kind[0] = '\0';
+	if (strcmp(cnt_enum[c], "RX") == 0)
+		return CC_RX;
+	for (unsigned i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		size_t l = strlen(map[i].prefix);
+
+		if (strncmp(cnt_enum[c], map[i].prefix, l) == 0) {
+			lower(cnt_enum[c] + l, kind, kcap);
+			return map[i].cls;
+		}
+	}
+	return CC_OTHER;
+}
+
+/* One sample of keyline_requests_total / keyline_answers_total (worker < 0: the totals). */
+static void req_samples(struct out *o, const char *name, const struct kl_worker_stats *e,
+			int worker, bool answers)
+{
+	char wl[24] = "";
+	char kind[32];
+
+	if (worker >= 0)
+		snprintf(wl, sizeof(wl), "worker=\"%d\",", worker);
+	for (unsigned c = 0; c < KL_CNT__COUNT; c++) {
+		enum cnt_class cls = cnt_class(c, kind, sizeof(kind));
+
+		if (!answers && cls == CC_REQ)
+			put(o, "%s{%skind=\"%s\"} %" PRIu64 "\n", name, wl, kind, e->counter[c]);
+		else if (answers && cls == CC_ANSWERED)
+			put(o, "%s{%skind=\"%s\",result=\"key\"} %" PRIu64 "\n", name, wl, kind,
+			    e->counter[c]);
+	}
+	if (!answers)
+		return;
+	for (unsigned c = 0; c < KL_CNT__COUNT; c++)
+		if (cnt_class(c, kind, sizeof(kind)) == CC_ERR)
+			put(o, "%s{%sresult=\"%s\"} %" PRIu64 "\n", name, wl, kl_counter_name(c),
+			    e->counter[c]);
+}
+
+static void render_engine(struct out *o, const struct kl_stats_view *v,
+			  const struct kl_stats_total *t)
+{
+	char kind[32];
+
+	family(o, P "received_total", "counter", "Datagrams handed to the request engine.");
+	for (unsigned c = 0; c < KL_CNT__COUNT; c++)
+		if (cnt_class(c, kind, sizeof(kind)) == CC_RX)
+			put(o, P "received_total %" PRIu64 "\n", t->engine.counter[c]);
+	family(o, P "requests_total", "counter", "Well-formed key requests, by kind.");
+	req_samples(o, P "requests_total", &t->engine, -1, false);
+	family(o, P "answers_total", "counter",
+	       "Answers sent: key responses by kind (result=\"key\"), error messages by error "
+	       "(result=\"error_*\", all kinds).");
+	req_samples(o, P "answers_total", &t->engine, -1, true);
+	for (unsigned c = 0; c < KL_CNT__COUNT; c++) {
+		char name[96];
+
+		if (cnt_class(c, kind, sizeof(kind)) != CC_OTHER)
+			continue;
+		snprintf(name, sizeof(name), P "%s_total", kl_counter_name(c));
+		family(o, name, "counter", kl_counter_desc(c));
+		put(o, "%s %" PRIu64 "\n", name, t->engine.counter[c]);
+	}
+
+	family(o, P "drops_total", "counter",
+	       "Requests (layer=\"mikey\") and frames (layer=\"net\") dropped without an answer, "
+	       "by reason.");
+	for (unsigned d = 0; d < KL_DROP__COUNT; d++)
+		if (d != KL_DROP_NONE)
+			put(o, P "drops_total{layer=\"mikey\",reason=\"%s\"} %" PRIu64 "\n",
+			    kl_drop_name(d), t->engine.drop[d]);
+	for (unsigned d = 0; d < KL_NET_DROP__COUNT; d++)
+		if (d != KL_NET_DROP_NONE)
+			put(o, P "drops_total{layer=\"net\",reason=\"%s\"} %" PRIu64 "\n",
+			    kl_net_drop_name(d), t->io.net_drop[d]);
+
+	for (unsigned c = 0; c < KL_IO_CNT__COUNT; c++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), P "io_%s_total", kl_io_counter_name(c));
+		family(o, name, "counter", kl_io_counter_desc(c));
+		put(o, "%s %" PRIu64 "\n", name, t->io.counter[c]);
+	}
+
+	/* The per-worker families come only after the totals they break down. */
+	if (!v->n_workers)
+		return;
+	family(o, P "worker_requests_total", "counter",
+	       "Well-formed key requests, by worker and kind.");
+	for (unsigned w = 0; w < v->n_workers; w++) {
+		struct kl_stats_total wt;
+
+		if (kl_stats_sum(v, (int)w, &wt) == 0)
+			req_samples(o, P "worker_requests_total", &wt.engine, (int)w, false);
+	}
+	family(o, P "worker_answers_total", "counter",
+	       "Answers sent by worker: key responses by kind, error messages by error.");
+	for (unsigned w = 0; w < v->n_workers; w++) {
+		struct kl_stats_total wt;
+
+		if (kl_stats_sum(v, (int)w, &wt) == 0)
+			req_samples(o, P "worker_answers_total", &wt.engine, (int)w, true);
+	}
+}
+
+static void render_hist(struct out *o, const struct kl_stats_total *t)
+{
+	uint64_t cum = 0;
+	char s[32];
+
+	family(o, P "service_seconds", "histogram",
+	       "Service time of answered requests, from their receive call to the send call "
+	       "carrying the answer.");
+	for (unsigned b = 0; b < KL_IO_HIST_N; b++) {
+		cum += t->io.svc_hist[b];
+		put(o, P "service_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+		    seconds(kl_io_hist_bound_ns[b], s), cum);
+	}
+	cum += t->io.svc_hist[KL_IO_HIST_N];
+	put(o, P "service_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+	put(o, P "service_seconds_sum %s\n", seconds(t->io.svc_sum_ns, s));
+	put(o, P "service_seconds_count %" PRIu64 "\n", cum);
+}
+
+static void render_info(struct out *o, const struct kl_stats_view *v)
+{
+	/* Loaded once: a stopping daemon may clear it (the table itself outlives the server). */
+	struct kl_table *tab = __atomic_load_n(&v->table, __ATOMIC_ACQUIRE);
+	char s[32];
+
+	if (tab) {
+		family(o, P "table_entries", "gauge", "Key table entries, by kind.");
+		for (unsigned k = 0; k < KL_TK__COUNT; k++)
+			put(o, P "table_entries{kind=\"%s\"} %" PRIu32 "\n",
+			    kl_stats_table_kind_name(k), kl_table_count(tab, (enum kl_table_kind)k));
+		family(o, P "table_memory_bytes", "gauge", "Key table memory (hashes and arenas).");
+		put(o, P "table_memory_bytes %" PRIu64 "\n", kl_table_memory(tab));
+	}
+	family(o, P "workers", "gauge", "Worker threads serving requests.");
+	put(o, P "workers %u\n", v->n_workers);
+	family(o, P "start_time_seconds", "gauge",
+	       "Start time of keylined, seconds since the epoch.");
+	put(o, P "start_time_seconds %s\n", seconds(v->start_ns, s));
+	family(o, P "build_info", "gauge",
+	       "keylined version, packet I/O and crypto backend (value 1).");
+	put(o, P "build_info{version=\"");
+	put_escaped(o, v->version ? v->version : "unknown", true);
+	put(o, "\",io=\"");
+	put_escaped(o, v->io_name ? v->io_name : "unknown", true);
+	put(o, "\",crypto=\"");
+	put_escaped(o, v->crypto_name ? v->crypto_name : "unknown", true);
+	put(o, "\"} 1\n");
+}
+
+ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t cap)
+{
+	struct out o = { .buf = buf, .cap = cap };
+	struct kl_stats_total t;
+
+	if (!view || !buf || !cap || kl_stats_sum(view, -1, &t) < 0)
+		return -EINVAL;
+	buf[0] = '\0';
+	render_engine(&o, view, &t);
+	render_hist(&o, &t);
+	render_info(&o, view);
+	return o.full ? -ENOSPC : (ssize_t)o.len;
+}
+
+/* ---- HTTP ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result reply_static(struct MHD_Connection *c, unsigned status, const char *text,
+				    const char *allow)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	struct kl_metrics *m = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	ssize_t len;
+
+	(void)version;
+	(void)upload_data;
+	(void)req_cls;
+	/* Every answer is queued on the first call, before any body: MHD then discards the upload
+	 * and closes the connection, so a request body can never make us buffer anything. */
+	*upload_data_size = 0;
+	if (strcmp(url, "/metrics") != 0)
+		return reply_static(c, MHD_HTTP_NOT_FOUND, "not found: only /metrics is served\n",
+				    NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+				    "GET, HEAD");
+
+	pthread_mutex_lock(&m->lock);
+	len = kl_metrics_render(m->view, m->body, sizeof(m->body));
+	/* The copy is bounded by KL_METRICS_BODY_MAX, connections by KL_METRICS_MAX_CONNECTIONS. */
+	r = len < 0 ? NULL
+		    : MHD_create_response_from_buffer((size_t)len, m->body, MHD_RESPMEM_MUST_COPY);
+	pthread_mutex_unlock(&m->lock);
+	if (len < 0)
+		return reply_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "metrics could not be rendered\n", NULL);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void endpoint_text(const struct kl_config_endpoint *ep, char *s, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (ep->family == AF_INET6) {
+		inet_ntop(AF_INET6, &ep->v6, a, sizeof(a));
+		snprintf(s, cap, "[%s]:%u", a, (unsigned)ep->port);
+	} else {
+		inet_ntop(AF_INET, &ep->v4, a, sizeof(a));
+		snprintf(s, cap, "%s:%u", a, (unsigned)ep->port);
+	}
+}
+
+/* Our own listening socket, so that a failure says why (MHD_start_daemon only says NULL). */
+static int listen_on(const struct kl_config_endpoint *ep, uint16_t *port, const char *where,
+		     char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int fd, one = 1, e;
+
+	if (ep->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = ep->v6;
+		s6->sin6_port = htons(ep->port);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr = ep->v4;
+		s4->sin_port = htons(ep->port);
+		sl = sizeof(*s4);
+	}
+	fd = socket(ep->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot create a socket for %s: %s", where,
+			 strerror(e));
+		errno = e;
+		return -1;
+	}
+	/* SO_REUSEADDR only skips TIME_WAIT after a restart; a live listener still gets EADDRINUSE.
+	 * V6ONLY: "[::]" or "[::1]" must not quietly serve IPv4 too. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (ep->family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+		e = errno;
+		snprintf(err, errlen, "cannot set socket options for %s: %s", where,
+			 strerror(e));
+		goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot bind %s: %s", where, strerror(e));
+		goto fail;
+	}
+	if (listen(fd, 64) < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(e));
+		goto fail;
+	}
+	sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		e = errno;
+		snprintf(err, errlen, "getsockname on %s: %s", where, strerror(e));
+		goto fail;
+	}
+	*port = ntohs(ep->family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					     : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+fail:
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
+				    const struct kl_stats_view *view, char *err, size_t errlen)
+{
+	struct kl_metrics *m;
+	char where[96];
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
+	int fd;
+
+	if (!ep || !view || !ep->enabled || (ep->family != AF_INET && ep->family != AF_INET6)) {
+		snprintf(err, errlen, "%s",
+			 !ep || !ep->enabled ? "no endpoint configured"
+			 : !view	     ? "no counters to serve"
+					     : "address family not IPv4 or IPv6");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (view->n_workers > KL_STATS_MAX_WORKERS) {
+		snprintf(err, errlen, "%u workers, at most %d", view->n_workers,
+			 KL_STATS_MAX_WORKERS);
+		errno = EINVAL;
+		return NULL;
+	}
+	endpoint_text(ep, where, sizeof(where));
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	m->view = view;
+	pthread_mutex_init(&m->lock, NULL);
+	fd = listen_on(ep, &m->port, where, err, errlen);
+	if (fd < 0) {
+		int e = errno;
+
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		errno = e;
+		return NULL;
+	}
+	if (ep->family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/* MHD owns fd from here: MHD_stop_daemon closes it. */
+	m->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_LISTEN_SOCKET, fd,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)KL_METRICS_MAX_CONNECTIONS,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KL_METRICS_CONN_TIMEOUT_S,
+				MHD_OPTION_END);
+	if (!m->d) {
+		snprintf(err, errlen, "cannot start the HTTP server on %s", where);
+		close(fd);
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		errno = EIO;
+		return NULL;
+	}
+	return m;
+}
+
+uint16_t kl_metrics_port(const struct kl_metrics *m)
+{
+	return m ? m->port : 0;
+}
+
+void kl_metrics_stop(struct kl_metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->d);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Prometheus /metrics for keylined: libmicrohttpd on its own thread, bound to exactly the
+ * configured address, answering GET (and HEAD) /metrics with the text exposition format 0.0.4
+ * rendered from a struct kl_stats_view. Every family is generated from the X-macro lists
+ * (KL_COUNTER_LIST, KL_DROP_LIST, KL_IO_COUNTER_LIST, KL_NET_DROP_LIST), so a new counter shows
+ * without touching this module. Identities, IMSIs and keys never appear: labels are only fixed
+ * names from those lists, worker numbers and build strings.
+ *
+ * Families (all prefixed keyline_):
+ *   requests_total{kind="mbms"|"e2m"}              well-formed requests (REQ_*)
+ *   answers_total{kind="mbms"|"e2m",result="key"}  key responses sent (ANSWERED_*)
+ *   answers_total{result="error_invalid_ts"|...}   error messages sent (ERR_*, the counter name;
+ *                                                  the engine does not split errors by kind, so
+ *                                                  these series carry no kind label)
+ *   received_total                                 datagrams handed to the engine (RX)
+ *   <name>_total                                   any other engine counter
+ *                                                  (replay_cache_evictions_total)
+ *   drops_total{layer="mikey",reason=<kl_drop_name>}     every KL_DROP_* but NONE
+ *   drops_total{layer="net",reason=<kl_net_drop_name>}   every KL_NET_DROP_* but NONE
+ *   io_<name>_total                                one counter per KL_IO_COUNTER_LIST entry
+ *   service_seconds (histogram)                    buckets kl_io_hist_bound_ns, _sum, _count
+ *   worker_requests_total{worker="N",kind=...}     per worker (separate families, so that
+ *   worker_answers_total{worker="N",...}           sum() over the totals never double counts)
+ *   table_entries{kind="ues"|"groups"|"emses"|"imsis"|"appids"}, table_memory_bytes
+ *   workers, start_time_seconds, build_info{version,io,crypto} 1
+ */
+#ifndef KL_METRICS_H
+#define KL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kl_config.h"
+#include "kl_stats.h"
+
+/* Upper bound of one /metrics body: a 64-worker view takes about 40 KiB. */
+#define KL_METRICS_BODY_MAX (128u * 1024)
+/* Concurrent HTTP connections served; more are refused (scrapers need one). */
+#define KL_METRICS_MAX_CONNECTIONS 16
+/* Idle HTTP connections are closed after this many seconds. */
+#define KL_METRICS_CONN_TIMEOUT_S 10
+
+struct kl_metrics;
+
+/**
+ * Render the exposition text of a view into buf (NUL-terminated). Reentrant; reads the counters
+ * with kl_stats_sum, so any thread may call it.
+ * @return the length written (excluding the NUL), -EINVAL (no view or buffer, or a view
+ *         kl_stats_sum refuses) or -ENOSPC (cap too small; buf then holds a truncated prefix).
+ */
+ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t cap);
+
+/**
+ * Start serving /metrics on ep's address and port (port 0: an ephemeral port, see
+ * kl_metrics_port). The socket is bound and listening on return, IPv6 with IPV6_V6ONLY.
+ * @param ep    an enabled endpoint (struct kl_config.metrics)
+ * @param view  read on every request; it and its table must stay valid until kl_metrics_stop
+ *              (view->table may be set to NULL before: the table families are then left out)
+ * @param err   receives one line on failure, e.g. "cannot bind 127.0.0.1:9469: Address
+ *              already in use" (the caller adds its "metrics: " context)
+ * @return the server, or NULL with err set and errno set (EINVAL, EADDRINUSE, ENOMEM, ...).
+ */
+struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
+				    const struct kl_stats_view *view, char *err, size_t errlen);
+
+/** The TCP port the server listens on (host order). */
+uint16_t kl_metrics_port(const struct kl_metrics *m);
+
+/** Stop the server thread, close the socket and free m. NULL is a no-op. */
+void kl_metrics_stop(struct kl_metrics *m);
+
+#endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Where the control side (admin socket, DPDK telemetry, Prometheus /metrics) finds keylined's
+ * counters: one view filled by keylined at start-up, read by any thread. Sums are taken with
+ * relaxed atomic loads of words each worker writes alone.
+ */
+#ifndef KL_STATS_H
+#define KL_STATS_H
+
+#include <stdint.h>
+
+#include "kl_engine.h"
+#include "kl_io.h"
+#include "kl_table.h"
+
+#define KL_STATS_MAX_WORKERS 64
+
+struct kl_stats_view {
+	unsigned n_workers;
+	const struct kl_worker_stats *engine[KL_STATS_MAX_WORKERS];
+	const struct kl_io_stats *io[KL_STATS_MAX_WORKERS];
+	struct kl_table *table;	/* counts and memory: safe from any thread */
+	uint64_t start_ns;	/* CLOCK_REALTIME at start-up */
+	const char *io_name;	/* "dpdk" | "socket" */
+	const char *crypto_name; /* "ipsec-mb" | "openssl" */
+	const char *version;
+};
+
+struct kl_stats_total {
+	struct kl_worker_stats engine;
+	struct kl_io_stats io;
+};
+
+/**
+ * Sum the counters of one worker (0..n_workers-1) or of all (worker < 0) into out.
+ * @return 0, or -EINVAL (no view, worker out of range).
+ */
+int kl_stats_sum(const struct kl_stats_view *v, int worker, struct kl_stats_total *out);
+
+/** Names of the table kinds as shown everywhere: "ues", "groups", "emses", "imsis", "appids". */
+const char *kl_stats_table_kind_name(unsigned kind);
+
+#endif

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The kernel-socket worker loop: the same engine over UDP sockets, for hosts without a DPDK port
+ * and as the measured baseline. Each worker has its own SO_REUSEPORT socket per address, so the
+ * kernel spreads sources over workers by their 4-tuple hash (a source stays on one worker, which
+ * keeps its rate-limit bucket in one place). Batches in and out with recvmmsg/sendmmsg; when
+ * every socket is idle the worker sleeps in poll() with its RCU reader offline.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kl_io.h"
+
+#define RX_BUF 2048  /* a request is at most 512 bytes; a larger datagram is an rx error */
+#define TX_BUF 1600
+#define IDLE_POLL_MS 50
+
+struct sock_scratch {
+	uint8_t rx[KL_IO_BURST][RX_BUF];
+	uint8_t txb[KL_IO_BURST][TX_BUF];
+	struct mmsghdr rmsg[KL_IO_BURST], smsg[KL_IO_BURST];
+	struct iovec riov[KL_IO_BURST], siov[KL_IO_BURST];
+	struct sockaddr_storage src[KL_IO_BURST];
+	struct kl_pkt pkt[KL_IO_BURST];
+	unsigned idx[KL_IO_BURST];
+	uint8_t keys[KL_IO_BURST][16];
+	uint8_t allow[KL_IO_BURST];
+	struct pollfd pfd[KL_IO_MAX_SOCKETS];
+};
+
+static int open_one(int family, const void *addr, uint16_t port, char *err, unsigned errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1, buf = 4 << 20, fd, v6only = addr != NULL;
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, addr, 4);
+		sl = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		if (addr)
+			memcpy(&s6->sin6_addr, addr, 16);
+		else
+			s6->sin6_addr = in6addr_any;
+		sl = sizeof(*s6);
+	}
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    (family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)))) {
+		int e = errno;
+
+		snprintf(err, errlen, "setsockopt: %s", strerror(e));
+		close(fd);
+		return -e;
+	}
+	/* best effort: a small default buffer only costs drops under bursts */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	if (bind(fd, (struct sockaddr *)&ss, sl)) {
+		int e = errno;
+
+		snprintf(err, errlen, "bind to UDP port %u: %s", port, strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int kl_io_socket_open(struct kl_io_worker *w, const struct kl_net_addrs *a, char *err,
+		      unsigned errlen)
+{
+	struct sock_scratch *s;
+	int fd;
+
+	w->nfd = 0;
+	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memset(s, 0, sizeof(*s));
+	w->scratch = s;
+	if (a->n4 + a->n6 == 0) {
+		fd = open_one(AF_INET6, NULL, a->udp_port, err, errlen);
+		if (fd < 0)
+			goto fail;
+		w->fd[w->nfd++] = fd;
+	}
+	for (unsigned i = 0; i < a->n4 && w->nfd < KL_IO_MAX_SOCKETS; i++) {
+		fd = open_one(AF_INET, a->ip4[i], a->udp_port, err, errlen);
+		if (fd < 0)
+			goto fail;
+		w->fd[w->nfd++] = fd;
+	}
+	for (unsigned i = 0; i < a->n6 && w->nfd < KL_IO_MAX_SOCKETS; i++) {
+		fd = open_one(AF_INET6, a->ip6[i], a->udp_port, err, errlen);
+		if (fd < 0)
+			goto fail;
+		w->fd[w->nfd++] = fd;
+	}
+	return 0;
+fail:
+	kl_io_socket_close(w);
+	return fd;
+}
+
+void kl_io_socket_close(struct kl_io_worker *w)
+{
+	for (unsigned i = 0; i < w->nfd; i++)
+		close(w->fd[i]);
+	w->nfd = 0;
+	free(w->scratch);
+	w->scratch = NULL;
+}
+
+static void src_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+	if (ss->ss_family == AF_INET) {
+		kl_rl_key_v4((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, key);
+	} else {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			kl_rl_key_v4(a->s6_addr + 12, key);
+		else
+			kl_rl_key_v6(a->s6_addr, key);
+	}
+}
+
+static inline void hist_add(struct kl_io_stats *st, uint64_t ns, unsigned n)
+{
+	unsigned b = 0;
+
+	while (b < KL_IO_HIST_N && ns > kl_io_hist_bound_ns[b])
+		b++;
+	st->svc_hist[b] += n;
+	st->svc_sum_ns += ns * n;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	return __builtin_ia32_rdtsc();
+}
+
+/* One recvmmsg batch from fd: serve it and send the answers. @return datagrams received. */
+static int serve_fd(struct kl_io_worker *w, struct sock_scratch *s, int fd)
+{
+	unsigned k = 0, nsend = 0;
+	uint64_t t_rx;
+	int n;
+
+	for (unsigned i = 0; i < KL_IO_BURST; i++) {
+		s->riov[i].iov_base = s->rx[i];
+		s->riov[i].iov_len = RX_BUF;
+		memset(&s->rmsg[i].msg_hdr, 0, sizeof(s->rmsg[i].msg_hdr));
+		s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
+		s->rmsg[i].msg_hdr.msg_iovlen = 1;
+		s->rmsg[i].msg_hdr.msg_name = &s->src[i];
+		s->rmsg[i].msg_hdr.msg_namelen = sizeof(s->src[i]);
+	}
+	n = recvmmsg(fd, s->rmsg, KL_IO_BURST, MSG_DONTWAIT, NULL);
+	if (n <= 0) {
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			w->st.counter[KL_IO_CNT_RX_ERRORS]++;
+		return 0;
+	}
+	t_rx = rdtsc();
+	w->st.counter[KL_IO_CNT_RX_FRAMES] += (unsigned)n;
+	for (int i = 0; i < n; i++) {
+		if (s->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			w->st.counter[KL_IO_CNT_RX_ERRORS]++;
+			continue;
+		}
+		s->idx[k] = (unsigned)i;
+		src_key(&s->src[i], s->keys[k]);
+		k++;
+	}
+	if (w->rl && k) {
+		const struct kl_rl_stats *rs = kl_rl_stats(w->rl);
+		uint64_t lim0 = rs->limited, ref0 = rs->refused;
+		unsigned j = 0;
+
+		if (kl_rl_take_bulk(w->rl, (const uint8_t(*)[16])s->keys, k, t_rx, s->allow) != k) {
+			w->st.counter[KL_IO_CNT_RATE_LIMITED] += rs->limited - lim0;
+			w->st.counter[KL_IO_CNT_RATE_REFUSED] += rs->refused - ref0;
+			for (unsigned i = 0; i < k; i++)
+				if (s->allow[i])
+					s->idx[j++] = s->idx[i];
+			k = j;
+		}
+	}
+	if (!k)
+		return n;
+	for (unsigned i = 0; i < k; i++) {
+		unsigned r = s->idx[i];
+
+		s->pkt[i].in = s->rx[r];
+		s->pkt[i].in_len = (uint16_t)s->rmsg[r].msg_len;
+		s->pkt[i].out = s->txb[i];
+		s->pkt[i].out_cap = TX_BUF;
+	}
+	kl_engine_serve(w->engine, kl_io_clock_ntp(w->clock, t_rx), s->pkt, k);
+	for (unsigned i = 0; i < k; i++) {
+		unsigned r = s->idx[i];
+
+		if (!s->pkt[i].out_len)
+			continue;
+		s->siov[nsend].iov_base = s->txb[i];
+		s->siov[nsend].iov_len = s->pkt[i].out_len;
+		memset(&s->smsg[nsend].msg_hdr, 0, sizeof(s->smsg[nsend].msg_hdr));
+		s->smsg[nsend].msg_hdr.msg_iov = &s->siov[nsend];
+		s->smsg[nsend].msg_hdr.msg_iovlen = 1;
+		s->smsg[nsend].msg_hdr.msg_name = &s->src[r];
+		s->smsg[nsend].msg_hdr.msg_namelen = s->rmsg[r].msg_hdr.msg_namelen;
+		nsend++;
+	}
+	if (nsend) {
+		unsigned sent = 0;
+
+		hist_add(&w->st, (rdtsc() - t_rx) * 1000000000ull / w->clock->hz, nsend);
+		while (sent < nsend) {
+			int m = sendmmsg(fd, s->smsg + sent, nsend - sent, MSG_DONTWAIT);
+
+			if (m <= 0) {
+				if (m < 0 && errno == EINTR)
+					continue;
+				/* send buffer full or an unreachable peer: the answer is lost */
+				w->st.counter[KL_IO_CNT_TX_DROPPED]++;
+				sent++;
+				continue;
+			}
+			sent += (unsigned)m;
+			w->st.counter[KL_IO_CNT_TX_FRAMES] += (unsigned)m;
+		}
+	}
+	return n;
+}
+
+int kl_io_socket_loop(void *arg)
+{
+	struct kl_io_worker *w = arg;
+	struct sock_scratch *s = w->scratch;
+
+	if (!s || kl_table_reader_register(w->table, w->id))
+		return -1;
+	for (unsigned i = 0; i < w->nfd; i++) {
+		s->pfd[i].fd = w->fd[i];
+		s->pfd[i].events = POLLIN;
+	}
+	while (!__atomic_load_n(w->stop, __ATOMIC_RELAXED)) {
+		int got = 0;
+
+		kl_table_quiescent(w->table, w->id);
+		for (unsigned i = 0; i < w->nfd; i++)
+			got += serve_fd(w, s, w->fd[i]);
+		if (!got) {
+			/* Idle: let the key-table writer reclaim without waiting for us. */
+			kl_table_reader_offline(w->table, w->id);
+			(void)poll(s->pfd, w->nfd, IDLE_POLL_MS);
+			kl_table_reader_online(w->table, w->id);
+		}
+	}
+	kl_table_reader_unregister(w->table, w->id);
+	return 0;
+}

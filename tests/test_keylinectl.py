@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""keylinectl against a real admin server (tests/admin_testd: key table + kl_admin loop).
+
+Every subcommand with its human output and --json, exit codes 0 (ok), 1 (server refused) and
+2 (usage, files, connection), key check values computed here independently, and no key hex in
+any output or in the server's log.
+
+usage: test_keylinectl.py KEYLINECTL ADMIN_TESTD
+"""
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+CTL, TESTD = sys.argv[1], sys.argv[2]
+SECRETS = []
+FAILS = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def key(n, tag):
+    k = bytes((tag * 31 + i * 7 + 1) & 0xFF for i in range(n))
+    SECRETS.append(k.hex())
+    return k
+
+
+def kcv(k):
+    if len(k) == 16:
+        try:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+            enc = Cipher(algorithms.AES(k), modes.ECB()).encryptor()
+            out = enc.update(bytes(16)) + enc.finalize()
+        except ImportError:
+            out = subprocess.run(["openssl", "enc", "-aes-128-ecb", "-nopad", "-K", k.hex()],
+                                 input=bytes(16), capture_output=True, check=True).stdout
+    else:
+        out = hmac.new(k, bytes(16), hashlib.sha256).digest()
+    return out[:3].hex().upper()
+
+
+def no_secret(text, where):
+    low = text.lower()
+    for s in SECRETS:
+        if s[:16] in low:
+            check(False, f"key hex {s[:16]}... in {where}")
+
+
+def run(args, sock, want_rc, env=None, stdin=None):
+    e = dict(os.environ)
+    e.pop("KEYLINE_ADMIN_SOCKET", None)
+    if env:
+        e.update(env)
+    argv = [CTL] + (["-s", sock] if sock else []) + args
+    p = subprocess.run(argv, capture_output=True, text=True, env=e, input=stdin, timeout=30)
+    no_secret(p.stdout + p.stderr, " ".join(args[:2]))
+    check(p.returncode == want_rc,
+          f"{args}: exit {p.returncode}, want {want_rc} (stdout {p.stdout!r} stderr {p.stderr!r})")
+    if want_rc != 0:
+        lines = p.stderr.strip().split("\n")
+        check(len(lines) == 1 and lines[0].startswith("keylinectl: "),
+              f"{args}: stderr not one keylinectl line: {p.stderr!r}")
+    return p.stdout, p.stderr
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="kl_ctl_test_")
+    sock = os.path.join(tmp, "run", "admin.sock")
+    log = open(os.path.join(tmp, "testd.log"), "w+")
+    srv = subprocess.Popen([TESTD, sock, "8"], stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        ready = srv.stdout.readline().strip()
+        check(ready == "ready", f"admin_testd did not start: {ready!r}")
+        if ready != "ready":
+            return
+        body(tmp, sock)
+        # a second server on the same socket is refused; the first goes on
+        p = subprocess.run([TESTD, sock], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and "in use" in p.stderr, f"second server: {p.returncode} {p.stderr!r}")
+        run(["ping"], sock, 0)
+    finally:
+        srv.terminate()
+        try:
+            rc = srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            rc = srv.wait()
+        check(rc == 0, f"admin_testd exit {rc} on SIGTERM")
+        check(not os.path.exists(sock), "socket file left behind")
+        log.seek(0)
+        text = log.read()
+        no_secret(text, "server log")
+        check("put-ue" in text, "server log lacks the put-ue line")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def body(tmp, sock):
+    def wfile(name, text, mode=0o600):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    # ---- basics
+    out, _ = run(["ping"], sock, 0)
+    check(out == "pong\n", f"ping: {out!r}")
+    out, _ = run(["ping"], None, 0, env={"KEYLINE_ADMIN_SOCKET": sock})
+    check(out == "pong\n", "ping via KEYLINE_ADMIN_SOCKET")
+    out, _ = run(["version"], sock, 0)
+    check(out == "keyline admin-testd (io socket, crypto openssl)\n", f"version: {out!r}")
+    out, _ = run(["--json", "ping"], sock, 0)
+    check(json.loads(out) == {"ok": True, "pong": True}, f"ping --json: {out!r}")
+    out, _ = run(["--help"], None, 0)
+    check("usage: keylinectl" in out, "help")
+
+    # ---- UE
+    muk, muk2 = key(32, 1), key(40, 2)
+    out, _ = run(["put-ue", "ue1@ims.example", "--muk", muk.hex(), "--group", "00F110:1",
+                  "--group=00f110:2"], sock, 0)
+    check(out == f"ue ue1@ims.example: added (kcv {kcv(muk)})\n", f"put-ue: {out!r}")
+    f = wfile("muk2.hex", "\n  " + muk2.hex().upper() + "  \n")
+    out, _ = run(["put-ue", "--muk-file", f, "ue1@ims.example", "--group", "00F110:3"], sock, 0)
+    check(out == f"ue ue1@ims.example: replaced (kcv {kcv(muk2)})\n", f"put-ue file: {out!r}")
+    out, _ = run(["show", "ue", "ue1@ims.example"], sock, 0)
+    check(f"2 chunk(s), kcv {kcv(muk2)}" in out and "00F110:3" in out, f"show ue: {out!r}")
+    out, _ = run(["put-ue", "ue2@ims.example", "--muk-file", "-"], sock, 0, stdin=muk.hex())
+    check(f"added (kcv {kcv(muk)})" in out, f"put-ue stdin: {out!r}")
+    out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["kcv"] == kcv(muk) and j["muk_chunks"] == 1 and j["groups"] == [], f"show --json: {j}")
+
+    # ---- group
+    msk, msk2 = key(16, 3), key(16, 4)
+    f = wfile("msk.hex", msk.hex())
+    out, _ = run(["put-group", "00F110:1", "--msk-file", f, "--msk-id", "1", "--valid-from",
+                  "2030-01-01T00:00:00Z", "--valid-to", "1893459600", "--next-msk", msk2.hex()],
+                 sock, 0)
+    check(out == f"group 00F110:1: added (current kcv {kcv(msk)}, next kcv {kcv(msk2)})\n",
+          f"put-group: {out!r}")
+    out, _ = run(["show", "group", "00F110:1"], sock, 0)
+    check("msk_id 0x00010001 (key 1)  valid 2030-01-01T00:00:00Z .. 2030-01-01T01:00:00Z  "
+          f"kcv {kcv(msk)}" in out, f"show group current: {out!r}")
+    check("msk_id 0x00010002 (key 2)  valid 2030-01-01T01:00:00Z .. 2030-01-01T02:00:00Z  "
+          f"kcv {kcv(msk2)}" in out, f"show group next: {out!r}")
+    out, _ = run(["put-group", "00F110:2", "--msk", msk.hex(), "--msk-id", "0x00020005",
+                  "--valid-from", "now", "--valid-to", "now+60"], sock, 0)
+    check("added" in out, f"put-group now: {out!r}")
+    out, _ = run(["show", "group", "00F110:2", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["next"] is None and j["current"]["key_number"] == 5
+          and j["current"]["valid_to"] - j["current"]["valid_from"] == 60, f"group 2: {j}")
+
+    # ---- EMSE, E2M, appid
+    psk = key(20, 5)
+    f = wfile("psk.hex", psk.hex())
+    out, _ = run(["put-emse", "emse1.corp.example", "--psk-file", f], sock, 0)
+    check(out == f"emse emse1.corp.example: added (kcv {kcv(psk)})\n", f"put-emse: {out!r}")
+    out, _ = run(["show", "emse", "emse1.corp.example"], sock, 0)
+    check(f"1 chunk(s), kcv {kcv(psk)}" in out, f"show emse: {out!r}")
+    e1, e2 = key(32, 6), key(32, 7)
+    f = wfile("e1.hex", e1.hex())
+    out, _ = run(["push-e2m", "001010000000001", "--key-file", f, "--key-id", "7", "--expires",
+                  "2031-05-06T07:08:09Z"], sock, 0)
+    check(out == f"imsi 001010000000001: key 7 added (kcv {kcv(e1)})\n", f"push-e2m: {out!r}")
+    out, _ = run(["push-e2m", "001010000000001", "--key", e2.hex(), "--key-id", "0x8"], sock, 0)
+    check("key 8 added" in out, f"push-e2m 2: {out!r}")
+    out, _ = run(["show", "imsi", "001010000000001"], sock, 0)
+    lines = out.strip().split("\n")
+    check(len(lines) == 3 and "2 e2m key(s)" in lines[0], f"show imsi: {out!r}")
+    check(re.search(r"key_id 8 +expires never +kcv " + kcv(e2), lines[1]) is not None,
+          f"show imsi newest: {lines}")
+    check(re.search(r"key_id 7 +expires 2031-05-06T07:08:09Z +kcv " + kcv(e1), lines[2])
+          is not None, f"show imsi older: {lines}")
+    out, _ = run(["put-appid", "app1@factory.example", "001010000000001"], sock, 0)
+    check(out == "appid app1@factory.example: added (imsi 001010000000001)\n", f"put-appid: {out!r}")
+    out, _ = run(["show", "appid", "app1@factory.example"], sock, 0)
+    check(out == "appid app1@factory.example -> imsi 001010000000001\n", f"show appid: {out!r}")
+
+    # ---- count, stats
+    out, _ = run(["count"], sock, 0)
+    check(re.search(r"^ues +2$", out, re.M) and re.search(r"^groups +2$", out, re.M)
+          and re.search(r"^imsis +1$", out, re.M) and "memory" in out, f"count: {out!r}")
+    out, _ = run(["stats"], sock, 0)
+    check("totals: 123 requests, 90 key responses, 0 error responses, 3 engine drops, "
+          "4 net drops" in out, f"stats totals: {out!r}")
+    check(re.search(r"requests_received +123", out) and re.search(r"bad_mac +3", out)
+          and "mean 2.5 us" in out, f"stats: {out!r}")
+    out, _ = run(["stats", "--worker", "1"], sock, 0)
+    check("showing worker 1" in out and "totals: 23 requests" in out, f"stats worker: {out!r}")
+    out, _ = run(["stats", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["engine"]["requests_received"] == 123 and j["io"]["rx_frames"] == 130
+          and j["service_time"]["counts"][2] == 90, f"stats --json: {j}")
+
+    # ---- import
+    pop = wfile("pop.txt", "keyline-population 1\nseed 7\nues 3\ngroups 1\nemses 1\nimsis 1\n"
+                "appids 1\ne2m-keys 2\nnow 3900000000\nmsk-period 3600\n")
+    out, _ = run(["import", pop], sock, 0)
+    check(out.startswith("imported 3 ues, 1 groups, 1 emses, 1 imsis (2 e2m keys), 1 appids in "),
+          f"import: {out!r}")
+    out, _ = run(["count", "--json"], sock, 0)
+    check(json.loads(out)["counts"]["ues"] == 5, f"count after import: {out!r}")
+    bad = wfile("bad.txt", "keyline-population 1\nseed x\n")
+    _, err = run(["import", bad], sock, 2)
+    check("line 2" in err, f"bad population file: {err!r}")
+    big = wfile("big.txt", "keyline-population 1\nseed 7\nues 50\ngroups 0\nemses 0\nimsis 0\n"
+                "appids 0\ne2m-keys 1\nnow 3900000000\nmsk-period 3600\n")
+    _, err = run(["import", big], sock, 1)
+    check("table full for ues" in err, f"import over capacity: {err!r}")
+
+    # ---- server-side refusals: exit 1
+    _, err = run(["stats", "--worker", "5"], sock, 1)
+    check("out of range" in err, f"stats worker 5: {err!r}")
+    _, err = run(["put-ue", "ue3", "--muk", muk.hex(), "--group", "00F110"], sock, 1)
+    check("not a key group" in err, f"bad group: {err!r}")
+    _, err = run(["put-appid", "app2", "12ab"], sock, 1)
+    check("decimal digits" in err, f"bad imsi: {err!r}")
+    _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "0x00040001",
+                  "--valid-from", "100", "--valid-to", "200"], sock, 1)
+    check("is not the group's" in err, f"msk id group: {err!r}")
+    _, err = run(["show", "ue", "nobody"], sock, 1)
+    check("no such ue entry" in err, f"show missing: {err!r}")
+    _, err = run(["del", "cat", "x"], sock, 1)
+    check("kind: unknown" in err, f"del bad kind: {err!r}")
+    out, _ = run(["count", "--json"], sock, 0)
+    free = 8 - json.loads(out)["counts"]["emses"]
+    check(free > 0, "no room left for the table-full test")
+    for i in range(free):
+        run(["put-emse", f"e{i}", "--psk", psk.hex()], sock, 0)
+    out, err = run(["--json", "put-emse", "e9", "--psk", psk.hex()], sock, 1)
+    check(json.loads(out)["ok"] is False and "table full for emses" in err, f"full: {out!r}")
+
+    # ---- deletes
+    for kind, ident in (("ue", "ue1@ims.example"), ("group", "00F110:1"),
+                        ("emse", "emse1.corp.example"), ("imsi", "001010000000001"),
+                        ("appid", "app1@factory.example")):
+        out, _ = run(["del", kind, ident], sock, 0)
+        check(out == f"{kind} {ident}: deleted\n", f"del {kind}: {out!r}")
+        _, err = run(["del", kind, ident], sock, 1)
+        check(f"no such {kind} entry" in err, f"del {kind} again: {err!r}")
+
+    # ---- usage errors: exit 2, nothing sent
+    nofile = os.path.join(tmp, "none.hex")
+    short = wfile("short.hex", msk.hex()[:30])
+    for args, want in (
+        ([], "no command"),
+        (["fly"], "unknown command"),
+        (["--bogus", "ping"], "unknown option"),
+        (["ping", "extra"], "unexpected argument"),
+        (["put-ue"], "give the UE's ID"),
+        (["put-ue", "u"], "--muk HEX or --muk-file FILE is required"),
+        (["put-ue", "u", "--muk", "00", "--muk-file", nofile], "not both"),
+        (["put-ue", "u", "--muk", "abc"], "odd number of hex digits"),
+        (["put-ue", "u", "--muk", "zz"], "not hex"),
+        (["put-ue", "u", "--muk", "00" * 65], "65 bytes, must be 1..64"),
+        (["put-ue", "u", "--muk-file", nofile], "cannot read"),
+        (["put-ue", "u", "--muk"], "needs a value"),
+        (["put-ue", "u", "--color", "red"], "unknown option --color"),
+        (["put-group", "00F110:1", "--msk-file", short, "--msk-id", "1", "--valid-from", "1",
+          "--valid-to", "2"], "15 bytes, must be 16"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from",
+          "yesterday", "--valid-to", "2"], "bad time"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--valid-from", "1", "--valid-to", "2"],
+         "--msk-id is required"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from", "1",
+          "--valid-to", "2085978496"], "out of range"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from", "1",
+          "--valid-to", "2", "--next-msk-id", "3"], "need --next-msk"),
+        (["push-e2m", "1", "--key", "00" * 31, "--key-id", "1"], "31 bytes, must be 32"),
+        (["push-e2m", "1", "--key", "00" * 32, "--key-id", "x"], "not a number"),
+        (["push-e2m", "1", "--key", "00" * 32], "--key-id is required"),
+        (["push-e2m", "1", "--key", "00" * 32, "--key-id", "4294967296"], "out of range"),
+        (["put-appid", "a"], "give APPID and IMSI"),
+        (["del", "ue"], "give KIND"),
+        (["show"], "give KIND"),
+        (["stats", "--worker", "x"], "not a number"),
+        (["import"], "give the population FILE"),
+        (["import", nofile], "No such file"),
+        (["--timeout", "0", "ping"], "--timeout"),
+    ):
+        _, err = run(args, sock, 2)
+        if want:
+            check(want in err, f"{args}: {err!r} lacks {want!r}")
+    _, err = run(["-s"], None, 2)
+    check("needs a path" in err, f"-s alone: {err!r}")
+    _, err = run(["ping"], os.path.join(tmp, "nope.sock"), 2)
+    check("cannot connect" in err and "is keylined running?" in err, f"no server: {err!r}")
+    _, err = run(["ping"], None, 2, env={"KEYLINE_ADMIN_SOCKET": os.path.join(tmp, "x.sock")})
+    check("x.sock" in err, f"env socket: {err!r}")
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    main()
+    print(f"{'FAILED' if FAILS else 'ok'}: {len(FAILS)} failure(s) in {time.time() - t0:.1f} s")
+    sys.exit(1 if FAILS else 0)

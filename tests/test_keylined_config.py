@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""keylined refuses bad configurations and arguments: exit status 2, one message naming the key
+(and for file errors its line), never a crash. Every bad file of tests/config (each wrong in one
+field, listed with key and line in tests/test_config.c) is given to the real binary, then bad
+overrides, bad options, bad EAL arguments and start-up conditions only the daemon can see.
+    test_keylined_config.py KEYLINED SRC_ROOT"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kl_itest  # noqa: E402
+
+keylined, src = sys.argv[1], sys.argv[2]
+ck = kl_itest.Checks('keylined-config')
+tmp = tempfile.mkdtemp(prefix='kl-cfg-')
+n = [0]
+
+
+def run(config, args=(), eal=None, lcores='0-1', timeout=60):
+    n[0] += 1
+    eal = eal if eal is not None else kl_itest.eal_args(f'klcfg{os.getpid()}x{n[0]}', mem=128,
+                                                        lcores=lcores)
+    cmd = [keylined] + eal + ['--', '-c', config] + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def keylined_lines(err):
+    return [l for l in err.splitlines() if l.startswith('keylined:')]
+
+
+# 1. every bad file, with the key and line test_config.c expects
+table = open(os.path.join(src, 'tests', 'test_config.c')).read()
+cases = re.findall(r'\{ "(bad-[^"]+\.yaml)", (NULL|"[^"]*"), (\d+) \}', table)
+ck.check(len(cases) >= 60, f'bad-file table found ({len(cases)} cases)')
+for f, key, line in cases:
+    path = os.path.join(src, 'tests', 'config', f)
+    rc, out, err = run(path)
+    ck.eq(rc, 2, f'{f}: exit status')
+    msgs = keylined_lines(err)
+    ck.eq(len(msgs), 1, f'{f}: one keylined message ({msgs})')
+    msg = msgs[0] if msgs else ''
+    if key != 'NULL':
+        ck.check(key.strip('"') in msg, f'{f}: message names {key}: {msg}')
+    if line != '0':
+        ck.check(f'{f}:{line}:' in msg, f'{f}: message gives line {line}: {msg}')
+    ck.check('ready' not in out, f'{f}: never became ready')
+
+# 2. a good base config (pcap port on /dev/null captures, so nothing touches the host)
+base = kl_itest.write_config(os.path.join(tmp, 'base.yaml'),
+                             ports=[('p0', f'net_pcap0,rx_pcap={tmp}/none.pcap,tx_pcap={tmp}/o.pcap', 1)],
+                             admin=os.path.join(tmp, 'admin.sock'))
+open(os.path.join(tmp, 'none.pcap'), 'wb').write(
+    bytes.fromhex('d4c3b2a1020004000000000000000000ffff000001000000'))
+
+bad_overrides = [
+    ('skew_s=0', 'skew_s'),
+    ('skew_s=abc', 'skew_s'),
+    ('workers=65', 'workers'),
+    ('udp_port=70000', 'udp_port'),
+    ('ipv4[0]=300.1.1.1', 'ipv4[0]'),
+    ('ipv6[0]=zz::1', 'ipv6[0]'),
+    ('replay_cache=1000', 'replay_cache'),
+    ('rate_limit.burst=0', 'rate_limit.burst'),
+    ('table.ues=0', 'table.ues'),
+    ('table.e2m_ring=9', 'table.e2m_ring'),
+    ('metrics=127.0.0.1', 'metrics'),
+    ('crypto=aesni', 'crypto'),
+    ('io=xdp', 'io'),
+    ('no_such_key=1', 'no_such_key'),
+    ('noequals', 'noequals'),
+    ('ports[0].queues=2', 'queues'),   # cross-field: queues must equal workers
+    ('admin_socket=relative/path', 'admin_socket'),
+]
+for ov, key in bad_overrides:
+    rc, out, err = run(base, [ov])
+    msgs = keylined_lines(err)
+    ck.eq(rc, 2, f'override {ov}: exit status')
+    ck.check(len(msgs) == 1 and key in msgs[0], f'override {ov}: one message naming {key}: {msgs}')
+
+for args, what in [(['--io', 'rdma'], 'io'), (['--crypto', 'none'], 'crypto'),
+                   (['--bogus'], 'usage'), (['-p', os.path.join(tmp, 'missing.pop')], 'population')]:
+    rc, out, err = run(base, args)
+    ck.eq(rc, 2, f'args {args}: exit status')
+    ck.check(what in err, f'args {args}: message mentions {what}: {err[-300:]}')
+
+# no -c at all, a missing file, a directory, garbage EAL arguments
+p = subprocess.run([keylined] + kl_itest.eal_args(f'klcfg{os.getpid()}nc', mem=128) + ['--'],
+                   capture_output=True, text=True, timeout=60)
+ck.eq(p.returncode, 2, 'no -c: exit status')
+rc, out, err = run(os.path.join(tmp, 'nonexistent.yaml'))
+ck.eq(rc, 2, 'missing config file: exit status')
+rc, out, err = run(tmp)
+ck.eq(rc, 2, 'config is a directory: exit status')
+p = subprocess.run([keylined, '--no-such-eal-flag', '--', '-c', base], capture_output=True,
+                   text=True, timeout=60)
+ck.eq(p.returncode, 2, 'bad EAL argument: exit status')
+
+# conditions only the daemon sees: more workers than lcores, a device that cannot be probed,
+# a population larger than the table
+rc, out, err = run(base, ['workers=2', 'ports[0].queues=2'])
+ck.eq(rc, 2, 'workers > worker lcores: exit status')
+ck.check('workers' in err and '-l' in err, f'workers > lcores: message: {err[-300:]}')
+rc, out, err = run(base, ['ports[0].devargs=net_nosuchdriver0'])
+ck.eq(rc, 2, 'unknown device: exit status')
+ck.check('ports[0]' in err, f'unknown device: message names the port: {err[-300:]}')
+pop = os.path.join(tmp, 'big.pop')
+subprocess.run([os.path.join(os.path.dirname(keylined), '..', 'tools', 'keyline-population'),
+                '--seed', '1', '--ues', '30000', '-o', pop], check=True, capture_output=True)
+rc, out, err = run(base, ['-p', pop])
+ck.eq(rc, 2, 'population larger than table.ues: exit status')
+ck.check('table' in err, f'population too large: message: {err[-300:]}')
+
+sys.exit(ck.done())

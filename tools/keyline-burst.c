@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline-burst: keyline's load generator. Simulates UEs (or EMSEs) of a deterministic test
+ * population asking a keyline server for their keys, verifies every answer, and prints one JSON
+ * line per interval and a JSON summary. See --help.
+ *
+ *   keyline-burst [EAL options] -- --population FILE --server-ip IP --client-ip IP [options]
+ *   keyline-burst --io socket --population FILE [--server-ip IP] [options]
+ *
+ * Exit status: 0 when every UE got a verified correct key and every SLO held, 1 otherwise
+ * (failures, missed SLO, setup errors), 2 on usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include "kl_burst.h"
+#include "kl_burst_io.h"
+#include "kl_mikey.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+__attribute__((format(printf, 1, 2), noreturn)) static void usage_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("keyline-burst: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see --help)\n", stderr);
+	exit(2);
+}
+
+static void help(void)
+{
+	puts("usage: keyline-burst [EAL options] -- --population FILE [options]   (--io dpdk)\n"
+	     "       keyline-burst --io socket --population FILE [options]\n"
+	     "Simulates UEs of a keyline-population TEST population requesting keys from keyline;\n"
+	     "verifies every answer. stdout: one JSON line per interval, then a JSON summary.\n"
+	     "\n"
+	     "population and requests\n"
+	     "  --population FILE       parameter file written by keyline-population (required)\n"
+	     "  --kind mbms|e2m         MBMS MSK requests by UEs (default) or E2M fetches by EMSEs\n"
+	     "  --ues N                 UEs (e2m: fetches) to simulate (default: all)\n"
+	     "  --first I               first population index (default 0)\n"
+	     "  --msk current|next      mbms: key number 0 (the MSK valid now, default) or the next\n"
+	     "  --e2m-target imsi|appid|mix   e2m: UE identity sent (default imsi)\n"
+	     "  --e2m-key newest|id|mix       e2m: newest key, or a key by identifier (default newest)\n"
+	     "  --prf mikey1|sha256|mix PRF of the requests (default mikey1)\n"
+	     "  --skew-s S              accepted server clock skew in responses (default 60)\n"
+	     "  --crypto ipsec-mb|openssl    client crypto backend (default ipsec-mb)\n"
+	     "load\n"
+	     "  --mode burst|rate|poisson|max (default burst)\n"
+	     "  --window S              burst: start every UE at a random time in [0, S) (default 1)\n"
+	     "  --rate R                rate/poisson: UE starts per second\n"
+	     "  --inflight K            UEs in progress at once (default 65536; max mode 1024)\n"
+	     "  --timeout-ms T          first try's timeout; doubles per retry (default 200)\n"
+	     "  --retries N             retransmissions per UE, 0..10 (default 3)\n"
+	     "  --seed N                schedule seed (default 1)\n"
+	     "output and verdict\n"
+	     "  --interval-ms MS        interval lines (default 100; 0 = none)\n"
+	     "  --summary FILE          also write the summary there\n"
+	     "  --fail-list N           failed UEs listed in the summary (default 20)\n"
+	     "  --slo-p99-us US         fail unless latency p99 <= US\n"
+	     "  --slo-complete-s S      fail unless every UE holds its key S after t0\n"
+	     "I/O\n"
+	     "  --io dpdk|socket        DPDK port 0 (EAL options before --, default) or kernel UDP\n"
+	     "  --server-ip IP          keyline's address (IPv4 or IPv6; socket default 127.0.0.1)\n"
+	     "  --server-port P         default 2269\n"
+	     "  --client-ip IP          first source address (dpdk: required)\n"
+	     "  --client-port P         source port (dpdk default 40000, socket default ephemeral)\n"
+	     "  --sources K             spread UEs over K consecutive source addresses (default 1)\n"
+	     "  --server-mac MAC        dpdk: skip ARP/NDP for the server\n"
+	     "  --link-timeout-s S      dpdk: wait for the link (default 10)\n"
+	     "  --resolve-timeout-s S   dpdk: wait for ARP/NDP (default 5)\n"
+	     "  --queues Q              dpdk: RX/TX queue pairs (1 for now)\n"
+	     "Exit: 0 every UE verified and SLOs held; 1 failures or missed SLO; 2 usage error.");
+}
+
+static uint64_t num(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		usage_err("%s: missing value", opt);
+	for (const char *c = s; *c; c++) {
+		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			usage_err("%s: not a decimal number: %.40s", opt, s);
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	if (v < min || v > max)
+		usage_err("%s: %" PRIu64 " out of range (%" PRIu64 "..%" PRIu64 ")", opt, v, min, max);
+	return v;
+}
+
+static double real(const char *opt, const char *s, double min, double max)
+{
+	char *end = NULL;
+	double v;
+
+	if (!s || !*s)
+		usage_err("%s: missing value", opt);
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !end || *end || !isfinite(v))
+		usage_err("%s: not a number: %.40s", opt, s);
+	if (v < min || v > max)
+		usage_err("%s: %g out of range (%g..%g)", opt, v, min, max);
+	return v;
+}
+
+static int choice(const char *opt, const char *s, const char *const *names, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return (int)i;
+	usage_err("%s: unknown value \"%.40s\"", opt, s);
+}
+
+static int parse_ip(const char *s, uint8_t ip[16])
+{
+	memset(ip, 0, 16);
+	if (inet_pton(AF_INET, s, ip) == 1)
+		return 0;
+	if (inet_pton(AF_INET6, s, ip) == 1)
+		return 1;
+	return -1;
+}
+
+static void parse_mac(const char *opt, const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+	    6)
+		usage_err("%s: not a MAC address (aa:bb:cc:dd:ee:ff): %.40s", opt, s);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+}
+
+enum {
+	O_POP = 256, O_KIND, O_UES, O_FIRST, O_MSK, O_E2M_TARGET, O_E2M_KEY, O_PRF, O_SKEW, O_CRYPTO,
+	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
+	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
+	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
+};
+
+struct opts {
+	struct kl_burst_config cfg;
+	struct kl_burst_net net;
+	const char *population;
+	const char *summary;
+	const char *server_ip;
+	const char *client_ip;
+	int socket_io;
+};
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "population", required_argument, NULL, O_POP },
+		{ "kind", required_argument, NULL, O_KIND },
+		{ "ues", required_argument, NULL, O_UES },
+		{ "first", required_argument, NULL, O_FIRST },
+		{ "msk", required_argument, NULL, O_MSK },
+		{ "e2m-target", required_argument, NULL, O_E2M_TARGET },
+		{ "e2m-key", required_argument, NULL, O_E2M_KEY },
+		{ "prf", required_argument, NULL, O_PRF },
+		{ "skew-s", required_argument, NULL, O_SKEW },
+		{ "crypto", required_argument, NULL, O_CRYPTO },
+		{ "mode", required_argument, NULL, O_MODE },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "inflight", required_argument, NULL, O_INFLIGHT },
+		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+		{ "retries", required_argument, NULL, O_RETRIES },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "interval-ms", required_argument, NULL, O_INTERVAL },
+		{ "summary", required_argument, NULL, O_SUMMARY },
+		{ "fail-list", required_argument, NULL, O_FAIL_LIST },
+		{ "slo-p99-us", required_argument, NULL, O_SLO_P99 },
+		{ "slo-complete-s", required_argument, NULL, O_SLO_COMPLETE },
+		{ "io", required_argument, NULL, O_IO },
+		{ "server-ip", required_argument, NULL, O_SERVER_IP },
+		{ "server-port", required_argument, NULL, O_SERVER_PORT },
+		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
+		{ "client-port", required_argument, NULL, O_CLIENT_PORT },
+		{ "sources", required_argument, NULL, O_SOURCES },
+		{ "server-mac", required_argument, NULL, O_SERVER_MAC },
+		{ "link-timeout-s", required_argument, NULL, O_LINK_TIMEOUT },
+		{ "resolve-timeout-s", required_argument, NULL, O_RESOLVE_TIMEOUT },
+		{ "queues", required_argument, NULL, O_QUEUES },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const kinds[] = { "mbms", "e2m" };
+	static const char *const modes[] = { "burst", "rate", "poisson", "max" };
+	static const char *const msks[] = { "current", "next" };
+	static const char *const targets[] = { "imsi", "appid", "mix" };
+	static const char *const keys[] = { "newest", "id", "mix" };
+	static const char *const prfs[] = { "mikey1", "sha256", "mix" };
+	static const char *const ios[] = { "dpdk", "socket" };
+	int c, rate_given = 0, window_given = 0;
+
+	kl_burst_config_defaults(&o->cfg);
+	memset(&o->net, 0, sizeof(o->net));
+	o->net.server_port = KL_MIKEY_PORT;
+	o->net.sources = 1;
+	o->net.link_timeout_s = 10;
+	o->net.resolve_timeout_s = 5;
+	o->net.queues = 1;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_POP: o->population = optarg; break;
+		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 2); break;
+		case O_UES: o->cfg.ues = (uint32_t)num("--ues", optarg, 1, KL_POP_MAX_UES); break;
+		case O_FIRST: o->cfg.first = (uint32_t)num("--first", optarg, 0, KL_POP_MAX_UES); break;
+		case O_MSK: o->cfg.msk = (enum kl_burst_msk)choice("--msk", optarg, msks, 2); break;
+		case O_E2M_TARGET:
+			o->cfg.e2m_target = (enum kl_burst_mix)choice("--e2m-target", optarg, targets, 3);
+			break;
+		case O_E2M_KEY: o->cfg.e2m_key = (enum kl_burst_mix)choice("--e2m-key", optarg, keys, 3); break;
+		case O_PRF: o->cfg.prf = (enum kl_burst_mix)choice("--prf", optarg, prfs, 3); break;
+		case O_SKEW: o->cfg.skew_s = (uint32_t)num("--skew-s", optarg, 1, 86400); break;
+		case O_CRYPTO:
+			if (kl_crypto_backend_parse(optarg, &o->cfg.backend))
+				usage_err("--crypto: unknown backend \"%.40s\" (ipsec-mb, openssl)", optarg);
+			break;
+		case O_MODE: o->cfg.mode = (enum kl_burst_mode)choice("--mode", optarg, modes, 4); break;
+		case O_WINDOW:
+			o->cfg.window_s = real("--window", optarg, 1e-6, 86400);
+			window_given = 1;
+			break;
+		case O_RATE:
+			o->cfg.rate = real("--rate", optarg, 1e-3, 1e9);
+			rate_given = 1;
+			break;
+		case O_INFLIGHT: o->cfg.inflight = (uint32_t)num("--inflight", optarg, 1, 16777216); break;
+		case O_TIMEOUT: o->cfg.timeout_ms = (uint32_t)num("--timeout-ms", optarg, 1, 600000); break;
+		case O_RETRIES:
+			o->cfg.retries = (uint32_t)num("--retries", optarg, 0, KL_BURST_MAX_RETRIES);
+			break;
+		case O_SEED: o->cfg.seed = num("--seed", optarg, 0, UINT64_MAX); break;
+		case O_INTERVAL: o->cfg.interval_ms = (uint32_t)num("--interval-ms", optarg, 0, 3600000); break;
+		case O_SUMMARY: o->summary = optarg; break;
+		case O_FAIL_LIST: o->cfg.fail_list_max = (uint32_t)num("--fail-list", optarg, 0, 100000); break;
+		case O_SLO_P99: o->cfg.slo_p99_us = real("--slo-p99-us", optarg, 1e-3, 1e12); break;
+		case O_SLO_COMPLETE: o->cfg.slo_complete_s = real("--slo-complete-s", optarg, 1e-6, 1e7); break;
+		case O_IO: o->socket_io = choice("--io", optarg, ios, 2); break;
+		case O_SERVER_IP: o->server_ip = optarg; break;
+		case O_SERVER_PORT: o->net.server_port = (uint16_t)num("--server-port", optarg, 1, 65535); break;
+		case O_CLIENT_IP: o->client_ip = optarg; break;
+		case O_CLIENT_PORT: o->net.client_port = (uint16_t)num("--client-port", optarg, 1, 65535); break;
+		case O_SOURCES: o->net.sources = (uint32_t)num("--sources", optarg, 1, 65536); break;
+		case O_SERVER_MAC:
+			parse_mac("--server-mac", optarg, o->net.server_mac);
+			o->net.have_server_mac = 1;
+			break;
+		case O_LINK_TIMEOUT: o->net.link_timeout_s = (uint32_t)num("--link-timeout-s", optarg, 1, 3600); break;
+		case O_RESOLVE_TIMEOUT:
+			o->net.resolve_timeout_s = (uint32_t)num("--resolve-timeout-s", optarg, 1, 3600);
+			break;
+		case O_QUEUES: o->net.queues = (uint16_t)num("--queues", optarg, 1, 1); break;
+		case 'h':
+		case O_HELP: help(); exit(0);
+		case ':': usage_err("%s: missing value", argv[optind - 1]);
+		default: usage_err("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_err("unexpected argument \"%.40s\"", argv[optind]);
+	if (!o->population)
+		usage_err("--population FILE is required");
+	if (rate_given && o->cfg.mode != KL_BURST_MODE_RATE && o->cfg.mode != KL_BURST_MODE_POISSON)
+		usage_err("--rate belongs to --mode rate or poisson");
+	if (window_given && o->cfg.mode != KL_BURST_MODE_BURST)
+		usage_err("--window belongs to --mode burst");
+	if ((o->cfg.mode == KL_BURST_MODE_RATE || o->cfg.mode == KL_BURST_MODE_POISSON) && !rate_given)
+		usage_err("--mode %s needs --rate", kl_burst_mode_name(o->cfg.mode));
+	o->cfg.sources = o->net.sources;
+	if (!o->server_ip) {
+		if (!o->socket_io)
+			usage_err("--server-ip is required with --io dpdk");
+		o->server_ip = "127.0.0.1";
+	}
+	{
+		int fam = parse_ip(o->server_ip, o->net.server_ip);
+
+		if (fam < 0)
+			usage_err("--server-ip: not an IPv4 or IPv6 address: %.60s", o->server_ip);
+		o->net.v6 = fam;
+	}
+	if (o->client_ip) {
+		int fam = parse_ip(o->client_ip, o->net.client_ip);
+
+		if (fam < 0)
+			usage_err("--client-ip: not an IPv4 or IPv6 address: %.60s", o->client_ip);
+		if (fam != o->net.v6)
+			usage_err("--client-ip and --server-ip must be of the same family");
+		o->net.have_client_ip = 1;
+		if (!o->net.v6) {
+			uint32_t base = (uint32_t)o->net.client_ip[0] << 24 | (uint32_t)o->net.client_ip[1] << 16 |
+					(uint32_t)o->net.client_ip[2] << 8 | o->net.client_ip[3];
+
+			if ((uint64_t)base + o->net.sources - 1 > UINT32_MAX)
+				usage_err("--client-ip + --sources runs past 255.255.255.255");
+		}
+	} else if (!o->socket_io) {
+		usage_err("--client-ip is required with --io dpdk");
+	}
+	if (o->socket_io && (o->net.have_server_mac || o->net.queues > 1))
+		usage_err("--server-mac and --queues are for --io dpdk");
+}
+
+static int write_summary(json_t *s, const char *path)
+{
+	FILE *f;
+	int rc = 0;
+
+	if (json_dumpf(s, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9)) < 0)
+		rc = -1;
+	fputc('\n', stdout);
+	fflush(stdout);
+	if (!path)
+		return rc;
+	f = fopen(path, "we");
+	if (!f) {
+		fprintf(stderr, "keyline-burst: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (json_dumpf(s, f, JSON_INDENT(1) | JSON_REAL_PRECISION(9)) < 0 || fputc('\n', f) == EOF)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc)
+		fprintf(stderr, "keyline-burst: %s: write failed\n", path);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct kl_pop_params pop;
+	struct kl_burst *b;
+	struct kl_burst_run run = { .out = stdout, .stop = &stop_flag };
+	char err[512];
+	char **targv;
+	int eal_argc = 1, targc, dashdash = -1, rc, code;
+	json_t *sum;
+
+	/* EAL options come before "--"; without "--" everything is ours */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			dashdash = i;
+			break;
+		}
+	if (dashdash > 0)
+		eal_argc = dashdash;
+	targc = dashdash > 0 ? argc - dashdash : argc;
+	targv = calloc((size_t)targc + 1, sizeof(*targv));
+	if (!targv)
+		return 1;
+	targv[0] = argv[0];
+	for (int i = 1; i < targc; i++)
+		targv[i] = argv[(dashdash > 0 ? dashdash : 0) + i];
+	memset(&o, 0, sizeof(o));
+	parse_args(targc, targv, &o);
+	if (o.socket_io && eal_argc > 1)
+		usage_err("EAL options are for --io dpdk");
+	rc = kl_pop_read_file(o.population, &pop, err, sizeof(err));
+	if (rc)
+		usage_err("--population %s: %s", o.population, err);
+	if (!o.socket_io) {
+		char *keep = argv[eal_argc];
+
+		argv[eal_argc] = NULL;
+		rc = rte_eal_init(eal_argc, argv);
+		argv[eal_argc] = keep;
+		if (rc < 0) {
+			fprintf(stderr, "keyline-burst: EAL init failed: %s\n", rte_strerror(rte_errno));
+			return 1;
+		}
+	}
+	fprintf(stderr, "keyline-burst: preparing %s population ...\n",
+		o.cfg.kind == KL_BURST_KIND_MBMS ? "UE" : "E2M");
+	b = kl_burst_create(&o.cfg, &pop, err, sizeof(err));
+	if (!b) {
+		/* a population that does not fit the request is the operator's usage error */
+		fprintf(stderr, "keyline-burst: %s\n", err);
+		if (!o.socket_io)
+			rte_eal_cleanup();
+		return 2;
+	}
+	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b),
+		o.cfg.kind == KL_BURST_KIND_MBMS ? "UEs" : "fetches", kl_burst_mode_name(o.cfg.mode),
+		o.socket_io ? "socket" : "dpdk");
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	rc = o.socket_io ? kl_burst_run_socket(b, &o.net, &run, err, sizeof(err))
+			 : kl_burst_run_dpdk(b, &o.net, &run, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "keyline-burst: %s\n", err);
+		json_decref(run.io);
+		kl_burst_destroy(b);
+		if (!o.socket_io)
+			rte_eal_cleanup();
+		free(targv);
+		return 1;
+	}
+	sum = kl_burst_summary(b, run.end_ns);
+	code = kl_burst_exit_code(b);
+	if (sum) {
+		json_object_set_new(sum, "io", run.io ? run.io : json_null());
+		if (write_summary(sum, o.summary))
+			code = 1;
+		json_decref(sum);
+	} else {
+		json_decref(run.io);
+		code = 1;
+	}
+	kl_burst_destroy(b);
+	if (!o.socket_io)
+		rte_eal_cleanup();
+	free(targv);
+	return code;
+}

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline-burst core: what the load generator does besides packet I/O, shared by the DPDK and
+ * the kernel-socket front ends. The simulated population (UEs asking for their group's MSK, or
+ * EMSEs fetching e2m keys) comes from a kl_population parameter file, so the expected key of
+ * every request is known without the server's help. The core schedules each UE's first try
+ * (rekey burst, constant rate, Poisson, as fast as possible), signs requests in batches,
+ * retransmits on timeout with exponential back-off (new RAND, every try stays verifiable),
+ * verifies every answer, and keeps the statistics (interval lines and the final summary).
+ *
+ * Time is a monotonic nanosecond count chosen by the front end (TSC or CLOCK_MONOTONIC).
+ * No key is ever printed: failures name UE indices and identities only.
+ */
+#ifndef KL_BURST_H
+#define KL_BURST_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "kl_crypto.h"
+#include "kl_population.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- latency histogram: log-linear buckets, exact count, sum, min and max ------------------ */
+
+/* 32 sub-buckets per power of two: a bucket is at most 1/32 (3.1 %) of its lower bound wide. */
+#define KL_HIST_SUB_BITS 5
+#define KL_HIST_SUB (1u << KL_HIST_SUB_BITS)
+#define KL_HIST_BUCKETS (KL_HIST_SUB + (64 - KL_HIST_SUB_BITS) * KL_HIST_SUB)
+
+struct kl_hist {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t min; /* UINT64_MAX while empty */
+	uint64_t max;
+	uint64_t b[KL_HIST_BUCKETS];
+};
+
+void kl_hist_reset(struct kl_hist *h);
+void kl_hist_add(struct kl_hist *h, uint64_t v);
+/** Bucket of a value. */
+unsigned kl_hist_index(uint64_t v);
+/** Bounds [lo, hi) of bucket i (hi saturates at UINT64_MAX for the last one). */
+void kl_hist_bounds(unsigned i, uint64_t *lo, uint64_t *hi);
+/**
+ * Value at quantile q (0..1): the sample of rank ceil(q * count) (at least 1) lies in the bucket
+ * this reports from; the result is that bucket's largest value clamped to [min, max], so it is
+ * within one bucket width above the exact sample, and exact for q = 1 (max). 0 when empty.
+ */
+uint64_t kl_hist_quantile(const struct kl_hist *h, double q);
+
+/* ---- schedule ------------------------------------------------------------------------------- */
+
+enum kl_burst_mode {
+	KL_BURST_MODE_BURST,   /* every UE starts at a uniform random offset in [0, window) */
+	KL_BURST_MODE_RATE,    /* UE i starts at i / rate */
+	KL_BURST_MODE_POISSON, /* exponential gaps of mean 1 / rate */
+	KL_BURST_MODE_MAX,     /* all at once, bounded by the in-flight limit */
+};
+
+/** "burst", "rate", "poisson", "max". */
+const char *kl_burst_mode_name(enum kl_burst_mode m);
+
+/**
+ * Start times (ns after t0, non-decreasing) of n UEs and the UE index starting at each: order is
+ * a permutation of 0..n-1 (identity except for burst mode). Deterministic in seed.
+ * @return 0, or -EINVAL (window <= 0 in burst mode, rate <= 0 in rate/poisson mode).
+ */
+int kl_burst_schedule(enum kl_burst_mode m, uint32_t n, double window_s, double rate,
+		      uint64_t seed, uint64_t *start_ns, uint32_t *order);
+
+/** Timeout of try t (0 = first): timeout_ms * 2^t, capped at KL_BURST_BACKOFF_CAP_MS. */
+#define KL_BURST_BACKOFF_CAP_MS 3600000ull
+uint64_t kl_burst_backoff_ns(uint32_t timeout_ms, unsigned t);
+
+/* ---- the core ------------------------------------------------------------------------------- */
+
+#define KL_BURST_MAX_RETRIES 10
+#define KL_BURST_TX_MAX 64 /* requests signed per kl_burst_next */
+#define KL_BURST_DGRAM_MAX 512
+
+enum kl_burst_kind {
+	KL_BURST_KIND_MBMS, /* UEs ask for their key group's MSK */
+	KL_BURST_KIND_E2M,  /* EMSEs fetch the e2m_key of an IMSI or application identity */
+};
+
+enum kl_burst_msk {
+	KL_BURST_MSK_CURRENT, /* key number 0: whatever MSK the server should hand out now */
+	KL_BURST_MSK_NEXT,    /* the next MSK by its key number (pre-delivery) */
+};
+
+enum kl_burst_mix {
+	KL_BURST_MIX_A,	  /* e2m target: IMSI; e2m key: the newest; prf: MIKEY-1 */
+	KL_BURST_MIX_B,	  /* application identity; by key identifier; PRF-HMAC-SHA-256 */
+	KL_BURST_MIX_BOTH, /* alternate by UE index */
+};
+
+struct kl_burst_config {
+	enum kl_burst_kind kind;
+	enum kl_burst_mode mode;
+	uint32_t first;	    /* first population index */
+	uint32_t ues;	    /* simulated UEs (fetches for e2m); 0 = the whole population */
+	double window_s;    /* burst mode */
+	double rate;	    /* rate and poisson modes: first tries per second */
+	uint32_t inflight;  /* UEs in progress at once (0 = default) */
+	uint32_t timeout_ms;
+	uint32_t retries;   /* retransmissions after the first try, 0..KL_BURST_MAX_RETRIES */
+	uint32_t interval_ms; /* interval lines; 0 = none */
+	uint64_t seed;
+	uint32_t skew_s;    /* accepted |server T - now| of responses */
+	uint32_t sources;   /* UE i uses source address i % sources */
+	enum kl_burst_msk msk;
+	enum kl_burst_mix prf;
+	enum kl_burst_mix e2m_target;
+	enum kl_burst_mix e2m_key;
+	double slo_p99_us;     /* 0 = none */
+	double slo_complete_s; /* 0 = none */
+	uint32_t fail_list_max;
+	enum kl_crypto_backend backend;
+};
+
+/** Defaults: mbms, burst over 1 s, timeout 200 ms, 3 retries, 100 ms intervals, seed 1. */
+void kl_burst_config_defaults(struct kl_burst_config *c);
+
+/* Statistics, defined once: interval lines and the summary print them under these names. */
+#define KL_BURST_COUNTER_LIST(X)                                                                    \
+	X(OFFERED, "offered", "UEs whose scheduled start time came")                               \
+	X(STARTED, "started", "UEs that sent their first try")                                     \
+	X(SENT, "sent", "requests handed to the I/O (first tries and retransmissions)")            \
+	X(TX_DROPPED, "tx_dropped", "requests the device or socket did not take (they time out)") \
+	X(RETRANSMISSIONS, "retransmissions", "tries after the first")                             \
+	X(TIMEOUTS, "timeouts", "tries whose answer did not come in time")                         \
+	X(ANSWERED, "answered", "authentic answers (MAC verified) to a live try")                 \
+	X(VERIFIED, "verified", "UEs that got a verified, correct key")                            \
+	X(FAILED, "failed", "UEs that finished without a correct key")                            \
+	X(ERROR_ANSWERS, "error_answers", "verified MIKEY error messages")                         \
+	X(MALFORMED, "malformed", "answers that do not parse as a MIKEY response or error")       \
+	X(BAD_MAC, "bad_mac", "answers naming a live try whose MAC did not verify")                \
+	X(UNKNOWN, "unknown", "answers for no request of this run")                               \
+	X(DUPLICATE, "duplicate", "answers for a try of a UE that already holds its key")         \
+	X(LATE, "late", "answers for a try of a UE that already failed")                           \
+	X(RX_OTHER, "rx_other", "frames or datagrams that were not UDP answers from the server")
+
+enum kl_burst_counter {
+#define KL_X(e, n, d) KL_BC_##e,
+	KL_BURST_COUNTER_LIST(KL_X)
+#undef KL_X
+	KL_BC__COUNT
+};
+
+const char *kl_burst_counter_name(unsigned c);
+
+/* Why a UE failed, defined once. */
+#define KL_BURST_FAIL_LIST(X)                                                                  \
+	X(NONE, "none", "not failed")                                                          \
+	X(TIMEOUT, "timeout", "no authentic answer to any try")                                \
+	X(ERROR_ANSWER, "error_answer", "the server answered with a verified error message") \
+	X(WRONG_KEY, "wrong_key", "the key, its identifier or its validity is not the expected one") \
+	X(BAD_ANSWER, "bad_answer", "an authentic answer that does not follow the profile")    \
+	X(SERVER_TIME, "server_time", "the response's T is outside the allowed skew")          \
+	X(INTERNAL, "internal", "the client could not build or check the request")            \
+	X(INTERRUPTED, "interrupted", "the run was stopped before the UE finished")
+
+enum kl_burst_fail {
+#define KL_X(e, n, d) KL_BF_##e,
+	KL_BURST_FAIL_LIST(KL_X)
+#undef KL_X
+	KL_BF__COUNT
+};
+
+const char *kl_burst_fail_name(unsigned f);
+
+struct kl_burst_totals {
+	uint64_t c[KL_BC__COUNT];
+	uint64_t err[256]; /* verified error messages by ERR number */
+	uint64_t fail[KL_BF__COUNT];
+	uint32_t ues, done, in_progress;
+};
+
+/** A request to send: data stays valid until the next kl_burst_next. */
+struct kl_burst_dgram {
+	const uint8_t *data;
+	uint32_t slot;	 /* the core's */
+	uint32_t source; /* source address index, 0..sources-1 */
+	uint16_t len;
+	uint8_t sent;	 /* set by the I/O: 1 when the device or socket took it */
+};
+
+struct kl_burst;
+
+/**
+ * Build the simulated population: identities, PSKs and every expected key (precomputed here, so
+ * the loop does no population HMACs).
+ * @return the core, or NULL with err filled (bad configuration for this population, ENOMEM).
+ */
+struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct kl_pop_params *pop,
+				 char *err, size_t errlen);
+/** Wipe every key and free. NULL is accepted. */
+void kl_burst_destroy(struct kl_burst *b);
+/** The UEs this run simulates. */
+uint32_t kl_burst_ues(const struct kl_burst *b);
+
+/** t0: scheduled start times count from here. */
+void kl_burst_start(struct kl_burst *b, uint64_t now_ns);
+/**
+ * Sign up to max (<= KL_BURST_TX_MAX) requests that are due: retransmissions first, then UEs
+ * whose start time came while fewer than the in-flight limit are in progress.
+ * @return the number of datagrams in out.
+ */
+unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgram *out,
+		       unsigned max);
+/** The I/O tried to send d[0..n) at now (d[i].sent says which went out); timers start here. */
+void kl_burst_sent(struct kl_burst *b, const struct kl_burst_dgram *d, unsigned n, uint64_t now_ns);
+/** One UDP payload that came from the server's address and port. Never fails on garbage. */
+void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_t now_ns);
+/** Count something the I/O saw (KL_BC_RX_OTHER). */
+void kl_burst_count(struct kl_burst *b, enum kl_burst_counter c, uint64_t n);
+/**
+ * Timeouts, retransmission decisions and interval lines (written to out when given).
+ * @return 1 while a UE is still to start or in progress, 0 when every UE finished.
+ */
+int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out);
+/** When the core next has something to do (a start, a timeout, an interval line), in ns. */
+uint64_t kl_burst_next_event(const struct kl_burst *b);
+/** Stop: every UE not finished fails as interrupted. */
+void kl_burst_interrupt(struct kl_burst *b, uint64_t now_ns);
+const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b);
+/** Latency (send of the try that got the key to its verification), whole run. */
+const struct kl_hist *kl_burst_latency(const struct kl_burst *b);
+
+/**
+ * The final summary: burst completion, rates, latency histograms, failures (capped list of UE
+ * indices and identities), SLO verdicts. The caller may add members (the I/O's) and dumps it.
+ * @return a new reference, NULL on ENOMEM.
+ */
+json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns);
+/** 0 when every UE holds a verified correct key and every SLO held; 1 otherwise. */
+int kl_burst_exit_code(const struct kl_burst *b);
+
+/** Histogram as JSON (µs): n, min, max, mean, p50 .. p99.9, and with buckets the nonzero ones. */
+json_t *kl_hist_json(const struct kl_hist *h, int buckets);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1115 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline-burst core (see kl_burst.h): population, tries, timers, verification, statistics.
+ *
+ * Every try of a UE gets a slot holding its RAND and transport keys; the slot index is the
+ * request's CSB ID, so an answer finds its try in O(1) and is checked with that try's keys even
+ * after a retransmission went out. A UE's tries stay in their slots until the UE finishes; freed
+ * slots keep their RAND and return to a FIFO, so a late or duplicate answer is recognised as such
+ * for as long as possible before the slot is reused.
+ *
+ * Only the newest try of a UE is timed. Tries of the same number share one timeout (the back-off
+ * is a function of the try number), so each try number has one deadline-ordered list and timers
+ * cost O(1) to add, cancel and expire.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "kl_burst.h"
+#include "kl_engine.h"
+
+#define NIL UINT32_MAX
+#define MAX_TRIES (KL_BURST_MAX_RETRIES + 1)
+#define DEFAULT_INFLIGHT 65536u
+#define DEFAULT_INFLIGHT_MAX_MODE 1024u
+
+static const char *const counter_names[] = {
+#define KL_X(e, n, d) n,
+	KL_BURST_COUNTER_LIST(KL_X)
+#undef KL_X
+};
+
+static const char *const fail_names[] = {
+#define KL_X(e, n, d) n,
+	KL_BURST_FAIL_LIST(KL_X)
+#undef KL_X
+};
+
+const char *kl_burst_counter_name(unsigned c)
+{
+	return c < KL_BC__COUNT ? counter_names[c] : "unknown";
+}
+
+const char *kl_burst_fail_name(unsigned f)
+{
+	return f < KL_BF__COUNT ? fail_names[f] : "unknown";
+}
+
+enum { ENT_IDLE, ENT_ACTIVE, ENT_OK, ENT_FAILED };
+enum { SLOT_UNUSED, SLOT_LIVE, SLOT_DONE };
+
+struct ent {
+	uint64_t sched_ns; /* scheduled start, after t0 */
+	uint64_t start_ns; /* first try built (absolute) */
+	uint32_t slots;	   /* this UE's tries, newest first */
+	uint16_t group;	   /* MBMS key group */
+	uint8_t state;
+	uint8_t tries;
+	uint8_t prf;
+	uint8_t retx_queued;
+	uint8_t id_len;
+};
+
+/* What an E2M fetch asks for and must get back. */
+struct e2m_want {
+	uint8_t key[32]; /* e2m_key */
+	uint32_t key_id;
+	uint8_t has_key_id;
+	uint8_t ue_len;
+	char ue[KL_POP_ID_MAX];
+};
+
+struct slot {
+	uint8_t rand[KL_MIKEY_RAND_LEN];
+	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
+	uint8_t salt_key[KL_MIKEY_SALT_KEY_LEN];
+	uint8_t state;
+	uint8_t try;
+	uint8_t timed;
+	uint64_t ts; /* the request's T */
+	uint64_t sent_ns;
+	uint64_t deadline_ns;
+	uint32_t ent;
+	uint32_t ent_next;
+	uint32_t tprev, tnext;
+};
+
+struct failure {
+	uint32_t ent;
+	uint8_t reason;
+	uint8_t err_no;
+	uint16_t detail;
+};
+
+/* FIFO of 32-bit indices. */
+struct ring {
+	uint32_t *v;
+	uint64_t head, tail;
+	uint32_t cap;
+};
+
+static int ring_init(struct ring *r, uint32_t cap)
+{
+	r->v = malloc((cap ? cap : 1) * sizeof(*r->v));
+	r->head = r->tail = 0;
+	r->cap = cap ? cap : 1;
+	return r->v ? 0 : -ENOMEM;
+}
+
+static int ring_push(struct ring *r, uint32_t x)
+{
+	if (r->tail - r->head >= r->cap)
+		return -ENOSPC;
+	r->v[r->tail++ % r->cap] = x;
+	return 0;
+}
+
+static int ring_pop(struct ring *r, uint32_t *x)
+{
+	if (r->head == r->tail)
+		return -ENOENT;
+	*x = r->v[r->head++ % r->cap];
+	return 0;
+}
+
+struct kl_burst {
+	struct kl_burst_config cfg;
+	struct kl_pop_params pop;
+	struct kl_crypto *c;
+	uint32_t n;
+	uint32_t max_tries;
+	uint32_t inflight;
+	uint32_t active;
+	struct ent *ent;
+	char (*id)[KL_POP_ID_MAX];
+	uint8_t (*psk)[32];
+	struct e2m_want *e2m;
+	struct kl_group *groups; /* index = key group (1..groups) */
+	uint64_t *start_ns;
+	uint32_t *order;
+	uint32_t offer_cur, start_cur;
+	struct slot *slot;
+	uint32_t nslots;
+	struct ring freeq, retxq;
+	uint32_t thead[MAX_TRIES], ttail[MAX_TRIES];
+	struct failure *fails;
+	uint32_t nfails;
+	/* statistics */
+	struct kl_burst_totals tot;
+	struct kl_burst_totals prev; /* at the last interval line */
+	struct kl_hist lat, ue_lat, ilat;
+	uint64_t t0, next_report, last_ok_ns, last_done_ns, first_sent_ns, last_sent_ns;
+	uint64_t ntp;
+	int started, interrupted;
+	/* signing */
+	struct kl_client_req req[KL_BURST_TX_MAX];
+	uint8_t txbuf[KL_BURST_TX_MAX][KL_BURST_DGRAM_MAX];
+	uint8_t rnd[KL_BURST_TX_MAX * KL_MIKEY_RAND_LEN];
+};
+
+void kl_burst_config_defaults(struct kl_burst_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->kind = KL_BURST_KIND_MBMS;
+	c->mode = KL_BURST_MODE_BURST;
+	c->window_s = 1.0;
+	c->rate = 10000;
+	c->timeout_ms = 200;
+	c->retries = 3;
+	c->interval_ms = 100;
+	c->seed = 1;
+	c->skew_s = 60;
+	c->sources = 1;
+	c->msk = KL_BURST_MSK_CURRENT;
+	c->prf = KL_BURST_MIX_A;
+	c->e2m_target = KL_BURST_MIX_A;
+	c->e2m_key = KL_BURST_MIX_A;
+	c->fail_list_max = 20;
+	c->backend = KL_CRYPTO_IPSECMB;
+}
+
+static int mix_pick(enum kl_burst_mix m, uint32_t p, unsigned bit)
+{
+	if (m == KL_BURST_MIX_BOTH)
+		return (int)((p >> bit) & 1);
+	return m == KL_BURST_MIX_B;
+}
+
+__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errlen, const char *fmt,
+						       ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The EMSE, target and expected e2m_key of fetch p: KDF(e2m_int_key, 0xFF02, EMSE_Id, "e2m_CIoT"),
+ * the same derivation as the server's, through the project's KDF table. */
+static int prep_e2m(struct kl_burst *b, uint32_t j, uint32_t p)
+{
+	const struct kl_pop_params *pop = &b->pop;
+	struct kl_pop_emse em;
+	struct kl_pop_e2m ek;
+	struct kl_pop_appid ap;
+	struct e2m_want *w = &b->e2m[j];
+	uint32_t imsi_idx;
+	unsigned k = 0;
+	int rc;
+
+	rc = kl_pop_emse(pop, p % pop->emses, &em);
+	if (rc)
+		goto out;
+	memcpy(b->id[j], em.id, em.id_len);
+	b->ent[j].id_len = (uint8_t)em.id_len;
+	memcpy(b->psk[j], em.psk, 32);
+	if (mix_pick(b->cfg.e2m_target, p, 1)) {
+		rc = kl_pop_appid(pop, p % pop->appids, &ap);
+		if (rc)
+			goto out;
+		memcpy(w->ue, ap.id, ap.id_len);
+		w->ue_len = (uint8_t)ap.id_len;
+		imsi_idx = (p % pop->appids) % pop->imsis;
+	} else {
+		imsi_idx = p % pop->imsis;
+	}
+	if (mix_pick(b->cfg.e2m_key, p, 2)) {
+		k = p % pop->e2m_keys_per_imsi;
+		w->has_key_id = 1;
+	}
+	rc = kl_pop_e2m(pop, imsi_idx, k, &ek);
+	if (rc)
+		goto out;
+	if (!w->ue_len) {
+		w->ue_len = (uint8_t)strlen(ek.imsi);
+		memcpy(w->ue, ek.imsi, w->ue_len);
+	}
+	w->key_id = ek.key_id;
+	{
+		struct kl_kdf_param emse_id = { (const uint8_t *)em.id, em.id_len };
+
+		rc = kl_derive(b->c, KL_KDF_E2M, ek.key, sizeof(ek.key), &emse_id, 1, w->key);
+	}
+out:
+	kl_memzero(&em, sizeof(em));
+	kl_memzero(&ek, sizeof(ek));
+	return rc;
+}
+
+static int prep_population(struct kl_burst *b, char *err, size_t errlen)
+{
+	const struct kl_pop_params *pop = &b->pop;
+
+	if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+		b->groups = calloc((size_t)pop->groups + 1, sizeof(*b->groups));
+		if (!b->groups)
+			return -ENOMEM;
+		for (uint32_t g = 1; g <= pop->groups; g++)
+			if (kl_pop_group(pop, g, NULL, &b->groups[g])) {
+				errf(err, errlen, "population: key group %u cannot be derived", g);
+				return -EIO;
+			}
+	}
+	for (uint32_t j = 0; j < b->n; j++) {
+		uint32_t p = b->cfg.first + j;
+		int rc;
+
+		b->ent[j].slots = NIL;
+		b->ent[j].prf = (uint8_t)mix_pick(b->cfg.prf, p, 0);
+		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+			struct kl_pop_ue ue;
+
+			rc = kl_pop_ue(pop, p, &ue);
+			if (!rc) {
+				memcpy(b->id[j], ue.impi, ue.impi_len);
+				b->ent[j].id_len = (uint8_t)ue.impi_len;
+				memcpy(b->psk[j], ue.muk, 32);
+				b->ent[j].group = ue.groups[0].group;
+			}
+			kl_memzero(&ue, sizeof(ue));
+		} else {
+			rc = prep_e2m(b, j, p);
+		}
+		if (rc) {
+			errf(err, errlen, "population: index %u cannot be derived (%s)", p, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int check_config(const struct kl_burst_config *c, const struct kl_pop_params *pop,
+			uint32_t *n, char *err, size_t errlen)
+{
+	if (kl_pop_params_check(pop, err, errlen))
+		return -EINVAL;
+	if (c->retries > KL_BURST_MAX_RETRIES) {
+		errf(err, errlen, "retries out of range (0..%u)", KL_BURST_MAX_RETRIES);
+		return -EINVAL;
+	}
+	if (c->timeout_ms < 1 || c->timeout_ms > 600000) {
+		errf(err, errlen, "timeout-ms out of range (1..600000)");
+		return -EINVAL;
+	}
+	if (c->sources < 1) {
+		errf(err, errlen, "sources must be at least 1");
+		return -EINVAL;
+	}
+	if (c->kind == KL_BURST_KIND_MBMS) {
+		if (!pop->groups) {
+			errf(err, errlen, "the population has no key groups: no MBMS requests to make");
+			return -EINVAL;
+		}
+		if (c->first >= pop->ues) {
+			errf(err, errlen, "first UE %u: the population has %u UEs", c->first, pop->ues);
+			return -EINVAL;
+		}
+		*n = c->ues ? c->ues : pop->ues - c->first;
+		if ((uint64_t)c->first + *n > pop->ues) {
+			errf(err, errlen, "UEs %u..%" PRIu64 ": the population has %u", c->first,
+			     (uint64_t)c->first + *n - 1, pop->ues);
+			return -EINVAL;
+		}
+	} else {
+		int want_app = c->e2m_target != KL_BURST_MIX_A;
+
+		if (!pop->emses || !pop->imsis) {
+			errf(err, errlen, "the population has no EMSEs or no IMSIs: no E2M fetches to make");
+			return -EINVAL;
+		}
+		if (want_app && !pop->appids) {
+			errf(err, errlen, "the population has no application identities (e2m target)");
+			return -EINVAL;
+		}
+		*n = c->ues;
+		if (!*n)
+			*n = c->e2m_target == KL_BURST_MIX_A ? pop->imsis
+			     : c->e2m_target == KL_BURST_MIX_B ? pop->appids
+			     : (pop->imsis > pop->appids ? pop->imsis : pop->appids);
+		if ((uint64_t)c->first + *n > UINT32_MAX) {
+			errf(err, errlen, "first + ues out of range");
+			return -EINVAL;
+		}
+	}
+	if (!*n) {
+		errf(err, errlen, "no UEs to simulate");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct kl_pop_params *pop,
+				 char *err, size_t errlen)
+{
+	struct kl_burst *b;
+	uint32_t n = 0;
+	uint64_t nslots;
+	int rc;
+
+	if (!cfg || !pop) {
+		errf(err, errlen, "no configuration");
+		return NULL;
+	}
+	if (check_config(cfg, pop, &n, err, errlen))
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	b->cfg = *cfg;
+	b->pop = *pop;
+	b->n = n;
+	b->max_tries = cfg->retries + 1;
+	b->inflight = cfg->inflight ? cfg->inflight
+		      : cfg->mode == KL_BURST_MODE_MAX ? DEFAULT_INFLIGHT_MAX_MODE
+						       : DEFAULT_INFLIGHT;
+	if (b->inflight > n)
+		b->inflight = n;
+	nslots = (uint64_t)b->inflight * b->max_tries;
+	if (nslots >= NIL) {
+		errf(err, errlen, "inflight * (retries + 1) out of range");
+		free(b);
+		return NULL;
+	}
+	b->nslots = (uint32_t)nslots;
+	for (unsigned t = 0; t < MAX_TRIES; t++)
+		b->thead[t] = b->ttail[t] = NIL;
+	kl_hist_reset(&b->lat);
+	kl_hist_reset(&b->ue_lat);
+	kl_hist_reset(&b->ilat);
+	b->c = kl_crypto_create(cfg->backend);
+	b->ent = calloc(n, sizeof(*b->ent));
+	b->id = calloc(n, sizeof(*b->id));
+	b->psk = calloc(n, sizeof(*b->psk));
+	b->start_ns = calloc(n, sizeof(*b->start_ns));
+	b->order = calloc(n, sizeof(*b->order));
+	b->slot = calloc(b->nslots, sizeof(*b->slot));
+	b->fails = calloc(cfg->fail_list_max ? cfg->fail_list_max : 1, sizeof(*b->fails));
+	if (cfg->kind == KL_BURST_KIND_E2M)
+		b->e2m = calloc(n, sizeof(*b->e2m));
+	if (!b->c) {
+		errf(err, errlen, "crypto context: %s", strerror(errno));
+		goto fail;
+	}
+	if (!b->ent || !b->id || !b->psk || !b->start_ns || !b->order || !b->slot || !b->fails ||
+	    (cfg->kind == KL_BURST_KIND_E2M && !b->e2m) || ring_init(&b->freeq, b->nslots) ||
+	    ring_init(&b->retxq, n)) {
+		errf(err, errlen, "out of memory for %u UEs", n);
+		goto fail;
+	}
+	for (uint32_t s = 0; s < b->nslots; s++)
+		ring_push(&b->freeq, s);
+	rc = kl_burst_schedule(cfg->mode, n, cfg->window_s, cfg->rate, cfg->seed, b->start_ns,
+			       b->order);
+	if (rc) {
+		errf(err, errlen, rc == -ENOMEM ? "out of memory" : "window/rate out of range");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		b->ent[b->order[i]].sched_ns = b->start_ns[i];
+	if (prep_population(b, err, errlen))
+		goto fail;
+	b->tot.ues = n;
+	return b;
+fail:
+	kl_burst_destroy(b);
+	return NULL;
+}
+
+void kl_burst_destroy(struct kl_burst *b)
+{
+	if (!b)
+		return;
+	if (b->psk)
+		kl_memzero(b->psk, (size_t)b->n * sizeof(*b->psk));
+	if (b->e2m)
+		kl_memzero(b->e2m, (size_t)b->n * sizeof(*b->e2m));
+	if (b->groups)
+		kl_memzero(b->groups, ((size_t)b->pop.groups + 1) * sizeof(*b->groups));
+	if (b->slot)
+		kl_memzero(b->slot, (size_t)b->nslots * sizeof(*b->slot));
+	kl_memzero(b->req, sizeof(b->req));
+	kl_crypto_destroy(b->c);
+	free(b->ent);
+	free(b->id);
+	free(b->psk);
+	free(b->e2m);
+	free(b->groups);
+	free(b->start_ns);
+	free(b->order);
+	free(b->slot);
+	free(b->fails);
+	free(b->freeq.v);
+	free(b->retxq.v);
+	free(b);
+}
+
+uint32_t kl_burst_ues(const struct kl_burst *b)
+{
+	return b->n;
+}
+
+const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b)
+{
+	return &b->tot;
+}
+
+const struct kl_hist *kl_burst_latency(const struct kl_burst *b)
+{
+	return &b->lat;
+}
+
+void kl_burst_count(struct kl_burst *b, enum kl_burst_counter c, uint64_t n)
+{
+	if ((unsigned)c < KL_BC__COUNT)
+		b->tot.c[c] += n;
+}
+
+void kl_burst_start(struct kl_burst *b, uint64_t now_ns)
+{
+	b->t0 = now_ns;
+	b->next_report = now_ns + (uint64_t)b->cfg.interval_ms * 1000000ull;
+	b->started = 1;
+	b->ntp = kl_ntp_now();
+}
+
+/* ---- timers --------------------------------------------------------------------------------- */
+
+static void timer_unlink(struct kl_burst *b, uint32_t s)
+{
+	struct slot *x = &b->slot[s];
+
+	if (!x->timed)
+		return;
+	if (x->tprev != NIL)
+		b->slot[x->tprev].tnext = x->tnext;
+	else
+		b->thead[x->try] = x->tnext;
+	if (x->tnext != NIL)
+		b->slot[x->tnext].tprev = x->tprev;
+	else
+		b->ttail[x->try] = x->tprev;
+	x->timed = 0;
+	x->tprev = x->tnext = NIL;
+}
+
+static void timer_append(struct kl_burst *b, uint32_t s, uint64_t deadline)
+{
+	struct slot *x = &b->slot[s];
+	unsigned t = x->try;
+
+	x->deadline_ns = deadline;
+	x->timed = 1;
+	x->tnext = NIL;
+	x->tprev = b->ttail[t];
+	if (b->ttail[t] != NIL)
+		b->slot[b->ttail[t]].tnext = s;
+	else
+		b->thead[t] = s;
+	b->ttail[t] = s;
+}
+
+/* ---- finishing a UE ------------------------------------------------------------------------- */
+
+static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
+		   uint16_t detail, uint64_t now)
+{
+	struct ent *e = &b->ent[j];
+
+	if (e->state != ENT_ACTIVE && e->state != ENT_IDLE)
+		return;
+	for (uint32_t s = e->slots, nx; s != NIL; s = nx) {
+		struct slot *x = &b->slot[s];
+
+		nx = x->ent_next;
+		timer_unlink(b, s);
+		/* the RAND stays, so a late answer is told from an unknown one; keys go */
+		kl_memzero(x->auth_key, sizeof(x->auth_key) + sizeof(x->encr_key) + sizeof(x->salt_key));
+		x->state = SLOT_DONE;
+		x->ent_next = NIL;
+		ring_push(&b->freeq, s);
+	}
+	e->slots = NIL;
+	if (e->state == ENT_ACTIVE)
+		b->active--;
+	b->tot.done++;
+	b->last_done_ns = now;
+	if (why == KL_BF_NONE) {
+		e->state = ENT_OK;
+		b->tot.c[KL_BC_VERIFIED]++;
+		b->last_ok_ns = now;
+		return;
+	}
+	e->state = ENT_FAILED;
+	b->tot.c[KL_BC_FAILED]++;
+	b->tot.fail[why]++;
+	if (b->nfails < b->cfg.fail_list_max)
+		b->fails[b->nfails++] = (struct failure){ .ent = j, .reason = (uint8_t)why,
+							  .err_no = err_no, .detail = detail };
+}
+
+/* ---- sending -------------------------------------------------------------------------------- */
+
+unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgram *out,
+		       unsigned max)
+{
+	uint32_t pick[KL_BURST_TX_MAX], slot_of[KL_BURST_TX_MAX];
+	unsigned m = 0;
+	int rc;
+
+	if (!b->started || b->interrupted)
+		return 0;
+	if (max > KL_BURST_TX_MAX)
+		max = KL_BURST_TX_MAX;
+	/* retransmissions first: those UEs have waited longest */
+	while (m < max) {
+		uint32_t j;
+
+		if (ring_pop(&b->retxq, &j))
+			break;
+		b->ent[j].retx_queued = 0;
+		if (b->ent[j].state == ENT_ACTIVE)
+			pick[m++] = j;
+	}
+	while (m < max && b->start_cur < b->n && b->active < b->inflight &&
+	       b->t0 + b->start_ns[b->start_cur] <= now_ns) {
+		uint32_t j = b->order[b->start_cur++];
+
+		b->ent[j].state = ENT_ACTIVE;
+		b->ent[j].start_ns = now_ns;
+		b->active++;
+		b->tot.c[KL_BC_STARTED]++;
+		pick[m++] = j;
+	}
+	if (!m)
+		return 0;
+	b->ntp = kl_ntp_now();
+	if (RAND_bytes(b->rnd, (int)(m * KL_MIKEY_RAND_LEN)) != 1) {
+		for (unsigned i = 0; i < m; i++)
+			finish(b, pick[i], KL_BF_INTERNAL, 0, 0, now_ns);
+		return 0;
+	}
+	for (unsigned i = 0; i < m; i++) {
+		uint32_t j = pick[i], s, p = b->cfg.first + j;
+		struct ent *e = &b->ent[j];
+		struct kl_client_req *r = &b->req[i];
+		struct slot *x;
+
+		/* cannot fail: active UEs never hold more than max_tries slots each */
+		if (ring_pop(&b->freeq, &s)) {
+			finish(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
+			slot_of[i] = NIL;
+			continue;
+		}
+		x = &b->slot[s];
+		memset(x, 0, sizeof(*x));
+		memcpy(x->rand, b->rnd + i * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
+		x->state = SLOT_LIVE;
+		x->try = e->tries;
+		x->ts = b->ntp;
+		x->ent = j;
+		x->ent_next = e->slots;
+		x->tprev = x->tnext = NIL;
+		e->slots = s;
+		slot_of[i] = s;
+		memset(r, 0, sizeof(*r));
+		r->spec = (struct kl_mikey_req_spec){ .rand = x->rand, .id = (const uint8_t *)b->id[j],
+						      .id_len = e->id_len, .ts = x->ts, .csb_id = s,
+						      .prf = e->prf };
+		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+			r->spec.kind = KL_KIND_MBMS;
+			r->spec.group = e->group;
+			r->spec.number = b->cfg.msk == KL_BURST_MSK_NEXT
+						 ? (uint16_t)(b->groups[e->group].next.msk_id & 0xFFFF)
+						 : 0;
+			memcpy(r->spec.domain, kl_pop_domain, 3);
+			r->spec.id_type = 0; /* NAI */
+		} else {
+			const struct e2m_want *w = &b->e2m[j];
+
+			r->spec.kind = KL_KIND_E2M;
+			r->spec.id_type = 1; /* URI */
+			r->spec.ue = (const uint8_t *)w->ue;
+			r->spec.ue_len = w->ue_len;
+			r->spec.has_key_id = w->has_key_id;
+			r->spec.key_id = w->key_id;
+		}
+		r->psk = b->psk[j];
+		r->psk_len = 32;
+		r->buf = b->txbuf[i];
+		r->cap = KL_BURST_DGRAM_MAX;
+		if (e->tries++)
+			b->tot.c[KL_BC_RETRANSMISSIONS]++;
+		out[i] = (struct kl_burst_dgram){ .data = b->txbuf[i], .slot = s,
+						  .source = p % b->cfg.sources };
+	}
+	/* one crypto batch for all; UEs that got no slot above are dropped from it first */
+	{
+		unsigned k = 0;
+
+		for (unsigned i = 0; i < m; i++) {
+			if (slot_of[i] == NIL)
+				continue;
+			if (k != i) {
+				b->req[k] = b->req[i];
+				b->req[k].buf = b->txbuf[k];
+				out[k] = out[i];
+				out[k].data = b->txbuf[k];
+				pick[k] = pick[i];
+			}
+			k++;
+		}
+		m = k;
+	}
+	if (!m)
+		return 0;
+	rc = kl_client_sign(b->c, b->req, m);
+	if (rc != (int)m) {
+		for (unsigned i = 0; i < m; i++)
+			finish(b, pick[i], KL_BF_INTERNAL, 0, 0, now_ns);
+		kl_memzero(b->req, sizeof(b->req));
+		return 0;
+	}
+	for (unsigned i = 0; i < m; i++) {
+		struct slot *x = &b->slot[out[i].slot];
+
+		memcpy(x->auth_key, b->req[i].auth_key, sizeof(x->auth_key));
+		memcpy(x->encr_key, b->req[i].encr_key, sizeof(x->encr_key));
+		memcpy(x->salt_key, b->req[i].salt_key, sizeof(x->salt_key));
+		out[i].len = b->req[i].len;
+		out[i].sent = 0;
+	}
+	kl_memzero(b->req, sizeof(b->req));
+	return m;
+}
+
+void kl_burst_sent(struct kl_burst *b, const struct kl_burst_dgram *d, unsigned n, uint64_t now_ns)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *x;
+
+		if (d[i].slot >= b->nslots)
+			continue;
+		x = &b->slot[d[i].slot];
+		if (x->state != SLOT_LIVE || x->timed)
+			continue;
+		if (d[i].sent) {
+			b->tot.c[KL_BC_SENT]++;
+			if (!b->first_sent_ns)
+				b->first_sent_ns = now_ns;
+			b->last_sent_ns = now_ns;
+		} else {
+			b->tot.c[KL_BC_TX_DROPPED]++; /* lost like on the wire: it times out */
+		}
+		x->sent_ns = now_ns;
+		timer_append(b, d[i].slot, now_ns + kl_burst_backoff_ns(b->cfg.timeout_ms, x->try));
+	}
+}
+
+/* ---- answers -------------------------------------------------------------------------------- */
+
+static int msk_equal(const struct kl_mikey_key *k, const struct kl_msk *m)
+{
+	return k->key_len == sizeof(m->key) && k->key_id == m->msk_id &&
+	       k->valid_from == m->valid_from && k->valid_to == m->valid_to &&
+	       !memcmp(k->key, m->key, sizeof(m->key));
+}
+
+static int in_validity(const struct kl_msk *m, uint64_t t)
+{
+	return m->valid_from <= t && t < m->valid_to;
+}
+
+/* Is this the key set the server should have handed out at its time T? */
+static int keys_ok(const struct kl_burst *b, uint32_t j, const struct kl_client_result *res)
+{
+	if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+		const struct kl_group *g = &b->groups[b->ent[j].group];
+		const struct kl_msk *pick;
+
+		if (b->cfg.msk == KL_BURST_MSK_NEXT)
+			return res->nkeys == 1 && msk_equal(&res->keys[0], &g->next);
+		pick = in_validity(&g->current, res->server_ts) ? &g->current
+		       : g->has_next && in_validity(&g->next, res->server_ts) ? &g->next
+									      : NULL;
+		if (!pick || res->nkeys < 1 || !msk_equal(&res->keys[0], pick))
+			return 0;
+		/* the next MSK rides along only inside the pre-delivery window, which is the
+		 * server's setting: accept it when it is exactly the next key and not yet valid */
+		if (res->nkeys == 2)
+			return pick == &g->current && g->has_next && msk_equal(&res->keys[1], &g->next) &&
+			       g->next.valid_from > res->server_ts;
+		return res->nkeys == 1;
+	}
+	{
+		const struct e2m_want *w = &b->e2m[j];
+		const struct kl_mikey_key *k = &res->keys[0];
+
+		/* the population's e2m_int_keys never expire: validity 0 .. 0 */
+		return res->nkeys == 1 && k->key_len == 32 && k->key_id == w->key_id &&
+		       k->valid_from == 0 && k->valid_to == 0 && !memcmp(k->key, w->key, 32);
+	}
+}
+
+void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_t now_ns)
+{
+	struct kl_mikey_resp r;
+	struct kl_client_req req;
+	struct kl_client_result res;
+	struct slot *x;
+	struct ent *e;
+	uint32_t j;
+	int rc;
+
+	if (!p || kl_mikey_parse_resp(p, len, &r) != KL_DROP_NONE) {
+		b->tot.c[KL_BC_MALFORMED]++;
+		return;
+	}
+	if (r.csb_id >= b->nslots || b->slot[r.csb_id].state == SLOT_UNUSED ||
+	    memcmp(b->slot[r.csb_id].rand, r.rand, KL_MIKEY_RAND_LEN)) {
+		b->tot.c[KL_BC_UNKNOWN]++;
+		return;
+	}
+	x = &b->slot[r.csb_id];
+	j = x->ent;
+	e = &b->ent[j];
+	if (x->state != SLOT_LIVE) {
+		b->tot.c[e->state == ENT_OK ? KL_BC_DUPLICATE : KL_BC_LATE]++;
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.spec.rand = x->rand;
+	req.spec.csb_id = r.csb_id;
+	req.spec.prf = e->prf;
+	req.spec.kind = b->cfg.kind == KL_BURST_KIND_MBMS ? KL_KIND_MBMS : KL_KIND_E2M;
+	memcpy(req.auth_key, x->auth_key, sizeof(req.auth_key));
+	memcpy(req.encr_key, x->encr_key, sizeof(req.encr_key));
+	memcpy(req.salt_key, x->salt_key, sizeof(req.salt_key));
+	rc = kl_client_verify(b->c, &req, p, len, b->ntp, b->cfg.skew_s, &res);
+	kl_memzero(req.auth_key, sizeof(req.auth_key) + sizeof(req.encr_key) + sizeof(req.salt_key));
+	if (rc == -EPERM) {
+		/* not from the server (or corrupted): the try stays open */
+		b->tot.c[KL_BC_BAD_MAC]++;
+		goto out;
+	}
+	if (rc == -EIO || rc == -EINVAL) {
+		finish(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
+		goto out;
+	}
+	/* from here the MAC verified: the server said this */
+	b->tot.c[KL_BC_ANSWERED]++;
+	if (rc == -ETIME) {
+		finish(b, j, KL_BF_SERVER_TIME, 0, 0, now_ns);
+		goto out;
+	}
+	if (rc) {
+		finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+		goto out;
+	}
+	if (res.is_error) {
+		b->tot.c[KL_BC_ERROR_ANSWERS]++;
+		b->tot.err[res.err_no]++;
+		finish(b, j, KL_BF_ERROR_ANSWER, res.err_no, res.detail, now_ns);
+		goto out;
+	}
+	if (!keys_ok(b, j, &res)) {
+		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
+		goto out;
+	}
+	{
+		uint64_t rtt = now_ns - x->sent_ns;
+		uint64_t from = b->cfg.mode == KL_BURST_MODE_MAX ? e->start_ns : b->t0 + e->sched_ns;
+
+		kl_hist_add(&b->lat, rtt);
+		kl_hist_add(&b->ilat, rtt);
+		kl_hist_add(&b->ue_lat, now_ns > from ? now_ns - from : 0);
+	}
+	finish(b, j, KL_BF_NONE, 0, 0, now_ns);
+out:
+	kl_memzero(&res, sizeof(res));
+}
+
+/* ---- ticks and interval lines ---------------------------------------------------------------- */
+
+static json_t *errors_json(const uint64_t *now, const uint64_t *before)
+{
+	json_t *o = json_object();
+
+	for (unsigned i = 0; o && i < 256; i++) {
+		uint64_t d = now[i] - (before ? before[i] : 0);
+		char k[4];
+
+		if (!d)
+			continue;
+		snprintf(k, sizeof(k), "%u", i);
+		json_object_set_new(o, k, json_integer((json_int_t)d));
+	}
+	return o;
+}
+
+static void interval_line(struct kl_burst *b, uint64_t t_ns, FILE *out)
+{
+	json_t *o = json_object();
+
+	if (o) {
+		json_object_set_new(o, "type", json_string("interval"));
+		json_object_set_new(o, "t", json_real((double)(t_ns - b->t0) / 1e9));
+		for (unsigned c = 0; c < KL_BC__COUNT; c++)
+			json_object_set_new(o, counter_names[c],
+					    json_integer((json_int_t)(b->tot.c[c] - b->prev.c[c])));
+		json_object_set_new(o, "errors", errors_json(b->tot.err, b->prev.err));
+		json_object_set_new(o, "in_progress", json_integer(b->active));
+		json_object_set_new(o, "done", json_integer(b->tot.done));
+		json_object_set_new(o, "lat_us", kl_hist_json(&b->ilat, 0));
+		if (out) {
+			json_dumpf(o, out, JSON_COMPACT | JSON_REAL_PRECISION(7));
+			fputc('\n', out);
+			fflush(out);
+		}
+		json_decref(o);
+	}
+	b->prev = b->tot;
+	kl_hist_reset(&b->ilat);
+}
+
+static void sync_totals(struct kl_burst *b)
+{
+	b->tot.in_progress = b->active;
+	b->tot.c[KL_BC_OFFERED] = b->offer_cur;
+}
+
+int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
+{
+	if (!b->started)
+		return 1;
+	b->ntp = kl_ntp_now();
+	for (unsigned t = 0; t < b->max_tries; t++) {
+		while (b->thead[t] != NIL && b->slot[b->thead[t]].deadline_ns <= now_ns) {
+			uint32_t s = b->thead[t], j = b->slot[s].ent;
+			struct ent *e = &b->ent[j];
+
+			timer_unlink(b, s);
+			b->tot.c[KL_BC_TIMEOUTS]++;
+			if (e->state != ENT_ACTIVE)
+				continue;
+			if (e->tries < b->max_tries) {
+				if (!e->retx_queued && !ring_push(&b->retxq, j))
+					e->retx_queued = 1;
+			} else {
+				finish(b, j, KL_BF_TIMEOUT, 0, 0, now_ns);
+			}
+		}
+	}
+	while (b->offer_cur < b->n && b->t0 + b->start_ns[b->offer_cur] <= now_ns)
+		b->offer_cur++;
+	sync_totals(b);
+	if (b->cfg.interval_ms) {
+		uint64_t iv = (uint64_t)b->cfg.interval_ms * 1000000ull;
+
+		while (now_ns >= b->next_report) {
+			interval_line(b, b->next_report, out);
+			b->next_report += iv;
+		}
+	}
+	if (b->tot.done < b->n)
+		return 1;
+	/* the last, partial interval */
+	if (b->cfg.interval_ms && (b->tot.c[KL_BC_SENT] != b->prev.c[KL_BC_SENT] ||
+				   b->tot.done != b->prev.done || b->ilat.count))
+		interval_line(b, now_ns, out);
+	return 0;
+}
+
+uint64_t kl_burst_next_event(const struct kl_burst *b)
+{
+	uint64_t t = UINT64_MAX;
+
+	if (!b->started)
+		return 0;
+	if (b->retxq.head != b->retxq.tail)
+		return 0;
+	if (b->cfg.interval_ms)
+		t = b->next_report;
+	for (unsigned k = 0; k < b->max_tries; k++)
+		if (b->thead[k] != NIL && b->slot[b->thead[k]].deadline_ns < t)
+			t = b->slot[b->thead[k]].deadline_ns;
+	if (b->start_cur < b->n && b->active < b->inflight && b->t0 + b->start_ns[b->start_cur] < t)
+		t = b->t0 + b->start_ns[b->start_cur];
+	if (b->offer_cur < b->n && b->t0 + b->start_ns[b->offer_cur] < t)
+		t = b->t0 + b->start_ns[b->offer_cur];
+	return t;
+}
+
+void kl_burst_interrupt(struct kl_burst *b, uint64_t now_ns)
+{
+	b->interrupted = 1;
+	for (uint32_t j = 0; j < b->n; j++)
+		if (b->ent[j].state == ENT_ACTIVE || b->ent[j].state == ENT_IDLE)
+			finish(b, j, KL_BF_INTERRUPTED, 0, 0, now_ns);
+	sync_totals(b);
+}
+
+/* ---- summary -------------------------------------------------------------------------------- */
+
+static const char *mix_name(enum kl_burst_mix m, const char *a, const char *bname)
+{
+	return m == KL_BURST_MIX_BOTH ? "mix" : m == KL_BURST_MIX_B ? bname : a;
+}
+
+static int slo_p99_ok(const struct kl_burst *b)
+{
+	return !(b->cfg.slo_p99_us > 0) ||
+	       (double)kl_hist_quantile(&b->lat, 0.99) / 1000.0 <= b->cfg.slo_p99_us;
+}
+
+static int all_ok(const struct kl_burst *b)
+{
+	return b->tot.c[KL_BC_VERIFIED] == b->n;
+}
+
+static int slo_complete_ok(const struct kl_burst *b)
+{
+	return !(b->cfg.slo_complete_s > 0) ||
+	       (all_ok(b) && (double)(b->last_ok_ns - b->t0) / 1e9 <= b->cfg.slo_complete_s);
+}
+
+int kl_burst_exit_code(const struct kl_burst *b)
+{
+	return all_ok(b) && !b->interrupted && slo_p99_ok(b) && slo_complete_ok(b) ? 0 : 1;
+}
+
+static json_t *failures_json(const struct kl_burst *b)
+{
+	json_t *o = json_object(), *reasons = json_object(), *list = json_array();
+
+	for (unsigned f = 1; reasons && f < KL_BF__COUNT; f++)
+		if (b->tot.fail[f])
+			json_object_set_new(reasons, fail_names[f], json_integer((json_int_t)b->tot.fail[f]));
+	for (uint32_t i = 0; list && i < b->nfails; i++) {
+		const struct failure *f = &b->fails[i];
+		uint32_t j = f->ent;
+		char id[2 * KL_POP_ID_MAX + 2];
+		json_t *x;
+
+		if (b->cfg.kind == KL_BURST_KIND_E2M)
+			snprintf(id, sizeof(id), "%.*s/%.*s", b->ent[j].id_len, b->id[j],
+				 b->e2m[j].ue_len, b->e2m[j].ue);
+		else
+			snprintf(id, sizeof(id), "%.*s", b->ent[j].id_len, b->id[j]);
+		x = json_pack("{s:I,s:s,s:s}", "ue", (json_int_t)b->cfg.first + j, "id", id, "reason",
+			      fail_names[f->reason]);
+		if (x && f->reason == KL_BF_ERROR_ANSWER) {
+			json_object_set_new(x, "err", json_integer(f->err_no));
+			json_object_set_new(x, "detail", json_integer(f->detail));
+		}
+		json_array_append_new(list, x);
+	}
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "count", json_integer((json_int_t)b->tot.c[KL_BC_FAILED]));
+	json_object_set_new(o, "by_reason", reasons ? reasons : json_null());
+	json_object_set_new(o, "list", list ? list : json_null());
+	json_object_set_new(o, "list_truncated", json_boolean(b->tot.c[KL_BC_FAILED] > b->nfails));
+	return o;
+}
+
+static json_t *slo_json(double limit, double value, int ok)
+{
+	if (!(limit > 0))
+		return json_null();
+	return json_pack("{s:f,s:f,s:b}", "limit", limit, "value", value, "ok", ok);
+}
+
+json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
+{
+	json_t *o = json_object(), *cnt = json_object(), *cfg;
+	double elapsed = b->started ? (double)(now_ns - b->t0) / 1e9 : 0;
+	double span = b->last_done_ns > b->t0 ? (double)(b->last_done_ns - b->t0) / 1e9 : elapsed;
+	int ok = all_ok(b) && !b->interrupted;
+
+	if (!o || !cnt) {
+		json_decref(o);
+		json_decref(cnt);
+		return NULL;
+	}
+	for (unsigned c = 0; c < KL_BC__COUNT; c++)
+		json_object_set_new(cnt, counter_names[c], json_integer((json_int_t)b->tot.c[c]));
+	json_object_set_new(o, "type", json_string("summary"));
+	json_object_set_new(o, "kind", json_string(b->cfg.kind == KL_BURST_KIND_MBMS ? "mbms" : "e2m"));
+	json_object_set_new(o, "mode", json_string(kl_burst_mode_name(b->cfg.mode)));
+	json_object_set_new(o, "ues", json_integer(b->n));
+	json_object_set_new(o, "ok", json_integer((json_int_t)b->tot.c[KL_BC_VERIFIED]));
+	json_object_set_new(o, "failed", json_integer((json_int_t)(b->n - b->tot.c[KL_BC_VERIFIED])));
+	json_object_set_new(o, "elapsed_s", json_real(elapsed));
+	/* until the last UE holds its key; null when some never did */
+	json_object_set_new(o, "complete_s",
+			    ok ? json_real((double)(b->last_ok_ns - b->t0) / 1e9) : json_null());
+	json_object_set_new(o, "finished_s", json_real(span));
+	json_object_set_new(o, "requests_per_s",
+			    json_real(span > 0 ? (double)b->tot.c[KL_BC_SENT] / span : 0));
+	json_object_set_new(o, "answered_per_s",
+			    json_real(span > 0 ? (double)b->tot.c[KL_BC_ANSWERED] / span : 0));
+	json_object_set_new(o, "verified_per_s",
+			    json_real(span > 0 ? (double)b->tot.c[KL_BC_VERIFIED] / span : 0));
+	json_object_set_new(o, "counters", cnt);
+	json_object_set_new(o, "errors", errors_json(b->tot.err, NULL));
+	json_object_set_new(o, "latency_us", kl_hist_json(&b->lat, 1));
+	json_object_set_new(o, "ue_latency_us", kl_hist_json(&b->ue_lat, 1));
+	json_object_set_new(o, "failures", failures_json(b));
+	json_object_set_new(o, "slo",
+			    json_pack("{s:o,s:o}", "p99_us",
+				      slo_json(b->cfg.slo_p99_us,
+					       (double)kl_hist_quantile(&b->lat, 0.99) / 1000.0,
+					       slo_p99_ok(b)),
+				      "complete_s",
+				      slo_json(b->cfg.slo_complete_s,
+					       ok ? (double)(b->last_ok_ns - b->t0) / 1e9 : -1,
+					       slo_complete_ok(b))));
+	cfg = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s}", "first", (json_int_t)b->cfg.first,
+			"inflight", (json_int_t)b->inflight, "timeout_ms", (json_int_t)b->cfg.timeout_ms,
+			"retries", (json_int_t)b->cfg.retries, "sources", (json_int_t)b->cfg.sources,
+			"seed", (json_int_t)b->cfg.seed, "skew_s", (json_int_t)b->cfg.skew_s, "prf",
+			mix_name(b->cfg.prf, "mikey1", "sha256"), "crypto",
+			kl_crypto_backend_name(b->c), "crypto_arch", kl_crypto_arch(b->c));
+	if (cfg) {
+		if (b->cfg.mode == KL_BURST_MODE_BURST)
+			json_object_set_new(cfg, "window_s", json_real(b->cfg.window_s));
+		if (b->cfg.mode == KL_BURST_MODE_RATE || b->cfg.mode == KL_BURST_MODE_POISSON)
+			json_object_set_new(cfg, "rate", json_real(b->cfg.rate));
+		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+			json_object_set_new(cfg, "msk", json_string(b->cfg.msk == KL_BURST_MSK_NEXT
+									    ? "next"
+									    : "current"));
+		} else {
+			json_object_set_new(cfg, "e2m_target",
+					    json_string(mix_name(b->cfg.e2m_target, "imsi", "appid")));
+			json_object_set_new(cfg, "e2m_key",
+					    json_string(mix_name(b->cfg.e2m_key, "newest", "id")));
+		}
+	}
+	json_object_set_new(o, "config", cfg ? cfg : json_null());
+	json_object_set_new(o, "interrupted", json_boolean(b->interrupted));
+	json_object_set_new(o, "exit", json_integer(kl_burst_exit_code(b)));
+	return o;
+}
