@@ -108,7 +108,9 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void *));
-		v = kl_net_classify(rte_pktmbuf_mtod(m, uint8_t *), &len, q->addrs, &c->info[k]);
+		v = kl_net_classify_cap(rte_pktmbuf_mtod(m, uint8_t *), &len,
+					(uint16_t)RTE_MIN(65535u, (unsigned)len + rte_pktmbuf_tailroom(m)),
+					q->addrs, &c->info[k]);
 		if (v == KL_NET_VERDICT_MIKEY) {
 			c->req[k++] = m;
 		} else if (v == KL_NET_VERDICT_REPLY) {

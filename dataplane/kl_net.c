@@ -146,6 +146,7 @@ static enum kl_net_verdict udp(const uint8_t *ip, const uint8_t *l4, uint16_t l4
 		return drop(in, KL_NET_DROP_WRONG_PORT);
 	in->payload_off = (uint16_t)(in->l4_off + 8);
 	in->payload_len = (uint16_t)(ul - 8);
+	memcpy(in->our_mac, a->mac, 6); /* the reply's source, whatever MAC the request was sent to */
 	return KL_NET_VERDICT_MIKEY;
 }
 
@@ -204,8 +205,8 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 	return drop(in, KL_NET_DROP_UNSUPPORTED_PROTO);
 }
 
-static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_addrs *a,
-				struct kl_net_info *in)
+static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, uint16_t cap,
+				const struct kl_net_addrs *a, struct kl_net_info *in)
 {
 	uint16_t len = *lenp, pl;
 	uint8_t *ip = f + ETH_HLEN, *l4;
@@ -262,8 +263,10 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_
 			if (!ours6(a, l4 + 8) || (!ours6(a, ip + 24) && !our_solicited(a, ip + 24)))
 				return drop(in, KL_NET_DROP_NOT_FOR_US);
 			dad = !memcmp(ip + 8, unspec, 16);
-			/* Advertisement: to the solicitor (all-nodes for DAD), from the target */
-			if (len < ETH_HLEN + 40 + 32)
+			/* Advertisement: to the solicitor (all-nodes for DAD), from the target. It is
+			 * 32 bytes; a solicitation without options (DAD ones never carry any) is 24,
+			 * so the answer may need the buffer room beyond the frame. */
+			if (cap < ETH_HLEN + 40 + 32)
 				return drop(in, KL_NET_DROP_TRUNCATED);
 			swap_eth(f, a);
 			if (dad) {
@@ -298,6 +301,12 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, const struct kl_net_
 enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct kl_net_addrs *a,
 				    struct kl_net_info *info)
 {
+	return kl_net_classify_cap(frame, len, len ? *len : 0, a, info);
+}
+
+enum kl_net_verdict kl_net_classify_cap(uint8_t *frame, uint16_t *len, uint16_t cap,
+					const struct kl_net_addrs *a, struct kl_net_info *info)
+{
 	uint16_t et;
 
 	memset(info, 0, sizeof(*info));
@@ -307,7 +316,7 @@ enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct 
 	if (et == ET_IPV4)
 		return ipv4(frame, len, a, info);
 	if (et == ET_IPV6)
-		return ipv6(frame, len, a, info);
+		return ipv6(frame, len, cap > *len ? cap : *len, a, info);
 	if (et == ET_ARP)
 		return arp(frame, len, a, info);
 	return drop(info, KL_NET_DROP_NON_IP);
@@ -328,7 +337,7 @@ uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *i
 	if ((uint32_t)hr + plen > cap)
 		return 0;
 	memcpy(out, req + 6, 6);
-	memcpy(out + 6, req, 6);
+	memcpy(out + 6, info->our_mac, 6);
 	if (info->kind == KL_NET_UDP6) {
 		put16(out + 12, ET_IPV6);
 		memcpy(ip, rip, 4); /* version, traffic class, flow label: echo them */

@@ -70,6 +70,7 @@ struct kl_net_info {
 	uint8_t kind;	      /* enum kl_net_kind */
 	uint8_t drop;	      /* enum kl_net_drop */
 	uint8_t src_key[16];  /* rate-limit key of the source (IPv4 /32, IPv6 /64) */
+	uint8_t our_mac[6];   /* MIKEY: the port's MAC, source of the reply */
 };
 
 /**
@@ -78,6 +79,13 @@ struct kl_net_info {
  */
 enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct kl_net_addrs *a,
 				    struct kl_net_info *info);
+
+/**
+ * The same with the frame's buffer capacity (cap >= *len): an answer built in place may then be
+ * longer than the request (a neighbour solicitation without options gets a 32-byte advertisement).
+ */
+enum kl_net_verdict kl_net_classify_cap(uint8_t *frame, uint16_t *len, uint16_t cap,
+					const struct kl_net_addrs *a, struct kl_net_info *info);
 
 /** Bytes of Ethernet + IP + UDP header in the reply to a request of this info (42 or 62). */
 uint16_t kl_net_reply_headroom(const struct kl_net_info *info);

@@ -76,16 +76,24 @@ void kl_rl_key_v6(const uint8_t addr[16], uint8_t key[16])
 	memcpy(key + 8, addr, 8);
 }
 
+static uint64_t fmix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+/* Both halves through a full finaliser: every key bit must reach the low (index) bits, or
+ * sources differing only in their last octets share one bucket. */
 static uint64_t key_hash(const struct kl_ratelimit *rl, const uint8_t k[16])
 {
 	uint64_t a, b;
 
 	memcpy(&a, k, 8);
 	memcpy(&b, k + 8, 8);
-	a = (a ^ rl->salt) * 0xff51afd7ed558ccdull;
-	a ^= a >> 33;
-	a = (a ^ b) * 0xc4ceb9fe1a85ec53ull;
-	return a ^ (a >> 29);
+	return fmix64(fmix64(a ^ rl->salt) ^ b);
 }
 
 /* Tokens of a slot brought up to now. */

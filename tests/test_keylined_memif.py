@@ -3,7 +3,10 @@
 """keylined on net_memif with keyline-burst, a DPDK client in a second process (its own
 --file-prefix), then DPDK telemetry and Prometheus /metrics scraped after that known traffic: the
 counts must match what the client sent and verified.
-    test_keylined_memif.py KEYLINED KEYLINE_BURST KEYLINE_POPULATION"""
+Then the verdict must be able to fail: keylined given a wrong MSK for one key group (keylinectl)
+makes keyline-burst report exactly that group's UEs as failed and exit non-zero. Last, a
+rate-limited keylined drops first tries and retransmissions recover every UE.
+    test_keylined_memif.py KEYLINED KEYLINE_BURST KEYLINE_POPULATION KEYLINECTL"""
 import json
 import os
 import re
@@ -16,7 +19,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kl_itest  # noqa: E402
 
-keylined, burst, popgen = sys.argv[1:4]
+keylined, burst, popgen, keylinectl = sys.argv[1:5]
 ck = kl_itest.Checks('keylined-memif')
 tmp = tempfile.mkdtemp(prefix='kl-memif-')
 UES, EMSES = 10000, 64
@@ -53,10 +56,11 @@ def metrics(port):
     return body, vals
 
 
-def run_burst(kind, extra=()):
+def run_burst(kind, extra=(), sock_path=None):
+    sock_path = sock_path or sock
     prefix = kl_itest.unique('cli' + kind)
     cmd = [burst] + kl_itest.eal_args(prefix, mem=256, lcores='0') + [
-        '--vdev', f'net_memif0,role=client,socket={sock}', '--',
+        '--vdev', f'net_memif0,role=client,socket={sock_path}', '--',
         '--population', pop, '--kind', kind, '--server-ip', '192.0.2.1', '--client-ip',
         '192.0.2.100', '--sources', '16', '--interval-ms', '100', '--timeout-ms', '200', '--retries', '4'] + list(extra)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
@@ -118,12 +122,65 @@ try:
     ck.check(v.get('keyline_io_arp_replies_total', 0) >= 2, 'metrics: ARP answered for each client')
     ck.check('ue0000' not in body and '@' not in body, 'metrics: no identity in the body')
 
+    # a wrong MSK for key group 3 (same MSK ID and validity): exactly its UEs must fail
+    show = subprocess.run([popgen, '--show', pop, '--index', '2'], capture_output=True, text=True,
+                          check=True).stdout
+    g = re.search(r'group 3 current msk-id (0x[0-9A-Fa-f]+) kcv \S+ valid (\d+)\.\.(\d+)', show)
+    ck.check(g is not None, f'population shows group 3: {show}')
+    NTP_UNIX = 2208988800
+    mskfile = os.path.join(tmp, 'wrong.msk')
+    with open(mskfile, 'w') as f:
+        f.write(os.urandom(16).hex() + '\n')
+    p = subprocess.run([keylinectl, '-s', os.path.join(tmp, 'admin.sock'), 'put-group', '00f110:3',
+                        '--msk-file', mskfile, '--msk-id', str(int(g.group(1), 16)),
+                        '--valid-from', str(int(g.group(2)) - NTP_UNIX),
+                        '--valid-to', str(int(g.group(3)) - NTP_UNIX)],
+                       capture_output=True, text=True)
+    ck.eq(p.returncode, 0, f'keylinectl put-group with a wrong MSK ({p.stderr})')
+    p, wb, _ = run_burst('mbms', ['--mode', 'burst', '--window', '0.5', '--fail-list', '2000',
+                                  '--retries', '0'])
+    in_group3 = {i for i in range(UES) if i % 8 == 2}
+    ck.eq(p.returncode, 1, 'wrong MSK: keyline-burst exits 1')
+    ck.eq(wb.get('failed'), len(in_group3), 'wrong MSK: failed UEs')
+    ck.eq(wb.get('ok'), UES - len(in_group3), 'wrong MSK: every other UE verified')
+    flist = wb.get('failures', {})
+    listed = flist.get('list', []) if isinstance(flist, dict) else flist
+    idx = {f.get('ue') if 'ue' in f else f.get('index') for f in listed}
+    ck.eq(idx, in_group3, 'wrong MSK: the failed UEs are exactly group 3')
+    ck.check(all('wrong_key' in json.dumps(f) for f in listed), 'wrong MSK: reason wrong_key')
+
     rc, c = kd.stop()
     ck.eq(rc, 0, 'keylined exits 0 on SIGTERM')
     c = c or {}
-    ck.eq(c.get('answered_mbms'), m_ans, 'final counters: answered_mbms')
+    ck.eq(c.get('answered_mbms'), m_ans + UES, 'final counters: answered_mbms')
     ck.eq(c.get('answered_e2m'), e_ans, 'final counters: answered_e2m')
     ck.eq(c.get('drop_bad_mac'), 0, 'final counters: no bad MAC')
+finally:
+    kd.kill()
+
+# rate-limited: first tries are dropped, retransmissions recover every UE
+sock2 = os.path.join(tmp, 'memif2.sock')
+cfg2 = kl_itest.write_config(os.path.join(tmp, 'k2.yaml'),
+                             ports=[('memif0', f'net_memif0,role=server,socket={sock2}', 1)],
+                             admin=os.path.join(tmp, 'admin2.sock'),
+                             extra={'rate_limit': '{per_source_pps: 1000, burst: 20}'})
+kd = kl_itest.Keylined(keylined, kl_itest.eal_args(kl_itest.unique('srv2')), cfg2, ['-p', pop],
+                       workdir=tmp)
+try:
+    kd.wait_ready()
+    p, rb, _ = run_burst('mbms', ['--ues', '2000', '--mode', 'burst', '--window', '1',
+                                  '--timeout-ms', '100', '--retries', '8', '--sources', '1'],
+                               sock_path=sock2)
+    # one source at 2,000 requests/s against 1000/s with a bucket of 20: about half the first
+    # tries are dropped; each retry wave is spread over the same second and gets half again
+    rcn = rb.get('counters', {})
+    ck.eq(p.returncode, 0, f'rate-limited: keyline-burst exit ({p.stderr[-300:]})')
+    ck.eq(rb.get('ok'), 2000, 'rate-limited: every UE verified')
+    ck.check(rcn.get('retransmissions', 0) > 0, f'rate-limited: retransmissions {rcn}')
+    rc, c = kd.stop()
+    ck.eq(rc, 0, 'rate-limited keylined exits 0')
+    ck.check((c or {}).get('rate_limited', 0) > 0, f'server counted rate-limited drops: {c}')
+    ck.eq((c or {}).get('rate_table_full'), 0, 'no source refused for a full table')
 finally:
     kd.kill()
 sys.exit(ck.done())

@@ -218,6 +218,31 @@ static void test_ndp_and_echo6(void **state)
 	assert_memory_equal(f + 14 + 24, PEER6, 16);
 	assert_int_equal(f[14 + 7], 255);
 	assert_true(folds_to_ffff(pseudo6(f + 14, 58, 32) + sum16(ic, 32)));
+	/* NS without options (RFC 4861 allows it; DAD NS never carry one): 24 bytes. The
+	 * 32-byte advertisement needs room beyond the frame: without it a counted drop. */
+	for (int dad = 0; dad < 2; dad++) {
+		static const uint8_t unspec[16];
+
+		o = ip6hdr(f, 58, 24, dad ? unspec : PEER6, sol, 255);
+		ic = f + o;
+		memset(ic, 0, 24);
+		ic[0] = 135;
+		memcpy(ic + 8, IP6, 16);
+		fix_sum(ic + 2, pseudo6(f + 14, 58, 24) + sum16(ic, 24));
+		len = (uint16_t)(o + 24);
+		assert_int_equal(kl_net_classify(f, &len, &addrs, &in), KL_NET_VERDICT_DROP);
+		assert_int_equal(in.drop, KL_NET_DROP_TRUNCATED);
+		len = (uint16_t)(o + 24);
+		assert_int_equal(kl_net_classify_cap(f, &len, sizeof(f), &addrs, &in),
+				 KL_NET_VERDICT_REPLY);
+		assert_int_equal(len, 14 + 40 + 32);
+		assert_int_equal(ic[0], 136);
+		assert_int_equal(ic[4], dad ? 0x20 : 0x60);
+		assert_memory_equal(ic + 26, OUR_MAC, 6);
+		if (dad)
+			assert_memory_equal(f, "\x33\x33\x00\x00\x00\x01", 6);
+		assert_true(folds_to_ffff(pseudo6(f + 14, 58, 32) + sum16(ic, 32)));
+	}
 	/* NS with hop limit below 255 must be ignored (RFC 4861 7.1.1) */
 	o = ip6hdr(f, 58, 32, PEER6, sol, 64);
 	ic = f + o;
@@ -278,6 +303,13 @@ static void test_udp_and_reply(void **state)
 				assert_memory_equal(out + 34, "\x08\xdd\x9c\x40", 4);
 			}
 			assert_int_equal(kl_net_finish_udp_reply(f, &in, out, (uint16_t)(n - 1), 7), 0);
+			/* sent to the broadcast MAC: the answer still comes from our MAC */
+			len = (uint16_t)(v6 ? udp6(f, 2269, pl, 100) : udp4(f, 2269, pl, 100, csum));
+			memset(f, 0xff, 6);
+			assert_int_equal(kl_net_classify(f, &len, &addrs, &in), KL_NET_VERDICT_MIKEY);
+			n = kl_net_finish_udp_reply(f, &in, out, sizeof(out), 7);
+			assert_int_equal(n, kl_net_reply_headroom(&in) + 7);
+			assert_memory_equal(out + 6, OUR_MAC, 6);
 		}
 }
 

@@ -94,6 +94,30 @@ static void test_full_table(void **state)
 	kl_rl_free(rl);
 }
 
+/* Neighbouring sources (last octets, last /64 bits) must spread over the buckets: 64 active
+ * IPv4 and 64 IPv6 sources in 1024 buckets of 4 all get a slot. A hash that lets the low
+ * address bytes miss the bucket index puts them in one bucket and refuses 60 of each. */
+static void test_neighbours_spread(void **state)
+{
+	struct kl_rl_params p = { .pps = 1, .burst = 2, .slots = 4096, .hz = HZ };
+	struct kl_ratelimit *rl = kl_rl_create(&p);
+	uint8_t key[16];
+
+	(void)state;
+	assert_non_null(rl);
+	for (unsigned i = 0; i < 64; i++) {
+		uint8_t a4[4] = { 127, 0, (uint8_t)(i >> 8), (uint8_t)(i + 1) };
+		uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, [6] = (uint8_t)(i >> 8), [7] = (uint8_t)i };
+
+		kl_rl_key_v4(a4, key);
+		assert_int_equal(take(rl, key, 1, HZ), 1);
+		kl_rl_key_v6(a6, key);
+		assert_int_equal(take(rl, key, 1, HZ), 1);
+	}
+	assert_int_equal(kl_rl_stats(rl)->refused, 0);
+	kl_rl_free(rl);
+}
+
 static void test_args_and_off(void **state)
 {
 	struct kl_rl_params bad = { .pps = 1, .burst = 1, .slots = 1000, .hz = HZ };
@@ -123,7 +147,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_burst_and_refill), cmocka_unit_test(test_prefixes),
-		cmocka_unit_test(test_full_table), cmocka_unit_test(test_args_and_off),
+		cmocka_unit_test(test_full_table), cmocka_unit_test(test_neighbours_spread),
+		cmocka_unit_test(test_args_and_off),
 	};
 
 	return cmocka_run_group_tests_name("ratelimit", tests, NULL, NULL);

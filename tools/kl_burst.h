@@ -41,7 +41,9 @@ struct kl_hist {
 	uint64_t b[KL_HIST_BUCKETS];
 };
 
+/** Empty the histogram. */
 void kl_hist_reset(struct kl_hist *h);
+/** Count one value (ns for latencies). */
 void kl_hist_add(struct kl_hist *h, uint64_t v);
 /** Bucket of a value. */
 unsigned kl_hist_index(uint64_t v);
@@ -153,6 +155,7 @@ enum kl_burst_counter {
 	KL_BC__COUNT
 };
 
+/** Name of a counter in the JSON output; "unknown" out of range. */
 const char *kl_burst_counter_name(unsigned c);
 
 /* Why a UE failed, defined once. */
@@ -173,6 +176,7 @@ enum kl_burst_fail {
 	KL_BF__COUNT
 };
 
+/** Name of a failure reason in the JSON output; "unknown" out of range. */
 const char *kl_burst_fail_name(unsigned f);
 
 struct kl_burst_totals {
@@ -229,6 +233,7 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out);
 uint64_t kl_burst_next_event(const struct kl_burst *b);
 /** Stop: every UE not finished fails as interrupted. */
 void kl_burst_interrupt(struct kl_burst *b, uint64_t now_ns);
+/** Counters so far (in_progress and offered as of the last tick). */
 const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b);
 /** Latency (send of the try that got the key to its verification), whole run. */
 const struct kl_hist *kl_burst_latency(const struct kl_burst *b);

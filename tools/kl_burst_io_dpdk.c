@@ -163,7 +163,6 @@ static int port_setup(struct dpdk_io *io, const struct kl_burst_net *net, char *
 	uint16_t nb_rxd = NB_RXD, nb_txd = NB_TXD, port = RTE_MAX_ETHPORTS;
 	int socket, rc;
 	unsigned nmbuf;
-
 	uint16_t p;
 
 	RTE_ETH_FOREACH_DEV(p) {
@@ -201,7 +200,10 @@ static int port_setup(struct dpdk_io *io, const struct kl_burst_net *net, char *
 		return fail(err, errlen, "port %u: queue setup: %s", port, strerror(-rc));
 	rc = rte_eth_dev_start(port);
 	if (rc)
-		return fail(err, errlen, "port %u: start: %s", port, strerror(-rc));
+		return fail(err, errlen, "port %u (%s): start: %s%s", port, info.driver_name,
+			    strerror(-rc),
+			    strstr(info.driver_name, "memif") ? " (is the server listening on that socket?)"
+							       : "");
 	rc = rte_eth_macaddr_get(port, &mac);
 	if (rc)
 		return fail(err, errlen, "port %u: MAC address: %s", port, strerror(-rc));
