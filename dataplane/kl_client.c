@@ -124,3 +124,119 @@ int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const
 	res->nkeys = (uint8_t)nk;
 	return 0;
 }
+
+/* One batch of kl_client_verify_burst: parse all, MAC all, decrypt what passed. */
+static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsigned m,
+			 uint32_t skew_s)
+{
+	struct kl_mikey_resp r[CLIENT_BATCH];
+	struct kl_hmac_key auth[CLIENT_BATCH];
+	struct kl_hmac_op hop[CLIENT_BATCH];
+	struct kl_aescm_op aop[CLIENT_BATCH];
+	uint8_t mac[CLIENT_BATCH][KL_SHA1_LEN];
+	unsigned hidx[CLIENT_BATCH], aidx[CLIENT_BATCH], nh = 0, na = 0;
+	uint64_t skew = (uint64_t)skew_s << 32;
+
+	for (unsigned k = 0; k < m; k++) {
+		struct kl_client_check *x = &chk[k];
+
+		if (!x->req || !x->ans || !x->res) {
+			x->rc = -EINVAL;
+			continue;
+		}
+		memset(x->res, 0, sizeof(*x->res));
+		if (kl_mikey_parse_resp(x->ans, x->len, &r[k]) != KL_DROP_NONE) {
+			x->rc = -EBADMSG;
+			continue;
+		}
+		kl_hmac_key_init(KL_HASH_SHA1, x->req->auth_key, KL_MIKEY_AUTH_KEY_LEN, &auth[nh]);
+		hop[nh] = (struct kl_hmac_op){ .key = &auth[nh], .msg = x->ans, .len = r[k].mac_off,
+					       .mac = mac[nh] };
+		hidx[nh++] = k;
+	}
+	if (nh && kl_hmac_burst(c, hop, nh) < 0) {
+		for (unsigned i = 0; i < nh; i++)
+			chk[hidx[i]].rc = -EIO;
+		nh = 0;
+	}
+	kl_memzero(auth, sizeof(auth));
+	for (unsigned i = 0; i < nh; i++) {
+		unsigned k = hidx[i];
+		struct kl_client_check *x = &chk[k];
+		const struct kl_mikey_resp *p = &r[k];
+		uint8_t d = 0;
+		uint64_t dt;
+
+		for (unsigned b = 0; b < KL_MIKEY_MAC_LEN; b++)
+			d |= mac[i][b] ^ p->mac[b];
+		if (d) {
+			x->rc = -EPERM;
+			continue;
+		}
+		if (memcmp(p->rand, x->req->spec.rand, KL_MIKEY_RAND_LEN) ||
+		    p->csb_id != x->req->spec.csb_id || p->prf != x->req->spec.prf) {
+			x->rc = -EPROTO;
+			continue;
+		}
+		x->res->server_ts = p->ts;
+		if (p->data_type == KL_DT_ERROR) {
+			x->res->is_error = 1;
+			x->res->err_no = p->err_no;
+			x->res->detail = p->detail;
+			x->rc = 0;
+			continue;
+		}
+		dt = p->ts > x->now ? p->ts - x->now : x->now - p->ts;
+		if (dt > skew) {
+			x->rc = -ETIME;
+			continue;
+		}
+		if (p->kind != x->req->spec.kind || p->encr_len > sizeof(x->res->plain)) {
+			x->rc = -EPROTO;
+			continue;
+		}
+		aop[na] = (struct kl_aescm_op){ .key = x->req->encr_key, .salt = x->req->salt_key,
+						.in = p->encr, .out = x->res->plain, .ntp_ts = p->ts,
+						.csb_id = p->csb_id, .len = p->encr_len };
+		aidx[na++] = k;
+	}
+	kl_memzero(mac, sizeof(mac));
+	if (na && kl_aescm_burst(c, aop, na) != (int)na) {
+		for (unsigned i = 0; i < na; i++)
+			chk[aidx[i]].rc = -EIO;
+		na = 0;
+	}
+	for (unsigned i = 0; i < na; i++) {
+		unsigned k = aidx[i];
+		struct kl_client_check *x = &chk[k];
+		const struct kl_mikey_resp *p = &r[k];
+		int nk = kl_mikey_parse_keydata(x->res->plain, p->encr_len, x->res->keys,
+						KL_MIKEY_MAX_KEYS);
+
+		x->rc = 0;
+		if (nk < 0 || (unsigned)nk != p->nkeys) {
+			x->rc = -EBADMSG;
+			continue;
+		}
+		for (int j = 0; j < nk; j++) {
+			if (kl_be32(p->tlv3[j]) != x->res->keys[j].key_id) {
+				x->rc = -EBADMSG;
+				break;
+			}
+			x->res->keys[j].valid_from = kl_be64(p->tlv3[j] + 4);
+			x->res->keys[j].valid_to = kl_be64(p->tlv3[j] + 12);
+		}
+		if (!x->rc)
+			x->res->nkeys = (uint8_t)nk;
+	}
+}
+
+int kl_client_verify_burst(struct kl_crypto *c, struct kl_client_check *chk, unsigned n,
+			   uint32_t skew_s)
+{
+	if (!c || (n && !chk))
+		return -EINVAL;
+	for (unsigned base = 0; base < n; base += CLIENT_BATCH)
+		verify_batch(c, chk + base, n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH, skew_s);
+	return (int)n;
+}

@@ -124,6 +124,25 @@ struct kl_client_result {
 int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const uint8_t *ans,
 		     uint16_t len, uint64_t now, uint32_t skew_s, struct kl_client_result *res);
 
+/** One answer for kl_client_verify_burst. */
+struct kl_client_check {
+	const struct kl_client_req *req; /* the try it answers (spec and the three keys) */
+	const uint8_t *ans;
+	uint16_t len;
+	uint64_t now;			/* NTP time to check the server's T against */
+	struct kl_client_result *res;	/* out */
+	int rc;				/* out: what kl_client_verify would return */
+};
+
+/**
+ * kl_client_verify for n answers with the HMACs and the decryptions in crypto batches (what a
+ * load generator needs at a million answers per second). Each check gets exactly the result and
+ * rc that kl_client_verify(c, req, ans, len, now, skew_s, res) gives.
+ * @return n, or -EINVAL (NULL arguments: nothing checked).
+ */
+int kl_client_verify_burst(struct kl_crypto *c, struct kl_client_check *chk, unsigned n,
+			   uint32_t skew_s);
+
 /** NTP timestamp (seconds since 1900 << 32 | fraction) of the realtime clock. Not for the packet path's inner loop. */
 uint64_t kl_ntp_now(void);
 

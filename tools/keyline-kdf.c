@@ -110,6 +110,37 @@ static int hexval(int ch)
 	return -1;
 }
 
+/* Every buffer the CLI allocates may hold key bytes: they are registered here and wiped and
+ * freed at exit (also after die()), so no key stays behind in freed memory. */
+#define MAX_ALLOCS 128
+static struct {
+	void *p;
+	size_t n;
+} allocs[MAX_ALLOCS];
+static unsigned nallocs;
+
+static void free_all(void)
+{
+	for (unsigned i = 0; i < nallocs; i++) {
+		kl_memzero(allocs[i].p, allocs[i].n);
+		free(allocs[i].p);
+	}
+	nallocs = 0;
+}
+
+static void *cli_alloc(size_t n)
+{
+	void *p;
+
+	if (nallocs == MAX_ALLOCS || !(p = calloc(1, n ? n : 1)))
+		die("out of memory");
+	if (!nallocs)
+		atexit(free_all);
+	allocs[nallocs].p = p;
+	allocs[nallocs++].n = n ? n : 1;
+	return p;
+}
+
 /* Parses hex into a fresh buffer; exact length when want > 0. */
 static uint8_t *hex(const char *what, const char *s, size_t want, size_t *len)
 {
@@ -126,9 +157,7 @@ static uint8_t *hex(const char *what, const char *s, size_t want, size_t *len)
 		die("--%s: longer than %u bytes", what, MAX_VAL);
 	if (want && n / 2 != want)
 		die("--%s: want %zu bytes of hex, got %zu", what, want, n / 2);
-	b = calloc(1, n / 2 + 1);
-	if (!b)
-		die("out of memory");
+	b = cli_alloc(n / 2 + 1);
 	for (size_t i = 0; i < n / 2; i++) {
 		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
 
@@ -204,10 +233,8 @@ static uint8_t *main_key(size_t *len, const struct kl_kdf_def *d)
 	if (d && !strcmp(d->key_name, "CK||IK") && ck && ik) {
 		size_t l1, l2;
 		uint8_t *a = hex("ck", ck, 16, &l1), *b = hex("ik", ik, 16, &l2);
-		uint8_t *r = malloc(32);
+		uint8_t *r = cli_alloc(32);
 
-		if (!r)
-			die("out of memory");
 		memcpy(r, a, 16);
 		memcpy(r + 16, b, 16);
 		*len = 32;
@@ -242,7 +269,7 @@ static int cmd_row(struct kl_crypto *c, const struct kl_kdf_def *d, enum kl_kdf_
 			/* MBMS: NAF_Id = BM-SC FQDN || Ua security protocol id 01 00 00 00 01 */
 			const char *f = get("bmsc-fqdn");
 			size_t fl = strlen(f);
-			uint8_t *b = malloc(fl + 5);
+			uint8_t *b = cli_alloc(fl + 5);
 
 			if (v)
 				die("give --naf-id or --bmsc-fqdn, not both");
@@ -400,8 +427,8 @@ static int cmd_milenage(void)
 	if (get("op")) {
 		uint8_t *op = hex("op", get("op"), 16, NULL);
 
-		opc = malloc(16);
-		if (!opc || kl_milenage_opc(k, op, opc) < 0)
+		opc = cli_alloc(16);
+		if (kl_milenage_opc(k, op, opc) < 0)
 			die("OPc computation failed");
 	} else {
 		opc = hex("opc", need("opc"), 16, NULL);

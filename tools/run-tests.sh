@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole keyline test suite, from a fresh Debian 12 machine (as root):
 #   installs what it needs, builds with -Wall -Wextra -Werror, runs the fast, integration, perf and
-#   stress suites, then the unit (fast) suite again in an AddressSanitizer + UBSan build.
+#   stress suites, then the unit (fast) and integration suites again in an AddressSanitizer + UBSan
+#   build (keylined, keyline-burst and the CLIs included, with leak detection).
 # Exits non-zero on any failure; the last line counts what ran.
 set -uo pipefail
 
@@ -21,7 +22,8 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 if ninja -C build-asan >/dev/null; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs --num-processes 2 --suite fast || rc=1
+    meson test -C build-asan --print-errorlogs --num-processes 2 --suite fast \
+      --suite integration || rc=1
 else
   echo "run-tests: sanitizer build failed"
   rc=1
