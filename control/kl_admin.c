@@ -4,6 +4,7 @@
  * requests executed on the calling (table writer) thread. See kl_admin.h for the protocol.
  */
 #include "kl_admin.h"
+#include "kl_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -62,17 +63,6 @@ struct kl_admin {
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4)))
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 __attribute__((format(printf, 3, 4)))
 static void alog(const struct kl_admin *a, enum kl_admin_log_level level, const char *fmt, ...)
@@ -344,16 +334,6 @@ static int get_uint(struct req *r, json_t *o, const char *where, const char *nam
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * A key as hex, min..max bytes, into out. The JSON string is wiped whatever the outcome, and
@@ -382,7 +362,7 @@ static int get_key(struct req *r, json_t *o, const char *where, const char *name
 				: rerr(r, "%s%s: %zu bytes, must be %zu..%zu", where, name, n / 2,
 				       min, max);
 	for (i = 0; !rc && i < n; i += 2) {
-		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+		int hi = kl_hexval(s[i]), lo = kl_hexval(s[i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			rc = rerr(r, "%s%s: not hex (bad digit at position %zu)", where, name,
@@ -1468,12 +1448,12 @@ static int make_parents(const char *path, char *err, size_t errlen)
 		if (mkdir(dir, 0750) && errno != EEXIST) {
 			int e = errno;
 
-			errf(err, errlen, "admin socket %s: cannot create directory %s: %s", path, dir,
+			kl_errf(err, errlen, "admin socket %s: cannot create directory %s: %s", path, dir,
 			     strerror(e));
 			return -e;
 		}
 		if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-			errf(err, errlen, "admin socket %s: %s is not a directory", path, dir);
+			kl_errf(err, errlen, "admin socket %s: %s is not a directory", path, dir);
 			return -ENOTDIR;
 		}
 		*p = saved;
@@ -1493,35 +1473,35 @@ static int check_existing(const struct sockaddr_un *sa, char *err, size_t errlen
 		if (errno == ENOENT)
 			return 0;
 		e = errno;
-		errf(err, errlen, "admin socket %s: %s", path, strerror(e));
+		kl_errf(err, errlen, "admin socket %s: %s", path, strerror(e));
 		return -e;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		errf(err, errlen, "admin socket %s: exists and is not a socket", path);
+		kl_errf(err, errlen, "admin socket %s: exists and is not a socket", path);
 		return -EEXIST;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		e = errno;
-		errf(err, errlen, "admin socket %s: socket: %s", path, strerror(e));
+		kl_errf(err, errlen, "admin socket %s: socket: %s", path, strerror(e));
 		return -e;
 	}
 	/* Non-blocking, so a live server with a full backlog (EAGAIN) cannot stall us. */
 	if (!connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) || errno == EAGAIN ||
 	    errno == EINPROGRESS) {
 		close(fd);
-		errf(err, errlen, "admin socket %s: in use", path);
+		kl_errf(err, errlen, "admin socket %s: in use", path);
 		return -EADDRINUSE;
 	}
 	e = errno;
 	close(fd);
 	if (e != ECONNREFUSED) {
-		errf(err, errlen, "admin socket %s: %s", path, strerror(e));
+		kl_errf(err, errlen, "admin socket %s: %s", path, strerror(e));
 		return -e;
 	}
 	if (unlink(path) && errno != ENOENT) {
 		e = errno;
-		errf(err, errlen, "admin socket %s: cannot remove the stale socket: %s", path,
+		kl_errf(err, errlen, "admin socket %s: cannot remove the stale socket: %s", path,
 		     strerror(e));
 		return -e;
 	}
@@ -1538,27 +1518,27 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	int rc;
 
 	if (!p || !p->table || !p->path) {
-		errf(err, errlen, "admin socket: missing path or table");
+		kl_errf(err, errlen, "admin socket: missing path or table");
 		errno = EINVAL;
 		return NULL;
 	}
 	if (p->path[0] != '/' || strlen(p->path) >= sizeof(sa.sun_path) ||
 	    p->path[strlen(p->path) - 1] == '/') {
-		errf(err, errlen, "admin socket %s: must be an absolute file path under %zu bytes",
+		kl_errf(err, errlen, "admin socket %s: must be an absolute file path under %zu bytes",
 		     p->path, sizeof(sa.sun_path));
 		errno = EINVAL;
 		return NULL;
 	}
 	if (p->max_clients > KL_ADMIN_MAX_CLIENTS ||
 	    (p->max_line && (p->max_line < KL_ADMIN_MIN_LINE || p->max_line > KL_ADMIN_MAX_LINE))) {
-		errf(err, errlen, "admin socket: max_clients (<= %u) or max_line (%u..%u) out of range",
+		kl_errf(err, errlen, "admin socket: max_clients (<= %u) or max_line (%u..%u) out of range",
 		     KL_ADMIN_MAX_CLIENTS, KL_ADMIN_MIN_LINE, KL_ADMIN_MAX_LINE);
 		errno = EINVAL;
 		return NULL;
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a) {
-		errf(err, errlen, "admin socket: out of memory");
+		kl_errf(err, errlen, "admin socket: out of memory");
 		return NULL;
 	}
 	a->lfd = a->efd = -1;
@@ -1572,7 +1552,7 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	snprintf(a->path, sizeof(a->path), "%s", p->path);
 	a->clients = calloc(a->max_clients, sizeof(*a->clients));
 	if (!a->clients) {
-		errf(err, errlen, "admin socket: out of memory");
+		kl_errf(err, errlen, "admin socket: out of memory");
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1592,7 +1572,7 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (a->lfd < 0) {
 		rc = -errno;
-		errf(err, errlen, "admin socket %s: socket: %s", p->path, strerror(-rc));
+		kl_errf(err, errlen, "admin socket %s: socket: %s", p->path, strerror(-rc));
 		goto fail;
 	}
 	/* The file is created 0600 from the start: no window in which others could connect. */
@@ -1601,14 +1581,14 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	umask(old);
 	if (rc) {
 		if (rc == -EADDRINUSE)
-			errf(err, errlen, "admin socket %s: in use", p->path);
+			kl_errf(err, errlen, "admin socket %s: in use", p->path);
 		else
-			errf(err, errlen, "admin socket %s: bind: %s", p->path, strerror(-rc));
+			kl_errf(err, errlen, "admin socket %s: bind: %s", p->path, strerror(-rc));
 		goto fail;
 	}
 	if (chmod(p->path, 0600) || lstat(p->path, &st)) {
 		rc = -errno;
-		errf(err, errlen, "admin socket %s: %s", p->path, strerror(-rc));
+		kl_errf(err, errlen, "admin socket %s: %s", p->path, strerror(-rc));
 		unlink(p->path);
 		goto fail;
 	}
@@ -1616,14 +1596,14 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->ino = st.st_ino;
 	if (listen(a->lfd, 64)) {
 		rc = -errno;
-		errf(err, errlen, "admin socket %s: listen: %s", p->path, strerror(-rc));
+		kl_errf(err, errlen, "admin socket %s: listen: %s", p->path, strerror(-rc));
 		unlink(p->path);
 		goto fail;
 	}
 	a->efd = epoll_create1(EPOLL_CLOEXEC);
 	if (a->efd < 0 || epoll_ctl(a->efd, EPOLL_CTL_ADD, a->lfd, &e)) {
 		rc = -errno;
-		errf(err, errlen, "admin socket %s: epoll: %s", p->path, strerror(-rc));
+		kl_errf(err, errlen, "admin socket %s: epoll: %s", p->path, strerror(-rc));
 		unlink(p->path);
 		goto fail;
 	}

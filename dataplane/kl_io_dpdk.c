@@ -44,16 +44,6 @@ static void count_reply(struct kl_io_stats *st, uint8_t kind)
 	}
 }
 
-static inline void hist_add(struct kl_io_stats *st, uint64_t ns, unsigned n)
-{
-	unsigned b = 0;
-
-	while (b < KL_IO_HIST_N && ns > kl_io_hist_bound_ns[b])
-		b++;
-	st->svc_hist[b] += n;
-	st->svc_sum_ns += ns * n;
-}
-
 static void tx_error_cb(struct rte_mbuf **unsent, uint16_t count, void *userdata)
 {
 	struct kl_io_stats *st = userdata;
@@ -165,7 +155,7 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 	}
 	rte_pktmbuf_free_bulk(c->req, k);
 	if (answered)
-		hist_add(&w->st, (rte_rdtsc() - t_rx) * 1000000000ull / w->clock->hz, answered);
+		kl_io_hist_add(&w->st, (rte_rdtsc() - t_rx) * 1000000000ull / w->clock->hz, answered);
 }
 
 int kl_io_dpdk_loop(void *arg)

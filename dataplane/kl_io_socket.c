@@ -147,16 +147,6 @@ static void src_key(const struct sockaddr_storage *ss, uint8_t key[16])
 	}
 }
 
-static inline void hist_add(struct kl_io_stats *st, uint64_t ns, unsigned n)
-{
-	unsigned b = 0;
-
-	while (b < KL_IO_HIST_N && ns > kl_io_hist_bound_ns[b])
-		b++;
-	st->svc_hist[b] += n;
-	st->svc_sum_ns += ns * n;
-}
-
 static inline uint64_t rdtsc(void)
 {
 	return __builtin_ia32_rdtsc();
@@ -237,7 +227,7 @@ static int serve_fd(struct kl_io_worker *w, struct sock_scratch *s, int fd)
 	if (nsend) {
 		unsigned sent = 0;
 
-		hist_add(&w->st, (rdtsc() - t_rx) * 1000000000ull / w->clock->hz, nsend);
+		kl_io_hist_add(&w->st, (rdtsc() - t_rx) * 1000000000ull / w->clock->hz, nsend);
 		while (sent < nsend) {
 			int m = sendmmsg(fd, s->smsg + sent, nsend - sent, MSG_DONTWAIT);
 

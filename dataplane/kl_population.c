@@ -6,6 +6,7 @@
  * load generators and tools, and kl_population (with kl_pop_import over the key table).
  */
 #include "kl_population.h"
+#include "kl_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,61 +26,50 @@ const uint8_t kl_pop_domain[3] = { 0x00, 0xF1, 0x10 };
 
 static const char ROOT_LABEL[] = "keyline-population v1 TEST KEYS";
 
-__attribute__((format(printf, 3, 4)))
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int kl_pop_params_check(const struct kl_pop_params *p, char *err, size_t errlen)
 {
 	uint64_t now_s;
 
 	if (!p) {
-		errf(err, errlen, "no parameters");
+		kl_errf(err, errlen, "no parameters");
 		return -EINVAL;
 	}
 	now_s = p->now_ntp >> 32;
 	if (p->ues > KL_POP_MAX_UES) {
-		errf(err, errlen, "ues out of range (0..%u)", KL_POP_MAX_UES);
+		kl_errf(err, errlen, "ues out of range (0..%u)", KL_POP_MAX_UES);
 		return -EINVAL;
 	}
 	if (p->groups > KL_POP_MAX_GROUPS) {
-		errf(err, errlen, "groups out of range (0..%u)", KL_POP_MAX_GROUPS);
+		kl_errf(err, errlen, "groups out of range (0..%u)", KL_POP_MAX_GROUPS);
 		return -EINVAL;
 	}
 	if (p->emses > KL_POP_MAX_EMSES) {
-		errf(err, errlen, "emses out of range (0..%u)", KL_POP_MAX_EMSES);
+		kl_errf(err, errlen, "emses out of range (0..%u)", KL_POP_MAX_EMSES);
 		return -EINVAL;
 	}
 	if (p->imsis > KL_POP_MAX_IMSIS) {
-		errf(err, errlen, "imsis out of range (0..%u)", KL_POP_MAX_IMSIS);
+		kl_errf(err, errlen, "imsis out of range (0..%u)", KL_POP_MAX_IMSIS);
 		return -EINVAL;
 	}
 	if (p->appids > KL_POP_MAX_APPIDS) {
-		errf(err, errlen, "appids out of range (0..%u)", KL_POP_MAX_APPIDS);
+		kl_errf(err, errlen, "appids out of range (0..%u)", KL_POP_MAX_APPIDS);
 		return -EINVAL;
 	}
 	if (p->appids && !p->imsis) {
-		errf(err, errlen, "appids need imsis > 0");
+		kl_errf(err, errlen, "appids need imsis > 0");
 		return -EINVAL;
 	}
 	if (p->e2m_keys_per_imsi < 1 || p->e2m_keys_per_imsi > KL_TABLE_E2M_RING_MAX) {
-		errf(err, errlen, "e2m-keys out of range (1..%u)", KL_TABLE_E2M_RING_MAX);
+		kl_errf(err, errlen, "e2m-keys out of range (1..%u)", KL_TABLE_E2M_RING_MAX);
 		return -EINVAL;
 	}
 	if (p->msk_period_s < 2 || p->msk_period_s > KL_POP_MAX_PERIOD) {
-		errf(err, errlen, "msk-period out of range (2..%u)", KL_POP_MAX_PERIOD);
+		kl_errf(err, errlen, "msk-period out of range (2..%u)", KL_POP_MAX_PERIOD);
 		return -EINVAL;
 	}
 	if (now_s < p->msk_period_s || now_s + 2ull * p->msk_period_s > UINT32_MAX) {
-		errf(err, errlen, "now out of range (NTP seconds, period..2^32-1-2*period)");
+		kl_errf(err, errlen, "now out of range (NTP seconds, period..2^32-1-2*period)");
 		return -EINVAL;
 	}
 	return 0;
@@ -323,13 +313,13 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 	int rc = -EINVAL;
 
 	if (!path || !p) {
-		errf(err, errlen, "bad argument");
+		kl_errf(err, errlen, "bad argument");
 		return -EINVAL;
 	}
 	f = fopen(path, "re");
 	if (!f) {
 		rc = -errno;
-		errf(err, errlen, "%s: %s", path, strerror(errno));
+		kl_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -341,12 +331,12 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 		if (len && line[len - 1] == '\n')
 			line[--len] = 0;
 		else if (!feof(f)) {
-			errf(err, errlen, "line %u: too long", lineno);
+			kl_errf(err, errlen, "line %u: too long", lineno);
 			goto out;
 		}
 		if (lineno == 1) {
 			if (strcmp(line, KL_POP_FILE_MAGIC)) {
-				errf(err, errlen, "line 1: not \"" KL_POP_FILE_MAGIC "\"");
+				kl_errf(err, errlen, "line 1: not \"" KL_POP_FILE_MAGIC "\"");
 				goto out;
 			}
 			continue;
@@ -355,7 +345,7 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 			continue;
 		sp = strchr(line, ' ');
 		if (!sp) {
-			errf(err, errlen, "line %u: expected \"name value\"", lineno);
+			kl_errf(err, errlen, "line %u: expected \"name value\"", lineno);
 			goto out;
 		}
 		*sp = 0;
@@ -365,16 +355,16 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 			if (!strcmp(name, FIELD[k]))
 				break;
 		if (k == F__N) {
-			errf(err, errlen, "line %u: unknown field \"%.40s\"", lineno, name);
+			kl_errf(err, errlen, "line %u: unknown field \"%.40s\"", lineno, name);
 			goto out;
 		}
 		if (seen[k]) {
-			errf(err, errlen, "line %u: duplicate %s (first on line %d)", lineno, FIELD[k],
+			kl_errf(err, errlen, "line %u: duplicate %s (first on line %d)", lineno, FIELD[k],
 			     line_of[k]);
 			goto out;
 		}
 		if (parse_u64(value, MAX[k], &val[k])) {
-			errf(err, errlen, "line %u: %s: bad value \"%.40s\" (decimal 0..%" PRIu64 ")",
+			kl_errf(err, errlen, "line %u: %s: bad value \"%.40s\" (decimal 0..%" PRIu64 ")",
 			     lineno, FIELD[k], value, MAX[k]);
 			goto out;
 		}
@@ -382,17 +372,17 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 		line_of[k] = (int)lineno;
 	}
 	if (ferror(f)) {
-		errf(err, errlen, "line %u: read error", lineno + 1);
+		kl_errf(err, errlen, "line %u: read error", lineno + 1);
 		rc = -EIO;
 		goto out;
 	}
 	if (lineno == 0) {
-		errf(err, errlen, "line 1: empty file");
+		kl_errf(err, errlen, "line 1: empty file");
 		goto out;
 	}
 	for (int k = 0; k < F__N; k++) {
 		if (!seen[k]) {
-			errf(err, errlen, "line %u: missing field %s", lineno + 1, FIELD[k]);
+			kl_errf(err, errlen, "line %u: missing field %s", lineno + 1, FIELD[k]);
 			goto out;
 		}
 	}
@@ -416,7 +406,7 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 			k = F_PERIOD;
 		else if (!strncmp(cerr, "appids", 6))
 			k = F_APPIDS;
-		errf(err, errlen, "line %d: %s", line_of[k], cerr);
+		kl_errf(err, errlen, "line %d: %s", line_of[k], cerr);
 		goto out;
 	}
 	*p = q;

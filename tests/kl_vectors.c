@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kl_vectors.h"
+#include "kl_util.h"
 
 static char *trim(char *s)
 {
@@ -136,16 +137,6 @@ const char *kl_vget(const struct kl_vblock *b, const char *k)
 	return NULL;
 }
 
-static int hv(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 long kl_unhex(const char *s, uint8_t *out, size_t cap)
 {
@@ -154,7 +145,7 @@ long kl_unhex(const char *s, uint8_t *out, size_t cap)
 	if (n % 2 || n / 2 > cap)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
-		int a = hv(s[2 * i]), b = hv(s[2 * i + 1]);
+		int a = kl_hexval(s[2 * i]), b = kl_hexval(s[2 * i + 1]);
 
 		if (a < 0 || b < 0)
 			return -1;

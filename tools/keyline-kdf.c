@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kl_crypto.h"
+#include "kl_util.h"
 
 #define MAX_OPTS 24
 #define MAX_VAL 65535
@@ -99,16 +100,6 @@ static void allow_only(const char *const *names)
 	}
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* Every buffer the CLI allocates may hold key bytes: they are registered here and wiped and
  * freed at exit (also after die()), so no key stays behind in freed memory. */
@@ -159,7 +150,7 @@ static uint8_t *hex(const char *what, const char *s, size_t want, size_t *len)
 		die("--%s: want %zu bytes of hex, got %zu", what, want, n / 2);
 	b = cli_alloc(n / 2 + 1);
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = kl_hexval(s[2 * i]), lo = kl_hexval(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			die("--%s: not hex at character %zu", what, 2 * i + (hi < 0 ? 1 : 2));
