@@ -82,10 +82,10 @@ class Keylined:
         with open(self.log_path) as f:
             return f.read()
 
-    def stop(self, timeout=30):
-        """SIGTERM, wait for exit; returns (exit status, final counters)."""
+    def stop(self, timeout=30, sig=signal.SIGTERM):
+        """SIGTERM (or sig), wait for exit; returns (exit status, final counters)."""
         if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
+            self.p.send_signal(sig)
         try:
             rest, _ = self.p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -95,6 +95,9 @@ class Keylined:
         self.rc = self.p.returncode
         self.counters = parse_counters(''.join(self.out))
         self.log.close()
+        if self.rc != 0 or self.counters is None:
+            print(f'keylined exit status {self.rc}; stdout tail: {"".join(self.out)[-800:]!r}')
+            print('keylined stderr tail:\n' + self.stderr()[-2000:], flush=True)
         return self.rc, self.counters
 
     def kill(self):

@@ -10,6 +10,7 @@ rate-limited keylined drops first tries and retransmissions recover every UE.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -177,8 +178,8 @@ try:
     ck.eq(p.returncode, 0, f'rate-limited: keyline-burst exit ({p.stderr[-300:]})')
     ck.eq(rb.get('ok'), 2000, 'rate-limited: every UE verified')
     ck.check(rcn.get('retransmissions', 0) > 0, f'rate-limited: retransmissions {rcn}')
-    rc, c = kd.stop()
-    ck.eq(rc, 0, 'rate-limited keylined exits 0')
+    rc, c = kd.stop(sig=signal.SIGINT)
+    ck.eq(rc, 0, 'rate-limited keylined exits 0 on SIGINT')
     ck.check((c or {}).get('rate_limited', 0) > 0, f'server counted rate-limited drops: {c}')
     ck.eq((c or {}).get('rate_table_full'), 0, 'no source refused for a full table')
 finally:
