@@ -1,0 +1,1506 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline durable key store: LMDB records, key material wrapped with AES-256-KWP (RFC 5649).
+ * Formats and guarantees are described in kl_store.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "kl_store.h"
+#include "kl_util.h"
+
+#define REC_FORMAT 1
+#define REC_HDR 6
+#define BIND_LEN 16
+#define META_MAX 128
+#define SECRET_MAX (KL_TABLE_E2M_RING_MAX * 32)
+#define WRAP_MAX (((SECRET_MAX + BIND_LEN + 7) & ~7) + 8)
+#define REC_MAX (REC_HDR + META_MAX + WRAP_MAX)
+#define PSK_MAX (KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN)
+#define GROUP_KEY_LEN 5
+#define MSK_META_LEN 20
+#define LOAD_BATCH 256
+#define SECURE_HEAP_SIZE 65536 /* process-wide, when nobody initialised it before */
+
+static const char bind_label[] = "keyline-store-v1";
+static const char kek_check_plain[] = "keyline store KEK check value v1";
+static const char *const kind_names[KL_TK__COUNT] = {"ue", "group", "emse", "e2m", "appid"};
+
+struct kl_store {
+	MDB_env *env;
+	MDB_dbi dbi[KL_TK__COUNT];
+	MDB_dbi meta;
+	MDB_txn *txn;	  /* an open batch, or NULL */
+	int txn_failed;	  /* a write of the batch failed: only abort is left */
+	uint8_t *kek;	  /* KL_STORE_KEK_LEN bytes in the secure heap or a locked page */
+	int kek_secure;
+	uint8_t kek_kcv[KL_KCV_LEN];
+	EVP_CIPHER_CTX *wrap, *unwrap; /* live for one operation, one load or one batch */
+	EVP_MD *sha256;
+	int lock_fd;
+	uint64_t map_size;
+	char *path;
+	char msg[320];
+};
+
+/* Why a record is bad: positive, so they never mix with -errno. */
+enum rec_fail {
+	REC_MALFORMED = 1, /* format byte, kind or lengths */
+	REC_UNWRAP,	   /* RFC 5649 integrity check failed */
+	REC_BIND,	   /* unwrapped, but bound to another key or other metadata */
+	REC_CONTENT,	   /* authentic but out of range: cannot happen without the KEK */
+	REC_NOCTX,	   /* no OpenSSL context: not the record's fault */
+};
+
+static const char *rec_fail_text(int why)
+{
+	switch (why) {
+	case REC_UNWRAP:
+		return "its wrapped key does not unwrap (damaged or altered)";
+	case REC_BIND:
+		return "it does not belong to its key (a value moved from another entry, or its "
+		       "metadata altered)";
+	case REC_CONTENT:
+		return "its contents are out of range";
+	case REC_NOCTX:
+		return "OpenSSL could not set up AES key wrap";
+	default:
+		return "malformed record (format or lengths)";
+	}
+}
+
+/* ---- little-endian fields --------------------------------------------------------------------- */
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- AES key wrap with padding ------------------------------------------------------------------ */
+
+static EVP_CIPHER_CTX *kwp_ctx(const EVP_CIPHER *cipher, const uint8_t *kek, int enc)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+	if (!c)
+		return NULL;
+	/* Needed by the legacy EVP wrap ciphers; OpenSSL 3's provider ignores it. */
+	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (EVP_CipherInit_ex(c, cipher, NULL, kek, NULL, enc) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	return c;
+}
+
+/* One RFC 5649 wrap or unwrap with a keyed context (the wrap ciphers are one-shot per update, so
+ * a context serves any number of records). */
+static long kwp_run(EVP_CIPHER_CTX *c, int enc, const uint8_t *in, size_t inlen, uint8_t *out,
+		    size_t cap)
+{
+	int n = 0, f = 0;
+
+	if (!c || !in || !out || !inlen || inlen > 4096)
+		return -EINVAL;
+	if (enc ? cap < ((inlen + 7) & ~(size_t)7) + 8 : (inlen < 16 || inlen % 8 || cap < inlen - 8))
+		return -EINVAL;
+	if (EVP_CipherUpdate(c, out, &n, in, (int)inlen) != 1 || n <= 0) {
+		ERR_clear_error();
+		return enc ? -EIO : -EBADMSG;
+	}
+	if (EVP_CipherFinal_ex(c, out + n, &f) != 1) {
+		ERR_clear_error();
+		return enc ? -EIO : -EBADMSG;
+	}
+	return (long)n + f;
+}
+
+long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in, size_t inlen,
+		  uint8_t *out, size_t cap)
+{
+	const EVP_CIPHER *cipher;
+	EVP_CIPHER_CTX *c;
+	long rc;
+
+	switch (kek_len) {
+	case 16:
+		cipher = EVP_aes_128_wrap_pad();
+		break;
+	case 24:
+		cipher = EVP_aes_192_wrap_pad();
+		break;
+	case 32:
+		cipher = EVP_aes_256_wrap_pad();
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!kek)
+		return -EINVAL;
+	c = kwp_ctx(cipher, kek, enc ? 1 : 0);
+	if (!c)
+		return -ENOMEM;
+	rc = kwp_run(c, enc ? 1 : 0, in, inlen, out, cap);
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+static EVP_CIPHER_CTX *st_ctx(struct kl_store *s, int enc)
+{
+	EVP_CIPHER_CTX **pp = enc ? &s->wrap : &s->unwrap;
+
+	if (!*pp)
+		*pp = kwp_ctx(EVP_aes_256_wrap_pad(), s->kek, enc);
+	return *pp;
+}
+
+/* Drop the contexts (EVP_CIPHER_CTX_free wipes the KEK schedule). */
+static void st_ctx_release(struct kl_store *s)
+{
+	EVP_CIPHER_CTX_free(s->wrap);
+	EVP_CIPHER_CTX_free(s->unwrap);
+	s->wrap = s->unwrap = NULL;
+}
+
+/* ---- records ----------------------------------------------------------------------------------- */
+
+static int bind_tag(struct kl_store *s, unsigned kind, const uint8_t *key, size_t klen,
+		    const uint8_t *hdr, size_t hlen, uint8_t tag[BIND_LEN])
+{
+	uint8_t buf[sizeof(bind_label) + 3 + KL_TABLE_ID_MAX + REC_HDR + META_MAX];
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	size_t n = 0;
+
+	if (klen > KL_TABLE_ID_MAX || hlen > REC_HDR + META_MAX)
+		return -EINVAL;
+	memcpy(buf, bind_label, sizeof(bind_label) - 1);
+	n = sizeof(bind_label) - 1;
+	buf[n++] = (uint8_t)kind;
+	put_le16(buf + n, (uint16_t)klen);
+	n += 2;
+	memcpy(buf + n, key, klen);
+	n += klen;
+	memcpy(buf + n, hdr, hlen);
+	n += hlen;
+	if (EVP_Digest(buf, n, md, &mdlen, s->sha256, NULL) != 1 || mdlen < BIND_LEN) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	memcpy(tag, md, BIND_LEN);
+	return 0;
+}
+
+/* Build a record into rec (REC_MAX bytes). @return its length or -errno. */
+static long rec_build(struct kl_store *s, unsigned kind, const uint8_t *key, size_t klen,
+		      const uint8_t *meta, size_t mlen, const uint8_t *secret, size_t slen,
+		      uint8_t *rec)
+{
+	uint8_t pt[SECRET_MAX + BIND_LEN];
+	size_t plen = slen + BIND_LEN, wlen = ((plen + 7) & ~(size_t)7) + 8;
+	long n;
+
+	if (mlen > META_MAX || !slen || slen > SECRET_MAX)
+		return -EINVAL;
+	rec[0] = REC_FORMAT;
+	rec[1] = (uint8_t)kind;
+	put_le16(rec + 2, (uint16_t)mlen);
+	put_le16(rec + 4, (uint16_t)wlen);
+	if (mlen)
+		memcpy(rec + REC_HDR, meta, mlen);
+	memcpy(pt, secret, slen);
+	n = bind_tag(s, kind, key, klen, rec, REC_HDR + mlen, pt + slen);
+	if (!n)
+		n = kwp_run(st_ctx(s, 1), 1, pt, plen, rec + REC_HDR + mlen, WRAP_MAX);
+	kl_memzero(pt, sizeof(pt));
+	if (n < 0)
+		return n == -EINVAL && !s->wrap ? -ENOMEM : n;
+	if ((size_t)n != wlen)
+		return -EIO;
+	return (long)(REC_HDR + mlen + wlen);
+}
+
+struct rec_view {
+	const uint8_t *meta;
+	size_t mlen;
+	uint8_t secret[SECRET_MAX + BIND_LEN + 8]; /* wipe after use */
+	size_t slen;
+};
+
+/* Check and unwrap one record. @return 0 or an enum rec_fail. */
+static int rec_open(struct kl_store *s, unsigned kind, const MDB_val *k, const MDB_val *v,
+		    struct rec_view *rv)
+{
+	const uint8_t *r = v->mv_data;
+	uint8_t tag[BIND_LEN];
+	size_t mlen, wlen;
+	long n;
+
+	rv->slen = 0;
+	if (k->mv_size < 1 || k->mv_size > KL_TABLE_ID_MAX || v->mv_size < REC_HDR)
+		return REC_MALFORMED;
+	mlen = get_le16(r + 2);
+	wlen = get_le16(r + 4);
+	if (r[0] != REC_FORMAT || r[1] != kind || mlen > META_MAX || wlen < 24 || wlen % 8 ||
+	    wlen > WRAP_MAX || REC_HDR + mlen + wlen != v->mv_size)
+		return REC_MALFORMED;
+	rv->meta = r + REC_HDR;
+	rv->mlen = mlen;
+	n = kwp_run(st_ctx(s, 0), 0, r + REC_HDR + mlen, wlen, rv->secret, sizeof(rv->secret));
+	if (!s->unwrap)
+		return REC_NOCTX;
+	if (n <= BIND_LEN)
+		return n < 0 ? REC_UNWRAP : REC_MALFORMED;
+	if (bind_tag(s, kind, k->mv_data, k->mv_size, r, REC_HDR + mlen, tag))
+		return REC_UNWRAP;
+	if (CRYPTO_memcmp(tag, rv->secret + n - BIND_LEN, BIND_LEN))
+		return REC_BIND;
+	rv->slen = (size_t)n - BIND_LEN;
+	return 0;
+}
+
+static void rv_wipe(struct rec_view *rv)
+{
+	kl_memzero(rv->secret, sizeof(rv->secret));
+	rv->slen = 0;
+}
+
+/* ---- errors ------------------------------------------------------------------------------------- */
+
+static int mdb_to_errno(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+	case MDB_DBS_FULL:
+		return -ENOSPC;
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_BAD_VALSIZE:
+		return -EBADMSG;
+	case MDB_VERSION_MISMATCH:
+		return -EPROTO;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+/* Record the message of a failed LMDB call. @return -errno. */
+static int st_fail(struct kl_store *s, int mrc, const char *what, unsigned kind)
+{
+	const char *kn = kind < KL_TK__COUNT ? kind_names[kind] : "";
+	const char *sp = kind < KL_TK__COUNT ? " " : "";
+
+	if (mrc == MDB_MAP_FULL)
+		snprintf(s->msg, sizeof(s->msg),
+			 "store %s: %s%s%s: the store is full (map_size %" PRIu64 " bytes)", s->path,
+			 what, sp, kn, s->map_size);
+	else
+		snprintf(s->msg, sizeof(s->msg), "store %s: %s%s%s: %s", s->path, what, sp, kn,
+			 mdb_strerror(mrc));
+	return mdb_to_errno(mrc);
+}
+
+const char *kl_store_last_error(const struct kl_store *s)
+{
+	return s ? s->msg : "no store";
+}
+
+const char *kl_store_kind_name(enum kl_table_kind kind)
+{
+	return (unsigned)kind < KL_TK__COUNT ? kind_names[kind] : "?";
+}
+
+/* ---- KEK file and memory ---------------------------------------------------------------------- */
+
+static uint8_t *kek_alloc(int *secure)
+{
+	uint8_t *p;
+
+	if (!CRYPTO_secure_malloc_initialized())
+		CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, 16);
+	if (CRYPTO_secure_malloc_initialized()) {
+		p = OPENSSL_secure_zalloc(KL_STORE_KEK_LEN);
+		if (p && CRYPTO_secure_allocated(p)) {
+			*secure = 1;
+			return p;
+		}
+		OPENSSL_secure_clear_free(p, KL_STORE_KEK_LEN);
+	}
+	/* No secure heap: a page of our own, locked and kept out of core dumps. */
+	p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)mlock(p, (size_t)sysconf(_SC_PAGESIZE));
+	(void)madvise(p, (size_t)sysconf(_SC_PAGESIZE), MADV_DONTDUMP);
+	*secure = 0;
+	return p;
+}
+
+static void kek_free(uint8_t *p, int secure)
+{
+	if (!p)
+		return;
+	if (secure) {
+		OPENSSL_secure_clear_free(p, KL_STORE_KEK_LEN);
+		return;
+	}
+	kl_memzero(p, KL_STORE_KEK_LEN);
+	munlock(p, (size_t)sysconf(_SC_PAGESIZE));
+	munmap(p, (size_t)sysconf(_SC_PAGESIZE));
+}
+
+/* Read and check the KEK file into kek. @return 0 or -errno with err set. */
+static int kek_read(const char *file, uint8_t *kek, char *err, size_t errlen)
+{
+	uint8_t buf[160];
+	size_t n = 0;
+	struct stat st;
+	int fd, rc = 0;
+
+	/* O_NONBLOCK: a FIFO in its place must be refused, not waited on. */
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ENOENT)
+			kl_errf(err, errlen, "KEK file %s does not exist", file);
+		else
+			kl_errf(err, errlen, "KEK file %s: cannot open: %s", file, strerror(-rc));
+		return rc;
+	}
+	/* Checked on the open descriptor: what we read is what we checked. */
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		kl_errf(err, errlen, "KEK file %s: %s", file, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		kl_errf(err, errlen, "KEK file %s is not a regular file", file);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		kl_errf(err, errlen,
+			"KEK file %s is owned by uid %u: it must belong to root or to uid %u "
+			"(this process)",
+			file, (unsigned)st.st_uid, (unsigned)geteuid());
+		rc = -EPERM;
+		goto out;
+	}
+	if ((st.st_mode & 07777) != 0600) {
+		kl_errf(err, errlen,
+			"KEK file %s has mode %04o: it must be exactly 0600 (owner read/write, no "
+			"group or other access)",
+			file, (unsigned)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			kl_errf(err, errlen, "KEK file %s: read: %s", file, strerror(-rc));
+			goto out;
+		}
+		if (r == 0 || (n += (size_t)r) == sizeof(buf))
+			break;
+	}
+	if (n == KL_STORE_KEK_LEN) {
+		memcpy(kek, buf, KL_STORE_KEK_LEN);
+	} else if (n == 2 * KL_STORE_KEK_LEN ||
+		   (n == 2 * KL_STORE_KEK_LEN + 1 && buf[n - 1] == '\n')) {
+		for (unsigned i = 0; i < KL_STORE_KEK_LEN; i++) {
+			int hi = kl_hexval(buf[2 * i]), lo = kl_hexval(buf[2 * i + 1]);
+
+			if (hi < 0 || lo < 0) {
+				kl_errf(err, errlen,
+					"KEK file %s: %zu bytes but not 64 hex digits: it must hold 32 "
+					"raw bytes or 64 hex digits",
+					file, n);
+				rc = -EINVAL;
+				goto out;
+			}
+			kek[i] = (uint8_t)(hi << 4 | lo);
+		}
+	} else {
+		kl_errf(err, errlen,
+			"KEK file %s holds %s%zu bytes: it must hold 32 raw bytes or 64 hex digits",
+			file, n == sizeof(buf) ? "at least " : "", n);
+		rc = -EINVAL;
+		goto out;
+	}
+	{
+		uint8_t acc = 0;
+
+		for (unsigned i = 0; i < KL_STORE_KEK_LEN; i++)
+			acc |= kek[i];
+		if (!acc) {
+			kl_errf(err, errlen, "KEK file %s: the KEK is all zeros", file);
+			rc = -EINVAL;
+		}
+	}
+out:
+	kl_memzero(buf, sizeof(buf));
+	if (rc)
+		kl_memzero(kek, KL_STORE_KEK_LEN);
+	close(fd);
+	return rc;
+}
+
+/* ---- open / close ------------------------------------------------------------------------------ */
+
+static void st_free(struct kl_store *s)
+{
+	if (!s)
+		return;
+	if (s->txn)
+		mdb_txn_abort(s->txn);
+	if (s->env)
+		mdb_env_close(s->env);
+	st_ctx_release(s);
+	EVP_MD_free(s->sha256);
+	kek_free(s->kek, s->kek_secure);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->path);
+	kl_memzero(s, sizeof(*s));
+	free(s);
+}
+
+void kl_store_close(struct kl_store *s)
+{
+	st_free(s);
+}
+
+/* A new store: every database and the meta records in one transaction. */
+static int st_init(struct kl_store *s, char *err, size_t errlen)
+{
+	uint8_t rec[REC_MAX], v4[4], v8[8];
+	MDB_txn *txn;
+	MDB_val k, v;
+	long n;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: cannot start a transaction: %s", s->path,
+			mdb_strerror(rc));
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+	for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
+		rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
+	if (rc)
+		goto fail;
+	put_le32(v4, KL_STORE_SCHEMA);
+	k = (MDB_val){6, "schema"};
+	v = (MDB_val){4, v4};
+	rc = mdb_put(txn, s->meta, &k, &v, 0);
+	if (rc)
+		goto fail;
+	put_le64(v8, (uint64_t)time(NULL));
+	k = (MDB_val){7, "created"};
+	v = (MDB_val){8, v8};
+	rc = mdb_put(txn, s->meta, &k, &v, 0);
+	if (rc)
+		goto fail;
+	n = kwp_run(st_ctx(s, 1), 1, (const uint8_t *)kek_check_plain, sizeof(kek_check_plain) - 1,
+		    rec, sizeof(rec));
+	st_ctx_release(s);
+	if (n < 0) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s: cannot wrap the KEK check value", s->path);
+		return -EIO;
+	}
+	k = (MDB_val){9, "kek_check"};
+	v = (MDB_val){(size_t)n, rec};
+	rc = mdb_put(txn, s->meta, &k, &v, 0);
+	if (rc)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: cannot create: %s", s->path, mdb_strerror(rc));
+		return mdb_to_errno(rc);
+	}
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+	kl_errf(err, errlen, "store %s: cannot create: %s", s->path, mdb_strerror(rc));
+	return mdb_to_errno(rc);
+}
+
+/* An existing store: schema, databases, KEK. @return 0, 1 (an LMDB file with nothing in it: a
+ * creation that never committed) or -errno. */
+static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
+{
+	uint8_t pt[128];
+	MDB_txn *txn;
+	MDB_dbi main_dbi;
+	MDB_stat ms;
+	MDB_val k, v;
+	uint32_t schema;
+	long n;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: cannot read: %s", s->path, mdb_strerror(rc));
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+	if (rc == MDB_NOTFOUND && !mdb_dbi_open(txn, NULL, 0, &main_dbi) &&
+	    !mdb_stat(txn, main_dbi, &ms) && ms.ms_entries == 0) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is not a keyline store (no meta database: %s)",
+			s->path, mdb_strerror(rc));
+		return rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? -EBADMSG : mdb_to_errno(rc);
+	}
+	k = (MDB_val){6, "schema"};
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc || v.mv_size != 4) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is not a keyline store (no schema version record)",
+			s->path);
+		return rc && rc != MDB_NOTFOUND ? mdb_to_errno(rc) : -EBADMSG;
+	}
+	schema = get_le32(v.mv_data);
+	if (schema != KL_STORE_SCHEMA) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen,
+			"store %s has schema version %u; this keylined reads schema version %u: "
+			"incompatible store",
+			s->path, schema, KL_STORE_SCHEMA);
+		return -EPROTO;
+	}
+	for (unsigned i = 0; i < KL_TK__COUNT; i++) {
+		rc = mdb_dbi_open(txn, kind_names[i], 0, &s->dbi[i]);
+		if (rc) {
+			mdb_txn_abort(txn);
+			kl_errf(err, errlen, "store %s is damaged: database \"%s\" is missing (%s)",
+				s->path, kind_names[i], mdb_strerror(rc));
+			return -EBADMSG;
+		}
+	}
+	k = (MDB_val){9, "kek_check"};
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is damaged: no KEK check record", s->path);
+		return -EBADMSG;
+	}
+	n = kwp_run(st_ctx(s, 0), 0, v.mv_data, v.mv_size, pt, sizeof(pt));
+	st_ctx_release(s);
+	if (n == -EINVAL && v.mv_size >= 16 && v.mv_size % 8 == 0 && v.mv_size - 8 <= sizeof(pt))
+		n = -ENOMEM;
+	if (n == -ENOMEM) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s: cannot set up AES key wrap (OpenSSL)", s->path);
+		return -ENOMEM;
+	}
+	if (n < 0) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen,
+			"wrong KEK: the key in %s does not open store %s (its KEK check value "
+			"does not unwrap)",
+			kek_file, s->path);
+		return -EKEYREJECTED;
+	}
+	if ((size_t)n != sizeof(kek_check_plain) - 1 || memcmp(pt, kek_check_plain, (size_t)n)) {
+		kl_memzero(pt, sizeof(pt));
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is damaged: its KEK check value is not the expected one",
+			s->path);
+		return -EBADMSG;
+	}
+	kl_memzero(pt, sizeof(pt));
+	/* Committing the read transaction keeps the database handles for the environment. */
+	rc = mdb_txn_commit(txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
+		return mdb_to_errno(rc);
+	}
+	return 0;
+}
+
+struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_t errlen)
+{
+	char file[PATH_MAX];
+	struct kl_store *s;
+	struct stat st;
+	int rc, fresh = 0;
+
+	kl_errf(err, errlen, "%s", "");
+	if (!p || !p->path || !p->path[0] || !p->kek_file || !p->kek_file[0]) {
+		kl_errf(err, errlen, "store: path and kek_file must be set");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (strlen(p->path) > PATH_MAX - 32) {
+		kl_errf(err, errlen, "store: path too long");
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		kl_errf(err, errlen, "store: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->lock_fd = -1;
+	s->map_size = p->map_size ? p->map_size : KL_STORE_MAP_SIZE_DEFAULT;
+	s->path = strdup(p->path);
+	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	s->kek = kek_alloc(&s->kek_secure);
+	if (!s->path || !s->sha256 || !s->kek) {
+		ERR_clear_error();
+		kl_errf(err, errlen, "store: out of memory (or no SHA-256 in OpenSSL)");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = kek_read(p->kek_file, s->kek, err, errlen);
+	if (rc)
+		goto fail;
+	if (kl_kcv(s->kek, KL_STORE_KEK_LEN, s->kek_kcv))
+		memset(s->kek_kcv, 0, sizeof(s->kek_kcv));
+
+	if (stat(p->path, &st)) {
+		rc = -errno;
+		if (rc != -ENOENT) {
+			kl_errf(err, errlen, "store %s: %s", p->path, strerror(-rc));
+			goto fail;
+		}
+		if (!p->create_if_missing) {
+			kl_errf(err, errlen, "store %s does not exist (and create_if_missing is off)",
+				p->path);
+			goto fail;
+		}
+		if (mkdir(p->path, 0700)) {
+			rc = -errno;
+			kl_errf(err, errlen, "store %s: cannot create the directory: %s", p->path,
+				strerror(-rc));
+			goto fail;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		kl_errf(err, errlen, "store %s is not a directory", p->path);
+		rc = -ENOTDIR;
+		goto fail;
+	}
+
+	snprintf(file, sizeof(file), "%s/keyline.lock", p->path);
+	s->lock_fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		rc = -errno;
+		kl_errf(err, errlen, "store %s: cannot open %s: %s", p->path, file, strerror(-rc));
+		goto fail;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		kl_errf(err, errlen, "store %s is in use by another process (or already open)",
+			p->path);
+		goto fail;
+	}
+
+	snprintf(file, sizeof(file), "%s/data.mdb", p->path);
+	if (stat(file, &st)) {
+		rc = -errno;
+		if (rc != -ENOENT) {
+			kl_errf(err, errlen, "store %s: %s: %s", p->path, file, strerror(-rc));
+			goto fail;
+		}
+		if (!p->create_if_missing) {
+			kl_errf(err, errlen,
+				"store %s has no data file (data.mdb) and create_if_missing is off",
+				p->path);
+			goto fail;
+		}
+		fresh = 1;
+	} else if (!S_ISREG(st.st_mode)) {
+		kl_errf(err, errlen, "store %s: data.mdb is not a regular file", p->path);
+		rc = -EBADMSG;
+		goto fail;
+	} else if (st.st_size == 0) {
+		/* LMDB would silently start a new environment in an empty file. */
+		kl_errf(err, errlen, "store %s is damaged: data.mdb is empty (truncated)", p->path);
+		rc = -EBADMSG;
+		goto fail;
+	}
+
+	rc = mdb_env_create(&s->env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 2);
+	if (!rc)
+		rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: %s", p->path, mdb_strerror(rc));
+		rc = mdb_to_errno(rc);
+		goto fail;
+	}
+	/* Durable commits: no MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP. */
+	rc = mdb_env_open(s->env, p->path, MDB_NOTLS, 0600);
+	if (rc) {
+		if (rc == MDB_INVALID)
+			kl_errf(err, errlen,
+				"store %s is not a keyline store: data.mdb is not an LMDB file "
+				"(overwritten or damaged)",
+				p->path);
+		else if (rc == MDB_VERSION_MISMATCH)
+			kl_errf(err, errlen,
+				"store %s: data.mdb was written by an incompatible LMDB version",
+				p->path);
+		else
+			kl_errf(err, errlen, "store %s: cannot open: %s", p->path, mdb_strerror(rc));
+		rc = mdb_to_errno(rc);
+		goto fail;
+	}
+	if (!fresh) {
+		MDB_envinfo info;
+		MDB_stat ms;
+
+		/* Reading a page past the end of a truncated file would be SIGBUS. */
+		if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &ms) || stat(file, &st)) {
+			kl_errf(err, errlen, "store %s: cannot read its header", p->path);
+			rc = -EIO;
+			goto fail;
+		}
+		if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize) {
+			kl_errf(err, errlen,
+				"store %s is damaged: data.mdb is truncated (%" PRIu64
+				" bytes, its pages need %" PRIu64 ")",
+				p->path, (uint64_t)st.st_size,
+				((uint64_t)info.me_last_pgno + 1) * ms.ms_psize);
+			rc = -EBADMSG;
+			goto fail;
+		}
+		(void)mdb_reader_check(s->env, NULL); /* readers of a killed process */
+		rc = st_check(s, p->kek_file, err, errlen);
+		if (rc < 0)
+			goto fail;
+		fresh = rc == 1 && p->create_if_missing;
+		if (rc == 1 && !fresh) {
+			kl_errf(err, errlen,
+				"store %s is empty (a creation that never completed) and "
+				"create_if_missing is off",
+				p->path);
+			rc = -ENOENT;
+			goto fail;
+		}
+	}
+	if (fresh) {
+		rc = st_init(s, err, errlen);
+		if (rc)
+			goto fail;
+	}
+	s->msg[0] = '\0';
+	return s;
+fail:
+	st_free(s);
+	errno = rc < 0 ? -rc : ENOENT;
+	return NULL;
+}
+
+/* ---- writes ------------------------------------------------------------------------------------ */
+
+static int w_begin(struct kl_store *s, MDB_txn **txn)
+{
+	int rc;
+
+	s->msg[0] = '\0';
+	if (s->txn) {
+		if (s->txn_failed) {
+			snprintf(s->msg, sizeof(s->msg),
+				 "store %s: an earlier write of this batch failed", s->path);
+			return -ECANCELED;
+		}
+		*txn = s->txn;
+		return 0;
+	}
+	rc = mdb_txn_begin(s->env, NULL, 0, txn);
+	return rc ? st_fail(s, rc, "begin", KL_TK__COUNT) : 0;
+}
+
+/* End a write: commit it when it is not part of a batch. broken: the transaction is unusable. */
+static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
+{
+	int m;
+
+	if (s->txn) {
+		if (rc && broken)
+			s->txn_failed = 1;
+		return rc;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+	} else {
+		m = mdb_txn_commit(txn);
+		if (m)
+			rc = st_fail(s, m, "commit", KL_TK__COUNT);
+	}
+	st_ctx_release(s);
+	return rc;
+}
+
+/* Write one record into an open write transaction. @return 0, -errno; *broken set when LMDB
+ * failed (the transaction must be aborted). */
+static int put_in(struct kl_store *s, MDB_txn *txn, unsigned kind, const uint8_t *key,
+		  size_t klen, const uint8_t *meta, size_t mlen, const uint8_t *secret, size_t slen,
+		  int *broken)
+{
+	uint8_t rec[REC_MAX];
+	MDB_val k = {klen, (void *)key}, v;
+	long n;
+	int rc;
+
+	n = rec_build(s, kind, key, klen, meta, mlen, secret, slen, rec);
+	if (n < 0) {
+		snprintf(s->msg, sizeof(s->msg), "store %s: cannot wrap a %s record", s->path,
+			 kind_names[kind]);
+		return (int)n;
+	}
+	v = (MDB_val){(size_t)n, rec};
+	rc = mdb_put(txn, s->dbi[kind], &k, &v, 0);
+	if (rc) {
+		*broken = 1;
+		return st_fail(s, rc, "put", kind);
+	}
+	return 0;
+}
+
+static int put_rec(struct kl_store *s, unsigned kind, const uint8_t *key, size_t klen,
+		   const uint8_t *meta, size_t mlen, const uint8_t *secret, size_t slen)
+{
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = put_in(s, txn, kind, key, klen, meta, mlen, secret, slen, &broken);
+	return w_end(s, txn, rc, broken);
+}
+
+static int id_ok(const uint8_t *id, size_t len)
+{
+	return id && len >= 1 && len <= KL_TABLE_ID_MAX;
+}
+
+/* @return 1..15 for a string of decimal digits, 0 otherwise (as the table checks IMSIs). */
+static unsigned imsi_len(const char *imsi, size_t max)
+{
+	unsigned n = 0;
+
+	if (!imsi)
+		return 0;
+	while (n < max && n < KL_TABLE_IMSI_MAX && imsi[n]) {
+		if (imsi[n] < '0' || imsi[n] > '9')
+			return 0;
+		n++;
+	}
+	return n < KL_TABLE_IMSI_MAX ? n : 0;
+}
+
+int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
+{
+	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
+
+	if (!s || !id_ok(id, id_len) || !muk || muk_len < 1 || muk_len > PSK_MAX ||
+	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
+		return -EINVAL;
+	meta[0] = (uint8_t)ngroups;
+	for (unsigned i = 0; i < ngroups; i++) {
+		uint8_t *g = meta + 1 + i * GROUP_KEY_LEN;
+
+		memcpy(g, groups[i].domain, 3);
+		g[3] = (uint8_t)(groups[i].group >> 8);
+		g[4] = (uint8_t)groups[i].group;
+	}
+	return put_rec(s, KL_TK_UE, id, id_len, meta, 1 + ngroups * GROUP_KEY_LEN, muk, muk_len);
+}
+
+static void msk_meta(uint8_t *p, const struct kl_msk *m)
+{
+	put_le32(p, m->msk_id);
+	put_le64(p + 4, m->valid_from);
+	put_le64(p + 12, m->valid_to);
+}
+
+int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
+		       const struct kl_group *g)
+{
+	uint8_t key[GROUP_KEY_LEN], meta[1 + 2 * MSK_META_LEN], secret[32];
+	int rc;
+
+	if (!s || !ref || !g)
+		return -EINVAL;
+	memcpy(key, ref->domain, 3);
+	key[3] = (uint8_t)(ref->group >> 8);
+	key[4] = (uint8_t)ref->group;
+	meta[0] = g->has_next ? 1 : 0;
+	msk_meta(meta + 1, &g->current);
+	msk_meta(meta + 1 + MSK_META_LEN, &g->next);
+	memcpy(secret, g->current.key, 16);
+	memcpy(secret + 16, g->next.key, 16);
+	rc = put_rec(s, KL_TK_GROUP, key, sizeof(key), meta, sizeof(meta), secret, sizeof(secret));
+	kl_memzero(secret, sizeof(secret));
+	return rc;
+}
+
+int kl_store_put_emse(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
+		      unsigned psk_len)
+{
+	if (!s || !id_ok(id, id_len) || !psk || psk_len < 1 || psk_len > PSK_MAX)
+		return -EINVAL;
+	return put_rec(s, KL_TK_EMSE, id, id_len, NULL, 0, psk, psk_len);
+}
+
+int kl_store_put_appid(struct kl_store *s, const uint8_t *appid, uint16_t len, const char *imsi)
+{
+	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX);
+
+	if (!s || !id_ok(appid, len) || !il)
+		return -EINVAL;
+	return put_rec(s, KL_TK_APPID, appid, len, NULL, 0, (const uint8_t *)imsi, il);
+}
+
+struct e2m_ring {
+	unsigned n;
+	uint32_t id[KL_TABLE_E2M_RING_MAX];
+	uint64_t expires[KL_TABLE_E2M_RING_MAX];
+	uint8_t key[KL_TABLE_E2M_RING_MAX][32];
+};
+
+/* Decode an unwrapped e2m record. @return 0 or REC_CONTENT. */
+static int e2m_decode(const struct rec_view *rv, struct e2m_ring *r)
+{
+	if (rv->mlen < 1)
+		return REC_CONTENT;
+	r->n = rv->meta[0];
+	if (r->n < 1 || r->n > KL_TABLE_E2M_RING_MAX || rv->mlen != 1 + 12 * r->n ||
+	    rv->slen != 32 * r->n)
+		return REC_CONTENT;
+	for (unsigned i = 0; i < r->n; i++) {
+		r->id[i] = get_le32(rv->meta + 1 + 12 * i);
+		r->expires[i] = get_le64(rv->meta + 1 + 12 * i + 4);
+		memcpy(r->key[i], rv->secret + 32 * i, 32);
+	}
+	return 0;
+}
+
+int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32],
+		      uint32_t key_id, uint64_t expires, unsigned ring_size)
+{
+	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX);
+	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX];
+	struct rec_view rv;
+	struct e2m_ring r, nr;
+	MDB_txn *txn;
+	MDB_val k = {il, (void *)imsi}, v;
+	int rc, broken = 0, at = -1;
+
+	if (!s || !il || !key || ring_size < 1 || ring_size > KL_TABLE_E2M_RING_MAX)
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	rc = mdb_get(txn, s->dbi[KL_TK_E2M], &k, &v);
+	if (rc == 0) {
+		rc = rec_open(s, KL_TK_E2M, &k, &v, &rv);
+		if (!rc)
+			rc = e2m_decode(&rv, &r);
+		rv_wipe(&rv);
+		if (rc) {
+			snprintf(s->msg, sizeof(s->msg),
+				 "store %s: the stored e2m ring of this IMSI is corrupt (%s): delete "
+				 "it first",
+				 s->path, rec_fail_text(rc));
+			rc = rc == REC_NOCTX ? -ENOMEM : -EBADMSG;
+			goto out;
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		broken = 1;
+		rc = st_fail(s, rc, "read", KL_TK_E2M);
+		goto out;
+	}
+	rc = 0;
+	/* The same ring rules as kl_table_push_e2m. */
+	for (unsigned i = 0; i < r.n; i++)
+		if (r.id[i] == key_id)
+			at = (int)i;
+	if (at >= 0) {
+		nr = r;
+	} else {
+		unsigned keep = r.n < ring_size - 1u ? r.n : ring_size - 1u;
+
+		nr.n = keep + 1;
+		for (unsigned i = 0; i < keep; i++) {
+			nr.id[i + 1] = r.id[i];
+			nr.expires[i + 1] = r.expires[i];
+			memcpy(nr.key[i + 1], r.key[i], 32);
+		}
+		at = 0;
+	}
+	nr.id[at] = key_id;
+	nr.expires[at] = expires;
+	memcpy(nr.key[at], key, 32);
+	meta[0] = (uint8_t)nr.n;
+	for (unsigned i = 0; i < nr.n; i++) {
+		put_le32(meta + 1 + 12 * i, nr.id[i]);
+		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
+	}
+	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
+		    &nr.key[0][0], 32 * nr.n, &broken);
+out:
+	kl_memzero(&r, sizeof(r));
+	kl_memzero(&nr, sizeof(nr));
+	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len)
+{
+	MDB_txn *txn;
+	MDB_val k = {len, (void *)key};
+	int rc, broken = 0;
+
+	if (!s || (unsigned)kind >= KL_TK__COUNT || !id_ok(key, len) ||
+	    (kind == KL_TK_GROUP && len != GROUP_KEY_LEN))
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, s->dbi[kind], &k, NULL);
+	if (rc == MDB_NOTFOUND) {
+		rc = -ENOENT;
+	} else if (rc) {
+		broken = 1;
+		rc = st_fail(s, rc, "delete", kind);
+	}
+	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_txn_begin(struct kl_store *s)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	if (s->txn)
+		return -EBUSY;
+	s->msg[0] = '\0';
+	rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+	if (rc) {
+		s->txn = NULL;
+		return st_fail(s, rc, "begin", KL_TK__COUNT);
+	}
+	s->txn_failed = 0;
+	return 0;
+}
+
+int kl_store_txn_commit(struct kl_store *s)
+{
+	MDB_txn *txn;
+	int rc = 0;
+
+	if (!s || !s->txn)
+		return -EINVAL;
+	txn = s->txn;
+	s->txn = NULL;
+	if (s->txn_failed) {
+		mdb_txn_abort(txn);
+		rc = -ECANCELED;
+	} else {
+		int m = mdb_txn_commit(txn);
+
+		if (m)
+			rc = st_fail(s, m, "commit", KL_TK__COUNT);
+	}
+	s->txn_failed = 0;
+	st_ctx_release(s);
+	return rc;
+}
+
+void kl_store_txn_abort(struct kl_store *s)
+{
+	if (!s || !s->txn)
+		return;
+	mdb_txn_abort(s->txn);
+	s->txn = NULL;
+	s->txn_failed = 0;
+	st_ctx_release(s);
+}
+
+/* ---- load ------------------------------------------------------------------------------------- */
+
+struct ue_batch {
+	unsigned n;
+	struct kl_ue_put v[LOAD_BATCH];
+	uint64_t recno[LOAD_BATCH];
+	int rc[LOAD_BATCH];
+	struct kl_group_ref g[LOAD_BATCH][KL_TABLE_UE_GROUPS];
+	uint8_t muk[LOAD_BATCH][PSK_MAX];
+};
+
+struct load_ctx {
+	struct kl_store *s;
+	struct kl_table *t;
+	struct kl_store_load_stats *st;
+	char *err;
+	size_t errlen;
+	uint64_t total; /* records of the kind being loaded */
+	struct ue_batch *ub;
+};
+
+static int table_fail(struct load_ctx *lc, unsigned kind, uint64_t recno, int rc)
+{
+	if (rc == -ENOSPC)
+		kl_errf(lc->err, lc->errlen,
+			"store %s: the key table has no room for %s record #%" PRIu64 " of %" PRIu64
+			" (table holds %u %s entries): raise its capacity",
+			lc->s->path, kind_names[kind], recno, lc->total,
+			kl_table_count(lc->t, (enum kl_table_kind)kind), kind_names[kind]);
+	else
+		kl_errf(lc->err, lc->errlen,
+			"store %s: the key table refused %s record #%" PRIu64 " (%s)", lc->s->path,
+			kind_names[kind], recno, strerror(-rc));
+	return rc == -ENOSPC ? -ENOSPC : -EBADMSG;
+}
+
+static int ue_flush(struct load_ctx *lc)
+{
+	struct ue_batch *b = lc->ub;
+	int rc = 0;
+
+	if (!b->n)
+		return 0;
+	kl_table_put_ue_bulk(lc->t, b->v, b->n, b->rc);
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->rc[i] < 0) {
+			rc = table_fail(lc, KL_TK_UE, b->recno[i], b->rc[i]);
+			break;
+		}
+		lc->st->loaded[KL_TK_UE]++;
+	}
+	kl_memzero(b->muk, sizeof(b->muk));
+	b->n = 0;
+	return rc;
+}
+
+/* Write one authentic record into the table. @return 0, REC_CONTENT or -errno (table). */
+static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct rec_view *rv,
+		    uint64_t recno)
+{
+	char imsi[KL_TABLE_IMSI_MAX + 1];
+	int rc = 0;
+
+	switch (kind) {
+	case KL_TK_UE: {
+		struct ue_batch *b = lc->ub;
+		unsigned ng, i = b->n;
+
+		if (rv->mlen < 1)
+			return REC_CONTENT;
+		ng = rv->meta[0];
+		if (ng > KL_TABLE_UE_GROUPS || rv->mlen != 1 + ng * GROUP_KEY_LEN ||
+		    rv->slen < 1 || rv->slen > PSK_MAX)
+			return REC_CONTENT;
+		for (unsigned j = 0; j < ng; j++) {
+			const uint8_t *g = rv->meta + 1 + j * GROUP_KEY_LEN;
+
+			memcpy(b->g[i][j].domain, g, 3);
+			b->g[i][j].group = (uint16_t)(g[3] << 8 | g[4]);
+		}
+		memcpy(b->muk[i], rv->secret, rv->slen);
+		/* The id points into the read transaction's map: valid until the flush. */
+		b->v[i] = (struct kl_ue_put){.id = k->mv_data, .muk = b->muk[i], .groups = b->g[i],
+					     .id_len = (uint16_t)k->mv_size,
+					     .muk_len = (uint8_t)rv->slen, .ngroups = (uint8_t)ng};
+		b->recno[i] = recno;
+		if (++b->n == LOAD_BATCH)
+			return ue_flush(lc);
+		return 0;
+	}
+	case KL_TK_GROUP: {
+		struct kl_group_ref ref;
+		struct kl_group g;
+		const uint8_t *key = k->mv_data;
+
+		if (k->mv_size != GROUP_KEY_LEN || rv->mlen != 1 + 2 * MSK_META_LEN ||
+		    rv->slen != 32 || rv->meta[0] > 1)
+			return REC_CONTENT;
+		memcpy(ref.domain, key, 3);
+		ref.group = (uint16_t)(key[3] << 8 | key[4]);
+		memset(&g, 0, sizeof(g));
+		g.has_next = rv->meta[0];
+		g.current.msk_id = get_le32(rv->meta + 1);
+		g.current.valid_from = get_le64(rv->meta + 5);
+		g.current.valid_to = get_le64(rv->meta + 13);
+		g.next.msk_id = get_le32(rv->meta + 1 + MSK_META_LEN);
+		g.next.valid_from = get_le64(rv->meta + 5 + MSK_META_LEN);
+		g.next.valid_to = get_le64(rv->meta + 13 + MSK_META_LEN);
+		memcpy(g.current.key, rv->secret, 16);
+		memcpy(g.next.key, rv->secret + 16, 16);
+		rc = kl_table_put_group(lc->t, &ref, &g);
+		kl_memzero(&g, sizeof(g));
+		break;
+	}
+	case KL_TK_EMSE:
+		if (rv->mlen || rv->slen < 1 || rv->slen > PSK_MAX)
+			return REC_CONTENT;
+		rc = kl_table_put_emse(lc->t, k->mv_data, (uint16_t)k->mv_size, rv->secret,
+				       (unsigned)rv->slen);
+		break;
+	case KL_TK_E2M: {
+		struct e2m_ring r;
+
+		if (k->mv_size > KL_TABLE_IMSI_MAX - 1)
+			return REC_CONTENT;
+		memcpy(imsi, k->mv_data, k->mv_size);
+		imsi[k->mv_size] = '\0';
+		if (imsi_len(imsi, k->mv_size) != k->mv_size)
+			return REC_CONTENT;
+		rc = e2m_decode(rv, &r);
+		if (rc)
+			return rc;
+		/* Oldest first, so the table's ring ends newest first like the stored one. */
+		for (unsigned i = r.n; i-- > 0 && rc >= 0;)
+			rc = kl_table_push_e2m(lc->t, imsi, r.key[i], r.id[i], r.expires[i]);
+		kl_memzero(&r, sizeof(r));
+		break;
+	}
+	case KL_TK_APPID:
+		if (rv->mlen || rv->slen < 1 || rv->slen > KL_TABLE_IMSI_MAX - 1)
+			return REC_CONTENT;
+		memcpy(imsi, rv->secret, rv->slen);
+		imsi[rv->slen] = '\0';
+		if (imsi_len(imsi, rv->slen) != rv->slen)
+			return REC_CONTENT;
+		rc = kl_table_put_appid(lc->t, k->mv_data, (uint16_t)k->mv_size, imsi);
+		kl_memzero(imsi, sizeof(imsi));
+		break;
+	default:
+		return REC_CONTENT;
+	}
+	if (rc < 0)
+		return table_fail(lc, kind, recno, rc);
+	lc->st->loaded[kind]++;
+	return 0;
+}
+
+static int load_kind(struct load_ctx *lc, MDB_txn *txn, unsigned kind)
+{
+	struct kl_store *s = lc->s;
+	struct rec_view rv;
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v;
+	uint64_t recno = 0;
+	int rc, m;
+
+	if (mdb_stat(txn, s->dbi[kind], &ms) == 0)
+		lc->total = ms.ms_entries;
+	m = mdb_cursor_open(txn, s->dbi[kind], &cur);
+	if (m) {
+		kl_errf(lc->err, lc->errlen, "store %s: cannot read %s records: %s", s->path,
+			kind_names[kind], mdb_strerror(m));
+		return mdb_to_errno(m);
+	}
+	rc = 0;
+	for (m = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !m && !rc;
+	     m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		recno++;
+		rc = rec_open(s, kind, &k, &v, &rv);
+		if (!rc) {
+			rc = load_one(lc, kind, &k, &rv, recno);
+		} else if (rc == REC_NOCTX) {
+			rv_wipe(&rv);
+			kl_errf(lc->err, lc->errlen, "store %s: cannot set up AES key wrap (OpenSSL)",
+				s->path);
+			rc = -ENOMEM;
+			break;
+		}
+		rv_wipe(&rv);
+		if (rc > 0) {
+			kl_errf(lc->err, lc->errlen,
+				"store %s is corrupt: %s record #%" PRIu64 " of %" PRIu64 ": %s",
+				s->path, kind_names[kind], recno, lc->total, rec_fail_text(rc));
+			rc = -EBADMSG;
+		}
+	}
+	if (!rc && m != MDB_NOTFOUND) {
+		kl_errf(lc->err, lc->errlen, "store %s: reading %s records failed after #%" PRIu64
+			": %s", s->path, kind_names[kind], recno, mdb_strerror(m));
+		rc = mdb_to_errno(m);
+	}
+	if (!rc && kind == KL_TK_UE)
+		rc = ue_flush(lc);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int kl_store_load(struct kl_store *s, struct kl_table *t, struct kl_store_load_stats *st,
+		  char *err, size_t errlen)
+{
+	struct kl_store_load_stats local;
+	struct load_ctx lc;
+	MDB_txn *txn;
+	double t0 = mono_s();
+	int rc;
+
+	kl_errf(err, errlen, "%s", "");
+	if (!s || !t)
+		return -EINVAL;
+	if (s->txn) {
+		kl_errf(err, errlen, "store %s: a batch is open", s->path);
+		return -EBUSY;
+	}
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	lc = (struct load_ctx){.s = s, .t = t, .st = st, .err = err, .errlen = errlen};
+	lc.ub = calloc(1, sizeof(*lc.ub));
+	if (!lc.ub) {
+		kl_errf(err, errlen, "store %s: out of memory", s->path);
+		return -ENOMEM;
+	}
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: cannot read: %s", s->path, mdb_strerror(rc));
+		free(lc.ub);
+		return mdb_to_errno(rc);
+	}
+	/* Groups first: UEs name them (the table does not require it, operators reading a
+	 * half-loaded table in a failure report would). */
+	static const unsigned order[KL_TK__COUNT] = {KL_TK_GROUP, KL_TK_EMSE, KL_TK_UE, KL_TK_E2M,
+						     KL_TK_APPID};
+	rc = 0;
+	for (unsigned i = 0; i < KL_TK__COUNT && !rc; i++)
+		rc = load_kind(&lc, txn, order[i]);
+	mdb_txn_abort(txn);
+	st_ctx_release(s);
+	kl_memzero(lc.ub, sizeof(*lc.ub));
+	free(lc.ub);
+	st->seconds = mono_s() - t0;
+	return rc;
+}
+
+/* ---- stats ------------------------------------------------------------------------------------ */
+
+int kl_store_stats(struct kl_store *s, struct kl_store_stats *out)
+{
+	char file[PATH_MAX];
+	MDB_envinfo info;
+	MDB_txn *txn;
+	MDB_stat ms;
+	MDB_val k, v;
+	struct stat fst;
+	int rc;
+
+	if (!s || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	for (unsigned i = 0; i < KL_TK__COUNT; i++) {
+		if (mdb_stat(txn, s->dbi[i], &ms))
+			continue;
+		out->entries[i] = ms.ms_entries;
+		if (i == KL_TK_UE)
+			out->ue_bytes = (uint64_t)(ms.ms_branch_pages + ms.ms_leaf_pages +
+						   ms.ms_overflow_pages) * ms.ms_psize;
+	}
+	k = (MDB_val){7, "created"};
+	if (!mdb_get(txn, s->meta, &k, &v) && v.mv_size == 8)
+		out->created = get_le64(v.mv_data);
+	k = (MDB_val){6, "schema"};
+	if (!mdb_get(txn, s->meta, &k, &v) && v.mv_size == 4)
+		out->schema = get_le32(v.mv_data);
+	mdb_txn_abort(txn);
+	if (!mdb_env_info(s->env, &info) && !mdb_env_stat(s->env, &ms)) {
+		out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+		out->map_size = info.me_mapsize;
+	}
+	snprintf(file, sizeof(file), "%s/data.mdb", s->path);
+	if (!stat(file, &fst))
+		out->file_bytes = (uint64_t)fst.st_size;
+	out->bytes_per_ue = out->entries[KL_TK_UE] ?
+				    (double)out->ue_bytes / (double)out->entries[KL_TK_UE] : 0;
+	memcpy(out->kek_kcv, s->kek_kcv, KL_KCV_LEN);
+	out->kek_secure_heap = (uint8_t)s->kek_secure;
+	return 0;
+}

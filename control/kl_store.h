@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline durable key store: the key table's entries in LMDB, each one's key material wrapped
+ * with AES-256 key wrap with padding (RFC 5649, OpenSSL) under a KEK read from a 0600 file.
+ *
+ * keylined opens the store and loads it into the key table before it answers any request; a
+ * key push is written here first and acknowledged only after mdb_txn_commit returned (LMDB is
+ * opened without MDB_NOSYNC/MDB_NOMETASYNC, so a commit is on disk when it returns). Then the
+ * caller writes the same entry into the table. Every call belongs to the control thread.
+ *
+ * Layout: `path` is a directory (created 0700 when create_if_missing) holding LMDB's data.mdb
+ * and lock.mdb (0600) and keyline.lock, an flock that keeps a second process (or a second open
+ * in this one) out. Named databases: "ue", "group", "emse", "e2m", "appid" keyed exactly as the
+ * table is (identity bytes; group: domain(3) || group(2, big-endian); e2m: the IMSI's digits),
+ * and "meta": "schema" (u32, KL_STORE_SCHEMA), "kek_check" (a fixed plaintext wrapped under the
+ * KEK: RFC 5649's integrity check fails under any other KEK, so a wrong KEK is told apart from
+ * a damaged record) and "created" (u64 Unix seconds).
+ *
+ * Record (value) format 1, integers little-endian:
+ *   u8 format (1) | u8 kind (enum kl_table_kind) | u16 meta_len | u16 wrap_len |
+ *   meta[meta_len] (non-secret) | wrapped[wrap_len] = AES-256-KWP(KEK, secret || bind)
+ *   bind = SHA-256("keyline-store-v1" || u8 kind || u16 key_len || key || the record's first
+ *          6 + meta_len bytes), first 16 bytes.
+ * The binding sits inside the wrap (RFC 5649 has no associated data): a value moved to another
+ * key, or a record whose metadata (groups, validity, key ids, expiry) was changed, unwraps but
+ * fails the binding check. One KEK schedule serves every record (no per-record KEK derivation),
+ * so a load costs one unwrap per record.
+ *   ue:    meta u8 ngroups, ngroups x (domain[3], group u16 big-endian); secret = MUK (1..64)
+ *   group: meta u8 has_next, current and next (u32 msk_id, u64 valid_from, u64 valid_to each);
+ *          secret = current key (16) || next key (16) (next is kept as given even when unused)
+ *   emse:  no meta; secret = PSK (1..64)
+ *   e2m:   meta u8 n (1..8), n x (u32 key_id, u64 expires), newest first; secret = n x 32 bytes
+ *   appid: no meta; secret = the IMSI's digits (1..15; not key material, but personal data)
+ *
+ * What is detected: a missing/unsafe/malformed KEK file, a wrong KEK, another schema version, a
+ * file that is not LMDB, a truncated or empty data file, a record that was altered, damaged or
+ * moved. LMDB has no page checksums: damage inside its B-tree page structure (not inside our
+ * records) is not detected by the store.
+ *
+ * Keys are never logged: messages name the kind and a record number, never key bytes. The KEK
+ * sits in OpenSSL's secure heap (initialised here when nobody did) or else in a locked page; the
+ * AES schedule of the KEK lives in an OpenSSL context only for one operation, one load or one
+ * batch, and is wiped when that context is freed.
+ */
+#ifndef KL_STORE_H
+#define KL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kl_table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KL_STORE_SCHEMA 1u		/* meta "schema": bumped by any incompatible change */
+#define KL_STORE_KEK_LEN 32		/* AES-256 KEK */
+#define KL_STORE_MAP_SIZE_DEFAULT (32ull << 30) /* virtual only: the file grows as used */
+
+struct kl_store_params {
+	const char *path;     /* directory of the LMDB environment */
+	const char *kek_file; /* 32 raw bytes, or 64 hex digits (one trailing newline allowed) */
+	uint64_t map_size;    /* bytes the store may grow to; 0 = KL_STORE_MAP_SIZE_DEFAULT */
+	int create_if_missing; /* create the directory and an empty store when there is none */
+};
+
+struct kl_store;
+
+/**
+ * Open (or create) a store. Checks the KEK file first: a regular file owned by root or by this
+ * process's user, mode exactly 0600, 32 raw bytes or 64 hex digits; then the data file (LMDB,
+ * not truncated), the schema version and the KEK (kek_check). Each failure has its own message
+ * in err (never key bytes).
+ * @return the store, or NULL with errno set: ENOENT (no KEK file / no store), EPERM (KEK file
+ *         mode or owner), EINVAL (KEK file not a regular file or not 32 bytes / 64 hex digits,
+ *         bad params), ENOTDIR (path is not a directory), EPROTO (incompatible schema), EBADMSG
+ *         (not a keyline store, truncated, empty, damaged), EKEYREJECTED (wrong KEK), EBUSY (in
+ *         use by another process or already open), EIO and others from the system.
+ * The secure heap is process-wide: kl_store_open initialises a 64 KiB one when nobody did.
+ */
+struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_t errlen);
+/** Close; aborts an open batch. The KEK is wiped. NULL is accepted. */
+void kl_store_close(struct kl_store *s);
+/** Message of the last failed put/del/commit (empty when none). */
+const char *kl_store_last_error(const struct kl_store *s);
+
+/*
+ * Writes. Outside a batch each call is one transaction: 0 means it is committed (durable).
+ * Inside a batch (kl_store_txn_begin) 0 means staged; nothing is durable before
+ * kl_store_txn_commit returns 0. Arguments are checked exactly as the key table checks them,
+ * so every stored entry loads. Errors: -EINVAL (bad argument), -ENOSPC (map_size reached),
+ * -EBADMSG (push_e2m: the stored ring does not unwrap), -EIO/-errno (LMDB, fsync), -ECANCELED
+ * (a batch whose earlier write failed: only abort is left).
+ */
+int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
+int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
+		       const struct kl_group *g);
+int kl_store_put_emse(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
+		      unsigned psk_len);
+/** Push one e2m_int_key like kl_table_push_e2m: newest first, a known key id is replaced in
+ * place, at most ring_size (1..KL_TABLE_E2M_RING_MAX) kept. */
+int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32],
+		      uint32_t key_id, uint64_t expires, unsigned ring_size);
+int kl_store_put_appid(struct kl_store *s, const uint8_t *appid, uint16_t len, const char *imsi);
+/** Delete an entry (key as for kl_table_del). @return 0, -ENOENT, -EINVAL or -errno. */
+int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
+
+/** Start a batch: the following writes share one transaction (one fsync). @return 0, -EBUSY
+ * (a batch is already open) or -errno. */
+int kl_store_txn_begin(struct kl_store *s);
+/** Commit the batch. @return 0 when durable, -ECANCELED (a write in it failed: it was rolled
+ * back), -ENOSPC, -EIO/-errno. The batch is closed in every case. */
+int kl_store_txn_commit(struct kl_store *s);
+/** Drop the batch. */
+void kl_store_txn_abort(struct kl_store *s);
+
+struct kl_store_load_stats {
+	uint64_t loaded[KL_TK__COUNT]; /* entries written into the table, per kind */
+	double seconds;
+};
+
+/**
+ * Unwrap every record and write it into the key table (the table's writer thread). Stops at the
+ * first bad record: err names the kind and the record's number in that kind (1-based, key
+ * order). @return 0, -EBADMSG (corrupt record), -ENOSPC (the table is too small), -EBUSY (a
+ * batch is open) or -errno.
+ */
+int kl_store_load(struct kl_store *s, struct kl_table *t, struct kl_store_load_stats *st,
+		  char *err, size_t errlen);
+
+struct kl_store_stats {
+	uint64_t entries[KL_TK__COUNT];
+	uint64_t file_bytes;     /* size of data.mdb */
+	uint64_t used_bytes;     /* pages in use (last page + 1) x page size */
+	uint64_t ue_bytes;       /* pages of the "ue" database x page size */
+	double bytes_per_ue;     /* ue_bytes / entries (0 when none) */
+	uint64_t map_size;
+	uint64_t created;        /* Unix seconds */
+	uint32_t schema;
+	uint8_t kek_kcv[KL_KCV_LEN]; /* KCV of the KEK, for operators */
+	uint8_t kek_secure_heap;     /* 1: OpenSSL secure heap, 0: locked page */
+};
+
+/** Fill the statistics. @return 0 or -errno. */
+int kl_store_stats(struct kl_store *s, struct kl_store_stats *out);
+
+/** Name of a kind as used in messages and database names: "ue", "group", "emse", "e2m",
+ * "appid" ("?" when out of range). */
+const char *kl_store_kind_name(enum kl_table_kind kind);
+
+/**
+ * AES key wrap with padding (RFC 5649) through OpenSSL, the function the store wraps with
+ * (exported for the RFC's test vectors and for tools). kek: 16, 24 or 32 bytes; enc 1 wraps, 0
+ * unwraps. out needs inlen + 15 bytes to wrap, inlen to unwrap.
+ * @return the output length, -EINVAL (bad length or cap), -EBADMSG (integrity check failed).
+ */
+long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in, size_t inlen,
+		  uint8_t *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
