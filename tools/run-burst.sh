@@ -127,8 +127,8 @@ burst dpdk "$out/burst.jsonl" --mode burst --window "$window" --presign --timeou
 	--retries 4 --interval-ms 100
 brc=$?
 [ $brc -eq 0 ] || { echo "run-burst: keyline-burst reported failures (exit $brc)" >&2; status=1; }
-grep -v '^keylined: ready' "$work/srv$run.out" >"$out/keylined-counters.txt"
 stop_server || status=1
+grep -v '^keylined: ready' "$work/srv$run.out" >"$out/keylined-counters.txt"
 
 compare_args=()
 if [ $compare -eq 1 ]; then
