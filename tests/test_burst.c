@@ -681,6 +681,377 @@ static void test_bad_config(void **state)
 	assert_null(kl_burst_create(&c, &pop, err, sizeof(err)));
 }
 
+/* ---- presigned first tries and verification after the run ------------------------------------ */
+
+static struct kl_burst *make_opt(enum kl_burst_kind kind, uint32_t ues, int presign, int after,
+				 uint32_t skew_s)
+{
+	struct kl_burst_config c;
+	char err[256];
+	struct kl_burst *b;
+
+	kl_burst_config_defaults(&c);
+	c.kind = kind;
+	c.mode = KL_BURST_MODE_MAX;
+	c.ues = ues;
+	c.prf = KL_BURST_MIX_BOTH;
+	c.e2m_target = KL_BURST_MIX_BOTH;
+	c.e2m_key = KL_BURST_MIX_BOTH;
+	c.timeout_ms = 100;
+	c.retries = 2;
+	c.interval_ms = 0;
+	c.skew_s = skew_s;
+	c.presign = presign;
+	c.verify_after = after;
+	b = kl_burst_create(&c, &pop, err, sizeof(err));
+	if (!b)
+		fprintf(stderr, "kl_burst_create: %s\n", err);
+	assert_non_null(b);
+	return b;
+}
+
+static json_int_t summary_int(json_t *s, const char *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj ? json_object_get(s, obj) : s, key));
+}
+
+/* Presigned first tries go out as signed before t0 and verify, MBMS and E2M alike. */
+static void test_presign_all_verified(void **state)
+{
+	(void)state;
+	for (int kind = 0; kind < 2; kind++) {
+		uint32_t n = kind ? 60 : 300;
+		struct kl_burst *b = make_opt((enum kl_burst_kind)kind, n, 1, 0, 60);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+		json_t *s;
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(t->c[KL_BC_VERIFIED], n);
+		assert_int_equal(t->c[KL_BC_SENT], n);
+		assert_int_equal(t->c[KL_BC_RETRANSMISSIONS], 0);
+		assert_int_equal(t->c[KL_BC_UNKNOWN], 0);
+		assert_int_equal(kl_burst_exit_code(b), 0);
+		s = kl_burst_summary(b, 1000 * MS);
+		assert_non_null(s);
+		assert_string_equal(json_string_value(json_object_get(s, "verify")), "inline");
+		assert_true(json_is_real(json_object_get(s, "prepare_s")));
+		assert_true(json_is_null(json_object_get(s, "verify_after_s")));
+		assert_int_equal(summary_int(s, "presign", "signed"), n);
+		assert_int_equal(summary_int(s, "presign", "used"), n);
+		assert_int_equal(summary_int(s, "presign", "stale"), 0);
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
+}
+
+/* Presigned first tries are held back until every UE retransmitted (signed on demand): the late
+ * answers to the presigned tries still verify; a RAND that was never sent is unknown. */
+static void test_presign_retransmit(void **state)
+{
+	static struct held hold1[64], hold2[64];
+	unsigned n1 = 0, n2 = 0;
+	struct kl_burst *b = make_opt(KL_BURST_KIND_MBMS, 50, 1, 0, 60);
+	const struct kl_burst_totals *t = kl_burst_totals(b);
+	struct kl_mikey_resp r;
+	uint8_t junk[1600];
+	uint64_t now = 0;
+
+	(void)state;
+	kl_burst_start(b, now);
+	kl_burst_tick(b, now, NULL);
+	assert_int_equal(round_trip(b, now, HOLD, hold1, &n1, 64), 50);
+	now += 101 * MS;
+	kl_burst_tick(b, now, NULL);
+	assert_int_equal(t->c[KL_BC_TIMEOUTS], 50);
+	assert_int_equal(round_trip(b, now, HOLD, hold2, &n2, 64), 50);
+	assert_int_equal(t->c[KL_BC_RETRANSMISSIONS], 50);
+	/* the presigned tries' CSB IDs lie above the slots', the retransmissions' below */
+	assert_int_equal(kl_mikey_parse_resp(hold1[0].buf, hold1[0].len, &r), KL_DROP_NONE);
+	assert_true(r.csb_id >= 50 * 3);
+	assert_int_equal(kl_mikey_parse_resp(hold2[0].buf, hold2[0].len, &r), KL_DROP_NONE);
+	assert_true(r.csb_id < 50 * 3);
+	/* a presigned try's CSB ID with a RAND that was never sent, and one past the population */
+	assert_int_equal(kl_mikey_parse_resp(hold1[3].buf, hold1[3].len, &r), KL_DROP_NONE);
+	memcpy(junk, hold1[3].buf, hold1[3].len);
+	junk[r.rand - hold1[3].buf] ^= 1;
+	kl_burst_answer(b, junk, hold1[3].len, now);
+	assert_int_equal(t->c[KL_BC_UNKNOWN], 1);
+	for (unsigned i = 0; i < n1; i++)
+		kl_burst_answer(b, hold1[i].buf, hold1[i].len, now + MS);
+	assert_int_equal(t->c[KL_BC_VERIFIED], 50);
+	for (unsigned i = 0; i < n2; i++)
+		kl_burst_answer(b, hold2[i].buf, hold2[i].len, now + 2 * MS);
+	kl_burst_answer(b, hold1[7].buf, hold1[7].len, now + 2 * MS);
+	assert_int_equal(t->c[KL_BC_DUPLICATE], 51);
+	assert_int_equal(t->c[KL_BC_FAILED], 0);
+	assert_int_equal(kl_burst_tick(b, now + 3 * MS, NULL), 0);
+	assert_int_equal(kl_burst_exit_code(b), 0);
+	kl_burst_destroy(b);
+}
+
+/* A presigned try older than half the skew is signed anew when its UE starts. */
+static void test_presign_stale(void **state)
+{
+	struct kl_burst *b = make_opt(KL_BURST_KIND_MBMS, 30, 1, 0, 1);
+	json_t *s;
+
+	(void)state;
+	usleep(600000);
+	kl_burst_start(b, 0);
+	run_all(b, 0);
+	assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 30);
+	s = kl_burst_summary(b, 1);
+	assert_int_equal(summary_int(s, "presign", "used"), 0);
+	assert_int_equal(summary_int(s, "presign", "stale"), 30);
+	json_decref(s);
+	kl_burst_destroy(b);
+}
+
+/* With verify_after the loop only matches; the verdicts come after the run and are the inline
+ * ones: a wrong MSK (group 2) and error answers still fail their UEs. */
+static void test_verify_after(void **state)
+{
+	struct kl_group_ref ref;
+	struct kl_group g, bad;
+
+	(void)state;
+	assert_int_equal(kl_pop_group(&pop, 2, &ref, &g), 0);
+	bad = g;
+	bad.current.key[9] ^= 0x04;
+	assert_true(kl_table_put_group(tab, &ref, &bad) >= 0);
+	for (int presign = 0; presign < 2; presign++) {
+		struct kl_burst *b = make_opt(KL_BURST_KIND_MBMS, 40, presign, 1, 60);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+		json_t *s, *list;
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		/* the run ended with every UE matched, none judged yet */
+		assert_int_equal(t->c[KL_BC_MATCHED], 40);
+		assert_int_equal(t->done, 40);
+		assert_int_equal(t->c[KL_BC_VERIFIED], 0);
+		assert_int_equal(t->c[KL_BC_ANSWERED], 0);
+		assert_int_equal(kl_burst_exit_code(b), 1);
+		assert_int_equal(kl_burst_verify_stored(b), 40);
+		assert_int_equal(kl_burst_verify_stored(b), 0); /* once */
+		assert_int_equal(t->c[KL_BC_ANSWERED], 40);
+		assert_int_equal(t->c[KL_BC_VERIFIED], 30);
+		assert_int_equal(t->fail[KL_BF_WRONG_KEY], 10);
+		assert_int_equal(kl_burst_latency(b)->count, 30);
+		assert_int_equal(kl_burst_exit_code(b), 1);
+		s = kl_burst_summary(b, 1000 * MS);
+		assert_string_equal(json_string_value(json_object_get(s, "verify")), "after");
+		assert_true(json_is_real(json_object_get(s, "verify_after_s")));
+		assert_int_equal(summary_int(s, NULL, "ok"), 30);
+		list = json_object_get(json_object_get(s, "failures"), "list");
+		assert_int_equal(json_array_size(list), 10);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "reason")),
+				    "wrong_key");
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "ue")) % 4, 1);
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
+	/* no such group: verified error answers */
+	assert_int_equal(kl_table_del(tab, KL_TK_GROUP, (const uint8_t[]){ 0x00, 0xF1, 0x10, 0, 2 }, 5),
+			 0);
+	{
+		struct kl_burst *b = make_opt(KL_BURST_KIND_MBMS, 40, 1, 1, 60);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		kl_burst_verify_stored(b);
+		assert_int_equal(t->c[KL_BC_ERROR_ANSWERS], 10);
+		assert_int_equal(t->err[KL_ERR_UNSPECIFIED], 10);
+		assert_int_equal(t->fail[KL_BF_ERROR_ANSWER], 10);
+		assert_int_equal(t->c[KL_BC_VERIFIED], 30);
+		kl_burst_destroy(b);
+	}
+	assert_true(kl_table_put_group(tab, &ref, &g) >= 0);
+	kl_memzero(&g, sizeof(g));
+	kl_memzero(&bad, sizeof(bad));
+	/* everything right: every UE verified, E2M too */
+	for (int kind = 0; kind < 2; kind++) {
+		struct kl_burst *b = make_opt((enum kl_burst_kind)kind, 64, 1, 1, 60);
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(kl_burst_verify_stored(b), 64);
+		assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 64);
+		assert_int_equal(kl_burst_latency(b)->count, 64);
+		assert_int_equal(kl_burst_exit_code(b), 0);
+		kl_burst_destroy(b);
+	}
+}
+
+/* verify_after: an answer that matches its try but fails the MAC check fails the UE afterwards
+ * (inline it would leave the try open); a second answer to a matched UE is a duplicate. */
+static void test_verify_after_bad_mac(void **state)
+{
+	static struct held hold[64];
+	unsigned n = 0;
+	struct kl_burst *b = make_opt(KL_BURST_KIND_MBMS, 8, 0, 1, 60);
+	const struct kl_burst_totals *t = kl_burst_totals(b);
+
+	(void)state;
+	kl_burst_start(b, 0);
+	kl_burst_tick(b, 0, NULL);
+	assert_int_equal(round_trip(b, 0, HOLD, hold, &n, 64), 8);
+	hold[1].buf[hold[1].len - 3] ^= 0x10;
+	for (unsigned i = 0; i < n; i++)
+		kl_burst_answer(b, hold[i].buf, hold[i].len, MS);
+	kl_burst_answer(b, hold[2].buf, hold[2].len, MS);
+	assert_int_equal(t->c[KL_BC_MATCHED], 8);
+	assert_int_equal(t->c[KL_BC_DUPLICATE], 1);
+	assert_int_equal(kl_burst_tick(b, 2 * MS, NULL), 0);
+	assert_int_equal(kl_burst_verify_stored(b), 8);
+	assert_int_equal(t->c[KL_BC_BAD_MAC], 1);
+	assert_int_equal(t->fail[KL_BF_BAD_MAC], 1);
+	assert_int_equal(t->c[KL_BC_VERIFIED], 7);
+	assert_int_equal(kl_burst_exit_code(b), 1);
+	kl_burst_destroy(b);
+}
+
+/* A burst of answers (duplicates and garbage among them) counts like one answer at a time. */
+static void test_answers_batch(void **state)
+{
+	static struct held hold[64];
+	const uint8_t *p[80];
+	uint16_t len[80];
+	unsigned n = 0, k = 0;
+	struct kl_burst *b = make(KL_BURST_KIND_MBMS, 64, KL_BURST_MIX_BOTH);
+	const struct kl_burst_totals *t = kl_burst_totals(b);
+	static const uint8_t junk[40] = { 1, 2, 3 };
+
+	(void)state;
+	kl_burst_start(b, 0);
+	kl_burst_tick(b, 0, NULL);
+	assert_int_equal(round_trip(b, 0, HOLD, hold, &n, 64), 64);
+	for (unsigned i = 0; i < n; i++) {
+		p[k] = hold[i].buf;
+		len[k++] = hold[i].len;
+		if (i % 8 == 0) { /* the same answer again, in the same crypto batch */
+			p[k] = hold[i].buf;
+			len[k++] = hold[i].len;
+		}
+	}
+	p[k] = junk;
+	len[k++] = sizeof(junk);
+	kl_burst_answers(b, p, len, k, MS);
+	assert_int_equal(t->c[KL_BC_VERIFIED], 64);
+	assert_int_equal(t->c[KL_BC_ANSWERED], 64);
+	assert_int_equal(t->c[KL_BC_DUPLICATE], 8);
+	assert_int_equal(t->c[KL_BC_MALFORMED], 1);
+	assert_int_equal(kl_burst_latency(b)->count, 64);
+	kl_burst_destroy(b);
+}
+
+/* kl_client_verify_burst gives every answer kl_client_verify's result: good answers, error
+ * messages, bad MACs, truncations, a foreign try's keys, mismatched CSB IDs, a server T out of
+ * skew, a NULL answer; more than one crypto batch. */
+static void test_client_verify_burst(void **state)
+{
+	enum { NREQ = 24, NCHK = 5 * NREQ };
+	static struct kl_client_req req[NREQ], alt[NREQ];
+	static uint8_t rq[NREQ][KL_BURST_DGRAM_MAX], rnd[NREQ][16], ans[NREQ][1600];
+	static struct kl_client_check chk[NCHK];
+	static struct kl_client_result res[NCHK], ref;
+	struct kl_crypto *c = kl_crypto_create(KL_CRYPTO_IPSECMB);
+	struct kl_pkt pk[NREQ];
+	uint64_t now = kl_ntp_now();
+	unsigned k = 0, ok = 0, errs = 0;
+
+	(void)state;
+	assert_non_null(c);
+	for (unsigned i = 0; i < NREQ; i++) {
+		struct kl_pop_ue ue;
+
+		assert_int_equal(kl_pop_ue(&pop, 100 + i, &ue), 0);
+		memset(rnd[i], (int)(0x30 + i), 16);
+		req[i].spec = (struct kl_mikey_req_spec){ .rand = rnd[i], .id = (const uint8_t *)ue.impi,
+							  .id_len = ue.impi_len, .ts = now, .csb_id = 9000 + i,
+							  .group = i % 6 == 5 ? 99 : ue.groups[0].group,
+							  .prf = (uint8_t)(i & 1), .kind = KL_KIND_MBMS };
+		memcpy(req[i].spec.domain, kl_pop_domain, 3);
+		req[i].psk = ue.muk;
+		req[i].psk_len = 32;
+		req[i].buf = rq[i];
+		req[i].cap = sizeof(rq[i]);
+		assert_int_equal(kl_client_sign(c, &req[i], 1), 1);
+		req[i].spec.id = NULL; /* the identity was a stack copy; verification needs none */
+		req[i].psk = NULL;
+		kl_memzero(&ue, sizeof(ue));
+		pk[i] = (struct kl_pkt){ .in = rq[i], .out = ans[i], .in_len = req[i].len,
+					 .out_cap = sizeof(ans[i]) };
+	}
+	kl_engine_serve(wk, kl_ntp_now(), pk, NREQ);
+	kl_table_quiescent(tab, 0);
+	for (unsigned i = 0; i < NREQ; i++) {
+		uint16_t n = pk[i].out_len;
+
+		assert_true(n > 0);
+		alt[i] = req[i];
+		alt[i].spec.csb_id ^= 1;
+		/* as answered; truncated; with a flipped MAC bit (in a copy: ans[i] stays intact for
+		 * the others); under another try's keys; with a CSB ID the try did not have */
+		chk[k++] = (struct kl_client_check){ .req = &req[i], .ans = ans[i], .len = n, .now = now };
+		chk[k++] = (struct kl_client_check){ .req = &req[i], .ans = ans[i],
+						     .len = (uint16_t)(n - 1 - i % 7), .now = now };
+		chk[k++] = (struct kl_client_check){ .req = &req[(i + 1) % NREQ], .ans = ans[i], .len = n,
+						     .now = now };
+		chk[k++] = (struct kl_client_check){ .req = &alt[i], .ans = ans[i], .len = n, .now = now };
+		chk[k++] = (struct kl_client_check){ .req = &req[i], .ans = i == 3 ? NULL : ans[i], .len = n,
+						     .now = now + ((uint64_t)(i % 2 ? 61 : 59) << 32) };
+	}
+	for (unsigned i = 0; i < NCHK; i++)
+		chk[i].res = &res[i];
+	assert_int_equal(kl_client_verify_burst(c, chk, NCHK, 60), NCHK);
+	assert_int_equal(kl_client_verify_burst(NULL, chk, 1, 60), -EINVAL);
+	for (unsigned i = 0; i < NCHK; i++) {
+		int rc = chk[i].ans ? kl_client_verify(c, chk[i].req, chk[i].ans, chk[i].len, chk[i].now,
+						       60, &ref)
+				    : -EINVAL;
+
+		assert_int_equal(chk[i].rc, rc);
+		if (rc)
+			continue;
+		assert_int_equal(res[i].is_error, ref.is_error);
+		assert_int_equal(res[i].err_no, ref.err_no);
+		assert_int_equal(res[i].detail, ref.detail);
+		assert_int_equal(res[i].server_ts, ref.server_ts);
+		assert_int_equal(res[i].nkeys, ref.nkeys);
+		for (unsigned q = 0; q < ref.nkeys; q++) {
+			assert_int_equal(res[i].keys[q].key_id, ref.keys[q].key_id);
+			assert_int_equal(res[i].keys[q].key_len, ref.keys[q].key_len);
+			assert_int_equal(res[i].keys[q].valid_from, ref.keys[q].valid_from);
+			assert_int_equal(res[i].keys[q].valid_to, ref.keys[q].valid_to);
+			assert_memory_equal(res[i].keys[q].key, ref.keys[q].key, ref.keys[q].key_len);
+		}
+		if (ref.is_error)
+			errs++;
+		else
+			ok++;
+	}
+	/* the cases above really cover good answers, error messages and each failure */
+	assert_true(ok >= NREQ / 2);
+	assert_true(errs >= 4);
+	{
+		unsigned seen[5] = { 0 };
+
+		for (unsigned i = 0; i < NCHK; i++) {
+			int rc = chk[i].rc;
+
+			seen[rc == 0 ? 0 : rc == -EBADMSG ? 1 : rc == -EPERM ? 2 : rc == -EPROTO ? 3 : 4]++;
+		}
+		for (unsigned q = 0; q < 5; q++)
+			assert_true(seen[q] > 0); /* 4: -ETIME and -EINVAL */
+	}
+	kl_memzero(req, sizeof(req));
+	kl_memzero(alt, sizeof(alt));
+	kl_crypto_destroy(c);
+}
+
 /* ---- frames against the server's L2-L4 code ---------------------------------------------------- */
 
 static void frame_round_trip(int v6)
@@ -865,6 +1236,13 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_burst_schedule_and_lines),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_presign_all_verified),
+		cmocka_unit_test(test_presign_retransmit),
+		cmocka_unit_test(test_presign_stale),
+		cmocka_unit_test(test_verify_after),
+		cmocka_unit_test(test_verify_after_bad_mac),
+		cmocka_unit_test(test_answers_batch),
+		cmocka_unit_test(test_client_verify_burst),
 		cmocka_unit_test(test_frames_v4),
 		cmocka_unit_test(test_frames_v6),
 	};

@@ -7,6 +7,9 @@
  *   keyline-burst [EAL options] -- --population FILE --server-ip IP --client-ip IP [options]
  *   keyline-burst --io socket --population FILE [--server-ip IP] [options]
  *
+ * --presign and --verify-after take the crypto out of the timed run (before t0 and after the
+ * last answer), so one client core can load a server that is faster than it can sign and verify.
+ *
  * Exit status: 0 when every UE got a verified correct key and every SLO held, 1 otherwise
  * (failures, missed SLO, setup errors), 2 on usage errors.
  */
@@ -75,6 +78,12 @@ static void help(void)
 	     "  --timeout-ms T          first try's timeout; doubles per retry (default 200)\n"
 	     "  --retries N             retransmissions per UE, 0..10 (default 3)\n"
 	     "  --seed N                schedule seed (default 1)\n"
+	     "  --presign               sign every UE's first try before t0 (reported as prepare_s);\n"
+	     "                          the loop only frames and sends them; retries sign when due,\n"
+	     "                          and a first try older than --skew-s / 2 is signed anew\n"
+	     "  --verify-after          the loop only matches answers to their tries and keeps a\n"
+	     "                          copy; every answer is verified after the run (same checks\n"
+	     "                          and verdict; the latency is to the match)\n"
 	     "output and verdict\n"
 	     "  --interval-ms MS        interval lines (default 100; 0 = none)\n"
 	     "  --summary FILE          also write the summary there\n"
@@ -90,6 +99,9 @@ static void help(void)
 	     "  --sources K             spread UEs over K consecutive source addresses (default 1)\n"
 	     "  --server-mac MAC        dpdk: skip ARP/NDP for the server\n"
 	     "  --link-timeout-s S      dpdk: wait for the link (default 10)\n"
+	     "  --hold-s S              dpdk: after the run, print \"keyline-burst: holding\" on stderr\n"
+	     "                          and keep the port open S s before closing it (so a test\n"
+	     "                          can stop the server first; see README, memif)\n"
 	     "  --resolve-timeout-s S   dpdk: wait for ARP/NDP (default 5)\n"
 	     "  --queues Q              dpdk: RX/TX queue pairs (1 for now)\n"
 	     "Exit: 0 every UE verified and SLOs held; 1 failures or missed SLO; 2 usage error.");
@@ -161,7 +173,8 @@ enum {
 	O_POP = 256, O_KIND, O_UES, O_FIRST, O_MSK, O_E2M_TARGET, O_E2M_KEY, O_PRF, O_SKEW, O_CRYPTO,
 	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
-	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
+	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
+	O_PRESIGN, O_VERIFY_AFTER,
 };
 
 struct opts {
@@ -207,8 +220,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "sources", required_argument, NULL, O_SOURCES },
 		{ "server-mac", required_argument, NULL, O_SERVER_MAC },
 		{ "link-timeout-s", required_argument, NULL, O_LINK_TIMEOUT },
+		{ "hold-s", required_argument, NULL, O_HOLD },
 		{ "resolve-timeout-s", required_argument, NULL, O_RESOLVE_TIMEOUT },
 		{ "queues", required_argument, NULL, O_QUEUES },
+		{ "presign", no_argument, NULL, O_PRESIGN },
+		{ "verify-after", no_argument, NULL, O_VERIFY_AFTER },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -262,6 +278,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->cfg.retries = (uint32_t)num("--retries", optarg, 0, KL_BURST_MAX_RETRIES);
 			break;
 		case O_SEED: o->cfg.seed = num("--seed", optarg, 0, UINT64_MAX); break;
+		case O_PRESIGN: o->cfg.presign = 1; break;
+		case O_VERIFY_AFTER: o->cfg.verify_after = 1; break;
 		case O_INTERVAL: o->cfg.interval_ms = (uint32_t)num("--interval-ms", optarg, 0, 3600000); break;
 		case O_SUMMARY: o->summary = optarg; break;
 		case O_FAIL_LIST: o->cfg.fail_list_max = (uint32_t)num("--fail-list", optarg, 0, 100000); break;
@@ -278,6 +296,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->net.have_server_mac = 1;
 			break;
 		case O_LINK_TIMEOUT: o->net.link_timeout_s = (uint32_t)num("--link-timeout-s", optarg, 1, 3600); break;
+		case O_HOLD: o->net.hold_s = (uint32_t)num("--hold-s", optarg, 0, 3600); break;
 		case O_RESOLVE_TIMEOUT:
 			o->net.resolve_timeout_s = (uint32_t)num("--resolve-timeout-s", optarg, 1, 3600);
 			break;
@@ -402,8 +421,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	fprintf(stderr, "keyline-burst: preparing %s population ...\n",
-		o.cfg.kind == KL_BURST_KIND_MBMS ? "UE" : "E2M");
+	fprintf(stderr, "keyline-burst: preparing %s population%s ...\n",
+		o.cfg.kind == KL_BURST_KIND_MBMS ? "UE" : "E2M",
+		o.cfg.presign ? " and presigning first tries" : "");
 	b = kl_burst_create(&o.cfg, &pop, err, sizeof(err));
 	if (!b) {
 		/* a population that does not fit the request is the operator's usage error */
@@ -427,6 +447,10 @@ int main(int argc, char **argv)
 			rte_eal_cleanup();
 		free(targv);
 		return 1;
+	}
+	if (o.cfg.verify_after) {
+		fprintf(stderr, "keyline-burst: verifying the answers ...\n");
+		kl_burst_verify_stored(b);
 	}
 	sum = kl_burst_summary(b, run.end_ns);
 	code = kl_burst_exit_code(b);

@@ -8,6 +8,11 @@
  * retransmits on timeout with exponential back-off (new RAND, every try stays verifiable),
  * verifies every answer, and keeps the statistics (interval lines and the final summary).
  *
+ * To measure a server faster than one client core can sign and verify, the crypto can leave the
+ * timed loop: presign signs every UE's first try before t0 (retransmissions are still signed when
+ * due), and verify_after only matches each answer to its try in the loop and keeps a copy, which
+ * kl_burst_verify_stored checks after the run with exactly the inline checks and verdicts.
+ *
  * Time is a monotonic nanosecond count chosen by the front end (TSC or CLOCK_MONOTONIC).
  * No key is ever printed: failures name UE indices and identities only.
  */
@@ -124,6 +129,8 @@ struct kl_burst_config {
 	double slo_complete_s; /* 0 = none */
 	uint32_t fail_list_max;
 	enum kl_crypto_backend backend;
+	int presign;	  /* sign every first try in kl_burst_create; older than skew_s / 2: re-signed */
+	int verify_after; /* match answers in the loop, verify them in kl_burst_verify_stored */
 };
 
 /** Defaults: mbms, burst over 1 s, timeout 200 ms, 3 retries, 100 ms intervals, seed 1. */
@@ -138,6 +145,7 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(RETRANSMISSIONS, "retransmissions", "tries after the first")                             \
 	X(TIMEOUTS, "timeouts", "tries whose answer did not come in time")                         \
 	X(ANSWERED, "answered", "authentic answers (MAC verified) to a live try")                 \
+	X(MATCHED, "matched", "answers to a live try kept for verification after the run")         \
 	X(VERIFIED, "verified", "UEs that got a verified, correct key")                            \
 	X(FAILED, "failed", "UEs that finished without a correct key")                            \
 	X(ERROR_ANSWERS, "error_answers", "verified MIKEY error messages")                         \
@@ -167,6 +175,7 @@ const char *kl_burst_counter_name(unsigned c);
 	X(BAD_ANSWER, "bad_answer", "an authentic answer that does not follow the profile")    \
 	X(SERVER_TIME, "server_time", "the response's T is outside the allowed skew")          \
 	X(INTERNAL, "internal", "the client could not build or check the request")            \
+	X(BAD_MAC, "bad_mac", "verify-after: the answer that ended the UE failed its MAC check")  \
 	X(INTERRUPTED, "interrupted", "the run was stopped before the UE finished")
 
 enum kl_burst_fail {
@@ -222,6 +231,19 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 void kl_burst_sent(struct kl_burst *b, const struct kl_burst_dgram *d, unsigned n, uint64_t now_ns);
 /** One UDP payload that came from the server's address and port. Never fails on garbage. */
 void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_t now_ns);
+/**
+ * n payloads received together (p[i], len[i] bytes): the same as kl_burst_answer on each in
+ * order, with the verifications in crypto batches.
+ */
+void kl_burst_answers(struct kl_burst *b, const uint8_t *const p[], const uint16_t len[],
+		      unsigned n, uint64_t now_ns);
+/**
+ * verify_after: verify every answer kept during the run, as kl_burst_answer would have, and give
+ * those UEs their verdicts (counters, failures, latencies). Call once after the run, before the
+ * summary; until then those UEs count as not verified. A no-op without verify_after.
+ * @return the number of answers verified.
+ */
+uint32_t kl_burst_verify_stored(struct kl_burst *b);
 /** Count something the I/O saw (KL_BC_RX_OTHER). */
 void kl_burst_count(struct kl_burst *b, enum kl_burst_counter c, uint64_t n);
 /**

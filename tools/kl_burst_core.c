@@ -11,6 +11,12 @@
  * Only the newest try of a UE is timed. Tries of the same number share one timeout (the back-off
  * is a function of the try number), so each try number has one deadline-ordered list and timers
  * cost O(1) to add, cancel and expire.
+ *
+ * Presigned first tries are signed before any slot is assigned, so their CSB ID is nslots + the
+ * UE's index instead of a slot index; the slot that carries such a try is marked as presigned and
+ * found through the UE. With verify_after, an answer that matches a live try (CSB ID and RAND)
+ * ends its UE at once (pending: its slots are free for new tries) and is copied with the try's
+ * keys into a store that kl_burst_verify_stored works through after the run.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -28,6 +35,13 @@
 #define MAX_TRIES (KL_BURST_MAX_RETRIES + 1)
 #define DEFAULT_INFLIGHT 65536u
 #define DEFAULT_INFLIGHT_MAX_MODE 1024u
+#ifndef VERIFY_BATCH
+#define VERIFY_BATCH 64 /* answers per kl_client_verify_burst (1: one at a time, to compare) */
+#endif
+/* verify_after keeps this much answer space per UE (answers are 100 to 200 bytes); an answer that
+ * does not fit any more is verified in the loop instead */
+#define STORE_PER_UE 256u
+#define PRESIGN_PER_UE 192u /* first guess of the request size; the buffer grows when needed */
 
 static const char *const counter_names[] = {
 #define KL_X(e, n, d) n,
@@ -51,7 +65,8 @@ const char *kl_burst_fail_name(unsigned f)
 	return f < KL_BF__COUNT ? fail_names[f] : "unknown";
 }
 
-enum { ENT_IDLE, ENT_ACTIVE, ENT_OK, ENT_FAILED };
+/* PENDING: verify_after matched an answer, the verdict comes in kl_burst_verify_stored */
+enum { ENT_IDLE, ENT_ACTIVE, ENT_OK, ENT_FAILED, ENT_PENDING };
 enum { SLOT_UNUSED, SLOT_LIVE, SLOT_DONE };
 
 struct ent {
@@ -83,12 +98,39 @@ struct slot {
 	uint8_t state;
 	uint8_t try;
 	uint8_t timed;
+	uint8_t presigned; /* CSB ID nslots + UE index, not the slot's index */
 	uint64_t ts; /* the request's T */
 	uint64_t sent_ns;
 	uint64_t deadline_ns;
 	uint32_t ent;
 	uint32_t ent_next;
 	uint32_t tprev, tnext;
+};
+
+/* A UE's presigned first try. */
+struct presigned {
+	uint64_t off; /* datagram in pre_buf */
+	uint64_t ts;
+	uint16_t len;
+	uint8_t used;
+	uint8_t rand[KL_MIKEY_RAND_LEN];
+	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
+	uint8_t salt_key[KL_MIKEY_SALT_KEY_LEN];
+};
+
+/* An answer kept for verification after the run, with what verifying it needs. */
+struct stored {
+	uint64_t off; /* answer in st_buf */
+	uint64_t ntp; /* the clock (NTP) when it came, for the server T check */
+	uint64_t at_ns, rtt_ns, ue_ns;
+	uint32_t ent;
+	uint32_t csb_id;
+	uint16_t len;
+	uint8_t rand[KL_MIKEY_RAND_LEN];
+	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
+	uint8_t salt_key[KL_MIKEY_SALT_KEY_LEN];
 };
 
 struct failure {
@@ -156,12 +198,31 @@ struct kl_burst {
 	struct kl_burst_totals prev; /* at the last interval line */
 	struct kl_hist lat, ue_lat, ilat;
 	uint64_t t0, next_report, last_ok_ns, last_done_ns, first_sent_ns, last_sent_ns;
-	uint64_t ntp;
+	uint64_t ntp;		     /* the realtime clock (NTP format) as of the last tick */
+	uint64_t ntp_base, ntp_sync; /* kl_ntp_now() read at front-end time ntp_sync */
 	int started, interrupted;
 	/* signing */
 	struct kl_client_req req[KL_BURST_TX_MAX];
 	uint8_t txbuf[KL_BURST_TX_MAX][KL_BURST_DGRAM_MAX];
 	uint8_t rnd[KL_BURST_TX_MAX * KL_MIKEY_RAND_LEN];
+	/* presigned first tries */
+	struct presigned *pre;
+	uint8_t *pre_buf;
+	uint64_t pre_used, pre_stale;
+	double prepare_s;
+	/* verify_after */
+	struct stored *st;
+	uint8_t *st_buf;
+	uint64_t st_cap, st_bytes;
+	uint32_t nst;
+	int st_done;
+	double verify_s;
+	/* verifying a burst of answers */
+	struct kl_client_req vreq[VERIFY_BATCH];
+	struct kl_client_check vchk[VERIFY_BATCH];
+	struct kl_client_result vres[VERIFY_BATCH];
+	uint32_t vslot[VERIFY_BATCH];
+	uint64_t vat[VERIFY_BATCH];
 };
 
 void kl_burst_config_defaults(struct kl_burst_config *c)
@@ -358,6 +419,131 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 	return 0;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The request of UE j's try with this RAND, CSB ID and T (buf and cap are the caller's). */
+static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req *r,
+		     const uint8_t *rand, uint32_t csb_id, uint64_t ts)
+{
+	const struct ent *e = &b->ent[j];
+
+	memset(r, 0, sizeof(*r));
+	r->spec = (struct kl_mikey_req_spec){ .rand = rand, .id = (const uint8_t *)b->id[j],
+					      .id_len = e->id_len, .ts = ts, .csb_id = csb_id,
+					      .prf = e->prf };
+	if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+		r->spec.kind = KL_KIND_MBMS;
+		r->spec.group = e->group;
+		r->spec.number = b->cfg.msk == KL_BURST_MSK_NEXT
+					 ? (uint16_t)(b->groups[e->group].next.msk_id & 0xFFFF)
+					 : 0;
+		memcpy(r->spec.domain, kl_pop_domain, 3);
+		r->spec.id_type = 0; /* NAI */
+	} else {
+		const struct e2m_want *w = &b->e2m[j];
+
+		r->spec.kind = KL_KIND_E2M;
+		r->spec.id_type = 1; /* URI */
+		r->spec.ue = (const uint8_t *)w->ue;
+		r->spec.ue_len = w->ue_len;
+		r->spec.has_key_id = w->has_key_id;
+		r->spec.key_id = w->key_id;
+	}
+	r->psk = b->psk[j];
+	r->psk_len = 32;
+}
+
+/* Sign every UE's first try now, in batches, into one buffer. */
+static int presign(struct kl_burst *b, char *err, size_t errlen)
+{
+	uint64_t cap = (uint64_t)b->n * PRESIGN_PER_UE, used = 0;
+
+	if ((uint64_t)b->nslots + b->n > UINT32_MAX) {
+		errf(err, errlen, "presign: %u UEs and %u try slots do not fit the CSB ID", b->n,
+		     b->nslots);
+		return -EINVAL;
+	}
+	b->pre = calloc(b->n, sizeof(*b->pre));
+	b->pre_buf = malloc(cap);
+	if (!b->pre || !b->pre_buf) {
+		errf(err, errlen, "presign: out of memory for %u requests", b->n);
+		return -ENOMEM;
+	}
+	for (uint32_t base = 0; base < b->n; base += KL_BURST_TX_MAX) {
+		unsigned m = b->n - base < KL_BURST_TX_MAX ? b->n - base : KL_BURST_TX_MAX;
+		uint64_t ts = kl_ntp_now();
+
+		if (RAND_bytes(b->rnd, (int)(m * KL_MIKEY_RAND_LEN)) != 1) {
+			errf(err, errlen, "presign: no random bytes");
+			return -EIO;
+		}
+		for (unsigned k = 0; k < m; k++) {
+			struct presigned *q = &b->pre[base + k];
+
+			memcpy(q->rand, b->rnd + k * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
+			q->ts = ts;
+			fill_req(b, base + k, &b->req[k], q->rand, b->nslots + base + k, ts);
+			b->req[k].buf = b->txbuf[k];
+			b->req[k].cap = KL_BURST_DGRAM_MAX;
+		}
+		if (kl_client_sign(b->c, b->req, m) != (int)m) {
+			kl_memzero(b->req, sizeof(b->req));
+			errf(err, errlen, "presign: signing failed");
+			return -EIO;
+		}
+		for (unsigned k = 0; k < m; k++) {
+			struct presigned *q = &b->pre[base + k];
+			const struct kl_client_req *r = &b->req[k];
+
+			if (used + r->len > cap) {
+				uint8_t *nb;
+
+				cap = cap + cap / 2 + KL_BURST_DGRAM_MAX;
+				nb = realloc(b->pre_buf, cap);
+				if (!nb) {
+					kl_memzero(b->req, sizeof(b->req));
+					errf(err, errlen, "presign: out of memory for %u requests", b->n);
+					return -ENOMEM;
+				}
+				b->pre_buf = nb;
+			}
+			memcpy(b->pre_buf + used, r->buf, r->len);
+			q->off = used;
+			q->len = r->len;
+			used += r->len;
+			memcpy(q->auth_key, r->auth_key, sizeof(q->auth_key));
+			memcpy(q->encr_key, r->encr_key, sizeof(q->encr_key));
+			memcpy(q->salt_key, r->salt_key, sizeof(q->salt_key));
+		}
+		kl_memzero(b->req, sizeof(b->req));
+	}
+	return 0;
+}
+
+/* Room for every UE's answer, touched now so the loop takes no page faults for it. */
+static int store_init(struct kl_burst *b, char *err, size_t errlen)
+{
+	b->st_cap = (uint64_t)b->n * STORE_PER_UE;
+	b->st = calloc(b->n, sizeof(*b->st));
+	b->st_buf = malloc(b->st_cap);
+	if (!b->st || !b->st_buf) {
+		errf(err, errlen, "verify-after: out of memory for %u answers", b->n);
+		return -ENOMEM;
+	}
+	/* written page by page (a memset of fresh memory may become a calloc, which touches nothing) */
+	for (uint64_t o = 0; o < b->st_cap; o += 4096)
+		((volatile uint8_t *)b->st_buf)[o] = 0;
+	for (uint64_t o = 0; o < (uint64_t)b->n * sizeof(*b->st); o += 4096)
+		((volatile uint8_t *)b->st)[o] = 0;
+	return 0;
+}
+
 struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct kl_pop_params *pop,
 				 char *err, size_t errlen)
 {
@@ -430,6 +616,15 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 		b->ent[b->order[i]].sched_ns = b->start_ns[i];
 	if (prep_population(b, err, errlen))
 		goto fail;
+	{
+		double t = mono_s();
+
+		if (cfg->presign && presign(b, err, errlen))
+			goto fail;
+		if (cfg->verify_after && store_init(b, err, errlen))
+			goto fail;
+		b->prepare_s = mono_s() - t;
+	}
 	b->tot.ues = n;
 	return b;
 fail:
@@ -450,6 +645,16 @@ void kl_burst_destroy(struct kl_burst *b)
 	if (b->slot)
 		kl_memzero(b->slot, (size_t)b->nslots * sizeof(*b->slot));
 	kl_memzero(b->req, sizeof(b->req));
+	kl_memzero(b->vreq, sizeof(b->vreq));
+	kl_memzero(b->vres, sizeof(b->vres));
+	if (b->pre)
+		kl_memzero(b->pre, (size_t)b->n * sizeof(*b->pre));
+	if (b->st)
+		kl_memzero(b->st, (size_t)b->n * sizeof(*b->st));
+	free(b->pre);
+	free(b->pre_buf);
+	free(b->st);
+	free(b->st_buf);
 	kl_crypto_destroy(b->c);
 	free(b->ent);
 	free(b->id);
@@ -491,7 +696,23 @@ void kl_burst_start(struct kl_burst *b, uint64_t now_ns)
 	b->t0 = now_ns;
 	b->next_report = now_ns + (uint64_t)b->cfg.interval_ms * 1000000ull;
 	b->started = 1;
-	b->ntp = kl_ntp_now();
+	b->ntp = b->ntp_base = kl_ntp_now();
+	b->ntp_sync = now_ns;
+}
+
+/* The realtime clock at now_ns, extrapolated from a reading at most NTP_RESYNC_NS old: a vDSO
+ * call on every loop was the largest single cost in the client's profile. */
+#define NTP_RESYNC_NS 50000000ull
+static uint64_t ntp_at(struct kl_burst *b, uint64_t now_ns)
+{
+	uint64_t d = now_ns - b->ntp_sync;
+
+	if (now_ns < b->ntp_sync || d >= NTP_RESYNC_NS) {
+		b->ntp_base = kl_ntp_now();
+		b->ntp_sync = now_ns;
+		return b->ntp_base;
+	}
+	return b->ntp_base + (d << 32) / 1000000000ull;
 }
 
 /* ---- timers --------------------------------------------------------------------------------- */
@@ -532,13 +753,11 @@ static void timer_append(struct kl_burst *b, uint32_t s, uint64_t deadline)
 
 /* ---- finishing a UE ------------------------------------------------------------------------- */
 
-static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
-		   uint16_t detail, uint64_t now)
+/* The UE is done with its tries: slots back to the free list, counted as done. */
+static void release(struct kl_burst *b, uint32_t j, uint64_t now)
 {
 	struct ent *e = &b->ent[j];
 
-	if (e->state != ENT_ACTIVE && e->state != ENT_IDLE)
-		return;
 	for (uint32_t s = e->slots, nx; s != NIL; s = nx) {
 		struct slot *x = &b->slot[s];
 
@@ -555,6 +774,14 @@ static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8
 		b->active--;
 	b->tot.done++;
 	b->last_done_ns = now;
+}
+
+/* The UE's outcome: verified (at now) or failed for why. */
+static void verdict(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
+		    uint16_t detail, uint64_t now)
+{
+	struct ent *e = &b->ent[j];
+
 	if (why == KL_BF_NONE) {
 		e->state = ENT_OK;
 		b->tot.c[KL_BC_VERIFIED]++;
@@ -569,14 +796,58 @@ static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8
 							  .err_no = err_no, .detail = detail };
 }
 
+static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
+		   uint16_t detail, uint64_t now)
+{
+	struct ent *e = &b->ent[j];
+
+	if (e->state != ENT_ACTIVE && e->state != ENT_IDLE)
+		return;
+	release(b, j, now);
+	verdict(b, j, why, err_no, detail, now);
+}
+
 /* ---- sending -------------------------------------------------------------------------------- */
+
+/* Can UE j's presigned first try still go out? The server takes T within its skew of its clock:
+ * past half of ours, the try is signed anew. */
+static int presigned_fresh(const struct kl_burst *b, uint32_t j)
+{
+	const struct presigned *q = &b->pre[j];
+	uint64_t age = b->ntp > q->ts ? b->ntp - q->ts : q->ts - b->ntp;
+
+	return !q->used && age <= (uint64_t)b->cfg.skew_s << 31;
+}
+
+/* A free slot, set up as try e->tries of UE j (linked to the UE, not timed yet). */
+static uint32_t slot_take(struct kl_burst *b, uint32_t j)
+{
+	struct ent *e = &b->ent[j];
+	struct slot *x;
+	uint32_t s;
+
+	/* cannot fail: active UEs never hold more than max_tries slots each */
+	if (ring_pop(&b->freeq, &s))
+		return NIL;
+	x = &b->slot[s];
+	memset(x, 0, sizeof(*x));
+	x->state = SLOT_LIVE;
+	x->try = e->tries;
+	x->ent = j;
+	x->ent_next = e->slots;
+	x->tprev = x->tnext = NIL;
+	e->slots = s;
+	return s;
+}
 
 unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgram *out,
 		       unsigned max)
 {
-	uint32_t pick[KL_BURST_TX_MAX], slot_of[KL_BURST_TX_MAX];
-	unsigned m = 0;
-	int rc;
+	uint32_t pick[KL_BURST_TX_MAX], spick[KL_BURST_TX_MAX];
+	struct kl_burst_dgram pout[KL_BURST_TX_MAX];
+	uint8_t use_pre[KL_BURST_TX_MAX];
+	unsigned m = 0, nsign = 0, k = 0, np = 0;
+	int rc, rnd_ok = 1;
 
 	if (!b->started || b->interrupted)
 		return 0;
@@ -604,104 +875,81 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 	}
 	if (!m)
 		return 0;
-	b->ntp = kl_ntp_now();
-	if (RAND_bytes(b->rnd, (int)(m * KL_MIKEY_RAND_LEN)) != 1) {
-		for (unsigned i = 0; i < m; i++)
-			finish(b, pick[i], KL_BF_INTERNAL, 0, 0, now_ns);
-		return 0;
+	b->ntp = ntp_at(b, now_ns);
+	for (unsigned i = 0; i < m; i++) {
+		uint32_t j = pick[i];
+
+		use_pre[i] = 0;
+		if (b->pre && !b->ent[j].tries) {
+			use_pre[i] = (uint8_t)presigned_fresh(b, j);
+			if (!use_pre[i])
+				b->pre_stale++;
+		}
+		nsign += !use_pre[i];
 	}
+	if (nsign && RAND_bytes(b->rnd, (int)(nsign * KL_MIKEY_RAND_LEN)) != 1)
+		rnd_ok = 0;
 	for (unsigned i = 0; i < m; i++) {
 		uint32_t j = pick[i], s, p = b->cfg.first + j;
 		struct ent *e = &b->ent[j];
-		struct kl_client_req *r = &b->req[i];
 		struct slot *x;
 
-		/* cannot fail: active UEs never hold more than max_tries slots each */
-		if (ring_pop(&b->freeq, &s)) {
+		if ((!use_pre[i] && !rnd_ok) || (s = slot_take(b, j)) == NIL) {
 			finish(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
-			slot_of[i] = NIL;
 			continue;
 		}
 		x = &b->slot[s];
-		memset(x, 0, sizeof(*x));
-		memcpy(x->rand, b->rnd + i * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
-		x->state = SLOT_LIVE;
-		x->try = e->tries;
-		x->ts = b->ntp;
-		x->ent = j;
-		x->ent_next = e->slots;
-		x->tprev = x->tnext = NIL;
-		e->slots = s;
-		slot_of[i] = s;
-		memset(r, 0, sizeof(*r));
-		r->spec = (struct kl_mikey_req_spec){ .rand = x->rand, .id = (const uint8_t *)b->id[j],
-						      .id_len = e->id_len, .ts = x->ts, .csb_id = s,
-						      .prf = e->prf };
-		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
-			r->spec.kind = KL_KIND_MBMS;
-			r->spec.group = e->group;
-			r->spec.number = b->cfg.msk == KL_BURST_MSK_NEXT
-						 ? (uint16_t)(b->groups[e->group].next.msk_id & 0xFFFF)
-						 : 0;
-			memcpy(r->spec.domain, kl_pop_domain, 3);
-			r->spec.id_type = 0; /* NAI */
-		} else {
-			const struct e2m_want *w = &b->e2m[j];
+		if (use_pre[i]) {
+			struct presigned *q = &b->pre[j];
 
-			r->spec.kind = KL_KIND_E2M;
-			r->spec.id_type = 1; /* URI */
-			r->spec.ue = (const uint8_t *)w->ue;
-			r->spec.ue_len = w->ue_len;
-			r->spec.has_key_id = w->has_key_id;
-			r->spec.key_id = w->key_id;
+			memcpy(x->rand, q->rand, sizeof(x->rand));
+			memcpy(x->auth_key, q->auth_key, sizeof(x->auth_key));
+			memcpy(x->encr_key, q->encr_key, sizeof(x->encr_key));
+			memcpy(x->salt_key, q->salt_key, sizeof(x->salt_key));
+			/* the slot holds the keys from here; the RAND stays to recognise answers */
+			kl_memzero(q->auth_key, sizeof(q->auth_key) + sizeof(q->encr_key) +
+							sizeof(q->salt_key));
+			x->ts = q->ts;
+			x->presigned = 1;
+			q->used = 1;
+			e->tries++;
+			b->pre_used++;
+			pout[np++] = (struct kl_burst_dgram){ .data = b->pre_buf + q->off, .len = q->len,
+							      .slot = s, .source = p % b->cfg.sources };
+			continue;
 		}
-		r->psk = b->psk[j];
-		r->psk_len = 32;
-		r->buf = b->txbuf[i];
-		r->cap = KL_BURST_DGRAM_MAX;
+		memcpy(x->rand, b->rnd + k * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
+		x->ts = b->ntp;
+		fill_req(b, j, &b->req[k], x->rand, s, x->ts);
+		b->req[k].buf = b->txbuf[k];
+		b->req[k].cap = KL_BURST_DGRAM_MAX;
 		if (e->tries++)
 			b->tot.c[KL_BC_RETRANSMISSIONS]++;
-		out[i] = (struct kl_burst_dgram){ .data = b->txbuf[i], .slot = s,
+		out[k] = (struct kl_burst_dgram){ .data = b->txbuf[k], .slot = s,
 						  .source = p % b->cfg.sources };
+		spick[k++] = j;
 	}
-	/* one crypto batch for all; UEs that got no slot above are dropped from it first */
-	{
-		unsigned k = 0;
-
-		for (unsigned i = 0; i < m; i++) {
-			if (slot_of[i] == NIL)
-				continue;
-			if (k != i) {
-				b->req[k] = b->req[i];
-				b->req[k].buf = b->txbuf[k];
-				out[k] = out[i];
-				out[k].data = b->txbuf[k];
-				pick[k] = pick[i];
-			}
-			k++;
+	/* one crypto batch for the rest */
+	if (k) {
+		rc = kl_client_sign(b->c, b->req, k);
+		if (rc != (int)k) {
+			for (unsigned i = 0; i < k; i++)
+				finish(b, spick[i], KL_BF_INTERNAL, 0, 0, now_ns);
+			k = 0;
 		}
-		m = k;
-	}
-	if (!m)
-		return 0;
-	rc = kl_client_sign(b->c, b->req, m);
-	if (rc != (int)m) {
-		for (unsigned i = 0; i < m; i++)
-			finish(b, pick[i], KL_BF_INTERNAL, 0, 0, now_ns);
-		kl_memzero(b->req, sizeof(b->req));
-		return 0;
-	}
-	for (unsigned i = 0; i < m; i++) {
-		struct slot *x = &b->slot[out[i].slot];
+		for (unsigned i = 0; i < k; i++) {
+			struct slot *x = &b->slot[out[i].slot];
 
-		memcpy(x->auth_key, b->req[i].auth_key, sizeof(x->auth_key));
-		memcpy(x->encr_key, b->req[i].encr_key, sizeof(x->encr_key));
-		memcpy(x->salt_key, b->req[i].salt_key, sizeof(x->salt_key));
-		out[i].len = b->req[i].len;
-		out[i].sent = 0;
+			memcpy(x->auth_key, b->req[i].auth_key, sizeof(x->auth_key));
+			memcpy(x->encr_key, b->req[i].encr_key, sizeof(x->encr_key));
+			memcpy(x->salt_key, b->req[i].salt_key, sizeof(x->salt_key));
+			out[i].len = b->req[i].len;
+			out[i].sent = 0;
+		}
+		kl_memzero(b->req, sizeof(b->req));
 	}
-	kl_memzero(b->req, sizeof(b->req));
-	return m;
+	memcpy(out + k, pout, np * sizeof(*pout));
+	return k + np;
 }
 
 void kl_burst_sent(struct kl_burst *b, const struct kl_burst_dgram *d, unsigned n, uint64_t now_ns)
@@ -772,82 +1020,268 @@ static int keys_ok(const struct kl_burst *b, uint32_t j, const struct kl_client_
 	}
 }
 
-void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_t now_ns)
+/* The slot of the live try an answer is for, or NIL after counting what else it is. */
+static uint32_t match(struct kl_burst *b, const uint8_t *p, uint16_t len)
 {
 	struct kl_mikey_resp r;
-	struct kl_client_req req;
-	struct kl_client_result res;
 	struct slot *x;
-	struct ent *e;
-	uint32_t j;
-	int rc;
+	uint32_t s;
 
 	if (!p || kl_mikey_parse_resp(p, len, &r) != KL_DROP_NONE) {
 		b->tot.c[KL_BC_MALFORMED]++;
-		return;
+		return NIL;
 	}
-	if (r.csb_id >= b->nslots || b->slot[r.csb_id].state == SLOT_UNUSED ||
-	    memcmp(b->slot[r.csb_id].rand, r.rand, KL_MIKEY_RAND_LEN)) {
-		b->tot.c[KL_BC_UNKNOWN]++;
-		return;
+	if (r.csb_id < b->nslots) {
+		s = r.csb_id;
+		x = &b->slot[s];
+		if (x->state == SLOT_UNUSED || x->presigned ||
+		    memcmp(x->rand, r.rand, KL_MIKEY_RAND_LEN)) {
+			b->tot.c[KL_BC_UNKNOWN]++;
+			return NIL;
+		}
+	} else {
+		/* a presigned first try: CSB ID nslots + UE */
+		uint32_t j = r.csb_id - b->nslots;
+		const struct ent *e;
+
+		if (!b->pre || j >= b->n || !b->pre[j].used ||
+		    memcmp(b->pre[j].rand, r.rand, KL_MIKEY_RAND_LEN)) {
+			b->tot.c[KL_BC_UNKNOWN]++;
+			return NIL;
+		}
+		e = &b->ent[j];
+		if (e->state != ENT_ACTIVE) {
+			b->tot.c[e->state == ENT_FAILED ? KL_BC_LATE : KL_BC_DUPLICATE]++;
+			return NIL;
+		}
+		for (s = e->slots; s != NIL && !b->slot[s].presigned; s = b->slot[s].ent_next)
+			;
+		if (s == NIL) { /* cannot happen: the UE holds its tries until it finishes */
+			b->tot.c[KL_BC_UNKNOWN]++;
+			return NIL;
+		}
+		x = &b->slot[s];
 	}
-	x = &b->slot[r.csb_id];
-	j = x->ent;
-	e = &b->ent[j];
 	if (x->state != SLOT_LIVE) {
-		b->tot.c[e->state == ENT_OK ? KL_BC_DUPLICATE : KL_BC_LATE]++;
-		return;
+		b->tot.c[b->ent[x->ent].state == ENT_FAILED ? KL_BC_LATE : KL_BC_DUPLICATE]++;
+		return NIL;
 	}
-	memset(&req, 0, sizeof(req));
-	req.spec.rand = x->rand;
-	req.spec.csb_id = r.csb_id;
-	req.spec.prf = e->prf;
-	req.spec.kind = b->cfg.kind == KL_BURST_KIND_MBMS ? KL_KIND_MBMS : KL_KIND_E2M;
-	memcpy(req.auth_key, x->auth_key, sizeof(req.auth_key));
-	memcpy(req.encr_key, x->encr_key, sizeof(req.encr_key));
-	memcpy(req.salt_key, x->salt_key, sizeof(req.salt_key));
-	rc = kl_client_verify(b->c, &req, p, len, b->ntp, b->cfg.skew_s, &res);
-	kl_memzero(req.auth_key, sizeof(req.auth_key) + sizeof(req.encr_key) + sizeof(req.salt_key));
+	return s;
+}
+
+/* The CSB ID that slot s's try was sent with. */
+static uint32_t slot_csb(const struct kl_burst *b, uint32_t s)
+{
+	return b->slot[s].presigned ? b->nslots + b->slot[s].ent : s;
+}
+
+static void set_check(struct kl_burst *b, unsigned k, uint32_t j, const uint8_t *rand,
+		      uint32_t csb_id, const uint8_t *auth_key, const uint8_t *encr_key,
+		      const uint8_t *salt_key, const uint8_t *ans, uint16_t len, uint64_t ntp)
+{
+	struct kl_client_req *q = &b->vreq[k];
+
+	memset(&q->spec, 0, sizeof(q->spec));
+	q->spec.rand = rand;
+	q->spec.csb_id = csb_id;
+	q->spec.prf = b->ent[j].prf;
+	q->spec.kind = b->cfg.kind == KL_BURST_KIND_MBMS ? KL_KIND_MBMS : KL_KIND_E2M;
+	memcpy(q->auth_key, auth_key, sizeof(q->auth_key));
+	memcpy(q->encr_key, encr_key, sizeof(q->encr_key));
+	memcpy(q->salt_key, salt_key, sizeof(q->salt_key));
+	b->vchk[k] = (struct kl_client_check){ .req = q, .ans = ans, .len = len, .now = ntp,
+					       .res = &b->vres[k] };
+}
+
+/*
+ * What a checked answer to UE j means (kl_client_verify's rc and result). MAC failures: inline,
+ * the try stays open (0 returned, nothing decided); after the run, the UE fails. Otherwise the
+ * UE's verdict. @return 1 when the UE got its key.
+ */
+static int judge(struct kl_burst *b, uint32_t j, int rc, const struct kl_client_result *res,
+		 uint64_t now_ns, int after)
+{
 	if (rc == -EPERM) {
-		/* not from the server (or corrupted): the try stays open */
+		/* not from the server (or corrupted) */
 		b->tot.c[KL_BC_BAD_MAC]++;
-		goto out;
+		if (after)
+			verdict(b, j, KL_BF_BAD_MAC, 0, 0, now_ns);
+		return 0;
 	}
 	if (rc == -EIO || rc == -EINVAL) {
-		finish(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
-		goto out;
+		verdict(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
+		return 0;
 	}
 	/* from here the MAC verified: the server said this */
 	b->tot.c[KL_BC_ANSWERED]++;
 	if (rc == -ETIME) {
-		finish(b, j, KL_BF_SERVER_TIME, 0, 0, now_ns);
-		goto out;
+		verdict(b, j, KL_BF_SERVER_TIME, 0, 0, now_ns);
+		return 0;
 	}
 	if (rc) {
-		finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
-		goto out;
+		verdict(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+		return 0;
 	}
-	if (res.is_error) {
+	if (res->is_error) {
 		b->tot.c[KL_BC_ERROR_ANSWERS]++;
-		b->tot.err[res.err_no]++;
-		finish(b, j, KL_BF_ERROR_ANSWER, res.err_no, res.detail, now_ns);
-		goto out;
+		b->tot.err[res->err_no]++;
+		verdict(b, j, KL_BF_ERROR_ANSWER, res->err_no, res->detail, now_ns);
+		return 0;
 	}
-	if (!keys_ok(b, j, &res)) {
-		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
-		goto out;
+	if (!keys_ok(b, j, res)) {
+		verdict(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
+		return 0;
 	}
-	{
-		uint64_t rtt = now_ns - x->sent_ns;
-		uint64_t from = b->cfg.mode == KL_BURST_MODE_MAX ? e->start_ns : b->t0 + e->sched_ns;
+	verdict(b, j, KL_BF_NONE, 0, 0, now_ns);
+	return 1;
+}
 
-		kl_hist_add(&b->lat, rtt);
-		kl_hist_add(&b->ilat, rtt);
-		kl_hist_add(&b->ue_lat, now_ns > from ? now_ns - from : 0);
+/* Latency of UE j's try sent at sent_ns and answered at now_ns. */
+static uint64_t ue_latency(const struct kl_burst *b, uint32_t j, uint64_t now_ns)
+{
+	const struct ent *e = &b->ent[j];
+	uint64_t from = b->cfg.mode == KL_BURST_MODE_MAX ? e->start_ns : b->t0 + e->sched_ns;
+
+	return now_ns > from ? now_ns - from : 0;
+}
+
+/* Verify the k answers gathered in vchk (to live tries in vslot) and decide. */
+static void verify_live(struct kl_burst *b, unsigned k)
+{
+	if (kl_client_verify_burst(b->c, b->vchk, k, b->cfg.skew_s) != (int)k)
+		for (unsigned i = 0; i < k; i++)
+			b->vchk[i].rc = -EIO;
+	for (unsigned i = 0; i < k; i++) {
+		uint32_t s = b->vslot[i], j = b->slot[s].ent;
+		struct slot *x = &b->slot[s];
+		uint64_t now_ns = b->vat[i];
+		int rc = b->vchk[i].rc;
+
+		/* an earlier answer of this burst may have finished the UE */
+		if (x->state != SLOT_LIVE) {
+			b->tot.c[b->ent[j].state == ENT_FAILED ? KL_BC_LATE : KL_BC_DUPLICATE]++;
+			continue;
+		}
+		if (rc == -EPERM) {
+			judge(b, j, rc, &b->vres[i], now_ns, 0);
+			continue;
+		}
+		{
+			uint64_t rtt = now_ns - x->sent_ns, ue = ue_latency(b, j, now_ns);
+
+			release(b, j, now_ns);
+			if (judge(b, j, rc, &b->vres[i], now_ns, 0)) {
+				kl_hist_add(&b->lat, rtt);
+				kl_hist_add(&b->ilat, rtt);
+				kl_hist_add(&b->ue_lat, ue);
+			}
+		}
 	}
-	finish(b, j, KL_BF_NONE, 0, 0, now_ns);
-out:
-	kl_memzero(&res, sizeof(res));
+	kl_memzero(b->vreq, sizeof(b->vreq));
+	kl_memzero(b->vres, sizeof(b->vres));
+}
+
+/* verify_after: keep a matched answer and end its UE for now. @return 0, or -ENOSPC (full). */
+static int store(struct kl_burst *b, uint32_t s, const uint8_t *p, uint16_t len, uint64_t now_ns)
+{
+	struct slot *x = &b->slot[s];
+	uint32_t j = x->ent;
+	struct stored *q;
+
+	if (b->nst >= b->n || b->st_bytes + len > b->st_cap)
+		return -ENOSPC;
+	q = &b->st[b->nst++];
+	q->off = b->st_bytes;
+	q->len = len;
+	memcpy(b->st_buf + b->st_bytes, p, len);
+	b->st_bytes += len;
+	q->ntp = b->ntp;
+	q->at_ns = now_ns;
+	q->rtt_ns = now_ns - x->sent_ns;
+	q->ue_ns = ue_latency(b, j, now_ns);
+	q->ent = j;
+	q->csb_id = slot_csb(b, s);
+	memcpy(q->rand, x->rand, sizeof(q->rand));
+	memcpy(q->auth_key, x->auth_key, sizeof(q->auth_key));
+	memcpy(q->encr_key, x->encr_key, sizeof(q->encr_key));
+	memcpy(q->salt_key, x->salt_key, sizeof(q->salt_key));
+	b->tot.c[KL_BC_MATCHED]++;
+	kl_hist_add(&b->ilat, q->rtt_ns);
+	release(b, j, now_ns);
+	b->ent[j].state = ENT_PENDING;
+	return 0;
+}
+
+void kl_burst_answers(struct kl_burst *b, const uint8_t *const p[], const uint16_t len[],
+		      unsigned n, uint64_t now_ns)
+{
+	unsigned k = 0;
+
+	if (!p || !len)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t s = match(b, p[i], len[i]);
+		struct slot *x;
+
+		if (s == NIL)
+			continue;
+		if (b->st && !store(b, s, p[i], len[i], now_ns))
+			continue;
+		x = &b->slot[s];
+		set_check(b, k, x->ent, x->rand, slot_csb(b, s), x->auth_key, x->encr_key, x->salt_key,
+			  p[i], len[i], b->ntp);
+		b->vslot[k] = s;
+		b->vat[k] = now_ns;
+		if (++k == VERIFY_BATCH) {
+			verify_live(b, k);
+			k = 0;
+		}
+	}
+	if (k)
+		verify_live(b, k);
+}
+
+void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_t now_ns)
+{
+	kl_burst_answers(b, &p, &len, 1, now_ns);
+}
+
+uint32_t kl_burst_verify_stored(struct kl_burst *b)
+{
+	double t = mono_s();
+	uint32_t done = 0;
+
+	if (!b->st || b->st_done)
+		return 0;
+	b->st_done = 1;
+	while (done < b->nst) {
+		unsigned k = b->nst - done < VERIFY_BATCH ? b->nst - done : VERIFY_BATCH;
+
+		for (unsigned i = 0; i < k; i++) {
+			const struct stored *q = &b->st[done + i];
+
+			set_check(b, i, q->ent, q->rand, q->csb_id, q->auth_key, q->encr_key, q->salt_key,
+				  b->st_buf + q->off, q->len, q->ntp);
+		}
+		if (kl_client_verify_burst(b->c, b->vchk, k, b->cfg.skew_s) != (int)k)
+			for (unsigned i = 0; i < k; i++)
+				b->vchk[i].rc = -EIO;
+		for (unsigned i = 0; i < k; i++) {
+			struct stored *q = &b->st[done + i];
+
+			if (judge(b, q->ent, b->vchk[i].rc, &b->vres[i], q->at_ns, 1)) {
+				kl_hist_add(&b->lat, q->rtt_ns);
+				kl_hist_add(&b->ue_lat, q->ue_ns);
+			}
+			kl_memzero(q->auth_key, sizeof(q->auth_key) + sizeof(q->encr_key) +
+							sizeof(q->salt_key));
+		}
+		kl_memzero(b->vreq, sizeof(b->vreq));
+		kl_memzero(b->vres, sizeof(b->vres));
+		done += k;
+	}
+	b->verify_s = mono_s() - t;
+	return done;
 }
 
 /* ---- ticks and interval lines ---------------------------------------------------------------- */
@@ -903,7 +1337,7 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 {
 	if (!b->started)
 		return 1;
-	b->ntp = kl_ntp_now();
+	b->ntp = ntp_at(b, now_ns);
 	for (unsigned t = 0; t < b->max_tries; t++) {
 		while (b->thead[t] != NIL && b->slot[b->thead[t]].deadline_ns <= now_ns) {
 			uint32_t s = b->thead[t], j = b->slot[s].ent;
@@ -1072,6 +1506,15 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 			    json_real(span > 0 ? (double)b->tot.c[KL_BC_ANSWERED] / span : 0));
 	json_object_set_new(o, "verified_per_s",
 			    json_real(span > 0 ? (double)b->tot.c[KL_BC_VERIFIED] / span : 0));
+	json_object_set_new(o, "verify", json_string(b->st ? "after" : "inline"));
+	/* the work moved out of the timed run: before t0 (presigning, the answer store's memory)
+	 * and after it (verifying the stored answers) */
+	json_object_set_new(o, "prepare_s", b->pre || b->st ? json_real(b->prepare_s) : json_null());
+	json_object_set_new(o, "verify_after_s", b->st ? json_real(b->verify_s) : json_null());
+	json_object_set_new(o, "presign",
+			    b->pre ? json_pack("{s:I,s:I,s:I}", "signed", (json_int_t)b->n, "used",
+					       (json_int_t)b->pre_used, "stale", (json_int_t)b->pre_stale)
+				   : json_null());
 	json_object_set_new(o, "counters", cnt);
 	json_object_set_new(o, "errors", errors_json(b->tot.err, NULL));
 	json_object_set_new(o, "latency_us", kl_hist_json(&b->lat, 1));

@@ -35,6 +35,7 @@ struct kl_burst_net {
 	uint16_t client_port; /* 0: DPDK uses 40000, sockets an ephemeral port */
 	uint32_t sources;
 	uint32_t link_timeout_s; /* DPDK: wait for the link (memif connects to the server) */
+	uint32_t hold_s;	 /* DPDK: keep the port open this long after the run */
 	uint32_t resolve_timeout_s; /* DPDK: ARP / NDP for the server */
 	uint16_t queues;
 };

@@ -180,6 +180,9 @@ static unsigned rx_socket(struct sock_io *io, struct kl_burst *b, int fd, uint64
 	unsigned total = 0;
 
 	for (unsigned round = 0; round < RX_ROUNDS; round++) {
+		const uint8_t *ans[RX_BATCH];
+		uint16_t alen[RX_BATCH];
+		unsigned na = 0;
 		int n;
 
 		for (unsigned i = 0; i < RX_BATCH; i++) {
@@ -204,8 +207,11 @@ static unsigned rx_socket(struct sock_io *io, struct kl_burst *b, int fd, uint64
 				kl_burst_count(b, KL_BC_RX_OTHER, 1);
 				continue;
 			}
-			kl_burst_answer(b, io->rbuf[i], (uint16_t)io->rmsg[i].msg_len, now);
+			ans[na] = io->rbuf[i];
+			alen[na++] = (uint16_t)io->rmsg[i].msg_len;
 		}
+		/* together, so their verification is one crypto batch */
+		kl_burst_answers(b, ans, alen, na, now);
 		if (n < RX_BATCH)
 			break;
 	}

@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline-hss-sim: the HSS/BSF side of keyline's Diameter key feed, for tests and load.
+ * A freeDiameter client peer (Diameter over TLS) of keylined. From a subscriber's K/OPc it runs
+ * Milenage for CK/IK, derives the keys of PROTOCOL.md section 7 (e2m_int_key and its key id,
+ * the MUK = Ks_(ext)_NAF) and pushes them; it also registers EMSEs, application identities and
+ * MBMS key-group authorisations, and removes entries. Bulk mode pushes N generated subscribers
+ * with a window of outstanding requests and reports pushes/s. Keys are never printed: results
+ * are JSON lines with key check values.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kl_crypto.h"
+#include "kl_diameter.h"
+#include "kl_util.h"
+
+#define MAX_OPTS 48
+#define NTP_UNIX_OFFSET 2208988800ull
+
+/* Exit statuses */
+#define EX_OK 0
+#define EX_REFUSED 1 /* an answer other than DIAMETER_SUCCESS, or none */
+#define EX_USAGE 2
+#define EX_CONNECT 3
+
+struct opt {
+	const char *name;
+	const char *val;
+	int used;
+};
+
+static struct opt opts[MAX_OPTS];
+static unsigned nopts;
+static const char *cmd;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "keyline-hss-sim%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EX_USAGE);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: keyline-hss-sim CONNECTION COMMAND [--option VALUE]...\n"
+		"connection:\n"
+		"  --identity FQDN [--realm R] --cert PEM --key PEM --ca PEM [--listen ADDR]\n"
+		"      (or --fd-conf FILE: a freeDiameter configuration with its ConnectPeer)\n"
+		"  --peer FQDN@ADDR[:PORT]      keylined's Diameter identity and address (IPv6: [ADDR])\n"
+		"  [--vendor N] [--app N] [--timeout-ms MS (5000)] [--log-level error|warning|info|debug]\n"
+		"commands (hex values; T = unix seconds; keys only as KCVs in the output):\n"
+		"  push-e2m --k HEX (--opc HEX | --op HEX) --rand HEX --sqn HEX --amf HEX --imsi DIGITS\n"
+		"           [--expires T]       Milenage -> CK,IK -> e2m_int_key, key id = RAND's 32 LSBs\n"
+		"  push-muk --k HEX (--opc|--op) --rand HEX --sqn HEX --amf HEX --impi TEXT\n"
+		"           (--naf-id HEX | --bmsc-fqdn FQDN) [--btid TEXT] [--expires T]\n"
+		"                               MUK = Ks_(ext)_NAF(CK||IK, RAND, IMPI, NAF_Id), pushed for\n"
+		"                               the B-TID when given, else the IMPI\n"
+		"  put-appid --appid TEXT --imsi DIGITS\n"
+		"  put-emse --emse-id TEXT --psk-file FILE   (the PSK as hex in the file, 16..64 bytes)\n"
+		"  put-ue-groups --id TEXT [--group DDDDDD:G]...   (the UE's whole set)\n"
+		"  remove --type muk|e2m|appid|emse|ue-groups (--id TEXT | --imsi DIGITS)\n"
+		"         [--key-id HEX] [--group DDDDDD:G]...\n"
+		"  bulk --n N [--seed S] [--window W (64)] [--ack-log FILE] [--imsi-base DIGITS (00101)]\n"
+		"       [--expires T]           N generated subscribers' e2m_int_keys, as fast as the\n"
+		"                               answers allow; every acknowledged push is appended to\n"
+		"                               the ack log (IMSI, key id, KCV) after its success arrived\n"
+		"exit: 0 success, 1 refused or unanswered, 2 bad arguments, 3 no connection\n");
+}
+
+static const char *get(const char *name)
+{
+	const char *v = NULL;
+
+	for (unsigned i = 0; i < nopts; i++)
+		if (!strcmp(opts[i].name, name)) {
+			if (v)
+				die("--%s given twice", name);
+			v = opts[i].val;
+			opts[i].used = 1;
+		}
+	return v;
+}
+
+static const char *need(const char *name)
+{
+	const char *v = get(name);
+
+	if (!v)
+		die("missing --%s", name);
+	return v;
+}
+
+/* After a command took its options: anything left is a mistake. */
+static void no_leftovers(void)
+{
+	for (unsigned i = 0; i < nopts; i++)
+		if (!opts[i].used)
+			die("unknown option --%s for this command", opts[i].name);
+}
+
+static void hex(const char *what, const char *s, uint8_t *out, size_t want)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		n -= 2;
+	}
+	if (n != 2 * want)
+		die("--%s: want %zu bytes of hex", what, want);
+	for (size_t i = 0; i < want; i++) {
+		int hi = kl_hexval(s[2 * i]), lo = kl_hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			die("--%s: not hex", what);
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+}
+
+/* Hex of 1..max bytes; @return the length. */
+static size_t hex_var(const char *what, const char *s, uint8_t *out, size_t max)
+{
+	size_t n = 0, k = 0;
+	int hi = -1;
+
+	for (; *s; s++) {
+		int v;
+
+		if (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+			continue;
+		if ((v = kl_hexval(*s)) < 0)
+			die("%s: not hex", what);
+		if (hi < 0) {
+			hi = v;
+			continue;
+		}
+		if (k == max)
+			die("%s: longer than %zu bytes", what, max);
+		out[k++] = (uint8_t)(hi << 4 | v);
+		hi = -1;
+		n++;
+	}
+	if (hi >= 0)
+		die("%s: odd number of hex digits", what);
+	return n;
+}
+
+static unsigned long long number(const char *what, const char *s, int base,
+				 unsigned long long max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (!*s || *end || errno || v > max || *s == '-')
+		die("--%s: want a number up to %llu, got '%s'", what, max, s);
+	return v;
+}
+
+static void imsi_opt(const char *s, char out[KL_DIAMETER_IMSI_MAX + 1])
+{
+	size_t n = strlen(s);
+
+	if (!n || n > KL_DIAMETER_IMSI_MAX || strspn(s, "0123456789") != n)
+		die("--imsi: want 1..15 decimal digits");
+	memcpy(out, s, n + 1);
+}
+
+static void text_id(const char *what, const char *s, struct kl_diameter_entry *e)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > KL_DIAMETER_ID_MAX)
+		die("--%s: 1..%u bytes", what, KL_DIAMETER_ID_MAX);
+	memcpy(e->id, s, n);
+	e->id_len = (uint16_t)n;
+}
+
+static uint64_t expires_opt(void)
+{
+	const char *v = get("expires");
+	unsigned long long t;
+
+	if (!v)
+		return 0;
+	t = number("expires", v, 10, 0xFFFFFFFFull - NTP_UNIX_OFFSET);
+	return t ? (t + NTP_UNIX_OFFSET) << 32 : 0;
+}
+
+static void groups_opt(struct kl_diameter_entry *e)
+{
+	for (unsigned i = 0; i < nopts; i++) {
+		const char *s = opts[i].val, *colon;
+		struct kl_diameter_group *g;
+
+		if (strcmp(opts[i].name, "group"))
+			continue;
+		opts[i].used = 1;
+		if (e->ngroups == KL_DIAMETER_MAX_GROUPS)
+			die("more than %u --group", KL_DIAMETER_MAX_GROUPS);
+		g = &e->groups[e->ngroups++];
+		colon = strchr(s, ':');
+		if (!colon || colon - s != 6)
+			die("--group: want DDDDDD:G (Key Domain ID as 6 hex digits, key group)");
+		{
+			char dom[7];
+
+			memcpy(dom, s, 6);
+			dom[6] = 0;
+			hex("group", dom, g->domain, 3);
+		}
+		g->group = (uint16_t)number("group", colon + 1, 10, 65535);
+	}
+}
+
+static void kcv_str(const uint8_t *k, size_t n, char out[7])
+{
+	uint8_t c[KL_KCV_LEN];
+
+	if (kl_kcv(k, n, c) < 0)
+		snprintf(out, 7, "??????");
+	else
+		snprintf(out, 7, "%02x%02x%02x", c[0], c[1], c[2]);
+}
+
+/* Milenage from --k, --opc|--op, --rand, --sqn, --amf: CK||IK into ckik, RAND into rand. */
+static void av_opts(uint8_t ckik[32], uint8_t rand[16])
+{
+	struct kl_milenage_out o;
+	uint8_t k[16], opc[16], sqn[6], amf[2];
+
+	hex("k", need("k"), k, 16);
+	if (get("op") && get("opc"))
+		die("give --op or --opc, not both");
+	if (get("op")) {
+		uint8_t op[16];
+
+		hex("op", get("op"), op, 16);
+		if (kl_milenage_opc(k, op, opc) < 0)
+			die("OPc computation failed");
+		kl_memzero(op, sizeof(op));
+	} else {
+		hex("opc", need("opc"), opc, 16);
+	}
+	hex("rand", need("rand"), rand, 16);
+	hex("sqn", need("sqn"), sqn, 6);
+	hex("amf", need("amf"), amf, 2);
+	if (kl_milenage(k, opc, rand, sqn, amf, &o) < 0)
+		die("milenage failed");
+	memcpy(ckik, o.ck, 16);
+	memcpy(ckik + 16, o.ik, 16);
+	kl_memzero(&o, sizeof(o));
+	kl_memzero(k, sizeof(k));
+	kl_memzero(opc, sizeof(opc));
+}
+
+/* ---- one request, waited for ------------------------------------------------------------- */
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int done;
+	uint32_t rc;
+};
+
+static void wait_done(void *arg, uint32_t rc)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->m);
+	w->rc = rc;
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->m);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct kl_diameter *g_c;
+static unsigned g_timeout_ms = 5000;
+
+/* Send e, wait for the answer, print one JSON line (extra: more "key":value pairs). */
+static int send_one(struct kl_diameter_entry *e, const char *extra)
+{
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	double t0 = now_s();
+	int rc = kl_diameter_client_send(g_c, e, g_timeout_ms, wait_done, &w);
+
+	kl_memzero(e->key, sizeof(e->key));
+	if (rc) {
+		fprintf(stderr, "keyline-hss-sim %s: cannot send: %s\n", cmd, strerror(-rc));
+		return EX_CONNECT;
+	}
+	pthread_mutex_lock(&w.m);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.m);
+	pthread_mutex_unlock(&w.m);
+	printf("{\"command\":\"%s\",\"type\":\"%s\",\"result\":%u,\"result_name\":\"%s\","
+	       "\"elapsed_ms\":%.1f%s%s}\n",
+	       cmd, kl_diameter_type_name(e->type), w.rc,
+	       w.rc ? kl_diameter_result_name(w.rc) : "no answer", (now_s() - t0) * 1000.0,
+	       extra && *extra ? "," : "", extra ? extra : "");
+	fflush(stdout);
+	return w.rc == KL_DIAMETER_SUCCESS ? EX_OK : EX_REFUSED;
+}
+
+/* ---- commands: each checks its options and builds the request before we connect ---------- */
+
+static struct kl_diameter_entry g_e;
+static char g_extra[400];
+
+static void cmd_push_e2m(struct kl_crypto *c)
+{
+	struct kl_diameter_entry e = { 0 };
+	uint8_t ckik[32], rand[16];
+	char kcv[7];
+
+	e.op = KL_DIAMETER_PUSH;
+	e.type = KL_DIAMETER_E2M;
+	av_opts(ckik, rand);
+	imsi_opt(need("imsi"), e.imsi);
+	e.expires = expires_opt();
+	no_leftovers();
+	if (kl_derive(c, KL_KDF_E2M_INT, ckik, sizeof(ckik), NULL, 0, e.key) < 0)
+		die("e2m_int_key derivation failed");
+	kl_memzero(ckik, sizeof(ckik));
+	e.key_len = KL_DIAMETER_E2M_KEY_LEN;
+	e.key_id = kl_e2m_key_id(rand);
+	e.has_key_id = 1;
+	kcv_str(e.key, e.key_len, kcv);
+	snprintf(g_extra, sizeof(g_extra), "\"imsi\":\"%s\",\"key_id\":\"%08x\",\"kcv\":\"%s\"",
+		 e.imsi, e.key_id, kcv);
+	g_e = e;
+	kl_memzero(&e, sizeof(e));
+}
+
+static void cmd_push_muk(struct kl_crypto *c)
+{
+	struct kl_diameter_entry e = { 0 };
+	struct kl_kdf_param v[3];
+	uint8_t ckik[32], rand[16], naf[300];
+	const char *impi, *btid, *nafhex, *fqdn;
+	char kcv[7];
+	size_t nl;
+
+	e.op = KL_DIAMETER_PUSH;
+	e.type = KL_DIAMETER_MUK;
+	av_opts(ckik, rand);
+	impi = need("impi");
+	btid = get("btid");
+	nafhex = get("naf-id");
+	fqdn = get("bmsc-fqdn");
+	if (!!nafhex == !!fqdn)
+		die("give --naf-id or --bmsc-fqdn");
+	if (fqdn) {
+		/* MBMS: NAF_Id = BM-SC FQDN || Ua security protocol id 01 00 00 00 01 */
+		nl = strlen(fqdn);
+		if (!nl || nl > sizeof(naf) - 5)
+			die("--bmsc-fqdn: 1..%zu bytes", sizeof(naf) - 5);
+		memcpy(naf, fqdn, nl);
+		memcpy(naf + nl, "\x01\x00\x00\x00\x01", 5);
+		nl += 5;
+	} else {
+		nl = hex_var("--naf-id", nafhex, naf, sizeof(naf));
+		if (!nl)
+			die("--naf-id: empty");
+	}
+	text_id(btid ? "btid" : "impi", btid ? btid : impi, &e);
+	if (strlen(impi) > 65535)
+		die("--impi: too long");
+	e.expires = expires_opt();
+	no_leftovers();
+	v[0] = (struct kl_kdf_param){ rand, 16 };
+	v[1] = (struct kl_kdf_param){ (const uint8_t *)impi, strlen(impi) };
+	v[2] = (struct kl_kdf_param){ naf, nl };
+	if (kl_derive(c, KL_KDF_KS_NAF, ckik, sizeof(ckik), v, 3, e.key) < 0)
+		die("MUK derivation failed");
+	kl_memzero(ckik, sizeof(ckik));
+	e.key_len = KL_KDF_OUT_LEN;
+	kcv_str(e.key, e.key_len, kcv);
+	/* the identity is echoed only when it needs no JSON escaping */
+	if (memchr(e.id, '"', e.id_len) || memchr(e.id, '\\', e.id_len))
+		snprintf(g_extra, sizeof(g_extra), "\"kcv\":\"%s\"", kcv);
+	else
+		snprintf(g_extra, sizeof(g_extra), "\"id\":\"%.*s\",\"kcv\":\"%s\"", (int)e.id_len,
+			 (const char *)e.id, kcv);
+	g_e = e;
+	kl_memzero(&e, sizeof(e));
+}
+
+static void cmd_put_appid(void)
+{
+	struct kl_diameter_entry e = { 0 };
+
+	e.op = KL_DIAMETER_PUSH;
+	e.type = KL_DIAMETER_APPID;
+	text_id("appid", need("appid"), &e);
+	imsi_opt(need("imsi"), e.imsi);
+	no_leftovers();
+	g_e = e;
+}
+
+static void cmd_put_emse(void)
+{
+	struct kl_diameter_entry e = { 0 };
+	const char *path;
+	char buf[512], kcv[7];
+	size_t n;
+	FILE *f;
+
+	e.op = KL_DIAMETER_PUSH;
+	e.type = KL_DIAMETER_EMSE;
+	text_id("emse-id", need("emse-id"), &e);
+	path = need("psk-file");
+	no_leftovers();
+	f = fopen(path, "r");
+	if (!f)
+		die("--psk-file %s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (!feof(f))
+		die("--psk-file %s: longer than %zu bytes", path, sizeof(buf) - 1);
+	fclose(f);
+	buf[n] = 0;
+	n = hex_var("--psk-file", buf, e.key, KL_DIAMETER_KEY_MAX);
+	kl_memzero(buf, sizeof(buf));
+	if (n < KL_DIAMETER_KEY_MIN)
+		die("--psk-file: want %u..%u bytes of hex", KL_DIAMETER_KEY_MIN, KL_DIAMETER_KEY_MAX);
+	e.key_len = (uint8_t)n;
+	kcv_str(e.key, e.key_len, kcv);
+	snprintf(g_extra, sizeof(g_extra), "\"kcv\":\"%s\"", kcv);
+	g_e = e;
+	kl_memzero(&e, sizeof(e));
+}
+
+static void cmd_put_ue_groups(void)
+{
+	struct kl_diameter_entry e = { 0 };
+
+	e.op = KL_DIAMETER_PUSH;
+	e.type = KL_DIAMETER_UE_GROUPS;
+	text_id("id", need("id"), &e);
+	groups_opt(&e);
+	no_leftovers();
+	g_e = e;
+}
+
+static void cmd_remove(void)
+{
+	static const char *const names[] = { NULL, "muk", "e2m", "appid", "emse", "ue-groups" };
+	struct kl_diameter_entry e = { 0 };
+	const char *t = need("type");
+	unsigned i;
+
+	for (i = 1; i <= KL_DIAMETER_UE_GROUPS && strcmp(t, names[i]); i++)
+		;
+	if (i > KL_DIAMETER_UE_GROUPS)
+		die("--type: muk, e2m, appid, emse or ue-groups");
+	e.op = KL_DIAMETER_REMOVE;
+	e.type = (enum kl_diameter_type)i;
+	if (e.type == KL_DIAMETER_E2M) {
+		imsi_opt(need("imsi"), e.imsi);
+		if (get("key-id")) {
+			e.key_id = (uint32_t)number("key-id", get("key-id"), 16, 0xFFFFFFFFull);
+			e.has_key_id = 1;
+		}
+	} else {
+		text_id("id", need("id"), &e);
+		if (e.type == KL_DIAMETER_UE_GROUPS)
+			groups_opt(&e);
+	}
+	no_leftovers();
+	g_e = e;
+}
+
+/* ---- bulk ---------------------------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void fill(uint64_t *s, uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t v = splitmix(s);
+
+		memcpy(b + i, &v, n - i < 8 ? n - i : 8);
+	}
+}
+
+struct bulk {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	unsigned outstanding;
+	uint64_t ok, failed, no_answer, busy_retries;
+	uint64_t *retry; /* subscriber indices answered TOO_BUSY, to send again */
+	size_t nretry;
+	FILE *ack;
+	struct kl_crypto *c;
+	uint64_t seed;
+	const char *imsi_base;
+	uint64_t expires;
+	int lost;
+};
+
+struct bulk_req {
+	struct bulk *b;
+	uint64_t idx;
+	char imsi[KL_DIAMETER_IMSI_MAX + 1];
+	uint32_t key_id;
+	char kcv[7];
+};
+
+/* Subscriber idx: K, OPc, RAND from the seed; SQN = idx; AMF 8000. */
+static int subscriber(struct bulk *b, uint64_t idx, struct kl_diameter_entry *e, char kcv[7])
+{
+	struct kl_milenage_out o;
+	uint8_t k[16], opc[16], rand[16], sqn[6], amf[2] = { 0x80, 0x00 }, ckik[32];
+	uint64_t s = b->seed ^ (idx * 0xD1B54A32D192ED03ull);
+	size_t bl = strlen(b->imsi_base);
+	int rc;
+
+	fill(&s, k, 16);
+	fill(&s, opc, 16);
+	fill(&s, rand, 16);
+	for (int i = 0; i < 6; i++)
+		sqn[i] = (uint8_t)(idx >> (8 * (5 - i)));
+	memset(e, 0, sizeof(*e));
+	e->op = KL_DIAMETER_PUSH;
+	e->type = KL_DIAMETER_E2M;
+	snprintf(e->imsi, sizeof(e->imsi), "%s%0*llu", b->imsi_base, (int)(15 - bl),
+		 (unsigned long long)idx);
+	rc = kl_milenage(k, opc, rand, sqn, amf, &o);
+	memcpy(ckik, o.ck, 16);
+	memcpy(ckik + 16, o.ik, 16);
+	if (!rc)
+		rc = kl_derive(b->c, KL_KDF_E2M_INT, ckik, 32, NULL, 0, e->key);
+	kl_memzero(&o, sizeof(o));
+	kl_memzero(k, sizeof(k));
+	kl_memzero(opc, sizeof(opc));
+	kl_memzero(ckik, sizeof(ckik));
+	e->key_len = 32;
+	e->key_id = kl_e2m_key_id(rand);
+	e->has_key_id = 1;
+	e->expires = b->expires;
+	kcv_str(e->key, 32, kcv);
+	return rc;
+}
+
+static void bulk_done(void *arg, uint32_t rc)
+{
+	struct bulk_req *r = arg;
+	struct bulk *b = r->b;
+
+	pthread_mutex_lock(&b->m);
+	b->outstanding--;
+	if (rc == KL_DIAMETER_SUCCESS) {
+		b->ok++;
+		if (b->ack) {
+			fprintf(b->ack, "%s %08x %s\n", r->imsi, r->key_id, r->kcv);
+			fflush(b->ack);
+		}
+	} else if (rc == KL_DIAMETER_TOO_BUSY) {
+		b->busy_retries++;
+		b->retry[b->nretry++] = r->idx;
+	} else if (!rc) {
+		b->no_answer++;
+	} else {
+		b->failed++;
+		if (rc == 3002) /* unable to deliver: the connection is gone */
+			b->lost = 1;
+	}
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->m);
+	free(r);
+}
+
+static struct bulk g_b = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+static unsigned long long g_bulk_n, g_bulk_window;
+
+static void cmd_bulk(struct kl_crypto *c)
+{
+	struct bulk *b = &g_b;
+	const char *ack = get("ack-log");
+
+	g_bulk_n = number("n", need("n"), 10, 100000000ull);
+	b->seed = get("seed") ? number("seed", get("seed"), 0, ~0ull) : 1;
+	g_bulk_window = get("window") ? number("window", get("window"), 10, 100000) : 64;
+	if (!g_bulk_window)
+		die("--window: at least 1");
+	b->imsi_base = get("imsi-base") ? get("imsi-base") : "00101";
+	if (!*b->imsi_base || strlen(b->imsi_base) > 10 ||
+	    strspn(b->imsi_base, "0123456789") != strlen(b->imsi_base))
+		die("--imsi-base: 1..10 digits");
+	b->expires = expires_opt();
+	no_leftovers();
+	b->c = c;
+	b->retry = calloc(g_bulk_window + 1, sizeof(uint64_t));
+	if (!b->retry)
+		die("out of memory");
+	if (ack && !(b->ack = fopen(ack, "a")))
+		die("--ack-log %s: %s", ack, strerror(errno));
+}
+
+static int run_bulk(void)
+{
+	struct bulk *b = &g_b;
+	unsigned long long n = g_bulk_n, window = g_bulk_window;
+	uint64_t next = 0;
+	double t0, dt;
+	int stopped = 0;
+
+	t0 = now_s();
+	pthread_mutex_lock(&b->m);
+	for (;;) {
+		struct kl_diameter_entry e;
+		struct bulk_req *r;
+		uint64_t idx;
+		int rc;
+
+		while (b->outstanding >= window || (!b->nretry && next == n && b->outstanding))
+			pthread_cond_wait(&b->cv, &b->m);
+		if (b->lost || stopped || (!b->nretry && next == n))
+			break;
+		if (b->nretry) {
+			idx = b->retry[--b->nretry];
+			pthread_mutex_unlock(&b->m);
+			/* the server's queue was full: give its control thread a moment */
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		} else {
+			idx = next++;
+			pthread_mutex_unlock(&b->m);
+		}
+		r = malloc(sizeof(*r));
+		if (!r || subscriber(b, idx, &e, r->kcv))
+			die("subscriber %llu: %s", (unsigned long long)idx,
+			    r ? "derivation failed" : "out of memory");
+		r->b = b;
+		r->idx = idx;
+		memcpy(r->imsi, e.imsi, sizeof(r->imsi));
+		r->key_id = e.key_id;
+		pthread_mutex_lock(&b->m);
+		b->outstanding++;
+		pthread_mutex_unlock(&b->m);
+		rc = kl_diameter_client_send(g_c, &e, g_timeout_ms, bulk_done, r);
+		kl_memzero(e.key, sizeof(e.key));
+		pthread_mutex_lock(&b->m);
+		if (rc) {
+			b->outstanding--;
+			free(r);
+			fprintf(stderr, "keyline-hss-sim bulk: cannot send: %s\n", strerror(-rc));
+			stopped = 1;
+		}
+	}
+	/* wait for what is still in flight */
+	while (b->outstanding)
+		pthread_cond_wait(&b->cv, &b->m);
+	pthread_mutex_unlock(&b->m);
+	dt = now_s() - t0;
+	printf("{\"command\":\"bulk\",\"n\":%llu,\"ok\":%llu,\"failed\":%llu,\"no_answer\":%llu,"
+	       "\"busy_retries\":%llu,\"window\":%llu,\"seconds\":%.3f,\"pushes_per_s\":%.0f}\n",
+	       n, (unsigned long long)b->ok, (unsigned long long)b->failed,
+	       (unsigned long long)b->no_answer, (unsigned long long)b->busy_retries, window, dt,
+	       dt > 0 ? (double)b->ok / dt : 0.0);
+	fflush(stdout);
+	if (b->ack)
+		fclose(b->ack);
+	free(b->retry);
+	return b->ok == n ? EX_OK : EX_REFUSED;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+/* Which crypto backend runs is of no interest here: its start-up line is dropped. */
+static void crypto_quiet(const char *msg)
+{
+	(void)msg;
+}
+
+static void log_sink(void *arg, enum kl_diameter_log_level level, const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)arg;
+	fprintf(stderr, "keyline-hss-sim: %s: %s\n", names[level], msg);
+}
+
+/* FQDN@ADDR[:PORT], ADDR an IPv4 address or [IPv6]. */
+static void peer_opt(const char *s, struct kl_diameter_params *p)
+{
+	static char id[256], addr[128];
+	const char *at = strchr(s, '@'), *a, *port = NULL;
+	size_t al;
+
+	if (!at || at == s || (size_t)(at - s) >= sizeof(id))
+		die("--peer: want FQDN@ADDR[:PORT]");
+	memcpy(id, s, (size_t)(at - s));
+	id[at - s] = 0;
+	a = at + 1;
+	if (*a == '[') {
+		const char *close = strchr(a, ']');
+
+		if (!close)
+			die("--peer: unterminated [IPv6 address]");
+		al = (size_t)(close - a - 1);
+		a++;
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1])
+			die("--peer: junk after ]");
+	} else {
+		const char *colon = strchr(a, ':');
+
+		al = colon ? (size_t)(colon - a) : strlen(a);
+		if (colon)
+			port = colon + 1;
+	}
+	if (!al || al >= sizeof(addr))
+		die("--peer: no address");
+	memcpy(addr, a, al);
+	addr[al] = 0;
+	p->peer_identity = id;
+	p->peer_address = addr;
+	if (port)
+		p->peer_port = (uint16_t)number("peer port", port, 10, 65535);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const commands[] = { "push-e2m", "push-muk", "put-appid", "put-emse",
+						"put-ue-groups", "remove", "bulk", NULL };
+	struct kl_diameter_params p = { 0 };
+	struct kl_crypto *c = NULL;
+	char err[512];
+	int i, rc;
+
+	kl_crypto_set_log(crypto_quiet);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (strncmp(argv[i], "--", 2)) {
+			if (cmd)
+				die("unexpected argument '%s'", argv[i]);
+			cmd = argv[i];
+			continue;
+		}
+		if (!argv[i][2])
+			die("unexpected argument '--'");
+		if (i + 1 >= argc)
+			die("%s needs a value", argv[i]);
+		if (nopts == MAX_OPTS)
+			die("too many options");
+		opts[nopts].name = argv[i] + 2;
+		opts[nopts++].val = argv[++i];
+	}
+	if (!cmd) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	for (i = 0; commands[i] && strcmp(cmd, commands[i]); i++)
+		;
+	if (!commands[i])
+		die("unknown command (try --help)");
+
+	p.log = log_sink;
+	p.log_level = KL_DIAMETER_LOG_WARNING;
+	if (get("log-level")) {
+		static const char *const lv[] = { "error", "warning", "info", "debug" };
+		unsigned l;
+
+		for (l = 0; l < 4 && strcmp(get("log-level"), lv[l]); l++)
+			;
+		if (l == 4)
+			die("--log-level: error, warning, info or debug");
+		p.log_level = (enum kl_diameter_log_level)l;
+	}
+	p.fd_conf = get("fd-conf");
+	p.identity = get("identity");
+	p.realm = get("realm");
+	p.listen = get("listen");
+	p.tls_cert = get("cert");
+	p.tls_key = get("key");
+	p.tls_ca = get("ca");
+	if (get("vendor"))
+		p.vendor_id = (uint32_t)number("vendor", get("vendor"), 10, 0xFFFFFFFFull);
+	if (get("app"))
+		p.app_id = (uint32_t)number("app", get("app"), 10, 0xFFFFFFFFull);
+	if (get("timeout-ms"))
+		g_timeout_ms = (unsigned)number("timeout-ms", get("timeout-ms"), 10, 600000);
+	peer_opt(need("peer"), &p);
+	if (!p.fd_conf && (!p.identity || !p.tls_cert || !p.tls_key || !p.tls_ca))
+		die("give --identity, --cert, --key and --ca (or --fd-conf)");
+
+	c = kl_crypto_create(KL_CRYPTO_OPENSSL);
+	if (!c) {
+		fprintf(stderr, "keyline-hss-sim: cannot create a crypto context: %s\n",
+			strerror(errno));
+		return EX_CONNECT;
+	}
+	/* The command's options are checked and its request built before connecting: argument
+	 * errors exit 2 at once, with no peer involved. */
+	if (!strcmp(cmd, "push-e2m"))
+		cmd_push_e2m(c);
+	else if (!strcmp(cmd, "push-muk"))
+		cmd_push_muk(c);
+	else if (!strcmp(cmd, "put-appid"))
+		cmd_put_appid();
+	else if (!strcmp(cmd, "put-emse"))
+		cmd_put_emse();
+	else if (!strcmp(cmd, "put-ue-groups"))
+		cmd_put_ue_groups();
+	else if (!strcmp(cmd, "remove"))
+		cmd_remove();
+	else
+		cmd_bulk(c);
+	g_c = kl_diameter_client_start(&p, g_timeout_ms, err, sizeof(err));
+	if (!g_c) {
+		fprintf(stderr, "keyline-hss-sim: %s\n", err);
+		kl_memzero(&g_e, sizeof(g_e));
+		kl_crypto_destroy(c);
+		return EX_CONNECT;
+	}
+	rc = !strcmp(cmd, "bulk") ? run_bulk() : send_one(&g_e, g_extra);
+	kl_diameter_stop(g_c);
+	kl_crypto_destroy(c);
+	return rc;
+}
