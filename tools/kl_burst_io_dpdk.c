@@ -528,9 +528,20 @@ out:
 	if (rc == 0 && net->hold_s) {
 		/* DPDK 22.11's memif PMD can fault in a peer still polling while a disconnect
 		 * unmaps the rings: give the server the chance to stop first. */
+		uint64_t end = clock_ns(&io) + (uint64_t)net->hold_s * 1000000000ull;
+
 		fprintf(stderr, "keyline-burst: holding the port %u s\n", net->hold_s);
 		fflush(stderr);
-		sleep(net->hold_s);
+		/* until the server is gone (the link goes down when it disconnects) */
+		while (clock_ns(&io) < end) {
+			struct rte_eth_link link;
+
+			memset(&link, 0, sizeof(link));
+			if (rte_eth_link_get_nowait(io.port, &link) == 0 &&
+			    link.link_status == RTE_ETH_LINK_DOWN)
+				break;
+			rte_delay_ms(10);
+		}
 	}
 	if (io.port != RTE_MAX_ETHPORTS) {
 		rte_eth_dev_stop(io.port);

@@ -92,6 +92,7 @@ start_server() {
 }
 
 stop_server() {
+	[ -n "$srv_pid" ] || return 0 # already stopped
 	kill -TERM "$srv_pid" 2>/dev/null
 	wait "$srv_pid"
 	local rc=$?
@@ -109,11 +110,24 @@ burst() {
 	local io=$1 o=$2
 	shift 2
 	if [ "$io" = dpdk ]; then
+		# The client keeps its memif port open after the run (--hold-s) until keylined has
+		# stopped: DPDK 22.11's memif PMD can fault in a side still polling when its peer
+		# disconnects, so the server always stops first.
 		"$B/tools/keyline-burst" --no-huge --no-shconf -m "$mem" --no-pci --no-telemetry -l 0 \
 			--log-level=error --file-prefix "klcli$$-$run" \
 			--vdev "net_memif0,role=client,socket=$work/memif$run.sock" -- \
 			--population "$work/pop.txt" --server-ip 192.0.2.1 --client-ip 192.0.2.100 \
-			--sources 256 "$@" >"$o" 2>"$work/cli$run.err"
+			--sources 256 --hold-s 60 "$@" >"$o" 2>"$work/cli$run.err" &
+		local cpid=$! rc
+		for _ in $(seq 1 6000); do
+			grep -q 'holding the port' "$work/cli$run.err" 2>/dev/null && break
+			kill -0 "$cpid" 2>/dev/null || break
+			sleep 0.05
+		done
+		stop_server || status=1
+		wait "$cpid"
+		rc=$?
+		return $rc
 	else
 		"$B/tools/keyline-burst" --io socket --population "$work/pop.txt" \
 			--server-ip 127.0.0.1 --server-port 22690 "$@" >"$o" 2>"$work/cli$run.err"
@@ -127,7 +141,6 @@ burst dpdk "$out/burst.jsonl" --mode burst --window "$window" --presign --timeou
 	--retries 4 --interval-ms 100
 brc=$?
 [ $brc -eq 0 ] || { echo "run-burst: keyline-burst reported failures (exit $brc)" >&2; status=1; }
-stop_server || status=1
 grep -v '^keylined: ready' "$work/srv$run.out" >"$out/keylined-counters.txt"
 
 compare_args=()
@@ -143,14 +156,17 @@ if [ $compare -eq 1 ]; then
 			[ "$io" = socket ] && extra+=(--inflight 256)
 			# the most it answers, then the latency at 80% of that (p99 target: 50 us)
 			burst "$io" "$work/max$run.jsonl" --mode max --ues "$n" "${extra[@]}" || status=1
-			rate=$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]; print(int(0.8*(l[-1].get("answered_per_s") or 0)))' "$work/max$run.jsonl" 2>/dev/null || echo 0)
+			maxrun=$run
+			stop_server || status=1
+			rate=$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]; print(int(0.8*(l[-1].get("answered_per_s") or 0)))' "$work/max$maxrun.jsonl" 2>/dev/null || echo 0)
 			if [ "${rate:-0}" -gt 0 ]; then
 				m=$(( rate * 2 < n ? rate * 2 : n ))  # about two seconds at 80%
-				burst "$io" "$work/r80$run.jsonl" --mode rate --rate "$rate" --ues "$m" \
+				start_server "$io" "$crypto" || status=1
+				burst "$io" "$work/r80$maxrun.jsonl" --mode rate --rate "$rate" --ues "$m" \
 					--first "$n" "${extra[@]}" || status=1
 			fi
 			stop_server || status=1
-			python3 - "$work/max$run.jsonl" "$work/r80$run.jsonl" "$io" "$crypto" "$rate" >>"$rows" <<'PY'
+			python3 - "$work/max$maxrun.jsonl" "$work/r80$maxrun.jsonl" "$io" "$crypto" "$rate" >>"$rows" <<'PY'
 import json, sys
 def last(path):
     try:
