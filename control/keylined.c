@@ -59,6 +59,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* a client (admin, /metrics) that goes away mid-answer must not end the server */
+	signal(SIGPIPE, SIG_IGN);
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {
