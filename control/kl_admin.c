@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "kl_population.h"
+#include "kl_store.h"
 
 #define NTP_UNIX_OFFSET 2208988800ull
 #define UNIX_MAX (UINT32_MAX - NTP_UNIX_OFFSET) /* last second NTP era 0 can hold (2036) */
@@ -51,6 +52,8 @@ struct kl_admin {
 	ino_t ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct kl_table *table;
+	struct kl_store *store; /* NULL: no durable store */
+	unsigned e2m_ring;	/* the table's ring size, for kl_store_push_e2m */
 	const struct kl_stats_view *stats;
 	unsigned max_clients, nclients;
 	uint32_t max_line, idle_ms;
@@ -449,6 +452,54 @@ static int table_error(struct req *r, int rc, enum kl_table_kind kind)
 	}
 }
 
+/* The store write that precedes a table write failed: answer it (the table is untouched). */
+static int store_error(struct req *r, int rc, enum kl_table_kind kind)
+{
+	const char *m = kl_store_last_error(r->a->store);
+
+	if (rc == -ENOSPC)
+		return rerr(r, "store: full for %s (map_size reached; raise store.map_size_mb)%s%s",
+			    kind_word[kind], m[0] ? ": " : "", m);
+	return rerr(r, "store: %s entry not stored: %s", kind_word[kind],
+		    m[0] ? m : strerror(-rc));
+}
+
+/* Is there an entry under this key in the table now (before a write)? */
+static bool in_table(struct req *r, enum kl_table_kind kind, const uint8_t *key, uint16_t len)
+{
+	struct kl_table_key tk = { .id = key, .len = len };
+	const void *e = NULL;
+
+	return kl_table_lookup_bulk(r->a->table, kind, &tk, 1, &e) && e;
+}
+
+/* The table refused an entry the store had just committed (table full). A new entry is taken
+ * out of the store again, so that the store never holds what the table could not take; the
+ * replacement of an existing entry (a longer key needing a scarcer slot) cannot be undone in
+ * the store, which does not keep the old key: that is logged, and the stored value is the one
+ * loaded at the next start. */
+static void store_undo(struct req *r, int table_rc, enum kl_table_kind kind, const uint8_t *key,
+		       uint16_t len, bool existed)
+{
+	int rc;
+
+	if (!r->a->store || table_rc >= 0)
+		return;
+	if (existed) {
+		alog(r->a, KL_ADMIN_LOG_ERROR,
+		     "store: the %s entry was stored but the key table kept its previous value (%s): "
+		     "the stored value takes effect at the next start",
+		     kind_word[kind], strerror(-table_rc));
+		return;
+	}
+	rc = kl_store_del(r->a->store, kind, key, len);
+	if (rc && rc != -ENOENT)
+		alog(r->a, KL_ADMIN_LOG_ERROR,
+		     "store: could not remove a new %s record the key table refused (%s): it will be "
+		     "loaded at the next start",
+		     kind_word[kind], kl_store_last_error(r->a->store));
+}
+
 /* Answer and log summary of a write. */
 static int put_result(struct req *r, int rc, enum kl_table_kind kind, const char *id, size_t idlen,
 		      const char *kcv)
@@ -563,6 +614,10 @@ static int cmd_import(struct req *r, json_t *j)
 	memset(&p, 0, sizeof(p));
 	if (fields_ok(r, j, "", f) || get_str(r, j, "", "path", false, &path, &plen))
 		return -1;
+	if (r->a->store)
+		return rerr(r, "refused: a key store is configured and test populations are not "
+			       "stored (their keys follow from a seed); use a keylined without "
+			       "store: for test populations");
 	if (!!params == !!path)
 		return rerr(r, "give either params (the population file's fields) or path");
 	if (path) {
@@ -620,6 +675,7 @@ static int cmd_put_ue(struct req *r, json_t *j)
 	unsigned ng = 0;
 	const char *id;
 	size_t idlen, mlen;
+	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen))
@@ -647,8 +703,18 @@ static int cmd_put_ue(struct req *r, json_t *j)
 	}
 	if (get_key(r, j, "", "muk", 1, sizeof(muk), muk, &mlen))
 		return -1;
+	existed = r->a->store && in_table(r, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen);
+	if (r->a->store) {
+		rc = kl_store_put_ue(r->a->store, (const uint8_t *)id, (uint16_t)idlen, muk,
+				     (unsigned)mlen, groups, ng);
+		if (rc) {
+			kl_memzero(muk, sizeof(muk));
+			return store_error(r, rc, KL_TK_UE);
+		}
+	}
 	rc = kl_table_put_ue(r->a->table, (const uint8_t *)id, (uint16_t)idlen, muk,
 			     (unsigned)mlen, groups, ng);
+	store_undo(r, rc, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen, existed);
 	if (kl_kcv(muk, mlen, kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(muk, sizeof(muk));
@@ -718,7 +784,22 @@ static int cmd_put_group(struct req *r, json_t *j)
 		}
 		g.has_next = 1;
 	}
-	rc = kl_table_put_group(r->a->table, &ref, &g);
+	if (r->a->store) {
+		uint8_t gk[5] = { ref.domain[0], ref.domain[1], ref.domain[2],
+				  (uint8_t)(ref.group >> 8), (uint8_t)ref.group };
+		bool existed = in_table(r, KL_TK_GROUP, gk, sizeof(gk));
+
+		rc = kl_store_put_group(r->a->store, &ref, &g);
+		if (rc) {
+			store_error(r, rc, KL_TK_GROUP);
+			rc = -1;
+			goto out;
+		}
+		rc = kl_table_put_group(r->a->table, &ref, &g);
+		store_undo(r, rc, KL_TK_GROUP, gk, sizeof(gk), existed);
+	} else {
+		rc = kl_table_put_group(r->a->table, &ref, &g);
+	}
 	group_str(&ref, name);
 	if (put_result(r, rc, KL_TK_GROUP, name, strlen(name), NULL)) {
 		rc = -1;
@@ -743,13 +824,24 @@ static int cmd_put_emse(struct req *r, json_t *j)
 	char kcvs[2 * KL_KCV_LEN + 1];
 	const char *id;
 	size_t idlen, plen;
+	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
 	    get_key(r, j, "", "psk", 1, sizeof(psk), psk, &plen))
 		return -1;
+	existed = r->a->store && in_table(r, KL_TK_EMSE, (const uint8_t *)id, (uint16_t)idlen);
+	if (r->a->store) {
+		rc = kl_store_put_emse(r->a->store, (const uint8_t *)id, (uint16_t)idlen, psk,
+				       (unsigned)plen);
+		if (rc) {
+			kl_memzero(psk, sizeof(psk));
+			return store_error(r, rc, KL_TK_EMSE);
+		}
+	}
 	rc = kl_table_put_emse(r->a->table, (const uint8_t *)id, (uint16_t)idlen, psk,
 			       (unsigned)plen);
+	store_undo(r, rc, KL_TK_EMSE, (const uint8_t *)id, (uint16_t)idlen, existed);
 	if (kl_kcv(psk, plen, kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(psk, sizeof(psk));
@@ -765,6 +857,7 @@ static int cmd_push_e2m(struct req *r, json_t *j)
 	uint64_t key_id = 0, expires = 0;
 	const char *imsi;
 	size_t klen;
+	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_imsi(r, j, "imsi", &imsi) ||
@@ -772,8 +865,20 @@ static int cmd_push_e2m(struct req *r, json_t *j)
 	    get_uint(r, j, "", "expires", false, UNIX_MAX, &expires) ||
 	    get_key(r, j, "", "key", sizeof(key), sizeof(key), key, &klen))
 		return -1;
+	existed = r->a->store &&
+		  in_table(r, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)strlen(imsi));
+	if (r->a->store) {
+		rc = kl_store_push_e2m(r->a->store, imsi, key, (uint32_t)key_id,
+				       expires ? unix_to_ntp(expires) : 0,
+				       r->a->e2m_ring);
+		if (rc) {
+			kl_memzero(key, sizeof(key));
+			return store_error(r, rc, KL_TK_E2M);
+		}
+	}
 	rc = kl_table_push_e2m(r->a->table, imsi, key, (uint32_t)key_id,
 			       expires ? unix_to_ntp(expires) : 0);
+	store_undo(r, rc, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)strlen(imsi), existed);
 	if (kl_kcv(key, sizeof(key), kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(key, sizeof(key));
@@ -791,12 +896,20 @@ static int cmd_put_appid(struct req *r, json_t *j)
 	static const char *const f[] = { "appid", "imsi", NULL };
 	const char *id, *imsi;
 	size_t idlen;
+	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_id(r, j, "appid", &id, &idlen) ||
 	    get_imsi(r, j, "imsi", &imsi))
 		return -1;
+	existed = r->a->store && in_table(r, KL_TK_APPID, (const uint8_t *)id, (uint16_t)idlen);
+	if (r->a->store) {
+		rc = kl_store_put_appid(r->a->store, (const uint8_t *)id, (uint16_t)idlen, imsi);
+		if (rc)
+			return store_error(r, rc, KL_TK_APPID);
+	}
 	rc = kl_table_put_appid(r->a->table, (const uint8_t *)id, (uint16_t)idlen, imsi);
+	store_undo(r, rc, KL_TK_APPID, (const uint8_t *)id, (uint16_t)idlen, existed);
 	if (put_result(r, rc, KL_TK_APPID, id, idlen, NULL))
 		return -1;
 	aset(r, "imsi", json_string(imsi));
@@ -814,6 +927,13 @@ static int cmd_del(struct req *r, json_t *j)
 
 	if (fields_ok(r, j, "", f) || get_kind(r, j, &kind) || get_entry_key(r, j, kind, key, &len))
 		return -1;
+	/* Store first: an entry deleted from the table only would come back at the next start.
+	 * -ENOENT is no error here: entries of a -p test population are in the table only. */
+	if (r->a->store) {
+		rc = kl_store_del(r->a->store, kind, key, len);
+		if (rc && rc != -ENOENT)
+			return store_error(r, rc, kind);
+	}
 	rc = kl_table_del(r->a->table, kind, key, len);
 	if (rc)
 		return table_error(r, rc, kind);
@@ -1529,6 +1649,12 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 		errno = EINVAL;
 		return NULL;
 	}
+	if (p->e2m_ring > KL_TABLE_E2M_RING_MAX) {
+		kl_errf(err, errlen, "admin socket: e2m_ring %u out of range (1..%u)", p->e2m_ring,
+			KL_TABLE_E2M_RING_MAX);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (p->max_clients > KL_ADMIN_MAX_CLIENTS ||
 	    (p->max_line && (p->max_line < KL_ADMIN_MIN_LINE || p->max_line > KL_ADMIN_MAX_LINE))) {
 		kl_errf(err, errlen, "admin socket: max_clients (<= %u) or max_line (%u..%u) out of range",
@@ -1543,6 +1669,8 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	}
 	a->lfd = a->efd = -1;
 	a->table = p->table;
+	a->store = p->store;
+	a->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	a->stats = p->stats;
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;

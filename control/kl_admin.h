@@ -51,6 +51,13 @@
  * (json_set_alloc_funcs with malloc and a wiping free: process-wide, harmless to other users).
  * What stays out of reach: the kernel's socket buffers.
  *
+ * Durable store: when kl_admin_params.store is set, every write (put-*, push-e2m, del) is
+ * committed to the store first and only then written into the table; a store failure is answered
+ * as an error ("store: ...") and leaves the table untouched. A table failure after the store
+ * commit (table full) removes a new record from the store again (a replaced one cannot be: that
+ * is logged and the stored value loads at the next start). import-population is refused
+ * while a store is set: a test population's keys follow from its seed and are never stored.
+ *
  * Access: the socket file is 0600 in a directory created 0750 if missing; peers whose uid is
  * neither root nor ours (SO_PEERCRED) are refused.
  */
@@ -82,9 +89,14 @@ enum kl_admin_log_level {
 	KL_ADMIN_LOG_DEBUG,
 };
 
+struct kl_store;
+
 struct kl_admin_params {
 	const char *path;		   /* absolute socket path (< 108 bytes) */
 	struct kl_table *table;		   /* written by the commands: the caller is its writer */
+	struct kl_store *store;		   /* durable store written before the table; NULL: none */
+	unsigned e2m_ring;		   /* the table's e2m ring size (store pushes keep as many);
+					      0 = the table's default, 4 */
 	const struct kl_stats_view *stats; /* counters for stats/version; NULL: stats unavailable */
 	unsigned max_clients;		   /* 0 = KL_ADMIN_DEFAULT_MAX_CLIENTS; <= KL_ADMIN_MAX_CLIENTS */
 	uint32_t max_line;		   /* 0 = KL_ADMIN_DEFAULT_MAX_LINE; MIN_LINE..MAX_LINE */

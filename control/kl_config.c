@@ -54,6 +54,7 @@ static const struct num_field num_fields[] = {
 	NUM("table.imsis", table.imsis, 1, 100000000, false),
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
+	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -298,6 +299,24 @@ check_admin(const char *val, char *what, size_t wl)
 	return 0;
 }
 
+/* store.path / store.kek_file: absolute, printable (it is echoed in messages), bounded. */
+static int
+check_store_path(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	sanitize(shown, sizeof(shown), val);
+	if (val[0] != '/')
+		return whatf(what, wl, "must be an absolute path (got '%s')", shown);
+	if (strlen(val) > KL_CONFIG_STORE_PATH_MAX)
+		return whatf(what, wl, "path is %zu bytes, at most %d", strlen(val),
+			     KL_CONFIG_STORE_PATH_MAX);
+	for (const char *p = val; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			return whatf(what, wl, "must not contain control characters (got '%s')",
+				     shown);
+	return 0;
+}
+
 static bool
 port_name_ok(const char *s)
 {
@@ -367,8 +386,13 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 	long idx;
 
 	for (size_t i = 0; i < N_NUM; i++)
-		if (strcmp(key, num_fields[i].key) == 0)
-			return set_num(c, &num_fields[i], val, what, wl);
+		if (strcmp(key, num_fields[i].key) == 0) {
+			if (set_num(c, &num_fields[i], val, what, wl) < 0)
+				return -1;
+			if (strncmp(key, "store.", 6) == 0)
+				c->store.enabled = true;
+			return 0;
+		}
 
 	if (strcmp(key, "server_identity") == 0) {
 		size_t n = strlen(val);
@@ -384,6 +408,17 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 		if (check_admin(val, what, wl) < 0)
 			return -1;
 		snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", val);
+		return 0;
+	}
+	if (strcmp(key, "store.path") == 0 || strcmp(key, "store.kek_file") == 0) {
+		bool is_path = key[6] == 'p';
+		if (check_store_path(val, what, wl) < 0)
+			return -1;
+		if (is_path)
+			snprintf(c->store.path, sizeof(c->store.path), "%s", val);
+		else
+			snprintf(c->store.kek_file, sizeof(c->store.kek_file), "%s", val);
+		c->store.enabled = true;
 		return 0;
 	}
 	if (strcmp(key, "metrics") == 0)
@@ -493,6 +528,19 @@ check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 	snprintf(key, kl, "admin_socket");
 	if (check_admin(c->admin_socket, what, wl) < 0)
 		return -1;
+	if (c->store.enabled) {
+		snprintf(key, kl, "store.path");
+		if (c->store.path[0] == '\0')
+			return whatf(what, wl, "required key is missing (the store's directory)");
+		if (check_store_path(c->store.path, what, wl) < 0)
+			return -1;
+		snprintf(key, kl, "store.kek_file");
+		if (c->store.kek_file[0] == '\0')
+			return whatf(what, wl, "required key is missing (the 0600 file holding the "
+					       "store's key-encryption key)");
+		if (check_store_path(c->store.kek_file, what, wl) < 0)
+			return -1;
+	}
 	snprintf(key, kl, "metrics");
 	if (c->metrics.enabled && (c->metrics.port == 0 ||
 				   (c->metrics.family != AF_INET && c->metrics.family != AF_INET6)))
@@ -593,6 +641,7 @@ kl_config_defaults(struct kl_config *c)
 	c->table.imsis = 65536;
 	c->table.appids = 65536;
 	c->table.e2m_ring = 4;
+	c->store.map_size_mb = 1024;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->log_level = KL_CONFIG_LOG_INFO;
 	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
@@ -685,11 +734,12 @@ keymap_present(const struct keymap *m, const char *path)
 }
 
 static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
-	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "table", "admin_socket",
-	"metrics", "log_level", "crypto", "io", NULL };
+	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "table", "store",
+	"admin_socket", "metrics", "log_level", "crypto", "io", NULL };
 static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
 static const char *const table_keys[] = { "ues", "groups", "emses", "imsis", "appids", "e2m_ring",
 	NULL };
+static const char *const store_keys[] = { "path", "kek_file", "map_size_mb", NULL };
 static const char *const port_keys[] = { "name", "devargs", "queues", NULL };
 
 static bool
@@ -711,6 +761,8 @@ allowed_keys(const char *path, unsigned depth)
 		return rl_keys;
 	if (strcmp(path, "table") == 0)
 		return table_keys;
+	if (strcmp(path, "store") == 0)
+		return store_keys;
 	const char *rest;
 	if (indexed(path, "ports", &rest) >= 0 && *rest == '\0')
 		return port_keys;
@@ -943,6 +995,10 @@ struct raw_table {
 	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring;
 };
 
+struct raw_store {
+	char *path, *kek_file, *map_size_mb;
+};
+
 struct raw_cfg {
 	struct raw_port *ports;
 	unsigned ports_count;
@@ -958,6 +1014,7 @@ struct raw_cfg {
 	char *replay_cache;
 	struct raw_rl *rate_limit;
 	struct raw_table *table;
+	struct raw_store *store;
 	char *admin_socket;
 	char *metrics;
 	char *log_level;
@@ -998,6 +1055,12 @@ static const cyaml_schema_field_t table_fields[] = {
 	CYAML_FIELD_STRING_PTR("e2m_ring", OPT_STR, struct raw_table, e2m_ring, 0, STR_MAX),
 	CYAML_FIELD_END
 };
+static const cyaml_schema_field_t store_fields[] = {
+	CYAML_FIELD_STRING_PTR("path", OPT_STR, struct raw_store, path, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("kek_file", OPT_STR, struct raw_store, kek_file, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("map_size_mb", OPT_STR, struct raw_store, map_size_mb, 0, STR_MAX),
+	CYAML_FIELD_END
+};
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_SEQUENCE("ports", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ports, &port_schema,
 			     0, SEQ_MAX),
@@ -1014,6 +1077,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_STRING_PTR("replay_cache", OPT_STR, struct raw_cfg, replay_cache, 0, STR_MAX),
 	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
 	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
+	CYAML_FIELD_MAPPING_PTR("store", OPT_STR, struct raw_cfg, store, store_fields),
 	CYAML_FIELD_STRING_PTR("admin_socket", OPT_STR, struct raw_cfg, admin_socket, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("metrics", OPT_STR, struct raw_cfg, metrics, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("log_level", OPT_STR, struct raw_cfg, log_level, 0, STR_MAX),
@@ -1190,6 +1254,15 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		    apply_str(c, m, "table.imsis", r->table->imsis, e) < 0 ||
 		    apply_str(c, m, "table.appids", r->table->appids, e) < 0 ||
 		    apply_str(c, m, "table.e2m_ring", r->table->e2m_ring, e) < 0)
+			return -1;
+	}
+	/* The section's presence turns the store on; check() then wants path and kek_file. */
+	if (keymap_present(m, "store"))
+		c->store.enabled = true;
+	if (r->store != NULL) {
+		if (apply_str(c, m, "store.path", r->store->path, e) < 0 ||
+		    apply_str(c, m, "store.kek_file", r->store->kek_file, e) < 0 ||
+		    apply_str(c, m, "store.map_size_mb", r->store->map_size_mb, e) < 0)
 			return -1;
 	}
 	return 0;

@@ -20,6 +20,7 @@
 #define KL_CONFIG_DEVARGS_MAX 255   /* bytes, excluding NUL */
 #define KL_CONFIG_IDENTITY_MAX 64   /* bytes of UTF-8 */
 #define KL_CONFIG_ADMIN_PATH_MAX 107 /* sun_path is 108 bytes with its NUL */
+#define KL_CONFIG_STORE_PATH_MAX 255 /* bytes of store.path / store.kek_file, excluding NUL */
 #define KL_CONFIG_MAX_FILE_SIZE (4u << 20) /* larger files are refused before parsing */
 
 #define KL_CONFIG_DEFAULT_UDP_PORT 2269
@@ -86,6 +87,13 @@ struct kl_config {
 		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
 		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
 	} table;
+	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
+	struct {
+		bool enabled;	      /* the section is present (or store.* was overridden) */
+		char path[KL_CONFIG_STORE_PATH_MAX + 1];     /* absolute directory; required */
+		char kek_file[KL_CONFIG_STORE_PATH_MAX + 1]; /* absolute, mode 0600; required */
+		uint32_t map_size_mb; /* 16..1048576, default 1024 */
+	} store;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
 	struct kl_config_endpoint metrics;		  /* default off */
 	enum kl_config_log_level log_level;		  /* default info */
@@ -109,7 +117,7 @@ int kl_config_load(const char *path, struct kl_config *out, char *err, size_t er
  * Apply one command-line override "key=value", with the same per-value checks as the file (syntax,
  * range, power of two, address form). Cross-field rules are not checked here, since overrides come
  * one at a time: call kl_config_validate() once after the last override.
- * Keys: any scalar key ("skew_s", "rate_limit.burst", "metrics", ...), "ports[N].name|devargs|queues"
+ * Keys: any scalar key ("skew_s", "rate_limit.burst", "metrics", "store.path", ...), "ports[N].name|devargs|queues"
  * (N = n_ports appends a port), "ipv4[N]" / "ipv6[N]", or "ipv4=a,b" / "ipv6=a,b" to replace a list.
  * An empty value clears the "metrics" endpoint or an address list.
  * @return 0, or -1 with "command line: KEY: what is wrong" in err (the key's value, or for an address
@@ -119,7 +127,8 @@ int kl_config_override(struct kl_config *c, const char *key_eq_value, char *err,
 
 /**
  * Check every field and the cross-field rules (required identity, a port and an address for dpdk
- * io, queues per port equal to workers, unique port names).
+ * io, queues per port equal to workers, unique port names, store.path and store.kek_file when
+ * the store is enabled).
  * @return 0, or -1 with "KEY: what is wrong" in err.
  */
 int kl_config_validate(const struct kl_config *c, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "kl_port.h"
 #include "kl_ratelimit.h"
 #include "kl_stats.h"
+#include "kl_store.h"
 #include "kl_table.h"
 #include "kl_telemetry.h"
 
@@ -43,6 +45,7 @@ struct kl_daemon {
 	struct kl_net_addrs sock_addrs;
 	struct kl_admin *admin;
 	struct kl_metrics *metrics;
+	struct kl_store *store; /* NULL: no store: section */
 };
 
 static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
@@ -120,6 +123,8 @@ static void daemon_free(struct kl_daemon *d)
 	}
 	for (unsigned i = 0; i < d->nports; i++)
 		kl_port_close(&d->port[i]);
+	/* after the admin socket (its only writer) and the workers: nothing writes any more */
+	kl_store_close(d->store);
 	kl_table_free(d->table);
 	free(d);
 }
@@ -160,6 +165,54 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 	      "keys, %u app ids in %.2f s",
 	      path, st.ues, st.groups, st.emses, st.imsis, st.e2m_keys, st.appids,
 	      (double)st.elapsed_ns / 1e9);
+	return 0;
+}
+
+/* Open the durable store (the KEK is checked here) before anything else is set up, so that a
+ * wrong KEK, an unsafe KEK file or a damaged store stops keylined as a configuration error. */
+static int open_store(struct kl_daemon *d, int *status)
+{
+	struct kl_store_params sp = {
+		.path = d->cfg.store.path,
+		.kek_file = d->cfg.store.kek_file,
+		.map_size = (uint64_t)d->cfg.store.map_size_mb << 20,
+		.create_if_missing = 1,
+	};
+	char err[512];
+
+	d->store = kl_store_open(&sp, err, sizeof(err));
+	if (!d->store) {
+		logf_(KL_CONFIG_LOG_ERROR, "store: %s", err);
+		*status = KL_EXIT_CONFIG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Every stored entry into the table before any worker runs: keys first, then service. */
+static int load_store(struct kl_daemon *d, int *status)
+{
+	struct kl_store_load_stats st;
+	char err[512];
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = kl_store_load(d->store, d->table, &st, err, sizeof(err));
+	if (rc) {
+		if (rc == -ENOSPC)
+			logf_(KL_CONFIG_LOG_ERROR,
+			      "store: %s (the key table is smaller than the store: raise table.*)",
+			      err);
+		else
+			logf_(KL_CONFIG_LOG_ERROR, "store: %s", err);
+		*status = KL_EXIT_CONFIG;
+		return -1;
+	}
+	logf_(KL_CONFIG_LOG_INFO,
+	      "store %s loaded: %" PRIu64 " UEs, %" PRIu64 " groups, %" PRIu64 " EMSEs, %" PRIu64
+	      " IMSIs, %" PRIu64 " app ids in %.2f s",
+	      d->cfg.store.path, st.loaded[KL_TK_UE], st.loaded[KL_TK_GROUP],
+	      st.loaded[KL_TK_EMSE], st.loaded[KL_TK_E2M], st.loaded[KL_TK_APPID], st.seconds);
 	return 0;
 }
 
@@ -297,6 +350,10 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		return NULL;
 	}
 	kl_io_clock_init(&d->clock, rte_get_tsc_hz());
+	if (cfg->store.enabled && open_store(d, status)) {
+		free(d);
+		return NULL;
+	}
 
 	memset(&tp, 0, sizeof(tp));
 	tp.name = "kl";
@@ -313,6 +370,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		logf_(KL_CONFIG_LOG_ERROR,
 		      "key table for %u UEs: %s (give EAL more memory with -m, or lower table.ues)",
 		      cfg->table.ues, rte_strerror(rte_errno));
+		kl_store_close(d->store);
 		free(d);
 		return NULL;
 	}
@@ -329,14 +387,26 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		goto fail;
 	if (make_workers(d, status))
 		goto fail;
-	/* Keys first: nothing is answered from a half-filled table. */
-	if (o && o->population && import_population(d, o->population, status))
+	/* Keys first: nothing is answered from a half-filled table. The store's keys go in before
+	 * a test population, whose entries (table only, never stored) then take precedence. */
+	if (d->store && load_store(d, status))
 		goto fail;
+	if (o && o->population) {
+		if (d->store)
+			logf_(KL_CONFIG_LOG_WARNING,
+			      "population %s: its test keys go into the key table only, not into "
+			      "the store",
+			      o->population);
+		if (import_population(d, o->population, status))
+			goto fail;
+	}
 
 	{
 		struct kl_admin_params ap = {
 			.path = cfg->admin_socket,
 			.table = d->table,
+			.store = d->store,
+			.e2m_ring = cfg->table.e2m_ring,
 			.stats = &g_view,
 			.log = admin_log,
 		};
@@ -379,10 +449,12 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		}
 		d->launched[i] = 1;
 	}
-	logf_(KL_CONFIG_LOG_INFO, "serving %s on UDP %u: %u worker%s, io %s, crypto %s; admin %s%s%s",
+	logf_(KL_CONFIG_LOG_INFO,
+	      "serving %s on UDP %u: %u worker%s, io %s, crypto %s; admin %s%s%s; store %s",
 	      cfg->server_identity, cfg->udp_port, d->nw, d->nw > 1 ? "s" : "", g_view.io_name,
 	      g_view.crypto_name, cfg->admin_socket, cfg->metrics.enabled ? ", metrics " : "",
-	      cfg->metrics.enabled ? cfg->metrics.text : "");
+	      cfg->metrics.enabled ? cfg->metrics.text : "",
+	      d->store ? cfg->store.path : "none (keys in memory only)");
 	printf("keylined: ready\n");
 	fflush(stdout);
 	*status = KL_EXIT_OK;

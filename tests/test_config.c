@@ -123,6 +123,8 @@ test_defaults(void **state)
 	assert_false(c.metrics.enabled);
 	assert_int_equal(c.log_level, KL_CONFIG_LOG_INFO);
 	assert_int_equal(c.crypto, KL_CONFIG_CRYPTO_IPSEC_MB);
+	assert_false(c.store.enabled); /* no store section: keys in memory only */
+	assert_int_equal(c.store.map_size_mb, 1024);
 
 	/* The all-keys file used as the base of every bad file loads. */
 	path_of(path, sizeof(path), "tests/config/good.yaml");
@@ -164,6 +166,10 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-table-ring-big.yaml", "table.e2m_ring", 25 },
 	{ "bad-table-unknown.yaml", "table.appid", 24 },
 	{ "bad-table-scalar.yaml", "table", 19 },
+	{ "bad-store-relative.yaml", "store.path", 27 },
+	{ "bad-store-no-kek.yaml", "store.kek_file", 26 },
+	{ "bad-store-map-small.yaml", "store.map_size_mb", 29 },
+	{ "bad-store-unknown.yaml", "store.kek", 28 },
 	{ "bad-unknown-key.yaml", "skew", 12 },
 	{ "bad-duplicate-key.yaml", "skew_s", 13 },
 	{ "bad-missing-identity.yaml", "server_identity", 0 },
@@ -450,6 +456,11 @@ test_overrides(void **state)
 		{ "nosuchkey=1", "nosuchkey" },
 		{ "rate_limit=5", "rate_limit" },
 		{ "noequals", "noequals" },
+		{ "store.path=relative/dir", "store.path" },
+		{ "store.kek_file=", "store.kek_file" },
+		{ "store.map_size_mb=15", "store.map_size_mb" },
+		{ "store.map_size_mb=1048577", "store.map_size_mb" },
+		{ "store.kek=/x", "store.kek" },
 	};
 	assert_int_equal(kl_config_override(&c, "io=dpdk", err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -469,6 +480,21 @@ test_overrides(void **state)
 	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
 	print_message("workers=3 -> %s\n", err);
 	assert_non_null(strstr(err, "ports[0].queues"));
+	assert_int_equal(kl_config_override(&c, "workers=2", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	/* store.path alone turns the store on; validation then wants the KEK file too. */
+	assert_false(c.store.enabled);
+	assert_int_equal(kl_config_override(&c, "store.path=/var/lib/keyline/store", err,
+					    sizeof(err)), 0);
+	assert_true(c.store.enabled);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "store.kek_file"));
+	assert_int_equal(kl_config_override(&c, "store.kek_file=/etc/keyline/kek", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "store.map_size_mb=16", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.store.kek_file, "/etc/keyline/kek");
+	assert_int_equal(c.store.map_size_mb, 16);
 	kl_config_free(&c);
 }
 
