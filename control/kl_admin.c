@@ -170,9 +170,7 @@ static int parse_group(const char *s, size_t len, struct kl_group_ref *ref)
 
 		for (unsigned k = 0; k < 2; k++) {
 			char c = s[2 * i + k];
-			int d = c >= '0' && c <= '9' ? c - '0'
-				: c >= 'a' && c <= 'f' ? c - 'a' + 10
-				: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+			int d = kl_hexval(c);
 
 			if (d < 0)
 				return -1;

@@ -20,6 +20,8 @@ struct burst_ctx {
 	struct kl_net_info info[KL_IO_BURST];
 	struct rte_mbuf *req[KL_IO_BURST];
 	struct rte_mbuf *ans[KL_IO_BURST];
+	struct rte_mbuf *gone[2 * KL_IO_BURST]; /* freed together at the end of the burst */
+	unsigned ngone;
 	uint8_t keys[KL_IO_BURST][16];
 	uint8_t allow[KL_IO_BURST];
 };
@@ -74,7 +76,7 @@ static unsigned rate_limit(struct kl_io_worker *w, struct burst_ctx *c, unsigned
 	w->st.counter[KL_IO_CNT_RATE_REFUSED] += rs->refused - ref0;
 	for (unsigned i = 0; i < k; i++) {
 		if (!c->allow[i]) {
-			rte_pktmbuf_free(c->req[i]);
+			c->gone[c->ngone++] = c->req[i];
 			continue;
 		}
 		c->req[j] = c->req[i];
@@ -90,6 +92,7 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 	unsigned k = 0, answered = 0;
 	uint64_t now;
 
+	c->ngone = 0;
 	w->st.counter[KL_IO_CNT_RX_FRAMES] += n;
 	for (unsigned i = 0; i < n; i++) {
 		struct rte_mbuf *m = rx[i];
@@ -111,19 +114,17 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 			tx(w, q, m);
 		} else {
 			w->st.net_drop[c->info[k].drop < KL_NET_DROP__COUNT ? c->info[k].drop : 0]++;
-			rte_pktmbuf_free(m);
+			c->gone[c->ngone++] = m;
 		}
 	}
-	if (!k)
-		return;
-	if (w->rl)
+	if (k && w->rl)
 		k = rate_limit(w, c, k, t_rx);
 	if (!k)
-		return;
+		goto out;
 	if (rte_pktmbuf_alloc_bulk(q->pool, c->ans, k)) {
 		w->st.counter[KL_IO_CNT_NO_MBUF] += k;
 		rte_pktmbuf_free_bulk(c->req, k);
-		return;
+		goto out;
 	}
 	for (unsigned i = 0; i < k; i++) {
 		uint16_t hr = kl_net_reply_headroom(&c->info[i]);
@@ -145,7 +146,7 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 						       &c->info[i], rte_pktmbuf_mtod(a, uint8_t *),
 						       rte_pktmbuf_tailroom(a), c->pkt[i].out_len);
 		if (!flen) {
-			rte_pktmbuf_free(a);
+			c->gone[c->ngone++] = a; /* dropped by the engine: no answer */
 			continue;
 		}
 		a->data_len = flen;
@@ -156,6 +157,9 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 	rte_pktmbuf_free_bulk(c->req, k);
 	if (answered)
 		kl_io_hist_add(&w->st, (rte_rdtsc() - t_rx) * 1000000000ull / w->clock->hz, answered);
+out:
+	if (c->ngone)
+		rte_pktmbuf_free_bulk(c->gone, c->ngone);
 }
 
 int kl_io_dpdk_loop(void *arg)

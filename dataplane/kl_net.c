@@ -31,8 +31,7 @@ static inline void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
-/* One's-complement sum (RFC 1071), not yet folded. */
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, unsigned n)
+uint32_t kl_net_csum_add(uint32_t sum, const uint8_t *p, unsigned n)
 {
 	unsigned i = 0;
 
@@ -43,22 +42,21 @@ static uint32_t csum_add(uint32_t sum, const uint8_t *p, unsigned n)
 	return sum;
 }
 
-static uint16_t csum_fold(uint32_t sum)
+uint16_t kl_net_csum_fold(uint32_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xFFFF) + (sum >> 16);
 	return (uint16_t)~sum;
 }
 
-/* Pseudo-header sums (RFC 768 / RFC 8200 8.1). */
-static uint32_t pseudo4(const uint8_t *ip, uint8_t proto, uint16_t l4len)
+uint32_t kl_net_pseudo4(const uint8_t *ip, uint8_t proto, uint16_t l4len)
 {
-	return csum_add(0, ip + 12, 8) + proto + l4len;
+	return kl_net_csum_add(0, ip + 12, 8) + proto + l4len;
 }
 
-static uint32_t pseudo6(const uint8_t *ip, uint8_t proto, uint32_t l4len)
+uint32_t kl_net_pseudo6(const uint8_t *ip, uint8_t proto, uint32_t l4len)
 {
-	return csum_add(0, ip + 8, 32) + (l4len >> 16) + (l4len & 0xFFFF) + proto;
+	return kl_net_csum_add(0, ip + 8, 32) + (l4len >> 16) + (l4len & 0xFFFF) + proto;
 }
 
 static int ours4(const struct kl_net_addrs *a, const uint8_t *ip)
@@ -139,8 +137,8 @@ static enum kl_net_verdict udp(const uint8_t *ip, const uint8_t *l4, uint16_t l4
 	if (ul < 8 || ul > l4len)
 		return drop(in, KL_NET_DROP_BAD_HEADER);
 	/* checksum 0 means none over IPv4; over IPv6 it is mandatory (RFC 8200 8.1) */
-	ph = v6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul);
-	if ((v6 || be16(l4 + 6)) && (!be16(l4 + 6) || csum_fold(ph + csum_add(0, l4, ul)) != 0))
+	ph = v6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul);
+	if ((v6 || be16(l4 + 6)) && (!be16(l4 + 6) || kl_net_csum_fold(ph + kl_net_csum_add(0, l4, ul)) != 0))
 		return drop(in, KL_NET_DROP_BAD_CHECKSUM);
 	if (be16(l4 + 2) != a->udp_port)
 		return drop(in, KL_NET_DROP_WRONG_PORT);
@@ -164,7 +162,7 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 		return drop(in, KL_NET_DROP_BAD_HEADER);
 	if (tot > len - ETH_HLEN)
 		return drop(in, KL_NET_DROP_TRUNCATED);
-	if (csum_fold(csum_add(0, ip, ihl)) != 0)
+	if (kl_net_csum_fold(kl_net_csum_add(0, ip, ihl)) != 0)
 		return drop(in, KL_NET_DROP_BAD_CHECKSUM);
 	if (!ours4(a, ip + 16))
 		return drop(in, KL_NET_DROP_NOT_FOR_US);
@@ -185,7 +183,7 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 		in->kind = KL_NET_ICMP4_ECHO;
 		if (l4len < 8)
 			return drop(in, KL_NET_DROP_TRUNCATED);
-		if (csum_fold(csum_add(0, l4, l4len)) != 0)
+		if (kl_net_csum_fold(kl_net_csum_add(0, l4, l4len)) != 0)
 			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
 		if (l4[0] != 8 || l4[1] != 0)
 			return drop(in, KL_NET_DROP_UNSUPPORTED_ICMP);
@@ -195,10 +193,10 @@ static enum kl_net_verdict ipv4(uint8_t *f, uint16_t *lenp, const struct kl_net_
 		memcpy(ip + 16, tmp, 4);
 		ip[8] = 64;
 		put16(ip + 10, 0);
-		put16(ip + 10, csum_fold(csum_add(0, ip, ihl)));
+		put16(ip + 10, kl_net_csum_fold(kl_net_csum_add(0, ip, ihl)));
 		l4[0] = 0;
 		put16(l4 + 2, 0);
-		put16(l4 + 2, csum_fold(csum_add(0, l4, l4len)));
+		put16(l4 + 2, kl_net_csum_fold(kl_net_csum_add(0, l4, l4len)));
 		*lenp = (uint16_t)(ETH_HLEN + tot); /* drop Ethernet padding */
 		return KL_NET_VERDICT_REPLY;
 	}
@@ -235,7 +233,7 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, uint16_t cap,
 
 		if (pl < 8)
 			return drop(in, KL_NET_DROP_TRUNCATED);
-		if (csum_fold(pseudo6(ip, 58, pl) + csum_add(0, l4, pl)) != 0)
+		if (kl_net_csum_fold(kl_net_pseudo6(ip, 58, pl) + kl_net_csum_add(0, l4, pl)) != 0)
 			return drop(in, KL_NET_DROP_BAD_CHECKSUM);
 		if (l4[0] == 128 && l4[1] == 0) {
 			in->kind = KL_NET_ICMP6_ECHO;
@@ -248,7 +246,7 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, uint16_t cap,
 			ip[7] = 64;
 			l4[0] = 129;
 			put16(l4 + 2, 0);
-			put16(l4 + 2, csum_fold(pseudo6(ip, 58, pl) + csum_add(0, l4, pl)));
+			put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(ip, 58, pl) + kl_net_csum_add(0, l4, pl)));
 			*lenp = (uint16_t)(ETH_HLEN + 40 + pl);
 			return KL_NET_VERDICT_REPLY;
 		}
@@ -289,7 +287,7 @@ static enum kl_net_verdict ipv6(uint8_t *f, uint16_t *lenp, uint16_t cap,
 			l4[25] = 1;
 			memcpy(l4 + 26, a->mac, 6);
 			put16(l4 + 2, 0);
-			put16(l4 + 2, csum_fold(pseudo6(ip, 58, 32) + csum_add(0, l4, 32)));
+			put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(ip, 58, 32) + kl_net_csum_add(0, l4, 32)));
 			*lenp = ETH_HLEN + 40 + 32;
 			return KL_NET_VERDICT_REPLY;
 		}
@@ -359,7 +357,7 @@ uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *i
 		put16(ip + 10, 0);
 		memcpy(ip + 12, rip + 16, 4);
 		memcpy(ip + 16, rip + 12, 4);
-		put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+		put16(ip + 10, kl_net_csum_fold(kl_net_csum_add(0, ip, 20)));
 		l4 = ip + 20;
 	}
 	put16(l4, be16(rl4 + 2));
@@ -367,9 +365,9 @@ uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *i
 	put16(l4 + 4, ul);
 	put16(l4 + 6, 0);
 	{
-		uint32_t s = (info->kind == KL_NET_UDP6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul)) +
-			     csum_add(0, l4, ul);
-		uint16_t c = csum_fold(s);
+		uint32_t s = (info->kind == KL_NET_UDP6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul)) +
+			     kl_net_csum_add(0, l4, ul);
+		uint16_t c = kl_net_csum_fold(s);
 
 		put16(l4 + 6, c ? c : 0xFFFF); /* 0 means "no checksum": send its other form */
 	}

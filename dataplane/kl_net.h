@@ -87,6 +87,15 @@ enum kl_net_verdict kl_net_classify(uint8_t *frame, uint16_t *len, const struct 
 enum kl_net_verdict kl_net_classify_cap(uint8_t *frame, uint16_t *len, uint16_t cap,
 					const struct kl_net_addrs *a, struct kl_net_info *info);
 
+/* Internet checksum pieces (RFC 1071), shared with the load generator's framing. */
+/** Add n bytes (big-endian 16-bit words, odd tail padded) to an unfolded sum. */
+uint32_t kl_net_csum_add(uint32_t sum, const uint8_t *p, unsigned n);
+/** Fold and complement: the checksum field value (0 over a whole valid header). */
+uint16_t kl_net_csum_fold(uint32_t sum);
+/** Pseudo-header sums: IPv4 (RFC 768) and IPv6 (RFC 8200 8.1), ip = the IP header. */
+uint32_t kl_net_pseudo4(const uint8_t *ip, uint8_t proto, uint16_t l4len);
+uint32_t kl_net_pseudo6(const uint8_t *ip, uint8_t proto, uint32_t l4len);
+
 /** Bytes of Ethernet + IP + UDP header in the reply to a request of this info (42 or 62). */
 uint16_t kl_net_reply_headroom(const struct kl_net_info *info);
 

@@ -31,6 +31,7 @@
 
 #include "kl_crypto.h"
 #include "kl_population.h"
+#include "kl_util.h"
 
 #define DEFAULT_SOCKET "/run/keyline/admin.sock"
 #define DEFAULT_TIMEOUT_S 30
@@ -182,10 +183,7 @@ static uint64_t parse_num(const char *what, const char *s, uint64_t max)
 			die2("%s: not a number", what);
 	}
 	for (const char *c = s; *c; c++) {
-		int d = base == 16 ? (*c >= '0' && *c <= '9'   ? *c - '0'
-				      : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
-				      : *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1)
-				   : (*c >= '0' && *c <= '9' ? *c - '0' : -1);
+		int d = base == 16 ? kl_hexval(*c) : (*c >= '0' && *c <= '9' ? *c - '0' : -1);
 
 		if (d < 0 || v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
 			die2("%s: not a number: \"%.40s\"", what, s);

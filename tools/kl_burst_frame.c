@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kl_burst_io.h"
+#include "kl_net.h"
 
 #define ETH_HLEN 14
 #define ET_IPV4 0x0800
@@ -32,35 +33,6 @@ static inline void put32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)(v >> 16);
 	p[2] = (uint8_t)(v >> 8);
 	p[3] = (uint8_t)v;
-}
-
-/* RFC 1071 one's-complement sum, folded at the end. */
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, unsigned n)
-{
-	unsigned i = 0;
-
-	for (; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (i < n)
-		sum += (uint32_t)p[i] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xFFFF) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t pseudo4(const uint8_t *ip, uint8_t proto, uint16_t l4len)
-{
-	return csum_add(0, ip + 12, 8) + proto + l4len;
-}
-
-static uint32_t pseudo6(const uint8_t *ip, uint8_t proto, uint32_t l4len)
-{
-	return csum_add(0, ip + 8, 32) + (l4len >> 16) + (l4len & 0xFFFF) + proto;
 }
 
 void kl_burst_source_ip(const struct kl_burst_net *n, uint32_t k, uint8_t ip[16])
@@ -128,7 +100,7 @@ uint16_t kl_burst_frame_udp(struct kl_burst_l2 *l, uint32_t source, const uint8_
 		put16(ip + 10, 0);
 		memcpy(ip + 12, src, 4);
 		memcpy(ip + 16, n->server_ip, 4);
-		put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+		put16(ip + 10, kl_net_csum_fold(kl_net_csum_add(0, ip, 20)));
 		l4 = ip + 20;
 	}
 	put16(l4, client_port(n));
@@ -136,8 +108,8 @@ uint16_t kl_burst_frame_udp(struct kl_burst_l2 *l, uint32_t source, const uint8_
 	put16(l4 + 4, ul);
 	put16(l4 + 6, 0);
 	memcpy(l4 + 8, payload, plen);
-	sum = (n->v6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul)) + csum_add(0, l4, ul);
-	c = csum_fold(sum);
+	sum = (n->v6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul)) + kl_net_csum_add(0, l4, ul);
+	c = kl_net_csum_fold(sum);
 	put16(l4 + 6, c ? c : 0xFFFF);
 	return (uint16_t)(hdr + plen);
 }
@@ -198,7 +170,7 @@ uint16_t kl_burst_frame_resolve(const struct kl_burst_l2 *l, uint8_t *out, uint1
 		l4[24] = 1; /* source link-layer address */
 		l4[25] = 1;
 		memcpy(l4 + 26, l->mac, 6);
-		put16(l4 + 2, csum_fold(pseudo6(ip, 58, NDP_LEN) + csum_add(0, l4, NDP_LEN)));
+		put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(ip, 58, NDP_LEN) + kl_net_csum_add(0, l4, NDP_LEN)));
 		return ETH_HLEN + 40 + NDP_LEN;
 	}
 }
@@ -252,9 +224,9 @@ static enum kl_burst_rx rx_udp(struct kl_burst_l2 *l, const uint8_t *ip, const u
 		return KL_BURST_RX_BAD;
 	if (be16(l4) != n->server_port || be16(l4 + 2) != client_port(n))
 		return KL_BURST_RX_OTHER;
-	ph = n->v6 ? pseudo6(ip, 17, ul) : pseudo4(ip, 17, ul);
+	ph = n->v6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul);
 	/* checksum 0 = none over IPv4; mandatory over IPv6 */
-	if ((n->v6 || be16(l4 + 6)) && (!be16(l4 + 6) || csum_fold(ph + csum_add(0, l4, ul)) != 0))
+	if ((n->v6 || be16(l4 + 6)) && (!be16(l4 + 6) || kl_net_csum_fold(ph + kl_net_csum_add(0, l4, ul)) != 0))
 		return KL_BURST_RX_BAD;
 	*poff = (uint16_t)(l4off + 8);
 	*plen = (uint16_t)(ul - 8);
@@ -276,7 +248,7 @@ static enum kl_burst_rx rx_ipv4(struct kl_burst_l2 *l, const uint8_t *f, uint16_
 	tot = be16(ip + 2);
 	if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot > len - ETH_HLEN)
 		return KL_BURST_RX_BAD;
-	if (csum_fold(csum_add(0, ip, ihl)) != 0)
+	if (kl_net_csum_fold(kl_net_csum_add(0, ip, ihl)) != 0)
 		return KL_BURST_RX_BAD;
 	if (ip[9] != 17 || memcmp(ip + 12, n->server_ip, 4) || kl_burst_source_index(n, ip + 16) < 0)
 		return KL_BURST_RX_OTHER;
@@ -308,7 +280,7 @@ static enum kl_burst_rx rx_ipv6(struct kl_burst_l2 *l, uint8_t *f, uint16_t *len
 		return KL_BURST_RX_OTHER;
 	if (pl < 24 || ip[7] != 255)
 		return KL_BURST_RX_OTHER;
-	if (csum_fold(pseudo6(ip, 58, pl) + csum_add(0, l4, pl)) != 0)
+	if (kl_net_csum_fold(kl_net_pseudo6(ip, 58, pl) + kl_net_csum_add(0, l4, pl)) != 0)
 		return KL_BURST_RX_BAD;
 	if (l4[0] == 136 && l4[1] == 0) {
 		/* advertisement for the server's address: its MAC from the target link-layer
@@ -349,7 +321,7 @@ static enum kl_burst_rx rx_ipv6(struct kl_burst_l2 *l, uint8_t *f, uint16_t *len
 		l4[24] = 2; /* target link-layer address */
 		l4[25] = 1;
 		memcpy(l4 + 26, l->mac, 6);
-		put16(l4 + 2, csum_fold(pseudo6(ip, 58, NDP_LEN) + csum_add(0, l4, NDP_LEN)));
+		put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(ip, 58, NDP_LEN) + kl_net_csum_add(0, l4, NDP_LEN)));
 		*lenp = ETH_HLEN + 40 + NDP_LEN;
 		return KL_BURST_RX_REPLY;
 	}
