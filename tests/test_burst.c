@@ -913,6 +913,80 @@ static void test_verify_after_bad_mac(void **state)
 	kl_burst_destroy(b);
 }
 
+/* Replace every e2m_int_key of IMSI index i, in place, by the one the population has under seed. */
+static void set_e2m(uint32_t i, uint64_t seed)
+{
+	struct kl_pop_params alt = pop;
+
+	alt.seed = seed;
+	for (unsigned k = 0; k < pop.e2m_keys_per_imsi; k++) {
+		struct kl_pop_e2m orig, repl;
+
+		assert_int_equal(kl_pop_e2m(&pop, i, k, &orig), 0);
+		assert_int_equal(kl_pop_e2m(&alt, i, k, &repl), 0);
+		assert_int_equal(kl_table_push_e2m(tab, orig.imsi, repl.key, orig.key_id, 0), 1);
+		kl_memzero(&orig, sizeof(orig));
+		kl_memzero(&repl, sizeof(repl));
+	}
+}
+
+/* --alt-seed: IMSIs 0..3 hold the alternate seed's e2m_int_keys (correct, counted alt_key), IMSIs
+ * 4..5 a third seed's (wrong_key either way), IMSIs 6..7 the population's. Fetches by IMSI,
+ * newest key and by key id; inline and verify-after alike. */
+static void test_alt_seed(void **state)
+{
+	const uint64_t alt_seed = 77, other_seed = 78;
+
+	(void)state;
+	for (uint32_t i = 0; i < 6; i++)
+		set_e2m(i, i < 4 ? alt_seed : other_seed);
+	for (int after = 0; after < 2; after++) {
+		for (int alt = 0; alt < 2; alt++) {
+			struct kl_burst_config c;
+			char err[256];
+			struct kl_burst *b;
+			const struct kl_burst_totals *t;
+
+			kl_burst_config_defaults(&c);
+			c.kind = KL_BURST_KIND_E2M;
+			c.mode = KL_BURST_MODE_MAX;
+			c.ues = 64;
+			c.e2m_target = KL_BURST_MIX_A;
+			c.e2m_key = KL_BURST_MIX_BOTH;
+			c.timeout_ms = 100;
+			c.interval_ms = 0;
+			c.verify_after = after;
+			c.has_alt_seed = alt;
+			c.alt_seed = alt_seed;
+			b = kl_burst_create(&c, &pop, err, sizeof(err));
+			assert_non_null(b);
+			t = kl_burst_totals(b);
+			kl_burst_start(b, 0);
+			run_all(b, 0);
+			if (after)
+				kl_burst_verify_stored(b);
+			assert_int_equal(t->c[KL_BC_ANSWERED], 64);
+			assert_int_equal(t->c[KL_BC_VERIFIED], alt ? 48 : 16);
+			assert_int_equal(t->c[KL_BC_ALT_KEY], alt ? 32 : 0);
+			assert_int_equal(t->fail[KL_BF_WRONG_KEY], alt ? 16 : 48);
+			assert_int_equal(kl_burst_exit_code(b), 1);
+			kl_burst_destroy(b);
+		}
+	}
+	for (uint32_t i = 0; i < 6; i++)
+		set_e2m(i, pop.seed);
+	{
+		/* MBMS has no alternate keys: refused */
+		struct kl_burst_config c;
+		char err[256];
+
+		kl_burst_config_defaults(&c);
+		c.has_alt_seed = 1;
+		assert_null(kl_burst_create(&c, &pop, err, sizeof(err)));
+		assert_non_null(strstr(err, "alt-seed"));
+	}
+}
+
 /* A burst of answers (duplicates and garbage among them) counts like one answer at a time. */
 static void test_answers_batch(void **state)
 {
@@ -1231,6 +1305,7 @@ int main(void)
 		cmocka_unit_test(test_mbms_all_verified),
 		cmocka_unit_test(test_e2m_all_verified),
 		cmocka_unit_test(test_wrong_key_and_errors),
+		cmocka_unit_test(test_alt_seed),
 		cmocka_unit_test(test_retransmit_keeps_tries),
 		cmocka_unit_test(test_timeouts_fail),
 		cmocka_unit_test(test_garbage),

@@ -78,6 +78,8 @@ static void help(void)
 	     "  --timeout-ms T          first try's timeout; doubles per retry (default 200)\n"
 	     "  --retries N             retransmissions per UE, 0..10 (default 3)\n"
 	     "  --seed N                schedule seed (default 1)\n"
+	     "  --alt-seed S            e2m: also accept the e2m_key of the same population under\n"
+	     "                          seed S (keys replaced during the run); counted as alt_key\n"
 	     "  --presign               sign every UE's first try before t0 (reported as prepare_s);\n"
 	     "                          the loop only frames and sends them; retries sign when due,\n"
 	     "                          and a first try older than --skew-s / 2 is signed anew\n"
@@ -174,7 +176,7 @@ enum {
 	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
-	O_PRESIGN, O_VERIFY_AFTER,
+	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED,
 };
 
 struct opts {
@@ -225,6 +227,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "presign", no_argument, NULL, O_PRESIGN },
 		{ "verify-after", no_argument, NULL, O_VERIFY_AFTER },
+		{ "alt-seed", required_argument, NULL, O_ALT_SEED },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -280,6 +283,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SEED: o->cfg.seed = num("--seed", optarg, 0, UINT64_MAX); break;
 		case O_PRESIGN: o->cfg.presign = 1; break;
 		case O_VERIFY_AFTER: o->cfg.verify_after = 1; break;
+		case O_ALT_SEED:
+			o->cfg.alt_seed = num("--alt-seed", optarg, 0, UINT64_MAX);
+			o->cfg.has_alt_seed = 1;
+			break;
 		case O_INTERVAL: o->cfg.interval_ms = (uint32_t)num("--interval-ms", optarg, 0, 3600000); break;
 		case O_SUMMARY: o->summary = optarg; break;
 		case O_FAIL_LIST: o->cfg.fail_list_max = (uint32_t)num("--fail-list", optarg, 0, 100000); break;

@@ -18,6 +18,7 @@
 
 #include "kl_crypto.h"
 #include "kl_diameter.h"
+#include "kl_population.h"
 #include "kl_util.h"
 
 #define MAX_OPTS 48
@@ -73,10 +74,16 @@ static void usage(FILE *f)
 		"  put-ue-groups --id TEXT [--group DDDDDD:G]...   (the UE's whole set)\n"
 		"  remove --type muk|e2m|appid|emse|ue-groups (--id TEXT | --imsi DIGITS)\n"
 		"         [--key-id HEX] [--group DDDDDD:G]...\n"
-		"  bulk --n N [--seed S] [--window W (64)] [--ack-log FILE] [--imsi-base DIGITS (00101)]\n"
+		"  bulk [--kind e2m] --n N [--seed S] [--window W (64)] [--ack-log FILE]\n"
+		"       [--imsi-base DIGITS (00101)]\n"
 		"       [--expires T]           N generated subscribers' e2m_int_keys, as fast as the\n"
 		"                               answers allow; every acknowledged push is appended to\n"
 		"                               the ack log (IMSI, key id, KCV) after its success arrived\n"
+		"  bulk --kind replace --population FILE --seed S [--first I] [--n N] [--window W]\n"
+		"       [--ack-log FILE] [--expires T]\n"
+		"                               e2m_int_key replacements for a keyline-population file\n"
+		"                               (TEST KEYS): from IMSI index I on, every key id of the\n"
+		"                               file gets the key the same population has under seed S\n"
 		"exit: 0 success, 1 refused or unanswered, 2 bad arguments, 3 no connection\n");
 }
 
@@ -525,6 +532,10 @@ struct bulk {
 	const char *imsi_base;
 	uint64_t expires;
 	int lost;
+	/* --kind replace: e2m_int_key replacements for the IMSIs of a test population */
+	int replace;
+	struct kl_pop_params pop;
+	uint64_t first;
 };
 
 struct bulk_req {
@@ -534,6 +545,39 @@ struct bulk_req {
 	uint32_t key_id;
 	char kcv[7];
 };
+
+/* --kind replace: push idx is key k = idx % keys-per-IMSI of IMSI first + idx / keys-per-IMSI of
+ * a test population: its IMSI and key id as the population file has them, its key as the same
+ * population under --seed has it. A key id the server holds is replaced in place. */
+static int replace_subscriber(struct bulk *b, uint64_t idx, struct kl_diameter_entry *e,
+			      char kcv[7])
+{
+	struct kl_pop_params alt = b->pop;
+	struct kl_pop_e2m orig, repl;
+	uint32_t imsi = (uint32_t)(b->first + idx / b->pop.e2m_keys_per_imsi);
+	unsigned k = (unsigned)(idx % b->pop.e2m_keys_per_imsi);
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	alt.seed = b->seed;
+	rc = kl_pop_e2m(&b->pop, imsi, k, &orig);
+	if (!rc)
+		rc = kl_pop_e2m(&alt, imsi, k, &repl);
+	if (!rc) {
+		e->op = KL_DIAMETER_PUSH;
+		e->type = KL_DIAMETER_E2M;
+		memcpy(e->imsi, orig.imsi, sizeof(e->imsi));
+		e->key_len = 32;
+		memcpy(e->key, repl.key, 32);
+		e->has_key_id = 1;
+		e->key_id = orig.key_id;
+		e->expires = b->expires;
+		kcv_str(e->key, 32, kcv);
+	}
+	kl_memzero(&orig, sizeof(orig));
+	kl_memzero(&repl, sizeof(repl));
+	return rc;
+}
 
 /* Subscriber idx: K, OPc, RAND from the seed; SQN = idx; AMF 8000. */
 static int subscriber(struct bulk *b, uint64_t idx, struct kl_diameter_entry *e, char kcv[7])
@@ -605,10 +649,30 @@ static unsigned long long g_bulk_n, g_bulk_window;
 static void cmd_bulk(struct kl_crypto *c)
 {
 	struct bulk *b = &g_b;
-	const char *ack = get("ack-log");
+	const char *ack = get("ack-log"), *kind = get("kind");
 
-	g_bulk_n = number("n", need("n"), 10, 100000000ull);
-	b->seed = get("seed") ? number("seed", get("seed"), 0, ~0ull) : 1;
+	if (kind && strcmp(kind, "e2m") && strcmp(kind, "replace"))
+		die("--kind: e2m or replace");
+	b->replace = kind && !strcmp(kind, "replace");
+	if (b->replace) {
+		char err[256];
+		uint64_t total;
+
+		if (kl_pop_read_file(need("population"), &b->pop, err, sizeof(err)))
+			die("--population: %s", err);
+		b->seed = number("seed", need("seed"), 0, ~0ull);
+		b->first = get("first") ? number("first", get("first"), 10, b->pop.imsis) : 0;
+		total = (uint64_t)(b->pop.imsis - b->first) * b->pop.e2m_keys_per_imsi;
+		g_bulk_n = get("n") ? number("n", get("n"), 10, total) : total;
+		if (!g_bulk_n)
+			die("--population: no E2M keys to replace");
+	} else if (get("population") || get("first")) {
+		die("--population and --first go with --kind replace");
+	}
+	if (!b->replace)
+		g_bulk_n = number("n", need("n"), 10, 100000000ull);
+	if (!b->replace)
+		b->seed = get("seed") ? number("seed", get("seed"), 0, ~0ull) : 1;
 	g_bulk_window = get("window") ? number("window", get("window"), 10, 100000) : 64;
 	if (!g_bulk_window)
 		die("--window: at least 1");
@@ -656,7 +720,8 @@ static int run_bulk(void)
 			pthread_mutex_unlock(&b->m);
 		}
 		r = malloc(sizeof(*r));
-		if (!r || subscriber(b, idx, &e, r->kcv))
+		if (!r || (b->replace ? replace_subscriber(b, idx, &e, r->kcv)
+				      : subscriber(b, idx, &e, r->kcv)))
 			die("subscriber %llu: %s", (unsigned long long)idx,
 			    r ? "derivation failed" : "out of memory");
 		r->b = b;
@@ -681,9 +746,9 @@ static int run_bulk(void)
 		pthread_cond_wait(&b->cv, &b->m);
 	pthread_mutex_unlock(&b->m);
 	dt = now_s() - t0;
-	printf("{\"command\":\"bulk\",\"n\":%llu,\"ok\":%llu,\"failed\":%llu,\"no_answer\":%llu,"
+	printf("{\"command\":\"bulk\",\"kind\":\"%s\",\"n\":%llu,\"ok\":%llu,\"failed\":%llu,\"no_answer\":%llu,"
 	       "\"busy_retries\":%llu,\"window\":%llu,\"seconds\":%.3f,\"pushes_per_s\":%.0f}\n",
-	       n, (unsigned long long)b->ok, (unsigned long long)b->failed,
+	       b->replace ? "replace" : "e2m", n, (unsigned long long)b->ok, (unsigned long long)b->failed,
 	       (unsigned long long)b->no_answer, (unsigned long long)b->busy_retries, window, dt,
 	       dt > 0 ? (double)b->ok / dt : 0.0);
 	fflush(stdout);

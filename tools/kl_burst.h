@@ -131,6 +131,12 @@ struct kl_burst_config {
 	enum kl_crypto_backend backend;
 	int presign;	  /* sign every first try in kl_burst_create; older than skew_s / 2: re-signed */
 	int verify_after; /* match answers in the loop, verify them in kl_burst_verify_stored */
+	/* E2M: the population's e2m_int_keys may be replaced during the run (same IMSI and key id)
+	 * by the keys the same population has under alt_seed (keyline-hss-sim bulk --kind
+	 * replace): an e2m_key derived from either is correct; those from the alternate key are
+	 * counted as alt_key. Any other key fails the UE (wrong_key). */
+	int has_alt_seed;
+	uint64_t alt_seed;
 };
 
 /** Defaults: mbms, burst over 1 s, timeout 200 ms, 3 retries, 100 ms intervals, seed 1. */
@@ -145,6 +151,7 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(RETRANSMISSIONS, "retransmissions", "tries after the first")                             \
 	X(TIMEOUTS, "timeouts", "tries whose answer did not come in time")                         \
 	X(ANSWERED, "answered", "authentic answers (MAC verified) to a live try")                 \
+	X(ALT_KEY, "alt_key", "correct answers carrying the e2m_key of the alternate seed")      \
 	X(MATCHED, "matched", "answers to a live try kept for verification after the run")         \
 	X(VERIFIED, "verified", "UEs that got a verified, correct key")                            \
 	X(FAILED, "failed", "UEs that finished without a correct key")                            \

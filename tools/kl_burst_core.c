@@ -84,6 +84,7 @@ struct ent {
 /* What an E2M fetch asks for and must get back. */
 struct e2m_want {
 	uint8_t key[32]; /* e2m_key */
+	uint8_t key_alt[32]; /* cfg.has_alt_seed: the e2m_key under the alternate seed's int key */
 	uint32_t key_id;
 	uint8_t has_key_id;
 	uint8_t ue_len;
@@ -310,6 +311,16 @@ static int prep_e2m(struct kl_burst *b, uint32_t j, uint32_t p)
 		struct kl_kdf_param emse_id = { (const uint8_t *)em.id, em.id_len };
 
 		rc = kl_derive(b->c, KL_KDF_E2M, ek.key, sizeof(ek.key), &emse_id, 1, w->key);
+		if (!rc && b->cfg.has_alt_seed) {
+			struct kl_pop_params alt = *pop;
+
+			alt.seed = b->cfg.alt_seed;
+			kl_memzero(&ek, sizeof(ek));
+			rc = kl_pop_e2m(&alt, imsi_idx, k, &ek);
+			if (!rc)
+				rc = kl_derive(b->c, KL_KDF_E2M, ek.key, sizeof(ek.key), &emse_id, 1,
+					       w->key_alt);
+		}
 	}
 out:
 	kl_memzero(&em, sizeof(em));
@@ -374,6 +385,10 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 	}
 	if (c->sources < 1) {
 		errf(err, errlen, "sources must be at least 1");
+		return -EINVAL;
+	}
+	if (c->has_alt_seed && c->kind != KL_BURST_KIND_E2M) {
+		errf(err, errlen, "alt-seed: E2M fetches only");
 		return -EINVAL;
 	}
 	if (c->kind == KL_BURST_KIND_MBMS) {
@@ -1015,8 +1030,12 @@ static int keys_ok(const struct kl_burst *b, uint32_t j, const struct kl_client_
 		const struct kl_mikey_key *k = &res->keys[0];
 
 		/* the population's e2m_int_keys never expire: validity 0 .. 0 */
-		return res->nkeys == 1 && k->key_len == 32 && k->key_id == w->key_id &&
-		       k->valid_from == 0 && k->valid_to == 0 && !memcmp(k->key, w->key, 32);
+		if (res->nkeys != 1 || k->key_len != 32 || k->key_id != w->key_id ||
+		    k->valid_from != 0 || k->valid_to != 0)
+			return 0;
+		if (!memcmp(k->key, w->key, 32))
+			return 1;
+		return b->cfg.has_alt_seed && !memcmp(k->key, w->key_alt, 32) ? 2 : 0;
 	}
 }
 
@@ -1128,9 +1147,13 @@ static int judge(struct kl_burst *b, uint32_t j, int rc, const struct kl_client_
 		verdict(b, j, KL_BF_ERROR_ANSWER, res->err_no, res->detail, now_ns);
 		return 0;
 	}
-	if (!keys_ok(b, j, res)) {
+	switch (keys_ok(b, j, res)) {
+	case 0:
 		verdict(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
 		return 0;
+	case 2:
+		b->tot.c[KL_BC_ALT_KEY]++;
+		break;
 	}
 	verdict(b, j, KL_BF_NONE, 0, 0, now_ns);
 	return 1;
