@@ -13,7 +13,10 @@
 
 #define NTP_UNIX_OFFSET 2208988800ull
 #define SEC(s) ((uint64_t)(s) << 32)
-#define REPLAY_WAYS 4
+/* Replay cache buckets: one cache line of 4 slots, 3 entries and the bucket's floor. */
+#define REPLAY_STRIDE 4
+#define REPLAY_WAYS 3
+#define REPLAY_FLOOR 3 /* slot index: its expires field holds the bucket's floor */
 #define E2M_LABEL "e2m_CIoT"
 
 static const char *const cnt_names[] = {
@@ -37,12 +40,12 @@ const char *kl_counter_desc(unsigned c)
 	return c < KL_CNT__COUNT ? cnt_descs[c] : "unknown";
 }
 
-/* 16 bytes: a 4-way bucket is one cache line. The tag is 96 bits; expiry is in whole NTP
- * seconds, which is all the skew window needs. */
+/* 16 bytes; a bucket (REPLAY_STRIDE slots) is one cache line. The tag is 64 bits (the bucket
+ * index adds more); expires is an NTP timestamp in units of 2^-16 s (the 64-bit NTP format
+ * >> 16). 0 = empty. */
 struct replay_slot {
-	uint64_t a;
-	uint32_t b;
-	uint32_t expires; /* NTP seconds; 0 = empty */
+	uint64_t tag;
+	uint64_t expires;
 };
 
 /* What a request needs between stages. */
@@ -60,8 +63,7 @@ struct job {
 	struct kl_kdf_param kdfp[2];
 	const void *requester; /* struct kl_ue or struct kl_emse */
 	struct replay_slot *bucket; /* this request's replay-cache bucket, prefetched */
-	uint64_t tag_a;
-	uint32_t tag_b;
+	uint64_t tag;
 	const struct kl_e2m_key *e2m;
 	const char *imsi;
 	uint8_t imsi_len;
@@ -111,7 +113,7 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		return NULL;
 	}
 	slots = cfg->replay_entries ? cfg->replay_entries : 262144;
-	if (slots < REPLAY_WAYS || (slots & (slots - 1))) {
+	if (slots < REPLAY_STRIDE || (slots & (slots - 1))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -169,7 +171,15 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	return d == 0;
 }
 
-/* ---- replay cache: 4-way buckets of 96-bit tags, entries live for the skew window ------------ */
+/*
+ * ---- replay cache -----------------------------------------------------------------------------
+ * 3-way buckets of 64-bit tags of (IDi, CSB ID, RAND); an entry lives until its T (or the arrival
+ * time, if later) plus the skew has passed. When a bucket is full the entry that expires first
+ * makes room; if it was still live, the bucket's floor rises to the newest T it stood for, and
+ * later requests of that bucket with a T not after the floor are refused (replay_window_refused).
+ * The floor is per bucket, so a UE with a fast clock cannot raise it for everybody, and an
+ * overflowing cache shows as a counter, never as an accepted replay.
+ */
 
 static inline uint64_t load64(const uint8_t *p)
 {
@@ -197,23 +207,23 @@ static void replay_tag(struct kl_worker *w, struct job *j, const struct kl_mikey
 		h = (h ^ load64(t)) * 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
 	}
-	j->tag_a = h ^ load64(r->rand);
+	h ^= load64(r->rand);
 	x = load64(r->rand + 8) ^ ((uint64_t)r->csb_id << 32);
-	j->tag_b = (uint32_t)(x ^ (x >> 32));
 	/* Fold the high halves down before masking: a multiply only carries upward, so RANDs that
 	 * differ in their upper bytes alone would otherwise share a bucket. */
-	x = j->tag_a ^ (x * 0xc4ceb9fe1a85ec53ull);
+	x = h ^ (x * 0xc4ceb9fe1a85ec53ull);
 	x ^= x >> 32;
+	j->tag = x ? x : 1;
 	x *= 0xff51afd7ed558ccdull;
 	x ^= x >> 29;
-	x &= w->replay_mask & ~(uint64_t)(REPLAY_WAYS - 1);
+	x &= w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1);
 	j->bucket = &w->replay[x];
 	__builtin_prefetch(j->bucket, 1, 3);
 }
 
-static uint32_t ntp_sec(uint64_t ts)
+static uint64_t ntp16(uint64_t ts)
 {
-	return (uint32_t)(ts >> 32);
+	return ts >> 16;
 }
 
 static int replay_seen(const struct job *j, uint64_t now)
@@ -221,7 +231,7 @@ static int replay_seen(const struct job *j, uint64_t now)
 	const struct replay_slot *s = j->bucket;
 
 	for (unsigned i = 0; i < REPLAY_WAYS; i++)
-		if (s[i].expires > ntp_sec(now) && s[i].a == j->tag_a && s[i].b == j->tag_b)
+		if (s[i].expires > ntp16(now) && s[i].tag == j->tag)
 			return 1;
 	return 0;
 }
@@ -237,17 +247,25 @@ static int replay_insert(struct kl_worker *w, const struct job *j, const struct 
 		return 1;
 	/* Victim: the entry that expires first; ties (same T, a burst) start at a tag-chosen way so
 	 * a full bucket does not keep evicting one slot while three others never move. */
-	for (unsigned k = 0, i = (unsigned)(j->tag_a >> 62); k < REPLAY_WAYS; k++, i = (i + 1) % REPLAY_WAYS)
+	for (unsigned k = 0, i = (unsigned)(j->tag >> 62) % REPLAY_WAYS; k < REPLAY_WAYS;
+	     k++, i = (i + 1) % REPLAY_WAYS)
 		if (!victim || s[i].expires < victim->expires)
 			victim = &s[i];
-	if (victim->expires > ntp_sec(now))
+	if (victim->expires > ntp16(now)) {
+		/* Still live: it stood for a T up to expires - skew. A request of this bucket with a
+		 * T not after that could be its replay, so the bucket's floor rises to it. */
+		uint64_t covered = victim->expires - ntp16(w->skew);
+
 		w->st.counter[KL_CNT_REPLAY_EVICTIONS]++;
-	victim->a = j->tag_a;
-	victim->b = j->tag_b;
+		if (covered > s[REPLAY_FLOOR].expires)
+			s[REPLAY_FLOOR].expires = covered;
+	}
+	victim->tag = j->tag;
 	/* A request is acceptable while its T is within the skew of now, so it must be remembered
-	 * until T + skew has passed on our clock (rounded up to the next second). */
+	 * until T + skew has passed on our clock (rounded up to the next unit). The entry stands
+	 * for max(T, now): an accepted request has T <= now + skew. */
 	until = (r->ts > now ? r->ts : now) + w->skew;
-	victim->expires = ntp_sec(until) + 1;
+	victim->expires = ntp16(until) + 1;
 	return 0;
 }
 
@@ -586,12 +604,22 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			drop(w, &pkts[i], &live[i], KL_DROP_BAD_MAC);
 			continue;
 		}
+		/* 5. from here on the requester proved its key: problems are answered */
+		d = r->ts > now ? r->ts - now : now - r->ts;
+		if (d <= w->skew && ntp16(r->ts) <= j->bucket[REPLAY_FLOOR].expires &&
+		    !replay_seen(j, now)) {
+			/* Not after its bucket's floor: it may replay an entry this bucket evicted.
+			 * Answered "invalid timestamp" (RFC 3830 section 5.4: a full replay cache
+			 * narrows the accepted window); the UE retries with a fresh RAND, which lands in
+			 * another bucket. So no replay ever gets a key. */
+			w->st.counter[KL_CNT_REPLAY_WINDOW]++;
+			set_error(j, KL_ERR_INVALID_TS, 0);
+			continue;
+		}
 		if (replay_insert(w, j, r, now)) {
 			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 			continue;
 		}
-		/* 5. from here on the requester proved its key: problems are answered */
-		d = r->ts > now ? r->ts - now : now - r->ts;
 		if (d > w->skew)
 			set_error(j, KL_ERR_INVALID_TS, 0);
 		else if (r->kind == KL_KIND_MBMS && !ue_authorised(j->requester, r))

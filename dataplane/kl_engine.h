@@ -33,7 +33,9 @@ extern "C" {
 	X(ERR_NOT_AUTHORISED, "error_not_authorised", "error 7 sent: requester not authorised") \
 	X(ERR_NO_SUCH_KEY, "error_no_such_key", "error 12/2 sent: no such group, UE or key id") \
 	X(ERR_KEY_NOT_VALID, "error_key_not_valid", "error 12/3 sent: key not valid now")       \
-	X(REPLAY_EVICTIONS, "replay_cache_evictions", "live replay entries pushed out when full")
+	X(REPLAY_EVICTIONS, "replay_cache_evictions", "live replay entries pushed out when full")   \
+	X(REPLAY_WINDOW, "replay_window_refused",                                                 \
+	  "error 1 sent: T older than the replay cache still reaches (it could be a replay)")
 
 enum kl_counter {
 #define KL_X(e, n, d) KL_CNT_##e,
@@ -50,7 +52,10 @@ struct kl_engine_config {
 	uint16_t idr_len;
 	uint32_t skew_s;	     /* allowed |T - now|, default 60 */
 	uint32_t predelivery_s;	     /* next MSK sent this long before it becomes valid, default 60 */
-	uint32_t replay_entries;     /* per-worker replay cache slots (power of two), default 262144 */
+	uint32_t replay_entries;     /* per-worker replay cache slots (power of two >= 4), default 262144;
+				      * 3 of every 4 hold entries (a 4th is the bucket's floor). It
+				      * should hold rate x 2 x skew_s entries: a smaller cache refuses
+				      * old-but-valid T (replay_window_refused), it never lets a replay in */
 	enum kl_crypto_backend backend;
 };
 

@@ -301,6 +301,76 @@ static void test_replay_in_one_burst(void **state)
 	assert_int_equal(p[2].drop, KL_DROP_REPLAY);
 }
 
+/* A replay cache far too small for the traffic (16 slots: 4 buckets of 3 entries) evicts live
+ * entries, yet no replay ever gets a key: each is dropped (still cached) or, once its bucket
+ * evicted it, answered "invalid timestamp" (its T is not after the bucket's floor). Requests
+ * with a later T are served again. */
+static void test_replay_cache_overflow(void **state)
+{
+	static struct creq q[48];
+	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
+				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 16 };
+	struct kl_worker *keep = wk[1], *small = kl_worker_create(&ec, tab, 1);
+	const struct kl_worker_stats *st;
+	struct kl_client_result res;
+	unsigned keys = 0, refused = 0, dropped = 0, errors = 0;
+
+	(void)state;
+	assert_non_null(small);
+	wk[1] = small;
+	st = kl_worker_stats(small);
+	for (unsigned i = 0; i < 48; i++) {
+		uint8_t d = 0;
+		uint16_t n;
+
+		mbms(&q[i], UE_ID, 7, 0, 0);
+		n = serve1(1, q[i].buf, q[i].r.len, &d);
+		assert_true(n > 0);
+		assert_int_equal(kl_client_verify(cli, &q[i].r, outbuf[0], n, now, 1u << 30, &res), 0);
+		if (res.is_error) {
+			assert_int_equal(res.err_no, KL_ERR_INVALID_TS);
+			refused++;
+		} else {
+			keys++;
+		}
+	}
+	assert_true(st->counter[KL_CNT_REPLAY_EVICTIONS] > 0);
+	assert_int_equal(st->counter[KL_CNT_REPLAY_WINDOW], refused);
+	assert_true(keys >= 12);
+	/* every request again: none may get a key */
+	for (unsigned i = 0; i < 48; i++) {
+		uint8_t d = 0;
+		uint16_t n = serve1(1, q[i].buf, q[i].r.len, &d);
+
+		if (!n) {
+			assert_int_equal(d, KL_DROP_REPLAY);
+			dropped++;
+			continue;
+		}
+		assert_int_equal(kl_client_verify(cli, &q[i].r, outbuf[0], n, now, 1u << 30, &res), 0);
+		assert_true(res.is_error);
+		assert_int_equal(res.err_no, KL_ERR_INVALID_TS);
+		errors++;
+	}
+	assert_int_equal(dropped + errors, 48);
+	assert_true(errors >= 48 - 12);
+	/* later T: above every floor, served */
+	{
+		uint64_t saved = now;
+
+		now += (uint64_t)2 << 32;
+		for (unsigned i = 0; i < 4; i++) {
+			struct creq f;
+
+			mbms(&f, UE_ID, 7, 0, 0);
+			expect_keys(1, &f, &res);
+		}
+		now = saved;
+	}
+	wk[1] = keep;
+	kl_worker_destroy(small);
+}
+
 static void test_truncation(void **state)
 {
 	struct creq q;
@@ -444,7 +514,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mbms_round_trip), cmocka_unit_test(test_e2m_round_trip),
 		cmocka_unit_test(test_errors),		cmocka_unit_test(test_silent_drops),
-		cmocka_unit_test(test_replay_in_one_burst), cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_replay_in_one_burst),
+		cmocka_unit_test(test_replay_cache_overflow), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_full_burst),
 	};
 
