@@ -965,14 +965,10 @@ static unsigned imsi_len(const char *imsi, size_t max)
 	return n < KL_TABLE_IMSI_MAX ? n : 0;
 }
 
-int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
-		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
+/* UE metadata: u8 ngroups, ngroups x (domain[3], group u16 big-endian). @return its length. */
+static size_t ue_meta(uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN],
+		      const struct kl_group_ref *groups, unsigned ngroups)
 {
-	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
-
-	if (!s || !id_ok(id, id_len) || !muk || muk_len < 1 || muk_len > PSK_MAX ||
-	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
-		return -EINVAL;
 	meta[0] = (uint8_t)ngroups;
 	for (unsigned i = 0; i < ngroups; i++) {
 		uint8_t *g = meta + 1 + i * GROUP_KEY_LEN;
@@ -981,7 +977,128 @@ int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, cons
 		g[3] = (uint8_t)(groups[i].group >> 8);
 		g[4] = (uint8_t)groups[i].group;
 	}
-	return put_rec(s, KL_TK_UE, id, id_len, meta, 1 + ngroups * GROUP_KEY_LEN, muk, muk_len);
+	return 1 + (size_t)ngroups * GROUP_KEY_LEN;
+}
+
+/* Decode an unwrapped UE record's groups (the MUK stays in rv->secret). @return 0 or
+ * REC_CONTENT. */
+static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups)
+{
+	unsigned ng;
+
+	if (rv->mlen < 1)
+		return REC_CONTENT;
+	ng = rv->meta[0];
+	if (ng > KL_TABLE_UE_GROUPS || rv->mlen != 1 + ng * GROUP_KEY_LEN || rv->slen < 1 ||
+	    rv->slen > PSK_MAX)
+		return REC_CONTENT;
+	for (unsigned j = 0; j < ng; j++) {
+		const uint8_t *g = rv->meta + 1 + j * GROUP_KEY_LEN;
+
+		memset(&groups[j], 0, sizeof(groups[j]));
+		memcpy(groups[j].domain, g, 3);
+		groups[j].group = (uint16_t)(g[3] << 8 | g[4]);
+	}
+	*ngroups = ng;
+	return 0;
+}
+
+/* Decode an unwrapped group record into g (zeroed first). @return 0 or REC_CONTENT. */
+static int group_decode(const struct rec_view *rv, struct kl_group *g)
+{
+	memset(g, 0, sizeof(*g));
+	if (rv->mlen != 1 + 2 * MSK_META_LEN || rv->slen != 32 || rv->meta[0] > 1)
+		return REC_CONTENT;
+	g->has_next = rv->meta[0];
+	g->current.msk_id = get_le32(rv->meta + 1);
+	g->current.valid_from = get_le64(rv->meta + 5);
+	g->current.valid_to = get_le64(rv->meta + 13);
+	g->next.msk_id = get_le32(rv->meta + 1 + MSK_META_LEN);
+	g->next.valid_from = get_le64(rv->meta + 5 + MSK_META_LEN);
+	g->next.valid_to = get_le64(rv->meta + 13 + MSK_META_LEN);
+	memcpy(g->current.key, rv->secret, 16);
+	memcpy(g->next.key, rv->secret + 16, 16);
+	return 0;
+}
+
+/* A stored record that cannot be used (why: an enum rec_fail). @return -EBADMSG, or -ENOMEM
+ * when OpenSSL could not set up the unwrap (not the record's fault). */
+static int bad_rec(struct kl_store *s, unsigned kind, int why)
+{
+	snprintf(s->msg, sizeof(s->msg), "store %s: the stored %s record of this key is corrupt "
+		 "(%s): delete it or write it again", s->path, kind_names[kind], rec_fail_text(why));
+	return why == REC_NOCTX ? -ENOMEM : -EBADMSG;
+}
+
+/* Read and unwrap one record in txn (a batch's transaction sees the batch's staged writes).
+ * @return 0 (rv filled: wipe it), -ENOENT, -EBADMSG/-ENOMEM (see bad_rec) or -errno with
+ * *broken set (LMDB failed: the transaction must be aborted). rv->meta points into the map:
+ * use it before the next write in txn. */
+static int get_in(struct kl_store *s, MDB_txn *txn, unsigned kind, const uint8_t *key,
+		  size_t klen, struct rec_view *rv, int *broken)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc;
+
+	rv->slen = 0;
+	rv->meta = NULL;
+	rv->mlen = 0;
+	rc = mdb_get(txn, s->dbi[kind], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc) {
+		*broken = 1;
+		return st_fail(s, rc, "read", kind);
+	}
+	rc = rec_open(s, kind, &k, &v, rv);
+	if (rc) {
+		rv_wipe(rv);
+		return bad_rec(s, kind, rc);
+	}
+	return 0;
+}
+
+/* Start a read: inside a batch its transaction (so the read sees the batch's staged writes),
+ * else a read-only transaction of its own. */
+static int r_begin(struct kl_store *s, MDB_txn **txn)
+{
+	int rc;
+
+	s->msg[0] = '\0';
+	if (s->txn) {
+		if (s->txn_failed) {
+			snprintf(s->msg, sizeof(s->msg),
+				 "store %s: an earlier write of this batch failed", s->path);
+			return -ECANCELED;
+		}
+		*txn = s->txn;
+		return 0;
+	}
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	return rc ? st_fail(s, rc, "begin", KL_TK__COUNT) : 0;
+}
+
+static void r_end(struct kl_store *s, MDB_txn *txn, int broken)
+{
+	if (s->txn) {
+		if (broken)
+			s->txn_failed = 1;
+		return;
+	}
+	mdb_txn_abort(txn);
+	st_ctx_release(s);
+}
+
+int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
+{
+	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
+
+	if (!s || !id_ok(id, id_len) || !muk || muk_len < 1 || muk_len > PSK_MAX ||
+	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
+		return -EINVAL;
+	return put_rec(s, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups), muk,
+		       muk_len);
 }
 
 static void msk_meta(uint8_t *p, const struct kl_msk *m)
@@ -1145,6 +1262,146 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 	return w_end(s, txn, rc, broken);
 }
 
+int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups)
+{
+	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
+	struct kl_group_ref old[KL_TABLE_UE_GROUPS];
+	struct rec_view rv;
+	unsigned ong;
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || !id_ok(id, id_len) || ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
+	if (!rc && (rc = ue_decode(&rv, old, &ong)) != 0)
+		rc = bad_rec(s, KL_TK_UE, rc);
+	/* The MUK unwrapped from the old record is wrapped again, bound to the new groups. */
+	if (!rc)
+		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups),
+			    rv.secret, rv.slen, &broken);
+	rv_wipe(&rv);
+	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
+{
+	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX), m = 0;
+	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX];
+	struct rec_view rv;
+	struct e2m_ring r, nr;
+	MDB_txn *txn;
+	MDB_val k = {il, (void *)imsi};
+	int rc, broken = 0, at = -1;
+
+	if (!s || !il)
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	memset(&nr, 0, sizeof(nr));
+	rc = get_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, &rv, &broken);
+	if (!rc && (rc = e2m_decode(&rv, &r)) != 0)
+		rc = bad_rec(s, KL_TK_E2M, rc);
+	rv_wipe(&rv);
+	if (rc)
+		goto out;
+	for (unsigned i = 0; i < r.n; i++)
+		if (r.id[i] == key_id)
+			at = (int)i;
+	if (at < 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (r.n == 1) { /* its last key: the record goes */
+		rc = mdb_del(txn, s->dbi[KL_TK_E2M], &k, NULL);
+		if (rc) {
+			broken = 1;
+			rc = st_fail(s, rc, "delete", KL_TK_E2M);
+		}
+		goto out;
+	}
+	for (unsigned i = 0; i < r.n; i++) {
+		if ((int)i == at)
+			continue;
+		nr.id[m] = r.id[i];
+		nr.expires[m] = r.expires[i];
+		memcpy(nr.key[m], r.key[i], 32);
+		m++;
+	}
+	nr.n = m;
+	meta[0] = (uint8_t)nr.n;
+	for (unsigned i = 0; i < nr.n; i++) {
+		put_le32(meta + 1 + 12 * i, nr.id[i]);
+		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
+	}
+	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
+		    &nr.key[0][0], 32 * nr.n, &broken);
+out:
+	kl_memzero(&r, sizeof(r));
+	kl_memzero(&nr, sizeof(nr));
+	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_get_group(struct kl_store *s, const struct kl_group_ref *ref, struct kl_group *out)
+{
+	uint8_t key[GROUP_KEY_LEN];
+	struct rec_view rv;
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || !ref || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	memcpy(key, ref->domain, 3);
+	key[3] = (uint8_t)(ref->group >> 8);
+	key[4] = (uint8_t)ref->group;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = get_in(s, txn, KL_TK_GROUP, key, sizeof(key), &rv, &broken);
+	if (!rc && (rc = group_decode(&rv, out)) != 0) {
+		kl_memzero(out, sizeof(*out));
+		rc = bad_rec(s, KL_TK_GROUP, rc);
+	}
+	rv_wipe(&rv);
+	r_end(s, txn, broken);
+	return rc;
+}
+
+int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			   struct kl_group_ref *groups, unsigned *ngroups)
+{
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+	struct rec_view rv;
+	unsigned ng = 0;
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || !id_ok(id, id_len) || !groups || !ngroups)
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	/* Unwrapped although no key byte is returned: the groups are authentic only once the
+	 * binding inside the wrap checked them. */
+	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
+	if (!rc && (rc = ue_decode(&rv, g, &ng)) != 0)
+		rc = bad_rec(s, KL_TK_UE, rc);
+	rv_wipe(&rv);
+	r_end(s, txn, broken);
+	if (rc)
+		return rc;
+	memcpy(groups, g, ng * sizeof(g[0]));
+	*ngroups = ng;
+	return 0;
+}
+
 int kl_store_txn_begin(struct kl_store *s)
 {
 	int rc;
@@ -1264,18 +1521,8 @@ static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct
 		struct ue_batch *b = lc->ub;
 		unsigned ng, i = b->n;
 
-		if (rv->mlen < 1)
+		if (ue_decode(rv, b->g[i], &ng))
 			return REC_CONTENT;
-		ng = rv->meta[0];
-		if (ng > KL_TABLE_UE_GROUPS || rv->mlen != 1 + ng * GROUP_KEY_LEN ||
-		    rv->slen < 1 || rv->slen > PSK_MAX)
-			return REC_CONTENT;
-		for (unsigned j = 0; j < ng; j++) {
-			const uint8_t *g = rv->meta + 1 + j * GROUP_KEY_LEN;
-
-			memcpy(b->g[i][j].domain, g, 3);
-			b->g[i][j].group = (uint16_t)(g[3] << 8 | g[4]);
-		}
 		memcpy(b->muk[i], rv->secret, rv->slen);
 		/* The id points into the read transaction's map: valid until the flush. */
 		b->v[i] = (struct kl_ue_put){.id = k->mv_data, .muk = b->muk[i], .groups = b->g[i],
@@ -1291,21 +1538,12 @@ static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct
 		struct kl_group g;
 		const uint8_t *key = k->mv_data;
 
-		if (k->mv_size != GROUP_KEY_LEN || rv->mlen != 1 + 2 * MSK_META_LEN ||
-		    rv->slen != 32 || rv->meta[0] > 1)
+		if (k->mv_size != GROUP_KEY_LEN || group_decode(rv, &g)) {
+			kl_memzero(&g, sizeof(g));
 			return REC_CONTENT;
+		}
 		memcpy(ref.domain, key, 3);
 		ref.group = (uint16_t)(key[3] << 8 | key[4]);
-		memset(&g, 0, sizeof(g));
-		g.has_next = rv->meta[0];
-		g.current.msk_id = get_le32(rv->meta + 1);
-		g.current.valid_from = get_le64(rv->meta + 5);
-		g.current.valid_to = get_le64(rv->meta + 13);
-		g.next.msk_id = get_le32(rv->meta + 1 + MSK_META_LEN);
-		g.next.valid_from = get_le64(rv->meta + 5 + MSK_META_LEN);
-		g.next.valid_to = get_le64(rv->meta + 13 + MSK_META_LEN);
-		memcpy(g.current.key, rv->secret, 16);
-		memcpy(g.next.key, rv->secret + 16, 16);
 		rc = kl_table_put_group(lc->t, &ref, &g);
 		kl_memzero(&g, sizeof(g));
 		break;

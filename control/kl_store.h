@@ -82,7 +82,8 @@ struct kl_store;
 struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_t errlen);
 /** Close; aborts an open batch. The KEK is wiped. NULL is accepted. */
 void kl_store_close(struct kl_store *s);
-/** Message of the last failed put/del/commit (empty when none). */
+/** Message of the last failed call (write, read, commit; empty when none). Each write or read
+ * clears it first. */
 const char *kl_store_last_error(const struct kl_store *s);
 
 /*
@@ -90,8 +91,10 @@ const char *kl_store_last_error(const struct kl_store *s);
  * Inside a batch (kl_store_txn_begin) 0 means staged; nothing is durable before
  * kl_store_txn_commit returns 0. Arguments are checked exactly as the key table checks them,
  * so every stored entry loads. Errors: -EINVAL (bad argument), -ENOSPC (map_size reached),
- * -EBADMSG (push_e2m: the stored ring does not unwrap), -EIO/-errno (LMDB, fsync), -ECANCELED
- * (a batch whose earlier write failed: only abort is left).
+ * -EBADMSG (push_e2m, set_ue_groups, del_e2m_key: the stored record they start from does not
+ * unwrap), -EIO/-errno (LMDB, fsync), -ECANCELED (a batch whose earlier write failed: only abort
+ * is left). A write that fails before LMDB was asked to write (-EINVAL, -ENOENT, -EBADMSG) does
+ * not spoil a batch; a failed LMDB write does.
  */
 int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
@@ -106,6 +109,47 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 int kl_store_put_appid(struct kl_store *s, const uint8_t *appid, uint16_t len, const char *imsi);
 /** Delete an entry (key as for kl_table_del). @return 0, -ENOENT, -EINVAL or -errno. */
 int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
+
+/**
+ * Replace a stored UE's authorised groups, keeping its MUK: the record is read (inside a batch:
+ * as the batch left it), unwrapped and checked, and written again with the new metadata, the
+ * same MUK wrapped afresh with the binding over the new groups. The MUK never leaves the store
+ * call. ngroups may be 0 (groups may then be NULL). A -ENOENT/-EBADMSG inside a batch does not
+ * spoil it (the batch's other writes still commit).
+ * @return 0, -ENOENT (no such UE), -EINVAL (bad id, ngroups > KL_TABLE_UE_GROUPS, groups NULL
+ *         with ngroups > 0), -EBADMSG (the stored record does not unwrap, is bound to other
+ *         metadata or is malformed: kl_store_last_error says why; the record is left as it was),
+ *         -ECANCELED (a failed batch), -ENOSPC, -ENOMEM (OpenSSL), -EIO/-errno.
+ */
+int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups);
+/**
+ * Delete one e2m_int_key of a stored IMSI by key id, like kl_table_del_e2m_key: the others keep
+ * their order (newest first) and are wrapped again; the record is deleted when its last key
+ * goes.
+ * @return 0, -ENOENT (no such IMSI, or no key with that id), -EINVAL (imsi not 1..15 decimal
+ *         digits), -EBADMSG (the stored ring does not unwrap: left as it was), -ECANCELED,
+ *         -ENOSPC, -ENOMEM, -EIO/-errno.
+ */
+int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id);
+
+/*
+ * Reads (control thread, like every call). Outside a batch each runs in a read-only transaction
+ * of its own and sees the committed state; inside a batch it runs in the batch's transaction
+ * and so sees the batch's staged writes (a read in a batch whose write failed: -ECANCELED). A
+ * record is unwrapped and its binding checked before anything of it is returned, so altered
+ * metadata is -EBADMSG, never a wrong answer.
+ */
+/** Read a stored key group, unwrapped: current and next MSK with ids and validity, has_next
+ * (*out zeroed first, and again on failure). The caller wipes *out (kl_memzero) when done.
+ * @return 0, -ENOENT, -EINVAL (a NULL argument), -EBADMSG, -ECANCELED, -ENOMEM, -errno. */
+int kl_store_get_group(struct kl_store *s, const struct kl_group_ref *ref, struct kl_group *out);
+/** Read a stored UE's authorised groups (no key bytes are returned; the MUK is unwrapped only
+ * to check the binding). groups: room for KL_TABLE_UE_GROUPS; the first *ngroups are written.
+ * @return 0, -ENOENT, -EINVAL (bad id, NULL groups or ngroups), -EBADMSG, -ECANCELED, -ENOMEM,
+ *         -errno. */
+int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			   struct kl_group_ref *groups, unsigned *ngroups);
 
 /** Start a batch: the following writes share one transaction (one fsync). @return 0, -EBUSY
  * (a batch is already open) or -errno. */

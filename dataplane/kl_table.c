@@ -625,6 +625,66 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 	return rc;
 }
 
+int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups)
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_ue *old;
+	enum kl_arena_id ai;
+	struct kl_ue *e;
+
+	if (!t || !id_ok(KL_TK_UE, id, id_len) || ngroups > KL_TABLE_UE_GROUPS ||
+	    (ngroups && !groups))
+		return -EINVAL;
+	if (!t->h[KL_TK_UE])
+		return -ENOENT;
+	kl_table_reclaim(t);
+	kl_siphash128(&t->sip, id, id_len, dig);
+	old = find(t, KL_TK_UE, dig);
+	if (!old)
+		return -ENOENT;
+	/* Same arena as the old entry: the 2-chunk count does not change. */
+	ai = old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1;
+	e = entry_get(t, ai);
+	if (!e)
+		return -ENOSPC;
+	for (unsigned i = 0; i < ngroups; i++) {
+		memcpy(e->groups[i].domain, groups[i].domain, sizeof(e->groups[i].domain));
+		e->groups[i].group = groups[i].group;
+	}
+	e->ngroups = (uint8_t)ngroups;
+	e->nchunks = old->nchunks;
+	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
+	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
+	return publish(t, KL_TK_UE, ai, dig, e, old);
+}
+
+int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+		    struct kl_group_ref *groups, unsigned *ngroups, uint8_t kcv[KL_KCV_LEN])
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_ue *u;
+
+	if (!t || !id_ok(KL_TK_UE, id, id_len))
+		return -EINVAL;
+	if (!t->h[KL_TK_UE])
+		return -ENOENT;
+	kl_siphash128(&t->sip, id, id_len, dig);
+	u = find(t, KL_TK_UE, dig);
+	if (!u)
+		return -ENOENT;
+	for (unsigned i = 0; groups && i < u->ngroups; i++) {
+		memset(&groups[i], 0, sizeof(groups[i]));
+		memcpy(groups[i].domain, u->groups[i].domain, sizeof(groups[i].domain));
+		groups[i].group = u->groups[i].group;
+	}
+	if (ngroups)
+		*ngroups = u->ngroups;
+	if (kcv)
+		memcpy(kcv, u->kcv, KL_KCV_LEN);
+	return 0;
+}
+
 unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
 			      int *results)
 {
@@ -674,6 +734,27 @@ int kl_table_put_group(struct kl_table *t, const struct kl_group_ref *ref,
 	copy_msk(&e->next, &g->next);
 	e->has_next = g->has_next ? 1 : 0;
 	return publish(t, KL_TK_GROUP, KL_A_GROUP, dig, e, old);
+}
+
+int kl_table_get_group(struct kl_table *t, const struct kl_group_ref *ref, struct kl_group *out)
+{
+	uint8_t key[KL_GROUP_KEY_LEN], dig[KL_DIGEST_LEN];
+	const struct kl_group *g;
+
+	if (!t || !ref || !out)
+		return -EINVAL;
+	if (!t->h[KL_TK_GROUP])
+		return -ENOENT;
+	group_key(ref, key);
+	kl_siphash128(&t->sip, key, sizeof(key), dig);
+	g = find(t, KL_TK_GROUP, dig);
+	if (!g)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	copy_msk(&out->current, &g->current);
+	copy_msk(&out->next, &g->next);
+	out->has_next = g->has_next;
+	return 0;
 }
 
 int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
@@ -755,6 +836,39 @@ int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32
 	kl_memzero(&nk, sizeof(nk));
 	rc = publish(t, KL_TK_E2M, KL_A_E2M, dig, e, old);
 	return rc < 0 ? rc : at >= 0;
+}
+
+int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id)
+{
+	unsigned ilen = imsi_len(imsi), m = 0;
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_e2m *old;
+	struct kl_e2m *e;
+	int at = -1, rc;
+
+	if (!t || !ilen)
+		return -EINVAL;
+	if (!t->h[KL_TK_E2M])
+		return -ENOENT;
+	kl_table_reclaim(t);
+	kl_siphash128(&t->sip, imsi, ilen, dig);
+	old = find(t, KL_TK_E2M, dig);
+	for (unsigned i = 0; old && i < old->n; i++)
+		if (old->keys[i].key_id == key_id)
+			at = (int)i;
+	if (at < 0)
+		return -ENOENT;
+	if (old->n == 1) /* its last key: the IMSI goes (same path as kl_table_del) */
+		return kl_table_del(t, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)ilen);
+	e = entry_get(t, KL_A_E2M);
+	if (!e)
+		return -ENOSPC;
+	for (unsigned i = 0; i < old->n; i++)
+		if ((int)i != at)
+			memcpy(&e->keys[m++], &old->keys[i], sizeof(e->keys[0]));
+	e->n = (uint8_t)m;
+	rc = publish(t, KL_TK_E2M, KL_A_E2M, dig, e, old);
+	return rc < 0 ? rc : 0;
 }
 
 int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, const char *imsi)

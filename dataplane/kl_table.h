@@ -160,8 +160,9 @@ unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
 			      const struct kl_table_key *keys, unsigned n, const void **out);
 
 /* ---- write side: the control thread only --------------------------------------------------- */
-/* Each call returns 0 (added), 1 (replaced) or -errno (-EINVAL bad argument, -ENOSPC kind full).
- * Every write also reclaims entries no reader can still see. */
+/* Each put returns 0 (added), 1 (replaced) or -errno (-EINVAL bad argument, -ENOSPC kind full, or
+ * no spare slot because readers lag). Every write also reclaims entries no reader can still see.
+ * The writer-side reads (kl_table_get_*) belong to the control thread too. */
 int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
 /** One UE of a bulk write. */
@@ -190,6 +191,43 @@ int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, co
 int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32], uint32_t key_id,
 		      uint64_t expires);
 int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, const char *imsi);
+/**
+ * Replace a UE's authorised key groups, keeping its MUK states and KCV (a Diameter feed update
+ * that changes only the groups). Like every replacement, the new entry (a copy of the old one's
+ * nchunks, chunk states and kcv with the new groups) is swapped in and the old one is retired:
+ * a reader sees either the old entry or the new one, never a mix. The new entry is taken from
+ * the old one's arena (1- or 2-chunk), so the 2-chunk UE count does not change. ngroups may be 0
+ * (groups may then be NULL).
+ * @return 1 (replaced), -ENOENT (no such UE), -EINVAL (ngroups > KL_TABLE_UE_GROUPS, groups NULL
+ *         with ngroups > 0, bad id), -ENOSPC (no spare slot: readers have not reported
+ *         quiescence within the writer's bounded wait).
+ */
+int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups);
+/**
+ * Writer-side read of a UE's groups and MUK KCV (control thread only: it uses no RCU, it relies
+ * on being the only thread that retires and recycles entries). groups: room for
+ * KL_TABLE_UE_GROUPS (the first *ngroups are written); any of groups, ngroups and kcv may be
+ * NULL when not wanted. No key material is returned.
+ * @return 0, -ENOENT (no such UE) or -EINVAL (t NULL, bad id).
+ */
+int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+		    struct kl_group_ref *groups, unsigned *ngroups, uint8_t kcv[KL_KCV_LEN]);
+/**
+ * Writer-side copy of a key group (control thread only, as kl_table_get_ue): current and next
+ * MSK with their ids and validity, has_next; *out is zeroed first (padding included). The copy
+ * holds the MSK bytes: the caller wipes it (kl_memzero) when done.
+ * @return 0, -ENOENT (no such group) or -EINVAL (a NULL argument).
+ */
+int kl_table_get_group(struct kl_table *t, const struct kl_group_ref *ref, struct kl_group *out);
+/**
+ * Delete one e2m_int_key of an IMSI by key id. The others keep their order (newest first) in a
+ * new entry swapped in for the old one; when the key was the IMSI's last one the IMSI's entry
+ * is deleted as by kl_table_del (the E2M count drops).
+ * @return 0, -ENOENT (no such IMSI, or the IMSI holds no key with that id), -EINVAL (imsi not
+ *         1..15 decimal digits, t NULL), -ENOSPC (no spare slot, as for the other writes).
+ */
+int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id);
 /** Delete an entry of a kind (group key: 5 bytes). @return 0, -ENOENT or -EINVAL. */
 int kl_table_del(struct kl_table *t, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
 /** Entries of a kind. */

@@ -541,6 +541,284 @@ static void test_replace_delete_persist(void **state)
 	kl_store_close(s);
 }
 
+/* ---- writer-side updates: set_ue_groups, del_e2m_key, get_group, get_ue_groups ---------------- */
+
+static void load_fails(const char *dir, const char *want);
+
+static void expect_groups(struct kl_store *s, const char *id, const struct kl_group_ref *want,
+			  unsigned n)
+{
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+	unsigned ng = 99;
+
+	memset(g, 0xee, sizeof(g));
+	assert_int_equal(kl_store_get_ue_groups(s, (const uint8_t *)id, (uint16_t)strlen(id), g, &ng),
+			 0);
+	assert_int_equal(ng, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_memory_equal(g[i].domain, want[i].domain, 3);
+		assert_int_equal(g[i].group, want[i].group);
+	}
+}
+
+#define SET_G(s, id, g, ng) \
+	kl_store_set_ue_groups(s, (const uint8_t *)(id), (uint16_t)strlen(id), g, ng)
+
+static void test_set_ue_groups(void **state)
+{
+	struct kl_group_ref five[KL_TABLE_UE_GROUPS + 1];
+	char dir[PATH_MAX], err[512];
+	uint8_t m1[40], m2[32], m3[64];
+	struct kl_store_load_stats ls;
+	struct kl_store *s;
+	struct kl_table *t;
+	int rc;
+
+	(void)state;
+	memset(five, 0, sizeof(five));
+	new_dir(dir, sizeof(dir));
+	fill(m1, sizeof(m1), 0x31);
+	fill(m2, sizeof(m2), 0x32);
+	fill(m3, sizeof(m3), 0x33);
+	s = open_store(dir, kek_a, 1);
+	PUT_UE(s, "u1@ims", m1, 40, G4, 2);
+	PUT_UE(s, "u2@ims", m2, 32, G4, 1);
+	assert_int_equal(SET_G(s, "u1@ims", G4 + 2, 2), 0);
+	expect_groups(s, "u1@ims", G4 + 2, 2);
+	assert_int_equal(SET_G(s, "nobody@ims", G4, 1), -ENOENT);
+	assert_int_equal(SET_G(s, "u1@ims", five, 5), -EINVAL);
+	assert_int_equal(SET_G(s, "u1@ims", NULL, 1), -EINVAL);
+	assert_int_equal(kl_store_set_ue_groups(s, (const uint8_t *)"u1@ims", 0, G4, 1), -EINVAL);
+	assert_int_equal(kl_store_set_ue_groups(NULL, (const uint8_t *)"u1@ims", 6, G4, 1), -EINVAL);
+	expect_groups(s, "u1@ims", G4 + 2, 2); /* the refused calls changed nothing */
+	kl_store_close(s);
+
+	/* durable: the MUK (states, KCV) is the one put, the groups are the new ones */
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	check_ue(t, "u1@ims", m1, 40, G4 + 2, 2);
+	check_ue(t, "u2@ims", m2, 32, G4, 1);
+	kl_table_free(t);
+
+	/* in a batch: a set after a put of the same batch sees the put; reads see the batch */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	PUT_UE(s, "u3@ims", m3, 64, G4, 4);
+	assert_int_equal(SET_G(s, "u3@ims", G4 + 3, 1), 0);
+	expect_groups(s, "u3@ims", G4 + 3, 1);
+	assert_int_equal(SET_G(s, "u2@ims", G4 + 1, 3), 0);
+	assert_int_equal(SET_G(s, "nobody@ims", G4, 1), -ENOENT); /* does not spoil the batch */
+	assert_int_equal(SET_G(s, "u1@ims", NULL, 0), 0);
+	assert_int_equal(kl_store_txn_commit(s), 0);
+	expect_groups(s, "u1@ims", NULL, 0);
+	expect_groups(s, "u2@ims", G4 + 1, 3);
+	expect_groups(s, "u3@ims", G4 + 3, 1);
+
+	/* abort leaves the old groups */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(SET_G(s, "u2@ims", G4, 4), 0);
+	expect_groups(s, "u2@ims", G4, 4);
+	kl_store_txn_abort(s);
+	expect_groups(s, "u2@ims", G4 + 1, 3);
+	kl_store_close(s);
+
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	assert_int_equal(ls.loaded[KL_TK_UE], 3);
+	check_ue(t, "u1@ims", m1, 40, NULL, 0);
+	check_ue(t, "u2@ims", m2, 32, G4 + 1, 3);
+	check_ue(t, "u3@ims", m3, 64, G4 + 3, 1);
+	kl_table_free(t);
+	kl_store_close(s);
+
+	/* a tampered record: the wrapped bytes, or a group byte (metadata bound in the wrap) */
+	raw_flip(dir, "ue", "u2@ims", 6, -3);
+	raw_flip(dir, "ue", "u3@ims", 6, 7);
+	s = open_store(dir, kek_a, 0);
+	assert_int_equal(SET_G(s, "u2@ims", G4, 1), -EBADMSG);
+	assert_non_null(strstr(kl_store_last_error(s), "does not unwrap"));
+	assert_int_equal(SET_G(s, "u3@ims", G4, 1), -EBADMSG);
+	assert_non_null(strstr(kl_store_last_error(s), "does not belong to its key"));
+	{
+		struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+		unsigned ng;
+
+		assert_int_equal(kl_store_get_ue_groups(s, (const uint8_t *)"u2@ims", 6, g, &ng),
+				 -EBADMSG);
+		assert_int_equal(kl_store_get_ue_groups(s, (const uint8_t *)"u3@ims", 6, g, &ng),
+				 -EBADMSG);
+		assert_int_equal(kl_store_get_ue_groups(s, (const uint8_t *)"nobody", 6, g, &ng),
+				 -ENOENT);
+		assert_int_equal(kl_store_get_ue_groups(s, (const uint8_t *)"u1@ims", 6, NULL, &ng),
+				 -EINVAL);
+	}
+	/* in a batch the refusal does not spoil it either */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(SET_G(s, "u2@ims", G4, 1), -EBADMSG);
+	assert_int_equal(SET_G(s, "u1@ims", G4, 1), 0);
+	assert_int_equal(kl_store_txn_commit(s), 0);
+	expect_groups(s, "u1@ims", G4, 1);
+	kl_store_close(s);
+	/* the damaged record was left as it was: the load still names it */
+	load_fails(dir, "ue record #2 of 3: its wrapped key does not unwrap");
+}
+
+static void test_del_e2m_key(void **state)
+{
+	const char *imsi = "001010000000001";
+	uint8_t keys[6][32], want_k[4][32];
+	uint32_t want_id[4];
+	uint64_t want_exp[4];
+	char dir[PATH_MAX], err[512];
+	struct kl_store_load_stats ls;
+	struct kl_store_stats ss;
+	struct kl_store *s;
+	struct kl_table *t;
+	int rc;
+
+	(void)state;
+	for (uint32_t i = 0; i < 6; i++)
+		e2m_key(keys[i], i);
+	new_dir(dir, sizeof(dir));
+	s = open_store(dir, kek_a, 1);
+	for (uint32_t id = 1; id <= 4; id++)
+		assert_int_equal(kl_store_push_e2m(s, imsi, keys[id], id, 1000 + id, 4), 0);
+	assert_int_equal(kl_store_push_e2m(s, "00102", keys[0], 77, 0, 4), 0);
+	/* stored 4,3,2,1: the middle key goes */
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 3), 0);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 3), -ENOENT);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 99), -ENOENT);
+	assert_int_equal(kl_store_del_e2m_key(s, "00199", 1), -ENOENT);
+	assert_int_equal(kl_store_del_e2m_key(s, "12a4", 1), -EINVAL);
+	assert_int_equal(kl_store_del_e2m_key(s, "", 1), -EINVAL);
+	assert_int_equal(kl_store_del_e2m_key(s, NULL, 1), -EINVAL);
+	assert_int_equal(kl_store_del_e2m_key(NULL, imsi, 1), -EINVAL);
+	kl_store_close(s);
+
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	want_id[0] = 4, want_id[1] = 2, want_id[2] = 1;
+	for (unsigned i = 0; i < 3; i++) {
+		want_exp[i] = 1000 + want_id[i];
+		memcpy(want_k[i], keys[want_id[i]], 32);
+	}
+	check_e2m(t, imsi, want_id, want_exp, 3, want_k);
+	kl_table_free(t);
+
+	/* in a batch: a delete of a key pushed in the same batch */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(kl_store_push_e2m(s, imsi, keys[5], 5, 1005, 4), 0);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 5), 0);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 5), -ENOENT);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 4), 0);
+	assert_int_equal(kl_store_txn_commit(s), 0);
+	/* abort: the delete is dropped */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 2), 0);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 1), 0);
+	kl_store_txn_abort(s);
+	kl_store_close(s);
+
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	want_id[0] = 2, want_id[1] = 1;
+	for (unsigned i = 0; i < 2; i++) {
+		want_exp[i] = 1000 + want_id[i];
+		memcpy(want_k[i], keys[want_id[i]], 32);
+	}
+	check_e2m(t, imsi, want_id, want_exp, 2, want_k);
+	kl_table_free(t);
+	/* the last key takes the record with it */
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 2), 0);
+	assert_int_equal(kl_store_stats(s, &ss), 0);
+	assert_int_equal(ss.entries[KL_TK_E2M], 2);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 1), 0);
+	assert_int_equal(kl_store_stats(s, &ss), 0);
+	assert_int_equal(ss.entries[KL_TK_E2M], 1);
+	assert_int_equal(kl_store_del_e2m_key(s, imsi, 1), -ENOENT);
+	kl_store_close(s);
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	assert_int_equal(rc, 0);
+	assert_null(get1(t, KL_TK_E2M, imsi, 15));
+	assert_int_equal(ls.loaded[KL_TK_E2M], 1);
+	want_id[0] = 77;
+	want_exp[0] = 0;
+	memcpy(want_k[0], keys[0], 32);
+	check_e2m(t, "00102", want_id, want_exp, 1, want_k);
+	kl_table_free(t);
+	kl_store_close(s);
+
+	/* a damaged ring is refused and left as it was */
+	raw_flip(dir, "e2m", "00102", 5, -3);
+	s = open_store(dir, kek_a, 0);
+	assert_int_equal(kl_store_del_e2m_key(s, "00102", 77), -EBADMSG);
+	assert_non_null(strstr(kl_store_last_error(s), "corrupt"));
+	kl_store_close(s);
+	load_fails(dir, "e2m record #1 of 1: its wrapped key does not unwrap");
+	kl_memzero(keys, sizeof(keys));
+	kl_memzero(want_k, sizeof(want_k));
+}
+
+static void test_get_group(void **state)
+{
+	const struct kl_group_ref r1 = {{0x00, 0xf1, 0x10}, 7}, r2 = {{0x00, 0xf1, 0x10}, 8};
+	struct kl_group g1, g2, out;
+	char dir[PATH_MAX];
+	struct kl_store *s;
+
+	(void)state;
+	mk_group(&g1, 9, 1);
+	mk_group(&g2, 10, 0);
+	new_dir(dir, sizeof(dir));
+	s = open_store(dir, kek_a, 1);
+	memset(&out, 0xee, sizeof(out));
+	assert_int_equal(kl_store_get_group(s, &r1, &out), -ENOENT);
+	assert_int_equal(kl_store_put_group(s, &r1, &g1), 0);
+	assert_int_equal(kl_store_get_group(s, &r1, &out), 0);
+	assert_memory_equal(&out, &g1, sizeof(g1)); /* every field, padding zeroed */
+	assert_int_equal(kl_store_get_group(s, &r2, &out), -ENOENT);
+	assert_int_equal(kl_store_get_group(s, NULL, &out), -EINVAL);
+	assert_int_equal(kl_store_get_group(s, &r1, NULL), -EINVAL);
+	assert_int_equal(kl_store_get_group(NULL, &r1, &out), -EINVAL);
+	kl_store_close(s);
+
+	s = open_store(dir, kek_a, 0);
+	assert_int_equal(kl_store_get_group(s, &r1, &out), 0);
+	assert_memory_equal(&out, &g1, sizeof(g1));
+	/* a batch's reads see its staged writes; abort drops them */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(kl_store_put_group(s, &r1, &g2), 0);
+	assert_int_equal(kl_store_put_group(s, &r2, &g1), 0);
+	assert_int_equal(kl_store_get_group(s, &r1, &out), 0);
+	assert_memory_equal(&out, &g2, sizeof(g2));
+	assert_int_equal(kl_store_get_group(s, &r2, &out), 0);
+	assert_memory_equal(&out, &g1, sizeof(g1));
+	kl_store_txn_abort(s);
+	assert_int_equal(kl_store_get_group(s, &r1, &out), 0);
+	assert_memory_equal(&out, &g1, sizeof(g1));
+	assert_int_equal(kl_store_get_group(s, &r2, &out), -ENOENT);
+	kl_store_close(s);
+
+	/* tampered: refused, *out holds no key bytes */
+	raw_flip(dir, "group", "\x00\xf1\x10\x00\x07", 5, 1 + 6);
+	s = open_store(dir, kek_a, 0);
+	memset(&out, 0xee, sizeof(out));
+	assert_int_equal(kl_store_get_group(s, &r1, &out), -EBADMSG);
+	assert_true(out.current.key[0] == 0 && out.next.key[15] == 0 && out.has_next == 0);
+	kl_store_close(s);
+	kl_memzero(&out, sizeof(out));
+	kl_memzero(&g1, sizeof(g1));
+	kl_memzero(&g2, sizeof(g2));
+}
+
 /* Batches: staged writes are durable only after commit; abort drops them. */
 static void test_batch(void **state)
 {
@@ -1186,6 +1464,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_replace_delete_persist),
 		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_set_ue_groups),
+		cmocka_unit_test(test_del_e2m_key),
+		cmocka_unit_test(test_get_group),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_kek_file),
 		cmocka_unit_test(test_wrong_kek),

@@ -753,7 +753,352 @@ static void test_rcu_race(void **state)
 	free(r);
 }
 
-/* ---- 6. 1 M UEs (stress) ------------------------------------------------------------------------------ */
+/* ---- 6. writer-side updates: set_ue_groups, del_e2m_key, get_ue, get_group ------------------------ */
+
+static const struct kl_group_ref NEW_G[KL_TABLE_UE_GROUPS] = {
+	{{0x99, 0x88, 0x77}, 0x1234}, {{0x99, 0x88, 0x77}, 7}, {{0x01, 0x02, 0x03}, 0xffff},
+	{{0x00, 0x00, 0x01}, 0}};
+
+static void test_set_ue_groups(void **state)
+{
+	const size_t sz = sizeof(struct kl_ue) + 2 * sizeof(struct kl_psk_chunk);
+	struct kl_table_params p = {.max_ues = 64, .max_ues_2chunk = 1, .max_readers = 1,
+				    .socket_id = -1};
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS + 1] = {{{0}, 0}};
+	uint8_t saved[sizeof(struct kl_ue) + 2 * sizeof(struct kl_psk_chunk)];
+	uint8_t muk[64], kcv[KL_KCV_LEN], got_kcv[KL_KCV_LEN];
+	struct kl_psk_chunk c[2];
+	const struct kl_ue *old, *u;
+	struct kl_table *t;
+	unsigned ng = 99;
+	char name[16];
+
+	(void)state;
+	table_name(name, sizeof(name));
+	p.name = name;
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	assert_int_equal(kl_table_reader_register(t, 0), 0);
+	assert_int_equal(put_ue_str(t, "bob@ims", 0x5a, 64, 2), 0); /* 2 chunks */
+	assert_int_equal(put_ue_str(t, "amy@ims", 0x11, 20, 4), 0); /* 1 chunk */
+	memset(muk, 0x5a, sizeof(muk));
+	assert_int_equal(kl_kcv(muk, 64, kcv), 0);
+	assert_int_equal(kl_psk_init(muk, 64, c), 2);
+	old = get1(t, KL_TK_UE, "bob@ims", 7); /* reader 0 holds it */
+	assert_non_null(old);
+	memcpy(saved, old, sz);
+
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"bob@ims", 7, NEW_G, 3), 1);
+	u = get1(t, KL_TK_UE, "bob@ims", 7);
+	assert_non_null(u);
+	assert_ptr_not_equal(u, old); /* a new entry was swapped in */
+	assert_int_equal(u->nchunks, 2);
+	assert_memory_equal(u->chunk, c, 2 * sizeof(c[0]));	 /* the MUK states are kept */
+	assert_memory_equal(u->chunk, old->chunk, 2 * sizeof(c[0])); /* equal to the original's */
+	assert_memory_equal(u->kcv, kcv, KL_KCV_LEN);
+	assert_int_equal(u->ngroups, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_memory_equal(u->groups[i].domain, NEW_G[i].domain, 3);
+		assert_int_equal(u->groups[i].group, NEW_G[i].group);
+	}
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 2);
+	/* the reader's old entry is untouched until it reports quiescence */
+	kl_table_reclaim(t);
+	assert_memory_equal(old, saved, sz);
+	kl_table_quiescent(t, 0);
+	kl_table_reclaim(t);
+	assert_true(all_zero(old, sz));
+
+	/* get_ue: groups and KCV, no key material */
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"bob@ims", 7, g, &ng, got_kcv), 0);
+	assert_int_equal(ng, 3);
+	assert_memory_equal(got_kcv, kcv, KL_KCV_LEN);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_memory_equal(g[i].domain, NEW_G[i].domain, 3);
+		assert_int_equal(g[i].group, NEW_G[i].group);
+	}
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"bob@ims", 7, NULL, &ng, NULL), 0);
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"nobody", 6, g, &ng, got_kcv),
+			 -ENOENT);
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"bob@ims", 0, g, &ng, got_kcv),
+			 -EINVAL);
+	assert_int_equal(kl_table_get_ue(NULL, (const uint8_t *)"bob@ims", 7, g, &ng, got_kcv),
+			 -EINVAL);
+
+	/* 1-chunk UE, to no groups */
+	memset(muk, 0x11, sizeof(muk));
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"amy@ims", 7, NULL, 0), 1);
+	u = get1(t, KL_TK_UE, "amy@ims", 7);
+	assert_non_null(u);
+	assert_int_equal(u->ngroups, 0);
+	assert_int_equal(u->nchunks, 1);
+	assert_int_equal(kl_kcv(muk, 20, kcv), 0);
+	assert_memory_equal(u->kcv, kcv, KL_KCV_LEN);
+	assert_int_equal(kl_psk_init(muk, 20, c), 1);
+	assert_memory_equal(u->chunk, c, sizeof(c[0]));
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"amy@ims", 7, g, &ng, got_kcv), 0);
+	assert_int_equal(ng, 0);
+
+	/* errors, and nothing changed by them */
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"carl@ims", 8, NEW_G, 1),
+			 -ENOENT);
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"bob@ims", 7, g, 5), -EINVAL);
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"bob@ims", 7, NULL, 1), -EINVAL);
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"bob@ims", 0, NEW_G, 1), -EINVAL);
+	assert_int_equal(kl_table_set_ue_groups(t, NULL, 7, NEW_G, 1), -EINVAL);
+	assert_int_equal(kl_table_set_ue_groups(NULL, (const uint8_t *)"bob@ims", 7, NEW_G, 1),
+			 -EINVAL);
+	assert_null(get1(t, KL_TK_UE, "carl@ims", 8));
+	assert_int_equal(kl_table_count(t, KL_TK_UE), 2);
+	u = get1(t, KL_TK_UE, "bob@ims", 7);
+	assert_int_equal(u->ngroups, 3);
+
+	/* the 2-chunk budget (max_ues_2chunk = 1) is unchanged by group updates: bob still
+	 * takes the one 2-chunk place, a second 2-chunk UE is refused, bob's own replacement not */
+	for (unsigned i = 0; i < 50; i++) {
+		assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"bob@ims", 7,
+							NEW_G + i % 2, 2), 1);
+		kl_table_quiescent(t, 0);
+	}
+	assert_int_equal(put_ue_str(t, "dan@ims", 1, 64, 1), -ENOSPC);
+	assert_int_equal(put_ue_str(t, "bob@ims", 2, 64, 1), 1);
+	kl_table_free(t);
+}
+
+/* A reader racing set_ue_groups sees, for each UE, the old or the new entry whole: the same MUK
+ * states and KCV always, and group set A (1 group) or set B (3 groups), never a mix. */
+#define GRACE_UES 32
+
+struct grace {
+	struct kl_table *t;
+	struct kl_psk_chunk chunk;
+	uint8_t kcv[KL_KCV_LEN];
+	char ids[GRACE_UES][16];
+	volatile int stop;
+	uint64_t checks, torn, missing, seen_a, seen_b;
+};
+
+static void *grace_reader(void *arg)
+{
+	struct grace *r = arg;
+	struct kl_table_key keys[GRACE_UES];
+	const void *out[GRACE_UES];
+	uint64_t checks = 0, torn = 0, missing = 0, a = 0, b = 0;
+
+	for (unsigned i = 0; i < GRACE_UES; i++)
+		keys[i] = (struct kl_table_key){(const uint8_t *)r->ids[i],
+						(uint16_t)strlen(r->ids[i])};
+	if (kl_table_reader_register(r->t, 0)) {
+		r->torn = UINT64_MAX;
+		return NULL;
+	}
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		kl_table_lookup_bulk(r->t, KL_TK_UE, keys, GRACE_UES, out);
+		for (unsigned i = 0; i < GRACE_UES; i++) {
+			const struct kl_ue *u = out[i];
+			int is_a, is_b;
+
+			if (!u) {
+				missing++;
+				continue;
+			}
+			checks++;
+			is_a = u->ngroups == 1 && u->groups[0].group == 1 &&
+			       !memcmp(u->groups[0].domain, "\x00\xf1\x10", 3);
+			is_b = u->ngroups == 3;
+			for (unsigned j = 0; is_b && j < 3; j++)
+				is_b = u->groups[j].group == NEW_G[j].group &&
+				       !memcmp(u->groups[j].domain, NEW_G[j].domain, 3);
+			a += is_a;
+			b += is_b;
+			if ((!is_a && !is_b) || u->nchunks != 1 ||
+			    memcmp(&u->chunk[0], &r->chunk, sizeof(r->chunk)) ||
+			    memcmp(u->kcv, r->kcv, KL_KCV_LEN))
+				torn++;
+		}
+		kl_table_quiescent(r->t, 0);
+	}
+	kl_table_reader_unregister(r->t, 0);
+	r->checks = checks;
+	r->torn = torn;
+	r->missing = missing;
+	r->seen_a = a;
+	r->seen_b = b;
+	return NULL;
+}
+
+static void test_set_ue_groups_race(void **state)
+{
+	static const struct kl_group_ref ga = {{0x00, 0xf1, 0x10}, 1};
+	struct grace *r = calloc(1, sizeof(*r));
+	uint64_t writes = 0, nospc = 0;
+	uint8_t muk[32];
+	pthread_t th;
+	double end;
+
+	(void)state;
+	assert_non_null(r);
+	r->t = mk(256, 0, 1);
+	memset(muk, 0x3c, sizeof(muk));
+	assert_int_equal(kl_psk_init(muk, 32, &r->chunk), 1);
+	assert_int_equal(kl_kcv(muk, 32, r->kcv), 0);
+	for (unsigned i = 0; i < GRACE_UES; i++) {
+		snprintf(r->ids[i], sizeof(r->ids[i]), "grace-%u", i);
+		assert_int_equal(put_ue_str(r->t, r->ids[i], 0x3c, 32, 1), 0);
+	}
+	assert_int_equal(pthread_create(&th, NULL, grace_reader, r), 0);
+	end = now_s() + 1.5;
+	while (now_s() < end) {
+		for (unsigned i = 0; i < GRACE_UES; i++) {
+			int b = (writes >> 5) & 1;
+			int rc = kl_table_set_ue_groups(r->t, (const uint8_t *)r->ids[i],
+							(uint16_t)strlen(r->ids[i]),
+							b ? NEW_G : &ga, b ? 3 : 1);
+
+			if (rc == -ENOSPC)
+				nospc++; /* reader descheduled for KL_WAIT_US; not a failure */
+			else
+				assert_int_equal(rc, 1);
+			writes++;
+		}
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	printf("set_ue_groups race: %" PRIu64 " writes (%" PRIu64 " -ENOSPC), %" PRIu64
+	       " checks (%" PRIu64 " old/A, %" PRIu64 " new/B), %" PRIu64 " torn, %" PRIu64
+	       " missing\n",
+	       writes, nospc, r->checks, r->seen_a, r->seen_b, r->torn, r->missing);
+	assert_true(r->checks > 10000);
+	assert_true(r->seen_a > 0 && r->seen_b > 0);
+	assert_int_equal(r->torn, 0);
+	assert_int_equal(r->missing, 0);
+	assert_int_equal(kl_table_count(r->t, KL_TK_UE), GRACE_UES);
+	kl_table_free(r->t);
+	free(r);
+}
+
+static void test_del_e2m_key(void **state)
+{
+	const size_t sz = sizeof(struct kl_e2m) + 4 * sizeof(struct kl_e2m_key);
+	uint8_t saved[sizeof(struct kl_e2m) + 4 * sizeof(struct kl_e2m_key)];
+	struct kl_table *t = mk(64, 4, 1);
+	const char *imsi = "001010000000001", *other = "00102";
+	const struct kl_e2m *e, *old;
+	uint8_t key[32];
+
+	(void)state;
+	assert_int_equal(kl_table_reader_register(t, 0), 0);
+	for (uint32_t id = 1; id <= 4; id++) {
+		memset(key, (int)id, sizeof(key));
+		assert_int_equal(kl_table_push_e2m(t, imsi, key, id, 1000 + id), 0);
+	}
+	memset(key, 0x77, sizeof(key));
+	assert_int_equal(kl_table_push_e2m(t, other, key, 77, 0), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 2);
+	old = get1(t, KL_TK_E2M, imsi, 15); /* reader 0 holds 4,3,2,1 */
+	assert_non_null(old);
+	memcpy(saved, old, sz);
+
+	/* the middle key: the rest keep their order, newest first */
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 3), 0);
+	e = get1(t, KL_TK_E2M, imsi, 15);
+	assert_non_null(e);
+	assert_ptr_not_equal(e, old);
+	assert_int_equal(e->n, 3);
+	e2m_expect(&e->keys[0], 4, 4, 1004);
+	e2m_expect(&e->keys[1], 2, 2, 1002);
+	e2m_expect(&e->keys[2], 1, 1, 1001);
+	kl_table_reclaim(t);
+	assert_memory_equal(old, saved, sz); /* held by the reader */
+	kl_table_quiescent(t, 0);
+	kl_table_reclaim(t);
+	assert_true(all_zero(old, sz));
+
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 3), -ENOENT);
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 99), -ENOENT);
+	assert_int_equal(kl_table_del_e2m_key(t, "00199", 1), -ENOENT);
+	assert_int_equal(kl_table_del_e2m_key(t, "12a4", 1), -EINVAL);
+	assert_int_equal(kl_table_del_e2m_key(t, "", 1), -EINVAL);
+	assert_int_equal(kl_table_del_e2m_key(t, "1234567890123456", 1), -EINVAL);
+	assert_int_equal(kl_table_del_e2m_key(t, NULL, 1), -EINVAL);
+	assert_int_equal(kl_table_del_e2m_key(NULL, imsi, 1), -EINVAL);
+	assert_int_equal(get1(t, KL_TK_E2M, imsi, 15) == NULL, 0);
+	assert_int_equal(((const struct kl_e2m *)get1(t, KL_TK_E2M, imsi, 15))->n, 3);
+
+	/* the ring goes on from there: a push fills it again, the oldest evicted after */
+	memset(key, 5, sizeof(key));
+	assert_int_equal(kl_table_push_e2m(t, imsi, key, 5, 1005), 0);
+	e = get1(t, KL_TK_E2M, imsi, 15);
+	assert_int_equal(e->n, 4);
+	e2m_expect(&e->keys[0], 5, 5, 1005);
+	e2m_expect(&e->keys[3], 1, 1, 1001);
+	/* newest and oldest */
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 5), 0);
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 1), 0);
+	e = get1(t, KL_TK_E2M, imsi, 15);
+	assert_int_equal(e->n, 2);
+	e2m_expect(&e->keys[0], 4, 4, 1004);
+	e2m_expect(&e->keys[1], 2, 2, 1002);
+	/* the last key takes the IMSI with it */
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 4), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 2);
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 2), 0);
+	assert_null(get1(t, KL_TK_E2M, imsi, 15));
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 1);
+	assert_int_equal(kl_table_del_e2m_key(t, imsi, 2), -ENOENT);
+	e = get1(t, KL_TK_E2M, other, 5); /* the other IMSI is untouched */
+	assert_non_null(e);
+	assert_int_equal(e->n, 1);
+	e2m_expect(&e->keys[0], 0x77, 77, 0);
+	/* a deleted IMSI comes back as new */
+	assert_int_equal(kl_table_push_e2m(t, imsi, key, 6, 0), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 2);
+	assert_int_equal(kl_table_del_e2m_key(t, other, 77), 0);
+	assert_int_equal(kl_table_count(t, KL_TK_E2M), 1);
+	kl_table_quiescent(t, 0);
+	kl_table_free(t);
+}
+
+static void test_get_group(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	struct kl_group_ref ref = {{0x00, 0xf1, 0x10}, 0x1234}, other = {{0x00, 0xf1, 0x10}, 0x1235};
+	struct kl_group g, out;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	memset(g.current.key, 0xc1, 16);
+	g.current.valid_from = 100ull << 32;
+	g.current.valid_to = 200ull << 32;
+	g.current.msk_id = 0x12340001;
+	memset(g.next.key, 0xc2, 16);
+	g.next.valid_from = 200ull << 32;
+	g.next.valid_to = 300ull << 32;
+	g.next.msk_id = 0x12340002;
+	g.has_next = 1;
+	memset(&out, 0xee, sizeof(out));
+	assert_int_equal(kl_table_get_group(t, &ref, &out), -ENOENT);
+	assert_int_equal(kl_table_put_group(t, &ref, &g), 0);
+	assert_int_equal(kl_table_get_group(t, &ref, &out), 0);
+	assert_memory_equal(&out, &g, sizeof(g)); /* padding zeroed too */
+	assert_int_equal(kl_table_get_group(t, &other, &out), -ENOENT);
+	assert_int_equal(kl_table_get_group(t, NULL, &out), -EINVAL);
+	assert_int_equal(kl_table_get_group(t, &ref, NULL), -EINVAL);
+	assert_int_equal(kl_table_get_group(NULL, &ref, &out), -EINVAL);
+
+	/* a rotation is what the next read sees */
+	memcpy(&g.current, &g.next, sizeof(g.current));
+	memset(&g.next, 0, sizeof(g.next));
+	g.has_next = 0;
+	assert_int_equal(kl_table_put_group(t, &ref, &g), 1);
+	assert_int_equal(kl_table_get_group(t, &ref, &out), 0);
+	assert_memory_equal(&out, &g, sizeof(g));
+	assert_int_equal(out.current.msk_id, 0x12340002);
+	kl_memzero(&out, sizeof(out));
+	kl_table_free(t);
+}
+
+/* ---- 7. 1 M UEs (stress) ------------------------------------------------------------------------------ */
 
 /* 1 M by default; KL_TABLE_UES=10000000 measures the 10 M target (needs ~3 GB). */
 static uint32_t big_ues = 1000000u;
@@ -890,6 +1235,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_reclaim),
 		cmocka_unit_test(test_stuck_reader),
 		cmocka_unit_test(test_rcu_race),
+		cmocka_unit_test(test_set_ue_groups),
+		cmocka_unit_test(test_set_ue_groups_race),
+		cmocka_unit_test(test_del_e2m_key),
+		cmocka_unit_test(test_get_group),
 	};
 	const struct CMUnitTest big[] = {
 		cmocka_unit_test(test_million),
