@@ -867,7 +867,9 @@ fail:
 
 /* ---- writes ------------------------------------------------------------------------------------ */
 
-static int w_begin(struct kl_store *s, MDB_txn **txn)
+/* Start a write (flags 0) or a read (MDB_RDONLY): inside a batch its transaction (so a read
+ * sees the batch's staged writes), else a transaction of its own. */
+static int txn_open(struct kl_store *s, MDB_txn **txn, unsigned flags)
 {
 	int rc;
 
@@ -881,8 +883,18 @@ static int w_begin(struct kl_store *s, MDB_txn **txn)
 		*txn = s->txn;
 		return 0;
 	}
-	rc = mdb_txn_begin(s->env, NULL, 0, txn);
+	rc = mdb_txn_begin(s->env, NULL, flags, txn);
 	return rc ? st_fail(s, rc, "begin", KL_TK__COUNT) : 0;
+}
+
+static int w_begin(struct kl_store *s, MDB_txn **txn)
+{
+	return txn_open(s, txn, 0);
+}
+
+static int r_begin(struct kl_store *s, MDB_txn **txn)
+{
+	return txn_open(s, txn, MDB_RDONLY);
 }
 
 /* End a write: commit it when it is not part of a batch. broken: the transaction is unusable. */
@@ -1058,25 +1070,6 @@ static int get_in(struct kl_store *s, MDB_txn *txn, unsigned kind, const uint8_t
 	return 0;
 }
 
-/* Start a read: inside a batch its transaction (so the read sees the batch's staged writes),
- * else a read-only transaction of its own. */
-static int r_begin(struct kl_store *s, MDB_txn **txn)
-{
-	int rc;
-
-	s->msg[0] = '\0';
-	if (s->txn) {
-		if (s->txn_failed) {
-			snprintf(s->msg, sizeof(s->msg),
-				 "store %s: an earlier write of this batch failed", s->path);
-			return -ECANCELED;
-		}
-		*txn = s->txn;
-		return 0;
-	}
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-	return rc ? st_fail(s, rc, "begin", KL_TK__COUNT) : 0;
-}
 
 static void r_end(struct kl_store *s, MDB_txn *txn, int broken)
 {
