@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 from kl_itest import Checks  # noqa: E402
 import kl_diameter_raw as dr  # noqa: E402
+from kl_pki import Pki  # noqa: E402
 
 TESTD, SIM, KDF, GROUP = sys.argv[1:5]
 
@@ -86,43 +87,8 @@ def av_args(s):
 
 # ---- certificates ------------------------------------------------------------------------------
 
-class Pki:
-    def __init__(self, d):
-        self.d = d
-        self.ca('ca')
-        self.ca('rogue-ca')
-        for name in (SERVER, 'hss.test', 'raw.test'):
-            self.leaf(name, name, 'ca')
-        self.leaf('rogue-hss', 'hss.test', 'rogue-ca')
-
-    def p(self, name):
-        return os.path.join(self.d, name)
-
-    def _ssl(self, *args):
-        r = run(['openssl'] + list(args))
-        if r.returncode:
-            raise RuntimeError('openssl %s: %s' % (args[0], r.stderr))
-
-    def ca(self, name):
-        self._ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-                  '-nodes', '-keyout', self.p(name + '.key'), '-out', self.p(name + '.pem'),
-                  '-days', '2', '-subj', '/CN=keyline test ' + name)
-
-    def leaf(self, file, cn, ca):
-        ext = self.p(file + '.ext')
-        with open(ext, 'w') as f:
-            f.write('subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n'
-                    'keyUsage=digitalSignature,keyEncipherment\n'
-                    'extendedKeyUsage=serverAuth,clientAuth\n' % cn)
-        self._ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-                  '-keyout', self.p(file + '.key'), '-out', self.p(file + '.csr'),
-                  '-subj', '/CN=' + cn)
-        self._ssl('x509', '-req', '-in', self.p(file + '.csr'), '-CA', self.p(ca + '.pem'),
-                  '-CAkey', self.p(ca + '.key'), '-CAcreateserial', '-out', self.p(file + '.pem'),
-                  '-days', '2', '-extfile', ext)
-
-    def cred(self, name):
-        return self.p(name + '.pem'), self.p(name + '.key')
+def make_pki(d):
+    return Pki(d, leaves=(SERVER, 'hss.test', 'raw.test'), rogue=(('rogue-hss', 'hss.test'),))
 
 
 # ---- processes ---------------------------------------------------------------------------------
@@ -662,7 +628,7 @@ def group_bulk(pki, work):
 def main():
     with tempfile.TemporaryDirectory(prefix='kl-diameter-') as work:
         try:
-            pki = Pki(work)
+            pki = make_pki(work)
             {'sim': group_sim, 'malformed': group_malformed, 'tls': group_tls,
              'bulk': group_bulk}[GROUP](pki, work)
         finally:
