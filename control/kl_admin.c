@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "kl_population.h"
+#include "kl_rotate.h"
 #include "kl_store.h"
 
 #define NTP_UNIX_OFFSET 2208988800ull
@@ -55,6 +56,9 @@ struct kl_admin {
 	struct kl_store *store; /* NULL: no durable store */
 	unsigned e2m_ring;	/* the table's ring size, for kl_store_push_e2m */
 	const struct kl_stats_view *stats;
+	struct kl_rotate *rotate; /* NULL: no MSK rotation configured */
+	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
+	void *diameter_arg;
 	unsigned max_clients, nclients;
 	uint32_t max_line, idle_ms;
 	uint32_t serial;
@@ -1135,6 +1139,221 @@ static int cmd_stats(struct req *r, json_t *j)
 	return 0;
 }
 
+/* ---- MSK rotation and status ------------------------------------------------------------------ */
+
+static uint64_t ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec + NTP_UNIX_OFFSET) << 32 |
+	       (((uint64_t)ts.tv_nsec << 32) / 1000000000u);
+}
+
+static json_t *rot_msk_json(uint32_t id, uint64_t from, uint64_t to, const uint8_t *kcv)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:o}", "msk_id", (json_int_t)id, "key_number",
+			 (json_int_t)(id & 0xFFFF), "valid_from", ntp_to_unix(from), "valid_to",
+			 ntp_to_unix(to), "kcv", kcv_json(kcv));
+}
+
+static json_t *rot_status_json(const struct kl_rotate_status *st)
+{
+	char name[16];
+	json_t *o;
+
+	group_str(&st->ref, name);
+	o = json_pack("{s:s,s:I,s:I,s:I,s:I}", "group", name, "period_s",
+		      (json_int_t)st->period_s, "predelivery_s", (json_int_t)st->predelivery_s,
+		      "rotations", (json_int_t)st->rotations, "failures",
+		      (json_int_t)st->failures);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "current",
+			    st->current_id ? rot_msk_json(st->current_id, st->current_from,
+							  st->current_to, st->current_kcv)
+					   : json_null());
+	json_object_set_new(o, "next",
+			    st->has_next ? rot_msk_json(st->next_id, st->next_from, st->next_to,
+							st->next_kcv)
+					 : json_null());
+	return o;
+}
+
+static int cmd_rotate(struct req *r, json_t *j)
+{
+	static const char *const f[] = { "group", NULL };
+	struct kl_rotate_status st;
+	struct kl_group_ref ref;
+	char err[ERR_LEN], name[16];
+	uint32_t id = 0;
+	unsigned i, n;
+	int rc;
+
+	if (fields_ok(r, j, "", f) || get_group(r, j, "group", &ref))
+		return -1;
+	group_str(&ref, name);
+	if (!r->a->rotate)
+		return rerr(r, "no MSK rotation is configured (config msk_rotation:)");
+	err[0] = 0;
+	rc = kl_rotate_force(r->a->rotate, &ref, ntp_now(), &id, err, sizeof(err));
+	if (rc == -ENOENT)
+		return rerr(r, "group %s: not a group with MSK rotation (config msk_rotation:)",
+			    name);
+	if (rc)
+		return rerr(r, "group %s: rotation failed: %s", name, err[0] ? err : strerror(-rc));
+	n = kl_rotate_count(r->a->rotate);
+	for (i = 0; i < n; i++)
+		if (!kl_rotate_status(r->a->rotate, i, &st) && !memcmp(st.ref.domain, ref.domain, 3) &&
+		    st.ref.group == ref.group)
+			break;
+	aset(r, "result", json_string("rotated"));
+	aset(r, "group", json_string(name));
+	if (i < n && st.current_id == id) {
+		json_t *m = rot_msk_json(id, st.current_from, st.current_to, st.current_kcv);
+
+		json_object_update(r->ans, m);
+		json_decref(m);
+		snprintf(r->what, sizeof(r->what),
+			 "group %s: forced rotation, current msk_id 0x%08" PRIX32 " kcv "
+			 "%02X%02X%02X",
+			 name, id, st.current_kcv[0], st.current_kcv[1], st.current_kcv[2]);
+	} else {
+		/* the table refused the new state after it was stored: retried at the next tick */
+		aset(r, "msk_id", json_integer((json_int_t)id));
+		aset(r, "key_number", json_integer((json_int_t)(id & 0xFFFF)));
+		snprintf(r->what, sizeof(r->what), "group %s: forced rotation, msk_id 0x%08" PRIX32,
+			 name, id);
+	}
+	return 0;
+}
+
+/* A string of an external source (peer identities): printable ASCII, at most cap - 1 bytes. */
+static json_t *ext_string(const char *s, size_t cap)
+{
+	char buf[600];
+
+	return json_string(printable(s, strnlen(s, cap), buf, sizeof(buf)));
+}
+
+static json_t *status_store(struct req *r)
+{
+	struct kl_store_stats ss;
+	json_t *o, *e;
+	int rc;
+
+	if (!r->a->store)
+		return json_pack("{s:b}", "enabled", 0);
+	rc = kl_store_stats(r->a->store, &ss);
+	if (rc)
+		return json_pack("{s:b,s:s}", "enabled", 1, "error", strerror(-rc));
+	e = json_object();
+	for (unsigned k = 0; k < KL_TK__COUNT; k++)
+		json_object_set_new(e, kl_stats_table_kind_name(k),
+				    json_integer((json_int_t)ss.entries[k]));
+	o = json_pack("{s:b,s:o,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:o,s:b}", "enabled", 1, "entries", e,
+		      "file_bytes", (json_int_t)ss.file_bytes, "used_bytes",
+		      (json_int_t)ss.used_bytes, "map_size", (json_int_t)ss.map_size,
+		      "bytes_per_ue", ss.bytes_per_ue, "ue_bytes", (json_int_t)ss.ue_bytes,
+		      "schema", (json_int_t)ss.schema, "created", (json_int_t)ss.created,
+		      "kek_kcv", kcv_json(ss.kek_kcv), "kek_secure_heap", (int)ss.kek_secure_heap);
+	return o;
+}
+
+static json_t *status_diameter(struct req *r)
+{
+	struct kl_admin_diameter_status *d;
+	json_t *o, *peers;
+	int rc;
+
+	if (!r->a->diameter_status)
+		return json_pack("{s:b}", "enabled", 0);
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return json_pack("{s:b,s:s}", "enabled", 1, "error", "out of memory");
+	rc = r->a->diameter_status(r->a->diameter_arg, d);
+	if (rc) {
+		o = json_pack("{s:b,s:s}", "enabled", 1, "error",
+			      strerror(rc < 0 ? -rc : rc));
+	} else if (!d->enabled) {
+		o = json_pack("{s:b}", "enabled", 0);
+	} else {
+		peers = json_array();
+		for (unsigned i = 0; i < d->npeers && i < KL_ADMIN_MAX_PEERS; i++)
+			json_array_append_new(
+				peers, json_pack("{s:o,s:o}", "identity",
+						 ext_string(d->peers[i].identity,
+							    sizeof(d->peers[i].identity)),
+						 "state",
+						 ext_string(d->peers[i].state,
+							    sizeof(d->peers[i].state))));
+		o = json_pack("{s:b,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:o}", "enabled", 1,
+			      "identity", ext_string(d->identity, sizeof(d->identity)), "port",
+			      (json_int_t)d->port, "vendor_id", (json_int_t)d->vendor_id, "app_id",
+			      (json_int_t)d->app_id, "counters", "answered_ok",
+			      (json_int_t)d->answered_ok, "rejected", (json_int_t)d->rejected,
+			      "failed", (json_int_t)d->failed, "busy", (json_int_t)d->busy,
+			      "commits", (json_int_t)d->commits, "queued", (json_int_t)d->queued,
+			      "peers_refused", (json_int_t)d->peers_refused, "peers", peers);
+	}
+	free(d);
+	return o;
+}
+
+static json_t *status_rotation(struct req *r)
+{
+	json_t *groups;
+	unsigned n;
+
+	if (!r->a->rotate)
+		return json_pack("{s:b,s:[]}", "enabled", 0, "groups");
+	groups = json_array();
+	n = kl_rotate_count(r->a->rotate);
+	for (unsigned i = 0; i < n; i++) {
+		struct kl_rotate_status st;
+
+		if (!kl_rotate_status(r->a->rotate, i, &st))
+			json_array_append_new(groups, rot_status_json(&st));
+	}
+	return json_pack("{s:b,s:o}", "enabled", 1, "groups", groups);
+}
+
+static int cmd_status(struct req *r, json_t *j)
+{
+	const struct kl_stats_view *v = r->a->stats;
+	json_t *counts;
+
+	if (fields_ok(r, j, "", NULL))
+		return -1;
+	aset(r, "version", json_string(v && v->version ? v->version : "unknown"));
+	if (v && v->io_name)
+		aset(r, "io_backend", json_string(v->io_name));
+	if (v && v->crypto_name)
+		aset(r, "crypto_backend", json_string(v->crypto_name));
+	if (v && v->start_ns) {
+		struct timespec ts;
+		uint64_t now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		aset(r, "uptime_s", json_integer(now > v->start_ns
+							 ? (json_int_t)((now - v->start_ns) / 1000000000u)
+							 : 0));
+	}
+	if (v)
+		aset(r, "workers", json_integer(v->n_workers));
+	counts = json_object();
+	for (unsigned k = 0; k < KL_TK__COUNT; k++)
+		json_object_set_new(counts, kl_stats_table_kind_name(k),
+				    json_integer(kl_table_count(r->a->table, (enum kl_table_kind)k)));
+	aset(r, "table", json_pack("{s:o,s:I}", "counts", counts, "memory_bytes",
+				   (json_int_t)kl_table_memory(r->a->table)));
+	aset(r, "store", status_store(r));
+	aset(r, "diameter", status_diameter(r));
+	aset(r, "rotation", status_rotation(r));
+	return 0;
+}
+
 static const struct kl_admin_cmd {
 	const char *name;
 	int (*fn)(struct req *r, json_t *j);
@@ -1152,6 +1371,8 @@ static const struct kl_admin_cmd {
 	{ "count", cmd_count, false },
 	{ "show", cmd_show, false },
 	{ "stats", cmd_stats, false },
+	{ "rotate", cmd_rotate, true },
+	{ "status", cmd_status, false },
 };
 
 /* ---- connections ------------------------------------------------------------------------------ */
@@ -1670,6 +1891,9 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->store = p->store;
 	a->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	a->stats = p->stats;
+	a->rotate = p->rotate;
+	a->diameter_status = p->diameter_status;
+	a->diameter_arg = p->diameter_arg;
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;
 	a->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : KL_ADMIN_DEFAULT_IDLE_MS;

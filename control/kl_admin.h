@@ -37,6 +37,25 @@
  *   {"cmd":"show","kind":KIND,"id":ID}      -> the entry's metadata and key check values
  *   {"cmd":"stats","worker":N (optional)}   -> every counter, drop reason, the service-time
  *                                              histogram, totals, uptime
+ *   {"cmd":"rotate","group":"DDDDDD:G"}    -> forced MSK rotation (kl_rotate_force, now):
+ *          {"ok":true,"result":"rotated","group":"DDDDDD:G","msk_id":N,"key_number":N,
+ *           "valid_from":T,"valid_to":T,"kcv":"XXXXXX"}; an error when no rotation is
+ *          configured or the group is not one of its groups
+ *   {"cmd":"status"}                        -> {"ok":true,"version":..,"io_backend":..,
+ *          "crypto_backend":..,"uptime_s":N,"workers":N,
+ *          "table":{"counts":{"ues":N,..},"memory_bytes":N},
+ *          "store":{"enabled":false} | {"enabled":true,"entries":{"ues":N,..},"file_bytes":N,
+ *                   "used_bytes":N,"map_size":N,"bytes_per_ue":X,"ue_bytes":N,"schema":N,
+ *                   "created":T,"kek_kcv":"XXXXXX","kek_secure_heap":B} (or "error":".."),
+ *          "diameter":{"enabled":false} | {"enabled":true,"identity":..,"port":N,
+ *                   "vendor_id":N,"app_id":N,"counters":{"answered_ok":N,"rejected":N,
+ *                   "failed":N,"busy":N,"commits":N,"queued":N,"peers_refused":N},
+ *                   "peers":[{"identity":..,"state":..},..]} (or "error":".."),
+ *          "rotation":{"enabled":B,"groups":[{"group":"DDDDDD:G","period_s":N,
+ *                   "predelivery_s":N,"rotations":N,"failures":N,"current":MSKINFO|null,
+ *                   "next":MSKINFO|null},..]}}
+ *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
+ *          (version etc. only with a stats view; "status" never holds key bytes)
  *
  * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.
  * A group is named "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group in decimal.
@@ -90,6 +109,24 @@ enum kl_admin_log_level {
 };
 
 struct kl_store;
+struct kl_rotate;
+
+/* Diameter feed status for the "status" command (filled by keylined). */
+#define KL_ADMIN_MAX_PEERS 16
+struct kl_admin_peer {
+	char identity[256];
+	char state[32]; /* freeDiameter's state name: "STATE_OPEN", "STATE_CLOSED", ... */
+};
+struct kl_admin_diameter_status {
+	int enabled; /* 0: no diameter: section; the rest is unset */
+	char identity[256];
+	uint16_t port;
+	uint32_t vendor_id, app_id;
+	uint64_t answered_ok, rejected, failed, busy, commits;
+	unsigned queued, peers_refused;
+	unsigned npeers;
+	struct kl_admin_peer peers[KL_ADMIN_MAX_PEERS];
+};
 
 struct kl_admin_params {
 	const char *path;		   /* absolute socket path (< 108 bytes) */
@@ -101,6 +138,11 @@ struct kl_admin_params {
 	unsigned max_clients;		   /* 0 = KL_ADMIN_DEFAULT_MAX_CLIENTS; <= KL_ADMIN_MAX_CLIENTS */
 	uint32_t max_line;		   /* 0 = KL_ADMIN_DEFAULT_MAX_LINE; MIN_LINE..MAX_LINE */
 	uint32_t idle_timeout_ms;	   /* 0 = KL_ADMIN_DEFAULT_IDLE_MS */
+	/* MSK rotation (control/kl_rotate.h) for "rotate" and "status"; NULL: none configured. */
+	struct kl_rotate *rotate;
+	/* Fills the Diameter part of "status"; NULL: no Diameter feed. */
+	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
+	void *diameter_arg;
 	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
 	 * Messages never contain key bytes. */
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);

@@ -55,6 +55,10 @@ static const struct num_field num_fields[] = {
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
+	NUM("diameter.port", diameter.port, 1, 65535, false),
+	NUM("diameter.vendor_id", diameter.vendor_id, 1, 0xffffffffu, false),
+	NUM("diameter.app_id", diameter.app_id, 1, 0xfffffffeu, false),
+	NUM("diameter.max_queue", diameter.max_queue, 1, KL_CONFIG_DIAMETER_MAX_QUEUE, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -317,6 +321,228 @@ check_store_path(const char *val, char *what, size_t wl)
 	return 0;
 }
 
+static long indexed(const char *key, const char *name, const char **rest);
+
+/* diameter.fd_conf / tls_*: absolute, bounded, and fit for freeDiameter's "..." strings. */
+static int
+check_dia_path(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	sanitize(shown, sizeof(shown), val);
+	if (val[0] != '/')
+		return whatf(what, wl, "must be an absolute path (got '%s')", shown);
+	if (strlen(val) > KL_CONFIG_DIAMETER_STR_MAX)
+		return whatf(what, wl, "path is %zu bytes, at most %d", strlen(val),
+			     KL_CONFIG_DIAMETER_STR_MAX);
+	for (const char *p = val; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f || *p == '"')
+			return whatf(what, wl,
+				     "must not contain quotes or control characters (got '%s')",
+				     shown);
+	return 0;
+}
+
+/* A Diameter identity or realm (DiameterIdentity, RFC 6733 4.3.1): 1..255 bytes of
+ * [A-Za-z0-9._-], no empty label. */
+static int
+check_diamid(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	size_t n = strlen(val);
+	sanitize(shown, sizeof(shown), val);
+	if (n == 0 || n > KL_CONFIG_DIAMETER_STR_MAX)
+		return whatf(what, wl, "must be a domain name of 1..%d bytes (got %zu bytes)",
+			     KL_CONFIG_DIAMETER_STR_MAX, n);
+	for (size_t i = 0; i < n; i++) {
+		char ch = val[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_'))
+			return whatf(what, wl,
+				     "must be a domain name: letters, digits, '.', '-', '_' (got '%s')",
+				     shown);
+		if (ch == '.' && (i == 0 || i + 1 == n || val[i + 1] == '.'))
+			return whatf(what, wl, "must be a domain name without empty labels (got '%s')",
+				     shown);
+	}
+	return 0;
+}
+
+static int
+check_dia_listen(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	struct in6_addr a6;
+	struct in_addr a4;
+	sanitize(shown, sizeof(shown), val);
+	if (val[0] == '\0')
+		return 0;
+	if (strlen(val) >= sizeof(((struct kl_config_diameter *)0)->listen) ||
+	    (inet_pton(AF_INET, val, &a4) != 1 && inet_pton(AF_INET6, val, &a6) != 1))
+		return whatf(what, wl, "must be an IPv4 or IPv6 address, or empty for all (got '%s')",
+			     shown);
+	return 0;
+}
+
+/* "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group 0..65535 in decimal (as
+ * keylinectl writes it). */
+static int
+parse_group_ref(const char *val, uint8_t domain[3], uint16_t *group, char *what, size_t wl)
+{
+	char shown[64];
+	size_t n = strlen(val);
+	unsigned g = 0;
+	sanitize(shown, sizeof(shown), val);
+	if (n < 8 || n > 12 || val[6] != ':')
+		goto bad;
+	for (unsigned i = 0; i < 6; i++) {
+		char ch = val[i];
+		unsigned d;
+		if (ch >= '0' && ch <= '9')
+			d = (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			d = (unsigned)(ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			d = (unsigned)(ch - 'A' + 10);
+		else
+			goto bad;
+		if (i % 2 == 0)
+			domain[i / 2] = (uint8_t)(d << 4);
+		else
+			domain[i / 2] |= (uint8_t)d;
+	}
+	for (size_t i = 7; i < n; i++) {
+		if (val[i] < '0' || val[i] > '9')
+			goto bad;
+		g = g * 10 + (unsigned)(val[i] - '0');
+		if (g > 65535)
+			goto bad;
+	}
+	*group = (uint16_t)g;
+	return 0;
+bad:
+	return whatf(what, wl,
+		     "must be \"DDDDDD:G\": Key Domain ID as 6 hex digits, key group 0..65535 "
+		     "(got '%s')",
+		     shown);
+}
+
+static int
+set_peer_list(struct kl_config *c, const char *val, char *what, size_t wl)
+{
+	char buf[KL_CONFIG_DIAMETER_MAX_PEERS * (KL_CONFIG_DIAMETER_STR_MAX + 1) + 1];
+	unsigned n = 0;
+	if (strlen(val) >= sizeof(buf))
+		return whatf(what, wl, "list too long");
+	snprintf(buf, sizeof(buf), "%s", val);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (n == KL_CONFIG_DIAMETER_MAX_PEERS)
+			return whatf(what, wl, "at most %d peers", KL_CONFIG_DIAMETER_MAX_PEERS);
+		if (check_diamid(tok, what, wl) < 0)
+			return -1;
+		snprintf(c->diameter.allowed_peers[n], sizeof(c->diameter.allowed_peers[n]), "%s",
+			 tok);
+		n++;
+	}
+	c->diameter.n_allowed_peers = n;
+	return 0;
+}
+
+/* diameter.* keys other than the numbers. */
+static int
+set_diameter(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
+{
+	struct kl_config_diameter *d = &c->diameter;
+	static const struct {
+		const char *name;
+		size_t off;
+		bool optional; /* an empty value clears it */
+	} paths[] = {
+		{ "fd_conf", offsetof(struct kl_config_diameter, fd_conf), true },
+		{ "tls_cert", offsetof(struct kl_config_diameter, tls_cert), false },
+		{ "tls_key", offsetof(struct kl_config_diameter, tls_key), false },
+		{ "tls_ca", offsetof(struct kl_config_diameter, tls_ca), false },
+		{ "tls_crl", offsetof(struct kl_config_diameter, tls_crl), true },
+	};
+	const char *rest;
+	long idx;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (strcmp(sub, paths[i].name) != 0)
+			continue;
+		char *dst = (char *)d + paths[i].off;
+		if (!(paths[i].optional && val[0] == '\0') && check_dia_path(val, what, wl) < 0)
+			return -1;
+		snprintf(dst, KL_CONFIG_DIAMETER_STR_MAX + 1, "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "identity") == 0 || strcmp(sub, "realm") == 0) {
+		bool realm = sub[0] == 'r';
+		if (!(realm && val[0] == '\0') && check_diamid(val, what, wl) < 0)
+			return -1;
+		snprintf(realm ? d->realm : d->identity, sizeof(d->identity), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "listen") == 0) {
+		if (check_dia_listen(val, what, wl) < 0)
+			return -1;
+		snprintf(d->listen, sizeof(d->listen), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "allowed_peers") == 0)
+		return set_peer_list(c, val, what, wl);
+	if ((idx = indexed(sub, "allowed_peers", &rest)) >= 0 && *rest == '\0') {
+		if (idx > (long)d->n_allowed_peers || idx >= KL_CONFIG_DIAMETER_MAX_PEERS)
+			return whatf(what, wl, "at most %d peers, numbered from 0 without gaps",
+				     KL_CONFIG_DIAMETER_MAX_PEERS);
+		if (check_diamid(val, what, wl) < 0)
+			return -1;
+		snprintf(d->allowed_peers[idx], sizeof(d->allowed_peers[idx]), "%s", val);
+		if (idx == (long)d->n_allowed_peers)
+			d->n_allowed_peers++;
+		return 0;
+	}
+	return whatf(what, wl, "unknown key");
+}
+
+/* msk_rotation[N].group|period_s|predelivery_s (rest: ".group" ...). */
+static int
+set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, char *what,
+	     size_t wl)
+{
+	static const struct num_field pf = { "period_s", offsetof(struct kl_config_rotation, period_s),
+					     4, KL_CONFIG_ROTATE_MIN_PERIOD_S,
+					     KL_CONFIG_ROTATE_MAX_PERIOD_S, false };
+	static const struct num_field df = { "predelivery_s",
+					     offsetof(struct kl_config_rotation, predelivery_s), 4,
+					     0, KL_CONFIG_ROTATE_MAX_PERIOD_S - 1, false };
+	struct kl_config_rotation *r;
+	if (idx > (long)c->n_msk_rotation || idx >= KL_CONFIG_MAX_ROTATIONS)
+		return whatf(what, wl, "at most %d entries, numbered from 0 without gaps",
+			     KL_CONFIG_MAX_ROTATIONS);
+	if (*rest != '.')
+		return whatf(what, wl, "unknown key");
+	r = &c->msk_rotation[idx];
+	if (idx == (long)c->n_msk_rotation)
+		memset(r, 0, sizeof(*r));
+	rest++;
+	if (strcmp(rest, "group") == 0) {
+		if (parse_group_ref(val, r->domain, &r->group, what, wl) < 0)
+			return -1;
+	} else if (strcmp(rest, "period_s") == 0) {
+		if (set_num(r, &pf, val, what, wl) < 0)
+			return -1;
+	} else if (strcmp(rest, "predelivery_s") == 0) {
+		if (set_num(r, &df, val, what, wl) < 0)
+			return -1;
+	} else {
+		return whatf(what, wl, "unknown key");
+	}
+	if (idx == (long)c->n_msk_rotation)
+		c->n_msk_rotation++;
+	return 0;
+}
+
 static bool
 port_name_ok(const char *s)
 {
@@ -391,6 +617,8 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 				return -1;
 			if (strncmp(key, "store.", 6) == 0)
 				c->store.enabled = true;
+			if (strncmp(key, "diameter.", 9) == 0)
+				c->diameter.enabled = true;
 			return 0;
 		}
 
@@ -421,6 +649,14 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 		c->store.enabled = true;
 		return 0;
 	}
+	if (strncmp(key, "diameter.", 9) == 0) {
+		if (set_diameter(c, key + 9, val, what, wl) < 0)
+			return -1;
+		c->diameter.enabled = true;
+		return 0;
+	}
+	if ((idx = indexed(key, "msk_rotation", &rest)) >= 0)
+		return set_rotation(c, idx, rest, val, what, wl);
 	if (strcmp(key, "metrics") == 0)
 		return parse_endpoint(val, &c->metrics, what, wl);
 	if (strcmp(key, "log_level") == 0) {
@@ -508,6 +744,74 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 /* ---- validation ----------------------------------------------------------------------------- */
 
 static int
+check_diameter(const struct kl_config_diameter *d, char *key, size_t kl, char *what, size_t wl)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} conf_keys[] = {
+		{ "identity", offsetof(struct kl_config_diameter, identity) },
+		{ "realm", offsetof(struct kl_config_diameter, realm) },
+		{ "listen", offsetof(struct kl_config_diameter, listen) },
+		{ "tls_cert", offsetof(struct kl_config_diameter, tls_cert) },
+		{ "tls_key", offsetof(struct kl_config_diameter, tls_key) },
+		{ "tls_ca", offsetof(struct kl_config_diameter, tls_ca) },
+		{ "tls_crl", offsetof(struct kl_config_diameter, tls_crl) },
+	};
+
+	if (d->fd_conf[0]) {
+		snprintf(key, kl, "diameter.fd_conf");
+		if (check_dia_path(d->fd_conf, what, wl) < 0)
+			return -1;
+		for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+			if (((const char *)d + conf_keys[i].off)[0]) {
+				snprintf(key, kl, "diameter.%s", conf_keys[i].name);
+				return whatf(what, wl,
+					     "not allowed with diameter.fd_conf (the freeDiameter "
+					     "file sets it)");
+			}
+	} else {
+		snprintf(key, kl, "diameter.identity");
+		if (d->identity[0] == '\0')
+			return whatf(what, wl, "required key is missing (keylined's Diameter identity, "
+					       "an FQDN its certificate names; or diameter.fd_conf)");
+		if (check_diamid(d->identity, what, wl) < 0)
+			return -1;
+		snprintf(key, kl, "diameter.realm");
+		if (d->realm[0] && check_diamid(d->realm, what, wl) < 0)
+			return -1;
+		if (d->realm[0] == '\0' && strchr(d->identity, '.') == NULL)
+			return whatf(what, wl, "required when diameter.identity has no domain part");
+		snprintf(key, kl, "diameter.listen");
+		if (check_dia_listen(d->listen, what, wl) < 0)
+			return -1;
+		for (size_t i = 3; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+			const char *v = (const char *)d + conf_keys[i].off;
+			snprintf(key, kl, "diameter.%s", conf_keys[i].name);
+			if (v[0] == '\0') {
+				if (i == 6)
+					continue; /* tls_crl is optional */
+				return whatf(what, wl, "required key is missing (an absolute PEM file)");
+			}
+			if (check_dia_path(v, what, wl) < 0)
+				return -1;
+		}
+	}
+	snprintf(key, kl, "diameter.allowed_peers");
+	if (d->n_allowed_peers > KL_CONFIG_DIAMETER_MAX_PEERS)
+		return whatf(what, wl, "at most %d peers", KL_CONFIG_DIAMETER_MAX_PEERS);
+	for (unsigned i = 0; i < d->n_allowed_peers; i++) {
+		snprintf(key, kl, "diameter.allowed_peers[%u]", i);
+		if (check_diamid(d->allowed_peers[i], what, wl) < 0)
+			return -1;
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(d->allowed_peers[i], d->allowed_peers[j]) == 0)
+				return whatf(what, wl, "duplicate of diameter.allowed_peers[%u]", j);
+	}
+	return 0;
+}
+
+static int
 check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 {
 	for (size_t i = 0; i < N_NUM; i++) {
@@ -540,6 +844,36 @@ check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 					       "store's key-encryption key)");
 		if (check_store_path(c->store.kek_file, what, wl) < 0)
 			return -1;
+	}
+	if (c->diameter.enabled && check_diameter(&c->diameter, key, kl, what, wl) < 0)
+		return -1;
+	snprintf(key, kl, "msk_rotation");
+	if (c->n_msk_rotation > KL_CONFIG_MAX_ROTATIONS)
+		return whatf(what, wl, "at most %d entries", KL_CONFIG_MAX_ROTATIONS);
+	for (unsigned i = 0; i < c->n_msk_rotation; i++) {
+		const struct kl_config_rotation *r = &c->msk_rotation[i];
+		snprintf(key, kl, "msk_rotation[%u].period_s", i);
+		if (r->period_s == 0)
+			return whatf(what, wl, "required key is missing (%u..%u seconds)",
+				     KL_CONFIG_ROTATE_MIN_PERIOD_S, KL_CONFIG_ROTATE_MAX_PERIOD_S);
+		if (r->period_s < KL_CONFIG_ROTATE_MIN_PERIOD_S ||
+		    r->period_s > KL_CONFIG_ROTATE_MAX_PERIOD_S)
+			return whatf(what, wl, "must be %u..%u (got %u)", KL_CONFIG_ROTATE_MIN_PERIOD_S,
+				     KL_CONFIG_ROTATE_MAX_PERIOD_S, r->period_s);
+		snprintf(key, kl, "msk_rotation[%u].predelivery_s", i);
+		if (r->predelivery_s >= r->period_s)
+			return whatf(what, wl, "must be below period_s %u (got %u)", r->period_s,
+				     r->predelivery_s);
+		if (r->predelivery_s > c->predelivery_s)
+			return whatf(what, wl,
+				     "is %u but the top-level predelivery_s is %u: workers send the "
+				     "next MSK only within that window",
+				     r->predelivery_s, c->predelivery_s);
+		snprintf(key, kl, "msk_rotation[%u].group", i);
+		for (unsigned j = 0; j < i; j++)
+			if (memcmp(c->msk_rotation[j].domain, r->domain, 3) == 0 &&
+			    c->msk_rotation[j].group == r->group)
+				return whatf(what, wl, "duplicate of msk_rotation[%u].group", j);
 	}
 	snprintf(key, kl, "metrics");
 	if (c->metrics.enabled && (c->metrics.port == 0 ||
@@ -642,6 +976,10 @@ kl_config_defaults(struct kl_config *c)
 	c->table.appids = 65536;
 	c->table.e2m_ring = 4;
 	c->store.map_size_mb = 1024;
+	c->diameter.port = KL_CONFIG_DEFAULT_DIAMETER_PORT;
+	c->diameter.vendor_id = KL_CONFIG_DEFAULT_DIAMETER_VENDOR;
+	c->diameter.app_id = KL_CONFIG_DEFAULT_DIAMETER_APP;
+	c->diameter.max_queue = KL_CONFIG_DEFAULT_DIAMETER_QUEUE;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->log_level = KL_CONFIG_LOG_INFO;
 	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
@@ -735,7 +1073,11 @@ keymap_present(const struct keymap *m, const char *path)
 
 static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
 	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "table", "store",
-	"admin_socket", "metrics", "log_level", "crypto", "io", NULL };
+	"diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io", NULL };
+static const char *const dia_keys[] = { "fd_conf", "identity", "realm", "listen", "port",
+	"tls_cert", "tls_key", "tls_ca", "tls_crl", "vendor_id", "app_id", "allowed_peers",
+	"max_queue", NULL };
+static const char *const rot_keys[] = { "group", "period_s", "predelivery_s", NULL };
 static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
 static const char *const table_keys[] = { "ues", "groups", "emses", "imsis", "appids", "e2m_ring",
 	NULL };
@@ -763,9 +1105,13 @@ allowed_keys(const char *path, unsigned depth)
 		return table_keys;
 	if (strcmp(path, "store") == 0)
 		return store_keys;
+	if (strcmp(path, "diameter") == 0)
+		return dia_keys;
 	const char *rest;
 	if (indexed(path, "ports", &rest) >= 0 && *rest == '\0')
 		return port_keys;
+	if (indexed(path, "msk_rotation", &rest) >= 0 && *rest == '\0')
+		return rot_keys;
 	return NULL;
 }
 
@@ -999,6 +1345,17 @@ struct raw_store {
 	char *path, *kek_file, *map_size_mb;
 };
 
+struct raw_dia {
+	char *fd_conf, *identity, *realm, *listen, *port, *tls_cert, *tls_key, *tls_ca, *tls_crl;
+	char *vendor_id, *app_id, *max_queue;
+	char **allowed_peers;
+	unsigned allowed_peers_count;
+};
+
+struct raw_rot {
+	char *group, *period_s, *predelivery_s;
+};
+
 struct raw_cfg {
 	struct raw_port *ports;
 	unsigned ports_count;
@@ -1015,6 +1372,9 @@ struct raw_cfg {
 	struct raw_rl *rate_limit;
 	struct raw_table *table;
 	struct raw_store *store;
+	struct raw_dia *diameter;
+	struct raw_rot *msk_rotation;
+	unsigned msk_rotation_count;
 	char *admin_socket;
 	char *metrics;
 	char *log_level;
@@ -1061,6 +1421,25 @@ static const cyaml_schema_field_t store_fields[] = {
 	CYAML_FIELD_STRING_PTR("map_size_mb", OPT_STR, struct raw_store, map_size_mb, 0, STR_MAX),
 	CYAML_FIELD_END
 };
+#define DIA_STR(n) CYAML_FIELD_STRING_PTR(#n, OPT_STR, struct raw_dia, n, 0, STR_MAX)
+static const cyaml_schema_field_t dia_fields[] = {
+	DIA_STR(fd_conf), DIA_STR(identity), DIA_STR(realm), DIA_STR(listen), DIA_STR(port),
+	DIA_STR(tls_cert), DIA_STR(tls_key), DIA_STR(tls_ca), DIA_STR(tls_crl), DIA_STR(vendor_id),
+	DIA_STR(app_id), DIA_STR(max_queue),
+	CYAML_FIELD_SEQUENCE("allowed_peers", OPT | CYAML_FLAG_POINTER, struct raw_dia,
+			     allowed_peers, &str_schema, 0, SEQ_MAX),
+	CYAML_FIELD_END
+};
+#undef DIA_STR
+static const cyaml_schema_field_t rot_fields[] = {
+	CYAML_FIELD_STRING_PTR("group", OPT_STR, struct raw_rot, group, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("period_s", OPT_STR, struct raw_rot, period_s, 0, STR_MAX),
+	CYAML_FIELD_STRING_PTR("predelivery_s", OPT_STR, struct raw_rot, predelivery_s, 0, STR_MAX),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t rot_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_rot, rot_fields),
+};
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_SEQUENCE("ports", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ports, &port_schema,
 			     0, SEQ_MAX),
@@ -1078,6 +1457,9 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
 	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
 	CYAML_FIELD_MAPPING_PTR("store", OPT_STR, struct raw_cfg, store, store_fields),
+	CYAML_FIELD_MAPPING_PTR("diameter", OPT_STR, struct raw_cfg, diameter, dia_fields),
+	CYAML_FIELD_SEQUENCE("msk_rotation", OPT | CYAML_FLAG_POINTER, struct raw_cfg, msk_rotation,
+			     &rot_schema, 0, SEQ_MAX),
 	CYAML_FIELD_STRING_PTR("admin_socket", OPT_STR, struct raw_cfg, admin_socket, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("metrics", OPT_STR, struct raw_cfg, metrics, 0, STR_MAX),
 	CYAML_FIELD_STRING_PTR("log_level", OPT_STR, struct raw_cfg, log_level, 0, STR_MAX),
@@ -1264,6 +1646,57 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		    apply_str(c, m, "store.kek_file", r->store->kek_file, e) < 0 ||
 		    apply_str(c, m, "store.map_size_mb", r->store->map_size_mb, e) < 0)
 			return -1;
+	}
+	/* The same for the Diameter feed: check() then wants identity and TLS files, or fd_conf. */
+	if (keymap_present(m, "diameter"))
+		c->diameter.enabled = true;
+	if (r->diameter != NULL) {
+		const struct raw_dia *d = r->diameter;
+		const struct {
+			const char *key;
+			const char *val;
+		} kv[] = {
+			{ "diameter.fd_conf", d->fd_conf },	{ "diameter.identity", d->identity },
+			{ "diameter.realm", d->realm },		{ "diameter.listen", d->listen },
+			{ "diameter.port", d->port },		{ "diameter.tls_cert", d->tls_cert },
+			{ "diameter.tls_key", d->tls_key },	{ "diameter.tls_ca", d->tls_ca },
+			{ "diameter.tls_crl", d->tls_crl },	{ "diameter.vendor_id", d->vendor_id },
+			{ "diameter.app_id", d->app_id },	{ "diameter.max_queue", d->max_queue },
+		};
+		for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+			if (apply_str(c, m, kv[i].key, kv[i].val, e) < 0)
+				return -1;
+		if (d->allowed_peers_count > KL_CONFIG_DIAMETER_MAX_PEERS)
+			return perr_set(e, keymap_line(m, "diameter.allowed_peers"),
+					"diameter.allowed_peers", "at most %d peers (got %u)",
+					KL_CONFIG_DIAMETER_MAX_PEERS, d->allowed_peers_count);
+		for (unsigned i = 0; i < d->allowed_peers_count; i++) {
+			snprintf(key, sizeof(key), "diameter.allowed_peers[%u]", i);
+			if (apply_str(c, m, key, d->allowed_peers[i], e) < 0)
+				return -1;
+		}
+	}
+	if (r->msk_rotation_count > KL_CONFIG_MAX_ROTATIONS)
+		return perr_set(e, keymap_line(m, "msk_rotation"), "msk_rotation",
+				"at most %d entries (got %u)", KL_CONFIG_MAX_ROTATIONS,
+				r->msk_rotation_count);
+	for (unsigned i = 0; i < r->msk_rotation_count; i++) {
+		const struct raw_rot *q = &r->msk_rotation[i];
+		static const char *const names[] = { "group", "period_s", "predelivery_s" };
+		const char *vals[] = { q->group, q->period_s, q->predelivery_s };
+		/* An entry exists as soon as it is listed; each of its keys is required. */
+		memset(&c->msk_rotation[i], 0, sizeof(c->msk_rotation[i]));
+		c->n_msk_rotation = i + 1;
+		for (unsigned k = 0; k < 3; k++) {
+			snprintf(key, sizeof(key), "msk_rotation[%u].%s", i, names[k]);
+			if (!keymap_present(m, key))
+				return perr_set(e, keymap_line(m, key), key,
+						"required key is missing%s",
+						k == 0 ? " (\"DDDDDD:G\": Key Domain ID, key group)"
+						       : " (seconds)");
+			if (apply_str(c, m, key, vals[k], e) < 0)
+				return -1;
+		}
 	}
 	return 0;
 }

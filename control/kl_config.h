@@ -23,7 +23,19 @@
 #define KL_CONFIG_STORE_PATH_MAX 255 /* bytes of store.path / store.kek_file, excluding NUL */
 #define KL_CONFIG_MAX_FILE_SIZE (4u << 20) /* larger files are refused before parsing */
 
+#define KL_CONFIG_DIAMETER_STR_MAX 255 /* bytes of a diameter.* string, excluding NUL */
+#define KL_CONFIG_DIAMETER_MAX_PEERS 16 /* diameter.allowed_peers entries */
+#define KL_CONFIG_DIAMETER_MAX_QUEUE (1u << 20) /* = KL_DIAMETER_MAX_QUEUE */
+#define KL_CONFIG_MAX_ROTATIONS 256 /* msk_rotation entries */
+/* = KL_ROTATE_MIN_PERIOD_S / KL_ROTATE_MAX_PERIOD_S (control/kl_rotate.h; kl_daemon.c checks) */
+#define KL_CONFIG_ROTATE_MIN_PERIOD_S 10u
+#define KL_CONFIG_ROTATE_MAX_PERIOD_S (366u * 86400u)
+
 #define KL_CONFIG_DEFAULT_UDP_PORT 2269
+#define KL_CONFIG_DEFAULT_DIAMETER_PORT 5868	   /* Diameter over TLS (RFC 6733) */
+#define KL_CONFIG_DEFAULT_DIAMETER_VENDOR 99999u   /* = KL_DIAMETER_DEFAULT_VENDOR */
+#define KL_CONFIG_DEFAULT_DIAMETER_APP 16777999u   /* = KL_DIAMETER_DEFAULT_APP */
+#define KL_CONFIG_DEFAULT_DIAMETER_QUEUE 4096u	   /* = KL_DIAMETER_DEFAULT_MAX_QUEUE */
 #define KL_CONFIG_DEFAULT_ADMIN_SOCKET "/run/keyline/admin.sock"
 
 enum kl_config_log_level {
@@ -60,6 +72,35 @@ struct kl_config_endpoint {
 	char text[64];	  /* as written */
 };
 
+/* One msk_rotation: entry: an MBMS key group whose MSKs keylined makes and rotates. */
+struct kl_config_rotation {
+	uint8_t domain[3];	/* Key Domain ID (MCC||MNC) */
+	uint16_t group;		/* key group 0..65535 */
+	uint32_t period_s;	/* KL_CONFIG_ROTATE_MIN_PERIOD_S..KL_CONFIG_ROTATE_MAX_PERIOD_S */
+	uint32_t predelivery_s; /* 0..period_s - 1, and <= the top-level predelivery_s */
+};
+
+/* The HSS-side Diameter feed (control/kl_diameter.h, struct kl_diameter_params). */
+struct kl_config_diameter {
+	bool enabled; /* the section is present (or diameter.* was overridden) */
+	/* An operator's freeDiameter configuration file (absolute); then identity, realm, listen
+	 * and tls_* must be absent (the file sets them; port is ignored). */
+	char fd_conf[KL_CONFIG_DIAMETER_STR_MAX + 1];
+	char identity[KL_CONFIG_DIAMETER_STR_MAX + 1]; /* our Diameter identity (FQDN); required */
+	char realm[KL_CONFIG_DIAMETER_STR_MAX + 1];    /* "": the identity after its first dot */
+	char listen[64];  /* IPv4 or IPv6 address to listen on; "": all */
+	uint16_t port;	  /* TLS port, 1..65535, default 5868 */
+	char tls_cert[KL_CONFIG_DIAMETER_STR_MAX + 1]; /* absolute PEM paths; required */
+	char tls_key[KL_CONFIG_DIAMETER_STR_MAX + 1];
+	char tls_ca[KL_CONFIG_DIAMETER_STR_MAX + 1];
+	char tls_crl[KL_CONFIG_DIAMETER_STR_MAX + 1]; /* optional */
+	uint32_t vendor_id; /* 1..2^32-1, default 99999 */
+	uint32_t app_id;    /* 1..2^32-2, default 16777999 */
+	char allowed_peers[KL_CONFIG_DIAMETER_MAX_PEERS][KL_CONFIG_DIAMETER_STR_MAX + 1];
+	unsigned n_allowed_peers; /* 0: any peer with a certificate from tls_ca naming it */
+	uint32_t max_queue; /* requests waiting for the control thread, 1..2^20, default 4096 */
+};
+
 struct kl_config {
 	struct kl_config_port ports[KL_CONFIG_MAX_PORTS];
 	unsigned n_ports;
@@ -94,6 +135,9 @@ struct kl_config {
 		char kek_file[KL_CONFIG_STORE_PATH_MAX + 1]; /* absolute, mode 0600; required */
 		uint32_t map_size_mb; /* 16..1048576, default 1024 */
 	} store;
+	struct kl_config_diameter diameter; /* absent = no Diameter feed */
+	struct kl_config_rotation msk_rotation[KL_CONFIG_MAX_ROTATIONS]; /* unique groups */
+	unsigned n_msk_rotation;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
 	struct kl_config_endpoint metrics;		  /* default off */
 	enum kl_config_log_level log_level;		  /* default info */
@@ -117,9 +161,13 @@ int kl_config_load(const char *path, struct kl_config *out, char *err, size_t er
  * Apply one command-line override "key=value", with the same per-value checks as the file (syntax,
  * range, power of two, address form). Cross-field rules are not checked here, since overrides come
  * one at a time: call kl_config_validate() once after the last override.
- * Keys: any scalar key ("skew_s", "rate_limit.burst", "metrics", "store.path", ...), "ports[N].name|devargs|queues"
- * (N = n_ports appends a port), "ipv4[N]" / "ipv6[N]", or "ipv4=a,b" / "ipv6=a,b" to replace a list.
- * An empty value clears the "metrics" endpoint or an address list.
+ * Keys: any scalar key ("skew_s", "rate_limit.burst", "metrics", "store.path", "diameter.port",
+ * ...), "ports[N].name|devargs|queues" (N = n_ports appends a port), "ipv4[N]" / "ipv6[N]", or
+ * "ipv4=a,b" / "ipv6=a,b" to replace a list, "diameter.allowed_peers[N]" or
+ * "diameter.allowed_peers=a,b", "msk_rotation[N].group|period_s|predelivery_s" (N =
+ * n_msk_rotation appends an entry). An empty value clears the "metrics" endpoint, an address
+ * list, diameter.allowed_peers, or an optional diameter string (realm, listen, tls_crl, ...).
+ * A diameter.* key turns the Diameter feed on, as a store.* key turns the store on.
  * @return 0, or -1 with "command line: KEY: what is wrong" in err (the key's value, or for an address
  *         list the list, may then be partly changed).
  */
@@ -128,7 +176,10 @@ int kl_config_override(struct kl_config *c, const char *key_eq_value, char *err,
 /**
  * Check every field and the cross-field rules (required identity, a port and an address for dpdk
  * io, queues per port equal to workers, unique port names, store.path and store.kek_file when
- * the store is enabled).
+ * the store is enabled; diameter.identity and tls_cert/tls_key/tls_ca, or fd_conf alone, when
+ * the Diameter feed is enabled; unique msk_rotation groups with predelivery_s below period_s
+ * and at most the top-level predelivery_s). Files are checked for form only (absolute paths):
+ * keylined finds out at start-up whether they exist.
  * @return 0, or -1 with "KEY: what is wrong" in err.
  */
 int kl_config_validate(const struct kl_config *c, char *err, size_t errlen);

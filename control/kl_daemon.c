@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,11 +17,14 @@
 
 #include "kl_admin.h"
 #include "kl_daemon.h"
+#include "kl_diameter.h"
+#include "kl_engine.h"
 #include "kl_io.h"
 #include "kl_metrics.h"
 #include "kl_population.h"
 #include "kl_port.h"
 #include "kl_ratelimit.h"
+#include "kl_rotate.h"
 #include "kl_stats.h"
 #include "kl_store.h"
 #include "kl_table.h"
@@ -46,6 +50,9 @@ struct kl_daemon {
 	struct kl_admin *admin;
 	struct kl_metrics *metrics;
 	struct kl_store *store; /* NULL: no store: section */
+	struct kl_diameter *dia; /* NULL: no diameter: section */
+	struct dia_ctx *dia_ctx; /* the Diameter handlers' store batch; NULL without a store */
+	struct kl_rotate *rotate; /* NULL: no msk_rotation: section */
 };
 
 static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
@@ -101,6 +108,8 @@ static void fill_addrs(const struct kl_config *c, struct kl_net_addrs *a, const 
 	a->udp_port = c->udp_port;
 }
 
+static void dia_poll_done(struct kl_daemon *d);
+
 static void daemon_free(struct kl_daemon *d)
 {
 	kl_telemetry_detach(); /* waits for a command in progress; later ones answer null */
@@ -123,6 +132,14 @@ static void daemon_free(struct kl_daemon *d)
 	}
 	for (unsigned i = 0; i < d->nports; i++)
 		kl_port_close(&d->port[i]);
+	/* the Diameter feed writes the table and the store from kl_diameter_poll only: stopped
+	 * (queued requests dropped unanswered) before either goes */
+	kl_diameter_stop(d->dia);
+	if (d->dia_ctx) {
+		dia_poll_done(d);
+		free(d->dia_ctx);
+	}
+	kl_rotate_free(d->rotate); /* after the admin socket, which forces rotations */
 	/* after the admin socket (its only writer) and the workers: nothing writes any more */
 	kl_store_close(d->store);
 	kl_table_free(d->table);
@@ -213,6 +230,689 @@ static int load_store(struct kl_daemon *d, int *status)
 	      " IMSIs, %" PRIu64 " app ids in %.2f s",
 	      d->cfg.store.path, st.loaded[KL_TK_UE], st.loaded[KL_TK_GROUP],
 	      st.loaded[KL_TK_EMSE], st.loaded[KL_TK_E2M], st.loaded[KL_TK_APPID], st.seconds);
+	return 0;
+}
+
+/* ---- HSS-side Diameter feed (control/kl_diameter.h) ------------------------------------------ */
+
+/*
+ * The handlers run on the control thread from kl_diameter_poll. With a store, each poll is one
+ * store batch: the handlers check what the key table could refuse (bad argument, a full kind),
+ * stage the store write (kl_store_txn_begin at the first one) and queue the table write; the
+ * commit hook commits the batch and only then applies the queued table writes in order, so the
+ * table never serves what is not durable and a failed commit leaves it untouched. Later requests
+ * of a batch see the earlier ones through the queue (a UE's groups, whether an entry exists).
+ * Without a store the handlers write the table at once.
+ */
+#define DIA_BATCH 256 /* requests per kl_diameter_poll call: at most one queued write each */
+
+enum dia_opcode { DOP_PUT_UE, DOP_SET_GROUPS, DOP_DEL, DOP_PUSH_E2M, DOP_DEL_E2M_KEY,
+		  DOP_PUT_EMSE, DOP_PUT_APPID };
+
+/* After a queued write: the entry exists, does not, or may (an e2m key removed by id). */
+enum { DIA_ABSENT = 0, DIA_PRESENT = 1, DIA_UNKNOWN = 2 };
+
+struct dia_op {
+	uint8_t op;	  /* enum dia_opcode */
+	uint8_t kind;	  /* enum kl_table_kind */
+	uint8_t after;	  /* DIA_ABSENT/PRESENT/UNKNOWN */
+	uint8_t was_new;  /* a put of an entry that did not exist: undone in the store if the
+			     table refuses it */
+	uint16_t key_len;
+	uint8_t key[KL_TABLE_ID_MAX + 1]; /* identity bytes or IMSI digits (NUL after) */
+	char imsi[KL_TABLE_IMSI_MAX];	  /* put-appid: the IMSI it maps to */
+	uint8_t secret_len;
+	uint8_t secret[KL_DIAMETER_KEY_MAX]; /* MUK, PSK or e2m_int_key: wiped after use */
+	uint32_t key_id;
+	uint64_t expires;
+	uint8_t ngroups; /* put-ue, set-groups: the UE's groups after this write */
+	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+};
+
+struct dia_ctx {
+	struct kl_daemon *d;
+	int batch;			 /* a store batch is open */
+	unsigned n;			 /* queued table writes */
+	int64_t delta[KL_TK__COUNT];	 /* entries the queued writes add (or remove) */
+	struct dia_op ops[DIA_BATCH];
+};
+
+static const char *const dia_kind_word[KL_TK__COUNT] = { "UE", "key group", "EMSE", "IMSI",
+							  "application identity" };
+
+static void dia_log(void *arg, enum kl_diameter_log_level level, const char *msg)
+{
+	(void)arg;
+	/* any thread (freeDiameter's too): one write per line */
+	if ((enum kl_config_log_level)level > g_level)
+		return;
+	fprintf(stderr, "keylined: %s: diameter: %s\n",
+		kl_config_log_level_name((enum kl_config_log_level)level), msg);
+}
+
+static void dia_drop_ops(struct dia_ctx *c)
+{
+	kl_memzero(c->ops, sizeof(c->ops[0]) * c->n);
+	c->n = 0;
+	memset(c->delta, 0, sizeof(c->delta));
+}
+
+static uint32_t dia_cap(const struct kl_daemon *d, enum kl_table_kind k)
+{
+	switch (k) {
+	case KL_TK_UE:
+		return d->cfg.table.ues;
+	case KL_TK_GROUP:
+		return d->cfg.table.groups;
+	case KL_TK_EMSE:
+		return d->cfg.table.emses;
+	case KL_TK_E2M:
+		return d->cfg.table.imsis;
+	default:
+		return d->cfg.table.appids;
+	}
+}
+
+/* The newest queued write on (kind, key), or NULL. */
+static const struct dia_op *dia_pending(const struct dia_ctx *c, enum kl_table_kind kind,
+					const uint8_t *key, uint16_t len)
+{
+	for (unsigned i = c->n; i-- > 0;) {
+		const struct dia_op *o = &c->ops[i];
+
+		if (o->kind == kind && o->key_len == len && !memcmp(o->key, key, len))
+			return o;
+	}
+	return NULL;
+}
+
+/* Does the entry exist once the queued writes are applied? */
+static int dia_exists(struct dia_ctx *c, enum kl_table_kind kind, const uint8_t *key,
+		      uint16_t len)
+{
+	const struct dia_op *o = dia_pending(c, kind, key, len);
+	struct kl_table_key tk = { .id = key, .len = len };
+	const void *e = NULL;
+
+	if (o)
+		return o->after;
+	/* the writer thread may look up: it is the one that recycles entries */
+	return kl_table_lookup_bulk(c->d->table, kind, &tk, 1, &e) && e ? DIA_PRESENT : DIA_ABSENT;
+}
+
+/* A UE's groups once the queued writes are applied. @return 0 or -ENOENT. */
+static int dia_ue_groups(struct kl_daemon *d, const uint8_t *id, uint16_t len,
+			 struct kl_group_ref *groups, unsigned *ng)
+{
+	const struct dia_op *o = d->dia_ctx ? dia_pending(d->dia_ctx, KL_TK_UE, id, len) : NULL;
+
+	if (o) {
+		if (o->after != DIA_PRESENT)
+			return -ENOENT;
+		memcpy(groups, o->groups, sizeof(o->groups[0]) * o->ngroups);
+		*ng = o->ngroups;
+		return 0;
+	}
+	return kl_table_get_ue(d->table, id, len, groups, ng, NULL) ? -ENOENT : 0;
+}
+
+/* Room in the table for one more entry of a kind, counting the queued writes. */
+static int dia_room(struct dia_ctx *c, enum kl_table_kind kind)
+{
+	int64_t n = (int64_t)kl_table_count(c->d->table, kind) + c->delta[kind];
+
+	if (n >= (int64_t)dia_cap(c->d, kind)) {
+		logf_(KL_CONFIG_LOG_WARNING, "diameter: the key table is full for %s entries (%u, "
+		      "config table.*): request refused", dia_kind_word[kind], dia_cap(c->d, kind));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Open the poll's store batch before its first write. */
+static int dia_begin(struct dia_ctx *c)
+{
+	int rc;
+
+	if (c->n >= DIA_BATCH)
+		return -EBUSY; /* cannot happen: one queued write per request, DIA_BATCH per poll */
+	if (c->batch)
+		return 0;
+	rc = kl_store_txn_begin(c->d->store);
+	if (rc) {
+		logf_(KL_CONFIG_LOG_ERROR, "diameter: store batch: %s", kl_store_last_error(c->d->store));
+		return rc;
+	}
+	c->batch = 1;
+	return 0;
+}
+
+/* Queue a table write (the store write is staged). */
+static struct dia_op *dia_queue(struct dia_ctx *c, enum dia_opcode op, enum kl_table_kind kind,
+				const uint8_t *key, uint16_t len, int after)
+{
+	struct dia_op *o = &c->ops[c->n++];
+
+	memset(o, 0, sizeof(*o));
+	o->op = (uint8_t)op;
+	o->kind = (uint8_t)kind;
+	o->after = (uint8_t)after;
+	o->key_len = len;
+	memcpy(o->key, key, len);
+	return o;
+}
+
+static int dia_store_error(struct dia_ctx *c, int rc, const char *what)
+{
+	if (rc != -ENOENT)
+		logf_(KL_CONFIG_LOG_ERROR, "diameter: store: %s not staged: %s", what,
+		      kl_store_last_error(c->d->store)[0] ? kl_store_last_error(c->d->store)
+							  : strerror(-rc));
+	return rc;
+}
+
+static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t *muk,
+		      unsigned muk_len, uint64_t expires)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	unsigned ng = 0;
+	int present, rc;
+	struct dia_op *o;
+
+	(void)expires; /* the key table keeps no expiry for a MUK */
+	if (muk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN || len > KL_TABLE_ID_MAX)
+		return -EINVAL;
+	/* the UE keeps its authorised groups */
+	present = dia_ue_groups(d, id, len, groups, &ng) == 0;
+	if (!c)
+		return kl_table_put_ue(d->table, id, len, muk, muk_len, groups, ng);
+	if (!present && (rc = dia_room(c, KL_TK_UE)))
+		return rc;
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_put_ue(d->store, id, len, muk, muk_len, groups, ng);
+	if (rc)
+		return dia_store_error(c, rc, "UE");
+	o = dia_queue(c, DOP_PUT_UE, KL_TK_UE, id, len, DIA_PRESENT);
+	o->was_new = !present;
+	o->secret_len = (uint8_t)muk_len;
+	memcpy(o->secret, muk, muk_len);
+	o->ngroups = (uint8_t)ng;
+	memcpy(o->groups, groups, sizeof(groups[0]) * ng);
+	c->delta[KL_TK_UE] += !present;
+	return 0;
+}
+
+/* Replace an existing UE's groups (push UE-GROUPS, remove of some or all groups). */
+static int dia_set_groups(struct kl_daemon *d, const uint8_t *id, uint16_t len,
+			  const struct kl_group_ref *groups, unsigned ng)
+{
+	struct dia_ctx *c = d->dia_ctx;
+	struct dia_op *o;
+	int rc;
+
+	if (!c)
+		return kl_table_set_ue_groups(d->table, id, len, groups, ng);
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_set_ue_groups(d->store, id, len, groups, ng);
+	/* -ENOENT: a UE of a test population (table only): its groups change in the table only */
+	if (rc && rc != -ENOENT)
+		return dia_store_error(c, rc, "UE groups");
+	o = dia_queue(c, DOP_SET_GROUPS, KL_TK_UE, id, len, DIA_PRESENT);
+	o->ngroups = (uint8_t)ng;
+	memcpy(o->groups, groups, sizeof(groups[0]) * ng);
+	return 0;
+}
+
+static int h_put_ue_groups(void *arg, const uint8_t *id, uint16_t len,
+			   const struct kl_diameter_group *g, unsigned n)
+{
+	struct kl_daemon *d = arg;
+	struct kl_group_ref groups[KL_TABLE_UE_GROUPS], cur[KL_TABLE_UE_GROUPS];
+	unsigned ncur;
+
+	if (n > KL_TABLE_UE_GROUPS) {
+		logf_(KL_CONFIG_LOG_WARNING, "diameter: a UE may hold at most %u key groups (got %u)",
+		      KL_TABLE_UE_GROUPS, n);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(groups[i].domain, g[i].domain, 3);
+		groups[i].group = g[i].group;
+		for (unsigned k = 0; k < i; k++)
+			if (!memcmp(groups[k].domain, groups[i].domain, 3) &&
+			    groups[k].group == groups[i].group)
+				return -EINVAL;
+	}
+	if (len > KL_TABLE_ID_MAX || dia_ue_groups(d, id, len, cur, &ncur))
+		return -ENOENT; /* a push for an unknown UE: DIAMETER_UNABLE_TO_COMPLY */
+	return dia_set_groups(d, id, len, groups, n);
+}
+
+static int h_remove_ue_groups(void *arg, const uint8_t *id, uint16_t len,
+			      const struct kl_diameter_group *g, unsigned n)
+{
+	struct kl_daemon *d = arg;
+	struct kl_group_ref cur[KL_TABLE_UE_GROUPS], keep[KL_TABLE_UE_GROUPS];
+	unsigned ncur = 0, nk = 0;
+
+	if (len > KL_TABLE_ID_MAX || dia_ue_groups(d, id, len, cur, &ncur))
+		return -ENOENT; /* a remove: success, nothing to do */
+	for (unsigned i = 0; i < ncur; i++) {
+		int drop = n == 0; /* no list: every group */
+
+		for (unsigned k = 0; k < n && !drop; k++)
+			drop = !memcmp(cur[i].domain, g[k].domain, 3) && cur[i].group == g[k].group;
+		if (!drop)
+			keep[nk++] = cur[i];
+	}
+	if (nk == ncur)
+		return -ENOENT; /* none of the listed groups was held */
+	return dia_set_groups(d, id, len, keep, nk);
+}
+
+/* Delete a whole entry (UE, EMSE, IMSI, application identity). */
+static int dia_del(struct kl_daemon *d, enum kl_table_kind kind, const uint8_t *key,
+		   uint16_t len)
+{
+	struct dia_ctx *c = d->dia_ctx;
+	int present, rc;
+
+	if (!c)
+		return kl_table_del(d->table, kind, key, len);
+	present = dia_exists(c, kind, key, len);
+	if (present == DIA_ABSENT)
+		return -ENOENT;
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_del(d->store, kind, key, len);
+	if (rc && rc != -ENOENT) /* -ENOENT: a test population's entry, in the table only */
+		return dia_store_error(c, rc, dia_kind_word[kind]);
+	dia_queue(c, DOP_DEL, kind, key, len, DIA_ABSENT);
+	c->delta[kind] -= present == DIA_PRESENT;
+	return 0;
+}
+
+static int h_remove_muk(void *arg, const uint8_t *id, uint16_t len)
+{
+	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_UE, id, len);
+}
+
+static int h_push_e2m(void *arg, const char *imsi, uint32_t key_id,
+		      const uint8_t key[KL_DIAMETER_E2M_KEY_LEN], uint64_t expires)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	uint16_t len = (uint16_t)strlen(imsi);
+	struct dia_op *o;
+	int present, rc;
+
+	if (!c)
+		return kl_table_push_e2m(d->table, imsi, key, key_id, expires);
+	if (len < 1 || len >= KL_TABLE_IMSI_MAX)
+		return -EINVAL;
+	present = dia_exists(c, KL_TK_E2M, (const uint8_t *)imsi, len);
+	if (present != DIA_PRESENT && (rc = dia_room(c, KL_TK_E2M)))
+		return rc;
+	if ((rc = dia_begin(c)))
+		return rc;
+	/* the store keeps the same newest table.e2m_ring keys as the table */
+	rc = kl_store_push_e2m(d->store, imsi, key, key_id, expires, d->cfg.table.e2m_ring);
+	if (rc)
+		return dia_store_error(c, rc, "e2m_int_key");
+	o = dia_queue(c, DOP_PUSH_E2M, KL_TK_E2M, (const uint8_t *)imsi, len, DIA_PRESENT);
+	o->was_new = present == DIA_ABSENT;
+	o->secret_len = KL_DIAMETER_E2M_KEY_LEN;
+	memcpy(o->secret, key, KL_DIAMETER_E2M_KEY_LEN);
+	o->key_id = key_id;
+	o->expires = expires;
+	c->delta[KL_TK_E2M] += present != DIA_PRESENT;
+	return 0;
+}
+
+static int h_remove_e2m(void *arg, const char *imsi, int has_key_id, uint32_t key_id)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	uint16_t len = (uint16_t)strlen(imsi);
+	struct dia_op *o;
+	int rc;
+
+	if (!has_key_id)
+		return dia_del(d, KL_TK_E2M, (const uint8_t *)imsi, len);
+	if (!c)
+		return kl_table_del_e2m_key(d->table, imsi, key_id);
+	if (len < 1 || len >= KL_TABLE_IMSI_MAX ||
+	    dia_exists(c, KL_TK_E2M, (const uint8_t *)imsi, len) == DIA_ABSENT)
+		return -ENOENT;
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_del_e2m_key(d->store, imsi, key_id);
+	if (rc && rc != -ENOENT)
+		return dia_store_error(c, rc, "e2m_int_key removal");
+	/* the IMSI goes when this was its last key: whether it stays is known once applied */
+	o = dia_queue(c, DOP_DEL_E2M_KEY, KL_TK_E2M, (const uint8_t *)imsi, len, DIA_UNKNOWN);
+	o->key_id = key_id;
+	return 0;
+}
+
+static int h_put_appid(void *arg, const uint8_t *appid, uint16_t len, const char *imsi)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	struct dia_op *o;
+	int present, rc;
+
+	if (!c)
+		return kl_table_put_appid(d->table, appid, len, imsi);
+	if (len > KL_TABLE_ID_MAX || strlen(imsi) < 1 || strlen(imsi) >= KL_TABLE_IMSI_MAX)
+		return -EINVAL;
+	present = dia_exists(c, KL_TK_APPID, appid, len);
+	if (!present && (rc = dia_room(c, KL_TK_APPID)))
+		return rc;
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_put_appid(d->store, appid, len, imsi);
+	if (rc)
+		return dia_store_error(c, rc, "application identity");
+	o = dia_queue(c, DOP_PUT_APPID, KL_TK_APPID, appid, len, DIA_PRESENT);
+	o->was_new = !present;
+	snprintf(o->imsi, sizeof(o->imsi), "%s", imsi);
+	c->delta[KL_TK_APPID] += !present;
+	return 0;
+}
+
+static int h_remove_appid(void *arg, const uint8_t *appid, uint16_t len)
+{
+	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_APPID, appid, len);
+}
+
+static int h_put_emse(void *arg, const uint8_t *id, uint16_t len, const uint8_t *psk,
+		      unsigned psk_len)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	struct dia_op *o;
+	int present, rc;
+
+	if (!c)
+		return kl_table_put_emse(d->table, id, len, psk, psk_len);
+	if (len > KL_TABLE_ID_MAX || psk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN)
+		return -EINVAL;
+	present = dia_exists(c, KL_TK_EMSE, id, len);
+	if (!present && (rc = dia_room(c, KL_TK_EMSE)))
+		return rc;
+	if ((rc = dia_begin(c)))
+		return rc;
+	rc = kl_store_put_emse(d->store, id, len, psk, psk_len);
+	if (rc)
+		return dia_store_error(c, rc, "EMSE");
+	o = dia_queue(c, DOP_PUT_EMSE, KL_TK_EMSE, id, len, DIA_PRESENT);
+	o->was_new = !present;
+	o->secret_len = (uint8_t)psk_len;
+	memcpy(o->secret, psk, psk_len);
+	c->delta[KL_TK_EMSE] += !present;
+	return 0;
+}
+
+static int h_remove_emse(void *arg, const uint8_t *id, uint16_t len)
+{
+	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_EMSE, id, len);
+}
+
+/* One queued write into the table (after the commit). */
+static int dia_apply(struct kl_daemon *d, const struct dia_op *o)
+{
+	char imsi[KL_TABLE_IMSI_MAX + 1];
+
+	switch (o->op) {
+	case DOP_PUT_UE:
+		return kl_table_put_ue(d->table, o->key, o->key_len, o->secret, o->secret_len,
+				       o->groups, o->ngroups);
+	case DOP_SET_GROUPS:
+		return kl_table_set_ue_groups(d->table, o->key, o->key_len, o->groups, o->ngroups);
+	case DOP_DEL: {
+		int rc = kl_table_del(d->table, o->kind, o->key, o->key_len);
+
+		return rc == -ENOENT ? 0 : rc;
+	}
+	case DOP_PUSH_E2M:
+	case DOP_DEL_E2M_KEY:
+		memcpy(imsi, o->key, o->key_len);
+		imsi[o->key_len] = '\0';
+		if (o->op == DOP_PUSH_E2M)
+			return kl_table_push_e2m(d->table, imsi, o->secret, o->key_id, o->expires);
+		{
+			int rc = kl_table_del_e2m_key(d->table, imsi, o->key_id);
+
+			return rc == -ENOENT ? 0 : rc;
+		}
+	case DOP_PUT_EMSE:
+		return kl_table_put_emse(d->table, o->key, o->key_len, o->secret, o->secret_len);
+	case DOP_PUT_APPID:
+		return kl_table_put_appid(d->table, o->key, o->key_len, o->imsi);
+	}
+	return -EINVAL;
+}
+
+/* The commit hook: make the poll's batch durable, then apply its table writes in order. */
+static int h_commit(void *arg)
+{
+	struct kl_daemon *d = arg;
+	struct dia_ctx *c = d->dia_ctx;
+	int rc = 0;
+
+	if (c->batch) {
+		c->batch = 0;
+		rc = kl_store_txn_commit(d->store);
+		if (rc) {
+			logf_(KL_CONFIG_LOG_ERROR,
+			      "diameter: store commit of %u changes failed: %s (the key table is "
+			      "unchanged)",
+			      c->n, kl_store_last_error(d->store)[0] ? kl_store_last_error(d->store)
+								     : strerror(-rc));
+			dia_drop_ops(c);
+			return rc;
+		}
+	}
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct dia_op *o = &c->ops[i];
+		int trc = dia_apply(d, o);
+
+		if (trc >= 0)
+			continue;
+		/* checked beforehand, so this is rare (e.g. a 2-chunk MUK arena full) */
+		if (o->was_new && kl_store_del(d->store, o->kind, o->key, o->key_len) == 0)
+			logf_(KL_CONFIG_LOG_ERROR,
+			      "diameter: the key table refused a stored %s (%s): taken out of the "
+			      "store again",
+			      dia_kind_word[o->kind], strerror(-trc));
+		else
+			logf_(KL_CONFIG_LOG_ERROR,
+			      "diameter: the key table refused a stored %s change (%s): the stored "
+			      "value takes effect at the next start",
+			      dia_kind_word[o->kind], strerror(-trc));
+	}
+	dia_drop_ops(c);
+	return 0;
+}
+
+/* After each kl_diameter_poll: a batch that no commit closed (every handler of the poll
+ * failed) is dropped. */
+static void dia_poll_done(struct kl_daemon *d)
+{
+	struct dia_ctx *c = d->dia_ctx;
+
+	if (!c)
+		return;
+	if (c->batch) {
+		kl_store_txn_abort(d->store);
+		c->batch = 0;
+	}
+	dia_drop_ops(c);
+}
+
+static int dia_status(void *arg, struct kl_admin_diameter_status *st)
+{
+	struct kl_daemon *d = arg;
+	struct kl_diameter_peer peers[KL_ADMIN_MAX_PEERS];
+	struct kl_diameter_stats s;
+	int n;
+
+	memset(st, 0, sizeof(*st));
+	if (!d->dia)
+		return 0;
+	st->enabled = 1;
+	snprintf(st->identity, sizeof(st->identity), "%s", d->cfg.diameter.identity);
+	st->port = d->cfg.diameter.port;
+	st->vendor_id = d->cfg.diameter.vendor_id;
+	st->app_id = d->cfg.diameter.app_id;
+	kl_diameter_get_stats(d->dia, &s);
+	st->answered_ok = s.answered_ok;
+	st->rejected = s.rejected;
+	st->failed = s.failed;
+	st->busy = s.busy;
+	st->commits = s.commits;
+	st->queued = s.queued;
+	st->peers_refused = s.peers_refused;
+	n = kl_diameter_peers(d->dia, peers, KL_ADMIN_MAX_PEERS);
+	if (n < 0)
+		return n;
+	st->npeers = (unsigned)n < KL_ADMIN_MAX_PEERS ? (unsigned)n : KL_ADMIN_MAX_PEERS;
+	for (unsigned i = 0; i < st->npeers; i++) {
+		snprintf(st->peers[i].identity, sizeof(st->peers[i].identity), "%s",
+			 peers[i].identity);
+		snprintf(st->peers[i].state, sizeof(st->peers[i].state), "%s", peers[i].state);
+	}
+	return 0;
+}
+
+static int start_diameter(struct kl_daemon *d, int *status)
+{
+	const struct kl_config_diameter *dc = &d->cfg.diameter;
+	const char *peers[KL_CONFIG_DIAMETER_MAX_PEERS + 1];
+	struct kl_diameter_handlers h = {
+		.push_muk = h_push_muk,
+		.push_e2m = h_push_e2m,
+		.put_appid = h_put_appid,
+		.put_emse = h_put_emse,
+		.put_ue_groups = h_put_ue_groups,
+		.remove_muk = h_remove_muk,
+		.remove_e2m = h_remove_e2m,
+		.remove_appid = h_remove_appid,
+		.remove_emse = h_remove_emse,
+		.remove_ue_groups = h_remove_ue_groups,
+		.commit = d->store ? h_commit : NULL,
+		.arg = d,
+	};
+	struct kl_diameter_params p = {
+		.fd_conf = dc->fd_conf[0] ? dc->fd_conf : NULL,
+		.identity = dc->identity[0] ? dc->identity : NULL,
+		.realm = dc->realm[0] ? dc->realm : NULL,
+		.listen = dc->listen[0] ? dc->listen : NULL,
+		.port = dc->port,
+		.tls_cert = dc->tls_cert[0] ? dc->tls_cert : NULL,
+		.tls_key = dc->tls_key[0] ? dc->tls_key : NULL,
+		.tls_ca = dc->tls_ca[0] ? dc->tls_ca : NULL,
+		.tls_crl = dc->tls_crl[0] ? dc->tls_crl : NULL,
+		.vendor_id = dc->vendor_id,
+		.app_id = dc->app_id,
+		.allowed_peers = dc->n_allowed_peers ? peers : NULL,
+		.max_queue = dc->max_queue,
+		.log = dia_log,
+		.log_level = (enum kl_diameter_log_level)d->cfg.log_level,
+	};
+	char err[512];
+
+	for (unsigned i = 0; i < dc->n_allowed_peers; i++)
+		peers[i] = dc->allowed_peers[i];
+	peers[dc->n_allowed_peers] = NULL;
+	if (d->store) {
+		d->dia_ctx = calloc(1, sizeof(*d->dia_ctx));
+		if (!d->dia_ctx) {
+			logf_(KL_CONFIG_LOG_ERROR, "diameter: out of memory");
+			*status = KL_EXIT_FAIL;
+			return -1;
+		}
+		d->dia_ctx->d = d;
+	}
+	d->dia = kl_diameter_start(&p, &h, err, sizeof(err));
+	if (!d->dia) {
+		/* a file, address or port of the diameter: section that cannot be used */
+		*status = errno == EINVAL || errno == EIO ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
+		logf_(KL_CONFIG_LOG_ERROR, "diameter: %s", err);
+		return -1;
+	}
+	logf_(KL_CONFIG_LOG_INFO,
+	      "diameter: %s on %s port %u (TLS), vendor %u, application %u, %s%s",
+	      dc->fd_conf[0] ? "freeDiameter configuration" : dc->identity,
+	      dc->fd_conf[0] ? dc->fd_conf : dc->listen[0] ? dc->listen : "all addresses",
+	      dc->port, dc->vendor_id, dc->app_id,
+	      d->store ? "durable (one store batch per poll)" : "no store: keys in memory only",
+	      dc->n_allowed_peers ? ", allowed peers listed" : "");
+	return 0;
+}
+
+/* ---- MSK rotation (control/kl_rotate.h) -------------------------------------------------------- */
+
+_Static_assert(KL_CONFIG_ROTATE_MIN_PERIOD_S == KL_ROTATE_MIN_PERIOD_S &&
+		       KL_CONFIG_ROTATE_MAX_PERIOD_S == KL_ROTATE_MAX_PERIOD_S,
+	       "msk_rotation period bounds differ from kl_rotate.h");
+_Static_assert(KL_CONFIG_DEFAULT_DIAMETER_PORT == KL_DIAMETER_DEFAULT_PORT &&
+		       KL_CONFIG_DEFAULT_DIAMETER_VENDOR == KL_DIAMETER_DEFAULT_VENDOR &&
+		       KL_CONFIG_DEFAULT_DIAMETER_APP == KL_DIAMETER_DEFAULT_APP &&
+		       KL_CONFIG_DEFAULT_DIAMETER_QUEUE == KL_DIAMETER_DEFAULT_MAX_QUEUE &&
+		       KL_CONFIG_DIAMETER_MAX_QUEUE == KL_DIAMETER_MAX_QUEUE,
+	       "diameter defaults differ from kl_diameter.h");
+
+static void rotate_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	logf_((enum kl_config_log_level)level, "rotate: %s", msg);
+}
+
+static int start_rotation(struct kl_daemon *d, int *status)
+{
+	struct kl_rotate_group g[KL_CONFIG_MAX_ROTATIONS];
+	struct kl_rotate_params rp = {
+		.table = d->table,
+		.store = d->store,
+		.groups = g,
+		.n = d->cfg.n_msk_rotation,
+		.log = rotate_log,
+	};
+	char err[256];
+	int rc;
+
+	for (unsigned i = 0; i < d->cfg.n_msk_rotation; i++) {
+		const struct kl_config_rotation *r = &d->cfg.msk_rotation[i];
+
+		memset(&g[i], 0, sizeof(g[i]));
+		memcpy(g[i].ref.domain, r->domain, 3);
+		g[i].ref.group = r->group;
+		g[i].period_s = r->period_s;
+		g[i].predelivery_s = r->predelivery_s;
+	}
+	d->rotate = kl_rotate_create(&rp, err, sizeof(err));
+	if (!d->rotate) {
+		logf_(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	/* every configured group has its current MSK before a worker answers */
+	rc = kl_rotate_tick(d->rotate, kl_ntp_now());
+	if (rc < 0) {
+		logf_(KL_CONFIG_LOG_ERROR, "msk_rotation: the first rotation failed: %s",
+		      strerror(-rc));
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	logf_(KL_CONFIG_LOG_INFO, "msk_rotation: %u key group%s rotated (%d changed at start)%s",
+	      d->cfg.n_msk_rotation, d->cfg.n_msk_rotation > 1 ? "s" : "", rc,
+	      d->store ? "" : "; no store: MSKs are made afresh at each start");
 	return 0;
 }
 
@@ -400,6 +1100,8 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		if (import_population(d, o->population, status))
 			goto fail;
 	}
+	if (cfg->n_msk_rotation && start_rotation(d, status))
+		goto fail;
 
 	{
 		struct kl_admin_params ap = {
@@ -408,6 +1110,9 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 			.store = d->store,
 			.e2m_ring = cfg->table.e2m_ring,
 			.stats = &g_view,
+			.rotate = d->rotate,
+			.diameter_status = cfg->diameter.enabled ? dia_status : NULL,
+			.diameter_arg = d,
 			.log = admin_log,
 		};
 
@@ -426,6 +1131,9 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 			goto fail;
 		}
 	}
+	/* the feed's handlers write a table that holds everything loaded above */
+	if (cfg->diameter.enabled && start_diameter(d, status))
+		goto fail;
 	{
 		int rc = kl_telemetry_register(&g_view);
 
@@ -450,11 +1158,12 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		d->launched[i] = 1;
 	}
 	logf_(KL_CONFIG_LOG_INFO,
-	      "serving %s on UDP %u: %u worker%s, io %s, crypto %s; admin %s%s%s; store %s",
+	      "serving %s on UDP %u: %u worker%s, io %s, crypto %s; admin %s%s%s; store %s%s",
 	      cfg->server_identity, cfg->udp_port, d->nw, d->nw > 1 ? "s" : "", g_view.io_name,
 	      g_view.crypto_name, cfg->admin_socket, cfg->metrics.enabled ? ", metrics " : "",
 	      cfg->metrics.enabled ? cfg->metrics.text : "",
-	      d->store ? cfg->store.path : "none (keys in memory only)");
+	      d->store ? cfg->store.path : "none (keys in memory only)",
+	      d->dia ? "; Diameter feed on" : "");
 	printf("keylined: ready\n");
 	fflush(stdout);
 	*status = KL_EXIT_OK;
@@ -469,13 +1178,32 @@ int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop)
 	uint64_t last_sync = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
 
 	while (!*stop) {
+		struct pollfd pf[2] = {
+			{ .fd = kl_admin_fd(d->admin), .events = POLLIN },
+			{ .fd = d->dia ? kl_diameter_fd(d->dia) : -1, .events = POLLIN },
+		};
 		uint64_t now;
 
-		if (kl_admin_poll(d->admin, 100) < 0)
+		if (poll(pf, d->dia ? 2 : 1, 100) < 0 && errno != EINTR)
+			logf_(KL_CONFIG_LOG_WARNING, "control loop poll failed: %s", strerror(errno));
+		/* the admin socket also keeps its own timers (idle clients): polled every pass */
+		if (kl_admin_poll(d->admin, 0) < 0)
 			logf_(KL_CONFIG_LOG_WARNING, "admin socket poll failed");
+		if (d->dia && (pf[1].revents & POLLIN)) {
+			/* a bounded batch per poll call (one store transaction each), a few per pass */
+			for (unsigned k = 0; k < 16; k++) {
+				int n = kl_diameter_poll(d->dia, DIA_BATCH);
+
+				dia_poll_done(d);
+				if (n < DIA_BATCH)
+					break;
+			}
+		}
 		now = rte_get_tsc_cycles();
 		if (now - last_sync >= hz) {
 			kl_io_clock_sync(&d->clock);
+			if (d->rotate)
+				(void)kl_rotate_tick(d->rotate, kl_ntp_now()); /* failures are logged */
 			last_sync = now;
 		}
 		for (unsigned i = 0; i < d->nw; i++) {

@@ -1,8 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * keylined assembled from a validated config: key table, workers (engine, rate limiter, I/O),
- * ports or sockets, admin socket, telemetry and /metrics; the control loop; the orderly stop.
+ * keylined assembled from a validated config: key table, durable store (loaded before anything
+ * serves), MSK rotation (every configured group has its current MSK before the workers start),
+ * the HSS-side Diameter feed (started once the table is filled, before "keylined: ready"),
+ * workers (engine, rate limiter, I/O), ports or sockets, admin socket, telemetry and /metrics;
+ * the control loop; the orderly stop.
  * main() (keylined.c) only initialises EAL, reads arguments and calls these.
+ *
+ * Diameter feed: its requests are handled on the control thread (kl_diameter_poll), one store
+ * batch per poll: each handler checks what the key table could refuse, stages the store write
+ * and queues the table write; the commit makes the batch durable and only then applies the
+ * queued table writes in order, so the table never serves what is not durable and a failed
+ * commit leaves it untouched (every request of the batch is answered
+ * DIAMETER_UNABLE_TO_COMPLY). Without a store the handlers write the table directly. A MUK
+ * push keeps the UE's key groups; a UE-GROUPS push replaces them (unknown UE, more than
+ * KL_TABLE_UE_GROUPS or a repeated group: refused); removing UE-GROUPS with a list drops those
+ * groups; removing E2M with a key id drops that key only; e2m pushes keep the newest
+ * table.e2m_ring keys. A MUK's KL-Expiry is accepted but not kept (the key table holds no expiry
+ * for a UE).
  */
 #ifndef KL_DAEMON_H
 #define KL_DAEMON_H
@@ -31,7 +46,8 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 				  int *status);
 
 /**
- * The control loop: admin requests, clock sync, worker supervision, until *stop becomes non-zero
+ * The control loop: admin requests and Diameter requests (one poll() on both, 100 ms at most),
+ * clock sync and MSK rotation (every second), worker supervision, until *stop becomes non-zero
  * (a signal) or a worker fails. @return KL_EXIT_OK or KL_EXIT_FAIL.
  */
 int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop);

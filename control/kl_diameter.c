@@ -1478,6 +1478,29 @@ void kl_diameter_get_stats(struct kl_diameter *d, struct kl_diameter_stats *s)
  * the configured ports listens (SO_ACCEPTCONN), found through /proc/self/fd.
  * @return 0, or -ETIMEDOUT.
  */
+int kl_diameter_peers(struct kl_diameter *d, struct kl_diameter_peer *out, unsigned max)
+{
+	unsigned n = 0;
+
+	if (!d || (max && !out))
+		return -EINVAL;
+	if (pthread_rwlock_rdlock(&fd_g_peers_rw))
+		return -EINVAL;
+	for (struct fd_list *li = fd_g_peers.next; li != &fd_g_peers; li = li->next) {
+		struct peer_hdr *p = (struct peer_hdr *)li; /* chain is its first member */
+
+		if (n < max) {
+			snprintf(out[n].identity, sizeof(out[n].identity), "%s",
+				 p->info.pi_diamid ? p->info.pi_diamid : "");
+			snprintf(out[n].state, sizeof(out[n].state), "%s",
+				 STATE_STR(fd_peer_get_state(p)));
+		}
+		n++;
+	}
+	pthread_rwlock_unlock(&fd_g_peers_rw);
+	return (int)n;
+}
+
 static int wait_listening(unsigned timeout_ms)
 {
 	for (unsigned waited = 0;; waited += 10) {

@@ -325,6 +325,19 @@ struct kl_diameter_stats {
 /** Copy the counters (any thread). */
 void kl_diameter_get_stats(struct kl_diameter *d, struct kl_diameter_stats *s);
 
+/* One peer freeDiameter knows (connected, connecting, or kept after a disconnection). */
+struct kl_diameter_peer {
+	char identity[256]; /* its Diameter identity (truncated, NUL-terminated) */
+	char state[32];	    /* freeDiameter's state name: "STATE_OPEN", "STATE_CLOSED", ... */
+};
+
+/**
+ * List freeDiameter's peers (fd_g_peers, in its order) with their states, up to max of them
+ * (any thread; freeDiameter's peer list lock is held while copying).
+ * @return the number of peers (may exceed max: only max were written), or -EINVAL.
+ */
+int kl_diameter_peers(struct kl_diameter *d, struct kl_diameter_peer *out, unsigned max);
+
 /**
  * Stop: requests still queued are dropped without an answer (the peer retries them
  * elsewhere), connections are closed (DPR), freeDiameter is shut down, everything freed.

@@ -4,10 +4,16 @@
  * view over two workers' stats filled with fixed numbers, and kl_admin polled by the main thread,
  * as keylined's control loop does.
  *
- *   admin_testd SOCKET [CAPACITY]
+ *   admin_testd SOCKET [CAPACITY] [--store DIR --kek FILE] [--rotate DDDDDD:G:PERIOD:PREDELIVERY]...
+ *               [--diameter]
+ *
+ * --store: a real durable store (created when missing) loaded into the table at start, as
+ * keylined does; --rotate: MSK rotation of that group (kl_rotate, ticked before "ready" and about
+ * every second, as keylined's control loop does); --diameter: the "status" command gets a fixed
+ * Diameter status (the values of diameter_status below: admin_testd runs no Diameter server).
  *
  * Prints "ready" on stdout once listening; log lines go to stderr; exits 0 on SIGTERM/SIGINT,
- * 1 when the admin socket cannot be created (e.g. "in use").
+ * 1 when the admin socket, the store or the rotation cannot be set up (e.g. "in use").
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +27,11 @@
 #include <rte_errno.h>
 
 #include "kl_admin.h"
+#include "kl_rotate.h"
+#include "kl_store.h"
+
+#define NTP_UNIX_OFFSET 2208988800ull
+#define MAX_ROT 8
 
 static volatile sig_atomic_t stop;
 
@@ -28,6 +39,64 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static uint64_t ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec + NTP_UNIX_OFFSET) << 32 |
+	       (((uint64_t)ts.tv_nsec << 32) / 1000000000u);
+}
+
+static void rot_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "rotate [%d]: %s\n", level, msg);
+}
+
+/* Fixed Diameter status (the test checks these values). */
+static int diameter_status(void *arg, struct kl_admin_diameter_status *st)
+{
+	(void)arg;
+	memset(st, 0, sizeof(*st));
+	st->enabled = 1;
+	snprintf(st->identity, sizeof(st->identity), "keyline.test.example");
+	st->port = 3868;
+	st->vendor_id = 10415;
+	st->app_id = 16777999;
+	st->answered_ok = 41;
+	st->rejected = 2;
+	st->failed = 1;
+	st->busy = 0;
+	st->commits = 17;
+	st->queued = 3;
+	st->peers_refused = 5;
+	st->npeers = 2;
+	snprintf(st->peers[0].identity, sizeof(st->peers[0].identity), "hss1.test.example");
+	snprintf(st->peers[0].state, sizeof(st->peers[0].state), "STATE_OPEN");
+	snprintf(st->peers[1].identity, sizeof(st->peers[1].identity), "hss2.test.example");
+	snprintf(st->peers[1].state, sizeof(st->peers[1].state), "STATE_CLOSED");
+	return 0;
+}
+
+/* DDDDDD:G:PERIOD:PREDELIVERY */
+static int parse_rot(const char *s, struct kl_rotate_group *g)
+{
+	unsigned d[3], grp, per, pre;
+	char tail;
+
+	if (sscanf(s, "%2x%2x%2x:%u:%u:%u%c", &d[0], &d[1], &d[2], &grp, &per, &pre, &tail) != 6 ||
+	    grp > 65535)
+		return -1;
+	memset(g, 0, sizeof(*g));
+	for (unsigned i = 0; i < 3; i++)
+		g->ref.domain[i] = (uint8_t)d[i];
+	g->ref.group = (uint16_t)grp;
+	g->period_s = per;
+	g->predelivery_s = pre;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -47,14 +116,40 @@ int main(int argc, char **argv)
 	struct kl_table *t;
 	struct timespec ts;
 	unsigned long cap = 64;
-	int rc = 0;
+	int rc = 0, npos = 0, diam = 0;
+	const char *pos[2] = { NULL, NULL }, *store_dir = NULL, *kek = NULL;
+	struct kl_rotate_group rg[MAX_ROT];
+	unsigned nrot = 0;
+	struct kl_store *store = NULL;
+	struct kl_rotate *rot = NULL;
+	uint64_t last_tick = 0;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: admin_testd SOCKET [CAPACITY]\n");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			store_dir = argv[++i];
+		} else if (!strcmp(argv[i], "--kek") && i + 1 < argc) {
+			kek = argv[++i];
+		} else if (!strcmp(argv[i], "--rotate") && i + 1 < argc && nrot < MAX_ROT) {
+			if (parse_rot(argv[++i], &rg[nrot++])) {
+				fprintf(stderr, "admin_testd: --rotate DDDDDD:G:PERIOD:PREDELIVERY\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--diameter")) {
+			diam = 1;
+		} else if (argv[i][0] != '-' && npos < 2) {
+			pos[npos++] = argv[i];
+		} else {
+			npos = -1;
+			break;
+		}
+	}
+	if (npos < 1 || !!store_dir != !!kek) {
+		fprintf(stderr, "usage: admin_testd SOCKET [CAPACITY] [--store DIR --kek FILE] "
+				"[--rotate DDDDDD:G:PERIOD:PREDELIVERY]... [--diameter]\n");
 		return 2;
 	}
-	if (argc == 3)
-		cap = strtoul(argv[2], NULL, 10);
+	if (pos[1])
+		cap = strtoul(pos[1], NULL, 10);
 	if (cap < 1 || cap > 100000) {
 		fprintf(stderr, "admin_testd: capacity 1..100000\n");
 		return 2;
@@ -70,6 +165,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "admin_testd: table: %s\n", rte_strerror(rte_errno));
 		rte_eal_cleanup();
 		return 1;
+	}
+	if (store_dir) {
+		struct kl_store_params sp = { .path = store_dir, .kek_file = kek,
+					      .create_if_missing = 1 };
+		struct kl_store_load_stats ls;
+
+		store = kl_store_open(&sp, err, sizeof(err));
+		if (!store || kl_store_load(store, t, &ls, err, sizeof(err))) {
+			fprintf(stderr, "admin_testd: %s\n", err);
+			kl_store_close(store);
+			kl_table_free(t);
+			rte_eal_cleanup();
+			return 1;
+		}
+	}
+	if (nrot) {
+		struct kl_rotate_params rp = { .table = t, .store = store, .groups = rg, .n = nrot,
+					       .log = rot_log };
+
+		rot = kl_rotate_create(&rp, err, sizeof(err));
+		if (!rot || kl_rotate_tick(rot, ntp_now()) < 0) {
+			fprintf(stderr, "admin_testd: rotation: %s\n", rot ? "first tick failed" : err);
+			kl_rotate_free(rot);
+			kl_store_close(store);
+			kl_table_free(t);
+			rte_eal_cleanup();
+			return 1;
+		}
+		last_tick = ntp_now();
 	}
 	/* fixed counters the test checks: worker 0 and 1 */
 	ws[0].counter[KL_CNT_RX] = 100;
@@ -94,12 +218,18 @@ int main(int argc, char **argv)
 	view.version = "admin-testd";
 
 	memset(&ap, 0, sizeof(ap));
-	ap.path = argv[1];
+	ap.path = pos[0];
 	ap.table = t;
 	ap.stats = &view;
+	ap.store = store;
+	ap.rotate = rot;
+	if (diam)
+		ap.diameter_status = diameter_status;
 	a = kl_admin_create(&ap, err, sizeof(err));
 	if (!a) {
 		fprintf(stderr, "admin_testd: %s\n", err);
+		kl_rotate_free(rot);
+		kl_store_close(store);
 		kl_table_free(t);
 		rte_eal_cleanup();
 		return 1;
@@ -118,8 +248,14 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
+		if (rot && ntp_now() - last_tick >= (1ull << 32)) {
+			last_tick = ntp_now();
+			kl_rotate_tick(rot, last_tick); /* failures are logged and retried */
+		}
 	}
 	kl_admin_destroy(a);
+	kl_rotate_free(rot);
+	kl_store_close(store);
 	kl_table_free(t);
 	rte_eal_cleanup();
 	return rc;

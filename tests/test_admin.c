@@ -32,6 +32,8 @@
 
 #include "kl_admin.h"
 #include "kl_population.h"
+#include "kl_rotate.h"
+#include "kl_store.h"
 
 #define NTP_UNIX_OFFSET 2208988800ull
 #define CAP 8 /* entries per kind */
@@ -42,6 +44,8 @@ struct fx {
 	char dir[64], path[128];
 	struct kl_table *t;
 	struct kl_admin *a;
+	struct kl_rotate *rot;	 /* test_rotate_status only */
+	struct kl_store *store;	 /* test_rotate_status only */
 	struct kl_stats_view view;
 	struct kl_worker_stats ws[2];
 	struct kl_io_stats io[2];
@@ -180,6 +184,8 @@ static int teardown(void **state)
 	char cmd[160];
 
 	kl_admin_destroy(f->a);
+	kl_rotate_free(f->rot);
+	kl_store_close(f->store);
 	kl_table_free(f->t);
 	assert_no_secret(logbuf, loglen);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -1147,6 +1153,263 @@ static void test_socket_file(void **state)
 	assert_non_null(f->a);
 }
 
+/* ---- MSK rotation and status -------------------------------------------------------------------- */
+
+static uint64_t ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec + NTP_UNIX_OFFSET) << 32;
+}
+
+static int diam_status(void *arg, struct kl_admin_diameter_status *st)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	memset(st, 0, sizeof(*st));
+	st->enabled = 1;
+	snprintf(st->identity, sizeof(st->identity), "keyline.test.example");
+	st->port = 3869;
+	st->vendor_id = 10415;
+	st->app_id = 16777999;
+	st->answered_ok = 7;
+	st->rejected = 1;
+	st->commits = 4;
+	st->queued = 2;
+	st->peers_refused = 3;
+	st->npeers = 2;
+	snprintf(st->peers[0].identity, sizeof(st->peers[0].identity), "hss1.test.example");
+	snprintf(st->peers[0].state, sizeof(st->peers[0].state), "STATE_OPEN");
+	/* an identity with bytes that are not printable ASCII (not valid UTF-8 either) */
+	memset(st->peers[1].identity, 0, sizeof(st->peers[1].identity));
+	memcpy(st->peers[1].identity, "bad\xff\x01peer", 10);
+	snprintf(st->peers[1].state, sizeof(st->peers[1].state), "STATE_CLOSED");
+	return 0;
+}
+
+/* The table's group: registers its MSK hex as secrets; KCVs out. */
+static void group_kcvs(struct fx *f, unsigned grp, char cur[7], char nxt[7], uint32_t *cur_id)
+{
+	const struct kl_group_ref ref = { .domain = { 0x00, 0xF1, 0x10 }, .group = (uint16_t)grp };
+	struct kl_group g;
+	char h[40];
+
+	assert_int_equal(kl_table_get_group(f->t, &ref, &g), 0);
+	hex(g.current.key, 16, h);
+	snprintf(secrets[nsecrets++], sizeof(secrets[0]), "%s", h);
+	kcv_str(g.current.key, 16, cur);
+	*cur_id = g.current.msk_id;
+	nxt[0] = 0;
+	if (g.has_next) {
+		hex(g.next.key, 16, h);
+		snprintf(secrets[nsecrets++], sizeof(secrets[0]), "%s", h);
+		kcv_str(g.next.key, 16, nxt);
+	}
+	memset(&g, 0, sizeof(g));
+}
+
+/* Without rotation, store or Diameter: rotate is refused, status says so. */
+static void test_status_plain(void **state)
+{
+	struct fx *f = *state;
+	struct cl *c = cl_open(f->path);
+	json_t *j, *o;
+
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:1\"}"),
+		   "no MSK rotation is configured");
+	j = rpcf(f, c, "{\"cmd\":\"status\"}");
+	expect_ok(j);
+	assert_string_equal(sget(j, "version"), "0.1.0-test");
+	assert_true(iget(j, "uptime_s") >= 5);
+	assert_int_equal(iget(j, "workers"), 2);
+	o = json_object_get(j, "table");
+	assert_int_equal(iget(json_object_get(o, "counts"), "groups"), 0);
+	assert_int_equal(json_object_size(json_object_get(o, "counts")), KL_TK__COUNT);
+	assert_true(iget(o, "memory_bytes") > 0);
+	assert_true(json_is_false(json_object_get(json_object_get(j, "store"), "enabled")));
+	assert_int_equal(json_object_size(json_object_get(j, "store")), 1);
+	assert_true(json_is_false(json_object_get(json_object_get(j, "diameter"), "enabled")));
+	o = json_object_get(j, "rotation");
+	assert_true(json_is_false(json_object_get(o, "enabled")));
+	assert_int_equal(json_array_size(json_object_get(o, "groups")), 0);
+	json_decref(j);
+	expect_err(rpcf(f, c, "{\"cmd\":\"status\",\"x\":1}"), "unknown field \"x\"");
+	cl_close(c);
+}
+
+static void test_rotate_status(void **state)
+{
+	struct fx *f = *state;
+	const struct kl_rotate_group groups[] = {
+		{ .ref = { .domain = { 0x00, 0xF1, 0x10 }, .group = 1 }, .period_s = 3600,
+		  .predelivery_s = 600 },
+		{ .ref = { .domain = { 0x00, 0xF1, 0x10 }, .group = 2 }, .period_s = 60,
+		  .predelivery_s = 59 },
+	};
+	struct kl_rotate_params rp = { .table = f->t, .groups = groups, .n = 2 };
+	struct kl_store_params sp = { .create_if_missing = 1 };
+	struct kl_admin_params ap = { .path = f->path, .table = f->t, .stats = &f->view,
+				      .log = log_cb, .diameter_status = diam_status };
+	char sdir[128], kek[128], err[256], cur1[7], nxt1[7], cur2[7], nxt2[7], kekkcv[7];
+	uint8_t kekb[32];
+	uint32_t id1, id2;
+	int calls = 0, fd;
+	json_int_t now = (json_int_t)time(NULL);
+	struct cl *c;
+	json_t *j, *o, *g, *m;
+
+	/* a real store (0600 KEK file) and a rotation on the fixture's table */
+	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
+	snprintf(kek, sizeof(kek), "%s/kek", f->dir);
+	for (unsigned i = 0; i < 32; i++)
+		kekb[i] = (uint8_t)(0xc0 ^ (i * 13));
+	fd = open(kek, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, kekb, 32), 32);
+	close(fd);
+	kcv_str(kekb, 32, kekkcv);
+	sp.path = sdir;
+	sp.kek_file = kek;
+	f->store = kl_store_open(&sp, err, sizeof(err));
+	if (!f->store)
+		fail_msg("store: %s", err);
+	rp.store = f->store;
+	rp.log = NULL; /* stderr */
+	f->rot = kl_rotate_create(&rp, err, sizeof(err));
+	assert_non_null(f->rot);
+	assert_int_equal(kl_rotate_tick(f->rot, ntp_now()), 2);
+	/* two seconds on, group 2 (pre-delivery 59 of 60 s) has its next */
+	assert_int_equal(kl_rotate_tick(f->rot, ntp_now() + (2ull << 32)), 1);
+	kl_admin_destroy(f->a);
+	ap.store = f->store;
+	ap.rotate = f->rot;
+	ap.diameter_arg = &calls;
+	f->a = kl_admin_create(&ap, err, sizeof(err));
+	assert_non_null(f->a);
+	group_kcvs(f, 1, cur1, nxt1, &id1);
+	group_kcvs(f, 2, cur2, nxt2, &id2);
+	assert_int_equal(nxt1[0], 0);
+	assert_int_not_equal(nxt2[0], 0);
+	c = cl_open(f->path);
+
+	/* status */
+	j = rpcf(f, c, "{\"cmd\":\"status\"}");
+	expect_ok(j);
+	assert_int_equal(calls, 1);
+	o = json_object_get(j, "table");
+	assert_int_equal(iget(json_object_get(o, "counts"), "groups"), 2);
+	o = json_object_get(j, "store");
+	assert_true(json_is_true(json_object_get(o, "enabled")));
+	assert_int_equal(iget(json_object_get(o, "entries"), "groups"), 2);
+	assert_int_equal(iget(json_object_get(o, "entries"), "ues"), 0);
+	assert_int_equal(iget(o, "schema"), KL_STORE_SCHEMA);
+	assert_string_equal(sget(o, "kek_kcv"), kekkcv);
+	assert_true(iget(o, "file_bytes") > 0 && iget(o, "used_bytes") > 0);
+	assert_true(iget(o, "used_bytes") <= iget(o, "file_bytes"));
+	assert_true(iget(o, "created") >= now - 5 && iget(o, "created") <= now + 5);
+	assert_true(json_is_number(json_object_get(o, "bytes_per_ue")));
+	assert_true(json_is_boolean(json_object_get(o, "kek_secure_heap")));
+	o = json_object_get(j, "diameter");
+	assert_true(json_is_true(json_object_get(o, "enabled")));
+	assert_string_equal(sget(o, "identity"), "keyline.test.example");
+	assert_int_equal(iget(o, "port"), 3869);
+	assert_int_equal(iget(o, "vendor_id"), 10415);
+	assert_int_equal(iget(o, "app_id"), 16777999);
+	assert_int_equal(iget(json_object_get(o, "counters"), "answered_ok"), 7);
+	assert_int_equal(iget(json_object_get(o, "counters"), "commits"), 4);
+	assert_int_equal(iget(json_object_get(o, "counters"), "queued"), 2);
+	assert_int_equal(iget(json_object_get(o, "counters"), "peers_refused"), 3);
+	assert_int_equal(json_array_size(json_object_get(o, "peers")), 2);
+	g = json_array_get(json_object_get(o, "peers"), 0);
+	assert_string_equal(sget(g, "identity"), "hss1.test.example");
+	assert_string_equal(sget(g, "state"), "STATE_OPEN");
+	g = json_array_get(json_object_get(o, "peers"), 1);
+	assert_string_equal(sget(g, "identity"), "bad\\xff\\x01peer");
+	assert_string_equal(sget(g, "state"), "STATE_CLOSED");
+	o = json_object_get(j, "rotation");
+	assert_true(json_is_true(json_object_get(o, "enabled")));
+	assert_int_equal(json_array_size(json_object_get(o, "groups")), 2);
+	g = json_array_get(json_object_get(o, "groups"), 0);
+	assert_string_equal(sget(g, "group"), "00F110:1");
+	assert_int_equal(iget(g, "period_s"), 3600);
+	assert_int_equal(iget(g, "predelivery_s"), 600);
+	assert_int_equal(iget(g, "rotations"), 1);
+	assert_int_equal(iget(g, "failures"), 0);
+	m = json_object_get(g, "current");
+	assert_int_equal(iget(m, "msk_id"), 0x00010001);
+	assert_int_equal(iget(m, "key_number"), 1);
+	assert_int_equal(iget(m, "valid_to") - iget(m, "valid_from"), 3600);
+	assert_true(iget(m, "valid_from") >= now - 5 && iget(m, "valid_from") <= now + 5);
+	assert_string_equal(sget(m, "kcv"), cur1);
+	assert_true(json_is_null(json_object_get(g, "next")));
+	g = json_array_get(json_object_get(o, "groups"), 1);
+	assert_string_equal(sget(g, "group"), "00F110:2");
+	assert_int_equal(iget(g, "rotations"), 2);
+	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur2);
+	m = json_object_get(g, "next");
+	assert_int_equal(iget(m, "key_number"), 2);
+	assert_string_equal(sget(m, "kcv"), nxt2);
+	json_decref(j);
+
+	/* forced rotation */
+	j = rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00f110:1\"}");
+	expect_ok(j);
+	group_kcvs(f, 1, cur1, nxt1, &id1);
+	assert_string_equal(sget(j, "result"), "rotated");
+	assert_string_equal(sget(j, "group"), "00F110:1");
+	assert_int_equal(iget(j, "msk_id"), 0x00010002);
+	assert_int_equal(id1, 0x00010002);
+	assert_int_equal(iget(j, "key_number"), 2);
+	assert_int_equal(iget(j, "valid_to") - iget(j, "valid_from"), 3600);
+	assert_true(iget(j, "valid_from") >= now && iget(j, "valid_from") <= now + 5);
+	assert_string_equal(sget(j, "kcv"), cur1);
+	json_decref(j);
+	/* show group: current and next with their KCVs (group 2 has a next) */
+	j = rpcf(f, c, "{\"cmd\":\"show\",\"kind\":\"group\",\"id\":\"00F110:1\"}");
+	expect_ok(j);
+	assert_string_equal(sget(json_object_get(j, "current"), "kcv"), cur1);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+	j = rpcf(f, c, "{\"cmd\":\"show\",\"kind\":\"group\",\"id\":\"00F110:2\"}");
+	expect_ok(j);
+	assert_string_equal(sget(json_object_get(j, "current"), "kcv"), cur2);
+	assert_string_equal(sget(json_object_get(j, "next"), "kcv"), nxt2);
+	json_decref(j);
+	/* stored: the store holds the new current */
+	{
+		const struct kl_group_ref ref = { .domain = { 0x00, 0xF1, 0x10 }, .group = 1 };
+		struct kl_group sg;
+		char k[7];
+
+		assert_int_equal(kl_store_get_group(f->store, &ref, &sg), 0);
+		kcv_str(sg.current.key, 16, k);
+		assert_string_equal(k, cur1);
+		memset(&sg, 0, sizeof(sg));
+	}
+	j = rpcf(f, c, "{\"cmd\":\"status\"}");
+	expect_ok(j);
+	g = json_array_get(json_object_get(json_object_get(j, "rotation"), "groups"), 0);
+	assert_int_equal(iget(g, "rotations"), 2);
+	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur1);
+	json_decref(j);
+	assert_non_null(strstr(logbuf, "rotate group 00F110:1: forced rotation, current msk_id "
+				       "0x00010002 kcv "));
+	assert_non_null(strstr(logbuf, cur1));
+
+	/* errors */
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:3\"}"),
+		   "group 00F110:3: not a group with MSK rotation");
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F11:1\"}"), "not a key group");
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":1}"), "group: must be a string");
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\"}"), "group: missing");
+	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:1\",\"key\":\"00\"}"),
+		   "unknown field \"key\"");
+	ping_ok(f, c);
+	cl_close(c);
+}
+
 int main(void)
 {
 	char prefix[64], *eal[] = {
@@ -1168,6 +1431,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stuck_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_and_max_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_plain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_status, setup, teardown),
 	};
 	int rc;
 

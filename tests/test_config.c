@@ -94,6 +94,51 @@ test_example(void **state)
 	kl_config_free(&c);
 }
 
+/* The example's commented diameter: and msk_rotation: sections, uncommented, load. */
+static void
+test_example_sections(void **state)
+{
+	(void)state;
+	char path[1024], tmp[] = "/tmp/kl-config-example-XXXXXX", line[512], err[512] = "";
+	struct kl_config c;
+	bool in = false;
+	int fd = mkstemp(tmp);
+	FILE *in_f, *out_f;
+
+	assert_true(fd >= 0);
+	out_f = fdopen(fd, "w");
+	assert_non_null(out_f);
+	path_of(path, sizeof(path), "keyline.example.yaml");
+	in_f = fopen(path, "r");
+	assert_non_null(in_f);
+	while (fgets(line, sizeof(line), in_f)) {
+		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n"))
+			in = true;
+		else if (line[0] != '#')
+			in = false;
+		/* the fd_conf alternative stays commented: it excludes identity..tls_crl */
+		if (in && strncmp(line, "#   ", 4) && strncmp(line, "# diameter", 10) &&
+		    strncmp(line, "# msk_rotation", 14))
+			in = false;
+		fputs(in ? line + 2 : line, out_f);
+	}
+	fclose(in_f);
+	assert_int_equal(fclose(out_f), 0);
+	int rc = kl_config_load(tmp, &c, err, sizeof(err));
+	if (rc != 0)
+		print_error("%s\n", err);
+	unlink(tmp);
+	assert_int_equal(rc, 0);
+	assert_true(c.diameter.enabled);
+	assert_string_equal(c.diameter.identity, "keyline.example.net");
+	assert_string_equal(c.diameter.fd_conf, "");
+	assert_int_equal(c.diameter.n_allowed_peers, 1);
+	assert_int_equal(c.diameter.max_queue, 4096);
+	assert_int_equal(c.n_msk_rotation, 1);
+	assert_int_equal(c.msk_rotation[0].period_s, 3600);
+	kl_config_free(&c);
+}
+
 static void
 test_defaults(void **state)
 {
@@ -125,6 +170,12 @@ test_defaults(void **state)
 	assert_int_equal(c.crypto, KL_CONFIG_CRYPTO_IPSEC_MB);
 	assert_false(c.store.enabled); /* no store section: keys in memory only */
 	assert_int_equal(c.store.map_size_mb, 1024);
+	assert_false(c.diameter.enabled); /* no diameter section: no HSS feed */
+	assert_int_equal(c.diameter.port, 5868);
+	assert_int_equal(c.diameter.vendor_id, 99999);
+	assert_int_equal(c.diameter.app_id, 16777999);
+	assert_int_equal(c.diameter.max_queue, 4096);
+	assert_int_equal(c.n_msk_rotation, 0);
 
 	/* The all-keys file used as the base of every bad file loads. */
 	path_of(path, sizeof(path), "tests/config/good.yaml");
@@ -132,6 +183,30 @@ test_defaults(void **state)
 	if (rc != 0)
 		print_error("%s\n", err);
 	assert_int_equal(rc, 0);
+	assert_true(c.diameter.enabled);
+	assert_string_equal(c.diameter.identity, "keyline.example.net");
+	assert_string_equal(c.diameter.realm, "example.net");
+	assert_string_equal(c.diameter.listen, "127.0.0.1");
+	assert_int_equal(c.diameter.port, 5868);
+	assert_string_equal(c.diameter.tls_cert, "/etc/keyline/diameter.pem");
+	assert_string_equal(c.diameter.tls_key, "/etc/keyline/diameter.key");
+	assert_string_equal(c.diameter.tls_ca, "/etc/keyline/ca.pem");
+	assert_string_equal(c.diameter.tls_crl, "/etc/keyline/ca.crl");
+	assert_string_equal(c.diameter.fd_conf, "");
+	assert_int_equal(c.diameter.vendor_id, 99999);
+	assert_int_equal(c.diameter.app_id, 16777999);
+	assert_int_equal(c.diameter.n_allowed_peers, 2);
+	assert_string_equal(c.diameter.allowed_peers[1], "hss2.example.net");
+	assert_int_equal(c.diameter.max_queue, 4096);
+	assert_int_equal(c.n_msk_rotation, 2);
+	assert_memory_equal(c.msk_rotation[0].domain, "\x00\xf1\x10", 3);
+	assert_int_equal(c.msk_rotation[0].group, 3);
+	assert_int_equal(c.msk_rotation[0].period_s, 3600);
+	assert_int_equal(c.msk_rotation[0].predelivery_s, 60);
+	assert_memory_equal(c.msk_rotation[1].domain, "\x00\xf1\x10", 3);
+	assert_int_equal(c.msk_rotation[1].group, 4);
+	assert_int_equal(c.msk_rotation[1].period_s, 86400);
+	assert_int_equal(c.msk_rotation[1].predelivery_s, 30);
 	kl_config_free(&c);
 }
 
@@ -170,6 +245,34 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-store-no-kek.yaml", "store.kek_file", 26 },
 	{ "bad-store-map-small.yaml", "store.map_size_mb", 29 },
 	{ "bad-store-unknown.yaml", "store.kek", 28 },
+	{ "bad-diameter-no-identity.yaml", "diameter.identity", 31 },
+	{ "bad-diameter-identity-bad.yaml", "diameter.identity", 32 },
+	{ "bad-diameter-realm-nodot.yaml", "diameter.realm", 31 },
+	{ "bad-diameter-listen.yaml", "diameter.listen", 34 },
+	{ "bad-diameter-port-zero.yaml", "diameter.port", 35 },
+	{ "bad-diameter-port-big.yaml", "diameter.port", 35 },
+	{ "bad-diameter-cert-relative.yaml", "diameter.tls_cert", 36 },
+	{ "bad-diameter-no-ca.yaml", "diameter.tls_ca", 31 },
+	{ "bad-diameter-crl-quote.yaml", "diameter.tls_crl", 39 },
+	{ "bad-diameter-vendor-zero.yaml", "diameter.vendor_id", 40 },
+	{ "bad-diameter-app-big.yaml", "diameter.app_id", 41 },
+	{ "bad-diameter-peers-scalar.yaml", "diameter.allowed_peers", 42 },
+	{ "bad-diameter-peer-bad.yaml", "diameter.allowed_peers[0]", 43 },
+	{ "bad-diameter-peers-dup.yaml", "diameter.allowed_peers[1]", 44 },
+	{ "bad-diameter-queue-big.yaml", "diameter.max_queue", 45 },
+	{ "bad-diameter-unknown.yaml", "diameter.tls_certificate", 36 },
+	{ "bad-diameter-fd-conf-mixed.yaml", "diameter.identity", 33 },
+	{ "bad-diameter-scalar.yaml", "diameter", 31 },
+	{ "bad-rotation-scalar.yaml", "msk_rotation", 46 },
+	{ "bad-rotation-group.yaml", "msk_rotation[0].group", 47 },
+	{ "bad-rotation-group-big.yaml", "msk_rotation[0].group", 47 },
+	{ "bad-rotation-period-small.yaml", "msk_rotation[0].period_s", 48 },
+	{ "bad-rotation-period-big.yaml", "msk_rotation[0].period_s", 48 },
+	{ "bad-rotation-predelivery-period.yaml", "msk_rotation[0].predelivery_s", 49 },
+	{ "bad-rotation-predelivery-top.yaml", "msk_rotation[1].predelivery_s", 52 },
+	{ "bad-rotation-duplicate.yaml", "msk_rotation[1].group", 50 },
+	{ "bad-rotation-no-period.yaml", "msk_rotation[0].period_s", 47 },
+	{ "bad-rotation-unknown.yaml", "msk_rotation[0].predelivery", 49 },
 	{ "bad-unknown-key.yaml", "skew", 12 },
 	{ "bad-duplicate-key.yaml", "skew_s", 13 },
 	{ "bad-missing-identity.yaml", "server_identity", 0 },
@@ -461,6 +564,23 @@ test_overrides(void **state)
 		{ "store.map_size_mb=15", "store.map_size_mb" },
 		{ "store.map_size_mb=1048577", "store.map_size_mb" },
 		{ "store.kek=/x", "store.kek" },
+		{ "diameter.port=0", "diameter.port" },
+		{ "diameter.port=65536", "diameter.port" },
+		{ "diameter.identity=a b", "diameter.identity" },
+		{ "diameter.identity=", "diameter.identity" },
+		{ "diameter.tls_cert=cert.pem", "diameter.tls_cert" },
+		{ "diameter.tls_key=", "diameter.tls_key" },
+		{ "diameter.listen=::g", "diameter.listen" },
+		{ "diameter.vendor_id=4294967296", "diameter.vendor_id" },
+		{ "diameter.max_queue=0", "diameter.max_queue" },
+		{ "diameter.allowed_peers=a,b c", "diameter.allowed_peers" },
+		{ "diameter.allowed_peers[3]=a.b", "diameter.allowed_peers[3]" },
+		{ "diameter.peers=a", "diameter.peers" },
+		{ "msk_rotation[0].group=1:1", "msk_rotation[0].group" },
+		{ "msk_rotation[0].period_s=5", "msk_rotation[0].period_s" },
+		{ "msk_rotation[0].keys=5", "msk_rotation[0].keys" },
+		{ "msk_rotation[4].group=00f110:1", "msk_rotation[4].group" },
+		{ "msk_rotation=1", "msk_rotation" },
 	};
 	assert_int_equal(kl_config_override(&c, "io=dpdk", err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -495,6 +615,67 @@ test_overrides(void **state)
 	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
 	assert_string_equal(c.store.kek_file, "/etc/keyline/kek");
 	assert_int_equal(c.store.map_size_mb, 16);
+
+	/* diameter.* turns the feed on; validation then wants the identity and the TLS files. */
+	assert_false(c.diameter.enabled);
+	assert_int_equal(kl_config_override(&c, "diameter.port=3869", err, sizeof(err)), 0);
+	assert_true(c.diameter.enabled);
+	assert_int_equal(c.diameter.port, 3869);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("diameter.port only -> %s\n", err);
+	assert_non_null(strstr(err, "diameter.identity"));
+	static const char *const dia[] = {
+		"diameter.identity=kl.example.org", "diameter.tls_cert=/etc/kl/c.pem",
+		"diameter.tls_key=/etc/kl/c.key", "diameter.tls_ca=/etc/kl/ca.pem",
+		"diameter.listen=::1", "diameter.vendor_id=28458", "diameter.app_id=16777300",
+		"diameter.max_queue=1", "diameter.allowed_peers=hss1.example.org,hss2.example.org",
+		"diameter.allowed_peers[2]=hss3.example.org",
+	};
+	for (size_t i = 0; i < sizeof(dia) / sizeof(dia[0]); i++) {
+		int rc = kl_config_override(&c, dia[i], err, sizeof(err));
+		if (rc != 0)
+			print_error("%s: %s\n", dia[i], err);
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.diameter.identity, "kl.example.org");
+	assert_string_equal(c.diameter.listen, "::1");
+	assert_int_equal(c.diameter.vendor_id, 28458);
+	assert_int_equal(c.diameter.app_id, 16777300);
+	assert_int_equal(c.diameter.max_queue, 1);
+	assert_int_equal(c.diameter.n_allowed_peers, 3);
+	assert_string_equal(c.diameter.allowed_peers[2], "hss3.example.org");
+	/* a duplicate peer and fd_conf next to the generated configuration's keys are refused */
+	assert_int_equal(kl_config_override(&c, "diameter.allowed_peers[3]=hss1.example.org", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "diameter.allowed_peers[3]"));
+	assert_int_equal(kl_config_override(&c, "diameter.allowed_peers=", err, sizeof(err)), 0);
+	assert_int_equal(c.diameter.n_allowed_peers, 0);
+	assert_int_equal(kl_config_override(&c, "diameter.fd_conf=/etc/kl/fd.conf", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("fd_conf with identity -> %s\n", err);
+	assert_non_null(strstr(err, "diameter.identity"));
+
+	/* msk_rotation[N] appends; cross-field rules at validation */
+	assert_int_equal(kl_config_override(&c, "diameter.fd_conf=", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "msk_rotation[0].group=00f110:7", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.n_msk_rotation, 1);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "msk_rotation[0].period_s"));
+	assert_int_equal(kl_config_override(&c, "predelivery_s=10", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "msk_rotation[0].period_s=12", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "msk_rotation[0].predelivery_s=4", err, sizeof(err)),
+			 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.msk_rotation[0].group, 7);
+	assert_int_equal(c.msk_rotation[0].period_s, 12);
+	assert_int_equal(kl_config_override(&c, "predelivery_s=3", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("predelivery_s=3 -> %s\n", err);
+	assert_non_null(strstr(err, "msk_rotation[0].predelivery_s"));
 	kl_config_free(&c);
 }
 
@@ -505,6 +686,7 @@ main(int argc, char **argv)
 		src_root = argv[1];
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_example_sections),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_bad_files_all_listed),

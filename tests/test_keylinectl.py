@@ -85,6 +85,15 @@ def main():
         if ready != "ready":
             return
         body(tmp, sock)
+        # no rotation, store or Diameter on this server
+        _, err = run(["rotate", "00F110:1"], sock, 1)
+        check("no MSK rotation is configured" in err, f"rotate without rotation: {err!r}")
+        out, _ = run(["status"], sock, 0)
+        check("store:    none\n" in out and "diameter: none\n" in out
+              and "rotation: none\n" in out, f"plain status: {out!r}")
+        check(out.startswith("keyline admin-testd (io socket, crypto openssl), uptime "),
+              f"plain status head: {out!r}")
+        rotation_body(tmp)
         # a second server on the same socket is refused; the first goes on
         p = subprocess.run([TESTD, sock], capture_output=True, text=True, timeout=30)
         check(p.returncode == 1 and "in use" in p.stderr, f"second server: {p.returncode} {p.stderr!r}")
@@ -299,6 +308,110 @@ def body(tmp, sock):
     check("cannot connect" in err and "is keylined running?" in err, f"no server: {err!r}")
     _, err = run(["ping"], None, 2, env={"KEYLINE_ADMIN_SOCKET": os.path.join(tmp, "x.sock")})
     check("x.sock" in err, f"env socket: {err!r}")
+
+
+def start_testd(args, logpath):
+    log = open(logpath, "a+")
+    srv = subprocess.Popen([TESTD] + args, stdout=subprocess.PIPE, stderr=log, text=True)
+    ready = srv.stdout.readline().strip()
+    check(ready == "ready", f"admin_testd {args} did not start: {ready!r}")
+    return srv, log
+
+
+def stop_testd(srv):
+    srv.terminate()
+    try:
+        rc = srv.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        rc = srv.wait()
+    check(rc == 0, f"admin_testd exit {rc} on SIGTERM")
+
+
+def rotation_body(tmp):
+    """A second server with a real store, MSK rotation of two groups and a Diameter status."""
+    sock = os.path.join(tmp, "rot", "admin.sock")
+    kek = os.path.join(tmp, "kek")
+    kek_bytes = key(32, 9)
+    with open(kek, "wb") as f:
+        f.write(kek_bytes)
+    os.chmod(kek, 0o600)
+    args = [sock, "8", "--store", os.path.join(tmp, "store"), "--kek", kek,
+            "--rotate", "00F110:1:3600:600", "--rotate", "00F110:2:60:59", "--diameter"]
+    logpath = os.path.join(tmp, "testd-rot.log")
+    srv, log = start_testd(args, logpath)
+    try:
+        out, _ = run(["status"], sock, 0)
+        check(re.search(r"^table: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids; memory \d+ bytes$",
+                        out, re.M), f"status table: {out!r}")
+        check(re.search(r"^store: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids$", out, re.M)
+              and f"kek kcv {kcv(kek_bytes)}" in out and "schema 1" in out,
+              f"status store: {out!r}")
+        check("diameter: keyline.test.example port 3868 (vendor 10415, application 16777999)"
+              in out and "answered_ok 41, rejected 2, failed 1, busy 0, commits 17, queued 3, "
+              "peers_refused 5" in out, f"status diameter: {out!r}")
+        check("peer hss1.test.example  STATE_OPEN" in out
+              and "peer hss2.test.example  STATE_CLOSED" in out, f"status peers: {out!r}")
+        check("rotation: 2 group(s)" in out
+              and "group 00F110:1  period 3600 s, pre-delivery 600 s, 1 rotation(s), 0 failure(s)"
+              in out and "group 00F110:2  period 60 s, pre-delivery 59 s" in out,
+              f"status rotation: {out!r}")
+        check(re.search(r"current +msk_id 0x00010001 \(key 1\)  valid \S+ \.\. \S+  kcv [0-9A-F]{6}",
+                        out), f"status current: {out!r}")
+        out, _ = run(["status", "--json"], sock, 0)
+        j = json.loads(out)
+        g1 = j["rotation"]["groups"][0]
+        check(j["ok"] and j["store"]["entries"]["groups"] == 2
+              and j["store"]["kek_kcv"] == kcv(kek_bytes) and j["diameter"]["peers"][1]["state"]
+              == "STATE_CLOSED" and g1["group"] == "00F110:1" and g1["next"] is None
+              and g1["current"]["valid_to"] - g1["current"]["valid_from"] == 3600,
+              f"status --json: {j}")
+        out, _ = run(["show", "group", "00F110:1", "--json"], sock, 0)
+        check(json.loads(out)["current"]["kcv"] == g1["current"]["kcv"], f"show vs status: {out!r}")
+
+        # forced rotation
+        t0 = int(time.time())
+        out, _ = run(["rotate", "00F110:1"], sock, 0)
+        m = re.fullmatch(r"group 00F110:1: rotated\n  current  msk_id 0x00010002 \(key 2\)  valid "
+                         r"(\S+) \.\. (\S+)  kcv ([0-9A-F]{6})\n", out)
+        check(m is not None, f"rotate: {out!r}")
+        if m:
+            check(m.group(3) != g1["current"]["kcv"], "rotate: same KCV as before")
+            out, _ = run(["show", "group", "00F110:1", "--json"], sock, 0)
+            sj = json.loads(out)
+            check(sj["current"]["kcv"] == m.group(3) and sj["next"] is None
+                  and t0 - 1 <= sj["current"]["valid_from"] <= t0 + 5, f"show after rotate: {sj}")
+        out, _ = run(["--json", "rotate", "00F110:1"], sock, 0)
+        rj = json.loads(out)
+        check(rj["ok"] and rj["key_number"] == 3 and rj["msk_id"] == 0x00010003
+              and rj["valid_to"] - rj["valid_from"] == 3600 and re.fullmatch("[0-9A-F]{6}", rj["kcv"]),
+              f"rotate --json: {rj}")
+        _, err = run(["rotate", "00F110:9"], sock, 1)
+        check("not a group with MSK rotation" in err, f"rotate unknown group: {err!r}")
+        _, err = run(["rotate", "00F110"], sock, 1)
+        check("not a key group" in err, f"rotate bad group: {err!r}")
+        _, err = run(["rotate"], sock, 2)
+        check("give the key group" in err, f"rotate no group: {err!r}")
+        _, err = run(["rotate", "00F110:1", "00F110:2"], sock, 2)
+        check("unexpected argument" in err, f"rotate two groups: {err!r}")
+        _, err = run(["status", "x"], sock, 2)
+        check("unexpected argument" in err, f"status arg: {err!r}")
+    finally:
+        stop_testd(srv)
+    # restart on the same store: the rotated key is served again (it was stored)
+    srv, log2 = start_testd(args, logpath)
+    try:
+        out, _ = run(["status", "--json"], sock, 0)
+        g = json.loads(out)["rotation"]["groups"][0]
+        check(g["current"]["kcv"] == rj["kcv"] and g["current"]["key_number"] == 3
+              and g["rotations"] == 0, f"after restart: {g}")
+    finally:
+        stop_testd(srv)
+    log.seek(0)
+    text = log.read()
+    no_secret(text, "rotation server log")
+    check(text.count("new MSK 0x00010001") == 1 and "forced rotation" in text
+          and "rotate group 00F110:1" in text, f"rotation server log: {text[-2000:]!r}")
 
 
 if __name__ == "__main__":

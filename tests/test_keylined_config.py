@@ -75,6 +75,11 @@ bad_overrides = [
     ('noequals', 'noequals'),
     ('ports[0].queues=2', 'queues'),   # cross-field: queues must equal workers
     ('admin_socket=relative/path', 'admin_socket'),
+    ('diameter.port=0', 'diameter.port'),
+    ('diameter.tls_ca=ca.pem', 'diameter.tls_ca'),
+    ('diameter.max_queue=1', 'diameter.identity'),   # cross-field: the feed needs an identity
+    ('msk_rotation[0].period_s=5', 'msk_rotation[0].period_s'),
+    ('msk_rotation[0].group=00f110:1', 'msk_rotation[0].period_s'),  # required
 ]
 for ov, key in bad_overrides:
     rc, out, err = run(base, [ov])
@@ -114,5 +119,16 @@ subprocess.run([os.path.join(os.path.dirname(keylined), '..', 'tools', 'keyline-
 rc, out, err = run(base, ['-p', pop])
 ck.eq(rc, 2, 'population larger than table.ues: exit status')
 ck.check('table' in err, f'population too large: message: {err[-300:]}')
+
+# a diameter: section whose TLS files do not exist: the feed cannot start (exit 2, one line)
+rc, out, err = run(base, ['diameter.identity=keylined.test', 'diameter.listen=127.0.0.1',
+                          'diameter.port=%d' % (20000 + os.getpid() % 20000),
+                          f'diameter.tls_cert={tmp}/missing.pem', f'diameter.tls_key={tmp}/k.pem',
+                          f'diameter.tls_ca={tmp}/ca.pem'])
+msgs = [l for l in keylined_lines(err) if ': error: ' in l]
+ck.eq(rc, 2, 'diameter with a missing certificate: exit status')
+ck.check(len(msgs) == 1 and 'diameter' in msgs[0] and 'missing.pem' in msgs[0],
+         f'diameter with a missing certificate: one message naming it: {msgs} {err[-300:]}')
+ck.check('ready' not in out, 'diameter with a missing certificate: never ready')
 
 sys.exit(ck.done())

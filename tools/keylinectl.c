@@ -71,6 +71,8 @@ static void usage(FILE *f)
 		"  del KIND ID                   KIND: ue, group, emse, imsi, appid\n"
 		"  show KIND ID                  metadata and key check values, never keys\n"
 		"  stats [--worker N]\n"
+		"  rotate DDDDDD:G               forced MSK rotation: a fresh current MSK from now\n"
+		"  status                        table, store, Diameter peers, MSK rotation\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
 		"--msk-id: the key number (1..65535) or the whole MSK ID (group << 16 | key number);\n"
@@ -546,6 +548,88 @@ static void print_stats(json_t *a)
 	}
 }
 
+static void print_kind_counts(json_t *c)
+{
+	const char *k;
+	json_t *v;
+	bool first = true;
+
+	json_object_foreach(c, k, v) {
+		printf("%s%" JSON_INTEGER_FORMAT " %s", first ? "" : ", ", json_integer_value(v), k);
+		first = false;
+	}
+}
+
+static void print_status(json_t *a)
+{
+	json_t *t = json_object_get(a, "table"), *s = json_object_get(a, "store"),
+	       *d = json_object_get(a, "diameter"), *rot = json_object_get(a, "rotation"), *v;
+	size_t i;
+
+	printf("keyline %s", s_of(a, "version"));
+	if (json_object_get(a, "io_backend"))
+		printf(" (io %s, crypto %s)", s_of(a, "io_backend"), s_of(a, "crypto_backend"));
+	if (json_object_get(a, "uptime_s"))
+		printf(", uptime %lld s", i_of(a, "uptime_s"));
+	if (json_object_get(a, "workers"))
+		printf(", %lld worker(s)", i_of(a, "workers"));
+	printf("\ntable:    ");
+	print_kind_counts(json_object_get(t, "counts"));
+	printf("; memory %lld bytes\n", i_of(t, "memory_bytes"));
+	printf("store:    ");
+	if (!json_is_true(json_object_get(s, "enabled"))) {
+		printf("none\n");
+	} else if (json_object_get(s, "error")) {
+		printf("error: %s\n", s_of(s, "error"));
+	} else {
+		char created[32];
+
+		fmt_time(i_of(s, "created"), created, sizeof(created));
+		print_kind_counts(json_object_get(s, "entries"));
+		printf("\n          file %lld bytes, used %lld bytes (map %lld), %.1f bytes/ue\n"
+		       "          schema %lld, created %s, kek kcv %s (%s)\n",
+		       i_of(s, "file_bytes"), i_of(s, "used_bytes"), i_of(s, "map_size"),
+		       json_number_value(json_object_get(s, "bytes_per_ue")), i_of(s, "schema"),
+		       created, s_of(s, "kek_kcv"),
+		       json_is_true(json_object_get(s, "kek_secure_heap")) ? "secure heap"
+									 : "locked page");
+	}
+	printf("diameter: ");
+	if (!json_is_true(json_object_get(d, "enabled"))) {
+		printf("none\n");
+	} else if (json_object_get(d, "error")) {
+		printf("error: %s\n", s_of(d, "error"));
+	} else {
+		json_t *c = json_object_get(d, "counters"), *peers = json_object_get(d, "peers");
+
+		printf("%s port %lld (vendor %lld, application %lld)\n", s_of(d, "identity"),
+		       i_of(d, "port"), i_of(d, "vendor_id"), i_of(d, "app_id"));
+		printf("          answered_ok %lld, rejected %lld, failed %lld, busy %lld, commits "
+		       "%lld, queued %lld, peers_refused %lld\n",
+		       i_of(c, "answered_ok"), i_of(c, "rejected"), i_of(c, "failed"),
+		       i_of(c, "busy"), i_of(c, "commits"), i_of(c, "queued"),
+		       i_of(c, "peers_refused"));
+		if (!json_array_size(peers))
+			printf("          no peers\n");
+		json_array_foreach(peers, i, v)
+			printf("          peer %s  %s\n", s_of(v, "identity"), s_of(v, "state"));
+	}
+	printf("rotation: ");
+	if (!json_is_true(json_object_get(rot, "enabled"))) {
+		printf("none\n");
+		return;
+	}
+	printf("%zu group(s)\n", json_array_size(json_object_get(rot, "groups")));
+	json_array_foreach(json_object_get(rot, "groups"), i, v) {
+		printf("group %s  period %lld s, pre-delivery %lld s, %lld rotation(s), %lld "
+		       "failure(s)\n",
+		       s_of(v, "group"), i_of(v, "period_s"), i_of(v, "predelivery_s"),
+		       i_of(v, "rotations"), i_of(v, "failures"));
+		print_msk("current", json_object_get(v, "current"));
+		print_msk("next", json_object_get(v, "next"));
+	}
+}
+
 static void print_answer(const char *cmd, json_t *a)
 {
 	if (!strcmp(cmd, "ping")) {
@@ -572,6 +656,11 @@ static void print_answer(const char *cmd, json_t *a)
 		print_show(a);
 	} else if (!strcmp(cmd, "stats")) {
 		print_stats(a);
+	} else if (!strcmp(cmd, "status")) {
+		print_status(a);
+	} else if (!strcmp(cmd, "rotate")) {
+		printf("group %s: rotated\n", s_of(a, "group"));
+		print_msk("current", json_object_get(a, "valid_to") ? a : NULL);
 	} else if (!strcmp(cmd, "put-group")) {
 		printf("group %s: %s (current kcv %s", s_of(a, "id"), s_of(a, "result"),
 		       s_of(a, "current_kcv"));
@@ -618,7 +707,8 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	json_t *r;
 	unsigned n;
 
-	if (!strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "count")) {
+	if (!strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "count") ||
+	    !strcmp(cmd, "status")) {
 		parse_args(argc, argv, NULL, 0, pos, 0, cmd);
 		return req_new(cmd);
 	}
@@ -765,6 +855,13 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		r = req_new(cmd);
 		json_object_set_new(r, "kind", json_string(pos[0]));
 		json_object_set_new(r, "id", json_string(pos[1]));
+		return r;
+	}
+	if (!strcmp(cmd, "rotate")) {
+		if (parse_args(argc, argv, NULL, 0, pos, 1, cmd) != 1)
+			die2("rotate: give the key group as DDDDDD:G");
+		r = req_new(cmd);
+		json_object_set_new(r, "group", json_string(pos[0]));
 		return r;
 	}
 	if (!strcmp(cmd, "stats")) {

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keyline MSK rotation (see kl_rotate.h): per group, read the state (store first, else table),
+ * advance it to now (create, pre-deliver, promote, catch up), store the result, then put it into
+ * the table. Fresh MSKs come from RAND_priv_bytes; every copy of a key is wiped after use.
+ */
+#include "kl_rotate.h"
+#include "kl_store.h"
+#include "kl_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define NTP_UNIX_OFFSET 2208988800ull
+#define NTP_SEC(s) ((uint64_t)(s) << 32)
+#define KN_MASK 0xFFFFu
+#define MAX_STEPS 8 /* advance() iterations per call: create/promote/pre-deliver take <= 3 */
+
+struct rot_group {
+	struct kl_rotate_group cfg;
+	uint64_t rotations, failures;
+};
+
+struct kl_rotate {
+	struct kl_table *table;
+	struct kl_store *store;
+	void (*log)(void *arg, int level, const char *msg);
+	void *log_arg;
+	unsigned n;
+	struct rot_group g[];
+};
+
+enum { LOG_ERROR = 0, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+__attribute__((format(printf, 3, 4)))
+static void rlog(const struct kl_rotate *r, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->log)
+		r->log(r->log_arg, level, msg);
+	else if (level <= LOG_INFO)
+		fprintf(stderr, "keyline rotate: %s\n", msg);
+}
+
+static void group_name(const struct kl_group_ref *ref, char out[16])
+{
+	snprintf(out, 16, "%02X%02X%02X:%u", ref->domain[0], ref->domain[1], ref->domain[2],
+		 (unsigned)ref->group);
+}
+
+/* NTP timestamp as YYYY-MM-DDTHH:MM:SSZ (era 0). */
+static void ntp_str(uint64_t ntp, char out[32])
+{
+	time_t t = (time_t)((int64_t)(ntp >> 32) - (int64_t)NTP_UNIX_OFFSET);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 32, "ntp %" PRIu64, ntp >> 32);
+}
+
+static bool same_ref(const struct kl_group_ref *a, const struct kl_group_ref *b)
+{
+	return !memcmp(a->domain, b->domain, 3) && a->group == b->group;
+}
+
+static bool msk_equal(const struct kl_msk *a, const struct kl_msk *b)
+{
+	return !CRYPTO_memcmp(a->key, b->key, sizeof(a->key)) && a->msk_id == b->msk_id &&
+	       a->valid_from == b->valid_from && a->valid_to == b->valid_to;
+}
+
+static bool group_equal(const struct kl_group *a, const struct kl_group *b)
+{
+	return msk_equal(&a->current, &b->current) && !!a->has_next == !!b->has_next &&
+	       (!a->has_next || msk_equal(&a->next, &b->next));
+}
+
+static uint16_t next_kn(uint32_t msk_id)
+{
+	return (uint16_t)((msk_id & KN_MASK) % 65535u + 1u); /* 65535 -> 1, 0 -> 1 */
+}
+
+/* A fresh MSK: CSPRNG key, key number kn, valid [from, from + P). */
+static int fresh(const struct rot_group *g, uint16_t kn, uint64_t from, struct kl_msk *m)
+{
+	if ((from >> 32) + g->cfg.period_s > UINT32_MAX)
+		return -ERANGE; /* would end after NTP era 0 (2036) */
+	if (RAND_priv_bytes(m->key, sizeof(m->key)) != 1) {
+		OPENSSL_cleanse(m->key, sizeof(m->key));
+		return -EIO;
+	}
+	m->msk_id = (uint32_t)g->cfg.ref.group << 16 | kn;
+	m->valid_from = from;
+	m->valid_to = from + NTP_SEC(g->cfg.period_s);
+	return 0;
+}
+
+/* What advance() made, for the log lines (MSK IDs: the keys stay in the group). */
+struct made {
+	unsigned n;	   /* fresh MSKs */
+	bool changed;	   /* the state changed (fresh MSKs or a promotion) */
+	bool current_made; /* the final current is fresh (created / forced / catch-up) */
+	bool next_made;	   /* the final next is fresh */
+	uint32_t lost_ids[MAX_STEPS]; /* fresh MSKs that did not survive (promoted over) */
+	unsigned nlost;
+};
+
+/*
+ * Bring st (exists: has a current) to now. force: replace the current at once.
+ * @return 0 or -errno (st then holds partial work: the caller discards it).
+ */
+static int advance(const struct rot_group *g, struct kl_group *st, bool exists, uint64_t now,
+		   bool force, struct made *mk)
+{
+	const uint64_t P = NTP_SEC(g->cfg.period_s), D = NTP_SEC(g->cfg.predelivery_s);
+	const uint64_t now_s = now & ~(uint64_t)0xFFFFFFFFu; /* fresh validity on whole seconds */
+	int rc;
+
+	memset(mk, 0, sizeof(*mk));
+	if (!exists || force) {
+		uint16_t kn = exists ? next_kn(st->has_next ? st->next.msk_id : st->current.msk_id)
+				     : 1;
+
+		if (exists && st->has_next)
+			OPENSSL_cleanse(&st->next, sizeof(st->next));
+		st->has_next = 0;
+		rc = fresh(g, kn, now_s, &st->current);
+		if (rc)
+			return rc;
+		mk->n++;
+		mk->changed = true;
+		mk->current_made = true;
+	}
+	for (unsigned i = 0; i < MAX_STEPS; i++) {
+		if (st->current.valid_to <= now) { /* current has ended */
+			if (st->has_next && st->next.valid_to > now) {
+				/* promote */
+				OPENSSL_cleanse(&st->current, sizeof(st->current));
+				st->current = st->next;
+				OPENSSL_cleanse(&st->next, sizeof(st->next));
+				st->has_next = 0;
+				mk->current_made = mk->next_made;
+				mk->next_made = false;
+				mk->changed = true;
+				continue;
+			}
+			uint16_t kn = next_kn(st->has_next ? st->next.msk_id : st->current.msk_id);
+			/* No next (pre-delivery window 0, or a tick late): the scheduled successor
+			 * if its period has not ended yet, else (keyline was down) one from now. */
+			uint64_t from = !st->has_next && st->current.valid_to + P > now
+						? st->current.valid_to
+						: now_s;
+
+			if (mk->current_made && mk->nlost < MAX_STEPS)
+				mk->lost_ids[mk->nlost++] = st->current.msk_id;
+			if (mk->next_made && mk->nlost < MAX_STEPS)
+				mk->lost_ids[mk->nlost++] = st->next.msk_id;
+			OPENSSL_cleanse(&st->next, sizeof(st->next));
+			st->has_next = 0;
+			mk->next_made = false;
+			rc = fresh(g, kn, from, &st->current);
+			if (rc)
+				return rc;
+			mk->n++;
+			mk->changed = true;
+			mk->current_made = true;
+			continue;
+		}
+		if (!st->has_next && now + D >= st->current.valid_to) {
+			/* pre-delivery window reached */
+			rc = fresh(g, next_kn(st->current.msk_id), st->current.valid_to,
+				   &st->next);
+			if (rc)
+				return rc;
+			st->has_next = 1;
+			mk->n++;
+			mk->changed = true;
+			mk->next_made = true;
+			continue;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+static void log_msk(const struct kl_rotate *r, const char *gname, const char *role,
+		    const struct kl_msk *m, const char *why)
+{
+	uint8_t kcv[KL_KCV_LEN];
+	char from[32], to[32];
+
+	if (kl_kcv(m->key, sizeof(m->key), kcv))
+		memset(kcv, 0, sizeof(kcv));
+	ntp_str(m->valid_from, from);
+	ntp_str(m->valid_to, to);
+	rlog(r, LOG_INFO,
+	     "group %s: new MSK 0x%08" PRIX32 " (key %u) kcv %02X%02X%02X valid %s .. %s, %s%s",
+	     gname, m->msk_id, (unsigned)(m->msk_id & KN_MASK), kcv[0], kcv[1], kcv[2], from, to,
+	     role, why);
+}
+
+/* The log lines of the MSKs made (one INFO line each) and the rotation counter. */
+static void announce(const struct kl_rotate *r, struct rot_group *g, const char *gname,
+		     const struct kl_group *st, const struct made *mk, bool force, bool exists)
+{
+	for (unsigned i = 0; i < mk->nlost; i++)
+		rlog(r, LOG_DEBUG, "group %s: MSK 0x%08" PRIX32 " expired before use (catch-up)",
+		     gname, mk->lost_ids[i]);
+	if (mk->current_made)
+		log_msk(r, gname, "current", &st->current,
+			force ? " (forced rotation)" : exists ? "" : " (group created)");
+	if (mk->next_made && st->has_next)
+		log_msk(r, gname, "next", &st->next, "");
+	g->rotations += mk->n;
+}
+
+/* One group: read, advance, store, table. @return 1 changed, 0 unchanged, -errno. */
+static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool force,
+		uint32_t *msk_id, char *err, size_t errlen)
+{
+	struct kl_group st, tab;
+	struct made mk;
+	bool in_store = false, in_table, exists;
+	char gname[16];
+	int rc;
+
+	group_name(&g->cfg.ref, gname);
+	memset(&st, 0, sizeof(st));
+	memset(&tab, 0, sizeof(tab));
+	rc = kl_table_get_group(r->table, &g->cfg.ref, &tab);
+	if (rc && rc != -ENOENT) {
+		kl_errf(err, errlen, "group %s: key table read: %s", gname, strerror(-rc));
+		goto fail;
+	}
+	in_table = rc == 0;
+	if (r->store) {
+		rc = kl_store_get_group(r->store, &g->cfg.ref, &st);
+		if (rc && rc != -ENOENT) {
+			const char *m = kl_store_last_error(r->store);
+
+			kl_errf(err, errlen, "group %s: store read: %s", gname,
+				m && m[0] ? m : strerror(-rc));
+			goto fail;
+		}
+		in_store = rc == 0;
+	}
+	exists = in_store || in_table;
+	if (!in_store && in_table)
+		st = tab; /* the table's state (not stored yet) is the base */
+	rc = advance(g, &st, exists, now, force, &mk);
+	if (rc) {
+		kl_errf(err, errlen, "group %s: cannot make a new MSK: %s", gname,
+			rc == -EIO ? "the random generator failed" : strerror(-rc));
+		goto fail;
+	}
+	if (r->store && (mk.changed || !in_store)) {
+		rc = kl_store_put_group(r->store, &g->cfg.ref, &st);
+		if (rc) {
+			const char *m = kl_store_last_error(r->store);
+
+			kl_errf(err, errlen, "group %s: store: %s%s", gname,
+				m && m[0] ? m : strerror(-rc),
+				rc == -ENOSPC ? " (raise store.map_size_mb)" : "");
+			goto fail;
+		}
+	}
+	/* Stored: the new MSKs exist from here on (whatever the table does next). */
+	if (r->store)
+		announce(r, g, gname, &st, &mk, force, exists);
+	if (mk.changed || !in_table || !group_equal(&st, &tab)) {
+		rc = kl_table_put_group(r->table, &g->cfg.ref, &st);
+		if (rc < 0) {
+			kl_errf(err, errlen, "group %s: key table: %s%s", gname,
+				rc == -ENOSPC ? "full for groups" : strerror(-rc),
+				r->store ? " (the new state is stored; retried at the next tick)"
+					 : "");
+			goto fail;
+		}
+		rc = 1;
+	} else {
+		rc = 0;
+	}
+	if (!r->store)
+		announce(r, g, gname, &st, &mk, force, exists);
+	if (msk_id)
+		*msk_id = st.current.msk_id;
+	OPENSSL_cleanse(&st, sizeof(st));
+	OPENSSL_cleanse(&tab, sizeof(tab));
+	return rc;
+fail:
+	OPENSSL_cleanse(&st, sizeof(st));
+	OPENSSL_cleanse(&tab, sizeof(tab));
+	g->failures++;
+	return rc < 0 ? rc : -EIO;
+}
+
+struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, size_t errlen)
+{
+	struct kl_rotate *r;
+
+	if (!p || !p->table || (p->n && !p->groups)) {
+		kl_errf(err, errlen, "msk rotation: missing table or groups");
+		errno = EINVAL;
+		return NULL;
+	}
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct kl_rotate_group *g = &p->groups[i];
+		char name[16];
+
+		group_name(&g->ref, name);
+		if (g->period_s < KL_ROTATE_MIN_PERIOD_S || g->period_s > KL_ROTATE_MAX_PERIOD_S) {
+			kl_errf(err, errlen, "msk rotation: group %s: period %" PRIu32
+				" s out of range (%u..%u)", name, g->period_s,
+				KL_ROTATE_MIN_PERIOD_S, KL_ROTATE_MAX_PERIOD_S);
+			errno = EINVAL;
+			return NULL;
+		}
+		if (g->predelivery_s >= g->period_s) {
+			kl_errf(err, errlen, "msk rotation: group %s: pre-delivery %" PRIu32
+				" s must be shorter than the period (%" PRIu32 " s)", name,
+				g->predelivery_s, g->period_s);
+			errno = EINVAL;
+			return NULL;
+		}
+		for (unsigned k = 0; k < i; k++)
+			if (same_ref(&p->groups[k].ref, &g->ref)) {
+				kl_errf(err, errlen, "msk rotation: group %s listed twice", name);
+				errno = EINVAL;
+				return NULL;
+			}
+	}
+	r = calloc(1, sizeof(*r) + (size_t)p->n * sizeof(r->g[0]));
+	if (!r) {
+		kl_errf(err, errlen, "msk rotation: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->table = p->table;
+	r->store = p->store;
+	r->log = p->log;
+	r->log_arg = p->log_arg;
+	r->n = p->n;
+	for (unsigned i = 0; i < p->n; i++)
+		r->g[i].cfg = p->groups[i];
+	return r;
+}
+
+int kl_rotate_tick(struct kl_rotate *r, uint64_t now)
+{
+	int changed = 0, first_err = 0;
+
+	if (!r)
+		return -EINVAL;
+	for (unsigned i = 0; i < r->n; i++) {
+		char err[320];
+		int rc = step(r, &r->g[i], now, false, NULL, err, sizeof(err));
+
+		if (rc < 0) {
+			rlog(r, LOG_ERROR, "%s (retried at the next tick)", err);
+			if (!first_err)
+				first_err = rc;
+		} else {
+			changed += rc;
+		}
+	}
+	return first_err ? first_err : changed;
+}
+
+static struct rot_group *find(struct kl_rotate *r, const struct kl_group_ref *ref)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (same_ref(&r->g[i].cfg.ref, ref))
+			return &r->g[i];
+	return NULL;
+}
+
+int kl_rotate_force(struct kl_rotate *r, const struct kl_group_ref *ref, uint64_t now,
+		    uint32_t *msk_id, char *err, size_t errlen)
+{
+	struct rot_group *g;
+	char name[16];
+	uint32_t id = 0;
+	int rc;
+
+	if (!r || !ref) {
+		kl_errf(err, errlen, "msk rotation: bad argument");
+		return -EINVAL;
+	}
+	group_name(ref, name);
+	g = find(r, ref);
+	if (!g) {
+		kl_errf(err, errlen, "group %s: no MSK rotation configured for it", name);
+		return -ENOENT;
+	}
+	rc = step(r, g, now, true, &id, err, errlen);
+	if (rc < 0) {
+		rlog(r, LOG_ERROR, "forced rotation: %s", err);
+		return rc;
+	}
+	if (msk_id)
+		*msk_id = id;
+	return 0;
+}
+
+unsigned kl_rotate_count(const struct kl_rotate *r)
+{
+	return r ? r->n : 0;
+}
+
+int kl_rotate_status(const struct kl_rotate *r, unsigned i, struct kl_rotate_status *st)
+{
+	const struct rot_group *g;
+	struct kl_group cur;
+
+	if (!r || !st || i >= r->n)
+		return -ENOENT;
+	g = &r->g[i];
+	memset(st, 0, sizeof(*st));
+	st->ref = g->cfg.ref;
+	st->period_s = g->cfg.period_s;
+	st->predelivery_s = g->cfg.predelivery_s;
+	st->rotations = g->rotations;
+	st->failures = g->failures;
+	/* What the workers serve: the table. */
+	if (kl_table_get_group(r->table, &g->cfg.ref, &cur))
+		return 0;
+	st->current_id = cur.current.msk_id;
+	st->current_from = cur.current.valid_from;
+	st->current_to = cur.current.valid_to;
+	if (kl_kcv(cur.current.key, sizeof(cur.current.key), st->current_kcv))
+		memset(st->current_kcv, 0, sizeof(st->current_kcv));
+	if (cur.has_next) {
+		st->has_next = 1;
+		st->next_id = cur.next.msk_id;
+		st->next_from = cur.next.valid_from;
+		st->next_to = cur.next.valid_to;
+		if (kl_kcv(cur.next.key, sizeof(cur.next.key), st->next_kcv))
+			memset(st->next_kcv, 0, sizeof(st->next_kcv));
+	}
+	OPENSSL_cleanse(&cur, sizeof(cur));
+	return 0;
+}
+
+void kl_rotate_free(struct kl_rotate *r)
+{
+	free(r);
+}

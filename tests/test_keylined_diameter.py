@@ -1,0 +1,593 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""keylined with the HSS-side Diameter feed (Diameter/TLS on 127.0.0.1, kernel-socket io) and a
+durable store, end to end:
+  a. keyline-hss-sim pushes an e2m_int_key (TS 35.208 set 1, Milenage) and registers an EMSE;
+     an E2M fetch (e2m_fetch, over UDP as that EMSE) returns the e2m_key keyline-kdf derives;
+  b. only the newest table.e2m_ring (2) keys per IMSI are served: the evicted one and a key
+     removed by key id get "no such key" (ERR 12, detail 2);
+  c. an application identity maps to the IMSI: the fetch gets the same key, and the IMSI is
+     nowhere in the response; MUK and UE-GROUPS pushes keep/replace what they should;
+  d. a peer with a certificate from another CA is refused (hss-sim exit 3) and malformed
+     requests get error answers while keylined keeps serving;
+  e. a restart on the same store serves the same keys;
+  f. msk_rotation (period 12 s, pre-delivery 4 s): current, then next, then promotion, and the
+     stored current MSK (same KCV) after a restart;
+  g. keylined killed (SIGKILL) in the middle of a bulk push: after a restart every push the
+     simulator saw acknowledged is served with its KCV;
+  h. without a store the feed writes the key table directly (same semantics).
+    test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
+import kl_itest  # noqa: E402
+import kl_diameter_raw as dr  # noqa: E402
+
+KEYLINED, SIM, KDF, CTL, FETCH = sys.argv[1:6]
+
+# Sanitizer builds: freeDiameter's own leaks (diameter/lsan.supp) are not ours; full unwinding
+# so the suppressions match (libfdcore and GnuTLS have no frame pointers).
+_supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter', 'lsan.supp')
+os.environ['LSAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('LSAN_OPTIONS'),
+                                                  'suppressions=' + _supp,
+                                                  'print_suppressions=0') if x)
+os.environ['ASAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('ASAN_OPTIONS'),
+                                                  'fast_unwind_on_malloc=0') if x)
+CK = kl_itest.Checks('keylined-diameter')
+SERVER = 'keylined.test'
+EMSE = 'emse-1.test'
+IMSI1 = '001010000000001'
+IMSI2 = '001010000000002'
+APPID = 'sensor-17@iot.test'
+
+# TS 35.208 test sets 1 and 2 (Milenage), and set 1 with two other RANDs
+SET1 = dict(k='465b5ce8b199b49faa5f0a2ee238a6bc', rand='23553cbe9637a89d218ae64dae47bf35',
+            sqn='ff9bb4d0b607', amf='b9b9', opc='cd63cb71954a9f4e48a5994e37a02baf')
+SET2 = dict(k='0396eb317b6d1c36f19c1c84cd6ffd16', rand='c00d603103dcee52c4478119494202e8',
+            sqn='fd8eef40df7d', amf='af17', op='ff53bade17df5d4e793073ce9d7579fa')
+SET3 = dict(SET1, rand='0123456789abcdef0123456789abcd01')
+SET4 = dict(SET1, rand='fedcba9876543210fedcba98765432aa')
+
+LIVE = []
+
+
+def run(cmd, timeout=60):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def kdf(*args):
+    r = run([KDF] + list(args))
+    if r.returncode:
+        raise RuntimeError('keyline-kdf %s: %s' % (' '.join(args), r.stderr))
+    return r.stdout.strip()
+
+
+def av_args(s):
+    a = ['--k', s['k'], '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']]
+    return a + (['--opc', s['opc']] if 'opc' in s else ['--op', s['op']])
+
+
+def ckik(s):
+    av = dict(line.split('=', 1) for line in kdf(
+        'milenage', '--k', s['k'], *(['--opc', s['opc']] if 'opc' in s else ['--op', s['op']]),
+        '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']).splitlines())
+    return av['f3_ck'], av['f4_ik']
+
+
+def e2m_of(s):
+    """(e2m_int_key, key id, e2m_key for EMSE) as keyline-kdf derives them from an AV."""
+    ck, ik = ckik(s)
+    ik_hex = kdf('e2m-int-key', '--ck', ck, '--ik', ik)
+    return (ik_hex, kdf('e2m-key-id', '--rand', s['rand']),
+            kdf('e2m-key', '--key', ik_hex, '--emse-id', 'text:' + EMSE))
+
+
+class Pki:
+    """A CA, a second CA nobody trusts, leaf certificates (openssl CLI, EC P-256)."""
+
+    def __init__(self, d):
+        self.d = d
+        self.ca('ca')
+        self.ca('rogue-ca')
+        for name in (SERVER, 'hss.test', 'raw.test'):
+            self.leaf(name, name, 'ca')
+        self.leaf('rogue-hss', 'hss.test', 'rogue-ca')
+
+    def p(self, name):
+        return os.path.join(self.d, name)
+
+    def _ssl(self, *args):
+        r = run(['openssl'] + list(args))
+        if r.returncode:
+            raise RuntimeError('openssl %s: %s' % (args[0], r.stderr))
+
+    def ca(self, name):
+        self._ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+                  '-nodes', '-keyout', self.p(name + '.key'), '-out', self.p(name + '.pem'),
+                  '-days', '2', '-subj', '/CN=keyline test ' + name)
+
+    def leaf(self, file, cn, ca):
+        ext = self.p(file + '.ext')
+        with open(ext, 'w') as f:
+            f.write('subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n'
+                    'keyUsage=digitalSignature,keyEncipherment\n'
+                    'extendedKeyUsage=serverAuth,clientAuth\n' % cn)
+        self._ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+                  '-keyout', self.p(file + '.key'), '-out', self.p(file + '.csr'),
+                  '-subj', '/CN=' + cn)
+        self._ssl('x509', '-req', '-in', self.p(file + '.csr'), '-CA', self.p(ca + '.pem'),
+                  '-CAkey', self.p(ca + '.key'), '-CAcreateserial', '-out', self.p(file + '.pem'),
+                  '-days', '2', '-extfile', ext)
+
+    def cred(self, name):
+        return self.p(name + '.pem'), self.p(name + '.key')
+
+
+class Env:
+    def __init__(self, work):
+        self.work = work
+        self.pki = Pki(work)
+        self.kek = os.path.join(work, 'kek')
+        fd = os.open(self.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, os.urandom(32))
+        os.close(fd)
+        self.store = os.path.join(work, 'store')
+        self.sock = os.path.join(work, 'admin.sock')
+        self.dport = free_port()
+        self.uport = free_port(socket.SOCK_DGRAM)
+        self.runs = 0
+        self.psk = os.urandom(32).hex()
+        self.pskf = os.path.join(work, 'emse.psk')
+        with open(self.pskf, 'w') as f:
+            f.write(self.psk + '\n')
+        self.secrets = [self.psk]
+
+    def config(self, rotation=False, imsis=64, store=True):
+        cert, key = self.pki.cred(SERVER)
+        dia = ('{identity: %s, listen: 127.0.0.1, port: %d, tls_cert: "%s", tls_key: "%s", '
+               'tls_ca: "%s", max_queue: 64}' % (SERVER, self.dport, cert, key,
+                                                 self.pki.p('ca.pem')))
+        extra = {'io': 'socket', 'udp_port': self.uport, 'predelivery_s': 6, 'diameter': dia}
+        if store:
+            extra['store'] = '{path: "%s", kek_file: "%s", map_size_mb: 64}' % (self.store,
+                                                                                self.kek)
+        if rotation:
+            extra['msk_rotation'] = '[{group: "00f110:3", period_s: 12, predelivery_s: 4}]'
+        return kl_itest.write_config(os.path.join(self.work, 'keylined.yaml'), ipv4=('127.0.0.1',),
+                                     ipv6=(), admin=self.sock, extra=extra,
+                                     table={'ues': 64, 'groups': 16, 'emses': 16, 'imsis': imsis,
+                                            'appids': 16, 'e2m_ring': 2})
+
+    def start(self, rotation=False, imsis=64, store=True):
+        self.runs += 1
+        eal = kl_itest.eal_args(kl_itest.unique('dia%d' % self.runs), mem=256)
+        kd = kl_itest.Keylined(KEYLINED, eal, self.config(rotation, imsis, store),
+                               workdir=tempfile.mkdtemp(prefix='kl-dia-run-', dir=self.work))
+        LIVE.append(kd)
+        kd.wait_ready()
+        return kd
+
+    def sim(self, *args, who='hss.test', timeout=60):
+        cert, key = self.pki.cred(who)
+        cmd = [SIM, '--identity', 'hss.test', '--cert', cert, '--key', key, '--ca',
+               self.pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+               '%s@127.0.0.1:%d' % (SERVER, self.dport), '--timeout-ms', '5000'] + list(args)
+        r = run(cmd, timeout=timeout)
+        out = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{')]
+        return r.returncode, (out[-1] if out else {}), r.stderr
+
+    def fetch(self, ue, key_id=None):
+        cmd = [FETCH, '127.0.0.1', str(self.uport), EMSE, self.pskf, ue, IMSI1 if ue == APPID
+               else ue] + ([key_id] if key_id else [])
+        r = run(cmd, timeout=30)
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {'result': 'unparsable', 'out': r.stdout, 'err': r.stderr}
+
+    def ctl(self, *args):
+        p = run([CTL, '-s', self.sock, '--json'] + list(args), timeout=30)
+        try:
+            ans = json.loads(p.stdout) if p.stdout.strip() else {}
+        except ValueError:
+            ans = {'raw': p.stdout}
+        return p.returncode, ans
+
+
+def alive(kd, what):
+    CK.check(kd.p.poll() is None, 'keylined still running after %s' % what)
+
+
+# ---- a, b, c: pushes over Diameter, fetches over MIKEY ----------------------------------------
+
+def pushes_and_fetches(env, kd):
+    rc, o, err = env.sim('put-emse', '--emse-id', EMSE, '--psk-file', env.pskf)
+    CK.eq((rc, o.get('result')), (0, 2001), 'a: put-emse (%s)' % err.strip()[-300:])
+    e1 = e2m_of(SET1)
+    env.secrets += [e1[0], e1[2]]
+    rc, o, err = env.sim('push-e2m', *av_args(SET1), '--imsi', IMSI1)
+    CK.eq((rc, o.get('result')), (0, 2001), 'a: push-e2m (%s)' % err.strip()[-300:])
+    CK.eq(o.get('key_id'), e1[1], 'a: key id = 32 LSBs of RAND')
+    f = env.fetch(IMSI1)
+    CK.eq((f.get('result'), f.get('key_id')), ('key', e1[1]), 'a: E2M fetch by IMSI: %s' % f)
+    CK.eq(f.get('e2m_key'), e1[2], 'a: fetched e2m_key = keyline-kdf e2m-key of the simulator\'s'
+          ' inputs')
+    CK.eq(f.get('imsi_in_response'), False, 'a: no IMSI in the response')
+    f = env.fetch(IMSI1, e1[1])
+    CK.eq(f.get('e2m_key'), e1[2], 'a: fetch by IMSI and key id')
+    CK.eq(env.fetch('001010000000009').get('detail'), 2, 'a: unknown IMSI: no such key')
+
+    # b. the newest 2 keys per IMSI (table.e2m_ring: 2)
+    keys = [e2m_of(s) for s in (SET1, SET3, SET4)]
+    for i, (s, k) in enumerate(zip((SET1, SET3, SET4), keys)):
+        env.secrets += [k[0], k[2]]
+        rc, o, err = env.sim('push-e2m', *av_args(s), '--imsi', IMSI2)
+        CK.eq((rc, o.get('result'), o.get('key_id')), (0, 2001, k[1]),
+              'b: push-e2m key %s (%s)' % (k[1], err.strip()[-200:]))
+        if i == 1:
+            f = env.fetch(IMSI2, keys[0][1])
+            CK.eq(f.get('e2m_key'), keys[0][2], 'b: the older key is served until evicted')
+    f = env.fetch(IMSI2, keys[0][1])
+    CK.eq((f.get('result'), f.get('err_no'), f.get('detail')), ('error', 12, 2),
+          'b: the evicted (oldest) key id: no such key: %s' % f)
+    for k in keys[1:]:
+        f = env.fetch(IMSI2, k[1])
+        CK.eq((f.get('key_id'), f.get('e2m_key')), (k[1], k[2]), 'b: key id %s served' % k[1])
+    CK.eq(env.fetch(IMSI2).get('key_id'), keys[2][1], 'b: no key id: the newest')
+    rc, ans = env.ctl('show', 'imsi', IMSI2)
+    CK.eq([x.get('key_id') for x in ans.get('keys', [])], [int(keys[2][1], 16),
+                                                           int(keys[1][1], 16)],
+          'b: keylinectl show imsi: the two newest, newest first')
+    rc, o, err = env.sim('remove', '--type', 'e2m', '--imsi', IMSI2, '--key-id', keys[2][1])
+    CK.eq((rc, o.get('result')), (0, 2001), 'b: remove e2m by key id (%s)' % err[-200:])
+    f = env.fetch(IMSI2, keys[2][1])
+    CK.eq((f.get('err_no'), f.get('detail')), (12, 2), 'b: removed key id: no such key: %s' % f)
+    f = env.fetch(IMSI2)
+    CK.eq((f.get('key_id'), f.get('e2m_key')), (keys[1][1], keys[1][2]),
+          'b: after the removal the newest is the other key')
+
+    # c. application identity -> IMSI
+    rc, o, err = env.sim('put-appid', '--appid', APPID, '--imsi', IMSI1)
+    CK.eq((rc, o.get('result')), (0, 2001), 'c: put-appid (%s)' % err[-200:])
+    f = env.fetch(APPID)
+    CK.eq((f.get('result'), f.get('key_id'), f.get('e2m_key')), ('key', e1[1], e1[2]),
+          'c: fetch by application identity: the IMSI\'s key: %s' % f)
+    CK.eq(f.get('imsi_in_response'), False, 'c: the response carries no IMSI')
+
+    # MUK and UE-GROUPS semantics
+    btid = 'btid2@bsf.test'
+    rc, o, err = env.sim('put-ue-groups', '--id', btid, '--group', '00f110:3')
+    CK.eq((rc, o.get('result')), (1, 5012), 'c: UE-GROUPS for an unknown UE: 5012')
+    ck2, ik2 = ckik(SET2)
+    muk = kdf('ks-naf', '--ck', ck2, '--ik', ik2, '--rand', SET2['rand'], '--impi',
+              'user2@ims.test', '--bmsc-fqdn', 'bmsc.test')
+    env.secrets += [muk]
+    muk_kcv = kdf('kcv', '--key', muk)
+    rc, o, err = env.sim('push-muk', *av_args(SET2), '--impi', 'user2@ims.test', '--bmsc-fqdn',
+                         'bmsc.test', '--btid', btid)
+    CK.eq((rc, o.get('result')), (0, 2001), 'c: push-muk (%s)' % err[-200:])
+    rc, o, err = env.sim('put-ue-groups', '--id', btid, '--group', '00f110:3', '--group',
+                         '00f110:4')
+    CK.eq((rc, o.get('result')), (0, 2001), 'c: put-ue-groups (%s)' % err[-200:])
+    rc, o, err = env.sim('push-muk', *av_args(SET2), '--impi', 'user2@ims.test', '--bmsc-fqdn',
+                         'bmsc.test', '--btid', btid)
+    CK.eq(o.get('result'), 2001, 'c: push-muk again')
+    rc, ans = env.ctl('show', 'ue', btid)
+    CK.eq(([g.lower() for g in ans.get('groups', [])], (ans.get('kcv') or '').lower()),
+          (['00f110:3', '00f110:4'], muk_kcv.lower()), 'c: a MUK push keeps the UE\'s groups')
+    rc, o, err = env.sim('put-ue-groups', '--id', btid, *sum([['--group', '00f110:%d' % i]
+                                                                for i in range(5)], []))
+    CK.eq((rc, o.get('result')), (1, 5012), 'c: five groups (more than the table holds): 5012')
+    rc, o, err = env.sim('remove', '--type', 'ue-groups', '--id', btid, '--group', '00f110:3')
+    CK.eq((rc, o.get('result')), (0, 2001), 'c: remove one group (%s)' % err[-200:])
+    rc, ans = env.ctl('show', 'ue', btid)
+    CK.eq(([g.lower() for g in ans.get('groups', [])], (ans.get('kcv') or '').lower()),
+          (['00f110:4'], muk_kcv.lower()), 'c: the other group and the MUK stay')
+    rc, ans = env.ctl('status')
+    dia = ans.get('diameter') or {}
+    CK.eq((dia.get('enabled'), dia.get('identity'), dia.get('port')), (True, SERVER, env.dport),
+          'status: the Diameter feed')
+    CK.eq(((dia.get('counters') or {}).get('answered_ok'), (dia.get('counters') or {}).get(
+        'failed')), (11, 2), 'status: 11 pushes answered DIAMETER_SUCCESS, 2 refused: %s' % dia)
+    CK.eq([p.get('identity') for p in dia.get('peers', [])], ['hss.test'],
+          'status: the simulator is a known peer')
+    return e1, keys
+
+
+# ---- d. refused peers, malformed requests ----------------------------------------------------
+
+def refusals(env, kd, e1):
+    cert, key = env.pki.cred('rogue-hss')
+    conf = os.path.join(env.work, 'rogue.conf')
+    with open(conf, 'w') as f:
+        f.write('Identity = "hss.test";\nRealm = "test";\nPort = 0;\nSecPort = 0;\nNo_SCTP;\n'
+                'NoRelay;\nTcTimer = 3;\nTLS_Cred = "%s", "%s";\nTLS_CA = "%s";\n'
+                'TLS_CA = "%s";\nConnectPeer = "%s" { ConnectTo = "127.0.0.1"; Port = %d; '
+                'No_SCTP; };\n' % (cert, key, env.pki.p('rogue-ca.pem'), env.pki.p('ca.pem'),
+                                   SERVER, env.dport))
+    r = run([SIM, '--fd-conf', conf, '--peer', '%s@127.0.0.1:%d' % (SERVER, env.dport),
+             '--timeout-ms', '2500', 'put-appid', '--appid', 'rogue', '--imsi', '1'])
+    CK.eq(r.returncode, 3, 'd: a peer with a certificate of another CA: no connection (%s)'
+          % r.stderr.strip()[-200:])
+    alive(kd, 'the refused peer')
+    CK.check('TLS handshake failed' in kd.stderr(), 'd: keylined logged the failed handshake')
+    rc, ans = env.ctl('show', 'appid', 'rogue')
+    CK.eq(rc, 1, 'd: nothing from the refused peer')
+
+    cert, key = env.pki.cred('raw.test')
+    c = dr.RawClient(env.dport, env.pki.p('ca.pem'), cert, key, 'raw.test')
+    CK.eq(c.cea.result, 2001, 'd: raw client: CEA')
+    key32 = os.urandom(32)
+    env.secrets.append(key32.hex())
+    kl = c.kl
+    e2m = [kl(dr.KL_ENTRY_TYPE, dr.u32(dr.T_E2M)), kl(dr.KL_IMSI, '001010000000077'),
+           kl(dr.KL_KEY_ID, dr.u32(0x1234abcd)), kl(dr.KL_KEY, key32)]
+    for what, kw, want in (
+            ('e2m key of 16 bytes', dict(avps=e2m[:3] + [kl(dr.KL_KEY, key32[:16])]), 5014),
+            ('IMSI with a letter', dict(avps=[e2m[0], kl(dr.KL_IMSI, '0010a'), e2m[2], e2m[3]]),
+             5004),
+            ('key in a remove', dict(avps=e2m, cmd=dr.CMD_REMOVE), 5008),
+            ('unknown AVP with the M bit', dict(avps=e2m + [kl(1999, b'abcd')]), 5001),
+            ('no entry type', dict(avps=e2m[1:]), 5005),
+            ('unknown command', dict(avps=e2m, cmd=8388999), 3001)):
+        a = c.request(**kw)
+        CK.eq(a.result, want, 'd: raw: %s' % what)
+    CK.eq(c.request(e2m).result, 2001, 'd: raw: a valid push')
+    try:
+        c.send_raw(os.urandom(64))
+        c.read()
+    except (ConnectionError, OSError, ValueError):
+        pass
+    c.close()
+    alive(kd, 'malformed requests and garbage')
+    rc, ans = env.ctl('show', 'imsi', '001010000000077')
+    CK.eq([k.get('key_id') for k in ans.get('keys', [])], [0x1234abcd],
+          'd: the valid raw push is in the table')
+    rc, o, err = env.sim('put-appid', '--appid', 'after-garbage', '--imsi', IMSI1)
+    CK.eq((rc, o.get('result')), (0, 2001), 'd: the simulator is still served (%s)' % err[-200:])
+    f = env.fetch(IMSI1)
+    CK.eq(f.get('e2m_key'), e1[2], 'd: fetches still served')
+    CK.check('rejected push e2m from raw.test: e2m_int_key is not 32 bytes' in kd.stderr(),
+             'd: a rejection logged with its reason and origin')
+
+    # a full kind (table.appids: 16) refuses a new entry before anything is stored; an existing
+    # entry is still replaced
+    c = dr.RawClient(env.dport, env.pki.p('ca.pem'), cert, key, 'raw.test')
+    appid = lambda name, imsi: [kl(dr.KL_ENTRY_TYPE, dr.u32(dr.T_APPID)),  # noqa: E731
+                                kl(dr.KL_APP_IDENTITY, name), kl(dr.KL_IMSI, imsi)]
+    res = [c.request(appid('fill-%d' % i, IMSI1)).result for i in range(14)]
+    CK.eq(res, [2001] * 14, 'd: 14 more application identities (16, the table\'s capacity)')
+    CK.eq(c.request(appid('overflow', IMSI1)).result, 5012,
+          'd: a 17th application identity: DIAMETER_UNABLE_TO_COMPLY (table full)')
+    CK.eq(c.request(appid('fill-0', IMSI2)).result, 2001,
+          'd: replacing an existing one while full: success')
+    c.close()
+    rc, ans = env.ctl('count')
+    CK.eq((ans.get('counts') or {}).get('appids'), 16, 'd: 16 application identities')
+    CK.check('the key table is full for application identity entries (16' in kd.stderr(),
+             'd: the full table is logged')
+
+
+# ---- f. MSK rotation ----------------------------------------------------------------------------
+
+def show_group(env):
+    rc, ans = env.ctl('show', 'group', '00f110:3')
+    return ans if rc == 0 else None
+
+
+def rotation(env):
+    kd = env.start(rotation=True)
+    seen = []  # (time, current msk_id, current kcv, next msk_id or None, next kcv)
+    try:
+        end = time.time() + 40
+        promoted_at = None
+        while time.time() < end:
+            g = show_group(env)
+            if g:
+                cur, nxt = g.get('current') or {}, g.get('next')
+                seen.append((time.time(), cur.get('msk_id'), cur.get('kcv'),
+                             (nxt or {}).get('msk_id'), (nxt or {}).get('kcv'),
+                             cur.get('valid_from'), cur.get('valid_to')))
+                # promotion: a current that was announced as the next one before
+                if promoted_at is None and any(s[3] == cur.get('msk_id') and
+                                               s[4] == cur.get('kcv') for s in seen[:-1]):
+                    promoted_at = len(seen) - 1
+                    break
+            time.sleep(0.4)
+        CK.check(len(seen) > 0 and seen[0][1], 'f: the rotated group exists at start: %s'
+                 % (seen[:1],))
+        CK.check(any(s[3] is None for s in seen), 'f: a phase with the current MSK only')
+        CK.check(any(s[3] is not None for s in seen), 'f: the next MSK appeared')
+        CK.check(promoted_at is not None, 'f: the next MSK was promoted to current')
+        if seen:
+            s0 = seen[0]
+            CK.eq(s0[6] - s0[5] if s0[5] and s0[6] else None, 12, 'f: current valid for a period')
+        nexts = [s for s in seen if s[3] is not None]
+        if nexts and seen:
+            first_next = nexts[0]
+            before_end = (seen[0][6] or 0) - first_next[0]
+            CK.check(before_end <= 4.5, 'f: next appeared within the 4 s pre-delivery window '
+                     '(%.1f s before the end)' % before_end)
+        cur = show_group(env)
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'f: keylined with rotation exits 0')
+    finally:
+        kd.kill()
+    kd = env.start(rotation=True)
+    try:
+        after = show_group(env)
+        c0 = (cur or {}).get('current') or {}
+        c1 = (after or {}).get('current') or {}
+        n0 = (cur or {}).get('next') or {}
+        # the stored MSK is served again (or, had a boundary passed meanwhile, the stored next)
+        CK.check((c1.get('msk_id'), c1.get('kcv')) in ((c0.get('msk_id'), c0.get('kcv')),
+                                                      (n0.get('msk_id'), n0.get('kcv'))),
+                 'f: after a restart the stored MSK (same KCV): before %s, after %s' % (cur, after))
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'f: restarted keylined exits 0')
+    finally:
+        kd.kill()
+
+
+# ---- g. kill -9 in the middle of a bulk push ----------------------------------------------------
+
+def admin_many(sock, reqs):
+    """Many requests on one admin connection; the answers in order."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(sock)
+    s.sendall(''.join(json.dumps(r) + '\n' for r in reqs).encode())
+    buf = b''
+    while buf.count(b'\n') < len(reqs):
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return [json.loads(x) for x in buf.decode().splitlines()]
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [x.rstrip('\n') for x in f if x.endswith('\n')]
+    except FileNotFoundError:
+        return []
+
+
+def bulk_kill(env):
+    env.store = os.path.join(env.work, 'store-bulk')
+    kd = env.start(imsis=20000)
+    ack = os.path.join(env.work, 'ack.log')
+    cert, key = env.pki.cred('hss.test')
+    p = subprocess.Popen([SIM, '--identity', 'hss.test', '--cert', cert, '--key', key, '--ca',
+                          env.pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+                          '%s@127.0.0.1:%d' % (SERVER, env.dport), '--timeout-ms', '5000',
+                          'bulk', '--n', '1000000', '--seed', '11', '--window', '32',
+                          '--ack-log', ack], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        end = time.time() + 60
+        while time.time() < end and len(read_lines(ack)) < 1500 and p.poll() is None:
+            time.sleep(0.02)
+        kd.kill()  # SIGKILL
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    CK.eq(p.returncode, 1, 'g: the simulator saw keylined go (exit 1): %s' % err[-200:])
+    acks = [a.split() for a in read_lines(ack)]
+    CK.check(len(acks) >= 1500, 'g: %d pushes acknowledged before SIGKILL' % len(acks))
+    kd = env.start(imsis=20000)
+    try:
+        ans = admin_many(env.sock, [{'cmd': 'show', 'kind': 'imsi', 'id': a[0]} for a in acks])
+        lost = []
+        for a, r in zip(acks, ans):
+            got = [(k.get('key_id'), (k.get('kcv') or '').lower()) for k in r.get('keys', [])]
+            if (int(a[1], 16), a[2].lower()) not in got:
+                lost.append((a, r))
+        CK.eq(len(ans), len(acks), 'g: an answer per acknowledged IMSI')
+        CK.eq(lost[:3], [], 'g: every acknowledged key is served after the restart, none '
+              'corrupt (%d acknowledged)' % len(acks))
+        print('bulk kill: %d acknowledged pushes, all present after SIGKILL and restart'
+              % len(acks), flush=True)
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'g: restarted keylined exits 0')
+    finally:
+        kd.kill()
+
+
+# ---- h. no store: the feed writes the key table directly -----------------------------------------
+
+def no_store(env):
+    kd = env.start(store=False)
+    try:
+        CK.check('no store: keys in memory only' in kd.stderr(), 'h: the feed runs without a store')
+        rc, o, err = env.sim('put-emse', '--emse-id', EMSE, '--psk-file', env.pskf)
+        CK.eq((rc, o.get('result')), (0, 2001), 'h: put-emse without a store (%s)' % err[-200:])
+        keys = [e2m_of(s) for s in (SET1, SET3, SET4)]
+        for s in (SET1, SET3, SET4):
+            rc, o, err = env.sim('push-e2m', *av_args(s), '--imsi', IMSI1)
+            CK.eq(o.get('result'), 2001, 'h: push-e2m without a store')
+        CK.eq(env.fetch(IMSI1, keys[0][1]).get('detail'), 2, 'h: the oldest evicted (ring 2)')
+        CK.eq(env.fetch(IMSI1).get('e2m_key'), keys[2][2], 'h: the newest served')
+        rc, o, err = env.sim('remove', '--type', 'e2m', '--imsi', IMSI1)
+        CK.eq(o.get('result'), 2001, 'h: remove every key of the IMSI')
+        CK.eq(env.fetch(IMSI1).get('detail'), 2, 'h: the IMSI is gone')
+        rc, o, err = env.sim('put-ue-groups', '--id', 'nobody@ims.test', '--group', '00f110:3')
+        CK.eq(o.get('result'), 5012, 'h: UE-GROUPS for an unknown UE: 5012')
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'h: keylined without a store exits 0')
+    finally:
+        kd.kill()
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix='kl-dia-') as work:
+        try:
+            env = Env(work)
+            kd = env.start()
+            try:
+                e1, keys = pushes_and_fetches(env, kd)
+                refusals(env, kd, e1)
+                log1 = kd.stderr()
+                rc, _ = kd.stop()
+                CK.eq(rc, 0, 'keylined exits 0 on SIGTERM')
+            finally:
+                kd.kill()
+            # e. restart on the same store
+            kd = env.start()
+            try:
+                CK.check('store %s loaded: 1 UEs, 0 groups, 1 EMSEs, 3 IMSIs, 16 app ids'
+                         % env.store in kd.stderr(), 'e: restart loaded the pushed entries: %s'
+                         % kd.stderr()[-600:])
+                f = env.fetch(IMSI1)
+                CK.eq(f.get('e2m_key'), e1[2], 'e: after a restart the same e2m_key')
+                CK.eq(env.fetch(APPID).get('e2m_key'), e1[2], 'e: and by application identity')
+                f = env.fetch(IMSI2, keys[0][1])
+                CK.eq(f.get('detail'), 2, 'e: the evicted key stays evicted')
+                f = env.fetch(IMSI2, keys[1][1])
+                CK.eq(f.get('e2m_key'), keys[1][2], 'e: the kept key is served')
+                CK.eq(env.fetch(IMSI2, keys[2][1]).get('detail'), 2,
+                      'e: the removed key stays removed')
+                rc, ans = env.ctl('show', 'appid', 'overflow')
+                CK.eq(rc, 1, 'e: the refused application identity was never stored')
+                rc, ans = env.ctl('show', 'appid', 'fill-0')
+                CK.eq(ans.get('imsi'), IMSI2, 'e: the replacement made while full was stored')
+                log2 = kd.stderr()
+                rc, _ = kd.stop()
+                CK.eq(rc, 0, 'restarted keylined exits 0')
+            finally:
+                kd.kill()
+            for bad in ('AddressSanitizer', 'runtime error', 'LeakSanitizer'):
+                CK.check(bad not in log1 + log2, 'no %s in keylined\'s output' % bad)
+            low = (log1 + log2).lower()
+            for k in env.secrets:
+                CK.check(k.lower() not in low, 'no key bytes in keylined\'s log (%s...)' % k[:8])
+            rotation(env)
+            no_store(env)
+            bulk_kill(env)
+        finally:
+            for kd in LIVE:
+                kd.kill()
+    return CK.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
