@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Shared pieces of keyline's integration tests: start keylined as a real process with a
 generated config, wait until it serves, stop it with SIGTERM and read its final counters."""
+import json
 import os
 import re
 import select
+import socket
 import signal
 import subprocess
 import tempfile
@@ -104,6 +106,23 @@ class Keylined:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+
+
+def admin_many(sock, reqs, chunk=256):
+    """Requests on one connection to keylined's admin socket (JSON lines), pipelined in chunks;
+    the answers in order."""
+    out = []
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(sock)
+    f = s.makefile('rb')
+    for i in range(0, len(reqs), chunk):
+        part = reqs[i:i + chunk]
+        s.sendall(b''.join((json.dumps(r) + '\n').encode() for r in part))
+        for _ in part:
+            out.append(json.loads(f.readline()))
+    s.close()
+    return out
 
 
 def parse_counters(text):

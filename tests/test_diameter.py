@@ -27,62 +27,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 from kl_itest import Checks  # noqa: E402
 import kl_diameter_raw as dr  # noqa: E402
-from kl_pki import Pki  # noqa: E402
+from kl_dtest import (Pki, Kdf, SET1, SET2, av_args, free_port, read_lines,  # noqa: E402
+                      run)
 
 TESTD, SIM, KDF, GROUP = sys.argv[1:5]
 
-# Sanitizer builds: freeDiameter's own leaks (diameter/lsan.supp says which) are not ours. The
-# suppressions name its functions, so allocation stacks are unwound fully (libfdcore and GnuTLS
-# have no frame pointers for the fast unwinder).
-_supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter', 'lsan.supp')
-os.environ['LSAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('LSAN_OPTIONS'),
-                                                  'suppressions=' + _supp,
-                                                  'print_suppressions=0') if x)
-os.environ['ASAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('ASAN_OPTIONS'),
-                                                  'fast_unwind_on_malloc=0') if x)
 CK = Checks('diameter-' + GROUP)
 SERVER = 'keylined.test'
 
-# TS 35.208 test sets 1 and 2 (Milenage): K, RAND, SQN, AMF, OP, OPc
-SET1 = dict(k='465b5ce8b199b49faa5f0a2ee238a6bc', rand='23553cbe9637a89d218ae64dae47bf35',
-            sqn='ff9bb4d0b607', amf='b9b9', opc='cd63cb71954a9f4e48a5994e37a02baf')
-SET2 = dict(k='0396eb317b6d1c36f19c1c84cd6ffd16', rand='c00d603103dcee52c4478119494202e8',
-            sqn='fd8eef40df7d', amf='af17', op='ff53bade17df5d4e793073ce9d7579fa')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def run(cmd, timeout=30):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def kdf(*args):
-    r = run([KDF] + list(args))
-    if r.returncode:
-        raise RuntimeError('keyline-kdf %s: %s' % (' '.join(args), r.stderr))
-    return r.stdout.strip()
-
-
-def kcv_of(hexkey):
-    return kdf('kcv', '--key', hexkey)
-
-
-def ckik(s):
-    av = dict(line.split('=', 1) for line in kdf(
-        'milenage', '--k', s['k'], *(['--opc', s['opc']] if 'opc' in s else ['--op', s['op']]),
-        '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']).splitlines())
-    return av['f3_ck'], av['f4_ik']
-
-
-def av_args(s):
-    a = ['--k', s['k'], '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']]
-    return a + (['--opc', s['opc']] if 'opc' in s else ['--op', s['op']])
+kdf = Kdf(KDF)
+kcv_of = kdf.kcv
+ckik = kdf.ckik
 
 
 # ---- certificates ------------------------------------------------------------------------------
@@ -553,14 +508,6 @@ def group_config(pki, work, port):
         CK.eq(r.returncode, 2, 'server config: %s: exit 2' % what)
         CK.check(want in r.stderr, 'server config: %s: says %r (%s)' % (what, want,
                                                                       r.stderr[-300:]))
-
-
-def read_lines(path):
-    try:
-        with open(path) as f:
-            return [x.rstrip('\n') for x in f if x.endswith('\n')]
-    except FileNotFoundError:
-        return []
 
 
 def group_bulk(pki, work):

@@ -13,14 +13,12 @@ durable store, end to end:
   e. a restart on the same store serves the same keys;
   f. msk_rotation (period 12 s, pre-delivery 4 s): current, then next, then promotion, and the
      stored current MSK (same KCV) after a restart;
-  g. keylined killed (SIGKILL) in the middle of a bulk push: after a restart every push the
-     simulator saw acknowledged is served with its KCV;
+  (keylined killed in the middle of a bulk push: test_keylined_feed.py, durability)
   h. without a store the feed writes the key table directly (same semantics).
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,17 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 import kl_itest  # noqa: E402
 import kl_diameter_raw as dr  # noqa: E402
+from kl_dtest import Pki, Kdf, SET1, SET2, av_args, free_port, run  # noqa: E402
 
 KEYLINED, SIM, KDF, CTL, FETCH = sys.argv[1:6]
 
-# Sanitizer builds: freeDiameter's own leaks (diameter/lsan.supp) are not ours; full unwinding
-# so the suppressions match (libfdcore and GnuTLS have no frame pointers).
-_supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter', 'lsan.supp')
-os.environ['LSAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('LSAN_OPTIONS'),
-                                                  'suppressions=' + _supp,
-                                                  'print_suppressions=0') if x)
-os.environ['ASAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('ASAN_OPTIONS'),
-                                                  'fast_unwind_on_malloc=0') if x)
 CK = kl_itest.Checks('keylined-diameter')
 SERVER = 'keylined.test'
 EMSE = 'emse-1.test'
@@ -47,46 +38,15 @@ IMSI1 = '001010000000001'
 IMSI2 = '001010000000002'
 APPID = 'sensor-17@iot.test'
 
-# TS 35.208 test sets 1 and 2 (Milenage), and set 1 with two other RANDs
-SET1 = dict(k='465b5ce8b199b49faa5f0a2ee238a6bc', rand='23553cbe9637a89d218ae64dae47bf35',
-            sqn='ff9bb4d0b607', amf='b9b9', opc='cd63cb71954a9f4e48a5994e37a02baf')
-SET2 = dict(k='0396eb317b6d1c36f19c1c84cd6ffd16', rand='c00d603103dcee52c4478119494202e8',
-            sqn='fd8eef40df7d', amf='af17', op='ff53bade17df5d4e793073ce9d7579fa')
+# TS 35.208 test set 1 with two other RANDs
 SET3 = dict(SET1, rand='0123456789abcdef0123456789abcd01')
 SET4 = dict(SET1, rand='fedcba9876543210fedcba98765432aa')
 
 LIVE = []
 
 
-def run(cmd, timeout=60):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def kdf(*args):
-    r = run([KDF] + list(args))
-    if r.returncode:
-        raise RuntimeError('keyline-kdf %s: %s' % (' '.join(args), r.stderr))
-    return r.stdout.strip()
-
-
-def av_args(s):
-    a = ['--k', s['k'], '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']]
-    return a + (['--opc', s['opc']] if 'opc' in s else ['--op', s['op']])
-
-
-def ckik(s):
-    av = dict(line.split('=', 1) for line in kdf(
-        'milenage', '--k', s['k'], *(['--opc', s['opc']] if 'opc' in s else ['--op', s['op']]),
-        '--rand', s['rand'], '--sqn', s['sqn'], '--amf', s['amf']).splitlines())
-    return av['f3_ck'], av['f4_ik']
+kdf = Kdf(KDF)
+ckik = kdf.ckik
 
 
 def e2m_of(s):
@@ -97,51 +57,14 @@ def e2m_of(s):
             kdf('e2m-key', '--key', ik_hex, '--emse-id', 'text:' + EMSE))
 
 
-class Pki:
-    """A CA, a second CA nobody trusts, leaf certificates (openssl CLI, EC P-256)."""
-
-    def __init__(self, d):
-        self.d = d
-        self.ca('ca')
-        self.ca('rogue-ca')
-        for name in (SERVER, 'hss.test', 'raw.test'):
-            self.leaf(name, name, 'ca')
-        self.leaf('rogue-hss', 'hss.test', 'rogue-ca')
-
-    def p(self, name):
-        return os.path.join(self.d, name)
-
-    def _ssl(self, *args):
-        r = run(['openssl'] + list(args))
-        if r.returncode:
-            raise RuntimeError('openssl %s: %s' % (args[0], r.stderr))
-
-    def ca(self, name):
-        self._ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-                  '-nodes', '-keyout', self.p(name + '.key'), '-out', self.p(name + '.pem'),
-                  '-days', '2', '-subj', '/CN=keyline test ' + name)
-
-    def leaf(self, file, cn, ca):
-        ext = self.p(file + '.ext')
-        with open(ext, 'w') as f:
-            f.write('subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n'
-                    'keyUsage=digitalSignature,keyEncipherment\n'
-                    'extendedKeyUsage=serverAuth,clientAuth\n' % cn)
-        self._ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-                  '-keyout', self.p(file + '.key'), '-out', self.p(file + '.csr'),
-                  '-subj', '/CN=' + cn)
-        self._ssl('x509', '-req', '-in', self.p(file + '.csr'), '-CA', self.p(ca + '.pem'),
-                  '-CAkey', self.p(ca + '.key'), '-CAcreateserial', '-out', self.p(file + '.pem'),
-                  '-days', '2', '-extfile', ext)
-
-    def cred(self, name):
-        return self.p(name + '.pem'), self.p(name + '.key')
+def make_pki(d):
+    return Pki(d, leaves=(SERVER, 'hss.test', 'raw.test'), rogue=(('rogue-hss', 'hss.test'),))
 
 
 class Env:
     def __init__(self, work):
         self.work = work
-        self.pki = Pki(work)
+        self.pki = make_pki(work)
         self.kek = os.path.join(work, 'kek')
         fd = os.open(self.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, os.urandom(32))
@@ -444,75 +367,6 @@ def rotation(env):
         kd.kill()
 
 
-# ---- g. kill -9 in the middle of a bulk push ----------------------------------------------------
-
-def admin_many(sock, reqs):
-    """Many requests on one admin connection; the answers in order."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(sock)
-    s.sendall(''.join(json.dumps(r) + '\n' for r in reqs).encode())
-    buf = b''
-    while buf.count(b'\n') < len(reqs):
-        chunk = s.recv(1 << 16)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    return [json.loads(x) for x in buf.decode().splitlines()]
-
-
-def read_lines(path):
-    try:
-        with open(path) as f:
-            return [x.rstrip('\n') for x in f if x.endswith('\n')]
-    except FileNotFoundError:
-        return []
-
-
-def bulk_kill(env):
-    env.store = os.path.join(env.work, 'store-bulk')
-    kd = env.start(imsis=20000)
-    ack = os.path.join(env.work, 'ack.log')
-    cert, key = env.pki.cred('hss.test')
-    p = subprocess.Popen([SIM, '--identity', 'hss.test', '--cert', cert, '--key', key, '--ca',
-                          env.pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
-                          '%s@127.0.0.1:%d' % (SERVER, env.dport), '--timeout-ms', '5000',
-                          'bulk', '--n', '1000000', '--seed', '11', '--window', '32',
-                          '--ack-log', ack], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
-        end = time.time() + 60
-        while time.time() < end and len(read_lines(ack)) < 1500 and p.poll() is None:
-            time.sleep(0.02)
-        kd.kill()  # SIGKILL
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    CK.eq(p.returncode, 1, 'g: the simulator saw keylined go (exit 1): %s' % err[-200:])
-    acks = [a.split() for a in read_lines(ack)]
-    CK.check(len(acks) >= 1500, 'g: %d pushes acknowledged before SIGKILL' % len(acks))
-    kd = env.start(imsis=20000)
-    try:
-        ans = admin_many(env.sock, [{'cmd': 'show', 'kind': 'imsi', 'id': a[0]} for a in acks])
-        lost = []
-        for a, r in zip(acks, ans):
-            got = [(k.get('key_id'), (k.get('kcv') or '').lower()) for k in r.get('keys', [])]
-            if (int(a[1], 16), a[2].lower()) not in got:
-                lost.append((a, r))
-        CK.eq(len(ans), len(acks), 'g: an answer per acknowledged IMSI')
-        CK.eq(lost[:3], [], 'g: every acknowledged key is served after the restart, none '
-              'corrupt (%d acknowledged)' % len(acks))
-        print('bulk kill: %d acknowledged pushes, all present after SIGKILL and restart'
-              % len(acks), flush=True)
-        rc, _ = kd.stop()
-        CK.eq(rc, 0, 'g: restarted keylined exits 0')
-    finally:
-        kd.kill()
-
-
 # ---- h. no store: the feed writes the key table directly -----------------------------------------
 
 def no_store(env):
@@ -582,7 +436,6 @@ def main():
                 CK.check(k.lower() not in low, 'no key bytes in keylined\'s log (%s...)' % k[:8])
             rotation(env)
             no_store(env)
-            bulk_kill(env)
         finally:
             for kd in LIVE:
                 kd.kill()

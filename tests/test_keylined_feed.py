@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 import kl_itest  # noqa: E402
-from kl_pki import Pki  # noqa: E402
+from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
 keylined, sim, burst, popgen, group = sys.argv[1:6]
 N = int(os.environ.get('KL_FEED_N', '100000'))
@@ -38,38 +38,15 @@ kek = os.path.join(tmp, 'kek')
 store = os.path.join(tmp, 'store')
 sock = os.path.join(tmp, 'admin.sock')
 
-# freeDiameter's own start-up leaks under LeakSanitizer (see diameter/lsan.supp)
-_supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter', 'lsan.supp')
-os.environ['LSAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('LSAN_OPTIONS'),
-                                                  'suppressions=' + _supp,
-                                                  'print_suppressions=0') if x)
-os.environ['ASAN_OPTIONS'] = ':'.join(x for x in (os.environ.get('ASAN_OPTIONS'),
-                                                  'fast_unwind_on_malloc=0') if x)
 runs = [0]
 children = []
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def read_lines(path):
-    try:
-        with open(path) as f:
-            return [x.rstrip('\n') for x in f if x.endswith('\n')]
-    except FileNotFoundError:
-        return []
 
 
 pki = Pki(tmp, leaves=(SERVER, 'hss.test'))
 fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 os.write(fd, os.urandom(32))
 os.close(fd)
-udp_port, dia_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+udp_port, dia_port = free_port(socket.SOCK_DGRAM), free_port()
 cert, key = pki.cred(SERVER)
 cfg = kl_itest.write_config(
     os.path.join(tmp, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(), admin=sock,
@@ -94,19 +71,7 @@ def start(args=()):
 
 
 def admin_many(reqs):
-    """Requests on one admin connection, pipelined in chunks; answers in order."""
-    out = []
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(60)
-    s.connect(sock)
-    f = s.makefile('rb')
-    for i in range(0, len(reqs), 256):
-        chunk = reqs[i:i + 256]
-        s.sendall(b''.join((json.dumps(r) + '\n').encode() for r in chunk))
-        for _ in chunk:
-            out.append(json.loads(f.readline()))
-    s.close()
-    return out
+    return kl_itest.admin_many(sock, reqs)
 
 
 def run_burst(extra):
