@@ -303,43 +303,40 @@ check_admin(const char *val, char *what, size_t wl)
 	return 0;
 }
 
-/* store.path / store.kek_file: absolute, printable (it is echoed in messages), bounded. */
+/* An absolute, printable (it is echoed in messages), bounded path; no_quote: also no '"' (it goes
+ * into freeDiameter's "..." strings). */
 static int
-check_store_path(const char *val, char *what, size_t wl)
+check_path(const char *val, size_t max, bool no_quote, char *what, size_t wl)
 {
 	char shown[64];
 	sanitize(shown, sizeof(shown), val);
 	if (val[0] != '/')
 		return whatf(what, wl, "must be an absolute path (got '%s')", shown);
-	if (strlen(val) > KL_CONFIG_STORE_PATH_MAX)
-		return whatf(what, wl, "path is %zu bytes, at most %d", strlen(val),
-			     KL_CONFIG_STORE_PATH_MAX);
+	if (strlen(val) > max)
+		return whatf(what, wl, "path is %zu bytes, at most %zu", strlen(val), max);
 	for (const char *p = val; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			return whatf(what, wl, "must not contain control characters (got '%s')",
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f || (no_quote && *p == '"'))
+			return whatf(what, wl, no_quote ? "must not contain quotes or control "
+							  "characters (got '%s')"
+							: "must not contain control characters (got '%s')",
 				     shown);
 	return 0;
 }
 
+/* store.path / store.kek_file */
+static int
+check_store_path(const char *val, char *what, size_t wl)
+{
+	return check_path(val, KL_CONFIG_STORE_PATH_MAX, false, what, wl);
+}
+
 static long indexed(const char *key, const char *name, const char **rest);
 
-/* diameter.fd_conf / tls_*: absolute, bounded, and fit for freeDiameter's "..." strings. */
+/* diameter.fd_conf / tls_* */
 static int
 check_dia_path(const char *val, char *what, size_t wl)
 {
-	char shown[64];
-	sanitize(shown, sizeof(shown), val);
-	if (val[0] != '/')
-		return whatf(what, wl, "must be an absolute path (got '%s')", shown);
-	if (strlen(val) > KL_CONFIG_DIAMETER_STR_MAX)
-		return whatf(what, wl, "path is %zu bytes, at most %d", strlen(val),
-			     KL_CONFIG_DIAMETER_STR_MAX);
-	for (const char *p = val; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f || *p == '"')
-			return whatf(what, wl,
-				     "must not contain quotes or control characters (got '%s')",
-				     shown);
-	return 0;
+	return check_path(val, KL_CONFIG_DIAMETER_STR_MAX, true, what, wl);
 }
 
 /* A Diameter identity or realm (DiameterIdentity, RFC 6733 4.3.1): 1..255 bytes of
