@@ -669,11 +669,12 @@ static int cmd_import(struct req *r, json_t *j)
 
 static int cmd_put_ue(struct req *r, json_t *j)
 {
-	static const char *const f[] = { "id", "muk", "groups", NULL };
+	static const char *const f[] = { "id", "muk", "groups", "expires", NULL };
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
 	json_t *gl = json_object_get(j, "groups");
 	uint8_t muk[KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN], kcv[KL_KCV_LEN];
 	char kcvs[2 * KL_KCV_LEN + 1];
+	uint64_t expires = 0, exp_ntp;
 	unsigned ng = 0;
 	const char *id;
 	size_t idlen, mlen;
@@ -703,19 +704,23 @@ static int cmd_put_ue(struct req *r, json_t *j)
 			ng++;
 		}
 	}
+	/* the MUK's expiry (unix seconds; absent or 0: never) before the key is read */
+	if (get_uint(r, j, "", "expires", false, UNIX_MAX, &expires))
+		return -1;
+	exp_ntp = expires ? unix_to_ntp(expires) : 0;
 	if (get_key(r, j, "", "muk", 1, sizeof(muk), muk, &mlen))
 		return -1;
 	existed = r->a->store && in_table(r, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen);
 	if (r->a->store) {
-		rc = kl_store_put_ue(r->a->store, (const uint8_t *)id, (uint16_t)idlen, muk,
-				     (unsigned)mlen, groups, ng);
+		rc = kl_store_put_ue_exp(r->a->store, (const uint8_t *)id, (uint16_t)idlen, muk,
+					 (unsigned)mlen, groups, ng, exp_ntp);
 		if (rc) {
 			kl_memzero(muk, sizeof(muk));
 			return store_error(r, rc, KL_TK_UE);
 		}
 	}
-	rc = kl_table_put_ue(r->a->table, (const uint8_t *)id, (uint16_t)idlen, muk,
-			     (unsigned)mlen, groups, ng);
+	rc = kl_table_put_ue_exp(r->a->table, (const uint8_t *)id, (uint16_t)idlen, muk,
+				 (unsigned)mlen, groups, ng, exp_ntp);
 	store_undo(r, rc, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen, existed);
 	if (kl_kcv(muk, mlen, kcv))
 		memset(kcv, 0, sizeof(kcv));
@@ -1006,6 +1011,8 @@ static int cmd_show(struct req *r, json_t *j)
 		aset(r, "groups", gl);
 		aset(r, "muk_chunks", json_integer(u->nchunks));
 		aset(r, "kcv", kcv_json(u->kcv));
+		/* the MUK's expiry in unix seconds; 0 = never */
+		aset(r, "expires", json_integer(u->expires ? ntp_to_unix(u->expires) : 0));
 		break;
 	}
 	case KL_TK_GROUP: {

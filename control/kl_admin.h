@@ -24,7 +24,9 @@
  *                                           -> {"ok":true,"ues":..,"groups":..,"emses":..,
  *                                               "imsis":..,"e2m_keys":..,"appids":..,
  *                                               "elapsed_ms":..}
- *   {"cmd":"put-ue","id":"IMPI or B-TID","muk":"HEX (1..64 bytes)","groups":["DDDDDD:G",..]}
+ *   {"cmd":"put-ue","id":"IMPI or B-TID","muk":"HEX (1..64 bytes)","groups":["DDDDDD:G",..],
+ *          "expires":T (the MUK's expiry in Unix seconds, optional, 0 = never)}
+ *          (show ue also returns "expires")
  *   {"cmd":"put-group","group":"DDDDDD:G","current":MSK,"next":MSK (optional)}
  *          MSK = {"key":"HEX (16 bytes)","msk_id":N,"valid_from":T,"valid_to":T}; msk_id is the
  *          key number (1..65535) or the whole MSK ID (group << 16 | key number)

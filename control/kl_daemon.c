@@ -264,7 +264,7 @@ struct dia_op {
 	uint8_t secret_len;
 	uint8_t secret[KL_DIAMETER_KEY_MAX]; /* MUK, PSK or e2m_int_key: wiped after use */
 	uint32_t key_id;
-	uint64_t expires;
+	uint64_t expires; /* put-ue, push-e2m: NTP timestamp, 0 = never */
 	uint8_t ngroups; /* put-ue, set-groups: the UE's groups after this write */
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
 };
@@ -421,18 +421,19 @@ static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t 
 	int present, rc;
 	struct dia_op *o;
 
-	(void)expires; /* the key table keeps no expiry for a MUK */
+	/* expires (NTP timestamp, 0 = never) goes to store and table: from it on the engine
+	 * answers the UE ERR 12 detail 3 (bootstrap again) */
 	if (muk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN || len > KL_TABLE_ID_MAX)
 		return -EINVAL;
 	/* the UE keeps its authorised groups */
 	present = dia_ue_groups(d, id, len, groups, &ng) == 0;
 	if (!c)
-		return kl_table_put_ue(d->table, id, len, muk, muk_len, groups, ng);
+		return kl_table_put_ue_exp(d->table, id, len, muk, muk_len, groups, ng, expires);
 	if (!present && (rc = dia_room(c, KL_TK_UE)))
 		return rc;
 	if ((rc = dia_begin(c)))
 		return rc;
-	rc = kl_store_put_ue(d->store, id, len, muk, muk_len, groups, ng);
+	rc = kl_store_put_ue_exp(d->store, id, len, muk, muk_len, groups, ng, expires);
 	if (rc)
 		return dia_store_error(c, rc, "UE");
 	o = dia_queue(c, DOP_PUT_UE, KL_TK_UE, id, len, DIA_PRESENT);
@@ -441,6 +442,7 @@ static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t 
 	memcpy(o->secret, muk, muk_len);
 	o->ngroups = (uint8_t)ng;
 	memcpy(o->groups, groups, sizeof(groups[0]) * ng);
+	o->expires = expires;
 	c->delta[KL_TK_UE] += !present;
 	return 0;
 }
@@ -670,8 +672,8 @@ static int dia_apply(struct kl_daemon *d, const struct dia_op *o)
 
 	switch (o->op) {
 	case DOP_PUT_UE:
-		return kl_table_put_ue(d->table, o->key, o->key_len, o->secret, o->secret_len,
-				       o->groups, o->ngroups);
+		return kl_table_put_ue_exp(d->table, o->key, o->key_len, o->secret, o->secret_len,
+					   o->groups, o->ngroups, o->expires);
 	case DOP_SET_GROUPS:
 		return kl_table_set_ue_groups(d->table, o->key, o->key_len, o->groups, o->ngroups);
 	case DOP_DEL: {

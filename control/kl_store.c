@@ -977,10 +977,16 @@ static unsigned imsi_len(const char *imsi, size_t max)
 	return n < KL_TABLE_IMSI_MAX ? n : 0;
 }
 
-/* UE metadata: u8 ngroups, ngroups x (domain[3], group u16 big-endian). @return its length. */
-static size_t ue_meta(uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN],
-		      const struct kl_group_ref *groups, unsigned ngroups)
+#define UE_META_MAX (1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN + 8)
+
+/* UE metadata: u8 ngroups, ngroups x (domain[3], group u16 big-endian), then u64 expires (NTP
+ * timestamp, little-endian) only when the MUK expires: a never-expiring UE is written exactly as
+ * before the expiry existed. @return its length. */
+static size_t ue_meta(uint8_t meta[UE_META_MAX], const struct kl_group_ref *groups,
+		      unsigned ngroups, uint64_t expires)
 {
+	size_t n = 1 + (size_t)ngroups * GROUP_KEY_LEN;
+
 	meta[0] = (uint8_t)ngroups;
 	for (unsigned i = 0; i < ngroups; i++) {
 		uint8_t *g = meta + 1 + i * GROUP_KEY_LEN;
@@ -989,20 +995,27 @@ static size_t ue_meta(uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN],
 		g[3] = (uint8_t)(groups[i].group >> 8);
 		g[4] = (uint8_t)groups[i].group;
 	}
-	return 1 + (size_t)ngroups * GROUP_KEY_LEN;
+	if (expires) {
+		put_le64(meta + n, expires);
+		n += 8;
+	}
+	return n;
 }
 
-/* Decode an unwrapped UE record's groups (the MUK stays in rv->secret). @return 0 or
- * REC_CONTENT. */
-static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups)
+/* Decode an unwrapped UE record's groups and expiry (the MUK stays in rv->secret); meta of
+ * 1 + 5n bytes (no expiry: 0) or 1 + 5n + 8. expires may be NULL. @return 0 or REC_CONTENT. */
+static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups,
+		     uint64_t *expires)
 {
+	size_t glen;
 	unsigned ng;
 
 	if (rv->mlen < 1)
 		return REC_CONTENT;
 	ng = rv->meta[0];
-	if (ng > KL_TABLE_UE_GROUPS || rv->mlen != 1 + ng * GROUP_KEY_LEN || rv->slen < 1 ||
-	    rv->slen > PSK_MAX)
+	glen = 1 + (size_t)ng * GROUP_KEY_LEN;
+	if (ng > KL_TABLE_UE_GROUPS || (rv->mlen != glen && rv->mlen != glen + 8) ||
+	    rv->slen < 1 || rv->slen > PSK_MAX)
 		return REC_CONTENT;
 	for (unsigned j = 0; j < ng; j++) {
 		const uint8_t *g = rv->meta + 1 + j * GROUP_KEY_LEN;
@@ -1012,6 +1025,8 @@ static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, uns
 		groups[j].group = (uint16_t)(g[3] << 8 | g[4]);
 	}
 	*ngroups = ng;
+	if (expires)
+		*expires = rv->mlen == glen ? 0 : get_le64(rv->meta + glen);
 	return 0;
 }
 
@@ -1085,12 +1100,19 @@ static void r_end(struct kl_store *s, MDB_txn *txn, int broken)
 int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
 {
-	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
+	return kl_store_put_ue_exp(s, id, id_len, muk, muk_len, groups, ngroups, 0);
+}
+
+int kl_store_put_ue_exp(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires)
+{
+	uint8_t meta[UE_META_MAX];
 
 	if (!s || !id_ok(id, id_len) || !muk || muk_len < 1 || muk_len > PSK_MAX ||
 	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
 		return -EINVAL;
-	return put_rec(s, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups), muk,
+	return put_rec(s, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups, expires), muk,
 		       muk_len);
 }
 
@@ -1258,9 +1280,10 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			   const struct kl_group_ref *groups, unsigned ngroups)
 {
-	uint8_t meta[1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN];
+	uint8_t meta[UE_META_MAX];
 	struct kl_group_ref old[KL_TABLE_UE_GROUPS];
 	struct rec_view rv;
+	uint64_t expires = 0;
 	unsigned ong;
 	MDB_txn *txn;
 	int rc, broken = 0;
@@ -1271,12 +1294,13 @@ int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_le
 	if (rc)
 		return rc;
 	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
-	if (!rc && (rc = ue_decode(&rv, old, &ong)) != 0)
+	if (!rc && (rc = ue_decode(&rv, old, &ong, &expires)) != 0)
 		rc = bad_rec(s, KL_TK_UE, rc);
-	/* The MUK unwrapped from the old record is wrapped again, bound to the new groups. */
+	/* The MUK unwrapped from the old record is wrapped again, bound to the new groups and the
+	 * expiry it had. */
 	if (!rc)
-		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups),
-			    rv.secret, rv.slen, &broken);
+		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta,
+			    ue_meta(meta, groups, ngroups, expires), rv.secret, rv.slen, &broken);
 	rv_wipe(&rv);
 	return w_end(s, txn, rc, broken);
 }
@@ -1370,13 +1394,22 @@ int kl_store_get_group(struct kl_store *s, const struct kl_group_ref *ref, struc
 int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			   struct kl_group_ref *groups, unsigned *ngroups)
 {
+	if (!groups || !ngroups)
+		return -EINVAL;
+	return kl_store_get_ue(s, id, id_len, groups, ngroups, NULL);
+}
+
+int kl_store_get_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+		    struct kl_group_ref *groups, unsigned *ngroups, uint64_t *expires)
+{
 	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
 	struct rec_view rv;
+	uint64_t ex = 0;
 	unsigned ng = 0;
 	MDB_txn *txn;
 	int rc, broken = 0;
 
-	if (!s || !id_ok(id, id_len) || !groups || !ngroups)
+	if (!s || !id_ok(id, id_len))
 		return -EINVAL;
 	rc = r_begin(s, &txn);
 	if (rc)
@@ -1384,14 +1417,18 @@ int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_le
 	/* Unwrapped although no key byte is returned: the groups are authentic only once the
 	 * binding inside the wrap checked them. */
 	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
-	if (!rc && (rc = ue_decode(&rv, g, &ng)) != 0)
+	if (!rc && (rc = ue_decode(&rv, g, &ng, &ex)) != 0)
 		rc = bad_rec(s, KL_TK_UE, rc);
 	rv_wipe(&rv);
 	r_end(s, txn, broken);
 	if (rc)
 		return rc;
-	memcpy(groups, g, ng * sizeof(g[0]));
-	*ngroups = ng;
+	if (groups)
+		memcpy(groups, g, ng * sizeof(g[0]));
+	if (ngroups)
+		*ngroups = ng;
+	if (expires)
+		*expires = ex;
 	return 0;
 }
 
@@ -1512,15 +1549,17 @@ static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct
 	switch (kind) {
 	case KL_TK_UE: {
 		struct ue_batch *b = lc->ub;
+		uint64_t expires;
 		unsigned ng, i = b->n;
 
-		if (ue_decode(rv, b->g[i], &ng))
+		if (ue_decode(rv, b->g[i], &ng, &expires))
 			return REC_CONTENT;
 		memcpy(b->muk[i], rv->secret, rv->slen);
 		/* The id points into the read transaction's map: valid until the flush. */
 		b->v[i] = (struct kl_ue_put){.id = k->mv_data, .muk = b->muk[i], .groups = b->g[i],
 					     .id_len = (uint16_t)k->mv_size,
-					     .muk_len = (uint8_t)rv->slen, .ngroups = (uint8_t)ng};
+					     .muk_len = (uint8_t)rv->slen, .ngroups = (uint8_t)ng,
+					     .expires = expires};
 		b->recno[i] = recno;
 		if (++b->n == LOAD_BATCH)
 			return ue_flush(lc);

@@ -25,7 +25,13 @@
  * key, or a record whose metadata (groups, validity, key ids, expiry) was changed, unwraps but
  * fails the binding check. One KEK schedule serves every record (no per-record KEK derivation),
  * so a load costs one unwrap per record.
- *   ue:    meta u8 ngroups, ngroups x (domain[3], group u16 big-endian); secret = MUK (1..64)
+ *   ue:    meta u8 ngroups, ngroups x (domain[3], group u16 big-endian) [, u64 expires];
+ *          secret = MUK (1..64). expires: the MUK's expiry, an NTP timestamp (NTP seconds << 32),
+ *          present only when the MUK expires: meta_len 1 + 5 x ngroups (never expires: how every
+ *          UE was written before the expiry existed, so those stores load unchanged) or
+ *          1 + 5 x ngroups + 8 (an expiry of 0 there also means never). A keyline older than
+ *          the expiry refuses the second form (a malformed record), so a store holding an
+ *          expiring UE does not load into an older keylined.
  *   group: meta u8 has_next, current and next (u32 msk_id, u64 valid_from, u64 valid_to each);
  *          secret = current key (16) || next key (16) (next is kept as given even when unused)
  *   emse:  no meta; secret = PSK (1..64)
@@ -98,6 +104,11 @@ const char *kl_store_last_error(const struct kl_store *s);
  */
 int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
+/** kl_store_put_ue with the MUK's expiry (NTP timestamp, NTP seconds << 32; 0 = never, which is
+ * what kl_store_put_ue stores). A replacement takes the given expiry. */
+int kl_store_put_ue_exp(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires);
 int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
 		       const struct kl_group *g);
 int kl_store_put_emse(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
@@ -111,9 +122,9 @@ int kl_store_put_appid(struct kl_store *s, const uint8_t *appid, uint16_t len, c
 int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
 
 /**
- * Replace a stored UE's authorised groups, keeping its MUK: the record is read (inside a batch:
- * as the batch left it), unwrapped and checked, and written again with the new metadata, the
- * same MUK wrapped afresh with the binding over the new groups. The MUK never leaves the store
+ * Replace a stored UE's authorised groups, keeping its MUK and its expiry: the record is read
+ * (inside a batch: as the batch left it), unwrapped and checked, and written again with the new
+ * metadata, the same MUK wrapped afresh with the binding over the new groups (and the expiry). The MUK never leaves the store
  * call. ngroups may be 0 (groups may then be NULL). A -ENOENT/-EBADMSG inside a batch does not
  * spoil it (the batch's other writes still commit).
  * @return 0, -ENOENT (no such UE), -EINVAL (bad id, ngroups > KL_TABLE_UE_GROUPS, groups NULL
@@ -150,6 +161,11 @@ int kl_store_get_group(struct kl_store *s, const struct kl_group_ref *ref, struc
  *         -errno. */
 int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			   struct kl_group_ref *groups, unsigned *ngroups);
+/** kl_store_get_ue_groups with the MUK's expiry too (*expires: NTP timestamp, 0 = never); any
+ * of groups, ngroups and expires may be NULL when not wanted. Same returns, except that NULL
+ * outputs are not -EINVAL. */
+int kl_store_get_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+		    struct kl_group_ref *groups, unsigned *ngroups, uint64_t *expires);
 
 /** Start a batch: the following writes share one transaction (one fsync). @return 0, -EBUSY
  * (a batch is already open) or -errno. */

@@ -12,6 +12,8 @@
  */
 #include "kl_table.h"
 
+_Static_assert(sizeof(struct kl_ue) == 36, "struct kl_ue grew: the per-UE memory target");
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -586,6 +588,13 @@ unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
 int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
 {
+	return kl_table_put_ue_exp(t, id, id_len, muk, muk_len, groups, ngroups, 0);
+}
+
+int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires)
+{
 	uint8_t dig[KL_DIGEST_LEN];
 	const struct kl_ue *old;
 	enum kl_arena_id ai;
@@ -615,10 +624,11 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 		memcpy(e->groups[i].domain, groups[i].domain, sizeof(e->groups[i].domain));
 		e->groups[i].group = groups[i].group;
 	}
-	e->ngroups = (uint8_t)ngroups;
-	e->nchunks = (uint8_t)kl_psk_init(muk, muk_len, e->chunk);
+	e->ngroups = (uint8_t)ngroups & 0xF;
+	e->nchunks = (uint8_t)kl_psk_init(muk, muk_len, e->chunk) & 0xF;
 	if (kl_kcv(muk, muk_len, e->kcv))
 		memset(e->kcv, 0, sizeof(e->kcv));
+	e->expires = expires;
 	rc = publish(t, KL_TK_UE, ai, dig, e, old);
 	if (rc >= 0)
 		t->count_ue2 += (ai == KL_A_UE2) - old2;
@@ -652,9 +662,10 @@ int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_le
 		memcpy(e->groups[i].domain, groups[i].domain, sizeof(e->groups[i].domain));
 		e->groups[i].group = groups[i].group;
 	}
-	e->ngroups = (uint8_t)ngroups;
+	e->ngroups = (uint8_t)ngroups & 0xF;
 	e->nchunks = old->nchunks;
 	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
+	e->expires = old->expires;
 	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
 	return publish(t, KL_TK_UE, ai, dig, e, old);
 }
@@ -685,14 +696,33 @@ int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 	return 0;
 }
 
+int kl_table_get_ue_expiry(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   uint64_t *expires)
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_ue *u;
+
+	if (!t || !expires || !id_ok(KL_TK_UE, id, id_len))
+		return -EINVAL;
+	if (!t->h[KL_TK_UE])
+		return -ENOENT;
+	kl_siphash128(&t->sip, id, id_len, dig);
+	u = find(t, KL_TK_UE, dig);
+	if (!u)
+		return -ENOENT;
+	*expires = u->expires;
+	return 0;
+}
+
 unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
 			      int *results)
 {
 	unsigned ok = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		int rc = v ? kl_table_put_ue(t, v[i].id, v[i].id_len, v[i].muk, v[i].muk_len,
-					     v[i].groups, v[i].ngroups)
+		int rc = v ? kl_table_put_ue_exp(t, v[i].id, v[i].id_len, v[i].muk,
+						 v[i].muk_len, v[i].groups, v[i].ngroups,
+						 v[i].expires)
 			   : -EINVAL;
 
 		if (results)

@@ -51,12 +51,20 @@ struct kl_group_ref {
 	uint16_t group;
 };
 
-/* UE (MBMS): IMPI or B-TID -> MUK states and authorised key groups. */
+/* A 64-bit value on a 4-byte boundary: keeps struct kl_ue (and its arena slots) 4-aligned. */
+typedef uint64_t kl_u64_a4 __attribute__((aligned(4)));
+
+/* UE (MBMS): IMPI or B-TID -> MUK states, authorised key groups and the MUK's expiry.
+ * 36 bytes before the chunk states (ngroups and nchunks share a byte so that the expiry costs
+ * 4 bytes per UE, not 8): a 1-chunk UE slot is 140 bytes. */
 struct kl_ue {
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
-	uint8_t ngroups;
-	uint8_t nchunks;
+	uint8_t ngroups : 4;	     /* 0..KL_TABLE_UE_GROUPS */
+	uint8_t nchunks : 4;	     /* 1..KL_TABLE_PSK_CHUNKS */
 	uint8_t kcv[KL_KCV_LEN];     /* of the MUK, for operators (the MUK itself is not kept) */
+	kl_u64_a4 expires;	     /* the MUK's (GBA Ks_NAF lifetime): NTP timestamp (NTP seconds
+					<< 32); 0 = never. From it on (now >= expires) the UE gets
+					ERR 12 Unspecified, detail 3 and must bootstrap again */
 	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1 */
 };
 
@@ -163,9 +171,15 @@ unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
 /* Each put returns 0 (added), 1 (replaced) or -errno (-EINVAL bad argument, -ENOSPC kind full, or
  * no spare slot because readers lag). Every write also reclaims entries no reader can still see.
  * The writer-side reads (kl_table_get_*) belong to the control thread too. */
+/** Add/replace a UE whose MUK never expires (kl_table_put_ue_exp with expires 0). */
 int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
-/** One UE of a bulk write. */
+/** Add/replace a UE with its MUK's expiry: an NTP timestamp (NTP seconds << 32), 0 = never.
+ * A replacement takes the given expiry (a new MUK brings its own lifetime). */
+int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires);
+/** One UE of a bulk write. Initialise it with designated initialisers: members may be added. */
 struct kl_ue_put {
 	const uint8_t *id;
 	const uint8_t *muk;
@@ -173,10 +187,12 @@ struct kl_ue_put {
 	uint16_t id_len;
 	uint8_t muk_len;
 	uint8_t ngroups;
+	uint64_t expires; /* as for kl_table_put_ue_exp; 0 (never) when left out */
 };
 /**
- * Bulk add/replace of UEs (a population import, a batch from the HSS feed): results[i] gets what
- * kl_table_put_ue returned for v[i]; a bad entry does not stop the others.
+ * Bulk add/replace of UEs (a population import, a batch from the HSS feed, a store load):
+ * results[i] gets what kl_table_put_ue_exp returned for v[i] (with v[i].expires); a bad entry
+ * does not stop the others.
  * @return the number of entries written (added or replaced).
  */
 unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
@@ -192,9 +208,9 @@ int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32
 		      uint64_t expires);
 int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, const char *imsi);
 /**
- * Replace a UE's authorised key groups, keeping its MUK states and KCV (a Diameter feed update
- * that changes only the groups). Like every replacement, the new entry (a copy of the old one's
- * nchunks, chunk states and kcv with the new groups) is swapped in and the old one is retired:
+ * Replace a UE's authorised key groups, keeping its MUK states, KCV and expiry (a Diameter feed
+ * update that changes only the groups). Like every replacement, the new entry (a copy of the old
+ * one's nchunks, chunk states, kcv and expires with the new groups) is swapped in and the old one is retired:
  * a reader sees either the old entry or the new one, never a mix. The new entry is taken from
  * the old one's arena (1- or 2-chunk), so the 2-chunk UE count does not change. ngroups may be 0
  * (groups may then be NULL).
@@ -213,6 +229,13 @@ int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_le
  */
 int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 		    struct kl_group_ref *groups, unsigned *ngroups, uint8_t kcv[KL_KCV_LEN]);
+/**
+ * Writer-side read of a UE's MUK expiry (control thread only, as kl_table_get_ue): *expires gets
+ * the NTP timestamp (NTP seconds << 32), 0 = never.
+ * @return 0, -ENOENT (no such UE) or -EINVAL (t or expires NULL, bad id).
+ */
+int kl_table_get_ue_expiry(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   uint64_t *expires);
 /**
  * Writer-side copy of a key group (control thread only, as kl_table_get_ue): current and next
  * MSK with their ids and validity, has_next; *out is zeroed first (padding included). The copy

@@ -11,6 +11,10 @@
  * decrypted key data. TEST TOOL ONLY: it prints the fetched e2m_key so the test can compare it
  * with keyline-kdf's derivation; nothing in keyline itself ever prints a key.
  *   e2m_fetch SERVER_IP PORT EMSE_ID PSK_HEX_FILE UE_ID IMSI [KEY_ID_HEX]
+ * MBMS mode (PROTOCOL.md section 3): one MSK request as a UE, signed with its MUK, for the key
+ * group's current key; prints no key, only ids:
+ *   e2m_fetch --mbms SERVER_IP PORT UE_ID MUK_HEX_FILE DDDDDD:G
+ *   {"result":"key","nkeys":N,"key_ids":["HEX8",...],"bytes":N} or the error line above
  * Exit: 0 an answer was verified (key or error), 1 no verified answer, 2 bad arguments.
  */
 #include <arpa/inet.h>
@@ -65,14 +69,31 @@ int main(int argc, char **argv)
 	struct kl_crypto *c;
 	char *end;
 	int psk_len, fd, rc = 1;
-	unsigned long key_id = 0;
-	int has_key_id = argc == 8;
+	unsigned long key_id = 0, dom = 0, grp = 0;
+	int mbms = argc > 1 && !strcmp(argv[1], "--mbms");
+	int has_key_id = !mbms && argc == 8;
+	const char *imsi;
 
-	if (argc != 7 && argc != 8) {
+	if (mbms) { /* --mbms IP PORT UE_ID MUK_FILE GROUP: the E2M positions minus the IMSI */
+		argv++;
+		argc--;
+		if (argc != 6)
+			goto usage;
+		errno = 0;
+		dom = strtoul(argv[5], &end, 16);
+		if (errno || end != argv[5] + 6 || *end != ':' || dom > 0xffffffUL)
+			goto usage;
+		grp = strtoul(end + 1, &end, 10);
+		if (errno || *end || grp > 0xffffUL)
+			goto usage;
+	} else if (argc != 7 && argc != 8) {
+usage:
 		fprintf(stderr, "usage: e2m_fetch SERVER_IP PORT EMSE_ID PSK_HEX_FILE UE_ID IMSI "
-				"[KEY_ID_HEX]\n");
+				"[KEY_ID_HEX]\n"
+				"       e2m_fetch --mbms SERVER_IP PORT UE_ID MUK_HEX_FILE DDDDDD:G\n");
 		return 2;
 	}
+	imsi = mbms ? "" : argv[6]; /* MBMS: no IMSI to look for */
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(argv[1], ':')) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -122,13 +143,21 @@ int main(int argc, char **argv)
 		r.spec.rand = rnd;
 		r.spec.id = (const uint8_t *)argv[3];
 		r.spec.id_len = (uint16_t)strlen(argv[3]);
-		r.spec.ue = (const uint8_t *)argv[5];
-		r.spec.ue_len = (uint16_t)strlen(argv[5]);
 		r.spec.ts = kl_ntp_now();
 		r.spec.csb_id = (uint32_t)rnd[0] << 24 | (uint32_t)rnd[1] << 16 | rnd[2] << 8 | rnd[3];
-		r.spec.kind = KL_KIND_E2M;
-		r.spec.has_key_id = (uint8_t)has_key_id;
-		r.spec.key_id = (uint32_t)key_id;
+		if (mbms) {
+			r.spec.kind = KL_KIND_MBMS;
+			r.spec.domain[0] = (uint8_t)(dom >> 16);
+			r.spec.domain[1] = (uint8_t)(dom >> 8);
+			r.spec.domain[2] = (uint8_t)dom;
+			r.spec.group = (uint16_t)grp;
+		} else {
+			r.spec.ue = (const uint8_t *)argv[5];
+			r.spec.ue_len = (uint16_t)strlen(argv[5]);
+			r.spec.kind = KL_KIND_E2M;
+			r.spec.has_key_id = (uint8_t)has_key_id;
+			r.spec.key_id = (uint32_t)key_id;
+		}
 		r.psk = psk;
 		r.psk_len = (uint16_t)psk_len;
 		r.buf = buf;
@@ -145,13 +174,18 @@ int main(int argc, char **argv)
 				break;
 			if (kl_client_verify(c, &r, ans, (uint16_t)n, kl_ntp_now(), 60, &res))
 				continue; /* not the answer to this try */
-			int imsi_in = contains(ans, (size_t)n, argv[6]) ||
-				      contains(res.plain, sizeof(res.plain), argv[6]);
+			int imsi_in = contains(ans, (size_t)n, imsi) ||
+				      contains(res.plain, sizeof(res.plain), imsi);
 
 			if (res.is_error) {
 				printf("{\"result\":\"error\",\"err_no\":%u,\"detail\":%u,"
 				       "\"imsi_in_response\":%s,\"bytes\":%zd}\n",
 				       res.err_no, res.detail, imsi_in ? "true" : "false", n);
+			} else if (mbms && res.nkeys >= 1) {
+				printf("{\"result\":\"key\",\"nkeys\":%u,\"key_ids\":[", res.nkeys);
+				for (unsigned i = 0; i < res.nkeys; i++)
+					printf("%s\"%08x\"", i ? "," : "", res.keys[i].key_id);
+				printf("],\"bytes\":%zd}\n", n);
 			} else if (res.nkeys == 1) {
 				printf("{\"result\":\"key\",\"key_id\":\"%08x\",\"e2m_key\":\"",
 				       res.keys[0].key_id);

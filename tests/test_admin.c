@@ -1410,6 +1410,99 @@ static void test_rotate_status(void **state)
 	cl_close(c);
 }
 
+/* put-ue "expires" (unix seconds): into store and table, shown by show ue; 0/absent = never. */
+static void test_ue_expiry(void **state)
+{
+	struct fx *f = *state;
+	struct kl_store_params sp = { .create_if_missing = 1 };
+	struct kl_admin_params ap = { .path = f->path, .table = f->t, .stats = &f->view,
+				      .log = log_cb, .diameter_status = diam_status };
+	const char *id = "exp@ims.example", *id2 = "never@ims.example";
+	const uint64_t ntp_unix = 2208988800u;
+	const json_int_t when = 1900000000; /* 2030-03-17 */
+	char sdir[128], kek[128], err[256], h[160];
+	uint64_t e = 77;
+	uint8_t kekb[32], muk[32];
+	struct cl *c;
+	int fd;
+	json_t *j;
+
+	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
+	snprintf(kek, sizeof(kek), "%s/kek", f->dir);
+	for (unsigned i = 0; i < 32; i++)
+		kekb[i] = (uint8_t)(0x3c ^ (i * 7));
+	fd = open(kek, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, kekb, 32), 32);
+	close(fd);
+	sp.path = sdir;
+	sp.kek_file = kek;
+	f->store = kl_store_open(&sp, err, sizeof(err));
+	if (!f->store)
+		fail_msg("store: %s", err);
+	kl_admin_destroy(f->a);
+	ap.store = f->store;
+	f->a = kl_admin_create(&ap, err, sizeof(err));
+	assert_non_null(f->a);
+	c = cl_open(f->path);
+	mk_key(muk, sizeof(muk), 5, h);
+
+	j = rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\",\"groups\":[\"00F110:1\"],"
+		       "\"expires\":%lld}", id, h, (long long)when);
+	expect_ok(j);
+	assert_string_equal(sget(j, "result"), "added");
+	json_decref(j);
+	assert_int_equal(kl_table_get_ue_expiry(f->t, (const uint8_t *)id, (uint16_t)strlen(id), &e),
+			 0);
+	assert_true(e == ((uint64_t)when + ntp_unix) << 32);
+	e = 77;
+	assert_int_equal(kl_store_get_ue(f->store, (const uint8_t *)id, (uint16_t)strlen(id), NULL,
+					 NULL, &e),
+			 0);
+	assert_true(e == ((uint64_t)when + ntp_unix) << 32);
+	j = rpcf(f, c, "{\"cmd\":\"show\",\"kind\":\"ue\",\"id\":\"%s\"}", id);
+	expect_ok(j);
+	assert_int_equal(iget(j, "expires"), when);
+	assert_int_equal(json_array_size(json_object_get(j, "groups")), 1);
+	json_decref(j);
+
+	/* absent and 0: never */
+	j = rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\"}", id2, h);
+	expect_ok(j);
+	json_decref(j);
+	j = rpcf(f, c, "{\"cmd\":\"show\",\"kind\":\"ue\",\"id\":\"%s\"}", id2);
+	expect_ok(j);
+	assert_int_equal(iget(j, "expires"), 0);
+	json_decref(j);
+	j = rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\",\"expires\":0}", id, h);
+	expect_ok(j);
+	assert_string_equal(sget(j, "result"), "replaced");
+	json_decref(j);
+	j = rpcf(f, c, "{\"cmd\":\"show\",\"kind\":\"ue\",\"id\":\"%s\"}", id);
+	expect_ok(j);
+	assert_int_equal(iget(j, "expires"), 0);
+	json_decref(j);
+	assert_int_equal(kl_store_get_ue(f->store, (const uint8_t *)id, (uint16_t)strlen(id), NULL,
+					 NULL, &e),
+			 0);
+	assert_true(e == 0);
+
+	/* bad expiries are refused and change nothing */
+	expect_err(rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\",\"expires\":-1}", id,
+			h),
+		   "expires: must be an integer 0..");
+	expect_err(rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\",\"expires\":\"soon\"}",
+			id, h),
+		   "expires: must be an integer 0..");
+	expect_err(rpcf(f, c, "{\"cmd\":\"put-ue\",\"id\":\"%s\",\"muk\":\"%s\","
+			      "\"expires\":4294967295}", id, h),
+		   "expires: must be an integer 0..");
+	assert_int_equal(kl_table_get_ue_expiry(f->t, (const uint8_t *)id, (uint16_t)strlen(id), &e),
+			 0);
+	assert_true(e == 0);
+	cl_close(c);
+}
+
 int main(void)
 {
 	char prefix[64], *eal[] = {
@@ -1433,6 +1526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_plain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ue_expiry, setup, teardown),
 	};
 	int rc;
 

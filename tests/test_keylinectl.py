@@ -149,6 +149,31 @@ def body(tmp, sock):
     out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
     j = json.loads(out)
     check(j["kcv"] == kcv(muk) and j["muk_chunks"] == 1 and j["groups"] == [], f"show --json: {j}")
+    check(j["expires"] == 0, f"show --json: no expiry means 0: {j}")
+    out, _ = run(["show", "ue", "ue1@ims.example"], sock, 0)
+    check("\n  expires  never\n" in out, f"show ue never: {out!r}")
+    # the MUK's expiry (put-ue --expires T, T as for push-e2m); a replacement takes its own
+    out, _ = run(["put-ue", "ue2@ims.example", "--muk", muk.hex(), "--expires",
+                  "2031-05-06T07:08:09Z"], sock, 0)
+    check(out == f"ue ue2@ims.example: replaced (kcv {kcv(muk)})\n", f"put-ue --expires: {out!r}")
+    out, _ = run(["show", "ue", "ue2@ims.example"], sock, 0)
+    check("\n  expires  2031-05-06T07:08:09Z (1935817689)\n" in out, f"show ue expires: {out!r}")
+    out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
+    check(json.loads(out)["expires"] == 1935817689, f"show --json expires: {out!r}")
+    t0 = int(time.time())
+    run(["put-ue", "ue2@ims.example", "--muk", muk.hex(), "--expires", "now+100"], sock, 0)
+    out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
+    ex = json.loads(out)["expires"]
+    check(t0 + 100 <= ex <= int(time.time()) + 100, f"put-ue --expires now+100: {ex} (t0 {t0})")
+    run(["put-ue", "ue2@ims.example", "--muk", muk.hex(), "--expires", str(t0 - 10)], sock, 0)
+    out, _ = run(["show", "ue", "ue2@ims.example"], sock, 0)
+    check(re.search(r"\n  expires  \S+Z \(%d\) expired\n" % (t0 - 10), out) is not None,
+          f"show ue expired: {out!r}")
+    for never in ("never", "0"):
+        run(["put-ue", "ue2@ims.example", "--muk-file", "-", "--expires", never], sock, 0,
+            stdin=muk.hex())
+        out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
+        check(json.loads(out)["expires"] == 0, f"put-ue --expires {never}: {out!r}")
 
     # ---- group
     msk, msk2 = key(16, 3), key(16, 4)
@@ -277,6 +302,9 @@ def body(tmp, sock):
         (["put-ue", "u", "--muk-file", nofile], "cannot read"),
         (["put-ue", "u", "--muk"], "needs a value"),
         (["put-ue", "u", "--color", "red"], "unknown option --color"),
+        (["put-ue", "u", "--muk", "00", "--expires", "tomorrow"], "put-ue: --expires: bad time"),
+        (["put-ue", "u", "--muk", "00", "--expires", "2085978496"], "out of range"),
+        (["put-ue", "u", "--muk", "00", "--expires"], "needs a value"),
         (["put-group", "00F110:1", "--msk-file", short, "--msk-id", "1", "--valid-from", "1",
           "--valid-to", "2"], "15 bytes, must be 16"),
         (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from",

@@ -14,7 +14,9 @@ durable store, end to end:
   f. msk_rotation (period 12 s, pre-delivery 4 s): current, then next, then promotion, and the
      stored current MSK (same KCV) after a restart;
   (keylined killed in the middle of a bulk push: test_keylined_feed.py, durability)
-  h. without a store the feed writes the key table directly (same semantics).
+  h. without a store the feed writes the key table directly (same semantics);
+  i. a MUK pushed with KL-Expiry: shown by keylinectl, kept over a groups update and a restart,
+     and once it has passed MBMS requests get ERR 12 detail 3.
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
@@ -392,6 +394,80 @@ def no_store(env):
         kd.kill()
 
 
+# ---- i. a MUK's expiry (KL-Expiry of a MUK push) ------------------------------------------------
+
+def muk_expiry(env):
+    """A MUK pushed with KL-Expiry: stored and shown; the UE's MBMS requests get ERR 12 detail 3
+    once it has passed (before: 12/2, its group has no MSK), also after a restart; a groups push
+    keeps the expiry, a MUK push without one clears it."""
+    btid, grp = 'btid-exp@bsf.test', '00f110:5'
+    ck2, ik2 = ckik(SET2)
+    muk = kdf('ks-naf', '--ck', ck2, '--ik', ik2, '--rand', SET2['rand'], '--impi',
+              'user3@ims.test', '--bmsc-fqdn', 'bmsc.test')
+    env.secrets += [muk]
+    mukf = os.path.join(env.work, 'muk3.hex')
+    with open(mukf, 'w') as f:
+        f.write(muk + '\n')
+
+    def mbms():
+        r = run([FETCH, '--mbms', '127.0.0.1', str(env.uport), btid, mukf, grp], timeout=30)
+        try:
+            a = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            a = {'result': 'unparsable', 'out': r.stdout, 'err': r.stderr}
+        return (a.get('result'), a.get('err_no'), a.get('detail')), a
+
+    def push(*extra):
+        return env.sim('push-muk', *av_args(SET2), '--impi', 'user3@ims.test', '--bmsc-fqdn',
+                       'bmsc.test', '--btid', btid, *extra)
+
+    kd = env.start()
+    try:
+        exp = int(time.time()) + 6
+        rc, o, err = push('--expires', str(exp))
+        CK.eq((rc, o.get('result')), (0, 2001), 'i: push-muk with --expires (%s)' % err[-200:])
+        rc, o, err = env.sim('put-ue-groups', '--id', btid, '--group', grp)
+        CK.eq((rc, o.get('result')), (0, 2001), 'i: put-ue-groups (%s)' % err[-200:])
+        rc, ans = env.ctl('show', 'ue', btid)
+        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp.upper()]),
+              'i: show ue: the pushed expiry, kept by the groups push: %s' % ans)
+        got, a = mbms()
+        if time.time() < exp - 0.5:
+            CK.eq(got, ('error', 12, 2), 'i: before the expiry: served (no MSK in the group): %s'
+                  % a)
+        time.sleep(max(0.0, exp + 1 - time.time()))
+        got, a = mbms()
+        CK.eq(got, ('error', 12, 3), 'i: the MUK has expired: ERR 12 detail 3: %s' % a)
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'i: keylined exits 0')
+    finally:
+        kd.kill()
+    kd = env.start()
+    try:
+        rc, ans = env.ctl('show', 'ue', btid)
+        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp.upper()]),
+              'i: after a restart the stored expiry: %s' % ans)
+        got, a = mbms()
+        CK.eq(got, ('error', 12, 3), 'i: after a restart still expired: %s' % a)
+        r = run([CTL, '-s', env.sock, 'show', 'ue', btid], timeout=30)
+        CK.check('expired' in r.stdout, 'i: keylinectl show ue says expired: %r' % r.stdout)
+        rc, o, err = push()
+        CK.eq((rc, o.get('result')), (0, 2001), 'i: push-muk without an expiry')
+        rc, ans = env.ctl('show', 'ue', btid)
+        CK.eq((ans.get('expires'), ans.get('groups')), (0, [grp.upper()]),
+              'i: a new MUK without an expiry: never, groups kept: %s' % ans)
+        got, a = mbms()
+        CK.eq(got, ('error', 12, 2), 'i: served again (no MSK in the group): %s' % a)
+        log = kd.stderr()
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'i: restarted keylined exits 0')
+    finally:
+        kd.kill()
+    CK.check(muk.lower() not in log.lower(), 'i: no MUK bytes in keylined\'s log')
+    for bad in ('AddressSanitizer', 'runtime error', 'LeakSanitizer'):
+        CK.check(bad not in log, 'i: no %s in keylined\'s output' % bad)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix='kl-dia-') as work:
         try:
@@ -436,6 +512,7 @@ def main():
                 CK.check(k.lower() not in low, 'no key bytes in keylined\'s log (%s...)' % k[:8])
             rotation(env)
             no_store(env)
+            muk_expiry(env)
         finally:
             for kd in LIVE:
                 kd.kill()

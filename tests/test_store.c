@@ -1448,6 +1448,123 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+/* ---- MUK expiry ------------------------------------------------------------------------------- */
+
+/* meta_len of a stored UE record (bytes 2..3 of the value, little-endian). */
+static unsigned raw_ue_meta_len(const char *dir, const char *id)
+{
+	struct raw r;
+	MDB_val k = {strlen(id), (void *)id}, v;
+	unsigned n;
+
+	raw_open(&r, dir, "ue");
+	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &v), 0);
+	assert_true(v.mv_size > 6);
+	n = (unsigned)((const uint8_t *)v.mv_data)[2] | (unsigned)((const uint8_t *)v.mv_data)[3] << 8;
+	raw_close(&r);
+	return n;
+}
+
+static uint64_t store_expiry(struct kl_store *s, const char *id)
+{
+	uint64_t e = 77;
+
+	assert_int_equal(kl_store_get_ue(s, (const uint8_t *)id, (uint16_t)strlen(id), NULL, NULL,
+					 &e),
+			 0);
+	return e;
+}
+
+static uint64_t table_expiry(struct kl_table *t, const char *id)
+{
+	uint64_t e = 77;
+
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)id, (uint16_t)strlen(id), &e), 0);
+	return e;
+}
+
+static void test_ue_expiry(void **state)
+{
+	const uint64_t exp = (uint64_t)3900000000u << 32, exp2 = (uint64_t)3900001234u << 32;
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+	char dir[PATH_MAX], dir2[PATH_MAX], err[512];
+	uint8_t m1[32], m2[64], m3[16];
+	struct kl_store_load_stats ls;
+	struct kl_store *s;
+	struct kl_table *t;
+	unsigned ng = 9;
+	int rc;
+
+	(void)state;
+	new_dir(dir, sizeof(dir));
+	fill(m1, sizeof(m1), 0x41);
+	fill(m2, sizeof(m2), 0x42);
+	fill(m3, sizeof(m3), 0x43);
+	s = open_store(dir, kek_a, 1);
+	/* never expires: written in the layout every store had before the expiry (1 + 5n) */
+	PUT_UE(s, "old@ims", m1, 32, G4, 2);
+	assert_int_equal(kl_store_put_ue_exp(s, (const uint8_t *)"new@ims", 7, m2, 64, G4, 3, exp),
+			 0);
+	assert_int_equal(kl_store_put_ue_exp(s, (const uint8_t *)"zero@ims", 8, m3, 16, NULL, 0, 0),
+			 0);
+	assert_int_equal(kl_store_put_ue_exp(s, (const uint8_t *)"x", 1, m3, 0, NULL, 0, exp),
+			 -EINVAL);
+	assert_true(store_expiry(s, "old@ims") == 0);
+	assert_true(store_expiry(s, "new@ims") == exp);
+	assert_true(store_expiry(s, "zero@ims") == 0);
+	assert_int_equal(kl_store_get_ue(s, (const uint8_t *)"nobody", 6, NULL, NULL, NULL), -ENOENT);
+	assert_int_equal(kl_store_get_ue(s, (const uint8_t *)"new@ims", 7, g, &ng, NULL), 0);
+	assert_int_equal(ng, 3);
+	assert_int_equal(g[2].group, G4[2].group);
+	expect_groups(s, "new@ims", G4, 3);
+	/* set_ue_groups keeps the expiry, in and outside a batch */
+	assert_int_equal(SET_G(s, "new@ims", G4 + 1, 2), 0);
+	assert_true(store_expiry(s, "new@ims") == exp);
+	expect_groups(s, "new@ims", G4 + 1, 2);
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(kl_store_put_ue_exp(s, (const uint8_t *)"b@ims", 5, m1, 32, G4, 1, exp2),
+			 0);
+	assert_int_equal(SET_G(s, "b@ims", G4 + 3, 1), 0);
+	assert_int_equal(SET_G(s, "old@ims", G4 + 3, 1), 0);
+	assert_int_equal(kl_store_txn_commit(s), 0);
+	assert_true(store_expiry(s, "b@ims") == exp2);
+	assert_true(store_expiry(s, "old@ims") == 0);
+	kl_store_close(s);
+	assert_int_equal(raw_ue_meta_len(dir, "old@ims"), 1 + 5 * 1);
+	assert_int_equal(raw_ue_meta_len(dir, "zero@ims"), 1);
+	assert_int_equal(raw_ue_meta_len(dir, "new@ims"), 1 + 5 * 2 + 8);
+	assert_int_equal(raw_ue_meta_len(dir, "b@ims"), 1 + 5 * 1 + 8);
+
+	/* reopen + load: both layouts load, the expiry reaches the table */
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	assert_int_equal(ls.loaded[KL_TK_UE], 4);
+	check_ue(t, "old@ims", m1, 32, G4 + 3, 1);
+	check_ue(t, "new@ims", m2, 64, G4 + 1, 2);
+	check_ue(t, "zero@ims", m3, 16, NULL, 0);
+	check_ue(t, "b@ims", m1, 32, G4 + 3, 1);
+	assert_true(table_expiry(t, "old@ims") == 0);
+	assert_true(table_expiry(t, "new@ims") == exp);
+	assert_true(table_expiry(t, "zero@ims") == 0);
+	assert_true(table_expiry(t, "b@ims") == exp2);
+	kl_table_free(t);
+	/* a new MUK brings its own lifetime: put_ue replaces the expiry with never */
+	PUT_UE(s, "new@ims", m2, 64, G4, 1);
+	assert_true(store_expiry(s, "new@ims") == 0);
+	kl_store_close(s);
+	assert_int_equal(raw_ue_meta_len(dir, "new@ims"), 1 + 5 * 1);
+
+	/* the binding covers the expiry: one bit of it changed and the record is refused */
+	new_dir(dir2, sizeof(dir2));
+	s = open_store(dir2, kek_a, 1);
+	assert_int_equal(kl_store_put_ue_exp(s, (const uint8_t *)"e@ims", 5, m1, 32, G4, 1, exp), 0);
+	kl_store_close(s);
+	raw_flip(dir2, "ue", "e@ims", 5, 6 + 1 + 5 + 4); /* a byte of the NTP seconds */
+	load_fails(dir2, "ue record #1");
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], mem[16], *eal[] = {
@@ -1476,6 +1593,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_altered_record),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_ue_expiry),
 	};
 	const struct CMUnitTest big[] = {
 		cmocka_unit_test(test_million),

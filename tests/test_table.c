@@ -1208,6 +1208,84 @@ static void test_bulk(void **state)
 	kl_table_free(t);
 }
 
+/* ---- MUK expiry ------------------------------------------------------------------------------- */
+
+static void test_ue_expiry(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	const uint64_t exp = (uint64_t)3900000000u << 32, exp2 = (uint64_t)3900000600u << 32;
+	struct kl_group_ref g[2] = {{{0x00, 0xf1, 0x10}, 1}, {{0x00, 0xf1, 0x10}, 2}}, gg[4];
+	const char *ids[3] = {"exp-1", "exp-2", "exp-3"};
+	struct kl_ue_put v[3];
+	uint8_t muk[64], kcv[KL_KCV_LEN];
+	const struct kl_ue *u;
+	uint64_t e = 1;
+	unsigned ng = 9;
+	int rc[3];
+
+	(void)state;
+	memset(muk, 0x42, sizeof(muk));
+	/* put_ue: never expires */
+	assert_int_equal(put_ue_str(t, "never", 0x11, 32, 2), 0);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"never", 5, &e), 0);
+	assert_true(e == 0);
+	u = get1(t, KL_TK_UE, "never", 5);
+	assert_true(u->expires == 0);
+
+	/* put_ue_exp: 1- and 2-chunk MUKs keep their expiry next to the other fields */
+	assert_int_equal(kl_table_put_ue_exp(t, (const uint8_t *)"muk1", 4, muk, 32, g, 2, exp), 0);
+	assert_int_equal(kl_table_put_ue_exp(t, (const uint8_t *)"muk2", 4, muk, 64, g, 1, exp2), 0);
+	u = get1(t, KL_TK_UE, "muk1", 4);
+	assert_true(u->expires == exp);
+	assert_int_equal(u->ngroups, 2);
+	assert_int_equal(u->nchunks, 1);
+	u = get1(t, KL_TK_UE, "muk2", 4);
+	assert_true(u->expires == exp2);
+	assert_int_equal(u->ngroups, 1);
+	assert_int_equal(u->nchunks, 2);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk2", 4, &e), 0);
+	assert_true(e == exp2);
+	/* kl_table_get_ue is unchanged by the expiry */
+	assert_int_equal(kl_table_get_ue(t, (const uint8_t *)"muk1", 4, gg, &ng, kcv), 0);
+	assert_int_equal(ng, 2);
+	assert_int_equal(gg[1].group, 2);
+
+	/* set_ue_groups keeps the expiry (and MUK) */
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"muk1", 4, g, 1), 1);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk1", 4, &e), 0);
+	assert_true(e == exp);
+	u = get1(t, KL_TK_UE, "muk1", 4);
+	assert_int_equal(u->ngroups, 1);
+	assert_int_equal(u->nchunks, 1);
+	/* a replacement takes its own expiry: put_ue clears it, put_ue_exp sets a new one */
+	assert_int_equal(kl_table_put_ue(t, (const uint8_t *)"muk1", 4, muk, 32, g, 2), 1);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk1", 4, &e), 0);
+	assert_true(e == 0);
+	assert_int_equal(kl_table_put_ue_exp(t, (const uint8_t *)"muk1", 4, muk, 32, g, 2, exp2), 1);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk1", 4, &e), 0);
+	assert_true(e == exp2);
+
+	/* bulk: per entry, 0 when left out */
+	for (unsigned i = 0; i < 3; i++)
+		v[i] = (struct kl_ue_put){.id = (const uint8_t *)ids[i], .id_len = 5, .muk = muk,
+					  .muk_len = 16, .groups = g, .ngroups = 2};
+	v[1].expires = exp;
+	assert_int_equal(kl_table_put_ue_bulk(t, v, 3, rc), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)ids[i], 5, &e), 0);
+		assert_true(e == (i == 1 ? exp : 0));
+	}
+
+	/* bad input */
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"absent", 6, &e), -ENOENT);
+	assert_int_equal(kl_table_get_ue_expiry(NULL, (const uint8_t *)"muk1", 4, &e), -EINVAL);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk1", 4, NULL), -EINVAL);
+	assert_int_equal(kl_table_get_ue_expiry(t, NULL, 4, &e), -EINVAL);
+	assert_int_equal(kl_table_get_ue_expiry(t, (const uint8_t *)"muk1", 0, &e), -EINVAL);
+	assert_int_equal(kl_table_put_ue_exp(t, (const uint8_t *)"x", 1, muk, 0, g, 1, exp), -EINVAL);
+	kl_table_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], mem[16], *eal[] = {
@@ -1239,6 +1317,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_set_ue_groups_race),
 		cmocka_unit_test(test_del_e2m_key),
 		cmocka_unit_test(test_get_group),
+		cmocka_unit_test(test_ue_expiry),
 	};
 	const struct CMUnitTest big[] = {
 		cmocka_unit_test(test_million),

@@ -61,7 +61,7 @@ static void usage(FILE *f)
 		"usage: keylinectl [-s SOCKET] [--json] [--timeout S] COMMAND [ARGS]\n"
 		"  ping | version | count\n"
 		"  import FILE                   import a TEST population (keyline-population file)\n"
-		"  put-ue ID (--muk HEX | --muk-file F) [--group DDDDDD:G]...\n"
+		"  put-ue ID (--muk HEX | --muk-file F) [--group DDDDDD:G]... [--expires T]\n"
 		"  put-group DDDDDD:G (--msk HEX | --msk-file F) --msk-id N --valid-from T --valid-to T\n"
 		"            [(--next-msk HEX | --next-msk-file F) [--next-msk-id N]\n"
 		"             [--next-valid-from T] [--next-valid-to T]]\n"
@@ -472,7 +472,16 @@ static void print_show(json_t *a)
 			printf("none");
 		json_array_foreach(g, i, v)
 			printf("%s%s", i ? ", " : "", json_string_value(v));
-		printf("\n");
+		printf("\n  expires  ");
+		if (i_of(a, "expires")) { /* the MUK's expiry, unix seconds; 0 or absent: never */
+			char ex[32];
+
+			fmt_time(i_of(a, "expires"), ex, sizeof(ex));
+			printf("%s (%lld)%s\n", ex, i_of(a, "expires"),
+			       (long long)time(NULL) >= i_of(a, "expires") ? " expired" : "");
+		} else {
+			printf("never\n");
+		}
 	} else if (!strcmp(kind, "group")) {
 		printf("group %s\n", s_of(a, "id"));
 		print_msk("current", json_object_get(a, "current"));
@@ -736,8 +745,9 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	}
 	if (!strcmp(cmd, "put-ue")) {
 		struct opt o[] = { { .name = "muk" }, { .name = "muk-file" },
-				   { .name = "group", .multi = true } };
+				   { .name = "group", .multi = true }, { .name = "expires" } };
 		struct opt *g = &o[2];
+		const char *v;
 		json_t *gl;
 
 		if (parse_args(argc, argv, o, NOPT(o), pos, 1, cmd) != 1)
@@ -750,6 +760,9 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		for (unsigned i = 0; i < g->n; i++)
 			json_array_append_new(gl, json_string(g->val[i]));
 		json_object_set_new(r, "groups", gl);
+		if ((v = opt_val(o, NOPT(o), "expires")) && strcmp(v, "never") && strcmp(v, "0"))
+			json_object_set_new(r, "expires",
+					    json_integer(parse_time("put-ue: --expires", v)));
 		set_key(r, "muk", get_key(o, NOPT(o), "muk", 1, 64, true, cmd));
 		return r;
 	}
