@@ -142,7 +142,9 @@ bool build_world()
 				r.spec.rand = rands[k].data();
 				r.spec.id = (const uint8_t *)ids[k].data();
 				r.spec.id_len = (uint16_t)ids[k].size();
-				r.spec.ts = g_world->now;
+				// T advances 15 us per request, as a stream's does: the replay cache's
+				// bucket floors (raised by evictions) stay behind the requests to come
+				r.spec.ts = g_world->now + ((uint64_t)n << 16);
 				r.spec.csb_id = n;
 				r.spec.prf = 0;
 				if (kind == 0) {

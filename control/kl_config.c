@@ -962,7 +962,7 @@ kl_config_defaults(struct kl_config *c)
 	c->workers = 1;
 	c->skew_s = 60;
 	c->predelivery_s = 60;
-	c->replay_cache = 262144;
+	c->replay_cache = 4194304;
 	c->rate_limit.per_source_pps = 0;
 	c->rate_limit.burst = 64;
 	c->rate_limit.table_size = 65536;

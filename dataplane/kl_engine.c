@@ -112,7 +112,7 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		errno = EINVAL;
 		return NULL;
 	}
-	slots = cfg->replay_entries ? cfg->replay_entries : 262144;
+	slots = cfg->replay_entries ? cfg->replay_entries : 4194304;
 	if (slots < REPLAY_STRIDE || (slots & (slots - 1))) {
 		errno = EINVAL;
 		return NULL;
@@ -252,8 +252,8 @@ static int replay_insert(struct kl_worker *w, const struct job *j, const struct 
 		if (!victim || s[i].expires < victim->expires)
 			victim = &s[i];
 	if (victim->expires > ntp16(now)) {
-		/* Still live: it stood for a T up to expires - skew. A request of this bucket with a
-		 * T not after that could be its replay, so the bucket's floor rises to it. */
+		/* Still live: it stood for a T up to expires - skew (its T, rounded up). A request of
+		 * this bucket with a T not after that could be its replay: the floor rises to it. */
 		uint64_t covered = victim->expires - ntp16(w->skew);
 
 		w->st.counter[KL_CNT_REPLAY_EVICTIONS]++;
@@ -261,10 +261,9 @@ static int replay_insert(struct kl_worker *w, const struct job *j, const struct 
 			s[REPLAY_FLOOR].expires = covered;
 	}
 	victim->tag = j->tag;
-	/* A request is acceptable while its T is within the skew of now, so it must be remembered
-	 * until T + skew has passed on our clock (rounded up to the next unit). The entry stands
-	 * for max(T, now): an accepted request has T <= now + skew. */
-	until = (r->ts > now ? r->ts : now) + w->skew;
+	/* A request is acceptable while |T - now| <= skew, so its replay is refused by the skew
+	 * check from T + skew on: it must be remembered until then (rounded up to the next unit). */
+	until = r->ts + w->skew;
 	victim->expires = ntp16(until) + 1;
 	return 0;
 }
@@ -352,6 +351,12 @@ static int ue_authorised(const struct kl_ue *ue, const struct kl_mikey_req *r)
 		if (ue->groups[i].group == r->group && !memcmp(ue->groups[i].domain, r->domain, 3))
 			return 1;
 	return 0;
+}
+
+/* The MUK's lifetime (GBA Ks_NAF) is over: the key exists but is not valid now. */
+static inline int ue_expired(const struct kl_ue *ue, uint64_t now)
+{
+	return ue->expires && now >= ue->expires;
 }
 
 /* Bulk lookup of one kind for the live requests selected by want(); results into job. */
@@ -622,6 +627,8 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		}
 		if (d > w->skew)
 			set_error(j, KL_ERR_INVALID_TS, 0);
+		else if (r->kind == KL_KIND_MBMS && ue_expired(j->requester, now))
+			set_error(j, KL_ERR_UNSPECIFIED, 3); /* MUK lifetime over: bootstrap again */
 		else if (r->kind == KL_KIND_MBMS && !ue_authorised(j->requester, r))
 			set_error(j, KL_ERR_INVALID_ID, 1);
 	}

@@ -52,7 +52,7 @@ struct kl_engine_config {
 	uint16_t idr_len;
 	uint32_t skew_s;	     /* allowed |T - now|, default 60 */
 	uint32_t predelivery_s;	     /* next MSK sent this long before it becomes valid, default 60 */
-	uint32_t replay_entries;     /* per-worker replay cache slots (power of two >= 4), default 262144;
+	uint32_t replay_entries;     /* per-worker replay cache slots (power of two >= 4), default 2^22;
 				      * 3 of every 4 hold entries (a 4th is the bucket's floor). It
 				      * should hold rate x 2 x skew_s entries: a smaller cache refuses
 				      * old-but-valid T (replay_window_refused), it never lets a replay in */

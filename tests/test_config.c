@@ -78,7 +78,7 @@ test_example(void **state)
 	assert_int_equal(c.server_identity_len, strlen("keyline.example.net"));
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
-	assert_int_equal(c.replay_cache, 262144);
+	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 1000);
 	assert_int_equal(c.rate_limit.burst, 64);
 	assert_int_equal(c.rate_limit.table_size, 65536);
@@ -160,7 +160,7 @@ test_defaults(void **state)
 	assert_int_equal(c.workers, 1);
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
-	assert_int_equal(c.replay_cache, 262144);
+	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 0);
 	assert_int_equal(c.rate_limit.burst, 64);
 	assert_int_equal(c.rate_limit.table_size, 65536);

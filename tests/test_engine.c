@@ -437,6 +437,79 @@ static void test_full_burst(void **state)
 	}
 }
 
+/* A UE whose MUK has expired (GBA: it must bootstrap again): once its MAC verified it is
+ * answered ERR 12 detail 3, whatever it asks for; before its expiry it gets keys. */
+static void test_muk_expiry(void **state)
+{
+	static const char *const ids[4] = { "exp-past@ims.example", "exp-now@ims.example",
+					    "exp-soon@ims.example", "exp-never@ims.example" };
+	const uint64_t exps[4] = { now - SEC(1), now, now + SEC(60), 0 };
+	struct kl_group_ref g7 = { .group = 7 };
+	uint8_t bad_muk[32];
+
+	(void)state;
+	memcpy(g7.domain, DOMAIN, 3);
+	memset(bad_muk, 0x77, sizeof(bad_muk));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kl_table_put_ue_exp(tab, (const uint8_t *)ids[i],
+						     (uint16_t)strlen(ids[i]), MUK, 32, &g7, 1,
+						     exps[i]),
+				 0);
+	for (int b = 0; b < 2; b++)
+		for (uint8_t prf = 0; prf < 2; prf++) {
+			uint64_t before = kl_worker_stats(wk[b])->counter[KL_CNT_ERR_KEY_NOT_VALID];
+			struct kl_client_result res;
+			struct creq q;
+
+			mbms(&q, ids[0], 7, 0, prf);
+			expect_error(b, &q, KL_ERR_UNSPECIFIED, 3);
+			mbms(&q, ids[1], 7, 0, prf); /* expires == now: expired */
+			expect_error(b, &q, KL_ERR_UNSPECIFIED, 3);
+			/* expired and not authorised for the group: the expiry is told */
+			mbms(&q, ids[0], 9, 0, prf);
+			expect_error(b, &q, KL_ERR_UNSPECIFIED, 3);
+			assert_int_equal(kl_worker_stats(wk[b])->counter[KL_CNT_ERR_KEY_NOT_VALID],
+					 before + 3);
+			/* not yet expired, never expires: keys */
+			mbms(&q, ids[2], 7, 0, prf);
+			expect_keys(b, &q, &res);
+			assert_int_equal(res.nkeys, 2);
+			assert_memory_equal(res.keys[0].key, grp.current.key, 16);
+			mbms(&q, ids[3], 7, 0, prf);
+			expect_keys(b, &q, &res);
+			assert_int_equal(res.nkeys, 2);
+			/* a MAC that does not verify gets nothing, expired or not */
+			mbms(&q, ids[0], 7, 0, prf);
+			q.r.psk = bad_muk;
+			assert_int_equal(kl_client_sign(cli, &q.r, 1), 1);
+			expect_drop(b, q.buf, q.r.len, KL_DROP_BAD_MAC);
+			assert_int_equal(kl_worker_stats(wk[b])->counter[KL_CNT_ERR_KEY_NOT_VALID],
+					 before + 3);
+		}
+	/* a groups update keeps the expiry; a new MUK without one revives the UE */
+	assert_int_equal(kl_table_set_ue_groups(tab, (const uint8_t *)ids[0],
+						(uint16_t)strlen(ids[0]), &g7, 1),
+			 1);
+	kl_table_quiescent(tab, 0);
+	kl_table_quiescent(tab, 1);
+	{
+		struct kl_client_result res;
+		struct creq q;
+
+		mbms(&q, ids[0], 7, 0, 0);
+		expect_error(0, &q, KL_ERR_UNSPECIFIED, 3);
+		assert_int_equal(kl_table_put_ue(tab, (const uint8_t *)ids[0],
+						 (uint16_t)strlen(ids[0]), MUK, 32, &g7, 1),
+				 1);
+		mbms(&q, ids[0], 7, 0, 0);
+		expect_keys(0, &q, &res);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kl_table_del(tab, KL_TK_UE, (const uint8_t *)ids[i],
+					      (uint16_t)strlen(ids[i])),
+				 0);
+}
+
 static int setup(void **state)
 {
 	struct kl_table_params tp = { .name = "engine_test", .max_ues = 1024, .max_groups = 64,
@@ -517,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_replay_in_one_burst),
 		cmocka_unit_test(test_replay_cache_overflow), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_full_burst),
+		cmocka_unit_test(test_muk_expiry),
 	};
 
 	snprintf(prefix, sizeof(prefix), "kl_engine_test_%d", (int)getpid());
