@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "kl_kwp.h"
 #include "kl_store.h"
 #include "kl_util.h"
 
@@ -41,17 +42,25 @@ static const char bind_label[] = "keyline-store-v1";
 static const char kek_check_plain[] = "keyline store KEK check value v1";
 static const char *const kind_names[KL_TK__COUNT] = {"ue", "group", "emse", "e2m", "appid"};
 
+/* The KEK and its expanded AES schedules (KEK-equivalent): one allocation in protected memory,
+ * for the store's lifetime, wiped on close. */
+struct st_secret {
+	struct kl_kwp_key kwp;
+	uint8_t kek[KL_STORE_KEK_LEN];
+};
+
 struct kl_store {
 	MDB_env *env;
 	MDB_dbi dbi[KL_TK__COUNT];
 	MDB_dbi meta;
 	MDB_txn *txn;	  /* an open batch, or NULL */
 	int txn_failed;	  /* a write of the batch failed: only abort is left */
-	uint8_t *kek;	  /* KL_STORE_KEK_LEN bytes in the secure heap or a locked page */
+	struct st_secret *sec; /* in the secure heap or a locked page */
+	uint8_t *kek;	       /* sec->kek */
 	int kek_secure;
 	uint8_t kek_kcv[KL_KCV_LEN];
-	EVP_CIPHER_CTX *wrap, *unwrap; /* live for one operation, one load or one batch */
 	EVP_MD *sha256;
+	EVP_MD_CTX *md; /* the binding's SHA-256, reused (hashes no secret) */
 	int lock_fd;
 	uint64_t map_size;
 	char *path;
@@ -64,7 +73,7 @@ enum rec_fail {
 	REC_UNWRAP,	   /* RFC 5649 integrity check failed */
 	REC_BIND,	   /* unwrapped, but bound to another key or other metadata */
 	REC_CONTENT,	   /* authentic but out of range: cannot happen without the KEK */
-	REC_NOCTX,	   /* no OpenSSL context: not the record's fault */
+	REC_NOCTX,	   /* no OpenSSL context (KL_KWP=openssl): not the record's fault */
 };
 
 static const char *rec_fail_text(int why)
@@ -129,89 +138,31 @@ static uint64_t get_le64(const uint8_t *p)
 
 /* ---- AES key wrap with padding ------------------------------------------------------------------ */
 
-static EVP_CIPHER_CTX *kwp_ctx(const EVP_CIPHER *cipher, const uint8_t *kek, int enc)
+/* The store's KEK schedule is set up once at open (kl_kwp: AES-NI, or OpenSSL's wrap cipher as
+ * the fallback) and serves every record. */
+static long st_wrap(struct kl_store *s, const uint8_t *in, size_t inlen, uint8_t *out, size_t cap)
 {
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-
-	if (!c)
-		return NULL;
-	/* Needed by the legacy EVP wrap ciphers; OpenSSL 3's provider ignores it. */
-	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (EVP_CipherInit_ex(c, cipher, NULL, kek, NULL, enc) != 1) {
-		EVP_CIPHER_CTX_free(c);
-		ERR_clear_error();
-		return NULL;
-	}
-	return c;
+	return kl_kwp_wrap(&s->sec->kwp, in, inlen, out, cap);
 }
 
-/* One RFC 5649 wrap or unwrap with a keyed context (the wrap ciphers are one-shot per update, so
- * a context serves any number of records). */
-static long kwp_run(EVP_CIPHER_CTX *c, int enc, const uint8_t *in, size_t inlen, uint8_t *out,
-		    size_t cap)
+static long st_unwrap(struct kl_store *s, const uint8_t *in, size_t inlen, uint8_t *out,
+		      size_t cap)
 {
-	int n = 0, f = 0;
-
-	if (!c || !in || !out || !inlen || inlen > 4096)
-		return -EINVAL;
-	if (enc ? cap < ((inlen + 7) & ~(size_t)7) + 8 : (inlen < 16 || inlen % 8 || cap < inlen - 8))
-		return -EINVAL;
-	if (EVP_CipherUpdate(c, out, &n, in, (int)inlen) != 1 || n <= 0) {
-		ERR_clear_error();
-		return enc ? -EIO : -EBADMSG;
-	}
-	if (EVP_CipherFinal_ex(c, out + n, &f) != 1) {
-		ERR_clear_error();
-		return enc ? -EIO : -EBADMSG;
-	}
-	return (long)n + f;
+	return kl_kwp_unwrap(&s->sec->kwp, in, inlen, out, cap);
 }
 
 long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in, size_t inlen,
 		  uint8_t *out, size_t cap)
 {
-	const EVP_CIPHER *cipher;
-	EVP_CIPHER_CTX *c;
+	struct kl_kwp_key k;
 	long rc;
 
-	switch (kek_len) {
-	case 16:
-		cipher = EVP_aes_128_wrap_pad();
-		break;
-	case 24:
-		cipher = EVP_aes_192_wrap_pad();
-		break;
-	case 32:
-		cipher = EVP_aes_256_wrap_pad();
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (!kek)
-		return -EINVAL;
-	c = kwp_ctx(cipher, kek, enc ? 1 : 0);
-	if (!c)
-		return -ENOMEM;
-	rc = kwp_run(c, enc ? 1 : 0, in, inlen, out, cap);
-	EVP_CIPHER_CTX_free(c);
+	rc = kl_kwp_init(&k, kek, kek_len);
+	if (rc)
+		return rc == -EINVAL ? -EINVAL : -ENOMEM;
+	rc = enc ? kl_kwp_wrap(&k, in, inlen, out, cap) : kl_kwp_unwrap(&k, in, inlen, out, cap);
+	kl_kwp_free(&k);
 	return rc;
-}
-
-static EVP_CIPHER_CTX *st_ctx(struct kl_store *s, int enc)
-{
-	EVP_CIPHER_CTX **pp = enc ? &s->wrap : &s->unwrap;
-
-	if (!*pp)
-		*pp = kwp_ctx(EVP_aes_256_wrap_pad(), s->kek, enc);
-	return *pp;
-}
-
-/* Drop the contexts (EVP_CIPHER_CTX_free wipes the KEK schedule). */
-static void st_ctx_release(struct kl_store *s)
-{
-	EVP_CIPHER_CTX_free(s->wrap);
-	EVP_CIPHER_CTX_free(s->unwrap);
-	s->wrap = s->unwrap = NULL;
 }
 
 /* ---- records ----------------------------------------------------------------------------------- */
@@ -235,7 +186,10 @@ static int bind_tag(struct kl_store *s, unsigned kind, const uint8_t *key, size_
 	n += klen;
 	memcpy(buf + n, hdr, hlen);
 	n += hlen;
-	if (EVP_Digest(buf, n, md, &mdlen, s->sha256, NULL) != 1 || mdlen < BIND_LEN) {
+	/* One context for every record: EVP_Digest would allocate and free one per call. */
+	if (EVP_DigestInit_ex2(s->md, s->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(s->md, buf, n) != 1 ||
+	    EVP_DigestFinal_ex(s->md, md, &mdlen) != 1 || mdlen < BIND_LEN) {
 		ERR_clear_error();
 		return -EIO;
 	}
@@ -263,10 +217,10 @@ static long rec_build(struct kl_store *s, unsigned kind, const uint8_t *key, siz
 	memcpy(pt, secret, slen);
 	n = bind_tag(s, kind, key, klen, rec, REC_HDR + mlen, pt + slen);
 	if (!n)
-		n = kwp_run(st_ctx(s, 1), 1, pt, plen, rec + REC_HDR + mlen, WRAP_MAX);
+		n = st_wrap(s, pt, plen, rec + REC_HDR + mlen, WRAP_MAX);
 	kl_memzero(pt, sizeof(pt));
 	if (n < 0)
-		return n == -EINVAL && !s->wrap ? -ENOMEM : n;
+		return n;
 	if ((size_t)n != wlen)
 		return -EIO;
 	return (long)(REC_HDR + mlen + wlen);
@@ -298,8 +252,8 @@ static int rec_open(struct kl_store *s, unsigned kind, const MDB_val *k, const M
 		return REC_MALFORMED;
 	rv->meta = r + REC_HDR;
 	rv->mlen = mlen;
-	n = kwp_run(st_ctx(s, 0), 0, r + REC_HDR + mlen, wlen, rv->secret, sizeof(rv->secret));
-	if (!s->unwrap)
+	n = st_unwrap(s, r + REC_HDR + mlen, wlen, rv->secret, sizeof(rv->secret));
+	if (n == -ENOMEM)
 		return REC_NOCTX;
 	if (n <= BIND_LEN)
 		return n < 0 ? REC_UNWRAP : REC_MALFORMED;
@@ -372,19 +326,21 @@ const char *kl_store_kind_name(enum kl_table_kind kind)
 
 /* ---- KEK file and memory ---------------------------------------------------------------------- */
 
-static uint8_t *kek_alloc(int *secure)
+static struct st_secret *kek_alloc(int *secure)
 {
-	uint8_t *p;
+	struct st_secret *p;
 
+	_Static_assert(sizeof(struct st_secret) <= 4096, "st_secret must fit a locked page");
 	if (!CRYPTO_secure_malloc_initialized())
 		CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, 16);
 	if (CRYPTO_secure_malloc_initialized()) {
-		p = OPENSSL_secure_zalloc(KL_STORE_KEK_LEN);
+		/* the secure heap's blocks are aligned to their (power of two) size */
+		p = OPENSSL_secure_zalloc(sizeof(*p));
 		if (p && CRYPTO_secure_allocated(p)) {
 			*secure = 1;
 			return p;
 		}
-		OPENSSL_secure_clear_free(p, KL_STORE_KEK_LEN);
+		OPENSSL_secure_clear_free(p, sizeof(*p));
 	}
 	/* No secure heap: a page of our own, locked and kept out of core dumps. */
 	p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
@@ -397,15 +353,16 @@ static uint8_t *kek_alloc(int *secure)
 	return p;
 }
 
-static void kek_free(uint8_t *p, int secure)
+static void kek_free(struct st_secret *p, int secure)
 {
 	if (!p)
 		return;
+	kl_kwp_free(&p->kwp);
 	if (secure) {
-		OPENSSL_secure_clear_free(p, KL_STORE_KEK_LEN);
+		OPENSSL_secure_clear_free(p, sizeof(*p));
 		return;
 	}
-	kl_memzero(p, KL_STORE_KEK_LEN);
+	kl_memzero(p, sizeof(*p));
 	munlock(p, (size_t)sysconf(_SC_PAGESIZE));
 	munmap(p, (size_t)sysconf(_SC_PAGESIZE));
 }
@@ -520,9 +477,9 @@ static void st_free(struct kl_store *s)
 		mdb_txn_abort(s->txn);
 	if (s->env)
 		mdb_env_close(s->env);
-	st_ctx_release(s);
+	EVP_MD_CTX_free(s->md);
 	EVP_MD_free(s->sha256);
-	kek_free(s->kek, s->kek_secure);
+	kek_free(s->sec, s->kek_secure);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->path);
@@ -567,9 +524,8 @@ static int st_init(struct kl_store *s, char *err, size_t errlen)
 	rc = mdb_put(txn, s->meta, &k, &v, 0);
 	if (rc)
 		goto fail;
-	n = kwp_run(st_ctx(s, 1), 1, (const uint8_t *)kek_check_plain, sizeof(kek_check_plain) - 1,
-		    rec, sizeof(rec));
-	st_ctx_release(s);
+	n = st_wrap(s, (const uint8_t *)kek_check_plain, sizeof(kek_check_plain) - 1, rec,
+		    sizeof(rec));
 	if (n < 0) {
 		mdb_txn_abort(txn);
 		kl_errf(err, errlen, "store %s: cannot wrap the KEK check value", s->path);
@@ -655,10 +611,7 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 		kl_errf(err, errlen, "store %s is damaged: no KEK check record", s->path);
 		return -EBADMSG;
 	}
-	n = kwp_run(st_ctx(s, 0), 0, v.mv_data, v.mv_size, pt, sizeof(pt));
-	st_ctx_release(s);
-	if (n == -EINVAL && v.mv_size >= 16 && v.mv_size % 8 == 0 && v.mv_size - 8 <= sizeof(pt))
-		n = -ENOMEM;
+	n = st_unwrap(s, v.mv_data, v.mv_size, pt, sizeof(pt));
 	if (n == -ENOMEM) {
 		mdb_txn_abort(txn);
 		kl_errf(err, errlen, "store %s: cannot set up AES key wrap (OpenSSL)", s->path);
@@ -717,8 +670,10 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 	s->map_size = p->map_size ? p->map_size : KL_STORE_MAP_SIZE_DEFAULT;
 	s->path = strdup(p->path);
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	s->kek = kek_alloc(&s->kek_secure);
-	if (!s->path || !s->sha256 || !s->kek) {
+	s->md = EVP_MD_CTX_new();
+	s->sec = kek_alloc(&s->kek_secure);
+	s->kek = s->sec ? s->sec->kek : NULL;
+	if (!s->path || !s->sha256 || !s->md || !s->kek) {
 		ERR_clear_error();
 		kl_errf(err, errlen, "store: out of memory (or no SHA-256 in OpenSSL)");
 		rc = -ENOMEM;
@@ -729,6 +684,11 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 		goto fail;
 	if (kl_kcv(s->kek, KL_STORE_KEK_LEN, s->kek_kcv))
 		memset(s->kek_kcv, 0, sizeof(s->kek_kcv));
+	rc = kl_kwp_init(&s->sec->kwp, s->kek, KL_STORE_KEK_LEN);
+	if (rc) {
+		kl_errf(err, errlen, "store: cannot set up AES key wrap (%s)", strerror(-rc));
+		goto fail;
+	}
 
 	if (stat(p->path, &st)) {
 		rc = -errno;
@@ -914,7 +874,6 @@ static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
 		if (m)
 			rc = st_fail(s, m, "commit", KL_TK__COUNT);
 	}
-	st_ctx_release(s);
 	return rc;
 }
 
@@ -1094,7 +1053,6 @@ static void r_end(struct kl_store *s, MDB_txn *txn, int broken)
 		return;
 	}
 	mdb_txn_abort(txn);
-	st_ctx_release(s);
 }
 
 int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
@@ -1469,7 +1427,6 @@ int kl_store_txn_commit(struct kl_store *s)
 			rc = st_fail(s, m, "commit", KL_TK__COUNT);
 	}
 	s->txn_failed = 0;
-	st_ctx_release(s);
 	return rc;
 }
 
@@ -1480,7 +1437,6 @@ void kl_store_txn_abort(struct kl_store *s)
 	mdb_txn_abort(s->txn);
 	s->txn = NULL;
 	s->txn_failed = 0;
-	st_ctx_release(s);
 }
 
 /* ---- load ------------------------------------------------------------------------------------- */
@@ -1721,7 +1677,6 @@ int kl_store_load(struct kl_store *s, struct kl_table *t, struct kl_store_load_s
 	for (unsigned i = 0; i < KL_TK__COUNT && !rc; i++)
 		rc = load_kind(&lc, txn, order[i]);
 	mdb_txn_abort(txn);
-	st_ctx_release(s);
 	kl_memzero(lc.ub, sizeof(*lc.ub));
 	free(lc.ub);
 	st->seconds = mono_s() - t0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * keyline durable key store: the key table's entries in LMDB, each one's key material wrapped
- * with AES-256 key wrap with padding (RFC 5649, OpenSSL) under a KEK read from a 0600 file.
+ * with AES-256 key wrap with padding (RFC 5649: kl_kwp, AES-NI, byte for byte OpenSSL's wrap
+ * cipher, which is the fallback) under a KEK read from a 0600 file.
  *
  * keylined opens the store and loads it into the key table before it answers any request; a
  * key push is written here first and acknowledged only after mdb_txn_commit returned (LMDB is
@@ -44,9 +45,10 @@
  * records) is not detected by the store.
  *
  * Keys are never logged: messages name the kind and a record number, never key bytes. The KEK
- * sits in OpenSSL's secure heap (initialised here when nobody did) or else in a locked page; the
- * AES schedule of the KEK lives in an OpenSSL context only for one operation, one load or one
- * batch, and is wiped when that context is freed.
+ * sits in OpenSSL's secure heap (initialised here when nobody did) or else in a locked page, and
+ * with it, in the same allocation, its kl_kwp key object (the expanded AES schedules, set up
+ * once at open): both are wiped on close. With KL_KWP=openssl (or without AES-NI) the schedule
+ * lives in an OpenSSL context for one wrap or unwrap only, wiped when that context is freed.
  */
 #ifndef KL_STORE_H
 #define KL_STORE_H
@@ -211,10 +213,12 @@ int kl_store_stats(struct kl_store *s, struct kl_store_stats *out);
 const char *kl_store_kind_name(enum kl_table_kind kind);
 
 /**
- * AES key wrap with padding (RFC 5649) through OpenSSL, the function the store wraps with
- * (exported for the RFC's test vectors and for tools). kek: 16, 24 or 32 bytes; enc 1 wraps, 0
- * unwraps. out needs inlen + 15 bytes to wrap, inlen to unwrap.
- * @return the output length, -EINVAL (bad length or cap), -EBADMSG (integrity check failed).
+ * AES key wrap with padding (RFC 5649), the store's (kl_kwp with a key object set up for this
+ * call: AES-NI, or OpenSSL's wrap cipher under KL_KWP=openssl; exported for the RFC's test
+ * vectors and for tools). kek: 16, 24 or 32 bytes; enc 1 wraps, 0 unwraps. in: 1..4096 bytes.
+ * out needs inlen + 15 bytes to wrap, inlen to unwrap.
+ * @return the output length, -EINVAL (bad length or cap), -EBADMSG (integrity check failed),
+ *         -ENOMEM (OpenSSL could not set up).
  */
 long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in, size_t inlen,
 		  uint8_t *out, size_t cap);

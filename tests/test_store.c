@@ -476,6 +476,50 @@ static void test_roundtrip(void **state)
 	kl_store_close(s);
 }
 
+/* The two kl_kwp implementations read and write the same store: written with the default one
+ * (AES-NI on this CPU), reopened, loaded and written with KL_KWP=openssl (the reference), then
+ * loaded again with the default; the RFC vectors and a wrong KEK under the reference too. */
+static void test_kwp_impls(void **state)
+{
+	char dir[PATH_MAX], err[512];
+	uint8_t m1[32], m2[48];
+	struct kl_store_load_stats ls;
+	struct kl_store *s;
+	struct kl_table *t;
+	int rc;
+
+	(void)state;
+	new_dir(dir, sizeof(dir));
+	fill(m1, sizeof(m1), 11);
+	fill(m2, sizeof(m2), 12);
+	s = open_store(dir, kek_a, 1);
+	PUT_UE(s, "native@ims", m1, 32, G4, 2);
+	kl_store_close(s);
+
+	assert_int_equal(setenv("KL_KWP", "openssl", 1), 0);
+	test_kwp_vectors(state);
+	open_fails(dir, kek_b, 0, EKEYREJECTED, "wrong KEK");
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load with KL_KWP=openssl: %s", err);
+	check_ue(t, "native@ims", m1, 32, G4, 2);
+	kl_table_free(t);
+	PUT_UE(s, "reference@ims", m2, 48, G4 + 1, 3);
+	kl_store_close(s);
+	assert_int_equal(unsetenv("KL_KWP"), 0);
+
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	assert_int_equal(ls.loaded[KL_TK_UE], 2);
+	check_ue(t, "native@ims", m1, 32, G4, 2);
+	check_ue(t, "reference@ims", m2, 48, G4 + 1, 3);
+	kl_table_free(t);
+	kl_store_close(s);
+}
+
 static void test_replace_delete_persist(void **state)
 {
 	char dir[PATH_MAX], err[512];
@@ -1579,6 +1623,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest fast[] = {
 		cmocka_unit_test(test_kwp_vectors),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_kwp_impls),
 		cmocka_unit_test(test_replace_delete_persist),
 		cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_set_ue_groups),
