@@ -62,7 +62,7 @@ struct job {
 	struct kl_mikey_layout lay;
 	struct kl_kdf_param kdfp[2];
 	const void *requester; /* struct kl_ue or struct kl_emse */
-	struct replay_slot *bucket; /* this request's replay-cache bucket, prefetched */
+	struct replay_slot *bucket[2]; /* this request's two replay-cache buckets, prefetched */
 	uint64_t tag;
 	const struct kl_e2m_key *e2m;
 	const char *imsi;
@@ -173,12 +173,14 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 /*
  * ---- replay cache -----------------------------------------------------------------------------
- * 3-way buckets of 64-bit tags of (IDi, CSB ID, RAND); an entry lives until its T (or the arrival
- * time, if later) plus the skew has passed. When a bucket is full the entry that expires first
- * makes room; if it was still live, the bucket's floor rises to the newest T it stood for, and
- * later requests of that bucket with a T not after the floor are refused (replay_window_refused).
- * The floor is per bucket, so a UE with a fast clock cannot raise it for everybody, and an
- * overflowing cache shows as a counter, never as an accepted replay.
+ * 64-bit tags of (IDi, CSB ID, RAND) in 3-way buckets; each tag has two candidate buckets and goes
+ * where there is room (two choices: buckets do not overflow by chance until the cache is nearly
+ * full). An entry lives until its T plus the skew has passed (from then on the skew check refuses
+ * its replay). When both buckets are full the entry that expires first makes room; if it was still
+ * live, its bucket's floor rises to the T it stood for, and later requests of either bucket with a
+ * T not after the floor are refused "invalid timestamp" (replay_window_refused). The floor is per
+ * bucket, so a UE with a fast clock cannot raise it for everybody, and an overflowing cache shows
+ * as a counter, never as an accepted replay.
  */
 
 static inline uint64_t load64(const uint8_t *p)
@@ -216,9 +218,12 @@ static void replay_tag(struct kl_worker *w, struct job *j, const struct kl_mikey
 	j->tag = x ? x : 1;
 	x *= 0xff51afd7ed558ccdull;
 	x ^= x >> 29;
-	x &= w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1);
-	j->bucket = &w->replay[x];
-	__builtin_prefetch(j->bucket, 1, 3);
+	j->bucket[0] = &w->replay[x & w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1)];
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	j->bucket[1] = &w->replay[x & w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1)];
+	__builtin_prefetch(j->bucket[0], 1, 3);
+	__builtin_prefetch(j->bucket[1], 1, 3);
 }
 
 static uint64_t ntp16(uint64_t ts)
@@ -228,37 +233,67 @@ static uint64_t ntp16(uint64_t ts)
 
 static int replay_seen(const struct job *j, uint64_t now)
 {
-	const struct replay_slot *s = j->bucket;
+	for (unsigned b = 0; b < 2; b++) {
+		const struct replay_slot *s = j->bucket[b];
 
-	for (unsigned i = 0; i < REPLAY_WAYS; i++)
-		if (s[i].expires > ntp16(now) && s[i].tag == j->tag)
-			return 1;
+		for (unsigned i = 0; i < REPLAY_WAYS; i++)
+			if (s[i].expires > ntp16(now) && s[i].tag == j->tag)
+				return 1;
+	}
 	return 0;
+}
+
+/* The higher floor of the request's two buckets (NTP >> 16). */
+static uint64_t replay_floor(const struct job *j)
+{
+	uint64_t a = j->bucket[0][REPLAY_FLOOR].expires, b = j->bucket[1][REPLAY_FLOOR].expires;
+
+	return a > b ? a : b;
 }
 
 /* Insert; returns 1 when the tag was already there (a replay inside this burst). */
 static int replay_insert(struct kl_worker *w, const struct job *j, const struct kl_mikey_req *r,
 			 uint64_t now)
 {
-	struct replay_slot *s = j->bucket, *victim = NULL;
+	struct replay_slot *victim = NULL, *vb = NULL;
+	unsigned live[2] = { 0, 0 }, first, nb;
 	uint64_t until;
 
 	if (replay_seen(j, now))
 		return 1;
-	/* Victim: the entry that expires first; ties (same T, a burst) start at a tag-chosen way so
-	 * a full bucket does not keep evicting one slot while three others never move. */
-	for (unsigned k = 0, i = (unsigned)(j->tag >> 62) % REPLAY_WAYS; k < REPLAY_WAYS;
-	     k++, i = (i + 1) % REPLAY_WAYS)
-		if (!victim || s[i].expires < victim->expires)
-			victim = &s[i];
+	/* Two choices: the entry goes to the bucket with fewer live entries (so buckets do not
+	 * overflow by chance until the cache is nearly full), into the slot that expires first (a
+	 * free or expired one when there is one). Only when both buckets are full of live entries
+	 * is one evicted: the one of either bucket that expires first. Ties (same T, a burst)
+	 * start at a tag-chosen way so one slot is not evicted over and over. */
+	for (unsigned b = 0; b < 2; b++)
+		for (unsigned i = 0; i < REPLAY_WAYS; i++)
+			live[b] += j->bucket[b][i].expires > ntp16(now);
+	if (live[0] == REPLAY_WAYS && live[1] == REPLAY_WAYS) {
+		first = 0;
+		nb = 2;
+	} else {
+		first = live[0] < live[1] ? 0 : live[1] < live[0] ? 1 : (unsigned)(j->tag >> 63);
+		nb = 1;
+	}
+	for (unsigned k = 0, i = (unsigned)(j->tag >> 58) % (nb * REPLAY_WAYS); k < nb * REPLAY_WAYS;
+	     k++, i = (i + 1) % (nb * REPLAY_WAYS)) {
+		struct replay_slot *b = j->bucket[(first + i / REPLAY_WAYS) % 2];
+		struct replay_slot *s = &b[i % REPLAY_WAYS];
+
+		if (!victim || s->expires < victim->expires) {
+			victim = s;
+			vb = b;
+		}
+	}
 	if (victim->expires > ntp16(now)) {
 		/* Still live: it stood for a T up to expires - skew (its T, rounded up). A request of
 		 * this bucket with a T not after that could be its replay: the floor rises to it. */
 		uint64_t covered = victim->expires - ntp16(w->skew);
 
 		w->st.counter[KL_CNT_REPLAY_EVICTIONS]++;
-		if (covered > s[REPLAY_FLOOR].expires)
-			s[REPLAY_FLOOR].expires = covered;
+		if (covered > vb[REPLAY_FLOOR].expires)
+			vb[REPLAY_FLOOR].expires = covered;
 	}
 	victim->tag = j->tag;
 	/* A request is acceptable while |T - now| <= skew, so its replay is refused by the skew
@@ -611,8 +646,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		}
 		/* 5. from here on the requester proved its key: problems are answered */
 		d = r->ts > now ? r->ts - now : now - r->ts;
-		if (d <= w->skew && ntp16(r->ts) <= j->bucket[REPLAY_FLOOR].expires &&
-		    !replay_seen(j, now)) {
+		if (d <= w->skew && ntp16(r->ts) <= replay_floor(j) && !replay_seen(j, now)) {
 			/* Not after its bucket's floor: it may replay an entry this bucket evicted.
 			 * Answered "invalid timestamp" (RFC 3830 section 5.4: a full replay cache
 			 * narrows the accepted window); the UE retries with a fresh RAND, which lands in

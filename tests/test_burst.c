@@ -250,6 +250,7 @@ struct held {
 };
 
 static uint8_t outbuf[KL_BURST_TX_MAX][1600];
+static uint64_t engine_ahead; /* NTP units the engine's clock is ahead of ours */
 static uint8_t inbuf[KL_BURST_TX_MAX][KL_BURST_DGRAM_MAX];
 
 /* One loop round: requests due at now go through the engine; answers are delivered, held back
@@ -270,7 +271,7 @@ static unsigned round_trip(struct kl_burst *b, uint64_t now, enum net_fate fate,
 	}
 	kl_burst_sent(b, dg, n, now);
 	if (n) {
-		kl_engine_serve(wk, kl_ntp_now(), p, n);
+		kl_engine_serve(wk, kl_ntp_now() + engine_ahead, p, n);
 		kl_table_quiescent(tab, 0);
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -987,6 +988,43 @@ static void test_alt_seed(void **state)
 	}
 }
 
+/* A server whose clock is 120 s ahead (beyond the 60 s skew) answers "invalid timestamp": each UE
+ * resyncs and tries again at once; once the clocks agree every UE gets its key. Without tries
+ * left, the error fails the UE. */
+static void test_resync_on_invalid_ts(void **state)
+{
+	for (int retries = 0; retries < 2; retries++) {
+		struct kl_burst_config c;
+		char err[256];
+		struct kl_burst *b;
+		const struct kl_burst_totals *t;
+		uint64_t now = 0;
+
+		(void)state;
+		kl_burst_config_defaults(&c);
+		c.mode = KL_BURST_MODE_MAX;
+		c.ues = 50;
+		c.retries = (uint32_t)retries;
+		c.interval_ms = 0;
+		b = kl_burst_create(&c, &pop, err, sizeof(err));
+		assert_non_null(b);
+		t = kl_burst_totals(b);
+		kl_burst_start(b, 0);
+		kl_burst_tick(b, now, NULL);
+		engine_ahead = (uint64_t)120 << 32;
+		assert_int_equal(round_trip(b, now, DELIVER, NULL, NULL, 0), 50);
+		engine_ahead = 0;
+		run_all(b, now + MS);
+		assert_int_equal(t->c[KL_BC_ERROR_ANSWERS], 50);
+		assert_int_equal(t->err[KL_ERR_INVALID_TS], 50);
+		assert_int_equal(t->c[KL_BC_RESYNCS], retries ? 50 : 0);
+		assert_int_equal(t->c[KL_BC_VERIFIED], retries ? 50 : 0);
+		assert_int_equal(t->fail[KL_BF_ERROR_ANSWER], retries ? 0 : 50);
+		assert_int_equal(t->c[KL_BC_TIMEOUTS], 0);
+		kl_burst_destroy(b);
+	}
+}
+
 /* A burst of answers (duplicates and garbage among them) counts like one answer at a time. */
 static void test_answers_batch(void **state)
 {
@@ -1306,6 +1344,7 @@ int main(void)
 		cmocka_unit_test(test_e2m_all_verified),
 		cmocka_unit_test(test_wrong_key_and_errors),
 		cmocka_unit_test(test_alt_seed),
+		cmocka_unit_test(test_resync_on_invalid_ts),
 		cmocka_unit_test(test_retransmit_keeps_tries),
 		cmocka_unit_test(test_timeouts_fail),
 		cmocka_unit_test(test_garbage),

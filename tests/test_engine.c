@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/rand.h>
+
 #include <rte_eal.h>
 
 #include "kl_engine.h"
@@ -371,6 +373,38 @@ static void test_replay_cache_overflow(void **state)
 	kl_worker_destroy(small);
 }
 
+/* Two choices: 2000 requests with T spread over the last 2 s, in random order, into a cache of
+ * 16384 slots (4096 buckets of 3: 16% full) evict nothing, so none is refused. With one bucket
+ * per request, some buckets would overflow by chance and refuse requests with older T. */
+static void test_replay_cache_two_choices(void **state)
+{
+	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
+				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 16384 };
+	struct kl_worker *keep = wk[1], *w = kl_worker_create(&ec, tab, 1);
+	const struct kl_worker_stats *st;
+	struct kl_client_result res;
+	uint64_t saved = now;
+
+	(void)state;
+	assert_non_null(w);
+	wk[1] = w;
+	st = kl_worker_stats(w);
+	for (unsigned i = 0; i < 2000; i++) {
+		struct creq q;
+		uint8_t jitter[4];
+
+		RAND_bytes(jitter, sizeof(jitter));
+		now = saved - (((uint64_t)(jitter[0] | jitter[1] << 8 | (jitter[2] & 1) << 16)) << 16);
+		mbms(&q, UE_ID, 7, 0, 0);
+		now = saved;
+		expect_keys(1, &q, &res);
+	}
+	assert_int_equal(st->counter[KL_CNT_REPLAY_EVICTIONS], 0);
+	assert_int_equal(st->counter[KL_CNT_REPLAY_WINDOW], 0);
+	wk[1] = keep;
+	kl_worker_destroy(w);
+}
+
 static void test_truncation(void **state)
 {
 	struct creq q;
@@ -588,7 +622,8 @@ int main(void)
 		cmocka_unit_test(test_mbms_round_trip), cmocka_unit_test(test_e2m_round_trip),
 		cmocka_unit_test(test_errors),		cmocka_unit_test(test_silent_drops),
 		cmocka_unit_test(test_replay_in_one_burst),
-		cmocka_unit_test(test_replay_cache_overflow), cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_replay_cache_overflow),
+		cmocka_unit_test(test_replay_cache_two_choices), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_full_burst),
 		cmocka_unit_test(test_muk_expiry),
 	};

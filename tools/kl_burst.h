@@ -156,6 +156,7 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(VERIFIED, "verified", "UEs that got a verified, correct key")                            \
 	X(FAILED, "failed", "UEs that finished without a correct key")                            \
 	X(ERROR_ANSWERS, "error_answers", "verified MIKEY error messages")                         \
+	X(RESYNCS, "resyncs", "invalid-timestamp errors answered by a fresh try (clock resync)")  \
 	X(MALFORMED, "malformed", "answers that do not parse as a MIKEY response or error")       \
 	X(BAD_MAC, "bad_mac", "answers naming a live try whose MAC did not verify")                \
 	X(UNKNOWN, "unknown", "answers for no request of this run")                               \

@@ -1189,6 +1189,20 @@ static void verify_live(struct kl_burst *b, unsigned k)
 			judge(b, j, rc, &b->vres[i], now_ns, 0);
 			continue;
 		}
+		if (!rc && b->vres[i].is_error && b->vres[i].err_no == KL_ERR_INVALID_TS &&
+		    b->ent[j].tries < b->max_tries) {
+			/* the server's T lets the UE resync (PROTOCOL.md section 6): a fresh try at
+			 * once, signed with the current time, instead of a failure */
+			b->tot.c[KL_BC_ANSWERED]++;
+			b->tot.c[KL_BC_ERROR_ANSWERS]++;
+			b->tot.err[KL_ERR_INVALID_TS]++;
+			b->tot.c[KL_BC_RESYNCS]++;
+			timer_unlink(b, s);
+			x->state = SLOT_DONE;
+			if (!b->ent[j].retx_queued && !ring_push(&b->retxq, j))
+				b->ent[j].retx_queued = 1;
+			continue;
+		}
 		{
 			uint64_t rtt = now_ns - x->sent_ns, ue = ue_latency(b, j, now_ns);
 
