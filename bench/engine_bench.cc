@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <unistd.h>
@@ -183,7 +184,8 @@ void serve(benchmark::State &state, kl_crypto_backend be, int kind)
 	ec.idr_len = 21;
 	ec.skew_s = 1u << 20; // the pool's T stays acceptable however long the run takes
 	ec.predelivery_s = 60;
-	ec.replay_entries = 0; // default size
+	// default size, or KL_BENCH_REPLAY_ENTRIES (a power of two) to see what its size costs
+	ec.replay_entries = getenv("KL_BENCH_REPLAY_ENTRIES") ? (uint32_t)strtoul(getenv("KL_BENCH_REPLAY_ENTRIES"), nullptr, 0) : 0;
 	ec.backend = be;
 	if (kl_table_reader_register(g_world->table, reader) < 0) {
 		state.SkipWithError("reader register failed");
