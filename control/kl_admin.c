@@ -934,6 +934,17 @@ static int cmd_del(struct req *r, json_t *j)
 
 	if (fields_ok(r, j, "", f) || get_kind(r, j, &kind) || get_entry_key(r, j, kind, key, &len))
 		return -1;
+	if (kind == KL_TK_GROUP) {
+		struct kl_group_ref g = { .group = (uint16_t)(key[3] << 8 | key[4]) };
+
+		memcpy(g.domain, key, 3);
+		/* rotation would make it again at the next tick, numbering its keys from 1 anew
+		 * (an MSK ID UEs may hold for another key) */
+		if (kl_rotate_has(r->a->rotate, &g))
+			return rerr(r, "group %s is under MSK rotation (config msk_rotation:): take it "
+				       "out of the configuration before deleting it",
+				    json_string_value(json_object_get(j, "id")));
+	}
 	/* Store first: an entry deleted from the table only would come back at the next start.
 	 * -ENOENT is no error here: entries of a -p test population are in the table only. */
 	if (r->a->store) {

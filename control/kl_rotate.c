@@ -459,3 +459,14 @@ void kl_rotate_free(struct kl_rotate *r)
 {
 	free(r);
 }
+
+int kl_rotate_has(const struct kl_rotate *r, const struct kl_group_ref *g)
+{
+	struct kl_rotate_status st;
+
+	for (unsigned i = 0; r && g && i < kl_rotate_count(r); i++)
+		if (!kl_rotate_status(r, i, &st) && st.ref.group == g->group &&
+		    !memcmp(st.ref.domain, g->domain, sizeof(g->domain)))
+			return 1;
+	return 0;
+}

@@ -105,6 +105,9 @@ unsigned kl_rotate_count(const struct kl_rotate *r);
  * now (current_id 0 when the table has no entry for the group). @return 0 or -ENOENT. */
 int kl_rotate_status(const struct kl_rotate *r, unsigned i, struct kl_rotate_status *st);
 
+/** 1 when g is a configured (rotated) group, else 0 (also for r NULL). */
+int kl_rotate_has(const struct kl_rotate *r, const struct kl_group_ref *g);
+
 /** Free; NULL is accepted. */
 void kl_rotate_free(struct kl_rotate *r);
 

@@ -1406,6 +1406,16 @@ static void test_rotate_status(void **state)
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\"}"), "group: missing");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:1\",\"key\":\"00\"}"),
 		   "unknown field \"key\"");
+	/* a rotated group cannot be deleted (rotation would remake it with key number 1) */
+	expect_err(rpcf(f, c, "{\"cmd\":\"del\",\"kind\":\"group\",\"id\":\"00f110:1\"}"),
+		   "group 00f110:1 is under MSK rotation");
+	{
+		struct kl_group g;
+		const struct kl_group_ref ref = { { 0x00, 0xF1, 0x10 }, 1 };
+
+		assert_int_equal(kl_table_get_group(f->t, &ref, &g), 0);
+		kl_memzero(&g, sizeof(g));
+	}
 	ping_ok(f, c);
 	cl_close(c);
 }
