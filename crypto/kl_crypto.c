@@ -426,19 +426,30 @@ static int prf_units_run(struct kl_crypto *c, unsigned nu)
 		if (hmac_run(c, c->hops, nh) < 0)
 			return -EIO;
 		for (unsigned i = 0; i < nu; i++) {
-			unsigned off = (p - 1) * u[i].hlen, take;
+			unsigned off = (p - 1) * u[i].hlen, take, b = 0;
+			uint8_t *o;
 
 			if (u[i].m < p)
 				continue;
 			take = u[i].out_len - off < u[i].hlen ? u[i].out_len - off : u[i].hlen;
-			for (unsigned b = 0; b < take; b++)
-				u[i].out[off + b] ^= u[i].blk[b];
+			/* word-wise: byte stores through out (which might alias the unit, for all the
+			 * compiler knows) cost a reload each */
+			o = u[i].out + off;
+			for (; b + 8 <= take; b += 8) {
+				uint64_t x, y;
+
+				memcpy(&x, o + b, 8);
+				memcpy(&y, u[i].blk + b, 8);
+				x ^= y;
+				memcpy(o + b, &x, 8);
+			}
+			for (; b < take; b++)
+				o[b] ^= u[i].blk[b];
 			if (p < u[i].m)
 				memcpy(u[i].ab, u[i].anext, u[i].hlen);
 		}
 	}
-	for (unsigned i = 0; i < nu; i++)
-		kl_memzero(&u[i], sizeof(u[i]));
+	kl_memzero(u, nu * sizeof(*u));
 	return 0;
 }
 

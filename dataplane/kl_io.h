@@ -102,7 +102,7 @@ struct kl_io_dpdk_queue {
 	uint16_t queue_id;
 	const struct kl_net_addrs *addrs;
 	struct rte_eth_dev_tx_buffer *txb; /* KL_IO_BURST deep, error callback counts TX_DROPPED */
-	struct rte_mempool *pool;	   /* answers are built in fresh mbufs from here */
+	struct rte_mempool *pool;	   /* for answers that do not fit behind their request */
 };
 
 /** Everything one worker owns; written by that worker only (the stop flag and clock excepted). */
@@ -125,7 +125,8 @@ struct kl_io_worker {
 
 /**
  * DPDK worker loop (an lcore function; arg is a struct kl_io_worker): rx_burst on each queue ->
- * classify -> rate limit -> one engine burst -> tx buffer; TX drained every KL_IO_DRAIN_US and
+ * classify -> rate limit -> one engine burst (each answer built in its request's mbuf, behind the
+ * request) -> tx buffer; TX drained every KL_IO_DRAIN_US and
  * whenever a receive comes back short; one RCU quiescent report per loop. Registers and
  * unregisters the worker's RCU reader itself. Returns 0 when *stop is set (after flushing TX).
  */

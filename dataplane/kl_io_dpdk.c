@@ -3,8 +3,10 @@
  * The DPDK worker loop. One worker = one lcore = one RX/TX queue pair on every port. Per burst:
  * classify every frame (ARP/ICMP/NDP answered in place, the rest counted and freed), take a
  * token per MIKEY request from the source's bucket, give the survivors to the engine as one
- * burst with answers built into fresh mbufs, wrap the answers in Ethernet/IP/UDP and queue them.
- * No locks, allocation (mbufs come from the pool), logging or syscalls.
+ * burst with each answer built in its request's own mbuf (behind the request, which the engine
+ * reads while it writes the answer; a fresh mbuf only when that does not fit), wrap the answers
+ * in Ethernet/IP/UDP and queue them. No locks, allocation (mbufs come from the pool), logging or
+ * syscalls.
  */
 #include <string.h>
 
@@ -19,7 +21,8 @@ struct burst_ctx {
 	struct kl_pkt pkt[KL_IO_BURST];
 	struct kl_net_info info[KL_IO_BURST];
 	struct rte_mbuf *req[KL_IO_BURST];
-	struct rte_mbuf *ans[KL_IO_BURST];
+	struct rte_mbuf *ans[KL_IO_BURST]; /* req[i] itself (answer in place) or a fresh mbuf */
+	uint16_t ans_off[KL_IO_BURST];	   /* where the answer frame starts in ans[i]'s buffer */
 	struct rte_mbuf *gone[2 * KL_IO_BURST]; /* freed together at the end of the burst */
 	unsigned ngone;
 	uint8_t keys[KL_IO_BURST][16];
@@ -121,40 +124,59 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 		k = rate_limit(w, c, k, t_rx);
 	if (!k)
 		goto out;
-	if (rte_pktmbuf_alloc_bulk(q->pool, c->ans, k)) {
-		w->st.counter[KL_IO_CNT_NO_MBUF] += k;
-		rte_pktmbuf_free_bulk(c->req, k);
-		goto out;
-	}
 	for (unsigned i = 0; i < k; i++) {
+		struct rte_mbuf *m = c->req[i], *a = m;
 		uint16_t hr = kl_net_reply_headroom(&c->info[i]);
-		uint16_t room = rte_pktmbuf_tailroom(c->ans[i]);
+		/* In place: the answer frame starts on the first cache line after the request frame
+		 * (the engine reads the request while it writes the answer, and the headers are
+		 * written from the request's), and runs to the end of the buffer. A chained, shared
+		 * or external buffer, or one without room for the engine's bound, gets a fresh mbuf. */
+		uint32_t start = RTE_ALIGN_CEIL((uint32_t)m->data_off + rte_pktmbuf_data_len(m),
+						RTE_CACHE_LINE_SIZE);
+		uint32_t need = (uint32_t)hr + 3u * c->info[i].payload_len; /* the engine's bound */
 
-		c->pkt[i].in = rte_pktmbuf_mtod(c->req[i], uint8_t *) + c->info[i].payload_off;
+		if (m->nb_segs != 1 || !RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1 ||
+		    start + need > m->buf_len) {
+			a = rte_pktmbuf_alloc(q->pool);
+			if (!a) {
+				w->st.counter[KL_IO_CNT_NO_MBUF]++;
+				a = m; /* no room for an answer: out_cap 0, the engine drops it */
+				start = m->buf_len;
+			} else {
+				start = a->data_off;
+			}
+		}
+		c->ans[i] = a;
+		c->ans_off[i] = (uint16_t)start;
+		c->pkt[i].in = rte_pktmbuf_mtod(m, uint8_t *) + c->info[i].payload_off;
 		c->pkt[i].in_len = c->info[i].payload_len;
-		c->pkt[i].out = rte_pktmbuf_mtod(c->ans[i], uint8_t *) + hr;
-		c->pkt[i].out_cap = room > hr ? room - hr : 0;
+		c->pkt[i].out_cap = start + hr < a->buf_len ? (uint16_t)(a->buf_len - start - hr) : 0;
+		c->pkt[i].out = c->pkt[i].out_cap ? (uint8_t *)a->buf_addr + start + hr : NULL;
 	}
 	now = kl_io_clock_ntp(w->clock, t_rx);
 	kl_engine_serve(w->engine, now, c->pkt, k);
 	for (unsigned i = 0; i < k; i++) {
-		struct rte_mbuf *a = c->ans[i];
+		struct rte_mbuf *m = c->req[i], *a = c->ans[i];
 		uint16_t flen = 0;
 
 		if (c->pkt[i].out_len)
-			flen = kl_net_finish_udp_reply(rte_pktmbuf_mtod(c->req[i], uint8_t *),
-						       &c->info[i], rte_pktmbuf_mtod(a, uint8_t *),
-						       rte_pktmbuf_tailroom(a), c->pkt[i].out_len);
+			flen = kl_net_finish_udp_reply(rte_pktmbuf_mtod(m, uint8_t *), &c->info[i],
+						       (uint8_t *)a->buf_addr + c->ans_off[i],
+						       (uint16_t)(a->buf_len - c->ans_off[i]),
+						       c->pkt[i].out_len);
+		if (a != m)
+			c->gone[c->ngone++] = m; /* the request's own mbuf was not needed */
 		if (!flen) {
 			c->gone[c->ngone++] = a; /* dropped by the engine: no answer */
 			continue;
 		}
+		a->data_off = c->ans_off[i];
 		a->data_len = flen;
 		a->pkt_len = flen;
+		a->ol_flags = 0;
 		tx(w, q, a);
 		answered++;
 	}
-	rte_pktmbuf_free_bulk(c->req, k);
 	if (answered)
 		kl_io_hist_add(&w->st, (rte_rdtsc() - t_rx) * 1000000000ull / w->clock->hz, answered);
 out:

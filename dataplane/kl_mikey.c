@@ -32,10 +32,21 @@ static int utf8_ok(const uint8_t *s, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		uint8_t c = s[i];
+		uint8_t c;
 		size_t k;
 		uint32_t cp;
+		uint64_t w;
 
+		/* identities are mostly ASCII: eight bytes at a time while no byte has its top bit */
+		while (i + 8 <= n) {
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		c = s[i];
 		if (c < 0x80) {
 			i++;
 			continue;

@@ -31,15 +31,50 @@ static inline void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+/*
+ * 32-bit words in host order into a 64-bit accumulator, folded to 16 bits and brought to network
+ * order at the end (RFC 1071 2.(B): the sum is byte-order independent). The result is congruent
+ * to the byte-pair sum modulo 0xFFFF and 0 only when every byte is, so callers may keep adding
+ * to it and fold once, as before.
+ */
 uint32_t kl_net_csum_add(uint32_t sum, const uint8_t *p, unsigned n)
 {
+	uint64_t acc = 0;
 	unsigned i = 0;
 
-	for (; i + 1 < n; i += 2)
-		sum += be16(p + i);
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+
+		memcpy(&v, p + i, 8);
+		acc += (v & 0xFFFFFFFFu) + (v >> 32);
+	}
+	if (i + 4 <= n) {
+		uint32_t v;
+
+		memcpy(&v, p + i, 4);
+		acc += v;
+		i += 4;
+	}
+	if (i + 2 <= n) {
+		uint16_t v;
+
+		memcpy(&v, p + i, 2);
+		acc += v;
+		i += 2;
+	}
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	if (i < n)
-		sum += (uint32_t)p[i] << 8;
-	return sum;
+		acc += p[i]; /* the odd byte is the high half of its zero-padded word */
+	while (acc >> 16)
+		acc = (acc & 0xFFFF) + (acc >> 16);
+	acc = ((acc >> 8) | (acc << 8)) & 0xFFFF;
+#else
+	if (i < n)
+		acc += (uint32_t)p[i] << 8;
+	while (acc >> 16)
+		acc = (acc & 0xFFFF) + (acc >> 16);
+#endif
+	return sum + (uint32_t)acc;
 }
 
 uint16_t kl_net_csum_fold(uint32_t sum)

@@ -88,7 +88,8 @@ enum kl_net_verdict kl_net_classify_cap(uint8_t *frame, uint16_t *len, uint16_t 
 					const struct kl_net_addrs *a, struct kl_net_info *info);
 
 /* Internet checksum pieces (RFC 1071), shared with the load generator's framing. */
-/** Add n bytes (big-endian 16-bit words, odd tail padded) to an unfolded sum. */
+/** Add n bytes (big-endian 16-bit words, odd tail padded) to an unfolded sum (the result is
+ * congruent modulo 0xFFFF, not equal: compare sums only after kl_net_csum_fold). */
 uint32_t kl_net_csum_add(uint32_t sum, const uint8_t *p, unsigned n);
 /** Fold and complement: the checksum field value (0 over a whole valid header). */
 uint16_t kl_net_csum_fold(uint32_t sum);

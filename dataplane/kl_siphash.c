@@ -52,7 +52,10 @@ void kl_siphash_key(struct kl_sipkey *k, const uint8_t key[16])
 	k->k1 = le64(key + 8);
 }
 
-void kl_siphash128(const struct kl_sipkey *k, const void *in, size_t len, uint8_t out[16])
+/* C compression rounds per word, D finalization rounds: constants in the callers below. */
+static inline __attribute__((always_inline)) void sip128(const struct kl_sipkey *k, const void *in,
+							   size_t len, uint8_t out[16], unsigned C,
+							   unsigned D)
 {
 	const uint8_t *p = in;
 	uint64_t v0 = k->k0 ^ UINT64_C(0x736f6d6570736575);
@@ -65,27 +68,34 @@ void kl_siphash128(const struct kl_sipkey *k, const void *in, size_t len, uint8_
 	for (size_t i = 0; i < full; i += 8) {
 		m = le64(p + i);
 		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
+		for (unsigned r = 0; r < C; r++)
+			SIPROUND;
 		v0 ^= m;
 	}
 	for (size_t i = full; i < len; i++)
 		b |= (uint64_t)p[i] << (8 * (i - full));
 	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
+	for (unsigned r = 0; r < C; r++)
+		SIPROUND;
 	v0 ^= b;
 
 	v2 ^= 0xee;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
+	for (unsigned r = 0; r < D; r++)
+		SIPROUND;
 	put_le64(out, v0 ^ v1 ^ v2 ^ v3);
 	v1 ^= 0xdd;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
+	for (unsigned r = 0; r < D; r++)
+		SIPROUND;
 	put_le64(out + 8, v0 ^ v1 ^ v2 ^ v3);
+}
+
+void kl_siphash128(const struct kl_sipkey *k, const void *in, size_t len, uint8_t out[16])
+{
+	sip128(k, in, len, out, 1, 3);
+}
+
+void kl_siphash128_cd(const struct kl_sipkey *k, unsigned c, unsigned d, const void *in, size_t len,
+		      uint8_t out[16])
+{
+	sip128(k, in, len, out, c < 1 ? 1 : c > 8 ? 8 : c, d < 1 ? 1 : d > 8 ? 8 : d);
 }
