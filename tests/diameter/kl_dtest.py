@@ -25,7 +25,11 @@ SET2 = dict(k='0396eb317b6d1c36f19c1c84cd6ffd16', rand='c00d603103dcee52c4478119
 
 
 def run(cmd, timeout=60):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if 'Sanitizer' in r.stderr:
+        # the checks print only a tail: the whole report goes to the test log
+        print('%s: sanitizer report:\n%s' % (os.path.basename(cmd[0]), r.stderr), flush=True)
+    return r
 
 
 def free_port(kind=socket.SOCK_STREAM):
