@@ -531,17 +531,21 @@ static int cmd_ping(struct req *r, json_t *j)
 	return 0;
 }
 
-static int cmd_version(struct req *r, json_t *j)
+/* The version and backends, answered by version and status. */
+static void set_version(struct req *r, const struct kl_stats_view *v)
 {
-	const struct kl_stats_view *v = r->a->stats;
-
-	if (fields_ok(r, j, "", NULL))
-		return -1;
 	aset(r, "version", json_string(v && v->version ? v->version : "unknown"));
 	if (v && v->io_name)
 		aset(r, "io_backend", json_string(v->io_name));
 	if (v && v->crypto_name)
 		aset(r, "crypto_backend", json_string(v->crypto_name));
+}
+
+static int cmd_version(struct req *r, json_t *j)
+{
+	if (fields_ok(r, j, "", NULL))
+		return -1;
+	set_version(r, r->a->stats);
 	return 0;
 }
 
@@ -1343,11 +1347,7 @@ static int cmd_status(struct req *r, json_t *j)
 
 	if (fields_ok(r, j, "", NULL))
 		return -1;
-	aset(r, "version", json_string(v && v->version ? v->version : "unknown"));
-	if (v && v->io_name)
-		aset(r, "io_backend", json_string(v->io_name));
-	if (v && v->crypto_name)
-		aset(r, "crypto_backend", json_string(v->crypto_name));
+	set_version(r, v);
 	if (v && v->start_ns) {
 		struct timespec ts;
 		uint64_t now;

@@ -1384,11 +1384,13 @@ struct raw_cfg {
 #define SEQ_MAX 1024
 #define OPT CYAML_FLAG_OPTIONAL
 #define OPT_STR (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL_STR)
+/* An optional string field named as its member. */
+#define OPT_STR_FIELD(st, n) CYAML_FIELD_STRING_PTR(#n, OPT_STR, struct st, n, 0, STR_MAX)
 
 static const cyaml_schema_field_t port_fields[] = {
-	CYAML_FIELD_STRING_PTR("name", OPT_STR, struct raw_port, name, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("devargs", OPT_STR, struct raw_port, devargs, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("queues", OPT_STR, struct raw_port, queues, 0, STR_MAX),
+	OPT_STR_FIELD(raw_port, name),
+	OPT_STR_FIELD(raw_port, devargs),
+	OPT_STR_FIELD(raw_port, queues),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t port_schema = {
@@ -1398,27 +1400,27 @@ static const cyaml_schema_value_t str_schema = {
 	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, STR_MAX),
 };
 static const cyaml_schema_field_t rl_fields[] = {
-	CYAML_FIELD_STRING_PTR("per_source_pps", OPT_STR, struct raw_rl, per_source_pps, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("burst", OPT_STR, struct raw_rl, burst, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("table_size", OPT_STR, struct raw_rl, table_size, 0, STR_MAX),
+	OPT_STR_FIELD(raw_rl, per_source_pps),
+	OPT_STR_FIELD(raw_rl, burst),
+	OPT_STR_FIELD(raw_rl, table_size),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t table_fields[] = {
-	CYAML_FIELD_STRING_PTR("ues", OPT_STR, struct raw_table, ues, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("groups", OPT_STR, struct raw_table, groups, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("emses", OPT_STR, struct raw_table, emses, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("imsis", OPT_STR, struct raw_table, imsis, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("appids", OPT_STR, struct raw_table, appids, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("e2m_ring", OPT_STR, struct raw_table, e2m_ring, 0, STR_MAX),
+	OPT_STR_FIELD(raw_table, ues),
+	OPT_STR_FIELD(raw_table, groups),
+	OPT_STR_FIELD(raw_table, emses),
+	OPT_STR_FIELD(raw_table, imsis),
+	OPT_STR_FIELD(raw_table, appids),
+	OPT_STR_FIELD(raw_table, e2m_ring),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t store_fields[] = {
-	CYAML_FIELD_STRING_PTR("path", OPT_STR, struct raw_store, path, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("kek_file", OPT_STR, struct raw_store, kek_file, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("map_size_mb", OPT_STR, struct raw_store, map_size_mb, 0, STR_MAX),
+	OPT_STR_FIELD(raw_store, path),
+	OPT_STR_FIELD(raw_store, kek_file),
+	OPT_STR_FIELD(raw_store, map_size_mb),
 	CYAML_FIELD_END
 };
-#define DIA_STR(n) CYAML_FIELD_STRING_PTR(#n, OPT_STR, struct raw_dia, n, 0, STR_MAX)
+#define DIA_STR(n) OPT_STR_FIELD(raw_dia, n)
 static const cyaml_schema_field_t dia_fields[] = {
 	DIA_STR(fd_conf), DIA_STR(identity), DIA_STR(realm), DIA_STR(listen), DIA_STR(port),
 	DIA_STR(tls_cert), DIA_STR(tls_key), DIA_STR(tls_ca), DIA_STR(tls_crl), DIA_STR(vendor_id),
@@ -1429,9 +1431,9 @@ static const cyaml_schema_field_t dia_fields[] = {
 };
 #undef DIA_STR
 static const cyaml_schema_field_t rot_fields[] = {
-	CYAML_FIELD_STRING_PTR("group", OPT_STR, struct raw_rot, group, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("period_s", OPT_STR, struct raw_rot, period_s, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("predelivery_s", OPT_STR, struct raw_rot, predelivery_s, 0, STR_MAX),
+	OPT_STR_FIELD(raw_rot, group),
+	OPT_STR_FIELD(raw_rot, period_s),
+	OPT_STR_FIELD(raw_rot, predelivery_s),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t rot_schema = {
@@ -1444,24 +1446,23 @@ static const cyaml_schema_field_t top_fields[] = {
 			     SEQ_MAX),
 	CYAML_FIELD_SEQUENCE("ipv6", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ipv6, &str_schema, 0,
 			     SEQ_MAX),
-	CYAML_FIELD_STRING_PTR("udp_port", OPT_STR, struct raw_cfg, udp_port, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("workers", OPT_STR, struct raw_cfg, workers, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("server_identity", OPT_STR, struct raw_cfg, server_identity, 0,
-			       STR_MAX),
-	CYAML_FIELD_STRING_PTR("skew_s", OPT_STR, struct raw_cfg, skew_s, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("predelivery_s", OPT_STR, struct raw_cfg, predelivery_s, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("replay_cache", OPT_STR, struct raw_cfg, replay_cache, 0, STR_MAX),
+	OPT_STR_FIELD(raw_cfg, udp_port),
+	OPT_STR_FIELD(raw_cfg, workers),
+	OPT_STR_FIELD(raw_cfg, server_identity),
+	OPT_STR_FIELD(raw_cfg, skew_s),
+	OPT_STR_FIELD(raw_cfg, predelivery_s),
+	OPT_STR_FIELD(raw_cfg, replay_cache),
 	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
 	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
 	CYAML_FIELD_MAPPING_PTR("store", OPT_STR, struct raw_cfg, store, store_fields),
 	CYAML_FIELD_MAPPING_PTR("diameter", OPT_STR, struct raw_cfg, diameter, dia_fields),
 	CYAML_FIELD_SEQUENCE("msk_rotation", OPT | CYAML_FLAG_POINTER, struct raw_cfg, msk_rotation,
 			     &rot_schema, 0, SEQ_MAX),
-	CYAML_FIELD_STRING_PTR("admin_socket", OPT_STR, struct raw_cfg, admin_socket, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("metrics", OPT_STR, struct raw_cfg, metrics, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("log_level", OPT_STR, struct raw_cfg, log_level, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("crypto", OPT_STR, struct raw_cfg, crypto, 0, STR_MAX),
-	CYAML_FIELD_STRING_PTR("io", OPT_STR, struct raw_cfg, io, 0, STR_MAX),
+	OPT_STR_FIELD(raw_cfg, admin_socket),
+	OPT_STR_FIELD(raw_cfg, metrics),
+	OPT_STR_FIELD(raw_cfg, log_level),
+	OPT_STR_FIELD(raw_cfg, crypto),
+	OPT_STR_FIELD(raw_cfg, io),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t top_schema = {

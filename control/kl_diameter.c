@@ -1003,6 +1003,18 @@ static int decode(struct kl_diameter *d, struct msg *m, struct kl_diameter_entry
 			seen[i] = h;
 	}
 
+	/* Copy the key out and wipe it from the message before any check can reject the request:
+	 * the rejected request (answer's parent) and its raw buffer are freed unwiped. */
+	if (seen[KL_DIA_I_KEY]) {
+		struct avp_hdr *h = seen[KL_DIA_I_KEY];
+		size_t n = h->avp_value->os.len;
+
+		if (n) {
+			memcpy(e->key, h->avp_value->os.data, n < sizeof(e->key) ? n : sizeof(e->key));
+			kl_memzero(h->avp_value->os.data, n);
+		}
+	}
+
 	type = seen[KL_DIA_I_ENTRY_TYPE] ? seen[KL_DIA_I_ENTRY_TYPE]->avp_value->i32 : 0;
 	if (!seen[KL_DIA_I_ENTRY_TYPE]) /* the dictionary rules require it; kept as a guard */
 		return rej(r, KL_DIAMETER_MISSING_AVP, KL_DIA_I_ENTRY_TYPE, NULL, "no entry type");
@@ -1053,9 +1065,7 @@ static int decode(struct kl_diameter *d, struct msg *m, struct kl_diameter_entry
 			return rej(r, KL_DIAMETER_INVALID_AVP_LENGTH, KL_DIA_I_KEY, h,
 				   e->type == KL_DIAMETER_E2M ? "e2m_int_key is not 32 bytes"
 							      : "key not 16..64 bytes");
-		memcpy(e->key, h->avp_value->os.data, n);
-		e->key_len = (uint8_t)n;
-		kl_memzero(h->avp_value->os.data, n);
+		e->key_len = (uint8_t)n; /* copied (and wiped) above */
 	}
 	if (seen[KL_DIA_I_KEY_ID]) {
 		e->has_key_id = 1;
