@@ -68,64 +68,9 @@ int kl_client_sign(struct kl_crypto *c, struct kl_client_req *reqs, unsigned n)
 	return (int)n;
 }
 
-int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const uint8_t *ans,
-		     uint16_t len, uint64_t now, uint32_t skew_s, struct kl_client_result *res)
-{
-	struct kl_mikey_resp r;
-	struct kl_hmac_key auth;
-	struct kl_aescm_op op;
-	uint8_t mac[KL_SHA1_LEN], d = 0;
-	uint64_t skew = (uint64_t)skew_s << 32, dt;
-	int nk;
-
-	if (!c || !req || !ans || !res)
-		return -EINVAL;
-	memset(res, 0, sizeof(*res));
-	if (kl_mikey_parse_resp(ans, len, &r) != KL_DROP_NONE)
-		return -EBADMSG;
-	kl_hmac_key_init(KL_HASH_SHA1, req->auth_key, KL_MIKEY_AUTH_KEY_LEN, &auth);
-	if (kl_hmac(c, &auth, ans, r.mac_off, mac) < 0)
-		return -EIO;
-	kl_hmac_key_wipe(&auth);
-	for (unsigned i = 0; i < KL_MIKEY_MAC_LEN; i++)
-		d |= mac[i] ^ r.mac[i];
-	if (d)
-		return -EPERM;
-	if (memcmp(r.rand, req->spec.rand, KL_MIKEY_RAND_LEN) || r.csb_id != req->spec.csb_id ||
-	    r.prf != req->spec.prf)
-		return -EPROTO;
-	res->server_ts = r.ts;
-	if (r.data_type == KL_DT_ERROR) {
-		res->is_error = 1;
-		res->err_no = r.err_no;
-		res->detail = r.detail;
-		/* an Invalid TS error carries the server's time precisely so the client can resync */
-		return 0;
-	}
-	dt = r.ts > now ? r.ts - now : now - r.ts;
-	if (dt > skew)
-		return -ETIME;
-	if (r.kind != req->spec.kind || r.encr_len > sizeof(res->plain))
-		return -EPROTO;
-	op = (struct kl_aescm_op){ .key = req->encr_key, .salt = req->salt_key, .in = r.encr,
-				   .out = res->plain, .ntp_ts = r.ts, .csb_id = r.csb_id,
-				   .len = r.encr_len };
-	if (kl_aescm_burst(c, &op, 1) != 1)
-		return -EIO;
-	nk = kl_mikey_parse_keydata(res->plain, r.encr_len, res->keys, KL_MIKEY_MAX_KEYS);
-	if (nk < 0 || (unsigned)nk != r.nkeys)
-		return -EBADMSG;
-	for (int i = 0; i < nk; i++) {
-		if (kl_be32(r.tlv3[i]) != res->keys[i].key_id)
-			return -EBADMSG;
-		res->keys[i].valid_from = kl_be64(r.tlv3[i] + 4);
-		res->keys[i].valid_to = kl_be64(r.tlv3[i] + 12);
-	}
-	res->nkeys = (uint8_t)nk;
-	return 0;
-}
-
-/* One batch of kl_client_verify_burst: parse all, MAC all, decrypt what passed. */
+/* One batch of kl_client_verify_burst (and kl_client_verify, a batch of one): parse all, MAC all,
+ * decrypt what passed. A verified error message is returned whatever its T: an Invalid TS error
+ * carries the server's time precisely so the client can resync. */
 static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsigned m,
 			 uint32_t skew_s)
 {
@@ -134,7 +79,7 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 	struct kl_hmac_op hop[CLIENT_BATCH];
 	struct kl_aescm_op aop[CLIENT_BATCH];
 	uint8_t mac[CLIENT_BATCH][KL_SHA1_LEN];
-	unsigned hidx[CLIENT_BATCH], aidx[CLIENT_BATCH], nh = 0, na = 0;
+	unsigned hidx[CLIENT_BATCH], aidx[CLIENT_BATCH], nh = 0, na = 0, nauth;
 	uint64_t skew = (uint64_t)skew_s << 32;
 
 	for (unsigned k = 0; k < m; k++) {
@@ -154,12 +99,13 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 					       .mac = mac[nh] };
 		hidx[nh++] = k;
 	}
+	nauth = nh; /* what to wipe: a batch of one does not pay for 64 */
 	if (nh && kl_hmac_burst(c, hop, nh) < 0) {
 		for (unsigned i = 0; i < nh; i++)
 			chk[hidx[i]].rc = -EIO;
 		nh = 0;
 	}
-	kl_memzero(auth, sizeof(auth));
+	kl_memzero(auth, nauth * sizeof(auth[0]));
 	for (unsigned i = 0; i < nh; i++) {
 		unsigned k = hidx[i];
 		struct kl_client_check *x = &chk[k];
@@ -200,7 +146,7 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 						.csb_id = p->csb_id, .len = p->encr_len };
 		aidx[na++] = k;
 	}
-	kl_memzero(mac, sizeof(mac));
+	kl_memzero(mac, nauth * sizeof(mac[0]));
 	if (na && kl_aescm_burst(c, aop, na) != (int)na) {
 		for (unsigned i = 0; i < na; i++)
 			chk[aidx[i]].rc = -EIO;
@@ -229,6 +175,17 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 		if (!x->rc)
 			x->res->nkeys = (uint8_t)nk;
 	}
+}
+
+int kl_client_verify(struct kl_crypto *c, const struct kl_client_req *req, const uint8_t *ans,
+		     uint16_t len, uint64_t now, uint32_t skew_s, struct kl_client_result *res)
+{
+	struct kl_client_check x = { .req = req, .ans = ans, .len = len, .now = now, .res = res };
+
+	if (!c || !req || !ans || !res)
+		return -EINVAL;
+	verify_batch(c, &x, 1, skew_s);
+	return x.rc;
 }
 
 int kl_client_verify_burst(struct kl_crypto *c, struct kl_client_check *chk, unsigned n,

@@ -659,7 +659,13 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		}
 		/* 5. from here on the requester proved its key: problems are answered */
 		d = r->ts > now ? r->ts - now : now - r->ts;
-		if (d <= w->skew && ntp16(r->ts) <= replay_floor(j) && !replay_seen(j, now)) {
+		if (d > w->skew) {
+			/* Refused, so not cached: it gets no key now, and an entry for a far-future T
+			 * would hold its slot (and, evicted, its bucket's floor) for as long. */
+			set_error(j, KL_ERR_INVALID_TS, 0);
+			continue;
+		}
+		if (ntp16(r->ts) <= replay_floor(j) && !replay_seen(j, now)) {
 			/* Not after its bucket's floor: it may replay an entry this bucket evicted.
 			 * Answered "invalid timestamp" (RFC 3830 section 5.4: a full replay cache
 			 * narrows the accepted window); the UE retries with a fresh RAND, which lands in
@@ -672,9 +678,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 			continue;
 		}
-		if (d > w->skew)
-			set_error(j, KL_ERR_INVALID_TS, 0);
-		else if (r->kind == KL_KIND_MBMS && ue_expired(j->requester, now))
+		if (r->kind == KL_KIND_MBMS && ue_expired(j->requester, now))
 			set_error(j, KL_ERR_UNSPECIFIED, 3); /* MUK lifetime over: bootstrap again */
 		else if (r->kind == KL_KIND_MBMS && !ue_authorised(j->requester, r))
 			set_error(j, KL_ERR_INVALID_ID, 1);

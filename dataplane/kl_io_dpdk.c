@@ -17,6 +17,9 @@
 
 #include "kl_io.h"
 
+/* The engine serves at most KL_ENGINE_BURST per call and leaves the rest untouched. */
+_Static_assert(KL_IO_BURST <= KL_ENGINE_BURST, "one receive burst must fit one engine burst");
+
 struct burst_ctx {
 	struct kl_pkt pkt[KL_IO_BURST];
 	struct kl_net_info info[KL_IO_BURST];
@@ -110,7 +113,13 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 		if (v == KL_NET_VERDICT_MIKEY) {
 			c->req[k++] = m;
 		} else if (v == KL_NET_VERDICT_REPLY) {
-			/* single-segment answer in place: the frame never grows */
+			/* Answered in place in the first segment (growing at most into its tailroom);
+			 * further segments (a jumbo frame's trailer) are not part of the answer. */
+			if (unlikely(m->nb_segs != 1)) {
+				rte_pktmbuf_free(m->next);
+				m->next = NULL;
+				m->nb_segs = 1;
+			}
 			m->data_len = len;
 			m->pkt_len = len;
 			count_reply(&w->st, c->info[k].kind);

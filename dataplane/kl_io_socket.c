@@ -21,6 +21,8 @@
 #define TX_BUF 1600
 #define IDLE_POLL_MS 50
 
+_Static_assert(KL_IO_BURST <= KL_ENGINE_BURST, "one receive burst must fit one engine burst");
+
 struct sock_scratch {
 	uint8_t rx[KL_IO_BURST][RX_BUF];
 	uint8_t txb[KL_IO_BURST][TX_BUF];

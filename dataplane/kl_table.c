@@ -310,6 +310,32 @@ static void *find(struct kl_table *t, enum kl_table_kind kind, const uint8_t dig
 	return rte_hash_lookup_data(t->h[kind], dig, &d) < 0 ? NULL : d;
 }
 
+/* The digest of an identity (or group key) of len bytes and the entry it maps to, NULL if none. */
+static void *find_id(struct kl_table *t, enum kl_table_kind kind, const uint8_t *id, size_t len,
+		     uint8_t dig[KL_DIGEST_LEN])
+{
+	kl_siphash128(&t->sip, id, len, dig);
+	return find(t, kind, dig);
+}
+
+/* The same for a write: first recycle what readers have passed, so the write finds spare slots. */
+static void *write_find(struct kl_table *t, enum kl_table_kind kind, const uint8_t *id, size_t len,
+			uint8_t dig[KL_DIGEST_LEN])
+{
+	kl_table_reclaim(t);
+	return find_id(t, kind, id, len, dig);
+}
+
+/* A slot for the new version of an entry (old: the current one, NULL for a new key); NULL when a
+ * new key would pass the kind's maximum or no slot is free (-ENOSPC). */
+static void *entry_for(struct kl_table *t, enum kl_table_kind kind, enum kl_arena_id ai,
+		       const void *old)
+{
+	if (!old && t->count[kind] >= t->max[kind])
+		return NULL;
+	return entry_get(t, ai);
+}
+
 /* @return 0 (added), 1 (replaced) or -errno; on error e is returned to its arena. */
 static int publish(struct kl_table *t, enum kl_table_kind kind, enum kl_arena_id ai,
 		   const uint8_t dig[KL_DIGEST_LEN], void *e, const void *old)
@@ -608,16 +634,12 @@ int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOSPC;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, id, id_len, dig);
-	old = find(t, KL_TK_UE, dig);
+	old = write_find(t, KL_TK_UE, id, id_len, dig);
 	old2 = old && old->nchunks == 2;
 	ai = muk_len > KL_PRF_CHUNK_LEN ? KL_A_UE2 : KL_A_UE1;
-	if (!old && t->count[KL_TK_UE] >= t->max[KL_TK_UE])
-		return -ENOSPC;
 	if (ai == KL_A_UE2 && !old2 && t->count_ue2 >= t->max_ue2)
 		return -ENOSPC;
-	e = entry_get(t, ai);
+	e = entry_for(t, KL_TK_UE, ai, old);
 	if (!e)
 		return -ENOSPC;
 	for (unsigned i = 0; i < ngroups; i++) {
@@ -648,9 +670,7 @@ int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_le
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOENT;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, id, id_len, dig);
-	old = find(t, KL_TK_UE, dig);
+	old = write_find(t, KL_TK_UE, id, id_len, dig);
 	if (!old)
 		return -ENOENT;
 	/* Same arena as the old entry: the 2-chunk count does not change. */
@@ -680,8 +700,7 @@ int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOENT;
-	kl_siphash128(&t->sip, id, id_len, dig);
-	u = find(t, KL_TK_UE, dig);
+	u = find_id(t, KL_TK_UE, id, id_len, dig);
 	if (!u)
 		return -ENOENT;
 	for (unsigned i = 0; groups && i < u->ngroups; i++) {
@@ -706,8 +725,7 @@ int kl_table_get_ue_expiry(struct kl_table *t, const uint8_t *id, uint16_t id_le
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOENT;
-	kl_siphash128(&t->sip, id, id_len, dig);
-	u = find(t, KL_TK_UE, dig);
+	u = find_id(t, KL_TK_UE, id, id_len, dig);
 	if (!u)
 		return -ENOENT;
 	*expires = u->expires;
@@ -751,13 +769,9 @@ int kl_table_put_group(struct kl_table *t, const struct kl_group_ref *ref,
 		return -EINVAL;
 	if (!t->h[KL_TK_GROUP])
 		return -ENOSPC;
-	kl_table_reclaim(t);
 	group_key(ref, key);
-	kl_siphash128(&t->sip, key, sizeof(key), dig);
-	old = find(t, KL_TK_GROUP, dig);
-	if (!old && t->count[KL_TK_GROUP] >= t->max[KL_TK_GROUP])
-		return -ENOSPC;
-	e = entry_get(t, KL_A_GROUP);
+	old = write_find(t, KL_TK_GROUP, key, sizeof(key), dig);
+	e = entry_for(t, KL_TK_GROUP, KL_A_GROUP, old);
 	if (!e)
 		return -ENOSPC;
 	copy_msk(&e->current, &g->current);
@@ -776,8 +790,7 @@ int kl_table_get_group(struct kl_table *t, const struct kl_group_ref *ref, struc
 	if (!t->h[KL_TK_GROUP])
 		return -ENOENT;
 	group_key(ref, key);
-	kl_siphash128(&t->sip, key, sizeof(key), dig);
-	g = find(t, KL_TK_GROUP, dig);
+	g = find_id(t, KL_TK_GROUP, key, sizeof(key), dig);
 	if (!g)
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
@@ -799,12 +812,8 @@ int kl_table_put_emse(struct kl_table *t, const uint8_t *id, uint16_t id_len, co
 		return -EINVAL;
 	if (!t->h[KL_TK_EMSE])
 		return -ENOSPC;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, id, id_len, dig);
-	old = find(t, KL_TK_EMSE, dig);
-	if (!old && t->count[KL_TK_EMSE] >= t->max[KL_TK_EMSE])
-		return -ENOSPC;
-	e = entry_get(t, KL_A_EMSE);
+	old = write_find(t, KL_TK_EMSE, id, id_len, dig);
+	e = entry_for(t, KL_TK_EMSE, KL_A_EMSE, old);
 	if (!e)
 		return -ENOSPC;
 	e->nchunks = (uint8_t)kl_psk_init(psk, psk_len, e->chunk);
@@ -830,12 +839,8 @@ int kl_table_push_e2m(struct kl_table *t, const char *imsi, const uint8_t key[32
 		return -EINVAL;
 	if (!t->h[KL_TK_E2M])
 		return -ENOSPC;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, imsi, ilen, dig);
-	old = find(t, KL_TK_E2M, dig);
-	if (!old && t->count[KL_TK_E2M] >= t->max[KL_TK_E2M])
-		return -ENOSPC;
-	e = entry_get(t, KL_A_E2M);
+	old = write_find(t, KL_TK_E2M, (const uint8_t *)imsi, ilen, dig);
+	e = entry_for(t, KL_TK_E2M, KL_A_E2M, old);
 	if (!e)
 		return -ENOSPC;
 
@@ -880,9 +885,7 @@ int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id)
 		return -EINVAL;
 	if (!t->h[KL_TK_E2M])
 		return -ENOENT;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, imsi, ilen, dig);
-	old = find(t, KL_TK_E2M, dig);
+	old = write_find(t, KL_TK_E2M, (const uint8_t *)imsi, ilen, dig);
 	for (unsigned i = 0; old && i < old->n; i++)
 		if (old->keys[i].key_id == key_id)
 			at = (int)i;
@@ -912,12 +915,8 @@ int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, c
 		return -EINVAL;
 	if (!t->h[KL_TK_APPID])
 		return -ENOSPC;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, appid, len, dig);
-	old = find(t, KL_TK_APPID, dig);
-	if (!old && t->count[KL_TK_APPID] >= t->max[KL_TK_APPID])
-		return -ENOSPC;
-	e = entry_get(t, KL_A_APPID);
+	old = write_find(t, KL_TK_APPID, appid, len, dig);
+	e = entry_for(t, KL_TK_APPID, KL_A_APPID, old);
 	if (!e)
 		return -ENOSPC;
 	e->imsi_len = (uint8_t)ilen;
@@ -935,9 +934,7 @@ int kl_table_del(struct kl_table *t, enum kl_table_kind kind, const uint8_t *key
 		return -EINVAL;
 	if (!t->h[kind])
 		return -ENOENT;
-	kl_table_reclaim(t);
-	kl_siphash128(&t->sip, key, len, dig);
-	old = find(t, kind, dig);
+	old = write_find(t, kind, key, len, dig);
 	if (!old)
 		return -ENOENT;
 	pos = rte_hash_del_key(t->h[kind], dig);

@@ -405,6 +405,42 @@ static void test_replay_cache_two_choices(void **state)
 	kl_worker_destroy(w);
 }
 
+/* Requests with T beyond the skew are refused and not cached: 64 of them with T a day ahead
+ * (more than a 64-slot cache holds) leave no entry and no floor behind, so requests with a
+ * current T are all served afterwards. Cached, each would pin its slot for a day, and evicting
+ * them would raise bucket floors a day ahead, refusing everybody in those buckets. */
+static void test_replay_cache_future_ts(void **state)
+{
+	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
+				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 64 };
+	struct kl_worker *keep = wk[1], *w = kl_worker_create(&ec, tab, 1);
+	const struct kl_worker_stats *st;
+	struct kl_client_result res;
+
+	(void)state;
+	assert_non_null(w);
+	wk[1] = w;
+	st = kl_worker_stats(w);
+	for (unsigned i = 0; i < 64; i++) {
+		struct creq q;
+
+		mbms(&q, UE_ID, 7, 0, 0);
+		q.r.spec.ts = now + SEC(86400);
+		assert_int_equal(kl_client_sign(cli, &q.r, 1), 1);
+		expect_error(1, &q, KL_ERR_INVALID_TS, 0);
+	}
+	assert_int_equal(st->counter[KL_CNT_REPLAY_EVICTIONS], 0);
+	for (unsigned i = 0; i < 8; i++) {
+		struct creq q;
+
+		mbms(&q, UE_ID, 7, 0, 0);
+		expect_keys(1, &q, &res);
+	}
+	assert_int_equal(st->counter[KL_CNT_REPLAY_WINDOW], 0);
+	wk[1] = keep;
+	kl_worker_destroy(w);
+}
+
 static void test_truncation(void **state)
 {
 	struct creq q;
@@ -623,7 +659,8 @@ int main(void)
 		cmocka_unit_test(test_errors),		cmocka_unit_test(test_silent_drops),
 		cmocka_unit_test(test_replay_in_one_burst),
 		cmocka_unit_test(test_replay_cache_overflow),
-		cmocka_unit_test(test_replay_cache_two_choices), cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_replay_cache_two_choices),
+		cmocka_unit_test(test_replay_cache_future_ts), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_full_burst),
 		cmocka_unit_test(test_muk_expiry),
 	};
