@@ -29,29 +29,7 @@
 #include <unistd.h>
 
 #include "kl_engine.h"
-
-static int read_hex(const char *path, uint8_t *out, unsigned max)
-{
-	char text[300];
-	unsigned n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(text, sizeof(text), f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	for (char *p = text; p[0] && p[1] && p[0] != '\n' && n < max; p += 2) {
-		unsigned v;
-
-		if (sscanf(p, "%2x", &v) != 1)
-			return -1;
-		out[n++] = (uint8_t)v;
-	}
-	return (int)n;
-}
+#include "kl_test_client.h"
 
 static int contains(const uint8_t *hay, size_t n, const char *needle)
 {
@@ -62,8 +40,6 @@ static int contains(const uint8_t *hay, size_t n, const char *needle)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	uint8_t psk[64], buf[1024], ans[2048], rnd[16];
 	struct kl_client_req r;
 	struct kl_crypto *c;
@@ -94,25 +70,7 @@ usage:
 		return 2;
 	}
 	imsi = mbms ? "" : argv[6]; /* MBMS: no IMSI to look for */
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(argv[1], ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)atoi(argv[2]));
-		if (inet_pton(AF_INET6, argv[1], &s6->sin6_addr) != 1)
-			return 2;
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)atoi(argv[2]));
-		if (inet_pton(AF_INET, argv[1], &s4->sin_addr) != 1)
-			return 2;
-		sl = sizeof(*s4);
-	}
-	psk_len = read_hex(argv[4], psk, sizeof(psk));
+	psk_len = kl_test_read_hex(argv[4], psk, sizeof(psk));
 	if (psk_len < 1) {
 		fprintf(stderr, "e2m_fetch: %s: want the PSK as hex\n", argv[4]);
 		return 2;
@@ -123,8 +81,12 @@ usage:
 		if (errno || *end || key_id > 0xffffffffUL)
 			return 2;
 	}
-	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl)) {
+	fd = kl_test_udp_connect(argv[1], argv[2]);
+	if (fd == -2) {
+		fprintf(stderr, "e2m_fetch: bad address %s port %s\n", argv[1], argv[2]);
+		return 2;
+	}
+	if (fd < 0) {
 		perror("e2m_fetch: socket");
 		return 1;
 	}

@@ -22,6 +22,7 @@
 
 #include "kl_engine.h"
 #include "kl_population.h"
+#include "kl_test_client.h"
 
 #define RING 65536
 
@@ -43,37 +44,12 @@ static double mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int read_hex(const char *path, uint8_t *out, unsigned max)
-{
-	char text[256];
-	unsigned n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(text, sizeof(text), f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	for (char *p = text; p[0] && p[1] && n < max; p += 2) {
-		unsigned v;
-
-		if (sscanf(p, "%2x", &v) != 1)
-			break;
-		out[n++] = (uint8_t)v;
-	}
-	return (int)n;
-}
-
 int main(int argc, char **argv)
 {
 	struct kl_pop_params pp;
 	struct kl_pop_ue ue;
 	struct kl_group_ref gref;
 	struct kl_group grp;
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	uint8_t newmuk[64];
 	char err[256];
 	int newlen, fd;
@@ -87,36 +63,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: muk_switch_client POP UE NEW_MUK_HEX_FILE IP PORT SECONDS\n");
 		return 2;
 	}
-	if (kl_pop_read_file(argv[1], &pp, err, sizeof(err)) ||
-	    kl_pop_ue(&pp, (uint32_t)atoi(argv[2]), &ue) || !ue.ngroups) {
+	if (kl_pop_read_file(argv[1], &pp, err, sizeof(err))) {
 		fprintf(stderr, "population: %s\n", err);
 		return 2;
 	}
-	newlen = read_hex(argv[3], newmuk, sizeof(newmuk));
+	if (kl_pop_ue(&pp, (uint32_t)atoi(argv[2]), &ue) || !ue.ngroups) {
+		fprintf(stderr, "population: no UE %s with a key group\n", argv[2]);
+		return 2;
+	}
+	newlen = kl_test_read_hex(argv[3], newmuk, sizeof(newmuk));
 	if (newlen < 1 || kl_pop_group(&pp, ue.groups[0].group, &gref, &grp)) {
 		fprintf(stderr, "bad new MUK file or group\n");
 		return 2;
 	}
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(argv[4], ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)atoi(argv[5]));
-		if (inet_pton(AF_INET6, argv[4], &s6->sin6_addr) != 1)
-			return 2;
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)atoi(argv[5]));
-		if (inet_pton(AF_INET, argv[4], &s4->sin_addr) != 1)
-			return 2;
-		sl = sizeof(*s4);
+	fd = kl_test_udp_connect(argv[4], argv[5]);
+	if (fd == -2) {
+		fprintf(stderr, "bad address %s port %s\n", argv[4], argv[5]);
+		return 2;
 	}
-	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl)) {
+	if (fd < 0) {
 		perror("socket");
 		return 1;
 	}

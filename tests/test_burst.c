@@ -298,26 +298,38 @@ static uint64_t run_all(struct kl_burst *b, uint64_t now)
 	return now;
 }
 
-static struct kl_burst *make(enum kl_burst_kind kind, uint32_t ues, enum kl_burst_mix prf)
+/* Defaults, then kind, ues, maximum rate and no pause between a UE's requests. */
+static void max_config(struct kl_burst_config *c, enum kl_burst_kind kind, uint32_t ues)
 {
-	struct kl_burst_config c;
-	char err[256];
-	struct kl_burst *b;
+	kl_burst_config_defaults(c);
+	c->kind = kind;
+	c->mode = KL_BURST_MODE_MAX;
+	c->ues = ues;
+	c->interval_ms = 0;
+}
 
-	kl_burst_config_defaults(&c);
-	c.kind = kind;
-	c.mode = KL_BURST_MODE_MAX;
-	c.ues = ues;
-	c.prf = prf;
-	c.timeout_ms = 100;
-	c.retries = 2;
-	c.interval_ms = 0;
-	c.backend = KL_CRYPTO_OPENSSL;
-	b = kl_burst_create(&c, &pop, err, sizeof(err));
+/* kl_burst_create on the test population; the test fails (with the reason) when it refuses. */
+static struct kl_burst *create(const struct kl_burst_config *c)
+{
+	char err[256];
+	struct kl_burst *b = kl_burst_create(c, &pop, err, sizeof(err));
+
 	if (!b)
 		fprintf(stderr, "kl_burst_create: %s\n", err);
 	assert_non_null(b);
 	return b;
+}
+
+static struct kl_burst *make(enum kl_burst_kind kind, uint32_t ues, enum kl_burst_mix prf)
+{
+	struct kl_burst_config c;
+
+	max_config(&c, kind, ues);
+	c.prf = prf;
+	c.timeout_ms = 100;
+	c.retries = 2;
+	c.backend = KL_CRYPTO_OPENSSL;
+	return create(&c);
 }
 
 static void test_mbms_all_verified(void **state)
@@ -352,21 +364,15 @@ static void test_e2m_all_verified(void **state)
 	for (int tgt = 0; tgt < 3; tgt++)
 		for (int key = 0; key < 3; key++) {
 			struct kl_burst_config c;
-			char err[256];
 			struct kl_burst *b;
 
-			kl_burst_config_defaults(&c);
-			c.kind = KL_BURST_KIND_E2M;
-			c.mode = KL_BURST_MODE_MAX;
-			c.ues = 40;
+			max_config(&c, KL_BURST_KIND_E2M, 40);
 			c.first = 5;
 			c.prf = KL_BURST_MIX_BOTH;
 			c.e2m_target = (enum kl_burst_mix)tgt;
 			c.e2m_key = (enum kl_burst_mix)key;
-			c.interval_ms = 0;
 			c.backend = KL_CRYPTO_IPSECMB;
-			b = kl_burst_create(&c, &pop, err, sizeof(err));
-			assert_non_null(b);
+			b = create(&c);
 			kl_burst_start(b, 0);
 			run_all(b, 0);
 			assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 40);
@@ -439,19 +445,13 @@ static void test_wrong_key_and_errors(void **state)
 		struct kl_pop_e2m e;
 		uint8_t k[32];
 		struct kl_burst_config c;
-		char err[256];
 
 		assert_int_equal(kl_pop_e2m(&pop, 3, 0, &e), 0);
 		memcpy(k, e.key, 32);
 		k[31] ^= 0x80;
 		assert_int_equal(kl_table_push_e2m(tab, e.imsi, k, e.key_id, 0), 1);
-		kl_burst_config_defaults(&c);
-		c.kind = KL_BURST_KIND_E2M;
-		c.mode = KL_BURST_MODE_MAX;
-		c.ues = 16; /* IMSI index p % 8: fetches 3 and 11 */
-		c.interval_ms = 0;
-		b = kl_burst_create(&c, &pop, err, sizeof(err));
-		assert_non_null(b);
+		max_config(&c, KL_BURST_KIND_E2M, 16); /* IMSI index p % 8: fetches 3 and 11 */
+		b = create(&c);
 		kl_burst_start(b, 0);
 		run_all(b, 0);
 		assert_int_equal(kl_burst_totals(b)->fail[KL_BF_WRONG_KEY], 2);
@@ -688,27 +688,17 @@ static struct kl_burst *make_opt(enum kl_burst_kind kind, uint32_t ues, int pres
 				 uint32_t skew_s)
 {
 	struct kl_burst_config c;
-	char err[256];
-	struct kl_burst *b;
 
-	kl_burst_config_defaults(&c);
-	c.kind = kind;
-	c.mode = KL_BURST_MODE_MAX;
-	c.ues = ues;
+	max_config(&c, kind, ues);
 	c.prf = KL_BURST_MIX_BOTH;
 	c.e2m_target = KL_BURST_MIX_BOTH;
 	c.e2m_key = KL_BURST_MIX_BOTH;
 	c.timeout_ms = 100;
 	c.retries = 2;
-	c.interval_ms = 0;
 	c.skew_s = skew_s;
 	c.presign = presign;
 	c.verify_after = after;
-	b = kl_burst_create(&c, &pop, err, sizeof(err));
-	if (!b)
-		fprintf(stderr, "kl_burst_create: %s\n", err);
-	assert_non_null(b);
-	return b;
+	return create(&c);
 }
 
 static json_int_t summary_int(json_t *s, const char *obj, const char *key)
@@ -944,23 +934,17 @@ static void test_alt_seed(void **state)
 	for (int after = 0; after < 2; after++) {
 		for (int alt = 0; alt < 2; alt++) {
 			struct kl_burst_config c;
-			char err[256];
 			struct kl_burst *b;
 			const struct kl_burst_totals *t;
 
-			kl_burst_config_defaults(&c);
-			c.kind = KL_BURST_KIND_E2M;
-			c.mode = KL_BURST_MODE_MAX;
-			c.ues = 64;
+			max_config(&c, KL_BURST_KIND_E2M, 64);
 			c.e2m_target = KL_BURST_MIX_A;
 			c.e2m_key = KL_BURST_MIX_BOTH;
 			c.timeout_ms = 100;
-			c.interval_ms = 0;
 			c.verify_after = after;
 			c.has_alt_seed = alt;
 			c.alt_seed = alt_seed;
-			b = kl_burst_create(&c, &pop, err, sizeof(err));
-			assert_non_null(b);
+			b = create(&c);
 			t = kl_burst_totals(b);
 			kl_burst_start(b, 0);
 			run_all(b, 0);

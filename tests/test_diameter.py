@@ -246,7 +246,8 @@ def group_sim(pki, work):
                  ['put-appid', '--appid', 'x', '--imsi', '12ab'], ['frobnicate'],
                  ['put-ue-groups', '--id', 'u', '--group', '00f1:1'],
                  ['remove', '--type', 'nope', '--id', 'x'],
-                 ['push-e2m', *av_args(SET1), '--imsi', '1', '--bogus', '1']):
+                 ['push-e2m', *av_args(SET1), '--imsi', '1', '--bogus', '1'],
+                 ['push-e2m', SET1['k']]):  # a key without its option: not echoed
         rc, o, err = sim(base, *args)
         CK.eq(rc, 2, 'bad arguments %s exit 2' % args[:1])
         CK.check(len(err.strip().splitlines()) == 1 and 'keyline-hss-sim' in err,

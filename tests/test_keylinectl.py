@@ -293,6 +293,7 @@ def body(tmp, sock):
         (["fly"], "unknown command"),
         (["--bogus", "ping"], "unknown option"),
         (["ping", "extra"], "unexpected argument"),
+        (["put-ue", "u", "--muk", "00", muk.hex()], "unexpected argument"),  # not echoed
         (["put-ue"], "give the UE's ID"),
         (["put-ue", "u"], "--muk HEX or --muk-file FILE is required"),
         (["put-ue", "u", "--muk", "00", "--muk-file", nofile], "not both"),

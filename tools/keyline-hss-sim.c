@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kl_cli_opt.h"
 #include "kl_crypto.h"
 #include "kl_diameter.h"
 #include "kl_population.h"
@@ -30,13 +31,7 @@
 #define EX_USAGE 2
 #define EX_CONNECT 3
 
-struct opt {
-	const char *name;
-	const char *val;
-	int used;
-};
-
-static struct opt opts[MAX_OPTS];
+static struct kl_cli_opt opts[MAX_OPTS];
 static unsigned nopts;
 static const char *cmd;
 
@@ -89,15 +84,10 @@ static void usage(FILE *f)
 
 static const char *get(const char *name)
 {
-	const char *v = NULL;
+	const char *v;
 
-	for (unsigned i = 0; i < nopts; i++)
-		if (!strcmp(opts[i].name, name)) {
-			if (v)
-				die("--%s given twice", name);
-			v = opts[i].val;
-			opts[i].used = 1;
-		}
+	if (kl_cli_opt_get(opts, nopts, name, &v))
+		die("--%s given twice", name);
 	return v;
 }
 
@@ -830,6 +820,9 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (strncmp(argv[i], "--", 2)) {
+			if (cmd && strlen(argv[i]) >= 16 &&
+			    !argv[i][strspn(argv[i], "0123456789abcdefABCDEF")])
+				die("unexpected argument (hex, not shown: keys go in --OPTION)");
 			if (cmd)
 				die("unexpected argument '%s'", argv[i]);
 			cmd = argv[i];

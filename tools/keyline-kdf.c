@@ -10,18 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kl_cli_opt.h"
 #include "kl_crypto.h"
 #include "kl_util.h"
 
 #define MAX_OPTS 24
 #define MAX_VAL 65535
 
-struct opt {
-	const char *name;
-	const char *val;
-};
-
-static struct opt opts[MAX_OPTS];
+static struct kl_cli_opt opts[MAX_OPTS];
 static unsigned nopts;
 static const char *cmd;
 
@@ -67,14 +63,10 @@ static void usage(FILE *f)
 
 static const char *get(const char *name)
 {
-	const char *v = NULL;
+	const char *v;
 
-	for (unsigned i = 0; i < nopts; i++)
-		if (!strcmp(opts[i].name, name)) {
-			if (v)
-				die("--%s given twice", name);
-			v = opts[i].val;
-		}
+	if (kl_cli_opt_get(opts, nopts, name, &v))
+		die("--%s given twice", name);
 	return v;
 }
 

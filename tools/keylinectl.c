@@ -149,8 +149,14 @@ static unsigned parse_args(int argc, char **argv, struct opt *spec, unsigned nsp
 		}
 		if (opts && a[0] == '-' && a[1] && strcmp(a, "-"))
 			die2("%s: unknown option %s (see --help)", cmd, a);
-		if (npos >= maxpos)
+		if (npos >= maxpos) {
+			/* a key given without its --option must not be echoed */
+			if (strlen(a) >= 16 && !a[strspn(a, "0123456789abcdefABCDEF")])
+				die2("%s: unexpected argument (hex, not shown; keys go in --OPTION or "
+				     "--OPTION-file) (see --help)",
+				     cmd);
 			die2("%s: unexpected argument \"%.60s\" (see --help)", cmd, a);
+		}
 		pos[npos++] = a;
 	}
 	return npos;
