@@ -979,11 +979,16 @@ static int decode(struct kl_diameter *d, struct msg *m, struct kl_diameter_entry
 		if (fd_msg_avp_hdr(a, &h))
 			continue;
 		if (!(h->avp_flags & AVP_FLAG_VENDOR)) {
-			if (h->avp_code == 264 && h->avp_value) /* Origin-Host, for the logs */
+			if (h->avp_code == 264 && h->avp_value) { /* Origin-Host, for the logs */
 				snprintf(origin, olen, "%.*s",
 					 (int)(h->avp_value->os.len < olen ? h->avp_value->os.len
 									   : olen - 1),
 					 (const char *)h->avp_value->os.data);
+				/* the peer's bytes: nothing that could forge or break a log line */
+				for (char *c = origin; *c; c++)
+					if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+						*c = '?';
+			}
 			continue;
 		}
 		/* unknown AVPs with the M bit never get here (freeDiameter answers 5001);
