@@ -15,11 +15,14 @@
 #include <arpa/inet.h>
 #include <cyaml/cyaml.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define KEY_MAX 128
@@ -1267,6 +1270,12 @@ scan_keys(const uint8_t *buf, size_t len, struct keymap *m, struct perr *e)
 				child_path(top, path, sizeof(path));
 				if (!top->is_map && keymap_add(m, path, line, e) < 0)
 					goto fail_ev;
+				/* a "\0" escape would silently cut the C string libcyaml hands over */
+				if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length) {
+					perr_set(e, line, top->is_map ? top->key : path,
+						 "must not contain a NUL character");
+					goto fail_ev;
+				}
 			}
 			break;
 		case YAML_MAPPING_START_EVENT:
@@ -1702,12 +1711,24 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 static int
 read_file(const char *path, uint8_t **buf, size_t *len, struct perr *e)
 {
-	FILE *f = fopen(path, "rb");
+	/* O_NONBLOCK: a FIFO (or device) in its place must be refused, not waited on */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	size_t cap = 0, n = 0;
 	uint8_t *b = NULL;
+	struct stat st;
+	FILE *f;
 
-	if (f == NULL)
+	if (fd < 0)
 		return perr_set(e, 1, "(file)", "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return perr_set(e, 1, "(file)", "not a regular file");
+	}
+	f = fdopen(fd, "rb");
+	if (f == NULL) {
+		close(fd);
+		return perr_set(e, 1, "(file)", "cannot open: %s", strerror(errno));
+	}
 	for (;;) {
 		if (n == cap) {
 			if (cap > KL_CONFIG_MAX_FILE_SIZE) {

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gnutls/x509.h>
@@ -180,12 +181,19 @@ static int diamid_ok(const char *s)
 
 static int file_ok(const char *what, const char *path, char *err, size_t errlen)
 {
+	struct stat st;
+
 	if (!conf_str_ok(path)) {
 		kl_errf(err, errlen, "%s: missing, or holds a quote or control character", what);
 		return -EINVAL;
 	}
 	if (access(path, R_OK) < 0) {
 		kl_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -EINVAL;
+	}
+	/* GnuTLS would block on a FIFO nobody writes */
+	if (stat(path, &st) || !S_ISREG(st.st_mode)) {
+		kl_errf(err, errlen, "%s %s: not a regular file", what, path);
 		return -EINVAL;
 	}
 	return 0;

@@ -309,18 +309,25 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 	char line[256], cerr[160];
 	unsigned lineno = 0;
 	struct kl_pop_params q;
+	struct stat st;
 	FILE *f;
-	int rc = -EINVAL;
+	int fd, rc = -EINVAL;
 
 	if (!path || !p) {
 		kl_errf(err, errlen, "bad argument");
 		return -EINVAL;
 	}
-	f = fopen(path, "re");
-	if (!f) {
+	/* O_NONBLOCK: a FIFO in its place must be refused, not waited on */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		rc = -errno;
 		kl_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "re"))) {
+		close(fd);
+		kl_errf(err, errlen, "%s: not a regular file", path);
+		return -EINVAL;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		size_t len = strlen(line);

@@ -131,4 +131,41 @@ ck.check(len(msgs) == 1 and 'diameter' in msgs[0] and 'missing.pem' in msgs[0],
          f'diameter with a missing certificate: one message naming it: {msgs} {err[-300:]}')
 ck.check('ready' not in out, 'diameter with a missing certificate: never ready')
 
+# files that are FIFOs (nobody writes them) are refused at once, never waited on; a NUL in
+# server_identity is refused rather than cutting it short
+def run_quick(config, args=(), what=''):
+    try:
+        return run(config, args, timeout=20)
+    except subprocess.TimeoutExpired:
+        ck.check(False, f'{what}: keylined hung (no exit within 20 s)')
+        return None, '', ''
+
+
+fifo = os.path.join(tmp, 'fifo')
+os.mkfifo(fifo)
+for what, cfg, args, want in [
+        ('config is a FIFO', fifo, [], 'not a regular file'),
+        ('population is a FIFO', base, ['-p', fifo], 'not a regular file'),
+        ('store.kek_file is a FIFO', base, [f'store.path={tmp}', f'store.kek_file={fifo}'],
+         'KEK'),
+        ('diameter.tls_cert is a FIFO', base,
+         ['diameter.identity=keylined.test', 'diameter.listen=127.0.0.1',
+          'diameter.port=%d' % (20000 + (os.getpid() + 1) % 20000), f'diameter.tls_cert={fifo}',
+          f'diameter.tls_key={fifo}', f'diameter.tls_ca={fifo}'], 'tls_cert')]:
+    rc, out, err = run_quick(cfg, args, what)
+    msgs = [l for l in keylined_lines(err) if 'error' in l or 'regular' in l]
+    ck.eq(rc, 2, f'{what}: exit status')
+    ck.check(any(want in l for l in keylined_lines(err)), f'{what}: message says {want!r}: {err[-300:]}')
+    ck.check('ready' not in out, f'{what}: never ready')
+for ident in (r'a\0b', r'a\x00b', r'a\u0000b'):
+    bad = kl_itest.write_config(os.path.join(tmp, 'nul.yaml'), identity=ident,
+                                ports=[('p0', f'net_pcap0,rx_pcap={tmp}/none.pcap,tx_pcap={tmp}/o.pcap', 1)],
+                                admin=os.path.join(tmp, 'admin.sock'))
+    rc, out, err = run_quick(bad, [], f'server_identity "{ident}"')
+    msgs = keylined_lines(err)
+    ck.eq(rc, 2, f'server_identity "{ident}": exit status')
+    ck.check(len(msgs) == 1 and 'server_identity' in msgs[0] and 'NUL' in msgs[0],
+             f'server_identity "{ident}": one message naming it: {msgs}')
+    ck.check('ready' not in out, f'server_identity "{ident}": never ready')
+
 sys.exit(ck.done())
