@@ -3,7 +3,8 @@
 """keyline-report on recorded keyline-burst runs (tests/data, see README there): the HTML report
 parses (html.parser, and as XML), every plot is an <svg> with its id and real data, the summary
 numbers in the HTML and the Markdown are the run's, the CDF drawn from the histogram is monotone
-and ends at 1 at the exact maximum, the comparison ratios are right and missing fields are
+and ends at 1 at the exact maximum, the comparison ratios are right (of medians; per-run figures
+show as median, min - max and n, in the table, compare.json and the bar plot) and missing fields are
 tolerated; bad input gives exit 2 and one line on stderr, never a traceback.
 
 usage: test_report.py KEYLINE_REPORT DATA_DIR
@@ -60,6 +61,8 @@ class Page(html.parser.HTMLParser):
             self.svg['circles'].append(a)
         elif self.svg is not None and tag == 'line':
             self.svg['lines'].append(a)
+        elif self.svg is not None and tag == 'rect':
+            self.svg.setdefault('rects', []).append(a)
         elif self.svg is not None and tag == 'text':
             self.text = [a, '']
         elif tag == 'table':
@@ -359,15 +362,124 @@ def check_compare(page, md):
             ck.check(close(text, want, digits), f'compare {r["config"]}: {key} shown {text!r}')
         ck.eq(cells['config'][1], r['config'], 'compare: config name')
         row = mdr.get(r['config'])
-        ck.check(row is not None and close(row[8], pc / bpc, 2) and close(row[9], pc / cpc, 3),
+        ck.check(row is not None and close(row[10], pc / bpc, 2) and close(row[11], pc / cpc, 3),
                  f'compare {r["config"]}: Markdown ratios ({row})')
+        ck.check(row is not None and row[3] == '1' and row[5] == 'one run',
+                 f'compare {r["config"]}: a row without runs is one run ({row})')
     ck.check(abs(json.loads(dict((a.get('data-key'), a) for a, _ in table[1])['vs_baseline']
                             ['data-value']) - 1) < 1e-12, 'baseline row is 1.00x itself')
 
 
+def render_compare(doc, name, what):
+    """Renders burst_ok.jsonl with the comparison doc; (process, page, compare table rows) or
+    None when it failed."""
+    cmp = os.path.join(tmp, f'{name}.json')
+    with open(cmp, 'w') as f:
+        json.dump(doc, f)
+    out = os.path.join(tmp, name)
+    p = run([os.path.join(DATA, 'burst_ok.jsonl'), '-o', out, '--compare', cmp])
+    if not ck.eq(p.returncode, 0, f'{what} renders ({p.stderr.strip()})'):
+        return None
+    page = Page()
+    with open(os.path.join(out, 'report.html'), encoding='utf-8') as f:
+        page.feed(f.read())
+    return p, page, page.tables.get('compare') or []
+
+
+def check_compare_runs():
+    """Rows with per-run figures: the table shows the median, min - max and n, the ratios are of
+    medians, compare.json carries them, the plot draws a bar at the median and a whisker from
+    min to max; a single run shows n 1 and no spread."""
+    rows = [{'config': 'socket+openssl', 'io': 'socket', 'crypto': 'openssl', 'server_cores': 1,
+             'runs': [100000, 120000, 90000]},
+            {'config': 'dpdk+ipsec-mb', 'io': 'dpdk', 'crypto': 'ipsec-mb', 'server_cores': 1,
+             'runs': [463000, 812000, 600000, 700000, 650000]},
+            {'config': 'dpdk+openssl', 'io': 'dpdk', 'crypto': 'openssl', 'server_cores': 2,
+             'runs': [300000, 340000, 'x', 310000, 330000]},
+            {'config': 'single', 'io': 'dpdk', 'crypto': 'openssl', 'server_cores': 1,
+             'requests_per_s': 250000},
+            {'config': 'summarised', 'server_cores': 1, 'requests_per_s': 200000, 'n': 4,
+             'requests_per_s_min': 150000, 'requests_per_s_max': 260000},
+            {'config': 'crypto-only ceiling', 'role': 'ceiling', 'server_cores': 1,
+             'runs': [1400000, 1500000, 1450000]},
+            {'config': 'no rate'}]
+    # (median, min, max, n) as the report must compute them
+    want = [(100000, 90000, 120000, 3), (650000, 463000, 812000, 5), (320000, 300000, 340000, 4),
+            (250000, 250000, 250000, 1), (200000, 150000, 260000, 4),
+            (1450000, 1400000, 1500000, 3), None]
+    res = render_compare(rows, 'runs', 'comparison with runs')
+    if not res:
+        return
+    p, page, t = res
+    out = os.path.join(tmp, 'runs')
+    if not ck.eq(len(t), len(rows) + 1, 'runs: every row shown'):
+        return
+    mdr = md_rows(p.stdout)
+    cpc = 1450000
+    with open(os.path.join(out, 'compare.json')) as f:
+        written = json.load(f)
+    ck.eq(len(written), len(rows), 'compare.json: one row per input row')
+    svg = page.svgs.get('plot-compare')
+    ck.check(svg is not None, 'runs: <svg id="plot-compare"> present')
+    bars = {a.get('data-config'): a for a in (svg or {}).get('rects', [])
+            if a.get('class') == 'bar'}
+    ranges = {a.get('data-config'): a for a in (svg or {}).get('lines', [])
+              if a.get('class') == 'range'}
+    labels = {a.get('data-config'): txt for a, txt in (svg or {}).get('texts', [])
+              if a.get('class') == 'bl'}
+    xinv = lin_inverse(x_ticks(svg)) if svg and len(x_ticks(svg)) >= 2 else None
+    ck.check(xinv is not None, 'runs: the comparison plot has x tick labels')
+    for r, w, tr, wr in zip(rows, want, t[1:], written):
+        name = r['config']
+        c = {a.get('data-key'): (json.loads(a['data-value']), x) for a, x in tr}
+        if w is None:
+            ck.eq(c['n'], (0, '-'), f'{name}: no rate, no runs')
+            ck.eq(c['range'], (None, '-'), f'{name}: no range')
+            ck.check(name not in bars, f'{name}: no bar without a rate')
+            ck.check('n' not in wr, f'{name}: compare.json adds nothing without a rate')
+            continue
+        med, lo, hi, n = w
+        ck.eq(c['requests_per_s'][0], med, f'{name}: median requests/s')
+        ck.check(close(c['requests_per_s'][1], med, 0), f'{name}: median shown')
+        ck.eq(c['n'], (n, str(n)), f'{name}: number of runs')
+        if n == 1:
+            ck.eq(c['range'], (None, 'one run'), f'{name}: a single run says so, no spread')
+        else:
+            ck.eq(c['range'], ([lo, hi], f'{lo} – {hi}'), f'{name}: min – max')
+        pc = med / r['server_cores']
+        ck.eq(c['per_core'][0], pc, f'{name}: median per core')
+        ck.check(abs(c['vs_ceiling'][0] - pc / cpc) < 1e-12, f'{name}: ratio of medians to '
+                 f'the ceiling ({c["vs_ceiling"]})')
+        ck.check(abs(c['vs_baseline'][0] - pc / 100000) < 1e-12, f'{name}: ratio of medians '
+                 'to the baseline')
+        md = mdr.get(name) or []
+        ck.check(len(md) > 11 and md[3] == str(n) and close(md[4], med, 0) and
+                 md[5] == (f'{lo} – {hi}' if n > 1 else 'one run') and
+                 close(md[11], pc / cpc, 3), f'{name}: Markdown row ({md})')
+        ck.eq((wr.get('requests_per_s_median'), wr.get('requests_per_s_min'),
+               wr.get('requests_per_s_max'), wr.get('n'), wr.get('requests_per_s')),
+              (med, lo, hi, n, med), f'{name}: compare.json median, min, max, n')
+        bar = bars.get(name)
+        if ck.check(bar is not None and xinv, f'{name}: a bar in the plot'):
+            x0 = float(bar['x'])
+            ck.check(abs(xinv(x0)) < 1e-6 * hi + 1, f'{name}: bar starts at 0')
+            ck.check(abs(xinv(x0 + float(bar['width'])) - med) <= 0.002 * med,
+                     f'{name}: bar ends at the median')
+            ck.eq(bar.get('data-n'), str(n), f'{name}: bar carries n')
+        rg = ranges.get(name)
+        if n == 1:
+            ck.check(rg is None, f'{name}: a single run draws no whisker')
+        elif ck.check(rg is not None and xinv, f'{name}: a min-max whisker'):
+            ck.check(abs(xinv(float(rg['x1'])) - lo) <= 0.002 * hi and
+                     abs(xinv(float(rg['x2'])) - hi) <= 0.002 * hi,
+                     f'{name}: whisker from min to max ({rg})')
+        ck.check(f'(n={n})' in labels.get(name, ''), f'{name}: the plot labels n '
+                 f'({labels.get(name)!r})')
+    ck.check('requests/s: median of the runs' in p.stdout, 'Markdown says what the figure is')
+
+
 def check_compare_tolerant():
     """Missing and mistyped fields render as '-', an explicit role wins, cores divide."""
-    cmp = os.path.join(tmp, 'partial.json')
     rows = [{'config': 'only a name'},
             {'io': 'dpdk', 'crypto': 'ipsec-mb', 'requests_per_s': 240000, 'server_cores': 2},
             {'config': 'socket+openssl', 'io': 'socket', 'crypto': 'openssl',
@@ -375,17 +487,11 @@ def check_compare_tolerant():
             {'config': 'mine', 'role': 'baseline', 'requests_per_s': 60000, 'server_cores': 1,
              'p99_us': None},
             {'config': 'no cores', 'requests_per_s': 100000}]
-    with open(cmp, 'w') as f:
-        json.dump({'title': 'Partial table', 'rows': rows}, f)
-    path = os.path.join(DATA, 'burst_ok.jsonl')
-    out = os.path.join(tmp, 'partial')
-    p = run([path, '-o', out, '--compare', cmp])
-    if not ck.eq(p.returncode, 0, f'partial comparison renders ({p.stderr.strip()})'):
+    res = render_compare({'title': 'Partial table', 'rows': rows}, 'partial',
+                         'partial comparison')
+    if not res:
         return
-    page = Page()
-    with open(os.path.join(out, 'report.html'), encoding='utf-8') as f:
-        page.feed(f.read())
-    t = page.tables.get('compare') or []
+    p, page, t = res
     ck.eq(len(t), len(rows) + 1, 'partial comparison: every row shown')
     if len(t) != len(rows) + 1:
         return
@@ -525,6 +631,7 @@ if res:
 check_report('burst_ratelimit.jsonl', False)
 check_report('burst_errors.jsonl', True)
 check_compare_tolerant()
+check_compare_runs()
 check_other_inputs()
 check_bad_inputs()
 sys.exit(ck.done())
