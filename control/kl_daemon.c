@@ -54,6 +54,7 @@ struct kl_daemon {
 	struct kl_diameter *dia; /* NULL: no diameter: section */
 	struct kl_feed *feed; /* the Diameter feed's writes (store batch, table) */
 	struct kl_rotate *rotate; /* NULL: no msk_rotation: section */
+	struct kl_replay *replay; /* one replay cache for all workers */
 };
 
 static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
@@ -129,6 +130,7 @@ static void daemon_free(struct kl_daemon *d)
 		kl_rl_free(w->rl);
 		rte_free(w);
 	}
+	kl_replay_destroy(d->replay); /* after the workers that share it */
 	for (unsigned i = 0; i < d->nports; i++)
 		kl_port_close(&d->port[i]);
 	/* the Diameter feed writes the table and the store from kl_diameter_poll only: stopped
@@ -437,10 +439,24 @@ static int make_workers(struct kl_daemon *d, int *status)
 		.idr_len = d->cfg.server_identity_len,
 		.skew_s = d->cfg.skew_s,
 		.predelivery_s = d->cfg.predelivery_s,
-		.replay_entries = d->cfg.replay_cache,
 		.backend = (enum kl_crypto_backend)d->cfg.crypto,
 	};
 	char err[256];
+	uint64_t slots = 1;
+
+	/* One cache for the whole server: a replay is refused whichever worker it reaches (SO_REUSEPORT
+	 * and RSS send another source port or address to another worker). replay_cache slots per
+	 * worker, rounded up to a power of two. */
+	while (slots < (uint64_t)d->cfg.replay_cache * d->nw)
+		slots <<= 1;
+	d->replay = kl_replay_create(slots);
+	if (!d->replay) {
+		logf_(KL_CONFIG_LOG_ERROR, "replay cache (%llu slots): %s", (unsigned long long)slots,
+		      strerror(errno));
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	ec.replay = d->replay;
 
 	for (unsigned i = 0; i < d->nw; i++) {
 		struct kl_io_worker *w = rte_zmalloc("kl_worker", sizeof(*w), 64);

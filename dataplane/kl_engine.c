@@ -8,17 +8,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kl_engine.h"
+#include "kl_replay.h"
 
 #define NTP_UNIX_OFFSET 2208988800ull
 #define SEC(s) ((uint64_t)(s) << 32)
-/* Replay cache buckets: one cache line of 4 slots, 3 entries and the bucket's floor. */
-#define REPLAY_STRIDE 4
-#define REPLAY_WAYS 3
-#define REPLAY_FLOOR 3 /* slot index: its expires field holds the bucket's floor */
-#define REPLAY_HUGE (2u << 20)
 #define E2M_LABEL "e2m_CIoT"
 
 static const char *const cnt_names[] = {
@@ -42,14 +37,6 @@ const char *kl_counter_desc(unsigned c)
 	return c < KL_CNT__COUNT ? cnt_descs[c] : "unknown";
 }
 
-/* 16 bytes; a bucket (REPLAY_STRIDE slots) is one cache line. The tag is 64 bits (the bucket
- * index adds more); expires is an NTP timestamp in units of 2^-16 s (the 64-bit NTP format
- * >> 16). 0 = empty. */
-struct replay_slot {
-	uint64_t tag;
-	uint64_t expires;
-};
-
 /* What a request needs between stages. */
 struct job {
 	struct kl_hmac_key psk[KL_TABLE_PSK_CHUNKS];
@@ -64,8 +51,7 @@ struct job {
 	struct kl_mikey_layout lay;
 	struct kl_kdf_param kdfp[2];
 	const void *requester; /* struct kl_ue or struct kl_emse */
-	struct replay_slot *bucket[2]; /* this request's two replay-cache buckets, prefetched */
-	uint64_t tag;
+	struct kl_replay_ref rref; /* its place in the replay cache, prefetched */
 	const struct kl_e2m_key *e2m;
 	const char *imsi;
 	uint8_t imsi_len;
@@ -79,8 +65,8 @@ struct kl_worker {
 	struct kl_worker_stats st;
 	struct kl_crypto *c;
 	struct kl_table *t;
-	struct replay_slot *replay;
-	uint64_t replay_mask;
+	struct kl_replay *replay;
+	int own_replay; /* created for this worker alone (no shared cache configured) */
 	uint64_t skew;
 	uint64_t predelivery;
 	uint64_t now;		     /* of the burst being served */
@@ -115,7 +101,7 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		return NULL;
 	}
 	slots = cfg->replay_entries ? cfg->replay_entries : 4194304;
-	if (slots < REPLAY_STRIDE || (slots & (slots - 1))) {
+	if (!cfg->replay && (slots < 4 || (slots & (slots - 1)))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -124,20 +110,11 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		return NULL;
 	}
 	memset(w, 0, sizeof(*w));
-	/* Aligned to 2 MiB and marked for transparent huge pages: two random cache lines per
-	 * request in a cache of tens of MiB would otherwise cost two TLB misses as well (advice
-	 * only: without THP it still works). */
-	{
-		size_t bytes = slots * sizeof(*w->replay);
-		size_t align = bytes >= REPLAY_HUGE ? REPLAY_HUGE : 64;
-
-		if (posix_memalign((void **)&w->replay, align, bytes) == 0) {
-			if (align == REPLAY_HUGE)
-				(void)madvise(w->replay, bytes, MADV_HUGEPAGE);
-			memset(w->replay, 0, bytes);
-		} else {
-			w->replay = NULL;
-		}
+	if (cfg->replay) {
+		w->replay = cfg->replay;
+	} else {
+		w->replay = kl_replay_create(slots);
+		w->own_replay = 1;
 	}
 	w->c = kl_crypto_create(cfg->backend);
 	if (!w->replay || !w->c) {
@@ -145,7 +122,6 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 		errno = ENOMEM;
 		return NULL;
 	}
-	w->replay_mask = slots - 1;
 	w->t = table;
 	w->reader = reader;
 	w->skew = SEC(cfg->skew_s ? cfg->skew_s : 60);
@@ -160,7 +136,8 @@ void kl_worker_destroy(struct kl_worker *w)
 	if (!w)
 		return;
 	kl_crypto_destroy(w->c);
-	free(w->replay);
+	if (w->own_replay)
+		kl_replay_destroy(w->replay);
 	kl_memzero(w, sizeof(*w));
 	free(w);
 }
@@ -182,138 +159,6 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		d |= a[i] ^ b[i];
 	return d == 0;
-}
-
-/*
- * ---- replay cache -----------------------------------------------------------------------------
- * 64-bit tags of (IDi, CSB ID, RAND) in 3-way buckets; each tag has two candidate buckets and goes
- * where there is room (two choices: buckets do not overflow by chance until the cache is nearly
- * full). An entry lives until its T plus the skew has passed (from then on the skew check refuses
- * its replay). When both buckets are full the entry that expires first makes room; if it was still
- * live, its bucket's floor rises to the T it stood for, and later requests of either bucket with a
- * T not after the floor are refused "invalid timestamp" (replay_window_refused). The floor is per
- * bucket, so a UE with a fast clock cannot raise it for everybody, and an overflowing cache shows
- * as a counter, never as an accepted replay.
- */
-
-static inline uint64_t load64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-/* The tag of (IDi, CSB ID, RAND). The RAND carries the entropy (a client's CSPRNG, and nobody can
- * get a request with a chosen RAND past the MAC check), so a fast word-wise mix of IDi suffices. */
-static void replay_tag(struct kl_worker *w, struct job *j, const struct kl_mikey_req *r)
-{
-	uint64_t h = 0x9E3779B97F4A7C15ull ^ r->id_len, x;
-	unsigned i = 0;
-
-	for (; i + 8 <= r->id_len; i += 8) {
-		h = (h ^ load64(r->id + i)) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	if (i < r->id_len) {
-		uint8_t t[8] = { 0 };
-
-		memcpy(t, r->id + i, r->id_len - i);
-		h = (h ^ load64(t)) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	h ^= load64(r->rand);
-	x = load64(r->rand + 8) ^ ((uint64_t)r->csb_id << 32);
-	/* Fold the high halves down before masking: a multiply only carries upward, so RANDs that
-	 * differ in their upper bytes alone would otherwise share a bucket. */
-	x = h ^ (x * 0xc4ceb9fe1a85ec53ull);
-	x ^= x >> 32;
-	j->tag = x ? x : 1;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 29;
-	j->bucket[0] = &w->replay[x & w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1)];
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	j->bucket[1] = &w->replay[x & w->replay_mask & ~(uint64_t)(REPLAY_STRIDE - 1)];
-	__builtin_prefetch(j->bucket[0], 1, 3);
-	__builtin_prefetch(j->bucket[1], 1, 3);
-}
-
-static uint64_t ntp16(uint64_t ts)
-{
-	return ts >> 16;
-}
-
-static int replay_seen(const struct job *j, uint64_t now)
-{
-	for (unsigned b = 0; b < 2; b++) {
-		const struct replay_slot *s = j->bucket[b];
-
-		for (unsigned i = 0; i < REPLAY_WAYS; i++)
-			if (s[i].expires > ntp16(now) && s[i].tag == j->tag)
-				return 1;
-	}
-	return 0;
-}
-
-/* The higher floor of the request's two buckets (NTP >> 16). */
-static uint64_t replay_floor(const struct job *j)
-{
-	uint64_t a = j->bucket[0][REPLAY_FLOOR].expires, b = j->bucket[1][REPLAY_FLOOR].expires;
-
-	return a > b ? a : b;
-}
-
-/* Insert; returns 1 when the tag was already there (a replay inside this burst). */
-static int replay_insert(struct kl_worker *w, const struct job *j, const struct kl_mikey_req *r,
-			 uint64_t now)
-{
-	struct replay_slot *victim = NULL, *vb = NULL;
-	unsigned live[2] = { 0, 0 }, first, nb;
-	uint64_t until;
-
-	if (replay_seen(j, now))
-		return 1;
-	/* Two choices: the entry goes to the bucket with fewer live entries (so buckets do not
-	 * overflow by chance until the cache is nearly full), into the slot that expires first (a
-	 * free or expired one when there is one). Only when both buckets are full of live entries
-	 * is one evicted: the one of either bucket that expires first. Ties (same T, a burst)
-	 * start at a tag-chosen way so one slot is not evicted over and over. */
-	for (unsigned b = 0; b < 2; b++)
-		for (unsigned i = 0; i < REPLAY_WAYS; i++)
-			live[b] += j->bucket[b][i].expires > ntp16(now);
-	if (live[0] == REPLAY_WAYS && live[1] == REPLAY_WAYS) {
-		first = 0;
-		nb = 2;
-	} else {
-		first = live[0] < live[1] ? 0 : live[1] < live[0] ? 1 : (unsigned)(j->tag >> 63);
-		nb = 1;
-	}
-	for (unsigned k = 0, i = (unsigned)(j->tag >> 58) % (nb * REPLAY_WAYS); k < nb * REPLAY_WAYS;
-	     k++, i = (i + 1) % (nb * REPLAY_WAYS)) {
-		struct replay_slot *b = j->bucket[(first + i / REPLAY_WAYS) % 2];
-		struct replay_slot *s = &b[i % REPLAY_WAYS];
-
-		if (!victim || s->expires < victim->expires) {
-			victim = s;
-			vb = b;
-		}
-	}
-	if (victim->expires > ntp16(now)) {
-		/* Still live: it stood for a T up to expires - skew (its T, rounded up). A request of
-		 * this bucket with a T not after that could be its replay: the floor rises to it. */
-		uint64_t covered = victim->expires - ntp16(w->skew);
-
-		w->st.counter[KL_CNT_REPLAY_EVICTIONS]++;
-		if (covered > vb[REPLAY_FLOOR].expires)
-			vb[REPLAY_FLOOR].expires = covered;
-	}
-	victim->tag = j->tag;
-	/* A request is acceptable while |T - now| <= skew, so its replay is refused by the skew
-	 * check from T + skew on: it must be remembered until then (rounded up to the next unit). */
-	until = r->ts + w->skew;
-	victim->expires = ntp16(until) + 1;
-	return 0;
 }
 
 /* ---- stages ------------------------------------------------------------------------------- */
@@ -582,7 +427,8 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		if (!pkts[i].out || pkts[i].out_cap < 3 * pkts[i].in_len)
 			drop(w, &pkts[i], &live[i], KL_DROP_NO_BUFFER);
 		else
-			replay_tag(w, &w->job[i], &w->req[i]); /* prefetched while the table is read */
+			kl_replay_ref(w->replay, &w->job[i].rref, w->req[i].id, w->req[i].id_len,
+				      w->req[i].csb_id, w->req[i].rand); /* fetched while the table is read */
 	}
 	/* 2. requesters: UEs for MBMS, EMSEs for E2M */
 	w->req_kind = KL_TK_UE;
@@ -594,7 +440,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			continue;
 		if (!w->job[i].requester)
 			drop(w, &pkts[i], &live[i], KL_DROP_UNKNOWN_IDENTITY);
-		else if (replay_seen(&w->job[i], now))
+		else if (kl_replay_seen(&w->job[i].rref, now))
 			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 	}
 	/* 3. transport keys, one PRF batch */
@@ -649,6 +495,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	for (unsigned i = 0; i < n; i++) {
 		struct job *j = &w->job[i];
 		const struct kl_mikey_req *r = &w->req[i];
+		enum kl_replay_verdict v;
 		uint64_t d;
 
 		if (!live[i])
@@ -665,17 +512,19 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			set_error(j, KL_ERR_INVALID_TS, 0);
 			continue;
 		}
-		if (ntp16(r->ts) <= replay_floor(j) && !replay_seen(j, now)) {
+		v = kl_replay_check(&j->rref, r->ts, now, w->skew,
+				    &w->st.counter[KL_CNT_REPLAY_EVICTIONS]);
+		if (v == KL_REPLAY_DUP) {
+			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
+			continue;
+		}
+		if (v == KL_REPLAY_WINDOW) {
 			/* Not after its bucket's floor: it may replay an entry this bucket evicted.
 			 * Answered "invalid timestamp" (RFC 3830 section 5.4: a full replay cache
 			 * narrows the accepted window); the UE retries with a fresh RAND, which lands in
 			 * another bucket. So no replay ever gets a key. */
 			w->st.counter[KL_CNT_REPLAY_WINDOW]++;
 			set_error(j, KL_ERR_INVALID_TS, 0);
-			continue;
-		}
-		if (replay_insert(w, j, r, now)) {
-			drop(w, &pkts[i], &live[i], KL_DROP_REPLAY);
 			continue;
 		}
 		if (r->kind == KL_KIND_MBMS && ue_expired(j->requester, now))

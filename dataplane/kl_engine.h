@@ -14,6 +14,7 @@
 
 #include "kl_crypto.h"
 #include "kl_mikey.h"
+#include "kl_replay.h"
 #include "kl_table.h"
 
 #ifdef __cplusplus
@@ -52,10 +53,14 @@ struct kl_engine_config {
 	uint16_t idr_len;
 	uint32_t skew_s;	     /* allowed |T - now|, default 60 */
 	uint32_t predelivery_s;	     /* next MSK sent this long before it becomes valid, default 60 */
-	uint32_t replay_entries;     /* per-worker replay cache slots (power of two >= 4), default 2^22;
-				      * 3 of every 4 hold entries (a 4th is the bucket's floor). It
-				      * should hold rate x 2 x skew_s entries: a smaller cache refuses
-				      * old-but-valid T (replay_window_refused), it never lets a replay in */
+	struct kl_replay *replay;    /* the replay cache shared by all workers of the server (not
+				      * owned; kl_replay.h). NULL: the worker makes one of its own of
+				      * replay_entries slots, which only sees what reaches this worker */
+	uint32_t replay_entries;     /* slots of that own cache (power of two >= 4), default 2^22;
+				      * 3 of every 4 hold entries (a 4th is the bucket's floor). A
+				      * cache should hold rate x 2 x skew_s entries: a smaller one
+				      * refuses old-but-valid T (replay_window_refused), it never lets
+				      * a replay in */
 	enum kl_crypto_backend backend;
 };
 

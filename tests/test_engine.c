@@ -6,6 +6,9 @@
  * truncation of requests and responses at every byte offset.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -441,6 +444,211 @@ static void test_replay_cache_future_ts(void **state)
 	kl_worker_destroy(w);
 }
 
+/* ---- one replay cache for all workers ---------------------------------------------------- */
+
+#define RACE_N 8192
+#define RACE_BURST 32
+
+struct race {
+	struct creq *q;	       /* RACE_N signed requests */
+	unsigned *keys;	       /* per request: answers with keys, both threads together */
+	struct kl_worker *w;   /* this thread's worker */
+	unsigned reader;
+	pthread_barrier_t *go;
+	unsigned bad;	       /* answers that did not verify */
+};
+
+static void *race_thread(void *arg)
+{
+	struct race *r = arg;
+	struct kl_crypto *c = kl_crypto_create(KL_CRYPTO_OPENSSL);
+	static __thread uint8_t out[RACE_BURST][1600];
+	struct kl_pkt p[RACE_BURST];
+	unsigned idx[RACE_BURST];
+
+	pthread_barrier_wait(r->go);
+	for (unsigned base = 0; base < RACE_N; base += RACE_BURST) {
+		for (unsigned k = 0; k < RACE_BURST; k++) {
+			unsigned i = base + k;
+
+			idx[k] = i;
+			p[k] = (struct kl_pkt){ .in = r->q[i].buf, .in_len = r->q[i].r.len,
+						.out = out[k], .out_cap = sizeof(out[k]) };
+		}
+		kl_engine_serve(r->w, now, p, RACE_BURST);
+		kl_table_quiescent(tab, r->reader);
+		for (unsigned k = 0; k < RACE_BURST; k++) {
+			struct kl_client_result res;
+
+			if (!p[k].out_len)
+				continue;
+			if (!c || kl_client_verify(c, &r->q[idx[k]].r, out[k], p[k].out_len, now, 60, &res))
+				r->bad++;
+			else if (!res.is_error)
+				__atomic_fetch_add(&r->keys[idx[k]], 1, __ATOMIC_RELAXED);
+		}
+	}
+	kl_crypto_destroy(c);
+	return NULL;
+}
+
+/* Two workers on two threads serve the same RACE_N requests at the same time (a captured
+ * request replayed so that it reaches the other worker: another source port under
+ * SO_REUSEPORT, another address under RSS). shared = a replay cache of slots entries shared by
+ * both, else each has its own. @return the answers with keys (over both threads); *twice gets
+ * the requests answered with keys by both. */
+static unsigned race(struct creq *q, int shared, uint32_t slots, unsigned *twice)
+{
+	static unsigned keys[RACE_N];
+	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
+				       .skew_s = 60, .predelivery_s = 60, .replay_entries = slots,
+				       .backend = KL_CRYPTO_IPSECMB };
+	struct kl_replay *rc = shared ? kl_replay_create(slots) : NULL;
+	struct kl_worker *keep0 = wk[0], *keep1 = wk[1];
+	pthread_barrier_t go;
+	pthread_t th[2];
+	struct race r[2];
+	unsigned total = 0;
+
+	assert_true(!shared || rc);
+	ec.replay = rc;
+	memset(keys, 0, sizeof(keys));
+	/* the suite's workers hold readers 0 and 1: these two borrow them */
+	for (unsigned t = 0; t < 2; t++) {
+		/* the same order: the copies meet inside the same bursts */
+		r[t] = (struct race){ .q = q, .keys = keys, .reader = t, .go = &go };
+		r[t].w = kl_worker_create(&ec, tab, t);
+		assert_non_null(r[t].w);
+	}
+	assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+	for (unsigned t = 0; t < 2; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, race_thread, &r[t]), 0);
+	for (unsigned t = 0; t < 2; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	pthread_barrier_destroy(&go);
+	*twice = 0;
+	for (unsigned i = 0; i < RACE_N; i++) {
+		total += keys[i];
+		*twice += keys[i] > 1;
+	}
+	for (unsigned t = 0; t < 2; t++) {
+		assert_int_equal(r[t].bad, 0);
+		kl_worker_destroy(r[t].w);
+	}
+	kl_replay_destroy(rc);
+	wk[0] = keep0;
+	wk[1] = keep1;
+	return total;
+}
+
+/* The cache's own race, without the engine around it: two threads check the same tags in
+ * lock-step (both arrive at tag i before either checks it), so the copies' checks overlap by
+ * nanoseconds, as two workers' can. Never both NEW. */
+#define CHECK_N 200000
+
+struct check_race {
+	struct kl_replay *rc;
+	struct kl_replay_ref *ref;
+	unsigned *arrive;
+	uint8_t *verdict; /* [2][CHECK_N] */
+	unsigned t;
+};
+
+static void *check_thread(void *arg)
+{
+	struct check_race *c = arg;
+	uint64_t ev = 0;
+
+	for (unsigned i = 0; i < CHECK_N; i++) {
+		unsigned spins = 0;
+
+		if (__atomic_fetch_add(&c->arrive[i], 1, __ATOMIC_SEQ_CST) == 1) {
+			/* second to arrive: the first learns it a cache-line transfer later, so wait
+			 * a varying moment to let the two checks overlap at every offset */
+			for (volatile unsigned k = 0; k < (i * 7u) % 96; k++)
+				;
+		}
+		while (__atomic_load_n(&c->arrive[i], __ATOMIC_ACQUIRE) < 2)
+			if (++spins > 1000)
+				sched_yield(); /* the other thread is not running now */
+		c->verdict[c->t * CHECK_N + i] =
+			(uint8_t)kl_replay_check(&c->ref[i], now, now, SEC(60), &ev);
+	}
+	return NULL;
+}
+
+static void test_replay_check_race(void **state)
+{
+	struct kl_replay *rc = kl_replay_create(1u << 20);
+	struct kl_replay_ref *ref = calloc(CHECK_N, sizeof(*ref));
+	unsigned *arrive = calloc(CHECK_N, sizeof(*arrive));
+	uint8_t *verdict = calloc(2, CHECK_N);
+	struct check_race c[2];
+	pthread_t th[2];
+	unsigned twice = 0, none = 0;
+
+	(void)state;
+	assert_true(rc && ref && arrive && verdict);
+	for (unsigned i = 0; i < CHECK_N; i++) {
+		uint8_t r[16];
+
+		fresh_rand(r);
+		kl_replay_ref(rc, &ref[i], (const uint8_t *)UE_ID, (uint16_t)strlen(UE_ID), i, r);
+	}
+	for (unsigned t = 0; t < 2; t++) {
+		c[t] = (struct check_race){ .rc = rc, .ref = ref, .arrive = arrive, .verdict = verdict,
+					    .t = t };
+		assert_int_equal(pthread_create(&th[t], NULL, check_thread, &c[t]), 0);
+	}
+	for (unsigned t = 0; t < 2; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	for (unsigned i = 0; i < CHECK_N; i++) {
+		unsigned n = (verdict[i] == KL_REPLAY_NEW) + (verdict[CHECK_N + i] == KL_REPLAY_NEW);
+
+		twice += n == 2;
+		none += n == 0;
+	}
+	print_message("lock-step checks: %u tags, %u accepted twice, %u refused on both\n", CHECK_N,
+		      twice, none);
+	assert_int_equal(twice, 0);
+	assert_true(none < CHECK_N / 10);
+	free(verdict);
+	free(arrive);
+	free(ref);
+	kl_replay_destroy(rc);
+}
+
+static void test_replay_shared_across_workers(void **state)
+{
+	static struct creq q[RACE_N];
+	unsigned twice, keys, neither_max = RACE_N / 4;
+
+	(void)state;
+	for (unsigned round = 0; round < 4; round++) {
+		for (unsigned i = 0; i < RACE_N; i++)
+			mbms(&q[i], UE_ID, 7, 0, 0);
+		/* the check can fail: with a cache per worker, each copy gets keys on its worker */
+		if (round == 0) {
+			keys = race(q, 0, 1u << 16, &twice);
+			print_message("own caches: %u answers with keys for %u requests, %u twice\n", keys,
+				      RACE_N, twice);
+			assert_true(twice > RACE_N / 2);
+		}
+		/* one cache: never twice, whatever the timing; a request whose two copies meet
+		 * exactly may be refused on both workers, never accepted on both */
+		keys = race(q, 1, 1u << 16, &twice);
+		print_message("shared cache: %u answers with keys for %u requests\n", keys, RACE_N);
+		assert_int_equal(twice, 0);
+		assert_true(keys >= RACE_N - neither_max);
+		/* a shared cache far too small (16 slots): evictions and floors under the race too */
+		for (unsigned i = 0; i < RACE_N; i++)
+			mbms(&q[i], UE_ID, 7, 0, 0);
+		keys = race(q, 1, 16, &twice);
+		assert_int_equal(twice, 0);
+		assert_true(keys >= 12);
+	}
+}
+
 static void test_truncation(void **state)
 {
 	struct creq q;
@@ -660,7 +868,9 @@ int main(void)
 		cmocka_unit_test(test_replay_in_one_burst),
 		cmocka_unit_test(test_replay_cache_overflow),
 		cmocka_unit_test(test_replay_cache_two_choices),
-		cmocka_unit_test(test_replay_cache_future_ts), cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_replay_cache_future_ts),
+		cmocka_unit_test(test_replay_shared_across_workers),
+		cmocka_unit_test(test_replay_check_race), cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_full_burst),
 		cmocka_unit_test(test_muk_expiry),
 	};
