@@ -16,6 +16,7 @@
 
 #include "kl_config.h"
 #include "kl_daemon.h"
+#include "kl_eal_rundir.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
 	/* a client (admin, /metrics) that goes away mid-answer must not end the server */
 	signal(SIGPIPE, SIG_IGN);
 
+	kl_eal_rundir_cleanup_at_exit(); /* no empty /var/run/dpdk/<prefix> left behind */
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {
 		fprintf(stderr, "keylined: EAL initialisation failed: %s\n", rte_strerror(rte_errno));

@@ -25,6 +25,58 @@ def unique(tag):
     return f'kl{tag}{os.getpid()}'
 
 
+def free_udp_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rundir_parent():
+    """Where EAL makes its runtime directories: /var/run/dpdk as root, else
+    $XDG_RUNTIME_DIR/dpdk or /tmp/dpdk (DPDK 22.11, eal_create_runtime_dir)."""
+    if os.geteuid() == 0:
+        return '/var/run/dpdk'
+    return os.path.join(os.environ.get('XDG_RUNTIME_DIR') or '/tmp', 'dpdk')
+
+
+def rundirs():
+    """The names of the runtime directories there now."""
+    try:
+        return set(os.listdir(rundir_parent()))
+    except OSError:
+        return set()
+
+
+def file_prefix(args):
+    """The --file-prefix of an EAL command line, None without one."""
+    args = list(args)
+    for i, a in enumerate(args):
+        if a == '--':
+            break
+        if a == '--file-prefix' and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith('--file-prefix='):
+            return a.split('=', 1)[1]
+    return None
+
+
+def remove_rundir(prefix):
+    """After the process of that prefix is gone (a clean exit removes its own directory): what a
+    killed one left, its files (a telemetry socket) and the directory."""
+    if not prefix or '/' in prefix or prefix in ('.', '..'):
+        return
+    d = os.path.join(rundir_parent(), prefix)
+    try:
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
 def write_config(path, ports=(), ipv4=('192.0.2.1',), ipv6=('2001:db8::1',), extra=None,
                  admin=None, identity='keyline.test', table=None):
     t = {'ues': 20000, 'groups': 16, 'emses': 64, 'imsis': 64, 'appids': 64}
@@ -58,6 +110,7 @@ class Keylined:
         self.log_path = os.path.join(self.workdir, 'keylined.log')
         self.log = open(self.log_path, 'w')
         self.cmd = [binary] + list(eal) + ['--', '-c', config] + list(args)
+        self.prefix = file_prefix(eal)
         self.p = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.out = []
         self.counters = None
@@ -95,6 +148,7 @@ class Keylined:
             raise RuntimeError('keylined did not stop within %d s after SIGTERM' % timeout)
         self.out.append(rest)
         self.rc = self.p.returncode
+        remove_rundir(self.prefix)  # a clean exit left none; a killed one may have
         self.counters = parse_counters(''.join(self.out))
         self.log.close()
         if self.rc != 0 or self.counters is None:
@@ -106,6 +160,7 @@ class Keylined:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+        remove_rundir(self.prefix)
 
 
 def admin_many(sock, reqs, chunk=256):
@@ -144,6 +199,7 @@ class Checks:
         self.name = name
         self.ok = 0
         self.bad = 0
+        self.rundirs = rundirs()
 
     def check(self, cond, what):
         if cond:
@@ -157,5 +213,14 @@ class Checks:
         return self.check(got == want, f'{what}: got {got!r}, want {want!r}')
 
     def done(self):
+        # EAL runtime directories of this test's prefixes (their first number is its pid, as
+        # unique() makes them) must be gone; any left is a failure, and is removed so that none
+        # piles up
+        pid = str(os.getpid())
+        left = sorted(d for d in rundirs() - self.rundirs
+                      if (re.search(r'\d+', d) or [None])[0] == pid)
+        self.eq(left, [], f'EAL runtime directories left in {rundir_parent()}')
+        for d in left:
+            remove_rundir(d)
         print(f'{self.name}: {self.ok} checks passed, {self.bad} failed', flush=True)
         return 1 if self.bad else 0

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +22,6 @@ tmp = tempfile.mkdtemp(prefix='kl-burst-')
 UES = 10000
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def run_burst(port, extra):
     cmd = [burst, '--io', 'socket', '--population', pop, '--server-ip', '127.0.0.1',
            '--server-port', str(port), '--interval-ms', '100'] + list(extra)
@@ -40,7 +31,7 @@ def run_burst(port, extra):
 
 
 def server(name, extra=None):
-    port = free_udp_port()
+    port = kl_itest.free_udp_port()
     cfg = kl_itest.write_config(os.path.join(tmp, f'{name}.yaml'), ipv4=('127.0.0.1',), ipv6=(),
                                 admin=os.path.join(tmp, f'{name}.sock'),
                                 extra=dict({'io': 'socket', 'udp_port': port}, **(extra or {})))

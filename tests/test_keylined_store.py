@@ -34,19 +34,11 @@ def write_kek(data):
     os.chmod(kek, 0o600)
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def config():
     return kl_itest.write_config(
         os.path.join(tmp, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(), admin=sock,
         table={'ues': 3},
-        extra={'io': 'socket', 'udp_port': free_udp_port(),
+        extra={'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
                'store': f'{{path: "{store}", kek_file: "{kek}", map_size_mb: 64}}'})
 
 

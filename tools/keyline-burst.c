@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 
@@ -30,6 +31,7 @@
 
 #include "kl_burst.h"
 #include "kl_burst_io.h"
+#include "kl_eal_rundir.h"
 #include "kl_mikey.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -92,6 +94,9 @@ static void help(void)
 	     "  --fail-list N           failed UEs listed in the summary (default 20)\n"
 	     "  --slo-p99-us US         fail unless latency p99 <= US\n"
 	     "  --slo-complete-s S      fail unless every UE holds its key S after t0\n"
+	     "  --progress              a live progress line on stderr (UEs done, rate, failures,\n"
+	     "                          ETA; every 250 ms, rewritten with \\r); the default when\n"
+	     "                          stderr is a terminal\n"
 	     "I/O\n"
 	     "  --io dpdk|socket        DPDK port 0 (EAL options before --, default) or kernel UDP\n"
 	     "  --server-ip IP          keyline's address (IPv4 or IPv6; socket default 127.0.0.1)\n"
@@ -176,7 +181,7 @@ enum {
 	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
-	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED,
+	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED, O_PROGRESS,
 };
 
 struct opts {
@@ -187,6 +192,7 @@ struct opts {
 	const char *server_ip;
 	const char *client_ip;
 	int socket_io;
+	int progress;
 };
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -228,6 +234,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "presign", no_argument, NULL, O_PRESIGN },
 		{ "verify-after", no_argument, NULL, O_VERIFY_AFTER },
 		{ "alt-seed", required_argument, NULL, O_ALT_SEED },
+		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -283,6 +290,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SEED: o->cfg.seed = num("--seed", optarg, 0, UINT64_MAX); break;
 		case O_PRESIGN: o->cfg.presign = 1; break;
 		case O_VERIFY_AFTER: o->cfg.verify_after = 1; break;
+		case O_PROGRESS: o->progress = 1; break;
 		case O_ALT_SEED:
 			o->cfg.alt_seed = num("--alt-seed", optarg, 0, UINT64_MAX);
 			o->cfg.has_alt_seed = 1;
@@ -421,6 +429,7 @@ int main(int argc, char **argv)
 		char *keep = argv[eal_argc];
 
 		argv[eal_argc] = NULL;
+		kl_eal_rundir_cleanup_at_exit(); /* no empty /var/run/dpdk/<prefix> left behind */
 		rc = rte_eal_init(eal_argc, argv);
 		argv[eal_argc] = keep;
 		if (rc < 0) {
@@ -444,6 +453,8 @@ int main(int argc, char **argv)
 		o.socket_io ? "socket" : "dpdk");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	if (o.progress || isatty(STDERR_FILENO))
+		kl_burst_set_progress(b, stderr, 250);
 	rc = o.socket_io ? kl_burst_run_socket(b, &o.net, &run, err, sizeof(err))
 			 : kl_burst_run_dpdk(b, &o.net, &run, err, sizeof(err));
 	if (rc) {
@@ -455,6 +466,7 @@ int main(int argc, char **argv)
 		free(targv);
 		return 1;
 	}
+	kl_burst_progress_end(b, run.end_ns);
 	if (o.cfg.verify_after) {
 		fprintf(stderr, "keyline-burst: verifying the answers ...\n");
 		kl_burst_verify_stored(b);

@@ -263,6 +263,19 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out);
 uint64_t kl_burst_next_event(const struct kl_burst *b);
 /** Stop: every UE not finished fails as interrupted. */
 void kl_burst_interrupt(struct kl_burst *b, uint64_t now_ns);
+
+/**
+ * A live progress line on f (meant for a terminal: each one starts with "\r" and overwrites the
+ * last): UEs done of all, done per second, failed, in progress and the time left at that rate.
+ * kl_burst_tick writes it at most every period_ms (one comparison per tick otherwise, nothing
+ * per packet) and ends it with a newline when every UE finished; kl_burst_progress_end ends it
+ * after an interrupted run. f NULL: no progress line (the default).
+ */
+void kl_burst_set_progress(struct kl_burst *b, FILE *f, uint32_t period_ms);
+/** Write the last progress line and its newline, once (nothing without a progress line). */
+void kl_burst_progress_end(struct kl_burst *b, uint64_t now_ns);
+/** The progress line's text at now, without "\r" or newline. @return its length (snprintf). */
+int kl_burst_progress_format(const struct kl_burst *b, uint64_t now_ns, char *buf, size_t len);
 /** Counters so far (in_progress and offered as of the last tick). */
 const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b);
 /** Latency (send of the try that got the key to its verification), whole run. */

@@ -218,6 +218,10 @@ struct kl_burst {
 	uint32_t nst;
 	int st_done;
 	double verify_s;
+	/* the progress line */
+	FILE *progress;
+	uint64_t progress_every_ns, next_progress;
+	int progress_len, progress_ended;
 	/* verifying a burst of answers */
 	struct kl_client_req vreq[VERIFY_BATCH];
 	struct kl_client_check vchk[VERIFY_BATCH];
@@ -1370,6 +1374,54 @@ static void sync_totals(struct kl_burst *b)
 	b->tot.c[KL_BC_OFFERED] = b->offer_cur;
 }
 
+void kl_burst_set_progress(struct kl_burst *b, FILE *f, uint32_t period_ms)
+{
+	b->progress = f;
+	b->progress_every_ns = (uint64_t)(period_ms ? period_ms : 1) * 1000000ull;
+	b->next_progress = 0;
+	b->progress_len = 0;
+	b->progress_ended = 0;
+}
+
+int kl_burst_progress_format(const struct kl_burst *b, uint64_t now_ns, char *buf, size_t len)
+{
+	double el = b->started && now_ns > b->t0 ? (double)(now_ns - b->t0) / 1e9 : 0;
+	double rate = el > 0 ? b->tot.done / el : 0;
+	uint32_t left = b->n - b->tot.done;
+	char eta[32];
+
+	if (!left)
+		snprintf(eta, sizeof(eta), "done in %.1f s", el);
+	else if (rate > 0)
+		snprintf(eta, sizeof(eta), "ETA %.1f s", left / rate);
+	else
+		snprintf(eta, sizeof(eta), "ETA -");
+	return snprintf(buf, len,
+			"keyline-burst: %" PRIu32 "/%" PRIu32 " UEs done (%.1f%%), %.1f k/s, %" PRIu64
+			" failed, %" PRIu32 " in progress, %s",
+			b->tot.done, b->n, b->n ? 100.0 * b->tot.done / b->n : 100.0, rate / 1e3,
+			b->tot.c[KL_BC_FAILED], b->active, eta);
+}
+
+static void progress_line(struct kl_burst *b, uint64_t now_ns, int last)
+{
+	char line[256];
+	int n = kl_burst_progress_format(b, now_ns, line, sizeof(line));
+
+	/* padded over a longer line before it; stderr is unbuffered, one write per line */
+	fprintf(b->progress, "\r%-*s%s", b->progress_len, line, last ? "\n" : "");
+	fflush(b->progress);
+	b->progress_len = n < (int)sizeof(line) ? n : (int)sizeof(line) - 1;
+}
+
+void kl_burst_progress_end(struct kl_burst *b, uint64_t now_ns)
+{
+	if (!b->progress || b->progress_ended || !b->progress_len) /* none written yet */
+		return;
+	b->progress_ended = 1;
+	progress_line(b, now_ns, 1);
+}
+
 int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 {
 	if (!b->started)
@@ -1395,6 +1447,10 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 	while (b->offer_cur < b->n && b->t0 + b->start_ns[b->offer_cur] <= now_ns)
 		b->offer_cur++;
 	sync_totals(b);
+	if (b->progress && now_ns >= b->next_progress && !b->progress_ended) {
+		progress_line(b, now_ns, 0);
+		b->next_progress = now_ns + b->progress_every_ns;
+	}
 	if (b->cfg.interval_ms) {
 		uint64_t iv = (uint64_t)b->cfg.interval_ms * 1000000ull;
 
@@ -1405,6 +1461,7 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 	}
 	if (b->tot.done < b->n)
 		return 1;
+	kl_burst_progress_end(b, now_ns);
 	/* the last, partial interval */
 	if (b->cfg.interval_ms && (b->tot.c[KL_BC_SENT] != b->prev.c[KL_BC_SENT] ||
 				   b->tot.done != b->prev.done || b->ilat.count))
