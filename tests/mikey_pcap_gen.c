@@ -13,6 +13,7 @@
 
 #include <rte_eal.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 
 static FILE *pcap;
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(prefix, sizeof(prefix), "kl_pcapgen_%d", (int)getpid());
 	kl_crypto_set_log(NULL);
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0)
 		return 1;
 	now = kl_ntp_now();

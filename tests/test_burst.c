@@ -23,6 +23,7 @@
 
 #include "kl_burst.h"
 #include "kl_burst_io.h"
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 #include "kl_net.h"
 #include "kl_population.h"
@@ -1347,6 +1348,7 @@ int main(void)
 
 	snprintf(prefix, sizeof(prefix), "kl_burst_test_%d", (int)getpid());
 	kl_crypto_set_log(NULL);
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0) {
 		fprintf(stderr, "EAL init failed\n");
 		return 1;

@@ -20,6 +20,7 @@
 
 #include <rte_eal.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_population.h"
 
 static const char *tool_path;
@@ -452,6 +453,7 @@ int main(int argc, char **argv)
 		perror("mkdtemp");
 		return 1;
 	}
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0) {
 		fprintf(stderr, "EAL init failed\n");
 		return 1;

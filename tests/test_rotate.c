@@ -27,6 +27,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_rotate.h"
 #include "kl_store.h"
 #include "kl_table.h"
@@ -701,6 +702,7 @@ int main(int argc, char **argv)
 
 	(void)argc;
 	snprintf(prefix, sizeof(prefix), "kl_rotate_test_%d", (int)getpid());
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)RTE_DIM(eal), eal) < 0) {
 		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;

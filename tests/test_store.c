@@ -33,6 +33,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_store.h"
 #include "kl_table.h"
 
@@ -1654,6 +1655,7 @@ int main(int argc, char **argv)
 		big_ues = (uint32_t)strtoul(ues, NULL, 10);
 	snprintf(mem, sizeof(mem), "%u", stress ? big_ues / 1000000u * 400u + 600u : 256u);
 	snprintf(prefix, sizeof(prefix), "kl_store_test_%d", (int)getpid());
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)RTE_DIM(eal), eal) < 0) {
 		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;

@@ -22,6 +22,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_siphash.h"
 #include "kl_table.h"
 
@@ -1405,6 +1406,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--stress"))
 			stress = 1;
 	snprintf(prefix, sizeof(prefix), "kl_table_test_%d", (int)getpid());
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)RTE_DIM(eal), eal) < 0) {
 		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;

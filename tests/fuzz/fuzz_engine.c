@@ -20,6 +20,7 @@
 #include <rte_eal.h>
 
 #include "fuzz_common.h"
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 
 #define SEC(s) ((uint64_t)(s) << 32)
@@ -56,6 +57,7 @@ static void init_once(void)
 	done = 1;
 	snprintf(prefix, sizeof(prefix), "kl_fuzz_engine_%d", (int)getpid());
 	kl_crypto_set_log(NULL);
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	FZ_CHECK(rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) >= 0);
 	tab = kl_table_create(&tp);
 	FZ_CHECK(tab && kl_table_reader_register(tab, 0) == 0);
