@@ -23,13 +23,15 @@ extern "C" {
 
 #define KL_ENGINE_BURST 64
 
+/* Per kind (KL_KIND_LIST): requests_<kind>, answered_<kind>, in kind order. */
+#define KL_KIND_REQ_COUNTER(X, e, n, d) X(REQ_##e, "requests_" n, "well-formed " d)
+#define KL_KIND_ANS_COUNTER(X, e, n, d) X(ANSWERED_##e, "answered_" n, "responses sent to " d)
+
 /* Counters besides the drop reasons, defined once. */
 #define KL_COUNTER_LIST(X)                                                                     \
 	X(RX, "requests_received", "datagrams handed to the engine")                            \
-	X(REQ_MBMS, "requests_mbms", "well-formed MBMS key requests")                           \
-	X(REQ_E2M, "requests_e2m", "well-formed E2M key fetches")                                \
-	X(ANSWERED_MBMS, "answered_mbms", "MBMS key responses sent")                            \
-	X(ANSWERED_E2M, "answered_e2m", "E2M key responses sent")                               \
+	KL_KIND_LIST(KL_KIND_REQ_COUNTER, X)                                                    \
+	KL_KIND_LIST(KL_KIND_ANS_COUNTER, X)                                                    \
 	X(ERR_INVALID_TS, "error_invalid_ts", "error 1 sent: T outside the skew")               \
 	X(ERR_NOT_AUTHORISED, "error_not_authorised", "error 7 sent: requester not authorised") \
 	X(ERR_NO_SUCH_KEY, "error_no_such_key", "error 12/2 sent: no such group, UE or key id") \

@@ -1,9 +1,47 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* MIKEY codec of the keyline wire profile. Every read is bounds-checked against the datagram. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kl_mikey.h"
+
+static const char *const kind_names[] = {
+#define KL_K(X, e, n, d) n,
+	KL_KIND_LIST(KL_K, )
+#undef KL_K
+};
+
+const char *kl_kind_name(unsigned kind)
+{
+	return kind < KL_KIND__COUNT ? kind_names[kind] : "unknown";
+}
+
+/* The TLV registry: wire type -> position + 1 (0 = unknown), and each position's bounds. */
+static const uint8_t tlv_pos[256] = {
+#define KL_X(e, t, lo, hi, id) [t] = KL_TLVI_##e + 1,
+	KL_TLV_LIST(KL_X)
+#undef KL_X
+};
+static const struct {
+	uint16_t lo, hi;
+	uint8_t ident;
+} tlv_def[KL_TLVI__COUNT] = {
+#define KL_X(e, t, l, h, id) [KL_TLVI_##e] = { l, h, id },
+	KL_TLV_LIST(KL_X)
+#undef KL_X
+};
+
+/* The TLVs a request of each kind takes (EXT 250) and must carry. MBMS uses EXT type 2 and no
+ * TLVs. Padding is allowed for every kind (PROTOCOL.md section 4). */
+static const struct {
+	uint32_t takes, needs;
+	enum kl_drop (*check)(const struct kl_mikey_req *r); /* kind-specific rules, or NULL */
+} kind_tlvs[KL_KIND__COUNT] = {
+	[KL_KIND_MBMS] = { 0, 0, NULL },
+	[KL_KIND_E2M] = { KL_TLV_BIT(UE_ID) | KL_TLV_BIT(KEY_ID) | KL_TLV_BIT(PADDING),
+			  KL_TLV_BIT(UE_ID), NULL },
+};
 
 static const char *const drop_names[] = {
 #define KL_X(e, n, d) n,
@@ -145,39 +183,42 @@ static enum kl_drop parse_keyref(const uint8_t *d, size_t n, uint8_t type, struc
 		r->kind = KL_KIND_MBMS;
 		return KL_DROP_NONE;
 	}
-	/* keyline request: kind (1) || TLVs */
+	/* keyline request: kind (1) || TLVs, each from the registry, at most once, and one that
+	 * the kind takes */
 	if (n < 1)
 		return KL_DROP_MALFORMED;
-	if (d[0] != KL_KIND_E2M)
+	if (d[0] == KL_KIND_MBMS || d[0] >= KL_KIND__COUNT)
 		return KL_DROP_UNSUPPORTED_TYPE;
-	r->kind = KL_KIND_E2M;
+	r->kind = d[0];
 	for (size_t o = 1; o < n;) {
-		uint8_t t;
+		unsigned i;
 		uint16_t l;
 
 		if (n - o < 3)
 			return KL_DROP_MALFORMED;
-		t = d[o];
+		i = tlv_pos[d[o]];
 		l = kl_be16(d + o + 1);
 		o += 3;
-		if (l > n - o)
+		if (!i-- || l > n - o || (r->tlv_seen & (1u << i)) ||
+		    !(kind_tlvs[r->kind].takes & (1u << i)) || l < tlv_def[i].lo || l > tlv_def[i].hi ||
+		    (tlv_def[i].ident && !ident_ok(d + o, l)))
 			return KL_DROP_MALFORMED;
-		if (t == KL_TLV_UE_ID) {
-			if (r->ue || !ident_ok(d + o, l))
-				return KL_DROP_MALFORMED;
-			r->ue = d + o;
-			r->ue_len = l;
-		} else if (t == KL_TLV_KEY_ID) {
-			if (r->has_key_id || l != 4)
-				return KL_DROP_MALFORMED;
-			r->key_id = kl_be32(d + o);
-			r->has_key_id = 1;
-		} else {
-			return KL_DROP_MALFORMED;
-		}
+		r->tlv_seen |= 1u << i;
+		r->tlv[i] = d + o;
+		r->tlv_len[i] = l;
 		o += l;
 	}
-	return r->ue ? KL_DROP_NONE : KL_DROP_MALFORMED;
+	if ((r->tlv_seen & kind_tlvs[r->kind].needs) != kind_tlvs[r->kind].needs)
+		return KL_DROP_MALFORMED;
+	if (r->tlv_seen & KL_TLV_BIT(UE_ID)) {
+		r->ue = r->tlv[KL_TLVI_UE_ID];
+		r->ue_len = r->tlv_len[KL_TLVI_UE_ID];
+	}
+	if (r->tlv_seen & KL_TLV_BIT(KEY_ID)) {
+		r->key_id = kl_be32(r->tlv[KL_TLVI_KEY_ID]);
+		r->has_key_id = 1;
+	}
+	return kind_tlvs[r->kind].check ? kind_tlvs[r->kind].check(r) : KL_DROP_NONE;
 }
 
 enum kl_drop kl_mikey_parse_req(const uint8_t *p, size_t len, struct kl_mikey_req *r)
@@ -187,7 +228,7 @@ enum kl_drop kl_mikey_parse_req(const uint8_t *p, size_t len, struct kl_mikey_re
 	uint8_t next;
 	uint16_t l;
 
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, offsetof(struct kl_mikey_req, tlv)); /* tlv[] is read only where tlv_seen says */
 	if (!p)
 		return KL_DROP_MALFORMED;
 	if (len > KL_MIKEY_REQ_MAX)

@@ -45,12 +45,57 @@ enum {
 };
 #define KL_EXT_KEYID 2	  /* RFC 4563 */
 #define KL_EXT_KEYLINE 250 /* profile choice */
-#define KL_KIND_MBMS 0
-#define KL_KIND_E2M 1
-#define KL_TLV_UE_ID 1
-#define KL_TLV_KEY_ID 2
-#define KL_TLV_KEY_INFO 3
-#define KL_TLV_DETAIL 4
+
+/* Request kinds keyline serves (PROTOCOL.md section 4), defined once: wire number (the index),
+ * name, what a request of the kind is. Counters and the engine's kinds table come from this list;
+ * the request TLVs each kind takes are in kl_mikey.c's kind table. */
+#define KL_KIND_LIST(K, X)                                      \
+	K(X, MBMS, "mbms", "MBMS key requests")                 \
+	K(X, E2M, "e2m", "E2M key fetches")
+
+enum kl_kind {
+#define KL_K(X, e, n, d) KL_KIND_##e,
+	KL_KIND_LIST(KL_K, )
+#undef KL_K
+	KL_KIND__COUNT
+};
+
+/** Name of a kind ("mbms", "e2m", ...); "unknown" out of range. */
+const char *kl_kind_name(unsigned kind);
+
+/* TLVs of EXT type 250, one registry for all kinds (PROTOCOL.md section 4): name, type, value
+ * length min..max, identity (1..128 bytes of UTF-8). An unknown type, a repeated TLV, or one
+ * that the request's kind does not take makes a request malformed. */
+#define KL_TLV_LIST(X)                                          \
+	X(UE_ID, 1, 1, KL_MIKEY_ID_MAX, 1)                      \
+	X(KEY_ID, 2, 4, 4, 0)                                   \
+	X(KEY_INFO, 3, 20, 20, 0)                               \
+	X(DETAIL, 4, 2, 2, 0)                                   \
+	X(PEER_UE, 5, 1, KL_MIKEY_ID_MAX, 1)                    \
+	X(PEER_SERVER, 6, 1, KL_MIKEY_ID_MAX, 1)                \
+	X(TOKEN_REQ, 7, 1, KL_MIKEY_REQ_MAX, 0)                 \
+	X(TOKEN_PEER, 8, 1, KL_MIKEY_REQ_MAX, 0)                \
+	X(X25519, 9, 32, 32, 0)                                 \
+	X(RETRY_AFTER, 10, 2, 2, 0)                             \
+	X(CONTRIB, 11, 16, 16, 0)                               \
+	X(ROLE, 12, 1, 1, 0)                                    \
+	X(SOURCE_UE, 13, 1, KL_MIKEY_ID_MAX, 1)                 \
+	X(PADDING, 255, 0, KL_MIKEY_REQ_MAX, 0)
+
+/* TLV type values on the wire: KL_TLV_UE_ID = 1, ... */
+enum {
+#define KL_X(e, t, lo, hi, id) KL_TLV_##e = t,
+	KL_TLV_LIST(KL_X)
+#undef KL_X
+};
+/* Positions in the registry (bit i of a kind's TLV set): KL_TLVI_UE_ID = 0, ... */
+enum kl_tlv_index {
+#define KL_X(e, t, lo, hi, id) KL_TLVI_##e,
+	KL_TLV_LIST(KL_X)
+#undef KL_X
+	KL_TLVI__COUNT
+};
+#define KL_TLV_BIT(e) (1u << KL_TLVI_##e)
 #define KL_ERR_INVALID_TS 1
 #define KL_ERR_INVALID_ID 7
 #define KL_ERR_UNSPECIFIED 12
@@ -101,8 +146,11 @@ struct kl_mikey_req {
 	uint8_t prf;	   /* 0 MIKEY-1, 1 PRF-HMAC-SHA-256 */
 	uint8_t id_type;
 	uint8_t ext_type; /* KL_EXT_KEYID or KL_EXT_KEYLINE */
-	uint8_t kind;	  /* KL_KIND_MBMS, KL_KIND_E2M */
+	uint8_t kind;	  /* enum kl_kind */
 	uint8_t has_key_id;
+	uint32_t tlv_seen; /* KL_TLV_BIT()s of the TLVs present; tlv[]/tlv_len[] are set only for those */
+	const uint8_t *tlv[KL_TLVI__COUNT];
+	uint16_t tlv_len[KL_TLVI__COUNT];
 };
 
 /** Parse and validate a request datagram. @return KL_DROP_NONE or the drop reason. */

@@ -160,6 +160,94 @@ static void test_drop_reasons(void **state)
 	assert_string_equal(kl_drop_name(KL_DROP_BAD_MAC), "bad_mac");
 }
 
+/* An E2M request (EXT 250, kind) with TLVs given raw: what the builder cannot make. */
+static size_t raw_ext_req(uint8_t *b, uint8_t kind, const uint8_t *tlvs, size_t tlen)
+{
+	uint16_t mo;
+	int n = e2m_req(b, 600, &mo, 0);
+	size_t ext = 10 + 10 + 18 + 4 + 19, o;
+
+	assert_true(n > 0);
+	b[ext + 4] = kind;
+	memcpy(b + ext + 5, tlvs, tlen);
+	b[ext + 2] = (uint8_t)((1 + tlen) >> 8);
+	b[ext + 3] = (uint8_t)(1 + tlen);
+	o = ext + 5 + tlen;
+	b[o] = KL_PT_LAST;
+	b[o + 1] = 1;
+	memset(b + o + 2, 0, KL_MIKEY_MAC_LEN);
+	return o + 2 + KL_MIKEY_MAC_LEN;
+}
+
+/* The TLV registry of PROTOCOL.md section 4: an unknown type, a repeated TLV, one the kind does
+ * not take, or one outside its length bounds is malformed; padding is taken by every kind. */
+static void test_tlv_registry(void **state)
+{
+	static const uint8_t ue[] = { KL_TLV_UE_ID, 0, 3, '0', '0', '1' };
+	uint8_t b[600], t[200];
+	struct kl_mikey_req r;
+	size_t n;
+
+	(void)state;
+	/* padding after the UE identity, and before it: taken, its bytes covered but unused */
+	memcpy(t, ue, sizeof(ue));
+	memcpy(t + sizeof(ue), "\xff\x00\x0a", 3);
+	memset(t + sizeof(ue) + 3, 0, 10);
+	n = raw_ext_req(b, KL_KIND_E2M, t, sizeof(ue) + 13);
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_NONE);
+	assert_int_equal(r.tlv_seen, KL_TLV_BIT(UE_ID) | KL_TLV_BIT(PADDING));
+	assert_int_equal(r.tlv_len[KL_TLVI_PADDING], 10);
+	assert_int_equal(r.ue_len, 3);
+	assert_memory_equal(r.ue, "001", 3);
+	memcpy(t, "\xff\x00\x00", 3); /* empty padding first */
+	memcpy(t + 3, ue, sizeof(ue));
+	n = raw_ext_req(b, KL_KIND_E2M, t, 3 + sizeof(ue));
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_NONE);
+	assert_int_equal(r.tlv_len[KL_TLVI_PADDING], 0);
+	/* padding twice */
+	memcpy(t + 3 + sizeof(ue), "\xff\x00\x00", 3);
+	n = raw_ext_req(b, KL_KIND_E2M, t, 6 + sizeof(ue));
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_MALFORMED);
+	/* a type no registry entry has (14), and one the registry has but E2M does not take: every
+	 * registry TLV other than 1, 2 and 255 */
+	for (unsigned type = 3; type < 256; type++) {
+		memcpy(t, ue, sizeof(ue));
+		t[sizeof(ue)] = (uint8_t)type;
+		t[sizeof(ue) + 1] = 0;
+		t[sizeof(ue) + 2] = 1;
+		t[sizeof(ue) + 3] = 1;
+		n = raw_ext_req(b, KL_KIND_E2M, t, sizeof(ue) + 4);
+		if (type != KL_TLV_PADDING)
+			assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_MALFORMED);
+		else
+			assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_NONE);
+	}
+	/* length bounds: a key identifier of 3 or 5 bytes, an empty UE identity */
+	for (unsigned l = 3; l <= 5; l += 2) {
+		memcpy(t, ue, sizeof(ue));
+		t[sizeof(ue)] = KL_TLV_KEY_ID;
+		t[sizeof(ue) + 1] = 0;
+		t[sizeof(ue) + 2] = (uint8_t)l;
+		memset(t + sizeof(ue) + 3, 7, l);
+		n = raw_ext_req(b, KL_KIND_E2M, t, sizeof(ue) + 3 + l);
+		assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_MALFORMED);
+	}
+	n = raw_ext_req(b, KL_KIND_E2M, (const uint8_t *)"\x01\x00\x00", 3);
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_MALFORMED);
+	/* the UE identity is required; kinds this server does not serve are unsupported */
+	n = raw_ext_req(b, KL_KIND_E2M, (const uint8_t *)"\xff\x00\x00", 3);
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_MALFORMED);
+	for (unsigned k = KL_KIND__COUNT; k < 256; k++) {
+		n = raw_ext_req(b, (uint8_t)k, ue, sizeof(ue));
+		assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_UNSUPPORTED_TYPE);
+	}
+	n = raw_ext_req(b, KL_KIND_MBMS, ue, sizeof(ue)); /* MBMS is EXT type 2, never 250 */
+	assert_int_equal(kl_mikey_parse_req(b, n, &r), KL_DROP_UNSUPPORTED_TYPE);
+	for (unsigned k = 0; k <= KL_KIND__COUNT; k++)
+		assert_non_null(kl_kind_name(k));
+	assert_string_equal(kl_kind_name(KL_KIND_E2M), "e2m");
+}
+
 static void test_response_and_error(void **state)
 {
 	uint8_t b[600], q[600], k1[16], k2[16], plain[128];
@@ -237,6 +325,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_layout),
+		cmocka_unit_test(test_tlv_registry),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_drop_reasons),
 		cmocka_unit_test(test_response_and_error),

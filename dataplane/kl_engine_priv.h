@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Inside the request engine: a worker's state, what a request carries between the burst's
+ * stages, and the kinds table. A request kind is one row (struct kl_kind_ops), written in its own
+ * file (kl_kind_<name>.c); the burst loop in kl_engine.c runs the rows' steps for all kinds of a
+ * burst together and knows no kind by name. Private to dataplane/.
+ */
+#ifndef KL_ENGINE_PRIV_H
+#define KL_ENGINE_PRIV_H
+
+#include "kl_engine.h"
+#include "kl_replay.h"
+
+#define KL_KIND_MAX_LOOKUPS 2
+
+/* What a request needs between stages. The kind-specific part is a union: one kind's fields. */
+struct job {
+	struct kl_hmac_key psk[KL_TABLE_PSK_CHUNKS];
+	struct kl_hmac_key auth;
+	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
+	uint8_t salt_key[KL_MIKEY_SALT_KEY_LEN];
+	uint8_t mac[KL_SHA1_LEN];
+	struct kl_mikey_key keys[KL_MIKEY_MAX_KEYS];
+	struct kl_mikey_layout lay;
+	const void *requester;	   /* the entry of the kind's requester table */
+	struct kl_replay_ref rref; /* its place in the replay cache, prefetched */
+	uint8_t nkeys;
+	uint8_t err_no;
+	uint16_t detail;
+	union {
+		struct {
+			uint8_t gkey[5];
+		} mbms;
+		struct {
+			struct kl_hmac_key e2m_int;
+			struct kl_kdf_param kdfp[2];
+			const struct kl_e2m_key *e2m;
+			const char *imsi;
+			uint8_t imsi_len;
+			uint8_t e2m_key[32];
+		} e2m;
+	} k;
+};
+
+struct kl_worker {
+	struct kl_worker_stats st;
+	struct kl_crypto *c;
+	struct kl_table *t;
+	struct kl_replay *replay;
+	int own_replay; /* created for this worker alone (no shared cache configured) */
+	uint64_t skew;
+	uint64_t predelivery;
+	uint64_t now;		     /* of the burst being served */
+	enum kl_table_kind req_kind; /* requester lookup in progress */
+	unsigned lookup_kind;	     /* kind whose key-selection lookup is in progress */
+	unsigned lookup_step;
+	enum kl_table_kind req_tables[KL_KIND__COUNT]; /* the kinds' requester tables, each once */
+	unsigned n_req_tables;
+	unsigned reader;
+	uint16_t idr_len;
+	uint8_t idr[64];
+	/* burst scratch */
+	struct kl_mikey_req req[KL_ENGINE_BURST];
+	struct job job[KL_ENGINE_BURST];
+	uint8_t live[KL_ENGINE_BURST];
+	struct kl_table_key tkey[KL_ENGINE_BURST];
+	const void *tout[KL_ENGINE_BURST];
+	uint8_t tidx[KL_ENGINE_BURST];
+	struct kl_mikey_tk_op tk[KL_ENGINE_BURST];
+	struct kl_hmac_op hop[KL_ENGINE_BURST];
+	struct kl_aescm_op cop[KL_ENGINE_BURST];
+	struct kl_kdf_op kop[KL_ENGINE_BURST];
+	const uint8_t *akeys[KL_ENGINE_BURST];
+	uint16_t alens[KL_ENGINE_BURST];
+	struct kl_hmac_key astates[KL_ENGINE_BURST];
+} __attribute__((aligned(64)));
+
+/* One table lookup of a kind's key selection: key_of gives the key of request i (0: this request
+ * needs none), take gets the entry found (NULL: none). Both see only live requests of the kind
+ * without an error so far. */
+struct kl_kind_lookup {
+	enum kl_table_kind table;
+	int (*key_of)(struct kl_worker *w, unsigned i, struct kl_table_key *k);
+	void (*take)(struct kl_worker *w, unsigned i, const void *entry);
+};
+
+/* A request kind: one row of the kinds table. */
+struct kl_kind_ops {
+	/* a parsed request of the kind enters the burst: reset the kind's part of the job; NULL =
+	 * nothing to reset */
+	void (*start)(struct job *j);
+	/* the requester (IDi) is an entry of this table; its PSK chunks */
+	enum kl_table_kind requester;
+	void (*psk)(const void *entry, const struct kl_psk_chunk **chunk, unsigned *nchunks);
+	/* after the MAC, skew and replay checks: may the requester ask this (sets the job's error)?
+	 * NULL = yes */
+	void (*authorise)(struct kl_worker *w, unsigned i);
+	/* key selection, in order (each one bulk lookup over the burst) */
+	struct kl_kind_lookup lookup[KL_KIND_MAX_LOOKUPS];
+	unsigned nlookups;
+	/* derivations of the selected keys: puts up to one KDF op for request i into op, @return
+	 * how many (0 or 1). NULL = none; the burst's KDF ops of all kinds are one batch */
+	unsigned (*kdf)(struct kl_worker *w, unsigned i, struct kl_kdf_op *op);
+};
+
+extern const struct kl_kind_ops kl_kind_mbms;
+extern const struct kl_kind_ops kl_kind_e2m;
+
+/* Shared by the kinds' files. */
+static inline void kl_job_error(struct job *j, uint8_t err_no, uint16_t detail)
+{
+	j->err_no = err_no;
+	j->detail = detail;
+}
+
+#endif
