@@ -57,6 +57,12 @@ struct kl_admin {
 	unsigned e2m_ring;	/* the table's ring size, for kl_store_push_e2m */
 	const struct kl_stats_view *stats;
 	struct kl_rotate *rotate; /* NULL: no MSK rotation configured */
+	struct {
+		uint32_t id;	 /* of the last backup started (0: none yet) */
+		bool running;	 /* the store's backup thread is copying backup `id` */
+		uint32_t last_id; /* of the last backup finished; its result: */
+		struct kl_store_backup_result last;
+	} bk;
 	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
 	void *diameter_arg;
 	unsigned max_clients, nclients;
@@ -1372,6 +1378,72 @@ static int cmd_status(struct req *r, json_t *j)
 	return 0;
 }
 
+/* ---- backup ----------------------------------------------------------------------------------- */
+
+/* Collect a finished backup (each poll): logged, kept for backup-status. */
+static void backup_tick(struct kl_admin *a)
+{
+	struct kl_store_backup_result *res = &a->bk.last;
+
+	if (!a->bk.running || kl_store_backup_poll(a->store, res) != 1)
+		return;
+	a->bk.running = false;
+	a->bk.last_id = a->bk.id;
+	if (res->rc)
+		alog(a, KL_ADMIN_LOG_ERROR, "backup #%" PRIu32 " to %.200s failed: %s", a->bk.id,
+		     res->file, res->msg);
+	else
+		alog(a, KL_ADMIN_LOG_INFO,
+		     "backup #%" PRIu32 " to %.200s done: %" PRIu64 " bytes in %.2f s", a->bk.id,
+		     res->file, res->bytes, res->seconds);
+}
+
+/* The store's backup thread copies while this thread serves: "backup" starts it and answers at
+ * once, "backup-status" tells when it is done (keylinectl backup asks until it is). */
+static int cmd_backup(struct req *r, json_t *j)
+{
+	static const char *const fields[] = { "file", NULL };
+	const char *file;
+	size_t len;
+	int rc;
+
+	if (fields_ok(r, j, "", fields) || get_str(r, j, "", "file", true, &file, &len))
+		return -1;
+	if (!r->a->store)
+		return rerr(r, "backup: no store is configured (keys are in memory only)");
+	backup_tick(r->a); /* one that finished since this poll began */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)file[i] < 0x20 || file[i] == 0x7f)
+			return rerr(r, "file: must not contain control characters");
+	rc = kl_store_backup_start(r->a->store, file, r->err, sizeof(r->err));
+	if (rc)
+		return -1;
+	r->a->bk.id++;
+	r->a->bk.running = true;
+	aset(r, "id", json_integer(r->a->bk.id));
+	aset(r, "result", json_string("started"));
+	snprintf(r->what, sizeof(r->what), "#%" PRIu32 " to %.200s started", r->a->bk.id, file);
+	return 0;
+}
+
+static int cmd_backup_status(struct req *r, json_t *j)
+{
+	const struct kl_store_backup_result *res = &r->a->bk.last;
+
+	if (fields_ok(r, j, "", NULL))
+		return -1;
+	backup_tick(r->a);
+	aset(r, "running", json_boolean(r->a->bk.running));
+	aset(r, "id", json_integer(r->a->bk.id));
+	if (!r->a->bk.last_id)
+		return 0;
+	aset(r, "last", json_pack("{s:I,s:s,s:b,s:I,s:f,s:s}", "id",
+				  (json_int_t)r->a->bk.last_id, "file", res->file, "ok", !res->rc,
+				  "bytes", (json_int_t)res->bytes, "seconds", res->seconds, "error",
+				  res->msg));
+	return 0;
+}
+
 static const struct kl_admin_cmd {
 	const char *name;
 	int (*fn)(struct req *r, json_t *j);
@@ -1391,6 +1463,8 @@ static const struct kl_admin_cmd {
 	{ "stats", cmd_stats, false },
 	{ "rotate", cmd_rotate, true },
 	{ "status", cmd_status, false },
+	{ "backup", cmd_backup, true },
+	{ "backup-status", cmd_backup_status, false },
 };
 
 /* ---- connections ------------------------------------------------------------------------------ */
@@ -1743,6 +1817,7 @@ int kl_admin_poll(struct kl_admin *a, int timeout_ms)
 
 	if (!a)
 		return -EINVAL;
+	backup_tick(a);
 	before = a->answered;
 	n = epoll_wait(a->efd, ev, (int)a->max_clients + 1, timeout_ms);
 	if (n < 0)

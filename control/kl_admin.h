@@ -58,6 +58,15 @@
  *                   "next":MSKINFO|null},..]}}
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
+ *   {"cmd":"backup","file":"/abs/path"}    -> {"ok":true,"result":"started","id":N}: an online
+ *          copy of the store (kl_store_backup_start: consistent, compacted, mode 0600, never
+ *          over an existing file) made by a thread of the store while this thread goes on
+ *          serving; an error when there is no store, a backup runs, the path is not absolute,
+ *          the file exists or its directory does not
+ *   {"cmd":"backup-status"}                 -> {"ok":true,"running":B,"id":N (last started),
+ *          "last":{"id":N,"file":..,"ok":B,"bytes":N,"seconds":X,"error":".."} (the last
+ *          finished, when there is one)}; keylinectl backup asks every 100 ms until its id is
+ *          the last finished one
  *
  * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.
  * A group is named "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group in decimal.

@@ -192,15 +192,25 @@ static int open_store(struct kl_daemon *d, int *status)
 		.kek_file = d->cfg.store.kek_file,
 		.map_size = (uint64_t)d->cfg.store.map_size_mb << 20,
 		.create_if_missing = 1,
+		.verify = 1, /* a damaged store must stop start-up with a message, not a signal */
 	};
 	char err[512];
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	d->store = kl_store_open(&sp, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!d->store) {
-		logf_(KL_CONFIG_LOG_ERROR, "store: %s", err);
+		int damaged = errno == EBADMSG;
+
+		logf_(KL_CONFIG_LOG_ERROR, "store: %s%s%s", err, damaged ? ": " : "",
+		      damaged ? KL_STORE_RESTORE_HINT : "");
 		*status = KL_EXIT_CONFIG;
 		return -1;
 	}
+	logf_(KL_CONFIG_LOG_INFO, "store %s opened, every database walked, in %.2f s",
+	      d->cfg.store.path,
+	      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	return 0;
 }
 
@@ -219,7 +229,8 @@ static int load_store(struct kl_daemon *d, int *status)
 			      "store: %s (the key table is smaller than the store: raise table.*)",
 			      err);
 		else
-			logf_(KL_CONFIG_LOG_ERROR, "store: %s", err);
+			logf_(KL_CONFIG_LOG_ERROR, "store: %s%s%s", err, rc == -EBADMSG ? ": " : "",
+			      rc == -EBADMSG ? KL_STORE_RESTORE_HINT : "");
 		*status = KL_EXIT_CONFIG;
 		return -1;
 	}

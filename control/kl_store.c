@@ -7,12 +7,16 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +68,7 @@ struct kl_store {
 	int lock_fd;
 	uint64_t map_size;
 	char *path;
+	struct st_backup *bk; /* a backup started and not yet collected */
 	char msg[320];
 };
 
@@ -467,12 +472,311 @@ out:
 	return rc;
 }
 
+/* ---- verification walk (a child process) ------------------------------------------------------ */
+
+/* LMDB 0.9 trusts its pages: a damaged one can make it assert (abort) or read outside the map
+ * (SIGSEGV, SIGBUS). The walk runs in a child process, where either only ends the child. */
+#define VFY_MAX_DBS 64	 /* the main database's entries the walk opens (ours: 6) */
+#define VFY_MSG 256
+#define VFY_NUM_METAS 2	 /* LMDB's meta pages 0 and 1 */
+enum { VFY_OK = 0, VFY_DAMAGED = 1, VFY_ASSERT = 3, VFY_CANNOT = 4 };
+
+static int vfy_fd = -1; /* the child's report pipe */
+
+static void vfy_report(const char *msg)
+{
+	size_t n = strnlen(msg, VFY_MSG - 1);
+
+	while (n) {
+		ssize_t w = write(vfy_fd, msg, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		msg += w;
+		n -= (size_t)w;
+	}
+}
+
+/* LMDB calls this, then abort(): the child reports and ends first. */
+static void vfy_assert(MDB_env *env, const char *msg)
+{
+	char buf[VFY_MSG];
+
+	(void)env;
+	snprintf(buf, sizeof(buf), "LMDB assertion failed reading it: %s", msg);
+	vfy_report(buf);
+	_exit(VFY_ASSERT);
+}
+
+/* For messages: anything but printable ASCII becomes '?'. */
+static void vfy_printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+struct vfy {
+	uint64_t file_bytes; /* (last page + 1) x page size */
+	size_t max_key;	     /* LMDB's */
+	uint64_t last_pgno;
+	uint64_t pages; /* pages the databases' records count, and the free list's pages */
+	char msg[VFY_MSG];
+};
+
+static int vfy_fail(struct vfy *w, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int vfy_fail(struct vfy *w, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Read every byte of v: one that lies past the end of the file is a SIGBUS here, in the child.
+ * (LMDB's public API does not tell where its map is, so the bytes are read rather than their
+ * addresses checked.) */
+static uint8_t vfy_touch(const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+	uint8_t x = 0;
+
+	for (size_t i = 0; i < v->mv_size; i++)
+		x ^= p[i];
+	return x;
+}
+
+/* Every record of one database: inside the file, read once, as many as its record says. */
+static int vfy_db(struct vfy *w, MDB_txn *txn, MDB_dbi dbi, const char *name)
+{
+	volatile uint8_t sink;
+	uint8_t x = 0;
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int m;
+
+	m = mdb_stat(txn, dbi, &ms);
+	if (!m)
+		m = mdb_cursor_open(txn, dbi, &cur);
+	if (m)
+		return vfy_fail(w, VFY_DAMAGED, "database \"%s\": %s", name, mdb_strerror(m));
+	w->pages += (uint64_t)ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+	for (m = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !m;
+	     m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		n++;
+		if (k.mv_size > w->max_key || v.mv_size > w->file_bytes) {
+			mdb_cursor_close(cur);
+			return vfy_fail(w, VFY_DAMAGED, "database \"%s\": record #%" PRIu64
+					" is larger than possible", name, n);
+		}
+		x ^= vfy_touch(&k) ^ vfy_touch(&v);
+		if (dbi == 0) { /* the free list: counted page numbers, descending, in the file */
+			const size_t *id = v.mv_data;
+
+			if (v.mv_size < sizeof(size_t) || v.mv_size % sizeof(size_t) ||
+			    id[0] != v.mv_size / sizeof(size_t) - 1) {
+				mdb_cursor_close(cur);
+				return vfy_fail(w, VFY_DAMAGED, "free list: record #%" PRIu64
+						" is malformed", n);
+			}
+			for (size_t i = 1; i <= id[0]; i++)
+				if (id[i] < VFY_NUM_METAS || id[i] > w->last_pgno ||
+				    (i > 1 && id[i] >= id[i - 1])) {
+					mdb_cursor_close(cur);
+					return vfy_fail(w, VFY_DAMAGED,
+							"free list: record #%" PRIu64
+							" names page %zu (the file has %" PRIu64 ")",
+							n, id[i], w->last_pgno + 1);
+				}
+			w->pages += id[0]; /* free pages count like pages in use */
+		}
+	}
+	mdb_cursor_close(cur);
+	sink = x;
+	(void)sink;
+	if (m != MDB_NOTFOUND && !n)
+		return vfy_fail(w, VFY_DAMAGED, "database \"%s\": %s", name, mdb_strerror(m));
+	if (m != MDB_NOTFOUND)
+		return vfy_fail(w, VFY_DAMAGED, "database \"%s\": after record #%" PRIu64 ": %s",
+				name, n, mdb_strerror(m));
+	if (n != ms.ms_entries)
+		return vfy_fail(w, VFY_DAMAGED, "database \"%s\": %" PRIu64
+				" records where it counts %zu", name, n, ms.ms_entries);
+	return VFY_OK;
+}
+
+/* The child's walk of the store at path. @return a VFY_ code, w->msg says why. */
+static int vfy_walk(const char *path, struct vfy *w)
+{
+	char name[KL_TABLE_ID_MAX + 1];
+	MDB_envinfo info;
+	MDB_cursor *cur = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi main_dbi, dbi;
+	MDB_stat ms;
+	MDB_val k, v;
+	unsigned ndb = 0;
+	int m, rc;
+
+	m = mdb_env_create(&env);
+	if (m)
+		return vfy_fail(w, VFY_CANNOT, "%s", mdb_strerror(m));
+	(void)mdb_env_set_assert(env, vfy_assert);
+	m = mdb_env_set_maxdbs(env, VFY_MAX_DBS);
+	/* read-only, no lock file: the parent holds keyline.lock, nobody writes */
+	if (!m)
+		m = mdb_env_open(env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+	if (!m)
+		m = mdb_env_info(env, &info);
+	if (!m)
+		m = mdb_env_stat(env, &ms);
+	if (!m)
+		m = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (m) {
+		rc = vfy_fail(w, m == ENOMEM ? VFY_CANNOT : VFY_DAMAGED, "%s", mdb_strerror(m));
+		mdb_env_close(env);
+		return rc;
+	}
+	w->last_pgno = info.me_last_pgno;
+	w->file_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	w->max_key = (size_t)mdb_env_get_maxkeysize(env);
+	rc = vfy_db(w, txn, 0, "free list");
+	if (!rc) {
+		m = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+		rc = m ? vfy_fail(w, VFY_DAMAGED, "main database: %s", mdb_strerror(m))
+		       : vfy_db(w, txn, main_dbi, "main");
+	}
+	/* each entry of the main database names a database: walk each (the main database walked
+	 * fine above, so its cursor does too) */
+	if (!rc && (m = mdb_cursor_open(txn, main_dbi, &cur)) != 0) {
+		cur = NULL;
+		rc = vfy_fail(w, VFY_DAMAGED, "main database: %s", mdb_strerror(m));
+	}
+	for (m = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST); !m;
+	     m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (++ndb > VFY_MAX_DBS - 2 || !k.mv_size || k.mv_size >= sizeof(name) ||
+		    memchr(k.mv_data, 0, k.mv_size)) {
+			rc = vfy_fail(w, VFY_DAMAGED, "main database: entry #%u is not a database name",
+				      ndb);
+			break;
+		}
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		m = mdb_dbi_open(txn, name, 0, &dbi);
+		vfy_printable(name);
+		rc = m ? vfy_fail(w, VFY_DAMAGED, "database %s: %s", name, mdb_strerror(m))
+		       : vfy_db(w, txn, dbi, name);
+		if (rc)
+			break;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	if (!rc && w->pages + VFY_NUM_METAS != w->last_pgno + 1)
+		rc = vfy_fail(w, VFY_DAMAGED,
+			      "%" PRIu64 " pages in use or free where the file has %" PRIu64,
+			      w->pages + VFY_NUM_METAS, w->last_pgno + 1);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* Walk the store in a child process. @return 0, -EBADMSG (damaged) or -errno, err set. */
+static int st_verify(const char *path, char *err, size_t errlen)
+{
+	char msg[VFY_MSG] = "";
+	size_t n = 0;
+	int pfd[2], status = 0;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC)) {
+		int e = errno;
+
+		kl_errf(err, errlen, "store %s: cannot check it: pipe: %s", path, strerror(e));
+		return -e;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		kl_errf(err, errlen, "store %s: cannot check it: fork: %s", path, strerror(e));
+		return -e;
+	}
+	if (pid == 0) {
+		struct vfy w;
+		int rc;
+
+		/* a crash must end the child by its signal, whoever handled it in the parent */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGABRT, SIG_DFL);
+		close(pfd[0]);
+		vfy_fd = pfd[1];
+		memset(&w, 0, sizeof(w));
+		rc = vfy_walk(path, &w);
+		vfy_report(w.msg);
+		_exit(rc);
+	}
+	close(pfd[1]);
+	for (;;) {
+		ssize_t r = read(pfd[0], msg + n, sizeof(msg) - 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (n += (size_t)r) == sizeof(msg) - 1)
+			break;
+	}
+	msg[n] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	vfy_printable(msg);
+	if (WIFSIGNALED(status)) {
+		kl_errf(err, errlen, "store %s is damaged (reading it killed the check process: %s)",
+			path, strsignal(WTERMSIG(status)));
+		return -EBADMSG;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == VFY_CANNOT) {
+		kl_errf(err, errlen, "store %s: cannot check it: %s", path,
+			msg[0] ? msg : "the check process failed");
+		return -EIO;
+	}
+	if (WEXITSTATUS(status) != VFY_OK) {
+		kl_errf(err, errlen, "store %s is damaged (%s)", path,
+			msg[0] ? msg : "the check process failed");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Damage found after the open: an LMDB assertion would abort() the process. */
+static void st_assert(MDB_env *env, const char *msg)
+{
+	const struct kl_store *s = mdb_env_get_userctx(env);
+
+	fprintf(stderr, "keylined: error: store %s is damaged (LMDB assertion failed: %s): %s\n",
+		s && s->path ? s->path : "?", msg, KL_STORE_RESTORE_HINT);
+	_exit(2);
+}
+
 /* ---- open / close ------------------------------------------------------------------------------ */
+
+static void backup_join(struct kl_store *s);
 
 static void st_free(struct kl_store *s)
 {
 	if (!s)
 		return;
+	backup_join(s); /* the backup thread reads the environment */
 	if (s->txn)
 		mdb_txn_abort(s->txn);
 	if (s->env)
@@ -757,6 +1061,10 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 2);
 	if (!rc)
 		rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
+	if (!rc && p->verify) {
+		(void)mdb_env_set_userctx(s->env, s);
+		(void)mdb_env_set_assert(s->env, st_assert);
+	}
 	if (rc) {
 		kl_errf(err, errlen, "store %s: %s", p->path, mdb_strerror(rc));
 		rc = mdb_to_errno(rc);
@@ -798,6 +1106,9 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 			rc = -EBADMSG;
 			goto fail;
 		}
+		/* before this process reads a page: LMDB trusts what it reads */
+		if (p->verify && (rc = st_verify(p->path, err, errlen)) != 0)
+			goto fail;
 		(void)mdb_reader_check(s->env, NULL); /* readers of a killed process */
 		rc = st_check(s, p->kek_file, err, errlen);
 		if (rc < 0)
@@ -1728,4 +2039,155 @@ int kl_store_stats(struct kl_store *s, struct kl_store_stats *out)
 	memcpy(out->kek_kcv, s->kek_kcv, KL_KCV_LEN);
 	out->kek_secure_heap = (uint8_t)s->kek_secure;
 	return 0;
+}
+
+/* ---- online backup ------------------------------------------------------------------------------ */
+
+struct st_backup {
+	pthread_t thread;
+	MDB_env *env;
+	int done; /* set (release) by the thread when it has finished */
+	struct kl_store_backup_result r;
+	char tmp[PATH_MAX];
+};
+
+/* fsync the directory holding file, so that the new name is durable. */
+static int sync_dir_of(const char *file)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return -EINVAL;
+	slash[slash == dir] = '\0'; /* "/x" -> "/" */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static void *backup_main(void *arg)
+{
+	struct st_backup *b = arg;
+	struct kl_store_backup_result *r = &b->r;
+	double t0 = mono_s();
+	struct stat st;
+	int fd, m;
+
+	fd = mkostemp(b->tmp, O_CLOEXEC); /* mode 0600 */
+	if (fd < 0) {
+		r->rc = -errno;
+		snprintf(r->msg, sizeof(r->msg), "cannot create a temporary file beside %.200s: %s",
+			 r->file, strerror(-r->rc));
+		goto out;
+	}
+	m = mdb_env_copyfd2(b->env, fd, MDB_CP_COMPACT);
+	if (m) {
+		r->rc = mdb_to_errno(m);
+		snprintf(r->msg, sizeof(r->msg), "copy failed: %s", mdb_strerror(m));
+	} else if (fsync(fd) || fstat(fd, &st)) {
+		r->rc = -errno;
+		snprintf(r->msg, sizeof(r->msg), "cannot write %.200s: %s", b->tmp, strerror(-r->rc));
+	} else {
+		r->bytes = (uint64_t)st.st_size;
+	}
+	close(fd);
+	/* link, not rename: an existing file (made meanwhile) is never replaced */
+	if (!r->rc && link(b->tmp, r->file)) {
+		r->rc = -errno;
+		snprintf(r->msg, sizeof(r->msg), "%.200s: %s", r->file,
+			 r->rc == -EEXIST ? "exists (a backup never overwrites a file)"
+					  : strerror(-r->rc));
+	}
+	unlink(b->tmp);
+	if (!r->rc && (r->rc = sync_dir_of(r->file)) != 0)
+		snprintf(r->msg, sizeof(r->msg), "cannot sync the directory of %.200s: %s", r->file,
+			 strerror(-r->rc));
+out:
+	r->seconds = mono_s() - t0;
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+int kl_store_backup_start(struct kl_store *s, const char *file, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct st_backup *b;
+	struct stat st;
+	char *slash;
+	int rc;
+
+	kl_errf(err, errlen, "%s", "");
+	if (!s || !file || file[0] != '/' || strlen(file) >= sizeof(dir) - 16) {
+		kl_errf(err, errlen, "backup: the file must be an absolute path (at most %zu bytes)",
+			sizeof(dir) - 17);
+		return -EINVAL;
+	}
+	if (s->bk) {
+		kl_errf(err, errlen, "backup: a backup is running: wait for it to finish");
+		return -EBUSY;
+	}
+	if (!lstat(file, &st)) {
+		kl_errf(err, errlen, "backup: %s exists (a backup never overwrites a file)", file);
+		return -EEXIST;
+	}
+	if (errno != ENOENT) {
+		rc = -errno;
+		kl_errf(err, errlen, "backup: %s: %s", file, strerror(-rc));
+		return rc;
+	}
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	slash[slash == dir] = '\0'; /* "/x" -> "/" */
+	rc = stat(dir, &st) ? -errno : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	if (rc) {
+		kl_errf(err, errlen, "backup: directory %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		kl_errf(err, errlen, "backup: out of memory");
+		return -ENOMEM;
+	}
+	b->env = s->env;
+	snprintf(b->r.file, sizeof(b->r.file), "%s", file);
+	snprintf(b->tmp, sizeof(b->tmp), "%s.tmp.XXXXXX", file);
+	/* MDB_NOTLS: the thread's read transaction is not tied to the control thread */
+	rc = pthread_create(&b->thread, NULL, backup_main, b);
+	if (rc) {
+		free(b);
+		kl_errf(err, errlen, "backup: cannot start a thread: %s", strerror(rc));
+		return -rc;
+	}
+	s->bk = b;
+	return 0;
+}
+
+int kl_store_backup_poll(struct kl_store *s, struct kl_store_backup_result *r)
+{
+	if (!s || !s->bk)
+		return -ENOENT;
+	if (!__atomic_load_n(&s->bk->done, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_join(s->bk->thread, NULL);
+	if (r)
+		*r = s->bk->r;
+	free(s->bk);
+	s->bk = NULL;
+	return 1;
+}
+
+static void backup_join(struct kl_store *s)
+{
+	if (!s->bk)
+		return;
+	pthread_join(s->bk->thread, NULL);
+	free(s->bk);
+	s->bk = NULL;
 }

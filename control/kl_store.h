@@ -42,7 +42,8 @@
  * What is detected: a missing/unsafe/malformed KEK file, a wrong KEK, another schema version, a
  * file that is not LMDB, a truncated or empty data file, a record that was altered, damaged or
  * moved. LMDB has no page checksums: damage inside its B-tree page structure (not inside our
- * records) is not detected by the store.
+ * records) is found by the verification walk (params.verify, below) where it breaks the
+ * structure, never by a crash of the caller.
  *
  * Keys are never logged: messages name the kind and a record number, never key bytes. The KEK
  * sits in OpenSSL's secure heap (initialised here when nobody did) or else in a locked page, and
@@ -71,7 +72,13 @@ struct kl_store_params {
 	const char *kek_file; /* 32 raw bytes, or 64 hex digits (one trailing newline allowed) */
 	uint64_t map_size;    /* bytes the store may grow to; 0 = KL_STORE_MAP_SIZE_DEFAULT */
 	int create_if_missing; /* create the directory and an empty store when there is none */
+	int verify; /* walk every database of an existing store in a child process first */
 };
+
+/* What a message about a damaged store tells the operator to do. */
+#define KL_STORE_RESTORE_HINT                                                                     \
+	"restore it from a backup (keylinectl backup FILE makes one): see README.md, "           \
+	"\"Restoring the store\""
 
 struct kl_store;
 
@@ -88,6 +95,22 @@ struct kl_store;
  * The secure heap is process-wide: kl_store_open initialises a 64 KiB one when nobody did.
  */
 struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_t errlen);
+/*
+ * Damage (LMDB has no page checksums). With p->verify, kl_store_open first walks the existing
+ * store in a child process: every database (the free list, the main database and each named
+ * one), every record's key and value inside the file, entry counts against the databases'
+ * records, free page numbers in range and in order, and every page accounted for (in use,
+ * free or meta). LMDB's assert hook turns its assertions into a report; a child that dies of
+ * a signal (SIGSEGV, SIGBUS) or reports a failure makes kl_store_open fail with EBADMSG and
+ * "store PATH is damaged (why)". The walk reads keys and values, never unwraps (the load
+ * unwraps and checks every record afterwards): about 0.2 s per million records. Damage that
+ * keeps the structure readable (a changed byte of a record, a page's own number) is not seen
+ * by the walk; a changed record is refused by the load.
+ * With p->verify, an LMDB assertion in this process later (damage found after the open)
+ * prints "store PATH is damaged" with KL_STORE_RESTORE_HINT on stderr and ends the process with
+ * _exit(2) instead of abort().
+ */
+
 /** Close; aborts an open batch. The KEK is wiped. NULL is accepted. */
 void kl_store_close(struct kl_store *s);
 /** Message of the last failed call (write, read, commit; empty when none). Each write or read
@@ -207,6 +230,38 @@ struct kl_store_stats {
 
 /** Fill the statistics. @return 0 or -errno. */
 int kl_store_stats(struct kl_store *s, struct kl_store_stats *out);
+
+/*
+ * Online backup: a consistent, compacted copy (mdb_env_copyfd2 with MDB_CP_COMPACT: the state of
+ * one read transaction, free pages left out) written by a thread of its own, so the control
+ * thread keeps serving while it runs. Writes go on meanwhile; the store's file cannot reuse the
+ * pages the backup's read transaction still sees, so it may grow during a long backup.
+ * The copy goes to a temporary file beside `file` (mode 0600), is fsynced and linked to `file`
+ * (atomic; an existing file is never overwritten), then the directory is fsynced. The copy is
+ * a data.mdb: restoring is copying it to data.mdb in the store's directory while keylined is
+ * stopped (and removing lock.mdb).
+ */
+struct kl_store_backup_result {
+	int rc;		/* 0 or -errno */
+	uint64_t bytes; /* size of the copy */
+	double seconds;
+	char file[4096];
+	char msg[320]; /* why it failed (empty on success) */
+};
+
+/**
+ * Start a backup to file (an absolute path; its directory must exist; the file must not).
+ * @return 0 (running: see kl_store_backup_poll), -EINVAL (not an absolute path, too long),
+ *         -EEXIST (file exists), -ENOTDIR/-ENOENT (no such directory), -EBUSY (a backup runs),
+ *         -ENOMEM, -errno; err says why.
+ */
+int kl_store_backup_start(struct kl_store *s, const char *file, char *err, size_t errlen);
+/**
+ * Collect a finished backup (never blocks). @return 1 (finished: *r filled, the next backup
+ * may start), 0 (still running) or -ENOENT (none started). kl_store_close waits for a running
+ * backup to finish.
+ */
+int kl_store_backup_poll(struct kl_store *s, struct kl_store_backup_result *r);
 
 /** Name of a kind as used in messages and database names: "ue", "group", "emse", "e2m",
  * "appid" ("?" when out of range). */

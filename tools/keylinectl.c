@@ -36,6 +36,8 @@
 #define DEFAULT_SOCKET "/run/keyline/admin.sock"
 #define DEFAULT_TIMEOUT_S 30
 #define IMPORT_TIMEOUT_S 3600 /* a population import runs in one request */
+#define BACKUP_TIMEOUT_S 86400 /* a backup of a large store: keylined serves meanwhile */
+#define BACKUP_POLL_MS 100
 #define MAX_ANSWER (4u << 20)
 #define KEYFILE_MAX 8192
 #define UNIX_MAX 2085978495ll /* last second NTP era 0 holds; keylined stores NTP */
@@ -73,6 +75,11 @@ static void usage(FILE *f)
 		"  stats [--worker N]\n"
 		"  rotate DDDDDD:G               forced MSK rotation: a fresh current MSK from now\n"
 		"  status                        table, store, Diameter peers, MSK rotation\n"
+		"  backup FILE                   online copy of the store (consistent, compacted,\n"
+		"                                mode 0600) to FILE, which must not exist; keylined\n"
+		"                                keeps serving. Restore: stop keylined, copy FILE to\n"
+		"                                STORE/data.mdb, remove STORE/lock.mdb, start it\n"
+		"                                (README.md, \"Restoring the store\")\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
 		"--msk-id: the key number (1..65535) or the whole MSK ID (group << 16 | key number);\n"
@@ -673,6 +680,11 @@ static void print_answer(const char *cmd, json_t *a)
 		print_stats(a);
 	} else if (!strcmp(cmd, "status")) {
 		print_status(a);
+	} else if (!strcmp(cmd, "backup")) {
+		json_t *last = json_object_get(a, "last");
+
+		printf("backup %s: %lld bytes in %.2f s\n", s_of(last, "file"), i_of(last, "bytes"),
+		       json_number_value(json_object_get(last, "seconds")));
 	} else if (!strcmp(cmd, "rotate")) {
 		printf("group %s: rotated\n", s_of(a, "group"));
 		print_msk("current", json_object_get(a, "valid_to") ? a : NULL);
@@ -895,7 +907,62 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 									       UINT32_MAX)));
 		return r;
 	}
+	if (!strcmp(cmd, "backup")) {
+		char *abs = NULL;
+
+		if (parse_args(argc, argv, NULL, 0, pos, 1, cmd) != 1 || !*pos[0])
+			die2("backup: give the FILE to write (it must not exist)");
+		/* keylined runs elsewhere: a relative FILE is made absolute here */
+		if (pos[0][0] != '/') {
+			char *cwd = getcwd(NULL, 0);
+
+			if (!cwd || asprintf(&abs, "%s/%s", cwd, pos[0]) < 0)
+				die2("backup: cannot make FILE an absolute path");
+			free(cwd);
+		}
+		r = req_new(cmd);
+		json_object_set_new(r, "file", json_string(abs ? abs : pos[0]));
+		free(abs);
+		if (*timeout_s == 0)
+			*timeout_s = BACKUP_TIMEOUT_S;
+		return r;
+	}
 	die2("unknown command \"%.40s\" (see --help)", cmd);
+}
+
+/* backup: keylined copies in a thread of its own and answers "started" at once; ask until this
+ * backup (its id) has finished. *line and *ans become the final backup-status answer, with the
+ * backup's error at the top. @return whether the backup succeeded. */
+static bool wait_backup(int fd, const char *path, int timeout_s, char **line, json_t **ans)
+{
+	static const char req[] = "{\"cmd\":\"backup-status\"}\n";
+	json_int_t id = json_integer_value(json_object_get(*ans, "id"));
+	time_t end = time(NULL) + timeout_s;
+
+	for (;;) {
+		json_t *last;
+
+		json_decref(*ans);
+		free(*line);
+		poll(NULL, 0, BACKUP_POLL_MS);
+		send_all(fd, req, sizeof(req) - 1, path);
+		*line = recv_line(fd, timeout_s, path);
+		*ans = json_loads(*line, 0, NULL);
+		if (!json_is_object(*ans))
+			die2("%s: the answer is not a JSON object", path);
+		if (!json_is_true(json_object_get(*ans, "ok")))
+			return false;
+		last = json_object_get(*ans, "last");
+		if (json_integer_value(json_object_get(last, "id")) == id) {
+			if (json_is_true(json_object_get(last, "ok")))
+				return true;
+			json_object_set(*ans, "error", json_object_get(last, "error"));
+			return false;
+		}
+		if (time(NULL) >= end)
+			die2("backup: not finished within %d s (keylined goes on: see its log)",
+			     timeout_s);
+	}
 }
 
 int main(int argc, char **argv)
@@ -954,11 +1021,13 @@ int main(int argc, char **argv)
 	send_all(fd, "\n", 1, path);
 	wipe_free_str(req);
 	line = recv_line(fd, timeout_s, path);
-	close(fd);
 	ans = json_loads(line, 0, &je);
 	if (!json_is_object(ans))
 		die2("%s: the answer is not a JSON object", path);
 	ok = json_is_true(json_object_get(ans, "ok"));
+	if (ok && !strcmp(reqcmd, "backup"))
+		ok = wait_backup(fd, path, timeout_s, &line, &ans);
+	close(fd);
 	if (json_out)
 		printf("%s\n", line);
 	else if (ok)
