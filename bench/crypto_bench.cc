@@ -10,6 +10,13 @@
 //                        the 100-byte request body) -> AES-CM of one 25-byte Key data -> response MAC
 //   e2m_fetch_crypto     the same, plus e2m_key = KDF(e2m_int_key, 0xFF02, EMSE_Id, "e2m_CIoT")
 //                        written into a 41-byte Key data before encryption
+//   hm_session_crypto    PROTOCOL.md section 9 kind 2 (a ceiling for later: the crypto of one request
+//                        over realistic lengths, not its framing): the request checks above, then
+//                        K*a, K*b = KDF(pair key, 0xFF06, IDUEx) with 40-byte identities, two
+//                        tokens sealed with AES-256-GCM (80-byte plaintext, 34-byte AAD) into the
+//                        answer, K*a's Key data by AES-CM and the response MAC over the 355 bytes
+// gcm_seal_227 / gcm_open_227 are one 256-byte token each (227-byte plaintext, 43-byte AAD), every op
+// under its own key, as K*x is fresh per request.
 // Items are operations (or requests for the composites): items/s = iterations * burst / time.
 // The process exits non-zero when any benchmark reported an error, so a smoke run can fail.
 
@@ -338,6 +345,72 @@ void bm_aescm(benchmark::State &state, kl_crypto_backend b, uint32_t len)
 	finish(state, n);
 }
 
+// One HM token per slot: 0x01 || nonce || ciphertext || tag, the plaintext and AAD filled with
+// stand-in bytes of the lengths given, each slot with its own key.
+struct GcmSlots {
+	std::vector<std::array<uint8_t, KL_GCM_KEY_LEN>> key;
+	std::vector<std::array<uint8_t, 48>> aad;
+	std::vector<std::array<uint8_t, 256>> pt, token, back;
+	std::vector<kl_gcm_op> seal, open;
+
+	void init(unsigned n, uint16_t len, uint16_t aad_len, uint64_t seed)
+	{
+		key.resize(n);
+		aad.resize(n);
+		pt.resize(n);
+		token.resize(n);
+		back.resize(n);
+		seal.resize(n);
+		open.resize(n);
+		Filler f(seed);
+		for (unsigned i = 0; i < n; i++) {
+			f.fill(key[i].data(), KL_GCM_KEY_LEN);
+			f.fill(aad[i].data(), aad_len);
+			f.fill(pt[i].data(), len);
+			token[i][0] = 0x01;
+			f.fill(&token[i][1], KL_GCM_IV_LEN);
+			uint8_t *ct = &token[i][1 + KL_GCM_IV_LEN];
+			seal[i] = kl_gcm_op{ key[i].data(), &token[i][1], aad[i].data(), pt[i].data(), ct,
+					     ct + len, aad_len, len, 0 };
+			open[i] = kl_gcm_op{ key[i].data(), &token[i][1], aad[i].data(), ct, back[i].data(),
+					     ct + len, aad_len, len, 0 };
+		}
+	}
+};
+
+constexpr uint16_t kTokenPt = 227; // 1 + 12 + 227 + 16 = 256 bytes
+constexpr uint16_t kTokenAad = 43; // 0x01 || 1 + 20 || 1 + 20
+
+void bm_gcm(benchmark::State &state, kl_crypto_backend b, bool open)
+{
+	const unsigned n = static_cast<unsigned>(state.range(0));
+	Ctx ctx(state, b);
+	if (!ctx)
+		return;
+	GcmSlots g;
+	g.init(n, kTokenPt, kTokenAad, 10);
+	if (kl_gcm_seal_burst(ctx.get(), g.seal.data(), n) != static_cast<int>(n)) {
+		fail(state, "kl_gcm_seal_burst failed");
+		return;
+	}
+	std::vector<kl_gcm_op> &ops = open ? g.open : g.seal;
+	for (auto _ : state) {
+		if ((open ? kl_gcm_open_burst(ctx.get(), ops.data(), n)
+			  : kl_gcm_seal_burst(ctx.get(), ops.data(), n)) != static_cast<int>(n)) {
+			fail(state, "kl_gcm burst failed");
+			break;
+		}
+		benchmark::DoNotOptimize(open ? g.back.data() : g.token.data());
+		benchmark::ClobberMemory();
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (ops[i].rc != 0 || (open && std::memcmp(g.back[i].data(), g.pt[i].data(), kTokenPt))) {
+			fail(state, "a token did not open");
+			break;
+		}
+	finish(state, n);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Composites: one request per burst slot
 
@@ -484,6 +557,76 @@ void build_key_data(uint8_t *p, const uint8_t *key, uint16_t klen, uint32_t spi)
 	put_be32(p + 5 + klen, spi);
 }
 
+// The request side of a composite: transport keys, the auth_key HMAC state and the request MAC
+// (HMAC-SHA-1) over each slot's request body, with the client's MAC right after the body.
+struct ReqCheck {
+	std::vector<const uint8_t *> auth_ptr;
+	std::vector<uint16_t> auth_len;
+	std::vector<kl_hmac_key> auth_state;
+	std::vector<std::array<uint8_t, KL_HMAC_MAX_LEN>> vmac;
+	std::vector<kl_hmac_op> vops;
+	std::vector<uint8_t *> body;
+
+	void init(TkSlots &t, unsigned n)
+	{
+		auth_ptr.resize(n);
+		auth_len.assign(n, KL_MIKEY_AUTH_KEY_LEN);
+		auth_state.resize(n);
+		vmac.resize(n);
+		vops.resize(n);
+		body.resize(n);
+		for (unsigned i = 0; i < n; i++) {
+			auth_ptr[i] = t.auth[i].data();
+			vops[i].key = &auth_state[i];
+			vops[i].mac = vmac[i].data();
+		}
+	}
+	void set_body(unsigned i, uint8_t *msg, size_t len)
+	{
+		body[i] = msg;
+		vops[i].msg = msg;
+		vops[i].len = static_cast<uint32_t>(len);
+	}
+	// The server's calls. @return false when one failed.
+	bool run(kl_crypto *c, TkSlots &t)
+	{
+		const unsigned n = static_cast<unsigned>(vops.size());
+		return kl_mikey_transport_keys_burst(c, t.ops.data(), n) == static_cast<int>(n) &&
+		       kl_hmac_key_init_burst(KL_HASH_SHA1, auth_ptr.data(), auth_len.data(),
+					      auth_state.data(), n) == static_cast<int>(n) &&
+		       kl_hmac_burst(c, vops.data(), n) == static_cast<int>(n);
+	}
+	// Make the requests genuinely valid: the client's MAC under the same transport keys.
+	bool sign(kl_crypto *c, TkSlots &t)
+	{
+		if (!run(c, t))
+			return false;
+		for (size_t i = 0; i < vops.size(); i++) {
+			std::memcpy(body[i] + vops[i].len, vmac[i].data(), kMacLen);
+			std::memset(t.auth[i].data(), 0, KL_MIKEY_AUTH_KEY_LEN);
+			std::memset(vmac[i].data(), 0, kMacLen);
+			kl_hmac_key_wipe(&auth_state[i]);
+		}
+		return true;
+	}
+	bool verified() const
+	{
+		bool ok = true;
+		for (size_t i = 0; i < vops.size(); i++)
+			ok &= std::memcmp(vmac[i].data(), body[i] + vops[i].len, kMacLen) == 0;
+		return ok;
+	}
+};
+
+// The end of every answer: KEMAC's Key data by AES-CM, then the response MAC. @return false on error.
+bool seal_answers(kl_crypto *c, const std::vector<kl_aescm_op> &cops,
+		  const std::vector<kl_hmac_op> &rops)
+{
+	const int n = static_cast<int>(cops.size());
+	return kl_aescm_burst(c, cops.data(), static_cast<unsigned>(n)) == n &&
+	       kl_hmac_burst(c, rops.data(), static_cast<unsigned>(n)) == n;
+}
+
 void bm_request(benchmark::State &state, kl_crypto_backend b, Kind kind)
 {
 	const unsigned n = static_cast<unsigned>(state.range(0));
@@ -500,11 +643,9 @@ void bm_request(benchmark::State &state, kl_crypto_backend b, Kind kind)
 	}
 	std::vector<Msg> req(n), resp(n);
 	std::vector<size_t> enc_off(n);
-	std::vector<const uint8_t *> auth_ptr(n);
-	std::vector<uint16_t> auth_len(n, KL_MIKEY_AUTH_KEY_LEN);
-	std::vector<kl_hmac_key> auth_state(n);
-	std::vector<std::array<uint8_t, KL_HMAC_MAX_LEN>> vmac(n);
-	std::vector<kl_hmac_op> vops(n), rops(n);
+	ReqCheck rc;
+	rc.init(t, n);
+	std::vector<kl_hmac_op> rops(n);
 	std::vector<std::array<uint8_t, 48>> key_data(n);
 	std::vector<kl_aescm_op> cops(n);
 	std::vector<std::array<uint8_t, kEmseIdLen>> emse(n);
@@ -529,11 +670,7 @@ void bm_request(benchmark::State &state, kl_crypto_backend b, Kind kind)
 		// MSK is known; e2m_key is filled in by the KDF at request time.
 		build_key_data(key_data[i].data(), kind == Kind::Mbms ? msk : nullptr, klen, key_id);
 
-		auth_ptr[i] = t.auth[i].data();
-		vops[i].key = &auth_state[i];
-		vops[i].msg = req[i].b.data();
-		vops[i].len = static_cast<uint32_t>(kReqBody);
-		vops[i].mac = vmac[i].data();
+		rc.set_body(i, req[i].b.data(), kReqBody);
 
 		if (kind == Kind::E2m) {
 			uint8_t ckik[32];
@@ -561,40 +698,22 @@ void bm_request(benchmark::State &state, kl_crypto_backend b, Kind kind)
 		cops[i].csb_id = t.csb[i];
 		cops[i].len = kd_len;
 
-		rops[i].key = &auth_state[i];
+		rops[i].key = &rc.auth_state[i];
 		rops[i].msg = resp[i].b.data();
 		rops[i].len = static_cast<uint32_t>(resp[i].len);
 		rops[i].mac = resp[i].b.data() + resp[i].len;
 	}
 
-	// Make the requests genuinely valid: the client's MAC under the same transport keys.
-	if (kl_mikey_transport_keys_burst(ctx.get(), t.ops.data(), n) != static_cast<int>(n) ||
-	    kl_hmac_key_init_burst(KL_HASH_SHA1, auth_ptr.data(), auth_len.data(), auth_state.data(),
-				   n) != static_cast<int>(n) ||
-	    kl_hmac_burst(ctx.get(), vops.data(), n) != static_cast<int>(n)) {
+	if (!rc.sign(ctx.get(), t)) {
 		fail(state, "request MAC set-up failed");
 		return;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		std::memcpy(req[i].b.data() + kReqBody, vmac[i].data(), kMacLen);
-		std::memset(t.auth[i].data(), 0, KL_MIKEY_AUTH_KEY_LEN);
-		std::memset(vmac[i].data(), 0, kMacLen);
-		kl_hmac_key_wipe(&auth_state[i]);
-	}
-
-	bool ok = true;
 	for (auto _ : state) {
-		if (kl_mikey_transport_keys_burst(ctx.get(), t.ops.data(), n) != static_cast<int>(n) ||
-		    kl_hmac_key_init_burst(KL_HASH_SHA1, auth_ptr.data(), auth_len.data(),
-					   auth_state.data(), n) != static_cast<int>(n) ||
-		    kl_hmac_burst(ctx.get(), vops.data(), n) != static_cast<int>(n)) {
+		if (!rc.run(ctx.get(), t)) {
 			fail(state, "request verification calls failed");
 			break;
 		}
-		for (unsigned i = 0; i < n; i++)
-			if (std::memcmp(vmac[i].data(), req[i].b.data() + kReqBody, kMacLen) != 0)
-				ok = false;
-		if (!ok) {
+		if (!rc.verified()) {
 			fail(state, "request MAC did not verify");
 			break;
 		}
@@ -603,9 +722,112 @@ void bm_request(benchmark::State &state, kl_crypto_backend b, Kind kind)
 			fail(state, "kl_kdf_burst failed");
 			break;
 		}
-		if (kl_aescm_burst(ctx.get(), cops.data(), n) != static_cast<int>(n) ||
-		    kl_hmac_burst(ctx.get(), rops.data(), n) != static_cast<int>(n)) {
+		if (!seal_answers(ctx.get(), cops, rops)) {
 			fail(state, "response calls failed");
+			break;
+		}
+		benchmark::DoNotOptimize(resp.data());
+		benchmark::ClobberMemory();
+	}
+	finish(state, n);
+}
+
+// HM session (PROTOCOL.md section 9, kind 2). Lengths: 40-byte UE identities, 15-byte server
+// identities; plaintext Ks 16 || valid-to 8 || 1 + 27 || 1 + 27 = 80; AAD 0x01 || 1 + 15 || 1 + 16 = 34;
+// token 1 + 12 + 80 + 16 = 109. Answer: HDR 10, T 10, RAND 18, IDr 4 + 15, EXT 250 (4 + 1 +
+// TLV 3 (3 + 20) + TLV 7 (3 + 109) + TLV 8 (3 + 109)), KEMAC (4 + 41 + 1) = 355 bytes before the MAC.
+constexpr size_t kHmIdLen = 40;
+constexpr uint16_t kFcHm = 0xFF06;
+constexpr uint16_t kHmPt = 80;
+constexpr uint16_t kHmAad = 34;
+constexpr size_t kHmToken = 1 + KL_GCM_IV_LEN + kHmPt + KL_GCM_TAG_LEN;
+constexpr size_t kHmReq = 130; // HDR, T, RAND, IDi 4 + 40, EXT 250 (4 + 1 + 3 + 40 + 3 + 15), V 2
+constexpr size_t kHmResp = 355;
+constexpr size_t kHmTokA = 88; // offset of TLV 7's value in the answer
+constexpr size_t kHmTokB = kHmTokA + kHmToken + 3;
+constexpr size_t kHmKemac = kHmTokB + kHmToken + 4; // Key data (41 bytes)
+
+void bm_hm_session(benchmark::State &state, kl_crypto_backend b)
+{
+	const unsigned n = static_cast<unsigned>(state.range(0));
+	constexpr uint32_t kd_len = 41; // Key data of K*a (32 bytes)
+	Ctx ctx(state, b);
+	if (!ctx)
+		return;
+	static_assert(kHmKemac + kd_len + 1 == kHmResp, "answer layout");
+
+	TkSlots t;
+	if (!t.init(KL_PRF_MIKEY1, n, 11)) {
+		fail(state, "kl_prf_key_init failed");
+		return;
+	}
+	kl_hmac_key pair;
+	uint8_t pair_key[32];
+	Filler f(12);
+	f.fill(pair_key, sizeof(pair_key));
+	if (kl_hmac_key_init(KL_HASH_SHA256, pair_key, sizeof(pair_key), &pair) != 0) {
+		fail(state, "kl_hmac_key_init failed");
+		return;
+	}
+	std::memset(pair_key, 0, sizeof(pair_key));
+
+	std::vector<std::array<uint8_t, kHmReq + kMacLen>> req(n);
+	std::vector<std::array<uint8_t, kHmResp + kMacLen>> resp(n);
+	std::vector<std::array<uint8_t, 2 * kHmIdLen>> ids(n);
+	std::vector<std::array<kl_kdf_param, 2>> kparams(n);
+	std::vector<std::array<uint8_t, 48>> key_data(n);
+	std::vector<std::array<uint8_t, KL_KDF_OUT_LEN>> kstar_b(n);
+	std::vector<std::array<uint8_t, 2 * kHmPt>> pt(n);
+	std::vector<std::array<uint8_t, kHmAad>> aad(n);
+	ReqCheck rc;
+	rc.init(t, n);
+	std::vector<kl_hmac_op> rops(n);
+	std::vector<kl_kdf_op> kops(2 * n);
+	std::vector<kl_gcm_op> gops(2 * n);
+	std::vector<kl_aescm_op> cops(n);
+
+	for (unsigned i = 0; i < n; i++) {
+		const uint64_t ntp = 0xE8A1B2C312340000ull + (uint64_t(i) << 20);
+		f.fill(req[i].data(), kHmReq);
+		f.fill(resp[i].data(), kHmResp);
+		for (int x = 0; x < 2; x++) {
+			char id[kHmIdLen + 1];
+			std::snprintf(id, sizeof(id), "ue-%c-%08u@vlr%c.hm.mnc001.mcc001.3gpp", 'a' + x,
+				      i % 100000000u, 'a' + x);
+			std::memcpy(&ids[i][x * kHmIdLen], id, kHmIdLen);
+			kparams[i][x].data = &ids[i][x * kHmIdLen];
+			kparams[i][x].len = kHmIdLen;
+			// K*a straight into KEMAC's Key data, K*b aside.
+			kops[2 * i + x] = kl_kdf_op{ &pair, &kparams[i][x], kFcHm, 1,
+						     x ? kstar_b[i].data() : key_data[i].data() + 4 };
+			uint8_t *tok = resp[i].data() + (x ? kHmTokB : kHmTokA);
+			f.fill(&pt[i][x * kHmPt], kHmPt); // Ks, valid-to, the identities (same bytes in both)
+			gops[2 * i + x] = kl_gcm_op{ x ? kstar_b[i].data() : key_data[i].data() + 4, tok + 1,
+						     aad[i].data(), &pt[i][x * kHmPt], tok + 13,
+						     tok + 13 + kHmPt, kHmAad, kHmPt, 0 };
+		}
+		f.fill(aad[i].data(), kHmAad);
+		build_key_data(key_data[i].data(), nullptr, 32, 0);
+
+		rc.set_body(i, req[i].data(), kHmReq);
+		cops[i] = kl_aescm_op{ t.encr[i].data(), t.salt[i].data(), key_data[i].data(),
+				       resp[i].data() + kHmKemac, ntp, t.csb[i], kd_len };
+		rops[i] = kl_hmac_op{ &rc.auth_state[i], resp[i].data(), static_cast<uint32_t>(kHmResp),
+				      resp[i].data() + kHmResp };
+	}
+	if (!rc.sign(ctx.get(), t)) {
+		fail(state, "request MAC set-up failed");
+		return;
+	}
+	for (auto _ : state) {
+		if (!rc.run(ctx.get(), t) || !rc.verified()) {
+			fail(state, "request verification failed");
+			break;
+		}
+		if (kl_kdf_burst(ctx.get(), kops.data(), 2 * n) != static_cast<int>(2 * n) ||
+		    kl_gcm_seal_burst(ctx.get(), gops.data(), 2 * n) != static_cast<int>(2 * n) ||
+		    !seal_answers(ctx.get(), cops, rops)) {
+			fail(state, "answer calls failed");
 			break;
 		}
 		benchmark::DoNotOptimize(resp.data());
@@ -643,6 +865,9 @@ void register_all()
 		reg("aescm_64" + sfx, [b](benchmark::State &s) { bm_aescm(s, b, 64); });
 		reg("mbms_request_crypto" + sfx, [b](benchmark::State &s) { bm_request(s, b, Kind::Mbms); });
 		reg("e2m_fetch_crypto" + sfx, [b](benchmark::State &s) { bm_request(s, b, Kind::E2m); });
+		reg("gcm_seal_227" + sfx, [b](benchmark::State &s) { bm_gcm(s, b, false); });
+		reg("gcm_open_227" + sfx, [b](benchmark::State &s) { bm_gcm(s, b, true); });
+		reg("hm_session_crypto" + sfx, [b](benchmark::State &s) { bm_hm_session(s, b); });
 	}
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Backend-independent part of the crypto engine: contexts, HMAC key states, the 3GPP KDF, the
- * MIKEY PRF and AES-CM. Everything here turns into bursts of HMAC or AES-CTR for a backend.
+ * MIKEY PRF, AES-CM and AES-256-GCM. Everything here turns into bursts of HMAC, AES-CTR or GCM for a
+ * backend.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA block transforms: the fastest key-state preparation */
 #include <errno.h>
@@ -630,4 +631,45 @@ int kl_aescm_burst(struct kl_crypto *c, const struct kl_aescm_op ops[], unsigned
 	if (nc && c->ops->aes_ctr(c, cop, nc) < 0)
 		return -EIO;
 	return (int)n;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* AES-256-GCM                                                                                    */
+
+static int gcm_op_valid(const struct kl_gcm_op *op)
+{
+	return op->key && op->iv && op->tag && (!op->aad_len || op->aad) &&
+	       (!op->len || (op->in && op->out));
+}
+
+static int gcm_run(struct kl_crypto *c, struct kl_gcm_op ops[], unsigned n, int open)
+{
+	int rc = 0;
+
+	if (!c || (n && !ops))
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (!gcm_op_valid(&ops[i]))
+			return -EINVAL;
+	for (unsigned i = 0; i < n && rc == 0; i += KL_SLICE)
+		rc = c->ops->gcm(c, ops + i, n - i < KL_SLICE ? n - i : KL_SLICE, open);
+	/* One place for both backends: a forged token yields no plaintext, not even a prefix, and
+	 * neither does a burst the backend could not finish. */
+	for (unsigned i = 0; i < n; i++) {
+		if (rc < 0)
+			ops[i].rc = -EIO;
+		if (open && ops[i].rc != 0)
+			kl_memzero(ops[i].out, ops[i].len);
+	}
+	return rc < 0 ? -EIO : (int)n;
+}
+
+int kl_gcm_seal_burst(struct kl_crypto *c, struct kl_gcm_op ops[], unsigned n)
+{
+	return gcm_run(c, ops, n, 0);
+}
+
+int kl_gcm_open_burst(struct kl_crypto *c, struct kl_gcm_op ops[], unsigned n)
+{
+	return gcm_run(c, ops, n, 1);
 }

@@ -4,8 +4,9 @@
  *
  * HMAC-SHA-1/256 over precomputed key states, the 3GPP KDF (TS 33.220 Annex B), the MIKEY PRF
  * (RFC 3830 MIKEY-1 and RFC 6043 PRF-HMAC-SHA-256), AES-CM-128 as profiled in PROTOCOL.md section 3,
- * key check values and Milenage (TS 35.206). Two backends sit behind the same calls, chosen when a
- * context is created: Intel IPsec-MB (burst API) and OpenSSL 3. Their outputs are identical.
+ * AES-256-GCM (the tokens of section 9), key check values and Milenage (TS 35.206). Two backends sit
+ * behind the same calls, chosen when a context is created: Intel IPsec-MB and OpenSSL 3. Their
+ * outputs are identical.
  *
  * A context belongs to one thread. Burst calls never allocate, lock, log or make a system call.
  * Return conventions: burst calls return the number of operations done (all of them) or -errno
@@ -220,6 +221,36 @@ struct kl_aescm_op {
 
 /** AES-CM-128 (encrypt and decrypt are the same) for a burst. @return n or -EINVAL. */
 int kl_aescm_burst(struct kl_crypto *c, const struct kl_aescm_op ops[], unsigned n);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* AES-256-GCM (SP 800-38D, 96-bit nonce, 128-bit tag): the HM tokens of PROTOCOL.md section 9     */
+
+#define KL_GCM_KEY_LEN 32
+#define KL_GCM_IV_LEN 12
+#define KL_GCM_TAG_LEN 16
+
+/* Every op has its own key (K*x is fresh per request): the key schedule and GHASH table are made
+ * per op inside the burst and wiped at its end. */
+struct kl_gcm_op {
+	const uint8_t *key; /* 32 bytes */
+	const uint8_t *iv;  /* 12 bytes */
+	const uint8_t *aad; /* may be NULL when aad_len is 0 */
+	const uint8_t *in;  /* may be NULL when len is 0 */
+	uint8_t *out;	    /* len bytes; may equal in */
+	uint8_t *tag;	    /* 16 bytes: written by seal, checked by open */
+	uint16_t aad_len;
+	uint16_t len;
+	int rc; /* out: 0, or -EBADMSG when open found a wrong tag (out is zeroed then) */
+};
+
+/** Encrypt and tag a burst. @return n, -EINVAL (nothing done) or -EIO. */
+int kl_gcm_seal_burst(struct kl_crypto *c, struct kl_gcm_op ops[], unsigned n);
+/**
+ * Check and decrypt a burst. Tags are compared in constant time; an op whose tag does not match
+ * gets rc = -EBADMSG and an all-zero out (no unauthenticated plaintext is released).
+ * @return n (whatever the tags), -EINVAL (nothing done) or -EIO.
+ */
+int kl_gcm_open_burst(struct kl_crypto *c, struct kl_gcm_op ops[], unsigned n);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Key check value: what tools show instead of keys                                               */

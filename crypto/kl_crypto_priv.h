@@ -15,6 +15,10 @@ struct kl_backend_ops {
 		    unsigned n);
 	/* n <= KL_SLICE, every len > 0. @return 0 or -EIO. */
 	int (*aes_ctr)(struct kl_crypto *c, const struct kl_aes_ctr_op *ops, unsigned n);
+	/* AES-256-GCM seal (open = 0) or open; n <= KL_SLICE, arguments validated, NULL in/aad only
+	 * with a zero length. Sets every rc (open: -EBADMSG on a wrong tag, out not yet zeroed).
+	 * @return 0 or -EIO. */
+	int (*gcm)(struct kl_crypto *c, struct kl_gcm_op *ops, unsigned n, int open);
 	void (*destroy)(struct kl_crypto *c);
 };
 
@@ -34,7 +38,7 @@ struct kl_crypto {
 	enum kl_crypto_backend backend;
 	const struct kl_backend_ops *ops;
 	void *be;
-	char arch[128];
+	char arch[160];
 	uint8_t *scratch; /* KDF S strings */
 	struct kl_hmac_op split[KL_SLICE];
 	struct kl_hmac_op hops[2 * KL_SLICE];

@@ -71,6 +71,11 @@ int kl_vfile_load(const char *file, struct kl_vfile *out)
 	return 0;
 }
 
+int kl_vfile_load_path(const char *path, struct kl_vfile *out)
+{
+	return load_path(path, out);
+}
+
 static int load_path(const char *path, struct kl_vfile *out)
 {
 	FILE *f;

@@ -26,6 +26,8 @@ struct kl_vfile {
 
 /** Load dir/file (dir from $KL_VECTORS_DIR when dir is NULL). @return 0 or -1 with a message. */
 int kl_vfile_load(const char *file, struct kl_vfile *out);
+/** Load a vector file by path (no errata). @return 0 or -1 with a message. */
+int kl_vfile_load_path(const char *path, struct kl_vfile *out);
 void kl_vfile_free(struct kl_vfile *f);
 /** Value of key k in a block, or NULL. */
 const char *kl_vget(const struct kl_vblock *b, const char *k);

@@ -243,6 +243,63 @@ static void test_aescm(void **state)
 	}
 }
 
+static void test_gcm_args(void **state)
+{
+	uint8_t key[32] = { 1 }, iv[12] = { 2 }, aad[8] = { 3 }, buf[32], tag[16], tag2[16];
+	struct kl_gcm_op good = { .key = key, .iv = iv, .aad = aad, .aad_len = 8, .in = buf,
+				  .out = buf, .len = 32, .tag = tag };
+	struct kl_gcm_op bad[6];
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		bad[i] = good;
+	bad[0].key = NULL;
+	bad[1].iv = NULL;
+	bad[2].tag = NULL;
+	bad[3].aad = NULL;
+	bad[4].in = NULL;
+	bad[5].out = NULL;
+	for (int i = 0; i < 2; i++) {
+		struct kl_gcm_op ops[2] = { good, good };
+
+		assert_int_equal(kl_gcm_seal_burst(NULL, ops, 1), -EINVAL);
+		assert_int_equal(kl_gcm_open_burst(ctx[i], NULL, 1), -EINVAL);
+		assert_int_equal(kl_gcm_seal_burst(ctx[i], NULL, 0), 0);
+		/* one bad op: nothing is done, not even the good one before it */
+		for (int b = 0; b < 6; b++) {
+			memset(buf, 0x33, sizeof(buf));
+			memset(tag, 0x44, sizeof(tag));
+			ops[1] = bad[b];
+			ops[0].rc = ops[1].rc = 9;
+			assert_int_equal(kl_gcm_seal_burst(ctx[i], ops, 2), -EINVAL);
+			assert_int_equal(kl_gcm_open_burst(ctx[i], ops, 2), -EINVAL);
+			assert_int_equal(ops[0].rc, 9);
+			assert_int_equal(buf[0], 0x33);
+			assert_int_equal(tag[0], 0x44);
+		}
+		/* empty plaintext and AAD may come without buffers: the tag alone (GMAC of nothing) */
+		ops[0] = (struct kl_gcm_op){ .key = key, .iv = iv, .tag = tag };
+		assert_int_equal(kl_gcm_seal_burst(ctx[i], ops, 1), 1);
+		assert_int_equal(kl_gcm_open_burst(ctx[i], ops, 1), 1);
+		assert_int_equal(ops[0].rc, 0);
+		tag[15] ^= 1;
+		assert_int_equal(kl_gcm_open_burst(ctx[i], ops, 1), 1);
+		assert_int_equal(ops[0].rc, -EBADMSG);
+		/* in place, tag right after the ciphertext (a token's layout) */
+		memset(buf, 0x5A, sizeof(buf));
+		ops[0] = good;
+		ops[0].len = 16;
+		ops[0].tag = buf + 16;
+		assert_int_equal(kl_gcm_seal_burst(ctx[i], ops, 1), 1);
+		memcpy(tag2, buf + 16, 16);
+		assert_int_equal(kl_gcm_open_burst(ctx[i], ops, 1), 1);
+		assert_int_equal(ops[0].rc, 0);
+		for (int k = 0; k < 16; k++)
+			assert_int_equal(buf[k], 0x5A);
+		assert_memory_equal(buf + 16, tag2, 16);
+	}
+}
+
 static void test_kcv(void **state)
 {
 	uint8_t key[32] = { 0 }, kcv[3], z[16] = { 0 }, ecb[16], iv[16] = { 0 };
@@ -265,7 +322,7 @@ int main(void)
 		cmocka_unit_test(test_context),	  cmocka_unit_test(test_hmac_args),
 		cmocka_unit_test(test_kdf_args),  cmocka_unit_test(test_derive_table),
 		cmocka_unit_test(test_prf_args),  cmocka_unit_test(test_aescm),
-		cmocka_unit_test(test_kcv),
+		cmocka_unit_test(test_gcm_args), cmocka_unit_test(test_kcv),
 	};
 
 	kl_crypto_set_log(NULL);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Differential test: random cases in random bursts through both backends, each compared with a
- * reference written here from the RFCs on OpenSSL's one-shot HMAC() and EVP AES-128-CTR, which
- * share no code with either backend's fast path.
+ * reference written here from the RFCs on OpenSSL's one-shot HMAC() and EVP AES-128-CTR and
+ * AES-256-GCM on a fresh context per call, which share no code with either backend's fast path.
  *   KL_DIFF_CASES (default 100000) and KL_DIFF_SEED (default fixed) steer it.
  */
 #include <errno.h>
@@ -115,6 +115,29 @@ static void ref_ctr(const uint8_t *key, const uint8_t *iv, const uint8_t *in, ui
 	EVP_CIPHER_CTX_free(x);
 }
 
+/* AES-256-GCM seal (tag written) or open (tag checked). @return 1 when open verified or sealed. */
+static int ref_gcm(int open, const uint8_t *key, const uint8_t *iv, const uint8_t *aad, size_t al,
+		   const uint8_t *in, uint8_t *out, size_t n, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	uint8_t fin[16];
+	int ol = 0, ok;
+
+	assert_non_null(x);
+	assert_int_equal(EVP_CipherInit_ex(x, EVP_aes_256_gcm(), NULL, key, iv, !open), 1);
+	if (al)
+		assert_int_equal(EVP_CipherUpdate(x, NULL, &ol, aad, (int)al), 1);
+	if (n)
+		assert_int_equal(EVP_CipherUpdate(x, out, &ol, in, (int)n), 1);
+	if (open)
+		assert_int_equal(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, tag), 1);
+	ok = EVP_CipherFinal_ex(x, fin, &ol) == 1;
+	if (!open)
+		assert_int_equal(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, tag), 1);
+	EVP_CIPHER_CTX_free(x);
+	return ok;
+}
+
 /* ---- cases ----------------------------------------------------------------------------------- */
 
 static struct kl_crypto *be[2];
@@ -129,6 +152,7 @@ struct slot {
 	struct kl_kdf_param kp[8];
 	uint8_t tk[2][3][20], tkref[3][20];
 	uint8_t iv[16];
+	uint8_t aad[2][300], tag[2][16], reftag[16], nonce[2][12];
 	uint32_t csb;
 	uint64_t ts;
 	unsigned alg, np, nch, outlen;
@@ -346,6 +370,94 @@ static void case_ctr(unsigned n)
 	counts[5] += n;
 }
 
+/*
+ * Seal on both backends (half of them in place), then open what each sealed in one burst where
+ * about a quarter of the ops have a bit flipped in the ciphertext, tag, AAD or nonce: those must
+ * come back -EBADMSG with a zeroed output, the others with the plaintext.
+ */
+static void case_gcm(unsigned n)
+{
+	struct kl_gcm_op ops[2][BURST_MAX] = { 0 };
+	int bad[BURST_MAX];
+
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &slots[i];
+		size_t al = rn(301);
+
+		s->ml = rn(301);
+		fill(s->key, 32);
+		fill(s->iv, 12);
+		fill(s->aad[0], al);
+		fill(s->msg, s->ml);
+		assert_int_equal(ref_gcm(0, s->key, s->iv, s->aad[0], al, s->msg, s->ref, s->ml,
+					 s->reftag), 1);
+		for (int b = 0; b < 2; b++) {
+			int inplace = rn(2);
+
+			memcpy(s->aad[1], s->aad[0], al);
+			if (inplace)
+				memcpy(s->out[b], s->msg, s->ml);
+			ops[b][i] = (struct kl_gcm_op){ .key = s->key, .iv = s->iv,
+							.aad = al ? s->aad[0] : NULL, .aad_len = (uint16_t)al,
+							.in = s->ml ? (inplace ? s->out[b] : s->msg) : NULL,
+							.out = s->ml ? s->out[b] : NULL, .len = (uint16_t)s->ml,
+							.tag = s->tag[b], .rc = 1 };
+		}
+	}
+	for (int b = 0; b < 2; b++)
+		assert_int_equal(kl_gcm_seal_burst(be[b], ops[b], n), (int)n);
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &slots[i];
+
+		for (int b = 0; b < 2; b++) {
+			assert_int_equal(ops[b][i].rc, 0);
+			assert_memory_equal(s->out[b], s->ref, s->ml);
+			assert_memory_equal(s->tag[b], s->reftag, 16);
+		}
+		/* open: in place over the ciphertext each backend wrote, tampered or not */
+		bad[i] = rn(4) == 0 ? 1 + (int)rn(4) : 0;
+		if ((bad[i] == 1 && !s->ml) || (bad[i] == 3 && !ops[0][i].aad_len))
+			bad[i] = 2;
+		for (int b = 0; b < 2; b++) {
+			struct kl_gcm_op *o = &ops[b][i];
+			uint8_t chk[300];
+
+			memcpy(s->nonce[b], s->iv, 12);
+			o->in = o->len ? s->out[b] : NULL;
+			o->aad = o->aad_len ? s->aad[b] : NULL;
+			o->iv = s->nonce[b];
+			o->rc = 1;
+			switch (bad[i]) {
+			case 1: s->out[b][rn(s->ml)] ^= (uint8_t)(1u << rn(8)); break;
+			case 2: s->tag[b][rn(16)] ^= (uint8_t)(1u << rn(8)); break;
+			case 3: s->aad[b][rn(o->aad_len)] ^= (uint8_t)(1u << rn(8)); break;
+			case 4: s->nonce[b][rn(12)] ^= (uint8_t)(1u << rn(8)); break;
+			default: break;
+			}
+			/* the reference agrees on the verdict */
+			assert_int_equal(ref_gcm(1, o->key, o->iv, s->aad[b], o->aad_len, s->out[b], chk,
+						 o->len, s->tag[b]),
+					 !bad[i]);
+		}
+	}
+	for (int b = 0; b < 2; b++)
+		assert_int_equal(kl_gcm_open_burst(be[b], ops[b], n), (int)n);
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &slots[i];
+
+		for (int b = 0; b < 2; b++) {
+			assert_int_equal(ops[b][i].rc, bad[i] ? -EBADMSG : 0);
+			if (bad[i])
+				for (size_t k = 0; k < s->ml; k++)
+					assert_int_equal(s->out[b][k], 0);
+			else
+				assert_memory_equal(s->out[b], s->msg, s->ml);
+		}
+		counts[7] += bad[i] != 0;
+	}
+	counts[6] += n;
+}
+
 static void test_differential(void **state)
 {
 	const char *ce = getenv("KL_DIFF_CASES"), *se = getenv("KL_DIFF_SEED");
@@ -360,7 +472,7 @@ static void test_differential(void **state)
 
 		if (n > total - done)
 			n = (unsigned)(total - done);
-		switch (rn(8)) {
+		switch (rn(9)) {
 		case 0: case_hmac(n, 0, KL_HASH_SHA1); break;
 		case 1: case_hmac(n, 0, KL_HASH_SHA256); break;
 		case 2: case_hmac(n, 1, 0); break;
@@ -368,12 +480,14 @@ static void test_differential(void **state)
 		case 4: case_tk(n); break;
 		case 5: case_prf(n); break;
 		case 6: case_aescm(n); break;
+		case 7: case_gcm(n); break;
 		default: case_ctr(n); break;
 		}
 		done += n;
 	}
-	printf("# hmac %lu, kdf %lu, transport keys %lu, prf %lu, aes-cm %lu, aes-ctr %lu\n", counts[0],
-	       counts[1], counts[2], counts[3], counts[4], counts[5]);
+	printf("# hmac %lu, kdf %lu, transport keys %lu, prf %lu, aes-cm %lu, aes-ctr %lu, "
+	       "aes-gcm %lu (%lu opens tampered)\n",
+	       counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7]);
 	assert_true(done >= total);
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Every published vector in shared/vectors, on both backends. The values come from the files at
- * run time; nothing here copies them.
+ * Every published vector in shared/vectors, and the AES-256-GCM ones in tests/vectors_gcm.txt, on
+ * both backends. The values come from the files at run time; nothing here copies them.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -312,6 +313,143 @@ static void test_mikey_prf(void **state)
 	kl_vfile_free(&vf);
 }
 
+/*
+ * tests/vectors_gcm.txt sits beside the errata file (both in tests/, not in the shared/vectors
+ * mirror); KL_GCM_VECTORS names it explicitly.
+ */
+static void load_gcm(struct kl_vfile *vf)
+{
+	const char *p = getenv("KL_GCM_VECTORS"), *er = getenv("KL_VECTORS_ERRATA");
+	char path[1024];
+
+	if (!p) {
+		const char *slash = er ? strrchr(er, '/') : NULL;
+
+		if (!slash)
+			fail_msg("neither KL_GCM_VECTORS nor KL_VECTORS_ERRATA is set");
+		snprintf(path, sizeof(path), "%.*s/vectors_gcm.txt", (int)(slash - er), er);
+		p = path;
+	}
+	assert_int_equal(kl_vfile_load_path(p, vf), 0);
+	assert_true(vf->n > 0);
+}
+
+#define GCM_MAXLEN 64
+#define GCM_COPIES 12 /* the burst is longer than a backend slice (128 ops) */
+
+/* One op of the GCM burst and what it must give. */
+struct gcm_case {
+	uint8_t key[32], iv[12], aad[GCM_MAXLEN], in[GCM_MAXLEN], out[GCM_MAXLEN], tag[16];
+	uint8_t want[GCM_MAXLEN];
+	long len, aad_len;
+	int rc;
+};
+
+enum gcm_tamper { T_NONE, T_CT, T_TAG, T_AAD, T_IV, T__COUNT };
+
+static void test_gcm(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_vfile vf;
+	static struct gcm_case cs[GCM_COPIES * 16 * T__COUNT];
+	static struct kl_gcm_op ops[GCM_COPIES * 16 * T__COUNT];
+	unsigned nc = 0, pass = 0, fail = 0, tampered = 0;
+
+	load_gcm(&vf);
+	assert_true(vf.n <= 16);
+	for (unsigned i = 0; i < vf.n; i++) {
+		const struct kl_vblock *b = &vf.b[i];
+		uint8_t key[32], iv[12], aad[GCM_MAXLEN], pt[GCM_MAXLEN], ct[GCM_MAXLEN], tag[16];
+		uint8_t out[GCM_MAXLEN], otag[16];
+		long al, cl, pl = -1;
+		int ok = !strcmp(kl_vget(b, "result"), "pass");
+		struct kl_gcm_op op;
+
+		assert_true(ok || !strcmp(kl_vget(b, "result"), "fail"));
+		assert_int_equal(hexv(b, "key", key, 32), 32);
+		assert_int_equal(hexv(b, "iv", iv, 12), 12);
+		assert_int_equal(hexv(b, "tag", tag, 16), 16);
+		al = hexv(b, "aad", aad, sizeof(aad));
+		cl = hexv(b, "ciphertext", ct, sizeof(ct));
+		if (ok) {
+			pl = hexv(b, "plaintext", pt, sizeof(pt));
+			assert_int_equal(pl, cl);
+			/* seal, out of place and in place */
+			memset(out, 0xAA, sizeof(out));
+			op = (struct kl_gcm_op){ .key = key, .iv = iv, .aad = al ? aad : NULL,
+						 .aad_len = (uint16_t)al, .in = pl ? pt : NULL,
+						 .out = pl ? out : NULL, .len = (uint16_t)pl, .tag = otag, .rc = 7 };
+			assert_int_equal(kl_gcm_seal_burst(f->c, &op, 1), 1);
+			assert_int_equal(op.rc, 0);
+			assert_memory_equal(out, ct, (size_t)cl);
+			assert_memory_equal(otag, tag, 16);
+			memcpy(out, pt, (size_t)pl);
+			op.in = op.out = pl ? out : NULL;
+			memset(otag, 0, sizeof(otag));
+			assert_int_equal(kl_gcm_seal_burst(f->c, &op, 1), 1);
+			assert_memory_equal(out, ct, (size_t)cl);
+			assert_memory_equal(otag, tag, 16);
+			/* open in place */
+			op.tag = tag;
+			assert_int_equal(kl_gcm_open_burst(f->c, &op, 1), 1);
+			assert_int_equal(op.rc, 0);
+			assert_memory_equal(out, pt, (size_t)pl);
+			pass++;
+		} else {
+			fail++;
+		}
+		/* The burst: this vector as published and, when it verifies, with one bit flipped in
+		 * each input the tag covers. */
+		for (int t = T_NONE; t < T__COUNT; t++) {
+			struct gcm_case *c = &cs[nc];
+
+			if (t != T_NONE && (!ok || (t == T_CT && !cl) || (t == T_AAD && !al)))
+				continue;
+			memcpy(c->key, key, 32);
+			memcpy(c->iv, iv, 12);
+			memcpy(c->aad, aad, (size_t)al);
+			memcpy(c->in, ct, (size_t)cl);
+			memcpy(c->tag, tag, 16);
+			c->len = cl;
+			c->aad_len = al;
+			c->rc = ok && t == T_NONE ? 0 : -EBADMSG;
+			memset(c->want, 0, sizeof(c->want));
+			if (c->rc == 0)
+				memcpy(c->want, pt, (size_t)pl);
+			switch (t) {
+			case T_CT: c->in[(i * 7) % cl] ^= (uint8_t)(1u << (i % 8)); break;
+			case T_TAG: c->tag[i % 16] ^= 0x80; break;
+			case T_AAD: c->aad[(i * 5) % al] ^= 0x01; break;
+			case T_IV: c->iv[i % 12] ^= 0x10; break;
+			default: break;
+			}
+			tampered += t != T_NONE;
+			nc++;
+		}
+	}
+	for (unsigned k = 1; k < GCM_COPIES; k++)
+		memcpy(&cs[k * nc], cs, nc * sizeof(cs[0]));
+	nc *= GCM_COPIES;
+	for (unsigned k = 0; k < nc; k++) {
+		struct gcm_case *c = &cs[k];
+
+		memset(c->out, 0xAA, sizeof(c->out));
+		ops[k] = (struct kl_gcm_op){ .key = c->key, .iv = c->iv, .aad = c->aad_len ? c->aad : NULL,
+					     .aad_len = (uint16_t)c->aad_len, .in = c->len ? c->in : NULL,
+					     .out = c->len ? c->out : NULL, .len = (uint16_t)c->len,
+					     .tag = c->tag, .rc = 7 };
+	}
+	assert_true(nc > 128);
+	assert_int_equal(kl_gcm_open_burst(f->c, ops, nc), (int)nc);
+	for (unsigned k = 0; k < nc; k++) {
+		assert_int_equal(ops[k].rc, cs[k].rc);
+		/* a refused op releases nothing: all zero, not the 0xAA it started as */
+		assert_memory_equal(cs[k].out, cs[k].want, (size_t)cs[k].len);
+	}
+	assert_true(pass >= 6 && fail >= 2 && tampered >= 20);
+	kl_vfile_free(&vf);
+}
+
 #define BOTH(fn)                                                                               \
 	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_imb),                \
 		cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_ossl)
@@ -320,7 +458,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BOTH(test_hmac), BOTH(test_aes_ctr), BOTH(test_kdf), BOTH(test_mikey_prf),
-		cmocka_unit_test(test_milenage),
+		BOTH(test_gcm), cmocka_unit_test(test_milenage),
 	};
 
 	kl_crypto_set_log(NULL);
