@@ -17,6 +17,7 @@
 #include "kl_config.h"
 #include "kl_daemon.h"
 #include "kl_eal_rundir.h"
+#include "kl_util.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -34,7 +35,27 @@ static void usage(FILE *f)
 		   "  -p, --population FILE  import a TEST population (keyline-population) before serving\n"
 		   "      --io MODE          override io: dpdk or socket (kernel UDP sockets)\n"
 		   "      --crypto BACKEND   override crypto: ipsec-mb or openssl\n"
-		   "  KEY=VALUE              override any config key (skew_s=30, ports[0].queues=2, ...)\n");
+		   "  KEY=VALUE              override any config key (skew_s=30, ports[0].queues=2, ...)\n"
+		   "keylined --help shows DPDK's EAL options and this; -- --help only this.\n"
+		   "An argument that could be a key (16+ hex digits, or 16+ base64 characters mixing\n"
+		   "cases and digits) is never echoed; as an EAL option it is refused (exit 2).\n");
+}
+
+/* EAL's own help ends with the application's (keylined --help shows both) */
+static void eal_usage_hook(const char *prgname)
+{
+	(void)prgname;
+	usage(stdout);
+}
+
+/* DPDK echoes EAL arguments it cannot use (and some it can): refuse one that could be a key
+ * before EAL sees it. @return its argv index, or 0. */
+static int eal_arg_maybe_key(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (kl_maybe_key(argv[i]))
+			return i;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -63,6 +84,12 @@ int main(int argc, char **argv)
 	/* a client (admin, /metrics) that goes away mid-answer must not end the server */
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((n = eal_arg_maybe_key(argc, argv))) {
+		fprintf(stderr, "keylined: EAL argument %d could be a key: refused, not shown (see "
+				"--help)\n", n);
+		return KL_EXIT_CONFIG;
+	}
+	rte_set_application_usage_hook(eal_usage_hook);
 	kl_eal_rundir_cleanup_at_exit(); /* no empty /var/run/dpdk/<prefix> left behind */
 	n = rte_eal_init(argc, argv);
 	if (n < 0) {
@@ -72,7 +99,8 @@ int main(int argc, char **argv)
 	argc -= n;
 	argv += n;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:p:h", opts, NULL)) != -1) {
+	opterr = 0; /* getopt's message would echo the argument */
+	while ((opt = getopt_long(argc, argv, ":c:p:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -90,10 +118,17 @@ int main(int argc, char **argv)
 			usage(stdout);
 			rte_eal_cleanup();
 			return KL_EXIT_OK;
-		default:
+		default: {
+			const char *a = argv[optind - 1];
+
+			fprintf(stderr, "keylined: argument %d after --: %s%s%s%s\n", optind - 1,
+				opt == ':' ? "needs a value" : "unknown option",
+				kl_maybe_key(a) ? "" : " (", kl_maybe_key(a) ? "" : a,
+				kl_maybe_key(a) ? "" : ")");
 			usage(stderr);
 			rte_eal_cleanup();
 			return KL_EXIT_CONFIG;
+		}
 		}
 	}
 	if (!config) {
@@ -125,7 +160,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (kl_config_validate(&cfg, err, sizeof(err))) {
-		fprintf(stderr, "keylined: %s: %s\n", config, err);
+		fprintf(stderr, "keylined: %s: %s\n", kl_maybe_key(config) ? "-c CONFIG" : config, err);
 		rte_eal_cleanup();
 		return KL_EXIT_CONFIG;
 	}

@@ -11,6 +11,7 @@
  *     the shared validator; a failing key is mapped back to its line through pass 1.
  */
 #include "kl_config.h"
+#include "kl_util.h"
 
 #include <arpa/inet.h>
 #include <cyaml/cyaml.h>
@@ -92,6 +93,11 @@ static void
 sanitize(char *dst, size_t dl, const char *src)
 {
 	size_t i = 0;
+
+	if (kl_maybe_key(src)) { /* a key typed in the wrong place is never echoed */
+		snprintf(dst, dl, "%s", kl_shown(src));
+		return;
+	}
 	for (; *src && i + 1 < dl; src++) {
 		unsigned char ch = (unsigned char)*src;
 		dst[i++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';

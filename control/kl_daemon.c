@@ -30,6 +30,7 @@
 #include "kl_store.h"
 #include "kl_table.h"
 #include "kl_telemetry.h"
+#include "kl_util.h"
 
 #ifndef KL_VERSION
 #define KL_VERSION "unknown"
@@ -153,7 +154,7 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 
 	rc = kl_pop_read_file(path, &pp, err, sizeof(err));
 	if (rc) {
-		logf_(KL_CONFIG_LOG_ERROR, "population %s: %s", path, err);
+		logf_(KL_CONFIG_LOG_ERROR, "population %s: %s", kl_maybe_key(path) ? "(-p)" : path, err);
 		*status = KL_EXIT_CONFIG;
 		return -1;
 	}

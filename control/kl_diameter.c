@@ -188,12 +188,12 @@ static int file_ok(const char *what, const char *path, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (access(path, R_OK) < 0) {
-		kl_errf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		kl_errf(err, errlen, "%s %s: %s", what, kl_shown(path), strerror(errno));
 		return -EINVAL;
 	}
 	/* GnuTLS would block on a FIFO nobody writes */
 	if (stat(path, &st) || !S_ISREG(st.st_mode)) {
-		kl_errf(err, errlen, "%s %s: not a regular file", what, path);
+		kl_errf(err, errlen, "%s %s: not a regular file", what, kl_shown(path));
 		return -EINVAL;
 	}
 	return 0;
@@ -210,12 +210,12 @@ static int conf_write(const struct kl_diameter_params *p, int client, char *path
 
 	if (!diamid_ok(p->identity)) {
 		kl_errf(err, errlen, "identity: want an FQDN (letters, digits, '.', '-', '_'), got '%s'",
-			p->identity ? p->identity : "");
+			p->identity ? kl_shown(p->identity) : "");
 		return -EINVAL;
 	}
 	if (p->realm) {
 		if (!diamid_ok(p->realm)) {
-			kl_errf(err, errlen, "realm: want a domain name, got '%s'", p->realm);
+			kl_errf(err, errlen, "realm: want a domain name, got '%s'", kl_shown(p->realm));
 			return -EINVAL;
 		}
 		snprintf(realm, sizeof(realm), "%s", p->realm);
@@ -224,7 +224,7 @@ static int conf_write(const struct kl_diameter_params *p, int client, char *path
 
 		if (!dot || !dot[1]) {
 			kl_errf(err, errlen, "realm: not given, and identity '%s' has no domain part",
-				p->identity);
+				kl_shown(p->identity));
 			return -EINVAL;
 		}
 		snprintf(realm, sizeof(realm), "%s", dot + 1);
@@ -237,7 +237,7 @@ static int conf_write(const struct kl_diameter_params *p, int client, char *path
 	if (client) {
 		if (!diamid_ok(p->peer_identity)) {
 			kl_errf(err, errlen, "peer identity: want an FQDN, got '%s'",
-				p->peer_identity ? p->peer_identity : "");
+				p->peer_identity ? kl_shown(p->peer_identity) : "");
 			return -EINVAL;
 		}
 		if (!conf_str_ok(p->peer_address)) {
@@ -620,7 +620,7 @@ static int add_listen(const char *addr, char *err, size_t errlen)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
 	if ((rc = getaddrinfo(addr, NULL, &hints, &ai)) || !ai) {
-		kl_errf(err, errlen, "listen: '%s' is not an IP address (%s)", addr,
+		kl_errf(err, errlen, "listen: '%s' is not an IP address (%s)", kl_shown(addr),
 			rc ? gai_strerror(rc) : "no result");
 		return -EINVAL;
 	}
@@ -628,7 +628,7 @@ static int add_listen(const char *addr, char *err, size_t errlen)
 			     EP_FL_CONF | EP_ACCEPTALL);
 	freeaddrinfo(ai);
 	if (rc) {
-		kl_errf(err, errlen, "listen: cannot use '%s': %s", addr, strerror(rc));
+		kl_errf(err, errlen, "listen: cannot use '%s': %s", kl_shown(addr), strerror(rc));
 		return -EINVAL;
 	}
 	return 0;

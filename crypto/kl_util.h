@@ -21,6 +21,38 @@ static inline int kl_hexval(int c)
 	return -1;
 }
 
+/**
+ * Whether text could be key material typed in the wrong place, so a message must not show it:
+ * a run of 16 or more hex digits, or a run of 16 or more base64 characters (A-Z a-z 0-9 + =;
+ * '/' ends a run, so paths are shown) with upper case, lower case and digits in it.
+ */
+static inline int kl_maybe_key(const char *s)
+{
+	unsigned hex = 0, b64 = 0, cls = 0;
+
+	for (; s && *s; s++) {
+		int c = (unsigned char)*s;
+		int up = c >= 'A' && c <= 'Z', lo = c >= 'a' && c <= 'z', dg = c >= '0' && c <= '9';
+
+		hex = kl_hexval(c) >= 0 ? hex + 1 : 0;
+		if (up || lo || dg || c == '+' || c == '=') {
+			b64++;
+			cls |= (unsigned)(up | lo << 1 | dg << 2);
+		} else {
+			b64 = cls = 0;
+		}
+		if (hex >= 16 || (b64 >= 16 && cls == 7))
+			return 1;
+	}
+	return 0;
+}
+
+/** s for a message, unless it could be a key (kl_maybe_key). */
+static inline const char *kl_shown(const char *s)
+{
+	return kl_maybe_key(s) ? "(not shown: it could be a key)" : s;
+}
+
 /** printf into an optional error buffer (NULL or 0 length: nothing). */
 static inline void kl_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -321,12 +321,12 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
-		kl_errf(err, errlen, "%s: %s", path, strerror(errno));
+		kl_errf(err, errlen, "cannot open: %s", strerror(errno)); /* the caller names it */
 		return rc;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "re"))) {
 		close(fd);
-		kl_errf(err, errlen, "%s: not a regular file", path);
+		kl_errf(err, errlen, "not a regular file");
 		return -EINVAL;
 	}
 	while (fgets(line, sizeof(line), f)) {

@@ -302,7 +302,7 @@ def body(tmp, sock):
         (["put-ue", "u", "--muk", "00" * 65], "65 bytes, must be 1..64"),
         (["put-ue", "u", "--muk-file", nofile], "cannot read"),
         (["put-ue", "u", "--muk"], "needs a value"),
-        (["put-ue", "u", "--color", "red"], "unknown option --color"),
+        (["put-ue", "u", "--color", "red"], "unknown option (argument 5"),
         (["put-ue", "u", "--muk", "00", "--expires", "tomorrow"], "put-ue: --expires: bad time"),
         (["put-ue", "u", "--muk", "00", "--expires", "2085978496"], "out of range"),
         (["put-ue", "u", "--muk", "00", "--expires"], "needs a value"),

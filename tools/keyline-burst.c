@@ -33,6 +33,7 @@
 #include "kl_burst_io.h"
 #include "kl_eal_rundir.h"
 #include "kl_mikey.h"
+#include "kl_util.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -114,6 +115,10 @@ static void help(void)
 	     "Exit: 0 every UE verified and SLOs held; 1 failures or missed SLO; 2 usage error.");
 }
 
+/* Messages name an argument by option or position, never by what was typed (it may be a key
+ * in the wrong place); g_argoff: argv index of targv[0]. */
+static int g_argoff;
+
 static uint64_t num(const char *opt, const char *s, uint64_t min, uint64_t max)
 {
 	uint64_t v = 0;
@@ -122,11 +127,11 @@ static uint64_t num(const char *opt, const char *s, uint64_t min, uint64_t max)
 		usage_err("%s: missing value", opt);
 	for (const char *c = s; *c; c++) {
 		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
-			usage_err("%s: not a decimal number: %.40s", opt, s);
+			usage_err("%s: not a decimal number", opt);
 		v = v * 10 + (uint64_t)(*c - '0');
 	}
 	if (v < min || v > max)
-		usage_err("%s: %" PRIu64 " out of range (%" PRIu64 "..%" PRIu64 ")", opt, v, min, max);
+		usage_err("%s: out of range (%" PRIu64 "..%" PRIu64 ")", opt, min, max);
 	return v;
 }
 
@@ -140,9 +145,9 @@ static double real(const char *opt, const char *s, double min, double max)
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || !end || *end || !isfinite(v))
-		usage_err("%s: not a number: %.40s", opt, s);
+		usage_err("%s: not a number", opt);
 	if (v < min || v > max)
-		usage_err("%s: %g out of range (%g..%g)", opt, v, min, max);
+		usage_err("%s: out of range (%g..%g)", opt, min, max);
 	return v;
 }
 
@@ -151,7 +156,8 @@ static int choice(const char *opt, const char *s, const char *const *names, unsi
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(s, names[i]))
 			return (int)i;
-	usage_err("%s: unknown value \"%.40s\"", opt, s);
+	(void)s;
+	usage_err("%s: unknown value (see --help)", opt);
 }
 
 static int parse_ip(const char *s, uint8_t ip[16])
@@ -171,7 +177,7 @@ static void parse_mac(const char *opt, const char *s, uint8_t mac[6])
 
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
 	    6)
-		usage_err("%s: not a MAC address (aa:bb:cc:dd:ee:ff): %.40s", opt, s);
+		usage_err("%s: not a MAC address (aa:bb:cc:dd:ee:ff)", opt);
 	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)v[i];
 }
@@ -271,7 +277,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SKEW: o->cfg.skew_s = (uint32_t)num("--skew-s", optarg, 1, 86400); break;
 		case O_CRYPTO:
 			if (kl_crypto_backend_parse(optarg, &o->cfg.backend))
-				usage_err("--crypto: unknown backend \"%.40s\" (ipsec-mb, openssl)", optarg);
+				usage_err("--crypto: unknown backend (ipsec-mb, openssl)");
 			break;
 		case O_MODE: o->cfg.mode = (enum kl_burst_mode)choice("--mode", optarg, modes, 4); break;
 		case O_WINDOW:
@@ -318,12 +324,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_QUEUES: o->net.queues = (uint16_t)num("--queues", optarg, 1, 1); break;
 		case 'h':
 		case O_HELP: help(); exit(0);
-		case ':': usage_err("%s: missing value", argv[optind - 1]);
-		default: usage_err("unknown option %s", argv[optind - 1]);
+		case ':': usage_err("argument %d: missing value", g_argoff + optind - 1);
+		default: usage_err("argument %d: unknown option or missing value", g_argoff + optind - 1);
 		}
 	}
 	if (optind < argc)
-		usage_err("unexpected argument \"%.40s\"", argv[optind]);
+		usage_err("argument %d: unexpected (not shown)", g_argoff + optind);
 	if (!o->population)
 		usage_err("--population FILE is required");
 	if (rate_given && o->cfg.mode != KL_BURST_MODE_RATE && o->cfg.mode != KL_BURST_MODE_POISSON)
@@ -342,14 +348,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		int fam = parse_ip(o->server_ip, o->net.server_ip);
 
 		if (fam < 0)
-			usage_err("--server-ip: not an IPv4 or IPv6 address: %.60s", o->server_ip);
+			usage_err("--server-ip: not an IPv4 or IPv6 address");
 		o->net.v6 = fam;
 	}
 	if (o->client_ip) {
 		int fam = parse_ip(o->client_ip, o->net.client_ip);
 
 		if (fam < 0)
-			usage_err("--client-ip: not an IPv4 or IPv6 address: %.60s", o->client_ip);
+			usage_err("--client-ip: not an IPv4 or IPv6 address");
 		if (fam != o->net.v6)
 			usage_err("--client-ip and --server-ip must be of the same family");
 		o->net.have_client_ip = 1;
@@ -380,7 +386,7 @@ static int write_summary(json_t *s, const char *path)
 		return rc;
 	f = fopen(path, "we");
 	if (!f) {
-		fprintf(stderr, "keyline-burst: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "keyline-burst: --summary: %s\n", strerror(errno));
 		return -1;
 	}
 	if (json_dumpf(s, f, JSON_INDENT(1) | JSON_REAL_PRECISION(9)) < 0 || fputc('\n', f) == EOF)
@@ -388,7 +394,7 @@ static int write_summary(json_t *s, const char *path)
 	if (fclose(f) != 0)
 		rc = -1;
 	if (rc)
-		fprintf(stderr, "keyline-burst: %s: write failed\n", path);
+		fprintf(stderr, "keyline-burst: --summary: write failed\n");
 	return rc;
 }
 
@@ -419,12 +425,17 @@ int main(int argc, char **argv)
 	for (int i = 1; i < targc; i++)
 		targv[i] = argv[(dashdash > 0 ? dashdash : 0) + i];
 	memset(&o, 0, sizeof(o));
+	/* DPDK echoes EAL arguments it cannot use: one that could be a key never reaches it */
+	for (int i = 1; i < eal_argc; i++)
+		if (kl_maybe_key(argv[i]))
+			usage_err("EAL argument %d could be a key: refused, not shown", i);
+	g_argoff = dashdash > 0 ? dashdash : 0;
 	parse_args(targc, targv, &o);
 	if (o.socket_io && eal_argc > 1)
 		usage_err("EAL options are for --io dpdk");
 	rc = kl_pop_read_file(o.population, &pop, err, sizeof(err));
 	if (rc)
-		usage_err("--population %s: %s", o.population, err);
+		usage_err("--population: %s", err);
 	if (!o.socket_io) {
 		char *keep = argv[eal_argc];
 

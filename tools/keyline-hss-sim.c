@@ -34,13 +34,14 @@
 static struct kl_cli_opt opts[MAX_OPTS];
 static unsigned nopts;
 static const char *cmd;
+static int cmd_ok; /* cmd is a known command: only then may messages name it */
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "keyline-hss-sim%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	fprintf(stderr, "keyline-hss-sim%s%s: ", cmd_ok ? " " : "", cmd_ok ? cmd : "");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -105,7 +106,7 @@ static void no_leftovers(void)
 {
 	for (unsigned i = 0; i < nopts; i++)
 		if (!opts[i].used)
-			die("unknown option --%s for this command", opts[i].name);
+			die("argument %d: unknown option for this command", opts[i].pos);
 }
 
 static void hex(const char *what, const char *s, uint8_t *out, size_t want)
@@ -164,7 +165,7 @@ static unsigned long long number(const char *what, const char *s, int base,
 	errno = 0;
 	v = strtoull(s, &end, base);
 	if (!*s || *end || errno || v > max || *s == '-')
-		die("--%s: want a number up to %llu, got '%s'", what, max, s);
+		die("--%s: want a number up to %llu", what, max);
 	return v;
 }
 
@@ -432,10 +433,10 @@ static void cmd_put_emse(void)
 	no_leftovers();
 	f = fopen(path, "r");
 	if (!f)
-		die("--psk-file %s: %s", path, strerror(errno));
+		die("--psk-file: %s", strerror(errno));
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	if (!feof(f))
-		die("--psk-file %s: longer than %zu bytes", path, sizeof(buf) - 1);
+		die("--psk-file: longer than %zu bytes", sizeof(buf) - 1);
 	fclose(f);
 	buf[n] = 0;
 	n = hex_var("--psk-file", buf, e.key, KL_DIAMETER_KEY_MAX);
@@ -677,7 +678,7 @@ static void cmd_bulk(struct kl_crypto *c)
 	if (!b->retry)
 		die("out of memory");
 	if (ack && !(b->ack = fopen(ack, "a")))
-		die("--ack-log %s: %s", ack, strerror(errno));
+		die("--ack-log: %s", strerror(errno));
 }
 
 static int run_bulk(void)
@@ -820,20 +821,19 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (strncmp(argv[i], "--", 2)) {
-			if (cmd && strlen(argv[i]) >= 16 &&
-			    !argv[i][strspn(argv[i], "0123456789abcdefABCDEF")])
-				die("unexpected argument (hex, not shown: keys go in --OPTION)");
+			/* never echoed: it may be a key given without its --option */
 			if (cmd)
-				die("unexpected argument '%s'", argv[i]);
+				die("argument %d: unexpected (not shown; keys go in --OPTION)", i);
 			cmd = argv[i];
 			continue;
 		}
 		if (!argv[i][2])
-			die("unexpected argument '--'");
+			die("argument %d: unexpected '--'", i);
 		if (i + 1 >= argc)
-			die("%s needs a value", argv[i]);
+			die("argument %d: an option without a value", i);
 		if (nopts == MAX_OPTS)
 			die("too many options");
+		opts[nopts].pos = i;
 		opts[nopts].name = argv[i] + 2;
 		opts[nopts++].val = argv[++i];
 	}
@@ -845,6 +845,7 @@ int main(int argc, char **argv)
 		;
 	if (!commands[i])
 		die("unknown command (try --help)");
+	cmd_ok = 1;
 
 	p.log = log_sink;
 	p.log_level = KL_DIAMETER_LOG_WARNING;

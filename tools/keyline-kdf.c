@@ -20,13 +20,14 @@
 static struct kl_cli_opt opts[MAX_OPTS];
 static unsigned nopts;
 static const char *cmd;
+static int cmd_ok; /* cmd is a known command: only then may messages name it */
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "keyline-kdf%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	fprintf(stderr, "keyline-kdf%s%s: ", cmd_ok ? " " : "", cmd_ok ? cmd : "");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -88,7 +89,7 @@ static void allow_only(const char *const *names)
 			if (!strcmp(opts[i].name, names[k]))
 				break;
 		if (!names[k])
-			die("unknown option --%s", opts[i].name);
+			die("argument %d: unknown option", opts[i].pos);
 	}
 }
 
@@ -187,7 +188,7 @@ static unsigned long number(const char *what, const char *s, int base, unsigned 
 	errno = 0;
 	v = strtoul(s, &end, base);
 	if (!*s || *end || errno || v > max || *s == '-')
-		die("--%s: want a number up to %lu, got '%s'", what, max, s);
+		die("--%s: want a number up to %lu", what, max);
 	return v;
 }
 
@@ -318,7 +319,7 @@ static enum kl_prf prf_opt(void)
 		return KL_PRF_MIKEY1;
 	if (!strcmp(v, "hmac-sha256") || !strcmp(v, "prf-hmac-sha-256") || !strcmp(v, "1"))
 		return KL_PRF_HMAC_SHA256;
-	die("--prf: want mikey-1 or hmac-sha256, got '%s'", v);
+	die("--prf: want mikey-1 or hmac-sha256");
 }
 
 static void mikey_common(const char *keyopt, struct kl_hmac_key *ch, int *nch, uint32_t *csb,
@@ -456,15 +457,20 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (; i < argc; i += 2) {
+		/* never echoed: it may be a key given without its --option */
 		if (strncmp(argv[i], "--", 2) || !argv[i][2])
-			die("unexpected argument '%s'", argv[i]);
+			die("argument %d: unexpected (not shown; keys go in --OPTION)", i);
 		if (i + 1 >= argc)
-			die("%s needs a value", argv[i]);
+			die("argument %d: an option without a value", i);
 		if (nopts == MAX_OPTS)
 			die("too many options");
+		opts[nopts].pos = i;
 		opts[nopts].name = argv[i] + 2;
 		opts[nopts++].val = argv[i + 1];
 	}
+	cmd_ok = !strcmp(cmd, "list") || !strcmp(cmd, "milenage") || !strcmp(cmd, "e2m-key-id") ||
+		 !strcmp(cmd, "kcv") || !strcmp(cmd, "kdf") || !strcmp(cmd, "mikey-keys") ||
+		 !strcmp(cmd, "mikey-prf") || kl_kdf_def_find(cmd);
 	if (!strcmp(cmd, "list")) {
 		if (nopts)
 			die("takes no options");

@@ -43,11 +43,11 @@ static uint64_t num(const char *opt, const char *s, uint64_t max)
 		usage_err("%s: missing value", opt);
 	for (const char *c = s; *c; c++) {
 		if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
-			usage_err("%s: not a decimal number: %.40s", opt, s);
+			usage_err("%s: not a decimal number", opt);
 		v = v * 10 + (uint64_t)(*c - '0');
 	}
 	if (v > max)
-		usage_err("%s: %" PRIu64 " out of range (max %" PRIu64 ")", opt, v, max);
+		usage_err("%s: out of range (max %" PRIu64 ")", opt, max);
 	return v;
 }
 
@@ -79,7 +79,7 @@ static int show(const char *path, uint64_t index)
 
 	rc = kl_pop_read_file(path, &p, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "keyline-population: %s: %s\n", path, err);
+		fprintf(stderr, "keyline-population: --show: %s\n", err);
 		return rc == -EINVAL ? 2 : 1;
 	}
 	printf("population (TEST keys, load tests and labs only)\n"
@@ -186,12 +186,13 @@ int main(int argc, char **argv)
 		case O_INDEX: index = num("--index", optarg, UINT32_MAX); have_index = 1; break;
 		case 'o': out = optarg; break;
 		case O_HELP: help(); return 0;
-		case ':': usage_err("option %s needs a value", argv[optind - 1]);
-		default: usage_err("unknown option %s", argv[optind - 1]);
+		/* by position: what was typed may be a key in the wrong place */
+		case ':': usage_err("argument %d: needs a value", optind - 1);
+		default: usage_err("argument %d: unknown option", optind - 1);
 		}
 	}
 	if (optind < argc)
-		usage_err("unexpected argument %.60s", argv[optind]);
+		usage_err("argument %d: unexpected (not shown)", optind);
 	if (show_path) {
 		if (out || have_seed || have_ues)
 			usage_err("--show takes only --index");
@@ -212,7 +213,7 @@ int main(int argc, char **argv)
 		usage_err("%s", err);
 	rc = kl_pop_write_file(out, &p);
 	if (rc) {
-		fprintf(stderr, "keyline-population: %s: %s\n", out, strerror(-rc));
+		fprintf(stderr, "keyline-population: -o: %s\n", strerror(-rc));
 		return 1;
 	}
 	return 0;

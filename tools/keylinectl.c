@@ -44,6 +44,8 @@
 
 static bool json_out;
 static const char *prog = "keylinectl";
+static int argbase; /* argv index of the command's first argument: errors name positions */
+static const char *sock_label; /* the socket in messages: never what -s gave */
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die2(const char *fmt, ...)
 {
@@ -138,7 +140,7 @@ static unsigned parse_args(int argc, char **argv, struct opt *spec, unsigned nsp
 				if (strlen(spec[k].name) == nl && !strncmp(spec[k].name, name, nl))
 					o = &spec[k];
 			if (!o)
-				die2("%s: unknown option --%.*s (see --help)", cmd, (int)nl, name);
+				die2("%s: unknown option (argument %d; see --help)", cmd, argbase + i);
 			if (eq) {
 				val = (char *)eq + 1;
 			} else {
@@ -155,15 +157,12 @@ static unsigned parse_args(int argc, char **argv, struct opt *spec, unsigned nsp
 			continue;
 		}
 		if (opts && a[0] == '-' && a[1] && strcmp(a, "-"))
-			die2("%s: unknown option %s (see --help)", cmd, a);
-		if (npos >= maxpos) {
-			/* a key given without its --option must not be echoed */
-			if (strlen(a) >= 16 && !a[strspn(a, "0123456789abcdefABCDEF")])
-				die2("%s: unexpected argument (hex, not shown; keys go in --OPTION or "
-				     "--OPTION-file) (see --help)",
-				     cmd);
-			die2("%s: unexpected argument \"%.60s\" (see --help)", cmd, a);
-		}
+			die2("%s: unknown option (argument %d; see --help)", cmd, argbase + i);
+		/* what was typed is never echoed: it may be a key given without its --option */
+		if (npos >= maxpos)
+			die2("%s: unexpected argument %d (not shown; keys go in --OPTION-file; see "
+			     "--help)",
+			     cmd, argbase + i);
 		pos[npos++] = a;
 	}
 	return npos;
@@ -201,11 +200,11 @@ static uint64_t parse_num(const char *what, const char *s, uint64_t max)
 		int d = base == 16 ? kl_hexval(*c) : (*c >= '0' && *c <= '9' ? *c - '0' : -1);
 
 		if (d < 0 || v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
-			die2("%s: not a number: \"%.40s\"", what, s);
+			die2("%s: not a number", what);
 		v = v * (uint64_t)base + (uint64_t)d;
 	}
 	if (v > max)
-		die2("%s: %" PRIu64 " out of range (max %" PRIu64 ")", what, v, max);
+		die2("%s: out of range (max %" PRIu64 ")", what, max);
 	return v;
 }
 
@@ -227,21 +226,19 @@ static int64_t parse_time(const char *what, const char *s)
 		else if (*r == '-')
 			t = now - (int64_t)parse_num(what, r + 1, (uint64_t)UNIX_MAX);
 		else
-			die2("%s: bad time \"%.40s\" (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)",
-			     what, s);
+			die2("%s: bad time (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)", what);
 	} else if (strchr(s, '-')) {
 		const char *end;
 
 		memset(&tm, 0, sizeof(tm));
 		end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 		if (!end || (*end && strcmp(end, "Z")))
-			die2("%s: bad time \"%.40s\" (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)",
-			     what, s);
+			die2("%s: bad time (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)", what);
 		t = (int64_t)timegm(&tm);
 	} else if (*s && strspn(s, "0123456789") == strlen(s)) {
 		t = (int64_t)parse_num(what, s, (uint64_t)UNIX_MAX);
 	} else {
-		die2("%s: bad time \"%.40s\" (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)", what, s);
+		die2("%s: bad time (unix seconds, YYYY-MM-DDTHH:MM:SSZ, now+S)", what);
 	}
 	if (t < 0 || t > UNIX_MAX)
 		die2("%s: time out of range (1970 .. 2036-02-07)", what);
@@ -297,7 +294,7 @@ static char *read_key_file(const char *what, const char *path, size_t min, size_
 	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
 
 	if (fd < 0)
-		die2("%s: cannot read %s: %s", what, path, strerror(errno));
+		die2("%s: cannot read the file: %s", what, strerror(errno));
 	for (;;) {
 		ssize_t k = read(fd, buf + n, sizeof(buf) - n);
 
@@ -305,14 +302,14 @@ static char *read_key_file(const char *what, const char *path, size_t min, size_
 			continue;
 		if (k < 0) {
 			kl_memzero(buf, sizeof(buf));
-			die2("%s: cannot read %s: %s", what, path, strerror(errno));
+			die2("%s: cannot read the file: %s", what, strerror(errno));
 		}
 		if (k == 0)
 			break;
 		n += (size_t)k;
 		if (n == sizeof(buf)) {
 			kl_memzero(buf, sizeof(buf));
-			die2("%s: %s is too large for a key file", what, path);
+			die2("%s: too large for a key file", what);
 		}
 	}
 	if (fd)
@@ -366,7 +363,7 @@ static int connect_to(const char *path)
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		die2("socket path too long: %s", path);
+		die2("%s: socket path too long", sock_label);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -374,7 +371,7 @@ static int connect_to(const char *path)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		int e = errno;
 
-		die2("cannot connect to %s: %s%s", path, strerror(e),
+		die2("cannot connect to %s: %s%s", sock_label, strerror(e),
 		     e == ENOENT || e == ECONNREFUSED ? " (is keylined running?)" : "");
 	}
 	return fd;
@@ -746,7 +743,7 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		if (parse_args(argc, argv, NULL, 0, pos, 1, cmd) != 1)
 			die2("import: give the population FILE");
 		if (kl_pop_read_file(pos[0], &p, err, sizeof(err)))
-			die2("import: %s: %s", pos[0], err);
+			die2("import: FILE: %s", err);
 		snprintf(seed, sizeof(seed), "%" PRIu64, p.seed);
 		r = req_new("import-population");
 		json_object_set_new(
@@ -927,7 +924,7 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 			*timeout_s = BACKUP_TIMEOUT_S;
 		return r;
 	}
-	die2("unknown command \"%.40s\" (see --help)", cmd);
+	die2("unknown command (argument %d; see --help)", argbase - 1);
 }
 
 /* backup: keylined copies in a thread of its own and answers "started" at once; ask until this
@@ -985,8 +982,10 @@ int main(int argc, char **argv)
 			if (++i >= argc)
 				die2("%s needs a path", argv[i - 1]);
 			path = argv[i];
+			sock_label = "the -s socket";
 		} else if (!strncmp(argv[i], "--socket=", 9)) {
 			path = argv[i] + 9;
+			sock_label = "the -s socket";
 		} else if (!strcmp(argv[i], "--json")) {
 			json_out = true;
 		} else if (!strcmp(argv[i], "--timeout")) {
@@ -996,14 +995,17 @@ int main(int argc, char **argv)
 			if (!timeout_s)
 				die2("--timeout: must be 1..86400 seconds");
 		} else {
-			die2("unknown option %s (see --help)", argv[i]);
+			die2("unknown option (argument %d; see --help)", i);
 		}
 	}
 	if (i >= argc)
 		die2("no command (see --help)");
 	if (!*path)
 		die2("empty socket path");
+	if (!sock_label)
+		sock_label = path; /* the default or $KEYLINE_ADMIN_SOCKET */
 	cmd = argv[i++];
+	argbase = i;
 	if (!strcmp(cmd, "help")) {
 		usage(stdout);
 		return 0;
@@ -1017,16 +1019,16 @@ int main(int argc, char **argv)
 	if (!req)
 		die2("out of memory");
 	fd = connect_to(path);
-	send_all(fd, req, strlen(req), path);
-	send_all(fd, "\n", 1, path);
+	send_all(fd, req, strlen(req), sock_label);
+	send_all(fd, "\n", 1, sock_label);
 	wipe_free_str(req);
-	line = recv_line(fd, timeout_s, path);
+	line = recv_line(fd, timeout_s, sock_label);
 	ans = json_loads(line, 0, &je);
 	if (!json_is_object(ans))
-		die2("%s: the answer is not a JSON object", path);
+		die2("%s: the answer is not a JSON object", sock_label);
 	ok = json_is_true(json_object_get(ans, "ok"));
 	if (ok && !strcmp(reqcmd, "backup"))
-		ok = wait_backup(fd, path, timeout_s, &line, &ans);
+		ok = wait_backup(fd, sock_label, timeout_s, &line, &ans);
 	close(fd);
 	if (json_out)
 		printf("%s\n", line);

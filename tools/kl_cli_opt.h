@@ -2,6 +2,8 @@
 /*
  * "--name value" options of the hex-in CLIs (keyline-kdf, keyline-hss-sim), header only: the
  * tool collects argv's pairs into an array and looks them up by name, each at most once.
+ * Errors name an option by its argv position, never by what was typed: text on a command line
+ * may be a key put in the wrong place.
  */
 #ifndef KL_CLI_OPT_H
 #define KL_CLI_OPT_H
@@ -12,6 +14,7 @@ struct kl_cli_opt {
 	const char *name; /* without the leading "--" */
 	const char *val;
 	int used; /* looked up at least once: what is left unused was not expected */
+	int pos;  /* argv index of "--name" */
 };
 
 /* The value of --name in opts[0..n) (NULL when absent), marked used.
