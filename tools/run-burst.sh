@@ -240,21 +240,24 @@ live=0
 say "burst: $(python3 "$work/fig.py" burst "$out/burst.jsonl")"
 grep -v '^keylined: ready' "$work/srv$run.out" >"$out/keylined-counters.txt"
 
-# compare_config IO CRYPTO: RUNS max-rate runs of the same size (a fresh keylined per run on
-# memif, see burst(); one keylined for all on kernel sockets), then one run at 80 % of their
-# median for the latency; one row in rows.jsonl and a line per run and per configuration.
-# Sizes: a run lasts about 1-3 s on a 2-core VM (memif 0.4-0.9 M/s, sockets 100-150 k/s).
+# compare_config IO CRYPTO: RUNS max-rate runs (a fresh keylined per run on memif, see burst();
+# one keylined for all on kernel sockets), then one run at 80 % of their median for the latency;
+# one row in rows.jsonl and a line per run and per configuration. The first run has a fixed size
+# (about a second on a quiet 2-core VM: memif 0.4-0.9 M/s, sockets 100-150 k/s); the others are
+# sized from its rate to last about RUN_S seconds (at most the population), so that a loaded
+# machine does not stretch the job.
 RUNS=3
-UES_DPDK=1000000
-UES_SOCKET=300000
+RUN_S=2.5
+UES_DPDK=600000
+UES_SOCKET=150000
 compare_config() {
 	local io=$1 crypto=$2 cfg="$1+$2" n k fig rate=0 load m
 	local extra=(--presign --verify-after --interval-ms 0) runs="$work/runs-$1-$2"
 	[ "$io" = socket ] && extra+=(--inflight 256)
 	: >"$runs"
 	n=$([ "$io" = dpdk ] && echo $UES_DPDK || echo $UES_SOCKET)
-	n=$(( n < ues ? n : ues ))
 	for k in $(seq 1 $RUNS); do
+		n=$(( n < ues ? n : ues ))
 		if [ -z "$srv_pid" ]; then
 			start_server "$io" "$crypto" || { status=1; continue; }
 		fi
@@ -265,6 +268,7 @@ compare_config() {
 		echo "$fig" >>"$runs"
 		set -- $fig
 		say "  $cfg run $k/$RUNS: $(( ($1 + 500) / 1000 )) k/s ($5 UEs in $2 s, $4 failed)"
+		[ "$k" -eq 1 ] && [ "$1" -gt 0 ] && n=$(python3 -c "print(max(50000, int($1 * $RUN_S)))")
 	done
 	rate=$(sort -n "$runs" | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] }')
 	load=$(( ${rate:-0} * 8 / 10 ))
