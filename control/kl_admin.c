@@ -222,15 +222,12 @@ static bool plain_name(const char *s)
 	return true;
 }
 
-static const char *const kind_word[KL_TK__COUNT] = {
-	[KL_TK_UE] = "ue", [KL_TK_GROUP] = "group", [KL_TK_EMSE] = "emse",
-	[KL_TK_E2M] = "imsi", [KL_TK_APPID] = "appid",
-};
-
 static int parse_kind(const char *s, enum kl_table_kind *kind)
 {
+	if (!kl_table_kind_parse(s, kind))
+		return 0;
 	for (unsigned k = 0; k < KL_TK__COUNT; k++) {
-		if (!strcmp(s, kind_word[k]) || !strcmp(s, kl_stats_table_kind_name(k))) {
+		if (!strcmp(s, kl_table_kind_plural(k))) {
 			*kind = (enum kl_table_kind)k;
 			return 0;
 		}
@@ -452,11 +449,11 @@ static int table_error(struct req *r, int rc, enum kl_table_kind kind)
 	case -ENOSPC:
 		return rerr(r, "table full for %s", kl_stats_table_kind_name(kind));
 	case -ENOENT:
-		return rerr(r, "no such %s entry", kind_word[kind]);
+		return rerr(r, "no such %s entry", kl_table_kind_name(kind));
 	case -EINVAL:
-		return rerr(r, "the key table refused the %s entry as invalid", kind_word[kind]);
+		return rerr(r, "the key table refused the %s entry as invalid", kl_table_kind_name(kind));
 	default:
-		return rerr(r, "%s entry: %s", kind_word[kind], strerror(-rc));
+		return rerr(r, "%s entry: %s", kl_table_kind_name(kind), strerror(-rc));
 	}
 }
 
@@ -467,8 +464,8 @@ static int store_error(struct req *r, int rc, enum kl_table_kind kind)
 
 	if (rc == -ENOSPC)
 		return rerr(r, "store: full for %s (map_size reached; raise store.map_size_mb)%s%s",
-			    kind_word[kind], m[0] ? ": " : "", m);
-	return rerr(r, "store: %s entry not stored: %s", kind_word[kind],
+			    kl_table_kind_name(kind), m[0] ? ": " : "", m);
+	return rerr(r, "store: %s entry not stored: %s", kl_table_kind_name(kind),
 		    m[0] ? m : strerror(-rc));
 }
 
@@ -497,7 +494,7 @@ static void store_undo(struct req *r, int table_rc, enum kl_table_kind kind, con
 		alog(r->a, KL_ADMIN_LOG_ERROR,
 		     "store: the %s entry was stored but the key table kept its previous value (%s): "
 		     "the stored value takes effect at the next start",
-		     kind_word[kind], strerror(-table_rc));
+		     kl_table_kind_name(kind), strerror(-table_rc));
 		return;
 	}
 	rc = kl_store_del(r->a->store, kind, key, len);
@@ -505,7 +502,7 @@ static void store_undo(struct req *r, int table_rc, enum kl_table_kind kind, con
 		alog(r->a, KL_ADMIN_LOG_ERROR,
 		     "store: could not remove a new %s record the key table refused (%s): it will be "
 		     "loaded at the next start",
-		     kind_word[kind], kl_store_last_error(r->a->store));
+		     kl_table_kind_name(kind), kl_store_last_error(r->a->store));
 }
 
 /* Answer and log summary of a write. */
@@ -517,11 +514,11 @@ static int put_result(struct req *r, int rc, enum kl_table_kind kind, const char
 	if (rc < 0)
 		return table_error(r, rc, kind);
 	aset(r, "result", json_string(rc ? "replaced" : "added"));
-	aset(r, "kind", json_string(kind_word[kind]));
+	aset(r, "kind", json_string(kl_table_kind_name(kind)));
 	aset(r, "id", json_stringn(id, idlen));
 	if (kcv)
 		aset(r, "kcv", json_string(kcv));
-	snprintf(r->what, sizeof(r->what), "%s \"%s\": %s%s%s%s", kind_word[kind],
+	snprintf(r->what, sizeof(r->what), "%s \"%s\": %s%s%s%s", kl_table_kind_name(kind),
 		 printable(id, idlen, idp, sizeof(idp)), rc ? "replaced" : "added",
 		 kcv ? " (kcv " : "", kcv ? kcv : "", kcv ? ")" : "");
 	return 0;
@@ -966,9 +963,9 @@ static int cmd_del(struct req *r, json_t *j)
 	if (rc)
 		return table_error(r, rc, kind);
 	aset(r, "result", json_string("deleted"));
-	aset(r, "kind", json_string(kind_word[kind]));
+	aset(r, "kind", json_string(kl_table_kind_name(kind)));
 	aset(r, "id", json_copy(json_object_get(j, "id")));
-	snprintf(r->what, sizeof(r->what), "%s \"%s\": deleted", kind_word[kind],
+	snprintf(r->what, sizeof(r->what), "%s \"%s\": deleted", kl_table_kind_name(kind),
 		 printable(json_string_value(json_object_get(j, "id")),
 			   json_string_length(json_object_get(j, "id")), idp, sizeof(idp)));
 	return 0;
@@ -1016,7 +1013,7 @@ static int cmd_show(struct req *r, json_t *j)
 	/* The control thread is the writer: entries stay valid until its own next write. */
 	if (!kl_table_lookup_bulk(r->a->table, kind, &tk, 1, &e) || !e)
 		return table_error(r, -ENOENT, kind);
-	aset(r, "kind", json_string(kind_word[kind]));
+	aset(r, "kind", json_string(kl_table_kind_name(kind)));
 	aset(r, "id", json_copy(json_object_get(j, "id")));
 	switch (kind) {
 	case KL_TK_UE: {

@@ -37,10 +37,5 @@ int kl_stats_sum(const struct kl_stats_view *v, int worker, struct kl_stats_tota
 
 const char *kl_stats_table_kind_name(unsigned kind)
 {
-	static const char *const names[KL_TK__COUNT] = {
-		[KL_TK_UE] = "ues",	    [KL_TK_GROUP] = "groups", [KL_TK_EMSE] = "emses",
-		[KL_TK_E2M] = "imsis", [KL_TK_APPID] = "appids",
-	};
-
-	return kind < KL_TK__COUNT ? names[kind] : "unknown";
+	return kl_table_kind_plural(kind);
 }

@@ -44,7 +44,13 @@
 
 static const char bind_label[] = "keyline-store-v1";
 static const char kek_check_plain[] = "keyline store KEK check value v1";
-static const char *const kind_names[KL_TK__COUNT] = {"ue", "group", "emse", "e2m", "appid"};
+/* Database names: the table kinds' names (kl_table_kind_name), but for the IMSIs' e2m_int_keys,
+ * whose database has been "e2m" since the first stores. */
+#define KL_X(e, n, pl, d) [KL_TK_##e] = KL_TK_##e == KL_TK_E2M ? "e2m" : n,
+static const char *const kind_names[KL_TK__COUNT] = { KL_TABLE_KIND_LIST(KL_X) };
+#undef KL_X
+/* Databases added after the first stores: created in a store that lacks them. */
+#define ADDED_KINDS (1u << KL_TK_PAIR)
 
 /* The KEK and its expanded AES schedules (KEK-equivalent): one allocation in protected memory,
  * for the store's lifetime, wiped on close. */
@@ -856,6 +862,7 @@ fail:
  * creation that never committed) or -errno. */
 static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
 {
+	unsigned missing = 0;
 	uint8_t pt[128];
 	MDB_txn *txn;
 	MDB_dbi main_dbi;
@@ -901,6 +908,10 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 	}
 	for (unsigned i = 0; i < KL_TK__COUNT; i++) {
 		rc = mdb_dbi_open(txn, kind_names[i], 0, &s->dbi[i]);
+		if (rc == MDB_NOTFOUND && (ADDED_KINDS & (1u << i))) {
+			missing |= 1u << i;
+			continue;
+		}
 		if (rc) {
 			mdb_txn_abort(txn);
 			kl_errf(err, errlen, "store %s is damaged: database \"%s\" is missing (%s)",
@@ -941,6 +952,19 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 	rc = mdb_txn_commit(txn);
 	if (rc) {
 		kl_errf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
+		return mdb_to_errno(rc);
+	}
+	if (!missing)
+		return 0;
+	/* A store from before some kind existed (pair keys): its database is added, empty. */
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
+		if (missing & (1u << i))
+			rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
+	rc = rc ? rc : mdb_txn_commit(txn);
+	if (rc) {
+		kl_errf(err, errlen, "store %s: cannot add a database for a new kind: %s", s->path,
+			mdb_strerror(rc));
 		return mdb_to_errno(rc);
 	}
 	return 0;
@@ -1247,13 +1271,13 @@ static unsigned imsi_len(const char *imsi, size_t max)
 	return n < KL_TABLE_IMSI_MAX ? n : 0;
 }
 
-#define UE_META_MAX (1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN + 8)
+#define UE_META_MAX (1 + KL_TABLE_UE_GROUPS * GROUP_KEY_LEN + 8 + 1)
 
 /* UE metadata: u8 ngroups, ngroups x (domain[3], group u16 big-endian), then u64 expires (NTP
  * timestamp, little-endian) only when the MUK expires: a never-expiring UE is written exactly as
  * before the expiry existed. @return its length. */
 static size_t ue_meta(uint8_t meta[UE_META_MAX], const struct kl_group_ref *groups,
-		      unsigned ngroups, uint64_t expires)
+		      unsigned ngroups, uint64_t expires, uint8_t services)
 {
 	size_t n = 1 + (size_t)ngroups * GROUP_KEY_LEN;
 
@@ -1265,17 +1289,20 @@ static size_t ue_meta(uint8_t meta[UE_META_MAX], const struct kl_group_ref *grou
 		g[3] = (uint8_t)(groups[i].group >> 8);
 		g[4] = (uint8_t)groups[i].group;
 	}
-	if (expires) {
+	if (expires || (services && services != KL_SVC_DEFAULT)) {
 		put_le64(meta + n, expires);
 		n += 8;
 	}
+	if (services && services != KL_SVC_DEFAULT)
+		meta[n++] = services;
 	return n;
 }
 
-/* Decode an unwrapped UE record's groups and expiry (the MUK stays in rv->secret); meta of
- * 1 + 5n bytes (no expiry: 0) or 1 + 5n + 8. expires may be NULL. @return 0 or REC_CONTENT. */
-static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups,
-		     uint64_t *expires)
+/* Decode an unwrapped UE record's groups, expiry and services (the MUK stays in rv->secret);
+ * meta of 1 + 5n bytes (no expiry: 0; the default services), 1 + 5n + 8, or 1 + 5n + 8 + 1 (the
+ * services byte). expires and services may be NULL. @return 0 or REC_CONTENT. */
+static int ue_decode_svc(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups,
+			 uint64_t *expires, uint8_t *services)
 {
 	size_t glen;
 	unsigned ng;
@@ -1284,8 +1311,10 @@ static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, uns
 		return REC_CONTENT;
 	ng = rv->meta[0];
 	glen = 1 + (size_t)ng * GROUP_KEY_LEN;
-	if (ng > KL_TABLE_UE_GROUPS || (rv->mlen != glen && rv->mlen != glen + 8) ||
-	    rv->slen < 1 || rv->slen > PSK_MAX)
+	if (ng > KL_TABLE_UE_GROUPS ||
+	    (rv->mlen != glen && rv->mlen != glen + 8 && rv->mlen != glen + 9) || rv->slen < 1 ||
+	    rv->slen > PSK_MAX || (rv->mlen == glen + 9 && (!rv->meta[glen + 8] ||
+							     (rv->meta[glen + 8] & ~KL_SVC_ALL))))
 		return REC_CONTENT;
 	for (unsigned j = 0; j < ng; j++) {
 		const uint8_t *g = rv->meta + 1 + j * GROUP_KEY_LEN;
@@ -1297,7 +1326,15 @@ static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, uns
 	*ngroups = ng;
 	if (expires)
 		*expires = rv->mlen == glen ? 0 : get_le64(rv->meta + glen);
+	if (services)
+		*services = rv->mlen == glen + 9 ? rv->meta[glen + 8] : KL_SVC_DEFAULT;
 	return 0;
+}
+
+static int ue_decode(const struct rec_view *rv, struct kl_group_ref *groups, unsigned *ngroups,
+		     uint64_t *expires)
+{
+	return ue_decode_svc(rv, groups, ngroups, expires, NULL);
 }
 
 /* Decode an unwrapped group record into g (zeroed first). @return 0 or REC_CONTENT. */
@@ -1376,13 +1413,33 @@ int kl_store_put_ue_exp(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
 			unsigned ngroups, uint64_t expires)
 {
+	return kl_store_put_ue_svc(s, id, id_len, muk, muk_len, groups, ngroups, expires,
+				   KL_SVC_DEFAULT);
+}
+
+int kl_store_put_ue_svc(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires, uint8_t services)
+{
 	uint8_t meta[UE_META_MAX];
 
 	if (!s || !id_ok(id, id_len) || !muk || muk_len < 1 || muk_len > PSK_MAX ||
-	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
+	    ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups) || !services ||
+	    (services & ~KL_SVC_ALL))
 		return -EINVAL;
-	return put_rec(s, KL_TK_UE, id, id_len, meta, ue_meta(meta, groups, ngroups, expires), muk,
-		       muk_len);
+	return put_rec(s, KL_TK_UE, id, id_len, meta,
+		       ue_meta(meta, groups, ngroups, expires, services), muk, muk_len);
+}
+
+int kl_store_put_pair(struct kl_store *s, const uint8_t *peer, uint16_t peer_len,
+		      const uint8_t *key, unsigned key_len, uint64_t expires)
+{
+	uint8_t meta[8];
+
+	if (!s || !id_ok(peer, peer_len) || !key || key_len < 1 || key_len > PSK_MAX)
+		return -EINVAL;
+	put_le64(meta, expires);
+	return put_rec(s, KL_TK_PAIR, peer, peer_len, meta, sizeof(meta), key, key_len);
 }
 
 static void msk_meta(uint8_t *p, const struct kl_msk *m)
@@ -1549,7 +1606,7 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			   const struct kl_group_ref *groups, unsigned ngroups)
 {
-	uint8_t meta[UE_META_MAX];
+	uint8_t meta[UE_META_MAX], services = KL_SVC_DEFAULT;
 	struct kl_group_ref old[KL_TABLE_UE_GROUPS];
 	struct rec_view rv;
 	uint64_t expires = 0;
@@ -1563,13 +1620,14 @@ int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_le
 	if (rc)
 		return rc;
 	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
-	if (!rc && (rc = ue_decode(&rv, old, &ong, &expires)) != 0)
+	if (!rc && (rc = ue_decode_svc(&rv, old, &ong, &expires, &services)) != 0)
 		rc = bad_rec(s, KL_TK_UE, rc);
 	/* The MUK unwrapped from the old record is wrapped again, bound to the new groups and the
-	 * expiry it had. */
+	 * expiry and services it had. */
 	if (!rc)
 		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta,
-			    ue_meta(meta, groups, ngroups, expires), rv.secret, rv.slen, &broken);
+			    ue_meta(meta, groups, ngroups, expires, services), rv.secret, rv.slen,
+			    &broken);
 	rv_wipe(&rv);
 	return w_end(s, txn, rc, broken);
 }
@@ -1818,15 +1876,16 @@ static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct
 		struct ue_batch *b = lc->ub;
 		uint64_t expires;
 		unsigned ng, i = b->n;
+		uint8_t svc;
 
-		if (ue_decode(rv, b->g[i], &ng, &expires))
+		if (ue_decode_svc(rv, b->g[i], &ng, &expires, &svc))
 			return REC_CONTENT;
 		memcpy(b->muk[i], rv->secret, rv->slen);
 		/* The id points into the read transaction's map: valid until the flush. */
 		b->v[i] = (struct kl_ue_put){.id = k->mv_data, .muk = b->muk[i], .groups = b->g[i],
 					     .id_len = (uint16_t)k->mv_size,
 					     .muk_len = (uint8_t)rv->slen, .ngroups = (uint8_t)ng,
-					     .expires = expires};
+					     .expires = expires, .services = svc};
 		b->recno[i] = recno;
 		if (++b->n == LOAD_BATCH)
 			return ue_flush(lc);
@@ -1880,6 +1939,12 @@ static int load_one(struct load_ctx *lc, unsigned kind, const MDB_val *k, struct
 			return REC_CONTENT;
 		rc = kl_table_put_appid(lc->t, k->mv_data, (uint16_t)k->mv_size, imsi);
 		kl_memzero(imsi, sizeof(imsi));
+		break;
+	case KL_TK_PAIR:
+		if (rv->mlen != 8 || rv->slen < 1 || rv->slen > PSK_MAX)
+			return REC_CONTENT;
+		rc = kl_table_put_pair(lc->t, k->mv_data, (uint16_t)k->mv_size, rv->secret,
+				       (unsigned)rv->slen, get_le64(rv->meta));
 		break;
 	default:
 		return REC_CONTENT;
@@ -1983,7 +2048,7 @@ int kl_store_load(struct kl_store *s, struct kl_table *t, struct kl_store_load_s
 	/* Groups first: UEs name them (the table does not require it, operators reading a
 	 * half-loaded table in a failure report would). */
 	static const unsigned order[KL_TK__COUNT] = {KL_TK_GROUP, KL_TK_EMSE, KL_TK_UE, KL_TK_E2M,
-						     KL_TK_APPID};
+						     KL_TK_APPID, KL_TK_PAIR};
 	rc = 0;
 	for (unsigned i = 0; i < KL_TK__COUNT && !rc; i++)
 		rc = load_kind(&lc, txn, order[i]);

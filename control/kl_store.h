@@ -11,7 +11,7 @@
  *
  * Layout: `path` is a directory (created 0700 when create_if_missing) holding LMDB's data.mdb
  * and lock.mdb (0600) and keyline.lock, an flock that keeps a second process (or a second open
- * in this one) out. Named databases: "ue", "group", "emse", "e2m", "appid" keyed exactly as the
+ * in this one) out. Named databases: "ue", "group", "emse", "e2m", "appid", "pair" keyed as the
  * table is (identity bytes; group: domain(3) || group(2, big-endian); e2m: the IMSI's digits),
  * and "meta": "schema" (u32, KL_STORE_SCHEMA), "kek_check" (a fixed plaintext wrapped under the
  * KEK: RFC 5649's integrity check fails under any other KEK, so a wrong KEK is told apart from
@@ -26,7 +26,9 @@
  * key, or a record whose metadata (groups, validity, key ids, expiry) was changed, unwraps but
  * fails the binding check. One KEK schedule serves every record (no per-record KEK derivation),
  * so a load costs one unwrap per record.
- *   ue:    meta u8 ngroups, ngroups x (domain[3], group u16 big-endian) [, u64 expires];
+ *   ue:    meta u8 ngroups, ngroups x (domain[3], group u16 big-endian) [, u64 expires
+ *          [, u8 services]]; the services byte (KL_SVC() bits) is there only when they are not
+ *          KL_SVC_DEFAULT (mbms), with the expiry field before it (0 = never);
  *          secret = MUK (1..64). expires: the MUK's expiry, an NTP timestamp (NTP seconds << 32),
  *          present only when the MUK expires: meta_len 1 + 5 x ngroups (never expires: how every
  *          UE was written before the expiry existed, so those stores load unchanged) or
@@ -38,6 +40,8 @@
  *   emse:  no meta; secret = PSK (1..64)
  *   e2m:   meta u8 n (1..8), n x (u32 key_id, u64 expires), newest first; secret = n x 32 bytes
  *   appid: no meta; secret = the IMSI's digits (1..15; not key material, but personal data)
+ *   pair:  meta u64 expires (NTP timestamp, 0 = never); secret = the pair key (1..64); keyed by
+ *          the peer server's identity. A store from before pair keys gets the database, empty.
  *
  * What is detected: a missing/unsafe/malformed KEK file, a wrong KEK, another schema version, a
  * file that is not LMDB, a truncated or empty data file, a record that was altered, damaged or
@@ -138,6 +142,15 @@ int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
 		       const struct kl_group *g);
 int kl_store_put_emse(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *psk,
 		      unsigned psk_len);
+/** Add/replace a UE with its services (KL_SVC() bits, not 0): a UE with KL_SVC_DEFAULT is
+ * written as kl_store_put_ue_exp writes it. @return as kl_store_put_ue_exp. */
+int kl_store_put_ue_svc(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires, uint8_t services);
+/** Add/replace the pair key (1..64 bytes) shared with peer server peer, with its expiry (NTP
+ * timestamp, 0 = never). @return as kl_store_put_ue. */
+int kl_store_put_pair(struct kl_store *s, const uint8_t *peer, uint16_t peer_len,
+		      const uint8_t *key, unsigned key_len, uint64_t expires);
 /** Push one e2m_int_key like kl_table_push_e2m: newest first, a known key id is replaced in
  * place, at most ring_size (1..KL_TABLE_E2M_RING_MAX) kept. */
 int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32],

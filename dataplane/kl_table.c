@@ -12,7 +12,7 @@
  */
 #include "kl_table.h"
 
-_Static_assert(sizeof(struct kl_ue) == 36, "struct kl_ue grew: the per-UE memory target");
+_Static_assert(sizeof(struct kl_ue) == 40, "struct kl_ue grew: the per-UE memory target");
 
 #include <errno.h>
 #include <stdbool.h>
@@ -43,13 +43,114 @@ _Static_assert(sizeof(struct kl_ue) == 36, "struct kl_ue grew: the per-UE memory
 
 _Static_assert(KL_BULK_MAX <= RTE_HASH_LOOKUP_BULK_MAX, "bulk size beyond rte_hash's");
 
-enum kl_arena_id { KL_A_UE1, KL_A_UE2, KL_A_GROUP, KL_A_EMSE, KL_A_E2M, KL_A_APPID, KL_A__COUNT };
-
-static const enum kl_table_kind arena_kind[KL_A__COUNT] = {
-	KL_TK_UE, KL_TK_UE, KL_TK_GROUP, KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID,
+enum kl_arena_id {
+	KL_A_UE1,
+	KL_A_UE2,
+	KL_A_GROUP,
+	KL_A_EMSE,
+	KL_A_E2M,
+	KL_A_APPID,
+	KL_A_PAIR,
+	KL_A__COUNT
 };
 
-static const char *const kind_suffix[KL_TK__COUNT] = {"ue", "grp", "emse", "e2m", "app"};
+static const enum kl_table_kind arena_kind[KL_A__COUNT] = {
+	KL_TK_UE, KL_TK_UE, KL_TK_GROUP, KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
+};
+
+static const char *const kind_names[KL_TK__COUNT] = {
+#define KL_X(e, n, pl, d) n,
+	KL_TABLE_KIND_LIST(KL_X)
+#undef KL_X
+};
+static const char *const kind_plurals[KL_TK__COUNT] = {
+#define KL_X(e, n, pl, d) pl,
+	KL_TABLE_KIND_LIST(KL_X)
+#undef KL_X
+};
+
+static const char *const service_names[KL_SVC__COUNT] = {
+#define KL_X(e, n, d) n,
+	KL_SERVICE_LIST(KL_X)
+#undef KL_X
+};
+
+const char *kl_table_kind_name(unsigned kind)
+{
+	return kind < KL_TK__COUNT ? kind_names[kind] : NULL;
+}
+
+const char *kl_table_kind_plural(unsigned kind)
+{
+	return kind < KL_TK__COUNT ? kind_plurals[kind] : "unknown";
+}
+
+int kl_table_kind_parse(const char *name, enum kl_table_kind *kind)
+{
+	for (unsigned k = 0; name && k < KL_TK__COUNT; k++)
+		if (!strcmp(name, kind_names[k])) {
+			*kind = (enum kl_table_kind)k;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *kl_service_name(unsigned b)
+{
+	return b < KL_SVC__COUNT ? service_names[b] : NULL;
+}
+
+int kl_service_parse(const char *s, uint8_t *bits, unsigned *bad)
+{
+	uint8_t out = 0;
+	unsigned pos = 0;
+
+	if (bad)
+		*bad = 0;
+	if (!s || !bits)
+		return -EINVAL;
+	if (!strcmp(s, "all")) {
+		*bits = KL_SVC_ALL;
+		return 0;
+	}
+	for (const char *p = s;; pos++) {
+		size_t n = strcspn(p, ",");
+		unsigned b = 0;
+
+		while (b < KL_SVC__COUNT && !(strlen(service_names[b]) == n &&
+					      !strncmp(p, service_names[b], n)))
+			b++;
+		if (b == KL_SVC__COUNT || (out & (1u << b))) {
+			if (bad)
+				*bad = pos + 1;
+			return -EINVAL;
+		}
+		out |= (uint8_t)(1u << b);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	*bits = out;
+	return 0;
+}
+
+char *kl_service_format(uint8_t bits, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (!out || !cap)
+		return out;
+	out[0] = 0;
+	for (unsigned b = 0; b < KL_SVC__COUNT; b++)
+		if (bits & (1u << b)) {
+			int w = snprintf(out + o, cap - o, "%s%s", o ? "," : "", service_names[b]);
+
+			if (w < 0 || (size_t)w >= cap - o)
+				break;
+			o += (size_t)w;
+		}
+	return out;
+}
 
 struct kl_arena {
 	uint8_t *base;
@@ -428,6 +529,7 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 	t->max[KL_TK_EMSE] = p->max_emses;
 	t->max[KL_TK_E2M] = p->max_imsis;
 	t->max[KL_TK_APPID] = p->max_appids;
+	t->max[KL_TK_PAIR] = p->max_pairs;
 	t->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	t->max_readers = p->max_readers;
 	t->max_ue2 = p->max_ues_2chunk ? p->max_ues_2chunk : p->max_ues / 32 + 64;
@@ -457,6 +559,7 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 	slot_size[KL_A_EMSE] = sizeof(struct kl_emse);
 	slot_size[KL_A_E2M] = sizeof(struct kl_e2m) + t->e2m_ring * sizeof(struct kl_e2m_key);
 	slot_size[KL_A_APPID] = sizeof(struct kl_appid);
+	slot_size[KL_A_PAIR] = sizeof(struct kl_pair);
 	for (int i = 0; i < KL_A__COUNT; i++) {
 		uint32_t max = i == KL_A_UE2 ? t->max_ue2 : t->max[arena_kind[i]];
 
@@ -484,7 +587,7 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 
 		if (!t->max[k])
 			continue;
-		snprintf(name, sizeof(name), "%s_%s", p->name, kind_suffix[k]);
+		snprintf(name, sizeof(name), "%s_%s", p->name, kind_names[k]);
 		t->h[k] = rte_hash_create(&hp);
 		if (!t->h[k]) {
 			err = rte_errno ? rte_errno : ENOMEM;
@@ -617,9 +720,10 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 	return kl_table_put_ue_exp(t, id, id_len, muk, muk_len, groups, ngroups, 0);
 }
 
-int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
-			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
-			unsigned ngroups, uint64_t expires)
+/* services 0: KL_SVC_DEFAULT. A put replaces the whole entry, as the store's put does. */
+static int put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		  unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups,
+		  uint64_t expires, uint8_t services)
 {
 	uint8_t dig[KL_DIGEST_LEN];
 	const struct kl_ue *old;
@@ -651,10 +755,18 @@ int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 	if (kl_kcv(muk, muk_len, e->kcv))
 		memset(e->kcv, 0, sizeof(e->kcv));
 	e->expires = expires;
+	e->services = services ? services : KL_SVC_DEFAULT;
 	rc = publish(t, KL_TK_UE, ai, dig, e, old);
 	if (rc >= 0)
 		t->count_ue2 += (ai == KL_A_UE2) - old2;
 	return rc;
+}
+
+int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
+			unsigned ngroups, uint64_t expires)
+{
+	return put_ue(t, id, id_len, muk, muk_len, groups, ngroups, expires, 0);
 }
 
 int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
@@ -686,8 +798,55 @@ int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_le
 	e->nchunks = old->nchunks;
 	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
 	e->expires = old->expires;
+	e->services = old->services;
 	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
 	return publish(t, KL_TK_UE, ai, dig, e, old);
+}
+
+int kl_table_set_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			     uint8_t services)
+{
+	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_ue *old;
+	struct kl_ue *e;
+
+	if (!t || !id_ok(KL_TK_UE, id, id_len) || !services || (services & ~KL_SVC_ALL))
+		return -EINVAL;
+	if (!t->h[KL_TK_UE])
+		return -ENOENT;
+	old = write_find(t, KL_TK_UE, id, id_len, dig);
+	if (!old)
+		return -ENOENT;
+	e = entry_get(t, old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1);
+	if (!e)
+		return -ENOSPC;
+	memcpy(groups, old->groups, sizeof(groups));
+	memcpy(e->groups, groups, sizeof(groups));
+	e->ngroups = old->ngroups;
+	e->nchunks = old->nchunks;
+	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
+	e->expires = old->expires;
+	e->services = services;
+	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
+	return publish(t, KL_TK_UE, old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1, dig, e, old);
+}
+
+int kl_table_get_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			     uint8_t *services)
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_ue *u;
+
+	if (!t || !services || !id_ok(KL_TK_UE, id, id_len))
+		return -EINVAL;
+	if (!t->h[KL_TK_UE])
+		return -ENOENT;
+	u = find_id(t, KL_TK_UE, id, id_len, dig);
+	if (!u)
+		return -ENOENT;
+	*services = u->services;
+	return 0;
 }
 
 int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
@@ -738,10 +897,10 @@ unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, uns
 	unsigned ok = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		int rc = v ? kl_table_put_ue_exp(t, v[i].id, v[i].id_len, v[i].muk,
-						 v[i].muk_len, v[i].groups, v[i].ngroups,
-						 v[i].expires)
-			   : -EINVAL;
+		int rc = v && !(v[i].services & ~KL_SVC_ALL)
+				 ? put_ue(t, v[i].id, v[i].id_len, v[i].muk, v[i].muk_len, v[i].groups,
+					  v[i].ngroups, v[i].expires, v[i].services)
+				 : -EINVAL;
 
 		if (results)
 			results[i] = rc;
@@ -902,6 +1061,55 @@ int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id)
 	e->n = (uint8_t)m;
 	rc = publish(t, KL_TK_E2M, KL_A_E2M, dig, e, old);
 	return rc < 0 ? rc : 0;
+}
+
+int kl_table_put_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len,
+		      const uint8_t *key, unsigned key_len, uint64_t expires)
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	struct kl_hmac_key hk;
+	const void *old;
+	struct kl_pair *e;
+
+	if (!t || !id_ok(KL_TK_PAIR, peer, peer_len) || !key || key_len < 1 || key_len > 64)
+		return -EINVAL;
+	if (!t->h[KL_TK_PAIR])
+		return -ENOSPC;
+	if (kl_hmac_key_init(KL_HASH_SHA256, key, key_len, &hk))
+		return -EINVAL;
+	old = write_find(t, KL_TK_PAIR, peer, peer_len, dig);
+	e = entry_for(t, KL_TK_PAIR, KL_A_PAIR, old);
+	if (!e) {
+		kl_hmac_key_wipe(&hk);
+		return -ENOSPC;
+	}
+	memcpy(e->istate, hk.istate, sizeof(e->istate));
+	memcpy(e->ostate, hk.ostate, sizeof(e->ostate));
+	kl_hmac_key_wipe(&hk);
+	e->expires = expires;
+	if (kl_kcv(key, key_len, e->kcv))
+		memset(e->kcv, 0, sizeof(e->kcv));
+	return publish(t, KL_TK_PAIR, KL_A_PAIR, dig, e, old);
+}
+
+int kl_table_get_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len,
+		      uint64_t *expires, uint8_t kcv[KL_KCV_LEN])
+{
+	uint8_t dig[KL_DIGEST_LEN];
+	const struct kl_pair *e;
+
+	if (!t || !id_ok(KL_TK_PAIR, peer, peer_len))
+		return -EINVAL;
+	if (!t->h[KL_TK_PAIR])
+		return -ENOENT;
+	e = find_id(t, KL_TK_PAIR, peer, peer_len, dig);
+	if (!e)
+		return -ENOENT;
+	if (expires)
+		*expires = e->expires;
+	if (kcv)
+		memcpy(kcv, e->kcv, KL_KCV_LEN);
+	return 0;
 }
 
 int kl_table_put_appid(struct kl_table *t, const uint8_t *appid, uint16_t len, const char *imsi)

@@ -15,6 +15,7 @@
 #ifndef KL_TABLE_H
 #define KL_TABLE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kl_crypto.h"
@@ -54,14 +55,45 @@ struct kl_group_ref {
 /* A 64-bit value on a 4-byte boundary: keeps struct kl_ue (and its arena slots) 4-aligned. */
 typedef uint64_t kl_u64_a4 __attribute__((aligned(4)));
 
+/* Services a UE may use (PROTOCOL.md sections 4 and 9), one bit each; the kinds of requests
+ * they open: mbms kind 0, hm kinds 2 and 3, dh kind 4, prose kind 5. Defined once: names in the
+ * admin socket, the store, the Diameter feed and keylinectl come from this list. */
+#define KL_SERVICE_LIST(X)                                      \
+	X(MBMS, "mbms", "MBMS service keys")                   \
+	X(HM, "hm", "VLR token scheme (Hoyle-Mitchell)")       \
+	X(DH, "dh", "Diffie-Hellman VLR scheme")               \
+	X(PROSE, "prose", "ProSe network-assisted keys")
+
+enum kl_service {
+#define KL_X(e, n, d) KL_SVC_##e##_BIT,
+	KL_SERVICE_LIST(KL_X)
+#undef KL_X
+	KL_SVC__COUNT
+};
+#define KL_SVC(e) ((uint8_t)(1u << KL_SVC_##e##_BIT))
+#define KL_SVC_DEFAULT KL_SVC(MBMS) /* a UE written without a service list */
+#define KL_SVC_ALL ((uint8_t)((1u << KL_SVC__COUNT) - 1))
+
+/** Name of service bit b ("mbms", ...); NULL out of range. */
+const char *kl_service_name(unsigned b);
+/**
+ * Parse a comma-separated service list ("mbms,hm"; "all" = every service) into bits.
+ * @return 0, or -EINVAL (empty, unknown or repeated name: *bad gets its position, 1-based).
+ */
+int kl_service_parse(const char *s, uint8_t *bits, unsigned *bad);
+/** Write bits as a comma-separated list into out (cap bytes). @return out. */
+char *kl_service_format(uint8_t bits, char *out, size_t cap);
+
 /* UE (MBMS): IMPI or B-TID -> MUK states, authorised key groups and the MUK's expiry.
- * 36 bytes before the chunk states (ngroups and nchunks share a byte so that the expiry costs
- * 4 bytes per UE, not 8): a 1-chunk UE slot is 140 bytes. */
+ * 40 bytes before the chunk states (ngroups and nchunks share a byte so that the expiry costs
+ * 4 bytes per UE, not 8; the services byte costs 4 with its padding): a 1-chunk UE slot is 144
+ * bytes. */
 struct kl_ue {
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
 	uint8_t ngroups : 4;	     /* 0..KL_TABLE_UE_GROUPS */
 	uint8_t nchunks : 4;	     /* 1..KL_TABLE_PSK_CHUNKS */
 	uint8_t kcv[KL_KCV_LEN];     /* of the MUK, for operators (the MUK itself is not kept) */
+	uint8_t services;	     /* KL_SVC() bits: what the UE may ask for */
 	kl_u64_a4 expires;	     /* the MUK's (GBA Ks_NAF lifetime): NTP timestamp (NTP seconds
 					<< 32); 0 = never. From it on (now >= expires) the UE gets
 					ERR 12 Unspecified, detail 3 and must bootstrap again */
@@ -103,20 +135,43 @@ struct kl_e2m {
 	struct kl_e2m_key keys[]; /* n <= ring size */
 };
 
+/* Peer server identity -> the pair key K(own identity, peer) of PROTOCOL.md section 9: only ever
+ * a KDF key (K*x, the s2s PSK), so it is held as HMAC-SHA-256 midstates; its expiry and KCV. */
+struct kl_pair {
+	uint32_t istate[8], ostate[8];
+	uint64_t expires; /* NTP timestamp; 0 = never */
+	uint8_t kcv[KL_KCV_LEN];
+};
+
 /* Application-layer identity -> IMSI. */
 struct kl_appid {
 	uint8_t imsi_len;
 	char imsi[KL_TABLE_IMSI_MAX];
 };
 
+/* The kinds of entry, defined once: enum, name (the admin socket's and the store's), plural
+ * (counts in stats, /metrics and telemetry), what the entry is keyed by. */
+#define KL_TABLE_KIND_LIST(X)                                                  \
+	X(UE, "ue", "ues", "IMPI or B-TID")                                    \
+	X(GROUP, "group", "groups", "key domain and key group")                \
+	X(EMSE, "emse", "emses", "EMSE_Id")                                    \
+	X(E2M, "imsi", "imsis", "IMSI (its e2m_int_keys)")                     \
+	X(APPID, "appid", "appids", "application-layer identity")              \
+	X(PAIR, "pair", "pairs", "peer server identity (the pair key)")
+
 enum kl_table_kind {
-	KL_TK_UE,
-	KL_TK_GROUP,
-	KL_TK_EMSE,
-	KL_TK_E2M,
-	KL_TK_APPID,
+#define KL_X(e, n, pl, d) KL_TK_##e,
+	KL_TABLE_KIND_LIST(KL_X)
+#undef KL_X
 	KL_TK__COUNT
 };
+
+/** Name of a kind ("ue", "group", "emse", "imsi", "appid", "pair"); NULL out of range. */
+const char *kl_table_kind_name(unsigned kind);
+/** Plural of a kind's name ("ues", ...); "unknown" out of range. */
+const char *kl_table_kind_plural(unsigned kind);
+/** The kind of a name. @return 0 or -EINVAL. */
+int kl_table_kind_parse(const char *name, enum kl_table_kind *kind);
 
 struct kl_table_params {
 	const char *name;   /* unique per process, prefixes the rte_hash names */
@@ -125,6 +180,7 @@ struct kl_table_params {
 	uint32_t max_emses;
 	uint32_t max_imsis;
 	uint32_t max_appids;
+	uint32_t max_pairs; /* peer servers with a pair key; 0 = none */
 	uint8_t e2m_ring;   /* 1..KL_TABLE_E2M_RING_MAX; 0 = default 4 */
 	uint8_t max_readers; /* worker threads that will register */
 	int socket_id;
@@ -175,7 +231,8 @@ unsigned kl_table_lookup_bulk(struct kl_table *t, enum kl_table_kind kind,
 int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups);
 /** Add/replace a UE with its MUK's expiry: an NTP timestamp (NTP seconds << 32), 0 = never.
- * A replacement takes the given expiry (a new MUK brings its own lifetime). */
+ * A replacement takes the given expiry (a new MUK brings its own lifetime) and the default
+ * services (KL_SVC_DEFAULT; kl_table_put_ue_bulk takes others). */
 int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 			const uint8_t *muk, unsigned muk_len, const struct kl_group_ref *groups,
 			unsigned ngroups, uint64_t expires);
@@ -188,6 +245,7 @@ struct kl_ue_put {
 	uint8_t muk_len;
 	uint8_t ngroups;
 	uint64_t expires; /* as for kl_table_put_ue_exp; 0 (never) when left out */
+	uint8_t services; /* KL_SVC() bits; 0 (left out) = KL_SVC_DEFAULT, also when replacing */
 };
 /**
  * Bulk add/replace of UEs (a population import, a batch from the HSS feed, a store load):
@@ -251,6 +309,25 @@ int kl_table_get_group(struct kl_table *t, const struct kl_group_ref *ref, struc
  *         1..15 decimal digits, t NULL), -ENOSPC (no spare slot, as for the other writes).
  */
 int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id);
+/**
+ * Replace a UE's services (KL_SVC() bits, at least one), keeping everything else, as
+ * kl_table_set_ue_groups does. @return 1 (replaced), -ENOENT, -EINVAL or -ENOSPC.
+ */
+int kl_table_set_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			     uint8_t services);
+/** Writer-side read of a UE's services (control thread only). @return 0, -ENOENT or -EINVAL. */
+int kl_table_get_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			     uint8_t *services);
+/**
+ * Add/replace the pair key (1..64 bytes; PROTOCOL.md: 32) shared with peer server peer, with its
+ * expiry (NTP timestamp, 0 = never). @return 0 (added), 1 (replaced) or -errno as the other puts.
+ */
+int kl_table_put_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len,
+		      const uint8_t *key, unsigned key_len, uint64_t expires);
+/** Writer-side read of a pair key's expiry and KCV (either may be NULL); no key material.
+ * @return 0, -ENOENT or -EINVAL. */
+int kl_table_get_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len,
+		      uint64_t *expires, uint8_t kcv[KL_KCV_LEN]);
 /** Delete an entry of a kind (group key: 5 bytes). @return 0, -ENOENT or -EINVAL. */
 int kl_table_del(struct kl_table *t, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
 /** Entries of a kind. */

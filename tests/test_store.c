@@ -102,7 +102,8 @@ static struct kl_table *mk_table(uint32_t max, uint8_t ring)
 	char name[16];
 	struct kl_table_params p = {
 		.max_ues = max, .max_groups = max, .max_emses = max, .max_imsis = max,
-		.max_appids = max, .e2m_ring = ring, .max_readers = 1, .socket_id = -1,
+		.max_appids = max, .max_pairs = max, .e2m_ring = ring, .max_readers = 1,
+		.socket_id = -1,
 	};
 	struct kl_table *t;
 
@@ -1218,6 +1219,8 @@ static void two_of_each(const char *dir)
 	assert_int_equal(kl_store_push_e2m(s, "002", k + 4, 1, 0, 4), 0);
 	assert_int_equal(kl_store_put_appid(s, (const uint8_t *)"a-app", 5, "001"), 0);
 	assert_int_equal(kl_store_put_appid(s, (const uint8_t *)"b-app", 5, "002"), 0);
+	assert_int_equal(kl_store_put_pair(s, (const uint8_t *)"a-peer", 6, k + 5, 32, 0), 0);
+	assert_int_equal(kl_store_put_pair(s, (const uint8_t *)"b-peer", 6, k + 6, 32, 7), 0);
 	kl_store_close(s);
 }
 
@@ -1229,7 +1232,7 @@ static void test_altered_record(void **state)
 		size_t klen;
 	} second[KL_TK__COUNT] = {
 		{"ue", "b@ims", 5}, {"group", "\x01\x02\x03\x00\x02", 5}, {"emse", "b-emse", 6},
-		{"e2m", "002", 3},  {"appid", "b-app", 5},
+		{"e2m", "002", 3},  {"appid", "b-app", 5}, {"pair", "b-peer", 6},
 	};
 	char dir[PATH_MAX], want[96];
 
@@ -1248,7 +1251,8 @@ static void test_altered_record(void **state)
 		raw_copy(dir, second[kind].db, kind == KL_TK_GROUP ? "\x01\x02\x03\x00\x01" :
 					       kind == KL_TK_E2M   ? "001" :
 					       kind == KL_TK_UE	   ? "a@ims" :
-					       kind == KL_TK_EMSE  ? "a-emse" : "a-app",
+					       kind == KL_TK_EMSE  ? "a-emse" :
+					       kind == KL_TK_PAIR  ? "a-peer" : "a-app",
 			 second[kind].klen, second[kind].key, second[kind].klen);
 		snprintf(want, sizeof(want), "%s record #2 of 2: it does not belong to its key",
 			 second[kind].db);
@@ -1610,6 +1614,74 @@ static void test_ue_expiry(void **state)
 	load_fails(dir2, "ue record #1");
 }
 
+/* Per-UE services and pair keys (PROTOCOL.md section 9): a UE with other services than the
+ * default keeps them in its record (meta 1 + 5n + 8 + 1), through set_ue_groups and a load; a
+ * default UE keeps the layout of older stores; pair keys load with their expiry and KCV. */
+static void test_services_pairs(void **state)
+{
+	const uint8_t hm = KL_SVC(MBMS) | KL_SVC(HM), dh = KL_SVC(DH);
+	const uint64_t exp = (uint64_t)3900000000u << 32;
+	char dir[PATH_MAX], err[512];
+	uint8_t m1[32], pk[32], pk2[32], kcv[KL_KCV_LEN], want[KL_KCV_LEN], svc = 0;
+	struct kl_store_load_stats ls;
+	struct kl_store *s;
+	struct kl_table *t;
+	uint64_t e = 1;
+	int rc;
+
+	(void)state;
+	new_dir(dir, sizeof(dir));
+	fill(m1, sizeof(m1), 0x51);
+	fill(pk, sizeof(pk), 0x52);
+	fill(pk2, sizeof(pk2), 0x53);
+	s = open_store(dir, kek_a, 1);
+	assert_int_equal(kl_store_put_ue_svc(s, (const uint8_t *)"hm@ims", 6, m1, 32, G4, 1, 0, hm), 0);
+	assert_int_equal(kl_store_put_ue_svc(s, (const uint8_t *)"dh@ims", 6, m1, 32, NULL, 0, exp, dh),
+			 0);
+	assert_int_equal(kl_store_put_ue_svc(s, (const uint8_t *)"mb@ims", 6, m1, 32, G4, 2, 0,
+					     KL_SVC_DEFAULT), 0);
+	assert_int_equal(kl_store_put_ue_svc(s, (const uint8_t *)"x", 1, m1, 32, NULL, 0, 0, 0), -EINVAL);
+	assert_int_equal(kl_store_put_ue_svc(s, (const uint8_t *)"x", 1, m1, 32, NULL, 0, 0, 0x80),
+			 -EINVAL);
+	assert_int_equal(SET_G(s, "hm@ims", G4 + 1, 2), 0);
+	assert_int_equal(kl_store_put_pair(s, (const uint8_t *)"vlr-b.example", 13, pk, 32, exp), 0);
+	assert_int_equal(kl_store_put_pair(s, (const uint8_t *)"vlr-c.example", 13, pk2, 32, 0), 0);
+	assert_int_equal(kl_store_put_pair(s, (const uint8_t *)"vlr-c.example", 13, pk, 0, 0), -EINVAL);
+	kl_store_close(s);
+	assert_int_equal(raw_ue_meta_len(dir, "hm@ims"), 1 + 5 * 2 + 8 + 1);
+	assert_int_equal(raw_ue_meta_len(dir, "dh@ims"), 1 + 8 + 1);
+	assert_int_equal(raw_ue_meta_len(dir, "mb@ims"), 1 + 5 * 2);
+
+	s = open_store(dir, kek_a, 0);
+	t = load_fresh(s, 16, 4, &ls, &rc, err, sizeof(err));
+	if (rc)
+		fail_msg("load: %s", err);
+	assert_int_equal(ls.loaded[KL_TK_UE], 3);
+	assert_int_equal(ls.loaded[KL_TK_PAIR], 2);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"hm@ims", 6, &svc), 0);
+	assert_int_equal(svc, hm);
+	check_ue(t, "hm@ims", m1, 32, G4 + 1, 2);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"dh@ims", 6, &svc), 0);
+	assert_int_equal(svc, dh);
+	assert_true(table_expiry(t, "dh@ims") == exp);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"mb@ims", 6, &svc), 0);
+	assert_int_equal(svc, KL_SVC_DEFAULT);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-b.example", 13, &e, kcv), 0);
+	assert_true(e == exp);
+	kcv_of(pk, 32, want);
+	assert_memory_equal(kcv, want, KL_KCV_LEN);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-c.example", 13, &e, kcv), 0);
+	assert_true(e == 0);
+	kcv_of(pk2, 32, want);
+	assert_memory_equal(kcv, want, KL_KCV_LEN);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-d.example", 13, &e, kcv), -ENOENT);
+	kl_table_free(t);
+	kl_store_close(s);
+	/* the services byte is bound like the rest of the metadata */
+	raw_flip(dir, "ue", "hm@ims", 6, 6 + 1 + 10 + 8);
+	load_fails(dir, "ue record #2 of 3: it does not belong to its key");
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], mem[16], *eal[] = {
@@ -1640,6 +1712,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_rates),
 		cmocka_unit_test(test_ue_expiry),
+		cmocka_unit_test(test_services_pairs),
 	};
 	const struct CMUnitTest big[] = {
 		cmocka_unit_test(test_million),

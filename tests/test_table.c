@@ -119,6 +119,7 @@ static struct kl_table *mk(uint32_t max, uint8_t ring, uint8_t readers)
 		.max_emses = max,
 		.max_imsis = max,
 		.max_appids = max,
+		.max_pairs = max,
 		.e2m_ring = ring,
 		.max_readers = readers,
 		.socket_id = -1,
@@ -426,6 +427,116 @@ static void test_appid(void **state)
 	assert_memory_equal(a->imsi, "00101", 5);
 	assert_int_equal(kl_table_del(t, KL_TK_APPID, (const uint8_t *)"app@x", 5), 0);
 	assert_null(get1(t, KL_TK_APPID, "app@x", 5));
+	kl_table_free(t);
+}
+
+/* Pair keys: HMAC-SHA-256 midstates of the key (a KDF with them equals one with the raw key),
+ * expiry and KCV; replace and delete. A table made without max_pairs has none. */
+static void test_pair(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1), *none;
+	struct kl_crypto *c = kl_crypto_create(KL_CRYPTO_OPENSSL);
+	const struct kl_pair *e;
+	struct kl_hmac_key hk, raw;
+	uint8_t key[32], a[32], b[32], kcv[KL_KCV_LEN], want[KL_KCV_LEN];
+	const struct kl_kdf_param prm = { .data = (const uint8_t *)"ue-a", .len = 4 };
+	uint64_t exp = 0;
+	struct kl_table_params p = { .name = "nopair", .max_ues = 4, .max_readers = 1, .socket_id = -1 };
+
+	(void)state;
+	assert_non_null(c);
+	memset(key, 0x6b, sizeof(key));
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 32, 77), 0);
+	e = get1(t, KL_TK_PAIR, "vlr-b", 5);
+	assert_non_null(e);
+	assert_true(e->expires == 77);
+	memcpy(hk.istate, e->istate, sizeof(hk.istate));
+	memcpy(hk.ostate, e->ostate, sizeof(hk.ostate));
+	hk.alg = KL_HASH_SHA256;
+	assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, key, 32, &raw), 0);
+	assert_int_equal(kl_kdf(c, &hk, 0xFF06, &prm, 1, a), 0);
+	assert_int_equal(kl_kdf(c, &raw, 0xFF06, &prm, 1, b), 0);
+	assert_memory_equal(a, b, 32);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-b", 5, &exp, kcv), 0);
+	assert_int_equal(kl_kcv(key, 32, want), 0);
+	assert_memory_equal(kcv, want, KL_KCV_LEN);
+	assert_true(exp == 77);
+	key[0] ^= 1;
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 32, 0), 1);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-b", 5, &exp, kcv), 0);
+	assert_true(exp == 0);
+	assert_memory_not_equal(kcv, want, KL_KCV_LEN);
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 0, 0), -EINVAL);
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 65, 0), -EINVAL);
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"", 0, key, 32, 0), -EINVAL);
+	assert_int_equal(kl_table_count(t, KL_TK_PAIR), 1);
+	assert_int_equal(kl_table_del(t, KL_TK_PAIR, (const uint8_t *)"vlr-b", 5), 0);
+	assert_null(get1(t, KL_TK_PAIR, "vlr-b", 5));
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)"vlr-b", 5, NULL, NULL), -ENOENT);
+	none = kl_table_create(&p);
+	assert_non_null(none);
+	assert_int_equal(kl_table_put_pair(none, (const uint8_t *)"vlr-b", 5, key, 32, 0), -ENOSPC);
+	kl_table_free(none);
+	kl_crypto_destroy(c);
+	kl_table_free(t);
+}
+
+/* Per-UE services: default on a put, kept by set_ue_groups, replaced by set_ue_services, taken
+ * from a bulk put; the lists' names and parser. */
+static void test_services(void **state)
+{
+	struct kl_table *t = mk(64, 0, 1);
+	const struct kl_group_ref g = { { 0, 0xF1, 0x10 }, 1 };
+	struct kl_ue_put v = { .id = (const uint8_t *)"u2", .id_len = 2, .muk_len = 32,
+			       .services = KL_SVC(HM) };
+	uint8_t muk[32], svc = 0;
+	unsigned bad = 0;
+	char buf[64];
+	enum kl_table_kind k;
+	int rc;
+
+	(void)state;
+	memset(muk, 3, sizeof(muk));
+	v.muk = muk;
+	assert_int_equal(kl_table_put_ue(t, (const uint8_t *)"u1", 2, muk, 32, &g, 1), 0);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"u1", 2, &svc), 0);
+	assert_int_equal(svc, KL_SVC(MBMS));
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC_ALL), 1);
+	assert_int_equal(((const struct kl_ue *)get1(t, KL_TK_UE, "u1", 2))->services, KL_SVC_ALL);
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"u1", 2, NULL, 0), 1);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"u1", 2, &svc), 0);
+	assert_int_equal(svc, KL_SVC_ALL);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, 0), -EINVAL);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, 0x80), -EINVAL);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"zz", 2, 1), -ENOENT);
+	/* a put replaces everything: the default services again */
+	assert_int_equal(kl_table_put_ue(t, (const uint8_t *)"u1", 2, muk, 32, &g, 1), 1);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"u1", 2, &svc), 0);
+	assert_int_equal(svc, KL_SVC_DEFAULT);
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)"u2", 2, &svc), 0);
+	assert_int_equal(svc, KL_SVC(HM));
+	v.services = 0x40;
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 0);
+	assert_int_equal(rc, -EINVAL);
+	/* names */
+	assert_int_equal(kl_service_parse("mbms,hm", &svc, &bad), 0);
+	assert_int_equal(svc, KL_SVC(MBMS) | KL_SVC(HM));
+	assert_int_equal(kl_service_parse("all", &svc, &bad), 0);
+	assert_int_equal(svc, KL_SVC_ALL);
+	assert_string_equal(kl_service_format(KL_SVC_ALL, buf, sizeof(buf)), "mbms,hm,dh,prose");
+	assert_int_equal(kl_service_parse("mbms,xx", &svc, &bad), -EINVAL);
+	assert_int_equal(bad, 2);
+	assert_int_equal(kl_service_parse("hm,hm", &svc, &bad), -EINVAL);
+	assert_int_equal(kl_service_parse("", &svc, &bad), -EINVAL);
+	assert_int_equal(kl_service_parse("mbms,", &svc, &bad), -EINVAL);
+	assert_null(kl_service_name(KL_SVC__COUNT));
+	for (unsigned i = 0; i < KL_TK__COUNT; i++) {
+		assert_int_equal(kl_table_kind_parse(kl_table_kind_name(i), &k), 0);
+		assert_int_equal(k, i);
+	}
+	assert_int_equal(kl_table_kind_parse("pairs", &k), -EINVAL);
+	assert_string_equal(kl_table_kind_plural(KL_TK_PAIR), "pairs");
 	kl_table_free(t);
 }
 
@@ -1384,6 +1495,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_group),
 		cmocka_unit_test(test_emse),
 		cmocka_unit_test(test_appid),
+		cmocka_unit_test(test_pair),
+		cmocka_unit_test(test_services),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_einval),
 		cmocka_unit_test(test_bulk),
