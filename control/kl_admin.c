@@ -42,6 +42,7 @@ struct kl_admin_client {
 	uint32_t in_len;
 	uint32_t serial; /* told apart from a later client in the same slot */
 	uint64_t last_ms;
+	uint64_t line_ms; /* arrival of the first byte of the partial line buffered now */
 	char *in; /* max_line + 1 bytes */
 	char *out;
 	size_t out_off, out_len, out_cap;
@@ -66,8 +67,9 @@ struct kl_admin {
 	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
 	void *diameter_arg;
 	unsigned max_clients, nclients;
-	uint32_t max_line, idle_ms;
+	uint32_t max_line, idle_ms, line_ms;
 	uint32_t serial;
+	struct kl_ctl_stats *ctl; /* NULL: not counted */
 	uint64_t answered;
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);
 	void *log_arg;
@@ -1511,6 +1513,8 @@ static void answer_error(struct kl_admin *a, struct kl_admin_client *c, const ch
 		c->closing = true;
 	json_decref(ans);
 	a->answered++;
+	kl_ctl_add(a->ctl, KL_CTL_ADMIN_REQUESTS, 1);
+	kl_ctl_add(a->ctl, KL_CTL_ADMIN_ERRORS, 1);
 }
 
 static void handle_line(struct kl_admin *a, struct kl_admin_client *c, const char *line,
@@ -1572,6 +1576,7 @@ static void handle_line(struct kl_admin *a, struct kl_admin_client *c, const cha
 		if (out_append(c, r.ans))
 			c->closing = true;
 		a->answered++;
+		kl_ctl_add(a->ctl, KL_CTL_ADMIN_REQUESTS, 1);
 	}
 	json_decref(r.ans);
 }
@@ -1600,6 +1605,8 @@ static void process(struct kl_admin *a, struct kl_admin_client *c)
 		start = (uint32_t)(nl - c->in) + 1;
 	}
 	consume(c, start);
+	if (start) /* what is left began after the last line handled */
+		c->line_ms = c->in_len ? mono_ms() : 0;
 	if (c->closing)
 		return;
 	stalled = out_pending(c) >= OUT_HIGH_WATER;
@@ -1641,6 +1648,7 @@ static void drop_client(struct kl_admin *a, struct kl_admin_client *c, const cha
 	c->in_len = 0;
 	c->out_off = c->out_len = c->out_cap = 0;
 	a->nclients--;
+	kl_ctl_set(a->ctl, KL_CTL_ADMIN_CLIENTS, a->nclients);
 }
 
 /* @return 0, or -1 when the peer is gone. */
@@ -1676,8 +1684,10 @@ static int read_in(struct kl_admin *a, struct kl_admin_client *c)
 		return 0;
 	n = recv(c->fd, c->in + c->in_len, cap - c->in_len, MSG_DONTWAIT);
 	if (n > 0) {
-		c->in_len += (uint32_t)n;
 		c->last_ms = mono_ms();
+		if (!c->in_len)
+			c->line_ms = c->last_ms;
+		c->in_len += (uint32_t)n;
 	} else if (n == 0) {
 		c->eof = true;
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -1749,7 +1759,50 @@ static void refuse(struct kl_admin *a, int fd, const char *msg)
 	}
 	json_decref(ans);
 	close(fd);
+	kl_ctl_add(a->ctl, KL_CTL_ADMIN_REFUSED, 1);
 	alog(a, KL_ADMIN_LOG_WARNING, "refused a client: %s", msg);
+}
+
+/* A client we stop serving (timeout, eviction) is told why, if its socket takes the line. */
+static void close_with(struct kl_admin *a, struct kl_admin_client *c, enum kl_ctl_counter cnt,
+		       const char *msg)
+{
+	json_t *ans = json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+
+	alog(a, KL_ADMIN_LOG_WARNING, "client %" PRIu32 ": %s", c->serial, msg);
+	if (ans && !out_append(c, ans))
+		(void)flush_out(c);
+	json_decref(ans);
+	kl_ctl_add(a->ctl, cnt, 1);
+	drop_client(a, c, "closed by the server");
+}
+
+/* Since when a client has made no progress: its partial line's first byte, else its last I/O. */
+static uint64_t stalled_since(const struct kl_admin_client *c)
+{
+	return c->in_len && c->line_ms < c->last_ms ? c->line_ms : c->last_ms;
+}
+
+/* At the limit, the client idle (or holding a partial line) the longest gives its slot to a new
+ * one: slow or forgotten connections must not lock an operator out. @return the freed slot. */
+static struct kl_admin_client *evict(struct kl_admin *a)
+{
+	struct kl_admin_client *v = NULL;
+	char msg[96];
+
+	for (unsigned k = 0; k < a->max_clients; k++) {
+		struct kl_admin_client *c = &a->clients[k];
+
+		if (c->fd >= 0 && (!v || stalled_since(c) < stalled_since(v)))
+			v = c;
+	}
+	if (!v)
+		return NULL;
+	snprintf(msg, sizeof(msg),
+		 "too many admin clients (max %u): this connection was idle the longest",
+		 a->max_clients);
+	close_with(a, v, KL_CTL_ADMIN_EVICTED, msg);
+	return v;
 }
 
 static void accept_clients(struct kl_admin *a)
@@ -1775,11 +1828,10 @@ static void accept_clients(struct kl_admin *a)
 		for (unsigned k = 0; k < a->max_clients && !c; k++)
 			if (a->clients[k].fd < 0)
 				c = &a->clients[k];
+		if (!c)
+			c = evict(a);
 		if (!c) {
-			char msg[64];
-
-			snprintf(msg, sizeof(msg), "too many admin clients (max %u)", a->max_clients);
-			refuse(a, fd, msg);
+			refuse(a, fd, "no client slot");
 			continue;
 		}
 		memset(c, 0, sizeof(*c));
@@ -1796,6 +1848,7 @@ static void accept_clients(struct kl_admin *a)
 		struct epoll_event e = { .events = EPOLLIN, .data.u64 = client_tag(a, c) };
 
 		a->nclients++;
+		kl_ctl_set(a->ctl, KL_CTL_ADMIN_CLIENTS, a->nclients);
 		if (epoll_ctl(a->efd, EPOLL_CTL_ADD, fd, &e)) {
 			alog(a, KL_ADMIN_LOG_WARNING, "epoll: %s", strerror(errno));
 			drop_client(a, c, "epoll error");
@@ -1838,9 +1891,21 @@ int kl_admin_poll(struct kl_admin *a, int timeout_ms)
 	now = mono_ms();
 	for (unsigned k = 0; k < a->max_clients; k++) {
 		struct kl_admin_client *c = &a->clients[k];
+		char msg[96];
 
-		if (c->fd >= 0 && now - c->last_ms >= a->idle_ms)
-			drop_client(a, c, "idle timeout");
+		if (c->fd < 0)
+			continue;
+		/* Not stalled behind unread answers, so what is buffered is one partial line. */
+		if (c->in_len && !c->closing && out_pending(c) < OUT_HIGH_WATER &&
+		    now - c->line_ms >= a->line_ms) {
+			snprintf(msg, sizeof(msg),
+				 "request line not completed within %" PRIu32 " ms: closing",
+				 a->line_ms);
+			close_with(a, c, KL_CTL_ADMIN_TIMEOUTS, msg);
+		} else if (now - c->last_ms >= a->idle_ms) {
+			snprintf(msg, sizeof(msg), "idle for %" PRIu32 " ms: closing", a->idle_ms);
+			close_with(a, c, KL_CTL_ADMIN_TIMEOUTS, msg);
+		}
 	}
 	return (int)(a->answered - before > INT_MAX ? INT_MAX : a->answered - before);
 }
@@ -1987,6 +2052,8 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;
 	a->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : KL_ADMIN_DEFAULT_IDLE_MS;
+	a->line_ms = p->line_timeout_ms ? p->line_timeout_ms : KL_ADMIN_DEFAULT_LINE_MS;
+	a->ctl = p->ctl;
 	a->log = p->log;
 	a->log_arg = p->log_arg;
 	snprintf(a->path, sizeof(a->path), "%s", p->path);

@@ -88,6 +88,13 @@
  * is logged and the stored value loads at the next start). import-population is refused
  * while a store is set: a test population's keys follow from its seed and are never stored.
  *
+ * Slow clients: every connection has its own buffers and non-blocking I/O. A client silent for
+ * idle_timeout_ms, or holding a partial request line for line_timeout_ms after its first byte,
+ * gets an error line and is disconnected. At max_clients a new client is never refused: the
+ * connected client idle (or holding its partial line) the longest is told
+ * "too many admin clients (max N): this connection was idle the longest" and closed, and the
+ * new one takes its slot, so slow or forgotten connections cannot lock an operator out.
+ *
  * Access: the socket file is 0600 in a directory created 0750 if missing; peers whose uid is
  * neither root nor ours (SO_PEERCRED) are refused.
  */
@@ -106,7 +113,9 @@ extern "C" {
 
 #define KL_ADMIN_DEFAULT_MAX_CLIENTS 16
 #define KL_ADMIN_DEFAULT_MAX_LINE 65536u     /* bytes of one request, without its newline */
-#define KL_ADMIN_DEFAULT_IDLE_MS 300000u     /* a client silent this long is disconnected */
+#define KL_ADMIN_DEFAULT_IDLE_MS 60000u      /* a client silent this long is disconnected */
+#define KL_ADMIN_DEFAULT_LINE_MS 5000u       /* a request line must be complete this soon after
+						its first byte, or the client is disconnected */
 #define KL_ADMIN_MAX_CLIENTS 256
 #define KL_ADMIN_MIN_LINE 1024u
 #define KL_ADMIN_MAX_LINE (16u << 20)
@@ -149,6 +158,8 @@ struct kl_admin_params {
 	unsigned max_clients;		   /* 0 = KL_ADMIN_DEFAULT_MAX_CLIENTS; <= KL_ADMIN_MAX_CLIENTS */
 	uint32_t max_line;		   /* 0 = KL_ADMIN_DEFAULT_MAX_LINE; MIN_LINE..MAX_LINE */
 	uint32_t idle_timeout_ms;	   /* 0 = KL_ADMIN_DEFAULT_IDLE_MS */
+	uint32_t line_timeout_ms;	   /* 0 = KL_ADMIN_DEFAULT_LINE_MS */
+	struct kl_ctl_stats *ctl;	   /* control-plane counters (admin_*); NULL: none */
 	/* MSK rotation (control/kl_rotate.h) for "rotate" and "status"; NULL: none configured. */
 	struct kl_rotate *rotate;
 	/* Fills the Diameter part of "status"; NULL: no Diameter feed. */

@@ -63,6 +63,8 @@ static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
 /* DPDK cannot unregister telemetry commands, so the view they read lives as long as the process
  * and is emptied (no workers, no table) before what it points at is freed. */
 static struct kl_stats_view g_view;
+/* The control plane's counters (kl_ctl_stats.h), in g_view.ctl; they outlive the services too. */
+static struct kl_ctl_stats g_ctl;
 
 static void logf_(enum kl_config_log_level l, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -191,6 +193,7 @@ static int open_store(struct kl_daemon *d, int *status)
 	struct kl_store_params sp = {
 		.path = d->cfg.store.path,
 		.kek_file = d->cfg.store.kek_file,
+		.ctl = &g_ctl,
 		.map_size = (uint64_t)d->cfg.store.map_size_mb << 20,
 		.create_if_missing = 1,
 		.verify = 1, /* a damaged store must stop start-up with a message, not a signal */
@@ -315,6 +318,7 @@ static int start_diameter(struct kl_daemon *d, int *status)
 		.max_queue = dc->max_queue,
 		.log = dia_log,
 		.log_level = (enum kl_diameter_log_level)d->cfg.log_level,
+		.ctl = &g_ctl,
 	};
 	char err[512];
 
@@ -381,6 +385,7 @@ static int start_rotation(struct kl_daemon *d, int *status)
 		.groups = g,
 		.n = d->cfg.n_msk_rotation,
 		.log = rotate_log,
+		.ctl = &g_ctl,
 	};
 	char err[256];
 	int rc;
@@ -592,6 +597,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	g_view.io_name = cfg->io == KL_CONFIG_IO_SOCKET ? "socket" : "dpdk";
 	g_view.crypto_name = cfg->crypto == KL_CONFIG_CRYPTO_OPENSSL ? "openssl" : "ipsec-mb";
 	g_view.version = KL_VERSION;
+	g_view.ctl = &g_ctl;
 
 	if (cfg->io == KL_CONFIG_IO_SOCKET)
 		fill_addrs(cfg, &d->sock_addrs, NULL);
@@ -626,6 +632,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 			.diameter_status = cfg->diameter.enabled ? dia_status : NULL,
 			.diameter_arg = d,
 			.log = admin_log,
+			.ctl = &g_ctl,
 		};
 
 		d->admin = kl_admin_create(&ap, err, sizeof(err));

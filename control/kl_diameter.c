@@ -23,6 +23,7 @@
 #include <gnutls/x509.h>
 
 #include "kl_crypto.h"
+#include "kl_ctl_stats.h"
 #include "kl_diameter_priv.h"
 #include "kl_util.h"
 
@@ -605,6 +606,7 @@ static int validate_peer(struct peer_info *info, int *auth, int (**cb2)(struct p
 	if (*auth < 0) {
 		pthread_mutex_lock(&d->lock);
 		d->st.peers_refused++;
+		kl_ctl_add(d->ctl, KL_CTL_DIAMETER_PEERS_REFUSED, 1);
 		pthread_mutex_unlock(&d->lock);
 	}
 	return 0;
@@ -1321,6 +1323,7 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
 		send_answer(d, msg, r.code, r.why, &r);
 		pthread_mutex_lock(&d->lock);
 		d->st.rejected++;
+		kl_ctl_add(d->ctl, KL_CTL_DIAMETER_REJECTED, 1);
 		pthread_mutex_unlock(&d->lock);
 		item_free(it);
 		return 0;
@@ -1329,6 +1332,7 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
 	busy = d->stopping || d->queued >= d->max_queue;
 	if (busy) {
 		d->st.busy++;
+		kl_ctl_add(d->ctl, KL_CTL_DIAMETER_BUSY, 1);
 	} else {
 		it->req = *msg;
 		*msg = NULL;
@@ -1338,6 +1342,7 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
 			d->head = it;
 		d->tail = it;
 		d->queued++;
+		kl_ctl_set(d->ctl, KL_CTL_DIAMETER_QUEUED, d->queued);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (busy) {
@@ -1424,6 +1429,7 @@ int kl_diameter_poll(struct kl_diameter *d, unsigned max)
 		d->tail = NULL;
 	d->queued -= n;
 	left = d->queued;
+	kl_ctl_set(d->ctl, KL_CTL_DIAMETER_QUEUED, left);
 	pthread_mutex_unlock(&d->lock);
 	if (!n)
 		return 0;
@@ -1473,6 +1479,10 @@ int kl_diameter_poll(struct kl_diameter *d, unsigned max)
 	if (d->h.commit && staged)
 		d->st.commits++;
 	pthread_mutex_unlock(&d->lock);
+	kl_ctl_add(d->ctl, KL_CTL_DIAMETER_ANSWERED_OK, ok);
+	kl_ctl_add(d->ctl, KL_CTL_DIAMETER_FAILED, failed);
+	if (d->h.commit && staged)
+		kl_ctl_add(d->ctl, KL_CTL_DIAMETER_COMMITS, 1);
 	if (left && write(d->efd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0 && errno != EAGAIN)
 		kl_dia_log(KL_DIAMETER_LOG_ERROR, "eventfd write: %s", strerror(errno));
 	return (int)n;
@@ -1602,6 +1612,7 @@ struct kl_diameter *kl_diameter_start(const struct kl_diameter_params *p,
 	d->app_id = p->app_id ? p->app_id : KL_DIAMETER_DEFAULT_APP;
 	d->h = *h;
 	d->max_queue = p->max_queue ? p->max_queue : KL_DIAMETER_DEFAULT_MAX_QUEUE;
+	d->ctl = p->ctl;
 	d->efd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	if (p->allowed_peers) {
@@ -1690,6 +1701,7 @@ void kl_diameter_stop(struct kl_diameter *d)
 		list = d->head;
 		d->head = d->tail = NULL;
 		d->queued = 0;
+		kl_ctl_set(d->ctl, KL_CTL_DIAMETER_QUEUED, 0);
 		pthread_mutex_unlock(&d->lock);
 		while (list) {
 			struct kl_dia_item *next = list->next;

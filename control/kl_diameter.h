@@ -286,6 +286,9 @@ struct kl_diameter_params {
 	/* 0 is ERROR: set INFO for the usual start/peer/stop lines. freeDiameter's notices come
 	 * at DEBUG; its own debug traces are never passed on (some dump whole messages). */
 	enum kl_diameter_log_level log_level;
+	/* Server: control-plane counters (diameter_*, kl_ctl_stats.h) kept with the stats below;
+	 * NULL: none. */
+	struct kl_ctl_stats *ctl;
 };
 
 struct kl_diameter;

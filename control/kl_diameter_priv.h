@@ -49,6 +49,7 @@ struct kl_diameter {
 	int efd;
 	struct disp_hdl *disp[2];
 	struct kl_diameter_stats st; /* under lock */
+	struct kl_ctl_stats *ctl;    /* the same counters for /metrics and telemetry; NULL: none */
 
 	/* client */
 	char peer[256];

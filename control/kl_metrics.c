@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -17,11 +18,22 @@
 
 #define P "keyline_"
 
+/* One HTTP connection, for its deadline. All of these are touched by the server thread only. */
+struct conn {
+	int fd;		  /* -1: free slot */
+	bool closing;	  /* shut down by us, waiting for MHD to close it */
+	uint64_t since_ms; /* start of the request in progress (connection start, last answer) */
+};
+
 struct kl_metrics {
 	struct MHD_Daemon *d;
 	const struct kl_stats_view *view;
-	pthread_mutex_t lock; /* guards body: MHD may run handlers on more than one thread */
+	pthread_mutex_t lock; /* guards body, should handlers ever run on more than one thread */
+	pthread_t thread;     /* runs MHD (external polling) and the deadlines */
+	bool running;
+	int stop;
 	uint16_t port;
+	struct conn conn[KL_METRICS_MAX_CONNECTIONS + KL_METRICS_SPARE_CONNECTIONS];
 	char body[KL_METRICS_BODY_MAX];
 };
 
@@ -270,6 +282,21 @@ static void render_info(struct out *o, const struct kl_stats_view *v)
 	put(o, "\"} 1\n");
 }
 
+/* The control plane's counters, one family each, from KL_CTL_COUNTER_LIST. */
+static void render_ctl(struct out *o, const struct kl_stats_view *v)
+{
+	if (!v->ctl)
+		return;
+	for (unsigned c = 0; c < KL_CTL__COUNT; c++) {
+		bool gauge = kl_ctl_counter_is_gauge(c);
+		char name[96];
+
+		snprintf(name, sizeof(name), P "%s%s", kl_ctl_counter_name(c), gauge ? "" : "_total");
+		family(o, name, gauge ? "gauge" : "counter", kl_ctl_counter_help(c));
+		put(o, "%s %" PRIu64 "\n", name, kl_ctl_get(v->ctl, c));
+	}
+}
+
 ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t cap)
 {
 	struct out o = { .buf = buf, .cap = cap };
@@ -281,6 +308,7 @@ ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t ca
 	render_engine(&o, view, &t);
 	render_hist(&o, &t);
 	render_info(&o, view);
+	render_ctl(&o, view);
 	return o.full ? -ENOSPC : (ssize_t)o.len;
 }
 
@@ -336,11 +364,126 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 				    "metrics could not be rendered\n", NULL);
 	if (!r)
 		return MHD_NO;
+	kl_ctl_add(m->view->ctl, KL_CTL_METRICS_SCRAPES, 1);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"text/plain; version=0.0.4; charset=utf-8");
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+/* ---- slow clients -------------------------------------------------------------------------- */
+
+/* MHD's own timeout only closes a connection that is silent: a client sending a header line now
+ * and then keeps its slot for ever, and enough of them would keep every scrape out. So each
+ * request gets KL_METRICS_REQUEST_TIMEOUT_S from its connection's start (or the end of the
+ * previous answer) to its answer being sent, and at the connection limit the connection whose
+ * request has been in progress the longest makes room for a new one. MHD keeps the sockets: we
+ * only shut one down (from the server thread, before MHD can close it), and MHD then closes it
+ * as a connection the peer ended. No per-IP limit: a scraper may share its address (loopback,
+ * a NAT) with the slow clients, and eviction already bounds what any source can hold. */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void conn_close(struct kl_metrics *m, struct conn *k)
+{
+	shutdown(k->fd, SHUT_RDWR);
+	k->closing = true;
+	kl_ctl_add(m->view->ctl, KL_CTL_METRICS_CLOSED, 1);
+}
+
+/* The open (not closing) connection whose request began first, other than skip. */
+static struct conn *conn_oldest(struct kl_metrics *m, const struct conn *skip)
+{
+	struct conn *old = NULL;
+
+	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++) {
+		struct conn *k = &m->conn[i];
+
+		if (k->fd >= 0 && !k->closing && k != skip &&
+		    (!old || k->since_ms < old->since_ms))
+			old = k;
+	}
+	return old;
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	struct kl_metrics *m = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct conn *k = *socket_ctx;
+	unsigned open = 0;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (k)
+			k->fd = -1;
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]) && !k; i++)
+		if (m->conn[i].fd < 0)
+			k = &m->conn[i];
+	if (!ci || !k) { /* cannot happen: MHD's limit is the table's size */
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	*k = (struct conn){ .fd = ci->connect_fd, .since_ms = mono_ms() };
+	*socket_ctx = k;
+	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++)
+		open += m->conn[i].fd >= 0 && !m->conn[i].closing;
+	if (open > KL_METRICS_MAX_CONNECTIONS) {
+		struct conn *old = conn_oldest(m, k);
+
+		if (old)
+			conn_close(m, old);
+	}
+}
+
+/* An answer was sent (or the request failed): the next request's time starts now. */
+static void notify_done(void *cls, struct MHD_Connection *c, void **req_cls,
+			enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci ? ci->socket_context : NULL;
+
+	(void)cls;
+	(void)req_cls;
+	(void)toe;
+	if (k)
+		k->since_ms = mono_ms();
+}
+
+static void close_late(struct kl_metrics *m)
+{
+	uint64_t now = mono_ms();
+
+	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++) {
+		struct conn *k = &m->conn[i];
+
+		if (k->fd >= 0 && !k->closing &&
+		    now - k->since_ms >= KL_METRICS_REQUEST_TIMEOUT_S * 1000u)
+			conn_close(m, k);
+	}
+}
+
+static void *serve(void *arg)
+{
+	struct kl_metrics *m = arg;
+
+	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
+		(void)MHD_run_wait(m->d, KL_METRICS_TICK_MS);
+		close_late(m);
+	}
+	return NULL;
 }
 
 static void endpoint_text(const struct kl_config_endpoint *ep, char *s, size_t cap)
@@ -427,7 +570,7 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 {
 	struct kl_metrics *m;
 	char where[96];
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
+	unsigned flags = MHD_USE_EPOLL;
 	int fd;
 
 	if (!ep || !view || !ep->enabled || (ep->family != AF_INET && ep->family != AF_INET6)) {
@@ -452,6 +595,8 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 		return NULL;
 	}
 	m->view = view;
+	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++)
+		m->conn[i].fd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	fd = listen_on(ep, &m->port, where, err, errlen);
 	if (fd < 0) {
@@ -466,12 +611,21 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 		flags |= MHD_USE_IPv6;
 	/* MHD owns fd from here: MHD_stop_daemon closes it. */
 	m->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)KL_METRICS_MAX_CONNECTIONS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KL_METRICS_CONN_TIMEOUT_S,
-				MHD_OPTION_END);
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)(sizeof(m->conn) / sizeof(m->conn[0])),
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KL_METRICS_REQUEST_TIMEOUT_S,
+				MHD_OPTION_NOTIFY_CONNECTION, notify_conn, m,
+				MHD_OPTION_NOTIFY_COMPLETED, notify_done, m, MHD_OPTION_END);
+	if (m->d && pthread_create(&m->thread, NULL, serve, m) == 0) {
+		m->running = true;
+	} else if (m->d) {
+		MHD_stop_daemon(m->d); /* closes fd */
+		m->d = NULL;
+		fd = -1;
+	}
 	if (!m->d) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s", where);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
 		errno = EIO;
@@ -489,6 +643,9 @@ void kl_metrics_stop(struct kl_metrics *m)
 {
 	if (!m)
 		return;
+	__atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
+	if (m->running)
+		pthread_join(m->thread, NULL);
 	MHD_stop_daemon(m->d);
 	pthread_mutex_destroy(&m->lock);
 	free(m);

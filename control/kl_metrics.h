@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Prometheus /metrics for keylined: libmicrohttpd on its own thread, bound to exactly the
+ * Prometheus /metrics for keylined: libmicrohttpd on its own thread (external polling with epoll
+ * run by that thread, which also enforces the request deadline and the connection limit below), bound to exactly the
  * configured address, answering GET (and HEAD) /metrics with the text exposition format 0.0.4
  * rendered from a struct kl_stats_view. Every family is generated from the X-macro lists
  * (KL_COUNTER_LIST, KL_DROP_LIST, KL_IO_COUNTER_LIST, KL_NET_DROP_LIST), so a new counter shows
@@ -24,6 +25,10 @@
  *   worker_answers_total{worker="N",...}           sum() over the totals never double counts)
  *   table_entries{kind="ues"|"groups"|"emses"|"imsis"|"appids"}, table_memory_bytes
  *   workers, start_time_seconds, build_info{version,io,crypto} 1
+ *   <name>_total | <name>                          the control plane's counters and gauges
+ *                                                  (KL_CTL_COUNTER_LIST, kl_ctl_stats.h: admin_*,
+ *                                                  metrics_*, store_*, rotation*, diameter_*),
+ *                                                  when the view has them
  */
 #ifndef KL_METRICS_H
 #define KL_METRICS_H
@@ -37,10 +42,17 @@
 
 /* Upper bound of one /metrics body: a 64-worker view takes about 40 KiB. */
 #define KL_METRICS_BODY_MAX (128u * 1024)
-/* Concurrent HTTP connections served; more are refused (scrapers need one). */
-#define KL_METRICS_MAX_CONNECTIONS 16
-/* Idle HTTP connections are closed after this many seconds. */
-#define KL_METRICS_CONN_TIMEOUT_S 10
+/* Concurrent HTTP connections served. A new connection beyond them closes the one whose request
+ * has been in progress the longest (so slow clients cannot keep a scraper out); the spare slots
+ * let MHD accept while such a connection is being closed. */
+#define KL_METRICS_MAX_CONNECTIONS 32
+#define KL_METRICS_SPARE_CONNECTIONS 4
+/* Each request must be answered this many seconds after its connection opened or its previous
+ * answer was sent (headers included: slow header lines do not extend it); idle connections are
+ * closed after as long. */
+#define KL_METRICS_REQUEST_TIMEOUT_S 5
+/* How often the server thread checks those deadlines. */
+#define KL_METRICS_TICK_MS 200
 
 struct kl_metrics;
 

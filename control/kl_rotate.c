@@ -5,6 +5,7 @@
  * the table. Fresh MSKs come from RAND_priv_bytes; every copy of a key is wiped after use.
  */
 #include "kl_rotate.h"
+#include "kl_ctl_stats.h"
 #include "kl_store.h"
 #include "kl_util.h"
 
@@ -35,6 +36,7 @@ struct kl_rotate {
 	struct kl_store *store;
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
+	struct kl_ctl_stats *ctl;
 	unsigned n;
 	struct rot_group g[];
 };
@@ -56,9 +58,10 @@ static void rlog(const struct kl_rotate *r, int level, const char *fmt, ...)
 		fprintf(stderr, "keyline rotate: %s\n", msg);
 }
 
+/* lower-case hex, as keylinectl and the admin socket write groups */
 static void group_name(const struct kl_group_ref *ref, char out[16])
 {
-	snprintf(out, 16, "%02X%02X%02X:%u", ref->domain[0], ref->domain[1], ref->domain[2],
+	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
 		 (unsigned)ref->group);
 }
 
@@ -226,6 +229,7 @@ static void announce(const struct kl_rotate *r, struct rot_group *g, const char 
 	if (mk->next_made && st->has_next)
 		log_msk(r, gname, "next", &st->next, "");
 	g->rotations += mk->n;
+	kl_ctl_add(r->ctl, KL_CTL_ROTATIONS, mk->n);
 }
 
 /* One group: read, advance, store, table. @return 1 changed, 0 unchanged, -errno. */
@@ -305,6 +309,7 @@ fail:
 	OPENSSL_cleanse(&st, sizeof(st));
 	OPENSSL_cleanse(&tab, sizeof(tab));
 	g->failures++;
+	kl_ctl_add(r->ctl, KL_CTL_ROTATION_FAILURES, 1);
 	return rc < 0 ? rc : -EIO;
 }
 
@@ -353,6 +358,7 @@ struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, 
 	r->store = p->store;
 	r->log = p->log;
 	r->log_arg = p->log_arg;
+	r->ctl = p->ctl;
 	r->n = p->n;
 	for (unsigned i = 0; i < p->n; i++)
 		r->g[i].cfg = p->groups[i];

@@ -48,6 +48,7 @@ extern "C" {
 #define KL_ROTATE_MAX_PERIOD_S (366u * 86400u)
 
 struct kl_store;
+struct kl_ctl_stats;
 
 struct kl_rotate_group {
 	struct kl_group_ref ref;
@@ -63,6 +64,7 @@ struct kl_rotate_params {
 	/* Log sink (levels as enum kl_config_log_level: 0 error .. 3 debug); NULL: stderr. */
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
+	struct kl_ctl_stats *ctl; /* control-plane counters (rotations, failures); NULL: none */
 };
 
 struct kl_rotate;

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "kl_ctl_stats.h"
 #include "kl_engine.h"
 #include "kl_io.h"
 #include "kl_table.h"
@@ -24,6 +25,7 @@ struct kl_stats_view {
 	const char *io_name;	/* "dpdk" | "socket" */
 	const char *crypto_name; /* "ipsec-mb" | "openssl" */
 	const char *version;
+	struct kl_ctl_stats *ctl; /* control-plane counters (kl_ctl_stats.h); NULL: none */
 };
 
 struct kl_stats_total {

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "kl_ctl_stats.h"
 #include "kl_kwp.h"
 #include "kl_store.h"
 #include "kl_util.h"
@@ -65,6 +66,7 @@ struct kl_store {
 	MDB_dbi meta;
 	MDB_txn *txn;	  /* an open batch, or NULL */
 	int txn_failed;	  /* a write of the batch failed: only abort is left */
+	struct kl_ctl_stats *ctl; /* commits counted here; NULL: not counted */
 	struct st_secret *sec; /* in the secure heap or a locked page */
 	uint8_t *kek;	       /* sec->kek */
 	int kek_secure;
@@ -996,6 +998,7 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 	}
 	s->lock_fd = -1;
 	s->map_size = p->map_size ? p->map_size : KL_STORE_MAP_SIZE_DEFAULT;
+	s->ctl = p->ctl;
 	s->path = strdup(p->path);
 	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	s->md = EVP_MD_CTX_new();
@@ -1208,6 +1211,7 @@ static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
 		m = mdb_txn_commit(txn);
 		if (m)
 			rc = st_fail(s, m, "commit", KL_TK__COUNT);
+		kl_ctl_add(s->ctl, m ? KL_CTL_STORE_COMMIT_FAILURES : KL_CTL_STORE_COMMITS, 1);
 	}
 	return rc;
 }
@@ -1795,6 +1799,7 @@ int kl_store_txn_commit(struct kl_store *s)
 		if (m)
 			rc = st_fail(s, m, "commit", KL_TK__COUNT);
 	}
+	kl_ctl_add(s->ctl, rc ? KL_CTL_STORE_COMMIT_FAILURES : KL_CTL_STORE_COMMITS, 1);
 	s->txn_failed = 0;
 	return rc;
 }

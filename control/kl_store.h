@@ -71,11 +71,14 @@ extern "C" {
 #define KL_STORE_KEK_LEN 32		/* AES-256 KEK */
 #define KL_STORE_MAP_SIZE_DEFAULT (32ull << 30) /* virtual only: the file grows as used */
 
+struct kl_ctl_stats;
+
 struct kl_store_params {
 	const char *path;     /* directory of the LMDB environment */
 	const char *kek_file; /* 32 raw bytes, or 64 hex digits (one trailing newline allowed) */
 	uint64_t map_size;    /* bytes the store may grow to; 0 = KL_STORE_MAP_SIZE_DEFAULT */
 	int create_if_missing; /* create the directory and an empty store when there is none */
+	struct kl_ctl_stats *ctl; /* control-plane counters (store commits); NULL: none */
 	int verify; /* walk every database of an existing store in a child process first */
 };
 

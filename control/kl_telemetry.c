@@ -12,7 +12,7 @@
  * command from reading a view that kl_telemetry_detach has given back. */
 static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct kl_stats_view *tel_view;
-static bool tel_registered[3];
+static bool tel_registered[4];
 
 /* Any failure to add (a name DPDK refuses, a full container) fails the whole command, so a bad
  * name in a list shows up as a null reply in the tests instead of a silently missing key. */
@@ -146,6 +146,16 @@ static int info(const struct kl_stats_view *v, const char *params, struct rte_te
 	return 0;
 }
 
+static int control(const struct kl_stats_view *v, const char *params, struct rte_tel_data *d)
+{
+	if ((params && *params) || !v->ctl)
+		return -EINVAL;
+	rte_tel_data_start_dict(d);
+	for (unsigned c = 0; c < KL_CTL__COUNT; c++)
+		TRY(rte_tel_data_add_dict_u64(d, kl_ctl_counter_name(c), kl_ctl_get(v->ctl, c)));
+	return 0;
+}
+
 static int locked(int (*fn)(const struct kl_stats_view *, const char *, struct rte_tel_data *),
 		  const char *params, struct rte_tel_data *d)
 {
@@ -175,6 +185,12 @@ static int cmd_info(const char *cmd, const char *params, struct rte_tel_data *d)
 	return locked(info, params, d);
 }
 
+static int cmd_control(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	return locked(control, params, d);
+}
+
 int kl_telemetry_register(const struct kl_stats_view *view)
 {
 	static const struct {
@@ -187,6 +203,8 @@ int kl_telemetry_register(const struct kl_stats_view *view)
 		  "totals)" },
 		{ "/keyline/table", cmd_table, "keyline key table entries per kind and memory" },
 		{ "/keyline/info", cmd_info, "keyline version, io, crypto, workers, start time" },
+		{ "/keyline/control", cmd_control,
+		  "keyline control-plane counters: admin, metrics, store, rotation, Diameter" },
 	};
 	int rc = 0;
 

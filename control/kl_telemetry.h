@@ -16,6 +16,8 @@
  *   /keyline/table        {"ues": n, "groups": n, "emses": n, "imsis": n, "appids": n,
  *                         "memory_bytes": n}
  *   /keyline/info         {"version": s, "io": s, "crypto": s, "workers": n, "start_time_ns": n}
+ *   /keyline/control      {<kl_ctl_counter_name>: v, ...}: every entry of KL_CTL_COUNTER_LIST
+ *                         (the values /metrics shows); null when the view has no ctl
  */
 #ifndef KL_TELEMETRY_H
 #define KL_TELEMETRY_H

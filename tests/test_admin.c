@@ -49,6 +49,8 @@ struct fx {
 	struct kl_stats_view view;
 	struct kl_worker_stats ws[2];
 	struct kl_io_stats io[2];
+	struct kl_ctl_stats ctl;
+	uint32_t line_ms; /* line_timeout_ms of the next mk_admin (0: the default) */
 };
 
 static unsigned seq;
@@ -134,6 +136,8 @@ static struct kl_admin *mk_admin(struct fx *f, unsigned max_clients, uint32_t id
 		.stats = &f->view,
 		.max_clients = max_clients,
 		.idle_timeout_ms = idle_ms,
+		.line_timeout_ms = f->line_ms,
+		.ctl = &f->ctl,
 		.log = log_cb,
 	};
 
@@ -439,8 +443,8 @@ static void test_ue(void **state)
 	assert_int_equal(iget(j, "muk_chunks"), 1);
 	g = json_object_get(j, "groups");
 	assert_int_equal(json_array_size(g), 2);
-	assert_string_equal(json_string_value(json_array_get(g, 0)), "00F110:1");
-	assert_string_equal(json_string_value(json_array_get(g, 1)), "00F110:65535");
+	assert_string_equal(json_string_value(json_array_get(g, 0)), "00f110:1");
+	assert_string_equal(json_string_value(json_array_get(g, 1)), "00f110:65535");
 	json_decref(j);
 
 	/* replace with a two-chunk MUK and no groups */
@@ -1065,23 +1069,85 @@ static void test_idle_and_max_clients(void **state)
 	kl_admin_destroy(f->a);
 	f->a = mk_admin(f, 2, 500, err, sizeof(err));
 	assert_non_null(f->a);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		c[i] = cl_open(f->path);
-	assert_int_equal(cl_line(f, c[2], line, sizeof(line)), 0);
-	assert_non_null(strstr(line, "too many admin clients (max 2)"));
-	assert_true(cl_eof(f, c[2]));
-	ping_ok(f, c[0]);
 	ping_ok(f, c[1]);
-	/* c[1] stays busy, c[0] goes quiet and is disconnected */
+	ping_ok(f, c[0]);
+	usleep(20000);
+	ping_ok(f, c[1]);
+	/* at the limit a new client is served: c[0], idle the longest, makes room */
+	c[2] = cl_open(f->path);
+	ping_ok(f, c[2]);
+	assert_int_equal(cl_line(f, c[0], line, sizeof(line)), 0);
+	assert_non_null(
+		strstr(line, "too many admin clients (max 2): this connection was idle the longest"));
+	assert_true(cl_eof(f, c[0]));
+	assert_int_equal(kl_ctl_get(&f->ctl, KL_CTL_ADMIN_EVICTED), 1);
+	/* c[2] stays busy, c[1] goes quiet and is disconnected with a reason */
 	for (int i = 0; i < 12; i++) {
 		usleep(60000);
-		ping_ok(f, c[1]);
+		ping_ok(f, c[2]);
 	}
-	assert_true(cl_eof(f, c[0]));
+	assert_int_equal(cl_line(f, c[1], line, sizeof(line)), 0);
+	assert_non_null(strstr(line, "idle for 500 ms: closing"));
+	assert_true(cl_eof(f, c[1]));
 	assert_int_equal(kl_admin_clients(f->a), 1);
-	ping_ok(f, c[1]);
+	assert_int_equal(kl_ctl_get(&f->ctl, KL_CTL_ADMIN_CLIENTS), 1);
+	assert_int_equal(kl_ctl_get(&f->ctl, KL_CTL_ADMIN_TIMEOUTS), 1);
+	ping_ok(f, c[2]);
 	for (int i = 0; i < 3; i++)
 		cl_close(c[i]);
+}
+
+/* Clients holding half a line, one byte now and then, neither keep their slot past the line
+ * timeout nor keep an operator out meanwhile (the one idle or partial the longest makes room). */
+static void test_slow_clients(void **state)
+{
+	struct fx *f = *state;
+	struct cl *slow[KL_ADMIN_DEFAULT_MAX_CLIENTS], *op;
+	char err[256], line[256];
+	double t0, end;
+	unsigned closed = 0;
+
+	kl_admin_destroy(f->a);
+	f->line_ms = 400;
+	f->a = mk_admin(f, 0, 0, err, sizeof(err));
+	assert_non_null(f->a);
+	for (unsigned i = 0; i < KL_ADMIN_DEFAULT_MAX_CLIENTS; i++) {
+		slow[i] = cl_open(f->path);
+		cl_send(f, slow[i], "{\"cmd\":\"pi", 10);
+		assert_true(kl_admin_poll(f->a, 5) >= 0);
+	}
+	assert_int_equal(kl_admin_clients(f->a), KL_ADMIN_DEFAULT_MAX_CLIENTS);
+	/* an operator's command gets through at once: slow[0] gives up its slot */
+	op = cl_open(f->path);
+	t0 = now_s();
+	ping_ok(f, op);
+	assert_true(now_s() - t0 < 1.0);
+	assert_int_equal(cl_line(f, slow[0], line, sizeof(line)), 0);
+	assert_non_null(strstr(line, "this connection was idle the longest"));
+	assert_true(cl_eof(f, slow[0]));
+	/* the others keep sending a byte every 50 ms: closed at the line timeout all the same */
+	end = now_s() + 3;
+	while (closed < KL_ADMIN_DEFAULT_MAX_CLIENTS - 1 && now_s() < end) {
+		for (unsigned i = 1; i < KL_ADMIN_DEFAULT_MAX_CLIENTS; i++)
+			if (slow[i] && send(slow[i]->fd, " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+				cl_close(slow[i]);
+				slow[i] = NULL;
+				closed++;
+			}
+		for (int k = 0; k < 10; k++)
+			assert_true(kl_admin_poll(f->a, 5) >= 0);
+	}
+	assert_int_equal(closed, KL_ADMIN_DEFAULT_MAX_CLIENTS - 1);
+	assert_true(now_s() - t0 < 2.0);
+	assert_non_null(strstr(logbuf, "request line not completed within 400 ms: closing"));
+	assert_int_equal(kl_ctl_get(&f->ctl, KL_CTL_ADMIN_TIMEOUTS), KL_ADMIN_DEFAULT_MAX_CLIENTS - 1);
+	assert_int_equal(kl_ctl_get(&f->ctl, KL_CTL_ADMIN_EVICTED), 1);
+	ping_ok(f, op);
+	assert_int_equal(kl_admin_clients(f->a), 1);
+	cl_close(slow[0]);
+	cl_close(op);
 }
 
 static void test_socket_file(void **state)
@@ -1332,7 +1398,7 @@ static void test_rotate_status(void **state)
 	assert_true(json_is_true(json_object_get(o, "enabled")));
 	assert_int_equal(json_array_size(json_object_get(o, "groups")), 2);
 	g = json_array_get(json_object_get(o, "groups"), 0);
-	assert_string_equal(sget(g, "group"), "00F110:1");
+	assert_string_equal(sget(g, "group"), "00f110:1");
 	assert_int_equal(iget(g, "period_s"), 3600);
 	assert_int_equal(iget(g, "predelivery_s"), 600);
 	assert_int_equal(iget(g, "rotations"), 1);
@@ -1345,7 +1411,7 @@ static void test_rotate_status(void **state)
 	assert_string_equal(sget(m, "kcv"), cur1);
 	assert_true(json_is_null(json_object_get(g, "next")));
 	g = json_array_get(json_object_get(o, "groups"), 1);
-	assert_string_equal(sget(g, "group"), "00F110:2");
+	assert_string_equal(sget(g, "group"), "00f110:2");
 	assert_int_equal(iget(g, "rotations"), 2);
 	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur2);
 	m = json_object_get(g, "next");
@@ -1358,7 +1424,7 @@ static void test_rotate_status(void **state)
 	expect_ok(j);
 	group_kcvs(f, 1, cur1, nxt1, &id1);
 	assert_string_equal(sget(j, "result"), "rotated");
-	assert_string_equal(sget(j, "group"), "00F110:1");
+	assert_string_equal(sget(j, "group"), "00f110:1");
 	assert_int_equal(iget(j, "msk_id"), 0x00010002);
 	assert_int_equal(id1, 0x00010002);
 	assert_int_equal(iget(j, "key_number"), 2);
@@ -1394,13 +1460,13 @@ static void test_rotate_status(void **state)
 	assert_int_equal(iget(g, "rotations"), 2);
 	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur1);
 	json_decref(j);
-	assert_non_null(strstr(logbuf, "rotate group 00F110:1: forced rotation, current msk_id "
+	assert_non_null(strstr(logbuf, "rotate group 00f110:1: forced rotation, current msk_id "
 				       "0x00010002 kcv "));
 	assert_non_null(strstr(logbuf, cur1));
 
 	/* errors */
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:3\"}"),
-		   "group 00F110:3: not a group with MSK rotation");
+		   "group 00f110:3: not a group with MSK rotation");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F11:1\"}"), "not a key group");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":1}"), "group: must be a string");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\"}"), "group: missing");
@@ -1533,6 +1599,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_and_max_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_plain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_status, setup, teardown),

@@ -16,7 +16,9 @@ durable store, end to end:
   (keylined killed in the middle of a bulk push: test_keylined_feed.py, durability)
   h. without a store the feed writes the key table directly (same semantics);
   i. a MUK pushed with KL-Expiry: shown by keylinectl, kept over a groups update and a restart,
-     and once it has passed MBMS requests get ERR 12 detail 3.
+     and once it has passed MBMS requests get ERR 12 detail 3;
+  j. the feed's counters in /metrics (keyline_diameter_*) equal those of keylinectl status, and
+     its batches show as store commits.
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
@@ -24,6 +26,7 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
@@ -75,6 +78,7 @@ class Env:
         self.sock = os.path.join(work, 'admin.sock')
         self.dport = free_port()
         self.uport = free_port(socket.SOCK_DGRAM)
+        self.mport = free_port()
         self.runs = 0
         self.psk = os.urandom(32).hex()
         self.pskf = os.path.join(work, 'emse.psk')
@@ -87,7 +91,8 @@ class Env:
         dia = ('{identity: %s, listen: 127.0.0.1, port: %d, tls_cert: "%s", tls_key: "%s", '
                'tls_ca: "%s", max_queue: 64}' % (SERVER, self.dport, cert, key,
                                                  self.pki.p('ca.pem')))
-        extra = {'io': 'socket', 'udp_port': self.uport, 'predelivery_s': 6, 'diameter': dia}
+        extra = {'io': 'socket', 'udp_port': self.uport, 'predelivery_s': 6, 'diameter': dia,
+                 'metrics': '"127.0.0.1:%d"' % self.mport}
         if store:
             extra['store'] = '{path: "%s", kek_file: "%s", map_size_mb: 64}' % (self.store,
                                                                                 self.kek)
@@ -232,6 +237,27 @@ def pushes_and_fetches(env, kd):
     CK.eq([p.get('identity') for p in dia.get('peers', [])], ['hss.test'],
           'status: the simulator is a known peer')
     return e1, keys
+
+
+# ---- j. the feed's counters in /metrics ------------------------------------------------------
+
+def metrics_counters(env):
+    rc, ans = env.ctl('status')
+    want = (ans.get('diameter') or {}).get('counters') or {}
+    body = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % env.mport, timeout=10).read()
+    got = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith('#'):
+            name, value = line.rsplit(' ', 1)
+            got[name] = int(float(value))
+    CK.check(want.get('answered_ok', 0) > 0, 'j: status shows Diameter counters: %s' % want)
+    for name in ('answered_ok', 'rejected', 'failed', 'busy', 'commits', 'peers_refused'):
+        CK.eq(got.get('keyline_diameter_%s_total' % name), want.get(name),
+              'j: keyline_diameter_%s_total equals status' % name)
+    CK.eq(got.get('keyline_diameter_queued'), want.get('queued'), 'j: keyline_diameter_queued')
+    CK.check(got.get('keyline_store_commits_total', 0) >= want.get('commits', 1),
+             'j: the feed\'s batches are store commits (%s >= %s)'
+             % (got.get('keyline_store_commits_total'), want.get('commits')))
 
 
 # ---- d. refused peers, malformed requests ----------------------------------------------------
@@ -476,6 +502,7 @@ def main():
             try:
                 e1, keys = pushes_and_fetches(env, kd)
                 refusals(env, kd, e1)
+                metrics_counters(env)
                 log1 = kd.stderr()
                 rc, _ = kd.stop()
                 CK.eq(rc, 0, 'keylined exits 0 on SIGTERM')

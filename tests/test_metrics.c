@@ -40,6 +40,7 @@ static struct kl_crypto *cli;
 static uint64_t now;
 static struct kl_io_stats io[NW];
 static struct kl_stats_view view;
+static struct kl_ctl_stats ctl; /* the control plane's counters, known values from setup */
 /* What the traffic below must have produced, kept by intent (not read back from the engine). */
 static uint64_t want_cnt[NW][KL_CNT__COUNT];
 static uint64_t want_drop[NW][KL_DROP__COUNT];
@@ -745,6 +746,27 @@ static void scrape_and_check(int family, const char *addr, uint16_t port)
 	check_expo(&ex, resp.body);
 }
 
+/* Every entry of KL_CTL_COUNTER_LIST is a family of its own, typed and helped by the list, with
+ * the value the counters hold now. */
+static void check_ctl(struct expo *e)
+{
+	for (unsigned c = 0; c < KL_CTL__COUNT; c++) {
+		bool gauge = kl_ctl_counter_is_gauge(c);
+		char name[96];
+		const struct family *f;
+
+		snprintf(name, sizeof(name), "keyline_%s%s", kl_ctl_counter_name(c),
+			 gauge ? "" : "_total");
+		f = find_family(e, name);
+		if (!f)
+			fail_msg("no family %s", name);
+		assert_string_equal(f->type, gauge ? "gauge" : "counter");
+		assert_string_equal(f->help, kl_ctl_counter_help(c));
+		assert_int_equal(count_series(e, name), 1);
+		assert_int_equal(val(e, name, ""), kl_ctl_get(&ctl, c));
+	}
+}
+
 /* ---- tests --------------------------------------------------------------------------------- */
 
 static void test_render(void **state)
@@ -759,6 +781,7 @@ static void test_render(void **state)
 	assert_int_equal((size_t)n, strlen(buf));
 	parse_expo(buf, &ex);
 	check_expo(&ex, buf);
+	check_ctl(&ex);
 	/* families named by the lists, one HELP/TYPE each (the parser refuses repeats) */
 	assert_non_null(find_family(&ex, "keyline_service_seconds"));
 	assert_string_equal(find_family(&ex, "keyline_service_seconds")->type, "histogram");
@@ -775,6 +798,12 @@ static void test_render(void **state)
 		assert_null(find_family(&ex, "keyline_table_entries"));
 		assert_null(find_family(&ex, "keyline_table_memory_bytes"));
 		assert_int_equal(val(&ex, "keyline_received_total", ""), want_total_cnt(KL_CNT_RX));
+		/* without control-plane counters their families are left out */
+		nt.ctl = NULL;
+		assert_true(kl_metrics_render(&nt, buf, sizeof(buf)) > 0);
+		parse_expo(buf, &ex);
+		assert_null(find_family(&ex, "keyline_admin_requests_total"));
+		assert_null(find_family(&ex, "keyline_diameter_queued"));
 	}
 	/* too small a buffer is refused, not overrun */
 	memset(buf, 'Z', sizeof(buf));
@@ -894,6 +923,61 @@ static void test_http_v4(void **state)
 	scrape_and_check(AF_INET, "127.0.0.1", port);
 	kl_metrics_stop(m);
 	kl_metrics_stop(NULL);
+}
+
+/* Slow clients (a header line now and then) beyond the connection limit neither keep a scrape out
+ * nor keep their connections past the request deadline. */
+static void test_http_slow_clients(void **state)
+{
+	enum { N = KL_METRICS_MAX_CONNECTIONS + 8 };
+	static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n", more[] = "X-Slow: 1\r\n";
+	struct kl_config_endpoint ep = ep4("127.0.0.1", 0);
+	char err[256] = "";
+	struct kl_metrics *m = kl_metrics_start(&ep, &view, err, sizeof(err));
+	uint64_t closed0 = kl_ctl_get(&ctl, KL_CTL_METRICS_CLOSED);
+	int slow[N];
+	unsigned gone = 0;
+	uint16_t port;
+	struct timespec t0, t1;
+
+	(void)state;
+	if (!m)
+		fail_msg("kl_metrics_start: %s", err);
+	port = kl_metrics_port(m);
+	for (int i = 0; i < N; i++) {
+		slow[i] = connect_to(AF_INET, "127.0.0.1", port);
+		assert_true(slow[i] >= 0);
+		send_all(slow[i], head, sizeof(head) - 1);
+	}
+	usleep(300000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	scrape_and_check(AF_INET, "127.0.0.1", port);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 2);
+	/* a header line every 500 ms does not extend a request past its deadline */
+	for (int k = 0; k < 2 * (KL_METRICS_REQUEST_TIMEOUT_S + 2) && gone < N; k++) {
+		usleep(500000);
+		for (int i = 0; i < N; i++) {
+			char b[64];
+			ssize_t r;
+
+			if (slow[i] < 0)
+				continue;
+			/* still open: nothing to read, and it takes the next line */
+			r = recv(slow[i], b, sizeof(b), MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    send(slow[i], more, sizeof(more) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+				    (ssize_t)sizeof(more) - 1)
+				continue;
+			close(slow[i]);
+			slow[i] = -1;
+			gone++;
+		}
+	}
+	assert_int_equal(gone, N);
+	assert_true(kl_ctl_get(&ctl, KL_CTL_METRICS_CLOSED) - closed0 >= N);
+	scrape_and_check(AF_INET, "127.0.0.1", port);
+	kl_metrics_stop(m);
 }
 
 static void test_http_v6(void **state)
@@ -1040,7 +1124,8 @@ static void test_telemetry(void **state)
 					   "/keyline/stats,-1",	 "/keyline/stats,abc",
 					   "/keyline/stats,0x1", "/keyline/stats,1 ",
 					   "/keyline/stats, 1",	 "/keyline/stats,00001",
-					   "/keyline/table,1",	 "/keyline/info,x" };
+					   "/keyline/table,1",	 "/keyline/info,x",
+					   "/keyline/control,1" };
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	char info[1024];
 	json_t *j, *list;
@@ -1097,6 +1182,19 @@ static void test_telemetry(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "crypto")), "ipsec-mb");
 	assert_int_equal(jint(j, "workers", NULL), NW);
 	assert_int_equal(jint(j, "start_time_ns", NULL), view.start_ns);
+	json_decref(j);
+	/* the control-plane counters: every list entry, the values /metrics renders */
+	j = tel("/keyline/control");
+	assert_int_equal(json_object_size(j), KL_CTL__COUNT);
+	{
+		static char buf[KL_METRICS_BODY_MAX];
+
+		assert_true(kl_metrics_render(&view, buf, sizeof(buf)) > 0);
+		parse_expo(buf, &ex);
+		check_ctl(&ex);
+		for (unsigned c = 0; c < KL_CTL__COUNT; c++)
+			assert_int_equal(jint(j, kl_ctl_counter_name(c), NULL), kl_ctl_get(&ctl, c));
+	}
 	json_decref(j);
 	/* registered once each, with help */
 	list = tel("/");
@@ -1194,7 +1292,9 @@ static int setup(void **state)
 	io[1].svc_sum_ns = 500000000ull;
 	view = (struct kl_stats_view){ .n_workers = NW, .table = tab,
 				       .start_ns = 1700000000123000000ull, .io_name = "socket",
-				       .crypto_name = "ipsec-mb", .version = VERSION };
+				       .crypto_name = "ipsec-mb", .version = VERSION, .ctl = &ctl };
+	for (unsigned c = 0; c < KL_CTL__COUNT; c++)
+		ctl.v[c] = 1000003ull * (c + 1);
 	for (unsigned w = 0; w < NW; w++) {
 		view.engine[w] = kl_worker_stats(wk[w]);
 		view.io[w] = &io[w];
@@ -1233,7 +1333,8 @@ int main(void)
 			"-l", "0", "--log-level=error", "--file-prefix", prefix };
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),	  cmocka_unit_test(test_render_64_workers),
-		cmocka_unit_test(test_http_v4),	  cmocka_unit_test(test_http_v6),
+		cmocka_unit_test(test_http_v4),	  cmocka_unit_test(test_http_slow_clients),
+		cmocka_unit_test(test_http_v6),
 		cmocka_unit_test(test_start_errors), cmocka_unit_test(test_telemetry),
 	};
 	int rc;
