@@ -164,9 +164,10 @@ static uint64_t unix_to_ntp(uint64_t unix_s)
 	return (unix_s + NTP_UNIX_OFFSET) << 32;
 }
 
+/* One form everywhere (answers, errors, logs, keylinectl): lower-case hex, as in the examples. */
 static void group_str(const struct kl_group_ref *ref, char out[16])
 {
-	snprintf(out, 16, "%02X%02X%02X:%u", ref->domain[0], ref->domain[1], ref->domain[2],
+	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
 		 (unsigned)ref->group);
 }
 
@@ -627,8 +628,10 @@ static int cmd_import(struct req *r, json_t *j)
 		return -1;
 	if (r->a->store)
 		return rerr(r, "refused: a key store is configured and test populations are not "
-			       "stored (their keys follow from a seed); use a keylined without "
-			       "store: for test populations");
+			       "stored (their keys follow from a seed); instead start keylined with "
+			       "-p FILE (the population goes into the key table only, beside the "
+			       "store), or write stored keys with put-ue, put-group, put-emse, "
+			       "push-e2m and put-appid or the Diameter feed");
 	if (!!params == !!path)
 		return rerr(r, "give either params (the population file's fields) or path");
 	if (path) {
@@ -949,10 +952,14 @@ static int cmd_del(struct req *r, json_t *j)
 		memcpy(g.domain, key, 3);
 		/* rotation would make it again at the next tick, numbering its keys from 1 anew
 		 * (an MSK ID UEs may hold for another key) */
-		if (kl_rotate_has(r->a->rotate, &g))
-			return rerr(r, "group %s is under MSK rotation (config msk_rotation:): take it "
-				       "out of the configuration before deleting it",
-				    json_string_value(json_object_get(j, "id")));
+		if (kl_rotate_has(r->a->rotate, &g)) {
+			char name[16];
+
+			group_str(&g, name);
+			return rerr(r, "group %s is under MSK rotation (config msk_rotation:): take "
+				       "it out of the configuration before deleting it",
+				    name);
+		}
 	}
 	/* Store first: an entry deleted from the table only would come back at the next start.
 	 * -ENOENT is no error here: entries of a -p test population are in the table only. */

@@ -108,7 +108,7 @@ def main():
             ['-s', sock, '--timeout', '10', 'ping'],
             ['-s', sock, 'put-ue', 'ue1@ims.example', '--muk-file', k32, '--group', '00f110:1',
              '--expires', 'now+60'],
-            ['-s', sock, 'put-group', '00f110:1', '--msk-file', k16, '--msk-id', '1',
+            ['-s', sock, 'put-group', '00f110:1', '--msk-file', k16, '--key-number', '1',
              '--valid-from', 'now', '--valid-to', 'now+3600'],
             ['-s', sock, 'put-emse', 'emse-1.example', '--psk-file', k32],
             ['-s', sock, 'push-e2m', '001010000000001', '--key-file', k32, '--key-id', '7'],

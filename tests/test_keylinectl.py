@@ -143,7 +143,7 @@ def body(tmp, sock):
     out, _ = run(["put-ue", "--muk-file", f, "ue1@ims.example", "--group", "00F110:3"], sock, 0)
     check(out == f"ue ue1@ims.example: replaced (kcv {kcv(muk2)})\n", f"put-ue file: {out!r}")
     out, _ = run(["show", "ue", "ue1@ims.example"], sock, 0)
-    check(f"2 chunk(s), kcv {kcv(muk2)}" in out and "00F110:3" in out, f"show ue: {out!r}")
+    check(f"2 chunk(s), kcv {kcv(muk2)}" in out and "00f110:3" in out, f"show ue: {out!r}")
     out, _ = run(["put-ue", "ue2@ims.example", "--muk-file", "-"], sock, 0, stdin=muk.hex())
     check(f"added (kcv {kcv(muk)})" in out, f"put-ue stdin: {out!r}")
     out, _ = run(["show", "ue", "ue2@ims.example", "--json"], sock, 0)
@@ -178,10 +178,10 @@ def body(tmp, sock):
     # ---- group
     msk, msk2 = key(16, 3), key(16, 4)
     f = wfile("msk.hex", msk.hex())
-    out, _ = run(["put-group", "00F110:1", "--msk-file", f, "--msk-id", "1", "--valid-from",
+    out, _ = run(["put-group", "00F110:1", "--msk-file", f, "--key-number", "1", "--valid-from",
                   "2030-01-01T00:00:00Z", "--valid-to", "1893459600", "--next-msk", msk2.hex()],
                  sock, 0)
-    check(out == f"group 00F110:1: added (current kcv {kcv(msk)}, next kcv {kcv(msk2)})\n",
+    check(out == f"group 00f110:1: added (current kcv {kcv(msk)}, next kcv {kcv(msk2)})\n",
           f"put-group: {out!r}")
     out, _ = run(["show", "group", "00F110:1"], sock, 0)
     check("msk_id 0x00010001 (key 1)  valid 2030-01-01T00:00:00Z .. 2030-01-01T01:00:00Z  "
@@ -261,9 +261,34 @@ def body(tmp, sock):
     check("not a key group" in err, f"bad group: {err!r}")
     _, err = run(["put-appid", "app2", "12ab"], sock, 1)
     check("decimal digits" in err, f"bad imsi: {err!r}")
+    # --msk-id is the whole MSK ID only (issue 15 item 7); its group must be the group's
     _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "0x00040001",
-                  "--valid-from", "100", "--valid-to", "200"], sock, 1)
-    check("is not the group's" in err, f"msk id group: {err!r}")
+                  "--valid-from", "100", "--valid-to", "200"], sock, 2)
+    check("its key group is not DDDDDD:G's (3)" in err, f"msk id group: {err!r}")
+    _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "5",
+                  "--valid-from", "100", "--valid-to", "200"], sock, 2)
+    check("the whole MSK ID" in err and "--key-number" in err, f"--msk-id 5: {err!r}")
+    _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "0x00030005",
+                  "--key-number", "5", "--valid-from", "100", "--valid-to", "200"], sock, 2)
+    check("not both" in err, f"--msk-id and --key-number: {err!r}")
+    _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--key-number", "0",
+                  "--valid-from", "100", "--valid-to", "200"], sock, 2)
+    check("0 is reserved" in err, f"--key-number 0: {err!r}")
+    out, _ = run(["--json", "put-group", "00F110:3", "--msk", msk.hex(), "--key-number", "9",
+                  "--valid-from", "100", "--valid-to", "200", "--next-msk", msk2.hex(),
+                  "--next-key-number", "12"], sock, 0)
+    out, _ = run(["show", "group", "00F110:3", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["current"]["msk_id"] == 0x00030009 and j["next"]["msk_id"] == 0x0003000C,
+          f"--key-number and --next-key-number: {j}")
+    out, _ = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "0x00030007",
+                  "--valid-from", "100", "--valid-to", "200", "--next-msk", msk2.hex(),
+                  "--next-msk-id", "0x00030001"], sock, 0)
+    out, _ = run(["show", "group", "00F110:3", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["current"]["msk_id"] == 0x00030007 and j["next"]["msk_id"] == 0x00030001,
+          f"--msk-id and --next-msk-id: {j}")
+    run(["del", "group", "00f110:3"], sock, 0)
     _, err = run(["show", "ue", "nobody"], sock, 1)
     check("no such ue entry" in err, f"show missing: {err!r}")
     _, err = run(["del", "cat", "x"], sock, 1)
@@ -306,16 +331,16 @@ def body(tmp, sock):
         (["put-ue", "u", "--muk", "00", "--expires", "tomorrow"], "put-ue: --expires: bad time"),
         (["put-ue", "u", "--muk", "00", "--expires", "2085978496"], "out of range"),
         (["put-ue", "u", "--muk", "00", "--expires"], "needs a value"),
-        (["put-group", "00F110:1", "--msk-file", short, "--msk-id", "1", "--valid-from", "1",
+        (["put-group", "00F110:1", "--msk-file", short, "--key-number", "1", "--valid-from", "1",
           "--valid-to", "2"], "15 bytes, must be 16"),
-        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from",
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--key-number", "1", "--valid-from",
           "yesterday", "--valid-to", "2"], "bad time"),
         (["put-group", "00F110:1", "--msk", msk.hex(), "--valid-from", "1", "--valid-to", "2"],
-         "--msk-id is required"),
-        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from", "1",
+         "--key-number N or --msk-id ID is required"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--key-number", "1", "--valid-from", "1",
           "--valid-to", "2085978496"], "out of range"),
-        (["put-group", "00F110:1", "--msk", msk.hex(), "--msk-id", "1", "--valid-from", "1",
-          "--valid-to", "2", "--next-msk-id", "3"], "need --next-msk"),
+        (["put-group", "00F110:1", "--msk", msk.hex(), "--key-number", "1", "--valid-from", "1",
+          "--valid-to", "2", "--next-key-number", "3"], "need --next-msk"),
         (["push-e2m", "1", "--key", "00" * 31, "--key-id", "1"], "31 bytes, must be 32"),
         (["push-e2m", "1", "--key", "00" * 32, "--key-id", "x"], "not a number"),
         (["push-e2m", "1", "--key", "00" * 32], "--key-id is required"),
@@ -370,6 +395,14 @@ def rotation_body(tmp):
     logpath = os.path.join(tmp, "testd-rot.log")
     srv, log = start_testd(args, logpath)
     try:
+        # a test population is not stored: the refusal says what to use instead
+        pop = os.path.join(tmp, "rot-pop.txt")
+        with open(pop, "w") as f:
+            f.write("keyline-population 1\nseed 7\nues 3\ngroups 1\nemses 1\nimsis 1\n"
+                    "appids 1\ne2m-keys 2\nnow 3900000000\nmsk-period 3600\n")
+        _, err = run(["import", pop], sock, 1)
+        check("a key store is configured" in err and "-p FILE" in err and "put-ue" in err,
+              f"import with a store: {err!r}")
         out, _ = run(["status"], sock, 0)
         check(re.search(r"^table: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids; memory \d+ bytes$",
                         out, re.M), f"status table: {out!r}")
@@ -382,8 +415,8 @@ def rotation_body(tmp):
         check("peer hss1.test.example  STATE_OPEN" in out
               and "peer hss2.test.example  STATE_CLOSED" in out, f"status peers: {out!r}")
         check("rotation: 2 group(s)" in out
-              and "group 00F110:1  period 3600 s, pre-delivery 600 s, 1 rotation(s), 0 failure(s)"
-              in out and "group 00F110:2  period 60 s, pre-delivery 59 s" in out,
+              and "group 00f110:1  period 3600 s, pre-delivery 600 s, 1 rotation(s), 0 failure(s)"
+              in out and "group 00f110:2  period 60 s, pre-delivery 59 s" in out,
               f"status rotation: {out!r}")
         check(re.search(r"current +msk_id 0x00010001 \(key 1\)  valid \S+ \.\. \S+  kcv [0-9A-F]{6}",
                         out), f"status current: {out!r}")
@@ -392,7 +425,7 @@ def rotation_body(tmp):
         g1 = j["rotation"]["groups"][0]
         check(j["ok"] and j["store"]["entries"]["groups"] == 2
               and j["store"]["kek_kcv"] == kcv(kek_bytes) and j["diameter"]["peers"][1]["state"]
-              == "STATE_CLOSED" and g1["group"] == "00F110:1" and g1["next"] is None
+              == "STATE_CLOSED" and g1["group"] == "00f110:1" and g1["next"] is None
               and g1["current"]["valid_to"] - g1["current"]["valid_from"] == 3600,
               f"status --json: {j}")
         out, _ = run(["show", "group", "00F110:1", "--json"], sock, 0)
@@ -401,7 +434,7 @@ def rotation_body(tmp):
         # forced rotation
         t0 = int(time.time())
         out, _ = run(["rotate", "00F110:1"], sock, 0)
-        m = re.fullmatch(r"group 00F110:1: rotated\n  current  msk_id 0x00010002 \(key 2\)  valid "
+        m = re.fullmatch(r"group 00f110:1: rotated\n  current  msk_id 0x00010002 \(key 2\)  valid "
                          r"(\S+) \.\. (\S+)  kcv ([0-9A-F]{6})\n", out)
         check(m is not None, f"rotate: {out!r}")
         if m:
@@ -440,7 +473,7 @@ def rotation_body(tmp):
     text = log.read()
     no_secret(text, "rotation server log")
     check(text.count("new MSK 0x00010001") == 1 and "forced rotation" in text
-          and "rotate group 00F110:1" in text, f"rotation server log: {text[-2000:]!r}")
+          and "rotate group 00f110:1" in text, f"rotation server log: {text[-2000:]!r}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ try:
         ('put-ue', KINDS[0][1], '--muk', os.urandom(32).hex(), '--group', '00f110:3'),
         ('put-ue', KINDS[1][1], '--muk', os.urandom(20).hex()),
         ('put-ue', 'gone@ims.example.org', '--muk', os.urandom(32).hex()),
-        ('put-group', '00f110:3', '--msk', os.urandom(16).hex(), '--msk-id', '1',
+        ('put-group', '00f110:3', '--msk', os.urandom(16).hex(), '--key-number', '1',
          '--valid-from', 'now-60', '--valid-to', 'now+3600', '--next-msk', os.urandom(16).hex()),
         ('put-emse', KINDS[3][1], '--psk', os.urandom(32).hex()),
         ('push-e2m', KINDS[4][1], '--key', os.urandom(32).hex(), '--key-id', '7'),

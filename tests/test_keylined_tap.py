@@ -96,7 +96,7 @@ try:
     show = sh(popgen, '--show', pop, '--index', str(ue)).stdout
     m = re.search(r'(ue\d{8}@\S+)', show)
     impi = m.group(1)
-    g = re.search(r'groups 00F110/(\d+)', show)
+    g = re.search(r'groups 00f110:(\d+)', show)
     out = {}
 
     def run_switch():

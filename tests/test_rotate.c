@@ -277,7 +277,7 @@ static void test_create(void **state)
 	assert_false(!memcmp(g1.current.key, g2.current.key, 16));
 	/* one INFO line per MSK, with its KCV */
 	assert_int_equal(kl_kcv(g1.current.key, 16, kcv), 0);
-	snprintf(want, sizeof(want), "2 group 00F110:1: new MSK 0x00010001 (key 1) kcv %02X%02X%02X",
+	snprintf(want, sizeof(want), "2 group 00f110:1: new MSK 0x00010001 (key 1) kcv %02X%02X%02X",
 		 kcv[0], kcv[1], kcv[2]);
 	assert_true(log_has(want));
 	assert_true(log_has("valid 2023-08-02T21:20:00Z .. 2023-08-02T22:20:00Z, current"));
@@ -493,7 +493,7 @@ static void test_force(void **state)
 	/* not a configured group */
 	err[0] = 0;
 	assert_int_equal(kl_rotate_force(f.r, &G2, now, &id, err, sizeof(err)), -ENOENT);
-	assert_non_null(strstr(err, "00F110:2"));
+	assert_non_null(strstr(err, "00f110:2"));
 	assert_int_equal(nerrors, 0);
 	fx_done(&f);
 }
@@ -575,7 +575,7 @@ static void test_store_failure(void **state)
 	if (rc != -EBADMSG)
 		fail_msg("tick on a damaged record: %d, log:\n%s", rc, logbuf);
 	assert_int_equal(nerrors, 1);
-	assert_true(log_has("0 group 00F110:1: store read:"));
+	assert_true(log_has("0 group 00f110:1: store read:"));
 	assert_true(log_has("retried at the next tick"));
 	g = tget(&f, &G1);
 	assert_group_eq(&g, &g0); /* the table is unchanged: no next */

@@ -101,7 +101,7 @@ static int show(const char *path, uint64_t index)
 		kcv_hex(ue.muk, sizeof(ue.muk), kcv);
 		printf("ue %s muk-kcv %s groups", ue.impi, kcv);
 		for (unsigned j = 0; j < ue.ngroups; j++)
-			printf(" %02X%02X%02X/%u", ue.groups[j].domain[0], ue.groups[j].domain[1],
+			printf(" %02x%02x%02x:%u", ue.groups[j].domain[0], ue.groups[j].domain[1],
 			       ue.groups[j].domain[2], ue.groups[j].group);
 		putchar('\n');
 		for (unsigned j = 0; j < ue.ngroups; j++) {

@@ -66,9 +66,10 @@ static void usage(FILE *f)
 		"  ping | version | count\n"
 		"  import FILE                   import a TEST population (keyline-population file)\n"
 		"  put-ue ID (--muk HEX | --muk-file F) [--group DDDDDD:G]... [--expires T]\n"
-		"  put-group DDDDDD:G (--msk HEX | --msk-file F) --msk-id N --valid-from T --valid-to T\n"
-		"            [(--next-msk HEX | --next-msk-file F) [--next-msk-id N]\n"
-		"             [--next-valid-from T] [--next-valid-to T]]\n"
+		"  put-group DDDDDD:G (--msk HEX | --msk-file F) (--key-number N | --msk-id 0xID)\n"
+		"            --valid-from T --valid-to T [(--next-msk HEX | --next-msk-file F)\n"
+		"            [--next-key-number N | --next-msk-id 0xID]\n"
+		"            [--next-valid-from T] [--next-valid-to T]]\n"
 		"  put-emse ID (--psk HEX | --psk-file F)\n"
 		"  push-e2m IMSI (--key HEX | --key-file F) --key-id N [--expires T]\n"
 		"  put-appid APPID IMSI\n"
@@ -84,8 +85,9 @@ static void usage(FILE *f)
 		"                                (README.md, \"Restoring the store\")\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
-		"--msk-id: the key number (1..65535) or the whole MSK ID (group << 16 | key number);\n"
-		"the next MSK defaults to key number + 1, valid for the same length right after.\n"
+		"--key-number N: the MSK's key number, 1..65535; --msk-id ID: the whole MSK ID\n"
+		"(group << 16 | key number, e.g. 0x00010005 for group 1, key 5); give one of them.\n"
+		"The next MSK defaults to key number + 1, valid for the same length right after.\n"
 		"Key files hold hex text (\"-\" reads stdin). --muk/--msk/--psk/--key HEX put the key\n"
 		"on the command line, where ps shows it: prefer the -file options.\n"
 		"--json prints keylined's answer as is. Exit: 0 ok, 1 keylined refused, 2 usage or\n"
@@ -206,6 +208,34 @@ static uint64_t parse_num(const char *what, const char *s, uint64_t max)
 	if (v > max)
 		die2("%s: out of range (max %" PRIu64 ")", what, max);
 	return v;
+}
+
+/* An MSK ID from --KEYNUM N (the key number) or --MSKID ID (the whole MSK ID, group << 16 |
+ * key number: one meaning only, so an ID of 65535 or less, the old key-number form, is refused
+ * rather than read as one). @return 0 when neither was given. */
+static uint32_t msk_id_opt(const char *keynum, const char *mskid, unsigned group, const char *what)
+{
+	uint64_t v;
+
+	if (keynum && mskid)
+		die2("put-group: give --%skey-number or --%smsk-id, not both", what, what);
+	if (keynum) {
+		v = parse_num(*what ? "put-group: --next-key-number" : "put-group: --key-number",
+			      keynum, 65535);
+		if (!v)
+			die2("put-group: --%skey-number: 1..65535 (0 is reserved)", what);
+		return (uint32_t)group << 16 | (uint32_t)v;
+	}
+	if (!mskid)
+		return 0;
+	v = parse_num(*what ? "put-group: --next-msk-id" : "put-group: --msk-id", mskid, UINT32_MAX);
+	if (v <= 0xFFFF && group)
+		die2("put-group: --%smsk-id is the whole MSK ID (group << 16 | key number, here "
+		     "0x%04x0001 for key 1); for a key number give --%skey-number N",
+		     what, group, what);
+	if (v >> 16 != group)
+		die2("put-group: --%smsk-id: its key group is not DDDDDD:G's (%u)", what, group);
+	return (uint32_t)v;
 }
 
 /* T: unix seconds, ISO 8601 UTC, now, now+S, now-S, +S. */
@@ -786,18 +816,24 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 				   { .name = "msk-id" },      { .name = "valid-from" },
 				   { .name = "valid-to" },    { .name = "next-msk" },
 				   { .name = "next-msk-file" }, { .name = "next-msk-id" },
-				   { .name = "next-valid-from" }, { .name = "next-valid-to" } };
-		const char *v;
+				   { .name = "next-valid-from" }, { .name = "next-valid-to" },
+				   { .name = "key-number" }, { .name = "next-key-number" } };
+		const char *v, *colon;
 		int64_t from, to;
+		unsigned group;
 		uint64_t id;
 		char *next;
 		json_t *cur;
 
 		if (parse_args(argc, argv, o, NOPT(o), pos, 1, cmd) != 1)
 			die2("put-group: give the key group as DDDDDD:G");
-		if (!(v = opt_val(o, NOPT(o), "msk-id")))
-			die2("put-group: --msk-id is required");
-		id = parse_num("put-group: --msk-id", v, UINT32_MAX);
+		if (!(colon = strchr(pos[0], ':')) || colon - pos[0] != 6)
+			die2("put-group: the key group must be DDDDDD:G");
+		group = (unsigned)parse_num("put-group: DDDDDD:G", colon + 1, 65535);
+		id = msk_id_opt(opt_val(o, NOPT(o), "key-number"), opt_val(o, NOPT(o), "msk-id"), group,
+				"");
+		if (!id)
+			die2("put-group: --key-number N or --msk-id ID is required");
 		if (!opt_val(o, NOPT(o), "valid-from") || !opt_val(o, NOPT(o), "valid-to"))
 			die2("put-group: --valid-from and --valid-to are required");
 		from = parse_time("put-group: --valid-from", opt_val(o, NOPT(o), "valid-from"));
@@ -811,18 +847,20 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		next = get_key(o, NOPT(o), "next-msk", 16, 16, false, cmd);
 		if (!next) {
 			if (opt_val(o, NOPT(o), "next-msk-id") ||
+			    opt_val(o, NOPT(o), "next-key-number") ||
 			    opt_val(o, NOPT(o), "next-valid-from") ||
 			    opt_val(o, NOPT(o), "next-valid-to"))
 				die2("put-group: --next-* options need --next-msk or --next-msk-file");
 			return r;
 		}
 		{
-			uint64_t nid = (id & 0xFFFF) % 65535 + 1;
+			uint64_t nid = (uint64_t)group << 16 | ((id & 0xFFFF) % 65535 + 1);
 			int64_t nfrom = to, nto;
 			json_t *nx;
 
-			if ((v = opt_val(o, NOPT(o), "next-msk-id")))
-				nid = parse_num("put-group: --next-msk-id", v, UINT32_MAX);
+			if (opt_val(o, NOPT(o), "next-key-number") || opt_val(o, NOPT(o), "next-msk-id"))
+				nid = msk_id_opt(opt_val(o, NOPT(o), "next-key-number"),
+						 opt_val(o, NOPT(o), "next-msk-id"), group, "next-");
 			if ((v = opt_val(o, NOPT(o), "next-valid-from")))
 				nfrom = parse_time("put-group: --next-valid-from", v);
 			nto = nfrom + (to - from);
