@@ -291,7 +291,8 @@ static void render_ctl(struct out *o, const struct kl_stats_view *v)
 		bool gauge = kl_ctl_counter_is_gauge(c);
 		char name[96];
 
-		snprintf(name, sizeof(name), P "%s%s", kl_ctl_counter_name(c), gauge ? "" : "_total");
+		snprintf(name, sizeof(name), P "%s%s", kl_ctl_counter_name(c),
+			 gauge ? "" : "_total");
 		family(o, name, gauge ? "gauge" : "counter", kl_ctl_counter_help(c));
 		put(o, "%s %" PRIu64 "\n", name, kl_ctl_get(v->ctl, c));
 	}
@@ -611,8 +612,10 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 		flags |= MHD_USE_IPv6;
 	/* MHD owns fd from here: MHD_stop_daemon closes it. */
 	m->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)(sizeof(m->conn) / sizeof(m->conn[0])),
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KL_METRICS_REQUEST_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)(sizeof(m->conn) / sizeof(m->conn[0])),
+				MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)KL_METRICS_REQUEST_TIMEOUT_S,
 				MHD_OPTION_NOTIFY_CONNECTION, notify_conn, m,
 				MHD_OPTION_NOTIFY_COMPLETED, notify_done, m, MHD_OPTION_END);
 	if (m->d && pthread_create(&m->thread, NULL, serve, m) == 0) {

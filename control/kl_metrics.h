@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Prometheus /metrics for keylined: libmicrohttpd on its own thread (external polling with epoll
- * run by that thread, which also enforces the request deadline and the connection limit below), bound to exactly the
- * configured address, answering GET (and HEAD) /metrics with the text exposition format 0.0.4
- * rendered from a struct kl_stats_view. Every family is generated from the X-macro lists
- * (KL_COUNTER_LIST, KL_DROP_LIST, KL_IO_COUNTER_LIST, KL_NET_DROP_LIST), so a new counter shows
+ * run by that thread, which also enforces the request deadline and the connection limit below),
+ * bound to exactly the configured address, answering GET (and HEAD) /metrics with the text
+ * exposition format 0.0.4 rendered from a struct kl_stats_view. Every family is generated from
+ * the X-macro lists (KL_COUNTER_LIST, KL_DROP_LIST, KL_IO_COUNTER_LIST, KL_NET_DROP_LIST,
+ * KL_CTL_COUNTER_LIST), so a new counter shows
  * without touching this module. Identities, IMSIs and keys never appear: labels are only fixed
  * names from those lists, worker numbers and build strings.
  *
