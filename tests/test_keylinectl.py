@@ -274,20 +274,14 @@ def body(tmp, sock):
     _, err = run(["put-group", "00F110:3", "--msk", msk.hex(), "--key-number", "0",
                   "--valid-from", "100", "--valid-to", "200"], sock, 2)
     check("0 is reserved" in err, f"--key-number 0: {err!r}")
-    out, _ = run(["--json", "put-group", "00F110:3", "--msk", msk.hex(), "--key-number", "9",
-                  "--valid-from", "100", "--valid-to", "200", "--next-msk", msk2.hex(),
-                  "--next-key-number", "12"], sock, 0)
-    out, _ = run(["show", "group", "00F110:3", "--json"], sock, 0)
-    j = json.loads(out)
-    check(j["current"]["msk_id"] == 0x00030009 and j["next"]["msk_id"] == 0x0003000C,
-          f"--key-number and --next-key-number: {j}")
-    out, _ = run(["put-group", "00F110:3", "--msk", msk.hex(), "--msk-id", "0x00030007",
-                  "--valid-from", "100", "--valid-to", "200", "--next-msk", msk2.hex(),
-                  "--next-msk-id", "0x00030001"], sock, 0)
-    out, _ = run(["show", "group", "00F110:3", "--json"], sock, 0)
-    j = json.loads(out)
-    check(j["current"]["msk_id"] == 0x00030007 and j["next"]["msk_id"] == 0x00030001,
-          f"--msk-id and --next-msk-id: {j}")
+    for cur, nxt, want in ((["--key-number", "9"], ["--next-key-number", "12"], (0x30009, 0x3000C)),
+                           (["--msk-id", "0x00030007"], ["--next-msk-id", "0x00030001"],
+                            (0x30007, 0x30001))):
+        run(["put-group", "00F110:3", "--msk", msk.hex()] + cur + ["--valid-from", "100",
+            "--valid-to", "200", "--next-msk", msk2.hex()] + nxt, sock, 0)
+        out, _ = run(["show", "group", "00F110:3", "--json"], sock, 0)
+        j = json.loads(out)
+        check((j["current"]["msk_id"], j["next"]["msk_id"]) == want, f"{cur} {nxt}: {j}")
     run(["del", "group", "00f110:3"], sock, 0)
     _, err = run(["show", "ue", "nobody"], sock, 1)
     check("no such ue entry" in err, f"show missing: {err!r}")
