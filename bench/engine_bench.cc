@@ -24,6 +24,7 @@
 
 #include <rte_eal.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 
 namespace {
@@ -272,6 +273,7 @@ int main(int argc, char **argv)
 	const char *eal[] = { "engine_bench", "--no-huge", "--no-shconf", "-m", "1024", "--no-pci",
 			      "--no-telemetry", "-l", "0", "--log-level=error", "--file-prefix", prefix };
 	kl_crypto_set_log(drop_log);
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), const_cast<char **>(eal)) < 0) {
 		fprintf(stderr, "engine_bench: EAL init failed\n");
 		return 1;
