@@ -58,9 +58,10 @@ static void rlog(const struct kl_rotate *r, int level, const char *fmt, ...)
 		fprintf(stderr, "keyline rotate: %s\n", msg);
 }
 
+/* lower-case hex, as keylinectl and the admin socket write groups */
 static void group_name(const struct kl_group_ref *ref, char out[16])
 {
-	snprintf(out, 16, "%02X%02X%02X:%u", ref->domain[0], ref->domain[1], ref->domain[2],
+	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
 		 (unsigned)ref->group);
 }
 

@@ -443,8 +443,8 @@ static void test_ue(void **state)
 	assert_int_equal(iget(j, "muk_chunks"), 1);
 	g = json_object_get(j, "groups");
 	assert_int_equal(json_array_size(g), 2);
-	assert_string_equal(json_string_value(json_array_get(g, 0)), "00F110:1");
-	assert_string_equal(json_string_value(json_array_get(g, 1)), "00F110:65535");
+	assert_string_equal(json_string_value(json_array_get(g, 0)), "00f110:1");
+	assert_string_equal(json_string_value(json_array_get(g, 1)), "00f110:65535");
 	json_decref(j);
 
 	/* replace with a two-chunk MUK and no groups */
@@ -1398,7 +1398,7 @@ static void test_rotate_status(void **state)
 	assert_true(json_is_true(json_object_get(o, "enabled")));
 	assert_int_equal(json_array_size(json_object_get(o, "groups")), 2);
 	g = json_array_get(json_object_get(o, "groups"), 0);
-	assert_string_equal(sget(g, "group"), "00F110:1");
+	assert_string_equal(sget(g, "group"), "00f110:1");
 	assert_int_equal(iget(g, "period_s"), 3600);
 	assert_int_equal(iget(g, "predelivery_s"), 600);
 	assert_int_equal(iget(g, "rotations"), 1);
@@ -1411,7 +1411,7 @@ static void test_rotate_status(void **state)
 	assert_string_equal(sget(m, "kcv"), cur1);
 	assert_true(json_is_null(json_object_get(g, "next")));
 	g = json_array_get(json_object_get(o, "groups"), 1);
-	assert_string_equal(sget(g, "group"), "00F110:2");
+	assert_string_equal(sget(g, "group"), "00f110:2");
 	assert_int_equal(iget(g, "rotations"), 2);
 	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur2);
 	m = json_object_get(g, "next");
@@ -1424,7 +1424,7 @@ static void test_rotate_status(void **state)
 	expect_ok(j);
 	group_kcvs(f, 1, cur1, nxt1, &id1);
 	assert_string_equal(sget(j, "result"), "rotated");
-	assert_string_equal(sget(j, "group"), "00F110:1");
+	assert_string_equal(sget(j, "group"), "00f110:1");
 	assert_int_equal(iget(j, "msk_id"), 0x00010002);
 	assert_int_equal(id1, 0x00010002);
 	assert_int_equal(iget(j, "key_number"), 2);
@@ -1460,13 +1460,13 @@ static void test_rotate_status(void **state)
 	assert_int_equal(iget(g, "rotations"), 2);
 	assert_string_equal(sget(json_object_get(g, "current"), "kcv"), cur1);
 	json_decref(j);
-	assert_non_null(strstr(logbuf, "rotate group 00F110:1: forced rotation, current msk_id "
+	assert_non_null(strstr(logbuf, "rotate group 00f110:1: forced rotation, current msk_id "
 				       "0x00010002 kcv "));
 	assert_non_null(strstr(logbuf, cur1));
 
 	/* errors */
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F110:3\"}"),
-		   "group 00F110:3: not a group with MSK rotation");
+		   "group 00f110:3: not a group with MSK rotation");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":\"00F11:1\"}"), "not a key group");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\",\"group\":1}"), "group: must be a string");
 	expect_err(rpcf(f, c, "{\"cmd\":\"rotate\"}"), "group: missing");
