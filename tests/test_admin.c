@@ -31,6 +31,7 @@
 #include <rte_errno.h>
 
 #include "kl_admin.h"
+#include "kl_eal_rundir.h"
 #include "kl_population.h"
 #include "kl_rotate.h"
 #include "kl_store.h"
@@ -1608,6 +1609,7 @@ int main(void)
 	int rc;
 
 	snprintf(prefix, sizeof(prefix), "kl_admin_test_%d", (int)getpid());
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)RTE_DIM(eal), eal) < 0) {
 		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;

@@ -22,6 +22,7 @@
 
 #include <rte_eal.h>
 
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 
 #define SEC(s) ((uint64_t)(s) << 32)
@@ -877,6 +878,7 @@ int main(void)
 
 	snprintf(prefix, sizeof(prefix), "kl_engine_test_%d", (int)getpid());
 	kl_crypto_set_log(NULL);
+	kl_eal_rundir_cleanup_at_exit(); /* no /var/run/dpdk/<prefix> left behind */
 	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0) {
 		fprintf(stderr, "EAL init failed\n");
 		return 1;
