@@ -679,6 +679,31 @@ static int cmd_import(struct req *r, json_t *j)
 	return 0;
 }
 
+/* A UE may name a group that is not there yet (it gets that group's keys once it is put): the
+ * answer carries a warning for each, and so does the log. */
+static void warn_missing_groups(struct req *r, const struct kl_group_ref *g, unsigned n)
+{
+	json_t *w = NULL;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t gk[5] = { g[i].domain[0], g[i].domain[1], g[i].domain[2],
+				  (uint8_t)(g[i].group >> 8), (uint8_t)g[i].group };
+		char name[16], msg[128];
+
+		if (in_table(r, KL_TK_GROUP, gk, sizeof(gk)))
+			continue;
+		group_str(&g[i], name);
+		snprintf(msg, sizeof(msg), "group %s does not exist (yet): the UE gets no key of it "
+					   "until it is put", name);
+		if (!w)
+			w = json_array();
+		json_array_append_new(w, json_string(msg));
+		alog(r->a, KL_ADMIN_LOG_WARNING, "%s", msg);
+	}
+	if (w)
+		aset(r, "warnings", w);
+}
+
 static int cmd_put_ue(struct req *r, json_t *j)
 {
 	static const char *const f[] = { "id", "muk", "groups", "expires", NULL };
@@ -738,7 +763,89 @@ static int cmd_put_ue(struct req *r, json_t *j)
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(muk, sizeof(muk));
 	kcv_hex(kcv, kcvs);
-	return put_result(r, rc, KL_TK_UE, id, idlen, kcvs);
+	if (put_result(r, rc, KL_TK_UE, id, idlen, kcvs))
+		return -1;
+	warn_missing_groups(r, groups, ng);
+	return 0;
+}
+
+/* ue-group-add / ue-group-del {id, group}: one key group more or less for a UE, its MUK and
+ * expiry kept; store first, then the table, as every write. */
+static int ue_group_change(struct req *r, json_t *j, bool add)
+{
+	static const char *const f[] = { "id", "group", NULL };
+	struct kl_group_ref cur[KL_TABLE_UE_GROUPS], next[KL_TABLE_UE_GROUPS], ref;
+	unsigned ncur = 0, nn = 0, held = KL_TABLE_UE_GROUPS;
+	char name[16];
+	const char *id;
+	size_t idlen;
+	json_t *gl;
+	int rc;
+
+	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
+	    get_group(r, j, "group", &ref))
+		return -1;
+	group_str(&ref, name);
+	rc = kl_table_get_ue(r->a->table, (const uint8_t *)id, (uint16_t)idlen, cur, &ncur, NULL);
+	if (rc)
+		return table_error(r, rc, KL_TK_UE);
+	for (unsigned i = 0; i < ncur; i++) {
+		if (!memcmp(cur[i].domain, ref.domain, 3) && cur[i].group == ref.group)
+			held = i;
+		else
+			next[nn++] = cur[i];
+	}
+	if (add && held < KL_TABLE_UE_GROUPS)
+		return rerr(r, "the ue already holds group %s", name);
+	if (!add && held == KL_TABLE_UE_GROUPS)
+		return rerr(r, "the ue does not hold group %s", name);
+	if (add && ncur == KL_TABLE_UE_GROUPS)
+		return rerr(r, "the ue holds %u key groups, the most a UE may hold: remove one first",
+			    KL_TABLE_UE_GROUPS);
+	if (add)
+		next[nn++] = ref;
+	if (r->a->store) {
+		rc = kl_store_set_ue_groups(r->a->store, (const uint8_t *)id, (uint16_t)idlen, next,
+					    nn);
+		if (rc)
+			return store_error(r, rc, KL_TK_UE);
+	}
+	rc = kl_table_set_ue_groups(r->a->table, (const uint8_t *)id, (uint16_t)idlen, next, nn);
+	if (rc < 0) {
+		/* the store took what the table refused: put its groups back */
+		if (r->a->store &&
+		    kl_store_set_ue_groups(r->a->store, (const uint8_t *)id, (uint16_t)idlen, cur,
+					   ncur))
+			alog(r->a, KL_ADMIN_LOG_ERROR, "store: the ue's groups could not be put back "
+				       "after the key table refused them");
+		return table_error(r, rc, KL_TK_UE);
+	}
+	aset(r, "result", json_string(add ? "group added" : "group removed"));
+	aset(r, "kind", json_string("ue"));
+	aset(r, "id", json_stringn(id, idlen));
+	aset(r, "group", json_string(name));
+	gl = json_array();
+	for (unsigned i = 0; i < nn; i++) {
+		char g[16];
+
+		group_str(&next[i], g);
+		json_array_append_new(gl, json_string(g));
+	}
+	aset(r, "groups", gl);
+	snprintf(r->what, sizeof(r->what), "ue: group %s %s", name, add ? "added" : "removed");
+	if (add)
+		warn_missing_groups(r, &ref, 1);
+	return 0;
+}
+
+static int cmd_ue_group_add(struct req *r, json_t *j)
+{
+	return ue_group_change(r, j, true);
+}
+
+static int cmd_ue_group_del(struct req *r, json_t *j)
+{
+	return ue_group_change(r, j, false);
 }
 
 /* One MSK: {"key","msk_id","valid_from","valid_to"}. */
@@ -1459,6 +1566,8 @@ static const struct kl_admin_cmd {
 	{ "version", cmd_version, false },
 	{ "import-population", cmd_import, true },
 	{ "put-ue", cmd_put_ue, true },
+	{ "ue-group-add", cmd_ue_group_add, true },
+	{ "ue-group-del", cmd_ue_group_del, true },
 	{ "put-group", cmd_put_group, true },
 	{ "put-emse", cmd_put_emse, true },
 	{ "push-e2m", cmd_push_e2m, true },

@@ -60,7 +60,7 @@
  *   E2M        IMSI, Key-Id, Key (32), [Expiry]           IMSI, [Key-Id] (absent: every key)
  *   APPID      App-Identity, IMSI                         App-Identity
  *   EMSE       EMSE-Id, Key (PSK)                         EMSE-Id
- *   UE-GROUPS  User-Identity, *16 MBMS-Key-Group (the     User-Identity, *16 MBMS-Key-Group
+ *   UE-GROUPS  User-Identity, *4 MBMS-Key-Group (the      User-Identity, *4 MBMS-Key-Group
  *              UE's whole authorised set, replaced)       (absent: every group)
  *
  * ---- Result-Codes (RFC 6733 section 7.1) ---------------------------------------------------
@@ -174,7 +174,10 @@ enum kl_diameter_type {
 #define KL_DIAMETER_KEY_MIN 16	/* MUK and EMSE PSK */
 #define KL_DIAMETER_KEY_MAX 64
 #define KL_DIAMETER_E2M_KEY_LEN 32
-#define KL_DIAMETER_MAX_GROUPS 16
+/* Key groups per UE: the key table's KL_TABLE_UE_GROUPS (kl_feed.c checks they are equal), so
+ * the feed and keylinectl put-ue take the same number; a fifth MBMS-Key-Group AVP is answered
+ * DIAMETER_AVP_OCCURS_TOO_MANY_TIMES by the dictionary's rule. */
+#define KL_DIAMETER_MAX_GROUPS 4
 
 /* Result-Codes this module sends or expects (RFC 6733). */
 #define KL_DIAMETER_SUCCESS 2001u

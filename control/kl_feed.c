@@ -38,6 +38,8 @@ static void flog(const struct kl_feed *f, enum kl_config_log_level level, const 
 }
 
 #define DIA_BATCH KL_FEED_BATCH
+_Static_assert(KL_DIAMETER_MAX_GROUPS == KL_TABLE_UE_GROUPS,
+	       "the feed and keylinectl put-ue take as many key groups as a UE holds");
 
 enum dia_opcode { DOP_PUT_UE, DOP_SET_GROUPS, DOP_DEL, DOP_PUSH_E2M, DOP_DEL_E2M_KEY,
 		  DOP_PUT_EMSE, DOP_PUT_APPID };

@@ -196,6 +196,40 @@ def body(tmp, sock):
     check(j["next"] is None and j["current"]["key_number"] == 5
           and j["current"]["valid_to"] - j["current"]["valid_from"] == 60, f"group 2: {j}")
 
+    # ---- a UE's groups one at a time (its MUK and expiry kept); a group that does not exist
+    # yet is taken with a warning; at most KL_TABLE_UE_GROUPS (4), as the Diameter feed
+    u4 = "ue4@ims.example"
+    out, err = run(["put-ue", u4, "--muk", muk.hex(), "--group", "00f110:1", "--group",
+                    "00F110:77", "--expires", "2031-05-06T07:08:09Z"], sock, 0)
+    check(err == "keylinectl: warning: group 00f110:77 does not exist (yet): the UE gets no key "
+          "of it until it is put\n", f"put-ue with a missing group: {err!r}")
+    out, err = run(["group-add", u4, "00F110:2"], sock, 0)
+    check(out == f"ue {u4}: group added 00f110:2; groups 00f110:1, 00f110:77, 00f110:2\n"
+          and err == "", f"group-add: {out!r} {err!r}")
+    out, err = run(["group-add", u4, "00f110:78"], sock, 0)
+    check("warning: group 00f110:78 does not exist" in err, f"group-add missing group: {err!r}")
+    _, err = run(["group-add", u4, "00f110:79"], sock, 1)
+    check("holds 4 key groups, the most a UE may hold" in err, f"group-add a fifth: {err!r}")
+    _, err = run(["group-add", u4, "00f110:1"], sock, 1)
+    check("already holds group 00f110:1" in err, f"group-add twice: {err!r}")
+    out, _ = run(["group-del", u4, "00f110:77"], sock, 0)
+    check(out == f"ue {u4}: group removed 00f110:77; groups 00f110:1, 00f110:2, 00f110:78\n",
+          f"group-del: {out!r}")
+    _, err = run(["group-del", u4, "00f110:77"], sock, 1)
+    check("does not hold group 00f110:77" in err, f"group-del again: {err!r}")
+    _, err = run(["group-add", "nobody", "00f110:1"], sock, 1)
+    check("no such ue entry" in err, f"group-add unknown UE: {err!r}")
+    _, err = run(["group-add", u4], sock, 2)
+    check("give the UE's ID and the key group" in err, f"group-add usage: {err!r}")
+    out, _ = run(["show", "ue", u4, "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["groups"] == ["00f110:1", "00f110:2", "00f110:78"] and j["kcv"] == kcv(muk)
+          and j["expires"] == 1935817689, f"group changes keep MUK and expiry: {j}")
+    _, err = run(["put-ue", u4, "--muk", muk.hex()] + sum([["--group", f"00f110:{i}"]
+                                                           for i in range(1, 6)], []), sock, 2)
+    check("at most 4 --group" in err, f"put-ue with 5 groups: {err!r}")
+    run(["del", "ue", u4], sock, 0)
+
     # ---- EMSE, E2M, appid
     psk = key(20, 5)
     f = wfile("psk.hex", psk.hex())
@@ -452,6 +486,12 @@ def rotation_body(tmp):
         check("unexpected argument" in err, f"rotate two groups: {err!r}")
         _, err = run(["status", "x"], sock, 2)
         check("unexpected argument" in err, f"status arg: {err!r}")
+        # a UE's groups one at a time go to the store like every write
+        smuk = key(16, 11)
+        run(["put-ue", "su@ims.example", "--muk", smuk.hex(), "--group", "00f110:1"], sock, 0)
+        run(["group-add", "su@ims.example", "00f110:2"], sock, 0)
+        run(["group-add", "su@ims.example", "00f110:9"], sock, 0)
+        run(["group-del", "su@ims.example", "00f110:1"], sock, 0)
     finally:
         stop_testd(srv)
     # restart on the same store: the rotated key is served again (it was stored)
@@ -461,6 +501,10 @@ def rotation_body(tmp):
         g = json.loads(out)["rotation"]["groups"][0]
         check(g["current"]["kcv"] == rj["kcv"] and g["current"]["key_number"] == 3
               and g["rotations"] == 0, f"after restart: {g}")
+        out, _ = run(["show", "ue", "su@ims.example", "--json"], sock, 0)
+        j = json.loads(out)
+        check(j["groups"] == ["00f110:2", "00f110:9"] and j["kcv"] == kcv(smuk),
+              f"a UE's groups after group-add/group-del and a restart: {j}")
     finally:
         stop_testd(srv)
     log.seek(0)

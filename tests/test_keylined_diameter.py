@@ -222,7 +222,8 @@ def pushes_and_fetches(env, kd):
           (['00f110:3', '00f110:4'], muk_kcv.lower()), 'c: a MUK push keeps the UE\'s groups')
     rc, o, err = env.sim('put-ue-groups', '--id', btid, *sum([['--group', '00f110:%d' % i]
                                                                 for i in range(5)], []))
-    CK.eq((rc, o.get('result')), (1, 5012), 'c: five groups (more than the table holds): 5012')
+    CK.check(rc == 2 and 'more than 4 --group' in err,
+             'c: five groups (more than a UE holds): keyline-hss-sim refuses (%d %s)' % (rc, err[-200:]))
     rc, o, err = env.sim('remove', '--type', 'ue-groups', '--id', btid, '--group', '00f110:3')
     CK.eq((rc, o.get('result')), (0, 2001), 'c: remove one group (%s)' % err[-200:])
     rc, ans = env.ctl('show', 'ue', btid)
@@ -233,7 +234,7 @@ def pushes_and_fetches(env, kd):
     CK.eq((dia.get('enabled'), dia.get('identity'), dia.get('port')), (True, SERVER, env.dport),
           'status: the Diameter feed')
     CK.eq(((dia.get('counters') or {}).get('answered_ok'), (dia.get('counters') or {}).get(
-        'failed')), (11, 2), 'status: 11 pushes answered DIAMETER_SUCCESS, 2 refused: %s' % dia)
+        'failed')), (11, 1), 'status: 11 pushes answered DIAMETER_SUCCESS, 1 refused: %s' % dia)
     CK.eq([p.get('identity') for p in dia.get('peers', [])], ['hss.test'],
           'status: the simulator is a known peer')
     return e1, keys
@@ -455,7 +456,7 @@ def muk_expiry(env):
         rc, o, err = env.sim('put-ue-groups', '--id', btid, '--group', grp)
         CK.eq((rc, o.get('result')), (0, 2001), 'i: put-ue-groups (%s)' % err[-200:])
         rc, ans = env.ctl('show', 'ue', btid)
-        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp.upper()]),
+        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp]),
               'i: show ue: the pushed expiry, kept by the groups push: %s' % ans)
         got, a = mbms()
         if time.time() < exp - 0.5:
@@ -471,7 +472,7 @@ def muk_expiry(env):
     kd = env.start()
     try:
         rc, ans = env.ctl('show', 'ue', btid)
-        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp.upper()]),
+        CK.eq((ans.get('expires'), ans.get('groups')), (exp, [grp]),
               'i: after a restart the stored expiry: %s' % ans)
         got, a = mbms()
         CK.eq(got, ('error', 12, 3), 'i: after a restart still expired: %s' % a)
@@ -480,7 +481,7 @@ def muk_expiry(env):
         rc, o, err = push()
         CK.eq((rc, o.get('result')), (0, 2001), 'i: push-muk without an expiry')
         rc, ans = env.ctl('show', 'ue', btid)
-        CK.eq((ans.get('expires'), ans.get('groups')), (0, [grp.upper()]),
+        CK.eq((ans.get('expires'), ans.get('groups')), (0, [grp]),
               'i: a new MUK without an expiry: never, groups kept: %s' % ans)
         got, a = mbms()
         CK.eq(got, ('error', 12, 2), 'i: served again (no MSK in the group): %s' % a)

@@ -41,6 +41,8 @@
 #define MAX_ANSWER (4u << 20)
 #define KEYFILE_MAX 8192
 #define UNIX_MAX 2085978495ll /* last second NTP era 0 holds; keylined stores NTP */
+#define KL_STR_(x) #x
+#define KL_STR(x) KL_STR_(x)
 
 static bool json_out;
 static const char *prog = "keylinectl";
@@ -66,6 +68,10 @@ static void usage(FILE *f)
 		"  ping | version | count\n"
 		"  import FILE                   import a TEST population (keyline-population file)\n"
 		"  put-ue ID (--muk HEX | --muk-file F) [--group DDDDDD:G]... [--expires T]\n"
+		"                                at most " KL_STR(KL_TABLE_UE_GROUPS)
+		" --group: the UE's whole list\n"
+		"  group-add ID DDDDDD:G         one key group more for a UE (MUK and expiry kept)\n"
+		"  group-del ID DDDDDD:G         one key group less\n"
 		"  put-group DDDDDD:G (--msk HEX | --msk-file F) (--key-number N | --msk-id 0xID)\n"
 		"            --valid-from T --valid-to T [(--next-msk HEX | --next-msk-file F)\n"
 		"            [--next-key-number N | --next-msk-id 0xID]\n"
@@ -90,6 +96,7 @@ static void usage(FILE *f)
 		"The next MSK defaults to key number + 1, valid for the same length right after.\n"
 		"Key files hold hex text (\"-\" reads stdin). --muk/--msk/--psk/--key HEX put the key\n"
 		"on the command line, where ps shows it: prefer the -file options.\n"
+		"A group that does not exist yet is taken with a warning on stderr (exit 0).\n"
 		"--json prints keylined's answer as is. Exit: 0 ok, 1 keylined refused, 2 usage or\n"
 		"connection error.\n");
 }
@@ -712,6 +719,14 @@ static void print_answer(const char *cmd, json_t *a)
 
 		printf("backup %s: %lld bytes in %.2f s\n", s_of(last, "file"), i_of(last, "bytes"),
 		       json_number_value(json_object_get(last, "seconds")));
+	} else if (!strcmp(cmd, "ue-group-add") || !strcmp(cmd, "ue-group-del")) {
+		json_t *v;
+		size_t i;
+
+		printf("ue %s: %s %s; groups", s_of(a, "id"), s_of(a, "result"), s_of(a, "group"));
+		json_array_foreach(json_object_get(a, "groups"), i, v)
+			printf("%s %s", i ? "," : "", json_string_value(v));
+		printf("%s\n", json_array_size(json_object_get(a, "groups")) ? "" : " none");
 	} else if (!strcmp(cmd, "rotate")) {
 		printf("group %s: rotated\n", s_of(a, "group"));
 		print_msk("current", json_object_get(a, "valid_to") ? a : NULL);
@@ -923,6 +938,14 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		json_object_set_new(r, "id", json_string(pos[1]));
 		return r;
 	}
+	if (!strcmp(cmd, "group-add") || !strcmp(cmd, "group-del")) {
+		if (parse_args(argc, argv, NULL, 0, pos, 2, cmd) != 2)
+			die2("%s: give the UE's ID and the key group as DDDDDD:G", cmd);
+		r = req_new(!strcmp(cmd, "group-add") ? "ue-group-add" : "ue-group-del");
+		json_object_set_new(r, "id", json_string(pos[0]));
+		json_object_set_new(r, "group", json_string(pos[1]));
+		return r;
+	}
 	if (!strcmp(cmd, "rotate")) {
 		if (parse_args(argc, argv, NULL, 0, pos, 1, cmd) != 1)
 			die2("rotate: give the key group as DDDDDD:G");
@@ -1072,6 +1095,13 @@ int main(int argc, char **argv)
 		printf("%s\n", line);
 	else if (ok)
 		print_answer(reqcmd, ans);
+	if (ok && !json_out) {
+		json_t *w;
+		size_t k;
+
+		json_array_foreach(json_object_get(ans, "warnings"), k, w)
+			fprintf(stderr, "%s: warning: %s\n", prog, json_string_value(w));
+	}
 	if (!ok)
 		fprintf(stderr, "%s: %s\n", prog,
 			json_string_value(json_object_get(ans, "error"))
