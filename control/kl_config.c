@@ -63,6 +63,11 @@ static const struct num_field num_fields[] = {
 	NUM("diameter.vendor_id", diameter.vendor_id, 1, 0xffffffffu, false),
 	NUM("diameter.app_id", diameter.app_id, 1, 0xfffffffeu, false),
 	NUM("diameter.max_queue", diameter.max_queue, 1, KL_CONFIG_DIAMETER_MAX_QUEUE, false),
+	NUM("admin_max_clients", admin_max_clients, 1, 256, false),
+	NUM("admin_idle_timeout_s", admin_idle_timeout_s, 1, 86400, false),
+	NUM("admin_line_timeout_s", admin_line_timeout_s, 1, 3600, false),
+	NUM("metrics_max_connections", metrics_max_connections, 1, 1024, false),
+	NUM("metrics_request_timeout_s", metrics_request_timeout_s, 1, 3600, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -987,6 +992,11 @@ kl_config_defaults(struct kl_config *c)
 	c->diameter.app_id = KL_CONFIG_DEFAULT_DIAMETER_APP;
 	c->diameter.max_queue = KL_CONFIG_DEFAULT_DIAMETER_QUEUE;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
+	c->admin_max_clients = 16;
+	c->admin_idle_timeout_s = 60;
+	c->admin_line_timeout_s = 5;
+	c->metrics_max_connections = 32;
+	c->metrics_request_timeout_s = 5;
 	c->log_level = KL_CONFIG_LOG_INFO;
 	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
 	c->io = KL_CONFIG_IO_DPDK;
@@ -1079,7 +1089,9 @@ keymap_present(const struct keymap *m, const char *path)
 
 static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
 	"server_identity", "skew_s", "predelivery_s", "replay_cache", "rate_limit", "table", "store",
-	"diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io", NULL };
+	"diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io",
+	"admin_max_clients", "admin_idle_timeout_s", "admin_line_timeout_s", "metrics_max_connections",
+	"metrics_request_timeout_s", NULL };
 static const char *const dia_keys[] = { "fd_conf", "identity", "realm", "listen", "port",
 	"tls_cert", "tls_key", "tls_ca", "tls_crl", "vendor_id", "app_id", "allowed_peers",
 	"max_queue", NULL };
@@ -1389,6 +1401,11 @@ struct raw_cfg {
 	unsigned msk_rotation_count;
 	char *admin_socket;
 	char *metrics;
+	char *admin_max_clients;
+	char *admin_idle_timeout_s;
+	char *admin_line_timeout_s;
+	char *metrics_max_connections;
+	char *metrics_request_timeout_s;
 	char *log_level;
 	char *crypto;
 	char *io;
@@ -1475,6 +1492,11 @@ static const cyaml_schema_field_t top_fields[] = {
 			     &rot_schema, 0, SEQ_MAX),
 	OPT_STR_FIELD(raw_cfg, admin_socket),
 	OPT_STR_FIELD(raw_cfg, metrics),
+	OPT_STR_FIELD(raw_cfg, admin_max_clients),
+	OPT_STR_FIELD(raw_cfg, admin_idle_timeout_s),
+	OPT_STR_FIELD(raw_cfg, admin_line_timeout_s),
+	OPT_STR_FIELD(raw_cfg, metrics_max_connections),
+	OPT_STR_FIELD(raw_cfg, metrics_request_timeout_s),
 	OPT_STR_FIELD(raw_cfg, log_level),
 	OPT_STR_FIELD(raw_cfg, crypto),
 	OPT_STR_FIELD(raw_cfg, io),
@@ -1632,6 +1654,11 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 	    apply_str(c, m, "replay_cache", r->replay_cache, e) < 0 ||
 	    apply_str(c, m, "admin_socket", r->admin_socket, e) < 0 ||
 	    apply_str(c, m, "metrics", r->metrics, e) < 0 ||
+	    apply_str(c, m, "admin_max_clients", r->admin_max_clients, e) < 0 ||
+	    apply_str(c, m, "admin_idle_timeout_s", r->admin_idle_timeout_s, e) < 0 ||
+	    apply_str(c, m, "admin_line_timeout_s", r->admin_line_timeout_s, e) < 0 ||
+	    apply_str(c, m, "metrics_max_connections", r->metrics_max_connections, e) < 0 ||
+	    apply_str(c, m, "metrics_request_timeout_s", r->metrics_request_timeout_s, e) < 0 ||
 	    apply_str(c, m, "log_level", r->log_level, e) < 0 ||
 	    apply_str(c, m, "crypto", r->crypto, e) < 0 || apply_str(c, m, "io", r->io, e) < 0)
 		return -1;

@@ -140,6 +140,12 @@ struct kl_config {
 	unsigned n_msk_rotation;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
 	struct kl_config_endpoint metrics;		  /* default off */
+	/* Slow clients (kl_admin.h, kl_metrics.h): at the limit the longest-stalled one makes room. */
+	uint32_t admin_max_clients;	    /* 1..256, default 16 */
+	uint32_t admin_idle_timeout_s;	    /* 1..86400, default 60 */
+	uint32_t admin_line_timeout_s;	    /* a request line's time from its first byte, 1..3600, 5 */
+	uint32_t metrics_max_connections;   /* 1..1024, default 32 */
+	uint32_t metrics_request_timeout_s; /* headers in and answer out, 1..3600, default 5 */
 	enum kl_config_log_level log_level;		  /* default info */
 	enum kl_config_crypto crypto;			  /* default ipsec-mb */
 	enum kl_config_io io;				  /* default dpdk */

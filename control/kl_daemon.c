@@ -633,6 +633,9 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 			.diameter_arg = d,
 			.log = admin_log,
 			.ctl = &g_ctl,
+			.max_clients = cfg->admin_max_clients,
+			.idle_timeout_ms = cfg->admin_idle_timeout_s * 1000u,
+			.line_timeout_ms = cfg->admin_line_timeout_s * 1000u,
 		};
 
 		d->admin = kl_admin_create(&ap, err, sizeof(err));
@@ -643,7 +646,12 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		}
 	}
 	if (cfg->metrics.enabled) {
-		d->metrics = kl_metrics_start(&cfg->metrics, &g_view, err, sizeof(err));
+		struct kl_metrics_limits ml = {
+			.max_connections = cfg->metrics_max_connections,
+			.request_timeout_s = cfg->metrics_request_timeout_s,
+		};
+
+		d->metrics = kl_metrics_start_with(&cfg->metrics, &g_view, &ml, err, sizeof(err));
 		if (!d->metrics) {
 			logf_(KL_CONFIG_LOG_ERROR, "metrics: %s", err);
 			*status = KL_EXIT_FAIL;

@@ -33,8 +33,11 @@ struct kl_metrics {
 	bool running;
 	int stop;
 	uint16_t port;
-	struct conn conn[KL_METRICS_MAX_CONNECTIONS + KL_METRICS_SPARE_CONNECTIONS];
+	unsigned max_open;   /* connections served before the longest-running one makes room */
+	uint64_t timeout_ms; /* of a request */
+	unsigned nslots;     /* max_open + KL_METRICS_SPARE_CONNECTIONS */
 	char body[KL_METRICS_BODY_MAX];
+	struct conn conn[];
 };
 
 /* ---- exposition text ----------------------------------------------------------------------- */
@@ -356,7 +359,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 	pthread_mutex_lock(&m->lock);
 	len = kl_metrics_render(m->view, m->body, sizeof(m->body));
-	/* The copy is bounded by KL_METRICS_BODY_MAX, connections by KL_METRICS_MAX_CONNECTIONS. */
+	/* The copy is bounded by KL_METRICS_BODY_MAX, connections by the connection limit. */
 	r = len < 0 ? NULL
 		    : MHD_create_response_from_buffer((size_t)len, m->body, MHD_RESPMEM_MUST_COPY);
 	pthread_mutex_unlock(&m->lock);
@@ -377,7 +380,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 /* MHD's own timeout only closes a connection that is silent: a client sending a header line now
  * and then keeps its slot for ever, and enough of them would keep every scrape out. So each
- * request gets KL_METRICS_REQUEST_TIMEOUT_S from its connection's start (or the end of the
+ * request gets the request timeout from its connection's start (or the end of the
  * previous answer) to its answer being sent, and at the connection limit the connection whose
  * request has been in progress the longest makes room for a new one. MHD keeps the sockets: we
  * only shut one down (from the server thread, before MHD can close it), and MHD then closes it
@@ -404,7 +407,7 @@ static struct conn *conn_oldest(struct kl_metrics *m, const struct conn *skip)
 {
 	struct conn *old = NULL;
 
-	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++) {
+	for (unsigned i = 0; i < m->nslots; i++) {
 		struct conn *k = &m->conn[i];
 
 		if (k->fd >= 0 && !k->closing && k != skip &&
@@ -428,7 +431,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		return;
 	}
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]) && !k; i++)
+	for (unsigned i = 0; i < m->nslots && !k; i++)
 		if (m->conn[i].fd < 0)
 			k = &m->conn[i];
 	if (!ci || !k) { /* cannot happen: MHD's limit is the table's size */
@@ -438,9 +441,9 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
 	}
 	*k = (struct conn){ .fd = ci->connect_fd, .since_ms = mono_ms() };
 	*socket_ctx = k;
-	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++)
+	for (unsigned i = 0; i < m->nslots; i++)
 		open += m->conn[i].fd >= 0 && !m->conn[i].closing;
-	if (open > KL_METRICS_MAX_CONNECTIONS) {
+	if (open > m->max_open) {
 		struct conn *old = conn_oldest(m, k);
 
 		if (old)
@@ -467,11 +470,11 @@ static void close_late(struct kl_metrics *m)
 {
 	uint64_t now = mono_ms();
 
-	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++) {
+	for (unsigned i = 0; i < m->nslots; i++) {
 		struct conn *k = &m->conn[i];
 
 		if (k->fd >= 0 && !k->closing &&
-		    now - k->since_ms >= KL_METRICS_REQUEST_TIMEOUT_S * 1000u)
+		    now - k->since_ms >= m->timeout_ms)
 			conn_close(m, k);
 	}
 }
@@ -569,6 +572,18 @@ fail:
 struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 				    const struct kl_stats_view *view, char *err, size_t errlen)
 {
+	return kl_metrics_start_with(ep, view, NULL, err, errlen);
+}
+
+struct kl_metrics *kl_metrics_start_with(const struct kl_config_endpoint *ep,
+					 const struct kl_stats_view *view,
+					 const struct kl_metrics_limits *lim, char *err,
+					 size_t errlen)
+{
+	unsigned max_open = lim && lim->max_connections ? lim->max_connections
+							: KL_METRICS_MAX_CONNECTIONS;
+	unsigned timeout_s = lim && lim->request_timeout_s ? lim->request_timeout_s
+							   : KL_METRICS_REQUEST_TIMEOUT_S;
 	struct kl_metrics *m;
 	char where[96];
 	unsigned flags = MHD_USE_EPOLL;
@@ -588,15 +603,25 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 		errno = EINVAL;
 		return NULL;
 	}
+	if (max_open > KL_METRICS_MAX_CONNECTIONS_LIMIT || timeout_s > KL_METRICS_TIMEOUT_LIMIT_S) {
+		snprintf(err, errlen, "%u connections (at most %u), %u s per request (at most %u)",
+			 max_open, KL_METRICS_MAX_CONNECTIONS_LIMIT, timeout_s,
+			 KL_METRICS_TIMEOUT_LIMIT_S);
+		errno = EINVAL;
+		return NULL;
+	}
 	endpoint_text(ep, where, sizeof(where));
-	m = calloc(1, sizeof(*m));
+	m = calloc(1, sizeof(*m) + (max_open + KL_METRICS_SPARE_CONNECTIONS) * sizeof(m->conn[0]));
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
 	m->view = view;
-	for (unsigned i = 0; i < sizeof(m->conn) / sizeof(m->conn[0]); i++)
+	m->max_open = max_open;
+	m->nslots = max_open + KL_METRICS_SPARE_CONNECTIONS;
+	m->timeout_ms = (uint64_t)timeout_s * 1000u;
+	for (unsigned i = 0; i < m->nslots; i++)
 		m->conn[i].fd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	fd = listen_on(ep, &m->port, where, err, errlen);
@@ -613,9 +638,8 @@ struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 	/* MHD owns fd from here: MHD_stop_daemon closes it. */
 	m->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)(sizeof(m->conn) / sizeof(m->conn[0])),
-				MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)KL_METRICS_REQUEST_TIMEOUT_S,
+				(unsigned)(m->nslots),
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(m->timeout_ms / 1000u),
 				MHD_OPTION_NOTIFY_CONNECTION, notify_conn, m,
 				MHD_OPTION_NOTIFY_COMPLETED, notify_done, m, MHD_OPTION_END);
 	if (m->d && pthread_create(&m->thread, NULL, serve, m) == 0) {

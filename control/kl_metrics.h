@@ -54,6 +54,16 @@
 #define KL_METRICS_REQUEST_TIMEOUT_S 5
 /* How often the server thread checks those deadlines. */
 #define KL_METRICS_TICK_MS 200
+/* What kl_metrics_start_with accepts. */
+#define KL_METRICS_MAX_CONNECTIONS_LIMIT 1024u
+#define KL_METRICS_TIMEOUT_LIMIT_S 3600u
+
+/* The slow-client limits (keylined.yaml metrics_max_connections, metrics_request_timeout_s);
+ * 0 = the default above. */
+struct kl_metrics_limits {
+	unsigned max_connections;   /* KL_METRICS_MAX_CONNECTIONS; at most ..._LIMIT */
+	unsigned request_timeout_s; /* KL_METRICS_REQUEST_TIMEOUT_S; at most KL_METRICS_TIMEOUT_LIMIT_S */
+};
 
 struct kl_metrics;
 
@@ -77,6 +87,13 @@ ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t ca
  */
 struct kl_metrics *kl_metrics_start(const struct kl_config_endpoint *ep,
 				    const struct kl_stats_view *view, char *err, size_t errlen);
+
+/** kl_metrics_start with other slow-client limits (lim NULL: the defaults); EINVAL beyond the
+ * _LIMIT values. */
+struct kl_metrics *kl_metrics_start_with(const struct kl_config_endpoint *ep,
+					 const struct kl_stats_view *view,
+					 const struct kl_metrics_limits *lim, char *err,
+					 size_t errlen);
 
 /** The TCP port the server listens on (host order). */
 uint16_t kl_metrics_port(const struct kl_metrics *m);

@@ -136,6 +136,11 @@ test_example_sections(void **state)
 	assert_int_equal(c.diameter.max_queue, 4096);
 	assert_int_equal(c.n_msk_rotation, 1);
 	assert_int_equal(c.msk_rotation[0].period_s, 3600);
+	assert_int_equal(c.admin_max_clients, 16);
+	assert_int_equal(c.admin_idle_timeout_s, 60);
+	assert_int_equal(c.admin_line_timeout_s, 5);
+	assert_int_equal(c.metrics_max_connections, 32);
+	assert_int_equal(c.metrics_request_timeout_s, 5);
 	kl_config_free(&c);
 }
 
@@ -166,6 +171,11 @@ test_defaults(void **state)
 	assert_int_equal(c.rate_limit.table_size, 65536);
 	assert_string_equal(c.admin_socket, "/run/keyline/admin.sock");
 	assert_false(c.metrics.enabled);
+	assert_int_equal(c.admin_max_clients, 16);
+	assert_int_equal(c.admin_idle_timeout_s, 60);
+	assert_int_equal(c.admin_line_timeout_s, 5);
+	assert_int_equal(c.metrics_max_connections, 32);
+	assert_int_equal(c.metrics_request_timeout_s, 5);
 	assert_int_equal(c.log_level, KL_CONFIG_LOG_INFO);
 	assert_int_equal(c.crypto, KL_CONFIG_CRYPTO_IPSEC_MB);
 	assert_false(c.store.enabled); /* no store section: keys in memory only */
@@ -581,6 +591,12 @@ test_overrides(void **state)
 		{ "msk_rotation[0].keys=5", "msk_rotation[0].keys" },
 		{ "msk_rotation[4].group=00f110:1", "msk_rotation[4].group" },
 		{ "msk_rotation=1", "msk_rotation" },
+		{ "admin_max_clients=0", "admin_max_clients" },
+		{ "admin_max_clients=257", "admin_max_clients" },
+		{ "admin_idle_timeout_s=0", "admin_idle_timeout_s" },
+		{ "admin_line_timeout_s=3601", "admin_line_timeout_s" },
+		{ "metrics_max_connections=1025", "metrics_max_connections" },
+		{ "metrics_request_timeout_s=0", "metrics_request_timeout_s" },
 	};
 	assert_int_equal(kl_config_override(&c, "io=dpdk", err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

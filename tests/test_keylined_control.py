@@ -7,10 +7,13 @@ on loopback, a durable store, one MSK rotation group, /metrics and DPDK telemetr
      right away and after the slow clients' deadline has passed;
   b. admin commands, store commits (put-emse) and a forced rotation move the control-plane
      counters, which /metrics (keyline_<name>_total / keyline_<name>) and telemetry
-     (/keyline/control) show with the same values.
+     (/keyline/control) show with the same values;
+  c. the configured limits apply: admin_line_timeout_s 2 closes a half line with a message after
+     2 s, metrics_request_timeout_s 3 closes an HTTP request still sending headers after 3 s.
     test_keylined_control.py KEYLINED KEYLINECTL"""
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -144,7 +147,7 @@ def slow_clients(kd, mport):
             ck.check(rc == 0 and ans.get('pong') is True and took < LIMIT_S,
                      'a: keylinectl ping %s completes within %.0f s (rc %d, %.2f s: %s)'
                      % (when, LIMIT_S, rc, took, ans))
-            time.sleep(6)  # past the 5 s request and line deadlines: the slow ones reconnect
+            time.sleep(4)  # past the request and line deadlines: the slow ones reconnect
     finally:
         slow.stop()
     return slow
@@ -192,6 +195,41 @@ def counters(kd, mport, prefix):
         ck.eq(tel.get(name), 0, 'b: %s' % name)
 
 
+def limits(mport):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(8)
+    s.connect(sock)
+    s.sendall(b'{"cmd":"pi')
+    t0 = time.time()
+    data = b''
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+    took = time.time() - t0
+    s.close()
+    ck.check(b'request line not completed within 2000 ms: closing' in data and 1.5 < took < 4,
+             'c: a half line closed after admin_line_timeout_s 2 (%.2f s: %r)' % (took, data))
+    h = socket.create_connection(('127.0.0.1', mport), timeout=8)
+    h.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\n')
+    t0 = time.time()
+    closed = False
+    while not closed and time.time() - t0 < 8:
+        r, _, _ = select.select([h], [], [], 0.5)
+        try:
+            closed = bool(r) and not h.recv(4096)
+            if not closed:
+                h.sendall(b'X-Slow: 1\r\n')
+        except OSError:
+            closed = True
+    took = time.time() - t0
+    h.close()
+    ck.check(closed and 2.5 < took < 4.5,
+             'c: a request still sending headers closed after metrics_request_timeout_s 3 '
+             '(%s after %.2f s)' % (closed, took))
+
+
 def main():
     fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, bytes(range(32)))
@@ -203,13 +241,16 @@ def main():
         extra={'io': 'socket', 'udp_port': free_port(socket.SOCK_DGRAM),
                'metrics': f'"127.0.0.1:{mport}"',
                'store': f'{{path: "{tmp}/store", kek_file: "{kek}", map_size_mb: 64}}',
-               'msk_rotation': f'[{{group: "{GROUP}", period_s: 3600, predelivery_s: 60}}]'})
+               'msk_rotation': f'[{{group: "{GROUP}", period_s: 3600, predelivery_s: 60}}]',
+               'admin_max_clients': N_ADMIN, 'admin_line_timeout_s': 2,
+               'metrics_request_timeout_s': 3})
     kd = kl_itest.Keylined(keylined, kl_itest.eal_args(prefix, mem=256, telemetry=True), cfg,
                            workdir=tmp)
     kd.wait_ready()
     try:
         slow_clients(kd, mport)
         counters(kd, mport, prefix)
+        limits(mport)
     finally:
         rc, _ = kd.stop()
     ck.eq(rc, 0, 'keylined exits 0')
