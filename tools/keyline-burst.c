@@ -445,6 +445,7 @@ int main(int argc, char **argv)
 		argv[eal_argc] = keep;
 		if (rc < 0) {
 			fprintf(stderr, "keyline-burst: EAL init failed: %s\n", rte_strerror(rte_errno));
+			free(targv);
 			return 1;
 		}
 	}
@@ -457,6 +458,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keyline-burst: %s\n", err);
 		if (!o.socket_io)
 			rte_eal_cleanup();
+		free(targv);
 		return 2;
 	}
 	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b),
