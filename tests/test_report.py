@@ -506,6 +506,15 @@ def check_compare_tolerant():
     ck.eq(c[4]['per_core'], (None, '-'), 'no per-core rate without server_cores')
     ck.check(all(r['vs_ceiling'] == (None, '-') for r in c), 'no ceiling row: no ceiling ratio')
     ck.check('## Partial table' in p.stdout, 'comparison title used')
+    # compare.json keeps the document's shape: title and rows, a rate as one run, none without
+    with open(os.path.join(tmp, 'partial', 'compare.json')) as f:
+        w = json.load(f)
+    ck.check(isinstance(w, dict) and w.get('title') == 'Partial table' and
+             len(w.get('rows', [])) == len(rows), 'compare.json: the title and every row')
+    wr = (w.get('rows') if isinstance(w, dict) else None) or [{}] * len(rows)
+    ck.eq([r.get('n') for r in wr], [None, 1, None, 1, 1], 'compare.json: n of each row')
+    ck.eq((wr[1].get('requests_per_s_min'), wr[1].get('requests_per_s_max')), (240000, 240000),
+          'compare.json: one run is its own min and max')
 
 
 def check_other_inputs():
