@@ -9,7 +9,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -43,6 +46,13 @@ void kl_memzero(void *p, size_t n)
 	 * showed at 4% of the serve profile, zeroing per-request key material byte by byte). */
 	if (p && n)
 		explicit_bzero(p, n);
+}
+
+int kl_random(uint8_t *out, size_t n)
+{
+	if (!out && n)
+		return -EIO;
+	return n > INT_MAX || RAND_priv_bytes(out, (int)n) != 1 ? -EIO : 0;
 }
 
 struct kl_crypto *kl_crypto_create(enum kl_crypto_backend backend)

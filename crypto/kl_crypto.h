@@ -332,6 +332,11 @@ uint32_t kl_e2m_key_id(const uint8_t rand[16]);
 
 /** Zero memory in a way the compiler keeps. */
 void kl_memzero(void *p, size_t n);
+/**
+ * n bytes from OpenSSL's private CSPRNG (a DRBG in user space, seeded by the kernel and reseeded
+ * now and then: callers on the packet path fill a buffer in bulk). @return 0 or -EIO.
+ */
+int kl_random(uint8_t *out, size_t n);
 
 #ifdef __cplusplus
 }

@@ -159,21 +159,36 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 		int nk = kl_mikey_parse_keydata(x->res->plain, p->encr_len, x->res->keys,
 						KL_MIKEY_MAX_KEYS);
 
+		int session = kl_mikey_kind_session(p->kind);
+
 		x->rc = 0;
-		if (nk < 0 || (unsigned)nk != p->nkeys) {
+		if (nk < 0 || (unsigned)nk != p->nkeys || (session && nk != 1)) {
 			x->rc = -EBADMSG;
 			continue;
 		}
 		for (int j = 0; j < nk; j++) {
-			if (kl_be32(p->tlv3[j]) != x->res->keys[j].key_id) {
+			/* a session's TLV 3 names the session and its key's SPI is 0; otherwise the
+			 * TLV 3 names the key, whose SPI is its id */
+			if (session ? x->res->keys[j].key_id != 0
+				    : kl_be32(p->tlv3[j]) != x->res->keys[j].key_id) {
 				x->rc = -EBADMSG;
 				break;
 			}
+			x->res->keys[j].key_id = kl_be32(p->tlv3[j]);
 			x->res->keys[j].valid_from = kl_be64(p->tlv3[j] + 4);
 			x->res->keys[j].valid_to = kl_be64(p->tlv3[j] + 12);
 		}
-		if (!x->rc)
+		if (!x->rc) {
 			x->res->nkeys = (uint8_t)nk;
+			for (unsigned t = 0; t < 2; t++) {
+				unsigned ti = t ? KL_TLVI_TOKEN_PEER : KL_TLVI_TOKEN_REQ;
+
+				if (p->tlv_seen & (1u << ti)) {
+					x->res->token[t] = p->tlv[ti];
+					x->res->token_len[t] = p->tlv_len[ti];
+				}
+			}
+		}
 	}
 }
 
@@ -195,5 +210,88 @@ int kl_client_verify_burst(struct kl_crypto *c, struct kl_client_check *chk, uns
 		return -EINVAL;
 	for (unsigned base = 0; base < n; base += CLIENT_BATCH)
 		verify_batch(c, chk + base, n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH, skew_s);
+	return (int)n;
+}
+
+/* ---- HM tokens ---------------------------------------------------------------------------------- */
+
+#define HM_TOKEN_VERSION 0x01
+#define HM_AAD_MAX (3 + 2 * 255)
+
+int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigned n)
+{
+	static __thread uint8_t aad[CLIENT_BATCH][HM_AAD_MAX];
+	static __thread uint8_t plain[CLIENT_BATCH][KL_MIKEY_REQ_MAX];
+	struct kl_gcm_op g[CLIENT_BATCH];
+	unsigned idx[CLIENT_BATCH];
+
+	if (!c || (n && !ops))
+		return -EINVAL;
+	for (unsigned base = 0; base < n; base += CLIENT_BATCH) {
+		unsigned m = n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH, ng = 0;
+
+		for (unsigned k = 0; k < m; k++) {
+			struct kl_hm_open *o = &ops[base + k];
+			uint16_t ct;
+			uint8_t *a = aad[ng];
+
+			memset(o->ks, 0, sizeof(o->ks));
+			o->valid_to = 0;
+			/* 0x01 || nonce (12) || ciphertext (>= 16 + 8 + 1 + 1 + 1 + 1) || tag (16) */
+			if (!o->kstar || !o->token || !o->vlra || !o->vlrb || !o->ue_a || !o->ue_b ||
+			    !o->vlra_len || o->vlra_len > 255 || !o->vlrb_len || o->vlrb_len > 255 ||
+			    o->token_len < 1 + KL_GCM_IV_LEN + 28 + KL_GCM_TAG_LEN ||
+			    o->token_len > 1 + KL_GCM_IV_LEN + KL_MIKEY_REQ_MAX + KL_GCM_TAG_LEN ||
+			    o->token[0] != HM_TOKEN_VERSION) {
+				o->rc = -EBADMSG;
+				continue;
+			}
+			ct = (uint16_t)(o->token_len - 1 - KL_GCM_IV_LEN - KL_GCM_TAG_LEN);
+			a[0] = 0x01;
+			a[1] = (uint8_t)o->vlra_len;
+			memcpy(a + 2, o->vlra, o->vlra_len);
+			a[2 + o->vlra_len] = (uint8_t)o->vlrb_len;
+			memcpy(a + 3 + o->vlra_len, o->vlrb, o->vlrb_len);
+			g[ng] = (struct kl_gcm_op){ .key = o->kstar, .iv = o->token + 1, .aad = a,
+						    .aad_len = (uint16_t)(3 + o->vlra_len + o->vlrb_len),
+						    .in = o->token + 1 + KL_GCM_IV_LEN, .out = plain[ng],
+						    .len = ct,
+						    .tag = (uint8_t *)(uintptr_t)(o->token + 1 + KL_GCM_IV_LEN + ct) };
+			idx[ng++] = k;
+		}
+		if (ng && kl_gcm_open_burst(c, g, ng) != (int)ng) {
+			for (unsigned i = 0; i < ng; i++)
+				ops[base + idx[i]].rc = -EIO;
+			ng = 0;
+		}
+		for (unsigned i = 0; i < ng; i++) {
+			struct kl_hm_open *o = &ops[base + idx[i]];
+			const uint8_t *p = plain[i];
+			unsigned len = g[i].len, la, lb;
+
+			if (g[i].rc) {
+				o->rc = -EPERM;
+				continue;
+			}
+			/* Ks (16) || valid-to (8) || len || IDUEa || len || IDUEb, exactly */
+			la = p[24];
+			lb = 25 + la < len ? p[25 + la] : 0;
+			if (!la || !lb || 26 + la + lb != len) {
+				o->rc = -EBADMSG;
+			} else if (la != o->ue_a_len || lb != o->ue_b_len ||
+				   memcmp(p + 25, o->ue_a, la) || memcmp(p + 26 + la, o->ue_b, lb)) {
+				o->rc = -EPROTO;
+			} else {
+				o->valid_to = kl_be64(p + 16);
+				if (o->valid_to <= o->now) {
+					o->rc = -ETIME;
+				} else {
+					memcpy(o->ks, p, 16);
+					o->rc = 0;
+				}
+			}
+		}
+		kl_memzero(plain, ng * sizeof(plain[0]));
+	}
 	return (int)n;
 }

@@ -39,6 +39,8 @@ const char *kl_counter_desc(unsigned c)
 static const struct kl_kind_ops *const kinds[KL_KIND__COUNT] = {
 	[KL_KIND_MBMS] = &kl_kind_mbms,
 	[KL_KIND_E2M] = &kl_kind_e2m,
+	[KL_KIND_HM] = &kl_kind_hm,
+	[KL_KIND_KSTAR] = &kl_kind_kstar,
 };
 
 struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl_table *table,
@@ -86,6 +88,8 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 	}
 	w->skew = SEC(cfg->skew_s ? cfg->skew_s : 60);
 	w->predelivery = SEC(cfg->predelivery_s ? cfg->predelivery_s : 60);
+	w->session = SEC(cfg->session_s ? cfg->session_s : 3600);
+	w->rnd_pos = KL_RND_BUF; /* empty: the first use fills it */
 	w->idr_len = cfg->idr_len;
 	memcpy(w->idr, cfg->idr, cfg->idr_len);
 	return w;
@@ -110,6 +114,23 @@ const struct kl_worker_stats *kl_worker_stats(const struct kl_worker *w)
 struct kl_crypto *kl_worker_crypto(struct kl_worker *w)
 {
 	return w->c;
+}
+
+const uint8_t *kl_worker_random(struct kl_worker *w, unsigned n)
+{
+	const uint8_t *p;
+
+	if (n > KL_RND_BUF)
+		return NULL;
+	if (KL_RND_BUF - w->rnd_pos < n) {
+		/* one CSPRNG call per 4 KiB (about 90 HM sessions), never one per request */
+		if (kl_random(w->rnd, KL_RND_BUF))
+			return NULL;
+		w->rnd_pos = 0;
+	}
+	p = w->rnd + w->rnd_pos;
+	w->rnd_pos += n;
+	return p;
 }
 
 static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
@@ -345,11 +366,12 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	}
 	if (m)
 		kl_kdf_burst(w->c, w->kop, m);
-	/* 8. build answers; AES-CM the key data of responses, one batch */
+	/* 8. build answers (a kind's own builder where it has one); its GCM seals, one batch */
 	m = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct job *j = &w->job[i];
 		const struct kl_mikey_req *r = &w->req[i];
+		const struct kl_kind_ops *kd = kinds[r->kind];
 		int rc;
 
 		if (!live[i])
@@ -357,13 +379,36 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		if (j->err_no)
 			rc = kl_mikey_build_err(pkts[i].out, pkts[i].out_cap, r, now, j->err_no, j->detail,
 						&j->lay);
+		else if (kd->build)
+			rc = kd->build(w, i, &pkts[i]);
 		else
 			rc = kl_mikey_build_resp(pkts[i].out, pkts[i].out_cap, r, now, w->idr, w->idr_len,
 						 j->keys, j->nkeys, &j->lay);
-		if (rc < 0 || j->lay.len > 3u * r->len) {
+		if (rc < 0) {
 			drop(w, &pkts[i], &live[i], KL_DROP_NO_BUFFER);
 			continue;
 		}
+		/* the 3x rule of PROTOCOL.md section 9: a client with short identities pads */
+		if (j->lay.len > 3u * r->len) {
+			drop(w, &pkts[i], &live[i], KL_DROP_AMPLIFICATION);
+			continue;
+		}
+		if (!j->err_no && kd->seal)
+			m += kd->seal(w, i, pkts[i].out, &w->gop[m]);
+	}
+	if (m && kl_gcm_seal_burst(w->c, w->gop, m) != (int)m) {
+		for (unsigned i = 0; i < n; i++) /* no half-sealed token leaves */
+			if (live[i] && !w->job[i].err_no && kinds[w->req[i].kind]->seal)
+				drop(w, &pkts[i], &live[i], KL_DROP_NO_BUFFER);
+	}
+	/* 9. AES-CM the key data of responses, one batch */
+	m = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct job *j = &w->job[i];
+		const struct kl_mikey_req *r = &w->req[i];
+
+		if (!live[i])
+			continue;
 		if (!j->err_no)
 			w->cop[m++] = (struct kl_aescm_op){ .key = j->encr_key, .salt = j->salt_key,
 							    .in = pkts[i].out + j->lay.encr_off,
@@ -373,7 +418,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	}
 	if (m)
 		kl_aescm_burst(w->c, w->cop, m);
-	/* 9. MAC of every answer with the request's auth_key, one batch */
+	/* 10. MAC of every answer with the request's auth_key, one batch */
 	m = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct job *j = &w->job[i];

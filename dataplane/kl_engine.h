@@ -55,6 +55,7 @@ struct kl_engine_config {
 	uint16_t idr_len;
 	uint32_t skew_s;	     /* allowed |T - now|, default 60 */
 	uint32_t predelivery_s;	     /* next MSK sent this long before it becomes valid, default 60 */
+	uint32_t session_s;	     /* HM session lifetime (kind 2 valid-to), default 3600 */
 	struct kl_replay *replay;    /* the replay cache shared by all workers of the server (not
 				      * owned; kl_replay.h). NULL: the worker makes one of its own of
 				      * replay_entries slots, which only sees what reaches this worker */
@@ -125,6 +126,10 @@ struct kl_client_result {
 	uint8_t err_no;
 	uint16_t detail;
 	uint64_t server_ts;
+	/* kind 2: token_a (TLV 7) and token_b (TLV 8), pointing into the answer; keys[0] is K*a and
+	 * its key_id the session id */
+	const uint8_t *token[2];
+	uint16_t token_len[2];
 };
 
 /**
@@ -154,6 +159,30 @@ struct kl_client_check {
  */
 int kl_client_verify_burst(struct kl_crypto *c, struct kl_client_check *chk, unsigned n,
 			   uint32_t skew_s);
+
+/** Opening an HM token (PROTOCOL.md section 9, kind 2) on the UE side. */
+struct kl_hm_open {
+	const uint8_t *kstar; /* 32 bytes: K*a (from kind 2's answer) or K*b (from kind 3's) */
+	const uint8_t *token;
+	uint16_t token_len;
+	const uint8_t *vlra; /* the two servers, as the UE knows them: VLRa made the token */
+	const uint8_t *vlrb;
+	uint16_t vlra_len;
+	uint16_t vlrb_len;
+	const uint8_t *ue_a; /* the two UEs the session must be between */
+	const uint8_t *ue_b;
+	uint16_t ue_a_len;
+	uint16_t ue_b_len;
+	uint64_t now; /* NTP: the token's valid-to must be later */
+	/* out */
+	uint8_t ks[16]; /* the session key when rc is 0, else zero */
+	uint64_t valid_to;
+	int rc; /* 0; -EBADMSG (format); -EPERM (GCM tag: another key, other servers, altered);
+		 * -EPROTO (the UEs are not ue_a and ue_b); -ETIME (valid-to has passed) */
+};
+
+/** Open n tokens with the GCM decryptions in one batch. @return n, or -EINVAL. */
+int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigned n);
 
 /** NTP timestamp (seconds since 1900 << 32 | fraction) of the realtime clock. Not for the packet path's inner loop. */
 uint64_t kl_ntp_now(void);

@@ -12,6 +12,9 @@
 #include "kl_replay.h"
 
 #define KL_KIND_MAX_LOOKUPS 2
+#define KL_KIND_MAX_KDF 2  /* KDF ops one request may add to the burst's batch */
+#define KL_KIND_MAX_SEAL 2 /* GCM seals one request may add */
+#define KL_RND_BUF 4096	   /* per-worker CSPRNG bytes, refilled in bulk */
 
 /* What a request needs between stages. The kind-specific part is a union: one kind's fields. */
 struct job {
@@ -33,6 +36,19 @@ struct job {
 			uint8_t gkey[5];
 		} mbms;
 		struct {
+			struct kl_hmac_key pair;	  /* K(own identity, peer server) */
+			struct kl_kdf_param kdfp[2];	  /* IDUEa, IDUEb */
+			uint8_t kstar[2][32];		  /* K*a, K*b (kind 3: K*b in [0]) */
+			uint8_t ks[16];			  /* kind 2: the session key */
+			uint8_t nonce[2][KL_GCM_IV_LEN];  /* of token_a, token_b */
+			uint8_t aad[3 + 2 * KL_MIKEY_ID_MAX];
+			uint16_t aad_len;
+			uint16_t pt_len;		  /* of each token's plaintext */
+			uint16_t tok_off[2];		  /* token values in the answer */
+			uint32_t sid;			  /* session id */
+			uint64_t pair_expires;
+		} hm;
+		struct {
 			struct kl_hmac_key e2m_int;
 			struct kl_kdf_param kdfp[2];
 			const struct kl_e2m_key *e2m;
@@ -51,6 +67,7 @@ struct kl_worker {
 	int own_replay; /* created for this worker alone (no shared cache configured) */
 	uint64_t skew;
 	uint64_t predelivery;
+	uint64_t session;	     /* HM session lifetime (NTP units) */
 	uint64_t now;		     /* of the burst being served */
 	enum kl_table_kind req_kind; /* requester lookup in progress */
 	unsigned lookup_kind;	     /* kind whose key-selection lookup is in progress */
@@ -70,7 +87,10 @@ struct kl_worker {
 	struct kl_mikey_tk_op tk[KL_ENGINE_BURST];
 	struct kl_hmac_op hop[KL_ENGINE_BURST];
 	struct kl_aescm_op cop[KL_ENGINE_BURST];
-	struct kl_kdf_op kop[KL_ENGINE_BURST];
+	struct kl_kdf_op kop[KL_ENGINE_BURST * KL_KIND_MAX_KDF];
+	struct kl_gcm_op gop[KL_ENGINE_BURST * KL_KIND_MAX_SEAL];
+	unsigned rnd_pos;
+	uint8_t rnd[KL_RND_BUF];
 	const uint8_t *akeys[KL_ENGINE_BURST];
 	uint16_t alens[KL_ENGINE_BURST];
 	struct kl_hmac_key astates[KL_ENGINE_BURST];
@@ -99,13 +119,33 @@ struct kl_kind_ops {
 	/* key selection, in order (each one bulk lookup over the burst) */
 	struct kl_kind_lookup lookup[KL_KIND_MAX_LOOKUPS];
 	unsigned nlookups;
-	/* derivations of the selected keys: puts up to one KDF op for request i into op, @return
-	 * how many (0 or 1). NULL = none; the burst's KDF ops of all kinds are one batch */
+	/* derivations of the selected keys: puts up to KL_KIND_MAX_KDF KDF ops for request i into
+	 * op, @return how many. NULL = none; the burst's KDF ops of all kinds are one batch */
 	unsigned (*kdf)(struct kl_worker *w, unsigned i, struct kl_kdf_op *op);
+	/* the answer to request i (no error) into p->out: NULL = the plain response of its keys.
+	 * @return as kl_mikey_build_resp; the job's lay is set */
+	int (*build)(struct kl_worker *w, unsigned i, struct kl_pkt *p);
+	/* after the answer is built: up to KL_KIND_MAX_SEAL GCM seals into the answer out, @return
+	 * how many. NULL = none; one batch for the burst */
+	unsigned (*seal)(struct kl_worker *w, unsigned i, uint8_t *out, struct kl_gcm_op *op);
 };
 
 extern const struct kl_kind_ops kl_kind_mbms;
 extern const struct kl_kind_ops kl_kind_e2m;
+extern const struct kl_kind_ops kl_kind_hm;
+extern const struct kl_kind_ops kl_kind_kstar;
+
+/* A UE's PSK (its MUK): the requester of kinds 0, 2 and 3. */
+static inline void kl_ue_psk(const void *e, const struct kl_psk_chunk **chunk, unsigned *n)
+{
+	const struct kl_ue *ue = e;
+
+	*chunk = ue->chunk;
+	*n = ue->nchunks;
+}
+
+/** n bytes of the worker's CSPRNG buffer (refilled in bulk). @return NULL when the CSPRNG failed. */
+const uint8_t *kl_worker_random(struct kl_worker *w, unsigned n);
 
 /* Shared by the kinds' files. */
 static inline void kl_job_error(struct job *j, uint8_t err_no, uint16_t detail)

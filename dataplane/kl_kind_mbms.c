@@ -8,16 +8,9 @@
 
 #include "kl_engine_priv.h"
 
-static void ue_psk(const void *e, const struct kl_psk_chunk **chunk, unsigned *n)
-{
-	const struct kl_ue *ue = e;
-
-	*chunk = ue->chunk;
-	*n = ue->nchunks;
-}
-
 /* The MUK's lifetime (GBA Ks_NAF) is over: the key exists but is not valid now (12/3, the UE
- * bootstraps again); otherwise the UE must hold the key group (7/1). */
+ * bootstraps again); otherwise the UE must have the mbms service (7/4) and hold the key group
+ * (7/1). */
 static void authorise(struct kl_worker *w, unsigned i)
 {
 	const struct kl_ue *ue = w->job[i].requester;
@@ -25,6 +18,10 @@ static void authorise(struct kl_worker *w, unsigned i)
 
 	if (ue->expires && w->now >= ue->expires) {
 		kl_job_error(&w->job[i], KL_ERR_UNSPECIFIED, 3);
+		return;
+	}
+	if (!(ue->services & KL_SVC(MBMS))) {
+		kl_job_error(&w->job[i], KL_ERR_INVALID_ID, 4);
 		return;
 	}
 	for (unsigned g = 0; g < ue->ngroups && g < KL_TABLE_UE_GROUPS; g++)
@@ -109,7 +106,7 @@ static void take_group(struct kl_worker *w, unsigned i, const void *e)
 
 const struct kl_kind_ops kl_kind_mbms = {
 	.requester = KL_TK_UE,
-	.psk = ue_psk,
+	.psk = kl_ue_psk,
 	.authorise = authorise,
 	.lookup = { { KL_TK_GROUP, key_group, take_group } },
 	.nlookups = 1,

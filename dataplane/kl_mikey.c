@@ -32,16 +32,38 @@ static const struct {
 #undef KL_X
 };
 
-/* The TLVs a request of each kind takes (EXT 250) and must carry. MBMS uses EXT type 2 and no
- * TLVs. Padding is allowed for every kind (PROTOCOL.md section 4). */
+/* Kind 2: the peer UE must be another UE (IDUEa == IDUEb is malformed, PROTOCOL.md section 9). */
+static enum kl_drop hm_check(const struct kl_mikey_req *r)
+{
+	if (r->tlv_len[KL_TLVI_PEER_UE] == r->id_len &&
+	    !memcmp(r->tlv[KL_TLVI_PEER_UE], r->id, r->id_len))
+		return KL_DROP_MALFORMED;
+	return KL_DROP_NONE;
+}
+
+/* The TLVs a request of each kind takes (EXT 250) and must carry, and those its response
+ * carries besides TLV 3. MBMS uses EXT type 2 and no TLVs. Padding is allowed for every kind
+ * (PROTOCOL.md section 4). */
 static const struct {
 	uint32_t takes, needs;
 	enum kl_drop (*check)(const struct kl_mikey_req *r); /* kind-specific rules, or NULL */
+	uint32_t resp_has;   /* TLVs every response of the kind carries besides TLV 3 */
+	uint8_t session;     /* TLV 3 is the session (id, validity); the key's SPI is 0 */
 } kind_tlvs[KL_KIND__COUNT] = {
-	[KL_KIND_MBMS] = { 0, 0, NULL },
+	[KL_KIND_MBMS] = { 0, 0, NULL, 0, 0 },
 	[KL_KIND_E2M] = { KL_TLV_BIT(UE_ID) | KL_TLV_BIT(KEY_ID) | KL_TLV_BIT(PADDING),
-			  KL_TLV_BIT(UE_ID), NULL },
+			  KL_TLV_BIT(UE_ID), NULL, 0, 0 },
+	[KL_KIND_HM] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(PADDING),
+			 KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER), hm_check,
+			 KL_TLV_BIT(TOKEN_REQ) | KL_TLV_BIT(TOKEN_PEER), 1 },
+	[KL_KIND_KSTAR] = { KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(PADDING), KL_TLV_BIT(PEER_SERVER),
+			    NULL, 0, 0 },
 };
+
+int kl_mikey_kind_session(unsigned kind)
+{
+	return kind < KL_KIND__COUNT && kind_tlvs[kind].session;
+}
 
 static const char *const drop_names[] = {
 #define KL_X(e, n, d) n,
@@ -301,17 +323,38 @@ static size_t put_t_rand(uint8_t *b, uint64_t ts, const uint8_t *rand, uint8_t n
 	return 12 + KL_MIKEY_RAND_LEN;
 }
 
+/* type || length || value (zeros when val is NULL). @return its size. */
+static size_t put_tlv(uint8_t *b, uint8_t type, const uint8_t *val, uint16_t len)
+{
+	b[0] = type;
+	kl_put16(b + 1, len);
+	if (val)
+		memcpy(b + 3, val, len);
+	else
+		memset(b + 3, 0, len);
+	return 3 + (size_t)len;
+}
+
 int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
 		       uint16_t *mac_off)
 {
 	size_t ext, need, o = 0;
 
 	if (!buf || !s || !s->rand || !s->id || !s->id_len || s->id_len > KL_MIKEY_ID_MAX ||
-	    s->prf > 1 || s->id_type > 1 || s->kind > KL_KIND_E2M)
+	    s->prf > 1 || s->id_type > 1 || s->kind >= KL_KIND__COUNT)
 		return -EINVAL;
 	if (s->kind == KL_KIND_E2M && (!s->ue || !s->ue_len || s->ue_len > KL_MIKEY_ID_MAX))
 		return -EINVAL;
-	ext = s->kind == KL_KIND_MBMS ? 10 : 1 + 3 + s->ue_len + (s->has_key_id ? 7 : 0);
+	if ((s->peer_ue_len && (!s->peer_ue || s->peer_ue_len > KL_MIKEY_ID_MAX)) ||
+	    (s->peer_server_len && (!s->peer_server || s->peer_server_len > KL_MIKEY_ID_MAX)))
+		return -EINVAL;
+	ext = s->kind == KL_KIND_MBMS
+		      ? 10
+		      : 1 + (s->kind == KL_KIND_E2M ? 3 + (size_t)s->ue_len : 0) +
+				(s->has_key_id ? 7 : 0) +
+				(s->peer_ue_len ? 3 + (size_t)s->peer_ue_len : 0) +
+				(s->peer_server_len ? 3 + (size_t)s->peer_server_len : 0) +
+				(s->has_pad ? 3 + (size_t)s->pad_len : 0);
 	need = 10 + 10 + 18 + 4 + s->id_len + 4 + ext + KL_MIKEY_V_LEN;
 	if (need > cap || need > KL_MIKEY_REQ_MAX)
 		return -ENOSPC;
@@ -334,16 +377,21 @@ int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec 
 		kl_put16(buf + o + 8, s->number);
 		o += 10;
 	} else {
-		buf[o++] = KL_KIND_E2M;
-		buf[o] = KL_TLV_UE_ID;
-		kl_put16(buf + o + 1, s->ue_len);
-		memcpy(buf + o + 3, s->ue, s->ue_len);
-		o += 3 + s->ue_len;
+		buf[o++] = s->kind;
+		if (s->kind == KL_KIND_E2M)
+			o += put_tlv(buf + o, KL_TLV_UE_ID, s->ue, s->ue_len);
 		if (s->has_key_id) {
 			buf[o] = KL_TLV_KEY_ID;
 			kl_put16(buf + o + 1, 4);
 			kl_put32(buf + o + 3, s->key_id);
 			o += 7;
+		}
+		if (s->peer_ue_len)
+			o += put_tlv(buf + o, KL_TLV_PEER_UE, s->peer_ue, s->peer_ue_len);
+		if (s->peer_server_len)
+			o += put_tlv(buf + o, KL_TLV_PEER_SERVER, s->peer_server, s->peer_server_len);
+		if (s->has_pad) {
+			o += put_tlv(buf + o, KL_TLV_PADDING, NULL, s->pad_len);
 		}
 	}
 	buf[o] = KL_PT_LAST;
@@ -357,10 +405,22 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 			const uint8_t *idr, uint16_t idr_len, const struct kl_mikey_key *keys,
 			unsigned nkeys, struct kl_mikey_layout *lay)
 {
+	return kl_mikey_build_resp_tlv(buf, cap, req, now, idr, idr_len, keys, nkeys, NULL, 0, lay);
+}
+
+int kl_mikey_build_resp_tlv(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			    const uint8_t *idr, uint16_t idr_len, const struct kl_mikey_key *keys,
+			    unsigned nkeys, struct kl_mikey_tlv *extra, unsigned nextra,
+			    struct kl_mikey_layout *lay)
+{
 	size_t encr = 0, need, o = 0, ext;
+	int session;
 
 	if (!buf || !req || !idr || !idr_len || idr_len > KL_MIKEY_ID_MAX || !keys || !nkeys ||
-	    nkeys > KL_MIKEY_MAX_KEYS || !lay)
+	    nkeys > KL_MIKEY_MAX_KEYS || !lay || (nextra && !extra) || req->kind >= KL_KIND__COUNT)
+		return -EINVAL;
+	session = kind_tlvs[req->kind].session;
+	if (session && nkeys != 1)
 		return -EINVAL;
 	for (unsigned i = 0; i < nkeys; i++) {
 		if (!keys[i].key || !keys[i].key_len || keys[i].key_len > KL_MIKEY_KEY_MAX)
@@ -368,6 +428,10 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 		encr += 4 + keys[i].key_len + 5;
 	}
 	ext = 1 + nkeys * 23;
+	for (unsigned i = 0; i < nextra; i++)
+		ext += 3 + (size_t)extra[i].len;
+	if (ext > UINT16_MAX)
+		return -ENOSPC;
 	need = 10 + 10 + 18 + 4 + idr_len + 4 + ext + 4 + encr + 1 + KL_MIKEY_MAC_LEN;
 	if (need > cap)
 		return -ENOSPC;
@@ -391,6 +455,10 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 		kl_put64(buf + o + 15, keys[i].valid_to);
 		o += 23;
 	}
+	for (unsigned i = 0; i < nextra; i++) {
+		extra[i].off = (uint16_t)(o + 3);
+		o += put_tlv(buf + o, extra[i].type, extra[i].val, extra[i].len);
+	}
 	buf[o] = KL_PT_LAST;
 	buf[o + 1] = 1; /* AES-CM-128 */
 	kl_put16(buf + o + 2, (uint16_t)encr);
@@ -404,7 +472,7 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 		memcpy(buf + o + 4, keys[i].key, keys[i].key_len);
 		o += 4 + keys[i].key_len;
 		buf[o] = 4;
-		kl_put32(buf + o + 1, keys[i].key_id);
+		kl_put32(buf + o + 1, session ? 0 : keys[i].key_id);
 		o += 5;
 	}
 	buf[o] = 1; /* HMAC-SHA-1-160 */
@@ -477,10 +545,22 @@ static enum kl_drop parse_resp_ext(const uint8_t *d, size_t n, struct kl_mikey_r
 			r->detail = kl_be16(d + o + 3);
 			r->has_detail = 1;
 		} else {
-			return KL_DROP_MALFORMED;
+			unsigned i = tlv_pos[d[o]];
+
+			/* the kind's own response TLVs, each once, within the registry's bounds */
+			if (!i-- || r->data_type != KL_DT_PSK_RESP || r->kind >= KL_KIND__COUNT ||
+			    !(kind_tlvs[r->kind].resp_has & (1u << i)) || (r->tlv_seen & (1u << i)) ||
+			    l < tlv_def[i].lo || l > tlv_def[i].hi)
+				return KL_DROP_MALFORMED;
+			r->tlv_seen |= 1u << i;
+			r->tlv[i] = d + o + 3;
+			r->tlv_len[i] = l;
 		}
 		o += 3 + l;
 	}
+	if (r->data_type == KL_DT_PSK_RESP && r->kind < KL_KIND__COUNT &&
+	    (r->tlv_seen & kind_tlvs[r->kind].resp_has) != kind_tlvs[r->kind].resp_has)
+		return KL_DROP_MALFORMED;
 	return KL_DROP_NONE;
 }
 

@@ -51,7 +51,9 @@ enum {
  * the request TLVs each kind takes are in kl_mikey.c's kind table. */
 #define KL_KIND_LIST(K, X)                                      \
 	K(X, MBMS, "mbms", "MBMS key requests")                 \
-	K(X, E2M, "e2m", "E2M key fetches")
+	K(X, E2M, "e2m", "E2M key fetches")                     \
+	K(X, HM, "hm", "HM session requests")                   \
+	K(X, KSTAR, "kstar", "K* fetches")
 
 enum kl_kind {
 #define KL_K(X, e, n, d) KL_KIND_##e,
@@ -112,7 +114,8 @@ enum kl_tlv_index {
 	X(UNKNOWN_IDENTITY, "unknown_identity", "no such requester")                           \
 	X(BAD_MAC, "bad_mac", "MAC did not verify")                                             \
 	X(REPLAY, "replay", "same IDi, CSB ID and RAND inside the skew window")                 \
-	X(NO_BUFFER, "no_buffer", "no room to build the answer")
+	X(NO_BUFFER, "no_buffer", "no room to build the answer")                               \
+	X(AMPLIFICATION, "amplification", "the answer would be more than 3x the request")
 
 enum kl_drop {
 #define KL_X(e, n, d) KL_DROP_##e,
@@ -171,8 +174,16 @@ struct kl_mikey_req_spec {
 	uint8_t domain[3];
 	uint8_t prf;
 	uint8_t id_type;
-	uint8_t kind; /* KL_KIND_MBMS: EXT type 2; KL_KIND_E2M: EXT type 250 */
+	uint8_t kind; /* KL_KIND_MBMS: EXT type 2; the others: EXT type 250 */
 	uint8_t has_key_id;
+	/* kinds 2..: TLV 5 (peer UE), TLV 6 (peer server) when given (length > 0); TLV 255 of
+	 * pad_len zero bytes when has_pad */
+	const uint8_t *peer_ue;
+	const uint8_t *peer_server;
+	uint16_t peer_ue_len;
+	uint16_t peer_server_len;
+	uint16_t pad_len;
+	uint8_t has_pad;
 };
 
 /**
@@ -182,6 +193,10 @@ struct kl_mikey_req_spec {
  */
 int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
 		       uint16_t *mac_off);
+
+/** Whether kind's response carries a session: its TLV 3 = session id || valid-from || valid-to
+ * and its one key's SPI is 0 (kind 2), instead of a TLV 3 per key whose id is the key's SPI. */
+int kl_mikey_kind_session(unsigned kind);
 
 /** One key of a response. */
 struct kl_mikey_key {
@@ -210,6 +225,23 @@ int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req
 			const uint8_t *idr, uint16_t idr_len, const struct kl_mikey_key *keys,
 			unsigned nkeys, struct kl_mikey_layout *lay);
 
+/** A TLV of a response's EXT besides TLV 3: its value is copied in, or, when val is NULL, left
+ * zero for the caller to fill at off (set by the builder: offset of the value in the message). */
+struct kl_mikey_tlv {
+	const uint8_t *val;
+	uint16_t len;
+	uint16_t off; /* set */
+	uint8_t type;
+};
+
+/** kl_mikey_build_resp with extra TLVs after the TLV 3s (kind 2: tokens, TLV 7 and 8). For a
+ * session kind (kl_mikey_kind_session) keys[0].key_id is the session id and the SPI is 0.
+ * @return 0, -EINVAL or -ENOSPC. */
+int kl_mikey_build_resp_tlv(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			    const uint8_t *idr, uint16_t idr_len, const struct kl_mikey_key *keys,
+			    unsigned nkeys, struct kl_mikey_tlv *extra, unsigned nextra,
+			    struct kl_mikey_layout *lay);
+
 /**
  * Lay out an error message (data type 6): HDR, T (now), RAND echo, ERR, optional EXT with TLV 4
  * detail (detail 0 = none), V. Never larger than the request.
@@ -226,6 +258,9 @@ struct kl_mikey_resp {
 	const uint8_t *encr; /* KEMAC encr data */
 	const uint8_t *mac;
 	const uint8_t *tlv3[KL_MIKEY_MAX_KEYS]; /* 20 bytes each: key id, valid-from, valid-to */
+	uint32_t tlv_seen; /* other TLVs of the EXT (the kind's: kind 2's tokens), as in a request */
+	const uint8_t *tlv[KL_TLVI__COUNT];
+	uint16_t tlv_len[KL_TLVI__COUNT];
 	uint64_t ts;
 	uint32_t csb_id;
 	uint16_t len;

@@ -152,7 +152,9 @@ static void test_drop_reasons(void **state)
 		b[ext + 5 + 3 + 15] = KL_TLV_UE_ID; /* a second UE identity */
 		assert_int_equal(kl_mikey_parse_req(b, (size_t)n, &r), KL_DROP_MALFORMED);
 		b[ext + 5 + 3 + 15] = KL_TLV_KEY_ID;
-		b[ext + 4] = 2;
+		b[ext + 4] = KL_KIND_HM; /* a kind that takes neither TLV */
+		assert_int_equal(kl_mikey_parse_req(b, (size_t)n, &r), KL_DROP_MALFORMED);
+		b[ext + 4] = KL_KIND__COUNT;
 		assert_int_equal(kl_mikey_parse_req(b, (size_t)n, &r), KL_DROP_UNSUPPORTED_TYPE);
 	}
 	for (unsigned i = 0; i <= KL_DROP__COUNT; i++)

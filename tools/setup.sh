@@ -9,7 +9,7 @@ builddir=${1:-build}
 [ $# -gt 0 ] && shift
 
 pkgs=(
-  build-essential pkg-config meson ninja-build python3 git
+  build-essential pkg-config meson ninja-build python3 python3-cryptography git
   clang-14 libclang-rt-14-dev llvm-14
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev openssl
   libcmocka-dev libbenchmark-dev

@@ -89,24 +89,51 @@ static size_t check_view(const uint8_t *d, size_t n, const struct kl_mikey_req *
 
 		size_t tlv_bytes = 0;
 
-		FZ_CHECK(r->ext_type == KL_EXT_KEYLINE && r->kind == KL_KIND_E2M);
-		FZ_CHECK(el >= 5 && x[0] == KL_KIND_E2M);
-		/* the TLVs seen are the registry's E2M ones, each once, and they make up the EXT */
-		FZ_CHECK(!(r->tlv_seen & ~(uint32_t)(KL_TLV_BIT(UE_ID) | KL_TLV_BIT(KEY_ID) |
-						   KL_TLV_BIT(PADDING))));
+		/* PROTOCOL.md sections 4 and 9: what each kind of EXT 250 takes and needs */
+		FZ_CHECK(r->ext_type == KL_EXT_KEYLINE && x[0] == r->kind);
+		FZ_CHECK(el >= 1);
+		switch (r->kind) {
+		case KL_KIND_E2M:
+			FZ_CHECK(!(r->tlv_seen & ~(uint32_t)(KL_TLV_BIT(UE_ID) | KL_TLV_BIT(KEY_ID) |
+							   KL_TLV_BIT(PADDING))));
+			FZ_CHECK(r->tlv_seen & KL_TLV_BIT(UE_ID));
+			break;
+		case KL_KIND_HM:
+			FZ_CHECK(!(r->tlv_seen & ~(uint32_t)(KL_TLV_BIT(PEER_UE) |
+							   KL_TLV_BIT(PEER_SERVER) |
+							   KL_TLV_BIT(PADDING))));
+			FZ_CHECK((r->tlv_seen & KL_TLV_BIT(PEER_UE)) &&
+				 (r->tlv_seen & KL_TLV_BIT(PEER_SERVER)));
+			/* IDUEa == IDUEb is malformed */
+			FZ_CHECK(r->tlv_len[KL_TLVI_PEER_UE] != r->id_len ||
+				 memcmp(r->tlv[KL_TLVI_PEER_UE], r->id, r->id_len) != 0);
+			break;
+		case KL_KIND_KSTAR:
+			FZ_CHECK(!(r->tlv_seen & ~(uint32_t)(KL_TLV_BIT(PEER_SERVER) |
+							   KL_TLV_BIT(PADDING))));
+			FZ_CHECK(r->tlv_seen & KL_TLV_BIT(PEER_SERVER));
+			break;
+		default:
+			FZ_CHECK(0); /* no other kind is served */
+		}
 		for (unsigned i = 0; i < KL_TLVI__COUNT; i++) {
 			if (!(r->tlv_seen & (1u << i)))
 				continue;
 			FZ_CHECK(fz_inside(r->tlv[i], r->tlv_len[i], x + 1, el - 1));
 			FZ_CHECK(fz_be16(r->tlv[i] - 2) == r->tlv_len[i]);
+			if (i == KL_TLVI_UE_ID || i == KL_TLVI_PEER_UE || i == KL_TLVI_PEER_SERVER)
+				FZ_CHECK(r->tlv_len[i] >= 1 && r->tlv_len[i] <= KL_MIKEY_ID_MAX &&
+					 fz_utf8_ok(r->tlv[i], r->tlv_len[i]));
 			tlv_bytes += 3 + (size_t)r->tlv_len[i];
 		}
 		FZ_CHECK(el == 1 + tlv_bytes);
-		FZ_CHECK(r->ue_len >= 1 && r->ue_len <= KL_MIKEY_ID_MAX);
-		FZ_CHECK(r->ue == r->tlv[KL_TLVI_UE_ID] && r->ue_len == r->tlv_len[KL_TLVI_UE_ID]);
-		FZ_CHECK(r->ue[-3] == KL_TLV_UE_ID && fz_be16(r->ue - 2) == r->ue_len);
-		FZ_CHECK(fz_utf8_ok(r->ue, r->ue_len));
 		FZ_CHECK(r->has_key_id == !!(r->tlv_seen & KL_TLV_BIT(KEY_ID)));
+		if (r->kind == KL_KIND_E2M) {
+			FZ_CHECK(r->ue == r->tlv[KL_TLVI_UE_ID] && r->ue_len == r->tlv_len[KL_TLVI_UE_ID]);
+			FZ_CHECK(r->ue[-3] == KL_TLV_UE_ID);
+		} else {
+			FZ_CHECK(!r->ue && !r->ue_len);
+		}
 		if (r->has_key_id) {
 			kt = r->tlv[KL_TLVI_KEY_ID] - 3;
 			FZ_CHECK(kt[0] == KL_TLV_KEY_ID && fz_be16(kt + 1) == 4);
@@ -136,24 +163,42 @@ static void check_rebuild(const uint8_t *d, size_t n, size_t ext, const struct k
 	int bn;
 
 	FZ_CHECK(out && want);
+	if (r->tlv_seen & KL_TLV_BIT(PEER_UE)) {
+		s.peer_ue = r->tlv[KL_TLVI_PEER_UE];
+		s.peer_ue_len = r->tlv_len[KL_TLVI_PEER_UE];
+	}
+	if (r->tlv_seen & KL_TLV_BIT(PEER_SERVER)) {
+		s.peer_server = r->tlv[KL_TLVI_PEER_SERVER];
+		s.peer_server_len = r->tlv_len[KL_TLVI_PEER_SERVER];
+	}
 	if (r->tlv_seen & KL_TLV_BIT(PADDING)) {
-		/* the builder does not pad E2M requests: nothing to compare byte for byte */
-		free(out);
-		free(want);
-		return;
+		s.has_pad = 1;
+		s.pad_len = r->tlv_len[KL_TLVI_PADDING];
 	}
 	memcpy(s.domain, r->domain, 3);
 	memcpy(want, d, n);
 #ifndef KL_FUZZ_STRICT_ROUNDTRIP
-	if (r->kind == KL_KIND_E2M && r->has_key_id && r->ue != d + ext + 4 + 4) {
-		/* input carried TLV 2 first: put it in builder order */
+	if (r->ext_type == KL_EXT_KEYLINE) {
+		/* the TLVs in the builder's order (1, 2, 5, 6, 255), padding as zeros: PROTOCOL.md
+		 * fixes no order, and padding's bytes are the client's */
+		static const unsigned order[] = { KL_TLVI_UE_ID, KL_TLVI_KEY_ID, KL_TLVI_PEER_UE,
+						  KL_TLVI_PEER_SERVER, KL_TLVI_PADDING };
 		uint8_t *x = want + ext + 5;
 
-		x[0] = KL_TLV_UE_ID;
-		x[1] = (uint8_t)(r->ue_len >> 8);
-		x[2] = (uint8_t)r->ue_len;
-		memcpy(x + 3, r->ue, r->ue_len);
-		memcpy(x + 3 + r->ue_len, d + ext + 5, 7);
+		for (unsigned k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+			unsigned i = order[k];
+
+			if (!(r->tlv_seen & (1u << i)))
+				continue;
+			x[0] = d[r->tlv[i] - 3 - d];
+			x[1] = (uint8_t)(r->tlv_len[i] >> 8);
+			x[2] = (uint8_t)r->tlv_len[i];
+			if (i == KL_TLVI_PADDING)
+				memset(x + 3, 0, r->tlv_len[i]);
+			else
+				memcpy(x + 3, r->tlv[i], r->tlv_len[i]);
+			x += 3 + r->tlv_len[i];
+		}
 	}
 #else
 	(void)ext;
@@ -177,6 +222,7 @@ static void check_rebuild(const uint8_t *d, size_t n, size_t ext, const struct k
 	FZ_CHECK(memcmp(r2.rand, r->rand, KL_MIKEY_RAND_LEN) == 0);
 	FZ_CHECK(memcmp(r2.id, r->id, r->id_len) == 0);
 	FZ_CHECK(!r->ue_len || memcmp(r2.ue, r->ue, r->ue_len) == 0);
+	FZ_CHECK(r2.tlv_seen == r->tlv_seen);
 	free(out);
 	free(want);
 }
@@ -188,7 +234,12 @@ static void check_resp(const struct kl_mikey_req *r)
 	struct kl_mikey_key keys[KL_MIKEY_MAX_KEYS], got[KL_MIKEY_MAX_KEYS];
 	struct kl_mikey_layout lay;
 	struct kl_mikey_resp rs;
-	unsigned nkeys = 1 + (r->rand[0] & 1);
+	int session = r->kind == KL_KIND_HM; /* PROTOCOL.md section 9: TLV 3 = session, SPI 0 */
+	unsigned nkeys = session ? 1 : 1 + (r->rand[0] & 1);
+	uint8_t tok[2][48];
+	struct kl_mikey_tlv extra[2] = { { .type = KL_TLV_TOKEN_REQ, .val = tok[0], .len = 48 },
+					 { .type = KL_TLV_TOKEN_PEER, .val = tok[1], .len = 48 } };
+	unsigned nextra = session ? 2 : 0;
 	uint64_t now = r->ts ^ 0x00000000DEADBEEFull;
 	size_t need, encr = 0;
 	uint8_t *buf, *plain;
@@ -205,14 +256,24 @@ static void check_resp(const struct kl_mikey_req *r)
 		keys[i].valid_to = keys[i].valid_from + 7200u;
 		encr += 4 + keys[i].key_len + 5;
 	}
-	need = 10 + 10 + 18 + 4 + r->id_len + 4 + 1 + 23 * nkeys + 4 + encr + 1 + KL_MIKEY_MAC_LEN;
+	need = 10 + 10 + 18 + 4 + r->id_len + 4 + 1 + 23 * nkeys + nextra * (3 + 48) + 4 + encr + 1 +
+	       KL_MIKEY_MAC_LEN;
+	for (unsigned t = 0; t < 2; t++)
+		memset(tok[t], 0x70 + t, sizeof(tok[t]));
 	/* exactly the message's size is enough, one byte less is not (regression: the builder once
 	 * demanded one byte more than it writes) */
 	buf = malloc(need);
 	FZ_CHECK(buf);
-	FZ_CHECK(kl_mikey_build_resp(buf, need - 1, r, now, r->id, r->id_len, keys, nkeys, &lay) ==
-		 -ENOSPC);
-	FZ_CHECK(kl_mikey_build_resp(buf, need, r, now, r->id, r->id_len, keys, nkeys, &lay) == 0);
+	FZ_CHECK(kl_mikey_build_resp_tlv(buf, need - 1, r, now, r->id, r->id_len, keys, nkeys, extra,
+					 nextra, &lay) == -ENOSPC);
+	FZ_CHECK(kl_mikey_build_resp_tlv(buf, need, r, now, r->id, r->id_len, keys, nkeys, extra,
+					 nextra, &lay) == 0);
+	if (session) /* a session's response without its tokens is refused */
+		FZ_CHECK(kl_mikey_build_resp(buf, need, r, now, r->id, r->id_len, keys, nkeys, &lay) !=
+				 0 ||
+			 kl_mikey_parse_resp(buf, lay.len, &rs) == KL_DROP_MALFORMED);
+	FZ_CHECK(kl_mikey_build_resp_tlv(buf, need, r, now, r->id, r->id_len, keys, nkeys, extra,
+					 nextra, &lay) == 0);
 	FZ_CHECK(lay.len == need && (size_t)lay.mac_off + KL_MIKEY_MAC_LEN == need);
 	FZ_CHECK(lay.encr_len == encr && lay.encr_off + encr + 1 == lay.mac_off);
 
@@ -237,8 +298,17 @@ static void check_resp(const struct kl_mikey_req *r)
 	memcpy(plain, rs.encr, rs.encr_len);
 	nk = kl_mikey_parse_keydata(plain, rs.encr_len, got, KL_MIKEY_MAX_KEYS);
 	FZ_CHECK(nk == (int)nkeys);
+	for (unsigned t = 0; t < nextra; t++) {
+		unsigned ti = t ? KL_TLVI_TOKEN_PEER : KL_TLVI_TOKEN_REQ;
+
+		FZ_CHECK(rs.tlv_seen & (1u << ti));
+		FZ_CHECK(rs.tlv_len[ti] == 48 && memcmp(rs.tlv[ti], tok[t], 48) == 0);
+		FZ_CHECK(rs.tlv[ti] == buf + extra[t].off);
+	}
+	FZ_CHECK(nextra || !rs.tlv_seen);
 	for (unsigned i = 0; i < nkeys; i++) {
-		FZ_CHECK(got[i].key_len == keys[i].key_len && got[i].key_id == keys[i].key_id);
+		FZ_CHECK(got[i].key_len == keys[i].key_len &&
+			 got[i].key_id == (session ? 0 : keys[i].key_id));
 		FZ_CHECK(fz_inside(got[i].key, got[i].key_len, plain, rs.encr_len));
 		FZ_CHECK(memcmp(got[i].key, keys[i].key, keys[i].key_len) == 0);
 	}

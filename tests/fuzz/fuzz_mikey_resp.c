@@ -108,11 +108,34 @@ static void check_resp_view(const uint8_t *d, size_t n, const struct kl_mikey_re
 	el = fz_be16(d + ext + 2);
 	FZ_CHECK(r->kind == d[ext + 4]);
 	FZ_CHECK(r->nkeys >= 1 && r->nkeys <= KL_MIKEY_MAX_KEYS);
-	FZ_CHECK(el == 1 + 23u * r->nkeys);
-	for (unsigned i = 0; i < r->nkeys; i++) {
-		const uint8_t *t = d + ext + 5 + 23 * i;
+	/* the EXT is TLV 3s (key info, 20 bytes) and, for kind 2 only, token_a (7) and token_b (8)
+	 * once each, in any order (PROTOCOL.md sections 5 and 9) */
+	{
+		unsigned n3 = 0, ntok = 0;
+		size_t o = 1;
 
-		FZ_CHECK(t[0] == KL_TLV_KEY_INFO && fz_be16(t + 1) == 20 && r->tlv3[i] == t + 3);
+		while (o < el) {
+			const uint8_t *t = d + ext + 4 + o;
+			size_t l = fz_be16(t + 1);
+
+			if (t[0] == KL_TLV_KEY_INFO) {
+				FZ_CHECK(l == 20 && n3 < r->nkeys && r->tlv3[n3] == t + 3);
+				n3++;
+			} else {
+				unsigned ti = t[0] == KL_TLV_TOKEN_REQ ? KL_TLVI_TOKEN_REQ : KL_TLVI_TOKEN_PEER;
+
+				FZ_CHECK(r->kind == KL_KIND_HM);
+				FZ_CHECK(t[0] == KL_TLV_TOKEN_REQ || t[0] == KL_TLV_TOKEN_PEER);
+				FZ_CHECK(r->tlv[ti] == t + 3 && r->tlv_len[ti] == l && l >= 1);
+				ntok++;
+			}
+			o += 3 + l;
+		}
+		FZ_CHECK(o == el && n3 == r->nkeys);
+		FZ_CHECK(ntok == (r->kind == KL_KIND_HM ? 2u : 0u));
+		FZ_CHECK(r->tlv_seen == (r->kind == KL_KIND_HM ? (uint32_t)(KL_TLV_BIT(TOKEN_REQ) |
+									  KL_TLV_BIT(TOKEN_PEER))
+							       : 0u));
 	}
 	for (unsigned i = r->nkeys; i < KL_MIKEY_MAX_KEYS; i++)
 		FZ_CHECK(!r->tlv3[i]);
@@ -168,23 +191,40 @@ static void rebuild_resp(const uint8_t *d, size_t n, const struct kl_mikey_resp 
 {
 	struct kl_mikey_layout lay;
 	struct kl_mikey_req q;
+	struct kl_mikey_tlv tok[2];
+	unsigned ntok = 0;
+	int session = r->kind == KL_KIND_HM; /* the key's SPI is 0, TLV 3 names the session */
 	uint8_t *out;
 
 	if (nk != r->nkeys || d[OFF_PL + 1] != 0)
 		return;
-	for (int i = 0; i < nk; i++) {
-		if (keys[i].key_id != fz_be32(r->tlv3[i]))
+	if (session) {
+		/* the builder's order: the TLV 3, then token_a, then token_b */
+		if (nk != 1 || r->tlv3[0] + 20 + 3 != r->tlv[KL_TLVI_TOKEN_REQ] ||
+		    r->tlv[KL_TLVI_TOKEN_REQ] + r->tlv_len[KL_TLVI_TOKEN_REQ] + 3 !=
+			    r->tlv[KL_TLVI_TOKEN_PEER])
 			return;
+		for (unsigned t = 0; t < 2; t++) {
+			unsigned ti = t ? KL_TLVI_TOKEN_PEER : KL_TLVI_TOKEN_REQ;
+
+			tok[ntok++] = (struct kl_mikey_tlv){ .type = t ? KL_TLV_TOKEN_PEER : KL_TLV_TOKEN_REQ,
+							     .val = r->tlv[ti], .len = r->tlv_len[ti] };
+		}
+	}
+	for (int i = 0; i < nk; i++) {
+		if (session ? keys[i].key_id != 0 : keys[i].key_id != fz_be32(r->tlv3[i]))
+			return;
+		keys[i].key_id = fz_be32(r->tlv3[i]);
 		keys[i].valid_from = fz_be64(r->tlv3[i] + 4);
 		keys[i].valid_to = fz_be64(r->tlv3[i] + 12);
 	}
 	fake_req(r, n, &q);
 	out = malloc(n);
 	FZ_CHECK(out);
-	FZ_CHECK(kl_mikey_build_resp(out, n - 1, &q, r->ts, r->idr, r->idr_len, keys, (unsigned)nk,
-				     &lay) == -ENOSPC);
-	FZ_CHECK(kl_mikey_build_resp(out, n, &q, r->ts, r->idr, r->idr_len, keys, (unsigned)nk,
-				     &lay) == 0);
+	FZ_CHECK(kl_mikey_build_resp_tlv(out, n - 1, &q, r->ts, r->idr, r->idr_len, keys,
+					 (unsigned)nk, tok, ntok, &lay) == -ENOSPC);
+	FZ_CHECK(kl_mikey_build_resp_tlv(out, n, &q, r->ts, r->idr, r->idr_len, keys, (unsigned)nk,
+					 tok, ntok, &lay) == 0);
 	FZ_CHECK(lay.len == n && lay.mac_off == r->mac_off);
 	FZ_CHECK(lay.encr_off == (size_t)(r->encr - d) && lay.encr_len == r->encr_len);
 	FZ_CHECK(memcmp(out, d, r->mac_off) == 0);

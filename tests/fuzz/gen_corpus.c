@@ -417,6 +417,82 @@ static void gen_responses(void)
 	put_resp("mut-resp-trailing", c, first_n + 1);
 }
 
+/* Kinds 2 and 3 (PROTOCOL.md section 9), written after the others so that their seeds keep
+ * their bytes: requests (with and without padding, TLVs in another order, IDUEa == IDUEb, a TLV
+ * the kind does not take) and a kind 2 response carrying its two tokens. */
+static void gen_peer_kinds(void)
+{
+	static const char *const PEER = "vlr-b.mnc002.mcc001.example";
+	static const char *const IDR = "vlr-a.mnc001.mcc001.example";
+	uint8_t b[600], c[600], o[900], rand[KL_MIKEY_RAND_LEN], k[32], tok[2][90];
+	struct kl_mikey_req_spec sp;
+	struct kl_mikey_req r;
+	struct kl_mikey_layout lay;
+	size_t n, ext;
+
+	fill(rand, sizeof(rand));
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)IMPI, .id_len = (uint16_t)strlen(IMPI),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x0A0B0C0D, .kind = KL_KIND_HM,
+		.peer_ue = (const uint8_t *)URI, .peer_ue_len = (uint16_t)strlen(URI),
+		.peer_server = (const uint8_t *)PEER, .peer_server_len = (uint16_t)strlen(PEER),
+	};
+	n = req(b, &sp);
+	put("req", "valid-hm", b, n);
+	sp.has_pad = 1;
+	sp.pad_len = 40;
+	put("req", "valid-hm-padded", c, req(c, &sp));
+	sp.has_pad = 0;
+	sp.prf = 1;
+	sp.peer_ue = (const uint8_t *)UTF8_ID;
+	sp.peer_ue_len = (uint16_t)strlen(UTF8_ID);
+	put("req", "valid-hm-prf1-utf8", c, req(c, &sp));
+	/* TLV 6 before TLV 5: valid */
+	ext = 42 + strlen(IMPI) + 4;
+	memcpy(c, b, n);
+	{
+		size_t l5 = 3 + strlen(URI), l6 = 3 + strlen(PEER);
+
+		memcpy(c + ext + 1, b + ext + 1 + l5, l6);
+		memcpy(c + ext + 1 + l6, b + ext + 1, l5);
+	}
+	put("req", "valid-hm-tlv-order-65", c, n);
+	sp.peer_ue = (const uint8_t *)IMPI; /* IDUEa == IDUEb */
+	sp.peer_ue_len = (uint16_t)strlen(IMPI);
+	sp.prf = 0;
+	put("req", "mut-hm-same-ue", c, req(c, &sp));
+	memcpy(c, b, n);
+	c[ext + 1] = KL_TLV_UE_ID; /* TLV 1 in a kind 2 request */
+	put("req", "mut-hm-tlv1", c, n);
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)BTID, .id_len = (uint16_t)strlen(BTID),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 7, .kind = KL_KIND_KSTAR,
+		.peer_server = (const uint8_t *)PEER, .peer_server_len = (uint16_t)strlen(PEER),
+	};
+	put("req", "valid-kstar", c, req(c, &sp));
+	sp.has_pad = 1;
+	put("req", "valid-kstar-pad0", c, req(c, &sp));
+	/* the kind 2 response, with tokens (their bytes as they go on the wire: opaque here) */
+	fill(k, sizeof(k));
+	fill(tok[0], sizeof(tok[0]));
+	fill(tok[1], sizeof(tok[1]));
+	tok[0][0] = tok[1][0] = 0x01;
+	if (kl_mikey_parse_req(b, n, &r) == KL_DROP_NONE) {
+		struct kl_mikey_key key = { .key = k, .key_len = 32, .key_id = 0x51D51D00,
+					    .valid_from = 0xE7A1B000ull << 32,
+					    .valid_to = 0xE7A1C000ull << 32 };
+		struct kl_mikey_tlv t[2] = { { .type = KL_TLV_TOKEN_REQ, .val = tok[0], .len = 90 },
+					     { .type = KL_TLV_TOKEN_PEER, .val = tok[1], .len = 90 } };
+
+		if (!kl_mikey_build_resp_tlv(o, sizeof(o), &r, 0xE7A1B2C3D4E5F700ull,
+					     (const uint8_t *)IDR, (uint16_t)strlen(IDR), &key, 1, t,
+					     2, &lay)) {
+			fill(o + lay.mac_off, KL_MIKEY_MAC_LEN);
+			put_resp("valid-hm-tokens", o, lay.len);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -433,6 +509,7 @@ int main(int argc, char **argv)
 	mkdir_p("resp");
 	gen_requests();
 	gen_responses();
+	gen_peer_kinds();
 	printf("wrote %u requests and %u responses under %s\n", n_req, n_resp, out_root);
 	return 0;
 }
