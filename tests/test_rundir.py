@@ -38,7 +38,7 @@ def gone(prefix, what):
 
 def start(prefix, cfg, telemetry=False, args=()):
     """keylined as a plain process (no helper clean-up), waits for ready."""
-    p = subprocess.Popen([keylined] + kl_itest.eal_args(prefix, mem=256, telemetry=telemetry)
+    p = subprocess.Popen([keylined] + kl_itest.eal_args(prefix, telemetry=telemetry)
                          + ['--', '-c', cfg] + list(args), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     for line in p.stdout:
@@ -113,7 +113,7 @@ for tag, extra, want in (('rdnolink', ['--link-timeout-s', '1'], 1),
 
 # SIGKILL leaves the directory (and the telemetry socket): the helper removes it
 prefix = kl_itest.unique('rdkill')
-kd = kl_itest.Keylined(keylined, kl_itest.eal_args(prefix, mem=256, telemetry=True), sock_cfg,
+kd = kl_itest.Keylined(keylined, kl_itest.eal_args(prefix, telemetry=True), sock_cfg,
                        workdir=tmp)
 kd.wait_ready()
 ck.check(os.path.isdir(os.path.join(parent, prefix)), 'the directory exists while keylined runs')
