@@ -168,4 +168,15 @@ for ident in (r'a\0b', r'a\x00b', r'a\u0000b'):
              f'server_identity "{ident}": one message naming it: {msgs}')
     ck.check('ready' not in out, f'server_identity "{ident}": never ready')
 
+# --help: DPDK's EAL options and keylined's own (exit 0); -- --help: only keylined's
+p = subprocess.run([keylined, '--help'], capture_output=True, text=True, timeout=60)
+ck.eq(p.returncode, 0, 'keylined --help: exit status')
+ck.check('--file-prefix' in p.stdout and '-c, --config FILE' in p.stdout
+         and '--population FILE' in p.stdout, f'keylined --help shows both: {p.stdout[-600:]!r}')
+p = subprocess.run([keylined] + kl_itest.eal_args(f'klcfg{os.getpid()}h', mem=128) + ['--', '--help'],
+                   capture_output=True, text=True, timeout=60)
+ck.eq(p.returncode, 0, 'keylined -- --help: exit status')
+ck.check('-c, --config FILE' in p.stdout and '--file-prefix' not in p.stdout,
+         f'keylined -- --help: keylined only: {p.stdout[-600:]!r}')
+
 sys.exit(ck.done())
