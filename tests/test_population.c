@@ -394,6 +394,9 @@ static void test_tool(void **state)
 	assert_non_null(strstr(outb, "muk-kcv "));
 	assert_non_null(strstr(outb, "emse000003.corp.example"));
 	assert_non_null(strstr(outb, "app000003@factory.example"));
+	/* key domains as everywhere else: lower-case hex, DDDDDD:G */
+	assert_non_null(strstr(outb, " groups 00f110:"));
+	assert_null(strstr(outb, "00F110"));
 	for (const char *c = outb; *c; c++) {
 		run_len = isxdigit((unsigned char)*c) ? run_len + 1 : 0;
 		if (run_len >= 32) {
