@@ -14,6 +14,7 @@ on loopback, a durable store, one MSK rotation group, /metrics and DPDK telemetr
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -254,7 +255,10 @@ def main():
     finally:
         rc, _ = kd.stop()
     ck.eq(rc, 0, 'keylined exits 0')
-    return ck.done()
+    rc = ck.done()
+    if rc == 0:  # kept after a failure: keylined.log is in it
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rc
 
 
 if __name__ == '__main__':
