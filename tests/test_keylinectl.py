@@ -432,9 +432,9 @@ def rotation_body(tmp):
         check("a key store is configured" in err and "-p FILE" in err and "put-ue" in err,
               f"import with a store: {err!r}")
         out, _ = run(["status"], sock, 0)
-        check(re.search(r"^table: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids; memory \d+ bytes$",
+        check(re.search(r"^table: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids, 0 pairs; memory \d+ bytes$",
                         out, re.M), f"status table: {out!r}")
-        check(re.search(r"^store: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids$", out, re.M)
+        check(re.search(r"^store: +0 ues, 2 groups, 0 emses, 0 imsis, 0 appids, 0 pairs$", out, re.M)
               and f"kek kcv {kcv(kek_bytes)}" in out and "schema 1" in out,
               f"status store: {out!r}")
         check("diameter: keyline.test.example port 3868 (vendor 10415, application 16777999)"
