@@ -456,6 +456,7 @@ static int make_workers(struct kl_daemon *d, int *status)
 		.idr_len = d->cfg.server_identity_len,
 		.skew_s = d->cfg.skew_s,
 		.predelivery_s = d->cfg.predelivery_s,
+		.session_s = d->cfg.hm_session_s,
 		.backend = (enum kl_crypto_backend)d->cfg.crypto,
 	};
 	char err[256];

@@ -78,6 +78,7 @@ test_example(void **state)
 	assert_int_equal(c.server_identity_len, strlen("keyline.example.net"));
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
+	assert_int_equal(c.hm_session_s, 3600);
 	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 1000);
 	assert_int_equal(c.rate_limit.burst, 64);
@@ -165,6 +166,7 @@ test_defaults(void **state)
 	assert_int_equal(c.workers, 1);
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
+	assert_int_equal(c.hm_session_s, 3600);
 	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 0);
 	assert_int_equal(c.rate_limit.burst, 64);
@@ -238,6 +240,8 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-skew-zero.yaml", "skew_s", 12 },
 	{ "bad-skew-big.yaml", "skew_s", 12 },
 	{ "bad-predelivery-big.yaml", "predelivery_s", 13 },
+	{ "bad-hm-session-small.yaml", "hm_session_s", 14 },
+	{ "bad-hm-session-big.yaml", "hm_session_s", 14 },
 	{ "bad-replay-not-pow2.yaml", "replay_cache", 14 },
 	{ "bad-replay-small.yaml", "replay_cache", 14 },
 	{ "bad-replay-huge.yaml", "replay_cache", 14 },

@@ -59,6 +59,7 @@ open(os.path.join(tmp, 'none.pcap'), 'wb').write(
 
 bad_overrides = [
     ('skew_s=0', 'skew_s'),
+    ('hm_session_s=59', 'hm_session_s'),
     ('skew_s=abc', 'skew_s'),
     ('workers=65', 'workers'),
     ('udp_port=70000', 'udp_port'),
