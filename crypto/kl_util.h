@@ -23,25 +23,28 @@ static inline int kl_hexval(int c)
 
 /**
  * Whether text could be key material typed in the wrong place, so a message must not show it:
- * a run of 16 or more hex digits, or a run of 16 or more base64 characters (A-Z a-z 0-9 + =;
- * '/' ends a run, so paths are shown) with upper case, lower case and digits in it.
+ * a run of 16 or more hex digits, or a run of 16 or more base64 characters (A-Z a-z 0-9 + / =)
+ * with upper case, lower case and digits in it that does not start with '/' (an absolute path
+ * such as /dev/hugepages1G is shown).
  */
 static inline int kl_maybe_key(const char *s)
 {
 	unsigned hex = 0, b64 = 0, cls = 0;
+	int path = 0;
 
 	for (; s && *s; s++) {
 		int c = (unsigned char)*s;
 		int up = c >= 'A' && c <= 'Z', lo = c >= 'a' && c <= 'z', dg = c >= '0' && c <= '9';
 
 		hex = kl_hexval(c) >= 0 ? hex + 1 : 0;
-		if (up || lo || dg || c == '+' || c == '=') {
-			b64++;
+		if (up || lo || dg || c == '+' || c == '=' || c == '/') {
+			if (!b64++)
+				path = c == '/';
 			cls |= (unsigned)(up | lo << 1 | dg << 2);
 		} else {
 			b64 = cls = 0;
 		}
-		if (hex >= 16 || (b64 >= 16 && cls == 7))
+		if (hex >= 16 || (b64 >= 16 && cls == 7 && !path))
 			return 1;
 	}
 	return 0;

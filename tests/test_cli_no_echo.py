@@ -30,7 +30,12 @@ def plants():
     h = hashlib.sha256(b'keyline planted key').digest() + hashlib.sha256(b'second').digest()
     out = [h[:16].hex(), h[:32].hex().upper(), '0x' + h[16:32].hex(),
            base64.b64encode(h[:16]).decode(), base64.b64encode(h[8:40]).decode()]
-    return out
+    # and a base64 key with '/' inside, so that no run between slashes is 16 long
+    for i in range(10000):
+        b = base64.b64encode(hashlib.sha256(b'slash %d' % i).digest()[:16]).decode()
+        if b[0] != '/' and '/' in b[7:10] and '/' in b[15:18]:
+            return out + [b]
+    raise RuntimeError('no slashed base64 plant')
 
 
 PLANTS = plants()
