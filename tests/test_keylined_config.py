@@ -169,6 +169,18 @@ for ident in (r'a\0b', r'a\x00b', r'a\u0000b'):
              f'server_identity "{ident}": one message naming it: {msgs}')
     ck.check('ready' not in out, f'server_identity "{ident}": never ready')
 
+# every keylinectl command keyline.example.yaml and README.md name exists (the example once named
+# "import-population", the admin request, for keylinectl import)
+ctl = os.path.join(os.path.dirname(keylined), '..', 'tools', 'keylinectl')
+if os.path.exists(ctl):
+    helptext = subprocess.run([ctl, '--help'], capture_output=True, text=True).stdout
+    known = set(re.findall(r'^  ([a-z][a-z0-9-]+)', helptext, re.M)) | {'ping', 'version', 'count'}
+    for doc in ('keyline.example.yaml', 'README.md'):
+        text = open(os.path.join(src, doc)).read()
+        for word in re.findall(r'keylinectl ([a-z][a-z0-9-]+)', text):
+            if word not in ('talks', 'waits', 'write', 'and', 'or'):
+                ck.check(word in known, f'{doc} names keylinectl {word}, which keylinectl lacks')
+
 # --help: DPDK's EAL options and keylined's own (exit 0); -- --help: only keylined's
 p = subprocess.run([keylined, '--help'], capture_output=True, text=True, timeout=60)
 ck.eq(p.returncode, 0, 'keylined --help: exit status')

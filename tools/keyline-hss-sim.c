@@ -67,7 +67,7 @@ static void usage(FILE *f)
 		"                               the B-TID when given, else the IMPI\n"
 		"  put-appid --appid TEXT --imsi DIGITS\n"
 		"  put-emse --emse-id TEXT --psk-file FILE   (the PSK as hex in the file, 16..64 bytes)\n"
-		"  put-ue-groups --id TEXT [--group DDDDDD:G]...   (the UE's whole set)\n"
+		"  put-ue-groups --id TEXT [--group DDDDDD:G]...   (the UE's whole set, at most 4)\n"
 		"  remove --type muk|e2m|appid|emse|ue-groups (--id TEXT | --imsi DIGITS)\n"
 		"         [--key-id HEX] [--group DDDDDD:G]...\n"
 		"  bulk [--kind e2m] --n N [--seed S] [--window W (64)] [--ack-log FILE]\n"
