@@ -26,7 +26,12 @@
  *                                               "elapsed_ms":..}
  *   {"cmd":"put-ue","id":"IMPI or B-TID","muk":"HEX (1..64 bytes)","groups":["DDDDDD:G",..],
  *          "expires":T (the MUK's expiry in Unix seconds, optional, 0 = never)}
- *          (show ue also returns "expires")
+ *          (show ue also returns "expires"; at most KL_TABLE_UE_GROUPS groups, the whole list)
+ *   {"cmd":"ue-group-add"|"ue-group-del","id":"IMPI or B-TID","group":"DDDDDD:G"}
+ *          -> {"ok":true,"result":"group added"|"group removed","group":..,"groups":[..]}
+ *          (one group more or less; the MUK and its expiry are kept)
+ *          put-ue and ue-group-add answer "warnings":["group G does not exist (yet): ..."] for
+ *          a group not in the table (taken all the same). Groups are answered as lower-case hex.
  *   {"cmd":"put-group","group":"DDDDDD:G","current":MSK,"next":MSK (optional)}
  *          MSK = {"key":"HEX (16 bytes)","msk_id":N,"valid_from":T,"valid_to":T}; msk_id is the
  *          key number (1..65535) or the whole MSK ID (group << 16 | key number)
