@@ -295,3 +295,32 @@ int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigne
 	}
 	return (int)n;
 }
+
+int kl_client_hm_pad(const struct kl_mikey_req_spec *s, uint16_t idr_len)
+{
+	/* the sizes of kl_mikey_build_req and kl_mikey_build_resp_tlv for kind 2: a request is
+	 * HDR, T, RAND, IDi, EXT (kind, TLV 5, TLV 6), V; an answer HDR, T, RAND, IDr, EXT (kind,
+	 * TLV 3, token_a, token_b), KEMAC with K*a; a token 0x01 || nonce || Ks || valid-to ||
+	 * len || IDUEa || len || IDUEb || tag */
+	size_t req, ans, tok;
+
+	if (!s || s->kind != KL_KIND_HM || !s->id_len || !s->peer_ue_len || !s->peer_server_len ||
+	    !idr_len)
+		return -EINVAL;
+	req = 10 + 10 + 18 + 4 + (size_t)s->id_len + 4 + 1 + 3 + (size_t)s->peer_ue_len + 3 +
+	      (size_t)s->peer_server_len + KL_MIKEY_V_LEN;
+	tok = 1 + KL_GCM_IV_LEN + 16 + 8 + 1 + (size_t)s->id_len + 1 + (size_t)s->peer_ue_len +
+	      KL_GCM_TAG_LEN;
+	ans = 10 + 10 + 18 + 4 + (size_t)idr_len + 4 + 1 + 23 + 2 * (3 + tok) + 4 + (4 + 32 + 5) + 1 +
+	      KL_MIKEY_MAC_LEN;
+	if (3 * req >= ans)
+		return -1;
+	/* the TLV itself is 3 bytes; its value makes up the rest */
+	{
+		size_t more = (ans - 3 * req + 2) / 3, pad = more > 3 ? more - 3 : 0;
+
+		if (req + 3 + pad > KL_MIKEY_REQ_MAX)
+			return -ENOSPC;
+		return (int)pad;
+	}
+}

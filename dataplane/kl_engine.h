@@ -184,6 +184,16 @@ struct kl_hm_open {
 /** Open n tokens with the GCM decryptions in one batch. @return n, or -EINVAL. */
 int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigned n);
 
+/**
+ * Padding of a kind-2 request (PROTOCOL.md section 9): the answer carries two tokens, so with
+ * short identities it would be more than 3x the request, and the server drops it. From the
+ * identity lengths in s (id, peer_ue, peer_server; s's own padding is ignored) and the length of
+ * the answering server's identity: the TLV 255 value length that keeps the answer within 3x.
+ * @return the pad length (0..), -1 when no padding is needed, -EINVAL (not kind 2, no
+ *         identities) or -ENOSPC (the padded request would exceed KL_MIKEY_REQ_MAX).
+ */
+int kl_client_hm_pad(const struct kl_mikey_req_spec *s, uint16_t idr_len);
+
 /** NTP timestamp (seconds since 1900 << 32 | fraction) of the realtime clock. Not for the packet path's inner loop. */
 uint64_t kl_ntp_now(void);
 

@@ -1261,6 +1261,140 @@ static void frame_round_trip(int v6)
 	}
 }
 
+/* ---- HM pairs: the server plays both roles (a pair key with its own identity) ---------------- */
+
+#define HM_UES 200 /* UEs 0..199 have the hm service */
+
+static void hm_provision(void)
+{
+	static const uint8_t pair[32] = { 0x5a, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	static int done;
+
+	if (done++)
+		return;
+	for (uint32_t i = 0; i < HM_UES; i++) {
+		struct kl_pop_ue ue;
+
+		assert_int_equal(kl_pop_ue(&pop, i, &ue), 0);
+		assert_int_equal(kl_table_set_ue_services(tab, (const uint8_t *)ue.impi, ue.impi_len,
+							  KL_SVC(MBMS) | KL_SVC(HM)), 1);
+	}
+	assert_int_equal(kl_table_put_pair(tab, (const uint8_t *)"keyline.test", 12, pair, 32, 0), 0);
+	assert_int_equal(kl_table_put_pair(tab, (const uint8_t *)"old.test", 8, pair, 32,
+					   kl_ntp_now() - (1ull << 32)), 0);
+	kl_table_quiescent(tab, 0);
+}
+
+/* Pairs first.. with peer_ues UEbs from peer_first (-1: the default), no retransmission. */
+static struct kl_burst *make_hm_peers(uint32_t first, uint32_t ues, const char *peer_server,
+				      int64_t peer_first, uint32_t peer_ues)
+{
+	struct kl_burst_config c;
+
+	max_config(&c, KL_BURST_KIND_HM, ues);
+	c.first = first;
+	c.timeout_ms = 10;
+	c.retries = 0;
+	c.backend = KL_CRYPTO_OPENSSL;
+	strcpy(c.server_id, "keyline.test");
+	if (peer_server)
+		strcpy(c.peer_server_id, peer_server);
+	c.has_peer_first = peer_first >= 0;
+	c.peer_first = peer_first >= 0 ? (uint32_t)peer_first : 0;
+	c.peer_ues = peer_ues;
+	return create(&c);
+}
+
+static struct kl_burst *make_hm(uint32_t first, uint32_t ues, const char *peer_server)
+{
+	return make_hm_peers(first, ues, peer_server, -1, 7);
+}
+
+static void test_hm_pairs(void **state)
+{
+	struct kl_burst *b;
+	const struct kl_burst_totals *t;
+	json_t *s;
+
+	(void)state;
+	hm_provision();
+	/* 60 pairs, 7 UEbs: each fetches K*b once, the other pairs open token_b with it */
+	b = make_hm(10, 60, NULL);
+	t = kl_burst_totals(b);
+	kl_burst_start(b, 0);
+	run_all(b, 0);
+	assert_int_equal(t->c[KL_BC_VERIFIED], 60);
+	assert_int_equal(t->c[KL_BC_KSTAR_FETCHED], 7);
+	assert_int_equal(t->c[KL_BC_KSTAR_CACHED], 53);
+	assert_int_equal(t->c[KL_BC_SENT], 67);
+	assert_int_equal(t->c[KL_BC_ANSWERED], 67);
+	assert_int_equal(kl_burst_exit_code(b), 0);
+	s = kl_burst_summary(b, 1000 * MS);
+	assert_string_equal(json_string_value(json_object_get(s, "kind")), "hm");
+	json_decref(s);
+	kl_burst_destroy(b);
+}
+
+/* The errors end to end through the core: every pair fails with the server's reason. */
+static void test_hm_errors(void **state)
+{
+	static const struct {
+		uint32_t first;
+		const char *peer;
+		uint8_t err_no;
+		uint16_t detail;
+		const char *step;
+	} cases[] = {
+		{ 10, "unknown.test", 12, 6, "session" }, /* no pair key with that server */
+		{ 10, "old.test", 12, 3, "session" },	  /* the pair key expired */
+		{ 500, NULL, 7, 4, "session" },		  /* UEa without the hm service */
+	};
+
+	(void)state;
+	hm_provision();
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct kl_burst *b = make_hm(cases[k].first, 5, cases[k].peer);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+		json_t *s, *f;
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(t->c[KL_BC_FAILED], 5);
+		assert_int_equal(t->fail[KL_BF_ERROR_ANSWER], 5);
+		assert_int_equal(t->err[cases[k].err_no], 5);
+		s = kl_burst_summary(b, 1000 * MS);
+		f = json_array_get(json_object_get(json_object_get(s, "failures"), "list"), 0);
+		assert_int_equal(json_integer_value(json_object_get(f, "detail")), cases[k].detail);
+		assert_string_equal(json_string_value(json_object_get(f, "step")), cases[k].step);
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
+	/* UEb without the service: its K* fetch fails, and so do the pairs waiting for it */
+	{
+		/* UEbs 200, 201: no hm service */
+		struct kl_burst *b = make_hm_peers(150, 6, NULL, HM_UES, 2);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(t->fail[KL_BF_ERROR_ANSWER], 6);
+		assert_int_equal(t->err[7], 2); /* two fetches; the waiting pairs fail with them */
+		assert_int_equal(t->c[KL_BC_KSTAR_FETCHED], 0);
+		kl_burst_destroy(b);
+	}
+	/* IDUEa == IDUEb: the server drops the request as malformed, the pair times out */
+	{
+		struct kl_burst *b = make_hm_peers(20, 3, NULL, 20, 1);
+		const struct kl_burst_totals *t = kl_burst_totals(b);
+
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(t->fail[KL_BF_TIMEOUT], 1);
+		assert_int_equal(t->c[KL_BC_VERIFIED], 2);
+		kl_burst_destroy(b);
+	}
+}
+
 static void test_frames_v4(void **state)
 {
 	(void)state;
@@ -1279,7 +1413,8 @@ static int setup(void **state)
 {
 	struct kl_table_params tp = { .name = "burst_test", .max_ues = 1024, .max_groups = 16,
 				      .max_emses = 16, .max_imsis = 16, .max_appids = 16,
-				      .e2m_ring = 4, .max_readers = 1, .socket_id = -1 };
+				      .max_pairs = 8, .e2m_ring = 4, .max_readers = 1,
+				      .socket_id = -1 };
 	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.test", .idr_len = 12,
 				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 4096,
 				       .backend = KL_CRYPTO_IPSECMB };
@@ -1342,6 +1477,8 @@ int main(void)
 		cmocka_unit_test(test_verify_after_bad_mac),
 		cmocka_unit_test(test_answers_batch),
 		cmocka_unit_test(test_client_verify_burst),
+		cmocka_unit_test(test_hm_pairs),
+		cmocka_unit_test(test_hm_errors),
 		cmocka_unit_test(test_frames_v4),
 		cmocka_unit_test(test_frames_v6),
 	};

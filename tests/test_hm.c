@@ -306,6 +306,7 @@ static void test_amplification(void **state)
 	struct kl_pkt p;
 	uint8_t out[1600];
 	struct kl_client_result res;
+	int pad;
 
 	(void)state;
 	assert_non_null(w);
@@ -316,10 +317,18 @@ static void test_amplification(void **state)
 	assert_int_equal(p.out_len, 0);
 	assert_int_equal(p.drop, KL_DROP_AMPLIFICATION);
 	assert_int_equal(kl_worker_stats(w)->drop[KL_DROP_AMPLIFICATION], 1);
-	sign(&q, KL_KIND_HM, UEA, MUK_A, "b", "v", 40);
+	/* the client's own padding is exactly enough: one byte less is dropped */
+	pad = kl_client_hm_pad(&q.r.spec, 64);
+	assert_true(pad >= 1);
+	assert_int_equal(kl_client_hm_pad(&q.r.spec, 13), -1); /* VLRa's identity: none needed */
+	sign(&q, KL_KIND_HM, UEA, MUK_A, "b", "v", pad - 1);
 	p = (struct kl_pkt){ .in = q.buf, .in_len = q.r.len, .out = out, .out_cap = sizeof(out) };
 	kl_engine_serve(w, now, &p, 1);
-	assert_true(p.out_len > 0 && p.out_len <= 3 * q.r.len);
+	assert_int_equal(p.drop, KL_DROP_AMPLIFICATION);
+	sign(&q, KL_KIND_HM, UEA, MUK_A, "b", "v", pad);
+	p = (struct kl_pkt){ .in = q.buf, .in_len = q.r.len, .out = out, .out_cap = sizeof(out) };
+	kl_engine_serve(w, now, &p, 1);
+	assert_true(p.out_len > 0 && p.out_len <= 3 * q.r.len && p.out_len > 3 * (q.r.len - 3));
 	assert_int_equal(kl_client_verify(cli, &q.r, out, p.out_len, now, 60, &res), 0);
 	assert_false(res.is_error);
 	kl_table_quiescent(ta, 1);

@@ -64,13 +64,25 @@ static void help(void)
 	     "\n"
 	     "population and requests\n"
 	     "  --population FILE       parameter file written by keyline-population (required)\n"
-	     "  --kind mbms|e2m         MBMS MSK requests by UEs (default) or E2M fetches by EMSEs\n"
+	     "  --kind mbms|e2m|hm      MBMS MSK requests by UEs (default), E2M fetches by EMSEs, or\n"
+	     "                          HM sessions of UE pairs (PROTOCOL.md section 9: UEa's kind 2\n"
+	     "                          at the server, UEb's kind 3 at the peer server, once per UEb;\n"
+	     "                          a pair is verified when both open the same Ks)\n"
 	     "  --ues N                 UEs (e2m: fetches) to simulate (default: all)\n"
 	     "  --first I               first population index (default 0)\n"
 	     "  --msk current|next      mbms: key number 0 (the MSK valid now, default) or the next\n"
 	     "  --e2m-target imsi|appid|mix   e2m: UE identity sent (default imsi)\n"
 	     "  --e2m-key newest|id|mix       e2m: newest key, or a key by identifier (default newest)\n"
 	     "  --prf mikey1|sha256|mix PRF of the requests (default mikey1)\n"
+	     "  --server-id ID          hm: the server's identity (VLRa; required)\n"
+	     "  --peer-server-id ID     hm: the peer server's identity (VLRb; default: the server,\n"
+	     "                          which then plays both roles)\n"
+	     "  --peer-first J          hm: UEb of pair k is population UE (J + k %% M) %% UEs\n"
+	     "                          (default: first + 1, so UEb of pair k is UEa of pair k + 1)\n"
+	     "  --peer-ues M            hm: distinct UEbs (default: one per pair); each fetches K*b\n"
+	     "                          once and keeps it for its later tokens\n"
+	     "  --hm-pad auto|none      hm: pad kind-2 requests whose answer would exceed 3x\n"
+	     "                          (default auto; none: see the server drop them)\n"
 	     "  --skew-s S              accepted server clock skew in responses (default 60)\n"
 	     "  --crypto ipsec-mb|openssl    client crypto backend (default ipsec-mb)\n"
 	     "load\n"
@@ -102,6 +114,8 @@ static void help(void)
 	     "  --io dpdk|socket        DPDK port 0 (EAL options before --, default) or kernel UDP\n"
 	     "  --server-ip IP          keyline's address (IPv4 or IPv6; socket default 127.0.0.1)\n"
 	     "  --server-port P         default 2269\n"
+	     "  --peer-server-ip IP     hm, socket: the peer server's address (default: the server)\n"
+	     "  --peer-server-port P    hm, socket: its port (default 2269)\n"
 	     "  --client-ip IP          first source address (dpdk: required)\n"
 	     "  --client-port P         source port (dpdk default 40000, socket default ephemeral)\n"
 	     "  --sources K             spread UEs over K consecutive source addresses (default 1)\n"
@@ -170,6 +184,16 @@ static int parse_ip(const char *s, uint8_t ip[16])
 	return -1;
 }
 
+/* A server identity (1..128 bytes, no NUL); never echoed. */
+static void identity(const char *opt, const char *s, char out[KL_MIKEY_ID_MAX + 1])
+{
+	size_t n = strlen(s);
+
+	if (!n || n > KL_MIKEY_ID_MAX)
+		usage_err("%s: want 1..%d bytes", opt, KL_MIKEY_ID_MAX);
+	memcpy(out, s, n + 1);
+}
+
 static void parse_mac(const char *opt, const char *s, uint8_t mac[6])
 {
 	unsigned v[6];
@@ -187,7 +211,8 @@ enum {
 	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
-	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED, O_PROGRESS,
+	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
+	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT,
 };
 
 struct opts {
@@ -197,6 +222,7 @@ struct opts {
 	const char *summary;
 	const char *server_ip;
 	const char *client_ip;
+	const char *peer_server_ip;
 	int socket_io;
 	int progress;
 };
@@ -241,10 +267,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "verify-after", no_argument, NULL, O_VERIFY_AFTER },
 		{ "alt-seed", required_argument, NULL, O_ALT_SEED },
 		{ "progress", no_argument, NULL, O_PROGRESS },
+		{ "server-id", required_argument, NULL, O_SERVER_ID },
+		{ "peer-server-id", required_argument, NULL, O_PEER_SERVER_ID },
+		{ "peer-first", required_argument, NULL, O_PEER_FIRST },
+		{ "peer-ues", required_argument, NULL, O_PEER_UES },
+		{ "hm-pad", required_argument, NULL, O_HM_PAD },
+		{ "peer-server-ip", required_argument, NULL, O_PEER_SERVER_IP },
+		{ "peer-server-port", required_argument, NULL, O_PEER_SERVER_PORT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const kinds[] = { "mbms", "e2m" };
+	static const char *const kinds[] = { "mbms", "e2m", "hm" };
+	static const char *const pads[] = { "auto", "none" };
 	static const char *const modes[] = { "burst", "rate", "poisson", "max" };
 	static const char *const msks[] = { "current", "next" };
 	static const char *const targets[] = { "imsi", "appid", "mix" };
@@ -265,7 +299,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_POP: o->population = optarg; break;
-		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 2); break;
+		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 3); break;
 		case O_UES: o->cfg.ues = (uint32_t)num("--ues", optarg, 1, KL_POP_MAX_UES); break;
 		case O_FIRST: o->cfg.first = (uint32_t)num("--first", optarg, 0, KL_POP_MAX_UES); break;
 		case O_MSK: o->cfg.msk = (enum kl_burst_msk)choice("--msk", optarg, msks, 2); break;
@@ -297,6 +331,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_PRESIGN: o->cfg.presign = 1; break;
 		case O_VERIFY_AFTER: o->cfg.verify_after = 1; break;
 		case O_PROGRESS: o->progress = 1; break;
+		case O_SERVER_ID: identity("--server-id", optarg, o->cfg.server_id); break;
+		case O_PEER_SERVER_ID: identity("--peer-server-id", optarg, o->cfg.peer_server_id); break;
+		case O_PEER_FIRST:
+			o->cfg.peer_first = (uint32_t)num("--peer-first", optarg, 0, KL_POP_MAX_UES);
+			o->cfg.has_peer_first = 1;
+			break;
+		case O_PEER_UES: o->cfg.peer_ues = (uint32_t)num("--peer-ues", optarg, 1, KL_POP_MAX_UES); break;
+		case O_HM_PAD: o->cfg.hm_no_pad = choice("--hm-pad", optarg, pads, 2); break;
+		case O_PEER_SERVER_IP: o->peer_server_ip = optarg; break;
+		case O_PEER_SERVER_PORT:
+			o->net.peer_server_port = (uint16_t)num("--peer-server-port", optarg, 1, 65535);
+			break;
 		case O_ALT_SEED:
 			o->cfg.alt_seed = num("--alt-seed", optarg, 0, UINT64_MAX);
 			o->cfg.has_alt_seed = 1;
@@ -371,6 +417,23 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->socket_io && (o->net.have_server_mac || o->net.queues > 1))
 		usage_err("--server-mac and --queues are for --io dpdk");
+	if (o->cfg.kind != KL_BURST_KIND_HM &&
+	    (o->cfg.server_id[0] || o->cfg.peer_server_id[0] || o->cfg.has_peer_first ||
+	     o->cfg.peer_ues || o->cfg.hm_no_pad || o->peer_server_ip || o->net.peer_server_port))
+		usage_err("--server-id, --peer-* and --hm-pad belong to --kind hm");
+	if (o->cfg.kind == KL_BURST_KIND_HM && !o->cfg.server_id[0])
+		usage_err("--kind hm needs --server-id (the server's identity)");
+	if (o->peer_server_ip || o->net.peer_server_port) {
+		if (!o->socket_io)
+			usage_err("--peer-server-ip/--peer-server-port need --io socket");
+		if (!o->peer_server_ip)
+			o->peer_server_ip = o->server_ip;
+		if (!o->net.peer_server_port)
+			o->net.peer_server_port = KL_MIKEY_PORT;
+		if (parse_ip(o->peer_server_ip, o->net.peer_server_ip) != o->net.v6)
+			usage_err("--peer-server-ip: not an address of --server-ip's family");
+		o->net.have_peer = 1;
+	}
 }
 
 static int write_summary(json_t *s, const char *path)
@@ -403,6 +466,9 @@ int main(int argc, char **argv)
 	struct opts o;
 	struct kl_pop_params pop;
 	struct kl_burst *b;
+	static const char *const what[] = { [KL_BURST_KIND_MBMS] = "UEs",
+					    [KL_BURST_KIND_E2M] = "fetches",
+					    [KL_BURST_KIND_HM] = "UE pairs" };
 	struct kl_burst_run run = { .out = stdout, .stop = &stop_flag };
 	char err[512];
 	char **targv;
@@ -450,7 +516,7 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "keyline-burst: preparing %s population%s ...\n",
-		o.cfg.kind == KL_BURST_KIND_MBMS ? "UE" : "E2M",
+		kl_burst_kind_name(o.cfg.kind),
 		o.cfg.presign ? " and presigning first tries" : "");
 	b = kl_burst_create(&o.cfg, &pop, err, sizeof(err));
 	if (!b) {
@@ -461,8 +527,8 @@ int main(int argc, char **argv)
 		free(targv);
 		return 2;
 	}
-	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b),
-		o.cfg.kind == KL_BURST_KIND_MBMS ? "UEs" : "fetches", kl_burst_mode_name(o.cfg.mode),
+	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b), what[o.cfg.kind],
+		kl_burst_mode_name(o.cfg.mode),
 		o.socket_io ? "socket" : "dpdk");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "kl_crypto.h"
+#include "kl_mikey.h"
 #include "kl_population.h"
 
 #ifdef __cplusplus
@@ -94,6 +95,7 @@ uint64_t kl_burst_backoff_ns(uint32_t timeout_ms, unsigned t);
 enum kl_burst_kind {
 	KL_BURST_KIND_MBMS, /* UEs ask for their key group's MSK */
 	KL_BURST_KIND_E2M,  /* EMSEs fetch the e2m_key of an IMSI or application identity */
+	KL_BURST_KIND_HM,   /* UE pairs set up HM sessions (PROTOCOL.md section 9, kinds 2 and 3) */
 };
 
 enum kl_burst_msk {
@@ -137,6 +139,19 @@ struct kl_burst_config {
 	 * counted as alt_key. Any other key fails the UE (wrong_key). */
 	int has_alt_seed;
 	uint64_t alt_seed;
+	/* HM: "UE" j of the run is a UE pair. UEa = population UE first + j asks the server (VLRa,
+	 * identity server_id) for a session with UEb = population UE (peer_first + j % peer_ues) %
+	 * the population's UEs, served by the peer server (VLRb, peer_server_id; the same server
+	 * when peer_server_id is empty). UEb fetches K*b from VLRb (kind 3) once and keeps it for
+	 * later tokens (a cache per UEb: a run has one peer server); pairs that need a K*b already
+	 * being fetched wait for it. A pair is verified when token_a (opened by UEa with K*a) and
+	 * token_b (opened by UEb with K*b) give the same Ks. */
+	char server_id[KL_MIKEY_ID_MAX + 1];
+	char peer_server_id[KL_MIKEY_ID_MAX + 1];
+	uint32_t peer_first;  /* has_peer_first; otherwise first + 1: UEb of pair j is UEa of j + 1 */
+	int has_peer_first;
+	uint32_t peer_ues;    /* distinct UEbs; 0 = one per pair */
+	int hm_no_pad;	      /* send kind-2 requests unpadded (to see the server's 3x rule drop them) */
 };
 
 /** Defaults: mbms, burst over 1 s, timeout 200 ms, 3 retries, 100 ms intervals, seed 1. */
@@ -161,6 +176,8 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(BAD_MAC, "bad_mac", "answers naming a live try whose MAC did not verify")                \
 	X(UNKNOWN, "unknown", "answers for no request of this run")                               \
 	X(DUPLICATE, "duplicate", "answers for a try of a UE that already holds its key")         \
+	X(KSTAR_FETCHED, "kstar_fetched", "hm: K*b fetched from the peer server (kind 3)")         \
+	X(KSTAR_CACHED, "kstar_cached", "hm: token_b opened with a K*b fetched before")           \
 	X(LATE, "late", "answers for a try of a UE that already failed")                           \
 	X(RX_OTHER, "rx_other", "frames or datagrams that were not UDP answers from the server")
 
@@ -184,6 +201,8 @@ const char *kl_burst_counter_name(unsigned c);
 	X(SERVER_TIME, "server_time", "the response's T is outside the allowed skew")          \
 	X(INTERNAL, "internal", "the client could not build or check the request")            \
 	X(BAD_MAC, "bad_mac", "verify-after: the answer that ended the UE failed its MAC check")  \
+	X(BAD_TOKEN, "bad_token", "hm: a token did not open (tag, servers, UEs or valid-to)")      \
+	X(KS_MISMATCH, "ks_mismatch", "hm: UEa and UEb recovered different session keys")         \
 	X(INTERRUPTED, "interrupted", "the run was stopped before the UE finished")
 
 enum kl_burst_fail {
@@ -192,6 +211,9 @@ enum kl_burst_fail {
 #undef KL_X
 	KL_BF__COUNT
 };
+
+/** "mbms", "e2m", "hm" (--kind and the summary's kind); "unknown" out of range. */
+const char *kl_burst_kind_name(enum kl_burst_kind k);
 
 /** Name of a failure reason in the JSON output; "unknown" out of range. */
 const char *kl_burst_fail_name(unsigned f);
@@ -209,6 +231,7 @@ struct kl_burst_dgram {
 	uint32_t slot;	 /* the core's */
 	uint32_t source; /* source address index, 0..sources-1 */
 	uint16_t len;
+	uint8_t server;	 /* 0: the server; 1: the peer server (hm: K* fetches of UEbs) */
 	uint8_t sent;	 /* set by the I/O: 1 when the device or socket took it */
 };
 

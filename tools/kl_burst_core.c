@@ -17,6 +17,12 @@
  * found through the UE. With verify_after, an answer that matches a live try (CSB ID and RAND)
  * ends its UE at once (pending: its slots are free for new tries) and is copied with the try's
  * keys into a store that kl_burst_verify_stored works through after the run.
+ *
+ * HM (kind hm): an entity is a UE pair in phases: 0, UEa's kind-2 request; 1, UEb's kind-3 K*b
+ * fetch (the pair's tries count again from 0, to the peer server); 2, waiting for a K*b that
+ * another pair of the same UEb is fetching. The pair holds a session record (Ks from token_a,
+ * token_b to hand over) from its start to its verdict. Tokens are opened in GCM batches of up to
+ * VERIFY_BATCH (kl_client_hm_open_burst).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "kl_burst.h"
@@ -65,6 +72,14 @@ const char *kl_burst_fail_name(unsigned f)
 	return f < KL_BF__COUNT ? fail_names[f] : "unknown";
 }
 
+const char *kl_burst_kind_name(enum kl_burst_kind k)
+{
+	static const char *const names[] = { [KL_BURST_KIND_MBMS] = "mbms",
+					     [KL_BURST_KIND_E2M] = "e2m", [KL_BURST_KIND_HM] = "hm" };
+
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
+}
+
 /* PENDING: verify_after matched an answer, the verdict comes in kl_burst_verify_stored */
 enum { ENT_IDLE, ENT_ACTIVE, ENT_OK, ENT_FAILED, ENT_PENDING };
 enum { SLOT_UNUSED, SLOT_LIVE, SLOT_DONE };
@@ -73,6 +88,9 @@ struct ent {
 	uint64_t sched_ns; /* scheduled start, after t0 */
 	uint64_t start_ns; /* first try built (absolute) */
 	uint32_t slots;	   /* this UE's tries, newest first */
+	uint32_t hs;	   /* hm: the pair's session record, NIL */
+	uint32_t wait_next; /* hm phase 2: the next pair waiting for the same K*b */
+	uint8_t phase;	   /* hm: 0 kind 2, 1 kind 3, 2 waiting for another pair's kind 3 */
 	uint16_t group;	   /* MBMS key group */
 	uint8_t state;
 	uint8_t tries;
@@ -137,8 +155,29 @@ struct stored {
 struct failure {
 	uint32_t ent;
 	uint8_t reason;
+	uint8_t phase; /* hm */
 	uint8_t err_no;
 	uint16_t detail;
+};
+
+/* HM: a UEb, and its K*b once fetched (PEER_HAVE). */
+enum { PEER_NONE, PEER_FETCHING, PEER_HAVE };
+struct hm_peer {
+	char id[KL_POP_ID_MAX];
+	uint8_t muk[32];
+	uint8_t kstar[32];
+	uint32_t fetcher; /* the pair whose kind 3 is out, NIL */
+	uint32_t waiters; /* pairs in phase 2, through ent.wait_next */
+	uint8_t id_len;
+	uint8_t state;
+};
+
+/* 0x01 || nonce || Ks || valid-to || len || IDUEa || len || IDUEb || tag */
+#define HM_TOKEN_MAX (1 + 12 + 16 + 8 + 1 + KL_POP_ID_MAX + 1 + KL_POP_ID_MAX + 16)
+struct hm_sess {
+	uint8_t ks[16]; /* from token_a */
+	uint8_t tok_b[HM_TOKEN_MAX];
+	uint16_t tok_b_len;
 };
 
 /* FIFO of 32-bit indices. */
@@ -228,6 +267,17 @@ struct kl_burst {
 	struct kl_client_result vres[VERIFY_BATCH];
 	uint32_t vslot[VERIFY_BATCH];
 	uint64_t vat[VERIFY_BATCH];
+	/* hm: UEbs, session records, tokens to open */
+	struct hm_peer *peer;
+	uint32_t npeer;
+	struct hm_sess *sess;
+	struct ring sessq;
+	const char *peer_server_id; /* cfg's, or the server's when empty */
+	uint16_t server_id_len, peer_server_id_len;
+	struct kl_hm_open hop[VERIFY_BATCH];
+	uint32_t hent[VERIFY_BATCH];
+	uint8_t hwhich[VERIFY_BATCH];
+	unsigned nh;
 };
 
 void kl_burst_config_defaults(struct kl_burst_config *c)
@@ -332,6 +382,45 @@ out:
 	return rc;
 }
 
+/* Identity and MUK of population UE p. */
+static int pop_ue(const struct kl_pop_params *pop, uint32_t p, char *id, uint8_t *id_len,
+		  uint8_t *muk, uint16_t *group)
+{
+	struct kl_pop_ue ue;
+	int rc = kl_pop_ue(pop, p, &ue);
+
+	if (!rc) {
+		memcpy(id, ue.impi, ue.impi_len);
+		*id_len = (uint8_t)ue.impi_len;
+		memcpy(muk, ue.muk, 32);
+		if (group)
+			*group = ue.groups[0].group;
+	}
+	kl_memzero(&ue, sizeof(ue));
+	return rc;
+}
+
+/* HM: the UEbs and their identities (pair j's is peer[j % npeer]). */
+static int prep_peers(struct kl_burst *b, char *err, size_t errlen)
+{
+	uint32_t base = b->cfg.has_peer_first ? b->cfg.peer_first : b->cfg.first + 1;
+
+	for (uint32_t q = 0; q < b->npeer; q++) {
+		struct hm_peer *pe = &b->peer[q];
+		uint32_t p = (uint32_t)(((uint64_t)base + q) % b->pop.ues);
+		int rc = pop_ue(&b->pop, p, pe->id, &pe->id_len, pe->muk, NULL);
+
+		if (rc) {
+			errf(err, errlen, "population: index %u cannot be derived (%s)", p, strerror(-rc));
+			return rc;
+		}
+		pe->fetcher = pe->waiters = NIL;
+	}
+	for (uint32_t x = 0; x < b->inflight; x++)
+		ring_push(&b->sessq, x);
+	return 0;
+}
+
 static int prep_population(struct kl_burst *b, char *err, size_t errlen)
 {
 	const struct kl_pop_params *pop = &b->pop;
@@ -351,27 +440,18 @@ static int prep_population(struct kl_burst *b, char *err, size_t errlen)
 		int rc;
 
 		b->ent[j].slots = NIL;
+		b->ent[j].hs = b->ent[j].wait_next = NIL;
 		b->ent[j].prf = (uint8_t)mix_pick(b->cfg.prf, p, 0);
-		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
-			struct kl_pop_ue ue;
-
-			rc = kl_pop_ue(pop, p, &ue);
-			if (!rc) {
-				memcpy(b->id[j], ue.impi, ue.impi_len);
-				b->ent[j].id_len = (uint8_t)ue.impi_len;
-				memcpy(b->psk[j], ue.muk, 32);
-				b->ent[j].group = ue.groups[0].group;
-			}
-			kl_memzero(&ue, sizeof(ue));
-		} else {
+		if (b->cfg.kind != KL_BURST_KIND_E2M)
+			rc = pop_ue(pop, p, b->id[j], &b->ent[j].id_len, b->psk[j], &b->ent[j].group);
+		else
 			rc = prep_e2m(b, j, p);
-		}
 		if (rc) {
 			errf(err, errlen, "population: index %u cannot be derived (%s)", p, strerror(-rc));
 			return rc;
 		}
 	}
-	return 0;
+	return b->peer ? prep_peers(b, err, errlen) : 0;
 }
 
 static int check_config(const struct kl_burst_config *c, const struct kl_pop_params *pop,
@@ -395,8 +475,25 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 		errf(err, errlen, "alt-seed: E2M fetches only");
 		return -EINVAL;
 	}
-	if (c->kind == KL_BURST_KIND_MBMS) {
-		if (!pop->groups) {
+	if (c->kind == KL_BURST_KIND_HM) {
+		if (!c->server_id[0] || strlen(c->server_id) > KL_MIKEY_ID_MAX ||
+		    strlen(c->peer_server_id) > KL_MIKEY_ID_MAX) {
+			errf(err, errlen, "hm: the server's identity (1..%d bytes) is required",
+			     KL_MIKEY_ID_MAX);
+			return -EINVAL;
+		}
+		if (c->verify_after) {
+			errf(err, errlen, "hm: verify-after is not supported (a pair's answers depend on each other)");
+			return -EINVAL;
+		}
+		if (c->has_peer_first && c->peer_first >= pop->ues) {
+			errf(err, errlen, "peer first UE %u: the population has %u UEs", c->peer_first,
+			     pop->ues);
+			return -EINVAL;
+		}
+	}
+	if (c->kind != KL_BURST_KIND_E2M) {
+		if (c->kind == KL_BURST_KIND_MBMS && !pop->groups) {
 			errf(err, errlen, "the population has no key groups: no MBMS requests to make");
 			return -EINVAL;
 		}
@@ -446,6 +543,41 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static struct hm_peer *peer_of(const struct kl_burst *b, uint32_t j)
+{
+	return &b->peer[j % b->npeer];
+}
+
+/* HM: pair j's kind-2 request as UEa (padded when the answer would exceed 3x), or its kind-3
+ * K*b fetch as UEb at the peer server. */
+static void fill_hm(const struct kl_burst *b, uint32_t j, struct kl_client_req *r)
+{
+	const struct hm_peer *pe = peer_of(b, j);
+	int pad;
+
+	r->spec.id_type = 0; /* NAI */
+	if (b->ent[j].phase) {
+		r->spec.kind = KL_KIND_KSTAR;
+		r->spec.id = (const uint8_t *)pe->id;
+		r->spec.id_len = pe->id_len;
+		r->spec.peer_server = (const uint8_t *)b->cfg.server_id;
+		r->spec.peer_server_len = b->server_id_len;
+		r->psk = pe->muk;
+		r->psk_len = 32;
+		return;
+	}
+	r->spec.kind = KL_KIND_HM;
+	r->spec.peer_ue = (const uint8_t *)pe->id;
+	r->spec.peer_ue_len = pe->id_len;
+	r->spec.peer_server = (const uint8_t *)b->peer_server_id;
+	r->spec.peer_server_len = b->peer_server_id_len;
+	pad = b->cfg.hm_no_pad ? -1 : kl_client_hm_pad(&r->spec, b->server_id_len);
+	if (pad >= 0) {
+		r->spec.has_pad = 1;
+		r->spec.pad_len = (uint16_t)pad;
+	}
+}
+
 /* The request of UE j's try with this RAND, CSB ID and T (buf and cap are the caller's). */
 static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req *r,
 		     const uint8_t *rand, uint32_t csb_id, uint64_t ts)
@@ -456,6 +588,12 @@ static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req 
 	r->spec = (struct kl_mikey_req_spec){ .rand = rand, .id = (const uint8_t *)b->id[j],
 					      .id_len = e->id_len, .ts = ts, .csb_id = csb_id,
 					      .prf = e->prf };
+	r->psk = b->psk[j];
+	r->psk_len = 32;
+	if (b->cfg.kind == KL_BURST_KIND_HM) {
+		fill_hm(b, j, r);
+		return;
+	}
 	if (b->cfg.kind == KL_BURST_KIND_MBMS) {
 		r->spec.kind = KL_KIND_MBMS;
 		r->spec.group = e->group;
@@ -474,8 +612,6 @@ static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req 
 		r->spec.has_key_id = w->has_key_id;
 		r->spec.key_id = w->key_id;
 	}
-	r->psk = b->psk[j];
-	r->psk_len = 32;
 }
 
 /* Sign every UE's first try now, in batches, into one buffer. */
@@ -613,6 +749,18 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 	b->fails = calloc(cfg->fail_list_max ? cfg->fail_list_max : 1, sizeof(*b->fails));
 	if (cfg->kind == KL_BURST_KIND_E2M)
 		b->e2m = calloc(n, sizeof(*b->e2m));
+	if (cfg->kind == KL_BURST_KIND_HM) {
+		b->npeer = cfg->peer_ues && cfg->peer_ues < n ? cfg->peer_ues : n;
+		b->peer = calloc(b->npeer, sizeof(*b->peer));
+		b->sess = calloc(b->inflight, sizeof(*b->sess));
+		b->server_id_len = (uint16_t)strlen(b->cfg.server_id);
+		b->peer_server_id = b->cfg.peer_server_id[0] ? b->cfg.peer_server_id : b->cfg.server_id;
+		b->peer_server_id_len = (uint16_t)strlen(b->peer_server_id);
+		if (!b->peer || !b->sess || ring_init(&b->sessq, b->inflight)) {
+			errf(err, errlen, "out of memory for %u UE pairs", n);
+			goto fail;
+		}
+	}
 	if (!b->c) {
 		errf(err, errlen, "crypto context: %s", strerror(errno));
 		goto fail;
@@ -670,6 +818,14 @@ void kl_burst_destroy(struct kl_burst *b)
 		kl_memzero(b->pre, (size_t)b->n * sizeof(*b->pre));
 	if (b->st)
 		kl_memzero(b->st, (size_t)b->n * sizeof(*b->st));
+	if (b->peer)
+		kl_memzero(b->peer, (size_t)b->npeer * sizeof(*b->peer));
+	if (b->sess)
+		kl_memzero(b->sess, (size_t)b->inflight * sizeof(*b->sess));
+	kl_memzero(b->hop, sizeof(b->hop));
+	free(b->peer);
+	free(b->sess);
+	free(b->sessq.v);
 	free(b->pre);
 	free(b->pre_buf);
 	free(b->st);
@@ -772,8 +928,8 @@ static void timer_append(struct kl_burst *b, uint32_t s, uint64_t deadline)
 
 /* ---- finishing a UE ------------------------------------------------------------------------- */
 
-/* The UE is done with its tries: slots back to the free list, counted as done. */
-static void release(struct kl_burst *b, uint32_t j, uint64_t now)
+/* The UE's tries are over: slots back to the free list. */
+static void release_slots(struct kl_burst *b, uint32_t j)
 {
 	struct ent *e = &b->ent[j];
 
@@ -789,10 +945,48 @@ static void release(struct kl_burst *b, uint32_t j, uint64_t now)
 		ring_push(&b->freeq, s);
 	}
 	e->slots = NIL;
+}
+
+/* The UE is done: its tries and session record go back, counted as done. */
+static void release(struct kl_burst *b, uint32_t j, uint64_t now)
+{
+	struct ent *e = &b->ent[j];
+
+	release_slots(b, j);
+	if (e->hs != NIL) {
+		kl_memzero(&b->sess[e->hs], sizeof(b->sess[e->hs]));
+		ring_push(&b->sessq, e->hs);
+		e->hs = NIL;
+	}
 	if (e->state == ENT_ACTIVE)
 		b->active--;
 	b->tot.done++;
 	b->last_done_ns = now;
+}
+
+static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
+		   uint16_t detail, uint64_t now);
+
+/* HM: pair j, which was fetching K*b for its UEb, failed: so do the pairs waiting for that K*b
+ * (a later pair of the same UEb fetches again). */
+static void hm_fetch_failed(struct kl_burst *b, uint32_t j, enum kl_burst_fail why,
+			    uint8_t err_no, uint16_t detail, uint64_t now)
+{
+	struct hm_peer *pe = peer_of(b, j);
+	uint32_t w = pe->waiters;
+
+	if (pe->state != PEER_FETCHING || pe->fetcher != j)
+		return;
+	pe->state = PEER_NONE;
+	pe->fetcher = pe->waiters = NIL;
+	while (w != NIL) {
+		uint32_t nx = b->ent[w].wait_next;
+
+		b->ent[w].wait_next = NIL;
+		if (b->ent[w].phase == 2)
+			finish(b, w, why, err_no, detail, now);
+		w = nx;
+	}
 }
 
 /* The UE's outcome: verified (at now) or failed for why. */
@@ -812,7 +1006,10 @@ static void verdict(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint
 	b->tot.fail[why]++;
 	if (b->nfails < b->cfg.fail_list_max)
 		b->fails[b->nfails++] = (struct failure){ .ent = j, .reason = (uint8_t)why,
-							  .err_no = err_no, .detail = detail };
+							  .phase = e->phase, .err_no = err_no,
+							  .detail = detail };
+	if (b->peer && e->phase == 1)
+		hm_fetch_failed(b, j, why, err_no, detail, now);
 }
 
 static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
@@ -888,6 +1085,9 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 
 		b->ent[j].state = ENT_ACTIVE;
 		b->ent[j].start_ns = now_ns;
+		/* cannot fail: the records are as many as the UEs in progress */
+		if (b->sess && ring_pop(&b->sessq, &b->ent[j].hs))
+			b->ent[j].hs = NIL;
 		b->active++;
 		b->tot.c[KL_BC_STARTED]++;
 		pick[m++] = j;
@@ -899,7 +1099,7 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 		uint32_t j = pick[i];
 
 		use_pre[i] = 0;
-		if (b->pre && !b->ent[j].tries) {
+		if (b->pre && !b->ent[j].tries && !b->ent[j].phase) {
 			use_pre[i] = (uint8_t)presigned_fresh(b, j);
 			if (!use_pre[i])
 				b->pre_stale++;
@@ -945,7 +1145,8 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 		if (e->tries++)
 			b->tot.c[KL_BC_RETRANSMISSIONS]++;
 		out[k] = (struct kl_burst_dgram){ .data = b->txbuf[k], .slot = s,
-						  .source = p % b->cfg.sources };
+						  .source = p % b->cfg.sources,
+						  .server = (uint8_t)(e->phase == 1) };
 		spick[k++] = j;
 	}
 	/* one crypto batch for the rest */
@@ -1098,6 +1299,16 @@ static uint32_t slot_csb(const struct kl_burst *b, uint32_t s)
 	return b->slot[s].presigned ? b->nslots + b->slot[s].ent : s;
 }
 
+/* The request kind on the wire of UE j's current try. */
+static uint8_t wire_kind(const struct kl_burst *b, uint32_t j)
+{
+	static const uint8_t kind[] = { [KL_BURST_KIND_MBMS] = KL_KIND_MBMS,
+					[KL_BURST_KIND_E2M] = KL_KIND_E2M,
+					[KL_BURST_KIND_HM] = KL_KIND_HM };
+
+	return b->peer && b->ent[j].phase ? KL_KIND_KSTAR : kind[b->cfg.kind];
+}
+
 static void set_check(struct kl_burst *b, unsigned k, uint32_t j, const uint8_t *rand,
 		      uint32_t csb_id, const uint8_t *auth_key, const uint8_t *encr_key,
 		      const uint8_t *salt_key, const uint8_t *ans, uint16_t len, uint64_t ntp)
@@ -1108,7 +1319,7 @@ static void set_check(struct kl_burst *b, unsigned k, uint32_t j, const uint8_t 
 	q->spec.rand = rand;
 	q->spec.csb_id = csb_id;
 	q->spec.prf = b->ent[j].prf;
-	q->spec.kind = b->cfg.kind == KL_BURST_KIND_MBMS ? KL_KIND_MBMS : KL_KIND_E2M;
+	q->spec.kind = wire_kind(b, j);
 	memcpy(q->auth_key, auth_key, sizeof(q->auth_key));
 	memcpy(q->encr_key, encr_key, sizeof(q->encr_key));
 	memcpy(q->salt_key, salt_key, sizeof(q->salt_key));
@@ -1172,6 +1383,163 @@ static uint64_t ue_latency(const struct kl_burst *b, uint32_t j, uint64_t now_ns
 	return now_ns > from ? now_ns - from : 0;
 }
 
+/* ---- HM pairs ------------------------------------------------------------------------------- */
+
+static void hm_flush(struct kl_burst *b, uint64_t now_ns);
+
+/* Open token (which 0: token_a as UEa, 1: token_b as UEb) of pair j with kstar, in a batch. */
+static void hm_queue(struct kl_burst *b, uint32_t j, unsigned which, const uint8_t *kstar,
+		     const uint8_t *token, uint16_t len, uint64_t now_ns)
+{
+	const struct hm_peer *pe = peer_of(b, j);
+
+	b->hop[b->nh] = (struct kl_hm_open){
+		.kstar = kstar, .token = token, .token_len = len,
+		.vlra = (const uint8_t *)b->cfg.server_id, .vlra_len = b->server_id_len,
+		.vlrb = (const uint8_t *)b->peer_server_id, .vlrb_len = b->peer_server_id_len,
+		.ue_a = (const uint8_t *)b->id[j], .ue_a_len = b->ent[j].id_len,
+		.ue_b = (const uint8_t *)pe->id, .ue_b_len = pe->id_len, .now = b->ntp
+	};
+	b->hent[b->nh] = j;
+	b->hwhich[b->nh] = (uint8_t)which;
+	if (++b->nh == VERIFY_BATCH)
+		hm_flush(b, now_ns);
+}
+
+/* Pair j holds Ks from token_a: UEb opens token_b with its K*b, fetches it, or waits for it. */
+static void hm_to_ueb(struct kl_burst *b, uint32_t j, uint64_t now_ns)
+{
+	struct ent *e = &b->ent[j];
+	struct hm_peer *pe = peer_of(b, j);
+	struct hm_sess *h = &b->sess[e->hs];
+
+	switch (pe->state) {
+	case PEER_HAVE:
+		b->tot.c[KL_BC_KSTAR_CACHED]++;
+		e->phase = 2;
+		hm_queue(b, j, 1, pe->kstar, h->tok_b, h->tok_b_len, now_ns);
+		break;
+	case PEER_FETCHING:
+		e->phase = 2;
+		e->wait_next = pe->waiters;
+		pe->waiters = j;
+		break;
+	default:
+		pe->state = PEER_FETCHING;
+		pe->fetcher = j;
+		e->phase = 1;
+		e->tries = 0;
+		if (!e->retx_queued && !ring_push(&b->retxq, j))
+			e->retx_queued = 1;
+		break;
+	}
+}
+
+/* A token of pair j opened (or not). */
+static void hm_opened(struct kl_burst *b, uint32_t j, unsigned which, const struct kl_hm_open *o,
+		      uint64_t now_ns)
+{
+	struct ent *e = &b->ent[j];
+	int same;
+
+	if (e->state != ENT_ACTIVE)
+		return;
+	if (o->rc) {
+		finish(b, j, o->rc == -EIO ? KL_BF_INTERNAL : KL_BF_BAD_TOKEN, 0, 0, now_ns);
+		return;
+	}
+	if (!which) {
+		memcpy(b->sess[e->hs].ks, o->ks, sizeof(o->ks));
+		hm_to_ueb(b, j, now_ns);
+		return;
+	}
+	same = !CRYPTO_memcmp(o->ks, b->sess[e->hs].ks, sizeof(o->ks));
+	if (same)
+		kl_hist_add(&b->ue_lat, ue_latency(b, j, now_ns));
+	finish(b, j, same ? KL_BF_NONE : KL_BF_KS_MISMATCH, 0, 0, now_ns);
+}
+
+static void hm_flush(struct kl_burst *b, uint64_t now_ns)
+{
+	while (b->nh) {
+		struct kl_hm_open op[VERIFY_BATCH];
+		uint32_t ent[VERIFY_BATCH];
+		uint8_t which[VERIFY_BATCH];
+		unsigned n = b->nh;
+
+		/* a copy: deciding may queue more opens (token_b of a pair whose UEb holds K*b) */
+		memcpy(op, b->hop, n * sizeof(op[0]));
+		memcpy(ent, b->hent, n * sizeof(ent[0]));
+		memcpy(which, b->hwhich, n);
+		b->nh = 0;
+		if (kl_client_hm_open_burst(b->c, op, n) != (int)n)
+			for (unsigned i = 0; i < n; i++)
+				op[i].rc = -EIO;
+		for (unsigned i = 0; i < n; i++)
+			hm_opened(b, ent[i], which[i], &op[i], now_ns);
+		kl_memzero(op, sizeof(op));
+	}
+}
+
+/*
+ * A verified answer (no error) to pair j's live try in slot s: the kind-2 answer (K*a and the
+ * tokens: token_a is opened, token_b kept for UEb) or the kind-3 answer (K*b, for this pair and
+ * every pair waiting for it, and kept for later ones).
+ */
+static void hm_answer(struct kl_burst *b, uint32_t s, uint32_t j,
+		      const struct kl_client_result *res, uint64_t now_ns)
+{
+	struct ent *e = &b->ent[j];
+	uint64_t rtt = now_ns - b->slot[s].sent_ns;
+	struct hm_peer *pe = peer_of(b, j);
+	struct hm_sess *h;
+
+	b->tot.c[KL_BC_ANSWERED]++;
+	kl_hist_add(&b->lat, rtt);
+	kl_hist_add(&b->ilat, rtt);
+	if (e->hs == NIL) {
+		finish(b, j, KL_BF_INTERNAL, 0, 0, now_ns);
+		return;
+	}
+	h = &b->sess[e->hs];
+	if (res->nkeys != 1 || res->keys[0].key_len != 32) {
+		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
+		return;
+	}
+	release_slots(b, j); /* this step's tries are over */
+	if (!e->phase) {
+		if (!res->token[0] || !res->token[1] || res->token_len[1] > sizeof(h->tok_b) ||
+		    res->keys[0].valid_to <= res->server_ts) {
+			finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+			return;
+		}
+		memcpy(h->tok_b, res->token[1], res->token_len[1]);
+		h->tok_b_len = res->token_len[1];
+		/* K*a and token_a point into this answer: opened before the batch ends */
+		hm_queue(b, j, 0, res->keys[0].key, res->token[0], res->token_len[0], now_ns);
+		return;
+	}
+	if (res->keys[0].key_id != 0 || res->token[0] || res->token[1]) {
+		finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+		return;
+	}
+	b->tot.c[KL_BC_KSTAR_FETCHED]++;
+	memcpy(pe->kstar, res->keys[0].key, 32);
+	pe->state = PEER_HAVE;
+	pe->fetcher = NIL;
+	hm_queue(b, j, 1, pe->kstar, h->tok_b, h->tok_b_len, now_ns);
+	for (uint32_t w = pe->waiters, nx; w != NIL; w = nx) {
+		nx = b->ent[w].wait_next;
+		b->ent[w].wait_next = NIL;
+		if (b->ent[w].state == ENT_ACTIVE && b->ent[w].phase == 2) {
+			b->tot.c[KL_BC_KSTAR_CACHED]++;
+			hm_queue(b, w, 1, pe->kstar, b->sess[b->ent[w].hs].tok_b,
+				 b->sess[b->ent[w].hs].tok_b_len, now_ns);
+		}
+	}
+	pe->waiters = NIL;
+}
+
 /* Verify the k answers gathered in vchk (to live tries in vslot) and decide. */
 static void verify_live(struct kl_burst *b, unsigned k)
 {
@@ -1207,6 +1575,10 @@ static void verify_live(struct kl_burst *b, unsigned k)
 				b->ent[j].retx_queued = 1;
 			continue;
 		}
+		if (b->peer && !rc && !b->vres[i].is_error) {
+			hm_answer(b, s, j, &b->vres[i], now_ns);
+			continue;
+		}
 		{
 			uint64_t rtt = now_ns - x->sent_ns, ue = ue_latency(b, j, now_ns);
 
@@ -1218,6 +1590,8 @@ static void verify_live(struct kl_burst *b, unsigned k)
 			}
 		}
 	}
+	if (b->nh) /* the keys and tokens of this batch's answers are in vres and the answers */
+		hm_flush(b, b->vat[k - 1]);
 	kl_memzero(b->vreq, sizeof(b->vreq));
 	kl_memzero(b->vres, sizeof(b->vres));
 }
@@ -1543,10 +1917,15 @@ static json_t *failures_json(const struct kl_burst *b)
 		if (b->cfg.kind == KL_BURST_KIND_E2M)
 			snprintf(id, sizeof(id), "%.*s/%.*s", b->ent[j].id_len, b->id[j],
 				 b->e2m[j].ue_len, b->e2m[j].ue);
+		else if (b->peer) /* UEa/UEb */
+			snprintf(id, sizeof(id), "%.*s/%.*s", b->ent[j].id_len, b->id[j],
+				 peer_of(b, j)->id_len, peer_of(b, j)->id);
 		else
 			snprintf(id, sizeof(id), "%.*s", b->ent[j].id_len, b->id[j]);
 		x = json_pack("{s:I,s:s,s:s}", "ue", (json_int_t)b->cfg.first + j, "id", id, "reason",
 			      fail_names[f->reason]);
+		if (x && b->peer) /* the step that failed: UEa's kind 2 or UEb's kind 3 */
+			json_object_set_new(x, "step", json_string(f->phase == 0 ? "session" : "kstar"));
 		if (x && f->reason == KL_BF_ERROR_ANSWER) {
 			json_object_set_new(x, "err", json_integer(f->err_no));
 			json_object_set_new(x, "detail", json_integer(f->detail));
@@ -1584,7 +1963,7 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 	for (unsigned c = 0; c < KL_BC__COUNT; c++)
 		json_object_set_new(cnt, counter_names[c], json_integer((json_int_t)b->tot.c[c]));
 	json_object_set_new(o, "type", json_string("summary"));
-	json_object_set_new(o, "kind", json_string(b->cfg.kind == KL_BURST_KIND_MBMS ? "mbms" : "e2m"));
+	json_object_set_new(o, "kind", json_string(kl_burst_kind_name(b->cfg.kind)));
 	json_object_set_new(o, "mode", json_string(kl_burst_mode_name(b->cfg.mode)));
 	json_object_set_new(o, "ues", json_integer(b->n));
 	json_object_set_new(o, "ok", json_integer((json_int_t)b->tot.c[KL_BC_VERIFIED]));
@@ -1634,7 +2013,15 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 			json_object_set_new(cfg, "window_s", json_real(b->cfg.window_s));
 		if (b->cfg.mode == KL_BURST_MODE_RATE || b->cfg.mode == KL_BURST_MODE_POISSON)
 			json_object_set_new(cfg, "rate", json_real(b->cfg.rate));
-		if (b->cfg.kind == KL_BURST_KIND_MBMS) {
+		if (b->peer) {
+			json_object_set_new(cfg, "server_id", json_string(b->cfg.server_id));
+			json_object_set_new(cfg, "peer_server_id", json_string(b->peer_server_id));
+			json_object_set_new(cfg, "peer_first",
+					    json_integer(b->cfg.has_peer_first ? b->cfg.peer_first
+									       : b->cfg.first + 1));
+			json_object_set_new(cfg, "peer_ues", json_integer(b->npeer));
+			json_object_set_new(cfg, "pad", json_boolean(!b->cfg.hm_no_pad));
+		} else if (b->cfg.kind == KL_BURST_KIND_MBMS) {
 			json_object_set_new(cfg, "msk", json_string(b->cfg.msk == KL_BURST_MSK_NEXT
 									    ? "next"
 									    : "current"));

@@ -32,6 +32,9 @@ struct kl_burst_net {
 	uint8_t server_mac[6];
 	int have_server_mac;
 	uint16_t server_port;
+	uint8_t peer_server_ip[16]; /* hm: where UEbs fetch K*b (kl_burst_dgram.server 1) */
+	uint16_t peer_server_port;
+	int have_peer;		    /* otherwise the server plays both roles */
 	uint16_t client_port; /* 0: DPDK uses 40000, sockets an ephemeral port */
 	uint32_t sources;
 	uint32_t link_timeout_s; /* DPDK: wait for the link (memif connects to the server) */

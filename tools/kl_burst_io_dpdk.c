@@ -446,6 +446,8 @@ int kl_burst_run_dpdk(struct kl_burst *b, const struct kl_burst_net *net, struct
 	io.ns_mult = (uint64_t)((1000000000ull << 32) / io.hz);
 	if (net->queues > 1)
 		return fail(err, errlen, "--queues %u: one queue pair per run for now", net->queues);
+	if (net->have_peer) /* one server's MAC and address: it plays both hm roles */
+		return fail(err, errlen, "a peer server needs --io socket");
 	if (port_setup(&io, net, err, errlen) || resolve(&io, run, err, errlen))
 		goto out;
 	warm_up(&io, 2u * (NB_RXD + NB_TXD));

@@ -52,8 +52,8 @@ struct sock_io {
 	int *fd;
 	struct pollfd *pfd;
 	uint32_t n;
-	struct sockaddr_storage server;
-	socklen_t server_len;
+	struct sockaddr_storage server[2]; /* the server, the peer server (hm) */
+	socklen_t server_len[2];
 	uint64_t cnt[SC__COUNT];
 	/* receive batch */
 	struct mmsghdr rmsg[RX_BATCH];
@@ -106,22 +106,30 @@ static socklen_t sockaddr_of(const struct kl_burst_net *n, const uint8_t *ip, ui
 	}
 }
 
-static int from_server(const struct sock_io *io, const struct sockaddr_storage *ss, socklen_t len)
+static int from_addr(const struct sock_io *io, const struct sockaddr_storage *ss, socklen_t len,
+		     const struct sockaddr_storage *srv)
 {
 	if (io->net.v6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss, *s =
-			(const struct sockaddr_in6 *)&io->server;
+			(const struct sockaddr_in6 *)srv;
 
 		return len >= sizeof(*a) && a->sin6_family == AF_INET6 && a->sin6_port == s->sin6_port &&
 		       !memcmp(&a->sin6_addr, &s->sin6_addr, 16);
 	}
 	{
 		const struct sockaddr_in *a = (const struct sockaddr_in *)ss, *s =
-			(const struct sockaddr_in *)&io->server;
+			(const struct sockaddr_in *)srv;
 
 		return len >= sizeof(*a) && a->sin_family == AF_INET && a->sin_port == s->sin_port &&
 		       a->sin_addr.s_addr == s->sin_addr.s_addr;
 	}
+}
+
+/* From the server, or (hm) from the peer server. */
+static int from_server(const struct sock_io *io, const struct sockaddr_storage *ss, socklen_t len)
+{
+	return from_addr(io, ss, len, &io->server[0]) ||
+	       (io->net.have_peer && from_addr(io, ss, len, &io->server[1]));
 }
 
 static int open_sockets(struct sock_io *io, char *err, size_t errlen)
@@ -167,7 +175,12 @@ static int open_sockets(struct sock_io *io, char *err, size_t errlen)
 		}
 		io->pfd[k] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	}
-	io->server_len = sockaddr_of(n, n->server_ip, n->server_port, &io->server);
+	io->server_len[0] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[0]);
+	if (n->have_peer)
+		io->server_len[1] = sockaddr_of(n, n->peer_server_ip, n->peer_server_port,
+						&io->server[1]);
+	else
+		io->server_len[1] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[1]);
 	for (unsigned i = 0; i < RX_BATCH; i++) {
 		io->riov[i] = (struct iovec){ .iov_base = io->rbuf[i], .iov_len = RX_BUF };
 		io->rmsg[i].msg_hdr = (struct msghdr){ .msg_iov = &io->riov[i], .msg_iovlen = 1 };
@@ -238,7 +251,7 @@ static uint32_t sock_of(const struct sock_io *io, const struct kl_burst_dgram *d
 	return d->source < io->n ? d->source : 0;
 }
 
-/* One sendmmsg per source socket with the requests that share it. */
+/* One sendmmsg per source socket with the requests that share it (to either server). */
 static void tx_all(struct sock_io *io, struct kl_burst_dgram *dg, unsigned n)
 {
 	uint8_t taken[KL_BURST_TX_MAX] = { 0 };
@@ -257,8 +270,8 @@ static void tx_all(struct sock_io *io, struct kl_burst_dgram *dg, unsigned n)
 				continue;
 			taken[k] = 1;
 			io->siov[m] = (struct iovec){ .iov_base = (void *)dg[k].data, .iov_len = dg[k].len };
-			io->smsg[m].msg_hdr = (struct msghdr){ .msg_name = &io->server,
-							       .msg_namelen = io->server_len,
+			io->smsg[m].msg_hdr = (struct msghdr){ .msg_name = &io->server[dg[k].server & 1],
+							       .msg_namelen = io->server_len[dg[k].server & 1],
 							       .msg_iov = &io->siov[m], .msg_iovlen = 1 };
 			io->sidx[m++] = k;
 		}
@@ -291,6 +304,12 @@ static json_t *io_json(const struct sock_io *io)
 		snprintf(ip, sizeof(ip), "?");
 	json_object_set_new(o, "server", json_string(ip));
 	json_object_set_new(o, "server_port", json_integer(io->net.server_port));
+	if (io->net.have_peer) {
+		if (!inet_ntop(io->net.v6 ? AF_INET6 : AF_INET, io->net.peer_server_ip, ip, sizeof(ip)))
+			snprintf(ip, sizeof(ip), "?");
+		json_object_set_new(o, "peer_server", json_string(ip));
+		json_object_set_new(o, "peer_server_port", json_integer(io->net.peer_server_port));
+	}
 	json_object_set_new(o, "sockets", json_integer(io->n));
 	for (unsigned c = 0; c < SC__COUNT; c++)
 		json_object_set_new(o, sc_names[c], json_integer((json_int_t)io->cnt[c]));
