@@ -27,6 +27,7 @@
 #include "kl_population.h"
 #include "kl_rotate.h"
 #include "kl_store.h"
+#include "kl_write.h"
 
 #define NTP_UNIX_OFFSET 2208988800ull
 #define UNIX_MAX (UINT32_MAX - NTP_UNIX_OFFSET) /* last second NTP era 0 can hold (2036) */
@@ -441,35 +442,67 @@ static int get_kind(struct req *r, json_t *o, enum kl_table_kind *kind)
 
 	if (get_str(r, o, "", "kind", true, &s, &len))
 		return -1;
-	if (parse_kind(s, kind))
-		return rerr(r, "kind: unknown (one of ue, group, emse, imsi, appid)");
+	if (parse_kind(s, kind)) {
+		char names[128];
+		size_t n = 0;
+
+		names[0] = '\0';
+		for (unsigned k = 0; k < KL_TK__COUNT && n < sizeof(names); k++)
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", k ? ", " : "",
+					      kl_table_kind_name(k));
+		return rerr(r, "kind: unknown (one of %s)", names);
+	}
 	return 0;
+}
+
+/* "services": a list of service names (or one comma-separated string); absent: *bits kept. */
+static int get_services(struct req *r, json_t *o, bool required, uint8_t *bits)
+{
+	json_t *v = json_object_get(o, "services"), *e;
+	char list[128];
+	size_t n = 0, i;
+	unsigned bad = 0;
+
+	if (!v)
+		return required ? rerr(r, "services: missing") : 0;
+	if (json_is_string(v)) {
+		snprintf(list, sizeof(list), "%s", json_string_value(v));
+	} else if (json_is_array(v) && json_array_size(v) <= 2 * KL_SVC__COUNT) {
+		list[0] = '\0';
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e) || strchr(json_string_value(e), ','))
+				return rerr(r, "services[%zu]: not a service name", i);
+			n += (size_t)snprintf(list + n, sizeof(list) - (n < sizeof(list) ? n : 0),
+					      "%s%s", i ? "," : "", json_string_value(e));
+			if (n >= sizeof(list))
+				return rerr(r, "services: too long");
+		}
+	} else {
+		return rerr(r, "services: must be a list of service names");
+	}
+	if (kl_service_parse(list, bits, &bad)) {
+		char names[64];
+
+		return rerr(r, "services: item %u is not a service or is listed twice (one of %s)",
+			    bad, kl_service_format(KL_SVC_ALL, names, sizeof(names)));
+	}
+	return 0;
+}
+
+static json_t *services_json(uint8_t bits)
+{
+	json_t *l = json_array();
+
+	for (unsigned b = 0; b < KL_SVC__COUNT; b++)
+		if (bits & (1u << b))
+			json_array_append_new(l, json_string(kl_service_name(b)));
+	return l;
 }
 
 static int table_error(struct req *r, int rc, enum kl_table_kind kind)
 {
-	switch (rc) {
-	case -ENOSPC:
-		return rerr(r, "table full for %s", kl_stats_table_kind_name(kind));
-	case -ENOENT:
-		return rerr(r, "no such %s entry", kl_table_kind_name(kind));
-	case -EINVAL:
-		return rerr(r, "the key table refused the %s entry as invalid", kl_table_kind_name(kind));
-	default:
-		return rerr(r, "%s entry: %s", kl_table_kind_name(kind), strerror(-rc));
-	}
-}
-
-/* The store write that precedes a table write failed: answer it (the table is untouched). */
-static int store_error(struct req *r, int rc, enum kl_table_kind kind)
-{
-	const char *m = kl_store_last_error(r->a->store);
-
-	if (rc == -ENOSPC)
-		return rerr(r, "store: full for %s (map_size reached; raise store.map_size_mb)%s%s",
-			    kl_table_kind_name(kind), m[0] ? ": " : "", m);
-	return rerr(r, "store: %s entry not stored: %s", kl_table_kind_name(kind),
-		    m[0] ? m : strerror(-rc));
+	kl_write_table_error(rc, kind, r->err, sizeof(r->err));
+	return -1;
 }
 
 /* Is there an entry under this key in the table now (before a write)? */
@@ -481,31 +514,22 @@ static bool in_table(struct req *r, enum kl_table_kind kind, const uint8_t *key,
 	return kl_table_lookup_bulk(r->a->table, kind, &tk, 1, &e) && e;
 }
 
-/* The table refused an entry the store had just committed (table full). A new entry is taken
- * out of the store again, so that the store never holds what the table could not take; the
- * replacement of an existing entry (a longer key needing a scarcer slot) cannot be undone in
- * the store, which does not keep the old key: that is logged, and the stored value is the one
- * loaded at the next start. */
-static void store_undo(struct req *r, int table_rc, enum kl_table_kind kind, const uint8_t *key,
-		       uint16_t len, bool existed)
+/* One durable write through kl_write (store first, then the table; undone in the store when
+ * the table refuses): the answer's error, the log's note. The write is wiped. @return the
+ * table's rc (0 added, 1 replaced) or -1 (answered). */
+static int write_do(struct req *r, struct kl_write *w)
 {
-	int rc;
+	struct kl_writer wr = { .table = r->a->table, .store = r->a->store,
+				.e2m_ring = r->a->e2m_ring };
+	struct kl_write_result res;
+	int rc = kl_write_do(&wr, w, &res);
 
-	if (!r->a->store || table_rc >= 0)
-		return;
-	if (existed) {
-		alog(r->a, KL_ADMIN_LOG_ERROR,
-		     "store: the %s entry was stored but the key table kept its previous value (%s): "
-		     "the stored value takes effect at the next start",
-		     kl_table_kind_name(kind), strerror(-table_rc));
-		return;
-	}
-	rc = kl_store_del(r->a->store, kind, key, len);
-	if (rc && rc != -ENOENT)
-		alog(r->a, KL_ADMIN_LOG_ERROR,
-		     "store: could not remove a new %s record the key table refused (%s): it will be "
-		     "loaded at the next start",
-		     kl_table_kind_name(kind), kl_store_last_error(r->a->store));
+	kl_write_wipe(w);
+	if (res.note[0])
+		alog(r->a, KL_ADMIN_LOG_ERROR, "%s", res.note);
+	if (rc < 0)
+		return rerr(r, "%s", res.msg);
+	return rc;
 }
 
 /* Answer and log summary of a write. */
@@ -706,8 +730,10 @@ static void warn_missing_groups(struct req *r, const struct kl_group_ref *g, uns
 
 static int cmd_put_ue(struct req *r, json_t *j)
 {
-	static const char *const f[] = { "id", "muk", "groups", "expires", NULL };
+	static const char *const f[] = { "id", "muk", "groups", "expires", "services", NULL };
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	uint8_t services = KL_SVC_DEFAULT;
+	struct kl_write w;
 	json_t *gl = json_object_get(j, "groups");
 	uint8_t muk[KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN], kcv[KL_KCV_LEN];
 	char kcvs[2 * KL_KCV_LEN + 1];
@@ -715,10 +741,10 @@ static int cmd_put_ue(struct req *r, json_t *j)
 	unsigned ng = 0;
 	const char *id;
 	size_t idlen, mlen;
-	bool existed;
 	int rc;
 
-	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen))
+	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
+	    get_services(r, j, false, &services))
 		return -1;
 	if (gl) {
 		size_t i;
@@ -747,24 +773,18 @@ static int cmd_put_ue(struct req *r, json_t *j)
 	exp_ntp = expires ? unix_to_ntp(expires) : 0;
 	if (get_key(r, j, "", "muk", 1, sizeof(muk), muk, &mlen))
 		return -1;
-	existed = r->a->store && in_table(r, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen);
-	if (r->a->store) {
-		rc = kl_store_put_ue_exp(r->a->store, (const uint8_t *)id, (uint16_t)idlen, muk,
-					 (unsigned)mlen, groups, ng, exp_ntp);
-		if (rc) {
-			kl_memzero(muk, sizeof(muk));
-			return store_error(r, rc, KL_TK_UE);
-		}
-	}
-	rc = kl_table_put_ue_exp(r->a->table, (const uint8_t *)id, (uint16_t)idlen, muk,
-				 (unsigned)mlen, groups, ng, exp_ntp);
-	store_undo(r, rc, KL_TK_UE, (const uint8_t *)id, (uint16_t)idlen, existed);
+	rc = kl_write_ue(&w, (const uint8_t *)id, (uint16_t)idlen, muk, (unsigned)mlen, groups,
+			 ng, exp_ntp, services);
 	if (kl_kcv(muk, mlen, kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(muk, sizeof(muk));
+	if (rc)
+		return table_error(r, rc, KL_TK_UE);
+	rc = write_do(r, &w);
 	kcv_hex(kcv, kcvs);
-	if (put_result(r, rc, KL_TK_UE, id, idlen, kcvs))
+	if (rc < 0 || put_result(r, rc, KL_TK_UE, id, idlen, kcvs))
 		return -1;
+	aset(r, "services", services_json(services));
 	warn_missing_groups(r, groups, ng);
 	return 0;
 }
@@ -776,6 +796,7 @@ static int ue_group_change(struct req *r, json_t *j, bool add)
 	static const char *const f[] = { "id", "group", NULL };
 	struct kl_group_ref cur[KL_TABLE_UE_GROUPS], next[KL_TABLE_UE_GROUPS], ref;
 	unsigned ncur = 0, nn = 0, held = KL_TABLE_UE_GROUPS;
+	struct kl_write w;
 	char name[16];
 	const char *id;
 	size_t idlen;
@@ -804,22 +825,10 @@ static int ue_group_change(struct req *r, json_t *j, bool add)
 			    KL_TABLE_UE_GROUPS);
 	if (add)
 		next[nn++] = ref;
-	if (r->a->store) {
-		rc = kl_store_set_ue_groups(r->a->store, (const uint8_t *)id, (uint16_t)idlen, next,
-					    nn);
-		if (rc)
-			return store_error(r, rc, KL_TK_UE);
-	}
-	rc = kl_table_set_ue_groups(r->a->table, (const uint8_t *)id, (uint16_t)idlen, next, nn);
-	if (rc < 0) {
-		/* the store took what the table refused: put its groups back */
-		if (r->a->store &&
-		    kl_store_set_ue_groups(r->a->store, (const uint8_t *)id, (uint16_t)idlen, cur,
-					   ncur))
-			alog(r->a, KL_ADMIN_LOG_ERROR, "store: the ue's groups could not be put back "
-				       "after the key table refused them");
-		return table_error(r, rc, KL_TK_UE);
-	}
+	if (kl_write_ue_groups(&w, (const uint8_t *)id, (uint16_t)idlen, next, nn))
+		return table_error(r, -EINVAL, KL_TK_UE);
+	if (write_do(r, &w) < 0)
+		return -1;
 	aset(r, "result", json_string(add ? "group added" : "group removed"));
 	aset(r, "kind", json_string("ue"));
 	aset(r, "id", json_stringn(id, idlen));
@@ -846,6 +855,62 @@ static int cmd_ue_group_add(struct req *r, json_t *j)
 static int cmd_ue_group_del(struct req *r, json_t *j)
 {
 	return ue_group_change(r, j, false);
+}
+
+/* ue-services {id, services}: the services a UE may use, everything else kept. */
+static int cmd_ue_services(struct req *r, json_t *j)
+{
+	static const char *const f[] = { "id", "services", NULL };
+	uint8_t services = 0;
+	char list[64];
+	struct kl_write w;
+	const char *id;
+	size_t idlen;
+
+	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
+	    get_services(r, j, true, &services))
+		return -1;
+	if (kl_write_ue_services(&w, (const uint8_t *)id, (uint16_t)idlen, services))
+		return table_error(r, -EINVAL, KL_TK_UE);
+	if (write_do(r, &w) < 0)
+		return -1;
+	aset(r, "result", json_string("services set"));
+	aset(r, "kind", json_string(kl_table_kind_name(KL_TK_UE)));
+	aset(r, "id", json_stringn(id, idlen));
+	aset(r, "services", services_json(services));
+	snprintf(r->what, sizeof(r->what), "ue: services %s",
+		 kl_service_format(services, list, sizeof(list)));
+	return 0;
+}
+
+/* put-pair {peer, key, expires}: the pair key K(own identity, peer) of PROTOCOL.md section 9. */
+static int cmd_put_pair(struct req *r, json_t *j)
+{
+	static const char *const f[] = { "peer", "key", "expires", NULL };
+	uint8_t key[KL_WRITE_SECRET_MAX], kcv[KL_KCV_LEN];
+	char kcvs[2 * KL_KCV_LEN + 1];
+	uint64_t expires = 0;
+	struct kl_write w;
+	const char *peer;
+	size_t plen, klen;
+	int rc;
+
+	if (fields_ok(r, j, "", f) || get_id(r, j, "peer", &peer, &plen) ||
+	    get_uint(r, j, "", "expires", false, UNIX_MAX, &expires) ||
+	    get_key(r, j, "", "key", 1, sizeof(key), key, &klen))
+		return -1;
+	rc = kl_write_pair(&w, (const uint8_t *)peer, (uint16_t)plen, key, (unsigned)klen,
+			   expires ? unix_to_ntp(expires) : 0);
+	if (kl_kcv(key, klen, kcv))
+		memset(kcv, 0, sizeof(kcv));
+	kl_memzero(key, sizeof(key));
+	if (rc || (rc = write_do(r, &w)) < 0)
+		return rc < -1 ? table_error(r, rc, KL_TK_PAIR) : -1;
+	kcv_hex(kcv, kcvs);
+	if (put_result(r, rc, KL_TK_PAIR, peer, plen, kcvs))
+		return -1;
+	aset(r, "expires", json_integer((json_int_t)expires));
+	return 0;
 }
 
 /* One MSK: {"key","msk_id","valid_from","valid_to"}. */
@@ -892,6 +957,7 @@ static int cmd_put_group(struct req *r, json_t *j)
 	char kcv_cur[8], kcv_next[8] = "", name[16];
 	struct kl_group_ref ref;
 	struct kl_group g;
+	struct kl_write w;
 	int rc = -1;
 
 	memset(&g, 0, sizeof(g));
@@ -910,22 +976,10 @@ static int cmd_put_group(struct req *r, json_t *j)
 		}
 		g.has_next = 1;
 	}
-	if (r->a->store) {
-		uint8_t gk[5] = { ref.domain[0], ref.domain[1], ref.domain[2],
-				  (uint8_t)(ref.group >> 8), (uint8_t)ref.group };
-		bool existed = in_table(r, KL_TK_GROUP, gk, sizeof(gk));
-
-		rc = kl_store_put_group(r->a->store, &ref, &g);
-		if (rc) {
-			store_error(r, rc, KL_TK_GROUP);
-			rc = -1;
-			goto out;
-		}
-		rc = kl_table_put_group(r->a->table, &ref, &g);
-		store_undo(r, rc, KL_TK_GROUP, gk, sizeof(gk), existed);
-	} else {
-		rc = kl_table_put_group(r->a->table, &ref, &g);
-	}
+	kl_write_group(&w, &ref, &g);
+	rc = write_do(r, &w);
+	if (rc < 0)
+		goto out;
 	group_str(&ref, name);
 	if (put_result(r, rc, KL_TK_GROUP, name, strlen(name), NULL)) {
 		rc = -1;
@@ -948,29 +1002,20 @@ static int cmd_put_emse(struct req *r, json_t *j)
 	static const char *const f[] = { "id", "psk", NULL };
 	uint8_t psk[KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN], kcv[KL_KCV_LEN];
 	char kcvs[2 * KL_KCV_LEN + 1];
+	struct kl_write w;
 	const char *id;
 	size_t idlen, plen;
-	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
 	    get_key(r, j, "", "psk", 1, sizeof(psk), psk, &plen))
 		return -1;
-	existed = r->a->store && in_table(r, KL_TK_EMSE, (const uint8_t *)id, (uint16_t)idlen);
-	if (r->a->store) {
-		rc = kl_store_put_emse(r->a->store, (const uint8_t *)id, (uint16_t)idlen, psk,
-				       (unsigned)plen);
-		if (rc) {
-			kl_memzero(psk, sizeof(psk));
-			return store_error(r, rc, KL_TK_EMSE);
-		}
-	}
-	rc = kl_table_put_emse(r->a->table, (const uint8_t *)id, (uint16_t)idlen, psk,
-			       (unsigned)plen);
-	store_undo(r, rc, KL_TK_EMSE, (const uint8_t *)id, (uint16_t)idlen, existed);
+	rc = kl_write_emse(&w, (const uint8_t *)id, (uint16_t)idlen, psk, (unsigned)plen);
 	if (kl_kcv(psk, plen, kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(psk, sizeof(psk));
+	if (rc || (rc = write_do(r, &w)) < 0)
+		return rc < -1 ? table_error(r, rc, KL_TK_EMSE) : -1;
 	kcv_hex(kcv, kcvs);
 	return put_result(r, rc, KL_TK_EMSE, id, idlen, kcvs);
 }
@@ -981,9 +1026,9 @@ static int cmd_push_e2m(struct req *r, json_t *j)
 	uint8_t key[32], kcv[KL_KCV_LEN];
 	char kcvs[2 * KL_KCV_LEN + 1];
 	uint64_t key_id = 0, expires = 0;
+	struct kl_write w;
 	const char *imsi;
 	size_t klen;
-	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_imsi(r, j, "imsi", &imsi) ||
@@ -991,23 +1036,12 @@ static int cmd_push_e2m(struct req *r, json_t *j)
 	    get_uint(r, j, "", "expires", false, UNIX_MAX, &expires) ||
 	    get_key(r, j, "", "key", sizeof(key), sizeof(key), key, &klen))
 		return -1;
-	existed = r->a->store &&
-		  in_table(r, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)strlen(imsi));
-	if (r->a->store) {
-		rc = kl_store_push_e2m(r->a->store, imsi, key, (uint32_t)key_id,
-				       expires ? unix_to_ntp(expires) : 0,
-				       r->a->e2m_ring);
-		if (rc) {
-			kl_memzero(key, sizeof(key));
-			return store_error(r, rc, KL_TK_E2M);
-		}
-	}
-	rc = kl_table_push_e2m(r->a->table, imsi, key, (uint32_t)key_id,
-			       expires ? unix_to_ntp(expires) : 0);
-	store_undo(r, rc, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)strlen(imsi), existed);
+	rc = kl_write_e2m(&w, imsi, key, (uint32_t)key_id, expires ? unix_to_ntp(expires) : 0);
 	if (kl_kcv(key, sizeof(key), kcv))
 		memset(kcv, 0, sizeof(kcv));
 	kl_memzero(key, sizeof(key));
+	if (rc || (rc = write_do(r, &w)) < 0)
+		return rc < -1 ? table_error(r, rc, KL_TK_E2M) : -1;
 	kcv_hex(kcv, kcvs);
 	if (put_result(r, rc, KL_TK_E2M, imsi, strlen(imsi), kcvs))
 		return -1;
@@ -1021,21 +1055,16 @@ static int cmd_put_appid(struct req *r, json_t *j)
 {
 	static const char *const f[] = { "appid", "imsi", NULL };
 	const char *id, *imsi;
+	struct kl_write w;
 	size_t idlen;
-	bool existed;
 	int rc;
 
 	if (fields_ok(r, j, "", f) || get_id(r, j, "appid", &id, &idlen) ||
 	    get_imsi(r, j, "imsi", &imsi))
 		return -1;
-	existed = r->a->store && in_table(r, KL_TK_APPID, (const uint8_t *)id, (uint16_t)idlen);
-	if (r->a->store) {
-		rc = kl_store_put_appid(r->a->store, (const uint8_t *)id, (uint16_t)idlen, imsi);
-		if (rc)
-			return store_error(r, rc, KL_TK_APPID);
-	}
-	rc = kl_table_put_appid(r->a->table, (const uint8_t *)id, (uint16_t)idlen, imsi);
-	store_undo(r, rc, KL_TK_APPID, (const uint8_t *)id, (uint16_t)idlen, existed);
+	rc = kl_write_appid(&w, (const uint8_t *)id, (uint16_t)idlen, imsi);
+	if (rc || (rc = write_do(r, &w)) < 0)
+		return rc < -1 ? table_error(r, rc, KL_TK_APPID) : -1;
 	if (put_result(r, rc, KL_TK_APPID, id, idlen, NULL))
 		return -1;
 	aset(r, "imsi", json_string(imsi));
@@ -1048,8 +1077,8 @@ static int cmd_del(struct req *r, json_t *j)
 	uint8_t key[KL_TABLE_ID_MAX];
 	char idp[160];
 	enum kl_table_kind kind;
+	struct kl_write w;
 	uint16_t len;
-	int rc;
 
 	if (fields_ok(r, j, "", f) || get_kind(r, j, &kind) || get_entry_key(r, j, kind, key, &len))
 		return -1;
@@ -1069,15 +1098,11 @@ static int cmd_del(struct req *r, json_t *j)
 		}
 	}
 	/* Store first: an entry deleted from the table only would come back at the next start.
-	 * -ENOENT is no error here: entries of a -p test population are in the table only. */
-	if (r->a->store) {
-		rc = kl_store_del(r->a->store, kind, key, len);
-		if (rc && rc != -ENOENT)
-			return store_error(r, rc, kind);
-	}
-	rc = kl_table_del(r->a->table, kind, key, len);
-	if (rc)
-		return table_error(r, rc, kind);
+	 * Entries of a -p test population are in the table only. */
+	if (kl_write_del(&w, kind, key, len))
+		return table_error(r, -EINVAL, kind);
+	if (write_do(r, &w) < 0)
+		return -1;
 	aset(r, "result", json_string("deleted"));
 	aset(r, "kind", json_string(kl_table_kind_name(kind)));
 	aset(r, "id", json_copy(json_object_get(j, "id")));
@@ -1147,6 +1172,15 @@ static int cmd_show(struct req *r, json_t *j)
 		aset(r, "kcv", kcv_json(u->kcv));
 		/* the MUK's expiry in unix seconds; 0 = never */
 		aset(r, "expires", json_integer(u->expires ? ntp_to_unix(u->expires) : 0));
+		aset(r, "services", services_json(u->services));
+		break;
+	}
+	case KL_TK_PAIR: {
+		const struct kl_pair *p = e;
+
+		aset(r, "kcv", kcv_json(p->kcv));
+		/* unix seconds; 0 = never */
+		aset(r, "expires", json_integer(p->expires ? ntp_to_unix(p->expires) : 0));
 		break;
 	}
 	case KL_TK_GROUP: {
@@ -1568,6 +1602,8 @@ static const struct kl_admin_cmd {
 	{ "put-ue", cmd_put_ue, true },
 	{ "ue-group-add", cmd_ue_group_add, true },
 	{ "ue-group-del", cmd_ue_group_del, true },
+	{ "ue-services", cmd_ue_services, true },
+	{ "put-pair", cmd_put_pair, true },
 	{ "put-group", cmd_put_group, true },
 	{ "put-emse", cmd_put_emse, true },
 	{ "push-e2m", cmd_push_e2m, true },

@@ -8,6 +8,7 @@
 
 #include "kl_crypto.h"
 #include "kl_feed.h"
+#include "kl_write.h"
 
 struct dia_ctx;
 
@@ -41,27 +42,14 @@ static void flog(const struct kl_feed *f, enum kl_config_log_level level, const 
 _Static_assert(KL_DIAMETER_MAX_GROUPS == KL_TABLE_UE_GROUPS,
 	       "the feed and keylinectl put-ue take as many key groups as a UE holds");
 
-enum dia_opcode { DOP_PUT_UE, DOP_SET_GROUPS, DOP_DEL, DOP_PUSH_E2M, DOP_DEL_E2M_KEY,
-		  DOP_PUT_EMSE, DOP_PUT_APPID };
-
 /* After a queued write: the entry exists, does not, or may (an e2m key removed by id). */
 enum { DIA_ABSENT = 0, DIA_PRESENT = 1, DIA_UNKNOWN = 2 };
 
+/* A queued write: staged in the store's batch, applied to the table after the commit. */
 struct dia_op {
-	uint8_t op;	  /* enum dia_opcode */
-	uint8_t kind;	  /* enum kl_table_kind */
 	uint8_t after;	  /* DIA_ABSENT/PRESENT/UNKNOWN */
-	uint8_t was_new;  /* a put of an entry that did not exist: undone in the store if the
-			     table refuses it */
-	uint16_t key_len;
-	uint8_t key[KL_TABLE_ID_MAX + 1]; /* identity bytes or IMSI digits (NUL after) */
-	char imsi[KL_TABLE_IMSI_MAX];	  /* put-appid: the IMSI it maps to */
-	uint8_t secret_len;
-	uint8_t secret[KL_DIAMETER_KEY_MAX]; /* MUK, PSK or e2m_int_key: wiped after use */
-	uint32_t key_id;
-	uint64_t expires; /* put-ue, push-e2m: NTP timestamp, 0 = never */
-	uint8_t ngroups; /* put-ue, set-groups: the UE's groups after this write */
-	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	uint8_t services; /* a UE's services after this write */
+	struct kl_write w; /* its key copy is wiped after use */
 };
 
 struct dia_ctx {
@@ -72,10 +60,6 @@ struct dia_ctx {
 	struct dia_op ops[DIA_BATCH];
 };
 
-static const char *const dia_kind_word[KL_TK__COUNT] = { "UE", "key group", "EMSE", "IMSI",
-							  "application identity" };
-
-
 static void dia_drop_ops(struct dia_ctx *c)
 {
 	kl_memzero(c->ops, sizeof(c->ops[0]) * c->n);
@@ -83,9 +67,9 @@ static void dia_drop_ops(struct dia_ctx *c)
 	memset(c->delta, 0, sizeof(c->delta));
 }
 
-static uint32_t dia_cap(const struct kl_feed *d, enum kl_table_kind k)
+static struct kl_writer dia_writer(const struct kl_feed *d)
 {
-	return d->cap[k];
+	return (struct kl_writer){ .table = d->table, .store = d->store, .e2m_ring = d->e2m_ring };
 }
 
 /* The newest queued write on (kind, key), or NULL. */
@@ -95,7 +79,7 @@ static const struct dia_op *dia_pending(const struct dia_ctx *c, enum kl_table_k
 	for (unsigned i = c->n; i-- > 0;) {
 		const struct dia_op *o = &c->ops[i];
 
-		if (o->kind == kind && o->key_len == len && !memcmp(o->key, key, len))
+		if (o->w.kind == kind && o->w.key_len == len && !memcmp(o->w.key, key, len))
 			return o;
 	}
 	return NULL;
@@ -115,20 +99,24 @@ static int dia_exists(struct dia_ctx *c, enum kl_table_kind kind, const uint8_t 
 	return kl_table_lookup_bulk(c->d->table, kind, &tk, 1, &e) && e ? DIA_PRESENT : DIA_ABSENT;
 }
 
-/* A UE's groups once the queued writes are applied. @return 0 or -ENOENT. */
-static int dia_ue_groups(struct kl_feed *d, const uint8_t *id, uint16_t len,
-			 struct kl_group_ref *groups, unsigned *ng)
+/* A UE's groups and services once the queued writes are applied. @return 0 or -ENOENT. */
+static int dia_ue(struct kl_feed *d, const uint8_t *id, uint16_t len, struct kl_group_ref *groups,
+		  unsigned *ng, uint8_t *services)
 {
 	const struct dia_op *o = d->ctx ? dia_pending(d->ctx, KL_TK_UE, id, len) : NULL;
 
 	if (o) {
 		if (o->after != DIA_PRESENT)
 			return -ENOENT;
-		memcpy(groups, o->groups, sizeof(o->groups[0]) * o->ngroups);
-		*ng = o->ngroups;
+		memcpy(groups, o->w.groups, sizeof(o->w.groups[0]) * o->w.ngroups);
+		*ng = o->w.ngroups;
+		*services = o->services;
 		return 0;
 	}
-	return kl_table_get_ue(d->table, id, len, groups, ng, NULL) ? -ENOENT : 0;
+	if (kl_table_get_ue(d->table, id, len, groups, ng, NULL) ||
+	    kl_table_get_ue_services(d->table, id, len, services))
+		return -ENOENT;
+	return 0;
 }
 
 /* Room in the table for one more entry of a kind, counting the queued writes. */
@@ -136,9 +124,10 @@ static int dia_room(struct dia_ctx *c, enum kl_table_kind kind)
 {
 	int64_t n = (int64_t)kl_table_count(c->d->table, kind) + c->delta[kind];
 
-	if (n >= (int64_t)dia_cap(c->d, kind)) {
-		flog(c->d, KL_CONFIG_LOG_WARNING, "the key table is full for %s entries (%u, "
-		      "config table.*): request refused", dia_kind_word[kind], dia_cap(c->d, kind));
+	if (n >= (int64_t)c->d->cap[kind]) {
+		flog(c->d, KL_CONFIG_LOG_WARNING, "the key table is full for %s (%u, config "
+		      "table.%s): request refused", kl_table_kind_plural(kind), c->d->cap[kind],
+		      kl_table_kind_plural(kind));
 		return -ENOSPC;
 	}
 	return 0;
@@ -162,27 +151,46 @@ static int dia_begin(struct dia_ctx *c)
 	return 0;
 }
 
-/* Queue a table write (the store write is staged). */
-static struct dia_op *dia_queue(struct dia_ctx *c, enum dia_opcode op, enum kl_table_kind kind,
-				const uint8_t *key, uint16_t len, int after)
+/*
+ * One write of a request (w, wiped here in every case). Without a store it goes to the table at
+ * once. With one it is staged in the poll's store batch and queued for the table: present is
+ * whether the entry exists now (counting the queue), after whether it does once this write is
+ * applied, delta the entries it adds (1) or removes (-1) if it takes effect.
+ */
+static int dia_write(struct kl_feed *d, struct kl_write *w, int present, int after,
+		     uint8_t services)
 {
-	struct dia_op *o = &c->ops[c->n++];
+	struct dia_ctx *c = d->ctx;
+	struct kl_writer wr = dia_writer(d);
+	struct kl_write_result res;
+	enum kl_table_kind kind = (enum kl_table_kind)w->kind;
+	int delta = after == DIA_PRESENT ? present != DIA_PRESENT
+					 : -(after == DIA_ABSENT && present == DIA_PRESENT);
+	struct dia_op *o;
+	int rc;
 
-	memset(o, 0, sizeof(*o));
-	o->op = (uint8_t)op;
-	o->kind = (uint8_t)kind;
+	if (!c) {
+		rc = kl_write_do(&wr, w, &res);
+		goto out;
+	}
+	if (delta > 0 && (rc = dia_room(c, kind)))
+		goto out;
+	if ((rc = dia_begin(c)))
+		goto out;
+	rc = kl_write_stage(&wr, w, &res);
+	if (rc) {
+		if (rc != -ENOENT)
+			flog(d, KL_CONFIG_LOG_ERROR, "%s", res.msg);
+		goto out;
+	}
+	o = &c->ops[c->n++];
 	o->after = (uint8_t)after;
-	o->key_len = len;
-	memcpy(o->key, key, len);
-	return o;
-}
-
-static int dia_store_error(struct dia_ctx *c, int rc, const char *what)
-{
-	if (rc != -ENOENT)
-		flog(c->d, KL_CONFIG_LOG_ERROR, "store: %s not staged: %s", what,
-		      kl_store_last_error(c->d->store)[0] ? kl_store_last_error(c->d->store)
-							  : strerror(-rc));
+	o->services = services;
+	o->w = *w;
+	o->w.existed = present != DIA_ABSENT;
+	c->delta[kind] += delta;
+out:
+	kl_write_wipe(w);
 	return rc;
 }
 
@@ -190,58 +198,33 @@ static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t 
 		      unsigned muk_len, uint64_t expires)
 {
 	struct kl_feed *d = arg;
-	struct dia_ctx *c = d->ctx;
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
+	uint8_t services = KL_SVC_DEFAULT;
 	unsigned ng = 0;
-	int present, rc;
-	struct dia_op *o;
+	struct kl_write w;
+	int present;
 
 	/* expires (NTP timestamp, 0 = never) goes to store and table: from it on the engine
 	 * answers the UE ERR 12 detail 3 (bootstrap again) */
 	if (muk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN || len > KL_TABLE_ID_MAX)
 		return -EINVAL;
-	/* the UE keeps its authorised groups */
-	present = dia_ue_groups(d, id, len, groups, &ng) == 0;
-	if (!c)
-		return kl_table_put_ue_exp(d->table, id, len, muk, muk_len, groups, ng, expires);
-	if (!present && (rc = dia_room(c, KL_TK_UE)))
-		return rc;
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_put_ue_exp(d->store, id, len, muk, muk_len, groups, ng, expires);
-	if (rc)
-		return dia_store_error(c, rc, "UE");
-	o = dia_queue(c, DOP_PUT_UE, KL_TK_UE, id, len, DIA_PRESENT);
-	o->was_new = !present;
-	o->secret_len = (uint8_t)muk_len;
-	memcpy(o->secret, muk, muk_len);
-	o->ngroups = (uint8_t)ng;
-	memcpy(o->groups, groups, sizeof(groups[0]) * ng);
-	o->expires = expires;
-	c->delta[KL_TK_UE] += !present;
-	return 0;
+	/* the UE keeps its authorised groups and services */
+	present = dia_ue(d, id, len, groups, &ng, &services) == 0;
+	if (kl_write_ue(&w, id, len, muk, muk_len, groups, ng, expires, services))
+		return -EINVAL;
+	return dia_write(d, &w, present, DIA_PRESENT, services);
 }
 
 /* Replace an existing UE's groups (push UE-GROUPS, remove of some or all groups). */
 static int dia_set_groups(struct kl_feed *d, const uint8_t *id, uint16_t len,
-			  const struct kl_group_ref *groups, unsigned ng)
+			  const struct kl_group_ref *groups, unsigned ng, uint8_t services)
 {
-	struct dia_ctx *c = d->ctx;
-	struct dia_op *o;
-	int rc;
+	struct kl_write w;
 
-	if (!c)
-		return kl_table_set_ue_groups(d->table, id, len, groups, ng);
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_set_ue_groups(d->store, id, len, groups, ng);
-	/* -ENOENT: a UE of a test population (table only): its groups change in the table only */
-	if (rc && rc != -ENOENT)
-		return dia_store_error(c, rc, "UE groups");
-	o = dia_queue(c, DOP_SET_GROUPS, KL_TK_UE, id, len, DIA_PRESENT);
-	o->ngroups = (uint8_t)ng;
-	memcpy(o->groups, groups, sizeof(groups[0]) * ng);
-	return 0;
+	if (kl_write_ue_groups(&w, id, len, groups, ng))
+		return -EINVAL;
+	/* a UE of a test population (table only): its groups change in the table only */
+	return dia_write(d, &w, DIA_PRESENT, DIA_PRESENT, services);
 }
 
 static int h_put_ue_groups(void *arg, const uint8_t *id, uint16_t len,
@@ -249,6 +232,7 @@ static int h_put_ue_groups(void *arg, const uint8_t *id, uint16_t len,
 {
 	struct kl_feed *d = arg;
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS], cur[KL_TABLE_UE_GROUPS];
+	uint8_t services;
 	unsigned ncur;
 
 	if (n > KL_TABLE_UE_GROUPS) {
@@ -264,9 +248,9 @@ static int h_put_ue_groups(void *arg, const uint8_t *id, uint16_t len,
 			    groups[k].group == groups[i].group)
 				return -EINVAL;
 	}
-	if (len > KL_TABLE_ID_MAX || dia_ue_groups(d, id, len, cur, &ncur))
+	if (len > KL_TABLE_ID_MAX || dia_ue(d, id, len, cur, &ncur, &services))
 		return -ENOENT; /* a push for an unknown UE: DIAMETER_UNABLE_TO_COMPLY */
-	return dia_set_groups(d, id, len, groups, n);
+	return dia_set_groups(d, id, len, groups, n, services);
 }
 
 static int h_remove_ue_groups(void *arg, const uint8_t *id, uint16_t len,
@@ -275,8 +259,9 @@ static int h_remove_ue_groups(void *arg, const uint8_t *id, uint16_t len,
 	struct kl_feed *d = arg;
 	struct kl_group_ref cur[KL_TABLE_UE_GROUPS], keep[KL_TABLE_UE_GROUPS];
 	unsigned ncur = 0, nk = 0;
+	uint8_t services;
 
-	if (len > KL_TABLE_ID_MAX || dia_ue_groups(d, id, len, cur, &ncur))
+	if (len > KL_TABLE_ID_MAX || dia_ue(d, id, len, cur, &ncur, &services))
 		return -ENOENT; /* a remove: success, nothing to do */
 	for (unsigned i = 0; i < ncur; i++) {
 		int drop = n == 0; /* no list: every group */
@@ -288,29 +273,21 @@ static int h_remove_ue_groups(void *arg, const uint8_t *id, uint16_t len,
 	}
 	if (nk == ncur)
 		return -ENOENT; /* none of the listed groups was held */
-	return dia_set_groups(d, id, len, keep, nk);
+	return dia_set_groups(d, id, len, keep, nk, services);
 }
 
-/* Delete a whole entry (UE, EMSE, IMSI, application identity). */
+/* Delete a whole entry (UE, EMSE, IMSI, application identity, pair key). */
 static int dia_del(struct kl_feed *d, enum kl_table_kind kind, const uint8_t *key,
 		   uint16_t len)
 {
-	struct dia_ctx *c = d->ctx;
-	int present, rc;
+	int present = d->ctx ? dia_exists(d->ctx, kind, key, len) : DIA_UNKNOWN;
+	struct kl_write w;
 
-	if (!c)
-		return kl_table_del(d->table, kind, key, len);
-	present = dia_exists(c, kind, key, len);
 	if (present == DIA_ABSENT)
 		return -ENOENT;
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_del(d->store, kind, key, len);
-	if (rc && rc != -ENOENT) /* -ENOENT: a test population's entry, in the table only */
-		return dia_store_error(c, rc, dia_kind_word[kind]);
-	dia_queue(c, DOP_DEL, kind, key, len, DIA_ABSENT);
-	c->delta[kind] -= present == DIA_PRESENT;
-	return 0;
+	if (kl_write_del(&w, kind, key, len))
+		return -ENOENT;
+	return dia_write(d, &w, present, DIA_ABSENT, 0);
 }
 
 static int h_remove_muk(void *arg, const uint8_t *id, uint16_t len)
@@ -322,84 +299,39 @@ static int h_push_e2m(void *arg, const char *imsi, uint32_t key_id,
 		      const uint8_t key[KL_DIAMETER_E2M_KEY_LEN], uint64_t expires)
 {
 	struct kl_feed *d = arg;
-	struct dia_ctx *c = d->ctx;
-	uint16_t len = (uint16_t)strlen(imsi);
-	struct dia_op *o;
-	int present, rc;
+	struct kl_write w;
+	int present;
 
-	if (!c)
-		return kl_table_push_e2m(d->table, imsi, key, key_id, expires);
-	if (len < 1 || len >= KL_TABLE_IMSI_MAX)
+	if (kl_write_e2m(&w, imsi, key, key_id, expires))
 		return -EINVAL;
-	present = dia_exists(c, KL_TK_E2M, (const uint8_t *)imsi, len);
-	if (present != DIA_PRESENT && (rc = dia_room(c, KL_TK_E2M)))
-		return rc;
-	if ((rc = dia_begin(c)))
-		return rc;
+	present = d->ctx ? dia_exists(d->ctx, KL_TK_E2M, w.key, w.key_len) : DIA_UNKNOWN;
 	/* the store keeps the same newest table.e2m_ring keys as the table */
-	rc = kl_store_push_e2m(d->store, imsi, key, key_id, expires, d->e2m_ring);
-	if (rc)
-		return dia_store_error(c, rc, "e2m_int_key");
-	o = dia_queue(c, DOP_PUSH_E2M, KL_TK_E2M, (const uint8_t *)imsi, len, DIA_PRESENT);
-	o->was_new = present == DIA_ABSENT;
-	o->secret_len = KL_DIAMETER_E2M_KEY_LEN;
-	memcpy(o->secret, key, KL_DIAMETER_E2M_KEY_LEN);
-	o->key_id = key_id;
-	o->expires = expires;
-	c->delta[KL_TK_E2M] += present != DIA_PRESENT;
-	return 0;
+	return dia_write(d, &w, present, DIA_PRESENT, 0);
 }
 
 static int h_remove_e2m(void *arg, const char *imsi, int has_key_id, uint32_t key_id)
 {
 	struct kl_feed *d = arg;
-	struct dia_ctx *c = d->ctx;
-	uint16_t len = (uint16_t)strlen(imsi);
-	struct dia_op *o;
-	int rc;
+	struct kl_write w;
 
 	if (!has_key_id)
-		return dia_del(d, KL_TK_E2M, (const uint8_t *)imsi, len);
-	if (!c)
-		return kl_table_del_e2m_key(d->table, imsi, key_id);
-	if (len < 1 || len >= KL_TABLE_IMSI_MAX ||
-	    dia_exists(c, KL_TK_E2M, (const uint8_t *)imsi, len) == DIA_ABSENT)
+		return dia_del(d, KL_TK_E2M, (const uint8_t *)imsi, (uint16_t)strlen(imsi));
+	if (kl_write_e2m_del_key(&w, imsi, key_id) ||
+	    (d->ctx && dia_exists(d->ctx, KL_TK_E2M, w.key, w.key_len) == DIA_ABSENT))
 		return -ENOENT;
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_del_e2m_key(d->store, imsi, key_id);
-	if (rc && rc != -ENOENT)
-		return dia_store_error(c, rc, "e2m_int_key removal");
 	/* the IMSI goes when this was its last key: whether it stays is known once applied */
-	o = dia_queue(c, DOP_DEL_E2M_KEY, KL_TK_E2M, (const uint8_t *)imsi, len, DIA_UNKNOWN);
-	o->key_id = key_id;
-	return 0;
+	return dia_write(d, &w, DIA_PRESENT, DIA_UNKNOWN, 0);
 }
 
 static int h_put_appid(void *arg, const uint8_t *appid, uint16_t len, const char *imsi)
 {
 	struct kl_feed *d = arg;
-	struct dia_ctx *c = d->ctx;
-	struct dia_op *o;
-	int present, rc;
+	struct kl_write w;
 
-	if (!c)
-		return kl_table_put_appid(d->table, appid, len, imsi);
-	if (len > KL_TABLE_ID_MAX || strlen(imsi) < 1 || strlen(imsi) >= KL_TABLE_IMSI_MAX)
+	if (kl_write_appid(&w, appid, len, imsi))
 		return -EINVAL;
-	present = dia_exists(c, KL_TK_APPID, appid, len);
-	if (!present && (rc = dia_room(c, KL_TK_APPID)))
-		return rc;
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_put_appid(d->store, appid, len, imsi);
-	if (rc)
-		return dia_store_error(c, rc, "application identity");
-	o = dia_queue(c, DOP_PUT_APPID, KL_TK_APPID, appid, len, DIA_PRESENT);
-	o->was_new = !present;
-	snprintf(o->imsi, sizeof(o->imsi), "%s", imsi);
-	c->delta[KL_TK_APPID] += !present;
-	return 0;
+	return dia_write(d, &w, d->ctx ? dia_exists(d->ctx, KL_TK_APPID, appid, len) : DIA_UNKNOWN,
+			 DIA_PRESENT, 0);
 }
 
 static int h_remove_appid(void *arg, const uint8_t *appid, uint16_t len)
@@ -411,28 +343,12 @@ static int h_put_emse(void *arg, const uint8_t *id, uint16_t len, const uint8_t 
 		      unsigned psk_len)
 {
 	struct kl_feed *d = arg;
-	struct dia_ctx *c = d->ctx;
-	struct dia_op *o;
-	int present, rc;
+	struct kl_write w;
 
-	if (!c)
-		return kl_table_put_emse(d->table, id, len, psk, psk_len);
-	if (len > KL_TABLE_ID_MAX || psk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN)
+	if (kl_write_emse(&w, id, len, psk, psk_len))
 		return -EINVAL;
-	present = dia_exists(c, KL_TK_EMSE, id, len);
-	if (!present && (rc = dia_room(c, KL_TK_EMSE)))
-		return rc;
-	if ((rc = dia_begin(c)))
-		return rc;
-	rc = kl_store_put_emse(d->store, id, len, psk, psk_len);
-	if (rc)
-		return dia_store_error(c, rc, "EMSE");
-	o = dia_queue(c, DOP_PUT_EMSE, KL_TK_EMSE, id, len, DIA_PRESENT);
-	o->was_new = !present;
-	o->secret_len = (uint8_t)psk_len;
-	memcpy(o->secret, psk, psk_len);
-	c->delta[KL_TK_EMSE] += !present;
-	return 0;
+	return dia_write(d, &w, d->ctx ? dia_exists(d->ctx, KL_TK_EMSE, id, len) : DIA_UNKNOWN,
+			 DIA_PRESENT, 0);
 }
 
 static int h_remove_emse(void *arg, const uint8_t *id, uint16_t len)
@@ -440,46 +356,13 @@ static int h_remove_emse(void *arg, const uint8_t *id, uint16_t len)
 	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_EMSE, id, len);
 }
 
-/* One queued write into the table (after the commit). */
-static int dia_apply(struct kl_feed *d, const struct dia_op *o)
-{
-	char imsi[KL_TABLE_IMSI_MAX + 1];
-
-	switch (o->op) {
-	case DOP_PUT_UE:
-		return kl_table_put_ue_exp(d->table, o->key, o->key_len, o->secret, o->secret_len,
-					   o->groups, o->ngroups, o->expires);
-	case DOP_SET_GROUPS:
-		return kl_table_set_ue_groups(d->table, o->key, o->key_len, o->groups, o->ngroups);
-	case DOP_DEL: {
-		int rc = kl_table_del(d->table, o->kind, o->key, o->key_len);
-
-		return rc == -ENOENT ? 0 : rc;
-	}
-	case DOP_PUSH_E2M:
-	case DOP_DEL_E2M_KEY:
-		memcpy(imsi, o->key, o->key_len);
-		imsi[o->key_len] = '\0';
-		if (o->op == DOP_PUSH_E2M)
-			return kl_table_push_e2m(d->table, imsi, o->secret, o->key_id, o->expires);
-		{
-			int rc = kl_table_del_e2m_key(d->table, imsi, o->key_id);
-
-			return rc == -ENOENT ? 0 : rc;
-		}
-	case DOP_PUT_EMSE:
-		return kl_table_put_emse(d->table, o->key, o->key_len, o->secret, o->secret_len);
-	case DOP_PUT_APPID:
-		return kl_table_put_appid(d->table, o->key, o->key_len, o->imsi);
-	}
-	return -EINVAL;
-}
-
 /* The commit hook: make the poll's batch durable, then apply its table writes in order. */
 static int h_commit(void *arg)
 {
 	struct kl_feed *d = arg;
 	struct dia_ctx *c = d->ctx;
+	struct kl_writer wr = dia_writer(d);
+	struct kl_write_result res;
 	int rc = 0;
 
 	if (c->batch) {
@@ -496,22 +379,12 @@ static int h_commit(void *arg)
 		}
 	}
 	for (unsigned i = 0; i < c->n; i++) {
-		const struct dia_op *o = &c->ops[i];
-		int trc = dia_apply(d, o);
-
-		if (trc >= 0)
-			continue;
-		/* checked beforehand, so this is rare (e.g. a 2-chunk MUK arena full) */
-		if (o->was_new && kl_store_del(d->store, o->kind, o->key, o->key_len) == 0)
-			flog(d, KL_CONFIG_LOG_ERROR,
-			      "the key table refused a stored %s (%s): taken out of the "
-			      "store again",
-			      dia_kind_word[o->kind], strerror(-trc));
-		else
-			flog(d, KL_CONFIG_LOG_ERROR,
-			      "the key table refused a stored %s change (%s): the stored "
-			      "value takes effect at the next start",
-			      dia_kind_word[o->kind], strerror(-trc));
+		/* a delete of what the table no longer holds is done; refusals were checked
+		 * beforehand, so they are rare (e.g. a 2-chunk MUK arena full): undone in the
+		 * store where that can be done */
+		if (kl_write_apply(&wr, &c->ops[i].w, &res) < 0 && res.rc != -ENOENT)
+			flog(d, KL_CONFIG_LOG_ERROR, "%s: %s", res.msg,
+			      res.note[0] ? res.note : "not stored either");
 	}
 	dia_drop_ops(c);
 	return 0;

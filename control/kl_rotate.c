@@ -7,6 +7,7 @@
 #include "kl_rotate.h"
 #include "kl_ctl_stats.h"
 #include "kl_store.h"
+#include "kl_write.h"
 #include "kl_util.h"
 
 #include <errno.h>
@@ -239,6 +240,9 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	struct kl_group st, tab;
 	struct made mk;
 	bool in_store = false, in_table, exists;
+	struct kl_write_result res;
+	struct kl_writer wr = { 0 };
+	struct kl_write w;
 	char gname[16];
 	int rc;
 
@@ -271,22 +275,26 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 			rc == -EIO ? "the random generator failed" : strerror(-rc));
 		goto fail;
 	}
-	if (r->store && (mk.changed || !in_store)) {
-		rc = kl_store_put_group(r->store, &g->cfg.ref, &st);
-		if (rc) {
-			const char *m = kl_store_last_error(r->store);
+	/* store first (when it lacks this state), then the table (when it differs), as every
+	 * durable write (kl_write) */
+	wr.table = r->table;
+	wr.keep_stored = 1; /* the stored MSKs were announced: a later tick retries the table */
+	wr.store = r->store && (mk.changed || !in_store) ? r->store : NULL;
+	kl_write_group(&w, &g->cfg.ref, &st);
+	rc = kl_write_stage(&wr, &w, &res);
+	if (rc) {
+		const char *m = kl_store_last_error(r->store);
 
-			kl_errf(err, errlen, "group %s: store: %s%s", gname,
-				m && m[0] ? m : strerror(-rc),
-				rc == -ENOSPC ? " (raise store.map_size_mb)" : "");
-			goto fail;
-		}
+		kl_errf(err, errlen, "group %s: store: %s%s", gname,
+			m && m[0] ? m : strerror(-rc),
+			rc == -ENOSPC ? " (raise store.map_size_mb)" : "");
+		goto fail;
 	}
 	/* Stored: the new MSKs exist from here on (whatever the table does next). */
 	if (r->store)
 		announce(r, g, gname, &st, &mk, force, exists);
 	if (mk.changed || !in_table || !group_equal(&st, &tab)) {
-		rc = kl_table_put_group(r->table, &g->cfg.ref, &st);
+		rc = kl_write_apply(&wr, &w, &res);
 		if (rc < 0) {
 			kl_errf(err, errlen, "group %s: key table: %s%s", gname,
 				rc == -ENOSPC ? "full for groups" : strerror(-rc),
@@ -298,6 +306,7 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	} else {
 		rc = 0;
 	}
+	kl_write_wipe(&w);
 	if (!r->store)
 		announce(r, g, gname, &st, &mk, force, exists);
 	if (msk_id)
@@ -306,6 +315,7 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	OPENSSL_cleanse(&tab, sizeof(tab));
 	return rc;
 fail:
+	kl_write_wipe(&w);
 	OPENSSL_cleanse(&st, sizeof(st));
 	OPENSSL_cleanse(&tab, sizeof(tab));
 	g->failures++;

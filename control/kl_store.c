@@ -1607,8 +1607,11 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 	return w_end(s, txn, rc, broken);
 }
 
-int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
-			   const struct kl_group_ref *groups, unsigned ngroups)
+/* Rewrite a stored UE with new groups (groups_set) and/or new services (services != 0),
+ * keeping the rest: the MUK unwrapped from the old record is wrapped again, bound to the new
+ * metadata. */
+static int ue_rewrite(struct kl_store *s, const uint8_t *id, uint16_t id_len, int groups_set,
+		      const struct kl_group_ref *groups, unsigned ngroups, uint8_t new_services)
 {
 	uint8_t meta[UE_META_MAX], services = KL_SVC_DEFAULT;
 	struct kl_group_ref old[KL_TABLE_UE_GROUPS];
@@ -1618,22 +1621,40 @@ int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_le
 	MDB_txn *txn;
 	int rc, broken = 0;
 
-	if (!s || !id_ok(id, id_len) || ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
-		return -EINVAL;
 	rc = w_begin(s, &txn);
 	if (rc)
 		return rc;
 	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
 	if (!rc && (rc = ue_decode_svc(&rv, old, &ong, &expires, &services)) != 0)
 		rc = bad_rec(s, KL_TK_UE, rc);
-	/* The MUK unwrapped from the old record is wrapped again, bound to the new groups and the
-	 * expiry and services it had. */
+	if (!groups_set) {
+		groups = old;
+		ngroups = ong;
+	}
+	if (new_services)
+		services = new_services;
 	if (!rc)
 		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta,
 			    ue_meta(meta, groups, ngroups, expires, services), rv.secret, rv.slen,
 			    &broken);
 	rv_wipe(&rv);
 	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups)
+{
+	if (!s || !id_ok(id, id_len) || ngroups > KL_TABLE_UE_GROUPS || (ngroups && !groups))
+		return -EINVAL;
+	return ue_rewrite(s, id, id_len, 1, groups, ngroups, 0);
+}
+
+int kl_store_set_ue_services(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			     uint8_t services)
+{
+	if (!s || !id_ok(id, id_len) || !services || (services & ~KL_SVC_ALL))
+		return -EINVAL;
+	return ue_rewrite(s, id, id_len, 0, NULL, 0, services);
 }
 
 int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)

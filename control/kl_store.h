@@ -175,6 +175,11 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
  */
 int kl_store_set_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 			   const struct kl_group_ref *groups, unsigned ngroups);
+/** Replace a stored UE's services (KL_SVC() bits, not 0), keeping its MUK, groups and expiry,
+ * as kl_store_set_ue_groups does. @return as kl_store_set_ue_groups (-EINVAL: bad id, services
+ * 0 or unknown bits). */
+int kl_store_set_ue_services(struct kl_store *s, const uint8_t *id, uint16_t id_len,
+			     uint8_t services);
 /**
  * Delete one e2m_int_key of a stored IMSI by key id, like kl_table_del_e2m_key: the others keep
  * their order (newest first) and are wrapped again; the record is deleted when its last key

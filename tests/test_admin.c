@@ -826,7 +826,7 @@ static void test_bad_input(void **state)
 		{ "{\"cmd\":\"push-e2m\",\"imsi\":\"1\",\"key\":\"00\",\"key_id\":1}", "key: 1 bytes, must be 32" },
 		{ "{\"cmd\":\"push-e2m\",\"imsi\":\"1\",\"key\":\"00\"}", "key_id: missing" },
 		{ "{\"cmd\":\"put-appid\",\"appid\":\"a\",\"imsi\":\"\"}", "imsi: must be 1..15 decimal digits" },
-		{ "{\"cmd\":\"del\",\"kind\":\"cat\",\"id\":\"a\"}", "kind: unknown (one of ue, group, emse, imsi, appid)" },
+		{ "{\"cmd\":\"del\",\"kind\":\"cat\",\"id\":\"a\"}", "kind: unknown (one of ue, group, emse, imsi, appid, pair)" },
 		{ "{\"cmd\":\"del\",\"id\":\"a\"}", "kind: missing" },
 		{ "{\"cmd\":\"del\",\"kind\":\"ue\"}", "id: missing" },
 		{ "{\"cmd\":\"show\",\"kind\":\"imsi\",\"id\":\"12a\"}", "id: must be 1..15 decimal digits" },

@@ -331,7 +331,7 @@ def refusals(env, kd, e1):
     c.close()
     rc, ans = env.ctl('count')
     CK.eq((ans.get('counts') or {}).get('appids'), 16, 'd: 16 application identities')
-    CK.check('the key table is full for application identity entries (16' in kd.stderr(),
+    CK.check('the key table is full for appids (16, config table.appids)' in kd.stderr(),
              'd: the full table is logged')
 
 

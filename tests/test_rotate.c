@@ -30,6 +30,7 @@
 #include "kl_eal_rundir.h"
 #include "kl_rotate.h"
 #include "kl_store.h"
+#include "kl_test_store.h"
 #include "kl_table.h"
 
 #define SEC(s) ((uint64_t)(s) << 32)
@@ -101,26 +102,13 @@ static struct kl_table *mk_table(uint32_t groups)
 		.max_ues = CAP, .max_groups = groups, .max_emses = CAP, .max_imsis = CAP,
 		.max_appids = CAP, .e2m_ring = 4, .max_readers = 1, .socket_id = -1,
 	};
-	char name[16];
-	struct kl_table *t;
 
-	snprintf(name, sizeof(name), "rot%u", seq++);
-	p.name = name;
-	t = kl_table_create(&p);
-	assert_non_null(t);
-	return t;
+	return kl_test_table(&p, "rot", &seq);
 }
 
 static struct kl_store *open_store(const char *dir, uint64_t map_size)
 {
-	struct kl_store_params p = { .path = dir, .kek_file = kek, .map_size = map_size,
-				     .create_if_missing = 1 };
-	char err[512];
-	struct kl_store *s = kl_store_open(&p, err, sizeof(err));
-
-	if (!s)
-		fail_msg("store %s: %s", dir, err);
-	return s;
+	return kl_test_store(dir, kek, map_size);
 }
 
 static struct kl_rotate *mk_rotate(struct fx *f, unsigned n)
