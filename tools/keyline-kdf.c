@@ -5,13 +5,17 @@
  * 3GPP KDF, Milenage f1..f5*, E2M key ids and key check values. Bad input: one line on stderr, exit 2.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kl_cli_opt.h"
 #include "kl_crypto.h"
+#include "kl_engine.h"
 #include "kl_util.h"
 
 #define MAX_OPTS 24
@@ -59,7 +63,24 @@ static void usage(FILE *f)
 		"  mikey-prf --inkey HEX --const HEX --csb-id HEX --rand HEX --len N [--prf P] [--cs-id HEX]\n"
 		"  milenage --k HEX (--op HEX | --opc HEX) --rand HEX --sqn HEX --amf HEX\n"
 		"  e2m-key-id --rand HEX                  32 least significant bits of an AV's RAND\n"
-		"  kcv --key HEX                          key check value\n");
+		"  kcv --key HEX                          key check value\n"
+		"\n"
+		"VLR token scheme (PROTOCOL.md section 9, kinds 2 and 3; Hoyle-Mitchell):\n"
+		"  vlr-token --key K(VLRa,VLRb) --id-ue TEXT   K*x = KDF(K(VLRa,VLRb), FF06, ID_UEx), printed\n"
+		"                                     as hex like every row above (a key: kstar shows only its KCV)\n"
+		"  kstar --pair-key-file F --ue ID        key check value of K*x for UE ID (the pair key read\n"
+		"                                     from F: 32 bytes of hex text, \"-\" = stdin)\n"
+		"  hm-open --kstar-file F --token HEX --vlr-a ID --vlr-b ID --ue-a ID --ue-b ID\n"
+		"          [--now UNIX_SECONDS] [--out FILE]\n"
+		"                                     open a token with K*x (from F, hex text) as UEx would:\n"
+		"                                     prints Ks's key check value and valid-to, never Ks;\n"
+		"                                     --out FILE writes Ks as hex (a new file, mode 0600).\n"
+		"                                     Exit 1 when the token does not open (says why).\n"
+		"  token layout: 0x01 || nonce (12) || AES-256-GCM(key K*x, nonce, aad, Ks (16) ||\n"
+		"    valid-to (8, NTP) || len(ID_UEa) (1) || ID_UEa || len(ID_UEb) (1) || ID_UEb) || tag (16);\n"
+		"    aad = 0x01 || len(ID_VLRa) (1) || ID_VLRa || len(ID_VLRb) (1) || ID_VLRb. VLRa (the\n"
+		"    server UEa asked, kind 2) seals token_a with K*a and token_b with K*b; UEb gets K*b from\n"
+		"    VLRb (kind 3) and opens token_b with the same --vlr-a/--vlr-b/--ue-a/--ue-b.\n");
 }
 
 static const char *get(const char *name)
@@ -311,6 +332,151 @@ static int cmd_kdf(struct kl_crypto *c)
 	return 0;
 }
 
+/* A 32-byte key from a file of hex text (surrounding whitespace allowed; "-" = stdin). */
+static uint8_t *key_file(const char *what, const char *path)
+{
+	char *buf = cli_alloc(4096);
+	size_t n = 0, a, z;
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+
+	if (fd < 0)
+		die("--%s: cannot read the file: %s", what, strerror(errno));
+	for (ssize_t k; n < 4095; n += (size_t)k) {
+		k = read(fd, buf + n, 4095 - n);
+		if (k < 0 && errno == EINTR)
+			k = 0;
+		else if (k < 0)
+			die("--%s: cannot read the file: %s", what, strerror(errno));
+		else if (!k)
+			break;
+	}
+	if (fd)
+		close(fd);
+	if (n == 4095)
+		die("--%s: too large for a key file", what);
+	for (a = 0; a < n && strchr(" \t\r\n", buf[a]); a++)
+		;
+	for (z = n; z > a && strchr(" \t\r\n", buf[z - 1]); z--)
+		;
+	buf[z] = 0;
+	return hex(what, buf + a, 32, NULL);
+}
+
+/* An identity option: 1..255 bytes of text. */
+static const char *ident(const char *name)
+{
+	const char *v = need(name);
+
+	if (!*v || strlen(v) > 255)
+		die("--%s: want 1..255 bytes", name);
+	return v;
+}
+
+static void put_kcv(const char *name, const uint8_t *key, size_t len)
+{
+	uint8_t kcv[KL_KCV_LEN];
+
+	if (kl_kcv(key, len, kcv) < 0)
+		die("key check value failed");
+	put(name, kcv, sizeof(kcv));
+}
+
+/* KCV of K*x = KDF(K(VLRa,VLRb), FF06, ID_UEx). */
+static int cmd_kstar(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "pair-key-file", "ue", NULL };
+	const char *ue;
+	struct kl_kdf_param p;
+	uint8_t out[KL_KDF_OUT_LEN], *pair;
+
+	allow_only(allowed);
+	pair = key_file("pair-key-file", need("pair-key-file"));
+	ue = ident("ue");
+	p = (struct kl_kdf_param){ .data = (const uint8_t *)ue, .len = strlen(ue) };
+	if (kl_derive(c, KL_KDF_VLR_TOKEN, pair, 32, &p, 1, out) < 0)
+		die("derivation rejected its arguments");
+	put_kcv("kstar_kcv", out, sizeof(out));
+	kl_memzero(out, sizeof(out));
+	return 0;
+}
+
+/* Ks as hex text into fd, the new 0600 file --out made before the token was opened. */
+static void write_ks(int fd, const uint8_t ks[16])
+{
+	char line[2 * 16 + 2];
+	ssize_t w;
+
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(line + 2 * i, 3, "%02x", ks[i]);
+	line[32] = '\n';
+	line[33] = 0;
+	w = write(fd, line, 33);
+	kl_memzero(line, sizeof(line));
+	if (w != 33 || fsync(fd) || close(fd))
+		die("--out: write failed");
+}
+
+static int cmd_hm_open(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "kstar-file", "token", "vlr-a", "vlr-b", "ue-a",
+					       "ue-b", "now", "out", NULL };
+	const char *va, *vb, *ua, *ub, *now = get("now"), *out = get("out");
+	struct kl_hm_open o;
+	size_t tl;
+	uint8_t *kstar, *tok;
+	time_t vt;
+	struct tm tm;
+	char date[32];
+
+	int fd = -1;
+
+	allow_only(allowed);
+	kstar = key_file("kstar-file", need("kstar-file"));
+	tok = hex("token", need("token"), 0, &tl);
+	va = ident("vlr-a");
+	vb = ident("vlr-b");
+	ua = ident("ue-a");
+	ub = ident("ue-b");
+	if (tl > UINT16_MAX)
+		die("--token: too long");
+	/* made first: an existing file is a usage error before anything is printed */
+	if (out && (fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		die("--out: cannot create the file (it must not exist): %s", strerror(errno));
+	o = (struct kl_hm_open){ .kstar = kstar, .token = tok, .token_len = (uint16_t)tl,
+				 .vlra = (const uint8_t *)va, .vlra_len = (uint16_t)strlen(va),
+				 .vlrb = (const uint8_t *)vb, .vlrb_len = (uint16_t)strlen(vb),
+				 .ue_a = (const uint8_t *)ua, .ue_a_len = (uint16_t)strlen(ua),
+				 .ue_b = (const uint8_t *)ub, .ue_b_len = (uint16_t)strlen(ub),
+				 .now = now ? (uint64_t)(number("now", now, 10, 0xFFFFFFFFul - 2208988800ul) +
+							 2208988800ul) << 32
+					    : kl_ntp_now() };
+	if ((kl_client_hm_open_burst(c, &o, 1) != 1 || o.rc) && fd >= 0) {
+		close(fd);
+		unlink(out);
+	}
+	if (o.rc == -EIO) {
+		fprintf(stderr, "keyline-kdf hm-open: the crypto failed\n");
+		return 1;
+	}
+	if (o.rc) {
+		fprintf(stderr, "keyline-kdf hm-open: the token does not open: %s\n",
+			o.rc == -EBADMSG ? "not a token (layout)"
+			: o.rc == -EPERM ? "tag (another K*x, other servers, or an altered token)"
+			: o.rc == -EPROTO ? "it is for other UEs"
+					  : "expired (valid-to has passed)");
+		return 1;
+	}
+	put_kcv("ks_kcv", o.ks, sizeof(o.ks));
+	vt = (time_t)((o.valid_to >> 32) - 2208988800ull);
+	if (!gmtime_r(&vt, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(date, sizeof(date), "?");
+	printf("valid_to=%s\nvalid_to_ntp=%016llx\n", date, (unsigned long long)o.valid_to);
+	if (fd >= 0)
+		write_ks(fd, o.ks);
+	kl_memzero(o.ks, sizeof(o.ks));
+	return 0;
+}
+
 static enum kl_prf prf_opt(void)
 {
 	const char *v = get("prf");
@@ -470,7 +636,8 @@ int main(int argc, char **argv)
 	}
 	cmd_ok = !strcmp(cmd, "list") || !strcmp(cmd, "milenage") || !strcmp(cmd, "e2m-key-id") ||
 		 !strcmp(cmd, "kcv") || !strcmp(cmd, "kdf") || !strcmp(cmd, "mikey-keys") ||
-		 !strcmp(cmd, "mikey-prf") || kl_kdf_def_find(cmd);
+		 !strcmp(cmd, "mikey-prf") || !strcmp(cmd, "kstar") || !strcmp(cmd, "hm-open") ||
+		 kl_kdf_def_find(cmd);
 	if (!strcmp(cmd, "list")) {
 		if (nopts)
 			die("takes no options");
@@ -504,7 +671,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	d = kl_kdf_def_find(cmd);
-	if (!d && strcmp(cmd, "kdf") && strcmp(cmd, "mikey-keys") && strcmp(cmd, "mikey-prf"))
+	if (!d && !cmd_ok)
 		die("unknown command (try --help)");
 	kl_crypto_set_log(NULL);
 	c = kl_crypto_create(be);
@@ -519,6 +686,10 @@ int main(int argc, char **argv)
 		rc = cmd_kdf(c);
 	else if (!strcmp(cmd, "mikey-keys"))
 		rc = cmd_mikey_keys(c);
+	else if (!strcmp(cmd, "kstar"))
+		rc = cmd_kstar(c);
+	else if (!strcmp(cmd, "hm-open"))
+		rc = cmd_hm_open(c);
 	else
 		rc = cmd_mikey_prf(c);
 	kl_crypto_destroy(c);
