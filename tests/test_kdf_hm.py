@@ -14,18 +14,15 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kl_itest import Checks  # noqa: E402
+
 CLI, TEST_HM = sys.argv[1], sys.argv[2]
-failures = []
-passed = 0
+C = Checks('kdf-hm')
 
 
 def check(what, cond, detail=''):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-        print(f'FAIL {what}: {detail}')
+    C.check(cond, f'{what}: {detail}' if detail else what)
 
 
 def run(args):
@@ -115,5 +112,4 @@ with tempfile.TemporaryDirectory() as d:
     check('--help documents the token layout', 'token layout' in r.stdout and 'hm-open' in r.stdout
           and 'vlr-token' in r.stdout)
 
-print(f'kdf-hm: {passed} passed, {len(failures)} failed')
-sys.exit(1 if failures else 0)
+sys.exit(C.done())
