@@ -273,10 +273,12 @@ int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigne
 				o->rc = -EPERM;
 				continue;
 			}
-			/* Ks (16) || valid-to (8) || len || IDUEa || len || IDUEb, exactly */
+			/* Ks (16) || valid-to (8) || len || IDUEa || len || IDUEb, exactly; identities
+			 * of 1..128 bytes */
 			la = p[24];
 			lb = 25 + la < len ? p[25 + la] : 0;
-			if (!la || !lb || 26 + la + lb != len) {
+			if (!la || !lb || la > KL_MIKEY_ID_MAX || lb > KL_MIKEY_ID_MAX ||
+			    26 + la + lb != len) {
 				o->rc = -EBADMSG;
 			} else if (la != o->ue_a_len || lb != o->ue_b_len ||
 				   memcmp(p + 25, o->ue_a, la) || memcmp(p + 26 + la, o->ue_b, lb)) {

@@ -417,9 +417,9 @@ int kl_mikey_build_resp_tlv(uint8_t *buf, size_t cap, const struct kl_mikey_req 
 	int session;
 
 	if (!buf || !req || !idr || !idr_len || idr_len > KL_MIKEY_ID_MAX || !keys || !nkeys ||
-	    nkeys > KL_MIKEY_MAX_KEYS || !lay || (nextra && !extra) || req->kind >= KL_KIND__COUNT)
+	    nkeys > KL_MIKEY_MAX_KEYS || !lay || (nextra && !extra))
 		return -EINVAL;
-	session = kind_tlvs[req->kind].session;
+	session = kl_mikey_kind_session(req->kind);
 	if (session && nkeys != 1)
 		return -EINVAL;
 	for (unsigned i = 0; i < nkeys; i++) {

@@ -6,7 +6,8 @@
  *    arbitrary bytes);
  *  - odd: the rest is a token's plaintext, sealed here with a fixed key, nonce and servers, so
  *    that every plaintext reaches the parser behind the tag. An independent parse of the layout
- *    (Ks 16 || valid-to 8 || len || IDUEa || len || IDUEb, exactly) says what the opener must
+ *    (Ks 16 || valid-to 8 || len || IDUEa || len || IDUEb, exactly; identities of 1..128 bytes)
+ *    says what the opener must
  *    answer: the session key with valid-to after now, -ETIME when it has passed, -EBADMSG when
  *    the layout is wrong; -EPROTO when asked for other UEs.
  * Never a key released with a non-zero rc.
@@ -75,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct kl_gcm_op g = { .key = KEY, .iv = NONCE, .aad = aad, .in = pt, .out = tok + 13,
 				       .len = (uint16_t)n, .tag = tok + 13 + n };
 		size_t la = n > 24 ? pt[24] : 0, lb = n > 25 + la ? pt[25 + la] : 0;
-		int good = n >= 26 && la && lb && 26 + la + lb == n;
+		int good = n >= 26 && la && lb && la <= KL_MIKEY_ID_MAX && lb <= KL_MIKEY_ID_MAX &&
+			   26 + la + lb == n;
 		uint64_t vt = 0;
 
 		aad[0] = 1;
@@ -98,7 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else
 				FZ_CHECK(o.rc == 0 && o.valid_to == vt && !memcmp(o.ks, pt, 16));
 			/* asked for another pair of UEs */
-			open_with(KEY, tok, 13 + n + 16, (const uint8_t *)"x", 1, pt + 26 + la, lb, &o);
+			open_with(KEY, tok, 13 + n + 16,
+				  (const uint8_t *)(la == 1 && pt[25] == 'x' ? "y" : "x"), 1,
+				  pt + 26 + la, lb, &o);
 			FZ_CHECK(o.rc != 0);
 		} else {
 			open_with(KEY, tok, 13 + n + 16, (const uint8_t *)"a", 1, (const uint8_t *)"b", 1,
