@@ -128,6 +128,7 @@ struct kl_config {
 		uint32_t imsis;	   /* IMSIs with E2M keys, 1..10^8, default 65536 */
 		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
 		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
+		uint32_t pairs;	   /* peer servers with a pair key, 1..10^6, default 64 */
 	} table;
 	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
 	struct {

@@ -580,6 +580,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	tp.max_emses = cfg->table.emses;
 	tp.max_imsis = cfg->table.imsis;
 	tp.max_appids = cfg->table.appids;
+	tp.max_pairs = cfg->table.pairs;
 	tp.e2m_ring = (uint8_t)cfg->table.e2m_ring;
 	tp.max_readers = (uint8_t)d->nw;
 	tp.socket_id = (int)rte_socket_id();

@@ -424,6 +424,7 @@ struct kl_feed *kl_feed_create(const struct kl_feed_params *p)
 	f->cap[KL_TK_EMSE] = p->cfg->table.emses;
 	f->cap[KL_TK_E2M] = p->cfg->table.imsis;
 	f->cap[KL_TK_APPID] = p->cfg->table.appids;
+	f->cap[KL_TK_PAIR] = p->cfg->table.pairs;
 	f->e2m_ring = p->cfg->table.e2m_ring;
 	f->log = p->log;
 	f->log_arg = p->log_arg;

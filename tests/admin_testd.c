@@ -161,7 +161,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "admin_testd: EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;
 	}
-	tp.max_ues = tp.max_groups = tp.max_emses = tp.max_imsis = tp.max_appids = (uint32_t)cap;
+	tp.max_ues = tp.max_groups = tp.max_emses = tp.max_imsis = tp.max_appids = tp.max_pairs =
+		(uint32_t)cap;
 	t = kl_table_create(&tp);
 	if (!t) {
 		fprintf(stderr, "admin_testd: table: %s\n", rte_strerror(rte_errno));

@@ -171,6 +171,7 @@ test_defaults(void **state)
 	assert_int_equal(c.rate_limit.per_source_pps, 0);
 	assert_int_equal(c.rate_limit.burst, 64);
 	assert_int_equal(c.rate_limit.table_size, 65536);
+	assert_int_equal(c.table.pairs, 64);
 	assert_string_equal(c.admin_socket, "/run/keyline/admin.sock");
 	assert_false(c.metrics.enabled);
 	assert_int_equal(c.admin_max_clients, 16);
@@ -253,6 +254,7 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-table-ues-zero.yaml", "table.ues", 20 },
 	{ "bad-table-groups-big.yaml", "table.groups", 21 },
 	{ "bad-table-ring-big.yaml", "table.e2m_ring", 25 },
+	{ "bad-table-pairs-zero.yaml", "table.pairs", 26 },
 	{ "bad-table-unknown.yaml", "table.appid", 24 },
 	{ "bad-table-scalar.yaml", "table", 19 },
 	{ "bad-store-relative.yaml", "store.path", 27 },

@@ -338,6 +338,8 @@ def body(tmp, sock):
         _, err = run(["del", kind, ident], sock, 1)
         check(f"no such {kind} entry" in err, f"del {kind} again: {err!r}")
 
+    pair_and_services(tmp, sock, wfile)
+
     # ---- usage errors: exit 2, nothing sent
     nofile = os.path.join(tmp, "none.hex")
     short = wfile("short.hex", msk.hex()[:30])
@@ -390,6 +392,62 @@ def body(tmp, sock):
     check("cannot connect" in err and "is keylined running?" in err, f"no server: {err!r}")
     _, err = run(["ping"], None, 2, env={"KEYLINE_ADMIN_SOCKET": os.path.join(tmp, "x.sock")})
     check("x.sock" in err, f"env socket: {err!r}")
+
+
+def pair_and_services(tmp, sock, wfile):
+    """Pair keys K(this server, peer) and a UE's services (issue 11 items 2 and 3)."""
+    pk = key(32, 21)
+    kf = wfile("pair.hex", pk.hex() + "\n")
+    out, _ = run(["put-pair", "vlr-1.example", "--key-file", kf, "--expires", "now+3600"], sock, 0)
+    check(out == f"pair vlr-1.example: added (kcv {kcv(pk)})\n", f"put-pair: {out!r}")
+    t = int(time.time())
+    out, _ = run(["show", "pair", "vlr-1.example", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["kcv"] == kcv(pk) and t + 3590 <= j["expires"] <= t + 3610, f"show pair: {j}")
+    out, _ = run(["show", "pair", "vlr-1.example"], sock, 0)
+    check(out.startswith(f"pair vlr-1.example\n  key      kcv {kcv(pk)}\n  expires  20"),
+          f"show pair: {out!r}")
+    out, _ = run(["put-pair", "vlr-2.example", "--key", key(16, 22).hex()], sock, 0)
+    out, _ = run(["show", "pair", "vlr-2.example"], sock, 0)
+    check(out.endswith("  expires  never\n"), f"a pair key without expiry: {out!r}")
+    out, _ = run(["count", "--json"], sock, 0)
+    check(json.loads(out)["counts"].get("pairs") == 2, f"count pairs: {out!r}")
+    run(["del", "pair", "vlr-2.example"], sock, 0)
+    _, err = run(["show", "pair", "vlr-2.example"], sock, 1)
+    check("no such pair entry" in err, f"show deleted pair: {err!r}")
+    _, err = run(["put-pair", "vlr-3.example", "--key", "ab" * 65], sock, 2)
+    _, err = run(["put-pair", "vlr-3.example"], sock, 2)
+    _, err = run(["put-pair"], sock, 2)
+    check("give the PEER" in err, f"put-pair usage: {err!r}")
+    _, err = run(["put-pair", "vlr-3.example", "--key", pk.hex(), "--expires", "soon"], sock, 2)
+    # services: put-ue --services, services ID LIST, show ue
+    m = key(32, 23)
+    out, _ = run(["--json", "put-ue", "hm@ims.example", "--muk", m.hex(), "--services",
+                  "mbms,hm"], sock, 0)
+    check(json.loads(out)["services"] == ["mbms", "hm"], f"put-ue --services: {out!r}")
+    out, _ = run(["show", "ue", "hm@ims.example"], sock, 0)
+    check("\n  services mbms,hm\n" in out, f"show ue services: {out!r}")
+    out, _ = run(["services", "hm@ims.example", "hm,dh,prose"], sock, 0)
+    check(out == "ue hm@ims.example: services set\n  services hm,dh,prose\n", f"services: {out!r}")
+    out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
+    j = json.loads(out)
+    check(j["services"] == ["hm", "dh", "prose"] and j["kcv"] == kcv(m), f"services kept MUK: {j}")
+    run(["put-ue", "hm@ims.example", "--muk", m.hex()], sock, 0)
+    out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
+    check(json.loads(out)["services"] == ["mbms"], f"put-ue without --services: {out!r}")
+    run(["services", "hm@ims.example", "hm,dh,prose"], sock, 0)
+    _, err = run(["services", "hm@ims.example", "mbms,tea"], sock, 1)
+    check("services: item 2 is not a service" in err and "mbms,hm,dh,prose" in err,
+          f"unknown service: {err!r}")
+    _, err = run(["put-ue", "x@ims.example", "--muk", m.hex(), "--services", "hm,hm"], sock, 1)
+    check("listed twice" in err, f"repeated service: {err!r}")
+    _, err = run(["services", "nobody", "hm"], sock, 1)
+    check("no such ue entry" in err, f"services of an unknown UE: {err!r}")
+    _, err = run(["services", "hm@ims.example"], sock, 2)
+    check("give the UE's ID and the LIST" in err, f"services usage: {err!r}")
+    run(["del", "ue", "hm@ims.example"], sock, 0)
+    out, _ = run(["del", "pair", "vlr-1.example"], sock, 0)
+    check(out == "pair vlr-1.example: deleted\n", f"del pair: {out!r}")
 
 
 def start_testd(args, logpath):
@@ -492,6 +550,13 @@ def rotation_body(tmp):
         run(["group-add", "su@ims.example", "00f110:2"], sock, 0)
         run(["group-add", "su@ims.example", "00f110:9"], sock, 0)
         run(["group-del", "su@ims.example", "00f110:1"], sock, 0)
+        # pair keys and services are stored too
+        spk = key(32, 24)
+        run(["put-pair", "vlr-9.example", "--key", spk.hex(), "--expires", "now+7200"], sock, 0)
+        run(["put-pair", "vlr-8.example", "--key", spk.hex()], sock, 0)
+        run(["del", "pair", "vlr-8.example"], sock, 0)
+        run(["services", "su@ims.example", "mbms,hm"], sock, 0)
+        run(["put-ue", "dh@ims.example", "--muk", smuk.hex(), "--services", "dh"], sock, 0)
     finally:
         stop_testd(srv)
     # restart on the same store: the rotated key is served again (it was stored)
@@ -505,6 +570,15 @@ def rotation_body(tmp):
         j = json.loads(out)
         check(j["groups"] == ["00f110:2", "00f110:9"] and j["kcv"] == kcv(smuk),
               f"a UE's groups after group-add/group-del and a restart: {j}")
+        check(j["services"] == ["mbms", "hm"], f"a UE's services after a restart: {j}")
+        out, _ = run(["show", "ue", "dh@ims.example", "--json"], sock, 0)
+        check(json.loads(out)["services"] == ["dh"], f"put-ue --services after a restart: {out}")
+        out, _ = run(["show", "pair", "vlr-9.example", "--json"], sock, 0)
+        j = json.loads(out)
+        check(j["kcv"] == kcv(spk) and j["expires"] > time.time() + 7000,
+              f"a pair key after a restart: {j}")
+        _, err = run(["show", "pair", "vlr-8.example"], sock, 1)
+        check("no such pair entry" in err, f"a deleted pair key after a restart: {err!r}")
     finally:
         stop_testd(srv)
     log.seek(0)

@@ -68,8 +68,9 @@ static void usage(FILE *f)
 		"  ping | version | count\n"
 		"  import FILE                   import a TEST population (keyline-population file)\n"
 		"  put-ue ID (--muk HEX | --muk-file F) [--group DDDDDD:G]... [--expires T]\n"
-		"                                at most " KL_STR(KL_TABLE_UE_GROUPS)
+		"         [--services LIST]      at most " KL_STR(KL_TABLE_UE_GROUPS)
 		" --group: the UE's whole list\n"
+		"  services ID LIST              the services a UE may use (the rest kept)\n"
 		"  group-add ID DDDDDD:G         one key group more for a UE (MUK and expiry kept)\n"
 		"  group-del ID DDDDDD:G         one key group less\n"
 		"  put-group DDDDDD:G (--msk HEX | --msk-file F) (--key-number N | --msk-id 0xID)\n"
@@ -79,7 +80,9 @@ static void usage(FILE *f)
 		"  put-emse ID (--psk HEX | --psk-file F)\n"
 		"  push-e2m IMSI (--key HEX | --key-file F) --key-id N [--expires T]\n"
 		"  put-appid APPID IMSI\n"
-		"  del KIND ID                   KIND: ue, group, emse, imsi, appid\n"
+		"  put-pair PEER (--key HEX | --key-file F) [--expires T]\n"
+		"                                the pair key K(this server, PEER server)\n"
+		"  del KIND ID                   KIND: ue, group, emse, imsi, appid, pair\n"
 		"  show KIND ID                  metadata and key check values, never keys\n"
 		"  stats [--worker N]\n"
 		"  rotate DDDDDD:G               forced MSK rotation: a fresh current MSK from now\n"
@@ -91,6 +94,7 @@ static void usage(FILE *f)
 		"                                (README.md, \"Restoring the store\")\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
+		"LIST: services, comma-separated: mbms, hm, dh, prose or all (put-ue: mbms).\n"
 		"--key-number N: the MSK's key number, 1..65535; --msk-id ID: the whole MSK ID\n"
 		"(group << 16 | key number, e.g. 0x00010005 for group 1, key 5); give one of them.\n"
 		"The next MSK defaults to key number + 1, valid for the same length right after.\n"
@@ -505,6 +509,17 @@ static void print_msk(const char *label, json_t *m)
 	       i_of(m, "msk_id"), i_of(m, "key_number"), from, to, s_of(m, "kcv"));
 }
 
+static void print_services(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	printf("  services ");
+	json_array_foreach(json_object_get(a, "services"), i, v)
+		printf("%s%s", i ? "," : "", json_string_value(v));
+	printf("\n");
+}
+
 static void print_show(json_t *a)
 {
 	const char *kind = s_of(a, "kind");
@@ -529,6 +544,18 @@ static void print_show(json_t *a)
 		} else {
 			printf("never\n");
 		}
+		print_services(a);
+	} else if (!strcmp(kind, "pair")) {
+		char ex[32] = "never";
+
+		if (i_of(a, "expires"))
+			fmt_time(i_of(a, "expires"), ex, sizeof(ex));
+		printf("pair %s\n  key      kcv %s\n  expires  %s", s_of(a, "id"), s_of(a, "kcv"),
+		       ex);
+		if (i_of(a, "expires"))
+			printf(" (%lld)%s", i_of(a, "expires"),
+			       (long long)time(NULL) >= i_of(a, "expires") ? " expired" : "");
+		printf("\n");
 	} else if (!strcmp(kind, "group")) {
 		printf("group %s\n", s_of(a, "id"));
 		print_msk("current", json_object_get(a, "current"));
@@ -741,6 +768,9 @@ static void print_answer(const char *cmd, json_t *a)
 		       s_of(a, "result"), s_of(a, "kcv"));
 	} else if (!strcmp(cmd, "put-appid")) {
 		printf("appid %s: %s (imsi %s)\n", s_of(a, "id"), s_of(a, "result"), s_of(a, "imsi"));
+	} else if (!strcmp(cmd, "ue-services")) {
+		printf("ue %s: %s\n", s_of(a, "id"), s_of(a, "result"));
+		print_services(a);
 	} else if (json_object_get(a, "result")) { /* put-ue, put-emse, del */
 		printf("%s %s: %s", s_of(a, "kind"), s_of(a, "id"), s_of(a, "result"));
 		if (json_object_get(a, "kcv"))
@@ -805,7 +835,8 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	}
 	if (!strcmp(cmd, "put-ue")) {
 		struct opt o[] = { { .name = "muk" }, { .name = "muk-file" },
-				   { .name = "group", .multi = true }, { .name = "expires" } };
+				   { .name = "group", .multi = true }, { .name = "expires" },
+				   { .name = "services" } };
 		struct opt *g = &o[2];
 		const char *v;
 		json_t *gl;
@@ -823,6 +854,8 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		if ((v = opt_val(o, NOPT(o), "expires")) && strcmp(v, "never") && strcmp(v, "0"))
 			json_object_set_new(r, "expires",
 					    json_integer(parse_time("put-ue: --expires", v)));
+		if ((v = opt_val(o, NOPT(o), "services")))
+			json_object_set_new(r, "services", json_string(v));
 		set_key(r, "muk", get_key(o, NOPT(o), "muk", 1, 64, true, cmd));
 		return r;
 	}
@@ -921,6 +954,28 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		set_key(r, "key", get_key(o, NOPT(o), "key", 32, 32, true, cmd));
 		return r;
 	}
+	if (!strcmp(cmd, "put-pair")) {
+		struct opt o[] = { { .name = "key" }, { .name = "key-file" }, { .name = "expires" } };
+		const char *v;
+
+		if (parse_args(argc, argv, o, NOPT(o), pos, 1, cmd) != 1)
+			die2("put-pair: give the PEER server's identity");
+		r = req_new(cmd);
+		json_object_set_new(r, "peer", json_string(pos[0]));
+		if ((v = opt_val(o, NOPT(o), "expires")) && strcmp(v, "never") && strcmp(v, "0"))
+			json_object_set_new(r, "expires",
+					    json_integer(parse_time("put-pair: --expires", v)));
+		set_key(r, "key", get_key(o, NOPT(o), "key", 1, 64, true, cmd));
+		return r;
+	}
+	if (!strcmp(cmd, "services")) {
+		if (parse_args(argc, argv, NULL, 0, pos, 2, cmd) != 2)
+			die2("services: give the UE's ID and the LIST of services (mbms,hm,dh,prose)");
+		r = req_new("ue-services");
+		json_object_set_new(r, "id", json_string(pos[0]));
+		json_object_set_new(r, "services", json_string(pos[1]));
+		return r;
+	}
 	if (!strcmp(cmd, "put-appid")) {
 		if (parse_args(argc, argv, NULL, 0, pos, 2, cmd) != 2)
 			die2("put-appid: give APPID and IMSI");
@@ -932,7 +987,7 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	if (!strcmp(cmd, "del") || !strcmp(cmd, "show")) {
 		n = parse_args(argc, argv, NULL, 0, pos, 2, cmd);
 		if (n != 2)
-			die2("%s: give KIND (ue, group, emse, imsi, appid) and ID", cmd);
+			die2("%s: give KIND (ue, group, emse, imsi, appid, pair) and ID", cmd);
 		r = req_new(cmd);
 		json_object_set_new(r, "kind", json_string(pos[0]));
 		json_object_set_new(r, "id", json_string(pos[1]));
