@@ -42,8 +42,8 @@ static void init_once(void)
 	char *eal[] = { "fuzz_engine", "--no-huge", "--no-shconf", "-m", "128", "--no-pci",
 			"--no-telemetry", "-l", "0", "--log-level=error", "--file-prefix", prefix };
 	struct kl_table_params tp = { .name = "fuzz", .max_ues = 8, .max_groups = 8, .max_emses = 8,
-				      .max_imsis = 8, .max_appids = 8, .e2m_ring = 2, .max_readers = 1,
-				      .socket_id = -1 };
+				      .max_imsis = 8, .max_appids = 8, .max_pairs = 4, .e2m_ring = 2,
+				      .max_readers = 1, .socket_id = -1 };
 	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.fuzz", .idr_len = 12,
 				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 64,
 				       .backend = KL_CRYPTO_OPENSSL };
@@ -78,6 +78,13 @@ static void init_once(void)
 	FZ_CHECK(kl_table_put_group(tab, &g[0], &live) == 0);
 	FZ_CHECK(kl_table_put_group(tab, &g[1], &dead) == 0);
 	FZ_CHECK(kl_table_put_ue(tab, (const uint8_t *)UE, (uint16_t)strlen(UE), MUK, 32, g, 3) == 0);
+	/* the UE may use every service: kinds 2 and 3 reach their pair keys (one live, one
+	 * expired) */
+	FZ_CHECK(kl_table_set_ue_services(tab, (const uint8_t *)UE, (uint16_t)strlen(UE), KL_SVC_ALL) ==
+		 1);
+	memset(k, 0x41, 32);
+	FZ_CHECK(kl_table_put_pair(tab, (const uint8_t *)"vlr-b@fuzz", 10, k, 32, 0) == 0);
+	FZ_CHECK(kl_table_put_pair(tab, (const uint8_t *)"vlr-old@fuzz", 12, k, 32, SEC(1)) == 0);
 	FZ_CHECK(kl_table_put_emse(tab, (const uint8_t *)EMSE, (uint16_t)strlen(EMSE), PSK2, 48) == 0);
 	memset(k, 0x31, 32);
 	FZ_CHECK(kl_table_push_e2m(tab, "001010000000001", k, 0x100, 0) == 0);
@@ -89,6 +96,16 @@ static void init_once(void)
 	cli = kl_crypto_create(KL_CRYPTO_OPENSSL);
 	FZ_CHECK(wk && cli);
 	clock_now = SEC(3900000000u);
+}
+
+/* Answers with keys, all kinds. */
+static uint64_t answered(const struct kl_worker_stats *st)
+{
+	uint64_t n = 0;
+
+	for (unsigned k = 0; k < KL_KIND__COUNT; k++)
+		n += st->counter[KL_CNT_ANSWERED_MBMS + k];
+	return n;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -143,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	st = kl_worker_stats(wk);
 	rx0 = st->counter[KL_CNT_RX];
-	ans0 = st->counter[KL_CNT_ANSWERED_MBMS] + st->counter[KL_CNT_ANSWERED_E2M];
+	ans0 = answered(st);
 	for (unsigned d = 1; d < KL_DROP__COUNT; d++)
 		drops0 += st->drop[d];
 	p = (struct kl_pkt){ .in = in, .out = out, .in_len = (uint16_t)(len > 65535 ? 65535 : len),
@@ -167,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (res.is_error)
 			FZ_CHECK(p.out_len <= len);
 		else
-			FZ_CHECK(st->counter[KL_CNT_ANSWERED_MBMS] + st->counter[KL_CNT_ANSWERED_E2M] == ans0 + 1);
+			FZ_CHECK(answered(st) == ans0 + 1);
 	}
 	kl_memzero(&cr, sizeof(cr));
 	return 0;

@@ -48,6 +48,26 @@ for first in (0x81, 0x01, 0xFD, 0x80):
             name = f'e2m-{first:02x}-p{prf}-{ue.decode()}-{kid if kid is not None else "newest"}'
             open(os.path.join(out, name), 'wb').write(bytes([first]) + m)
             n += 1
+# kinds 2 and 3 (section 9): EXT 250, kind, TLV 5 peer UE, TLV 6 peer server, TLV 255 padding
+def tlv(t, v):
+    return bytes([t]) + struct.pack('>H', len(v)) + v
+
+
+for first in (0x81, 0x01):
+    for prf in (0, 1):
+        for server in (b'vlr-b@fuzz', b'vlr-old@fuzz', b'vlr-x@fuzz'):
+            for pad in (None, 0, 60):
+                ext = bytes([2]) + tlv(5, b'peer@fuzz.example') + tlv(6, server)
+                ext += tlv(255, bytes(pad)) if pad is not None else b''
+                m = req(b'ue@fuzz.example', 250, ext, prf=prf, csb=n)
+                name = f'hm-{first:02x}-p{prf}-{server.decode()}-pad{pad}'
+                open(os.path.join(out, name), 'wb').write(bytes([first]) + m)
+                n += 1
+            m = req(b'ue@fuzz.example', 250, bytes([3]) + tlv(6, server), prf=prf, csb=n)
+            open(os.path.join(out, f'kstar-{first:02x}-p{prf}-{server.decode()}'), 'wb').write(bytes([first]) + m)
+            n += 1
+open(os.path.join(out, 'hm-same-ue'), 'wb').write(
+    b'\x81' + req(b'ue@fuzz.example', 250, bytes([2]) + tlv(5, b'ue@fuzz.example') + tlv(6, b'vlr-b@fuzz')))
 open(os.path.join(out, 'unknown-identity'), 'wb').write(b'\x81' + req(b'who@fuzz.example', 2, mbms(1, 0)))
 open(os.path.join(out, 'garbage'), 'wb').write(b'\x81' + bytes(range(90)))
-print(f'{n + 2} seeds in {out}')
+print(f'{n + 3} seeds in {out}')
