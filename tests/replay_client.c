@@ -17,6 +17,10 @@
  *     keeps the time and RAND nonce that count needs to rebuild them.
  *   replay_client count POP STATE OUT_A.pcap OUT_B.pcap N
  *     verifies every UDP answer in the two TX captures.
+ *   replay_client memif POP SOCKET N
+ *     the frames of the pcap mode sent over net_memif (role client, two queue pairs: a request on
+ *     one queue, its copy on the other, as the pcap mode splits them) to a keylined whose port
+ *     has the pcap mode's MAC; every answer on either queue is verified.
  *
  * Prints one JSON line: requests, copies_sent, key_answers, keys_twice (requests that got keys
  * more than once: must be 0), no_keys, error_answers, unverified, unknown. Exit 0 when it could
@@ -36,11 +40,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "kl_eal_rundir.h"
 #include "kl_engine.h"
 #include "kl_population.h"
 
 #define MAX_N 100000
-#define MAX_COPIES 8
+#define MAX_COPIES 16
 #define DGRAM 600
 #define FRAME (14 + 20 + 8 + DGRAM)
 
@@ -347,6 +356,21 @@ static int write_captures(const char *a, const char *b, unsigned n)
 	return (fclose(fa) | fclose(fb)) ? 1 : 0;
 }
 
+/* One Ethernet frame from the server: its UDP answer, if it is one. */
+static void frame_answer(struct kl_crypto *c, const uint8_t *fr, size_t len, unsigned n)
+{
+	const uint8_t *ip = fr + 14, *udp;
+	unsigned ihl;
+
+	if (len < 14 + 20 + 8 || fr[12] != 0x08 || fr[13] != 0x00 || ip[9] != 17)
+		return; /* ARP and the like */
+	ihl = (ip[0] & 15u) * 4;
+	udp = ip + ihl;
+	if (14 + ihl + 8 > len || (udp[0] << 8 | udp[1]) != 2269)
+		return;
+	answer(c, udp + 8, len - 14 - ihl - 8, n);
+}
+
 static int count_capture(struct kl_crypto *c, const char *path, unsigned n)
 {
 	FILE *f = fopen(path, "rb");
@@ -359,19 +383,117 @@ static int count_capture(struct kl_crypto *c, const char *path, unsigned n)
 			fclose(f);
 		return -1;
 	}
-	while (fread(r, 4, 4, f) == 4 && r[2] <= sizeof(fr) && fread(fr, 1, r[2], f) == r[2]) {
-		const uint8_t *ip = fr + 14, *udp;
-		unsigned ihl;
-
-		if (r[2] < 14 + 20 + 8 || fr[12] != 0x08 || fr[13] != 0x00 || ip[9] != 17)
-			continue; /* ARP and the like */
-		ihl = (ip[0] & 15u) * 4;
-		udp = ip + ihl;
-		if (14 + ihl + 8 > r[2] || (udp[0] << 8 | udp[1]) != 2269)
-			continue;
-		answer(c, udp + 8, r[2] - 14 - ihl - 8, n);
-	}
+	while (fread(r, 4, 4, f) == 4 && r[2] <= sizeof(fr) && fread(fr, 1, r[2], f) == r[2])
+		frame_answer(c, fr, r[2], n);
 	fclose(f);
+	return 0;
+}
+
+/* ---- memif: the same frames over a DPDK port with two queues ------------------------------ */
+
+static int run_memif(struct kl_crypto *c, const char *sock, unsigned n)
+{
+	char prefix[64], vdev[512];
+	char *eal[] = { "replay_client", "--no-huge", "--no-shconf", "-m", "256", "--no-pci",
+			"--no-telemetry", "-l", "0", "--log-level=error", "--file-prefix", prefix,
+			"--vdev", vdev };
+	struct rte_eth_conf conf;
+	struct rte_mempool *pool;
+	struct rte_eth_link link;
+	uint16_t port = 0;
+	double quiet;
+
+	snprintf(prefix, sizeof(prefix), "kl_replay_client_%d", (int)getpid());
+	snprintf(vdev, sizeof(vdev), "net_memif0,role=client,socket=%s", sock);
+	kl_eal_rundir_cleanup_at_exit();
+	if (rte_eal_init((int)(sizeof(eal) / sizeof(eal[0])), eal) < 0) {
+		fprintf(stderr, "replay_client: EAL init failed\n");
+		return 1;
+	}
+	memset(&conf, 0, sizeof(conf));
+	pool = rte_pktmbuf_pool_create("replay", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				       (int)rte_socket_id());
+	if (!pool || rte_eth_dev_configure(port, 2, 2, &conf))
+		return 1;
+	for (uint16_t q = 0; q < 2; q++)
+		if (rte_eth_rx_queue_setup(port, q, 1024, rte_socket_id(), NULL, pool) ||
+		    rte_eth_tx_queue_setup(port, q, 1024, rte_socket_id(), NULL))
+			return 1;
+	if (rte_eth_dev_start(port))
+		return 1;
+	for (double t0 = mono();; rte_delay_ms(10)) {
+		memset(&link, 0, sizeof(link));
+		if (!rte_eth_link_get_nowait(port, &link) && link.link_status == RTE_ETH_LINK_UP)
+			break;
+		if (mono() - t0 > 20) {
+			fprintf(stderr, "replay_client: memif link not up\n");
+			return 1;
+		}
+	}
+	for (unsigned i = 0; i < n; i += 16) {
+		struct rte_mbuf *m[2][32];
+		unsigned k[2] = { 0, 0 };
+
+		for (unsigned j = i; j < n && j < i + 16; j++)
+			for (unsigned copy = 0; copy < 2; copy++) {
+				const uint8_t sa[4] = { 198, 51, 100, (uint8_t)(1 + j % 200) };
+				const uint8_t sb[4] = { 203, 0, 113, (uint8_t)(1 + (j * 7) % 200) };
+				/* as in the captures: the original of an even request on queue 0 */
+				unsigned q = (j & 1) ^ copy;
+				struct rte_mbuf *b = rte_pktmbuf_alloc(pool);
+				uint8_t *d;
+
+				if (!b)
+					return 1;
+				d = (uint8_t *)rte_pktmbuf_append(b, FRAME);
+				b->data_len = b->pkt_len = (uint32_t)frame(
+					d, copy ? sb : sa, (uint16_t)((copy ? 50000 : 40000) + j % 1000),
+					reqs[j].buf, reqs[j].r.len);
+				m[q][k[q]++] = b;
+				tl.copies_sent += copy;
+			}
+		for (uint16_t q = 0; q < 2; q++) {
+			unsigned sent = 0;
+
+			for (double t0 = mono(); sent < k[q] && mono() - t0 < 2;)
+				sent += rte_eth_tx_burst(port, q, m[q] + sent, (uint16_t)(k[q] - sent));
+			if (sent < k[q])
+				rte_pktmbuf_free_bulk(m[q] + sent, k[q] - sent);
+		}
+		/* take the answers as they come: the rings stay short */
+		for (uint16_t q = 0; q < 2; q++) {
+			struct rte_mbuf *rx[64];
+			uint16_t got = rte_eth_rx_burst(port, q, rx, 64);
+
+			for (uint16_t x = 0; x < got; x++) {
+				frame_answer(c, rte_pktmbuf_mtod(rx[x], const uint8_t *),
+					     rte_pktmbuf_data_len(rx[x]), n);
+				rte_pktmbuf_free(rx[x]);
+			}
+		}
+	}
+	quiet = mono() + 1.0;
+	while (mono() < quiet)
+		for (uint16_t q = 0; q < 2; q++) {
+			struct rte_mbuf *rx[64];
+			uint16_t got = rte_eth_rx_burst(port, q, rx, 64);
+
+			for (uint16_t x = 0; x < got; x++) {
+				frame_answer(c, rte_pktmbuf_mtod(rx[x], const uint8_t *),
+					     rte_pktmbuf_data_len(rx[x]), n);
+				rte_pktmbuf_free(rx[x]);
+				quiet = mono() + 1.0;
+			}
+		}
+	report(n);
+	/* keep the port until the server has gone (22.11's memif faults in a side still polling
+	 * when its peer disconnects): the caller stops keylined, then this process */
+	fflush(stdout);
+	for (double t0 = mono(); mono() - t0 < 30; rte_delay_ms(50)) {
+		memset(&link, 0, sizeof(link));
+		if (!rte_eth_link_get_nowait(port, &link) && link.link_status != RTE_ETH_LINK_UP)
+			break;
+	}
 	return 0;
 }
 
@@ -383,13 +505,14 @@ int main(int argc, char **argv)
 	unsigned n;
 	int rc;
 
-	if (argc != 7) {
+	if (argc != 7 && !(argc == 5 && !strcmp(argv[1], "memif"))) {
 		fprintf(stderr, "usage: replay_client socket POP SERVER_IP PORT N COPIES\n"
 				"       replay_client pcap POP STATE A.pcap B.pcap N\n"
-				"       replay_client count POP STATE OUT_A.pcap OUT_B.pcap N\n");
+				"       replay_client count POP STATE OUT_A.pcap OUT_B.pcap N\n"
+				"       replay_client memif POP SOCKET N\n");
 		return 2;
 	}
-	n = (unsigned)atoi(argv[!strcmp(argv[1], "socket") ? 5 : 6]);
+	n = (unsigned)atoi(argv[argc == 5 ? 4 : !strcmp(argv[1], "socket") ? 5 : 6]);
 	if (n < 1 || n > MAX_N) {
 		fprintf(stderr, "replay_client: N must be 1..%u\n", MAX_N);
 		return 2;
@@ -420,6 +543,8 @@ int main(int argc, char **argv)
 		rc = state_io(argv[3], 1, &ts, nonce) || write_captures(argv[4], argv[5], n);
 		if (!rc)
 			report(n);
+	} else if (!strcmp(argv[1], "memif")) {
+		rc = run_memif(c, argv[3], n);
 	} else if (!strcmp(argv[1], "count")) {
 		rc = count_capture(c, argv[4], n) || count_capture(c, argv[5], n);
 		if (!rc)
