@@ -150,6 +150,8 @@ const char *kl_diameter_type_name(enum kl_diameter_type t)
 		return "emse";
 	case KL_DIAMETER_UE_GROUPS:
 		return "ue-groups";
+	case KL_DIAMETER_PAIR:
+		return "pair";
 	}
 	return NULL;
 }
@@ -347,7 +349,8 @@ static int dict_init(struct kl_diameter *d, char *err, size_t errlen)
 	struct dict_application_data ad = { d->app_id, "keyline key feed" };
 	struct dict_type_data et = { AVP_TYPE_INTEGER32, "Enumerated(KL-Entry-Type)", NULL, NULL,
 				     NULL, NULL, NULL };
-	static const char *const enum_names[] = { NULL, "MUK", "E2M", "APPID", "EMSE", "UE-GROUPS" };
+	static const char *const enum_names[] = { NULL,	       "MUK",	    "E2M", "APPID",
+						  "EMSE", "UE-GROUPS", "PAIR" };
 	struct dict_object *t_utf8 = NULL, *t_time = NULL, *t_enum = NULL;
 	struct dict_object *cmds[4];
 	int rc;
@@ -364,7 +367,7 @@ static int dict_init(struct kl_diameter *d, char *err, size_t errlen)
 	}
 	if ((rc = dict_new(DICT_TYPE, &et, k->app, &t_enum, "KL-Entry-Type's type", err, errlen)))
 		return rc;
-	for (int v = KL_DIAMETER_MUK; v <= KL_DIAMETER_UE_GROUPS; v++) {
+	for (int v = KL_DIAMETER_MUK; v <= KL_DIAMETER_TYPE_LAST; v++) {
 		struct dict_enumval_data ev = { (char *)enum_names[v], { .i32 = v } };
 
 		if ((rc = dict_new(DICT_ENUMVAL, &ev, t_enum, NULL, "an entry type", err, errlen)))
@@ -452,8 +455,9 @@ static int dict_init(struct kl_diameter *d, char *err, size_t errlen)
 		    (rc = dict_rule(q, k->proxy_info, RULE_OPTIONAL, 0, -1, -1, err, errlen)) ||
 		    (rc = dict_rule(q, k->route_record, RULE_OPTIONAL, 0, -1, -1, err, errlen)))
 			return rc;
-		for (unsigned i = KL_DIA_I_USER_IDENTITY; i <= KL_DIA_I_KEY_GROUP; i++)
-			if ((rc = dict_rule(q, k->avp[i], RULE_OPTIONAL, 0, -1,
+		for (unsigned i = KL_DIA_I_USER_IDENTITY; i < KL_DIA_I__COUNT; i++)
+			if (i != KL_DIA_I_KEY_DOMAIN_ID && i != KL_DIA_I_KEY_GROUP_ID &&
+			    (rc = dict_rule(q, k->avp[i], RULE_OPTIONAL, 0, -1,
 					    i == KL_DIA_I_KEY_GROUP ? KL_DIAMETER_MAX_GROUPS : 1,
 					    err, errlen)))
 				return rc;
@@ -878,17 +882,20 @@ static int utf8_ok(const uint8_t *s, size_t n)
 #define B_APP BIT(KL_DIA_I_APP_IDENTITY)
 #define B_EMSE BIT(KL_DIA_I_EMSE_ID)
 #define B_GRP BIT(KL_DIA_I_KEY_GROUP)
+#define B_PEER BIT(KL_DIA_I_PEER_IDENTITY)
+#define B_SVC BIT(KL_DIA_I_SERVICES)
 
 /* [op][type]: required AVPs, and optional ones. The table of kl_diameter.h. */
 static const struct {
 	uint32_t req, opt;
-} shape[2][KL_DIAMETER_UE_GROUPS + 1] = {
+} shape[2][KL_DIAMETER_TYPE_LAST + 1] = {
 	[KL_DIAMETER_PUSH] = {
-		[KL_DIAMETER_MUK] = { B_UID | B_KEY, B_EXP },
+		[KL_DIAMETER_MUK] = { B_UID | B_KEY, B_EXP | B_SVC },
 		[KL_DIAMETER_E2M] = { B_IMSI | B_KID | B_KEY, B_EXP },
 		[KL_DIAMETER_APPID] = { B_APP | B_IMSI, 0 },
 		[KL_DIAMETER_EMSE] = { B_EMSE | B_KEY, 0 },
 		[KL_DIAMETER_UE_GROUPS] = { B_UID, B_GRP },
+		[KL_DIAMETER_PAIR] = { B_PEER | B_KEY, B_EXP },
 	},
 	[KL_DIAMETER_REMOVE] = {
 		[KL_DIAMETER_MUK] = { B_UID, 0 },
@@ -896,6 +903,7 @@ static const struct {
 		[KL_DIAMETER_APPID] = { B_APP, 0 },
 		[KL_DIAMETER_EMSE] = { B_EMSE, 0 },
 		[KL_DIAMETER_UE_GROUPS] = { B_UID, B_GRP },
+		[KL_DIAMETER_PAIR] = { B_PEER, 0 },
 	},
 };
 
@@ -1033,7 +1041,7 @@ static int decode(struct kl_diameter *d, struct msg *m, struct kl_diameter_entry
 	type = seen[KL_DIA_I_ENTRY_TYPE] ? seen[KL_DIA_I_ENTRY_TYPE]->avp_value->i32 : 0;
 	if (!seen[KL_DIA_I_ENTRY_TYPE]) /* the dictionary rules require it; kept as a guard */
 		return rej(r, KL_DIAMETER_MISSING_AVP, KL_DIA_I_ENTRY_TYPE, NULL, "no entry type");
-	if (type < KL_DIAMETER_MUK || type > KL_DIAMETER_UE_GROUPS)
+	if (type < KL_DIAMETER_MUK || type > KL_DIAMETER_TYPE_LAST)
 		return rej(r, KL_DIAMETER_INVALID_AVP_VALUE, KL_DIA_I_ENTRY_TYPE,
 			   seen[KL_DIA_I_ENTRY_TYPE], "unknown entry type");
 	e->type = (enum kl_diameter_type)type;
@@ -1057,6 +1065,17 @@ static int decode(struct kl_diameter *d, struct msg *m, struct kl_diameter_entry
 	if (seen[KL_DIA_I_EMSE_ID] &&
 	    take_string(seen[KL_DIA_I_EMSE_ID], KL_DIA_I_EMSE_ID, e->id, &e->id_len, r))
 		return -1;
+	if (seen[KL_DIA_I_PEER_IDENTITY] &&
+	    take_string(seen[KL_DIA_I_PEER_IDENTITY], KL_DIA_I_PEER_IDENTITY, e->id, &e->id_len, r))
+		return -1;
+	if (seen[KL_DIA_I_SERVICES]) {
+		uint32_t v = seen[KL_DIA_I_SERVICES]->avp_value->u32;
+
+		if (!v || v > KL_DIAMETER_SERVICES_ALL)
+			return rej(r, KL_DIAMETER_INVALID_AVP_VALUE, KL_DIA_I_SERVICES,
+				   seen[KL_DIA_I_SERVICES], "Services not 1..15");
+		e->services = (uint8_t)v;
+	}
 	if (seen[KL_DIA_I_IMSI]) {
 		struct avp_hdr *h = seen[KL_DIA_I_IMSI];
 		size_t n = h->avp_value->os.len;
@@ -1369,7 +1388,7 @@ static int run_handler(const struct kl_diameter_handlers *h, const struct kl_dia
 		switch (e->type) {
 		case KL_DIAMETER_MUK:
 			return h->push_muk ? h->push_muk(a, e->id, e->id_len, e->key, e->key_len,
-							 e->expires)
+							 e->expires, e->services)
 					   : -ENOTSUP;
 		case KL_DIAMETER_E2M:
 			return h->push_e2m ? h->push_e2m(a, e->imsi, e->key_id, e->key, e->expires)
@@ -1383,6 +1402,10 @@ static int run_handler(const struct kl_diameter_handlers *h, const struct kl_dia
 			return h->put_ue_groups ? h->put_ue_groups(a, e->id, e->id_len, e->groups,
 								   e->ngroups)
 						: -ENOTSUP;
+		case KL_DIAMETER_PAIR:
+			return h->push_pair ? h->push_pair(a, e->id, e->id_len, e->key, e->key_len,
+							   e->expires)
+					    : -ENOTSUP;
 		}
 		return -ENOTSUP;
 	}
@@ -1400,6 +1423,8 @@ static int run_handler(const struct kl_diameter_handlers *h, const struct kl_dia
 		return h->remove_ue_groups ? h->remove_ue_groups(a, e->id, e->id_len, e->groups,
 								 e->ngroups)
 					   : -ENOTSUP;
+	case KL_DIAMETER_PAIR:
+		return h->remove_pair ? h->remove_pair(a, e->id, e->id_len) : -ENOTSUP;
 	}
 	return -ENOTSUP;
 }

@@ -31,7 +31,8 @@
  *               [ Destination-Host ] { Destination-Realm }
  *               { KL-Entry-Type }
  *               [ KL-User-Identity ] [ KL-IMSI ] [ KL-Key ] [ KL-Key-Id ] [ KL-Expiry ]
- *               [ KL-App-Identity ] [ KL-EMSE-Id ] *16[ KL-MBMS-Key-Group ]
+ *               [ KL-App-Identity ] [ KL-EMSE-Id ] *4[ KL-MBMS-Key-Group ]
+ *               [ KL-Peer-Identity ] [ KL-Services ]
  *               *[ Proxy-Info ] *[ Route-Record ] *[ AVP ]
  *   KPA/KRA ::= < Diameter Header: same code, PXY >
  *               < Session-Id > [ Vendor-Specific-Application-Id ] [ Auth-Session-State ]
@@ -41,27 +42,35 @@
  * AVPs: vendor-specific (V bit, Vendor-Id = the configured vendor), M bit set:
  *
  *   code name                 type        content
- *   1001 KL-Entry-Type        Enumerated  MUK (1), E2M (2), APPID (3), EMSE (4), UE-GROUPS (5)
+ *   1001 KL-Entry-Type        Enumerated  MUK (1), E2M (2), APPID (3), EMSE (4), UE-GROUPS (5),
+ *                                         PAIR (6)
  *   1002 KL-User-Identity     UTF8String  the UE's IMPI or B-TID, 1..128 bytes
  *   1003 KL-IMSI              UTF8String  1..15 decimal digits
- *   1004 KL-Key               OctetString MUK 16..64, e2m_int_key 32, EMSE PSK 16..64 bytes
+ *   1004 KL-Key               OctetString MUK 16..64, e2m_int_key 32, EMSE PSK 16..64, pair key
+ *                                         16..64 bytes
  *   1005 KL-Key-Id            Unsigned32  E2M key identifier (32 LSBs of the AV's RAND)
- *   1006 KL-Expiry            Time        expiry of a MUK or e2m_int_key; absent or 0: never
+ *   1006 KL-Expiry            Time        expiry of a MUK, e2m_int_key or pair key; absent or 0:
+ *                                         never
  *   1007 KL-App-Identity      UTF8String  application-layer identity, 1..128 bytes
  *   1008 KL-EMSE-Id           UTF8String  EMSE_Id, 1..128 bytes
  *   1009 KL-MBMS-Key-Group    Grouped     { KL-Key-Domain-Id } { KL-Key-Group-Id }
  *   1010 KL-Key-Domain-Id     OctetString 3 bytes, MCC||MNC
  *   1011 KL-Key-Group-Id      Unsigned32  0..65535
+ *   1012 KL-Peer-Identity     UTF8String  a peer server's identity (PROTOCOL.md section 9), 1..128
+ *   1013 KL-Services          Unsigned32  the services a UE may use: mbms 1, hm 2, dh 4, prose 8
+ *                                         (1..15); absent: an existing UE keeps its services, a
+ *                                         new one gets mbms
  *
  * What each entry type carries (anything else of ours is DIAMETER_AVP_NOT_ALLOWED):
  *
  *   type       push (KPR)                                 remove (KRR)
- *   MUK        User-Identity, Key, [Expiry]               User-Identity
+ *   MUK        User-Identity, Key, [Expiry], [Services]   User-Identity
  *   E2M        IMSI, Key-Id, Key (32), [Expiry]           IMSI, [Key-Id] (absent: every key)
  *   APPID      App-Identity, IMSI                         App-Identity
  *   EMSE       EMSE-Id, Key (PSK)                         EMSE-Id
  *   UE-GROUPS  User-Identity, *4 MBMS-Key-Group (the      User-Identity, *4 MBMS-Key-Group
  *              UE's whole authorised set, replaced)       (absent: every group)
+ *   PAIR       Peer-Identity, Key, [Expiry]               Peer-Identity
  *
  * ---- Result-Codes (RFC 6733 section 7.1) ---------------------------------------------------
  *   2001 DIAMETER_SUCCESS                only after the handler (and commit) returned 0; a
@@ -147,7 +156,9 @@ extern "C" {
 	X(EMSE_ID, 1008, "KL-EMSE-Id", "UTF8String")           \
 	X(KEY_GROUP, 1009, "KL-MBMS-Key-Group", "Grouped")     \
 	X(KEY_DOMAIN_ID, 1010, "KL-Key-Domain-Id", "OctetString") \
-	X(KEY_GROUP_ID, 1011, "KL-Key-Group-Id", "Unsigned32")
+	X(KEY_GROUP_ID, 1011, "KL-Key-Group-Id", "Unsigned32")  \
+	X(PEER_IDENTITY, 1012, "KL-Peer-Identity", "UTF8String") \
+	X(SERVICES, 1013, "KL-Services", "Unsigned32")
 
 enum kl_diameter_avp {
 #define KL_DIAMETER_AVP_ENUM(n, code, name, type) KL_DIAMETER_AVP_##n = code,
@@ -167,7 +178,13 @@ enum kl_diameter_type {
 	KL_DIAMETER_APPID = 3,
 	KL_DIAMETER_EMSE = 4,
 	KL_DIAMETER_UE_GROUPS = 5,
+	KL_DIAMETER_PAIR = 6,
 };
+#define KL_DIAMETER_TYPE_LAST KL_DIAMETER_PAIR
+
+/* KL-Services: one bit per service, the key table's KL_SVC() bits (kl_feed.c checks they are
+ * equal): mbms 1, hm 2, dh 4, prose 8. */
+#define KL_DIAMETER_SERVICES_ALL 0xFu
 
 #define KL_DIAMETER_ID_MAX 128
 #define KL_DIAMETER_IMSI_MAX 15 /* digits */
@@ -210,6 +227,7 @@ struct kl_diameter_entry {
 	uint64_t expires; /* NTP timestamp (NTP seconds << 32), 0 = never */
 	uint8_t ngroups;
 	struct kl_diameter_group groups[KL_DIAMETER_MAX_GROUPS];
+	uint8_t services; /* MUK push: KL-Services bits; 0: absent */
 };
 
 /*
@@ -222,8 +240,10 @@ struct kl_diameter_entry {
  * Key pointers are valid during the call only and are wiped afterwards.
  */
 struct kl_diameter_handlers {
+	/** services: KL-Services bits, 0 when absent (the UE keeps its services; a new UE gets
+	 * mbms). */
 	int (*push_muk)(void *arg, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
-			unsigned muk_len, uint64_t expires);
+			unsigned muk_len, uint64_t expires, uint8_t services);
 	int (*push_e2m)(void *arg, const char *imsi, uint32_t key_id,
 			const uint8_t key[KL_DIAMETER_E2M_KEY_LEN], uint64_t expires);
 	int (*put_appid)(void *arg, const uint8_t *appid, uint16_t len, const char *imsi);
@@ -240,6 +260,10 @@ struct kl_diameter_handlers {
 	/** n 0: every group of the UE. */
 	int (*remove_ue_groups)(void *arg, const uint8_t *id, uint16_t id_len,
 				const struct kl_diameter_group *groups, unsigned n);
+	/** The pair key K(our identity, peer server) with its expiry (NTP, 0 = never). */
+	int (*push_pair)(void *arg, const uint8_t *peer, uint16_t peer_len, const uint8_t *key,
+			 unsigned key_len, uint64_t expires);
+	int (*remove_pair)(void *arg, const uint8_t *peer, uint16_t peer_len);
 	/**
 	 * Optional. When set, the handlers of one kl_diameter_poll call only stage their changes
 	 * and commit makes them all durable at once (one LMDB transaction per poll): its 0 answers
@@ -380,7 +404,7 @@ int kl_diameter_client_connected(struct kl_diameter *c);
 /** Name of a Result-Code ("DIAMETER_SUCCESS", ..., or "unknown"). */
 const char *kl_diameter_result_name(uint32_t code);
 
-/** Name of an entry type ("muk", "e2m", "appid", "emse", "ue-groups") or NULL. */
+/** Name of an entry type ("muk", "e2m", "appid", "emse", "ue-groups", "pair") or NULL. */
 const char *kl_diameter_type_name(enum kl_diameter_type t);
 
 #ifdef __cplusplus

@@ -191,8 +191,9 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 	    (rc = add_i32(m, k->avp[KL_DIA_I_ENTRY_TYPE], (int32_t)e->type)))
 		goto fail;
 	if (e->id_len) {
-		int idx = e->type == KL_DIAMETER_APPID ? KL_DIA_I_APP_IDENTITY
+		int idx = e->type == KL_DIAMETER_APPID	? KL_DIA_I_APP_IDENTITY
 			  : e->type == KL_DIAMETER_EMSE ? KL_DIA_I_EMSE_ID
+			  : e->type == KL_DIAMETER_PAIR ? KL_DIA_I_PEER_IDENTITY
 							: KL_DIA_I_USER_IDENTITY;
 
 		if (e->id_len > KL_DIAMETER_ID_MAX) {
@@ -214,6 +215,8 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 			goto fail;
 	}
 	if (e->has_key_id && (rc = add_u32(m, k->avp[KL_DIA_I_KEY_ID], e->key_id)))
+		goto fail;
+	if (e->services && (rc = add_u32(m, k->avp[KL_DIA_I_SERVICES], e->services)))
 		goto fail;
 	if (e->expires) {
 		uint32_t s = (uint32_t)(e->expires >> 32);

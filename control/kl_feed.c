@@ -41,6 +41,9 @@ static void flog(const struct kl_feed *f, enum kl_config_log_level level, const 
 #define DIA_BATCH KL_FEED_BATCH
 _Static_assert(KL_DIAMETER_MAX_GROUPS == KL_TABLE_UE_GROUPS,
 	       "the feed and keylinectl put-ue take as many key groups as a UE holds");
+_Static_assert(KL_DIAMETER_SERVICES_ALL == KL_SVC_ALL &&
+		       KL_SVC(MBMS) == 1 && KL_SVC(HM) == 2 && KL_SVC(DH) == 4 && KL_SVC(PROSE) == 8,
+	       "KL-Services carries the key table's service bits");
 
 /* After a queued write: the entry exists, does not, or may (an e2m key removed by id). */
 enum { DIA_ABSENT = 0, DIA_PRESENT = 1, DIA_UNKNOWN = 2 };
@@ -195,7 +198,7 @@ out:
 }
 
 static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t *muk,
-		      unsigned muk_len, uint64_t expires)
+		      unsigned muk_len, uint64_t expires, uint8_t new_services)
 {
 	struct kl_feed *d = arg;
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
@@ -208,8 +211,10 @@ static int h_push_muk(void *arg, const uint8_t *id, uint16_t len, const uint8_t 
 	 * answers the UE ERR 12 detail 3 (bootstrap again) */
 	if (muk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN || len > KL_TABLE_ID_MAX)
 		return -EINVAL;
-	/* the UE keeps its authorised groups and services */
+	/* the UE keeps its authorised groups, and its services unless the push sets them */
 	present = dia_ue(d, id, len, groups, &ng, &services) == 0;
+	if (new_services)
+		services = new_services;
 	if (kl_write_ue(&w, id, len, muk, muk_len, groups, ng, expires, services))
 		return -EINVAL;
 	return dia_write(d, &w, present, DIA_PRESENT, services);
@@ -356,6 +361,23 @@ static int h_remove_emse(void *arg, const uint8_t *id, uint16_t len)
 	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_EMSE, id, len);
 }
 
+static int h_push_pair(void *arg, const uint8_t *peer, uint16_t len, const uint8_t *key,
+		       unsigned key_len, uint64_t expires)
+{
+	struct kl_feed *d = arg;
+	struct kl_write w;
+
+	if (kl_write_pair(&w, peer, len, key, key_len, expires))
+		return -EINVAL;
+	return dia_write(d, &w, d->ctx ? dia_exists(d->ctx, KL_TK_PAIR, peer, len) : DIA_UNKNOWN,
+			 DIA_PRESENT, 0);
+}
+
+static int h_remove_pair(void *arg, const uint8_t *peer, uint16_t len)
+{
+	return len > KL_TABLE_ID_MAX ? -ENOENT : dia_del(arg, KL_TK_PAIR, peer, len);
+}
+
 /* The commit hook: make the poll's batch durable, then apply its table writes in order. */
 static int h_commit(void *arg)
 {
@@ -452,6 +474,8 @@ void kl_feed_handlers(struct kl_feed *f, struct kl_diameter_handlers *h)
 		.remove_appid = h_remove_appid,
 		.remove_emse = h_remove_emse,
 		.remove_ue_groups = h_remove_ue_groups,
+		.push_pair = h_push_pair,
+		.remove_pair = h_remove_pair,
 		.commit = f->store ? h_commit : NULL,
 		.arg = f,
 	};

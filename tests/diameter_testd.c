@@ -241,20 +241,44 @@ static int record(json_t *o, int with_commit)
 
 static int g_with_commit = 1;
 
-static int h_push_muk(void *arg, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
-		      unsigned muk_len, uint64_t expires)
+/* A push of a key under an identity (MUK, pair key): its KCV, length and expiry. */
+static int key_push(const char *type, const uint8_t *id, uint16_t id_len, const uint8_t *key,
+		    unsigned key_len, uint64_t expires, json_t **out)
 {
-	json_t *o = change("push", "muk");
+	json_t *o = change("push", type);
 	char kcv[7];
 
-	(void)arg;
-	kcv_hex(muk, muk_len, kcv);
+	kcv_hex(key, key_len, kcv);
 	set_id(o, "id", id, id_len);
 	json_object_set_new(o, "kcv", json_string(kcv));
-	json_object_set_new(o, "key_len", json_integer(muk_len));
+	json_object_set_new(o, "key_len", json_integer(key_len));
 	json_object_set_new(o, "expires", json_integer(unix_time(expires)));
+	*out = o;
+	return 0;
+}
+
+static int h_push_muk(void *arg, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
+		      unsigned muk_len, uint64_t expires, uint8_t services)
+{
+	json_t *o;
+
+	(void)arg;
+	key_push("muk", id, id_len, muk, muk_len, expires, &o);
+	if (services)
+		json_object_set_new(o, "services", json_integer(services));
 	return record(o, g_with_commit);
 }
+
+static int h_push_pair(void *arg, const uint8_t *peer, uint16_t len, const uint8_t *key,
+		       unsigned key_len, uint64_t expires)
+{
+	json_t *o;
+
+	(void)arg;
+	key_push("pair", peer, len, key, key_len, expires, &o);
+	return record(o, g_with_commit);
+}
+
 
 static int h_push_e2m(void *arg, const char *imsi, uint32_t key_id, const uint8_t key[32],
 		      uint64_t expires)
@@ -385,6 +409,15 @@ static int h_remove_emse(void *arg, const uint8_t *id, uint16_t id_len)
 	return removed(o);
 }
 
+static int h_remove_pair(void *arg, const uint8_t *peer, uint16_t len)
+{
+	json_t *o = change("remove", "pair");
+
+	(void)arg;
+	set_id(o, "id", peer, len);
+	return removed(o);
+}
+
 static int h_remove_ue_groups(void *arg, const uint8_t *id, uint16_t id_len,
 			      const struct kl_diameter_group *groups, unsigned n)
 {
@@ -461,6 +494,8 @@ int main(int argc, char **argv)
 		.remove_appid = h_remove_appid,
 		.remove_emse = h_remove_emse,
 		.remove_ue_groups = h_remove_ue_groups,
+		.push_pair = h_push_pair,
+		.remove_pair = h_remove_pair,
 		.commit = h_commit,
 	};
 	struct kl_diameter_stats st;

@@ -241,12 +241,40 @@ def group_sim(pki, work):
     time.sleep(0.2)
     CK.eq(len(d.events()), n, 'nothing committed for the absent entry')
 
+    # a pair key K(keylined, peer server) and a UE's services (KL-Peer-Identity, KL-Services)
+    pk = '5a0f' * 16
+    secrets.append(pk)
+    pkf = os.path.join(work, 'pair.key')
+    with open(pkf, 'w') as f:
+        f.write(pk + '\n')
+    rc, o, err = sim(base, 'put-pair', '--peer-id', 'vlr-1.example', '--key-file', pkf,
+                     '--expires', '2000000000')
+    CK.eq((rc, (o or {}).get('result'), (o or {}).get('kcv'), (o or {}).get('id')),
+          (0, 2001, kcv_of(pk), 'vlr-1.example'), 'put-pair (%s)' % err.strip()[-200:])
+    rc, o, _ = sim(base, 'push-muk', *av_args(SET1), '--impi', 'user1@example.org',
+                   '--naf-id', naf, '--services', 'mbms,hm')
+    CK.eq((o or {}).get('result'), 2001, 'push-muk --services')
+    rc, o, _ = sim(base, 'remove', '--type', 'pair', '--id', 'vlr-1.example')
+    CK.eq((o or {}).get('result'), 2001, 'remove --type pair')
+    new = d.wait_events(n + 3)[n:]
+    CK.eq([(e.get('op'), e.get('type')) for e in new],
+          [('push', 'pair'), ('push', 'muk'), ('remove', 'pair')], 'pair and services events')
+    if len(new) == 3:
+        CK.eq((new[0].get('id'), new[0].get('kcv'), new[0].get('key_len'),
+               new[0].get('expires')), ('vlr-1.example', kcv_of(pk), 32, 2000000000),
+              'server recorded the pair key (peer, KCV, length, expiry)')
+        CK.eq((new[1].get('services'), new[2].get('id'), new[2].get('found')),
+              (3, 'vlr-1.example', True), 'KL-Services mbms|hm; the pair key removed')
+
     # bad arguments: exit 2 with one line, before any connection
     for args in (['push-e2m', '--k', 'zz'], ['push-e2m', *av_args(SET1)],
                  ['put-appid', '--appid', 'x', '--imsi', '12ab'], ['frobnicate'],
                  ['put-ue-groups', '--id', 'u', '--group', '00f1:1'],
                  ['remove', '--type', 'nope', '--id', 'x'],
                  ['push-e2m', *av_args(SET1), '--imsi', '1', '--bogus', '1'],
+                 ['put-pair', '--peer-id', 'vlr-2.example'],
+                 ['push-muk', *av_args(SET1), '--impi', 'u', '--naf-id', naf,
+                  '--services', 'mbms,tea'],
                  ['push-e2m', SET1['k']]):  # a key without its option: not echoed
         rc, o, err = sim(base, *args)
         CK.eq(rc, 2, 'bad arguments %s exit 2' % args[:1])
@@ -257,7 +285,7 @@ def group_sim(pki, work):
     no_key_bytes('\n'.join(SIM_OUT), secrets, 'simulator output')
     rc, st = d.stop()
     CK.eq(rc, 0, 'testd exit status')
-    CK.eq((st or {}).get('ok'), 12, 'testd answered 12 successes')
+    CK.eq((st or {}).get('ok'), 15, 'testd answered 15 successes')
 
     # answers wait for the commit: a 400 ms commit, with and without the commit callback
     for mode in ([], ['--no-commit']):
@@ -355,6 +383,18 @@ def group_malformed(pki, work):
         ('5 key groups', dict(avps=ue + [grp(b'\x00\xf1\x10', i) for i in range(5)]), 5009,
          1009, False),
         ('Expiry of 3 bytes', dict(avps=e2m + [kl(dr.KL_EXPIRY, b'abc')]), 5014, 1006, False),
+        ('Services 0', dict(avps=muk + [kl(dr.KL_SERVICES, dr.u32(0))]), 5004, 1013, False),
+        ('Services 16', dict(avps=muk + [kl(dr.KL_SERVICES, dr.u32(16))]), 5004, 1013, False),
+        ('Services in a UE-GROUPS push', dict(avps=ue + [kl(dr.KL_SERVICES, dr.u32(1))]), 5008,
+         1013, False),
+        ('pair push without key', dict(avps=[kl(dr.KL_ENTRY_TYPE, dr.u32(dr.T_PAIR)),
+                                             kl(dr.KL_PEER_IDENTITY, 'vlr-1')]), 5005, 1004,
+         False),
+        ('pair key of 8 bytes', dict(avps=[kl(dr.KL_ENTRY_TYPE, dr.u32(dr.T_PAIR)),
+                                           kl(dr.KL_PEER_IDENTITY, 'vlr-1'),
+                                           kl(dr.KL_KEY, key32[:8])]), 5014, 1004, False),
+        ('Peer-Identity in a MUK push', dict(avps=muk + [kl(dr.KL_PEER_IDENTITY, 'v')]), 5008,
+         1012, False),
         ('no Session-Id', dict(avps=e2m, session=False), 5005, 263, False),
         ('no Vendor-Specific-Application-Id', dict(avps=e2m, vsai=False), 5005, 260, False),
         ('unknown command', dict(avps=e2m, cmd=8388999), 3001, None, True),
@@ -409,8 +449,8 @@ def group_malformed(pki, work):
     no_key_bytes(err + '\n'.join(d.lines), [key32.hex(), key32[:16].hex()], 'testd output')
     rc, st = d.stop()
     CK.eq(rc, 0, 'testd exit status after the malformed requests')
-    # the 13 cases above that kl_diameter itself refuses (the others are freeDiameter's)
-    CK.eq((st or {}).get('rejected'), 13, 'testd counted its own rejections')
+    # the 19 cases above that kl_diameter itself refuses (the others are freeDiameter's)
+    CK.eq((st or {}).get('rejected'), 19, 'testd counted its own rejections')
 
 
 def group_tls(pki, work):

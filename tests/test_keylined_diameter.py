@@ -18,7 +18,10 @@ durable store, end to end:
   i. a MUK pushed with KL-Expiry: shown by keylinectl, kept over a groups update and a restart,
      and once it has passed MBMS requests get ERR 12 detail 3;
   j. the feed's counters in /metrics (keyline_diameter_*) equal those of keylinectl status, and
-     its batches show as store commits.
+     its batches show as store commits;
+  k. pair keys (entry type PAIR, KL-Peer-Identity) and a UE's services (KL-Services): shown by
+     keylinectl with their KCV, kept by a MUK push without KL-Services, removed, and all of it
+     stored (a restart).
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
@@ -495,6 +498,59 @@ def muk_expiry(env):
         CK.check(bad not in log, 'i: no %s in keylined\'s output' % bad)
 
 
+# ---- k. pair keys and services ---------------------------------------------------------------
+
+def pairs_and_services(env):
+    btid = 'btid-svc@bsf.test'
+    pk = '3c' * 32
+    env.secrets.append(pk)
+    pkf = os.path.join(env.work, 'pair.hex')
+    with open(pkf, 'w') as f:
+        f.write(pk + '\n')
+
+    def push_muk(*extra):
+        return env.sim('push-muk', *av_args(SET2), '--impi', 'user4@ims.test', '--bmsc-fqdn',
+                       'bmsc.test', '--btid', btid, *extra)
+
+    kd = env.start()
+    try:
+        for peer in ('vlr-1.test', 'vlr-2.test'):
+            rc, o, err = env.sim('put-pair', '--peer-id', peer, '--key-file', pkf, '--expires',
+                                 '2000000000')
+            CK.eq((rc, o.get('result')), (0, 2001), 'k: put-pair %s (%s)' % (peer, err[-200:]))
+        rc, o, err = env.sim('remove', '--type', 'pair', '--id', 'vlr-2.test')
+        CK.eq((rc, o.get('result')), (0, 2001), 'k: remove pair (%s)' % err[-200:])
+        rc, o, err = push_muk('--services', 'mbms,hm')
+        CK.eq((rc, o.get('result')), (0, 2001), 'k: push-muk --services (%s)' % err[-200:])
+        rc, o, err = push_muk()
+        CK.eq((rc, o.get('result')), (0, 2001), 'k: push-muk without --services')
+        rc, ans = env.ctl('show', 'ue', btid)
+        CK.eq(ans.get('services'), ['mbms', 'hm'], 'k: a MUK push without KL-Services keeps '
+              'the services: %s' % ans)
+        rc, ans = env.ctl('show', 'pair', 'vlr-1.test')
+        CK.eq((ans.get('kcv'), ans.get('expires')), (kdf.kcv(pk).upper(), 2000000000),
+              'k: show pair: KCV and expiry: %s' % ans)
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'k: keylined exits 0')
+    finally:
+        kd.kill()
+    kd = env.start()
+    try:
+        rc, ans = env.ctl('show', 'pair', 'vlr-1.test')
+        CK.eq((ans.get('kcv'), ans.get('expires')), (kdf.kcv(pk).upper(), 2000000000),
+              'k: after a restart the stored pair key: %s' % ans)
+        rc, ans = env.ctl('show', 'pair', 'vlr-2.test')
+        CK.eq(rc, 1, 'k: the removed pair key stays removed: %s' % ans)
+        rc, ans = env.ctl('show', 'ue', btid)
+        CK.eq(ans.get('services'), ['mbms', 'hm'], 'k: after a restart the services: %s' % ans)
+        log = kd.stderr()
+        rc, _ = kd.stop()
+        CK.eq(rc, 0, 'k: restarted keylined exits 0')
+    finally:
+        kd.kill()
+    CK.check(pk not in log.lower(), 'k: no pair key bytes in keylined\'s log')
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix='kl-dia-') as work:
         try:
@@ -541,6 +597,7 @@ def main():
             rotation(env)
             no_store(env)
             muk_expiry(env)
+            pairs_and_services(env)
         finally:
             for kd in LIVE:
                 kd.kill()

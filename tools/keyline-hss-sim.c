@@ -63,12 +63,15 @@ static void usage(FILE *f)
 		"           [--expires T]       Milenage -> CK,IK -> e2m_int_key, key id = RAND's 32 LSBs\n"
 		"  push-muk --k HEX (--opc|--op) --rand HEX --sqn HEX --amf HEX --impi TEXT\n"
 		"           (--naf-id HEX | --bmsc-fqdn FQDN) [--btid TEXT] [--expires T]\n"
-		"                               MUK = Ks_(ext)_NAF(CK||IK, RAND, IMPI, NAF_Id), pushed for\n"
-		"                               the B-TID when given, else the IMPI\n"
+		"           [--services LIST]   MUK = Ks_(ext)_NAF(CK||IK, RAND, IMPI, NAF_Id), pushed for\n"
+		"                               the B-TID when given, else the IMPI; LIST: mbms,hm,dh,prose\n"
+		"                               (KL-Services; absent: the UE keeps its services)\n"
 		"  put-appid --appid TEXT --imsi DIGITS\n"
 		"  put-emse --emse-id TEXT --psk-file FILE   (the PSK as hex in the file, 16..64 bytes)\n"
 		"  put-ue-groups --id TEXT [--group DDDDDD:G]...   (the UE's whole set, at most 4)\n"
-		"  remove --type muk|e2m|appid|emse|ue-groups (--id TEXT | --imsi DIGITS)\n"
+		"  put-pair --peer-id TEXT --key-file FILE [--expires T]\n"
+		"                               the pair key K(keylined, peer server), hex in the file\n"
+		"  remove --type muk|e2m|appid|emse|ue-groups|pair (--id TEXT | --imsi DIGITS)\n"
 		"         [--key-id HEX] [--group DDDDDD:G]...\n"
 		"  bulk [--kind e2m] --n N [--seed S] [--window W (64)] [--ack-log FILE]\n"
 		"       [--imsi-base DIGITS (00101)]\n"
@@ -327,6 +330,62 @@ static int send_one(struct kl_diameter_entry *e, const char *extra)
 static struct kl_diameter_entry g_e;
 static char g_extra[400];
 
+/* The key (16..64 bytes of hex) from a file into e, its KCV into the output; e becomes the
+ * request and is wiped. */
+static void key_file(const char *what, const char *path, struct kl_diameter_entry *e)
+{
+	char buf[512], kcv[7];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		die("%s: %s", what, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (!feof(f))
+		die("%s: longer than %zu bytes", what, sizeof(buf) - 1);
+	fclose(f);
+	buf[n] = 0;
+	n = hex_var(what, buf, e->key, KL_DIAMETER_KEY_MAX);
+	kl_memzero(buf, sizeof(buf));
+	if (n < KL_DIAMETER_KEY_MIN)
+		die("%s: want %u..%u bytes of hex", what, KL_DIAMETER_KEY_MIN, KL_DIAMETER_KEY_MAX);
+	e->key_len = (uint8_t)n;
+	kcv_str(e->key, e->key_len, kcv);
+	if (memchr(e->id, '"', e->id_len) || memchr(e->id, '\\', e->id_len))
+		snprintf(g_extra, sizeof(g_extra), "\"kcv\":\"%s\"", kcv);
+	else
+		snprintf(g_extra, sizeof(g_extra), "\"id\":\"%.*s\",\"kcv\":\"%s\"",
+			 (int)e->id_len, (const char *)e->id, kcv);
+	g_e = *e;
+	kl_memzero(e, sizeof(*e));
+}
+
+/* KL-Services from a list of names (kl_diameter.h's bits); NULL: absent (0). */
+static uint8_t services_opt(const char *list)
+{
+	static const char *const names[] = { "mbms", "hm", "dh", "prose" };
+	unsigned bits = 0;
+	char buf[64], *save = NULL, *t;
+
+	if (!list)
+		return 0;
+	if (strlen(list) >= sizeof(buf))
+		die("--services: too long");
+	strcpy(buf, list);
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned b = 0;
+
+		while (b < 4 && strcmp(t, names[b]))
+			b++;
+		if (b == 4 || (bits & (1u << b)))
+			die("--services: '%s' is not mbms, hm, dh or prose, or is listed twice", t);
+		bits |= 1u << b;
+	}
+	if (!bits)
+		die("--services: empty");
+	return (uint8_t)bits;
+}
+
 static void cmd_push_e2m(struct kl_crypto *c)
 {
 	struct kl_diameter_entry e = { 0 };
@@ -387,6 +446,7 @@ static void cmd_push_muk(struct kl_crypto *c)
 	if (strlen(impi) > 65535)
 		die("--impi: too long");
 	e.expires = expires_opt();
+	e.services = services_opt(get("services"));
 	no_leftovers();
 	v[0] = (struct kl_kdf_param){ rand, 16 };
 	v[1] = (struct kl_kdf_param){ (const uint8_t *)impi, strlen(impi) };
@@ -418,36 +478,22 @@ static void cmd_put_appid(void)
 	g_e = e;
 }
 
-static void cmd_put_emse(void)
+/* put-emse, put-pair: an identity and a key from a file (pair keys: with an expiry). */
+static void cmd_key_push(enum kl_diameter_type type, const char *id_opt, const char *file_opt)
 {
 	struct kl_diameter_entry e = { 0 };
+	char what[32];
 	const char *path;
-	char buf[512], kcv[7];
-	size_t n;
-	FILE *f;
 
 	e.op = KL_DIAMETER_PUSH;
-	e.type = KL_DIAMETER_EMSE;
-	text_id("emse-id", need("emse-id"), &e);
-	path = need("psk-file");
+	e.type = type;
+	text_id(id_opt, need(id_opt), &e);
+	path = need(file_opt);
+	if (type == KL_DIAMETER_PAIR)
+		e.expires = expires_opt();
 	no_leftovers();
-	f = fopen(path, "r");
-	if (!f)
-		die("--psk-file: %s", strerror(errno));
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	if (!feof(f))
-		die("--psk-file: longer than %zu bytes", sizeof(buf) - 1);
-	fclose(f);
-	buf[n] = 0;
-	n = hex_var("--psk-file", buf, e.key, KL_DIAMETER_KEY_MAX);
-	kl_memzero(buf, sizeof(buf));
-	if (n < KL_DIAMETER_KEY_MIN)
-		die("--psk-file: want %u..%u bytes of hex", KL_DIAMETER_KEY_MIN, KL_DIAMETER_KEY_MAX);
-	e.key_len = (uint8_t)n;
-	kcv_str(e.key, e.key_len, kcv);
-	snprintf(g_extra, sizeof(g_extra), "\"kcv\":\"%s\"", kcv);
-	g_e = e;
-	kl_memzero(&e, sizeof(e));
+	snprintf(what, sizeof(what), "--%s", file_opt);
+	key_file(what, path, &e);
 }
 
 static void cmd_put_ue_groups(void)
@@ -464,15 +510,16 @@ static void cmd_put_ue_groups(void)
 
 static void cmd_remove(void)
 {
-	static const char *const names[] = { NULL, "muk", "e2m", "appid", "emse", "ue-groups" };
 	struct kl_diameter_entry e = { 0 };
 	const char *t = need("type");
 	unsigned i;
 
-	for (i = 1; i <= KL_DIAMETER_UE_GROUPS && strcmp(t, names[i]); i++)
+	for (i = 1; i <= KL_DIAMETER_TYPE_LAST &&
+		    strcmp(t, kl_diameter_type_name((enum kl_diameter_type)i));
+	     i++)
 		;
-	if (i > KL_DIAMETER_UE_GROUPS)
-		die("--type: muk, e2m, appid, emse or ue-groups");
+	if (i > KL_DIAMETER_TYPE_LAST)
+		die("--type: muk, e2m, appid, emse, ue-groups or pair");
 	e.op = KL_DIAMETER_REMOVE;
 	e.type = (enum kl_diameter_type)i;
 	if (e.type == KL_DIAMETER_E2M) {
@@ -808,7 +855,7 @@ static void peer_opt(const char *s, struct kl_diameter_params *p)
 int main(int argc, char **argv)
 {
 	static const char *const commands[] = { "push-e2m", "push-muk", "put-appid", "put-emse",
-						"put-ue-groups", "remove", "bulk", NULL };
+						"put-ue-groups", "put-pair", "remove", "bulk", NULL };
 	struct kl_diameter_params p = { 0 };
 	struct kl_crypto *c = NULL;
 	char err[512];
@@ -891,9 +938,11 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "put-appid"))
 		cmd_put_appid();
 	else if (!strcmp(cmd, "put-emse"))
-		cmd_put_emse();
+		cmd_key_push(KL_DIAMETER_EMSE, "emse-id", "psk-file");
 	else if (!strcmp(cmd, "put-ue-groups"))
 		cmd_put_ue_groups();
+	else if (!strcmp(cmd, "put-pair"))
+		cmd_key_push(KL_DIAMETER_PAIR, "peer-id", "key-file");
 	else if (!strcmp(cmd, "remove"))
 		cmd_remove();
 	else
