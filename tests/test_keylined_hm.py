@@ -3,8 +3,9 @@
 """The VLR token scheme (PROTOCOL.md section 9, kinds 2 and 3) end to end through keylined:
 two keylined processes, identities vlr-a and vlr-b, each with kernel-socket io on loopback and
 the same TEST population (UEs with the hm service), share a pair key provisioned on each through
-another path (vlr-a: keylinectl put-pair from a key file; vlr-b: the Diameter feed when
-keyline-hss-sim can push a pair key, otherwise the admin socket's put-pair). keyline-burst --kind
+another path (vlr-a: keylinectl put-pair from a key file; vlr-b: keyline-hss-sim put-pair over
+the Diameter feed (TLS on loopback), or the admin socket's put-pair with a keyline-hss-sim that
+cannot push pair keys). keyline-burst --kind
 hm runs KL_HM_SESSIONS (default 100,000: about 25 s here in all) sessions with UEa at
 vlr-a and UEb at vlr-b (1,000 UEbs, each fetching K*b once): every pair must agree on Ks. Then
 the errors through keylined and keyline-burst's verdicts and counters: an unknown peer server
@@ -28,7 +29,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 import kl_itest  # noqa: E402
+from kl_dtest import Pki, free_port  # noqa: E402
 
 keylined, burst, popgen, keylinectl, hss_sim, KDF = sys.argv[1:7]
 ck = kl_itest.Checks('keylined-hm')
@@ -148,18 +151,42 @@ print(f'keylined-hm: {SESSIONS} sessions; services from '
       f'{"the Diameter feed" if sim_has_pair else "the admin socket (no Diameter pair push yet)"}',
       flush=True)
 
+
+def diameter_pair(port, peer):
+    """The pair key pushed by keyline-hss-sim over Diameter/TLS to vlr-b."""
+    cert, key = pki.cred('hss.test')
+    r = subprocess.run([hss_sim, '--identity', 'hss.test', '--cert', cert, '--key', key, '--ca',
+                        pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+                        f'vlr-b.test@127.0.0.1:{port}', '--timeout-ms', '5000', 'put-pair',
+                        '--peer-id', peer, '--key-file', pair_file],
+                       capture_output=True, text=True, timeout=60)
+    ck.eq(r.returncode, 0, f'keyline-hss-sim put-pair to vlr-b ({r.stderr.strip()[-300:]})')
+
+
 live = []
 try:
     ka, pa = server('vlr-a', 'vlr-a')
     live.append(ka)
-    kb, pb = server('vlr-b', 'vlr-b')
+    b_extra = None
+    if sim_has_pair:
+        os.mkdir(os.path.join(tmp, 'pki'))
+        pki = Pki(os.path.join(tmp, 'pki'), leaves=('vlr-b.test', 'hss.test'))
+        dport = free_port()
+        cert, key = pki.cred('vlr-b.test')
+        b_extra = {'diameter': '{identity: vlr-b.test, listen: 127.0.0.1, port: %d, '
+                               'tls_cert: "%s", tls_key: "%s", tls_ca: "%s", max_queue: 64}'
+                               % (dport, cert, key, pki.p('ca.pem'))}
+    kb, pb = server('vlr-b', 'vlr-b', extra=b_extra)
     live.append(kb)
     hm_services('vlr-a')
     hm_services('vlr-b')
     # the pair key: keylinectl on vlr-a, another path on vlr-b
     ctl('vlr-a', 'put-pair', 'vlr-b', '--key-file', pair_file)
-    ans = admin('vlr-b', [{'cmd': 'put-pair', 'peer': 'vlr-a', 'key': PAIR}])
-    ck.check(ans[0].get('ok'), f'vlr-b: put-pair through the admin socket ({ans})')
+    if sim_has_pair:
+        diameter_pair(dport, 'vlr-a')
+    else:
+        ans = admin('vlr-b', [{'cmd': 'put-pair', 'peer': 'vlr-a', 'key': PAIR}])
+        ck.check(ans[0].get('ok'), f'vlr-b: put-pair through the admin socket ({ans})')
     kcv_a = [l for l in ctl('vlr-a', 'show', 'pair', 'vlr-b').splitlines() if 'kcv' in l]
     kcv_b = [l for l in ctl('vlr-b', 'show', 'pair', 'vlr-a').splitlines() if 'kcv' in l]
     ck.check(kcv_a and kcv_a == kcv_b, f'the same pair key on both ({kcv_a} {kcv_b})')
