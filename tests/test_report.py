@@ -639,6 +639,26 @@ if res:
     check_compare(*res)
 check_report('burst_ratelimit.jsonl', False)
 check_report('burst_errors.jsonl', True)
+res = check_report('burst_hm.jsonl', False)
+if res:
+    # the HM rows: sessions, sessions/s, K*b fetches, beside the per-request latency rows
+    page, md = res
+    _, _, s_hm = fixture('burst_hm.jsonl')
+    mdr = md_rows(md)
+    for key, label in (('sessions', 'HM sessions (UE pairs)'), ('agreed', 'HM sessions agreed on Ks'),
+                       ('sessions_per_s', 'HM sessions/s'), ('kstar_fetched', 'K*b fetches (kind 3)'),
+                       ('kstar_cached', 'token_b opened with a kept K*b')):
+        want = s_hm['hm'][key]
+        cells = page.cells.get(f'hm.{key}')
+        ck.check(cells is not None and json.loads(cells[0][0]['data-value']) == want,
+                 f'burst_hm: hm.{key} = {want} in the HTML')
+        row = mdr.get(label)
+        ck.check(row is not None and close(row[0], want, 1), f'burst_hm: Markdown "{label}" {row}')
+    ck.check('server identity vlr-a' in md, 'burst_hm: the run names the server identity')
+for name in ('burst_ok.jsonl', 'burst_errors.jsonl'):
+    ck.check('HM sessions' not in run([os.path.join(DATA, name), '-o',
+                                       os.path.join(tmp, 'nohm')]).stdout,
+             f'{name}: no HM rows for another kind')
 check_compare_tolerant()
 check_compare_runs()
 check_other_inputs()

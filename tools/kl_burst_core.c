@@ -1989,6 +1989,16 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 					       (json_int_t)b->pre_used, "stale", (json_int_t)b->pre_stale)
 				   : json_null());
 	json_object_set_new(o, "counters", cnt);
+	/* HM: a session is a UE pair; it counts when both UEs opened the same Ks */
+	json_object_set_new(
+		o, "hm",
+		b->peer ? json_pack("{s:I,s:I,s:f,s:I,s:I,s:I}", "sessions", (json_int_t)b->n, "agreed",
+				    (json_int_t)b->tot.c[KL_BC_VERIFIED], "sessions_per_s",
+				    span > 0 ? (double)b->tot.c[KL_BC_VERIFIED] / span : 0.0,
+				    "kstar_fetched", (json_int_t)b->tot.c[KL_BC_KSTAR_FETCHED],
+				    "kstar_cached", (json_int_t)b->tot.c[KL_BC_KSTAR_CACHED], "peer_ues",
+				    (json_int_t)b->npeer)
+			: json_null());
 	json_object_set_new(o, "errors", errors_json(b->tot.err, NULL));
 	json_object_set_new(o, "latency_us", kl_hist_json(&b->lat, 1));
 	json_object_set_new(o, "ue_latency_us", kl_hist_json(&b->ue_lat, 1));
