@@ -77,12 +77,14 @@ int main(int argc, char **argv)
 			"-l", "0", "--log-level=error", "--file-prefix", prefix };
 	static const uint8_t muk[32] = "0123456789abcdef0123456789abcdef";
 	static const uint8_t emse_psk[20] = "emse-psk-20-bytes!!!";
+	static const uint8_t muk_b[32] = "fedcba9876543210fedcba9876543210";
+	static const uint8_t pair[32] = "pair-key-vlr-a-vlr-b-32-bytes!!!";
 	uint8_t e2m_int[32];
 	const uint8_t hdr[24] = { 0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 				  0xff, 0xff, 0, 0, 1, 0, 0, 0 };
 	struct kl_table_params tp = { .name = "pcapgen", .max_ues = 16, .max_groups = 16, .max_emses = 16,
-				      .max_imsis = 16, .max_appids = 16, .e2m_ring = 4, .max_readers = 1,
-				      .socket_id = -1 };
+				      .max_imsis = 16, .max_appids = 16, .max_pairs = 4, .e2m_ring = 4,
+				      .max_readers = 1, .socket_id = -1 };
 	struct kl_engine_config ec = { .idr = (const uint8_t *)"keyline.example.net", .idr_len = 19,
 				       .skew_s = 60, .predelivery_s = 60, .replay_entries = 1024,
 				       .backend = KL_CRYPTO_IPSECMB };
@@ -119,7 +121,12 @@ int main(int argc, char **argv)
 	if (kl_table_put_ue(t, (const uint8_t *)"ue@ims.example", 14, muk, 32, &g, 1) < 0 ||
 	    kl_table_put_group(t, &g, &grp) < 0 ||
 	    kl_table_put_emse(t, (const uint8_t *)"emse-1.example", 14, emse_psk, 20) < 0 ||
-	    kl_table_push_e2m(t, "001010123456789", e2m_int, 0xBEEF0001, 0) < 0)
+	    kl_table_push_e2m(t, "001010123456789", e2m_int, 0xBEEF0001, 0) < 0 ||
+	    kl_table_put_ue(t, (const uint8_t *)"ue-b@ims.example", 16, muk_b, 32, NULL, 0) < 0 ||
+	    kl_table_set_ue_services(t, (const uint8_t *)"ue@ims.example", 14,
+				     KL_SVC(MBMS) | KL_SVC(HM)) < 0 ||
+	    kl_table_set_ue_services(t, (const uint8_t *)"ue-b@ims.example", 16, KL_SVC(HM)) < 0 ||
+	    kl_table_put_pair(t, (const uint8_t *)"vlr-b.example", 13, pair, 32, 0) < 0)
 		return 1;
 	w = kl_worker_create(&ec, t, 0);
 	c = kl_crypto_create(KL_CRYPTO_OPENSSL);
@@ -127,17 +134,30 @@ int main(int argc, char **argv)
 	if (!w || !c || !pcap)
 		return 1;
 	fwrite(hdr, 1, sizeof(hdr), pcap);
-	for (int k = 0; k < 6; k++) {
+	/* MBMS, E2M, late, unauthorised; kind 2 (UE to ue-b of vlr-b.example), kind 3 (ue-b) */
+	for (int k = 0; k < 8; k++) {
 		uint8_t rand[16], buf[600], out[1600];
 		struct kl_client_req q = { 0 };
+		struct kl_client_result res;
 		struct kl_pkt p;
-		int is_e2m = k >= 2 && k < 4, late = k == 4, unauth = k == 5;
+		int is_e2m = k >= 2 && k < 4, late = k == 4, unauth = k == 5, is_hm = k >= 6;
 
 		for (int i = 0; i < 16; i++)
 			rand[i] = (uint8_t)(k * 16 + i + 1);
 		q.spec = (struct kl_mikey_req_spec){ .rand = rand, .ts = late ? now - (600ull << 32) : now,
 						     .csb_id = 0x11110000u + (uint32_t)k, .prf = (uint8_t)(k & 1) };
-		if (is_e2m) {
+		if (is_hm) {
+			q.spec.kind = k == 6 ? KL_KIND_HM : KL_KIND_KSTAR;
+			q.spec.id = (const uint8_t *)(k == 6 ? "ue@ims.example" : "ue-b@ims.example");
+			q.spec.id_len = k == 6 ? 14 : 16;
+			q.spec.peer_ue = (const uint8_t *)(k == 6 ? "ue-b@ims.example" : NULL);
+			q.spec.peer_ue_len = k == 6 ? 16 : 0;
+			/* the session's other server; this one serves both UEs (VLRa = VLRb's peer) */
+			q.spec.peer_server = (const uint8_t *)"vlr-b.example";
+			q.spec.peer_server_len = 13;
+			q.psk = k == 6 ? muk : muk_b;
+			q.psk_len = 32;
+		} else if (is_e2m) {
 			q.spec.id = (const uint8_t *)"emse-1.example";
 			q.spec.id_len = 14;
 			q.spec.id_type = 1;
@@ -178,7 +198,24 @@ int main(int argc, char **argv)
 		printf(",");
 		hex("psk", q.psk, q.psk_len);
 		printf(",\"err_no\":%d,", late ? KL_ERR_INVALID_TS : unauth ? KL_ERR_INVALID_ID : 0);
-		if (is_e2m) {
+		if (is_hm) {
+			/* K* = KDF(pair, FF06, the requester); SPI 0; kind 2 also the two tokens */
+			uint8_t want[32];
+			struct kl_kdf_param id = { q.spec.id, q.spec.id_len };
+
+			kl_derive(c, KL_KDF_VLR_TOKEN, pair, 32, &id, 1, want);
+			printf("\"keys\":[{");
+			hex("key", want, 32);
+			printf(",\"id\":\"00000000\"}]");
+			if (k == 6 && !kl_client_verify(c, &q, out, p.out_len, now, 60, &res) &&
+			    res.token[0] && res.token[1]) {
+				printf(",");
+				hex("token_a", res.token[0], res.token_len[0]);
+				printf(",");
+				hex("token_b", res.token[1], res.token_len[1]);
+			}
+			printf("}\n");
+		} else if (is_e2m) {
 			uint8_t want[32];
 			struct kl_kdf_param em = { (const uint8_t *)"emse-1.example", 14 };
 

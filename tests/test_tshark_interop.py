@@ -4,6 +4,8 @@
 errors to a pcap on UDP 2269; tshark must decode every frame as MIKEY with no malformed field and
 show the expected values; the KEMAC of each response is decrypted with `openssl enc -aes-128-ctr`
 and every MAC checked with `openssl dgst -sha1 -hmac`, with transport keys from keyline-kdf.
+Kinds 2 and 3 (the VLR token scheme) too: K*a and K*b decrypted by openssl equal keyline-kdf
+vlr-token's, and keyline-kdf hm-open opens token_a with K*a and token_b with K*b to the same Ks.
 
 usage: test_tshark_interop.py MIKEY_PCAP_GEN KEYLINE_KDF
 """
@@ -15,6 +17,8 @@ import sys
 import tempfile
 
 GEN, KDF = sys.argv[1], sys.argv[2]
+PAIR = b'pair-key-vlr-a-vlr-b-32-bytes!!!'.hex()  # mikey_pcap_gen's TEST pair key
+kstar = {}
 failures, passed = [], 0
 
 
@@ -50,7 +54,7 @@ with tempfile.TemporaryDirectory() as td:
     pcap = os.path.join(td, 'mikey.pcap')
     meta = [json.loads(l) for l in run([GEN, pcap]).decode().splitlines() if l.strip()]
     payloads = udp_payloads(pcap)
-    check('frames written', len(meta) == len(payloads) == 12, f'{len(meta)} {len(payloads)}')
+    check('frames written', len(meta) == len(payloads) == 16, f'{len(meta)} {len(payloads)}')
 
     malformed = run(['tshark', '-n', '-r', pcap, '-Y', '_ws.malformed || _ws.expert.severity >= warning'])
     check('tshark finds no malformed or warning fields', malformed.strip() == b'', malformed.decode())
@@ -74,7 +78,7 @@ with tempfile.TemporaryDirectory() as td:
         check(f'{name}: port 2269', row['udp.dstport'] == ('2269' if m['dir'] == 'req' else '40000'))
         if m['dir'] != 'err':
             exts = row['mikey.ext.type'].split(',')
-            want_ext = '250' if m['dir'] == 'resp' or m['kind'] == 1 else '2'
+            want_ext = '250' if m['dir'] == 'resp' or m['kind'] >= 1 else '2'
             check(f'{name}: ext type', want_ext in exts, row['mikey.ext.type'])
         if m['dir'] == 'err':
             check(f'{name}: err no', row['mikey.err.no'] == str(m['err_no']), row['mikey.err.no'])
@@ -113,6 +117,29 @@ with tempfile.TemporaryDirectory() as td:
             want = run([KDF, 'e2m-key', '--key', '77' * 32, '--emse-id', 'emse-1.example']).decode().strip()
             check(f'{name}: e2m_key equals keyline-kdf', keys and keys[0]['key'] == want, want)
             check(f'{name}: no IMSI in the response', b'001010123456789' not in pl)
+
+        if m['kind'] in (2, 3):
+            want = run([KDF, 'vlr-token', '--key', PAIR, '--id-ue',
+                        'ue@ims.example' if m['kind'] == 2 else 'ue-b@ims.example']).decode().strip()
+            check(f'{name}: K* equals keyline-kdf vlr-token', keys and keys[0]['key'] == want, want)
+            kstar[m['kind']] = keys[0]['key'] if keys else ''
+        if m['kind'] == 2:
+            tokens = (m.get('token_a', ''), m.get('token_b', ''))
+            check(f'{name}: both tokens in the datagram',
+                  all(t and bytes.fromhex(t) in pl for t in tokens))
+    # the tokens of kind 2 open with the K*a and K*b that openssl decrypted (keyline-kdf hm-open):
+    # the same Ks for both UEs
+    hm = [m for m in meta if m['kind'] == 2 and m['dir'] == 'resp']
+    kcv = []
+    for kind, tok in ((2, 'token_a'), (3, 'token_b')):
+        kf = os.path.join(td, f'kstar{kind}.hex')
+        with open(kf, 'w') as f:
+            f.write(kstar.get(kind, '') + '\n')
+        r = subprocess.run([KDF, 'hm-open', '--kstar-file', kf, '--token', hm[0].get(tok, '') if hm else '',
+                            '--vlr-a', 'keyline.example.net', '--vlr-b', 'vlr-b.example', '--ue-a',
+                            'ue@ims.example', '--ue-b', 'ue-b@ims.example'], capture_output=True, text=True)
+        kcv.append(r.stdout.split('\n')[0] if r.returncode == 0 else f'error {r.stderr}')
+    check('token_a and token_b give the same Ks', kcv[0].startswith('ks_kcv=') and kcv[0] == kcv[1], kcv)
 
 print(f'tshark interop: {passed} passed, {len(failures)} failed')
 sys.exit(1 if failures else 0)
