@@ -57,6 +57,7 @@ struct kl_admin {
 	struct kl_table *table;
 	struct kl_store *store; /* NULL: no durable store */
 	unsigned e2m_ring;	/* the table's ring size, for kl_store_push_e2m */
+	char server_identity[KL_TABLE_ID_MAX + 1]; /* "": none (no pair keys imported) */
 	const struct kl_stats_view *stats;
 	struct kl_rotate *rotate; /* NULL: no MSK rotation configured */
 	struct {
@@ -608,8 +609,9 @@ static int parse_seed(struct req *r, json_t *o, uint64_t *seed)
 static int pop_params_from_json(struct req *r, json_t *o, struct kl_pop_params *p)
 {
 	static const char *const f[] = { "seed",  "ues",      "groups", "emses",	"imsis",
-					 "appids", "e2m-keys", "now",    "msk-period", NULL };
-	uint64_t v[8] = { 0 };
+					 "appids", "e2m-keys", "now",    "msk-period", "pairs",
+					 "services", NULL };
+	uint64_t v[10] = { 0 };
 	char cerr[200];
 
 	if (!json_is_object(o))
@@ -622,7 +624,9 @@ static int pop_params_from_json(struct req *r, json_t *o, struct kl_pop_params *
 	    get_uint(r, o, "params.", "appids", true, KL_POP_MAX_APPIDS, &v[4]) ||
 	    get_uint(r, o, "params.", "e2m-keys", true, KL_TABLE_E2M_RING_MAX, &v[5]) ||
 	    get_uint(r, o, "params.", "now", true, UINT32_MAX, &v[6]) ||
-	    get_uint(r, o, "params.", "msk-period", true, KL_POP_MAX_PERIOD, &v[7]))
+	    get_uint(r, o, "params.", "msk-period", true, KL_POP_MAX_PERIOD, &v[7]) ||
+	    get_uint(r, o, "params.", "pairs", false, KL_POP_MAX_PAIRS, &v[8]) ||
+	    get_uint(r, o, "params.", "services", false, KL_SVC_ALL, &v[9]))
 		return -1;
 	p->ues = (uint32_t)v[0];
 	p->groups = (uint32_t)v[1];
@@ -632,6 +636,8 @@ static int pop_params_from_json(struct req *r, json_t *o, struct kl_pop_params *
 	p->e2m_keys_per_imsi = (uint8_t)v[5];
 	p->now_ntp = v[6] << 32;
 	p->msk_period_s = (uint32_t)v[7];
+	p->pairs = (uint32_t)v[8];
+	p->services = (uint8_t)v[9];
 	if (kl_pop_params_check(p, cerr, sizeof(cerr)))
 		return rerr(r, "params: %s", cerr);
 	return 0;
@@ -672,6 +678,10 @@ static int cmd_import(struct req *r, json_t *j)
 	     "importing a TEST population (seed %" PRIu64 ", %" PRIu32 " ues): its keys follow "
 	     "from the seed; never do this on a server with real subscribers",
 	     p.seed, p.ues);
+	if (r->a->server_identity[0]) {
+		p.server_id = r->a->server_identity;
+		p.server_id_len = (uint16_t)strlen(r->a->server_identity);
+	}
 	rc = kl_pop_import(r->a->table, &p, &st);
 	if (rc) {
 		static const char *const names[] = { "ues", "groups", "emses", "imsis", "appids" };
@@ -694,6 +704,7 @@ static int cmd_import(struct req *r, json_t *j)
 	aset(r, "imsis", json_integer(st.imsis));
 	aset(r, "e2m_keys", json_integer(st.e2m_keys));
 	aset(r, "appids", json_integer(st.appids));
+	aset(r, "pairs", json_integer(st.pairs));
 	aset(r, "elapsed_ms", json_real((double)st.elapsed_ns / 1e6));
 	snprintf(r->what, sizeof(r->what),
 		 "%" PRIu32 " ues, %" PRIu32 " groups, %" PRIu32 " emses, %" PRIu32 " imsis (%" PRIu32
@@ -2197,6 +2208,8 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->table = p->table;
 	a->store = p->store;
 	a->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
+	if (p->server_identity)
+		snprintf(a->server_identity, sizeof(a->server_identity), "%s", p->server_identity);
 	a->stats = p->stats;
 	a->rotate = p->rotate;
 	a->diameter_status = p->diameter_status;

@@ -160,6 +160,8 @@ struct kl_admin_params {
 	unsigned e2m_ring;		   /* the table's e2m ring size (store pushes keep as many);
 					      0 = the table's default, 4 */
 	const struct kl_stats_view *stats; /* counters for stats/version; NULL: stats unavailable */
+	const char *server_identity;	   /* ours: a population import loads our pair keys with its
+					      peer servers; NULL: no pair keys imported */
 	unsigned max_clients;		   /* 0 = KL_ADMIN_DEFAULT_MAX_CLIENTS; <= KL_ADMIN_MAX_CLIENTS */
 	uint32_t max_line;		   /* 0 = KL_ADMIN_DEFAULT_MAX_LINE; MIN_LINE..MAX_LINE */
 	uint32_t idle_timeout_ms;	   /* 0 = KL_ADMIN_DEFAULT_IDLE_MS */

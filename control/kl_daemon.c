@@ -162,16 +162,22 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 	}
 	if (pp.ues > d->cfg.table.ues || pp.groups > d->cfg.table.groups ||
 	    pp.emses > d->cfg.table.emses || pp.imsis > d->cfg.table.imsis ||
-	    pp.appids > d->cfg.table.appids || pp.e2m_keys_per_imsi > d->cfg.table.e2m_ring) {
+	    pp.appids > d->cfg.table.appids || pp.e2m_keys_per_imsi > d->cfg.table.e2m_ring ||
+	    pp.pairs > d->cfg.table.pairs) {
 		logf_(KL_CONFIG_LOG_ERROR,
-		      "population %s: %u UEs, %u groups, %u EMSEs, %u IMSIs (%u keys each), %u app ids "
-		      "do not fit table capacities %u/%u/%u/%u (ring %u)/%u (config key table)",
+		      "population %s: %u UEs, %u groups, %u EMSEs, %u IMSIs (%u keys each), %u app ids, "
+		      "%u pairs do not fit table capacities %u/%u/%u/%u (ring %u)/%u/%u (config key "
+		      "table)",
 		      path, pp.ues, pp.groups, pp.emses, pp.imsis, pp.e2m_keys_per_imsi, pp.appids,
-		      d->cfg.table.ues, d->cfg.table.groups, d->cfg.table.emses, d->cfg.table.imsis,
-		      d->cfg.table.e2m_ring, d->cfg.table.appids);
+		      pp.pairs, d->cfg.table.ues, d->cfg.table.groups, d->cfg.table.emses,
+		      d->cfg.table.imsis, d->cfg.table.e2m_ring, d->cfg.table.appids,
+		      d->cfg.table.pairs);
 		*status = KL_EXIT_CONFIG;
 		return -1;
 	}
+	/* our pair keys with the population's peer servers */
+	pp.server_id = d->cfg.server_identity;
+	pp.server_id_len = d->cfg.server_identity_len;
 	rc = kl_pop_import(d->table, &pp, &st);
 	if (rc) {
 		logf_(KL_CONFIG_LOG_ERROR, "population %s: import failed: %s", path, strerror(-rc));
@@ -180,8 +186,8 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 	}
 	logf_(KL_CONFIG_LOG_INFO,
 	      "population %s imported (TEST KEYS): %u UEs, %u groups, %u EMSEs, %u IMSIs, %u E2M "
-	      "keys, %u app ids in %.2f s",
-	      path, st.ues, st.groups, st.emses, st.imsis, st.e2m_keys, st.appids,
+	      "keys, %u app ids, %u pair keys in %.2f s",
+	      path, st.ues, st.groups, st.emses, st.imsis, st.e2m_keys, st.appids, st.pairs,
 	      (double)st.elapsed_ns / 1e9);
 	return 0;
 }
@@ -629,6 +635,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 			.table = d->table,
 			.store = d->store,
 			.e2m_ring = cfg->table.e2m_ring,
+			.server_identity = cfg->server_identity,
 			.stats = &g_view,
 			.rotate = d->rotate,
 			.diameter_status = cfg->diameter.enabled ? dia_status : NULL,

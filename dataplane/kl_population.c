@@ -64,6 +64,14 @@ int kl_pop_params_check(const struct kl_pop_params *p, char *err, size_t errlen)
 		kl_errf(err, errlen, "e2m-keys out of range (1..%u)", KL_TABLE_E2M_RING_MAX);
 		return -EINVAL;
 	}
+	if (p->pairs > KL_POP_MAX_PAIRS) {
+		kl_errf(err, errlen, "pairs out of range (0..%u)", KL_POP_MAX_PAIRS);
+		return -EINVAL;
+	}
+	if (p->services & ~KL_SVC_ALL) {
+		kl_errf(err, errlen, "services out of range (KL_SVC bits, 0..%u)", KL_SVC_ALL);
+		return -EINVAL;
+	}
 	if (p->msk_period_s < 2 || p->msk_period_s > KL_POP_MAX_PERIOD) {
 		kl_errf(err, errlen, "msk-period out of range (2..%u)", KL_POP_MAX_PERIOD);
 		return -EINVAL;
@@ -235,6 +243,55 @@ int kl_pop_e2m(const struct kl_pop_params *p, uint32_t i, unsigned k, struct kl_
 	return derive(p, "e2m", i, 1, k, out->key, 32);
 }
 
+uint8_t kl_pop_services(const struct kl_pop_params *p)
+{
+	if (p->services)
+		return p->services;
+	return p->pairs ? (uint8_t)(KL_SVC(MBMS) | KL_SVC(HM)) : KL_SVC_DEFAULT;
+}
+
+static size_t put_id(uint8_t *b, const char *id, size_t len)
+{
+	b[0] = (uint8_t)(len >> 8);
+	b[1] = (uint8_t)len;
+	memcpy(b + 2, id, len);
+	return 2 + len;
+}
+
+int kl_pop_pair(const struct kl_pop_params *p, uint32_t i, const char *own, size_t own_len,
+		struct kl_pop_pair *out)
+{
+	uint8_t msg[5 + 2 * (2 + KL_TABLE_ID_MAX)], mac[32];
+	const uint8_t *root;
+	const char *a, *b;
+	size_t al, bl, n;
+	int c, rc;
+
+	if (!p || !out || !own || i >= p->pairs || own_len < 1 || own_len > KL_TABLE_ID_MAX)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->peer_len = (uint16_t)snprintf(out->peer, sizeof(out->peer),
+					   "vlr-%" PRIu32 ".pop.keyline.test", i);
+	c = memcmp(own, out->peer, own_len < out->peer_len ? own_len : out->peer_len);
+	if (c < 0 || (c == 0 && own_len <= out->peer_len)) {
+		a = own, al = own_len, b = out->peer, bl = out->peer_len;
+	} else {
+		a = out->peer, al = out->peer_len, b = own, bl = own_len;
+	}
+	root = root_key(p->seed);
+	if (!root)
+		return -EIO;
+	memcpy(msg, "pair", 5); /* with its 0x00 */
+	n = 5;
+	n += put_id(msg + n, a, al);
+	n += put_id(msg + n, b, bl);
+	rc = hmac256(root, 32, msg, n, mac);
+	if (!rc)
+		memcpy(out->key, mac, 32);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
 int kl_pop_appid(const struct kl_pop_params *p, uint32_t i, struct kl_pop_appid *out)
 {
 	if (!p || !out || i >= p->appids || i >= KL_POP_MAX_APPIDS || !p->imsis)
@@ -247,9 +304,12 @@ int kl_pop_appid(const struct kl_pop_params *p, uint32_t i, struct kl_pop_appid 
 
 /* ---- parameter file ----------------------------------------------------------------------- */
 
-enum { F_SEED, F_UES, F_GROUPS, F_EMSES, F_IMSIS, F_APPIDS, F_E2M, F_NOW, F_PERIOD, F__N };
+enum { F_SEED, F_UES, F_GROUPS, F_EMSES, F_IMSIS, F_APPIDS, F_E2M, F_NOW, F_PERIOD, F_PAIRS,
+       F_SERVICES, F__N };
+#define F_OPTIONAL F_PAIRS /* from here on a field may be absent (0) */
 static const char *const FIELD[F__N] = { "seed", "ues", "groups", "emses", "imsis",
-					 "appids", "e2m-keys", "now", "msk-period" };
+					 "appids", "e2m-keys", "now", "msk-period", "pairs",
+					 "services" };
 
 int kl_pop_write_file(const char *path, const struct kl_pop_params *p)
 {
@@ -267,6 +327,13 @@ int kl_pop_write_file(const char *path, const struct kl_pop_params *p)
 		     "\nmsk-period %" PRIu32 "\n",
 		     p->seed, p->ues, p->groups, p->emses, p->imsis, p->appids,
 		     (unsigned)p->e2m_keys_per_imsi, p->now_ntp >> 32, p->msk_period_s);
+	/* the optional fields only when set: such a file still loads into an older keyline */
+	if (n > 0 && p->pairs)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "pairs %" PRIu32 "\n", p->pairs);
+	if (n > 0 && (size_t)n < sizeof(buf) && p->services)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+			      "# services: UEs' service bits (mbms 1, hm 2, dh 4, prose 8)\n"
+			      "services %u\n", (unsigned)p->services);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -EINVAL;
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -303,7 +370,8 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 {
 	static const uint64_t MAX[F__N] = { UINT64_MAX, KL_POP_MAX_UES, KL_POP_MAX_GROUPS,
 					    KL_POP_MAX_EMSES, KL_POP_MAX_IMSIS, KL_POP_MAX_APPIDS,
-					    KL_TABLE_E2M_RING_MAX, UINT32_MAX, KL_POP_MAX_PERIOD };
+					    KL_TABLE_E2M_RING_MAX, UINT32_MAX, KL_POP_MAX_PERIOD,
+					    KL_POP_MAX_PAIRS, KL_SVC_ALL };
 	uint64_t val[F__N] = { 0 };
 	int seen[F__N] = { 0 }, line_of[F__N] = { 0 };
 	char line[256], cerr[160];
@@ -387,7 +455,7 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 		kl_errf(err, errlen, "line 1: empty file");
 		goto out;
 	}
-	for (int k = 0; k < F__N; k++) {
+	for (int k = 0; k < F_OPTIONAL; k++) {
 		if (!seen[k]) {
 			kl_errf(err, errlen, "line %u: missing field %s", lineno + 1, FIELD[k]);
 			goto out;
@@ -403,6 +471,8 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 	q.e2m_keys_per_imsi = (uint8_t)val[F_E2M];
 	q.now_ntp = val[F_NOW] << 32;
 	q.msk_period_s = (uint32_t)val[F_PERIOD];
+	q.pairs = (uint32_t)val[F_PAIRS];
+	q.services = (uint8_t)val[F_SERVICES];
 	if (kl_pop_params_check(&q, cerr, sizeof(cerr))) {
 		/* name the line of the field that is out of range */
 		int k = F_NOW;
@@ -413,6 +483,10 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 			k = F_PERIOD;
 		else if (!strncmp(cerr, "appids", 6))
 			k = F_APPIDS;
+		else if (!strncmp(cerr, "pairs", 5))
+			k = F_PAIRS;
+		else if (!strncmp(cerr, "services", 8))
+			k = F_SERVICES;
 		kl_errf(err, errlen, "line %d: %s", line_of[k], cerr);
 		goto out;
 	}
@@ -459,7 +533,8 @@ static int import_ues(struct kl_table *t, const struct kl_pop_params *p, struct 
 							.groups = b->ue[j].groups,
 							.id_len = b->ue[j].impi_len,
 							.muk_len = 32,
-							.ngroups = b->ue[j].ngroups };
+							.ngroups = b->ue[j].ngroups,
+							.services = kl_pop_services(p) };
 		}
 		if (rc)
 			break;
@@ -540,6 +615,20 @@ int kl_pop_import(struct kl_table *t, const struct kl_pop_params *p, struct kl_p
 			st->appids++;
 			rc = 0;
 		}
+	}
+	for (uint32_t i = 0; !rc && p->server_id && i < p->pairs; i++) {
+		struct kl_pop_pair k;
+
+		rc = kl_pop_pair(p, i, p->server_id, p->server_id_len, &k);
+		if (!rc && !(k.peer_len == p->server_id_len &&
+			     !memcmp(k.peer, p->server_id, k.peer_len))) {
+			rc = kl_table_put_pair(t, (const uint8_t *)k.peer, k.peer_len, k.key, 32, 0);
+			if (rc >= 0)
+				st->pairs++;
+		}
+		kl_memzero(&k, sizeof(k));
+		if (rc > 0)
+			rc = 0;
 	}
 	st->elapsed_ns = mono_ns() - t0;
 	return rc;

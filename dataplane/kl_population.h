@@ -15,6 +15,13 @@
  * each key = HMAC-SHA-256(root, label || 0x00 || index (4, BE) [|| second index (4, BE)]),
  * truncated to the key length. Labels: "muk", "msk" (group, key number), "emse",
  * "e2m" (IMSI index, k), "e2m-rand" (IMSI index, k).
+ * Pair keys (PROTOCOL.md section 9) have their own stream: K({X, P}) = HMAC-SHA-256(root,
+ * "pair" || 0x00 || len(A) (2, BE) || A || len(B) (2, BE) || B), A and B the two server
+ * identities sorted (bytewise, a prefix first), so that two servers X and P importing the same
+ * population hold the same key. The population's peer servers are "vlr-<i>.pop.keyline.test"
+ * for i < pairs; a server imports its pair key with every one of them that is not itself.
+ * Services: UEs get the file's services (KL_SVC() bits); without them (0) mbms and hm when the
+ * population has pair keys (pairs > 0), else mbms.
  */
 #ifndef KL_POPULATION_H
 #define KL_POPULATION_H
@@ -35,6 +42,7 @@ extern "C" {
 #define KL_POP_MAX_IMSIS 100000000u
 #define KL_POP_MAX_APPIDS 1000000u     /* "app%06u" */
 #define KL_POP_MAX_PERIOD 31536000u    /* one year */
+#define KL_POP_MAX_PAIRS 10000u        /* "vlr-%u.pop.keyline.test" */
 #define KL_POP_ID_MAX 64
 
 /* Key Domain ID of every group: MCC 001, MNC 01 (00 F1 10). */
@@ -46,6 +54,13 @@ struct kl_pop_params {
 	uint8_t e2m_keys_per_imsi; /* 1..KL_TABLE_E2M_RING_MAX */
 	uint64_t now_ntp;	   /* NTP timestamp (seconds << 32); the file keeps whole seconds */
 	uint32_t msk_period_s;	   /* 2..KL_POP_MAX_PERIOD */
+	/* Optional in the file (absent: 0), so that older files stay valid: */
+	uint32_t pairs;	   /* peer servers with pair keys, 0..KL_POP_MAX_PAIRS */
+	uint8_t services;  /* the UEs' KL_SVC() bits; 0: kl_pop_services' default */
+	/* Not in the file: the importing server's identity (kl_pop_import loads its pair keys
+	 * with the population's peers); NULL: no pair keys are imported. */
+	const char *server_id;
+	uint16_t server_id_len;
 };
 
 struct kl_pop_ue {
@@ -75,8 +90,15 @@ struct kl_pop_appid {
 	char imsi[KL_TABLE_IMSI_MAX + 1]; /* IMSI of index i % imsis */
 };
 
+/* The pair key of a server with population peer i. */
+struct kl_pop_pair {
+	char peer[KL_POP_ID_MAX]; /* "vlr-<i>.pop.keyline.test" */
+	uint16_t peer_len;
+	uint8_t key[32];
+};
+
 struct kl_pop_stats {
-	uint32_t ues, groups, emses, imsis, e2m_keys, appids;
+	uint32_t ues, groups, emses, imsis, e2m_keys, appids, pairs;
 	uint64_t elapsed_ns;
 };
 
@@ -94,6 +116,11 @@ int kl_pop_emse(const struct kl_pop_params *p, uint32_t i, struct kl_pop_emse *o
 /** The k-th newest (k = 0 newest) e2m_int_key of IMSI index i. */
 int kl_pop_e2m(const struct kl_pop_params *p, uint32_t i, unsigned k, struct kl_pop_e2m *out);
 int kl_pop_appid(const struct kl_pop_params *p, uint32_t i, struct kl_pop_appid *out);
+/** The pair key K({own, peer i}) (own: a server identity, 1..KL_TABLE_ID_MAX bytes). */
+int kl_pop_pair(const struct kl_pop_params *p, uint32_t i, const char *own, size_t own_len,
+		struct kl_pop_pair *out);
+/** The UEs' services: p->services, or mbms|hm when p->pairs > 0, else mbms. */
+uint8_t kl_pop_services(const struct kl_pop_params *p);
 
 /** Parameter file (no keys): written with mode 0600. @return 0 or -errno. */
 int kl_pop_write_file(const char *path, const struct kl_pop_params *p);
@@ -102,7 +129,8 @@ int kl_pop_read_file(const char *path, struct kl_pop_params *p, char *err, size_
 
 struct kl_table;
 /** Write the whole population (control thread; UEs in bulk batches of 1024, E2M keys oldest
- * first so the newest ends first). Only in the kl_population library (DPDK).
+ * first so the newest ends first; pair keys with every population peer other than
+ * p->server_id, when given). Only in the kl_population library (DPDK).
  * @return 0 or the first -errno. */
 int kl_pop_import(struct kl_table *t, const struct kl_pop_params *p, struct kl_pop_stats *st);
 

@@ -224,6 +224,7 @@ int main(int argc, char **argv)
 	ap.path = pos[0];
 	ap.table = t;
 	ap.stats = &view;
+	ap.server_identity = "vlr-1.pop.keyline.test"; /* its pair keys of a population */
 	ap.store = store;
 	ap.rotate = rot;
 	if (diam)

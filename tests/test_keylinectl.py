@@ -280,6 +280,20 @@ def body(tmp, sock):
           f"import: {out!r}")
     out, _ = run(["count", "--json"], sock, 0)
     check(json.loads(out)["counts"]["ues"] == 5, f"count after import: {out!r}")
+    # a population with pair keys: the server (vlr-1.pop.keyline.test) gets its keys with the
+    # other peers, its UEs mbms and hm
+    popp = wfile("pop-pairs.txt", "keyline-population 1\nseed 7\nues 1\ngroups 0\nemses 0\n"
+                 "imsis 0\nappids 0\ne2m-keys 1\nnow 3900000000\nmsk-period 3600\npairs 3\n")
+    out, _ = run(["--json", "import", popp], sock, 0)
+    check(json.loads(out).get("pairs") == 2, f"import with pairs: {out!r}")
+    out, _ = run(["show", "ue", "ue00000000@ims.mnc001.mcc001.3gppnetwork.org", "--json"], sock, 0)
+    check(json.loads(out).get("services") == ["mbms", "hm"], f"population UE services: {out!r}")
+    for peer in ("vlr-0.pop.keyline.test", "vlr-2.pop.keyline.test"):
+        out, _ = run(["show", "pair", peer], sock, 0)
+        check(re.search(r"kcv [0-9A-F]{6}\n  expires  never\n", out), f"population pair: {out!r}")
+        run(["del", "pair", peer], sock, 0)
+    _, err = run(["show", "pair", "vlr-1.pop.keyline.test"], sock, 1)
+    check("no such pair entry" in err, f"no pair key with itself: {err!r}")
     bad = wfile("bad.txt", "keyline-population 1\nseed x\n")
     _, err = run(["import", bad], sock, 2)
     check("line 2" in err, f"bad population file: {err!r}")

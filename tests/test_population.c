@@ -265,6 +265,98 @@ static void write_text(const char *path, const char *text)
 	fclose(f);
 }
 
+/* Pair keys: their own stream, symmetric in the two identities; imported for the server's own
+ * identity with every other population peer; the UEs' services. */
+static void test_pairs_services(void **state)
+{
+	struct kl_table_params tp = { .name = "pop_pairs", .max_ues = 100, .max_groups = 16,
+				      .max_emses = 100, .max_imsis = 100, .max_appids = 50,
+				      .max_pairs = 8, .e2m_ring = 4, .max_readers = 1,
+				      .socket_id = -1 };
+	static const char x0[] = "vlr-0.pop.keyline.test", x1[] = "vlr-1.pop.keyline.test",
+			  other[] = "keyline.other.test";
+	struct kl_pop_params p = base(77);
+	struct kl_pop_pair a, b, c;
+	struct kl_pop_stats st;
+	struct kl_pop_ue ue;
+	struct kl_table *t, *t1;
+	uint8_t kcv[KL_KCV_LEN], want[KL_KCV_LEN], svc = 0;
+	uint64_t exp = 1;
+
+	(void)state;
+	assert_int_equal(kl_pop_services(&p), KL_SVC(MBMS));
+	p.ues = 100;
+	p.pairs = 3;
+	assert_int_equal(kl_pop_services(&p), KL_SVC(MBMS) | KL_SVC(HM));
+	/* K({vlr-0, vlr-1}) the same from both sides, another for another pair of servers */
+	assert_int_equal(kl_pop_pair(&p, 1, x0, strlen(x0), &a), 0);
+	assert_string_equal(a.peer, x1);
+	assert_int_equal(kl_pop_pair(&p, 0, x1, strlen(x1), &b), 0);
+	assert_string_equal(b.peer, x0);
+	assert_memory_equal(a.key, b.key, 32);
+	assert_int_equal(kl_pop_pair(&p, 2, x0, strlen(x0), &c), 0);
+	assert_memory_not_equal(a.key, c.key, 32);
+	assert_int_equal(kl_pop_pair(&p, 1, other, strlen(other), &c), 0);
+	assert_memory_not_equal(a.key, c.key, 32);
+	/* its own stream: not the UE 0 MUK or anything with the same label and index */
+	assert_int_equal(kl_pop_ue(&p, 0, &ue), 0);
+	assert_memory_not_equal(a.key, ue.muk, 32);
+	assert_int_equal(kl_pop_pair(&p, 3, x0, strlen(x0), &c), -EINVAL);
+	assert_int_equal(kl_pop_pair(&p, 0, x0, 0, &c), -EINVAL);
+	/* another seed, another key */
+	p.seed = 78;
+	assert_int_equal(kl_pop_pair(&p, 1, x0, strlen(x0), &c), 0);
+	assert_memory_not_equal(a.key, c.key, 32);
+	p.seed = 77;
+	/* import as vlr-0: keys with vlr-1 and vlr-2, none with itself */
+	p.server_id = x0;
+	p.server_id_len = (uint16_t)strlen(x0);
+	t = kl_table_create(&tp);
+	assert_non_null(t);
+	assert_int_equal(kl_pop_import(t, &p, &st), 0);
+	assert_int_equal(st.pairs, 2);
+	assert_int_equal(kl_table_count(t, KL_TK_PAIR), 2);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)x0, (uint16_t)strlen(x0), NULL, NULL),
+			 -ENOENT);
+	assert_int_equal(kl_table_get_pair(t, (const uint8_t *)x1, (uint16_t)strlen(x1), &exp, kcv),
+			 0);
+	assert_true(exp == 0);
+	assert_int_equal(kl_kcv(a.key, 32, want), 0);
+	assert_memory_equal(kcv, want, KL_KCV_LEN);
+	assert_int_equal(kl_table_get_ue_services(t, (const uint8_t *)ue.impi, ue.impi_len, &svc), 0);
+	assert_int_equal(svc, KL_SVC(MBMS) | KL_SVC(HM));
+	/* the server vlr-1 holds the same key with vlr-0; explicit services */
+	tp.name = "pop_pairs1";
+	t1 = kl_table_create(&tp);
+	assert_non_null(t1);
+	p.server_id = x1;
+	p.server_id_len = (uint16_t)strlen(x1);
+	p.services = KL_SVC(DH) | KL_SVC(PROSE);
+	assert_int_equal(kl_pop_import(t1, &p, &st), 0);
+	assert_int_equal(kl_table_get_pair(t1, (const uint8_t *)x0, (uint16_t)strlen(x0), NULL, kcv),
+			 0);
+	assert_memory_equal(kcv, want, KL_KCV_LEN);
+	assert_int_equal(kl_table_get_ue_services(t1, (const uint8_t *)ue.impi, ue.impi_len, &svc),
+			 0);
+	assert_int_equal(svc, KL_SVC(DH) | KL_SVC(PROSE));
+	kl_table_free(t1);
+	/* without a server identity: no pair keys */
+	p.server_id = NULL;
+	kl_table_free(t);
+	tp.name = "pop_pairs2";
+	t = kl_table_create(&tp);
+	assert_non_null(t);
+	assert_int_equal(kl_pop_import(t, &p, &st), 0);
+	assert_int_equal(st.pairs, 0);
+	kl_table_free(t);
+	kl_memzero(&a, sizeof(a));
+	kl_memzero(&b, sizeof(b));
+	kl_memzero(&c, sizeof(c));
+	kl_memzero(&ue, sizeof(ue));
+	p.pairs = KL_POP_MAX_PAIRS + 1;
+	assert_int_equal(kl_pop_params_check(&p, NULL, 0), -EINVAL);
+}
+
 static void test_file_round_trip(void **state)
 {
 	struct kl_pop_params p = base(18446744073709551615ull), q;
@@ -289,6 +381,17 @@ static void test_file_round_trip(void **state)
 	assert_int_equal(q.e2m_keys_per_imsi, p.e2m_keys_per_imsi);
 	assert_true(q.now_ntp == p.now_ntp);
 	assert_int_equal(q.msk_period_s, p.msk_period_s);
+	assert_int_equal(q.pairs, 0);
+	assert_int_equal(q.services, 0);
+	/* pairs and services are written when set, and read back */
+	p.pairs = 12;
+	p.services = KL_SVC(MBMS) | KL_SVC(PROSE);
+	assert_int_equal(kl_pop_write_file(path, &p), 0);
+	assert_int_equal(kl_pop_read_file(path, &q, err, sizeof(err)), 0);
+	assert_int_equal(q.pairs, 12);
+	assert_int_equal(q.services, KL_SVC(MBMS) | KL_SVC(PROSE));
+	p.pairs = 0;
+	p.services = 0;
 	p.e2m_keys_per_imsi = 0;
 	assert_int_equal(kl_pop_write_file(path, &p), -EINVAL);
 	snprintf(path, sizeof(path), "%s/nonexistent", tmpdir);
@@ -435,6 +538,34 @@ static void test_tool(void **state)
 	}
 	snprintf(cmd, sizeof(cmd), "'%s' --show '%s' --index 5000 2>&1", tool_path, path);
 	assert_int_equal(run(cmd, outb, sizeof(outb)), 2);
+	/* pair keys: their KCVs, the same from both servers, never the keys */
+	snprintf(cmd, sizeof(cmd), "'%s' --seed 99 --ues 10 --pairs 3 --services mbms,hm,dh -o '%s' 2>&1",
+		 tool_path, path);
+	assert_int_equal(run(cmd, outb, sizeof(outb)), 0);
+	{
+		char kcv01[8] = "", kcv10[8] = "";
+		const char *k;
+
+		snprintf(cmd, sizeof(cmd), "'%s' --show '%s' --index 1 2>&1", tool_path, path);
+		assert_int_equal(run(cmd, outb, sizeof(outb)), 0);
+		assert_non_null(strstr(outb, "pairs 3\nservices mbms,hm,dh\n"));
+		k = strstr(outb, "pair vlr-0.pop.keyline.test with vlr-1.pop.keyline.test kcv ");
+		assert_non_null(k);
+		memcpy(kcv01, k + strlen("pair vlr-0.pop.keyline.test with vlr-1.pop.keyline.test kcv "),
+		       6);
+		snprintf(cmd, sizeof(cmd),
+			 "'%s' --show '%s' --index 0 --server-id vlr-1.pop.keyline.test 2>&1",
+			 tool_path, path);
+		assert_int_equal(run(cmd, outb, sizeof(outb)), 0);
+		k = strstr(outb, "pair vlr-1.pop.keyline.test with vlr-0.pop.keyline.test kcv ");
+		assert_non_null(k);
+		memcpy(kcv10, k + strlen("pair vlr-1.pop.keyline.test with vlr-0.pop.keyline.test kcv "),
+		       6);
+		assert_string_equal(kcv01, kcv10);
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' --seed 1 --ues 10 --services mbms,tea -o /dev/null 2>&1",
+		 tool_path);
+	assert_int_equal(run(cmd, outb, sizeof(outb)), 2);
 }
 
 int main(int argc, char **argv)
@@ -444,6 +575,7 @@ int main(int argc, char **argv)
 			"--no-telemetry", "-l", "0", "--log-level=error", "--file-prefix", prefix };
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_determinism),	cmocka_unit_test(test_import),
+		cmocka_unit_test(test_pairs_services),
 		cmocka_unit_test(test_file_round_trip), cmocka_unit_test(test_file_malformed),
 		cmocka_unit_test(test_tool),
 	};

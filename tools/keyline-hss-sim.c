@@ -360,30 +360,16 @@ static void key_file(const char *what, const char *path, struct kl_diameter_entr
 	kl_memzero(e, sizeof(*e));
 }
 
-/* KL-Services from a list of names (kl_diameter.h's bits); NULL: absent (0). */
+/* KL-Services from a list of names (the key table's services: kl_diameter.h's bits); NULL:
+ * absent (0). */
 static uint8_t services_opt(const char *list)
 {
-	static const char *const names[] = { "mbms", "hm", "dh", "prose" };
-	unsigned bits = 0;
-	char buf[64], *save = NULL, *t;
+	uint8_t bits = 0;
+	unsigned bad = 0;
 
-	if (!list)
-		return 0;
-	if (strlen(list) >= sizeof(buf))
-		die("--services: too long");
-	strcpy(buf, list);
-	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		unsigned b = 0;
-
-		while (b < 4 && strcmp(t, names[b]))
-			b++;
-		if (b == 4 || (bits & (1u << b)))
-			die("--services: '%s' is not mbms, hm, dh or prose, or is listed twice", t);
-		bits |= 1u << b;
-	}
-	if (!bits)
-		die("--services: empty");
-	return (uint8_t)bits;
+	if (list && kl_service_parse(list, &bits, &bad))
+		die("--services: item %u is not mbms, hm, dh or prose, or is listed twice", bad);
+	return bits;
 }
 
 static void cmd_push_e2m(struct kl_crypto *c)

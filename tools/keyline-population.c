@@ -65,16 +65,22 @@ static void kcv_hex(const uint8_t *key, size_t len, char out[2 * KL_KCV_LEN + 1]
 static void help(void)
 {
 	puts("usage: keyline-population --seed N --ues N [--groups N] [--emses N] [--imsis N]\n"
-	     "                          [--appids N] [--e2m-keys N] [--period S] [--now NTP_S] -o FILE\n"
-	     "       keyline-population --show FILE [--index I]\n"
+	     "                          [--appids N] [--e2m-keys N] [--period S] [--now NTP_S]\n"
+	     "                          [--pairs N] [--services LIST] -o FILE\n"
+	     "       keyline-population --show FILE [--index I] [--server-id ID]\n"
 	     "Writes/shows the parameters of a deterministic TEST population (load tests and labs\n"
-	     "only: the keys follow from the seed). --show prints key check values, never keys.");
+	     "only: the keys follow from the seed). --show prints key check values, never keys.\n"
+	     "--pairs N: peer servers vlr-<i>.pop.keyline.test (i < N) with pair keys K({X, P}),\n"
+	     "the same for both servers; a keylined with identity X imports its keys with every\n"
+	     "peer P != X. --services LIST (mbms,hm,dh,prose): the UEs' services; default mbms,hm\n"
+	     "with --pairs, else mbms. --show --server-id ID: the pair key of ID with peer I\n"
+	     "(default ID vlr-0.pop.keyline.test).");
 }
 
-static int show(const char *path, uint64_t index)
+static int show(const char *path, uint64_t index, const char *server_id)
 {
 	struct kl_pop_params p;
-	char err[256], kcv[8], kcv2[8];
+	char err[256], kcv[8], kcv2[8], svc[64];
 	int rc;
 
 	rc = kl_pop_read_file(path, &p, err, sizeof(err));
@@ -88,7 +94,10 @@ static int show(const char *path, uint64_t index)
 	       "\nmsk-period %" PRIu32 "\n",
 	       p.seed, p.ues, p.groups, p.emses, p.imsis, p.appids, (unsigned)p.e2m_keys_per_imsi,
 	       p.now_ntp >> 32, p.msk_period_s);
-	if (index >= p.ues && index >= p.emses && index >= p.imsis && index >= p.appids) {
+	printf("pairs %" PRIu32 "\nservices %s\n", p.pairs,
+	       kl_service_format(kl_pop_services(&p), svc, sizeof(svc)));
+	if (index >= p.ues && index >= p.emses && index >= p.imsis && index >= p.appids &&
+	    index >= p.pairs) {
 		fprintf(stderr, "keyline-population: --index %" PRIu64 " beyond the population\n", index);
 		return 2;
 	}
@@ -147,13 +156,25 @@ static int show(const char *path, uint64_t index)
 			return 1;
 		printf("appid %s imsi %s\n", a.id, a.imsi);
 	}
+	if (index < p.pairs) {
+		struct kl_pop_pair k;
+
+		if (kl_pop_pair(&p, (uint32_t)index, server_id, strlen(server_id), &k))
+			return 1;
+		kcv_hex(k.key, sizeof(k.key), kcv);
+		if (strlen(server_id) == k.peer_len && !memcmp(server_id, k.peer, k.peer_len))
+			printf("pair %s: the server itself (no key)\n", k.peer);
+		else
+			printf("pair %s with %s kcv %s\n", server_id, k.peer, kcv);
+		kl_memzero(&k, sizeof(k));
+	}
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	enum { O_SEED = 256, O_UES, O_GROUPS, O_EMSES, O_IMSIS, O_APPIDS, O_E2M, O_PERIOD, O_NOW,
-	       O_SHOW, O_INDEX, O_HELP };
+	       O_SHOW, O_INDEX, O_HELP, O_PAIRS, O_SERVICES, O_SERVER_ID };
 	static const struct option opts[] = {
 		{ "seed", required_argument, NULL, O_SEED },	 { "ues", required_argument, NULL, O_UES },
 		{ "groups", required_argument, NULL, O_GROUPS }, { "emses", required_argument, NULL, O_EMSES },
@@ -161,11 +182,14 @@ int main(int argc, char **argv)
 		{ "e2m-keys", required_argument, NULL, O_E2M },	 { "period", required_argument, NULL, O_PERIOD },
 		{ "now", required_argument, NULL, O_NOW },	 { "show", required_argument, NULL, O_SHOW },
 		{ "index", required_argument, NULL, O_INDEX },	 { "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, O_HELP },		 { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, O_HELP },		 { "pairs", required_argument, NULL, O_PAIRS },
+		{ "services", required_argument, NULL, O_SERVICES },
+		{ "server-id", required_argument, NULL, O_SERVER_ID }, { NULL, 0, NULL, 0 },
 	};
 	struct kl_pop_params p = { .groups = 16, .emses = 100, .imsis = 1000, .appids = 0,
 				   .e2m_keys_per_imsi = 4, .msk_period_s = 3600 };
-	const char *out = NULL, *show_path = NULL;
+	const char *out = NULL, *show_path = NULL, *server_id = "vlr-0.pop.keyline.test";
+	unsigned bad;
 	int have_seed = 0, have_ues = 0, have_index = 0, c, rc;
 	uint64_t index = 0, now_s = 0;
 	char err[256];
@@ -184,6 +208,17 @@ int main(int argc, char **argv)
 		case O_NOW: now_s = num("--now", optarg, UINT32_MAX); break;
 		case O_SHOW: show_path = optarg; break;
 		case O_INDEX: index = num("--index", optarg, UINT32_MAX); have_index = 1; break;
+		case O_PAIRS: p.pairs = (uint32_t)num("--pairs", optarg, KL_POP_MAX_PAIRS); break;
+		case O_SERVICES:
+			if (kl_service_parse(optarg, &p.services, &bad))
+				usage_err("--services: item %u is not mbms, hm, dh or prose, or is "
+					  "listed twice", bad);
+			break;
+		case O_SERVER_ID:
+			if (!*optarg || strlen(optarg) > KL_TABLE_ID_MAX)
+				usage_err("--server-id: 1..%u bytes", KL_TABLE_ID_MAX);
+			server_id = optarg;
+			break;
 		case 'o': out = optarg; break;
 		case O_HELP: help(); return 0;
 		/* by position: what was typed may be a key in the wrong place */
@@ -195,11 +230,11 @@ int main(int argc, char **argv)
 		usage_err("argument %d: unexpected (not shown)", optind);
 	if (show_path) {
 		if (out || have_seed || have_ues)
-			usage_err("--show takes only --index");
-		return show(show_path, index);
+			usage_err("--show takes only --index and --server-id");
+		return show(show_path, index, server_id);
 	}
-	if (have_index)
-		usage_err("--index needs --show");
+	if (have_index || strcmp(server_id, "vlr-0.pop.keyline.test"))
+		usage_err("--index and --server-id need --show");
 	if (!out)
 		usage_err("missing -o FILE");
 	if (!have_seed)

@@ -823,12 +823,13 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		r = req_new("import-population");
 		json_object_set_new(
 			r, "params",
-			json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "seed", seed, "ues",
+			json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "seed", seed, "ues",
 				  (json_int_t)p.ues, "groups", (json_int_t)p.groups, "emses",
 				  (json_int_t)p.emses, "imsis", (json_int_t)p.imsis, "appids",
 				  (json_int_t)p.appids, "e2m-keys", (json_int_t)p.e2m_keys_per_imsi,
 				  "now", (json_int_t)(p.now_ntp >> 32), "msk-period",
-				  (json_int_t)p.msk_period_s));
+				  (json_int_t)p.msk_period_s, "pairs", (json_int_t)p.pairs, "services",
+				  (json_int_t)p.services));
 		if (*timeout_s == 0)
 			*timeout_s = IMPORT_TIMEOUT_S;
 		return r;
