@@ -4,7 +4,8 @@
 survive a restart (same key check values and counts, a deleted entry stays deleted, an entry a
 full table refused is not stored either), a test
 population import is refused while a store is configured, and a KEK file with mode 0644, a wrong
-KEK or a store overwritten with garbage stop keylined with exit status 2 and a clear message.
+KEK or a store overwritten with garbage stop keylined with exit status 2 and a clear message;
+two keylined importing one population with pair keys hold the same key with each other.
     test_keylined_store.py KEYLINED KEYLINECTL"""
 import json
 import os
@@ -170,4 +171,40 @@ size = os.path.getsize(data)
 with open(data, 'wb') as f:
     f.write(os.urandom(size))
 failed_start('data.mdb overwritten with garbage', store)
+
+# a test population with pair keys (issue 11): two keylined, vlr-0 and vlr-1 of the population,
+# each -p the same file, hold the same pair key with the other (the same KCV), none with
+# themselves; the population's UEs get mbms and hm
+pop = os.path.join(tmp, 'pop-pairs.txt')
+with open(pop, 'w') as f:
+    f.write('keyline-population 1\nseed 11\nues 2\ngroups 1\nemses 0\nimsis 0\nappids 0\n'
+            'e2m-keys 1\nnow 3900000000\nmsk-period 3600\npairs 3\n')
+pair_kcv = {}
+for me, other in (('vlr-0.pop.keyline.test', 'vlr-1.pop.keyline.test'),
+                  ('vlr-1.pop.keyline.test', 'vlr-0.pop.keyline.test')):
+    cfg = kl_itest.write_config(
+        os.path.join(tmp, 'keylined-pop.yaml'), ipv4=('127.0.0.1',), ipv6=(), admin=sock,
+        identity=me, table={'ues': 3},
+        extra={'io': 'socket', 'udp_port': kl_itest.free_udp_port()})
+    kd = kl_itest.Keylined(keylined, eal(), cfg, args=['-p', pop], workdir=tmp)
+    try:
+        kd.wait_ready()
+        rc, ans, err = ctl('show', 'pair', other)
+        ck.eq((rc, ans.get('expires')), (0, 0), f'{me}: its pair key with {other} ({err.strip()})')
+        pair_kcv[me] = ans.get('kcv')
+        rc, ans, _ = ctl('show', 'pair', me)
+        ck.eq(rc, 1, f'{me}: no pair key with itself')
+        rc, ans, _ = ctl('count')
+        ck.eq((ans.get('counts') or {}).get('pairs'), 2, f'{me}: two pair keys')
+        rc, ans, _ = ctl('show', 'ue', 'ue00000001@ims.mnc001.mcc001.3gppnetwork.org')
+        ck.eq(ans.get('services'), ['mbms', 'hm'], f'{me}: population UE services')
+        ck.check('2 pair keys in' in kd.stderr(), f'{me}: the import logged its pair keys: '
+                 + kd.stderr()[-600:])
+        rc, _ = kd.stop()
+        ck.eq(rc, 0, f'{me}: keylined exits 0')
+    finally:
+        kd.kill()
+ck.check(pair_kcv.get('vlr-0.pop.keyline.test') is not None and
+         pair_kcv.get('vlr-0.pop.keyline.test') == pair_kcv.get('vlr-1.pop.keyline.test'),
+         f'both servers hold the same pair key: {pair_kcv}')
 sys.exit(ck.done())
