@@ -366,20 +366,22 @@ int kl_write_apply(const struct kl_writer *wr, const struct kl_write *w,
 	struct kl_group_ref prev[KL_TABLE_UE_GROUPS];
 	unsigned nprev = 0;
 	uint8_t prev_svc = KL_SVC_DEFAULT;
-	int rc;
+	int rc, have_prev = 1;
 
-	/* what the table holds before a UE change: the store is put back to it on a refusal */
+	/* what the table holds before a UE change: the store is put back to it on a refusal (a UE
+	 * the table does not hold leaves the store's change as it is) */
 	if (w->stored && w->op == KL_WOP_SET_GROUPS)
-		kl_table_get_ue(wr->table, w->key, w->key_len, prev, &nprev, NULL);
+		have_prev = !kl_table_get_ue(wr->table, w->key, w->key_len, prev, &nprev, NULL);
 	if (w->stored && w->op == KL_WOP_SET_SERVICES)
-		kl_table_get_ue_services(wr->table, w->key, w->key_len, &prev_svc);
+		have_prev = !kl_table_get_ue_services(wr->table, w->key, w->key_len, &prev_svc);
 	rc = table_write(wr, w);
 	result(res, rc, rc < 0 ? KL_WR_TABLE : KL_WR_OK);
 	if (rc >= 0)
 		return rc;
 	kl_write_table_error(rc, (enum kl_table_kind)w->kind, res->msg, sizeof(res->msg));
 	/* a delete the table refused (no such entry there) is complete in the store */
-	if (w->stored && !wr->keep_stored && w->op != KL_WOP_DEL && w->op != KL_WOP_DEL_E2M_KEY)
+	if (w->stored && have_prev && !wr->keep_stored && w->op != KL_WOP_DEL &&
+	    w->op != KL_WOP_DEL_E2M_KEY)
 		undo(wr, w, prev, nprev, prev_svc, res);
 	return rc;
 }

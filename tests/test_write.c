@@ -328,6 +328,20 @@ static void test_table_only(void **state)
 	assert_int_equal(kl_write_ue_services(&w, ID("nobody"), KL_SVC(HM)), 0);
 	assert_int_equal(kl_write_do(&f.wr, &w, &res), -ENOENT);
 	assert_string_equal(res.msg, "no such ue entry");
+	/* a UE in the store only (the table lost it): the change is refused by the table and the
+	 * stored UE is not emptied by an undo from nothing */
+	assert_int_equal(kl_store_put_ue(f.s, ID("store@only"), K32, 32, &G1, 1), 0);
+	assert_int_equal(kl_write_ue_groups(&w, ID("store@only"), (struct kl_group_ref[]){ G2 }, 1),
+			 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), -ENOENT);
+	assert_int_equal(res.undone, 0);
+	{
+		struct kl_group_ref gr[KL_TABLE_UE_GROUPS];
+		unsigned n = 0;
+
+		assert_int_equal(kl_store_get_ue_groups(f.s, ID("store@only"), gr, &n), 0);
+		assert_int_equal(n, 1);
+	}
 	/* bad arguments are refused by the constructors */
 	assert_int_equal(kl_write_ue_services(&w, ID("x"), 0), -EINVAL);
 	assert_int_equal(kl_write_pair(&w, ID("x"), K64, 65, 0), -EINVAL);
