@@ -684,18 +684,26 @@ static int cmd_import(struct req *r, json_t *j)
 	}
 	rc = kl_pop_import(r->a->table, &p, &st);
 	if (rc) {
-		static const char *const names[] = { "ues", "groups", "emses", "imsis", "appids" };
-		const uint32_t want[] = { p.ues, p.groups, p.emses, p.imsis, p.appids };
-		const uint32_t got[] = { st.ues, st.groups, st.emses, st.imsis, st.appids };
+		/* in the import's order, which is the kinds' */
+		_Static_assert(KL_TK_UE == 0 && KL_TK_GROUP == 1 && KL_TK_EMSE == 2 &&
+				       KL_TK_E2M == 3 && KL_TK_APPID == 4 && KL_TK_PAIR == 5 &&
+				       KL_TK__COUNT == 6,
+			       "the population import's order is the kinds' order");
+		const uint32_t want[KL_TK__COUNT] = { p.ues, p.groups, p.emses, p.imsis, p.appids,
+						      p.server_id ? p.pairs : 0 };
+		const uint32_t got[KL_TK__COUNT] = { st.ues, st.groups, st.emses, st.imsis,
+						     st.appids, st.pairs };
+		const char *name;
 		unsigned k = 0;
 
-		while (k < 4 && got[k] >= want[k])
+		while (k < KL_TK__COUNT - 1 && got[k] >= want[k])
 			k++;
+		name = kl_table_kind_plural(k);
 		if (rc == -ENOSPC)
 			return rerr(r, "import stopped: table full for %s (imported %" PRIu32
 				       " of %" PRIu32 " %s; entries written so far stay)",
-				    names[k], got[k], want[k], names[k]);
-		return rerr(r, "import stopped at %s (%" PRIu32 " of %" PRIu32 "): %s", names[k],
+				    name, got[k], want[k], name);
+		return rerr(r, "import stopped at %s (%" PRIu32 " of %" PRIu32 "): %s", name,
 			    got[k], want[k], strerror(-rc));
 	}
 	aset(r, "ues", json_integer(st.ues));
@@ -841,7 +849,7 @@ static int ue_group_change(struct req *r, json_t *j, bool add)
 	if (write_do(r, &w) < 0)
 		return -1;
 	aset(r, "result", json_string(add ? "group added" : "group removed"));
-	aset(r, "kind", json_string("ue"));
+	aset(r, "kind", json_string(kl_table_kind_name(KL_TK_UE)));
 	aset(r, "id", json_stringn(id, idlen));
 	aset(r, "group", json_string(name));
 	gl = json_array();
