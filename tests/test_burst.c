@@ -1395,6 +1395,51 @@ static void test_hm_errors(void **state)
 	}
 }
 
+/* Servers of the population (vlr-<i>.pop.keyline.test): K*a and K*b are checked against its pair
+ * key, so a pair key both sides agree on but the population does not hold fails the pairs. */
+static void test_hm_population_pair_key(void **state)
+{
+	struct kl_pop_params pp = pop;
+	struct kl_pop_pair key;
+	struct kl_burst_config c;
+	const char *peer = "vlr-1.pop.keyline.test";
+	char err[256];
+
+	(void)state;
+	hm_provision();
+	pp.pairs = 2;
+	assert_int_equal(kl_pop_pair(&pp, 1, "keyline.test", 12, &key), 0);
+	for (int bad = 0; bad < 2; bad++) {
+		struct kl_burst *b;
+		const struct kl_burst_totals *t;
+		json_t *s;
+
+		key.key[0] ^= (uint8_t)bad;
+		/* VLRa's view (the peer) and VLRb's (this server, named by UEb's kind 3) */
+		assert_true(kl_table_put_pair(tab, (const uint8_t *)peer, 22, key.key, 32, 0) >= 0);
+		assert_true(kl_table_put_pair(tab, (const uint8_t *)"keyline.test", 12, key.key, 32,
+					      0) >= 0);
+		kl_table_quiescent(tab, 0);
+		max_config(&c, KL_BURST_KIND_HM, 20);
+		c.backend = KL_CRYPTO_OPENSSL;
+		c.peer_ues = 5;
+		strcpy(c.server_id, "keyline.test");
+		strcpy(c.peer_server_id, peer);
+		b = kl_burst_create(&c, &pp, err, sizeof(err));
+		assert_non_null(b);
+		t = kl_burst_totals(b);
+		kl_burst_start(b, 0);
+		run_all(b, 0);
+		assert_int_equal(t->c[KL_BC_VERIFIED], bad ? 0 : 20);
+		assert_int_equal(t->fail[KL_BF_WRONG_KEY], bad ? 20 : 0);
+		s = kl_burst_summary(b, 1000 * MS);
+		assert_true(json_is_true(json_object_get(json_object_get(s, "config"), "kstar_checked")));
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
+	kl_memzero(&key, sizeof(key));
+}
+
 static void test_frames_v4(void **state)
 {
 	(void)state;
@@ -1479,6 +1524,7 @@ int main(void)
 		cmocka_unit_test(test_client_verify_burst),
 		cmocka_unit_test(test_hm_pairs),
 		cmocka_unit_test(test_hm_errors),
+		cmocka_unit_test(test_hm_population_pair_key),
 		cmocka_unit_test(test_frames_v4),
 		cmocka_unit_test(test_frames_v6),
 	};

@@ -166,6 +166,7 @@ struct hm_peer {
 	char id[KL_POP_ID_MAX];
 	uint8_t muk[32];
 	uint8_t kstar[32];
+	uint8_t kstar_want[32]; /* kstar_a set: K*b from the population's pair key */
 	uint32_t fetcher; /* the pair whose kind 3 is out, NIL */
 	uint32_t waiters; /* pairs in phase 2, through ent.wait_next */
 	uint8_t id_len;
@@ -272,6 +273,7 @@ struct kl_burst {
 	uint32_t npeer;
 	struct hm_sess *sess;
 	struct ring sessq;
+	uint8_t (*kstar_a)[32]; /* each pair's K*a when the population holds the pair key */
 	const char *peer_server_id; /* cfg's, or the server's when empty */
 	uint16_t server_id_len, peer_server_id_len;
 	struct kl_hm_open hop[VERIFY_BATCH];
@@ -400,6 +402,45 @@ static int pop_ue(const struct kl_pop_params *pop, uint32_t p, char *id, uint8_t
 	return rc;
 }
 
+/* K* = KDF(pair key, FF06, a UE's identity), as the servers derive it. */
+static int kstar_of(struct kl_burst *b, const uint8_t *pair, const char *id, uint8_t id_len,
+		    uint8_t out[32])
+{
+	struct kl_kdf_param p = { (const uint8_t *)id, id_len };
+
+	return kl_derive(b->c, KL_KDF_VLR_TOKEN, pair, 32, &p, 1, out);
+}
+
+/* HM: when the server and the peer server are servers of the population (vlr-<i>.pop.
+ * keyline.test, keylined -p imports their pair keys), the expected K*a of every pair and K*b of
+ * every UEb, so that a key derived from another pair key fails even when both servers agree. */
+static int hm_expect(struct kl_burst *b, char *err, size_t errlen)
+{
+	struct kl_pop_pair pp;
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < b->pop.pairs; i++)
+		if (!kl_pop_pair(&b->pop, i, b->cfg.server_id, b->server_id_len, &pp) &&
+		    pp.peer_len == b->peer_server_id_len &&
+		    !memcmp(pp.peer, b->peer_server_id, pp.peer_len) &&
+		    strcmp(b->cfg.server_id, b->peer_server_id))
+			break;
+	if (i >= b->pop.pairs)
+		return 0;
+	b->kstar_a = calloc(b->n, sizeof(*b->kstar_a));
+	if (!b->kstar_a)
+		rc = -ENOMEM;
+	for (uint32_t j = 0; !rc && j < b->n; j++)
+		rc = kstar_of(b, pp.key, b->id[j], b->ent[j].id_len, b->kstar_a[j]);
+	for (uint32_t q = 0; !rc && q < b->npeer; q++)
+		rc = kstar_of(b, pp.key, b->peer[q].id, b->peer[q].id_len, b->peer[q].kstar_want);
+	kl_memzero(&pp, sizeof(pp));
+	if (rc)
+		errf(err, errlen, "hm: the expected K* cannot be derived (%s)", strerror(-rc));
+	return rc;
+}
+
 /* HM: the UEbs and their identities (pair j's is peer[j % npeer]). */
 static int prep_peers(struct kl_burst *b, char *err, size_t errlen)
 {
@@ -418,7 +459,7 @@ static int prep_peers(struct kl_burst *b, char *err, size_t errlen)
 	}
 	for (uint32_t x = 0; x < b->inflight; x++)
 		ring_push(&b->sessq, x);
-	return 0;
+	return hm_expect(b, err, errlen);
 }
 
 static int prep_population(struct kl_burst *b, char *err, size_t errlen)
@@ -822,6 +863,9 @@ void kl_burst_destroy(struct kl_burst *b)
 		kl_memzero(b->peer, (size_t)b->npeer * sizeof(*b->peer));
 	if (b->sess)
 		kl_memzero(b->sess, (size_t)b->inflight * sizeof(*b->sess));
+	if (b->kstar_a)
+		kl_memzero(b->kstar_a, (size_t)b->n * sizeof(*b->kstar_a));
+	free(b->kstar_a);
 	kl_memzero(b->hop, sizeof(b->hop));
 	free(b->peer);
 	free(b->sess);
@@ -1506,6 +1550,11 @@ static void hm_answer(struct kl_burst *b, uint32_t s, uint32_t j,
 		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
 		return;
 	}
+	if (b->kstar_a &&
+	    CRYPTO_memcmp(res->keys[0].key, e->phase ? pe->kstar_want : b->kstar_a[j], 32)) {
+		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
+		return;
+	}
 	release_slots(b, j); /* this step's tries are over */
 	if (!e->phase) {
 		if (!res->token[0] || !res->token[1] || res->token_len[1] > sizeof(h->tok_b) ||
@@ -2031,6 +2080,8 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 									       : b->cfg.first + 1));
 			json_object_set_new(cfg, "peer_ues", json_integer(b->npeer));
 			json_object_set_new(cfg, "pad", json_boolean(!b->cfg.hm_no_pad));
+			/* K*a and K*b checked against the population's pair key too */
+			json_object_set_new(cfg, "kstar_checked", json_boolean(b->kstar_a != NULL));
 		} else if (b->cfg.kind == KL_BURST_KIND_MBMS) {
 			json_object_set_new(cfg, "msk", json_string(b->cfg.msk == KL_BURST_MSK_NEXT
 									    ? "next"
