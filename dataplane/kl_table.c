@@ -706,27 +706,30 @@ int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 	return put_ue(t, id, id_len, muk, muk_len, groups, ngroups, expires, 0);
 }
 
-int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
-			   const struct kl_group_ref *groups, unsigned ngroups)
+/* A copy of a UE's entry with other groups (groups NULL: the same ones) or other services (0: the
+ * same ones), swapped in for the old one; its MUK states, KCV and expiry are kept. The new entry
+ * comes from the old one's arena, so the 2-chunk count does not change. */
+static int ue_replace(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+		      const struct kl_group_ref *groups, unsigned ngroups, uint8_t services)
 {
 	uint8_t dig[KL_DIGEST_LEN];
 	const struct kl_ue *old;
 	enum kl_arena_id ai;
 	struct kl_ue *e;
 
-	if (!t || !id_ok(KL_TK_UE, id, id_len) || ngroups > KL_TABLE_UE_GROUPS ||
-	    (ngroups && !groups))
-		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOENT;
 	old = write_find(t, KL_TK_UE, id, id_len, dig);
 	if (!old)
 		return -ENOENT;
-	/* Same arena as the old entry: the 2-chunk count does not change. */
 	ai = old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1;
 	e = entry_get(t, ai);
 	if (!e)
 		return -ENOSPC;
+	if (!groups) {
+		groups = old->groups;
+		ngroups = old->ngroups;
+	}
 	for (unsigned i = 0; i < ngroups; i++) {
 		memcpy(e->groups[i].domain, groups[i].domain, sizeof(e->groups[i].domain));
 		e->groups[i].group = groups[i].group;
@@ -735,70 +738,62 @@ int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_le
 	e->nchunks = old->nchunks;
 	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
 	e->expires = old->expires;
-	e->services = old->services;
+	e->services = services ? services : old->services;
 	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
 	return publish(t, KL_TK_UE, ai, dig, e, old);
+}
+
+int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   const struct kl_group_ref *groups, unsigned ngroups)
+{
+	static const struct kl_group_ref none[1];
+
+	if (!t || !id_ok(KL_TK_UE, id, id_len) || ngroups > KL_TABLE_UE_GROUPS ||
+	    (ngroups && !groups))
+		return -EINVAL;
+	return ue_replace(t, id, id_len, ngroups ? groups : none, ngroups, 0);
 }
 
 int kl_table_set_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 			     uint8_t services)
 {
-	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
-	uint8_t dig[KL_DIGEST_LEN];
-	const struct kl_ue *old;
-	struct kl_ue *e;
-
 	if (!t || !id_ok(KL_TK_UE, id, id_len) || !services || (services & ~KL_SVC_ALL))
 		return -EINVAL;
-	if (!t->h[KL_TK_UE])
-		return -ENOENT;
-	old = write_find(t, KL_TK_UE, id, id_len, dig);
-	if (!old)
-		return -ENOENT;
-	e = entry_get(t, old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1);
-	if (!e)
-		return -ENOSPC;
-	memcpy(groups, old->groups, sizeof(groups));
-	memcpy(e->groups, groups, sizeof(groups));
-	e->ngroups = old->ngroups;
-	e->nchunks = old->nchunks;
-	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
-	e->expires = old->expires;
-	e->services = services;
-	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
-	return publish(t, KL_TK_UE, old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1, dig, e, old);
+	return ue_replace(t, id, id_len, NULL, 0, services);
 }
 
-int kl_table_get_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
-			     uint8_t *services)
+/* Writer-side find of a UE. @return 0 (*u set), -EINVAL or -ENOENT. */
+static int ue_find(struct kl_table *t, const uint8_t *id, uint16_t id_len, const struct kl_ue **u)
 {
 	uint8_t dig[KL_DIGEST_LEN];
-	const struct kl_ue *u;
-
-	if (!t || !services || !id_ok(KL_TK_UE, id, id_len))
-		return -EINVAL;
-	if (!t->h[KL_TK_UE])
-		return -ENOENT;
-	u = find_id(t, KL_TK_UE, id, id_len, dig);
-	if (!u)
-		return -ENOENT;
-	*services = u->services;
-	return 0;
-}
-
-int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
-		    struct kl_group_ref *groups, unsigned *ngroups, uint8_t kcv[KL_KCV_LEN])
-{
-	uint8_t dig[KL_DIGEST_LEN];
-	const struct kl_ue *u;
 
 	if (!t || !id_ok(KL_TK_UE, id, id_len))
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOENT;
-	u = find_id(t, KL_TK_UE, id, id_len, dig);
-	if (!u)
-		return -ENOENT;
+	*u = find_id(t, KL_TK_UE, id, id_len, dig);
+	return *u ? 0 : -ENOENT;
+}
+
+int kl_table_get_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			     uint8_t *services)
+{
+	const struct kl_ue *u;
+	int rc = services ? ue_find(t, id, id_len, &u) : -EINVAL;
+
+	if (!rc)
+		*services = u->services;
+	return rc;
+}
+
+int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+		    struct kl_group_ref *groups, unsigned *ngroups, uint8_t kcv[KL_KCV_LEN])
+{
+	const struct kl_ue *u;
+	int rc = ue_find(t, id, id_len, &u);
+
+	if (rc)
+		return rc;
 	for (unsigned i = 0; groups && i < u->ngroups; i++) {
 		memset(&groups[i], 0, sizeof(groups[i]));
 		memcpy(groups[i].domain, u->groups[i].domain, sizeof(groups[i].domain));
@@ -814,18 +809,12 @@ int kl_table_get_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 int kl_table_get_ue_expiry(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 			   uint64_t *expires)
 {
-	uint8_t dig[KL_DIGEST_LEN];
 	const struct kl_ue *u;
+	int rc = expires ? ue_find(t, id, id_len, &u) : -EINVAL;
 
-	if (!t || !expires || !id_ok(KL_TK_UE, id, id_len))
-		return -EINVAL;
-	if (!t->h[KL_TK_UE])
-		return -ENOENT;
-	u = find_id(t, KL_TK_UE, id, id_len, dig);
-	if (!u)
-		return -ENOENT;
-	*expires = u->expires;
-	return 0;
+	if (!rc)
+		*expires = u->expires;
+	return rc;
 }
 
 unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,

@@ -391,6 +391,25 @@ static int count_capture(struct kl_crypto *c, const char *path, unsigned n)
 
 /* ---- memif: the same frames over a DPDK port with two queues ------------------------------ */
 
+/* One receive burst on each of the two queues, every frame counted. @return the frames. */
+static unsigned rx_answers(struct kl_crypto *c, uint16_t port, unsigned n)
+{
+	unsigned total = 0;
+
+	for (uint16_t q = 0; q < 2; q++) {
+		struct rte_mbuf *rx[64];
+		uint16_t got = rte_eth_rx_burst(port, q, rx, 64);
+
+		for (uint16_t x = 0; x < got; x++) {
+			frame_answer(c, rte_pktmbuf_mtod(rx[x], const uint8_t *),
+				     rte_pktmbuf_data_len(rx[x]), n);
+			rte_pktmbuf_free(rx[x]);
+		}
+		total += got;
+	}
+	return total;
+}
+
 static int run_memif(struct kl_crypto *c, const char *sock, unsigned n)
 {
 	char prefix[64], vdev[512];
@@ -460,31 +479,12 @@ static int run_memif(struct kl_crypto *c, const char *sock, unsigned n)
 			if (sent < k[q])
 				rte_pktmbuf_free_bulk(m[q] + sent, k[q] - sent);
 		}
-		/* take the answers as they come: the rings stay short */
-		for (uint16_t q = 0; q < 2; q++) {
-			struct rte_mbuf *rx[64];
-			uint16_t got = rte_eth_rx_burst(port, q, rx, 64);
-
-			for (uint16_t x = 0; x < got; x++) {
-				frame_answer(c, rte_pktmbuf_mtod(rx[x], const uint8_t *),
-					     rte_pktmbuf_data_len(rx[x]), n);
-				rte_pktmbuf_free(rx[x]);
-			}
-		}
+		rx_answers(c, port, n); /* as they come: the rings stay short */
 	}
-	quiet = mono() + 1.0;
-	while (mono() < quiet)
-		for (uint16_t q = 0; q < 2; q++) {
-			struct rte_mbuf *rx[64];
-			uint16_t got = rte_eth_rx_burst(port, q, rx, 64);
-
-			for (uint16_t x = 0; x < got; x++) {
-				frame_answer(c, rte_pktmbuf_mtod(rx[x], const uint8_t *),
-					     rte_pktmbuf_data_len(rx[x]), n);
-				rte_pktmbuf_free(rx[x]);
-				quiet = mono() + 1.0;
-			}
-		}
+	/* the rest: until nothing came for a second */
+	for (quiet = mono() + 1.0; mono() < quiet;)
+		if (rx_answers(c, port, n))
+			quiet = mono() + 1.0;
 	report(n);
 	/* keep the port until the server has gone (22.11's memif faults in a side still polling
 	 * when its peer disconnects): the caller stops keylined, then this process */

@@ -70,6 +70,17 @@ def judge(tag, r, kd_counters, workers):
             ck.eq(eng.get('requests_received'), N, f'{tag}: worker {w} took its queue\'s frames')
 
 
+def dpdk_server(tag, devargs):
+    """keylined with two workers on one DPDK port of two queue pairs; (keylined, admin socket)."""
+    sock = os.path.join(tmp, f'{tag}-admin.sock')
+    cfg = kl_itest.write_config(os.path.join(tmp, f'{tag}.yaml'), ports=[(f'{tag}0', devargs, 2)],
+                                ipv6=(), admin=sock, identity='keyline.test', extra={'workers': 2})
+    kd = kl_itest.Keylined(keylined, EAL + ['--file-prefix', kl_itest.unique('rp' + tag)], cfg,
+                           ['-p', pop], workdir=tmp)
+    kd.wait_ready()
+    return kd, sock
+
+
 # ---- kernel sockets ---------------------------------------------------------------------------
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(('127.0.0.1', 0))
@@ -99,21 +110,7 @@ state, a, b, oa, ob = (os.path.join(tmp, n) for n in ('state', 'a.pcap', 'b.pcap
 p = subprocess.run([client, 'pcap', pop, state, a, b, str(N)], capture_output=True, text=True,
                    timeout=60)
 ck.eq(p.returncode, 0, f'pcap: captures written ({p.stderr[-300:]})')
-sock = os.path.join(tmp, 'pcap.sock')
-with open(os.path.join(tmp, 'pcap.yaml'), 'w') as f:
-    f.write(f'''ports:
-  - name: pcap0
-    devargs: "net_pcap0,rx_pcap={a},rx_pcap={b},tx_pcap={oa},tx_pcap={ob}"
-    queues: 2
-workers: 2
-ipv4: [192.0.2.1]
-server_identity: "keyline.test"
-admin_socket: {sock}
-table: {{ues: 20000, groups: 16, emses: 64, imsis: 64, appids: 64}}
-''')
-kd = kl_itest.Keylined(keylined, EAL + ['--file-prefix', kl_itest.unique('rpp')],
-                       os.path.join(tmp, 'pcap.yaml'), ['-p', pop], workdir=tmp)
-kd.wait_ready()
+kd, sock = dpdk_server('pcap', f'net_pcap0,rx_pcap={a},rx_pcap={b},tx_pcap={oa},tx_pcap={ob}')
 try:
     # the PMD reads both files at once; wait until both workers have taken all 2N frames
     end = time.time() + 60
@@ -136,22 +133,8 @@ print('DPDK io (net_pcap), 2 workers:', r, flush=True)
 judge('pcap', r, counters, workers)
 
 # ---- DPDK: net_memif, two queue pairs, a DPDK client in a second process -----------------------
-sock = os.path.join(tmp, 'memif-admin.sock')
 msock = os.path.join(tmp, 'memif.sock')
-with open(os.path.join(tmp, 'memif.yaml'), 'w') as f:
-    f.write(f'''ports:
-  - name: memif0
-    devargs: "net_memif0,role=server,socket={msock},mac=02:70:63:61:70:00"
-    queues: 2
-workers: 2
-ipv4: [192.0.2.1]
-server_identity: "keyline.test"
-admin_socket: {sock}
-table: {{ues: 20000, groups: 16, emses: 64, imsis: 64, appids: 64}}
-''')
-kd = kl_itest.Keylined(keylined, EAL + ['--file-prefix', kl_itest.unique('rpm')],
-                       os.path.join(tmp, 'memif.yaml'), ['-p', pop], workdir=tmp)
-kd.wait_ready()
+kd, sock = dpdk_server('memif', f'net_memif0,role=server,socket={msock},mac=02:70:63:61:70:00')
 cl = subprocess.Popen([client, 'memif', pop, msock, str(N)], stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True)
 r, workers = {}, []
