@@ -446,7 +446,10 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	for (unsigned i = 0; i < n; i++) {
 		kl_memzero(w->job[i].auth_key, sizeof(w->job[i].auth_key) + sizeof(w->job[i].encr_key) +
 							sizeof(w->job[i].salt_key));
-		kl_memzero(&w->job[i].k, sizeof(w->job[i].k));
+		/* a kind that derives keys (E2M, HM) held them in its part of the job; MBMS's holds
+		 * a table key only (the MSKs stay in the table) */
+		if (kinds[w->req[i].kind < KL_KIND__COUNT ? w->req[i].kind : 0]->kdf)
+			kl_memzero(&w->job[i].k, sizeof(w->job[i].k));
 	}
 	return answers;
 }
