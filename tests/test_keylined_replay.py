@@ -12,7 +12,7 @@ have seen copies (else the test would prove nothing).
     test_keylined_replay.py KEYLINED REPLAY_CLIENT KEYLINE_POPULATION"""
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,17 +82,15 @@ def dpdk_server(tag, devargs):
 
 
 # ---- kernel sockets ---------------------------------------------------------------------------
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('127.0.0.1', 0))
-port = s.getsockname()[1]
-s.close()
+port = kl_itest.free_udp_port()
 sock = os.path.join(tmp, 'sock.sock')
 cfg = kl_itest.write_config(os.path.join(tmp, 'sock.yaml'), ipv4=('127.0.0.1',), ipv6=(),
                             admin=sock, extra={'io': 'socket', 'udp_port': port, 'workers': 2})
 kd = kl_itest.Keylined(keylined, EAL + ['--file-prefix', kl_itest.unique('rps')], cfg,
                        ['-p', pop], workdir=tmp)
-kd.wait_ready()
+r, workers = {}, []
 try:
+    kd.wait_ready()
     p = subprocess.run([client, 'socket', pop, '127.0.0.1', str(port), str(N), str(COPIES)],
                        capture_output=True, text=True, timeout=120)
     ck.eq(p.returncode, 0, f'socket: replay_client ran ({p.stderr[-300:]})')
@@ -101,7 +99,10 @@ try:
     ck.eq(r.get('copies_sent'), COPIES * N, 'socket: every copy sent')
     workers = per_worker(sock)
 finally:
-    rc, counters = kd.stop()
+    try:
+        rc, counters = kd.stop()
+    finally:
+        kd.kill()
 ck.eq(rc, 0, 'socket: keylined stops cleanly')
 judge('socket', r, counters, workers)
 
@@ -143,16 +144,21 @@ try:
     r = json.loads(line) if line.startswith('{') else {}
     workers = per_worker(sock)
 finally:
-    rc, counters = kd.stop()
     try:
-        _, err = cl.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        cl.kill()
-        _, err = cl.communicate()
+        rc, counters = kd.stop()
+    finally:  # the client is reaped even when keylined's stop failed
+        try:
+            _, err = cl.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            cl.kill()
+            _, err = cl.communicate()
+        if cl.returncode < 0:  # killed: EAL left its runtime directory (replay_client's prefix)
+            kl_itest.remove_rundir(f'kl_replay_client_{cl.pid}')
 ck.eq(rc, 0, 'memif: keylined stops cleanly')
 ck.eq(cl.returncode, 0, f'memif: replay_client ran ({err[-300:]})')
 print('DPDK io (net_memif, two queue pairs), 2 workers:', r, flush=True)
 ck.eq(r.get('copies_sent'), N, 'memif: every copy sent')
 judge('memif', r, counters, workers)
 
+shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(ck.done())
