@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Shared pieces of keyline's integration tests: start keylined as a real process with a
 generated config, wait until it serves, stop it with SIGTERM and read its final counters."""
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -19,6 +21,23 @@ def eal_args(prefix, mem=512, lcores='0-1', telemetry=False):
     if not telemetry:
         a.append('--no-telemetry')
     return a
+
+
+def kcv(k):
+    """The key check value of key bytes k outside keyline (DESIGN.md: the first 3 bytes of AES-ECB
+    of 16 zero bytes for a 16-byte key, of HMAC-SHA-256 over them for a longer one), upper-case
+    hex: Python's cryptography, else the openssl command, else hmac."""
+    if len(k) == 16:
+        try:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+            enc = Cipher(algorithms.AES(k), modes.ECB()).encryptor()
+            out = enc.update(bytes(16)) + enc.finalize()
+        except ImportError:
+            out = subprocess.run(["openssl", "enc", "-aes-128-ecb", "-nopad", "-K", k.hex()],
+                                 input=bytes(16), capture_output=True, check=True).stdout
+    else:
+        out = hmac.new(k, bytes(16), hashlib.sha256).digest()
+    return out[:3].hex().upper()
 
 
 def unique(tag):

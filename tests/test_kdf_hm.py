@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """keyline-kdf's VLR token commands (PROTOCOL.md section 9) on test_hm's worked example (test keys):
 hm-open opens token_a with K*a and token_b with K*b and prints the key check value of Ks (the
-example's Ks, checked with `keyline-kdf kcv`) and its valid-to, never Ks or K*x; every altered
+example's Ks, computed here with cryptography/hmac) and its valid-to, never Ks or K*x; every altered
 byte of a token, a swapped server, another UE and a passed valid-to are refused with exit 1 and
 one line; --out writes Ks (hex) to a new 0600 file only; kstar prints the KCV of K*x.
 
@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kl_itest import Checks  # noqa: E402
+from kl_itest import Checks, kcv as kcv_ref  # noqa: E402
 
 CLI, TEST_HM = sys.argv[1], sys.argv[2]
 C = Checks('kdf-hm')
@@ -40,8 +40,13 @@ with tempfile.TemporaryDirectory() as d:
         with open(files[name], 'w') as f:
             f.write(' ' + ex[name] + '\n')
     secrets = [ex['ks'], ex['kstar_a'], ex['kstar_b'], ex['pair_key']]
-    kcv = lambda key: run(['kcv', '--key', key]).stdout.strip()
+    # the KCVs expected are computed here (kl_itest.kcv: cryptography / hmac), not by keyline-kdf
+    kcv = lambda key: kcv_ref(bytes.fromhex(key)).lower()
     ks_kcv = kcv(ex['ks'])
+    for name in ('ks', 'kstar_a', 'kstar_b'):
+        r = run(['kcv', '--key', ex[name]])
+        check(f'keyline-kdf kcv of {name}', r.returncode == 0 and
+              r.stdout.strip().lower() == kcv(ex[name]), r.stdout + r.stderr)
     ids = ['--vlr-a', ex['vlr_a'], '--vlr-b', ex['vlr_b'], '--ue-a', ex['ue_a'], '--ue-b', ex['ue_b']]
 
     def hm_open(kstar, token, extra=(), idargs=None):

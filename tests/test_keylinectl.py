@@ -8,8 +8,6 @@ any output or in the server's log.
 
 usage: test_keylinectl.py KEYLINECTL ADMIN_TESTD
 """
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -18,6 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kl_itest import kcv  # noqa: E402
 
 CTL, TESTD = sys.argv[1], sys.argv[2]
 SECRETS = []
@@ -34,20 +35,6 @@ def key(n, tag):
     k = bytes((tag * 31 + i * 7 + 1) & 0xFF for i in range(n))
     SECRETS.append(k.hex())
     return k
-
-
-def kcv(k):
-    if len(k) == 16:
-        try:
-            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-            enc = Cipher(algorithms.AES(k), modes.ECB()).encryptor()
-            out = enc.update(bytes(16)) + enc.finalize()
-        except ImportError:
-            out = subprocess.run(["openssl", "enc", "-aes-128-ecb", "-nopad", "-K", k.hex()],
-                                 input=bytes(16), capture_output=True, check=True).stdout
-    else:
-        out = hmac.new(k, bytes(16), hashlib.sha256).digest()
-    return out[:3].hex().upper()
 
 
 def no_secret(text, where):
