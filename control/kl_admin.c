@@ -418,9 +418,7 @@ static int get_entry_key(struct req *r, json_t *o, enum kl_table_kind kind, uint
 
 		if (get_group(r, o, "id", &ref))
 			return -1;
-		memcpy(key, ref.domain, 3);
-		key[3] = (uint8_t)(ref.group >> 8);
-		key[4] = (uint8_t)ref.group;
+		kl_write_group_key(&ref, key);
 		*len = 5;
 		return 0;
 	}
@@ -729,10 +727,10 @@ static void warn_missing_groups(struct req *r, const struct kl_group_ref *g, uns
 	json_t *w = NULL;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint8_t gk[5] = { g[i].domain[0], g[i].domain[1], g[i].domain[2],
-				  (uint8_t)(g[i].group >> 8), (uint8_t)g[i].group };
+		uint8_t gk[5];
 		char name[16], msg[128];
 
+		kl_write_group_key(&g[i], gk);
 		if (in_table(r, KL_TK_GROUP, gk, sizeof(gk)))
 			continue;
 		group_str(&g[i], name);

@@ -209,6 +209,15 @@ char *kl_write_table_error(int rc, enum kl_table_kind kind, char *out, size_t ca
 	return out;
 }
 
+/* A put-group's key group, back from its table key (kl_write_group_key). */
+static struct kl_group_ref group_ref(const struct kl_write *w)
+{
+	struct kl_group_ref ref = { .group = (uint16_t)(w->key[3] << 8 | w->key[4]) };
+
+	memcpy(ref.domain, w->key, 3);
+	return ref;
+}
+
 static int store_write(const struct kl_writer *wr, const struct kl_write *w)
 {
 	struct kl_store *s = wr->store;
@@ -223,9 +232,8 @@ static int store_write(const struct kl_writer *wr, const struct kl_write *w)
 	case KL_WOP_SET_SERVICES:
 		return kl_store_set_ue_services(s, w->key, w->key_len, w->services);
 	case KL_WOP_PUT_GROUP: {
-		struct kl_group_ref ref = { .group = (uint16_t)(w->key[3] << 8 | w->key[4]) };
+		struct kl_group_ref ref = group_ref(w);
 
-		memcpy(ref.domain, w->key, 3);
 		return kl_store_put_group(s, &ref, &w->group);
 	}
 	case KL_WOP_PUT_EMSE:
@@ -306,9 +314,8 @@ static int table_write(const struct kl_writer *wr, const struct kl_write *w)
 	case KL_WOP_SET_SERVICES:
 		return kl_table_set_ue_services(t, w->key, w->key_len, w->services);
 	case KL_WOP_PUT_GROUP: {
-		struct kl_group_ref ref = { .group = (uint16_t)(w->key[3] << 8 | w->key[4]) };
+		struct kl_group_ref ref = group_ref(w);
 
-		memcpy(ref.domain, w->key, 3);
 		return kl_table_put_group(t, &ref, &w->group);
 	}
 	case KL_WOP_PUT_EMSE:
