@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,8 +56,13 @@ def under_pty(cmd):
         if time.time() - t0 > 120:
             p.kill()
             break
-    out, _ = p.communicate(timeout=60)
-    os.close(master)
+    try:
+        out, _ = p.communicate(timeout=60)
+    finally:  # never left running, whatever happened above
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        os.close(master)
     return p.returncode, out.decode(), term.decode(errors='replace'), time.time() - t0
 
 
@@ -120,4 +126,5 @@ try:
     ck.eq(rc, 0, 'keylined exits 0')
 finally:
     kd.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(ck.done())
