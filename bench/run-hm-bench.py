@@ -38,6 +38,7 @@ for r in range(RUNS):
     kd = kl_itest.Keylined(B + '/control/keylined',
                            kl_itest.eal_args(kl_itest.unique(f'hmb{r}'), mem=1024), cfg,
                            ['-p', pop], workdir=tmp)
+    p = None  # keyline-burst
     try:
         kd.wait_ready(timeout=300)
         kl_itest.admin_many(adm, [{'cmd': 'ue-services', 'services': ['mbms', 'hm'],
@@ -66,6 +67,10 @@ for r in range(RUNS):
               f'{s["io"].get("busy_share", 0):.2f}', flush=True)
     finally:
         kd.kill()
+        if p is not None and p.poll() is None:  # a step above failed
+            p.kill()
+            p.communicate()
+            kl_itest.remove_rundir(kl_itest.file_prefix(p.args[1:]))
 ceil = subprocess.run([B + '/bench/crypto_bench',
                        '--benchmark_filter=hm_session_crypto/ipsec-mb/burst:32$',
                        '--benchmark_min_time=0.5', '--benchmark_repetitions=3',

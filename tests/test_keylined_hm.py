@@ -164,6 +164,7 @@ def diameter_pair(port, peer):
 
 
 live = []
+clients = []  # keyline-burst processes: killed in the end if still running
 try:
     ka, pa = server('vlr-a', 'vlr-a')
     live.append(ka)
@@ -288,6 +289,7 @@ try:
         '--retries', '4', '--mode', 'max', '--inflight', '256', '--ues', str(n), '--peer-ues',
         str(PEERS), '--hold-s', '20']
     pm = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clients.append(pm)
     held = False
     end = time.time() + 300
     while time.time() < end:
@@ -310,6 +312,11 @@ try:
 finally:
     for k in live:
         k.kill()
+    for c in clients:
+        if c.poll() is None:
+            c.kill()
+            c.communicate()
+            kl_itest.remove_rundir(kl_itest.file_prefix(c.args[1:]))
 rc = ck.done()
 if not rc:
     shutil.rmtree(tmp, ignore_errors=True)
