@@ -146,6 +146,10 @@ if pop_has_pairs:  # the population's own pair keys are not used here: the test 
 subprocess.run(popargs, check=True, capture_output=True)
 sim_has_pair = 'pair' in subprocess.run([hss_sim, '--help'], capture_output=True,
                                         text=True).stdout.lower()
+# both are in this tree: a --help that no longer names them must fail the test, not quietly take
+# the admin-socket path instead
+ck.check(pop_has_pairs, 'keyline-population --help names --pairs (services from the population)')
+ck.check(sim_has_pair, 'keyline-hss-sim --help names put-pair (the pair key over Diameter)')
 print(f'keylined-hm: {SESSIONS} sessions; services from '
       f'{"the population" if pop_has_pairs else "the admin socket"}; vlr-b pair key by '
       f'{"the Diameter feed" if sim_has_pair else "the admin socket (no Diameter pair push yet)"}',
