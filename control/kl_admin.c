@@ -166,13 +166,6 @@ static uint64_t unix_to_ntp(uint64_t unix_s)
 	return (unix_s + NTP_UNIX_OFFSET) << 32;
 }
 
-/* One form everywhere (answers, errors, logs, keylinectl): lower-case hex, as in the examples. */
-static void group_str(const struct kl_group_ref *ref, char out[16])
-{
-	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
-		 (unsigned)ref->group);
-}
-
 /* "DDDDDD:G": Key Domain ID as 6 hex digits, key group in decimal (0..65535). */
 static int parse_group(const char *s, size_t len, struct kl_group_ref *ref)
 {
@@ -733,7 +726,7 @@ static void warn_missing_groups(struct req *r, const struct kl_group_ref *g, uns
 		kl_write_group_key(&g[i], gk);
 		if (in_table(r, KL_TK_GROUP, gk, sizeof(gk)))
 			continue;
-		group_str(&g[i], name);
+		kl_write_group_name(&g[i], name);
 		snprintf(msg, sizeof(msg), "group %s does not exist (yet): the UE gets no key of it "
 					   "until it is put", name);
 		if (!w)
@@ -823,7 +816,7 @@ static int ue_group_change(struct req *r, json_t *j, bool add)
 	if (fields_ok(r, j, "", f) || get_id(r, j, "id", &id, &idlen) ||
 	    get_group(r, j, "group", &ref))
 		return -1;
-	group_str(&ref, name);
+	kl_write_group_name(&ref, name);
 	rc = kl_table_get_ue(r->a->table, (const uint8_t *)id, (uint16_t)idlen, cur, &ncur, NULL);
 	if (rc)
 		return table_error(r, rc, KL_TK_UE);
@@ -854,7 +847,7 @@ static int ue_group_change(struct req *r, json_t *j, bool add)
 	for (unsigned i = 0; i < nn; i++) {
 		char g[16];
 
-		group_str(&next[i], g);
+		kl_write_group_name(&next[i], g);
 		json_array_append_new(gl, json_string(g));
 	}
 	aset(r, "groups", gl);
@@ -997,7 +990,7 @@ static int cmd_put_group(struct req *r, json_t *j)
 	rc = write_do(r, &w);
 	if (rc < 0)
 		goto out;
-	group_str(&ref, name);
+	kl_write_group_name(&ref, name);
 	if (put_result(r, rc, KL_TK_GROUP, name, strlen(name), NULL)) {
 		rc = -1;
 		goto out;
@@ -1108,7 +1101,7 @@ static int cmd_del(struct req *r, json_t *j)
 		if (kl_rotate_has(r->a->rotate, &g)) {
 			char name[16];
 
-			group_str(&g, name);
+			kl_write_group_name(&g, name);
 			return rerr(r, "group %s is under MSK rotation (config msk_rotation:): take "
 				       "it out of the configuration before deleting it",
 				    name);
@@ -1181,7 +1174,7 @@ static int cmd_show(struct req *r, json_t *j)
 		for (unsigned i = 0; i < u->ngroups && i < KL_TABLE_UE_GROUPS; i++) {
 			char g[16];
 
-			group_str(&u->groups[i], g);
+			kl_write_group_name(&u->groups[i], g);
 			json_array_append_new(gl, json_string(g));
 		}
 		aset(r, "groups", gl);
@@ -1354,7 +1347,7 @@ static json_t *rot_status_json(const struct kl_rotate_status *st)
 	char name[16];
 	json_t *o;
 
-	group_str(&st->ref, name);
+	kl_write_group_name(&st->ref, name);
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I}", "group", name, "period_s",
 		      (json_int_t)st->period_s, "predelivery_s", (json_int_t)st->predelivery_s,
 		      "rotations", (json_int_t)st->rotations, "failures",
@@ -1384,7 +1377,7 @@ static int cmd_rotate(struct req *r, json_t *j)
 
 	if (fields_ok(r, j, "", f) || get_group(r, j, "group", &ref))
 		return -1;
-	group_str(&ref, name);
+	kl_write_group_name(&ref, name);
 	if (!r->a->rotate)
 		return rerr(r, "no MSK rotation is configured (config msk_rotation:)");
 	err[0] = 0;

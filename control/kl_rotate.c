@@ -59,13 +59,6 @@ static void rlog(const struct kl_rotate *r, int level, const char *fmt, ...)
 		fprintf(stderr, "keyline rotate: %s\n", msg);
 }
 
-/* lower-case hex, as keylinectl and the admin socket write groups */
-static void group_name(const struct kl_group_ref *ref, char out[16])
-{
-	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
-		 (unsigned)ref->group);
-}
-
 /* NTP timestamp as YYYY-MM-DDTHH:MM:SSZ (era 0). */
 static void ntp_str(uint64_t ntp, char out[32])
 {
@@ -246,7 +239,7 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	char gname[16];
 	int rc;
 
-	group_name(&g->cfg.ref, gname);
+	kl_write_group_name(&g->cfg.ref, gname);
 	memset(&st, 0, sizeof(st));
 	memset(&tab, 0, sizeof(tab));
 	rc = kl_table_get_group(r->table, &g->cfg.ref, &tab);
@@ -336,7 +329,7 @@ struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, 
 		const struct kl_rotate_group *g = &p->groups[i];
 		char name[16];
 
-		group_name(&g->ref, name);
+		kl_write_group_name(&g->ref, name);
 		if (g->period_s < KL_ROTATE_MIN_PERIOD_S || g->period_s > KL_ROTATE_MAX_PERIOD_S) {
 			kl_errf(err, errlen, "msk rotation: group %s: period %" PRIu32
 				" s out of range (%u..%u)", name, g->period_s,
@@ -416,7 +409,7 @@ int kl_rotate_force(struct kl_rotate *r, const struct kl_group_ref *ref, uint64_
 		kl_errf(err, errlen, "msk rotation: bad argument");
 		return -EINVAL;
 	}
-	group_name(ref, name);
+	kl_write_group_name(ref, name);
 	g = find(r, ref);
 	if (!g) {
 		kl_errf(err, errlen, "group %s: no MSK rotation configured for it", name);

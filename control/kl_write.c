@@ -93,6 +93,13 @@ void kl_write_group_key(const struct kl_group_ref *ref, uint8_t key[5])
 	key[4] = (uint8_t)ref->group;
 }
 
+char *kl_write_group_name(const struct kl_group_ref *ref, char out[16])
+{
+	snprintf(out, 16, "%02x%02x%02x:%u", ref->domain[0], ref->domain[1], ref->domain[2],
+		 (unsigned)ref->group);
+	return out;
+}
+
 int kl_write_group(struct kl_write *w, const struct kl_group_ref *ref, const struct kl_group *g)
 {
 	uint8_t key[5];

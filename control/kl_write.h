@@ -123,6 +123,10 @@ int kl_write_do(const struct kl_writer *wr, struct kl_write *w, struct kl_write_
 char *kl_write_table_error(int rc, enum kl_table_kind kind, char *out, size_t cap);
 /** The key group's table key (domain || group, big-endian). */
 void kl_write_group_key(const struct kl_group_ref *ref, uint8_t key[5]);
+/** The key group as the operator reads and writes it everywhere (answers, errors, logs,
+ * keylinectl): "DDDDDD:G", the Key Domain ID in lower-case hex, the group in decimal.
+ * @return out. */
+char *kl_write_group_name(const struct kl_group_ref *ref, char out[16]);
 
 #ifdef __cplusplus
 }
