@@ -960,10 +960,15 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 		return 0;
 	/* A store from before some kind existed (pair keys): its database is added, empty. */
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
-		if (missing & (1u << i))
-			rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
-	rc = rc ? rc : mdb_txn_commit(txn);
+	if (!rc) {
+		for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
+			if (missing & (1u << i))
+				rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
+		if (rc)
+			mdb_txn_abort(txn); /* the write lock is released before the store closes */
+		else
+			rc = mdb_txn_commit(txn);
+	}
 	if (rc) {
 		kl_errf(err, errlen, "store %s: cannot add a database for a new kind: %s", s->path,
 			mdb_strerror(rc));
