@@ -78,6 +78,10 @@ def run_all(name, base, lines, first=1, timeout=20, env=None):
                 rc = None
                 out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
                 err = (e.stderr or b'').decode(errors='replace') if isinstance(e.stderr, bytes) else (e.stderr or '')
+            if rc is not None and rc < 0:  # a planted argument must be refused, never crash the tool
+                FAILS.append(f'{name}: {where} ({" ".join(line[:3])} ...): killed by signal '
+                             f'{-rc}: {err.strip()[-300:]!r}')
+                print('FAIL:', FAILS[-1], flush=True)
             shown = err if rc == 0 else out + err
             if leaks(plant, shown):
                 FAILS.append(f'{name}: {where} ({" ".join(line[:3])} ...): the planted key is '
