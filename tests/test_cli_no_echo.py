@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kl_itest  # noqa: E402
+
 (CTL, TESTD, HSS, KDF, POPGEN, BURST, REPORT, KEYLINED, DATA) = map(os.path.abspath,
                                                                    sys.argv[1:10])
 FAILS = []
@@ -78,6 +81,8 @@ def run_all(name, base, lines, first=1, timeout=20, env=None):
                 rc = None
                 out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
                 err = (e.stderr or b'').decode(errors='replace') if isinstance(e.stderr, bytes) else (e.stderr or '')
+            # the run is over (a timeout killed it): what EAL left under its prefix goes
+            kl_itest.remove_rundir(kl_itest.file_prefix(a[1:]))
             if rc is not None and rc < 0:  # a planted argument must be refused, never crash the tool
                 FAILS.append(f'{name}: {where} ({" ".join(line[:3])} ...): killed by signal '
                              f'{-rc}: {err.strip()[-300:]!r}')
