@@ -9,6 +9,7 @@ two keylined importing one population with pair keys hold the same key with each
     test_keylined_store.py KEYLINED KEYLINECTL"""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -207,4 +208,7 @@ for me, other in (('vlr-0.pop.keyline.test', 'vlr-1.pop.keyline.test'),
 ck.check(pair_kcv.get('vlr-0.pop.keyline.test') is not None and
          pair_kcv.get('vlr-0.pop.keyline.test') == pair_kcv.get('vlr-1.pop.keyline.test'),
          f'both servers hold the same pair key: {pair_kcv}')
-sys.exit(ck.done())
+rc = ck.done()
+if rc == 0:  # the KEK and the stores are test keys, but none stays in /tmp; kept after a failure
+    shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(rc)
