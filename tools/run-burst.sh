@@ -43,15 +43,26 @@ work=$(mktemp -d /tmp/keyline-run.XXXXXX)
 rundir=/var/run/dpdk # EAL's runtime directories (as root; else under XDG_RUNTIME_DIR or /tmp)
 [ "$(id -u)" -eq 0 ] || rundir=${XDG_RUNTIME_DIR:-/tmp}/dpdk
 srv_pid=
+cli_pid=
 cleanup() {
+	if [ -n "$cli_pid" ] && kill -0 "$cli_pid" 2>/dev/null; then
+		kill -KILL "$cli_pid" 2>/dev/null
+		wait "$cli_pid" 2>/dev/null
+	fi
 	if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
 		kill -TERM "$srv_pid" 2>/dev/null
 		wait "$srv_pid" 2>/dev/null
 	fi
 	rm -rf "$work"
 	# EAL runtime directories: keylined and keyline-burst remove their own at a clean exit;
-	# these are what a killed one left (rmdir removes only empty ones)
-	rmdir "$rundir"/klrun$$-* "$rundir"/klcli$$-* 2>/dev/null
+	# these (this script's prefixes only) are what a killed one left, files (config,
+	# fbarray_*) and all
+	local d
+	for d in "$rundir"/klrun$$-* "$rundir"/klcli$$-*; do
+		[ -d "$d" ] || continue
+		rm -f "$d"/* 2>/dev/null
+		rmdir "$d" 2>/dev/null
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -137,6 +148,7 @@ burst() {
 			"${cmd[@]}" >"$o" 2>"$work/cli$run.err" &
 		fi
 		local cpid=$! rc
+		cli_pid=$cpid # killed by cleanup if the script is interrupted
 		for _ in $(seq 1 6000); do
 			grep -q 'holding the port' "$work/cli$run.err" 2>/dev/null && break
 			kill -0 "$cpid" 2>/dev/null || break
@@ -145,6 +157,7 @@ burst() {
 		stop_server || status=1
 		wait "$cpid"
 		rc=$?
+		cli_pid=
 		return $rc
 	else
 		"$B/tools/keyline-burst" --io socket --population "$work/pop.txt" \
