@@ -1412,6 +1412,24 @@ static void r_end(struct kl_store *s, MDB_txn *txn, int broken)
 	mdb_txn_abort(txn);
 }
 
+int kl_store_has(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len)
+{
+	MDB_val k = { len, (void *)(uintptr_t)key }, v;
+	MDB_txn *txn;
+	int rc;
+
+	if (!s || (unsigned)kind >= KL_TK__COUNT || !key || !len)
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->dbi[kind], &k, &v);
+	r_end(s, txn, 0);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? st_fail(s, rc, "read", kind) : 1;
+}
+
 int kl_store_put_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		    unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups)
 {

@@ -161,6 +161,9 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 int kl_store_put_appid(struct kl_store *s, const uint8_t *appid, uint16_t len, const char *imsi);
 /** Delete an entry (key as for kl_table_del). @return 0, -ENOENT, -EINVAL or -errno. */
 int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
+/** Whether the store holds an entry (key as for kl_table_del; inside a batch: as the batch
+ * left it). Nothing is unwrapped. @return 1, 0 or -errno. */
+int kl_store_has(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
 
 /**
  * Replace a stored UE's authorised groups, keeping its MUK and its expiry: the record is read

@@ -279,8 +279,14 @@ int kl_write_stage(const struct kl_writer *wr, struct kl_write *w, struct kl_wri
 	w->existed = kl_table_lookup_bulk(wr->table, (enum kl_table_kind)w->kind, &tk, 1, &e) &&
 		     e;
 	w->stored = 0;
+	w->in_store = 0;
 	if (!wr->store)
 		return 0;
+	/* a put the table refuses undoes a new entry only: not one the store held already (e.g. a
+	 * group whose rotated MSKs the table refused, kept stored for the next start) */
+	if (!table_only_ok(w))
+		w->in_store = kl_store_has(wr->store, (enum kl_table_kind)w->kind, w->key,
+					   w->key_len) != 0;
 	rc = store_write(wr, w);
 	if (rc == -ENOENT && table_only_ok(w))
 		return 0;
@@ -358,7 +364,7 @@ static void undo(const struct kl_writer *wr, const struct kl_write *w,
 		rc = kl_store_set_ue_services(wr->store, w->key, w->key_len, prev_svc);
 		break;
 	default:
-		if (!w->existed)
+		if (!w->existed && !w->in_store)
 			rc = kl_store_del(wr->store, (enum kl_table_kind)w->kind, w->key,
 					  w->key_len);
 	}

@@ -70,6 +70,7 @@ struct kl_write {
 	/* set by kl_write_stage */
 	uint8_t existed; /* the entry was in the key table (the feed may set it from its queue) */
 	uint8_t stored;	 /* the store took the write (0: no store, or a table-only entry) */
+	uint8_t in_store; /* the store held the entry before this write (never deleted by an undo) */
 };
 
 struct kl_writer {
