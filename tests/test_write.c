@@ -261,6 +261,12 @@ static void test_table_refusal(void **state)
 	assert_null(get1(t2, KL_TK_UE, "ue@third", 8));
 	assert_int_equal(kl_table_count(t2, KL_TK_PAIR), 2);
 	kl_table_free(t2);
+	/* an entry the store held before (the table did not): a refused put leaves it stored */
+	assert_int_equal(kl_store_put_pair(f.s, ID("vlr-9"), K32, 32, 0), 0);
+	assert_int_equal(kl_write_pair(&w, ID("vlr-9"), K64, 32, 0), 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), -ENOSPC);
+	assert_int_equal(res.undone, 0);
+	assert_int_equal(kl_store_del(f.s, KL_TK_PAIR, ID("vlr-9")), 0);
 	fx_done(&f);
 }
 
