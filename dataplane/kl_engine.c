@@ -81,6 +81,8 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 	for (unsigned k = 0; k < KL_KIND__COUNT; k++) {
 		unsigned t = 0;
 
+		if (!kinds[k])
+			continue;
 		while (t < w->n_req_tables && w->req_tables[t] != kinds[k]->requester)
 			t++;
 		if (t == w->n_req_tables)
@@ -246,6 +248,10 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			continue;
 		}
 		kd = kinds[w->req[i].kind];
+		if (!kd) { /* a kind of the profile this server does not serve */
+			drop(w, &pkts[i], &live[i], KL_DROP_UNSUPPORTED_TYPE);
+			continue;
+		}
 		if (kd->start)
 			kd->start(j);
 		if (kd->nlookups > steps)
@@ -352,7 +358,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		for (w->lookup_kind = 0; w->lookup_kind < KL_KIND__COUNT; w->lookup_kind++) {
 			const struct kl_kind_ops *kd = kinds[w->lookup_kind];
 
-			if (w->lookup_step < kd->nlookups)
+			if (kd && w->lookup_step < kd->nlookups)
 				lookup_stage(w, kd->lookup[w->lookup_step].table, live, n, key_selection,
 					     take_selection);
 		}
@@ -448,7 +454,9 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 							sizeof(w->job[i].salt_key));
 		/* a kind that derives keys (E2M, HM) held them in its part of the job; MBMS's holds
 		 * a table key only (the MSKs stay in the table) */
-		if (kinds[w->req[i].kind < KL_KIND__COUNT ? w->req[i].kind : 0]->kdf)
+		const struct kl_kind_ops *kd = kinds[w->req[i].kind < KL_KIND__COUNT ? w->req[i].kind : 0];
+
+		if (!kd || kd->kdf)
 			kl_memzero(&w->job[i].k, sizeof(w->job[i].k));
 	}
 	return answers;

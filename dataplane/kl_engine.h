@@ -14,6 +14,7 @@
 
 #include "kl_crypto.h"
 #include "kl_mikey.h"
+#include "kl_peer.h"
 #include "kl_replay.h"
 #include "kl_table.h"
 
@@ -65,6 +66,11 @@ struct kl_engine_config {
 				      * refuses old-but-valid T (replay_window_refused), it never lets
 				      * a replay in */
 	enum kl_crypto_backend backend;
+	/* server-to-server (PROTOCOL.md sections 9, 10): the configured peers (not owned; counters
+	 * move) and the state all workers of the server share (kl_s2s.h: rendezvous, peers'
+	 * answers, requests in flight). NULL: kinds 4..7 only serve local UEs / are refused */
+	struct kl_peers *peers;
+	struct kl_s2s *s2s;
 };
 
 struct kl_worker_stats {
@@ -90,6 +96,8 @@ struct kl_pkt {
 	uint16_t out_cap;
 	uint16_t out_len; /* set: 0 = no answer (dropped) */
 	uint8_t drop;	  /* set: enum kl_drop */
+	uint8_t peer;	  /* set by the I/O before serving: 1 + index in the configured peers of the
+			   * one whose address and port sent the datagram; 0 = no configured peer */
 };
 
 /**
@@ -98,6 +106,29 @@ struct kl_pkt {
  * @return the number of answers.
  */
 unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts, unsigned n);
+
+/** A server-to-server message (kind 6 or 7 request) for the I/O to send to a configured peer. */
+struct kl_s2s_msg {
+	uint16_t peer; /* index in the configured peers: send to its address and port, from the
+			* server's own UDP port */
+	uint16_t len;
+	uint8_t buf[KL_MIKEY_REQ_MAX];
+};
+#define KL_ENGINE_OUTBOX KL_ENGINE_BURST
+
+/**
+ * The server-to-server messages the worker's last kl_engine_serve or kl_engine_tick made (at most
+ * KL_ENGINE_OUTBOX). Valid until the worker's next call of either; the I/O sends them all (a
+ * message it cannot send is retried by the engine like a lost one).
+ * @return how many, with *msgs pointing at them.
+ */
+unsigned kl_engine_outbox(struct kl_worker *w, const struct kl_s2s_msg **msgs);
+
+/**
+ * Retransmissions due at now (PROTOCOL.md section 10: 100 ms, doubling, 3 tries) into the
+ * outbox. Call every loop turn after sending the outbox; cheap when nothing is due.
+ */
+void kl_engine_tick(struct kl_worker *w, uint64_t now);
 
 /* ---- client side ------------------------------------------------------------------------------- */
 

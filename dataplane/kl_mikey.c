@@ -41,6 +41,29 @@ static enum kl_drop hm_check(const struct kl_mikey_req *r)
 	return KL_DROP_NONE;
 }
 
+/* Kinds 4 and 5: the peer UE must be another UE, as in kind 2. Kind 5 and 7: role 1 or 2. */
+static enum kl_drop prose_check(const struct kl_mikey_req *r)
+{
+	uint8_t role = r->tlv[KL_TLVI_ROLE][0];
+
+	if (role != 1 && role != 2)
+		return KL_DROP_MALFORMED;
+	return hm_check(r);
+}
+
+/* Kind 7: the UE whose value is pushed and its peer are two UEs. */
+static enum kl_drop push_check(const struct kl_mikey_req *r)
+{
+	uint8_t role = r->tlv[KL_TLVI_ROLE][0];
+
+	if (role != 1 && role != 2)
+		return KL_DROP_MALFORMED;
+	if (r->tlv_len[KL_TLVI_PEER_UE] == r->tlv_len[KL_TLVI_SOURCE_UE] &&
+	    !memcmp(r->tlv[KL_TLVI_PEER_UE], r->tlv[KL_TLVI_SOURCE_UE], r->tlv_len[KL_TLVI_PEER_UE]))
+		return KL_DROP_MALFORMED;
+	return KL_DROP_NONE;
+}
+
 /* The TLVs a request of each kind takes (EXT 250) and must carry, and those its response
  * carries besides TLV 3. MBMS uses EXT type 2 and no TLVs. Padding is allowed for every kind
  * (PROTOCOL.md section 4). */
@@ -58,7 +81,23 @@ static const struct {
 			 KL_TLV_BIT(TOKEN_REQ) | KL_TLV_BIT(TOKEN_PEER), 1 },
 	[KL_KIND_KSTAR] = { KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(PADDING), KL_TLV_BIT(PEER_SERVER),
 			    NULL, 0, 0 },
+	[KL_KIND_DH] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(PADDING),
+			 KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER), hm_check,
+			 KL_TLV_BIT(X25519), 0 },
+	[KL_KIND_PROSE] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(CONTRIB) |
+				    KL_TLV_BIT(ROLE) | KL_TLV_BIT(PADDING),
+			    KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PEER_SERVER) | KL_TLV_BIT(CONTRIB) |
+				    KL_TLV_BIT(ROLE),
+			    prose_check, 0, 1 },
+	[KL_KIND_PEERPV] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PADDING), KL_TLV_BIT(PEER_UE), NULL,
+			     KL_TLV_BIT(X25519), 0 },
+	[KL_KIND_PUSH] = { KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE),
+			   KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE), push_check,
+			   0, 0 },
 };
+
+/* Kind 7's KEMAC holds one key data sub-payload: p2 or p4 (32 bytes), SPI length 4. */
+#define PUSH_KEYDATA_MAX (4 + KL_MIKEY_KEY_MAX + 5)
 
 int kl_mikey_kind_session(unsigned kind)
 {
@@ -273,8 +312,8 @@ enum kl_drop kl_mikey_parse_req(const uint8_t *p, size_t len, struct kl_mikey_re
 	r->id = p + o + 4;
 	r->id_len = l;
 	o += 4 + l;
-	/* EXT with the key reference */
-	if (len - o < 4 || p[o] != KL_PT_V)
+	/* EXT with the key reference; then V (kind 7: KEMAC) */
+	if (len - o < 4 || (p[o] != KL_PT_V && p[o] != KL_PT_KEMAC))
 		return KL_DROP_MALFORMED;
 	if (p[o + 1] != KL_EXT_KEYID && p[o + 1] != KL_EXT_KEYLINE)
 		return KL_DROP_UNSUPPORTED_TYPE;
@@ -282,12 +321,39 @@ enum kl_drop kl_mikey_parse_req(const uint8_t *p, size_t len, struct kl_mikey_re
 	l = kl_be16(p + o + 2);
 	if (l > len - o - 4)
 		return KL_DROP_MALFORMED;
+	next = p[o];
 	d = parse_keyref(p + o + 4, l, r->ext_type, r);
 	if (d != KL_DROP_NONE)
 		return d;
 	o += 4 + l;
+	if (r->kind == KL_KIND_PUSH) {
+		/* kind 7 carries a key: KEMAC (next 0, encr alg 1 AES-CM, encr len, encr data, MAC alg
+		 * 1, MAC) instead of V; nothing after it */
+		if (next != KL_PT_KEMAC || len - o < 4 || p[o] != KL_PT_LAST)
+			return KL_DROP_MALFORMED;
+		if (p[o + 1] != 1)
+			return KL_DROP_UNSUPPORTED_ALG;
+		l = kl_be16(p + o + 2);
+		o += 4;
+		if (l < 9 || l > PUSH_KEYDATA_MAX || l > len - o)
+			return KL_DROP_MALFORMED;
+		r->encr_off = (uint16_t)o;
+		r->encr_len = l;
+		o += l;
+		if (len - o < 1)
+			return KL_DROP_MALFORMED;
+		if (p[o] != 1)
+			return KL_DROP_UNSUPPORTED_ALG;
+		if (len - o != 1 + KL_MIKEY_MAC_LEN)
+			return KL_DROP_MALFORMED;
+		r->msg = p;
+		r->len = (uint16_t)len;
+		r->mac_off = (uint16_t)(o + 1);
+		r->mac = p + o + 1;
+		return KL_DROP_NONE;
+	}
 	/* V, and nothing after it */
-	if (len - o < 2 || p[o] != KL_PT_LAST)
+	if (next != KL_PT_V || len - o < 2 || p[o] != KL_PT_LAST)
 		return KL_DROP_MALFORMED;
 	if (p[o + 1] != 1) /* HMAC-SHA-1-160 */
 		return KL_DROP_UNSUPPORTED_ALG;
@@ -335,8 +401,10 @@ static size_t put_tlv(uint8_t *b, uint8_t type, const uint8_t *val, uint16_t len
 	return 3 + (size_t)len;
 }
 
-int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
-		       uint16_t *mac_off)
+/* A request up to and including its EXT payload header's data; @return the EXT's end, or -errno.
+ * tail = the bytes after the EXT (V, or kind 7's KEMAC). */
+static int build_req_head(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s, size_t tail,
+			  uint8_t ext_next)
 {
 	size_t ext, need, o = 0;
 
@@ -346,16 +414,20 @@ int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec 
 	if (s->kind == KL_KIND_E2M && (!s->ue || !s->ue_len || s->ue_len > KL_MIKEY_ID_MAX))
 		return -EINVAL;
 	if ((s->peer_ue_len && (!s->peer_ue || s->peer_ue_len > KL_MIKEY_ID_MAX)) ||
-	    (s->peer_server_len && (!s->peer_server || s->peer_server_len > KL_MIKEY_ID_MAX)))
+	    (s->peer_server_len && (!s->peer_server || s->peer_server_len > KL_MIKEY_ID_MAX)) ||
+	    (s->source_ue_len && (!s->source_ue || s->source_ue_len > KL_MIKEY_ID_MAX)) ||
+	    s->role > 2)
 		return -EINVAL;
 	ext = s->kind == KL_KIND_MBMS
 		      ? 10
 		      : 1 + (s->kind == KL_KIND_E2M ? 3 + (size_t)s->ue_len : 0) +
 				(s->has_key_id ? 7 : 0) +
+				(s->source_ue_len ? 3 + (size_t)s->source_ue_len : 0) +
 				(s->peer_ue_len ? 3 + (size_t)s->peer_ue_len : 0) +
 				(s->peer_server_len ? 3 + (size_t)s->peer_server_len : 0) +
+				(s->contrib ? 3 + 16 : 0) + (s->role ? 3 + 1 : 0) +
 				(s->has_pad ? 3 + (size_t)s->pad_len : 0);
-	need = 10 + 10 + 18 + 4 + s->id_len + 4 + ext + KL_MIKEY_V_LEN;
+	need = 10 + 10 + 18 + 4 + s->id_len + 4 + ext + tail;
 	if (need > cap || need > KL_MIKEY_REQ_MAX)
 		return -ENOSPC;
 	o += put_hdr(buf, KL_DT_PSK_INIT, s->prf, s->csb_id);
@@ -365,7 +437,7 @@ int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec 
 	kl_put16(buf + o + 2, s->id_len);
 	memcpy(buf + o + 4, s->id, s->id_len);
 	o += 4 + s->id_len;
-	buf[o] = KL_PT_V;
+	buf[o] = ext_next;
 	buf[o + 1] = s->kind == KL_KIND_MBMS ? KL_EXT_KEYID : KL_EXT_KEYLINE;
 	kl_put16(buf + o + 2, (uint16_t)ext);
 	o += 4;
@@ -386,19 +458,72 @@ int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec 
 			kl_put32(buf + o + 3, s->key_id);
 			o += 7;
 		}
+		if (s->source_ue_len)
+			o += put_tlv(buf + o, KL_TLV_SOURCE_UE, s->source_ue, s->source_ue_len);
 		if (s->peer_ue_len)
 			o += put_tlv(buf + o, KL_TLV_PEER_UE, s->peer_ue, s->peer_ue_len);
 		if (s->peer_server_len)
 			o += put_tlv(buf + o, KL_TLV_PEER_SERVER, s->peer_server, s->peer_server_len);
+		if (s->contrib)
+			o += put_tlv(buf + o, KL_TLV_CONTRIB, s->contrib, 16);
+		if (s->role)
+			o += put_tlv(buf + o, KL_TLV_ROLE, &s->role, 1);
 		if (s->has_pad) {
 			o += put_tlv(buf + o, KL_TLV_PADDING, NULL, s->pad_len);
 		}
 	}
+	return (int)o;
+}
+
+int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
+		       uint16_t *mac_off)
+{
+	int o;
+
+	if (!mac_off || (s && s->kind == KL_KIND_PUSH))
+		return -EINVAL; /* kind 7 ends with a KEMAC: kl_mikey_build_req_kemac */
+	o = build_req_head(buf, cap, s, KL_MIKEY_V_LEN, KL_PT_V);
+	if (o < 0)
+		return o;
 	buf[o] = KL_PT_LAST;
 	buf[o + 1] = 1;
 	memset(buf + o + 2, 0, KL_MIKEY_MAC_LEN);
 	*mac_off = (uint16_t)(o + 2);
-	return (int)need;
+	return o + KL_MIKEY_V_LEN;
+}
+
+int kl_mikey_build_req_kemac(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
+			     struct kl_mikey_layout *lay)
+{
+	size_t encr;
+	int o;
+
+	if (!lay || !s || s->kind != KL_KIND_PUSH || !s->push_key || !s->push_key_len ||
+	    s->push_key_len > KL_MIKEY_KEY_MAX)
+		return -EINVAL;
+	encr = 4 + (size_t)s->push_key_len + 5;
+	o = build_req_head(buf, cap, s, 4 + encr + 1 + KL_MIKEY_MAC_LEN, KL_PT_KEMAC);
+	if (o < 0)
+		return o;
+	buf[o] = KL_PT_LAST;
+	buf[o + 1] = 1; /* AES-CM-128 */
+	kl_put16(buf + o + 2, (uint16_t)encr);
+	o += 4;
+	lay->encr_off = (uint16_t)o;
+	lay->encr_len = (uint16_t)encr;
+	buf[o] = KL_PT_LAST;
+	buf[o + 1] = 0x21;
+	kl_put16(buf + o + 2, s->push_key_len);
+	memcpy(buf + o + 4, s->push_key, s->push_key_len);
+	o += 4 + s->push_key_len;
+	buf[o] = 4;
+	kl_put32(buf + o + 1, 0);
+	o += 5;
+	buf[o++] = 1; /* HMAC-SHA-1-160 */
+	lay->mac_off = (uint16_t)o;
+	memset(buf + o, 0, KL_MIKEY_MAC_LEN);
+	lay->len = (uint16_t)(o + KL_MIKEY_MAC_LEN);
+	return lay->len;
 }
 
 int kl_mikey_build_resp(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
@@ -484,10 +609,61 @@ int kl_mikey_build_resp_tlv(uint8_t *buf, size_t cap, const struct kl_mikey_req 
 	return 0;
 }
 
+int kl_mikey_build_resp_v(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			  const uint8_t *idr, uint16_t idr_len, struct kl_mikey_tlv *extra,
+			  unsigned nextra, struct kl_mikey_layout *lay)
+{
+	size_t need, o = 0, ext = 1;
+
+	if (!buf || !req || !idr || !idr_len || idr_len > KL_MIKEY_ID_MAX || !lay ||
+	    (nextra && !extra))
+		return -EINVAL;
+	for (unsigned i = 0; i < nextra; i++)
+		ext += 3 + (size_t)extra[i].len;
+	if (ext > UINT16_MAX)
+		return -ENOSPC;
+	need = 10 + 10 + 18 + 4 + idr_len + 4 + ext + KL_MIKEY_V_LEN;
+	if (need > cap)
+		return -ENOSPC;
+	o += put_hdr(buf, KL_DT_PSK_RESP, req->prf, req->csb_id);
+	o += put_t_rand(buf + o, now, req->rand, KL_PT_ID);
+	buf[o] = KL_PT_GENEXT;
+	buf[o + 1] = 0;
+	kl_put16(buf + o + 2, idr_len);
+	memcpy(buf + o + 4, idr, idr_len);
+	o += 4 + idr_len;
+	buf[o] = KL_PT_V;
+	buf[o + 1] = KL_EXT_KEYLINE;
+	kl_put16(buf + o + 2, (uint16_t)ext);
+	buf[o + 4] = req->kind;
+	o += 5;
+	for (unsigned i = 0; i < nextra; i++) {
+		extra[i].off = (uint16_t)(o + 3);
+		o += put_tlv(buf + o, extra[i].type, extra[i].val, extra[i].len);
+	}
+	buf[o] = KL_PT_LAST;
+	buf[o + 1] = 1;
+	o += 2;
+	lay->mac_off = (uint16_t)o;
+	memset(buf + o, 0, KL_MIKEY_MAC_LEN);
+	lay->len = (uint16_t)(o + KL_MIKEY_MAC_LEN);
+	lay->encr_off = 0;
+	lay->encr_len = 0;
+	return 0;
+}
+
 int kl_mikey_build_err(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
 		       uint8_t err_no, uint16_t detail, struct kl_mikey_layout *lay)
 {
-	size_t need = 10 + 10 + 18 + 4 + (detail ? 10 : 0) + KL_MIKEY_V_LEN, o = 0;
+	return kl_mikey_build_err_retry(buf, cap, req, now, err_no, detail, 0, lay);
+}
+
+int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			     uint8_t err_no, uint16_t detail, uint16_t retry_ms,
+			     struct kl_mikey_layout *lay)
+{
+	size_t need = 10 + 10 + 18 + 4 + (detail ? 10 : 0) + (retry_ms ? 5 : 0) + KL_MIKEY_V_LEN,
+	       o = 0;
 
 	if (!buf || !req || !lay)
 		return -EINVAL;
@@ -500,15 +676,23 @@ int kl_mikey_build_err(uint8_t *buf, size_t cap, const struct kl_mikey_req *req,
 	buf[o + 2] = 0;
 	buf[o + 3] = 0;
 	o += 4;
+	if (retry_ms && !detail)
+		return -EINVAL;
 	if (detail) {
 		buf[o] = KL_PT_V;
 		buf[o + 1] = KL_EXT_KEYLINE;
-		kl_put16(buf + o + 2, 6);
+		kl_put16(buf + o + 2, retry_ms ? 11 : 6);
 		buf[o + 4] = req->kind;
 		buf[o + 5] = KL_TLV_DETAIL;
 		kl_put16(buf + o + 6, 2);
 		kl_put16(buf + o + 8, detail);
 		o += 10;
+		if (retry_ms) {
+			buf[o] = KL_TLV_RETRY_AFTER;
+			kl_put16(buf + o + 1, 2);
+			kl_put16(buf + o + 3, retry_ms);
+			o += 5;
+		}
 	}
 	buf[o] = KL_PT_LAST;
 	buf[o + 1] = 1;
@@ -544,6 +728,11 @@ static enum kl_drop parse_resp_ext(const uint8_t *d, size_t n, struct kl_mikey_r
 				return KL_DROP_MALFORMED;
 			r->detail = kl_be16(d + o + 3);
 			r->has_detail = 1;
+		} else if (d[o] == KL_TLV_RETRY_AFTER && r->data_type == KL_DT_ERROR) {
+			if (l != 2 || r->has_retry_after)
+				return KL_DROP_MALFORMED;
+			r->retry_after_ms = kl_be16(d + o + 3);
+			r->has_retry_after = 1;
 		} else {
 			unsigned i = tlv_pos[d[o]];
 
@@ -620,17 +809,37 @@ enum kl_drop kl_mikey_parse_resp(const uint8_t *p, size_t len, struct kl_mikey_r
 		r->idr = p + o + 4;
 		r->idr_len = l;
 		o += 4 + l;
-		if (len - o < 4 || p[o] != KL_PT_KEMAC || p[o + 1] != KL_EXT_KEYLINE)
+		if (len - o < 4 || (p[o] != KL_PT_KEMAC && p[o] != KL_PT_V) ||
+		    p[o + 1] != KL_EXT_KEYLINE)
 			return KL_DROP_MALFORMED;
+		next = p[o];
 		l = kl_be16(p + o + 2);
 		if (l > len - o - 4)
 			return KL_DROP_MALFORMED;
 		d = parse_resp_ext(p + o + 4, l, r);
 		if (d != KL_DROP_NONE)
 			return d;
-		if (!r->nkeys)
-			return KL_DROP_MALFORMED;
 		o += 4 + l;
+		if (next == KL_PT_V) {
+			/* an answer without a secret (kinds 4, 6, 7): no key info, then V */
+			if (r->nkeys || !(r->kind == KL_KIND_DH || r->kind == KL_KIND_PEERPV ||
+					  r->kind == KL_KIND_PUSH))
+				return KL_DROP_MALFORMED;
+			if (len - o < 2 || p[o] != KL_PT_LAST)
+				return KL_DROP_MALFORMED;
+			if (p[o + 1] != 1)
+				return KL_DROP_UNSUPPORTED_ALG;
+			if (len - o != KL_MIKEY_V_LEN)
+				return KL_DROP_MALFORMED;
+			r->msg = p;
+			r->len = (uint16_t)len;
+			r->mac_off = (uint16_t)(o + 2);
+			r->mac = p + r->mac_off;
+			return KL_DROP_NONE;
+		}
+		if (!r->nkeys || r->kind == KL_KIND_DH || r->kind == KL_KIND_PEERPV ||
+		    r->kind == KL_KIND_PUSH)
+			return KL_DROP_MALFORMED;
 		/* KEMAC: next 0, encr alg, encr len, encr data, mac alg, MAC */
 		if (len - o < 4 || p[o] != KL_PT_LAST)
 			return KL_DROP_MALFORMED;

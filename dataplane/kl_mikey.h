@@ -53,7 +53,11 @@ enum {
 	K(X, MBMS, "mbms", "MBMS key requests")                 \
 	K(X, E2M, "e2m", "E2M key fetches")                     \
 	K(X, HM, "hm", "HM session requests")                   \
-	K(X, KSTAR, "kstar", "K* fetches")
+	K(X, KSTAR, "kstar", "K* fetches")                      \
+	K(X, DH, "dh", "DH public value requests")              \
+	K(X, PROSE, "prose", "ProSe assist requests")           \
+	K(X, PEERPV, "peerpv", "peer public value queries")     \
+	K(X, PUSH, "push", "ProSe pushes from peers")
 
 enum kl_kind {
 #define KL_K(X, e, n, d) KL_KIND_##e,
@@ -134,7 +138,7 @@ struct kl_mikey_req {
 	const uint8_t *msg;
 	const uint8_t *rand; /* 16 bytes */
 	const uint8_t *id;   /* IDi */
-	const uint8_t *mac;  /* 20 bytes; covers msg[0 .. mac_off) */
+	const uint8_t *mac;  /* 20 bytes; covers msg[0 .. mac_off) (kind 7: the KEMAC's MAC) */
 	const uint8_t *ue;   /* E2M: UE identity TLV */
 	uint64_t ts;	     /* NTP-UTC */
 	uint32_t csb_id;
@@ -151,6 +155,8 @@ struct kl_mikey_req {
 	uint8_t ext_type; /* KL_EXT_KEYID or KL_EXT_KEYLINE */
 	uint8_t kind;	  /* enum kl_kind */
 	uint8_t has_key_id;
+	uint16_t encr_off; /* kind 7: its KEMAC's encr data (key data, AES-CM) */
+	uint16_t encr_len;
 	uint32_t tlv_seen; /* KL_TLV_BIT()s of the TLVs present; tlv[]/tlv_len[] are set only for those */
 	const uint8_t *tlv[KL_TLVI__COUNT];
 	uint16_t tlv_len[KL_TLVI__COUNT];
@@ -184,6 +190,16 @@ struct kl_mikey_req_spec {
 	uint16_t peer_server_len;
 	uint16_t pad_len;
 	uint8_t has_pad;
+	/* kinds 5..7: TLV 11 (p, 16 bytes) when contrib is set; TLV 12 when role is 1 or 2; TLV 13
+	 * (source UE) when source_ue_len > 0 */
+	const uint8_t *contrib;
+	const uint8_t *source_ue;
+	uint16_t source_ue_len;
+	uint8_t role;
+	/* kind 7: the KEMAC's one key (p2 or p4, SPI 0) in clear; the request then ends with a
+	 * KEMAC instead of V (kl_mikey_build_req_kemac) */
+	const uint8_t *push_key;
+	uint8_t push_key_len;
 };
 
 /**
@@ -193,6 +209,16 @@ struct kl_mikey_req_spec {
  */
 int kl_mikey_build_req(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
 		       uint16_t *mac_off);
+
+/**
+ * Lay out a kind 7 request (spec.push_key set): HDR, T, RAND, IDi, EXT, KEMAC with the key data in
+ * clear at lay->encr_off (the caller AES-CM encrypts it with the request's T under the s2s
+ * encr/salt keys) and the KEMAC MAC at lay->mac_off (HMAC-SHA-1(auth_key, buf[0 .. mac_off))).
+ * @return the datagram length, or -EINVAL / -ENOSPC.
+ */
+struct kl_mikey_layout;
+int kl_mikey_build_req_kemac(uint8_t *buf, size_t cap, const struct kl_mikey_req_spec *s,
+			     struct kl_mikey_layout *lay);
 
 /** Whether kind's response carries a session: its TLV 3 = session id || valid-from || valid-to
  * and its one key's SPI is 0 (kind 2), instead of a TLV 3 per key whose id is the key's SPI. */
@@ -243,12 +269,26 @@ int kl_mikey_build_resp_tlv(uint8_t *buf, size_t cap, const struct kl_mikey_req 
 			    struct kl_mikey_layout *lay);
 
 /**
+ * Lay out a response without a secret (PROTOCOL.md section 9): HDR, T, RAND echo, IDr, EXT 250
+ * (the request's kind, the extra TLVs, no TLV 3), V. The caller fills the MAC at lay->mac_off;
+ * lay->encr_len is 0.
+ * @return 0, -EINVAL or -ENOSPC.
+ */
+int kl_mikey_build_resp_v(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			  const uint8_t *idr, uint16_t idr_len, struct kl_mikey_tlv *extra,
+			  unsigned nextra, struct kl_mikey_layout *lay);
+
+/**
  * Lay out an error message (data type 6): HDR, T (now), RAND echo, ERR, optional EXT with TLV 4
  * detail (detail 0 = none), V. Never larger than the request.
  * @return 0, -EINVAL or -ENOSPC.
  */
 int kl_mikey_build_err(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
 		       uint8_t err_no, uint16_t detail, struct kl_mikey_layout *lay);
+/** kl_mikey_build_err with TLV 10 retry-after (milliseconds) beside the detail (ERR 12/5). */
+int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req *req, uint64_t now,
+			     uint8_t err_no, uint16_t detail, uint16_t retry_ms,
+			     struct kl_mikey_layout *lay);
 
 /** Zero-copy view of a response or error message, as a client sees it. */
 struct kl_mikey_resp {
@@ -268,7 +308,10 @@ struct kl_mikey_resp {
 	uint16_t encr_len;
 	uint16_t mac_off;
 	uint16_t detail;
-	uint8_t data_type; /* KL_DT_PSK_RESP or KL_DT_ERROR */
+	uint16_t retry_after_ms; /* errors: TLV 10 when has_retry_after */
+	uint8_t has_retry_after;
+	uint8_t data_type; /* KL_DT_PSK_RESP or KL_DT_ERROR; a response without KEMAC ends with V
+			    * (encr NULL, nkeys 0: kinds 4, 6, 7) */
 	uint8_t prf;
 	uint8_t kind;
 	uint8_t nkeys;
