@@ -338,6 +338,21 @@ void kl_memzero(void *p, size_t n);
  */
 int kl_random(uint8_t *out, size_t n);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* X25519 (RFC 7748) for the Diffie-Hellman VLR scheme (PROTOCOL.md section 9, kind 4), through    */
+/* OpenSSL: the control plane computes public values, UEs and operators the shared secret. Never   */
+/* on the packet path.                                                                              */
+
+#define KL_X25519_LEN 32
+
+/** Public value P = X25519(s, 9) of the private scalar s (clamped as RFC 7748 says). @return 0 or
+ * -EIO. */
+int kl_x25519_public(const uint8_t s[KL_X25519_LEN], uint8_t p[KL_X25519_LEN]);
+/** Shared secret X25519(s, peer). @return 0, -EIO, or -EPERM when it is all zero (a low-order
+ * peer value: an error on both sides, PROTOCOL.md section 9); out is then zero. */
+int kl_x25519_shared(const uint8_t s[KL_X25519_LEN], const uint8_t peer[KL_X25519_LEN],
+		     uint8_t out[KL_X25519_LEN]);
+
 #ifdef __cplusplus
 }
 #endif
