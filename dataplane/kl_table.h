@@ -141,7 +141,19 @@ struct kl_pair {
 	uint32_t istate[8], ostate[8];
 	uint64_t expires; /* NTP timestamp; 0 = never */
 	uint8_t kcv[KL_KCV_LEN];
+	/* the server-to-server PSK KDF(K(pair), FF09, "s2s") (PROTOCOL.md section 10) as PSK chunk
+	 * states: requester PSK of kinds 6 and 7, and the key of this server's own */
+	struct kl_psk_chunk s2s;
 };
+
+/* A pair entry's s2s PSK, in the shape of a requester's PSK (one chunk). */
+static inline void kl_pair_s2s_psk(const void *e, const struct kl_psk_chunk **chunk, unsigned *n)
+{
+	const struct kl_pair *p = e;
+
+	*chunk = &p->s2s;
+	*n = 1;
+}
 
 /* Application-layer identity -> IMSI. */
 struct kl_appid {
