@@ -149,7 +149,7 @@ struct kl_pair {
 /* A pair entry's s2s PSK, in the shape of a requester's PSK (one chunk). */
 static inline void kl_pair_s2s_psk(const void *e, const struct kl_psk_chunk **chunk, unsigned *n)
 {
-	const struct kl_pair *p = e;
+	const struct kl_pair *p = (const struct kl_pair *)e;
 
 	*chunk = &p->s2s;
 	*n = 1;
