@@ -38,6 +38,9 @@ extern "C" {
 	X(ERR_NO_SUCH_KEY, "error_no_such_key", "error 12/2 sent: no such group, UE or key id") \
 	X(ERR_KEY_NOT_VALID, "error_key_not_valid", "error 12/3 sent: key not valid now")       \
 	X(REPLAY_EVICTIONS, "replay_cache_evictions", "live replay entries pushed out when full")   \
+	X(ERR_NOT_READY, "error_not_ready", "error 12/5 sent: waiting on a peer server or peer UE")   \
+	X(S2S_ANSWERS, "s2s_answers", "answers from peer servers to our kind 6/7 requests, verified") \
+	X(S2S_STALE, "s2s_stale", "answers from peer servers to requests no longer in flight")       \
 	X(REPLAY_WINDOW, "replay_window_refused",                                                 \
 	  "error 1 sent: T older than the replay cache still reaches (it could be a replay)")
 
@@ -71,6 +74,7 @@ struct kl_engine_config {
 	 * answers, requests in flight). NULL: kinds 4..7 only serve local UEs / are refused */
 	struct kl_peers *peers;
 	struct kl_s2s *s2s;
+	uint16_t retry_after_ms; /* of ERR 12/5 answers (TLV 10), default 200 */
 };
 
 struct kl_worker_stats {

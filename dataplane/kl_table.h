@@ -100,6 +100,13 @@ struct kl_ue {
 	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1 */
 };
 
+static inline const uint8_t *kl_ue_dh_pub(const struct kl_ue *ue)
+{
+	if (!ue || !(ue->services & KL_SVC(DH)))
+		return NULL;
+	return (const uint8_t *)&ue->chunk[ue->nchunks];
+}
+
 struct kl_msk {
 	uint8_t key[16];
 	uint64_t valid_from; /* NTP seconds << 32 (NTP timestamp format) */
