@@ -91,7 +91,8 @@ static const struct {
 			    prose_check, 0, 1 },
 	[KL_KIND_PEERPV] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PADDING), KL_TLV_BIT(PEER_UE), NULL,
 			     KL_TLV_BIT(X25519), 0 },
-	[KL_KIND_PUSH] = { KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE),
+	[KL_KIND_PUSH] = { KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE) |
+				   KL_TLV_BIT(PADDING),
 			   KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE), push_check,
 			   0, 0 },
 };

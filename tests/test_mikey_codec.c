@@ -525,6 +525,10 @@ static void test_kinds_4_7_tlvs(void **state)
 			assert_int_equal(r.tlv_len[ti], c->tlv[i].len);
 			assert_memory_equal(r.tlv[ti], c->tlv[i].val, c->tlv[i].len);
 		}
+		/* padding: every kind takes it (section 4: "TLV 255 (any kind)") */
+		n = case_tlvs(t, c, -1, -1, 255, val, 7);
+		assert_int_equal(parse_case(c, t, n, &r), KL_DROP_NONE);
+		assert_int_equal(r.tlv_len[KL_TLVI_PADDING], 7);
 		/* a required TLV missing */
 		for (unsigned i = 0; i < c->ntlv; i++) {
 			n = case_tlvs(t, c, (int)i, -1, 0, NULL, -1);
