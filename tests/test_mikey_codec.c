@@ -1012,6 +1012,12 @@ static void test_error_retry_after(void **state)
 			memcpy(c + 57, b + 52, 5);
 			memcpy(c + 62, b + 57, 22);
 			assert_int_equal(kl_mikey_parse_resp(c, lay.len + 5, &rs), KL_DROP_MALFORMED);
+			/* retry-after without the detail it goes with (EXT = kind, TLV 10) */
+			memcpy(c, b, 47);
+			c[45] = 6;
+			memcpy(c + 47, b + 52, 5);
+			memcpy(c + 52, b + 57, 22);
+			assert_int_equal(kl_mikey_parse_resp(c, lay.len - 5, &rs), KL_DROP_MALFORMED);
 		}
 		/* the builder: no retry-after without a detail; 0 = none */
 		assert_int_equal(kl_mikey_build_err_retry(b, sizeof(b), &r, 88, KL_ERR_UNSPECIFIED, 0,
