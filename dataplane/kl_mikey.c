@@ -666,7 +666,7 @@ int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req
 	size_t need = 10 + 10 + 18 + 4 + (detail ? 10 : 0) + (retry_ms ? 5 : 0) + KL_MIKEY_V_LEN,
 	       o = 0;
 
-	if (!buf || !req || !lay)
+	if (!buf || !req || !lay || (retry_ms && !detail))
 		return -EINVAL;
 	if (need > cap || need > req->len)
 		return -ENOSPC;
@@ -677,8 +677,6 @@ int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req
 	buf[o + 2] = 0;
 	buf[o + 3] = 0;
 	o += 4;
-	if (retry_ms && !detail)
-		return -EINVAL;
 	if (detail) {
 		buf[o] = KL_PT_V;
 		buf[o + 1] = KL_EXT_KEYLINE;

@@ -1019,9 +1019,17 @@ static void test_error_retry_after(void **state)
 			memcpy(c + 52, b + 57, 22);
 			assert_int_equal(kl_mikey_parse_resp(c, lay.len - 5, &rs), KL_DROP_MALFORMED);
 		}
-		/* the builder: no retry-after without a detail; 0 = none */
+		/* the builder: no retry-after without a detail, refused before it writes (the
+		 * caller's buffer still holds what it held); 0 = none */
+		memset(b, 0xee, sizeof(b));
 		assert_int_equal(kl_mikey_build_err_retry(b, sizeof(b), &r, 88, KL_ERR_UNSPECIFIED, 0,
 							  250, &lay), -EINVAL);
+		for (size_t i = 0; i < sizeof(b); i++)
+			assert_int_equal(b[i], 0xee);
+		r.len = 10 + 10 + 18 + 4 + 5 + 22; /* room for what it would write: still -EINVAL */
+		assert_int_equal(kl_mikey_build_err_retry(b, sizeof(b), &r, 88, KL_ERR_UNSPECIFIED, 0,
+							  250, &lay), -EINVAL);
+		req_of_kind(q, kind, &r);
 		assert_int_equal(kl_mikey_build_err_retry(b, sizeof(b), &r, 88, KL_ERR_UNSPECIFIED, 5,
 							  0, &lay), 0);
 		assert_int_equal(kl_mikey_parse_resp(b, lay.len, &rs), KL_DROP_NONE);
