@@ -91,7 +91,8 @@ static const struct {
 			    prose_check, 0, 1 },
 	[KL_KIND_PEERPV] = { KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(PADDING), KL_TLV_BIT(PEER_UE), NULL,
 			     KL_TLV_BIT(X25519), 0 },
-	[KL_KIND_PUSH] = { KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE),
+	[KL_KIND_PUSH] = { KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE) |
+				   KL_TLV_BIT(PADDING),
 			   KL_TLV_BIT(SOURCE_UE) | KL_TLV_BIT(PEER_UE) | KL_TLV_BIT(ROLE), push_check,
 			   0, 0 },
 };
@@ -665,7 +666,7 @@ int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req
 	size_t need = 10 + 10 + 18 + 4 + (detail ? 10 : 0) + (retry_ms ? 5 : 0) + KL_MIKEY_V_LEN,
 	       o = 0;
 
-	if (!buf || !req || !lay)
+	if (!buf || !req || !lay || (retry_ms && !detail))
 		return -EINVAL;
 	if (need > cap || need > req->len)
 		return -ENOSPC;
@@ -676,8 +677,6 @@ int kl_mikey_build_err_retry(uint8_t *buf, size_t cap, const struct kl_mikey_req
 	buf[o + 2] = 0;
 	buf[o + 3] = 0;
 	o += 4;
-	if (retry_ms && !detail)
-		return -EINVAL;
 	if (detail) {
 		buf[o] = KL_PT_V;
 		buf[o + 1] = KL_EXT_KEYLINE;
@@ -749,6 +748,9 @@ static enum kl_drop parse_resp_ext(const uint8_t *d, size_t n, struct kl_mikey_r
 	}
 	if (r->data_type == KL_DT_PSK_RESP && r->kind < KL_KIND__COUNT &&
 	    (r->tlv_seen & kind_tlvs[r->kind].resp_has) != kind_tlvs[r->kind].resp_has)
+		return KL_DROP_MALFORMED;
+	/* retry-after goes with the detail that says what to retry (ERR 12/5, PROTOCOL.md 6) */
+	if (r->has_retry_after && !r->has_detail)
 		return KL_DROP_MALFORMED;
 	return KL_DROP_NONE;
 }
