@@ -59,6 +59,7 @@ static const struct num_field num_fields[] = {
 	NUM("table.imsis", table.imsis, 1, 100000000, false),
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.pairs", table.pairs, 1, 1000000, false),
+	NUM("table.dh_ues", table.dh_ues, 1, 100000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
 	NUM("diameter.port", diameter.port, 1, 65535, false),
@@ -1190,6 +1191,7 @@ kl_config_defaults(struct kl_config *c)
 	c->table.imsis = 65536;
 	c->table.appids = 65536;
 	c->table.pairs = 64;
+	c->table.dh_ues = 0; /* table.ues / 16 + 1024 */
 	c->table.e2m_ring = 4;
 	c->store.map_size_mb = 1024;
 	c->diameter.port = KL_CONFIG_DEFAULT_DIAMETER_PORT;
@@ -1309,7 +1311,7 @@ static const char *const dia_keys[] = { "fd_conf", "identity", "realm", "listen"
 static const char *const rot_keys[] = { "group", "period_s", "predelivery_s", NULL };
 static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
 static const char *const table_keys[] = { "ues", "groups", "emses", "imsis", "appids", "e2m_ring",
-	"pairs", NULL };
+	"pairs", "dh_ues", NULL };
 static const char *const store_keys[] = { "path", "kek_file", "map_size_mb", NULL };
 static const char *const port_keys[] = { "name", "devargs", "queues", NULL };
 static const char *const peer_keys[] = { "identity", "address", "port", "mac", NULL };
@@ -1576,7 +1578,7 @@ struct raw_rl {
 };
 
 struct raw_table {
-	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring, *pairs;
+	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring, *pairs, *dh_ues;
 };
 
 struct raw_store {
@@ -1667,6 +1669,7 @@ static const cyaml_schema_field_t table_fields[] = {
 	OPT_STR_FIELD(raw_table, appids),
 	OPT_STR_FIELD(raw_table, e2m_ring),
 	OPT_STR_FIELD(raw_table, pairs),
+	OPT_STR_FIELD(raw_table, dh_ues),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t store_fields[] = {
@@ -1923,7 +1926,8 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		    apply_str(c, m, "table.imsis", r->table->imsis, e) < 0 ||
 		    apply_str(c, m, "table.appids", r->table->appids, e) < 0 ||
 		    apply_str(c, m, "table.e2m_ring", r->table->e2m_ring, e) < 0 ||
-		    apply_str(c, m, "table.pairs", r->table->pairs, e) < 0)
+		    apply_str(c, m, "table.pairs", r->table->pairs, e) < 0 ||
+		    apply_str(c, m, "table.dh_ues", r->table->dh_ues, e) < 0)
 			return -1;
 	}
 	/* The section's presence turns the store on; check() then wants path and kek_file. */

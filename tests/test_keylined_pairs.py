@@ -43,7 +43,8 @@ def server(name, ports=()):
     cfg = kl_itest.write_config(os.path.join(tmp, f'{name}.yaml'), ports=ports,
                                 ipv4=('127.0.0.1',) if not ports else ('192.0.2.1',), ipv6=(),
                                 admin=os.path.join(tmp, f'{name}.sock'), identity='vlr-a',
-                                table={'ues': UES + 16, 'pairs': 8}, extra=extra)
+                                table={'ues': UES + 16, 'dh_ues': UES + 16, 'pairs': 8},
+                                extra=extra)
     kd = kl_itest.Keylined(keylined, kl_itest.eal_args(kl_itest.unique(name)), cfg, ['-p', pop],
                            workdir=tmp)
     kd.wait_ready()
