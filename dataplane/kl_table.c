@@ -479,7 +479,11 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 	t->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	t->max_readers = p->max_readers;
 	max_ue2 = RTE_MIN(p->max_ues_2chunk ? p->max_ues_2chunk : p->max_ues / 32 + 64, p->max_ues);
-	max_dh = RTE_MIN(p->max_ues_dh ? p->max_ues_dh : p->max_ues / 16 + 1024, p->max_ues);
+	/* by default room for 1 in 16 UEs, and for all of a table of up to 64 Ki UEs (a test
+	 * population where every UE has dh costs at most 11.5 MB) */
+	max_dh = p->max_ues_dh ? p->max_ues_dh
+			       : RTE_MAX(p->max_ues / 16 + 1024, RTE_MIN(p->max_ues, 65536u));
+	max_dh = RTE_MIN(max_dh, p->max_ues);
 	t->budget[KL_A_UE1] = p->max_ues;
 	t->budget[KL_A_UE2] = max_ue2;
 	t->budget[KL_A_UE1D] = max_dh;
