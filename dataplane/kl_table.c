@@ -61,7 +61,8 @@ enum kl_arena_id {
 _Static_assert(KL_A__COUNT <= 1u << (32 - KL_REF_SHIFT), "arena ids beyond the retired ref");
 
 static const enum kl_table_kind arena_kind[KL_A__COUNT] = {
-	KL_TK_UE, KL_TK_UE, KL_TK_UE, KL_TK_UE, KL_TK_GROUP, KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
+	KL_TK_UE,   KL_TK_UE,  KL_TK_UE,    KL_TK_UE, KL_TK_GROUP,
+	KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
 };
 
 static const char *const kind_names[KL_TK__COUNT] = {
