@@ -61,7 +61,8 @@ enum kl_arena_id {
 _Static_assert(KL_A__COUNT <= 1u << (32 - KL_REF_SHIFT), "arena ids beyond the retired ref");
 
 static const enum kl_table_kind arena_kind[KL_A__COUNT] = {
-	KL_TK_UE, KL_TK_UE, KL_TK_UE, KL_TK_UE, KL_TK_GROUP, KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
+	KL_TK_UE,   KL_TK_UE,  KL_TK_UE,    KL_TK_UE, KL_TK_GROUP,
+	KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
 };
 
 static const char *const kind_names[KL_TK__COUNT] = {
@@ -479,7 +480,11 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 	t->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	t->max_readers = p->max_readers;
 	max_ue2 = RTE_MIN(p->max_ues_2chunk ? p->max_ues_2chunk : p->max_ues / 32 + 64, p->max_ues);
-	max_dh = RTE_MIN(p->max_ues_dh ? p->max_ues_dh : p->max_ues / 16 + 1024, p->max_ues);
+	/* by default room for 1 in 16 UEs, and for all of a table of up to 64 Ki UEs (a test
+	 * population where every UE has dh costs at most 11.5 MB) */
+	max_dh = p->max_ues_dh ? p->max_ues_dh
+			       : RTE_MAX(p->max_ues / 16 + 1024, RTE_MIN(p->max_ues, 65536u));
+	max_dh = RTE_MIN(max_dh, p->max_ues);
 	t->budget[KL_A_UE1] = p->max_ues;
 	t->budget[KL_A_UE2] = max_ue2;
 	t->budget[KL_A_UE1D] = max_dh;

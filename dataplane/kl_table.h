@@ -215,7 +215,8 @@ struct kl_table_params {
 	/* UEs whose MUK is over 32 bytes (two chunks) get their own, smaller arena so that the usual
 	 * 32-byte MUK costs one chunk: 0 = max_ues / 32 + 64 (capped at max_ues). */
 	uint32_t max_ues_2chunk;
-	/* UEs with the dh service (their entry holds P): 0 = max_ues / 16 + 1024 (capped at max_ues).
+	/* UEs with the dh service (their entry holds P): 0 = max_ues / 16 + 1024, at least
+	 * min(max_ues, 65536) (capped at max_ues).
 	 * Those with a two-chunk MUK: min(this, the two-chunk maximum) / 8 + 64 (capped at that
 	 * minimum). */
 	uint32_t max_ues_dh;
