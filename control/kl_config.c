@@ -1191,7 +1191,7 @@ kl_config_defaults(struct kl_config *c)
 	c->table.imsis = 65536;
 	c->table.appids = 65536;
 	c->table.pairs = 64;
-	c->table.dh_ues = 0; /* table.ues / 16 + 1024 */
+	c->table.dh_ues = 0; /* the table's default: max(ues / 16 + 1024, min(ues, 65536)) */
 	c->table.e2m_ring = 4;
 	c->store.map_size_mb = 1024;
 	c->diameter.port = KL_CONFIG_DEFAULT_DIAMETER_PORT;

@@ -176,8 +176,11 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 		return -1;
 	}
 	{
-		uint32_t dh_cap = d->cfg.table.dh_ues ? d->cfg.table.dh_ues
-						       : d->cfg.table.ues / 16 + 1024;
+		/* the table's default (kl_table_params.max_ues_dh) when the key is not set */
+		uint32_t u = d->cfg.table.ues, dh_cap = d->cfg.table.dh_ues;
+
+		if (!dh_cap)
+			dh_cap = RTE_MAX(u / 16 + 1024, RTE_MIN(u, 65536u));
 
 		if ((kl_pop_services(&pp) & KL_SVC(DH)) && pp.ues > dh_cap) {
 			logf_(KL_CONFIG_LOG_ERROR,
