@@ -121,6 +121,17 @@ struct kl_io_neigh {
 	uint64_t asked[KL_PEERS_MAX]; /* TSC of the last ARP request / solicitation for the peer */
 };
 
+/** The kl_io_neigh word of a MAC reached through port index port (is_static: configured). */
+static inline uint64_t kl_io_neigh_word(const uint8_t mac[6], unsigned port, int is_static)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 6; i++)
+		v = v << 8 | mac[i];
+	return KL_IO_NEIGH_VALID | (is_static ? KL_IO_NEIGH_STATIC : 0) |
+	       (uint64_t)(port & 0xff) << 48 | v;
+}
+
 /** One port a DPDK worker serves: its queue of that port and the port's addresses. */
 struct kl_io_dpdk_queue {
 	uint16_t port_id;
