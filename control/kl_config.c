@@ -74,8 +74,8 @@ static const struct num_field num_fields[] = {
 	NUM("rendezvous_s", rendezvous_s, 1, 3600, false),
 	NUM("rendezvous_entries", rendezvous_entries, 64, 1u << 24, true),
 	NUM("dh_cache_s", dh_cache_s, 1, 86400, false),
-	NUM("dh_cache_entries", dh_cache_entries, 64, 1u << 24, false),
-	NUM("s2s_pending", s2s_pending, 16, 1u << 20, false),
+	NUM("dh_cache_entries", dh_cache_entries, 64, 1u << 24, true),
+	NUM("s2s_pending", s2s_pending, 16, 65536, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 

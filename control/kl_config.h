@@ -166,8 +166,8 @@ struct kl_config {
 	uint32_t rendezvous_s;	     /* kind 5 pair values kept, 1..3600, default 30 */
 	uint32_t rendezvous_entries; /* power of two 64..2^24, default 65536 (shared by workers) */
 	uint32_t dh_cache_s;	     /* peers' kind 6 answers kept, 1..86400, default 300 */
-	uint32_t dh_cache_entries;   /* 64..2^24, default 65536 */
-	uint32_t s2s_pending;	     /* requests to peers in flight, 16..2^20, default 4096 */
+	uint32_t dh_cache_entries;   /* power of two 64..2^24, default 65536 */
+	uint32_t s2s_pending;	     /* requests to peers in flight, 16..65536, default 4096 */
 	struct kl_config_rotation msk_rotation[KL_CONFIG_MAX_ROTATIONS]; /* unique groups */
 	unsigned n_msk_rotation;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
