@@ -145,6 +145,7 @@ static void daemon_free(struct kl_daemon *d)
 	kl_replay_destroy(d->replay); /* after the workers that share it */
 	__atomic_store_n(&g_view.s2s, NULL, __ATOMIC_RELEASE);
 	__atomic_store_n(&g_view.peers, NULL, __ATOMIC_RELEASE);
+	kl_stats_s2s_forget(d->s2s);
 	kl_s2s_destroy(d->s2s);
 	free(d->peers);
 	free(d->neigh);

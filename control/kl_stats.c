@@ -67,6 +67,14 @@ int kl_stats_s2s(const struct kl_stats_view *v, struct kl_s2s_stats *out)
 	return 0;
 }
 
+void kl_stats_s2s_forget(const struct kl_s2s *s2s)
+{
+	pthread_mutex_lock(&s2s_mu);
+	if (s2s_cache.of == s2s)
+		memset(&s2s_cache, 0, sizeof(s2s_cache));
+	pthread_mutex_unlock(&s2s_mu);
+}
+
 const char *kl_stats_table_kind_name(unsigned kind)
 {
 	return kl_table_kind_plural(kind);

@@ -46,10 +46,14 @@ int kl_stats_sum(const struct kl_stats_view *v, int worker, struct kl_stats_tota
 
 /**
  * The server-to-server state's sizes (kl_s2s_stats: rendezvous, peers' answers, requests in
- * flight; used, capacity, refusals when full), any thread.
+ * flight; used, capacity, refusals when full), any thread. The scan of the tables is done at
+ * most once a second (callers share its result: they may see values up to a second old).
  * @return 0, or -ENOENT (the view has none).
  */
 int kl_stats_s2s(const struct kl_stats_view *v, struct kl_s2s_stats *out);
+
+/** Drop what kl_stats_s2s keeps of s2s (before kl_s2s_destroy: a new state may get its address). */
+void kl_stats_s2s_forget(const struct kl_s2s *s2s);
 
 /** Names of the table kinds as shown everywhere: "ues", "groups", "emses", "imsis", "appids". */
 const char *kl_stats_table_kind_name(unsigned kind);
