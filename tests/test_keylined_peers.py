@@ -10,8 +10,6 @@ s2s PSK, from a source that is not the peer (the peer's address, another port): 
 identity each is refused and counted on that peer (refused, drop not_peer), with an unknown
 identity on the unconfigured sources; none is answered, and the peer's own counters do not move.
     test_keylined_peers.py KEYLINED KEYLINE_KDF"""
-import hashlib
-import hmac
 import os
 import shutil
 import socket
@@ -36,20 +34,8 @@ def kdf_hex(*args):
                           check=True).stdout.strip()
 
 
-def auth_key(psk, csb, rand):
-    out = kdf_hex('mikey-keys', '--psk', psk.hex(), '--csb-id', csb.hex(), '--rand', rand.hex())
-    return bytes.fromhex(dict(l.split('=', 1) for l in out.split())['auth_key'])
-
-
 def request(psk, idi, kind, tlvs):
-    """A request of PROTOCOL.md section 2 with EXT 250 (kind, TLVs), MACed with psk."""
-    rand, csb = os.urandom(16), os.urandom(4)
-    ntp = int((time.time() + 2208988800) * (1 << 32))
-    ext = bytes([kind]) + b''.join(bytes([t]) + len(v).to_bytes(2, 'big') + v for t, v in tlvs)
-    msg = (bytes([1, 0, 5, 0]) + csb + bytes([0, 1]) + bytes([11, 0]) + ntp.to_bytes(8, 'big') +
-           bytes([6, 16]) + rand + bytes([21, 0]) + len(idi).to_bytes(2, 'big') + idi.encode() +
-           bytes([9, 250]) + len(ext).to_bytes(2, 'big') + ext + bytes([0, 1]))
-    return msg + hmac.new(auth_key(psk, csb, rand), msg, hashlib.sha1).digest()
+    return kl_itest.ext250_request(kdf, psk, idi, kind, tlvs)
 
 
 def exchange(sock, msg, port, wait=0.5):
@@ -64,13 +50,6 @@ def exchange(sock, msg, port, wait=0.5):
 
 def peers_of(admin):
     return kl_itest.admin_many(admin, [{'cmd': 'peers'}])[0]
-
-
-def x25519_public(scalar):
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-    return X25519PrivateKey.from_private_bytes(scalar).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
 
 
 def server(name, ident, port, peer_ident, peer_port):
@@ -106,7 +85,7 @@ try:
              f'vlr-a sees vlr-b with the pair key: {pk}')
 
     # positive control: kind 4 at VLRb for UEa (at VLRa): 12/5, then P_a after the exchange
-    p_a = x25519_public(bytes.fromhex(kdf_hex('dh-scalar', '--key', KA.hex())))
+    p_a = kl_itest.dh_public(kdf, KA)
     got, tries, t0 = None, 0, time.time()
     while time.time() - t0 < 5 and got is None:
         ans = exchange(ue, request(KB, UEB, 4, [(5, UEA.encode()), (6, b'vlr-a.test')]), pb)
