@@ -107,8 +107,8 @@ uint64_t kl_io_clock_ntp(const struct kl_io_clock *c, uint64_t tsc);
 
 /*
  * dpdk io: the next-hop MAC of each peer, shared by all workers of keylined: whichever worker
- * sees an ARP packet, a neighbour advertisement or a datagram from a peer's address learns it for
- * all, since with RSS the peer's answers need not reach the worker that sends to it. One 64-bit
+ * sees an ARP packet or a neighbour solicitation/advertisement from a peer's address, or a
+ * datagram from the peer, learns it for all, since with RSS the peer's answers need not reach the worker that sends to it. One 64-bit
  * word per peer, stored and loaded atomically (no lock): 0 = unknown, else KL_IO_NEIGH_VALID |
  * (port index << 48) | MAC (the 6 bytes big-endian in the low 48 bits). A configured mac is set
  * before the workers start, flagged KL_IO_NEIGH_STATIC, and never replaced.

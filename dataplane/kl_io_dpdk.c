@@ -12,7 +12,7 @@
  * and UDP port. The engine's outbox (after each burst and each kl_engine_tick, which runs every
  * loop turn) becomes frames from our port's address of the peer's family and our UDP port to the
  * peer, sent to the peer's configured MAC or the one learned (by any worker, kl_io_neigh) from an
- * ARP packet, a neighbour solicitation/advertisement or a datagram from the peer's address; with
+ * ARP packet, a neighbour solicitation/advertisement or the peer's own datagrams; with
  * none known yet, an ARP request / neighbour solicitation goes out on every port (at most one per
  * peer per KL_IO_NEIGH_ASK_MS) and the message counts as not sent: the engine retransmits it.
  */
@@ -72,8 +72,8 @@ static void learn_ip(struct kl_io_worker *w, unsigned qi, uint8_t family, const 
 			learn(w, i, qi, mac);
 }
 
-/* 1 + the peer that sent this datagram (source address and UDP port), 0 for none; a datagram
- * from a peer's address also tells its next hop. */
+/* 1 + the peer that sent this datagram (source address and UDP port), 0 for none; the peer's
+ * own datagram also tells its next hop (one scan of the peers per datagram). */
 static uint8_t frame_peer(struct kl_io_worker *w, unsigned qi, const uint8_t *f,
 			  const struct kl_net_info *in)
 {
@@ -81,8 +81,8 @@ static uint8_t frame_peer(struct kl_io_worker *w, unsigned qi, const uint8_t *f,
 	const uint8_t *ip = f + in->l3_off + (family == 6 ? 8 : 12);
 	int i = kl_peers_find_addr(w->peers, family, ip, be16(f + in->l4_off));
 
-	if (w->neigh)
-		learn_ip(w, qi, family, ip, f + 6);
+	if (i >= 0 && w->neigh)
+		learn(w, (unsigned)i, qi, f + 6);
 	return (uint8_t)(i + 1);
 }
 
