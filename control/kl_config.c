@@ -59,7 +59,7 @@ static const struct num_field num_fields[] = {
 	NUM("table.imsis", table.imsis, 1, 100000000, false),
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.pairs", table.pairs, 1, 1000000, false),
-	NUM("table.dh_ues", table.dh_ues, 1, 100000000, false),
+	NUM("table.dh_ues", table.dh_ues, 0, 100000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
 	NUM("diameter.port", diameter.port, 1, 65535, false),

@@ -147,7 +147,7 @@ struct kl_config {
 		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
 		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
 		uint32_t pairs;	   /* peer servers with a pair key, 1..10^6, default 64 */
-		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 1..ues;
+		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 0..10^8;
 				    * 0 (not set) = max(ues / 16 + 1024, min(ues, 65536)) */
 	} table;
 	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
