@@ -9,7 +9,7 @@
 #include "kl_s2s.h"
 #include "kl_siphash.h"
 
-#define RV_WAYS 4
+#define RV_WAYS 8
 #define PC_WAYS 8
 #define SEC(s) ((uint64_t)(s) << 32)
 #define PC_WAIT_S 2 /* an unanswered question is asked again after this */
@@ -77,6 +77,26 @@ static void unlock(uint32_t *w)
 static void count(uint64_t *c)
 {
 	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+/* Take the lock words of a key's two buckets (one when both choices are the same bucket), or
+ * neither. Never waits: two workers cannot deadlock on try-locks. @return 1 taken, 0 busy. */
+static int lock2(uint32_t *a, uint32_t *b)
+{
+	if (!try_lock(a))
+		return 0;
+	if (b != a && !try_lock(b)) {
+		unlock(a);
+		return 0;
+	}
+	return 1;
+}
+
+static void unlock2(uint32_t *a, uint32_t *b)
+{
+	if (b != a)
+		unlock(b);
+	unlock(a);
 }
 
 static int is_pow2(uint32_t v)
@@ -179,53 +199,62 @@ static void key2(const struct kl_s2s *s, uint8_t tag, const uint8_t *a, uint16_t
 
 /* ---- rendezvous --------------------------------------------------------------------------------- */
 
-/* The pair's entry in a locked bucket, or a new one (NULL: full). */
-static struct rv_entry *rv_slot(struct kl_s2s *s, struct rv_bucket *b, const uint64_t k[2],
+/* A key's two buckets (two-choice hashing: a pair lives in either, so one crowded bucket does not
+ * refuse pairs while the table has room). */
+struct rv_lk {
+	struct rv_bucket *b[2];
+};
+
+/* The pair's entry in its locked buckets, or a new one (NULL: full). */
+static struct rv_entry *rv_slot(struct kl_s2s *s, const struct rv_lk *lk, const uint64_t k[2],
 				uint64_t now, int *fresh)
 {
-	struct rv_entry *free_e = NULL;
+	struct rv_entry *free_e[2] = { NULL, NULL }, *free_one;
+	unsigned nfree[2] = { 0, 0 };
 
 	*fresh = 0;
-	for (unsigned i = 0; i < RV_WAYS; i++) {
-		struct rv_entry *e = &b->e[i];
+	for (unsigned x = 0; x < 2; x++)
+		for (unsigned i = 0; i < RV_WAYS; i++) {
+			struct rv_entry *e = &lk->b[x]->e[i];
 
-		if (e->expires > now && e->k[0] == k[0] && e->k[1] == k[1])
-			return e;
-		if (e->expires <= now && !free_e)
-			free_e = e;
-	}
-	if (!free_e) {
+			if (e->expires > now && e->k[0] == k[0] && e->k[1] == k[1])
+				return e;
+			if (e->expires <= now && !nfree[x]++)
+				free_e[x] = e;
+		}
+	/* a new pair goes to the emptier bucket of its two */
+	free_one = nfree[1] > nfree[0] ? free_e[1] : free_e[0];
+	if (!free_one) {
 		count(&s->rv_full);
 		return NULL;
 	}
-	kl_memzero(free_e, sizeof(*free_e));
-	free_e->k[0] = k[0];
-	free_e->k[1] = k[1];
-	__atomic_store_n(&free_e->expires, now + s->rv_life, __ATOMIC_RELAXED);
+	kl_memzero(free_one, sizeof(*free_one));
+	free_one->k[0] = k[0];
+	free_one->k[1] = k[1];
+	__atomic_store_n(&free_one->expires, now + s->rv_life, __ATOMIC_RELAXED);
 	*fresh = 1;
-	return free_e;
+	return free_one;
 }
 
-/* The pair's bucket, taken, and its entry (KL_S2S_RV_WAIT), or why not (BUSY, FULL). */
+/* The pair's buckets, taken, and its entry (KL_S2S_RV_WAIT), or why not (BUSY, FULL). */
 static enum kl_s2s_rv rv_open(struct kl_s2s *s, uint64_t now, const uint8_t *id1, uint16_t l1,
-			      const uint8_t *id2, uint16_t l2, struct rv_bucket **bp,
+			      const uint8_t *id2, uint16_t l2, struct rv_lk *lk,
 			      struct rv_entry **ep, int *fresh)
 {
 	uint64_t k[2];
-	struct rv_bucket *b;
 
 	key2(s, 'R', id1, l1, id2, l2, k);
-	b = &s->rv[k[0] & s->rv_mask];
-	if (!try_lock(&b->lock)) {
+	lk->b[0] = &s->rv[k[0] & s->rv_mask];
+	lk->b[1] = &s->rv[k[1] & s->rv_mask];
+	if (!lock2(&lk->b[0]->lock, &lk->b[1]->lock)) {
 		count(&s->contended);
 		return KL_S2S_RV_BUSY;
 	}
-	*ep = rv_slot(s, b, k, now, fresh);
+	*ep = rv_slot(s, lk, k, now, fresh);
 	if (!*ep) {
-		unlock(&b->lock);
+		unlock2(&lk->b[0]->lock, &lk->b[1]->lock);
 		return KL_S2S_RV_FULL;
 	}
-	*bp = b;
 	return KL_S2S_RV_WAIT;
 }
 
@@ -243,14 +272,14 @@ enum kl_s2s_rv kl_s2s_rv_local(struct kl_s2s *s, uint64_t now, const uint8_t *id
 			       const uint8_t p[KL_S2S_P_LEN], const uint8_t val[KL_S2S_VAL_LEN],
 			       uint8_t other[KL_S2S_VAL_LEN], uint64_t *expires, int *push)
 {
-	struct rv_bucket *b;
+	struct rv_lk lk;
 	struct rv_entry *e;
 	enum kl_s2s_rv rc = KL_S2S_RV_WAIT;
 	int fresh;
 
 	*push = 0;
 	side &= 1;
-	rc = rv_open(s, now, id1, l1, id2, l2, &b, &e, &fresh);
+	rc = rv_open(s, now, id1, l1, id2, l2, &lk, &e, &fresh);
 	if (rc != KL_S2S_RV_WAIT)
 		return rc;
 	if (!e->has[side] || e->remote[side] || memcmp(e->p[side], p, KL_S2S_P_LEN)) {
@@ -267,7 +296,7 @@ enum kl_s2s_rv kl_s2s_rv_local(struct kl_s2s *s, uint64_t now, const uint8_t *id
 		rc = KL_S2S_RV_READY;
 	}
 	*expires = e->expires;
-	unlock(&b->lock);
+	unlock2(&lk.b[0]->lock, &lk.b[1]->lock);
 	return rc;
 }
 
@@ -275,13 +304,13 @@ enum kl_s2s_rv kl_s2s_rv_remote(struct kl_s2s *s, uint64_t now, const uint8_t *i
 				const uint8_t *id2, uint16_t l2, unsigned side,
 				const uint8_t val[KL_S2S_VAL_LEN])
 {
-	struct rv_bucket *b;
+	struct rv_lk lk;
 	struct rv_entry *e;
 	enum kl_s2s_rv rc;
 	int fresh;
 
 	side &= 1;
-	rc = rv_open(s, now, id1, l1, id2, l2, &b, &e, &fresh);
+	rc = rv_open(s, now, id1, l1, id2, l2, &lk, &e, &fresh);
 	if (rc != KL_S2S_RV_WAIT)
 		return rc;
 	if (!e->has[side] || memcmp(e->val[side], val, KL_S2S_VAL_LEN)) {
@@ -292,75 +321,91 @@ enum kl_s2s_rv kl_s2s_rv_remote(struct kl_s2s *s, uint64_t now, const uint8_t *i
 		memset(e->p[side], 0, KL_S2S_P_LEN);
 		memcpy(e->val[side], val, KL_S2S_VAL_LEN);
 	}
-	unlock(&b->lock);
+	unlock2(&lk.b[0]->lock, &lk.b[1]->lock);
 	return KL_S2S_RV_WAIT;
 }
 
 /* ---- peers' answers ---------------------------------------------------------------------------- */
 
+/* The (peer, UE) entry in its two locked buckets, else the first free one (*found 0), else NULL. */
+static struct pc_entry *pc_find(struct pc_bucket *const b[2], const uint64_t k[2], uint64_t now,
+				int *found)
+{
+	struct pc_entry *free_e[2] = { NULL, NULL };
+	unsigned nfree[2] = { 0, 0 };
+
+	*found = 0;
+	for (unsigned x = 0; x < 2; x++)
+		for (unsigned i = 0; i < PC_WAYS; i++) {
+			struct pc_entry *e = &b[x]->e[i];
+
+			if (e->expires > now && e->k[0] == k[0] && e->k[1] == k[1]) {
+				*found = 1;
+				return e;
+			}
+			if (e->expires <= now && !nfree[x]++)
+				free_e[x] = e;
+		}
+	return nfree[1] > nfree[0] ? free_e[1] : free_e[0]; /* the emptier bucket */
+}
+
+/* Key and buckets of (peer, UE), the buckets taken. @return 1, or 0 busy (counted). */
+static int pc_open(struct kl_s2s *s, unsigned peer, const uint8_t *ue, uint16_t len, uint64_t k[2],
+		   struct pc_bucket *b[2])
+{
+	uint8_t pi = (uint8_t)peer;
+
+	key2(s, 'P', &pi, 1, ue, len, k);
+	b[0] = &s->pc[k[0] & s->pc_mask];
+	b[1] = &s->pc[k[1] & s->pc_mask];
+	if (lock2(&b[0]->lock, &b[1]->lock))
+		return 1;
+	count(&s->contended);
+	return 0;
+}
+
 enum kl_s2s_pc kl_s2s_pc_get(struct kl_s2s *s, uint64_t now, unsigned peer, const uint8_t *ue,
 			     uint16_t len, uint8_t pub[32])
 {
-	uint8_t pi = (uint8_t)peer;
 	uint64_t k[2];
-	struct pc_bucket *b;
-	struct pc_entry *free_e = NULL;
+	struct pc_bucket *b[2];
+	struct pc_entry *e;
 	enum kl_s2s_pc rc;
+	int found;
 
-	key2(s, 'P', &pi, 1, ue, len, k);
-	b = &s->pc[k[0] & s->pc_mask];
-	if (!try_lock(&b->lock)) {
-		count(&s->contended);
+	if (!pc_open(s, peer, ue, len, k, b))
 		return KL_S2S_PC_BUSY;
-	}
-	for (unsigned i = 0; i < PC_WAYS; i++) {
-		struct pc_entry *e = &b->e[i];
-
-		if (e->expires > now && e->k[0] == k[0] && e->k[1] == k[1]) {
-			rc = (enum kl_s2s_pc)e->status;
-			if (rc == KL_S2S_PC_OK)
-				memcpy(pub, e->pub, 32);
-			unlock(&b->lock);
-			return rc;
-		}
-		if (e->expires <= now && !free_e)
-			free_e = e;
-	}
-	if (!free_e) {
+	e = pc_find(b, k, now, &found);
+	if (found) {
+		rc = (enum kl_s2s_pc)e->status;
+		if (rc == KL_S2S_PC_OK)
+			memcpy(pub, e->pub, 32);
+	} else if (!e) {
 		count(&s->pc_full);
 		rc = KL_S2S_PC_FULL;
 	} else {
 		/* reserved: the caller asks; the other workers' requests for it now wait */
-		free_e->k[0] = k[0];
-		free_e->k[1] = k[1];
-		free_e->status = KL_S2S_PC_WAIT;
-		__atomic_store_n(&free_e->expires, now + SEC(PC_WAIT_S), __ATOMIC_RELAXED);
+		e->k[0] = k[0];
+		e->k[1] = k[1];
+		e->status = KL_S2S_PC_WAIT;
+		__atomic_store_n(&e->expires, now + SEC(PC_WAIT_S), __ATOMIC_RELAXED);
 		rc = KL_S2S_PC_MISS;
 	}
-	unlock(&b->lock);
+	unlock2(&b[0]->lock, &b[1]->lock);
 	return rc;
 }
 
 int kl_s2s_pc_set(struct kl_s2s *s, uint64_t now, unsigned peer, const uint8_t *ue, uint16_t len,
-		   enum kl_s2s_pc status, const uint8_t pub[32])
+		  enum kl_s2s_pc status, const uint8_t pub[32])
 {
-	uint8_t pi = (uint8_t)peer;
 	uint64_t k[2];
-	struct pc_bucket *b;
-	struct pc_entry *e = NULL;
+	struct pc_bucket *b[2];
+	struct pc_entry *e;
+	int found;
 
-	key2(s, 'P', &pi, 1, ue, len, k);
-	b = &s->pc[k[0] & s->pc_mask];
-	if (!try_lock(&b->lock)) {
-		count(&s->contended);
+	if (!pc_open(s, peer, ue, len, k, b))
 		return -1;
-	}
-	for (unsigned i = 0; i < PC_WAYS && !e; i++)
-		if (b->e[i].expires > now && b->e[i].k[0] == k[0] && b->e[i].k[1] == k[1])
-			e = &b->e[i];
-	for (unsigned i = 0; i < PC_WAYS && !e; i++)
-		if (b->e[i].expires <= now)
-			e = &b->e[i];
+	e = pc_find(b, k, now, &found);
 	if (e) {
 		e->k[0] = k[0];
 		e->k[1] = k[1];
@@ -373,7 +418,7 @@ int kl_s2s_pc_set(struct kl_s2s *s, uint64_t now, unsigned peer, const uint8_t *
 	} else {
 		count(&s->pc_full);
 	}
-	unlock(&b->lock);
+	unlock2(&b[0]->lock, &b[1]->lock);
 	return 0;
 }
 

@@ -7,12 +7,14 @@
  * server's answer to it, usually reach different workers, so none of this can be per worker.
  *
  * How workers share it, without a lock held across a burst and without ever waiting:
- *  - the rendezvous and the cache are open hash tables of small buckets (4 and 8 entries), keyed
- *    by a 128-bit SipHash (random key per process) of the pair or (peer, UE); each bucket has a
- *    lock word that a worker takes with one compare-and-swap for the few stores of one request
- *    (a few hundred nanoseconds) and never spins on: when the word is taken the request is
- *    answered "not ready yet" (ERR 12/5 with retry-after: the UE retries anyway) and counted
- *    (contended). Taking the whole bucket, not one entry, keeps one pair in one entry;
+ *  - the rendezvous and the cache are hash tables of small buckets (8 entries), keyed by a
+ *    128-bit SipHash (random key per process) of the pair or (peer, UE), each key in either of
+ *    two buckets (two-choice hashing: one crowded bucket does not refuse a pair while the table
+ *    has room); each bucket has a lock word that a worker takes with one compare-and-swap for
+ *    the few stores of one request (a few hundred nanoseconds) and never spins on: when a word
+ *    is taken the request is answered "not ready yet" (ERR 12/5 with retry-after: the UE
+ *    retries anyway) and counted (contended). Taking both buckets, not one entry, keeps one
+ *    pair in one entry;
  *  - a request in flight is one slot of the pending table, named in the request's CSB ID (slot
  *    index and generation), so the worker that receives the answer finds it directly; its slot
  *    word is taken the same way by that worker or by the owner (the worker that sent it, which

@@ -617,6 +617,20 @@ static void rendezvous_full(void **state)
 					 p, v, other, &exp, &push),
 			 KL_S2S_RV_WAIT);
 	kl_s2s_destroy(s);
+	/* with two choices per pair, a table half full refuses no pair (with one bucket per pair,
+	 * about 1 in 1,600 pairs found its bucket full at 15% load) */
+	s = kl_s2s_create(8192, 64, 16, 30, 300);
+	assert_non_null(s);
+	for (unsigned i = 0; i < 4096; i++) {
+		snprintf(a, sizeof(a), "ue-%u-a", i);
+		assert_int_equal(kl_s2s_rv_local(s, now, (uint8_t *)a, (uint16_t)strlen(a),
+						 (uint8_t *)"b", 1, 0, p, v, other, &exp, &push),
+				 KL_S2S_RV_WAIT);
+	}
+	kl_s2s_stats(s, &st);
+	assert_int_equal(st.rendezvous_full, 0);
+	assert_int_equal(st.rendezvous_used, 4096);
+	kl_s2s_destroy(s);
 }
 
 static void put_ue(struct kl_table *t, const char *id, const uint8_t *key, uint8_t services)
