@@ -224,12 +224,14 @@ static void rebuild_resp(const uint8_t *d, size_t n, const struct kl_mikey_resp 
 	struct kl_mikey_req q;
 	struct kl_mikey_tlv tok[2];
 	unsigned ntok = 0;
-	int session = r->kind == KL_KIND_HM; /* the key's SPI is 0, TLV 3 names the session */
+	/* kinds 2 and 5 (PROTOCOL.md section 9): one key, its SPI 0; kind 2's TLV 3 names the
+	 * session and its tokens follow */
+	int session = r->kind == KL_KIND_HM || r->kind == KL_KIND_PROSE;
 	uint8_t *out;
 
-	if (nk != r->nkeys || d[OFF_PL + 1] != 0)
+	if (nk != r->nkeys || d[OFF_PL + 1] != 0 || (session && nk != 1))
 		return;
-	if (session) {
+	if (r->kind == KL_KIND_HM) {
 		/* the builder's order: the TLV 3, then token_a, then token_b */
 		if (nk != 1 || r->tlv3[0] + 20 + 3 != r->tlv[KL_TLVI_TOKEN_REQ] ||
 		    r->tlv[KL_TLVI_TOKEN_REQ] + r->tlv_len[KL_TLVI_TOKEN_REQ] + 3 !=
