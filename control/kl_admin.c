@@ -1183,6 +1183,15 @@ static int cmd_show(struct req *r, json_t *j)
 		/* the MUK's expiry in unix seconds; 0 = never */
 		aset(r, "expires", json_integer(u->expires ? ntp_to_unix(u->expires) : 0));
 		aset(r, "services", services_json(u->services));
+		if (kl_ue_dh_pub(u)) { /* P is public; a fingerprint is enough to compare */
+			uint8_t fp[KL_DH_FP_LEN];
+			char hex[2 * KL_DH_FP_LEN + 1];
+
+			kl_dh_pub_fp(kl_ue_dh_pub(u), fp);
+			for (unsigned i = 0; i < KL_DH_FP_LEN; i++)
+				snprintf(hex + 2 * i, 3, "%02x", fp[i]);
+			aset(r, "dh_pub_fp", json_string(hex));
+		}
 		break;
 	}
 	case KL_TK_PAIR: {

@@ -59,6 +59,7 @@ static const struct num_field num_fields[] = {
 	NUM("table.imsis", table.imsis, 1, 100000000, false),
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.pairs", table.pairs, 1, 1000000, false),
+	NUM("table.dh_ues", table.dh_ues, 1, 100000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
 	NUM("diameter.port", diameter.port, 1, 65535, false),
@@ -70,6 +71,11 @@ static const struct num_field num_fields[] = {
 	NUM("admin_line_timeout_s", admin_line_timeout_s, 1, 3600, false),
 	NUM("metrics_max_connections", metrics_max_connections, 1, 1024, false),
 	NUM("metrics_request_timeout_s", metrics_request_timeout_s, 1, 3600, false),
+	NUM("rendezvous_s", rendezvous_s, 1, 3600, false),
+	NUM("rendezvous_entries", rendezvous_entries, 64, 1u << 24, true),
+	NUM("dh_cache_s", dh_cache_s, 1, 86400, false),
+	NUM("dh_cache_entries", dh_cache_entries, 64, 1u << 24, false),
+	NUM("s2s_pending", s2s_pending, 16, 1u << 20, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -518,6 +524,19 @@ set_diameter(struct kl_config *c, const char *sub, const char *val, char *what, 
 	return whatf(what, wl, "unknown key");
 }
 
+/* The entry N of a list an override "LIST[N].FIELD" sets (N == n appends): *field = FIELD. */
+static int
+list_field(long idx, unsigned n, unsigned max, const char *entries, const char *rest,
+	   const char **field, char *what, size_t wl)
+{
+	if (idx > (long)n || idx >= (long)max)
+		return whatf(what, wl, "at most %u %s, numbered from 0 without gaps", max, entries);
+	if (*rest != '.')
+		return whatf(what, wl, "unknown key");
+	*field = rest + 1;
+	return 0;
+}
+
 /* msk_rotation[N].group|period_s|predelivery_s (rest: ".group" ...). */
 static int
 set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, char *what,
@@ -530,15 +549,12 @@ set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, c
 					     offsetof(struct kl_config_rotation, predelivery_s), 4,
 					     0, KL_CONFIG_ROTATE_MAX_PERIOD_S - 1, false };
 	struct kl_config_rotation *r;
-	if (idx > (long)c->n_msk_rotation || idx >= KL_CONFIG_MAX_ROTATIONS)
-		return whatf(what, wl, "at most %d entries, numbered from 0 without gaps",
-			     KL_CONFIG_MAX_ROTATIONS);
-	if (*rest != '.')
-		return whatf(what, wl, "unknown key");
+	if (list_field(idx, c->n_msk_rotation, KL_CONFIG_MAX_ROTATIONS, "entries", rest, &rest, what,
+		       wl) < 0)
+		return -1;
 	r = &c->msk_rotation[idx];
 	if (idx == (long)c->n_msk_rotation)
 		memset(r, 0, sizeof(*r));
-	rest++;
 	if (strcmp(rest, "group") == 0) {
 		if (parse_group_ref(val, r->domain, &r->group, what, wl) < 0)
 			return -1;
@@ -553,6 +569,120 @@ set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, c
 	}
 	if (idx == (long)c->n_msk_rotation)
 		c->n_msk_rotation++;
+	return 0;
+}
+
+/* "aa:bb:cc:dd:ee:ff": a unicast MAC, not all zero. */
+static int
+parse_mac(const char *val, uint8_t mac[6], char *what, size_t wl)
+{
+	char shown[64];
+	unsigned b[6];
+	int used = 0;
+
+	sanitize(shown, sizeof(shown), val);
+	if (strlen(val) != 17 ||
+	    sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &used) != 6 ||
+	    used != 17)
+		return whatf(what, wl, "must be a MAC address aa:bb:cc:dd:ee:ff (got '%s')", shown);
+	for (unsigned i = 0; i < 17; i++)
+		if (i % 3 == 2 ? val[i] != ':'
+			       : !((val[i] >= '0' && val[i] <= '9') ||
+				   ((val[i] | 0x20) >= 'a' && (val[i] | 0x20) <= 'f')))
+			return whatf(what, wl, "must be a MAC address aa:bb:cc:dd:ee:ff (got '%s')",
+				     shown);
+	if ((b[0] & 1) || (b[0] | b[1] | b[2] | b[3] | b[4] | b[5]) == 0)
+		return whatf(what, wl, "must be a unicast MAC address, not zero (got '%s')", shown);
+	for (unsigned i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+/* A peer's identity: 1..128 bytes of printable UTF-8 (PROTOCOL.md section 1). */
+static int
+check_peer_id(const char *val, size_t n, char *what, size_t wl)
+{
+	if (n == 0 || n > KL_CONFIG_PEER_ID_MAX)
+		return whatf(what, wl, "must be 1..%d bytes (got %zu)", KL_CONFIG_PEER_ID_MAX, n);
+	if (!utf8_ok((const uint8_t *)val, n))
+		return whatf(what, wl, "must be printable UTF-8");
+	return 0;
+}
+
+/* A peer's address: a unicast IPv4 or IPv6 address (no port: that is peers[N].port). */
+static int
+parse_peer_addr(const char *val, struct kl_config_peer *p, char *what, size_t wl)
+{
+	char shown[64];
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	sanitize(shown, sizeof(shown), val);
+	if (inet_pton(AF_INET, val, &a4) == 1) {
+		if (parse_ipv4(val, &a4, what, wl) < 0)
+			return -1;
+		p->family = AF_INET;
+		p->v4 = a4;
+		memset(&p->v6, 0, sizeof(p->v6));
+		return 0;
+	}
+	if (inet_pton(AF_INET6, val, &a6) == 1) {
+		if (parse_ipv6(val, &a6, what, wl) < 0)
+			return -1;
+		if (IN6_IS_ADDR_V4MAPPED(&a6))
+			return whatf(what, wl, "give an IPv4 peer as IPv4, not v4-mapped (got '%s')",
+				     shown);
+		p->family = AF_INET6;
+		p->v6 = a6;
+		memset(&p->v4, 0, sizeof(p->v4));
+		return 0;
+	}
+	return whatf(what, wl, "must be an IPv4 or IPv6 address, without a port (got '%s')", shown);
+}
+
+/* peers[N].identity|address|port|mac (rest: ".identity" ...). */
+static int
+set_peer(struct kl_config *c, long idx, const char *rest, const char *val, char *what, size_t wl)
+{
+	static const struct num_field portf = { "port", offsetof(struct kl_config_peer, port), 2, 1,
+						65535, false };
+	struct kl_config_peer *p;
+
+	if (list_field(idx, c->n_peers, KL_CONFIG_MAX_PEERS, "peers", rest, &rest, what, wl) < 0)
+		return -1;
+	p = &c->peers[idx];
+	if (idx == (long)c->n_peers) {
+		memset(p, 0, sizeof(*p));
+		p->port = KL_CONFIG_DEFAULT_PEER_PORT;
+	}
+	if (strcmp(rest, "identity") == 0) {
+		size_t n = strlen(val);
+
+		if (check_peer_id(val, n, what, wl) < 0)
+			return -1;
+		memcpy(p->identity, val, n + 1);
+		p->identity_len = (uint16_t)n;
+	} else if (strcmp(rest, "address") == 0) {
+		if (parse_peer_addr(val, p, what, wl) < 0)
+			return -1;
+	} else if (strcmp(rest, "port") == 0) {
+		if (set_num(p, &portf, val, what, wl) < 0)
+			return -1;
+	} else if (strcmp(rest, "mac") == 0) {
+		if (val[0] == '\0') {
+			p->has_mac = false;
+			memset(p->mac, 0, sizeof(p->mac));
+		} else {
+			if (parse_mac(val, p->mac, what, wl) < 0)
+				return -1;
+			p->has_mac = true;
+		}
+	} else {
+		return whatf(what, wl, "unknown key");
+	}
+	if (idx == (long)c->n_peers)
+		c->n_peers++;
 	return 0;
 }
 
@@ -670,6 +800,16 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 	}
 	if ((idx = indexed(key, "msk_rotation", &rest)) >= 0)
 		return set_rotation(c, idx, rest, val, what, wl);
+	if ((idx = indexed(key, "peers", &rest)) >= 0)
+		return set_peer(c, idx, rest, val, what, wl);
+	if (strcmp(key, "peers") == 0) {
+		if (val[0] != '\0')
+			return whatf(what, wl, "only the empty value (no peers) can be given for the "
+					       "whole list; set peers[N].identity etc.");
+		c->n_peers = 0;
+		memset(c->peers, 0, sizeof(c->peers));
+		return 0;
+	}
 	if (strcmp(key, "metrics") == 0)
 		return parse_endpoint(val, &c->metrics, what, wl);
 	if (strcmp(key, "log_level") == 0) {
@@ -824,6 +964,66 @@ check_diameter(const struct kl_config_diameter *d, char *key, size_t kl, char *w
 	return 0;
 }
 
+/* peers: every entry complete, identities and address:port pairs unique, none of them ours, and
+ * each of a family the server can send from. */
+static int
+check_peers(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
+{
+	snprintf(key, kl, "peers");
+	if (c->n_peers > KL_CONFIG_MAX_PEERS)
+		return whatf(what, wl, "at most %d peers", KL_CONFIG_MAX_PEERS);
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		const struct kl_config_peer *p = &c->peers[i];
+		bool v4 = p->family == AF_INET, ours = false;
+
+		snprintf(key, kl, "peers[%u].identity", i);
+		if (p->identity_len == 0)
+			return whatf(what, wl, "required key is missing (the peer server's identity, "
+					       "1..%d bytes of UTF-8)",
+				     KL_CONFIG_PEER_ID_MAX);
+		if (strlen(p->identity) != p->identity_len ||
+		    check_peer_id(p->identity, p->identity_len, what, wl) < 0)
+			return whatf(what, wl, "must be 1..%d bytes of printable UTF-8",
+				     KL_CONFIG_PEER_ID_MAX);
+		if (p->identity_len == c->server_identity_len &&
+		    memcmp(p->identity, c->server_identity, p->identity_len) == 0)
+			return whatf(what, wl, "is this server's own server_identity");
+		for (unsigned j = 0; j < i; j++)
+			if (c->peers[j].identity_len == p->identity_len &&
+			    memcmp(c->peers[j].identity, p->identity, p->identity_len) == 0)
+				return whatf(what, wl, "duplicate of peers[%u].identity", j);
+		snprintf(key, kl, "peers[%u].address", i);
+		if (p->family != AF_INET && p->family != AF_INET6)
+			return whatf(what, wl, "required key is missing (the IPv4 or IPv6 address "
+					       "the peer sends from)");
+		if (p->port == 0)
+			return whatf(what, wl, "port must be 1..65535");
+		for (unsigned j = 0; j < i; j++) {
+			const struct kl_config_peer *q = &c->peers[j];
+
+			if (q->family == p->family && q->port == p->port &&
+			    (v4 ? q->v4.s_addr == p->v4.s_addr
+				: memcmp(&q->v6, &p->v6, sizeof(p->v6)) == 0))
+				return whatf(what, wl,
+					     "peers[%u] has the same address and port: a datagram "
+					     "would not tell them apart",
+					     j);
+		}
+		if (c->n_ipv4 + c->n_ipv6 > 0 && (v4 ? c->n_ipv4 : c->n_ipv6) == 0)
+			return whatf(what, wl,
+				     "an IPv%c peer, but this server has no %s address to send from",
+				     v4 ? '4' : '6', v4 ? "ipv4" : "ipv6");
+		for (unsigned j = 0; v4 && j < c->n_ipv4; j++)
+			ours |= c->ipv4[j].s_addr == p->v4.s_addr;
+		for (unsigned j = 0; !v4 && j < c->n_ipv6; j++)
+			ours |= memcmp(&c->ipv6[j], &p->v6, sizeof(p->v6)) == 0;
+		if (ours && p->port == c->udp_port)
+			return whatf(what, wl, "with port %u is this server's own address and udp_port",
+				     p->port);
+	}
+	return 0;
+}
+
 static int
 check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 {
@@ -888,6 +1088,8 @@ check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 			    c->msk_rotation[j].group == r->group)
 				return whatf(what, wl, "duplicate of msk_rotation[%u].group", j);
 	}
+	if (check_peers(c, key, kl, what, wl) < 0)
+		return -1;
 	snprintf(key, kl, "metrics");
 	if (c->metrics.enabled && (c->metrics.port == 0 ||
 				   (c->metrics.family != AF_INET && c->metrics.family != AF_INET6)))
@@ -989,6 +1191,7 @@ kl_config_defaults(struct kl_config *c)
 	c->table.imsis = 65536;
 	c->table.appids = 65536;
 	c->table.pairs = 64;
+	c->table.dh_ues = 0; /* table.ues / 16 + 1024 */
 	c->table.e2m_ring = 4;
 	c->store.map_size_mb = 1024;
 	c->diameter.port = KL_CONFIG_DEFAULT_DIAMETER_PORT;
@@ -1001,6 +1204,11 @@ kl_config_defaults(struct kl_config *c)
 	c->admin_line_timeout_s = 5;
 	c->metrics_max_connections = 32;
 	c->metrics_request_timeout_s = 5;
+	c->rendezvous_s = 30;
+	c->rendezvous_entries = 65536;
+	c->dh_cache_s = 300;
+	c->dh_cache_entries = 65536;
+	c->s2s_pending = 4096;
 	c->log_level = KL_CONFIG_LOG_INFO;
 	c->crypto = KL_CONFIG_CRYPTO_IPSEC_MB;
 	c->io = KL_CONFIG_IO_DPDK;
@@ -1095,16 +1303,18 @@ static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "wo
 	"server_identity", "skew_s", "predelivery_s", "hm_session_s", "replay_cache", "rate_limit",
 	"table", "store", "diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io",
 	"admin_max_clients", "admin_idle_timeout_s", "admin_line_timeout_s", "metrics_max_connections",
-	"metrics_request_timeout_s", NULL };
+	"metrics_request_timeout_s", "peers", "rendezvous_s", "rendezvous_entries", "dh_cache_s",
+	"dh_cache_entries", "s2s_pending", NULL };
 static const char *const dia_keys[] = { "fd_conf", "identity", "realm", "listen", "port",
 	"tls_cert", "tls_key", "tls_ca", "tls_crl", "vendor_id", "app_id", "allowed_peers",
 	"max_queue", NULL };
 static const char *const rot_keys[] = { "group", "period_s", "predelivery_s", NULL };
 static const char *const rl_keys[] = { "per_source_pps", "burst", "table_size", NULL };
 static const char *const table_keys[] = { "ues", "groups", "emses", "imsis", "appids", "e2m_ring",
-	"pairs", NULL };
+	"pairs", "dh_ues", NULL };
 static const char *const store_keys[] = { "path", "kek_file", "map_size_mb", NULL };
 static const char *const port_keys[] = { "name", "devargs", "queues", NULL };
+static const char *const peer_keys[] = { "identity", "address", "port", "mac", NULL };
 
 static bool
 in_list(const char *const *l, const char *k)
@@ -1134,6 +1344,8 @@ allowed_keys(const char *path, unsigned depth)
 		return port_keys;
 	if (indexed(path, "msk_rotation", &rest) >= 0 && *rest == '\0')
 		return rot_keys;
+	if (indexed(path, "peers", &rest) >= 0 && *rest == '\0')
+		return peer_keys;
 	return NULL;
 }
 
@@ -1366,7 +1578,7 @@ struct raw_rl {
 };
 
 struct raw_table {
-	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring, *pairs;
+	char *ues, *groups, *emses, *imsis, *appids, *e2m_ring, *pairs, *dh_ues;
 };
 
 struct raw_store {
@@ -1382,6 +1594,10 @@ struct raw_dia {
 
 struct raw_rot {
 	char *group, *period_s, *predelivery_s;
+};
+
+struct raw_peer {
+	char *identity, *address, *port, *mac;
 };
 
 struct raw_cfg {
@@ -1404,6 +1620,9 @@ struct raw_cfg {
 	struct raw_dia *diameter;
 	struct raw_rot *msk_rotation;
 	unsigned msk_rotation_count;
+	struct raw_peer *peers;
+	unsigned peers_count;
+	char *rendezvous_s, *rendezvous_entries, *dh_cache_s, *dh_cache_entries, *s2s_pending;
 	char *admin_socket;
 	char *metrics;
 	char *admin_max_clients;
@@ -1450,6 +1669,7 @@ static const cyaml_schema_field_t table_fields[] = {
 	OPT_STR_FIELD(raw_table, appids),
 	OPT_STR_FIELD(raw_table, e2m_ring),
 	OPT_STR_FIELD(raw_table, pairs),
+	OPT_STR_FIELD(raw_table, dh_ues),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t store_fields[] = {
@@ -1477,6 +1697,16 @@ static const cyaml_schema_field_t rot_fields[] = {
 static const cyaml_schema_value_t rot_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_rot, rot_fields),
 };
+static const cyaml_schema_field_t peer_fields[] = {
+	OPT_STR_FIELD(raw_peer, identity),
+	OPT_STR_FIELD(raw_peer, address),
+	OPT_STR_FIELD(raw_peer, port),
+	OPT_STR_FIELD(raw_peer, mac),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t peer_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_peer, peer_fields),
+};
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_SEQUENCE("ports", OPT | CYAML_FLAG_POINTER, struct raw_cfg, ports, &port_schema,
 			     0, SEQ_MAX),
@@ -1497,6 +1727,13 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("diameter", OPT_STR, struct raw_cfg, diameter, dia_fields),
 	CYAML_FIELD_SEQUENCE("msk_rotation", OPT | CYAML_FLAG_POINTER, struct raw_cfg, msk_rotation,
 			     &rot_schema, 0, SEQ_MAX),
+	CYAML_FIELD_SEQUENCE("peers", OPT | CYAML_FLAG_POINTER, struct raw_cfg, peers, &peer_schema,
+			     0, SEQ_MAX),
+	OPT_STR_FIELD(raw_cfg, rendezvous_s),
+	OPT_STR_FIELD(raw_cfg, rendezvous_entries),
+	OPT_STR_FIELD(raw_cfg, dh_cache_s),
+	OPT_STR_FIELD(raw_cfg, dh_cache_entries),
+	OPT_STR_FIELD(raw_cfg, s2s_pending),
 	OPT_STR_FIELD(raw_cfg, admin_socket),
 	OPT_STR_FIELD(raw_cfg, metrics),
 	OPT_STR_FIELD(raw_cfg, admin_max_clients),
@@ -1668,7 +1905,12 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 	    apply_str(c, m, "metrics_max_connections", r->metrics_max_connections, e) < 0 ||
 	    apply_str(c, m, "metrics_request_timeout_s", r->metrics_request_timeout_s, e) < 0 ||
 	    apply_str(c, m, "log_level", r->log_level, e) < 0 ||
-	    apply_str(c, m, "crypto", r->crypto, e) < 0 || apply_str(c, m, "io", r->io, e) < 0)
+	    apply_str(c, m, "crypto", r->crypto, e) < 0 || apply_str(c, m, "io", r->io, e) < 0 ||
+	    apply_str(c, m, "rendezvous_s", r->rendezvous_s, e) < 0 ||
+	    apply_str(c, m, "rendezvous_entries", r->rendezvous_entries, e) < 0 ||
+	    apply_str(c, m, "dh_cache_s", r->dh_cache_s, e) < 0 ||
+	    apply_str(c, m, "dh_cache_entries", r->dh_cache_entries, e) < 0 ||
+	    apply_str(c, m, "s2s_pending", r->s2s_pending, e) < 0)
 		return -1;
 	if (r->rate_limit != NULL) {
 		if (apply_str(c, m, "rate_limit.per_source_pps", r->rate_limit->per_source_pps, e) <
@@ -1684,7 +1926,8 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		    apply_str(c, m, "table.imsis", r->table->imsis, e) < 0 ||
 		    apply_str(c, m, "table.appids", r->table->appids, e) < 0 ||
 		    apply_str(c, m, "table.e2m_ring", r->table->e2m_ring, e) < 0 ||
-		    apply_str(c, m, "table.pairs", r->table->pairs, e) < 0)
+		    apply_str(c, m, "table.pairs", r->table->pairs, e) < 0 ||
+		    apply_str(c, m, "table.dh_ues", r->table->dh_ues, e) < 0)
 			return -1;
 	}
 	/* The section's presence turns the store on; check() then wants path and kek_file. */
@@ -1743,6 +1986,25 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 						"required key is missing%s",
 						k == 0 ? " (\"DDDDDD:G\": Key Domain ID, key group)"
 						       : " (seconds)");
+			if (apply_str(c, m, key, vals[k], e) < 0)
+				return -1;
+		}
+	}
+	if (r->peers_count > KL_CONFIG_MAX_PEERS)
+		return perr_set(e, keymap_line(m, "peers"), "peers", "at most %d peers (got %u)",
+				KL_CONFIG_MAX_PEERS, r->peers_count);
+	for (unsigned i = 0; i < r->peers_count; i++) {
+		const struct raw_peer *q = &r->peers[i];
+		static const char *const names[] = { "identity", "address", "port", "mac" };
+		const char *vals[] = { q->identity, q->address, q->port, q->mac };
+
+		/* An entry exists as soon as it is listed; identity and address are required
+		 * (check() names the missing one), port and mac are optional. */
+		memset(&c->peers[i], 0, sizeof(c->peers[i]));
+		c->peers[i].port = KL_CONFIG_DEFAULT_PEER_PORT;
+		c->n_peers = i + 1;
+		for (unsigned k = 0; k < 4; k++) {
+			snprintf(key, sizeof(key), "peers[%u].%s", i, names[k]);
 			if (apply_str(c, m, key, vals[k], e) < 0)
 				return -1;
 		}

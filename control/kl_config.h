@@ -27,11 +27,14 @@
 #define KL_CONFIG_DIAMETER_MAX_PEERS 16 /* diameter.allowed_peers entries */
 #define KL_CONFIG_DIAMETER_MAX_QUEUE (1u << 20) /* = KL_DIAMETER_MAX_QUEUE */
 #define KL_CONFIG_MAX_ROTATIONS 256 /* msk_rotation entries */
+#define KL_CONFIG_MAX_PEERS 32 /* peers entries (= KL_PEERS_MAX, dataplane/kl_peer.h) */
+#define KL_CONFIG_PEER_ID_MAX 128 /* bytes of a peer server's identity (PROTOCOL.md section 1) */
 /* = KL_ROTATE_MIN_PERIOD_S / KL_ROTATE_MAX_PERIOD_S (control/kl_rotate.h; kl_daemon.c checks) */
 #define KL_CONFIG_ROTATE_MIN_PERIOD_S 10u
 #define KL_CONFIG_ROTATE_MAX_PERIOD_S (366u * 86400u)
 
 #define KL_CONFIG_DEFAULT_UDP_PORT 2269
+#define KL_CONFIG_DEFAULT_PEER_PORT 2269 /* a peer's port when its entry names none */
 #define KL_CONFIG_DEFAULT_DIAMETER_PORT 5868	   /* Diameter over TLS (RFC 6733) */
 #define KL_CONFIG_DEFAULT_DIAMETER_VENDOR 99999u   /* = KL_DIAMETER_DEFAULT_VENDOR */
 #define KL_CONFIG_DEFAULT_DIAMETER_APP 16777999u   /* = KL_DIAMETER_DEFAULT_APP */
@@ -78,6 +81,21 @@ struct kl_config_rotation {
 	uint16_t group;		/* key group 0..65535 */
 	uint32_t period_s;	/* KL_CONFIG_ROTATE_MIN_PERIOD_S..KL_CONFIG_ROTATE_MAX_PERIOD_S */
 	uint32_t predelivery_s; /* 0..period_s - 1, and <= the top-level predelivery_s */
+};
+
+/* One peers: entry: another keyline this one exchanges server-to-server messages with
+ * (PROTOCOL.md section 10, kinds 6 and 7; dataplane/kl_peer.h). Its datagrams are recognised by
+ * their source address and port, which must therefore be exactly what the peer sends from. */
+struct kl_config_peer {
+	char identity[KL_CONFIG_PEER_ID_MAX + 1]; /* required: its IDr/IDi, 1..128 bytes of UTF-8,
+						    * unique, not our server_identity */
+	uint16_t identity_len;
+	int family;	       /* AF_INET or AF_INET6 (required: address) */
+	struct in_addr v4;
+	struct in6_addr v6;
+	uint16_t port;	       /* host order, 1..65535, default 2269 */
+	bool has_mac;	       /* dpdk io: the next hop's MAC is configured, not learned */
+	uint8_t mac[6];
 };
 
 /* The HSS-side Diameter feed (control/kl_diameter.h, struct kl_diameter_params). */
@@ -129,6 +147,8 @@ struct kl_config {
 		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
 		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
 		uint32_t pairs;	   /* peer servers with a pair key, 1..10^6, default 64 */
+		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 1..ues;
+				    * 0 (not set) = ues / 16 + 1024 */
 	} table;
 	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
 	struct {
@@ -138,6 +158,16 @@ struct kl_config {
 		uint32_t map_size_mb; /* 16..1048576, default 1024 */
 	} store;
 	struct kl_config_diameter diameter; /* absent = no Diameter feed */
+	/* Server-to-server (PROTOCOL.md sections 9, 10): the peers, unique identities and unique
+	 * address:port pairs, each of a family this server has an address of (any with no
+	 * address: the socket io's dual-stack socket). */
+	struct kl_config_peer peers[KL_CONFIG_MAX_PEERS];
+	unsigned n_peers;
+	uint32_t rendezvous_s;	     /* kind 5 pair values kept, 1..3600, default 30 */
+	uint32_t rendezvous_entries; /* power of two 64..2^24, default 65536 (shared by workers) */
+	uint32_t dh_cache_s;	     /* peers' kind 6 answers kept, 1..86400, default 300 */
+	uint32_t dh_cache_entries;   /* 64..2^24, default 65536 */
+	uint32_t s2s_pending;	     /* requests to peers in flight, 16..2^20, default 4096 */
 	struct kl_config_rotation msk_rotation[KL_CONFIG_MAX_ROTATIONS]; /* unique groups */
 	unsigned n_msk_rotation;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */
@@ -173,8 +203,10 @@ int kl_config_load(const char *path, struct kl_config *out, char *err, size_t er
  * ...), "ports[N].name|devargs|queues" (N = n_ports appends a port), "ipv4[N]" / "ipv6[N]", or
  * "ipv4=a,b" / "ipv6=a,b" to replace a list, "diameter.allowed_peers[N]" or
  * "diameter.allowed_peers=a,b", "msk_rotation[N].group|period_s|predelivery_s" (N =
- * n_msk_rotation appends an entry). An empty value clears the "metrics" endpoint, an address
- * list, diameter.allowed_peers, or an optional diameter string (realm, listen, tls_crl, ...).
+ * n_msk_rotation appends an entry), "peers[N].identity|address|port|mac" (N = n_peers
+ * appends an entry; the empty "peers=" removes every peer). An empty value clears the "metrics"
+ * endpoint, an address list, diameter.allowed_peers, or an optional diameter string (realm,
+ * listen, tls_crl, ...).
  * A diameter.* key turns the Diameter feed on, as a store.* key turns the store on.
  * @return 0, or -1 with "command line: KEY: what is wrong" in err (the key's value, or for an address
  *         list the list, may then be partly changed).
@@ -186,7 +218,9 @@ int kl_config_override(struct kl_config *c, const char *key_eq_value, char *err,
  * io, queues per port equal to workers, unique port names, store.path and store.kek_file when
  * the store is enabled; diameter.identity and tls_cert/tls_key/tls_ca, or fd_conf alone, when
  * the Diameter feed is enabled; unique msk_rotation groups with predelivery_s below period_s
- * and at most the top-level predelivery_s). Files are checked for form only (absolute paths):
+ * and at most the top-level predelivery_s; peers with an identity and an address each, unique
+ * identities other than server_identity, unique address:port pairs other than ours, each of a
+ * family we have an address of). Files are checked for form only (absolute paths):
  * keylined finds out at start-up whether they exist.
  * @return 0, or -1 with "KEY: what is wrong" in err.
  */

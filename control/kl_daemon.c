@@ -175,6 +175,19 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 		*status = KL_EXIT_CONFIG;
 		return -1;
 	}
+	{
+		uint32_t dh_cap = d->cfg.table.dh_ues ? d->cfg.table.dh_ues
+						       : d->cfg.table.ues / 16 + 1024;
+
+		if ((kl_pop_services(&pp) & KL_SVC(DH)) && pp.ues > dh_cap) {
+			logf_(KL_CONFIG_LOG_ERROR,
+			      "population %s: %u UEs with the dh service do not fit the table's %u "
+			      "(config key table.dh_ues)",
+			      path, pp.ues, dh_cap);
+			*status = KL_EXIT_CONFIG;
+			return -1;
+		}
+	}
 	/* our pair keys with the population's peer servers */
 	pp.server_id = d->cfg.server_identity;
 	pp.server_id_len = d->cfg.server_identity_len;
@@ -587,6 +600,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	tp.max_imsis = cfg->table.imsis;
 	tp.max_appids = cfg->table.appids;
 	tp.max_pairs = cfg->table.pairs;
+	tp.max_ues_dh = cfg->table.dh_ues;
 	tp.e2m_ring = (uint8_t)cfg->table.e2m_ring;
 	tp.max_readers = (uint8_t)d->nw;
 	tp.socket_id = (int)rte_socket_id();

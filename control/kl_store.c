@@ -1807,6 +1807,40 @@ int kl_store_get_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 	return 0;
 }
 
+int kl_store_load_ue(struct kl_store *s, struct kl_table *t, const uint8_t *id, uint16_t id_len)
+{
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+	struct kl_ue_put v;
+	struct rec_view rv;
+	uint64_t ex = 0;
+	unsigned ng = 0;
+	uint8_t svc = KL_SVC_DEFAULT;
+	MDB_txn *txn;
+	int rc, trc = -EINVAL, broken = 0;
+
+	if (!s || !t || !id_ok(id, id_len))
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
+	if (!rc && (rc = ue_decode_svc(&rv, g, &ng, &ex, &svc)) != 0)
+		rc = bad_rec(s, KL_TK_UE, rc);
+	if (!rc && (rv.slen < 1 || rv.slen > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN))
+		rc = -EBADMSG;
+	if (!rc) {
+		/* the MUK goes from the unwrapped record straight into the table's put */
+		v = (struct kl_ue_put){ .id = id, .id_len = id_len, .muk = rv.secret,
+					.muk_len = (uint8_t)rv.slen, .groups = g,
+					.ngroups = (uint8_t)ng, .expires = ex, .services = svc };
+		kl_table_put_ue_bulk(t, &v, 1, &trc);
+		rc = trc;
+	}
+	rv_wipe(&rv);
+	r_end(s, txn, broken);
+	return rc;
+}
+
 int kl_store_txn_begin(struct kl_store *s)
 {
 	int rc;

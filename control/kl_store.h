@@ -216,6 +216,13 @@ int kl_store_get_ue_groups(struct kl_store *s, const uint8_t *id, uint16_t id_le
 int kl_store_get_ue(struct kl_store *s, const uint8_t *id, uint16_t id_len,
 		    struct kl_group_ref *groups, unsigned *ngroups, uint64_t *expires);
 
+/** Write one stored UE into the key table as kl_store_load does (its MUK, groups, expiry and
+ * services as stored; inside a batch: as the batch left them). For a change the table cannot
+ * make from what it holds (the dh service for a MUK over 32 bytes). The MUK never leaves the
+ * call. @return what kl_table_put_ue_bulk gave (0 added, 1 replaced, -errno), or -ENOENT,
+ * -EINVAL, -EBADMSG, -ECANCELED, -ENOMEM, -errno as kl_store_get_ue. */
+int kl_store_load_ue(struct kl_store *s, struct kl_table *t, const uint8_t *id, uint16_t id_len);
+
 /** Start a batch: the following writes share one transaction (one fsync). @return 0, -EBUSY
  * (a batch is already open) or -errno. */
 int kl_store_txn_begin(struct kl_store *s);

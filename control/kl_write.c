@@ -207,6 +207,11 @@ char *kl_write_table_error(int rc, enum kl_table_kind kind, char *out, size_t ca
 	case -ENOENT:
 		fmt(out, cap, "no such %s entry", name);
 		break;
+	case -EOPNOTSUPP: /* kl_table_set_ue_services: dh for a MUK the table holds in chunks */
+		fmt(out, cap,
+		    "the %s entry's MUK is over 32 bytes and not stored here: put it again with "
+		    "its MUK and services to give it the dh service", name);
+		break;
 	case -EINVAL:
 		fmt(out, cap, "the key table refused the %s entry as invalid", name);
 		break;
@@ -324,8 +329,15 @@ static int table_write(const struct kl_writer *wr, const struct kl_write *w)
 	}
 	case KL_WOP_SET_GROUPS:
 		return kl_table_set_ue_groups(t, w->key, w->key_len, w->groups, w->ngroups);
-	case KL_WOP_SET_SERVICES:
-		return kl_table_set_ue_services(t, w->key, w->key_len, w->services);
+	case KL_WOP_SET_SERVICES: {
+		int rc = kl_table_set_ue_services(t, w->key, w->key_len, w->services);
+
+		/* the dh service for a MUK over 32 bytes: its public value needs the whole MUK,
+		 * which only the store holds (the table keeps the chunks' states) */
+		if (rc == -EOPNOTSUPP && w->stored)
+			rc = kl_store_load_ue(wr->store, t, w->key, w->key_len);
+		return rc;
+	}
 	case KL_WOP_PUT_GROUP: {
 		struct kl_group_ref ref = group_ref(w);
 

@@ -293,6 +293,9 @@ enum kl_kdf_id {
 	KL_KDF_PROSE_P2,
 	KL_KDF_PROSE_KD,
 	KL_KDF_VLR_TOKEN, /* K*x */
+	KL_KDF_DH_SCALAR, /* UEx's X25519 private scalar */
+	KL_KDF_DH_KS,	  /* Ks of the DH scheme, from the X25519 shared secret */
+	KL_KDF_S2S_PSK,	  /* server-to-server PSK, from K(VLRa,VLRb) */
 	KL_KDF_AKMA_KAKMA,
 	KL_KDF_AKMA_ATID,
 	KL_KDF_AKMA_KAF,
@@ -322,10 +325,15 @@ const struct kl_kdf_def *kl_kdf_def_find(const char *name);
 
 /**
  * Run a derivation of the table: vars are its variable parameters in table order; fixed ones
- * are inserted. @return 0 or -EINVAL (wrong number of variable parameters, bad key).
+ * are inserted. c NULL: no crypto context, one HMAC through OpenSSL (the control plane's
+ * writer, one key at a time). @return 0 or -EINVAL (wrong number of variable parameters, bad key).
  */
 int kl_derive(struct kl_crypto *c, enum kl_kdf_id id, const uint8_t *key, size_t key_len,
 	      const struct kl_kdf_param *vars, unsigned nvars, uint8_t out[KL_KDF_OUT_LEN]);
+/** kl_derive from Key's HMAC-SHA-256 state (kl_hmac_key_init with KL_HASH_SHA256, or a PSK
+ * chunk's midstates); c NULL as for kl_derive. @return 0 or -EINVAL. */
+int kl_derive_hk(struct kl_crypto *c, enum kl_kdf_id id, const struct kl_hmac_key *key,
+		 const struct kl_kdf_param *vars, unsigned nvars, uint8_t out[KL_KDF_OUT_LEN]);
 
 /** E2M key identifier: the 32 least significant bits of the AV's RAND. */
 uint32_t kl_e2m_key_id(const uint8_t rand[16]);
@@ -352,6 +360,26 @@ int kl_x25519_public(const uint8_t s[KL_X25519_LEN], uint8_t p[KL_X25519_LEN]);
  * peer value: an error on both sides, PROTOCOL.md section 9); out is then zero. */
 int kl_x25519_shared(const uint8_t s[KL_X25519_LEN], const uint8_t peer[KL_X25519_LEN],
 		     uint8_t out[KL_X25519_LEN]);
+
+/* The DH VLR scheme's values (PROTOCOL.md sections 7 and 9). Kx is UEx's PSK (its MUK as stored),
+ * given as its HMAC-SHA-256 key state; c NULL: no crypto context (OpenSSL, one at a time: the
+ * key table's writer). s_x = KDF(Kx, FF07, "dh-x25519") lives only inside these calls. */
+
+#define KL_DH_FP_LEN 8 /* a public value's fingerprint: the first 8 bytes of SHA-256(P) */
+
+/** UEx's public value P_x = X25519(s_x, 9). @return 0, -EINVAL or -EIO. */
+int kl_dh_public(struct kl_crypto *c, const struct kl_hmac_key *kx, uint8_t p[KL_X25519_LEN]);
+/**
+ * Ks = KDF(X25519(s_own, P_peer), FF08, ID_lo, ID_hi), the two UE identities (1..65535 bytes
+ * each) in bytewise ascending order (a prefix first). ks is zero on failure.
+ * @return 0, -EINVAL (a bad argument, equal identities), -EPERM (all-zero shared secret: a
+ *         low-order peer value) or -EIO.
+ */
+int kl_dh_ks(struct kl_crypto *c, const struct kl_hmac_key *kx, const uint8_t peer[KL_X25519_LEN],
+	     const uint8_t *id, size_t id_len, const uint8_t *peer_id, size_t peer_id_len,
+	     uint8_t ks[KL_KDF_OUT_LEN]);
+/** Fingerprint of a public value, for operators (P is public; the scalar is never shown). */
+void kl_dh_pub_fp(const uint8_t p[KL_X25519_LEN], uint8_t fp[KL_DH_FP_LEN]);
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,8 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 			x->res->is_error = 1;
 			x->res->err_no = p->err_no;
 			x->res->detail = p->detail;
+			x->res->retry_after_ms = p->retry_after_ms;
+			x->res->has_retry_after = p->has_retry_after;
 			x->rc = 0;
 			continue;
 		}
@@ -139,6 +141,14 @@ static void verify_batch(struct kl_crypto *c, struct kl_client_check *chk, unsig
 		}
 		if (p->kind != x->req->spec.kind || p->encr_len > sizeof(x->res->plain)) {
 			x->rc = -EPROTO;
+			continue;
+		}
+		if (!p->encr) {
+			/* an answer without a secret (kind 4: the peer's public value), nothing to
+			 * decrypt; the codec checked that it carries the kind's TLVs */
+			if (p->tlv_seen & (1u << KL_TLVI_X25519))
+				x->res->x25519 = p->tlv[KL_TLVI_X25519];
+			x->rc = 0;
 			continue;
 		}
 		aop[na] = (struct kl_aescm_op){ .key = x->req->encr_key, .salt = x->req->salt_key,
@@ -325,4 +335,214 @@ int kl_client_hm_pad(const struct kl_mikey_req_spec *s, uint16_t idr_len)
 			return -ENOSPC;
 		return (int)pad;
 	}
+}
+
+/* ---- DH VLR scheme (kind 4) and ProSe (kind 5) on the UE side -------------------------------- */
+
+/* FCs of PROTOCOL.md section 7 that the derivation table does not hold yet: X25519 private
+ * scalar (FF07, fixed parameter "dh-x25519") and Ks of the DH scheme (FF08, ID_lo, ID_hi). */
+#define DH_FC_SCALAR 0xFF07
+#define DH_FC_KS 0xFF08
+static const char dh_label[] = "dh-x25519";
+
+/* The identities of op in bytewise ascending order (a prefix first). @return -EINVAL if equal. */
+static int dh_order(const struct kl_dh_op *o, struct kl_kdf_param ids[2])
+{
+	uint16_t m = o->la < o->lb ? o->la : o->lb;
+	int cmp = memcmp(o->id_a, o->id_b, m);
+
+	if (!cmp && o->la == o->lb)
+		return -EINVAL;
+	if (!cmp)
+		cmp = o->la < o->lb ? -1 : 1;
+	ids[cmp < 0 ? 0 : 1] = (struct kl_kdf_param){ .data = o->id_a, .len = o->la };
+	ids[cmp < 0 ? 1 : 0] = (struct kl_kdf_param){ .data = o->id_b, .len = o->lb };
+	return 0;
+}
+
+int kl_client_dh_ks_burst(struct kl_crypto *c, struct kl_dh_op *ops, unsigned n)
+{
+	static __thread struct kl_hmac_key hk[CLIENT_BATCH];
+	static __thread uint8_t sec[CLIENT_BATCH][KL_KDF_OUT_LEN];
+	struct kl_kdf_param label = { (const uint8_t *)dh_label, sizeof(dh_label) - 1 };
+	struct kl_kdf_param ids[CLIENT_BATCH][2];
+	struct kl_kdf_op kop[CLIENT_BATCH];
+	const uint8_t *kp[CLIENT_BATCH];
+	uint16_t kl[CLIENT_BATCH];
+	unsigned idx[CLIENT_BATCH];
+
+	if (!c || (n && !ops))
+		return -EINVAL;
+	for (unsigned base = 0; base < n; base += CLIENT_BATCH) {
+		unsigned m = n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH, ng = 0, nx = 0;
+
+		for (unsigned k = 0; k < m; k++) {
+			struct kl_dh_op *o = &ops[base + k];
+
+			memset(o->ks, 0, sizeof(o->ks));
+			o->rc = -EINVAL;
+			if (!o->own_key || !o->own_key_len || !o->peer_pub || !o->id_a || !o->id_b ||
+			    !o->la || !o->lb || dh_order(o, ids[ng]))
+				continue;
+			kp[ng] = o->own_key;
+			kl[ng] = o->own_key_len;
+			idx[ng++] = k;
+		}
+		/* s_own = KDF(Kx, FF07, "dh-x25519"), one batch */
+		if (ng && kl_hmac_key_init_burst(KL_HASH_SHA256, kp, kl, hk, ng) != (int)ng)
+			ng = 0;
+		for (unsigned i = 0; i < ng; i++)
+			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = &label, .fc = DH_FC_SCALAR,
+						     .nparams = 1, .out = sec[i] };
+		if (ng && kl_kdf_burst(c, kop, ng) != (int)ng) {
+			for (unsigned i = 0; i < ng; i++)
+				ops[base + idx[i]].rc = -EIO;
+			ng = 0;
+		}
+		/* X25519 one by one (OpenSSL has no batch); then Ks = KDF(shared, FF08, ...) */
+		for (unsigned i = 0; i < ng; i++) {
+			struct kl_dh_op *o = &ops[base + idx[i]];
+			uint8_t x[KL_X25519_LEN];
+
+			o->rc = kl_x25519_shared(sec[i], o->peer_pub, x);
+			if (o->rc)
+				continue;
+			kp[nx] = o->ks; /* the shared secret waits in ks until its key state is made */
+			memcpy(o->ks, x, sizeof(x));
+			kl_memzero(x, sizeof(x));
+			kl[nx] = KL_X25519_LEN;
+			ids[nx][0] = ids[i][0];
+			ids[nx][1] = ids[i][1];
+			idx[nx++] = idx[i];
+		}
+		kl_memzero(sec, ng * sizeof(sec[0]));
+		if (nx && kl_hmac_key_init_burst(KL_HASH_SHA256, kp, kl, hk, nx) != (int)nx) {
+			for (unsigned i = 0; i < nx; i++)
+				ops[base + idx[i]].rc = -EIO;
+			nx = 0;
+		}
+		for (unsigned i = 0; i < nx; i++)
+			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = ids[i], .fc = DH_FC_KS,
+						     .nparams = 2, .out = ops[base + idx[i]].ks };
+		if (nx && kl_kdf_burst(c, kop, nx) != (int)nx)
+			for (unsigned i = 0; i < nx; i++)
+				ops[base + idx[i]].rc = -EIO;
+		for (unsigned k = 0; k < m; k++)
+			if (ops[base + k].rc)
+				kl_memzero(ops[base + k].ks, sizeof(ops[base + k].ks));
+		kl_memzero(hk, sizeof(hk));
+	}
+	return (int)n;
+}
+
+int kl_client_dh_ks(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
+		    const uint8_t peer_pub[32], const uint8_t *id_a, uint16_t la,
+		    const uint8_t *id_b, uint16_t lb, uint8_t ks[32])
+{
+	struct kl_dh_op o = { .own_key = own_key, .own_key_len = own_key_len, .peer_pub = peer_pub,
+			      .id_a = id_a, .id_b = id_b, .la = la, .lb = lb };
+
+	if (!ks)
+		return -EINVAL;
+	if (kl_client_dh_ks_burst(c, &o, 1) != 1)
+		o.rc = -EINVAL;
+	memcpy(ks, o.ks, sizeof(o.ks));
+	kl_memzero(o.ks, sizeof(o.ks));
+	return o.rc;
+}
+
+int kl_client_dh_public(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
+			uint8_t pub[32])
+{
+	struct kl_kdf_param label = { (const uint8_t *)dh_label, sizeof(dh_label) - 1 };
+	struct kl_hmac_key k;
+	uint8_t s[KL_KDF_OUT_LEN];
+	int rc;
+
+	if (!c || !own_key || !own_key_len || !pub)
+		return -EINVAL;
+	if (kl_hmac_key_init(KL_HASH_SHA256, own_key, own_key_len, &k))
+		return -EINVAL;
+	rc = kl_kdf(c, &k, DH_FC_SCALAR, &label, 1, s);
+	kl_hmac_key_wipe(&k);
+	if (!rc)
+		rc = kl_x25519_public(s, pub);
+	kl_memzero(s, sizeof(s));
+	return rc;
+}
+
+int kl_client_prose_burst(struct kl_crypto *c, struct kl_prose_op *ops, unsigned n)
+{
+	static __thread struct kl_hmac_key hk[CLIENT_BATCH];
+	const uint16_t fc_p = kl_kdf_def_get(KL_KDF_PROSE_P2)->fc,
+		       fc_kd = kl_kdf_def_get(KL_KDF_PROSE_KD)->fc;
+	struct kl_kdf_param in[CLIENT_BATCH];
+	struct kl_kdf_op kop[CLIENT_BATCH];
+	const uint8_t *kp[CLIENT_BATCH];
+	uint16_t kl[CLIENT_BATCH];
+	unsigned idx[CLIENT_BATCH];
+
+	if (!c || (n && !ops))
+		return -EINVAL;
+	for (unsigned base = 0; base < n; base += CLIENT_BATCH) {
+		unsigned m = n - base < CLIENT_BATCH ? n - base : CLIENT_BATCH, ng = 0;
+
+		for (unsigned k = 0; k < m; k++) {
+			struct kl_prose_op *o = &ops[base + k];
+
+			memset(o->out, 0, sizeof(o->out));
+			o->rc = -EINVAL;
+			if (!o->key || !o->in || !o->key_len || o->kd > 1 ||
+			    (o->kd && o->key_len != 32))
+				continue;
+			kp[ng] = o->key;
+			kl[ng] = o->key_len;
+			in[ng] = (struct kl_kdf_param){ .data = o->in, .len = o->kd ? 32 : 16 };
+			idx[ng++] = k;
+		}
+		if (ng && kl_hmac_key_init_burst(KL_HASH_SHA256, kp, kl, hk, ng) != (int)ng)
+			ng = 0;
+		for (unsigned i = 0; i < ng; i++) {
+			struct kl_prose_op *o = &ops[base + idx[i]];
+
+			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = &in[i],
+						     .fc = o->kd ? fc_kd : fc_p, .nparams = 1,
+						     .out = o->out };
+		}
+		if (ng && kl_kdf_burst(c, kop, ng) == (int)ng)
+			for (unsigned i = 0; i < ng; i++)
+				ops[base + idx[i]].rc = 0;
+		else
+			for (unsigned i = 0; i < ng; i++)
+				kl_memzero(ops[base + idx[i]].out, 32);
+		kl_memzero(hk, ng * sizeof(hk[0]));
+	}
+	return (int)n;
+}
+
+/* One ProSe derivation through kl_client_prose_burst. */
+static int prose_one(struct kl_crypto *c, const uint8_t *key, uint16_t key_len,
+		     const uint8_t *in, uint8_t kd, uint8_t out[32])
+{
+	struct kl_prose_op o = { .key = key, .in = in, .key_len = key_len, .kd = kd };
+
+	if (!out)
+		return -EINVAL;
+	if (kl_client_prose_burst(c, &o, 1) != 1)
+		o.rc = -EINVAL;
+	memcpy(out, o.out, 32);
+	kl_memzero(o.out, sizeof(o.out));
+	return o.rc;
+}
+
+int kl_client_prose_p(struct kl_crypto *c, const uint8_t *kasme, uint16_t kasme_len,
+		      const uint8_t p_in[16], uint8_t p_out[32])
+{
+	return prose_one(c, kasme, kasme_len, p_in, 0, p_out);
+}
+
+int kl_client_prose_kd(struct kl_crypto *c, const uint8_t p2[32], const uint8_t p4[32],
+		       uint8_t kd[32])
+{
+	return prose_one(c, p2, 32, p4, 1, kd);
 }

@@ -41,6 +41,10 @@ static const struct kl_kind_ops *const kinds[KL_KIND__COUNT] = {
 	[KL_KIND_E2M] = &kl_kind_e2m,
 	[KL_KIND_HM] = &kl_kind_hm,
 	[KL_KIND_KSTAR] = &kl_kind_kstar,
+	[KL_KIND_DH] = &kl_kind_dh,
+	[KL_KIND_PROSE] = &kl_kind_prose,
+	[KL_KIND_PEERPV] = &kl_kind_peerpv,
+	[KL_KIND_PUSH] = &kl_kind_push,
 };
 
 struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl_table *table,
@@ -92,6 +96,9 @@ struct kl_worker *kl_worker_create(const struct kl_engine_config *cfg, struct kl
 	w->predelivery = SEC(cfg->predelivery_s ? cfg->predelivery_s : 60);
 	w->session = SEC(cfg->session_s ? cfg->session_s : 3600);
 	w->rnd_pos = KL_RND_BUF; /* empty: the first use fills it */
+	w->peers = cfg->peers;
+	w->s2s = cfg->s2s;
+	w->retry_ms = cfg->retry_after_ms ? cfg->retry_after_ms : 200;
 	w->idr_len = cfg->idr_len;
 	memcpy(w->idr, cfg->idr, cfg->idr_len);
 	return w;
@@ -217,6 +224,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	if (n > KL_ENGINE_BURST)
 		n = KL_ENGINE_BURST;
 	w->now = now;
+	w->nout = 0;
 	/* 1. parse; the next two datagrams are fetched while this one is read */
 	for (unsigned i = 0; i < n && i < 2; i++) {
 		__builtin_prefetch(pkts[i].in, 0, 3);
@@ -242,6 +250,14 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		j->detail = 0;
 		j->requester = NULL;
 		j->nkeys = 0;
+		w->req[i].kind = KL_KIND_MBMS; /* a datagram that leaves before parsing holds no keys */
+		if (pkts[i].peer && w->s2s && pkts[i].in_len >= 2 && pkts[i].in[0] == 1 &&
+		    (pkts[i].in[1] == KL_DT_PSK_RESP || pkts[i].in[1] == KL_DT_ERROR)) {
+			/* a peer server's answer to one of our requests: recorded, never answered */
+			kl_s2s_answer(w, &pkts[i]);
+			live[i] = 0;
+			continue;
+		}
 		d = kl_mikey_parse_req(pkts[i].in, pkts[i].in_len, &w->req[i]);
 		if (d != KL_DROP_NONE) {
 			drop(w, &pkts[i], &live[i], d);
@@ -254,6 +270,18 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		}
 		if (kd->start)
 			kd->start(j);
+		if (w->req[i].kind == KL_KIND_PEERPV || w->req[i].kind == KL_KIND_PUSH) {
+			/* from a peer server: only from the address and port of the peer IDi names */
+			int peer = kl_peers_find_id(w->peers, w->req[i].id, w->req[i].id_len);
+
+			if (peer < 0 || pkts[i].peer != peer + 1) {
+				kl_peer_count(w->peers, peer < 0 ? KL_PEER_UNCONFIGURED : (unsigned)peer,
+					      KL_PEER_CNT_REFUSED);
+				drop(w, &pkts[i], &live[i], KL_DROP_NOT_PEER);
+				continue;
+			}
+			j->k.s2s.peer = peer;
+		}
 		if (kd->nlookups > steps)
 			steps = kd->nlookups;
 		w->st.counter[KL_CNT_REQ_MBMS + w->req[i].kind]++;
@@ -372,6 +400,13 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 	}
 	if (m)
 		kl_kdf_burst(w->c, w->kop, m);
+	/* 7b. exchanges with the state the workers share (rendezvous, requests to peers) */
+	for (unsigned i = 0; i < n; i++) {
+		const struct kl_kind_ops *kd = kinds[w->req[i].kind];
+
+		if (live[i] && !w->job[i].err_no && kd->settle)
+			kd->settle(w, i);
+	}
 	/* 8. build answers (a kind's own builder where it has one); its GCM seals, one batch */
 	m = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -383,8 +418,9 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		if (!live[i])
 			continue;
 		if (j->err_no)
-			rc = kl_mikey_build_err(pkts[i].out, pkts[i].out_cap, r, now, j->err_no, j->detail,
-						&j->lay);
+			rc = kl_mikey_build_err_retry(pkts[i].out, pkts[i].out_cap, r, now, j->err_no,
+						      j->detail, j->detail == 5 ? w->retry_ms : 0,
+						      &j->lay);
 		else if (kd->build)
 			rc = kd->build(w, i, &pkts[i]);
 		else
@@ -415,7 +451,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 
 		if (!live[i])
 			continue;
-		if (!j->err_no)
+		if (!j->err_no && j->lay.encr_len)
 			w->cop[m++] = (struct kl_aescm_op){ .key = j->encr_key, .salt = j->salt_key,
 							    .in = pkts[i].out + j->lay.encr_off,
 							    .out = pkts[i].out + j->lay.encr_off,
@@ -443,6 +479,8 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 			w->st.counter[KL_CNT_ERR_NOT_AUTHORISED]++;
 		else if (j->detail == 3)
 			w->st.counter[KL_CNT_ERR_KEY_NOT_VALID]++;
+		else if (j->detail == 5)
+			w->st.counter[KL_CNT_ERR_NOT_READY]++;
 		else
 			w->st.counter[KL_CNT_ERR_NO_SUCH_KEY]++;
 	}
@@ -456,7 +494,7 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 		 * a table key only (the MSKs stay in the table) */
 		const struct kl_kind_ops *kd = kinds[w->req[i].kind < KL_KIND__COUNT ? w->req[i].kind : 0];
 
-		if (!kd || kd->kdf)
+		if (!kd || kd->kdf || kd->settle)
 			kl_memzero(&w->job[i].k, sizeof(w->job[i].k));
 	}
 	return answers;

@@ -38,6 +38,9 @@ extern "C" {
 	X(ERR_NO_SUCH_KEY, "error_no_such_key", "error 12/2 sent: no such group, UE or key id") \
 	X(ERR_KEY_NOT_VALID, "error_key_not_valid", "error 12/3 sent: key not valid now")       \
 	X(REPLAY_EVICTIONS, "replay_cache_evictions", "live replay entries pushed out when full")   \
+	X(ERR_NOT_READY, "error_not_ready", "error 12/5 sent: waiting on a peer server or peer UE")   \
+	X(S2S_ANSWERS, "s2s_answers", "answers from peer servers to our kind 6/7 requests, verified") \
+	X(S2S_STALE, "s2s_stale", "answers from peer servers to requests no longer in flight")       \
 	X(REPLAY_WINDOW, "replay_window_refused",                                                 \
 	  "error 1 sent: T older than the replay cache still reaches (it could be a replay)")
 
@@ -71,6 +74,7 @@ struct kl_engine_config {
 	 * answers, requests in flight). NULL: kinds 4..7 only serve local UEs / are refused */
 	struct kl_peers *peers;
 	struct kl_s2s *s2s;
+	uint16_t retry_after_ms; /* of ERR 12/5 answers (TLV 10), default 200 */
 };
 
 struct kl_worker_stats {
@@ -161,6 +165,13 @@ struct kl_client_result {
 	 * its key_id the session id */
 	const uint8_t *token[2];
 	uint16_t token_len[2];
+	/* kind 4 (an answer without KEMAC, nkeys 0): TLV 9, the peer UE's X25519 public value (32
+	 * bytes), pointing into the answer; NULL otherwise. Kind 5: keys[0] is p2 or p4 (32 bytes,
+	 * SPI 0), its validity the rendezvous' (TLV 3: 0 || valid-from || valid-to). */
+	const uint8_t *x25519;
+	/* a verified error (ERR 12 detail 5: the answer is not ready) with TLV 10: when to retry */
+	uint16_t retry_after_ms;
+	uint8_t has_retry_after;
 };
 
 /**
@@ -224,6 +235,60 @@ int kl_client_hm_open_burst(struct kl_crypto *c, struct kl_hm_open *ops, unsigne
  *         identities) or -ENOSPC (the padded request would exceed KL_MIKEY_REQ_MAX).
  */
 int kl_client_hm_pad(const struct kl_mikey_req_spec *s, uint16_t idr_len);
+
+/* ---- UE side of the DH VLR scheme (kind 4) and ProSe (kind 5), PROTOCOL.md sections 7, 9 ---- */
+
+/** One UE's Ks of the DH scheme. */
+struct kl_dh_op {
+	const uint8_t *own_key; /* the UE's PSK Kx (its MUK), 1..KL_KDF_PARAM_MAX bytes */
+	const uint8_t *peer_pub; /* P_peer, 32 bytes (TLV 9 of the kind-4 answer) */
+	const uint8_t *id_a;	 /* the two UE identities, in either order */
+	const uint8_t *id_b;
+	uint16_t own_key_len;
+	uint16_t la, lb;
+	/* out */
+	uint8_t ks[32]; /* zero unless rc is 0 */
+	int rc;		/* 0; -EINVAL (arguments, equal identities); -EPERM (all-zero X25519
+			 * result: a low-order peer value); -EIO */
+};
+
+/**
+ * Ks = KDF(X25519(s_own, P_peer), FF08, ID_lo, ID_hi) for n UEs, with s_own = KDF(own key, FF07,
+ * "dh-x25519") and the identities in bytewise ascending order (a prefix first). The KDFs run in
+ * crypto batches; X25519 (OpenSSL) one at a time. Every op gets its rc.
+ * @return n, or -EINVAL (NULL arguments: nothing computed).
+ */
+int kl_client_dh_ks_burst(struct kl_crypto *c, struct kl_dh_op *ops, unsigned n);
+
+/** kl_client_dh_ks_burst for one UE. @return the op's rc. */
+int kl_client_dh_ks(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
+		    const uint8_t peer_pub[32], const uint8_t *id_a, uint16_t la,
+		    const uint8_t *id_b, uint16_t lb, uint8_t ks[32]);
+
+/** A UE's public value P = X25519(KDF(own key, FF07, "dh-x25519"), 9). @return 0, -EINVAL, -EIO. */
+int kl_client_dh_public(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
+			uint8_t pub[32]);
+
+/** ProSe: p2 = KDF(KASME1, FF04, p1) (or p4 from KASME2 and p3). @return 0 or -EINVAL. */
+int kl_client_prose_p(struct kl_crypto *c, const uint8_t *kasme, uint16_t kasme_len,
+		      const uint8_t p_in[16], uint8_t p_out[32]);
+
+/** ProSe: KD = KDF(p2, FF05, p4). @return 0 or -EINVAL. */
+int kl_client_prose_kd(struct kl_crypto *c, const uint8_t p2[32], const uint8_t p4[32],
+		       uint8_t kd[32]);
+
+/** A ProSe derivation of kl_client_prose_burst: out = KDF(key, fc, in) with key and in as below. */
+struct kl_prose_op {
+	const uint8_t *key; /* KASME (p: key_len bytes, in 16 bytes) or p2 (kd: 32, in = p4, 32) */
+	const uint8_t *in;
+	uint16_t key_len;
+	uint8_t kd;	   /* 0: p = KDF(KASME, FF04, p1 or p3); 1: KD = KDF(p2, FF05, p4) */
+	uint8_t out[32];   /* out */
+	int rc;		   /* out: 0 or -EINVAL */
+};
+
+/** n ProSe derivations (p and KD mixed) in crypto batches. @return n, or -EINVAL (NULL args). */
+int kl_client_prose_burst(struct kl_crypto *c, struct kl_prose_op *ops, unsigned n);
 
 /** NTP timestamp (seconds since 1900 << 32 | fraction) of the realtime clock. Not for the packet path's inner loop. */
 uint64_t kl_ntp_now(void);

@@ -10,11 +10,13 @@
 
 #include "kl_engine.h"
 #include "kl_replay.h"
+#include "kl_s2s.h"
 
 #define KL_KIND_MAX_LOOKUPS 2
 #define KL_KIND_MAX_KDF 2  /* KDF ops one request may add to the burst's batch */
 #define KL_KIND_MAX_SEAL 2 /* GCM seals one request may add */
 #define KL_RND_BUF 4096	   /* per-worker CSPRNG bytes, refilled in bulk */
+#define KL_WORKER_OWN 1024 /* server-to-server requests in flight one worker retransmits */
 
 /* What a request needs between stages. The kind-specific part is a union: one kind's fields. */
 struct job {
@@ -48,6 +50,16 @@ struct job {
 			uint32_t sid;			  /* session id */
 			uint64_t pair_expires;
 		} hm;
+		struct {
+			struct kl_hmac_key kasme;   /* kind 5: the UE's PSK as KDF key */
+			struct kl_kdf_param kdfp;
+			const struct kl_pair *pair; /* the peer server's pair entry (remote) */
+			int peer;		    /* index in the peers; -1: the peer UE is local */
+			uint64_t expires;	    /* kind 5: the rendezvous entry's end */
+			uint8_t pub[32];	    /* kinds 4, 6: the public value answered */
+			uint8_t own[32];	    /* kind 5: this UE's p2/p4; kind 7: the value pushed */
+			uint8_t other[32];	    /* kind 5: the other side's */
+		} s2s;
 		struct {
 			struct kl_hmac_key e2m_int;
 			struct kl_kdf_param kdfp[2];
@@ -91,6 +103,15 @@ struct kl_worker {
 	struct kl_gcm_op gop[KL_ENGINE_BURST * KL_KIND_MAX_SEAL];
 	unsigned rnd_pos;
 	uint8_t rnd[KL_RND_BUF];
+	/* server-to-server */
+	struct kl_peers *peers;
+	struct kl_s2s *s2s;
+	uint16_t retry_ms;	 /* retry-after of ERR 12/5 */
+	uint64_t next_tick;	 /* NTP: the next look at own requests in flight */
+	unsigned nout;
+	unsigned nown;
+	uint32_t own[KL_WORKER_OWN]; /* CSB IDs of requests this worker sent and retransmits */
+	struct kl_s2s_msg outbox[KL_ENGINE_OUTBOX];
 	const uint8_t *akeys[KL_ENGINE_BURST];
 	uint16_t alens[KL_ENGINE_BURST];
 	struct kl_hmac_key astates[KL_ENGINE_BURST];
@@ -122,6 +143,9 @@ struct kl_kind_ops {
 	/* derivations of the selected keys: puts up to KL_KIND_MAX_KDF KDF ops for request i into
 	 * op, @return how many. NULL = none; the burst's KDF ops of all kinds are one batch */
 	unsigned (*kdf)(struct kl_worker *w, unsigned i, struct kl_kdf_op *op);
+	/* after the KDF batch, before answers are built: exchanges with the shared server-to-server
+	 * state (may set the job's error). NULL = none */
+	void (*settle)(struct kl_worker *w, unsigned i);
 	/* the answer to request i (no error) into p->out: NULL = the plain response of its keys.
 	 * @return as kl_mikey_build_resp; the job's lay is set */
 	int (*build)(struct kl_worker *w, unsigned i, struct kl_pkt *p);
@@ -134,6 +158,14 @@ extern const struct kl_kind_ops kl_kind_mbms;
 extern const struct kl_kind_ops kl_kind_e2m;
 extern const struct kl_kind_ops kl_kind_hm;
 extern const struct kl_kind_ops kl_kind_kstar;
+extern const struct kl_kind_ops kl_kind_dh;
+extern const struct kl_kind_ops kl_kind_prose;
+extern const struct kl_kind_ops kl_kind_peerpv;
+extern const struct kl_kind_ops kl_kind_push;
+
+/* Server-to-server messages (kl_kind_s2s.c): an answer from a peer server to one of ours (data
+ * type 1 or 6, from a configured peer's address): verified and recorded; never answered. */
+void kl_s2s_answer(struct kl_worker *w, struct kl_pkt *p);
 
 /* A UE's PSK (its MUK): the requester of kinds 0, 2 and 3. */
 static inline void kl_ue_psk(const void *e, const struct kl_psk_chunk **chunk, unsigned *n)

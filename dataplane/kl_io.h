@@ -34,7 +34,14 @@ struct rte_mempool;
 	X(RATE_LIMITED, "rate_limited", "requests dropped: the source's token bucket was empty") \
 	X(RATE_REFUSED, "rate_table_full", "requests dropped: no rate-limit slot for a new source") \
 	X(NO_MBUF, "no_mbuf", "answers lost: no buffer to build them in")                       \
-	X(RX_ERRORS, "rx_errors", "receive errors (socket io)")
+	X(RX_ERRORS, "rx_errors", "receive errors (socket io)")                                 \
+	X(S2S_TX, "s2s_tx", "server-to-server messages handed to the socket or device for a peer") \
+	X(S2S_TX_FAILED, "s2s_tx_failed",                                                         \
+	  "server-to-server messages not sent: no route, no buffer or the socket refused (the engine retries)") \
+	X(S2S_NO_NEIGH, "s2s_no_neighbour",                                                       \
+	  "server-to-server messages not sent: the peer's MAC is not known yet (dpdk io; an ARP "     \
+	  "request or neighbour solicitation went out instead)")                                  \
+	X(NEIGH_LEARNED, "neighbour_learned", "peers' MACs learned or changed (dpdk io)")
 
 enum kl_io_counter {
 #define KL_X(e, n, d) KL_IO_CNT_##e,
@@ -78,6 +85,8 @@ static inline void kl_io_hist_add(struct kl_io_stats *st, uint64_t ns, unsigned 
 #define KL_IO_DRAIN_US 100	 /* TX buffers are flushed at least this often */
 #define KL_IO_MAX_PORTS 8
 #define KL_IO_MAX_SOCKETS 16
+#define KL_IO_IDLE_POLL_MS 50 /* socket io: longest idle sleep without peers */
+#define KL_IO_S2S_POLL_MS 10  /* ... and with peers (the engine's 100 ms retransmissions) */
 
 /*
  * Wall clock for the packet path without a syscall: NTP time = offset + tsc * 2^32 / hz. The
@@ -96,6 +105,22 @@ void kl_io_clock_sync(struct kl_io_clock *c);
 /** NTP timestamp at TSC value tsc (any thread). */
 uint64_t kl_io_clock_ntp(const struct kl_io_clock *c, uint64_t tsc);
 
+/*
+ * dpdk io: the next-hop MAC of each peer, shared by all workers of keylined: whichever worker
+ * sees an ARP packet, a neighbour advertisement or a datagram from a peer's address learns it for
+ * all, since with RSS the peer's answers need not reach the worker that sends to it. One 64-bit
+ * word per peer, stored and loaded atomically (no lock): 0 = unknown, else KL_IO_NEIGH_VALID |
+ * (port index << 48) | MAC (the 6 bytes big-endian in the low 48 bits). A configured mac is set
+ * before the workers start, flagged KL_IO_NEIGH_STATIC, and never replaced.
+ */
+#define KL_IO_NEIGH_VALID (1ull << 63)
+#define KL_IO_NEIGH_STATIC (1ull << 62)
+#define KL_IO_NEIGH_ASK_MS 100 /* at most one ARP request / solicitation per peer this often */
+struct kl_io_neigh {
+	uint64_t e[KL_PEERS_MAX];
+	uint64_t asked[KL_PEERS_MAX]; /* TSC of the last ARP request / solicitation for the peer */
+};
+
 /** One port a DPDK worker serves: its queue of that port and the port's addresses. */
 struct kl_io_dpdk_queue {
 	uint16_t port_id;
@@ -111,6 +136,11 @@ struct kl_io_worker {
 	struct kl_worker *engine;
 	struct kl_table *table;
 	struct kl_ratelimit *rl; /* NULL: rate limiting off */
+	/* The configured peer servers (NULL or none: no server-to-server traffic): sets pkt.peer of
+	 * every datagram from a peer's address and port, and where the engine's outbox goes. Never
+	 * changes while the workers run. */
+	const struct kl_peers *peers;
+	struct kl_io_neigh *neigh; /* dpdk io with peers: their MACs, shared by all workers */
 	const struct kl_io_clock *clock;
 	const volatile int *stop; /* set by the control thread: stop taking packets, drain, return */
 	/* dpdk io */
@@ -141,8 +171,12 @@ int kl_io_socket_open(struct kl_io_worker *w, const struct kl_net_addrs *a, char
 /** Close what kl_io_socket_open opened. */
 void kl_io_socket_close(struct kl_io_worker *w);
 /**
- * Kernel-socket worker loop: recvmmsg on each socket -> rate limit -> one engine burst ->
- * sendmmsg. Blocks in poll() (RCU offline) when every socket is idle. Returns 0 on *stop.
+ * Kernel-socket worker loop: recvmmsg on each socket -> rate limit -> peer of each source ->
+ * one engine burst -> sendmmsg of the answers, then of the engine's server-to-server outbox (to
+ * each peer's address and port, from the socket bound to our port of the peer's family: a
+ * dual-stack socket sends to an IPv4 peer v4-mapped); kl_engine_tick every turn. Blocks in poll()
+ * (RCU offline) when every socket is idle: at most KL_IO_IDLE_POLL_MS, KL_IO_S2S_POLL_MS with
+ * peers (retransmissions are due every 100 ms). Returns 0 on *stop.
  */
 int kl_io_socket_loop(void *arg);
 

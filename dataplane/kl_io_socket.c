@@ -5,6 +5,12 @@
  * kernel spreads sources over workers by their 4-tuple hash (a source stays on one worker, which
  * keeps its rate-limit bucket in one place). Batches in and out with recvmmsg/sendmmsg; when
  * every socket is idle the worker sleeps in poll() with its RCU reader offline.
+ *
+ * Server-to-server (PROTOCOL.md section 10): every datagram gets pkt.peer from its source address
+ * and port (an IPv4 peer's datagrams reach a dual-stack socket v4-mapped); the engine's outbox is
+ * sent from the socket bound to our port, so the peer sees it come from our configured address
+ * and port, and its answer comes back to the server port (to whichever worker's socket the kernel
+ * picks: the engine's state for requests in flight is shared).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,7 +25,6 @@
 
 #define RX_BUF 2048  /* a request is at most 512 bytes; a larger datagram is dropped oversized */
 #define TX_BUF 1600
-#define IDLE_POLL_MS 50
 
 _Static_assert(KL_IO_BURST <= KL_ENGINE_BURST, "one receive burst must fit one engine burst");
 _Static_assert(RX_BUF > KL_MIKEY_REQ_MAX, "a cut datagram must still parse as oversized");
@@ -35,7 +40,53 @@ struct sock_scratch {
 	uint8_t keys[KL_IO_BURST][16];
 	uint8_t allow[KL_IO_BURST];
 	struct pollfd pfd[KL_IO_MAX_SOCKETS];
+	int fam[KL_IO_MAX_SOCKETS];	 /* each socket's family */
+	uint8_t dual[KL_IO_MAX_SOCKETS]; /* an IPv6 socket that also takes IPv4 (v4-mapped) */
+	/* the outbox: each peer's socket (-1: none of its family) and address as that socket
+	 * needs it */
+	int peer_fd[KL_PEERS_MAX];
+	struct sockaddr_storage peer_sa[KL_PEERS_MAX];
+	socklen_t peer_sl[KL_PEERS_MAX];
+	struct mmsghdr omsg[KL_ENGINE_OUTBOX];
+	struct iovec oiov[KL_ENGINE_OUTBOX];
 };
+
+/* The first of w's sockets that can send to a peer of this family, and the peer's address in
+ * that socket's form (an IPv4 peer through a dual-stack socket: v4-mapped). */
+static void peer_route(const struct kl_io_worker *w, struct sock_scratch *s, unsigned i)
+{
+	const struct kl_peer *p = &w->peers->p[i];
+	struct sockaddr_storage *ss = &s->peer_sa[i];
+
+	s->peer_fd[i] = -1;
+	memset(ss, 0, sizeof(*ss));
+	for (unsigned k = 0; k < w->nfd && s->peer_fd[i] < 0; k++) {
+		if (p->family == 4 && s->fam[k] == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons(p->port);
+			memcpy(&s4->sin_addr, p->ip, 4);
+			s->peer_sl[i] = sizeof(*s4);
+		} else if (s->fam[k] == AF_INET6 && (p->family == 6 || s->dual[k])) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons(p->port);
+			if (p->family == 6) {
+				memcpy(&s6->sin6_addr, p->ip, 16);
+			} else {
+				s6->sin6_addr.s6_addr[10] = 0xff;
+				s6->sin6_addr.s6_addr[11] = 0xff;
+				memcpy(s6->sin6_addr.s6_addr + 12, p->ip, 4);
+			}
+			s->peer_sl[i] = sizeof(*s6);
+		} else {
+			continue;
+		}
+		s->peer_fd[i] = w->fd[k];
+	}
+}
 
 static int open_one(int family, const void *addr, uint16_t port, char *err, unsigned errlen)
 {
@@ -107,18 +158,22 @@ int kl_io_socket_open(struct kl_io_worker *w, const struct kl_net_addrs *a, char
 		fd = open_one(AF_INET6, NULL, a->udp_port, err, errlen);
 		if (fd < 0)
 			goto fail;
+		s->fam[w->nfd] = AF_INET6;
+		s->dual[w->nfd] = 1;
 		w->fd[w->nfd++] = fd;
 	}
 	for (unsigned i = 0; i < a->n4 && w->nfd < KL_IO_MAX_SOCKETS; i++) {
 		fd = open_one(AF_INET, a->ip4[i], a->udp_port, err, errlen);
 		if (fd < 0)
 			goto fail;
+		s->fam[w->nfd] = AF_INET;
 		w->fd[w->nfd++] = fd;
 	}
 	for (unsigned i = 0; i < a->n6 && w->nfd < KL_IO_MAX_SOCKETS; i++) {
 		fd = open_one(AF_INET6, a->ip6[i], a->udp_port, err, errlen);
 		if (fd < 0)
 			goto fail;
+		s->fam[w->nfd] = AF_INET6;
 		w->fd[w->nfd++] = fd;
 	}
 	return 0;
@@ -153,6 +208,94 @@ static void src_key(const struct sockaddr_storage *ss, uint8_t key[16])
 static inline uint64_t rdtsc(void)
 {
 	return __builtin_ia32_rdtsc();
+}
+
+/* 1 + the index of the configured peer that sent from ss, 0 for none. */
+static uint8_t peer_of(const struct kl_peers *ps, const struct sockaddr_storage *ss)
+{
+	int i;
+
+	if (!ps || !ps->n)
+		return 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		i = kl_peers_find_addr(ps, 4, (const uint8_t *)&s4->sin_addr, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			i = kl_peers_find_addr(ps, 4, s6->sin6_addr.s6_addr + 12,
+					       ntohs(s6->sin6_port));
+		else
+			i = kl_peers_find_addr(ps, 6, s6->sin6_addr.s6_addr, ntohs(s6->sin6_port));
+	} else {
+		return 0;
+	}
+	return (uint8_t)(i + 1);
+}
+
+/* sendmmsg all n, counting what the socket took in *sent; what it refused is lost. */
+static unsigned send_all(int fd, struct mmsghdr *m, unsigned n, unsigned *sent)
+{
+	unsigned done = 0, lost = 0;
+
+	while (done < n) {
+		int k = sendmmsg(fd, m + done, n - done, MSG_DONTWAIT);
+
+		if (k <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			/* send buffer full or an unreachable peer: this datagram is lost */
+			lost++;
+			done++;
+			continue;
+		}
+		done += (unsigned)k;
+		*sent += (unsigned)k;
+	}
+	return lost;
+}
+
+/*
+ * The engine's server-to-server messages of its last serve or tick, each to its peer from the
+ * socket of the peer's family (one sendmmsg per socket). A message that cannot go is counted;
+ * the engine retransmits it like a lost one.
+ */
+static void send_outbox(struct kl_io_worker *w, struct sock_scratch *s)
+{
+	const struct kl_s2s_msg *m;
+	unsigned n = kl_engine_outbox(w->engine, &m), sent = 0;
+
+	if (!n)
+		return;
+	if (n > KL_ENGINE_OUTBOX)
+		n = KL_ENGINE_OUTBOX;
+	for (unsigned k = 0; k < w->nfd; k++) {
+		unsigned nb = 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			unsigned p = m[i].peer;
+
+			if (p >= KL_PEERS_MAX || !w->peers || p >= w->peers->n ||
+			    s->peer_fd[p] != w->fd[k])
+				continue;
+			s->oiov[nb].iov_base = (void *)m[i].buf;
+			s->oiov[nb].iov_len = m[i].len;
+			memset(&s->omsg[nb].msg_hdr, 0, sizeof(s->omsg[nb].msg_hdr));
+			s->omsg[nb].msg_hdr.msg_iov = &s->oiov[nb];
+			s->omsg[nb].msg_hdr.msg_iovlen = 1;
+			s->omsg[nb].msg_hdr.msg_name = &s->peer_sa[p];
+			s->omsg[nb].msg_hdr.msg_namelen = s->peer_sl[p];
+			nb++;
+		}
+		if (nb)
+			(void)send_all(w->fd[k], s->omsg, nb, &sent);
+	}
+	/* refused by the socket, or for no peer / a peer without a socket of its family */
+	w->st.counter[KL_IO_CNT_S2S_TX] += sent;
+	w->st.counter[KL_IO_CNT_TX_FRAMES] += sent;
+	w->st.counter[KL_IO_CNT_S2S_TX_FAILED] += n - sent;
 }
 
 /* One recvmmsg batch from fd: serve it and send the answers. @return datagrams received. */
@@ -210,6 +353,7 @@ static int serve_fd(struct kl_io_worker *w, struct sock_scratch *s, int fd)
 		s->pkt[i].in_len = (uint16_t)s->rmsg[r].msg_len;
 		s->pkt[i].out = s->txb[i];
 		s->pkt[i].out_cap = TX_BUF;
+		s->pkt[i].peer = peer_of(w->peers, &s->src[r]);
 	}
 	kl_engine_serve(w->engine, kl_io_clock_ntp(w->clock, t_rx), s->pkt, k);
 	for (unsigned i = 0; i < k; i++) {
@@ -230,21 +374,10 @@ static int serve_fd(struct kl_io_worker *w, struct sock_scratch *s, int fd)
 		unsigned sent = 0;
 
 		kl_io_hist_add(&w->st, (rdtsc() - t_rx) * 1000000000ull / w->clock->hz, nsend);
-		while (sent < nsend) {
-			int m = sendmmsg(fd, s->smsg + sent, nsend - sent, MSG_DONTWAIT);
-
-			if (m <= 0) {
-				if (m < 0 && errno == EINTR)
-					continue;
-				/* send buffer full or an unreachable peer: the answer is lost */
-				w->st.counter[KL_IO_CNT_TX_DROPPED]++;
-				sent++;
-				continue;
-			}
-			sent += (unsigned)m;
-			w->st.counter[KL_IO_CNT_TX_FRAMES] += (unsigned)m;
-		}
+		w->st.counter[KL_IO_CNT_TX_DROPPED] += send_all(fd, s->smsg, nsend, &sent);
+		w->st.counter[KL_IO_CNT_TX_FRAMES] += sent;
 	}
+	send_outbox(w, s);
 	return n;
 }
 
@@ -252,6 +385,7 @@ int kl_io_socket_loop(void *arg)
 {
 	struct kl_io_worker *w = arg;
 	struct sock_scratch *s = w->scratch;
+	int idle_ms;
 
 	if (!s || kl_table_reader_register(w->table, w->id))
 		return -1;
@@ -259,16 +393,25 @@ int kl_io_socket_loop(void *arg)
 		s->pfd[i].fd = w->fd[i];
 		s->pfd[i].events = POLLIN;
 	}
+	for (unsigned i = 0; i < KL_PEERS_MAX; i++)
+		s->peer_fd[i] = -1;
+	for (unsigned i = 0; w->peers && i < w->peers->n && i < KL_PEERS_MAX; i++)
+		peer_route(w, s, i);
+	/* with peers, requests to them may be in flight: their retransmissions (100 ms, doubling)
+	 * must not wait for a long sleep */
+	idle_ms = w->peers && w->peers->n ? KL_IO_S2S_POLL_MS : KL_IO_IDLE_POLL_MS;
 	while (!__atomic_load_n(w->stop, __ATOMIC_RELAXED)) {
 		int got = 0;
 
 		kl_table_quiescent(w->table, w->id);
 		for (unsigned i = 0; i < w->nfd; i++)
 			got += serve_fd(w, s, w->fd[i]);
+		kl_engine_tick(w->engine, kl_io_clock_ntp(w->clock, rdtsc()));
+		send_outbox(w, s);
 		if (!got) {
 			/* Idle: let the key-table writer reclaim without waiting for us. */
 			kl_table_reader_offline(w->table, w->id);
-			(void)poll(s->pfd, w->nfd, IDLE_POLL_MS);
+			(void)poll(s->pfd, w->nfd, idle_ms);
 			kl_table_reader_online(w->table, w->id);
 		}
 	}

@@ -119,7 +119,8 @@ enum kl_tlv_index {
 	X(BAD_MAC, "bad_mac", "MAC did not verify")                                             \
 	X(REPLAY, "replay", "same IDi, CSB ID and RAND inside the skew window")                 \
 	X(NO_BUFFER, "no_buffer", "no room to build the answer")                               \
-	X(AMPLIFICATION, "amplification", "the answer would be more than 3x the request")
+	X(AMPLIFICATION, "amplification", "the answer would be more than 3x the request")     \
+	X(NOT_PEER, "not_peer", "kind 6/7 not from the configured address and port of the peer it names")
 
 enum kl_drop {
 #define KL_X(e, n, d) KL_DROP_##e,

@@ -37,15 +37,19 @@ _Static_assert(sizeof(struct kl_ue) == 40, "struct kl_ue grew: the per-UE memory
 #define KL_NAME_MAX 16	   /* rte_ring names "HT_EXT_<name>_<kind>" must fit 29 bytes */
 #define KL_BATCHES 256	   /* RCU tokens outstanding at once; the newest batch grows past that */
 #define KL_WAIT_US 500000u /* a writer out of spare slots waits this long for readers */
-#define KL_REF_SHIFT 29	   /* retired-slot reference: arena id above, slot index below */
+#define KL_REF_SHIFT 28	   /* retired-slot reference: arena id above, slot index below */
 #define KL_REF_MASK ((1u << KL_REF_SHIFT) - 1)
 #define KL_HASH_MIN_ENTRIES 8u /* rte_hash refuses less than one bucket (private constant) */
 
 _Static_assert(KL_BULK_MAX <= RTE_HASH_LOOKUP_BULK_MAX, "bulk size beyond rte_hash's");
 
+/* UEs take one of four arenas by the size of their entry: a MUK of one or two chunks, with or
+ * without the X25519 public value that only dh UEs carry (kl_ue_dh_pub). */
 enum kl_arena_id {
 	KL_A_UE1,
 	KL_A_UE2,
+	KL_A_UE1D,
+	KL_A_UE2D,
 	KL_A_GROUP,
 	KL_A_EMSE,
 	KL_A_E2M,
@@ -54,8 +58,11 @@ enum kl_arena_id {
 	KL_A__COUNT
 };
 
+_Static_assert(KL_A__COUNT <= 1u << (32 - KL_REF_SHIFT), "arena ids beyond the retired ref");
+
 static const enum kl_table_kind arena_kind[KL_A__COUNT] = {
-	KL_TK_UE, KL_TK_UE, KL_TK_GROUP, KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
+	KL_TK_UE,   KL_TK_UE,  KL_TK_UE,    KL_TK_UE, KL_TK_GROUP,
+	KL_TK_EMSE, KL_TK_E2M, KL_TK_APPID, KL_TK_PAIR,
 };
 
 static const char *const kind_names[KL_TK__COUNT] = {
@@ -120,7 +127,9 @@ struct kl_table {
 	struct kl_sipkey sip;
 	uint32_t max[KL_TK__COUNT];
 	uint32_t count[KL_TK__COUNT];
-	uint32_t max_ue2, count_ue2;
+	uint32_t budget[KL_A__COUNT]; /* UE arenas: entries each may hold (the rest is spare) */
+	uint32_t max_dh;	      /* dh UEs in both dh arenas together */
+	uint32_t used[KL_A__COUNT];
 	uint8_t e2m_ring;
 	uint8_t max_readers;
 	uint64_t memory;
@@ -446,6 +455,7 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 {
 	uint32_t slot_size[KL_A__COUNT], nslots[KL_A__COUNT];
 	uint64_t before = heap_alloc_bytes(), total_slots = 0;
+	uint32_t max_ue2, max_dh;
 	struct kl_table *t;
 	uint8_t rnd[16];
 	size_t qsz;
@@ -469,8 +479,19 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 	t->max[KL_TK_PAIR] = p->max_pairs;
 	t->e2m_ring = p->e2m_ring ? p->e2m_ring : 4;
 	t->max_readers = p->max_readers;
-	t->max_ue2 = p->max_ues_2chunk ? p->max_ues_2chunk : p->max_ues / 32 + 64;
-	t->max_ue2 = RTE_MIN(t->max_ue2, p->max_ues);
+	max_ue2 = RTE_MIN(p->max_ues_2chunk ? p->max_ues_2chunk : p->max_ues / 32 + 64, p->max_ues);
+	/* by default room for 1 in 16 UEs, and for all of a table of up to 64 Ki UEs (a test
+	 * population where every UE has dh costs at most 11.5 MB) */
+	max_dh = p->max_ues_dh ? p->max_ues_dh
+			       : RTE_MAX(p->max_ues / 16 + 1024, RTE_MIN(p->max_ues, 65536u));
+	max_dh = RTE_MIN(max_dh, p->max_ues);
+	t->budget[KL_A_UE1] = p->max_ues;
+	t->budget[KL_A_UE2] = max_ue2;
+	t->budget[KL_A_UE1D] = max_dh;
+	t->max_dh = max_dh;
+	/* dh with a MUK over 32 bytes: rarer than either (slots of 280 bytes) */
+	t->budget[KL_A_UE2D] = RTE_MIN(max_ue2, max_dh) / 8 + 64;
+	t->budget[KL_A_UE2D] = RTE_MIN(t->budget[KL_A_UE2D], RTE_MIN(max_ue2, max_dh));
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		err = errno ? errno : EIO;
@@ -492,13 +513,15 @@ struct kl_table *kl_table_create(const struct kl_table_params *p)
 
 	slot_size[KL_A_UE1] = sizeof(struct kl_ue) + sizeof(struct kl_psk_chunk);
 	slot_size[KL_A_UE2] = sizeof(struct kl_ue) + 2 * sizeof(struct kl_psk_chunk);
+	slot_size[KL_A_UE1D] = slot_size[KL_A_UE1] + KL_X25519_LEN;
+	slot_size[KL_A_UE2D] = slot_size[KL_A_UE2] + KL_X25519_LEN;
 	slot_size[KL_A_GROUP] = sizeof(struct kl_group);
 	slot_size[KL_A_EMSE] = sizeof(struct kl_emse);
 	slot_size[KL_A_E2M] = sizeof(struct kl_e2m) + t->e2m_ring * sizeof(struct kl_e2m_key);
 	slot_size[KL_A_APPID] = sizeof(struct kl_appid);
 	slot_size[KL_A_PAIR] = sizeof(struct kl_pair);
 	for (int i = 0; i < KL_A__COUNT; i++) {
-		uint32_t max = i == KL_A_UE2 ? t->max_ue2 : t->max[arena_kind[i]];
+		uint32_t max = arena_kind[i] == KL_TK_UE ? t->budget[i] : t->max[arena_kind[i]];
 
 		nslots[i] = max ? max + spare(max) : 0;
 		if (nslots[i] > KL_REF_MASK) {
@@ -657,7 +680,52 @@ int kl_table_put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, cons
 	return kl_table_put_ue_exp(t, id, id_len, muk, muk_len, groups, ngroups, 0);
 }
 
-/* services 0: KL_SVC_DEFAULT. A put replaces the whole entry, as the store's put does. */
+static enum kl_arena_id ue_arena(unsigned nchunks, uint8_t services)
+{
+	bool dh = services & KL_SVC(DH);
+
+	if (nchunks == 2)
+		return dh ? KL_A_UE2D : KL_A_UE2;
+	return dh ? KL_A_UE1D : KL_A_UE1;
+}
+
+/* Where a dh UE's public value sits: after its chunks (only dh arenas' slots have room). */
+static uint8_t *ue_pub(struct kl_ue *e)
+{
+	return (uint8_t *)&e->chunk[e->nchunks];
+}
+
+/* The arena a UE's new version goes to has room for it (a version that stays in its old
+ * arena takes no more of it), and a UE that becomes a dh UE stays within their maximum. */
+static bool ue_room(const struct kl_table *t, enum kl_arena_id ai, const struct kl_ue *old)
+{
+	bool was_dh = old && (old->services & KL_SVC(DH));
+
+	if (old && ue_arena(old->nchunks, old->services) == ai)
+		return true;
+	if (t->used[ai] >= t->budget[ai])
+		return false;
+	return was_dh || (ai != KL_A_UE1D && ai != KL_A_UE2D) ||
+	       t->used[KL_A_UE1D] + t->used[KL_A_UE2D] < t->max_dh;
+}
+
+/* Publish a UE's new version e (from arena ai) over old, keeping the arenas' counts. */
+static int ue_publish(struct kl_table *t, enum kl_arena_id ai, const uint8_t dig[KL_DIGEST_LEN],
+		      struct kl_ue *e, const struct kl_ue *old)
+{
+	enum kl_arena_id oai = old ? ue_arena(old->nchunks, old->services) : ai;
+	int rc = publish(t, KL_TK_UE, ai, dig, e, old);
+
+	if (rc >= 0) {
+		t->used[ai]++;
+		if (old)
+			t->used[oai]--;
+	}
+	return rc;
+}
+
+/* services 0: KL_SVC_DEFAULT. A put replaces the whole entry, as the store's put does. A dh UE's
+ * public value is computed here, from the MUK, on the writer (never on the packet path). */
 static int put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const uint8_t *muk,
 		  unsigned muk_len, const struct kl_group_ref *groups, unsigned ngroups,
 		  uint64_t expires, uint8_t services)
@@ -665,9 +733,7 @@ static int put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const 
 	uint8_t dig[KL_DIGEST_LEN];
 	const struct kl_ue *old;
 	enum kl_arena_id ai;
-	bool old2;
 	struct kl_ue *e;
-	int rc;
 
 	if (!t || !id_ok(KL_TK_UE, id, id_len) || !muk || muk_len < 1 ||
 	    muk_len > KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN || ngroups > KL_TABLE_UE_GROUPS ||
@@ -675,10 +741,10 @@ static int put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const 
 		return -EINVAL;
 	if (!t->h[KL_TK_UE])
 		return -ENOSPC;
+	services = services ? services : KL_SVC_DEFAULT;
 	old = write_find(t, KL_TK_UE, id, id_len, dig);
-	old2 = old && old->nchunks == 2;
-	ai = muk_len > KL_PRF_CHUNK_LEN ? KL_A_UE2 : KL_A_UE1;
-	if (ai == KL_A_UE2 && !old2 && t->count_ue2 >= t->max_ue2)
+	ai = ue_arena(muk_len > KL_PRF_CHUNK_LEN ? 2 : 1, services);
+	if (!ue_room(t, ai, old))
 		return -ENOSPC;
 	e = entry_for(t, KL_TK_UE, ai, old);
 	if (!e)
@@ -692,11 +758,19 @@ static int put_ue(struct kl_table *t, const uint8_t *id, uint16_t id_len, const 
 	if (kl_kcv(muk, muk_len, e->kcv))
 		memset(e->kcv, 0, sizeof(e->kcv));
 	e->expires = expires;
-	e->services = services ? services : KL_SVC_DEFAULT;
-	rc = publish(t, KL_TK_UE, ai, dig, e, old);
-	if (rc >= 0)
-		t->count_ue2 += (ai == KL_A_UE2) - old2;
-	return rc;
+	e->services = services;
+	if (services & KL_SVC(DH)) {
+		struct kl_hmac_key kx;
+		int rc = kl_hmac_key_init(KL_HASH_SHA256, muk, muk_len, &kx) ? -EIO
+					 : kl_dh_public(NULL, &kx, ue_pub(e));
+
+		kl_hmac_key_wipe(&kx);
+		if (rc) {
+			arena_put(&t->arena[ai], e);
+			return -EIO;
+		}
+	}
+	return ue_publish(t, ai, dig, e, old);
 }
 
 int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
@@ -708,7 +782,10 @@ int kl_table_put_ue_exp(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 
 /* A copy of a UE's entry with other groups (groups NULL: the same ones) or other services (0: the
  * same ones), swapped in for the old one; its MUK states, KCV and expiry are kept. The new entry
- * comes from the old one's arena, so the 2-chunk count does not change. */
+ * comes from the arena of its size: the old one's unless the dh service comes or goes. A UE that
+ * gets the dh service gets its public value here, from its one chunk's HMAC-SHA-256 state (the
+ * state of the whole MUK when it is at most 32 bytes); a longer MUK's state is not kept
+ * (-EOPNOTSUPP: the UE must be put again with its MUK). */
 static int ue_replace(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 		      const struct kl_group_ref *groups, unsigned ngroups, uint8_t services)
 {
@@ -722,7 +799,12 @@ static int ue_replace(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 	old = write_find(t, KL_TK_UE, id, id_len, dig);
 	if (!old)
 		return -ENOENT;
-	ai = old->nchunks == 2 ? KL_A_UE2 : KL_A_UE1;
+	services = services ? services : old->services;
+	if ((services & ~old->services & KL_SVC(DH)) && old->nchunks != 1)
+		return -EOPNOTSUPP;
+	ai = ue_arena(old->nchunks, services);
+	if (!ue_room(t, ai, old))
+		return -ENOSPC;
 	e = entry_get(t, ai);
 	if (!e)
 		return -ENOSPC;
@@ -738,9 +820,23 @@ static int ue_replace(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 	e->nchunks = old->nchunks;
 	memcpy(e->kcv, old->kcv, sizeof(e->kcv));
 	e->expires = old->expires;
-	e->services = services ? services : old->services;
+	e->services = services;
 	memcpy(e->chunk, old->chunk, (size_t)old->nchunks * sizeof(e->chunk[0]));
-	return publish(t, KL_TK_UE, ai, dig, e, old);
+	if ((services & KL_SVC(DH)) && kl_ue_dh_pub(old)) {
+		memcpy(ue_pub(e), kl_ue_dh_pub(old), KL_X25519_LEN);
+	} else if (services & KL_SVC(DH)) {
+		struct kl_hmac_key kx;
+		int rc;
+
+		kl_psk_expand(old->chunk, 1, KL_PRF_HMAC_SHA256, &kx);
+		rc = kl_dh_public(NULL, &kx, ue_pub(e));
+		kl_hmac_key_wipe(&kx);
+		if (rc) {
+			arena_put(&t->arena[ai], e);
+			return -EIO;
+		}
+	}
+	return ue_publish(t, ai, dig, e, old);
 }
 
 int kl_table_set_ue_groups(struct kl_table *t, const uint8_t *id, uint16_t id_len,
@@ -814,6 +910,19 @@ int kl_table_get_ue_expiry(struct kl_table *t, const uint8_t *id, uint16_t id_le
 
 	if (!rc)
 		*expires = u->expires;
+	return rc;
+}
+
+int kl_table_get_ue_dh_pub(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   uint8_t pub[KL_X25519_LEN])
+{
+	const struct kl_ue *u;
+	int rc = pub ? ue_find(t, id, id_len, &u) : -EINVAL;
+
+	if (!rc && !kl_ue_dh_pub(u))
+		rc = -ENODATA;
+	if (!rc)
+		memcpy(pub, kl_ue_dh_pub(u), KL_X25519_LEN);
 	return rc;
 }
 
@@ -993,6 +1102,7 @@ int kl_table_put_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len
 		      const uint8_t *key, unsigned key_len, uint64_t expires)
 {
 	uint8_t dig[KL_DIGEST_LEN];
+	uint8_t s2s[KL_KDF_OUT_LEN];
 	struct kl_hmac_key hk;
 	const void *old;
 	struct kl_pair *e;
@@ -1011,6 +1121,15 @@ int kl_table_put_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len
 	}
 	memcpy(e->istate, hk.istate, sizeof(e->istate));
 	memcpy(e->ostate, hk.ostate, sizeof(e->ostate));
+	/* the server-to-server PSK, KDF(K(VLRa,VLRb), FF09, "s2s"), kept as its chunk states only */
+	if (kl_derive_hk(NULL, KL_KDF_S2S_PSK, &hk, NULL, 0, s2s) ||
+	    kl_psk_init(s2s, sizeof(s2s), &e->s2s) != 1) {
+		kl_memzero(s2s, sizeof(s2s));
+		kl_hmac_key_wipe(&hk);
+		arena_put(&t->arena[KL_A_PAIR], e);
+		return -EIO;
+	}
+	kl_memzero(s2s, sizeof(s2s));
 	kl_hmac_key_wipe(&hk);
 	e->expires = expires;
 	if (kl_kcv(key, key_len, e->kcv))
@@ -1074,8 +1193,9 @@ int kl_table_del(struct kl_table *t, enum kl_table_kind kind, const uint8_t *key
 	pos = rte_hash_del_key(t->h[kind], dig);
 	if (pos < 0)
 		return -ENOENT;
-	if (kind == KL_TK_UE && ((const struct kl_ue *)old)->nchunks == 2)
-		t->count_ue2--;
+	if (kind == KL_TK_UE)
+		t->used[ue_arena(((const struct kl_ue *)old)->nchunks,
+				 ((const struct kl_ue *)old)->services)]--;
 	retire(t, kind, old, pos);
 	commit(t);
 	__atomic_store_n(&t->count[kind], t->count[kind] - 1, __ATOMIC_RELAXED);

@@ -87,7 +87,8 @@ char *kl_service_format(uint8_t bits, char *out, size_t cap);
 /* UE (MBMS): IMPI or B-TID -> MUK states, authorised key groups and the MUK's expiry.
  * 40 bytes before the chunk states (ngroups and nchunks share a byte so that the expiry costs
  * 4 bytes per UE, not 8; the services byte costs 4 with its padding): a 1-chunk UE slot is 144
- * bytes. */
+ * bytes. A UE with the dh service carries its X25519 public value P (32 bytes) after its chunks
+ * (kl_ue_dh_pub): only dh UEs pay for it (their own arenas, 176 / 280-byte slots). */
 struct kl_ue {
 	struct kl_group_ref groups[KL_TABLE_UE_GROUPS];
 	uint8_t ngroups : 4;	     /* 0..KL_TABLE_UE_GROUPS */
@@ -97,8 +98,21 @@ struct kl_ue {
 	kl_u64_a4 expires;	     /* the MUK's (GBA Ks_NAF lifetime): NTP timestamp (NTP seconds
 					<< 32); 0 = never. From it on (now >= expires) the UE gets
 					ERR 12 Unspecified, detail 3 and must bootstrap again */
-	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1 */
+	struct kl_psk_chunk chunk[]; /* nchunks; UEs with a 1-chunk MUK take 1; then P (dh only) */
 };
+
+/**
+ * A UE's X25519 public value of the DH VLR scheme (PROTOCOL.md section 9, kind 4):
+ * P = X25519(KDF(Kx, FF07, "dh-x25519"), 9), Kx its PSK (MUK as stored), computed by the
+ * table's writer whenever the UE's MUK or services are written (the scalar is never kept).
+ * @return the 32 bytes inside the entry, NULL when the UE does not have the dh service.
+ */
+static inline const uint8_t *kl_ue_dh_pub(const struct kl_ue *ue)
+{
+	if (!ue || !(ue->services & KL_SVC(DH)))
+		return NULL;
+	return (const uint8_t *)&ue->chunk[ue->nchunks];
+}
 
 struct kl_msk {
 	uint8_t key[16];
@@ -136,12 +150,26 @@ struct kl_e2m {
 };
 
 /* Peer server identity -> the pair key K(own identity, peer) of PROTOCOL.md section 9: only ever
- * a KDF key (K*x, the s2s PSK), so it is held as HMAC-SHA-256 midstates; its expiry and KCV. */
+ * a KDF key (K*x, the s2s PSK), so it is held as HMAC-SHA-256 midstates; its expiry and KCV; and
+ * the chunk states of the server-to-server PSK KDF(K(VLRa,VLRb), FF09, "s2s") (section 10),
+ * computed when the pair key is written. */
 struct kl_pair {
 	uint32_t istate[8], ostate[8];
 	uint64_t expires; /* NTP timestamp; 0 = never */
 	uint8_t kcv[KL_KCV_LEN];
+	struct kl_psk_chunk s2s; /* the s2s PSK (32 bytes: one chunk) */
 };
+
+/** A pair entry's server-to-server PSK (the requester PSK of kinds 6 and 7, both ways), in the
+ * shape of a UE's PSK: chunk states and their count. */
+static inline void kl_pair_s2s_psk(const void *entry, const struct kl_psk_chunk **chunk,
+				   unsigned *n)
+{
+	const struct kl_pair *p = (const struct kl_pair *)entry;
+
+	*chunk = &p->s2s;
+	*n = 1;
+}
 
 /* Application-layer identity -> IMSI. */
 struct kl_appid {
@@ -187,6 +215,11 @@ struct kl_table_params {
 	/* UEs whose MUK is over 32 bytes (two chunks) get their own, smaller arena so that the usual
 	 * 32-byte MUK costs one chunk: 0 = max_ues / 32 + 64 (capped at max_ues). */
 	uint32_t max_ues_2chunk;
+	/* UEs with the dh service (their entry holds P): 0 = max_ues / 16 + 1024, at least
+	 * min(max_ues, 65536) (capped at max_ues).
+	 * Those with a two-chunk MUK: min(this, the two-chunk maximum) / 8 + 64 (capped at that
+	 * minimum). */
+	uint32_t max_ues_dh;
 };
 
 struct kl_table;
@@ -250,7 +283,8 @@ struct kl_ue_put {
 /**
  * Bulk add/replace of UEs (a population import, a batch from the HSS feed, a store load):
  * results[i] gets what kl_table_put_ue_exp returned for v[i] (with v[i].expires); a bad entry
- * does not stop the others.
+ * does not stop the others. A UE with the dh service gets its public value computed here (one
+ * X25519 each): -ENOSPC also when the dh UEs' maximum is reached, -EIO when X25519 failed.
  * @return the number of entries written (added or replaced).
  */
 unsigned kl_table_put_ue_bulk(struct kl_table *t, const struct kl_ue_put *v, unsigned n,
@@ -311,16 +345,25 @@ int kl_table_get_group(struct kl_table *t, const struct kl_group_ref *ref, struc
 int kl_table_del_e2m_key(struct kl_table *t, const char *imsi, uint32_t key_id);
 /**
  * Replace a UE's services (KL_SVC() bits, at least one), keeping everything else, as
- * kl_table_set_ue_groups does. @return 1 (replaced), -ENOENT, -EINVAL or -ENOSPC.
+ * kl_table_set_ue_groups does. A UE that gets the dh service gets its public value (computed
+ * from its MUK's state), one that loses it loses the value; the entry moves to the arena of its
+ * new size. @return 1 (replaced), -ENOENT, -EINVAL, -ENOSPC (also: the dh UEs' maximum
+ * reached), -EOPNOTSUPP (the dh service for a UE whose MUK is over 32 bytes: its whole MUK's
+ * state is not kept; put the UE again with its MUK) or -EIO (X25519 failed).
  */
 int kl_table_set_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 			     uint8_t services);
 /** Writer-side read of a UE's services (control thread only). @return 0, -ENOENT or -EINVAL. */
 int kl_table_get_ue_services(struct kl_table *t, const uint8_t *id, uint16_t id_len,
 			     uint8_t *services);
+/** Writer-side copy of a dh UE's public value (control thread only). @return 0, -ENOENT,
+ * -ENODATA (the UE does not have the dh service) or -EINVAL. */
+int kl_table_get_ue_dh_pub(struct kl_table *t, const uint8_t *id, uint16_t id_len,
+			   uint8_t pub[KL_X25519_LEN]);
 /**
  * Add/replace the pair key (1..64 bytes; PROTOCOL.md: 32) shared with peer server peer, with its
- * expiry (NTP timestamp, 0 = never). @return 0 (added), 1 (replaced) or -errno as the other puts.
+ * expiry (NTP timestamp, 0 = never); the s2s PSK's states are derived from it here.
+ * @return 0 (added), 1 (replaced) or -errno as the other puts (-EIO: the derivation failed).
  */
 int kl_table_put_pair(struct kl_table *t, const uint8_t *peer, uint16_t peer_len,
 		      const uint8_t *key, unsigned key_len, uint64_t expires);

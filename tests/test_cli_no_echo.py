@@ -160,6 +160,11 @@ def main():
          '--amf', '8000'],
         ['kcv', '--key', '88' * 16],
         ['--backend', 'openssl', 'list'],
+        ['dh-pub', '--key-file', k32],
+        ['dh-ks', '--key-file', k32, '--peer-pub', '09' + '00' * 31, '--ue', 'ue-a@x',
+         '--peer-ue', 'ue-b@x'],
+        ['prose-p', '--kasme-file', k32, '--p', '33' * 16],
+        ['prose-kd', '--p2-file', k32, '--p4-file', k32],
     ])
 
     # keyline-hss-sim: every option is checked before it connects; the TLS files are missing

@@ -113,13 +113,21 @@ test_example_sections(void **state)
 	in_f = fopen(path, "r");
 	assert_non_null(in_f);
 	while (fgets(line, sizeof(line), in_f)) {
-		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n"))
+		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n") ||
+		    !strcmp(line, "# peers:\n"))
 			in = true;
+		/* the peers: section's top-level keys: one line each */
+		if (!strncmp(line, "# rendezvous_", 13) || !strncmp(line, "# dh_cache_", 11) ||
+		    !strncmp(line, "# s2s_pending", 13)) {
+			fputs(line + 2, out_f);
+			in = false;
+			continue;
+		}
 		else if (line[0] != '#')
 			in = false;
 		/* the fd_conf alternative stays commented: it excludes identity..tls_crl */
 		if (in && strncmp(line, "#   ", 4) && strncmp(line, "# diameter", 10) &&
-		    strncmp(line, "# msk_rotation", 14))
+		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7))
 			in = false;
 		fputs(in ? line + 2 : line, out_f);
 	}
@@ -137,6 +145,18 @@ test_example_sections(void **state)
 	assert_int_equal(c.diameter.max_queue, 4096);
 	assert_int_equal(c.n_msk_rotation, 1);
 	assert_int_equal(c.msk_rotation[0].period_s, 3600);
+	assert_int_equal(c.n_peers, 1);
+	assert_string_equal(c.peers[0].identity, "vlr-b.example.net");
+	assert_int_equal(c.peers[0].family, AF_INET);
+	assert_int_equal(c.peers[0].v4.s_addr, htonl(0xc0000214));
+	assert_int_equal(c.peers[0].port, 2269);
+	assert_true(c.peers[0].has_mac);
+	assert_memory_equal(c.peers[0].mac, "\x02\x00\x00\x00\x00\x20", 6);
+	assert_int_equal(c.rendezvous_s, 30);
+	assert_int_equal(c.rendezvous_entries, 65536);
+	assert_int_equal(c.dh_cache_s, 300);
+	assert_int_equal(c.dh_cache_entries, 65536);
+	assert_int_equal(c.s2s_pending, 4096);
 	assert_int_equal(c.admin_max_clients, 16);
 	assert_int_equal(c.admin_idle_timeout_s, 60);
 	assert_int_equal(c.admin_line_timeout_s, 5);
@@ -189,6 +209,12 @@ test_defaults(void **state)
 	assert_int_equal(c.diameter.app_id, 16777999);
 	assert_int_equal(c.diameter.max_queue, 4096);
 	assert_int_equal(c.n_msk_rotation, 0);
+	assert_int_equal(c.n_peers, 0);
+	assert_int_equal(c.rendezvous_s, 30);
+	assert_int_equal(c.rendezvous_entries, 65536);
+	assert_int_equal(c.dh_cache_s, 300);
+	assert_int_equal(c.dh_cache_entries, 65536);
+	assert_int_equal(c.s2s_pending, 4096);
 
 	/* The all-keys file used as the base of every bad file loads. */
 	path_of(path, sizeof(path), "tests/config/good.yaml");
@@ -220,6 +246,29 @@ test_defaults(void **state)
 	assert_int_equal(c.msk_rotation[1].group, 4);
 	assert_int_equal(c.msk_rotation[1].period_s, 86400);
 	assert_int_equal(c.msk_rotation[1].predelivery_s, 30);
+	assert_int_equal(c.n_peers, 2);
+	assert_string_equal(c.peers[0].identity, "vlr-b.example.net");
+	assert_int_equal(c.peers[0].identity_len, 17);
+	assert_int_equal(c.peers[0].family, AF_INET);
+	assert_int_equal(c.peers[0].v4.s_addr, htonl(0xc0000214));
+	assert_int_equal(c.peers[0].port, 2270);
+	assert_true(c.peers[0].has_mac);
+	assert_memory_equal(c.peers[0].mac, "\x02\x00\x00\x00\x00\x20", 6);
+	assert_string_equal(c.peers[1].identity, "mme2.example.net");
+	assert_int_equal(c.peers[1].family, AF_INET6);
+	{
+		struct in6_addr a6;
+
+		inet_pton(AF_INET6, "2001:db8::20", &a6);
+		assert_memory_equal(&c.peers[1].v6, &a6, sizeof(a6));
+	}
+	assert_int_equal(c.peers[1].port, 2269); /* the default */
+	assert_false(c.peers[1].has_mac);
+	assert_int_equal(c.rendezvous_s, 20);
+	assert_int_equal(c.rendezvous_entries, 1024);
+	assert_int_equal(c.dh_cache_s, 600);
+	assert_int_equal(c.dh_cache_entries, 5000);
+	assert_int_equal(c.s2s_pending, 256);
 	kl_config_free(&c);
 }
 
@@ -289,6 +338,28 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-rotation-duplicate.yaml", "msk_rotation[1].group", 50 },
 	{ "bad-rotation-no-period.yaml", "msk_rotation[0].period_s", 47 },
 	{ "bad-rotation-unknown.yaml", "msk_rotation[0].predelivery", 49 },
+	{ "bad-peer-dup-identity.yaml", "peers[1].identity: duplicate of peers[0].identity", 58 },
+	{ "bad-peer-own-identity.yaml", "peers[1].identity: is this server's own", 58 },
+	{ "bad-peer-bad-address.yaml", "peers[0].address", 55 },
+	{ "bad-peer-address-port.yaml", "peers[0].address", 55 },
+	{ "bad-peer-multicast.yaml", "peers[1].address", 59 },
+	{ "bad-peer-no-address.yaml", "peers[1].address: required key is missing", 58 },
+	{ "bad-peer-no-identity.yaml", "peers[1].identity: required key is missing", 58 },
+	{ "bad-peer-port-zero.yaml", "peers[0].port", 56 },
+	{ "bad-peer-mac.yaml", "peers[0].mac", 57 },
+	{ "bad-peer-mac-multicast.yaml", "peers[0].mac", 57 },
+	{ "bad-peer-unknown.yaml", "peers[0].macaddr", 57 },
+	{ "bad-peer-identity-long.yaml", "peers[0].identity", 54 },
+	{ "bad-peer-same-address.yaml", "peers[1].address: peers[0] has the same address", 59 },
+	{ "bad-peer-own-address.yaml", "peers[0].address", 55 },
+	{ "bad-peer-no-family.yaml", "peers[1].address: an IPv6 peer", 57 },
+	{ "bad-peers-scalar.yaml", "peers", 53 },
+	{ "bad-peers-too-many.yaml", "peers: at most 32 peers (got 33)", 53 },
+	{ "bad-rendezvous-not-pow2.yaml", "rendezvous_entries", 61 },
+	{ "bad-rendezvous-s-zero.yaml", "rendezvous_s", 60 },
+	{ "bad-dh-cache-s-big.yaml", "dh_cache_s", 62 },
+	{ "bad-dh-cache-entries-small.yaml", "dh_cache_entries", 63 },
+	{ "bad-s2s-pending-big.yaml", "s2s_pending", 64 },
 	{ "bad-unknown-key.yaml", "skew", 12 },
 	{ "bad-duplicate-key.yaml", "skew_s", 13 },
 	{ "bad-missing-identity.yaml", "server_identity", 0 },
@@ -603,6 +674,19 @@ test_overrides(void **state)
 		{ "admin_line_timeout_s=3601", "admin_line_timeout_s" },
 		{ "metrics_max_connections=1025", "metrics_max_connections" },
 		{ "metrics_request_timeout_s=0", "metrics_request_timeout_s" },
+		{ "peers[0].address=10.0.0.1:2269", "peers[0].address" },
+		{ "peers[0].address=224.0.0.1", "peers[0].address" },
+		{ "peers[0].address=::ffff:10.0.0.1", "peers[0].address" },
+		{ "peers[0].identity=", "peers[0].identity" },
+		{ "peers[0].port=70000", "peers[0].port" },
+		{ "peers[0].mac=zz:00:00:00:00:01", "peers[0].mac" },
+		{ "peers[0].mac=00:00:00:00:00:00", "peers[0].mac" },
+		{ "peers[0].name=x", "peers[0].name" },
+		{ "peers[3].identity=x", "peers[3].identity" },
+		{ "peers[32].identity=x", "peers[32].identity" },
+		{ "peers=x", "peers" },
+		{ "rendezvous_entries=65535", "rendezvous_entries" },
+		{ "s2s_pending=15", "s2s_pending" },
 	};
 	assert_int_equal(kl_config_override(&c, "io=dpdk", err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -698,6 +782,69 @@ test_overrides(void **state)
 	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
 	print_message("predelivery_s=3 -> %s\n", err);
 	assert_non_null(strstr(err, "msk_rotation[0].predelivery_s"));
+	assert_int_equal(kl_config_override(&c, "predelivery_s=10", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+
+	/* peers[N] appends; identity and address are required, the rest checked at validation */
+	assert_int_equal(kl_config_override(&c, "peers[0].address=192.0.2.7", err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 1);
+	assert_int_equal(c.peers[0].port, 2269);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("peers[0] without identity -> %s\n", err);
+	assert_non_null(strstr(err, "peers[0].identity: required key is missing"));
+	assert_int_equal(kl_config_override(&c, "peers[0].identity=vlr-b", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "peers[1].identity=vlr-c", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "peers[1].address: required key is missing"));
+	assert_int_equal(kl_config_override(&c, "peers[1].address=192.0.2.7", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("two peers on one address:port -> %s\n", err);
+	assert_non_null(strstr(err, "peers[1].address: peers[0] has the same address and port"));
+	assert_int_equal(kl_config_override(&c, "peers[1].port=2270", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "peers[1].mac=02:AA:bb:00:00:01", err, sizeof(err)),
+			 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_true(c.peers[1].has_mac);
+	assert_memory_equal(c.peers[1].mac, "\x02\xaa\xbb\x00\x00\x01", 6);
+	assert_int_equal(kl_config_override(&c, "peers[1].identity=vlr-b", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "peers[1].identity: duplicate of peers[0].identity"));
+	assert_int_equal(kl_config_override(&c, "peers[1].identity=kl-ü", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "peers[1].identity: is this server's own server_identity"));
+	assert_int_equal(kl_config_override(&c, "peers[1].identity=vlr-c", err, sizeof(err)), 0);
+	/* our own address and udp_port (12269 here) is no peer */
+	assert_int_equal(kl_config_override(&c, "peers[1].address=192.0.2.8", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "peers[1].port=12269", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("peer on our address:port -> %s\n", err);
+	assert_non_null(strstr(err, "peers[1].address: with port 12269 is this server's own"));
+	assert_int_equal(kl_config_override(&c, "peers[1].port=2269", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	/* an IPv6 peer needs an IPv6 address of ours (ipv6 was emptied above) */
+	assert_int_equal(kl_config_override(&c, "peers[1].address=2001:db8::7", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	print_message("IPv6 peer without ipv6 -> %s\n", err);
+	assert_non_null(strstr(err, "peers[1].address: an IPv6 peer"));
+	assert_int_equal(kl_config_override(&c, "ipv6=2001:db8::1", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.peers[1].family, AF_INET6);
+	/* the whole list goes with "peers=" */
+	assert_int_equal(kl_config_override(&c, "peers=", err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	/* KL_CONFIG_MAX_PEERS entries are fine, validated */
+	for (unsigned i = 0; i < KL_CONFIG_MAX_PEERS; i++) {
+		char kv[96];
+
+		snprintf(kv, sizeof(kv), "peers[%u].identity=peer%u.example.net", i, i);
+		assert_int_equal(kl_config_override(&c, kv, err, sizeof(err)), 0);
+		snprintf(kv, sizeof(kv), "peers[%u].address=198.51.100.%u", i, i + 1);
+		assert_int_equal(kl_config_override(&c, kv, err, sizeof(err)), 0);
+	}
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, KL_CONFIG_MAX_PEERS);
 	kl_config_free(&c);
 }
 

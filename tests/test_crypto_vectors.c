@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Every published vector in shared/vectors, and the AES-256-GCM ones in tests/vectors_gcm.txt, on
+ * Every published vector in shared/vectors, the AES-256-GCM ones in tests/vectors_gcm.txt and the
+ * X25519 ones (RFC 7748) in tests/vectors_x25519.txt, on
  * both backends. The values come from the files at run time; nothing here copies them.
  */
 #include <errno.h>
@@ -314,24 +315,95 @@ static void test_mikey_prf(void **state)
 }
 
 /*
- * tests/vectors_gcm.txt sits beside the errata file (both in tests/, not in the shared/vectors
- * mirror); KL_GCM_VECTORS names it explicitly.
+ * tests/vectors_gcm.txt and tests/vectors_x25519.txt sit beside the errata file (all in tests/,
+ * not in the shared/vectors mirror); env (KL_GCM_VECTORS, KL_X25519_VECTORS) names one explicitly.
  */
-static void load_gcm(struct kl_vfile *vf)
+static void load_beside(const char *env, const char *file, struct kl_vfile *vf)
 {
-	const char *p = getenv("KL_GCM_VECTORS"), *er = getenv("KL_VECTORS_ERRATA");
+	const char *p = getenv(env), *er = getenv("KL_VECTORS_ERRATA");
 	char path[1024];
 
 	if (!p) {
 		const char *slash = er ? strrchr(er, '/') : NULL;
 
 		if (!slash)
-			fail_msg("neither KL_GCM_VECTORS nor KL_VECTORS_ERRATA is set");
-		snprintf(path, sizeof(path), "%.*s/vectors_gcm.txt", (int)(slash - er), er);
+			fail_msg("neither %s nor KL_VECTORS_ERRATA is set", env);
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - er), er, file);
 		p = path;
 	}
 	assert_int_equal(kl_vfile_load_path(p, vf), 0);
 	assert_true(vf->n > 0);
+}
+
+static void load_gcm(struct kl_vfile *vf)
+{
+	load_beside("KL_GCM_VECTORS", "vectors_gcm.txt", vf);
+}
+
+/* RFC 7748 sections 5.2 and 6.1 through kl_x25519_public / kl_x25519_shared (OpenSSL, no
+ * backend), and the all-zero refusal for low-order points: -EPERM with a zero output. */
+static void test_x25519(void **state)
+{
+	struct kl_vfile vf;
+	unsigned single = 0, iter = 0, dh = 0, low = 0;
+
+	(void)state;
+	load_beside("KL_X25519_VECTORS", "vectors_x25519.txt", &vf);
+	for (unsigned i = 0; i < vf.n; i++) {
+		const struct kl_vblock *b = &vf.b[i];
+		uint8_t s[32], u[32], want[32], out[32], a[32], bb[32], pa[32], pb[32];
+		const char *kind = kl_vget(b, "kind"), *it = kl_vget(b, "iterations");
+
+		if (kind && !strcmp(kind, "low-order")) {
+			/* with the RFC's scalars: every one gives all zero, refused */
+			assert_int_equal(hexv(b, "u", u, 32), 32);
+			memset(s, 0x77, sizeof(s));
+			memset(out, 0xAA, sizeof(out));
+			assert_int_equal(kl_x25519_shared(s, u, out), -EPERM);
+			memset(want, 0, sizeof(want));
+			assert_memory_equal(out, want, 32);
+			low++;
+		} else if (it) {
+			unsigned long n = strtoul(it, NULL, 10);
+			uint8_t k[32] = { 9 }, v[32] = { 9 };
+
+			assert_int_equal(hexv(b, "out", want, 32), 32);
+			for (unsigned long j = 0; j < n; j++) {
+				assert_int_equal(kl_x25519_shared(k, v, out), 0);
+				memcpy(v, k, 32);
+				memcpy(k, out, 32);
+			}
+			assert_memory_equal(k, want, 32);
+			iter++;
+		} else if (kl_vget(b, "shared")) {
+			assert_int_equal(hexv(b, "alice_private", a, 32), 32);
+			assert_int_equal(hexv(b, "bob_private", bb, 32), 32);
+			assert_int_equal(hexv(b, "alice_public", want, 32), 32);
+			assert_int_equal(kl_x25519_public(a, pa), 0);
+			assert_memory_equal(pa, want, 32);
+			assert_int_equal(hexv(b, "bob_public", want, 32), 32);
+			assert_int_equal(kl_x25519_public(bb, pb), 0);
+			assert_memory_equal(pb, want, 32);
+			assert_int_equal(hexv(b, "shared", want, 32), 32);
+			assert_int_equal(kl_x25519_shared(a, pb, out), 0);
+			assert_memory_equal(out, want, 32);
+			assert_int_equal(kl_x25519_shared(bb, pa, out), 0);
+			assert_memory_equal(out, want, 32);
+			dh++;
+		} else {
+			assert_int_equal(hexv(b, "scalar", s, 32), 32);
+			assert_int_equal(hexv(b, "u", u, 32), 32);
+			assert_int_equal(hexv(b, "out", want, 32), 32);
+			assert_int_equal(kl_x25519_shared(s, u, out), 0);
+			assert_memory_equal(out, want, 32);
+			single++;
+		}
+	}
+	assert_int_equal(single, 2);
+	assert_int_equal(iter, 2);
+	assert_int_equal(dh, 1);
+	assert_int_equal(low, 3);
+	kl_vfile_free(&vf);
 }
 
 #define GCM_MAXLEN 64
@@ -458,7 +530,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BOTH(test_hmac), BOTH(test_aes_ctr), BOTH(test_kdf), BOTH(test_mikey_prf),
-		BOTH(test_gcm), cmocka_unit_test(test_milenage),
+		BOTH(test_gcm), cmocka_unit_test(test_milenage), cmocka_unit_test(test_x25519),
 	};
 
 	kl_crypto_set_log(NULL);

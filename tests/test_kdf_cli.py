@@ -169,7 +169,7 @@ for args in bad:
     check(f'no traceback/crash {args[:3]}', r.returncode >= 0, f'signal {r.returncode}')
 
 r = run(['list'])
-check('list has every row', r.returncode == 0 and len(r.stdout.splitlines()) == 11, r.stdout)
+check('list has every row', r.returncode == 0 and len(r.stdout.splitlines()) == 14, r.stdout)
 r = run(['--help'])
 check('help', r.returncode == 0 and 'mikey-keys' in r.stdout, r.stdout)
 

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kl_itest import kcv  # noqa: E402
+import dh_reference  # noqa: E402
 
 CTL, TESTD = sys.argv[1], sys.argv[2]
 SECRETS = []
@@ -437,6 +438,24 @@ def pair_and_services(tmp, sock, wfile):
     out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
     check(json.loads(out)["services"] == ["mbms"], f"put-ue without --services: {out!r}")
     run(["services", "hm@ims.example", "hm,dh,prose"], sock, 0)
+    # dh UEs show their public value's fingerprint (the reference's, dh_reference.py), others
+    # none; a put with --services dh and a services change give the same
+    fp = dh_reference.dh_pub_fp(dh_reference.dh_pub(m))
+    out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
+    check(json.loads(out).get("dh_pub_fp") == fp, f"dh_pub_fp after services: {out!r}")
+    out, _ = run(["show", "ue", "hm@ims.example"], sock, 0)
+    check(f"\n  dh pub   fingerprint {fp}\n" in out, f"show ue dh pub: {out!r}")
+    m2 = key(32, 24)  # (the table is full: the same UE, another MUK)
+    run(["put-ue", "hm@ims.example", "--muk", m2.hex(), "--services", "dh"], sock, 0)
+    out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
+    check(json.loads(out).get("dh_pub_fp") == dh_reference.dh_pub_fp(dh_reference.dh_pub(m2)),
+          f"dh_pub_fp after put-ue --services dh: {out!r}")
+    run(["services", "hm@ims.example", "mbms"], sock, 0)
+    out, _ = run(["show", "ue", "hm@ims.example", "--json"], sock, 0)
+    check("dh_pub_fp" not in json.loads(out), f"no dh_pub_fp without dh: {out!r}")
+    out, _ = run(["show", "ue", "hm@ims.example"], sock, 0)
+    check("dh pub" not in out, f"show ue without dh: {out!r}")
+    run(["put-ue", "hm@ims.example", "--muk", m.hex(), "--services", "hm,dh,prose"], sock, 0)
     _, err = run(["services", "hm@ims.example", "mbms,tea"], sock, 1)
     check("services: item 2 is not a service" in err and "mbms,hm,dh,prose" in err,
           f"unknown service: {err!r}")

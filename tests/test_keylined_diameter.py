@@ -21,7 +21,8 @@ durable store, end to end:
      its batches show as store commits;
   k. pair keys (entry type PAIR, KL-Peer-Identity) and a UE's services (KL-Services): shown by
      keylinectl with their KCV, kept by a MUK push without KL-Services, removed, and all of it
-     stored (a restart).
+     stored (a restart); a UE pushed with the dh service shows the public value's fingerprint
+     that dh_reference.py derives from its MUK, also after the restart (the store load).
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 import kl_itest  # noqa: E402
 import kl_diameter_raw as dr  # noqa: E402
+import dh_reference  # noqa: E402
 from kl_dtest import Pki, Kdf, SET1, SET2, av_args, free_port, run  # noqa: E402
 
 KEYLINED, SIM, KDF, CTL, FETCH = sys.argv[1:6]
@@ -500,6 +502,24 @@ def muk_expiry(env):
 
 # ---- k. pair keys and services ---------------------------------------------------------------
 
+DH_BTID = 'btid-dh@bsf.test'
+
+
+def check_dh_ue(env, what):
+    """DH_BTID (user5@ims.test, SET2, bmsc.test) as keylined shows it: services dh,prose, the
+    MUK's KCV, and the fingerprint of P = X25519(KDF(MUK, FF07, "dh-x25519"), 9) by
+    dh_reference.py."""
+    ck, ik = ckik(SET2)
+    muk = dh_reference.kdf(bytes.fromhex(ck + ik), 0x01, b'gba-me', bytes.fromhex(SET2['rand']),
+                           b'user5@ims.test', b'bmsc.test\x01\x00\x00\x00\x01')
+    env.secrets.append(muk.hex())
+    rc, ans = env.ctl('show', 'ue', DH_BTID)
+    CK.eq((rc, ans.get('services'), ans.get('kcv')), (0, ['dh', 'prose'], kl_itest.kcv(muk)),
+          '%s: the dh UE and its MUK: %s' % (what, ans))
+    CK.eq(ans.get('dh_pub_fp'), dh_reference.dh_pub_fp(dh_reference.dh_pub(muk)),
+          '%s: the dh UE\'s public value is the reference\'s' % what)
+
+
 def pairs_and_services(env):
     btid = 'btid-svc@bsf.test'
     pk = '3c' * 32
@@ -530,6 +550,13 @@ def pairs_and_services(env):
         rc, ans = env.ctl('show', 'pair', 'vlr-1.test')
         CK.eq((ans.get('kcv'), ans.get('expires')), (kl_itest.kcv(bytes.fromhex(pk)), 2000000000),
               'k: show pair: KCV and expiry: %s' % ans)
+        # a UE pushed with the dh service carries the public value the reference derives
+        # from its MUK (the MUK computed here: TS 33.220 KDF by hmac, checked by its KCV)
+        rc, o, err = env.sim('push-muk', *av_args(SET2), '--impi', 'user5@ims.test',
+                             '--bmsc-fqdn', 'bmsc.test', '--btid', DH_BTID, '--services',
+                             'dh,prose')
+        CK.eq((rc, o.get('result')), (0, 2001), 'k: push-muk --services dh,prose (%s)' % err[-200:])
+        check_dh_ue(env, 'k')
         rc, _ = kd.stop()
         CK.eq(rc, 0, 'k: keylined exits 0')
     finally:
@@ -543,6 +570,7 @@ def pairs_and_services(env):
         CK.eq(rc, 1, 'k: the removed pair key stays removed: %s' % ans)
         rc, ans = env.ctl('show', 'ue', btid)
         CK.eq(ans.get('services'), ['mbms', 'hm'], 'k: after a restart the services: %s' % ans)
+        check_dh_ue(env, 'k: after a restart')
         log = kd.stderr()
         rc, _ = kd.stop()
         CK.eq(rc, 0, 'k: restarted keylined exits 0')

@@ -204,7 +204,7 @@ static uint64_t want_total_drop(unsigned d)
 
 /* ---- strict exposition-format parser --------------------------------------------------------- */
 
-#define MAX_SAMPLES 1024
+#define MAX_SAMPLES 4096
 #define MAX_FAMILIES 128
 
 struct sample {
@@ -521,8 +521,10 @@ static void check_expo(const struct expo *e, const char *body)
 			 want_total_cnt(KL_CNT_ERR_NO_SUCH_KEY));
 	assert_int_equal(val(e, "keyline_answers_total", "result=error_key_not_valid"),
 			 want_total_cnt(KL_CNT_ERR_KEY_NOT_VALID));
-	/* a key answer per kind, and the four error results */
-	assert_int_equal(count_series(e, "keyline_answers_total"), KL_KIND__COUNT + 4);
+	assert_int_equal(val(e, "keyline_answers_total", "result=error_not_ready"),
+			 want_total_cnt(KL_CNT_ERR_NOT_READY));
+	/* a key answer per kind, and the five error results */
+	assert_int_equal(count_series(e, "keyline_answers_total"), KL_KIND__COUNT + 5);
 	assert_int_equal(val(e, "keyline_replay_cache_evictions_total", ""), 0);
 	for (int w = 0; w < NW; w++) {
 		assert_int_equal(val(e, "keyline_worker_requests_total", "kind=mbms,worker=%d", w),
@@ -833,7 +835,7 @@ static void test_render_64_workers(void **state)
 	assert_int_equal(count_series(&ex, "keyline_worker_requests_total"),
 			 KL_KIND__COUNT * KL_STATS_MAX_WORKERS);
 	assert_int_equal(count_series(&ex, "keyline_worker_answers_total"),
-			 (KL_KIND__COUNT + 4) * KL_STATS_MAX_WORKERS);
+			 (KL_KIND__COUNT + 5) * KL_STATS_MAX_WORKERS);
 	assert_int_equal(val(&ex, "keyline_requests_total", "kind=mbms"),
 			 KL_STATS_MAX_WORKERS / NW * want_total_cnt(KL_CNT_REQ_MBMS));
 	assert_int_equal(val(&ex, "keyline_worker_requests_total", "kind=e2m,worker=63"),

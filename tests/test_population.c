@@ -339,6 +339,26 @@ static void test_pairs_services(void **state)
 	assert_int_equal(kl_table_get_ue_services(t1, (const uint8_t *)ue.impi, ue.impi_len, &svc),
 			 0);
 	assert_int_equal(svc, KL_SVC(DH) | KL_SVC(PROSE));
+	/* dh UEs carry their public value, from their MUK; the pair its s2s PSK */
+	{
+		struct kl_table_key k = { .id = (const uint8_t *)ue.impi, .len = ue.impi_len };
+		const void *e = NULL;
+		const struct kl_psk_chunk *ch = NULL;
+		struct kl_hmac_key kx;
+		uint8_t pub[KL_X25519_LEN];
+		unsigned n = 0;
+
+		assert_int_equal(kl_table_lookup_bulk(t1, KL_TK_UE, &k, 1, &e), 1);
+		assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, ue.muk, sizeof(ue.muk), &kx), 0);
+		assert_int_equal(kl_dh_public(NULL, &kx, pub), 0);
+		assert_non_null(kl_ue_dh_pub(e));
+		assert_memory_equal(kl_ue_dh_pub(e), pub, sizeof(pub));
+		k = (struct kl_table_key){ .id = (const uint8_t *)x0, .len = (uint16_t)strlen(x0) };
+		assert_int_equal(kl_table_lookup_bulk(t1, KL_TK_PAIR, &k, 1, &e), 1);
+		kl_pair_s2s_psk(e, &ch, &n);
+		assert_int_equal(n, 1);
+		assert_non_null(ch);
+	}
 	kl_table_free(t1);
 	/* without a server identity: no pair keys */
 	p.server_id = NULL;

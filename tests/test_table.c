@@ -18,6 +18,9 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <rte_common.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -1288,6 +1291,164 @@ static void test_get_group(void **state)
 	kl_table_free(t);
 }
 
+/* ---- dh public values and the s2s PSK ------------------------------------------------------------ */
+
+/* The expected values, computed here with OpenSSL's HMAC and EVP X25519 directly (not through
+ * kl_derive or kl_dh_public): P = X25519(HMAC-SHA-256(Kx, FF07 || "dh-x25519" || 0009), 9). */
+static void ref_kdf(const uint8_t *key, size_t klen, uint8_t fc2, const char *p, uint8_t out[32])
+{
+	uint8_t s[64];
+	size_t n = strlen(p);
+	unsigned ol = 32;
+
+	s[0] = 0xFF;
+	s[1] = fc2;
+	memcpy(s + 2, p, n);
+	s[2 + n] = 0;
+	s[3 + n] = (uint8_t)n;
+	assert_non_null(HMAC(EVP_sha256(), key, (int)klen, s, n + 4, out, &ol));
+}
+
+static void ref_pub(const uint8_t *muk, size_t len, uint8_t pub[32])
+{
+	uint8_t sc[32];
+	size_t n = 32;
+	EVP_PKEY *k;
+
+	ref_kdf(muk, len, 0x07, "dh-x25519", sc);
+	k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sc, 32);
+	assert_non_null(k);
+	assert_int_equal(EVP_PKEY_get_raw_public_key(k, pub, &n), 1);
+	EVP_PKEY_free(k);
+}
+
+static const struct kl_ue *ue_of(struct kl_table *t, const char *id)
+{
+	return get1(t, KL_TK_UE, id, (uint16_t)strlen(id));
+}
+
+/* A dh UE carries P = X25519(KDF(MUK, FF07, "dh-x25519"), 9) in its entry, whatever wrote it:
+ * a put (1- and 2-chunk MUK), a bulk put, a services change (1-chunk: from the chunk state;
+ * 2-chunk: refused, the entry unchanged), a groups change (kept); losing dh loses it; the dh
+ * UEs' maximum is its own. */
+static void test_dh_pub(void **state)
+{
+	char name[16];
+	struct kl_table_params p = { .max_ues = 16, .max_readers = 1, .socket_id = -1,
+				     .max_ues_dh = 3 };
+	const struct kl_group_ref g = { { 0, 0xF1, 0x10 }, 1 };
+	uint8_t muk[40], want[32], want40[32], got[32];
+	struct kl_ue_put v = { .id = (const uint8_t *)"d2", .id_len = 2, .muk_len = 32,
+			       .services = KL_SVC(DH) | KL_SVC(MBMS) };
+	struct kl_table *t;
+	int rc;
+
+	(void)state;
+	table_name(name, sizeof(name));
+	p.name = name;
+	t = kl_table_create(&p);
+	assert_non_null(t);
+	for (unsigned i = 0; i < sizeof(muk); i++)
+		muk[i] = (uint8_t)(0x30 + 7 * i);
+	ref_pub(muk, 32, want);
+	ref_pub(muk, 40, want40);
+	v.muk = muk;
+	/* bulk put with dh; a put without it has none */
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_int_equal(rc, 0);
+	assert_non_null(kl_ue_dh_pub(ue_of(t, "d2")));
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "d2")), want, 32);
+	assert_int_equal(kl_table_get_ue_dh_pub(t, (const uint8_t *)"d2", 2, got), 0);
+	assert_memory_equal(got, want, 32);
+	assert_int_equal(kl_table_put_ue(t, (const uint8_t *)"u1", 2, muk, 32, &g, 1), 0);
+	assert_null(kl_ue_dh_pub(ue_of(t, "u1")));
+	assert_null(kl_ue_dh_pub(NULL));
+	assert_int_equal(kl_table_get_ue_dh_pub(t, (const uint8_t *)"u1", 2, got), -ENODATA);
+	assert_int_equal(kl_table_get_ue_dh_pub(t, (const uint8_t *)"zz", 2, got), -ENOENT);
+	assert_int_equal(kl_table_get_ue_dh_pub(t, (const uint8_t *)"u1", 2, NULL), -EINVAL);
+	/* services change: gets P from its chunk state, keeps it over a groups change, loses it */
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC(DH)), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "u1")), want, 32);
+	assert_memory_equal(ue_of(t, "u1")->chunk, ue_of(t, "d2")->chunk, sizeof(struct kl_psk_chunk));
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"u1", 2, NULL, 0), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "u1")), want, 32);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC_ALL), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "u1")), want, 32);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC(HM)), 1);
+	assert_null(kl_ue_dh_pub(ue_of(t, "u1")));
+	assert_int_equal(ue_of(t, "u1")->services, KL_SVC(HM));
+	/* another MUK, another P */
+	v.muk_len = 31;
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_int_equal(rc, 1);
+	assert_memory_not_equal(kl_ue_dh_pub(ue_of(t, "d2")), want, 32);
+	v.muk_len = 32;
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "d2")), want, 32);
+	/* a 40-byte MUK: P from the whole MUK; a services change cannot add dh to such a UE */
+	v.id = (const uint8_t *)"d40";
+	v.id_len = 3;
+	v.muk_len = 40;
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_int_equal(ue_of(t, "d40")->nchunks, 2);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "d40")), want40, 32);
+	assert_int_equal(kl_table_set_ue_groups(t, (const uint8_t *)"d40", 3, &g, 1), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "d40")), want40, 32);
+	assert_int_equal(kl_table_put_ue_exp(t, (const uint8_t *)"m40", 3, muk, 40, NULL, 0, 0), 0);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"m40", 3, KL_SVC(DH)),
+			 -EOPNOTSUPP);
+	assert_int_equal(ue_of(t, "m40")->services, KL_SVC_DEFAULT);
+	assert_null(kl_ue_dh_pub(ue_of(t, "m40")));
+	/* the dh maximum (3): d2, d40, then one more; the next is refused, others still go in */
+	v.id = (const uint8_t *)"d3";
+	v.id_len = 2;
+	v.muk_len = 32;
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	v.id = (const uint8_t *)"d4";
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 0);
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC(DH)), -ENOSPC);
+	assert_null(kl_ue_dh_pub(ue_of(t, "u1")));
+	assert_int_equal(kl_table_put_ue(t, (const uint8_t *)"u5", 2, muk, 32, NULL, 0), 0);
+	/* a replacement of a dh UE needs no more room; a delete or losing dh frees it */
+	v.id = (const uint8_t *)"d3";
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_int_equal(rc, 1);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"d3", 2, KL_SVC(MBMS)), 1);
+	assert_int_equal(kl_table_set_ue_services(t, (const uint8_t *)"u1", 2, KL_SVC(DH)), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "u1")), want, 32);
+	assert_int_equal(kl_table_del(t, KL_TK_UE, (const uint8_t *)"d2", 2), 0);
+	v.id = (const uint8_t *)"d4";
+	assert_int_equal(kl_table_put_ue_bulk(t, &v, 1, &rc), 1);
+	assert_memory_equal(kl_ue_dh_pub(ue_of(t, "d4")), want, 32);
+	kl_table_free(t);
+}
+
+/* A pair entry holds the chunk states of KDF(K(VLRa,VLRb), FF09, "s2s"); a new key, new states. */
+static void test_pair_s2s(void **state)
+{
+	struct kl_table *t = mk(8, 0, 1);
+	struct kl_psk_chunk want;
+	const struct kl_psk_chunk *ch = NULL;
+	uint8_t key[32], psk[32];
+	unsigned n = 0;
+
+	(void)state;
+	memset(key, 0x5a, sizeof(key));
+	ref_kdf(key, 32, 0x09, "s2s", psk);
+	assert_int_equal(kl_psk_init(psk, 32, &want), 1);
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 32, 0), 0);
+	kl_pair_s2s_psk(get1(t, KL_TK_PAIR, "vlr-b", 5), &ch, &n);
+	assert_int_equal(n, 1);
+	assert_non_null(ch);
+	assert_memory_equal(ch, &want, sizeof(want));
+	key[5] ^= 0x80;
+	assert_int_equal(kl_table_put_pair(t, (const uint8_t *)"vlr-b", 5, key, 32, 0), 1);
+	kl_pair_s2s_psk(get1(t, KL_TK_PAIR, "vlr-b", 5), &ch, &n);
+	assert_memory_not_equal(ch, &want, sizeof(want));
+	kl_table_free(t);
+}
+
 /* ---- 7. 1 M UEs (stress) ------------------------------------------------------------------------------ */
 
 /* 1 M by default; KL_TABLE_UES=10000000 measures the 10 M target (needs ~3 GB). */
@@ -1497,6 +1658,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_appid),
 		cmocka_unit_test(test_pair),
 		cmocka_unit_test(test_services),
+		cmocka_unit_test(test_dh_pub),
+		cmocka_unit_test(test_pair_s2s),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_einval),
 		cmocka_unit_test(test_bulk),

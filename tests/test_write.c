@@ -369,6 +369,63 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 	return remove(p);
 }
 
+/* P of a dh UE (kl_ue_dh_pub) is what kl_dh_public gives for its MUK, whichever write made it: a
+ * put, a services change (a 64-byte MUK: the table alone cannot, the store's copy does it), the
+ * load at start-up; a table-only UE with a long MUK is refused with a message; losing dh loses
+ * P. */
+static void want_pub(struct kl_table *t, const char *id, const uint8_t *muk, unsigned len)
+{
+	struct kl_hmac_key kx;
+	uint8_t p[KL_X25519_LEN];
+	const struct kl_ue *u = get1(t, KL_TK_UE, id, strlen(id));
+
+	assert_non_null(u);
+	assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, muk, len, &kx), 0);
+	assert_int_equal(kl_dh_public(NULL, &kx, p), 0);
+	assert_non_null(kl_ue_dh_pub(u));
+	assert_memory_equal(kl_ue_dh_pub(u), p, sizeof(p));
+}
+
+static void test_dh_pub(void **state)
+{
+	struct kl_writer tonly;
+	struct kl_write_result res;
+	struct kl_write w;
+	struct kl_table *t2;
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 64, 0, 0);
+	assert_int_equal(put_ue(&f, "dh@a", K32, 32, KL_SVC(DH) | KL_SVC(PROSE), &res), 0);
+	want_pub(f.t, "dh@a", K32, 32);
+	assert_int_equal(put_ue(&f, "long@a", K64, 64, KL_SVC(MBMS), &res), 0);
+	assert_null(kl_ue_dh_pub(get1(f.t, KL_TK_UE, "long@a", 6)));
+	assert_int_equal(kl_write_ue_services(&w, ID("long@a"), KL_SVC(DH) | KL_SVC(MBMS)), 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), 1);
+	assert_string_equal(res.msg, "");
+	want_pub(f.t, "long@a", K64, 64);
+	t2 = reload(&f);
+	want_pub(t2, "dh@a", K32, 32);
+	want_pub(t2, "long@a", K64, 64);
+	kl_table_free(t2);
+	/* losing dh */
+	assert_int_equal(kl_write_ue_services(&w, ID("dh@a"), KL_SVC(MBMS)), 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), 1);
+	assert_null(kl_ue_dh_pub(get1(f.t, KL_TK_UE, "dh@a", 4)));
+	/* a UE the store does not hold (the table only), MUK over 32 bytes: refused, said why */
+	tonly = (struct kl_writer){ .table = f.t, .e2m_ring = 4 };
+	assert_int_equal(kl_table_put_ue(f.t, ID("pop@a"), K64, 64, NULL, 0), 0);
+	assert_int_equal(kl_write_ue_services(&w, ID("pop@a"), KL_SVC(DH)), 0);
+	assert_int_equal(kl_write_do(&tonly, &w, &res), -EOPNOTSUPP);
+	assert_int_equal(res.where, KL_WR_TABLE);
+	assert_non_null(strstr(res.msg, "over 32 bytes"));
+	assert_null(kl_ue_dh_pub(get1(f.t, KL_TK_UE, "pop@a", 5)));
+	/* the same through a writer with the store, which does not hold it */
+	assert_int_equal(kl_write_ue_services(&w, ID("pop@a"), KL_SVC(DH)), 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), -EOPNOTSUPP);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	char prefix[64], *eal[] = {
@@ -378,7 +435,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_kind),   cmocka_unit_test(test_store_failure),
 		cmocka_unit_test(test_table_refusal), cmocka_unit_test(test_batch),
-		cmocka_unit_test(test_table_only),
+		cmocka_unit_test(test_table_only),   cmocka_unit_test(test_dh_pub),
 	};
 	const char *tmp = getenv("TMPDIR");
 	uint8_t k[32];

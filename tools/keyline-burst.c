@@ -64,19 +64,31 @@ static void help(void)
 	     "\n"
 	     "population and requests\n"
 	     "  --population FILE       parameter file written by keyline-population (required)\n"
-	     "  --kind mbms|e2m|hm      MBMS MSK requests by UEs (default), E2M fetches by EMSEs, or\n"
+	     "  --kind mbms|e2m|hm|dh|prose\n"
+	     "                          MBMS MSK requests by UEs (default), E2M fetches by EMSEs, or\n"
 	     "                          HM sessions of UE pairs (PROTOCOL.md section 9: UEa's kind 2\n"
 	     "                          at the server, UEb's kind 3 at the peer server, once per UEb;\n"
 	     "                          a pair is verified when both open the same Ks)\n"
-	     "  --ues N                 UEs (e2m: fetches; hm: UE pairs) to simulate (default: all)\n"
+	     "                          dh, prose: UE pairs (population UEs first + 2k and first +\n"
+	     "                          2k + 1; side A at the server, side B at the peer server) each\n"
+	     "                          asking its own server for the other's value: kind 4 (the\n"
+	     "                          peer's X25519 public value, then Ks) or kind 5 (A initiator\n"
+	     "                          with p1, B responder with p3; then KD = KDF(p2, FF05, p4));\n"
+	     "                          ERR 12/5 is retried after its retry-after (same p); a pair\n"
+	     "                          is verified when both sides derive the same key from the\n"
+	     "                          values the population says the other UE has\n"
+	     "  --ues N                 UEs (e2m: fetches; hm, dh, prose: UE pairs) to simulate\n"
+	     "                          (default: all; dh, prose: half the UEs from --first)\n"
 	     "  --first I               first population index (default 0)\n"
 	     "  --msk current|next      mbms: key number 0 (the MSK valid now, default) or the next\n"
 	     "  --e2m-target imsi|appid|mix   e2m: UE identity sent (default imsi)\n"
 	     "  --e2m-key newest|id|mix       e2m: newest key, or a key by identifier (default newest)\n"
 	     "  --prf mikey1|sha256|mix PRF of the requests (default mikey1)\n"
-	     "  --server-id ID          hm: the server's identity (VLRa; required)\n"
-	     "  --peer-server-id ID     hm: the peer server's identity (VLRb; default: the server,\n"
-	     "                          which then plays both roles)\n"
+	     "  --server-id ID          hm, dh, prose: the server's identity (VLRa / MME1; required)\n"
+	     "  --peer-server-id ID     hm, dh, prose: the peer server's identity (VLRb / MME2;\n"
+	     "                          default: the server, which then plays both roles)\n"
+	     "  --pair-timeout-ms T     dh, prose: how long after a pair's first request ERR 12/5\n"
+	     "                          is retried (default 30000, the rendezvous lifetime)\n"
 	     "  --peer-first J          hm: UEb of pair k is population UE (J + k % M) % UEs\n"
 	     "                          (default: first + 1, so UEb of pair k is UEa of pair k + 1)\n"
 	     "  --peer-ues M            hm: distinct UEbs (default: one per pair); each fetches K*b\n"
@@ -114,8 +126,9 @@ static void help(void)
 	     "  --io dpdk|socket        DPDK port 0 (EAL options before --, default) or kernel UDP\n"
 	     "  --server-ip IP          keyline's address (IPv4 or IPv6; socket default 127.0.0.1)\n"
 	     "  --server-port P         default 2269\n"
-	     "  --peer-server-ip IP     hm, socket: the peer server's address (default: the server)\n"
-	     "  --peer-server-port P    hm, socket: its port (default 2269)\n"
+	     "  --peer-server-ip IP     hm, dh, prose, socket: the peer server's address (default:\n"
+	     "                          the server; dh, prose: where side B's requests go)\n"
+	     "  --peer-server-port P    hm, dh, prose, socket: its port (default 2269)\n"
 	     "  --client-ip IP          first source address (dpdk: required)\n"
 	     "  --client-port P         source port (dpdk default 40000, socket default ephemeral)\n"
 	     "  --sources K             spread UEs over K consecutive source addresses (default 1)\n"
@@ -212,7 +225,7 @@ enum {
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
 	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
-	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT,
+	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT, O_PAIR_TIMEOUT,
 };
 
 struct opts {
@@ -274,10 +287,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "hm-pad", required_argument, NULL, O_HM_PAD },
 		{ "peer-server-ip", required_argument, NULL, O_PEER_SERVER_IP },
 		{ "peer-server-port", required_argument, NULL, O_PEER_SERVER_PORT },
+		{ "pair-timeout-ms", required_argument, NULL, O_PAIR_TIMEOUT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const kinds[] = { "mbms", "e2m", "hm" };
+	static const char *const kinds[] = { "mbms", "e2m", "hm", "dh", "prose" };
 	static const char *const pads[] = { "auto", "none" };
 	static const char *const modes[] = { "burst", "rate", "poisson", "max" };
 	static const char *const msks[] = { "current", "next" };
@@ -299,7 +313,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_POP: o->population = optarg; break;
-		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 3); break;
+		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 5); break;
 		case O_UES: o->cfg.ues = (uint32_t)num("--ues", optarg, 1, KL_POP_MAX_UES); break;
 		case O_FIRST: o->cfg.first = (uint32_t)num("--first", optarg, 0, KL_POP_MAX_UES); break;
 		case O_MSK: o->cfg.msk = (enum kl_burst_msk)choice("--msk", optarg, msks, 2); break;
@@ -340,6 +354,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_PEER_UES: o->cfg.peer_ues = (uint32_t)num("--peer-ues", optarg, 1, KL_POP_MAX_UES); break;
 		case O_HM_PAD: o->cfg.hm_no_pad = choice("--hm-pad", optarg, pads, 2); break;
 		case O_PEER_SERVER_IP: o->peer_server_ip = optarg; break;
+		case O_PAIR_TIMEOUT:
+			o->cfg.pair_timeout_ms = (uint32_t)num("--pair-timeout-ms", optarg, 1, 3600000);
+			break;
 		case O_PEER_SERVER_PORT:
 			o->net.peer_server_port = (uint16_t)num("--peer-server-port", optarg, 1, 65535);
 			break;
@@ -417,12 +434,21 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->socket_io && (o->net.have_server_mac || o->net.queues > 1))
 		usage_err("--server-mac and --queues are for --io dpdk");
-	if (o->cfg.kind != KL_BURST_KIND_HM &&
-	    (o->cfg.server_id[0] || o->cfg.peer_server_id[0] || o->cfg.has_peer_first ||
-	     o->cfg.peer_ues || o->cfg.hm_no_pad || o->peer_server_ip || o->net.peer_server_port))
-		usage_err("--server-id, --peer-* and --hm-pad belong to --kind hm");
-	if (o->cfg.kind == KL_BURST_KIND_HM && !o->cfg.server_id[0])
-		usage_err("--kind hm needs --server-id (the server's identity)");
+	if (kl_burst_kind_pairs(o->cfg.kind)) {
+		if (o->cfg.has_peer_first || o->cfg.peer_ues || o->cfg.hm_no_pad)
+			usage_err("--peer-first, --peer-ues and --hm-pad belong to --kind hm");
+	} else if (o->cfg.kind != KL_BURST_KIND_HM &&
+		   (o->cfg.server_id[0] || o->cfg.peer_server_id[0] || o->cfg.has_peer_first ||
+		    o->cfg.peer_ues || o->cfg.hm_no_pad || o->peer_server_ip ||
+		    o->net.peer_server_port)) {
+		usage_err("--server-id, --peer-* and --hm-pad belong to --kind hm, dh or prose");
+	}
+	if (o->cfg.pair_timeout_ms && !kl_burst_kind_pairs(o->cfg.kind))
+		usage_err("--pair-timeout-ms belongs to --kind dh or prose");
+	if ((o->cfg.kind == KL_BURST_KIND_HM || kl_burst_kind_pairs(o->cfg.kind)) &&
+	    !o->cfg.server_id[0])
+		usage_err("--kind %s needs --server-id (the server's identity)",
+			  kl_burst_kind_name(o->cfg.kind));
 	if (o->peer_server_ip || o->net.peer_server_port) {
 		if (!o->socket_io)
 			usage_err("--peer-server-ip/--peer-server-port need --io socket");
@@ -468,7 +494,9 @@ int main(int argc, char **argv)
 	struct kl_burst *b;
 	static const char *const what[] = { [KL_BURST_KIND_MBMS] = "UEs",
 					    [KL_BURST_KIND_E2M] = "fetches",
-					    [KL_BURST_KIND_HM] = "UE pairs" };
+					    [KL_BURST_KIND_HM] = "UE pairs",
+					    [KL_BURST_KIND_DH] = "UEs in DH pairs",
+					    [KL_BURST_KIND_PROSE] = "UEs in ProSe pairs" };
 	struct kl_burst_run run = { .out = stdout, .stop = &stop_flag };
 	char err[512];
 	char **targv;

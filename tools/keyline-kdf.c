@@ -20,6 +20,7 @@
 
 #define MAX_OPTS 24
 #define MAX_VAL 65535
+#define UE_KEY_MAX (KL_TABLE_PSK_CHUNKS * KL_PRF_CHUNK_LEN) /* a UE key (MUK) as the table takes it */
 
 static struct kl_cli_opt opts[MAX_OPTS];
 static unsigned nopts;
@@ -80,7 +81,22 @@ static void usage(FILE *f)
 		"    valid-to (8, NTP) || len(ID_UEa) (1) || ID_UEa || len(ID_UEb) (1) || ID_UEb) || tag (16);\n"
 		"    aad = 0x01 || len(ID_VLRa) (1) || ID_VLRa || len(ID_VLRb) (1) || ID_VLRb. VLRa (the\n"
 		"    server UEa asked, kind 2) seals token_a with K*a and token_b with K*b; UEb gets K*b from\n"
-		"    VLRb (kind 3) and opens token_b with the same --vlr-a/--vlr-b/--ue-a/--ue-b.\n");
+		"    VLRb (kind 3) and opens token_b with the same --vlr-a/--vlr-b/--ue-a/--ue-b.\n"
+		"\n"
+		"DH VLR scheme and ProSe (PROTOCOL.md section 9, kinds 4 and 5): key recovery. Key files\n"
+		"hold hex text (\"-\" = stdin); keys are never printed, only their key check values;\n"
+		"--out FILE writes the derived key as hex (a new file, mode 0600):\n"
+		"  dh-pub --key-file F                UEx's public value P = X25519(KDF(Kx, FF07,\n"
+		"                                     \"dh-x25519\"), 9) from its key Kx (1..64 bytes);\n"
+		"                                     P is public: printed, with its fingerprint\n"
+		"  dh-ks --key-file F --peer-pub HEX --ue ID --peer-ue ID [--out FILE]\n"
+		"                                     Ks = KDF(X25519(s_own, P_peer), FF08, ID_lo, ID_hi)\n"
+		"                                     from one UE's key and the other UE's public value;\n"
+		"                                     exit 1 for an all-zero shared secret\n"
+		"  prose-p --kasme-file F --p HEX [--out FILE]\n"
+		"                                     p2 = KDF(KASME1, FF04, p1) (or p4 from KASME2, p3;\n"
+		"                                     p: 16 bytes)\n"
+		"  prose-kd --p2-file F --p4-file F [--out FILE]   KD = KDF(p2, FF05, p4)\n");
 }
 
 static const char *get(const char *name)
@@ -332,8 +348,9 @@ static int cmd_kdf(struct kl_crypto *c)
 	return 0;
 }
 
-/* A 32-byte key from a file of hex text (surrounding whitespace allowed; "-" = stdin). */
-static uint8_t *key_file(const char *what, const char *path)
+/* A key of min..max bytes from a file of hex text (surrounding whitespace allowed; "-" =
+ * stdin); *len gets its length. */
+static uint8_t *key_file_n(const char *what, const char *path, size_t min, size_t max, size_t *len)
 {
 	char *buf = cli_alloc(4096);
 	size_t n = 0, a, z;
@@ -359,7 +376,24 @@ static uint8_t *key_file(const char *what, const char *path)
 	for (z = n; z > a && strchr(" \t\r\n", buf[z - 1]); z--)
 		;
 	buf[z] = 0;
-	return hex(what, buf + a, 32, NULL);
+	if (min == max)
+		return hex(what, buf + a, min, len);
+	{
+		size_t n2;
+		uint8_t *k = hex(what, buf + a, 0, &n2);
+
+		if (n2 < min || n2 > max)
+			die("--%s: want %zu..%zu bytes of hex, got %zu", what, min, max, n2);
+		if (len)
+			*len = n2;
+		return k;
+	}
+}
+
+/* A 32-byte key from a file of hex text. */
+static uint8_t *key_file(const char *what, const char *path)
+{
+	return key_file_n(what, path, 32, 32, NULL);
 }
 
 /* An identity option: 1..255 bytes of text. */
@@ -400,19 +434,42 @@ static int cmd_kstar(struct kl_crypto *c)
 	return 0;
 }
 
-/* Ks as hex text into fd, the new 0600 file --out made before the token was opened. */
-static void write_ks(int fd, const uint8_t ks[16])
+/* --out FILE: a new 0600 file, made before anything is derived or opened so that an existing
+ * file is a usage error before anything is printed. @return its fd, -1 without --out. */
+static int out_open(const char *out)
 {
-	char line[2 * 16 + 2];
+	int fd = -1;
+
+	if (out && (fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		die("--out: cannot create the file (it must not exist): %s", strerror(errno));
+	return fd;
+}
+
+/* The command failed: the --out file made for it goes. */
+static void out_drop(int fd, const char *out)
+{
+	if (fd >= 0) {
+		close(fd);
+		unlink(out);
+	}
+}
+
+/* A key (n <= 32 bytes) as hex text into the --out file (fd from out_open; -1: none). */
+static void out_write(int fd, const uint8_t *key, size_t n)
+{
+	char line[2 * 32 + 2];
 	ssize_t w;
 
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(line + 2 * i, 3, "%02x", ks[i]);
-	line[32] = '\n';
-	line[33] = 0;
-	w = write(fd, line, 33);
+	if (fd < 0)
+		return;
+	if (n > 32)
+		die("--out: key too long");
+	for (size_t i = 0; i < n; i++)
+		snprintf(line + 2 * i, 3, "%02x", key[i]);
+	line[2 * n] = '\n';
+	w = write(fd, line, 2 * n + 1);
 	kl_memzero(line, sizeof(line));
-	if (w != 33 || fsync(fd) || close(fd))
+	if (w != (ssize_t)(2 * n + 1) || fsync(fd) || close(fd))
 		die("--out: write failed");
 }
 
@@ -428,7 +485,7 @@ static int cmd_hm_open(struct kl_crypto *c)
 	struct tm tm;
 	char date[32];
 
-	int fd = -1;
+	int fd;
 
 	allow_only(allowed);
 	kstar = key_file("kstar-file", need("kstar-file"));
@@ -439,9 +496,7 @@ static int cmd_hm_open(struct kl_crypto *c)
 	ub = ident("ue-b");
 	if (tl > UINT16_MAX)
 		die("--token: too long");
-	/* made first: an existing file is a usage error before anything is printed */
-	if (out && (fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
-		die("--out: cannot create the file (it must not exist): %s", strerror(errno));
+	fd = out_open(out);
 	o = (struct kl_hm_open){ .kstar = kstar, .token = tok, .token_len = (uint16_t)tl,
 				 .vlra = (const uint8_t *)va, .vlra_len = (uint16_t)strlen(va),
 				 .vlrb = (const uint8_t *)vb, .vlrb_len = (uint16_t)strlen(vb),
@@ -450,10 +505,8 @@ static int cmd_hm_open(struct kl_crypto *c)
 				 .now = now ? (uint64_t)(number("now", now, 10, 0xFFFFFFFFul - 2208988800ul) +
 							 2208988800ul) << 32
 					    : kl_ntp_now() };
-	if ((kl_client_hm_open_burst(c, &o, 1) != 1 || o.rc) && fd >= 0) {
-		close(fd);
-		unlink(out);
-	}
+	if (kl_client_hm_open_burst(c, &o, 1) != 1 || o.rc)
+		out_drop(fd, out);
 	if (o.rc == -EIO) {
 		fprintf(stderr, "keyline-kdf hm-open: the crypto failed\n");
 		return 1;
@@ -471,10 +524,127 @@ static int cmd_hm_open(struct kl_crypto *c)
 	if (!gmtime_r(&vt, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(date, sizeof(date), "?");
 	printf("valid_to=%s\nvalid_to_ntp=%016llx\n", date, (unsigned long long)o.valid_to);
-	if (fd >= 0)
-		write_ks(fd, o.ks);
+	out_write(fd, o.ks, sizeof(o.ks));
 	kl_memzero(o.ks, sizeof(o.ks));
 	return 0;
+}
+
+/* ---- DH VLR scheme and ProSe (PROTOCOL.md section 9): key recovery --------------------------- */
+
+static void put_fp(const uint8_t p[KL_X25519_LEN])
+{
+	uint8_t fp[KL_DH_FP_LEN];
+
+	kl_dh_pub_fp(p, fp);
+	put("dh_pub_fp", fp, sizeof(fp));
+}
+
+/* UEx's public value from its key (P is public: printed, with the fingerprint keylinectl
+ * shows). */
+static int cmd_dh_pub(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "key-file", NULL };
+	struct kl_hmac_key kx;
+	uint8_t p[KL_X25519_LEN], *k;
+	size_t kl;
+
+	allow_only(allowed);
+	k = key_file_n("key-file", need("key-file"), 1, UE_KEY_MAX, &kl);
+	kl_hmac_key_init(KL_HASH_SHA256, k, kl, &kx);
+	if (kl_dh_public(c, &kx, p)) {
+		kl_hmac_key_wipe(&kx);
+		fprintf(stderr, "keyline-kdf dh-pub: the crypto failed\n");
+		return 1;
+	}
+	kl_hmac_key_wipe(&kx);
+	put("dh_pub", p, sizeof(p));
+	put_fp(p);
+	return 0;
+}
+
+/* Ks of the DH scheme from one UE's key and the other's public value, as that UE computes it:
+ * its KCV printed, Ks itself only into --out. */
+static int cmd_dh_ks(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "key-file", "peer-pub", "ue", "peer-ue", "out",
+					       NULL };
+	const char *ue, *peer, *out = get("out");
+	struct kl_hmac_key kx;
+	uint8_t ks[KL_KDF_OUT_LEN], *k, *pp;
+	size_t kl;
+	int fd, rc;
+
+	allow_only(allowed);
+	k = key_file_n("key-file", need("key-file"), 1, UE_KEY_MAX, &kl);
+	pp = hex("peer-pub", need("peer-pub"), KL_X25519_LEN, NULL);
+	ue = ident("ue");
+	peer = ident("peer-ue");
+	if (!strcmp(ue, peer))
+		die("--ue and --peer-ue: the two UEs must differ");
+	fd = out_open(out);
+	kl_hmac_key_init(KL_HASH_SHA256, k, kl, &kx);
+	rc = kl_dh_ks(c, &kx, pp, (const uint8_t *)ue, strlen(ue), (const uint8_t *)peer,
+		      strlen(peer), ks);
+	kl_hmac_key_wipe(&kx);
+	if (rc) {
+		out_drop(fd, out);
+		fprintf(stderr, "keyline-kdf dh-ks: %s\n",
+			rc == -EPERM ? "the X25519 shared secret is all zero (the peer's public value "
+				       "is a low-order point): no key"
+				     : "the crypto failed");
+		return 1;
+	}
+	put_kcv("ks_kcv", ks, sizeof(ks));
+	out_write(fd, ks, sizeof(ks));
+	kl_memzero(ks, sizeof(ks));
+	return 0;
+}
+
+/* A row of the table from a 32-byte key and one parameter, for an operator: the result's KCV
+ * printed as kcv_name, the result itself only into --out. */
+static int derive_out(struct kl_crypto *c, enum kl_kdf_id id, const uint8_t key[32],
+		      const struct kl_kdf_param *p, const char *kcv_name)
+{
+	const char *out = get("out");
+	uint8_t v[KL_KDF_OUT_LEN];
+	int fd = out_open(out);
+
+	if (kl_derive(c, id, key, 32, p, 1, v)) {
+		out_drop(fd, out);
+		fprintf(stderr, "keyline-kdf %s: the crypto failed\n", cmd);
+		return 1;
+	}
+	put_kcv(kcv_name, v, sizeof(v));
+	out_write(fd, v, sizeof(v));
+	kl_memzero(v, sizeof(v));
+	return 0;
+}
+
+/* p2 = KDF(KASME1, FF04, p1), or p4 from KASME2 and p3. */
+static int cmd_prose_p(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "kasme-file", "p", "out", NULL };
+	struct kl_kdf_param p;
+	uint8_t *kasme;
+
+	allow_only(allowed);
+	kasme = key_file("kasme-file", need("kasme-file"));
+	p.data = hex("p", need("p"), 16, &p.len);
+	return derive_out(c, KL_KDF_PROSE_P2, kasme, &p, "p_kcv");
+}
+
+/* KD = KDF(p2, FF05, p4). */
+static int cmd_prose_kd(struct kl_crypto *c)
+{
+	static const char *const allowed[] = { "p2-file", "p4-file", "out", NULL };
+	struct kl_kdf_param p;
+	uint8_t *p2;
+
+	allow_only(allowed);
+	p2 = key_file("p2-file", need("p2-file"));
+	p.data = key_file("p4-file", need("p4-file"));
+	p.len = 32;
+	return derive_out(c, KL_KDF_PROSE_KD, p2, &p, "kd_kcv");
 }
 
 static enum kl_prf prf_opt(void)
@@ -637,7 +807,8 @@ int main(int argc, char **argv)
 	cmd_ok = !strcmp(cmd, "list") || !strcmp(cmd, "milenage") || !strcmp(cmd, "e2m-key-id") ||
 		 !strcmp(cmd, "kcv") || !strcmp(cmd, "kdf") || !strcmp(cmd, "mikey-keys") ||
 		 !strcmp(cmd, "mikey-prf") || !strcmp(cmd, "kstar") || !strcmp(cmd, "hm-open") ||
-		 kl_kdf_def_find(cmd);
+		 !strcmp(cmd, "dh-pub") || !strcmp(cmd, "dh-ks") || !strcmp(cmd, "prose-p") ||
+		 !strcmp(cmd, "prose-kd") || kl_kdf_def_find(cmd);
 	if (!strcmp(cmd, "list")) {
 		if (nopts)
 			die("takes no options");
@@ -690,6 +861,14 @@ int main(int argc, char **argv)
 		rc = cmd_kstar(c);
 	else if (!strcmp(cmd, "hm-open"))
 		rc = cmd_hm_open(c);
+	else if (!strcmp(cmd, "dh-pub"))
+		rc = cmd_dh_pub(c);
+	else if (!strcmp(cmd, "dh-ks"))
+		rc = cmd_dh_ks(c);
+	else if (!strcmp(cmd, "prose-p"))
+		rc = cmd_prose_p(c);
+	else if (!strcmp(cmd, "prose-kd"))
+		rc = cmd_prose_kd(c);
 	else
 		rc = cmd_mikey_prf(c);
 	kl_crypto_destroy(c);

@@ -83,7 +83,8 @@ static void usage(FILE *f)
 		"  put-pair PEER (--key HEX | --key-file F) [--expires T]\n"
 		"                                the pair key K(this server, PEER server)\n"
 		"  del KIND ID                   KIND: ue, group, emse, imsi, appid, pair\n"
-		"  show KIND ID                  metadata and key check values, never keys\n"
+		"  show KIND ID                  metadata and key check values, never keys (a dh UE:\n"
+		"                                its public value's fingerprint)\n"
 		"  stats [--worker N]\n"
 		"  rotate DDDDDD:G               forced MSK rotation: a fresh current MSK from now\n"
 		"  status                        table, store, Diameter peers, MSK rotation\n"
@@ -545,6 +546,8 @@ static void print_show(json_t *a)
 			printf("never\n");
 		}
 		print_services(a);
+		if (json_object_get(a, "dh_pub_fp")) /* dh UEs: their X25519 public value's */
+			printf("  dh pub   fingerprint %s\n", s_of(a, "dh_pub_fp"));
 	} else if (!strcmp(kind, "pair")) {
 		char ex[32] = "never";
 

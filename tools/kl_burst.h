@@ -96,6 +96,8 @@ enum kl_burst_kind {
 	KL_BURST_KIND_MBMS, /* UEs ask for their key group's MSK */
 	KL_BURST_KIND_E2M,  /* EMSEs fetch the e2m_key of an IMSI or application identity */
 	KL_BURST_KIND_HM,   /* UE pairs set up HM sessions (PROTOCOL.md section 9, kinds 2 and 3) */
+	KL_BURST_KIND_DH,   /* UE pairs get each other's X25519 public value (kind 4), derive Ks */
+	KL_BURST_KIND_PROSE, /* UE pairs exchange p2/p4 through their servers (kind 5), derive KD */
 };
 
 enum kl_burst_msk {
@@ -152,7 +154,24 @@ struct kl_burst_config {
 	int has_peer_first;
 	uint32_t peer_ues;    /* distinct UEbs; 0 = one per pair */
 	int hm_no_pad;	      /* send kind-2 requests unpadded (to see the server's 3x rule drop them) */
+	/* DH and ProSe: "UE" 2k and 2k + 1 of the run are the two sides of pair k: side A =
+	 * population UE first + 2k (UEa; ProSe: UE1, the initiator) at the server (server_id),
+	 * side B = first + 2k + 1 (UEb; UE2, the responder) at the peer server (peer_server_id; the
+	 * same server when empty). ues counts pairs. Both sides start together; an ERR 12/5
+	 * answer (the peer's value is not there yet) is followed by a new try (same p for ProSe,
+	 * fresh RAND and T) after the answer's retry-after, until pair_timeout_ms after the pair's
+	 * first request. A pair is verified when both sides derived the same Ks (KD), each from the
+	 * value the population says the other UE has. */
+	uint32_t pair_timeout_ms; /* 0 = KL_BURST_PAIR_TIMEOUT_MS */
 };
+
+/* the rendezvous lifetime of PROTOCOL.md section 9 (default 30 s) */
+#define KL_BURST_PAIR_TIMEOUT_MS 30000u
+/* when an ERR 12/5 carries no retry-after */
+#define KL_BURST_RETRY_AFTER_DEFAULT_MS 100u
+
+/** Whether the kind simulates UE pairs whose two sides each ask their own server (dh, prose). */
+int kl_burst_kind_pairs(enum kl_burst_kind k);
 
 /** Defaults: mbms, burst over 1 s, timeout 200 ms, 3 retries, 100 ms intervals, seed 1. */
 void kl_burst_config_defaults(struct kl_burst_config *c);
@@ -178,6 +197,7 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(DUPLICATE, "duplicate", "answers for a try of a UE that already holds its key")         \
 	X(KSTAR_FETCHED, "kstar_fetched", "hm: K*b fetched from the peer server (kind 3)")         \
 	X(KSTAR_CACHED, "kstar_cached", "hm: token_b opened with a K*b fetched before")           \
+	X(WAITS, "waits", "dh/prose: ERR 12/5 answers, each followed by a new try after its retry-after") \
 	X(LATE, "late", "answers for a try of a UE that already failed")                           \
 	X(RX_OTHER, "rx_other", "frames or datagrams that were not UDP answers from the server")
 
@@ -202,7 +222,9 @@ const char *kl_burst_counter_name(unsigned c);
 	X(INTERNAL, "internal", "the client could not build or check the request")            \
 	X(BAD_MAC, "bad_mac", "verify-after: the answer that ended the UE failed its MAC check")  \
 	X(BAD_TOKEN, "bad_token", "hm: a token did not open (tag, servers, UEs or valid-to)")      \
-	X(KS_MISMATCH, "ks_mismatch", "hm: UEa and UEb recovered different session keys")         \
+	X(KS_MISMATCH, "ks_mismatch", "hm, dh, prose: the two UEs of a pair derived different keys") \
+	X(PAIR_TIMEOUT, "pair_timeout", "dh/prose: still ERR 12/5 when the pair timeout ran out")  \
+	X(PEER_FAILED, "peer_failed", "dh/prose: the other UE of the pair failed")                 \
 	X(INTERRUPTED, "interrupted", "the run was stopped before the UE finished")
 
 enum kl_burst_fail {
@@ -212,7 +234,7 @@ enum kl_burst_fail {
 	KL_BF__COUNT
 };
 
-/** "mbms", "e2m", "hm" (--kind and the summary's kind); "unknown" out of range. */
+/** "mbms", "e2m", "hm", "dh", "prose" (--kind and the summary's kind); "unknown" out of range. */
 const char *kl_burst_kind_name(enum kl_burst_kind k);
 
 /** Name of a failure reason in the JSON output; "unknown" out of range. */
@@ -231,7 +253,7 @@ struct kl_burst_dgram {
 	uint32_t slot;	 /* the core's */
 	uint32_t source; /* source address index, 0..sources-1 */
 	uint16_t len;
-	uint8_t server;	 /* 0: the server; 1: the peer server (hm: K* fetches of UEbs) */
+	uint8_t server;	 /* 0: the server; 1: the peer server (hm: K* fetches of UEbs; dh/prose: side B) */
 	uint8_t sent;	 /* set by the I/O: 1 when the device or socket took it */
 };
 

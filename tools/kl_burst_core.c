@@ -23,6 +23,14 @@
  * another pair of the same UEb is fetching. The pair holds a session record (Ks from token_a,
  * token_b to hand over) from its start to its verdict. Tokens are opened in GCM batches of up to
  * VERIFY_BATCH (kl_client_hm_open_burst).
+ *
+ * DH and ProSe (kinds dh, prose): entities 2k and 2k + 1 are the two sides of pair k, each with
+ * its own tries to its own server. ERR 12/5 (the peer's value is not there yet) ends the side's
+ * tries for now: it waits in a time-ordered heap for the answer's retry-after and starts a new
+ * round of tries (the try count starts again; ProSe repeats its p). A side that derived its key
+ * (Ks or KD, in batches: kl_client_dh_ks_burst, kl_client_prose_burst) is done and waits for
+ * its verdict (ENT_PENDING) until the other side has derived its own; then both keys are
+ * compared and both sides get the pair's verdict. A side that fails fails its pair.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -75,9 +83,16 @@ const char *kl_burst_fail_name(unsigned f)
 const char *kl_burst_kind_name(enum kl_burst_kind k)
 {
 	static const char *const names[] = { [KL_BURST_KIND_MBMS] = "mbms",
-					     [KL_BURST_KIND_E2M] = "e2m", [KL_BURST_KIND_HM] = "hm" };
+					     [KL_BURST_KIND_E2M] = "e2m", [KL_BURST_KIND_HM] = "hm",
+					     [KL_BURST_KIND_DH] = "dh",
+					     [KL_BURST_KIND_PROSE] = "prose" };
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
+}
+
+int kl_burst_kind_pairs(enum kl_burst_kind k)
+{
+	return k == KL_BURST_KIND_DH || k == KL_BURST_KIND_PROSE;
 }
 
 /* PENDING: verify_after matched an answer, the verdict comes in kl_burst_verify_stored */
@@ -181,6 +196,27 @@ struct hm_sess {
 	uint16_t tok_b_len;
 };
 
+/* DH / ProSe: what a side sends and must get (the population knows both UEs' keys). */
+struct pair_side {
+	uint8_t want[32]; /* dh: this UE's public value P; prose: its own p2 (side A) or p4 (B) */
+	uint8_t p[16];	  /* prose: this UE's contribution p1 or p3, the same in every try */
+};
+
+/* DH / ProSe: a pair, from its first request to its verdict. */
+struct pair {
+	uint8_t key[32];   /* Ks or KD of the side that derived it first */
+	uint8_t want[32];  /* Ks or KD derived before the run from the population's keys */
+	uint64_t first_ns; /* the pair's first request */
+	uint32_t waits;	   /* ERR 12/5 answers of both sides */
+	uint8_t have;	   /* key holds the first side's */
+};
+
+/* Entities waiting for a retry-after, earliest first. */
+struct wait {
+	uint64_t at;
+	uint32_t ent;
+};
+
 /* FIFO of 32-bit indices. */
 struct ring {
 	uint32_t *v;
@@ -280,6 +316,19 @@ struct kl_burst {
 	uint32_t hent[VERIFY_BATCH];
 	uint8_t hwhich[VERIFY_BATCH];
 	unsigned nh;
+	/* dh / prose: sides, pairs, the retry-after heap, derivations to batch */
+	struct pair_side *side;
+	struct pair *pair;
+	uint32_t npairs;
+	struct wait *wheap;
+	uint32_t nwait;
+	uint64_t pair_timeout_ns;
+	int pair_deciding; /* both sides get the pair's verdict: no peer_failed */
+	struct kl_hist pair_lat; /* a pair's first request to both keys */
+	struct kl_dh_op dop[VERIFY_BATCH];
+	struct kl_prose_op pop_[VERIFY_BATCH];
+	uint32_t dent[VERIFY_BATCH];
+	unsigned nd;
 };
 
 void kl_burst_config_defaults(struct kl_burst_config *c)
@@ -462,6 +511,93 @@ static int prep_peers(struct kl_burst *b, char *err, size_t errlen)
 	return hm_expect(b, err, errlen);
 }
 
+/* DH / ProSe: every pair's key derived directly from the population's keys (side A's key and
+ * side B's value; KD from A's p2 and B's p4), in batches: the key both sides derive in the run
+ * must be this one. */
+static int pair_expect(struct kl_burst *b, char *err, size_t errlen)
+{
+	int dh = b->cfg.kind == KL_BURST_KIND_DH;
+
+	for (uint32_t base = 0; base < b->npairs; base += VERIFY_BATCH) {
+		unsigned m = b->npairs - base < VERIFY_BATCH ? b->npairs - base : VERIFY_BATCH, bad = 0;
+
+		for (unsigned k = 0; k < m; k++) {
+			uint32_t a = 2 * (base + k);
+
+			if (dh)
+				b->dop[k] = (struct kl_dh_op){ .own_key = b->psk[a], .own_key_len = 32,
+							       .peer_pub = b->side[a + 1].want,
+							       .id_a = (const uint8_t *)b->id[a],
+							       .la = b->ent[a].id_len,
+							       .id_b = (const uint8_t *)b->id[a + 1],
+							       .lb = b->ent[a + 1].id_len };
+			else
+				b->pop_[k] = (struct kl_prose_op){ .key = b->side[a].want,
+								   .in = b->side[a + 1].want,
+								   .key_len = 32, .kd = 1 };
+		}
+		if ((dh ? kl_client_dh_ks_burst(b->c, b->dop, m) : kl_client_prose_burst(b->c, b->pop_, m)) !=
+		    (int)m)
+			bad = 1;
+		for (unsigned k = 0; k < m; k++) {
+			bad |= dh ? b->dop[k].rc != 0 : b->pop_[k].rc != 0;
+			memcpy(b->pair[base + k].want, dh ? b->dop[k].ks : b->pop_[k].out, 32);
+		}
+		kl_memzero(b->dop, sizeof(b->dop));
+		kl_memzero(b->pop_, sizeof(b->pop_));
+		if (bad) {
+			errf(err, errlen, "%s: the expected key of a pair cannot be derived",
+			     kl_burst_kind_name(b->cfg.kind));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* DH / ProSe: each side's contribution (ProSe: fresh random p, kept for the whole run) and what
+ * the other side must receive for it: its public value (DH) or its own p2 / p4 (ProSe), both
+ * from the population's keys, in batches where the crypto allows. */
+static int prep_pairs(struct kl_burst *b, char *err, size_t errlen)
+{
+	struct kl_prose_op op[KL_BURST_TX_MAX];
+
+	if (b->cfg.kind == KL_BURST_KIND_DH) {
+		for (uint32_t j = 0; j < b->n; j++)
+			if (kl_client_dh_public(b->c, b->psk[j], 32, b->side[j].want)) {
+				errf(err, errlen, "dh: the public value of UE %u cannot be derived",
+				     b->cfg.first + j);
+				return -EIO;
+			}
+		return pair_expect(b, err, errlen);
+	}
+	for (uint32_t base = 0; base < b->n; base += KL_BURST_TX_MAX) {
+		unsigned m = b->n - base < KL_BURST_TX_MAX ? b->n - base : KL_BURST_TX_MAX;
+
+		for (unsigned k = 0; k < m; k++) {
+			struct pair_side *sd = &b->side[base + k];
+
+			if (RAND_bytes(sd->p, sizeof(sd->p)) != 1) {
+				errf(err, errlen, "prose: no random bytes");
+				return -EIO;
+			}
+			op[k] = (struct kl_prose_op){ .key = b->psk[base + k], .key_len = 32, .in = sd->p };
+		}
+		if (kl_client_prose_burst(b->c, op, m) != (int)m)
+			return -EIO;
+		for (unsigned k = 0; k < m; k++) {
+			if (op[k].rc) {
+				kl_memzero(op, sizeof(op));
+				errf(err, errlen, "prose: p of UE %u cannot be derived",
+				     b->cfg.first + base + k);
+				return -EIO;
+			}
+			memcpy(b->side[base + k].want, op[k].out, 32);
+		}
+	}
+	kl_memzero(op, sizeof(op));
+	return pair_expect(b, err, errlen);
+}
+
 static int prep_population(struct kl_burst *b, char *err, size_t errlen)
 {
 	const struct kl_pop_params *pop = &b->pop;
@@ -492,6 +628,8 @@ static int prep_population(struct kl_burst *b, char *err, size_t errlen)
 			return rc;
 		}
 	}
+	if (b->side)
+		return prep_pairs(b, err, errlen);
 	return b->peer ? prep_peers(b, err, errlen) : 0;
 }
 
@@ -533,7 +671,32 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 			return -EINVAL;
 		}
 	}
-	if (c->kind != KL_BURST_KIND_E2M) {
+	if (kl_burst_kind_pairs(c->kind)) {
+		uint32_t pairs;
+
+		if (!c->server_id[0] || strlen(c->server_id) > KL_MIKEY_ID_MAX ||
+		    strlen(c->peer_server_id) > KL_MIKEY_ID_MAX) {
+			errf(err, errlen, "%s: the server's identity (1..%d bytes) is required",
+			     kl_burst_kind_name(c->kind), KL_MIKEY_ID_MAX);
+			return -EINVAL;
+		}
+		if (c->verify_after || c->has_peer_first || c->peer_ues || c->hm_no_pad) {
+			errf(err, errlen, "%s: verify-after, peer-first, peer-ues and hm-pad are not for UE pairs of this kind",
+			     kl_burst_kind_name(c->kind));
+			return -EINVAL;
+		}
+		if (c->first >= pop->ues) {
+			errf(err, errlen, "first UE %u: the population has %u UEs", c->first, pop->ues);
+			return -EINVAL;
+		}
+		pairs = c->ues ? c->ues : (pop->ues - c->first) / 2;
+		if ((uint64_t)c->first + 2 * (uint64_t)pairs > pop->ues) {
+			errf(err, errlen, "%u UE pairs from UE %u need %" PRIu64 " UEs: the population has %u",
+			     pairs, c->first, (uint64_t)c->first + 2 * (uint64_t)pairs, pop->ues);
+			return -EINVAL;
+		}
+		*n = 2 * pairs;
+	} else if (c->kind != KL_BURST_KIND_E2M) {
 		if (c->kind == KL_BURST_KIND_MBMS && !pop->groups) {
 			errf(err, errlen, "the population has no key groups: no MBMS requests to make");
 			return -EINVAL;
@@ -619,6 +782,30 @@ static void fill_hm(const struct kl_burst *b, uint32_t j, struct kl_client_req *
 	}
 }
 
+/* The identity of the server of side (0: A, the server; 1: B, the peer server). */
+static const char *side_server(const struct kl_burst *b, unsigned side, uint16_t *len)
+{
+	*len = side ? b->peer_server_id_len : b->server_id_len;
+	return side ? b->peer_server_id : b->cfg.server_id;
+}
+
+/* DH / ProSe: side j's request to its own server about the other side's UE (TLV 5) and that
+ * UE's server (TLV 6); ProSe adds its p (TLV 11) and role (TLV 12: A initiates). */
+static void fill_pair(const struct kl_burst *b, uint32_t j, struct kl_client_req *r)
+{
+	uint32_t o = j ^ 1;
+
+	r->spec.id_type = 0; /* NAI */
+	r->spec.kind = b->cfg.kind == KL_BURST_KIND_DH ? KL_KIND_DH : KL_KIND_PROSE;
+	r->spec.peer_ue = (const uint8_t *)b->id[o];
+	r->spec.peer_ue_len = b->ent[o].id_len;
+	r->spec.peer_server = (const uint8_t *)side_server(b, o & 1, &r->spec.peer_server_len);
+	if (b->cfg.kind == KL_BURST_KIND_PROSE) {
+		r->spec.contrib = b->side[j].p;
+		r->spec.role = (uint8_t)(1 + (j & 1));
+	}
+}
+
 /* The request of UE j's try with this RAND, CSB ID and T (buf and cap are the caller's). */
 static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req *r,
 		     const uint8_t *rand, uint32_t csb_id, uint64_t ts)
@@ -633,6 +820,10 @@ static void fill_req(const struct kl_burst *b, uint32_t j, struct kl_client_req 
 	r->psk_len = 32;
 	if (b->cfg.kind == KL_BURST_KIND_HM) {
 		fill_hm(b, j, r);
+		return;
+	}
+	if (b->side) {
+		fill_pair(b, j, r);
 		return;
 	}
 	if (b->cfg.kind == KL_BURST_KIND_MBMS) {
@@ -802,6 +993,23 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 			goto fail;
 		}
 	}
+	if (kl_burst_kind_pairs(cfg->kind)) {
+		b->npairs = n / 2;
+		b->side = calloc(n, sizeof(*b->side));
+		b->pair = calloc(b->npairs, sizeof(*b->pair));
+		b->wheap = calloc(n, sizeof(*b->wheap));
+		b->server_id_len = (uint16_t)strlen(b->cfg.server_id);
+		b->peer_server_id = b->cfg.peer_server_id[0] ? b->cfg.peer_server_id : b->cfg.server_id;
+		b->peer_server_id_len = (uint16_t)strlen(b->peer_server_id);
+		b->pair_timeout_ns = (uint64_t)(cfg->pair_timeout_ms ? cfg->pair_timeout_ms
+								       : KL_BURST_PAIR_TIMEOUT_MS) *
+				     1000000ull;
+		kl_hist_reset(&b->pair_lat);
+		if (!b->side || !b->pair || !b->wheap) {
+			errf(err, errlen, "out of memory for %u UE pairs", b->npairs);
+			goto fail;
+		}
+	}
 	if (!b->c) {
 		errf(err, errlen, "crypto context: %s", strerror(errno));
 		goto fail;
@@ -814,11 +1022,17 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 	}
 	for (uint32_t s = 0; s < b->nslots; s++)
 		ring_push(&b->freeq, s);
-	rc = kl_burst_schedule(cfg->mode, n, cfg->window_s, cfg->rate, cfg->seed, b->start_ns,
-			       b->order);
+	/* UE pairs: a schedule of pairs, both sides of a pair starting together, side A first */
+	rc = kl_burst_schedule(cfg->mode, b->side ? b->npairs : n, cfg->window_s, cfg->rate, cfg->seed,
+			       b->start_ns, b->order);
 	if (rc) {
 		errf(err, errlen, rc == -ENOMEM ? "out of memory" : "window/rate out of range");
 		goto fail;
+	}
+	for (uint32_t i = b->side ? b->npairs : 0; i-- > 0;) {
+		b->start_ns[2 * i] = b->start_ns[2 * i + 1] = b->start_ns[i];
+		b->order[2 * i + 1] = 2 * b->order[i] + 1;
+		b->order[2 * i] = 2 * b->order[i];
 	}
 	for (uint32_t i = 0; i < n; i++)
 		b->ent[b->order[i]].sched_ns = b->start_ns[i];
@@ -866,6 +1080,15 @@ void kl_burst_destroy(struct kl_burst *b)
 	if (b->kstar_a)
 		kl_memzero(b->kstar_a, (size_t)b->n * sizeof(*b->kstar_a));
 	free(b->kstar_a);
+	if (b->side)
+		kl_memzero(b->side, (size_t)b->n * sizeof(*b->side));
+	if (b->pair)
+		kl_memzero(b->pair, (size_t)b->npairs * sizeof(*b->pair));
+	kl_memzero(b->dop, sizeof(b->dop));
+	kl_memzero(b->pop_, sizeof(b->pop_));
+	free(b->side);
+	free(b->pair);
+	free(b->wheap);
 	kl_memzero(b->hop, sizeof(b->hop));
 	free(b->peer);
 	free(b->sess);
@@ -1054,6 +1277,16 @@ static void verdict(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint
 							  .detail = detail };
 	if (b->peer && e->phase == 1)
 		hm_fetch_failed(b, j, why, err_no, detail, now);
+	/* a pair fails as a whole (a pair's own verdict and an interruption are given to both
+	 * sides by their callers) */
+	if (b->side && !b->pair_deciding && why != KL_BF_INTERRUPTED) {
+		uint32_t o = j ^ 1;
+
+		if (b->ent[o].state == ENT_PENDING)
+			verdict(b, o, KL_BF_PEER_FAILED, 0, 0, now);
+		else
+			finish(b, o, KL_BF_PEER_FAILED, 0, 0, now);
+	}
 }
 
 static void finish(struct kl_burst *b, uint32_t j, enum kl_burst_fail why, uint8_t err_no,
@@ -1127,8 +1360,12 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 	       b->t0 + b->start_ns[b->start_cur] <= now_ns) {
 		uint32_t j = b->order[b->start_cur++];
 
+		if (b->ent[j].state != ENT_IDLE) /* a pair's side that failed with the other side */
+			continue;
 		b->ent[j].state = ENT_ACTIVE;
 		b->ent[j].start_ns = now_ns;
+		if (b->pair && !b->pair[j / 2].first_ns)
+			b->pair[j / 2].first_ns = now_ns;
 		/* cannot fail: the records are as many as the UEs in progress */
 		if (b->sess && ring_pop(&b->sessq, &b->ent[j].hs))
 			b->ent[j].hs = NIL;
@@ -1143,7 +1380,7 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 		uint32_t j = pick[i];
 
 		use_pre[i] = 0;
-		if (b->pre && !b->ent[j].tries && !b->ent[j].phase) {
+		if (b->pre && !b->ent[j].tries && !b->ent[j].phase && !b->pre[j].used) {
 			use_pre[i] = (uint8_t)presigned_fresh(b, j);
 			if (!use_pre[i])
 				b->pre_stale++;
@@ -1178,7 +1415,8 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 			e->tries++;
 			b->pre_used++;
 			pout[np++] = (struct kl_burst_dgram){ .data = b->pre_buf + q->off, .len = q->len,
-							      .slot = s, .source = p % b->cfg.sources };
+							      .slot = s, .source = p % b->cfg.sources,
+							      .server = (uint8_t)(b->side ? j & 1 : 0) };
 			continue;
 		}
 		memcpy(x->rand, b->rnd + k * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
@@ -1190,7 +1428,7 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 			b->tot.c[KL_BC_RETRANSMISSIONS]++;
 		out[k] = (struct kl_burst_dgram){ .data = b->txbuf[k], .slot = s,
 						  .source = p % b->cfg.sources,
-						  .server = (uint8_t)(e->phase == 1) };
+						  .server = (uint8_t)(b->side ? j & 1 : e->phase == 1) };
 		spick[k++] = j;
 	}
 	/* one crypto batch for the rest */
@@ -1348,7 +1586,9 @@ static uint8_t wire_kind(const struct kl_burst *b, uint32_t j)
 {
 	static const uint8_t kind[] = { [KL_BURST_KIND_MBMS] = KL_KIND_MBMS,
 					[KL_BURST_KIND_E2M] = KL_KIND_E2M,
-					[KL_BURST_KIND_HM] = KL_KIND_HM };
+					[KL_BURST_KIND_HM] = KL_KIND_HM,
+					[KL_BURST_KIND_DH] = KL_KIND_DH,
+					[KL_BURST_KIND_PROSE] = KL_KIND_PROSE };
 
 	return b->peer && b->ent[j].phase ? KL_KIND_KSTAR : kind[b->cfg.kind];
 }
@@ -1589,6 +1829,156 @@ static void hm_answer(struct kl_burst *b, uint32_t s, uint32_t j,
 	pe->waiters = NIL;
 }
 
+/* ---- DH and ProSe pairs ------------------------------------------------------------------- */
+
+static void wait_push(struct kl_burst *b, uint64_t at, uint32_t j)
+{
+	uint32_t i = b->nwait++;
+
+	while (i && b->wheap[(i - 1) / 2].at > at) {
+		b->wheap[i] = b->wheap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	b->wheap[i] = (struct wait){ .at = at, .ent = j };
+}
+
+static uint32_t wait_pop(struct kl_burst *b)
+{
+	uint32_t j = b->wheap[0].ent, i = 0;
+	struct wait last = b->wheap[--b->nwait];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= b->nwait)
+			break;
+		if (c + 1 < b->nwait && b->wheap[c + 1].at < b->wheap[c].at)
+			c++;
+		if (last.at <= b->wheap[c].at)
+			break;
+		b->wheap[i] = b->wheap[c];
+		i = c;
+	}
+	if (b->nwait)
+		b->wheap[i] = last;
+	return j;
+}
+
+/* Side j derived its key: the first side of its pair waits for the other; the second decides
+ * both. */
+static void pair_key(struct kl_burst *b, uint32_t j, const uint8_t key[32], uint64_t now_ns)
+{
+	struct pair *pr = &b->pair[j / 2];
+	enum kl_burst_fail why;
+
+	if (b->ent[j].state != ENT_ACTIVE)
+		return;
+	kl_hist_add(&b->ue_lat, ue_latency(b, j, now_ns));
+	release(b, j, now_ns);
+	b->ent[j].state = ENT_PENDING;
+	if (!pr->have) {
+		memcpy(pr->key, key, 32);
+		pr->have = 1;
+		return;
+	}
+	why = CRYPTO_memcmp(pr->key, key, 32)	   ? KL_BF_KS_MISMATCH
+	      : CRYPTO_memcmp(pr->want, key, 32) ? KL_BF_WRONG_KEY
+						   : KL_BF_NONE;
+	kl_memzero(pr->key, sizeof(pr->key));
+	if (why == KL_BF_NONE)
+		kl_hist_add(&b->pair_lat, now_ns - pr->first_ns);
+	b->pair_deciding = 1;
+	verdict(b, j ^ 1, why, 0, 0, now_ns);
+	verdict(b, j, why, 0, 0, now_ns);
+	b->pair_deciding = 0;
+}
+
+/* The queued Ks / KD derivations, one batch. */
+static void pair_flush(struct kl_burst *b, uint64_t now_ns)
+{
+	unsigned n = b->nd;
+	int dh = b->cfg.kind == KL_BURST_KIND_DH, rc;
+
+	if (!n)
+		return;
+	b->nd = 0;
+	rc = dh ? kl_client_dh_ks_burst(b->c, b->dop, n) : kl_client_prose_burst(b->c, b->pop_, n);
+	for (unsigned i = 0; i < n; i++) {
+		int r = rc != (int)n ? -EIO : dh ? b->dop[i].rc : b->pop_[i].rc;
+
+		if (r)
+			/* an all-zero X25519 result is the answer's fault; the rest is ours */
+			finish(b, b->dent[i], r == -EPERM ? KL_BF_BAD_ANSWER : KL_BF_INTERNAL, 0, 0,
+			       now_ns);
+		else
+			pair_key(b, b->dent[i], dh ? b->dop[i].ks : b->pop_[i].out, now_ns);
+	}
+	kl_memzero(dh ? (void *)b->dop : (void *)b->pop_, dh ? n * sizeof(b->dop[0])
+							    : n * sizeof(b->pop_[0]));
+}
+
+/* ERR 12/5 to side j's try: a new round of tries after the retry-after, unless that is past
+ * the pair's timeout. */
+static void pair_wait(struct kl_burst *b, uint32_t j, const struct kl_client_result *res,
+		      uint64_t now_ns)
+{
+	struct pair *pr = &b->pair[j / 2];
+	uint64_t ms = res->has_retry_after ? res->retry_after_ms : KL_BURST_RETRY_AFTER_DEFAULT_MS;
+	uint64_t at = now_ns + ms * 1000000ull;
+
+	b->tot.c[KL_BC_WAITS]++;
+	if (at - pr->first_ns > b->pair_timeout_ns) {
+		finish(b, j, KL_BF_PAIR_TIMEOUT, res->err_no, res->detail, now_ns);
+		return;
+	}
+	release_slots(b, j);
+	b->ent[j].tries = 0;
+	pr->waits++;
+	wait_push(b, at, j);
+}
+
+/* A verified answer (no error) to side j: the other UE's value, checked against what the
+ * population says it is, goes into the batch that derives Ks / KD. */
+static void pair_answer(struct kl_burst *b, uint32_t j, const struct kl_client_result *res,
+			uint64_t now_ns)
+{
+	const struct pair_side *me = &b->side[j], *other = &b->side[j ^ 1];
+	const uint8_t *got;
+
+	if (b->cfg.kind == KL_BURST_KIND_DH) {
+		got = res->x25519;
+		if (!got || res->nkeys) {
+			finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+			return;
+		}
+	} else {
+		if (res->nkeys != 1 || res->keys[0].key_len != 32 || res->keys[0].key_id != 0 ||
+		    res->keys[0].valid_to <= res->server_ts || res->x25519) {
+			finish(b, j, KL_BF_BAD_ANSWER, 0, 0, now_ns);
+			return;
+		}
+		got = res->keys[0].key;
+	}
+	if (CRYPTO_memcmp(got, other->want, 32)) {
+		finish(b, j, KL_BF_WRONG_KEY, 0, 0, now_ns);
+		return;
+	}
+	release_slots(b, j); /* this side's tries are over */
+	if (b->cfg.kind == KL_BURST_KIND_DH)
+		b->dop[b->nd] = (struct kl_dh_op){ .own_key = b->psk[j], .own_key_len = 32,
+						   .peer_pub = got, .id_a = (const uint8_t *)b->id[j],
+						   .la = b->ent[j].id_len,
+						   .id_b = (const uint8_t *)b->id[j ^ 1],
+						   .lb = b->ent[j ^ 1].id_len };
+	else /* KD = KDF(p2, FF05, p4): side A holds p2, side B p4 */
+		b->pop_[b->nd] = (struct kl_prose_op){ .key = (j & 1) ? got : me->want,
+						       .in = (j & 1) ? me->want : got, .key_len = 32,
+						       .kd = 1 };
+	b->dent[b->nd] = j;
+	if (++b->nd == VERIFY_BATCH)
+		pair_flush(b, now_ns);
+}
+
 /* Verify the k answers gathered in vchk (to live tries in vslot) and decide. */
 static void verify_live(struct kl_burst *b, unsigned k)
 {
@@ -1628,6 +2018,22 @@ static void verify_live(struct kl_burst *b, unsigned k)
 			hm_answer(b, s, j, &b->vres[i], now_ns);
 			continue;
 		}
+		if (b->side && !rc) {
+			const struct kl_client_result *res = &b->vres[i];
+			uint64_t rtt = now_ns - x->sent_ns;
+			int wait = res->is_error && res->err_no == KL_ERR_UNSPECIFIED && res->detail == 5;
+
+			if (!res->is_error || wait) {
+				b->tot.c[KL_BC_ANSWERED]++;
+				kl_hist_add(&b->lat, rtt);
+				kl_hist_add(&b->ilat, rtt);
+				if (wait)
+					pair_wait(b, j, res, now_ns);
+				else
+					pair_answer(b, j, res, now_ns);
+				continue;
+			}
+		}
 		{
 			uint64_t rtt = now_ns - x->sent_ns, ue = ue_latency(b, j, now_ns);
 
@@ -1641,6 +2047,7 @@ static void verify_live(struct kl_burst *b, unsigned k)
 	}
 	if (b->nh) /* the keys and tokens of this batch's answers are in vres and the answers */
 		hm_flush(b, b->vat[k - 1]);
+	pair_flush(b, b->vat[k - 1]); /* the same for the peers' values */
 	kl_memzero(b->vreq, sizeof(b->vreq));
 	kl_memzero(b->vres, sizeof(b->vres));
 }
@@ -1867,6 +2274,13 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 			}
 		}
 	}
+	while (b->nwait && b->wheap[0].at <= now_ns) {
+		uint32_t j = wait_pop(b);
+
+		if (b->ent[j].state == ENT_ACTIVE && !b->ent[j].retx_queued &&
+		    !ring_push(&b->retxq, j))
+			b->ent[j].retx_queued = 1;
+	}
 	while (b->offer_cur < b->n && b->t0 + b->start_ns[b->offer_cur] <= now_ns)
 		b->offer_cur++;
 	sync_totals(b);
@@ -1902,6 +2316,8 @@ uint64_t kl_burst_next_event(const struct kl_burst *b)
 		return 0;
 	if (b->cfg.interval_ms)
 		t = b->next_report;
+	if (b->nwait && b->wheap[0].at < t)
+		t = b->wheap[0].at;
 	for (unsigned k = 0; k < b->max_tries; k++)
 		if (b->thead[k] != NIL && b->slot[b->thead[k]].deadline_ns < t)
 			t = b->slot[b->thead[k]].deadline_ns;
@@ -1918,6 +2334,8 @@ void kl_burst_interrupt(struct kl_burst *b, uint64_t now_ns)
 	for (uint32_t j = 0; j < b->n; j++)
 		if (b->ent[j].state == ENT_ACTIVE || b->ent[j].state == ENT_IDLE)
 			finish(b, j, KL_BF_INTERRUPTED, 0, 0, now_ns);
+		else if (b->side && b->ent[j].state == ENT_PENDING) /* waiting for the other side */
+			verdict(b, j, KL_BF_INTERRUPTED, 0, 0, now_ns);
 	sync_totals(b);
 }
 
@@ -1969,12 +2387,19 @@ static json_t *failures_json(const struct kl_burst *b)
 		else if (b->peer) /* UEa/UEb */
 			snprintf(id, sizeof(id), "%.*s/%.*s", b->ent[j].id_len, b->id[j],
 				 peer_of(b, j)->id_len, peer_of(b, j)->id);
+		else if (b->side) /* this side's UE / the other's */
+			snprintf(id, sizeof(id), "%.*s/%.*s", b->ent[j].id_len, b->id[j],
+				 b->ent[j ^ 1].id_len, b->id[j ^ 1]);
 		else
 			snprintf(id, sizeof(id), "%.*s", b->ent[j].id_len, b->id[j]);
 		x = json_pack("{s:I,s:s,s:s}", "ue", (json_int_t)b->cfg.first + j, "id", id, "reason",
 			      fail_names[f->reason]);
 		if (x && b->peer) /* the step that failed: UEa's kind 2 or UEb's kind 3 */
 			json_object_set_new(x, "step", json_string(f->phase == 0 ? "session" : "kstar"));
+		if (x && b->side) { /* the pair and the side (A: UEa / UE1, B: UEb / UE2) */
+			json_object_set_new(x, "pair", json_integer(j / 2));
+			json_object_set_new(x, "side", json_string(j & 1 ? "b" : "a"));
+		}
 		if (x && f->reason == KL_BF_ERROR_ANSWER) {
 			json_object_set_new(x, "err", json_integer(f->err_no));
 			json_object_set_new(x, "detail", json_integer(f->detail));
@@ -1995,6 +2420,33 @@ static json_t *slo_json(double limit, double value, int ok)
 	if (!(limit > 0))
 		return json_null();
 	return json_pack("{s:f,s:f,s:b}", "limit", limit, "value", value, "ok", ok);
+}
+
+/* DH / ProSe: pairs with both keys equal, the ERR 12/5 rounds a pair needed (both sides), the
+ * time from a pair's first request to its second key; null for other kinds. */
+static json_t *pairs_json(const struct kl_burst *b, double span)
+{
+	uint64_t ok = 0, waits = 0, wmax = 0;
+	json_t *o;
+
+	if (!b->side)
+		return json_null();
+	for (uint32_t k = 0; k < b->npairs; k++) {
+		ok += b->ent[2 * k].state == ENT_OK && b->ent[2 * k + 1].state == ENT_OK;
+		waits += b->pair[k].waits;
+		if (b->pair[k].waits > wmax)
+			wmax = b->pair[k].waits;
+	}
+	o = json_pack("{s:s,s:I,s:I,s:I,s:f}", "kind", kl_burst_kind_name(b->cfg.kind), "pairs",
+		      (json_int_t)b->npairs, "ok", (json_int_t)ok, "failed",
+		      (json_int_t)(b->npairs - ok), "pairs_per_s", span > 0 ? (double)ok / span : 0.0);
+	if (!o)
+		return json_null();
+	json_object_set_new(o, "retries", json_pack("{s:I,s:f,s:I}", "total", (json_int_t)waits,
+						    "mean", b->npairs ? (double)waits / b->npairs : 0.0,
+						    "max", (json_int_t)wmax));
+	json_object_set_new(o, "time_to_key_us", kl_hist_json(&b->pair_lat, 1));
+	return o;
 }
 
 json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
@@ -2048,6 +2500,7 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 				    "kstar_cached", (json_int_t)b->tot.c[KL_BC_KSTAR_CACHED], "peer_ues",
 				    (json_int_t)b->npeer)
 			: json_null());
+	json_object_set_new(o, "pairs", pairs_json(b, span));
 	json_object_set_new(o, "errors", errors_json(b->tot.err, NULL));
 	json_object_set_new(o, "latency_us", kl_hist_json(&b->lat, 1));
 	json_object_set_new(o, "ue_latency_us", kl_hist_json(&b->ue_lat, 1));
@@ -2072,7 +2525,12 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 			json_object_set_new(cfg, "window_s", json_real(b->cfg.window_s));
 		if (b->cfg.mode == KL_BURST_MODE_RATE || b->cfg.mode == KL_BURST_MODE_POISSON)
 			json_object_set_new(cfg, "rate", json_real(b->cfg.rate));
-		if (b->peer) {
+		if (b->side) {
+			json_object_set_new(cfg, "server_id", json_string(b->cfg.server_id));
+			json_object_set_new(cfg, "peer_server_id", json_string(b->peer_server_id));
+			json_object_set_new(cfg, "pair_timeout_ms",
+					    json_integer((json_int_t)(b->pair_timeout_ns / 1000000ull)));
+		} else if (b->peer) {
 			json_object_set_new(cfg, "server_id", json_string(b->cfg.server_id));
 			json_object_set_new(cfg, "peer_server_id", json_string(b->peer_server_id));
 			json_object_set_new(cfg, "peer_first",
