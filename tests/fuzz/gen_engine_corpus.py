@@ -99,6 +99,17 @@ seeds['peerpv-unknown-ue'] = (0x81, req(b'vlr-b@fuzz', 250, bytes([6]) + tlv(5, 
 seeds['push'] = (0x81, push(b'vlr-b@fuzz', bytes([7]) + tlv(13, b'peer@fuzz.example') + tlv(5, b'ue@fuzz.example') + tlv(12, b'\x02')))
 seeds['push-padded'] = (0x81, push(b'vlr-b@fuzz', bytes([7]) + tlv(13, b'peer@fuzz.example') + tlv(5, b'ue@fuzz.example') + tlv(12, b'\x01') + tlv(255, bytes(8)), prf=1))
 seeds['push-v'] = (0x81, req(b'vlr-b@fuzz', 250, bytes([7]) + tlv(13, b'peer@fuzz.example') + tlv(5, b'ue@fuzz.example') + tlv(12, b'\x02')))
+# both UEs on this server (TLV 6 = keyline.fuzz): kind 4 answered from the table; kind 5 with
+# bit 1 of the first byte set is preceded by the other UE's request in the same burst
+for prf in (0, 1):
+    for me, other in ((b'ue@fuzz.example', b'peer@fuzz.example'), (b'peer@fuzz.example', b'ue@fuzz.example')):
+        seeds[f'dh-local-p{prf}-{me.decode()}'] = (0x81, req(me, 250, bytes([4]) + tlv(5, other) + tlv(6, b'keyline.fuzz'), prf=prf, csb=n))
+        n += 1
+    for first in (0x81, 0x83):
+        for role in (1, 2):
+            ext = bytes([5]) + tlv(5, b'peer@fuzz.example') + tlv(6, b'keyline.fuzz') + tlv(11, bytes(range(16, 32))) + tlv(12, bytes([role]))
+            seeds[f'prose-local-{first:02x}-p{prf}-role{role}'] = (first, req(b'ue@fuzz.example', 250, ext, prf=prf, csb=n))
+            n += 1
 for name, (first, m) in seeds.items():
     open(os.path.join(out, name), 'wb').write(bytes([first]) + m)
-print(f'{n + 7} seeds in {out}')
+print(f'{len(os.listdir(out))} seeds in {out}')
