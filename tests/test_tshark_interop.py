@@ -9,7 +9,8 @@ vlr-token's, and keyline-kdf hm-open opens token_a with K*a and token_b with K*b
 Kinds 4-7 (PROTOCOL.md sections 9, 10): requests, answers ending in V with TLV 9, kind 5's KEMAC
 answers, kind 7's push (a request carrying a KEMAC, no V) and ERR 12/5 with retry-after, every
 TLV read from tshark's EXT data; P_a, p2 and p4 and the s2s PSK recomputed here (hmac, and
-X25519 from Python's cryptography), the pushed and answered values decrypted by openssl.
+X25519 from Python's cryptography), the pushed and answered values decrypted by openssl; the
+same schemes between two keylines' engines, their kind 6 and 7 messages to each other included.
 
 usage: test_tshark_interop.py MIKEY_PCAP_GEN KEYLINE_KDF
 """
@@ -124,9 +125,13 @@ def check_peer_kind(name, m, row, pl, end):
         want_key = P4 if prev_req[1] == P1 else P2
         check(f'{name}: KEMAC carries the other side\'s value', m['keys'][0]['key'] == want_key.hex())
     if m['dir'] == 'req' and m['kind'] == 7:
-        check(f'{name}: pushes UE1\'s value for UE2, role 1',
-              (tlv.get(13), tlv.get(5), tlv.get(12)) == (b'ue1@prose.example', b'ue2@prose.example', b'\x01'), tlv)
-        check(f'{name}: the pushed value is p2 = KDF(KASME1, FF04, p1)', m['keys'][0]['key'] == P2.hex())
+        # UE1's p2 for UE2 (role 1), or UE2's p4 for UE1 (role 2)
+        who = (tlv.get(13), tlv.get(5), tlv.get(12))
+        ue1 = who == (b'ue1@prose.example', b'ue2@prose.example', b'\x01')
+        check(f'{name}: pushes one UE\'s value for the other, with its role',
+              ue1 or who == (b'ue2@prose.example', b'ue1@prose.example', b'\x02'), tlv)
+        check(f'{name}: the pushed value is KDF(KASME, FF04, p) of that UE',
+              m['keys'][0]['key'] == (P2 if ue1 else P4).hex())
     if m['dir'] == 'req':
         prev_req[0] = pl
 
@@ -137,7 +142,7 @@ with tempfile.TemporaryDirectory() as td:
     pcap = os.path.join(td, 'mikey.pcap')
     meta = [json.loads(l) for l in run([GEN, pcap]).decode().splitlines() if l.strip()]
     payloads = udp_payloads(pcap)
-    check('frames written', len(meta) == len(payloads) == 30, f'{len(meta)} {len(payloads)}')
+    check('frames written', len(meta) == len(payloads) == 46, f'{len(meta)} {len(payloads)}')
 
     malformed = run(['tshark', '-n', '-r', pcap, '-Y', '_ws.malformed || _ws.expert.severity >= warning'])
     check('tshark finds no malformed or warning fields', malformed.strip() == b'', malformed.decode())
@@ -159,7 +164,7 @@ with tempfile.TemporaryDirectory() as td:
         check(f'{name}: data type', row['mikey.type'] == want_type, row['mikey.type'])
         check(f'{name}: csb_id', int(row['mikey.csb_id'], 0) == int(m['csb_id'], 16), row['mikey.csb_id'])
         check(f'{name}: rand', row['mikey.rand.data'].replace(':', '') == m['rand'], row['mikey.rand.data'])
-        check(f'{name}: port 2269', row['udp.dstport'] == ('2269' if m['dir'] == 'req' else '40000'))
+        check(f'{name}: port 2269', row['udp.dstport'] == ('2269' if m['dir'] == 'req' or m.get('s2s') else '40000'))
         if m['dir'] != 'err':
             exts = row['mikey.ext.type'].split(',')
             want_ext = '250' if m['dir'] == 'resp' or m['kind'] >= 1 else '2'
