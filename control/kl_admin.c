@@ -6,6 +6,7 @@
 #include "kl_admin.h"
 #include "kl_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1512,6 +1513,69 @@ static json_t *status_rotation(struct req *r)
 	return json_pack("{s:b,s:o}", "enabled", 1, "groups", groups);
 }
 
+/* The server-to-server state's sizes (kl_stats_s2s), or {"enabled":false} without one. */
+static json_t *status_s2s(struct req *r)
+{
+	const struct kl_stats_view *v = r->a->stats;
+	struct kl_s2s_stats st;
+
+	if (kl_stats_s2s(v, &st))
+		return json_pack("{s:b}", "enabled", 0);
+	return json_pack("{s:b,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:I}", "enabled",
+			 1, "peers", (json_int_t)(v->peers ? v->peers->n : 0), "rendezvous", "used",
+			 (json_int_t)st.rendezvous_used, "capacity", (json_int_t)st.rendezvous_cap,
+			 "full", (json_int_t)st.rendezvous_full, "cache", "used",
+			 (json_int_t)st.cache_used, "capacity", (json_int_t)st.cache_cap, "full",
+			 (json_int_t)st.cache_full, "pending", "used", (json_int_t)st.pending_used,
+			 "capacity", (json_int_t)st.pending_cap, "full", (json_int_t)st.pending_full,
+			 "contended", (json_int_t)st.contended);
+}
+
+/* The configured peer servers: address, whether the table holds our pair key with each (its
+ * KCV and expiry, never the key), their counters; and what unconfigured sources had refused. */
+static int cmd_peers(struct req *r, json_t *j)
+{
+	const struct kl_stats_view *v = r->a->stats;
+	const struct kl_peers *ps = v ? __atomic_load_n(&v->peers, __ATOMIC_ACQUIRE) : NULL;
+	json_t *arr;
+
+	if (fields_ok(r, j, "", NULL))
+		return -1;
+	if (!ps)
+		return rerr(r, "no peers: this server has no server-to-server view");
+	arr = json_array();
+	for (unsigned i = 0; i < ps->n && i < KL_PEERS_MAX; i++) {
+		const struct kl_peer *p = &ps->p[i];
+		char addr[INET6_ADDRSTRLEN] = "?";
+		uint8_t kcv[KL_KCV_LEN];
+		uint64_t exp = 0;
+		int has = kl_table_get_pair(r->a->table, p->id, p->id_len, &exp, kcv) == 0;
+		json_t *c = json_object(), *o;
+
+		inet_ntop(p->family == 4 ? AF_INET : AF_INET6, p->ip, addr, sizeof(addr));
+		for (unsigned k = 0; k < KL_PEER_CNT__COUNT; k++)
+			json_object_set_new(c, kl_peer_counter_name(k),
+					    json_integer((json_int_t)kl_peer_counter(ps, i, k)));
+		o = json_pack("{s:s%,s:s,s:i,s:b,s:o}", "identity", (const char *)p->id,
+			      (size_t)p->id_len, "address", addr, "port", (int)p->port, "pair_key",
+			      has, "counters", c);
+		if (!o) {
+			json_decref(arr);
+			return rerr(r, "peer %u: identity is not UTF-8", i);
+		}
+		if (has) {
+			json_object_set_new(o, "pair_kcv", kcv_json(kcv));
+			json_object_set_new(o, "pair_expires", json_integer(exp ? ntp_to_unix(exp) : 0));
+		}
+		json_array_append_new(arr, o);
+	}
+	aset(r, "peers", arr);
+	aset(r, "unconfigured_refused",
+	     json_integer((json_int_t)kl_peer_counter(ps, KL_PEER_UNCONFIGURED,
+						      KL_PEER_CNT_REFUSED)));
+	return 0;
+}
+
 static int cmd_status(struct req *r, json_t *j)
 {
 	const struct kl_stats_view *v = r->a->stats;
@@ -1541,6 +1605,7 @@ static int cmd_status(struct req *r, json_t *j)
 	aset(r, "store", status_store(r));
 	aset(r, "diameter", status_diameter(r));
 	aset(r, "rotation", status_rotation(r));
+	aset(r, "s2s", status_s2s(r));
 	return 0;
 }
 
@@ -1633,6 +1698,7 @@ static const struct kl_admin_cmd {
 	{ "stats", cmd_stats, false },
 	{ "rotate", cmd_rotate, true },
 	{ "status", cmd_status, false },
+	{ "peers", cmd_peers, false },
 	{ "backup", cmd_backup, true },
 	{ "backup-status", cmd_backup_status, false },
 };

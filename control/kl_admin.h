@@ -60,9 +60,17 @@
  *                   "peers":[{"identity":..,"state":..},..]} (or "error":".."),
  *          "rotation":{"enabled":B,"groups":[{"group":"DDDDDD:G","period_s":N,
  *                   "predelivery_s":N,"rotations":N,"failures":N,"current":MSKINFO|null,
- *                   "next":MSKINFO|null},..]}}
+ *                   "next":MSKINFO|null},..]},
+ *          "s2s":{"enabled":false} | {"enabled":true,"peers":N,"rendezvous":{"used":N,
+ *                   "capacity":N,"full":N},"cache":{...},"pending":{...},"contended":N}}
+ *          (server-to-server tables, kl_stats_s2s: up to a second old)
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
+ *   {"cmd":"peers"}                         -> {"ok":true,"peers":[{"identity":..,"address":..,
+ *          "port":N,"pair_key":B,("pair_kcv":"XXXXXX","pair_expires":T,)"counters":{"sent":N,
+ *          "answered":N,"retried":N,"failed":N,"refused":N,"received":N}},..],
+ *          "unconfigured_refused":N}: the configured peer servers (stats view's peers; an
+ *          error without them), whether the table holds the pair key with each
  *   {"cmd":"backup","file":"/abs/path"}    -> {"ok":true,"result":"started","id":N}: an online
  *          copy of the store (kl_store_backup_start: consistent, compacted, mode 0600, never
  *          over an existing file) made by a thread of the store while this thread goes on

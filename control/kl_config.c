@@ -59,7 +59,7 @@ static const struct num_field num_fields[] = {
 	NUM("table.imsis", table.imsis, 1, 100000000, false),
 	NUM("table.appids", table.appids, 1, 10000000, false),
 	NUM("table.pairs", table.pairs, 1, 1000000, false),
-	NUM("table.dh_ues", table.dh_ues, 1, 100000000, false),
+	NUM("table.dh_ues", table.dh_ues, 0, 100000000, false),
 	NUM("table.e2m_ring", table.e2m_ring, 1, 8, false),
 	NUM("store.map_size_mb", store.map_size_mb, 16, 1048576, false),
 	NUM("diameter.port", diameter.port, 1, 65535, false),
@@ -74,8 +74,8 @@ static const struct num_field num_fields[] = {
 	NUM("rendezvous_s", rendezvous_s, 1, 3600, false),
 	NUM("rendezvous_entries", rendezvous_entries, 64, 1u << 24, true),
 	NUM("dh_cache_s", dh_cache_s, 1, 86400, false),
-	NUM("dh_cache_entries", dh_cache_entries, 64, 1u << 24, false),
-	NUM("s2s_pending", s2s_pending, 16, 1u << 20, false),
+	NUM("dh_cache_entries", dh_cache_entries, 64, 1u << 24, true),
+	NUM("s2s_pending", s2s_pending, 16, 65536, false),
 };
 #define N_NUM (sizeof(num_fields) / sizeof(num_fields[0]))
 
@@ -1191,7 +1191,7 @@ kl_config_defaults(struct kl_config *c)
 	c->table.imsis = 65536;
 	c->table.appids = 65536;
 	c->table.pairs = 64;
-	c->table.dh_ues = 0; /* table.ues / 16 + 1024 */
+	c->table.dh_ues = 0; /* the table's default: max(ues / 16 + 1024, min(ues, 65536)) */
 	c->table.e2m_ring = 4;
 	c->store.map_size_mb = 1024;
 	c->diameter.port = KL_CONFIG_DEFAULT_DIAMETER_PORT;

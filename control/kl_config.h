@@ -147,8 +147,8 @@ struct kl_config {
 		uint32_t appids;   /* application identities, 1..10^7, default 65536 */
 		uint32_t e2m_ring; /* e2m_int_keys kept per IMSI, 1..8, default 4 */
 		uint32_t pairs;	   /* peer servers with a pair key, 1..10^6, default 64 */
-		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 1..ues;
-				    * 0 (not set) = ues / 16 + 1024 */
+		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 0..10^8;
+				    * 0 (not set) = max(ues / 16 + 1024, min(ues, 65536)) */
 	} table;
 	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
 	struct {
@@ -166,8 +166,8 @@ struct kl_config {
 	uint32_t rendezvous_s;	     /* kind 5 pair values kept, 1..3600, default 30 */
 	uint32_t rendezvous_entries; /* power of two 64..2^24, default 65536 (shared by workers) */
 	uint32_t dh_cache_s;	     /* peers' kind 6 answers kept, 1..86400, default 300 */
-	uint32_t dh_cache_entries;   /* 64..2^24, default 65536 */
-	uint32_t s2s_pending;	     /* requests to peers in flight, 16..2^20, default 4096 */
+	uint32_t dh_cache_entries;   /* power of two 64..2^24, default 65536 */
+	uint32_t s2s_pending;	     /* requests to peers in flight, 16..65536, default 4096 */
 	struct kl_config_rotation msk_rotation[KL_CONFIG_MAX_ROTATIONS]; /* unique groups */
 	unsigned n_msk_rotation;
 	char admin_socket[KL_CONFIG_ADMIN_PATH_MAX + 1]; /* absolute; default /run/keyline/admin.sock */

@@ -26,6 +26,7 @@
 #include "kl_port.h"
 #include "kl_ratelimit.h"
 #include "kl_rotate.h"
+#include "kl_s2s.h"
 #include "kl_stats.h"
 #include "kl_store.h"
 #include "kl_table.h"
@@ -56,7 +57,15 @@ struct kl_daemon {
 	struct kl_feed *feed; /* the Diameter feed's writes (store batch, table) */
 	struct kl_rotate *rotate; /* NULL: no msk_rotation: section */
 	struct kl_replay *replay; /* one replay cache for all workers */
+	/* server-to-server: one peer list (counters shared), one state and, for dpdk io, one
+	 * neighbour table for all workers */
+	struct kl_peers *peers;
+	struct kl_s2s *s2s;
+	struct kl_io_neigh *neigh;
 };
+
+_Static_assert(KL_CONFIG_MAX_PEERS == KL_PEERS_MAX, "peers: differs from kl_peer.h");
+_Static_assert(KL_CONFIG_PEER_ID_MAX <= KL_MIKEY_ID_MAX, "a peer identity must fit kl_peer.id");
 
 static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
 
@@ -134,6 +143,12 @@ static void daemon_free(struct kl_daemon *d)
 		rte_free(w);
 	}
 	kl_replay_destroy(d->replay); /* after the workers that share it */
+	__atomic_store_n(&g_view.s2s, NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&g_view.peers, NULL, __ATOMIC_RELEASE);
+	kl_stats_s2s_forget(d->s2s);
+	kl_s2s_destroy(d->s2s);
+	free(d->peers);
+	free(d->neigh);
 	for (unsigned i = 0; i < d->nports; i++)
 		kl_port_close(&d->port[i]);
 	/* the Diameter feed writes the table and the store from kl_diameter_poll only: stopped
@@ -176,8 +191,11 @@ static int import_population(struct kl_daemon *d, const char *path, int *status)
 		return -1;
 	}
 	{
-		uint32_t dh_cap = d->cfg.table.dh_ues ? d->cfg.table.dh_ues
-						       : d->cfg.table.ues / 16 + 1024;
+		/* the table's default (kl_table_params.max_ues_dh) when the key is not set */
+		uint32_t u = d->cfg.table.ues, dh_cap = d->cfg.table.dh_ues;
+
+		if (!dh_cap)
+			dh_cap = RTE_MAX(u / 16 + 1024, RTE_MIN(u, 65536u));
 
 		if ((kl_pop_services(&pp) & KL_SVC(DH)) && pp.ues > dh_cap) {
 			logf_(KL_CONFIG_LOG_ERROR,
@@ -468,6 +486,71 @@ static int open_ports(struct kl_daemon *d, int *status)
 	return 0;
 }
 
+/* The peer list, the server-to-server state and (dpdk io) the neighbour table all workers share. */
+static int make_s2s(struct kl_daemon *d, int *status)
+{
+	const struct kl_config *c = &d->cfg;
+
+	d->peers = aligned_alloc(64, (sizeof(*d->peers) + 63) & ~(size_t)63);
+	if (!d->peers) {
+		logf_(KL_CONFIG_LOG_ERROR, "peers: out of memory");
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	memset(d->peers, 0, sizeof(*d->peers));
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		const struct kl_config_peer *cp = &c->peers[i];
+		struct kl_peer *p = &d->peers->p[i];
+
+		memcpy(p->id, cp->identity, cp->identity_len);
+		p->id_len = cp->identity_len;
+		p->family = cp->family == AF_INET ? 4 : 6;
+		memcpy(p->ip, cp->family == AF_INET ? (const void *)&cp->v4 : (const void *)&cp->v6,
+		       cp->family == AF_INET ? 4 : 16);
+		p->port = cp->port;
+		p->has_mac = cp->has_mac;
+		memcpy(p->mac, cp->mac, 6);
+	}
+	d->peers->n = c->n_peers;
+	if (c->io == KL_CONFIG_IO_DPDK && c->n_peers) {
+		d->neigh = aligned_alloc(64, (sizeof(*d->neigh) + 63) & ~(size_t)63);
+		if (!d->neigh) {
+			logf_(KL_CONFIG_LOG_ERROR, "peers: out of memory");
+			*status = KL_EXIT_FAIL;
+			return -1;
+		}
+		memset(d->neigh, 0, sizeof(*d->neigh));
+		for (unsigned i = 0; i < c->n_peers; i++)
+			if (c->peers[i].has_mac)
+				d->neigh->e[i] = kl_io_neigh_word(c->peers[i].mac, 0, 1);
+	}
+	d->s2s = kl_s2s_create(c->rendezvous_entries, c->dh_cache_entries, c->s2s_pending,
+			       c->rendezvous_s, c->dh_cache_s);
+	if (!d->s2s) {
+		logf_(KL_CONFIG_LOG_ERROR,
+		      "server-to-server state (rendezvous_entries %u, dh_cache_entries %u, "
+		      "s2s_pending %u): %s (lower them)",
+		      c->rendezvous_entries, c->dh_cache_entries, c->s2s_pending, strerror(errno));
+		*status = KL_EXIT_FAIL;
+		return -1;
+	}
+	g_view.peers = d->peers;
+	g_view.s2s = d->s2s;
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		char a[INET6_ADDRSTRLEN];
+
+		inet_ntop(c->peers[i].family,
+			  c->peers[i].family == AF_INET ? (const void *)&c->peers[i].v4
+							: (const void *)&c->peers[i].v6,
+			  a, sizeof(a));
+		logf_(KL_CONFIG_LOG_INFO, "peer %s at %s%s%s port %u%s", c->peers[i].identity,
+		      c->peers[i].family == AF_INET6 ? "[" : "", a,
+		      c->peers[i].family == AF_INET6 ? "]" : "", c->peers[i].port,
+		      c->peers[i].has_mac ? ", MAC configured" : "");
+	}
+	return 0;
+}
+
 static int make_workers(struct kl_daemon *d, int *status)
 {
 	struct kl_engine_config ec = {
@@ -494,6 +577,10 @@ static int make_workers(struct kl_daemon *d, int *status)
 		return -1;
 	}
 	ec.replay = d->replay;
+	if (make_s2s(d, status))
+		return -1;
+	ec.peers = d->peers;
+	ec.s2s = d->s2s;
 
 	for (unsigned i = 0; i < d->nw; i++) {
 		struct kl_io_worker *w = rte_zmalloc("kl_worker", sizeof(*w), 64);
@@ -508,6 +595,8 @@ static int make_workers(struct kl_daemon *d, int *status)
 		w->table = d->table;
 		w->clock = &d->clock;
 		w->stop = &d->stop_workers;
+		w->peers = d->peers;
+		w->neigh = d->neigh;
 		w->engine = kl_worker_create(&ec, d->table, i);
 		if (!w->engine) {
 			logf_(KL_CONFIG_LOG_ERROR, "worker %u: engine (crypto %s): %s", i,
@@ -769,6 +858,7 @@ int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop)
 static void print_final(void)
 {
 	struct kl_stats_total t;
+	const struct kl_peers *ps = g_view.peers;
 
 	if (kl_stats_sum(&g_view, -1, &t))
 		return;
@@ -782,6 +872,15 @@ static void print_final(void)
 	for (unsigned i = 1; i < KL_NET_DROP__COUNT; i++)
 		printf("  net_drop_%-17s %llu\n", kl_net_drop_name(i),
 		       (unsigned long long)t.io.net_drop[i]);
+	/* per peer by index (peers[N] of the config: identities may hold spaces) */
+	for (unsigned i = 0; ps && i < ps->n; i++)
+		for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++)
+			printf("  peer%u_%-20s %llu\n", i, kl_peer_counter_name(c),
+			       (unsigned long long)kl_peer_counter(ps, i, c));
+	if (ps)
+		printf("  unconfigured_refused       %llu\n",
+		       (unsigned long long)kl_peer_counter(ps, KL_PEER_UNCONFIGURED,
+							   KL_PEER_CNT_REFUSED));
 	fflush(stdout);
 }
 

@@ -301,6 +301,64 @@ static void render_ctl(struct out *o, const struct kl_stats_view *v)
 	}
 }
 
+/* Server-to-server: each peer's counters (KL_PEER_COUNTER_LIST) labelled with its configured
+ * identity, the refusals of unconfigured sources, and the shared state's sizes. */
+static void render_s2s(struct out *o, const struct kl_stats_view *v)
+{
+	const struct kl_peers *ps = __atomic_load_n(&v->peers, __ATOMIC_ACQUIRE);
+	struct kl_s2s_stats st;
+
+	if (ps) {
+		for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++) {
+			char name[96];
+
+			snprintf(name, sizeof(name), P "peer_%s_total", kl_peer_counter_name(c));
+			family(o, name, "counter", kl_peer_counter_desc(c));
+			for (unsigned i = 0; i < ps->n && i < KL_PEERS_MAX; i++) {
+				char id[KL_MIKEY_ID_MAX + 1];
+				size_t n = ps->p[i].id_len < KL_MIKEY_ID_MAX ? ps->p[i].id_len
+									      : KL_MIKEY_ID_MAX;
+
+				memcpy(id, ps->p[i].id, n);
+				id[n] = '\0';
+				put(o, "%s{peer=\"", name);
+				put_escaped(o, id, true);
+				put(o, "\"} %" PRIu64 "\n", kl_peer_counter(ps, i, c));
+			}
+		}
+		family(o, P "peer_unconfigured_refused_total", "counter",
+		       "Kind 6/7 messages refused from sources that are no configured peer.");
+		put(o, P "peer_unconfigured_refused_total %" PRIu64 "\n",
+		    kl_peer_counter(ps, KL_PEER_UNCONFIGURED, KL_PEER_CNT_REFUSED));
+	}
+	if (kl_stats_s2s(v, &st) == 0) {
+		const struct {
+			const char *name;
+			uint64_t used, cap, full;
+		} t[] = {
+			{ "rendezvous", st.rendezvous_used, st.rendezvous_cap, st.rendezvous_full },
+			{ "cache", st.cache_used, st.cache_cap, st.cache_full },
+			{ "pending", st.pending_used, st.pending_cap, st.pending_full },
+		};
+
+		family(o, P "s2s_entries", "gauge",
+		       "Server-to-server state in use: ProSe rendezvous pairs, peers' cached answers, "
+		       "requests in flight.");
+		for (unsigned i = 0; i < 3; i++)
+			put(o, P "s2s_entries{table=\"%s\"} %" PRIu64 "\n", t[i].name, t[i].used);
+		family(o, P "s2s_capacity", "gauge", "Entries each server-to-server table holds.");
+		for (unsigned i = 0; i < 3; i++)
+			put(o, P "s2s_capacity{table=\"%s\"} %" PRIu64 "\n", t[i].name, t[i].cap);
+		family(o, P "s2s_full_total", "counter",
+		       "New entries refused because the table (its bucket) was full.");
+		for (unsigned i = 0; i < 3; i++)
+			put(o, P "s2s_full_total{table=\"%s\"} %" PRIu64 "\n", t[i].name, t[i].full);
+		family(o, P "s2s_contended_total", "counter",
+		       "Requests answered not-ready because another worker held the bucket.");
+		put(o, P "s2s_contended_total %" PRIu64 "\n", st.contended);
+	}
+}
+
 ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t cap)
 {
 	struct out o = { .buf = buf, .cap = cap };
@@ -313,6 +371,7 @@ ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t ca
 	render_hist(&o, &t);
 	render_info(&o, view);
 	render_ctl(&o, view);
+	render_s2s(&o, view);
 	return o.full ? -ENOSPC : (ssize_t)o.len;
 }
 

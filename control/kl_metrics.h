@@ -6,8 +6,9 @@
  * exposition format 0.0.4 rendered from a struct kl_stats_view. Every family is generated from
  * the X-macro lists (KL_COUNTER_LIST, KL_DROP_LIST, KL_IO_COUNTER_LIST, KL_NET_DROP_LIST,
  * KL_CTL_COUNTER_LIST), so a new counter shows
- * without touching this module. Identities, IMSIs and keys never appear: labels are only fixed
- * names from those lists, worker numbers and build strings.
+ * without touching this module. UE identities, IMSIs and keys never appear: labels are only fixed
+ * names from those lists, worker numbers, build strings and the configured peer servers'
+ * identities.
  *
  * Families (all prefixed keyline_):
  *   requests_total{kind="mbms"|"e2m"}              well-formed requests (REQ_*)
@@ -26,6 +27,13 @@
  *   worker_answers_total{worker="N",...}           sum() over the totals never double counts)
  *   table_entries{kind="ues"|"groups"|"emses"|"imsis"|"appids"}, table_memory_bytes
  *   workers, start_time_seconds, build_info{version,io,crypto} 1
+ *   peer_<name>_total{peer=<identity>}             per configured peer (KL_PEER_COUNTER_LIST:
+ *                                                  sent, answered, retried, failed, refused,
+ *                                                  received), when the view has peers
+ *   peer_unconfigured_refused_total                kind 6/7 from sources that are no peer
+ *   s2s_entries|s2s_capacity{table="rendezvous"|"cache"|"pending"}, s2s_full_total{table=..},
+ *   s2s_contended_total                            the shared server-to-server state
+ *                                                  (kl_stats_s2s), when the view has it
  *   <name>_total | <name>                          the control plane's counters and gauges
  *                                                  (KL_CTL_COUNTER_LIST, kl_ctl_stats.h: admin_*,
  *                                                  metrics_*, store_*, rotation*, diameter_*),

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "kl_stats.h"
 
@@ -33,6 +35,44 @@ int kl_stats_sum(const struct kl_stats_view *v, int worker, struct kl_stats_tota
 		}
 	}
 	return 0;
+}
+
+/* kl_s2s_stats scans the tables: /metrics, the admin socket and telemetry share one scan per
+ * second (control-plane threads; the workers never wait for this lock). */
+static pthread_mutex_t s2s_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	const struct kl_s2s *of;
+	struct timespec at;
+	struct kl_s2s_stats st;
+} s2s_cache;
+
+int kl_stats_s2s(const struct kl_stats_view *v, struct kl_s2s_stats *out)
+{
+	const struct kl_s2s *s2s = v ? __atomic_load_n(&v->s2s, __ATOMIC_ACQUIRE) : NULL;
+	struct timespec now;
+
+	if (!s2s || !out)
+		return -ENOENT;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&s2s_mu);
+	if (s2s_cache.of != s2s || now.tv_sec - s2s_cache.at.tv_sec > 1 ||
+	    (now.tv_sec - s2s_cache.at.tv_sec) * 1000000000L + now.tv_nsec - s2s_cache.at.tv_nsec >=
+		    1000000000L) {
+		kl_s2s_stats(s2s, &s2s_cache.st);
+		s2s_cache.of = s2s;
+		s2s_cache.at = now;
+	}
+	*out = s2s_cache.st;
+	pthread_mutex_unlock(&s2s_mu);
+	return 0;
+}
+
+void kl_stats_s2s_forget(const struct kl_s2s *s2s)
+{
+	pthread_mutex_lock(&s2s_mu);
+	if (s2s_cache.of == s2s)
+		memset(&s2s_cache, 0, sizeof(s2s_cache));
+	pthread_mutex_unlock(&s2s_mu);
 }
 
 const char *kl_stats_table_kind_name(unsigned kind)

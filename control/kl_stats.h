@@ -11,6 +11,7 @@
 
 #include "kl_ctl_stats.h"
 #include "kl_engine.h"
+#include "kl_s2s.h"
 #include "kl_io.h"
 #include "kl_table.h"
 
@@ -26,6 +27,10 @@ struct kl_stats_view {
 	const char *crypto_name; /* "ipsec-mb" | "openssl" */
 	const char *version;
 	struct kl_ctl_stats *ctl; /* control-plane counters (kl_ctl_stats.h); NULL: none */
+	/* server-to-server (PROTOCOL.md section 10): the configured peers with their counters
+	 * (kl_peer.h, atomic) and the state all workers share (sizes by kl_s2s_stats); NULL: none */
+	const struct kl_peers *peers;
+	const struct kl_s2s *s2s;
 };
 
 struct kl_stats_total {
@@ -38,6 +43,17 @@ struct kl_stats_total {
  * @return 0, or -EINVAL (no view, worker out of range).
  */
 int kl_stats_sum(const struct kl_stats_view *v, int worker, struct kl_stats_total *out);
+
+/**
+ * The server-to-server state's sizes (kl_s2s_stats: rendezvous, peers' answers, requests in
+ * flight; used, capacity, refusals when full), any thread. The scan of the tables is done at
+ * most once a second (callers share its result: they may see values up to a second old).
+ * @return 0, or -ENOENT (the view has none).
+ */
+int kl_stats_s2s(const struct kl_stats_view *v, struct kl_s2s_stats *out);
+
+/** Drop what kl_stats_s2s keeps of s2s (before kl_s2s_destroy: a new state may get its address). */
+void kl_stats_s2s_forget(const struct kl_s2s *s2s);
 
 /** Names of the table kinds as shown everywhere: "ues", "groups", "emses", "imsis", "appids". */
 const char *kl_stats_table_kind_name(unsigned kind);

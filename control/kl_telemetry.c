@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <rte_telemetry.h>
@@ -12,7 +13,7 @@
  * command from reading a view that kl_telemetry_detach has given back. */
 static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct kl_stats_view *tel_view;
-static bool tel_registered[4];
+static bool tel_registered[5];
 
 /* Any failure to add (a name DPDK refuses, a full container) fails the whole command, so a bad
  * name in a list shows up as a null reply in the tests instead of a silently missing key. */
@@ -156,6 +157,74 @@ static int control(const struct kl_stats_view *v, const char *params, struct rte
 	return 0;
 }
 
+/* The peers (by index: identities need not be valid telemetry names) with their counters, the
+ * unconfigured sources' refusals and the server-to-server state's sizes. */
+static int peers(const struct kl_stats_view *v, const char *params, struct rte_tel_data *d)
+{
+	const struct kl_peers *ps = __atomic_load_n(&v->peers, __ATOMIC_ACQUIRE);
+	struct kl_s2s_stats st;
+	struct rte_tel_data *all;
+
+	if ((params && *params) || !ps)
+		return -EINVAL;
+	rte_tel_data_start_dict(d);
+	all = rte_tel_data_alloc();
+	if (!all)
+		return -ENOMEM;
+	rte_tel_data_start_dict(all);
+	for (unsigned i = 0; i < ps->n && i < KL_PEERS_MAX; i++) {
+		struct rte_tel_data *p = rte_tel_data_alloc();
+		char id[KL_MIKEY_ID_MAX + 1], idx[8];
+		int rc = p ? 0 : -ENOMEM;
+
+		if (p) {
+			memcpy(id, ps->p[i].id, ps->p[i].id_len);
+			id[ps->p[i].id_len] = '\0';
+			rte_tel_data_start_dict(p);
+			rc = rte_tel_data_add_dict_string(p, "identity", id);
+			for (unsigned c = 0; c < KL_PEER_CNT__COUNT && rc == 0; c++)
+				rc = rte_tel_data_add_dict_u64(p, kl_peer_counter_name(c),
+							       kl_peer_counter(ps, i, c));
+			snprintf(idx, sizeof(idx), "%u", i);
+			if (rc == 0)
+				rc = add_dict(all, idx, p);
+			else
+				rte_tel_data_free(p);
+		}
+		if (rc != 0) {
+			rte_tel_data_free(all);
+			return rc < 0 ? rc : -rc;
+		}
+	}
+	TRY(add_dict(d, "peers", all));
+	TRY(rte_tel_data_add_dict_u64(d, "unconfigured_refused",
+				      kl_peer_counter(ps, KL_PEER_UNCONFIGURED,
+						      KL_PEER_CNT_REFUSED)));
+	if (kl_stats_s2s(v, &st) == 0) {
+		const uint64_t sv[] = { st.rendezvous_used, st.rendezvous_cap, st.rendezvous_full,
+					st.cache_used,	    st.cache_cap,     st.cache_full,
+					st.pending_used,    st.pending_cap,   st.pending_full,
+					st.contended };
+		static const char *const sn[] = { "rendezvous_used", "rendezvous_cap",
+						  "rendezvous_full", "cache_used",
+						  "cache_cap",	     "cache_full",
+						  "pending_used",    "pending_cap",
+						  "pending_full",    "contended" };
+		struct rte_tel_data *c = rte_tel_data_alloc();
+
+		if (!c)
+			return -ENOMEM;
+		rte_tel_data_start_dict(c);
+		for (unsigned i = 0; i < sizeof(sv) / sizeof(sv[0]); i++)
+			if (rte_tel_data_add_dict_u64(c, sn[i], sv[i]) != 0) {
+				rte_tel_data_free(c);
+				return -ENOSPC;
+			}
+		TRY(add_dict(d, "s2s", c));
+	}
+	return 0;
+}
+
 static int locked(int (*fn)(const struct kl_stats_view *, const char *, struct rte_tel_data *),
 		  const char *params, struct rte_tel_data *d)
 {
@@ -191,6 +260,12 @@ static int cmd_control(const char *cmd, const char *params, struct rte_tel_data 
 	return locked(control, params, d);
 }
 
+static int cmd_peers(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	return locked(peers, params, d);
+}
+
 int kl_telemetry_register(const struct kl_stats_view *view)
 {
 	static const struct {
@@ -205,6 +280,9 @@ int kl_telemetry_register(const struct kl_stats_view *view)
 		{ "/keyline/info", cmd_info, "keyline version, io, crypto, workers, start time" },
 		{ "/keyline/control", cmd_control,
 		  "keyline control-plane counters: admin, metrics, store, rotation, Diameter" },
+		{ "/keyline/peers", cmd_peers,
+		  "keyline peer servers' counters (by index), unconfigured sources refused, "
+		  "server-to-server table sizes" },
 	};
 	int rc = 0;
 

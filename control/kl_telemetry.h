@@ -18,6 +18,11 @@
  *   /keyline/info         {"version": s, "io": s, "crypto": s, "workers": n, "start_time_ns": n}
  *   /keyline/control      {<kl_ctl_counter_name>: v, ...}: every entry of KL_CTL_COUNTER_LIST
  *                         (the values /metrics shows); null when the view has no ctl
+ *   /keyline/peers        {"peers": {"<index>": {"identity": s, <kl_peer_counter_name>: v, ...}},
+ *                         "unconfigured_refused": v, "s2s": {"rendezvous_used": v,
+ *                         "rendezvous_cap", "rendezvous_full", "cache_used", "cache_cap",
+ *                         "cache_full", "pending_used", "pending_cap", "pending_full",
+ *                         "contended"}}; null when the view has no peers
  */
 #ifndef KL_TELEMETRY_H
 #define KL_TELEMETRY_H

@@ -107,8 +107,8 @@ uint64_t kl_io_clock_ntp(const struct kl_io_clock *c, uint64_t tsc);
 
 /*
  * dpdk io: the next-hop MAC of each peer, shared by all workers of keylined: whichever worker
- * sees an ARP packet, a neighbour advertisement or a datagram from a peer's address learns it for
- * all, since with RSS the peer's answers need not reach the worker that sends to it. One 64-bit
+ * sees an ARP packet or a neighbour solicitation/advertisement from a peer's address, or a
+ * datagram from the peer, learns it for all, since with RSS the peer's answers need not reach the worker that sends to it. One 64-bit
  * word per peer, stored and loaded atomically (no lock): 0 = unknown, else KL_IO_NEIGH_VALID |
  * (port index << 48) | MAC (the 6 bytes big-endian in the low 48 bits). A configured mac is set
  * before the workers start, flagged KL_IO_NEIGH_STATIC, and never replaced.
@@ -120,6 +120,17 @@ struct kl_io_neigh {
 	uint64_t e[KL_PEERS_MAX];
 	uint64_t asked[KL_PEERS_MAX]; /* TSC of the last ARP request / solicitation for the peer */
 };
+
+/** The kl_io_neigh word of a MAC reached through port index port (is_static: configured). */
+static inline uint64_t kl_io_neigh_word(const uint8_t mac[6], unsigned port, int is_static)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 6; i++)
+		v = v << 8 | mac[i];
+	return KL_IO_NEIGH_VALID | (is_static ? KL_IO_NEIGH_STATIC : 0) |
+	       (uint64_t)(port & 0xff) << 48 | v;
+}
 
 /** One port a DPDK worker serves: its queue of that port and the port's addresses. */
 struct kl_io_dpdk_queue {

@@ -7,6 +7,14 @@
  * reads while it writes the answer; a fresh mbuf only when that does not fit), wrap the answers
  * in Ethernet/IP/UDP and queue them. No locks, allocation (mbufs come from the pool), logging or
  * syscalls.
+ *
+ * Server-to-server (PROTOCOL.md section 10): each datagram gets pkt.peer from its source address
+ * and UDP port. The engine's outbox (after each burst and each kl_engine_tick, which runs every
+ * loop turn) becomes frames from our port's address of the peer's family and our UDP port to the
+ * peer, sent to the peer's configured MAC or the one learned (by any worker, kl_io_neigh) from an
+ * ARP packet, a neighbour solicitation/advertisement or the peer's own datagrams; with
+ * none known yet, an ARP request / neighbour solicitation goes out on every port (at most one per
+ * peer per KL_IO_NEIGH_ASK_MS) and the message counts as not sent: the engine retransmits it.
  */
 #include <string.h>
 
@@ -30,7 +38,161 @@ struct burst_ctx {
 	unsigned ngone;
 	uint8_t keys[KL_IO_BURST][16];
 	uint8_t allow[KL_IO_BURST];
+	uint64_t ask_ticks; /* KL_IO_NEIGH_ASK_MS in TSC ticks */
 };
+
+static inline void tx(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, struct rte_mbuf *m);
+
+static inline uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Peer i's next hop is mac, seen on port index qi (unless configured). */
+static void learn(struct kl_io_worker *w, unsigned i, unsigned qi, const uint8_t mac[6])
+{
+	uint64_t want = kl_io_neigh_word(mac, qi, 0);
+	uint64_t cur = __atomic_load_n(&w->neigh->e[i], __ATOMIC_RELAXED);
+
+	/* written only on a change: the shared line stays clean in every worker's cache */
+	if (cur == want || (cur & KL_IO_NEIGH_STATIC))
+		return;
+	__atomic_store_n(&w->neigh->e[i], want, __ATOMIC_RELAXED);
+	w->st.counter[KL_IO_CNT_NEIGH_LEARNED]++;
+}
+
+/* Every peer at address ip (family 4/6) is behind mac: learn it for them all. */
+static void learn_ip(struct kl_io_worker *w, unsigned qi, uint8_t family, const uint8_t *ip,
+		     const uint8_t mac[6])
+{
+	const struct kl_peers *ps = w->peers;
+
+	for (unsigned i = 0; i < ps->n; i++)
+		if (ps->p[i].family == family && !memcmp(ps->p[i].ip, ip, family == 4 ? 4 : 16))
+			learn(w, i, qi, mac);
+}
+
+/* 1 + the peer that sent this datagram (source address and UDP port), 0 for none; the peer's
+ * own datagram also tells its next hop (one scan of the peers per datagram). */
+static uint8_t frame_peer(struct kl_io_worker *w, unsigned qi, const uint8_t *f,
+			  const struct kl_net_info *in)
+{
+	uint8_t family = in->kind == KL_NET_UDP6 ? 6 : 4;
+	const uint8_t *ip = f + in->l3_off + (family == 6 ? 8 : 12);
+	int i = kl_peers_find_addr(w->peers, family, ip, be16(f + in->l4_off));
+
+	if (i >= 0 && w->neigh)
+		learn(w, (unsigned)i, qi, f + 6);
+	return (uint8_t)(i + 1);
+}
+
+/* Ask every port with an address of peer i's family for its MAC (at most once per ask_ticks). */
+static void solicit(struct kl_io_worker *w, struct burst_ctx *c, unsigned i, uint64_t tsc)
+{
+	const struct kl_peer *p = &w->peers->p[i];
+	uint64_t last = __atomic_load_n(&w->neigh->asked[i], __ATOMIC_RELAXED);
+
+	if (last && tsc - last < c->ask_ticks)
+		return;
+	__atomic_store_n(&w->neigh->asked[i], tsc, __ATOMIC_RELAXED);
+	for (unsigned k = 0; k < w->nq; k++) {
+		struct kl_io_dpdk_queue *q = &w->q[k];
+		struct kl_net_flow fl = { .v6 = p->family == 6 };
+		struct rte_mbuf *m;
+		uint16_t len;
+
+		if (!(fl.v6 ? q->addrs->n6 : q->addrs->n4))
+			continue;
+		m = rte_pktmbuf_alloc(q->pool);
+		if (!m) {
+			w->st.counter[KL_IO_CNT_NO_MBUF]++;
+			continue;
+		}
+		memcpy(fl.src_mac, q->addrs->mac, 6);
+		memcpy(fl.src_ip, fl.v6 ? q->addrs->ip6[0] : q->addrs->ip4[0], fl.v6 ? 16 : 4);
+		memcpy(fl.dst_ip, p->ip, fl.v6 ? 16 : 4);
+		len = kl_net_build_solicit(&fl, rte_pktmbuf_mtod(m, uint8_t *),
+					   rte_pktmbuf_tailroom(m));
+		if (!len) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		m->data_len = len;
+		m->pkt_len = len;
+		tx(w, q, m);
+	}
+}
+
+/* One outbox message as a frame to its peer, or counted as not sent. */
+static void send_one(struct kl_io_worker *w, struct burst_ctx *c, const struct kl_s2s_msg *msg,
+		     uint64_t tsc)
+{
+	const struct kl_peer *p;
+	struct kl_io_dpdk_queue *q;
+	struct kl_net_flow fl;
+	struct rte_mbuf *m;
+	uint64_t word;
+	uint16_t hr, len;
+	unsigned qi;
+
+	if (!w->peers || msg->peer >= w->peers->n || !w->neigh || !w->nq) {
+		w->st.counter[KL_IO_CNT_S2S_TX_FAILED]++;
+		return;
+	}
+	p = &w->peers->p[msg->peer];
+	word = __atomic_load_n(&w->neigh->e[msg->peer], __ATOMIC_RELAXED);
+	if (!(word & KL_IO_NEIGH_VALID)) {
+		w->st.counter[KL_IO_CNT_S2S_NO_NEIGH]++;
+		solicit(w, c, msg->peer, tsc);
+		return;
+	}
+	qi = (unsigned)(word >> 48) & 0xff;
+	q = &w->q[qi < w->nq ? qi : 0];
+	fl.v6 = p->family == 6;
+	if (!(fl.v6 ? q->addrs->n6 : q->addrs->n4)) {
+		w->st.counter[KL_IO_CNT_S2S_TX_FAILED]++;
+		return;
+	}
+	m = rte_pktmbuf_alloc(q->pool);
+	if (!m) {
+		w->st.counter[KL_IO_CNT_NO_MBUF]++;
+		w->st.counter[KL_IO_CNT_S2S_TX_FAILED]++;
+		return;
+	}
+	for (unsigned k = 0; k < 6; k++)
+		fl.dst_mac[k] = (uint8_t)(word >> (40 - 8 * k));
+	memcpy(fl.src_mac, q->addrs->mac, 6);
+	memcpy(fl.src_ip, fl.v6 ? q->addrs->ip6[0] : q->addrs->ip4[0], fl.v6 ? 16 : 4);
+	memcpy(fl.dst_ip, p->ip, fl.v6 ? 16 : 4);
+	fl.sport = q->addrs->udp_port;
+	fl.dport = p->port;
+	hr = kl_net_udp_headroom(fl.v6);
+	len = 0;
+	if ((uint32_t)hr + msg->len <= rte_pktmbuf_tailroom(m)) {
+		memcpy(rte_pktmbuf_mtod(m, uint8_t *) + hr, msg->buf, msg->len);
+		len = kl_net_build_udp(&fl, rte_pktmbuf_mtod(m, uint8_t *),
+				       rte_pktmbuf_tailroom(m), msg->len);
+	}
+	if (!len) {
+		rte_pktmbuf_free(m);
+		w->st.counter[KL_IO_CNT_S2S_TX_FAILED]++;
+		return;
+	}
+	m->data_len = len;
+	m->pkt_len = len;
+	tx(w, q, m);
+	w->st.counter[KL_IO_CNT_S2S_TX]++;
+}
+
+/* The engine's server-to-server messages of its last serve or tick. */
+static void send_outbox(struct kl_io_worker *w, struct burst_ctx *c, uint64_t tsc)
+{
+	const struct kl_s2s_msg *m;
+	unsigned n = kl_engine_outbox(w->engine, &m);
+
+	for (unsigned i = 0; i < n && i < KL_ENGINE_OUTBOX; i++)
+		send_one(w, c, &m[i], tsc);
+}
 
 static void count_reply(struct kl_io_stats *st, uint8_t kind)
 {
@@ -92,9 +254,11 @@ static unsigned rate_limit(struct kl_io_worker *w, struct burst_ctx *c, unsigned
 	return j;
 }
 
-static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, struct burst_ctx *c,
+static void serve_burst(struct kl_io_worker *w, unsigned qi, struct burst_ctx *c,
 			struct rte_mbuf **rx, unsigned n, uint64_t t_rx)
 {
+	struct kl_io_dpdk_queue *q = &w->q[qi];
+	int s2s = w->peers && w->peers->n;
 	unsigned k = 0, answered = 0;
 	uint64_t now;
 
@@ -107,6 +271,13 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 
 		if (i + 1 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void *));
+		if (w->neigh) {
+			/* before classifying: an ARP request for us is answered in place */
+			struct kl_net_neigh nb;
+
+			if (kl_net_neigh_hint(rte_pktmbuf_mtod(m, uint8_t *), len, &nb))
+				learn_ip(w, qi, nb.v6 ? 6 : 4, nb.ip, nb.mac);
+		}
 		v = kl_net_classify_cap(rte_pktmbuf_mtod(m, uint8_t *), &len,
 					(uint16_t)RTE_MIN(65535u, (unsigned)len + rte_pktmbuf_tailroom(m)),
 					q->addrs, &c->info[k]);
@@ -161,6 +332,8 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 		c->pkt[i].in_len = c->info[i].payload_len;
 		c->pkt[i].out_cap = start + hr < a->buf_len ? (uint16_t)(a->buf_len - start - hr) : 0;
 		c->pkt[i].out = c->pkt[i].out_cap ? (uint8_t *)a->buf_addr + start + hr : NULL;
+		c->pkt[i].peer = s2s ? frame_peer(w, qi, rte_pktmbuf_mtod(m, uint8_t *), &c->info[i])
+				     : 0;
 	}
 	now = kl_io_clock_ntp(w->clock, t_rx);
 	kl_engine_serve(w->engine, now, c->pkt, k);
@@ -188,6 +361,7 @@ static void serve_burst(struct kl_io_worker *w, struct kl_io_dpdk_queue *q, stru
 	}
 	if (answered)
 		kl_io_hist_add(&w->st, (rte_rdtsc() - t_rx) * 1000000000ull / w->clock->hz, answered);
+	send_outbox(w, c, t_rx);
 out:
 	if (c->ngone)
 		rte_pktmbuf_free_bulk(c->gone, c->ngone);
@@ -201,6 +375,7 @@ int kl_io_dpdk_loop(void *arg)
 	uint64_t drain = (rte_get_tsc_hz() + 1000000 - 1) / 1000000 * KL_IO_DRAIN_US, last;
 
 	memset(&c, 0, sizeof(c));
+	c.ask_ticks = rte_get_tsc_hz() / 1000 * KL_IO_NEIGH_ASK_MS;
 	for (unsigned i = 0; i < w->nq; i++)
 		rte_eth_tx_buffer_set_err_callback(w->q[i].txb, tx_error_cb, &w->st);
 	if (kl_table_reader_register(w->table, w->id))
@@ -215,13 +390,16 @@ int kl_io_dpdk_loop(void *arg)
 			uint16_t n = rte_eth_rx_burst(q->port_id, q->queue_id, rx, KL_IO_BURST);
 
 			if (n) {
-				serve_burst(w, q, &c, rx, n, rte_rdtsc());
+				serve_burst(w, i, &c, rx, n, rte_rdtsc());
 				/* A short burst means no queue to amortise the send over. */
 				if (n < KL_IO_BURST)
 					rte_eth_tx_buffer_flush(q->port_id, q->queue_id, q->txb);
 			}
 		}
 		t = rte_rdtsc();
+		/* retransmissions due now (section 10), queued behind this turn's answers */
+		kl_engine_tick(w->engine, kl_io_clock_ntp(w->clock, t));
+		send_outbox(w, &c, t);
 		if (t - last >= drain) {
 			for (unsigned i = 0; i < w->nq; i++)
 				rte_eth_tx_buffer_flush(w->q[i].port_id, w->q[i].queue_id, w->q[i].txb);

@@ -357,54 +357,204 @@ enum kl_net_verdict kl_net_classify_cap(uint8_t *frame, uint16_t *len, uint16_t 
 
 uint16_t kl_net_reply_headroom(const struct kl_net_info *info)
 {
-	return info->kind == KL_NET_UDP6 ? ETH_HLEN + 40 + 8 : ETH_HLEN + 20 + 8;
+	return kl_net_udp_headroom(info->kind == KL_NET_UDP6);
 }
 
-uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *info, uint8_t *out,
-				 uint16_t cap, uint16_t plen)
+uint16_t kl_net_udp_headroom(int v6)
 {
-	const uint8_t *rip = req + info->l3_off, *rl4 = req + info->l4_off;
-	uint16_t hr = kl_net_reply_headroom(info), ul = (uint16_t)(8 + plen);
+	return v6 ? ETH_HLEN + 40 + 8 : ETH_HLEN + 20 + 8;
+}
+
+/* Ethernet/IP/UDP headers of fl in front of a payload of plen bytes at out + headroom; vtf: the
+ * IPv6 version/traffic class/flow label word (4 bytes) or the IPv4 TOS in vtf[1]. */
+static uint16_t put_udp(const struct kl_net_flow *fl, const uint8_t vtf[4], uint8_t *out,
+			uint16_t cap, uint16_t plen)
+{
+	uint16_t hr = kl_net_udp_headroom(fl->v6), ul = (uint16_t)(8 + plen);
 	uint8_t *ip = out + ETH_HLEN, *l4;
 
 	if ((uint32_t)hr + plen > cap)
 		return 0;
-	memcpy(out, req + 6, 6);
-	memcpy(out + 6, info->our_mac, 6);
-	if (info->kind == KL_NET_UDP6) {
+	memcpy(out, fl->dst_mac, 6);
+	memcpy(out + 6, fl->src_mac, 6);
+	if (fl->v6) {
 		put16(out + 12, ET_IPV6);
-		memcpy(ip, rip, 4); /* version, traffic class, flow label: echo them */
+		memcpy(ip, vtf, 4);
 		put16(ip + 4, ul);
 		ip[6] = 17;
 		ip[7] = 64;
-		memcpy(ip + 8, rip + 24, 16);
-		memcpy(ip + 24, rip + 8, 16);
+		memcpy(ip + 8, fl->src_ip, 16);
+		memcpy(ip + 24, fl->dst_ip, 16);
 		l4 = ip + 40;
 	} else {
 		put16(out + 12, ET_IPV4);
 		ip[0] = 0x45;
-		ip[1] = rip[1];
+		ip[1] = vtf[1];
 		put16(ip + 2, (uint16_t)(20 + ul));
 		put16(ip + 4, 0);
 		put16(ip + 6, 0x4000); /* DF */
 		ip[8] = 64;
 		ip[9] = 17;
 		put16(ip + 10, 0);
-		memcpy(ip + 12, rip + 16, 4);
-		memcpy(ip + 16, rip + 12, 4);
+		memcpy(ip + 12, fl->src_ip, 4);
+		memcpy(ip + 16, fl->dst_ip, 4);
 		put16(ip + 10, kl_net_csum_fold(kl_net_csum_add(0, ip, 20)));
 		l4 = ip + 20;
 	}
-	put16(l4, be16(rl4 + 2));
-	put16(l4 + 2, be16(rl4));
+	put16(l4, fl->sport);
+	put16(l4 + 2, fl->dport);
 	put16(l4 + 4, ul);
 	put16(l4 + 6, 0);
 	{
-		uint32_t s = (info->kind == KL_NET_UDP6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul)) +
-			     kl_net_csum_add(0, l4, ul);
-		uint16_t c = kl_net_csum_fold(s);
+		uint32_t sum = (fl->v6 ? kl_net_pseudo6(ip, 17, ul) : kl_net_pseudo4(ip, 17, ul)) +
+			       kl_net_csum_add(0, l4, ul);
+		uint16_t c = kl_net_csum_fold(sum);
 
 		put16(l4 + 6, c ? c : 0xFFFF); /* 0 means "no checksum": send its other form */
 	}
 	return (uint16_t)(hr + plen);
+}
+
+uint16_t kl_net_build_udp(const struct kl_net_flow *fl, uint8_t *out, uint16_t cap, uint16_t plen)
+{
+	static const uint8_t vtf[4] = { 0x60, 0, 0, 0 };
+
+	return fl && out ? put_udp(fl, vtf, out, cap, plen) : 0;
+}
+
+uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *info, uint8_t *out,
+				 uint16_t cap, uint16_t plen)
+{
+	const uint8_t *rip = req + info->l3_off, *rl4 = req + info->l4_off;
+	int v6 = info->kind == KL_NET_UDP6;
+	struct kl_net_flow fl;
+
+	/* the request's ends swapped; version, traffic class and flow label (or TOS) echoed */
+	fl.v6 = (uint8_t)v6;
+	memcpy(fl.dst_mac, req + 6, 6);
+	memcpy(fl.src_mac, info->our_mac, 6);
+	memcpy(fl.src_ip, rip + (v6 ? 24 : 16), v6 ? 16 : 4);
+	memcpy(fl.dst_ip, rip + (v6 ? 8 : 12), v6 ? 16 : 4);
+	fl.sport = be16(rl4 + 2);
+	fl.dport = be16(rl4);
+	return put_udp(&fl, rip, out, cap, plen);
+}
+
+uint16_t kl_net_build_solicit(const struct kl_net_flow *fl, uint8_t *out, uint16_t cap)
+{
+	uint8_t *p = out + ETH_HLEN;
+
+	if (!fl || !out)
+		return 0;
+	if (!fl->v6) {
+		if (cap < 60)
+			return 0;
+		memset(out, 0, 60); /* padded to the Ethernet minimum */
+		memset(out, 0xFF, 6);
+		memcpy(out + 6, fl->src_mac, 6);
+		put16(out + 12, ET_ARP);
+		put16(p, 1);
+		put16(p + 2, ET_IPV4);
+		p[4] = 6;
+		p[5] = 4;
+		put16(p + 6, 1); /* request */
+		memcpy(p + 8, fl->src_mac, 6);
+		memcpy(p + 14, fl->src_ip, 4);
+		memcpy(p + 24, fl->dst_ip, 4);
+		return 60;
+	}
+	if (cap < ETH_HLEN + 40 + 32)
+		return 0;
+	{
+		static const uint8_t snm[13] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff };
+		uint8_t *l4 = p + 40;
+
+		/* to the target's solicited-node multicast group (RFC 4861 7.2.2) */
+		out[0] = 0x33;
+		out[1] = 0x33;
+		out[2] = 0xff;
+		memcpy(out + 3, fl->dst_ip + 13, 3);
+		memcpy(out + 6, fl->src_mac, 6);
+		put16(out + 12, ET_IPV6);
+		p[0] = 0x60;
+		p[1] = p[2] = p[3] = 0;
+		put16(p + 4, 32);
+		p[6] = 58;
+		p[7] = 255;
+		memcpy(p + 8, fl->src_ip, 16);
+		memcpy(p + 24, snm, 13);
+		memcpy(p + 37, fl->dst_ip + 13, 3);
+		l4[0] = 135;
+		l4[1] = 0;
+		put16(l4 + 2, 0);
+		memset(l4 + 4, 0, 4);
+		memcpy(l4 + 8, fl->dst_ip, 16);
+		l4[24] = 1; /* source link-layer address option */
+		l4[25] = 1;
+		memcpy(l4 + 26, fl->src_mac, 6);
+		put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(p, 58, 32) + kl_net_csum_add(0, l4, 32)));
+		return ETH_HLEN + 40 + 32;
+	}
+}
+
+/* The link-layer address option of this type among an NDP message's options (from opt on). */
+static const uint8_t *nd_lladdr(const uint8_t *opt, const uint8_t *end, uint8_t type)
+{
+	while (opt + 8 <= end) {
+		unsigned olen = (unsigned)opt[1] * 8;
+
+		if (!olen || opt + olen > end)
+			return NULL;
+		if (opt[0] == type && olen >= 8)
+			return opt + 2;
+		opt += olen;
+	}
+	return NULL;
+}
+
+int kl_net_neigh_hint(const uint8_t *f, uint16_t len, struct kl_net_neigh *nb)
+{
+	const uint8_t *p = f + ETH_HLEN, *mac;
+	uint16_t et;
+
+	if (!f || !nb || len < ETH_HLEN)
+		return 0;
+	et = be16(f + 12);
+	if (et == ET_ARP) {
+		if (len < ETH_HLEN + 28 || be16(p) != 1 || be16(p + 2) != ET_IPV4 || p[4] != 6 ||
+		    p[5] != 4 || (be16(p + 6) != 1 && be16(p + 6) != 2) || (p[8] & 1))
+			return 0;
+		memset(nb, 0, sizeof(*nb));
+		memcpy(nb->ip, p + 14, 4);
+		memcpy(nb->mac, p + 8, 6);
+		return 1;
+	}
+	if (et == ET_IPV6 && len >= ETH_HLEN + 40 + 24 && (p[0] >> 4) == 6 && p[6] == 58 &&
+	    p[7] == 255) {
+		const uint8_t *l4 = p + 40, *end;
+		uint16_t pl = be16(p + 4);
+
+		if (pl < 24 || pl > len - ETH_HLEN - 40 || l4[1] != 0)
+			return 0;
+		end = l4 + pl;
+		if (l4[0] == 135) { /* NS: the solicitor's own address (not the unspecified one) */
+			static const uint8_t unspec[16];
+
+			if (!memcmp(p + 8, unspec, 16) || !(mac = nd_lladdr(l4 + 24, end, 1)))
+				return 0;
+			memcpy(nb->ip, p + 8, 16);
+		} else if (l4[0] == 136) { /* NA: its target */
+			if (!(mac = nd_lladdr(l4 + 24, end, 2)))
+				return 0;
+			memcpy(nb->ip, l4 + 8, 16);
+		} else {
+			return 0;
+		}
+		if (mac[0] & 1)
+			return 0;
+		nb->v6 = 1;
+		memcpy(nb->mac, mac, 6);
+		return 1;
+	}
+	return 0;
 }

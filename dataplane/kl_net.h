@@ -108,6 +108,54 @@ uint16_t kl_net_reply_headroom(const struct kl_net_info *info);
 uint16_t kl_net_finish_udp_reply(const uint8_t *req, const struct kl_net_info *info, uint8_t *out,
 				 uint16_t cap, uint16_t plen);
 
+/* ---- frames keyline starts itself (server-to-server requests to a peer) -------------------- */
+
+/** Both ends of a UDP datagram keyline sends on its own (not an answer). */
+struct kl_net_flow {
+	uint8_t v6;	     /* 0: IPv4 (4-byte addresses in src_ip/dst_ip), 1: IPv6 */
+	uint8_t src_mac[6];  /* our port's MAC */
+	uint8_t dst_mac[6];  /* the next hop's */
+	uint8_t src_ip[16];  /* network order */
+	uint8_t dst_ip[16];
+	uint16_t sport;	     /* host order */
+	uint16_t dport;
+};
+
+/** Bytes of Ethernet + IP + UDP header in front of a datagram of this family (42 or 62). */
+uint16_t kl_net_udp_headroom(int v6);
+
+/**
+ * Write the Ethernet/IP/UDP headers of fl in front of the plen-byte payload that is already at
+ * out + kl_net_udp_headroom(fl->v6), with both checksums. @return the frame length, or 0 when it
+ * would not fit in cap.
+ */
+uint16_t kl_net_build_udp(const struct kl_net_flow *fl, uint8_t *out, uint16_t cap, uint16_t plen);
+
+/**
+ * Ask for the MAC of fl->dst_ip from fl->src_ip / fl->src_mac (fl->dst_mac and the ports are not
+ * used): an ARP request (IPv4, broadcast, padded to the 60-byte Ethernet minimum) or a neighbour
+ * solicitation (IPv6, to the solicited-node multicast address, with our link-layer address).
+ * @return the frame length or 0 (cap too small).
+ */
+uint16_t kl_net_build_solicit(const struct kl_net_flow *fl, uint8_t *out, uint16_t cap);
+
+/** An IP address -> MAC binding a received frame announces. */
+struct kl_net_neigh {
+	uint8_t v6;
+	uint8_t ip[16];
+	uint8_t mac[6];
+};
+
+/**
+ * What a frame says about a neighbour's MAC, before it is classified (an ARP request for our
+ * address is turned into its answer in place): an ARP request or reply (the sender's address and
+ * MAC), an IPv6 neighbour solicitation with a source link-layer address option (its source), a
+ * neighbour advertisement with a target link-layer address option (its target). Well-formedness
+ * only: checksums are the classifier's.
+ * @return 1 with *nb set, or 0 (nothing to learn).
+ */
+int kl_net_neigh_hint(const uint8_t *frame, uint16_t len, struct kl_net_neigh *nb);
+
 #ifdef __cplusplus
 }
 #endif

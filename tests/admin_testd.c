@@ -5,16 +5,20 @@
  * as keylined's control loop does.
  *
  *   admin_testd SOCKET [CAPACITY] [--store DIR --kek FILE] [--rotate DDDDDD:G:PERIOD:PREDELIVERY]...
- *               [--diameter]
+ *               [--diameter] [--peers]
  *
  * --store: a real durable store (created when missing) loaded into the table at start, as
  * keylined does; --rotate: MSK rotation of that group (kl_rotate, ticked before "ready" and about
  * every second, as keylined's control loop does); --diameter: the "status" command gets a fixed
- * Diameter status (the values of diameter_status below: admin_testd runs no Diameter server).
+ * Diameter status (the values of diameter_status below: admin_testd runs no Diameter server);
+ * --peers: the view gets three peer servers with fixed counters (fill_peers below) and a real
+ * server-to-server state of fixed sizes (peers, status).
  *
  * Prints "ready" on stdout once listening; log lines go to stderr; exits 0 on SIGTERM/SIGINT,
  * 1 when the admin socket, the store or the rotation cannot be set up (e.g. "in use").
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +104,37 @@ static int parse_rot(const char *s, struct kl_rotate_group *g)
 	return 0;
 }
 
+/* The peers --peers gives the view: fixed addresses and counters the keylinectl test checks. */
+static void fill_peers(struct kl_peers *ps)
+{
+	static const struct {
+		const char *id;
+		uint8_t family;
+		const char *ip;
+		uint16_t port;
+	} pp[] = {
+		{ "vlr-2.pop.keyline.test", 4, "192.0.2.20", 2269 },
+		{ "mme-b.example", 6, "2001:db8::b", 2270 },
+		{ "vlr-ü.example", 4, "198.51.100.7", 40000 },
+	};
+
+	memset(ps, 0, sizeof(*ps));
+	for (unsigned i = 0; i < RTE_DIM(pp); i++) {
+		struct kl_peer *p = &ps->p[i];
+
+		p->id_len = (uint16_t)strlen(pp[i].id);
+		memcpy(p->id, pp[i].id, p->id_len);
+		p->family = pp[i].family;
+		inet_pton(p->family == 4 ? AF_INET : AF_INET6, pp[i].ip, p->ip);
+		p->port = pp[i].port;
+		/* peer i, counter c: 100 * (i + 1) + c */
+		for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++)
+			ps->cnt[i][c] = 100u * (i + 1) + c;
+	}
+	ps->n = RTE_DIM(pp);
+	ps->cnt[KL_PEER_UNCONFIGURED][KL_PEER_CNT_REFUSED] = 42;
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], err[256], *eal[] = {
@@ -117,7 +152,9 @@ int main(int argc, char **argv)
 	struct kl_table *t;
 	struct timespec ts;
 	unsigned long cap = 64;
-	int rc = 0, npos = 0, diam = 0;
+	int rc = 0, npos = 0, diam = 0, with_peers = 0;
+	static struct kl_peers peers;
+	struct kl_s2s *s2s = NULL;
 	const char *pos[2] = { NULL, NULL }, *store_dir = NULL, *kek = NULL;
 	struct kl_rotate_group rg[MAX_ROT];
 	unsigned nrot = 0;
@@ -137,6 +174,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--diameter")) {
 			diam = 1;
+		} else if (!strcmp(argv[i], "--peers")) {
+			with_peers = 1;
 		} else if (argv[i][0] != '-' && npos < 2) {
 			pos[npos++] = argv[i];
 		} else {
@@ -146,7 +185,7 @@ int main(int argc, char **argv)
 	}
 	if (npos < 1 || !!store_dir != !!kek) {
 		fprintf(stderr, "usage: admin_testd SOCKET [CAPACITY] [--store DIR --kek FILE] "
-				"[--rotate DDDDDD:G:PERIOD:PREDELIVERY]... [--diameter]\n");
+				"[--rotate DDDDDD:G:PERIOD:PREDELIVERY]... [--diameter] [--peers]\n");
 		return 2;
 	}
 	if (pos[1])
@@ -219,6 +258,18 @@ int main(int argc, char **argv)
 	view.io_name = "socket";
 	view.crypto_name = "openssl";
 	view.version = "admin-testd";
+	if (with_peers) {
+		fill_peers(&peers);
+		s2s = kl_s2s_create(1024, 256, 64, 30, 300);
+		if (!s2s) {
+			fprintf(stderr, "admin_testd: s2s: %s\n", strerror(errno));
+			kl_table_free(t);
+			rte_eal_cleanup();
+			return 1;
+		}
+		view.peers = &peers;
+		view.s2s = s2s;
+	}
 
 	memset(&ap, 0, sizeof(ap));
 	ap.path = pos[0];
@@ -258,6 +309,8 @@ int main(int argc, char **argv)
 		}
 	}
 	kl_admin_destroy(a);
+	kl_stats_s2s_forget(s2s);
+	kl_s2s_destroy(s2s);
 	kl_rotate_free(rot);
 	kl_store_close(store);
 	kl_table_free(t);

@@ -40,6 +40,33 @@ def kcv(k):
     return out[:3].hex().upper()
 
 
+def ext250_request(kdf, psk, idi, kind, tlvs):
+    """A request of PROTOCOL.md section 2 with EXT 250 (kind, then TLVs (type, value bytes)),
+    IDi idi, MAC (MIKEY-1 PRF) with the keys keyline-kdf mikey-keys derives from psk; fresh
+    RAND, CSB ID and T."""
+    rand, csb = os.urandom(16), os.urandom(4)
+    out = subprocess.run([kdf, 'mikey-keys', '--psk', psk.hex(), '--csb-id', csb.hex(), '--rand',
+                          rand.hex()], capture_output=True, text=True, check=True).stdout
+    auth = bytes.fromhex(dict(l.split('=', 1) for l in out.split())['auth_key'])
+    ntp = int((time.time() + 2208988800) * (1 << 32))
+    ext = bytes([kind]) + b''.join(bytes([t]) + len(v).to_bytes(2, 'big') + v for t, v in tlvs)
+    msg = (bytes([1, 0, 5, 0]) + csb + bytes([0, 1]) + bytes([11, 0]) + ntp.to_bytes(8, 'big') +
+           bytes([6, 16]) + rand + bytes([21, 0]) + len(idi).to_bytes(2, 'big') + idi.encode() +
+           bytes([9, 250]) + len(ext).to_bytes(2, 'big') + ext + bytes([0, 1]))
+    return msg + hmac.new(auth, msg, hashlib.sha1).digest()
+
+
+def dh_public(kdf, muk):
+    """P_x of a UE whose key is muk (PROTOCOL.md section 9, kind 4): X25519 (Python's
+    cryptography) of the scalar keyline-kdf dh-scalar derives, KDF(Kx, FF07, "dh-x25519")."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    s = subprocess.run([kdf, 'dh-scalar', '--key', muk.hex()], capture_output=True, text=True,
+                       check=True).stdout.strip()
+    return X25519PrivateKey.from_private_bytes(bytes.fromhex(s)).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+
+
 def unique(tag):
     return f'kl{tag}{os.getpid()}'
 

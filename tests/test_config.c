@@ -267,7 +267,7 @@ test_defaults(void **state)
 	assert_int_equal(c.rendezvous_s, 20);
 	assert_int_equal(c.rendezvous_entries, 1024);
 	assert_int_equal(c.dh_cache_s, 600);
-	assert_int_equal(c.dh_cache_entries, 5000);
+	assert_int_equal(c.dh_cache_entries, 4096);
 	assert_int_equal(c.s2s_pending, 256);
 	kl_config_free(&c);
 }
@@ -359,7 +359,8 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-rendezvous-s-zero.yaml", "rendezvous_s", 60 },
 	{ "bad-dh-cache-s-big.yaml", "dh_cache_s", 62 },
 	{ "bad-dh-cache-entries-small.yaml", "dh_cache_entries", 63 },
-	{ "bad-s2s-pending-big.yaml", "s2s_pending", 64 },
+	{ "bad-dh-cache-entries-not-pow2.yaml", "dh_cache_entries: must be a power of two", 63 },
+	{ "bad-s2s-pending-big.yaml", "s2s_pending: must be 16..65536", 64 },
 	{ "bad-unknown-key.yaml", "skew", 12 },
 	{ "bad-duplicate-key.yaml", "skew_s", 13 },
 	{ "bad-missing-identity.yaml", "server_identity", 0 },

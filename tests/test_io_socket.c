@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The kernel-socket worker loop's server-to-server side, against a scripted engine (this file
- * defines kl_engine_serve/_outbox/_tick and the key table's reader calls, so the real ones are not
- * linked): every datagram is handed over with pkt.peer = 1 + the configured peer whose address
+ * The kernel-socket worker loop's server-to-server side, against a scripted engine
+ * (kl_fake_engine.h: the real engine is not linked): every datagram is handed over with pkt.peer = 1 + the configured peer whose address
  * AND port sent it (IPv4, IPv6, IPv4 on a dual-stack socket), 0 otherwise; the outbox after a
  * serve and after a tick reaches each peer's address and port from the server's own port, over
  * the socket of the peer's family; a message for no peer is counted as not sent; the idle loop
@@ -29,87 +28,7 @@
 
 #include "kl_io.h"
 
-/* ---- the scripted engine ---------------------------------------------------------------------- */
-
-struct kl_worker {
-	struct kl_s2s_msg out[KL_ENGINE_OUTBOX];
-	unsigned nout;
-	/* what serve saw, in order */
-	uint8_t seen_peer[256];
-	unsigned nseen;
-	uint64_t ticks;
-	int tick_msg; /* >= 0: the next tick puts one message to this peer index */
-};
-
-static struct kl_worker fake;
-static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER; /* test thread vs loop thread */
-
-/* A datagram "S<i><j>..." asks for one outbox message to peer index i and one to j ('-': none);
- * each message's payload is "to<i>". Nothing is answered. */
-unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts, unsigned n)
-{
-	(void)now;
-	pthread_mutex_lock(&fake_mu);
-	w->nout = 0;
-	for (unsigned i = 0; i < n; i++) {
-		pkts[i].out_len = 0;
-		if (w->nseen < sizeof(w->seen_peer))
-			w->seen_peer[w->nseen++] = pkts[i].peer;
-		if (pkts[i].in_len < 1 || pkts[i].in[0] != 'S')
-			continue;
-		for (unsigned k = 1; k < pkts[i].in_len && w->nout < KL_ENGINE_OUTBOX; k++) {
-			struct kl_s2s_msg *m = &w->out[w->nout];
-
-			if (pkts[i].in[k] == '-')
-				continue;
-			m->peer = (uint16_t)(pkts[i].in[k] - '0');
-			m->len = (uint16_t)snprintf((char *)m->buf, sizeof(m->buf), "to%u", m->peer);
-			w->nout++;
-		}
-	}
-	pthread_mutex_unlock(&fake_mu);
-	return 0;
-}
-
-unsigned kl_engine_outbox(struct kl_worker *w, const struct kl_s2s_msg **msgs)
-{
-	*msgs = w->out;
-	return w->nout;
-}
-
-void kl_engine_tick(struct kl_worker *w, uint64_t now)
-{
-	(void)now;
-	pthread_mutex_lock(&fake_mu);
-	w->ticks++;
-	w->nout = 0;
-	if (w->tick_msg >= 0) {
-		w->out[0].peer = (uint16_t)w->tick_msg;
-		w->out[0].len = (uint16_t)snprintf((char *)w->out[0].buf, sizeof(w->out[0].buf),
-						   "tick%d", w->tick_msg);
-		w->nout = 1;
-		w->tick_msg = -1;
-	}
-	pthread_mutex_unlock(&fake_mu);
-}
-
-/* the key table's reader side: nothing to read here */
-int kl_table_reader_register(struct kl_table *t, unsigned reader)
-{
-	(void)t;
-	(void)reader;
-	return 0;
-}
-#define NOOP_READER_CALL(name)                                                                 \
-	void name(struct kl_table *t, unsigned reader)                                          \
-	{                                                                                       \
-		(void)t;                                                                        \
-		(void)reader;                                                                   \
-	}
-NOOP_READER_CALL(kl_table_quiescent)
-NOOP_READER_CALL(kl_table_reader_offline)
-NOOP_READER_CALL(kl_table_reader_online)
-NOOP_READER_CALL(kl_table_reader_unregister)
+#include "kl_fake_engine.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
@@ -257,23 +176,6 @@ static void stop_loop(struct loop_ctx *c)
 	kl_io_socket_close(c->w);
 }
 
-/* The peers serve recorded, in order, once n have been seen (or after 2 s). */
-static unsigned wait_seen(unsigned n, uint8_t *out)
-{
-	unsigned got = 0;
-
-	for (int i = 0; i < 200; i++) {
-		pthread_mutex_lock(&fake_mu);
-		got = fake.nseen;
-		memcpy(out, fake.seen_peer, got);
-		pthread_mutex_unlock(&fake_mu);
-		if (got >= n)
-			break;
-		usleep(10000);
-	}
-	return got;
-}
-
 static void expect_msg(int fd, const char *want, uint16_t want_port, const char *want_from)
 {
 	char buf[600], from[64];
@@ -318,7 +220,7 @@ static void test_dual_stack(void **state)
 	send_to(fu, AF_INET, "127.0.0.1", a.udp_port, "x");
 	send_to(f6, AF_INET6, "::1", a.udp_port, "y");
 	send_to(fother, AF_INET, "127.0.0.1", a.udp_port, "z");
-	assert_int_equal(wait_seen(4, seen), 4);
+	assert_int_equal(fake_wait_seen(4, seen), 4);
 	assert_int_equal(seen[0], 1); /* vlr-b over IPv4, v4-mapped on the dual-stack socket */
 	assert_int_equal(seen[1], 0); /* unconfigured */
 	assert_int_equal(seen[2], 2); /* vlr-c over IPv6 */
@@ -326,25 +228,18 @@ static void test_dual_stack(void **state)
 
 	/* a message to a peer index beyond the list is not sent, and counted */
 	send_to(fu, AF_INET, "127.0.0.1", a.udp_port, "S9");
-	assert_int_equal(wait_seen(5, seen), 5);
+	assert_int_equal(fake_wait_seen(5, seen), 5);
 	usleep(50000);
 	assert_int_equal(recv_text(f4, 100, buf, sizeof(buf), &port, from, sizeof(from)), -1);
 
 	/* nothing arrives, the loop still ticks, and the tick's outbox goes out */
-	pthread_mutex_lock(&fake_mu);
-	fake.tick_msg = 0;
-	pthread_mutex_unlock(&fake_mu);
+	fake_tick_msg(0);
 	expect_msg(f4, "tick0", a.udp_port, "127.0.0.1");
 	{
-		uint64_t t0, t1;
+		uint64_t t0 = fake_ticks(), t1;
 
-		pthread_mutex_lock(&fake_mu);
-		t0 = fake.ticks;
-		pthread_mutex_unlock(&fake_mu);
 		usleep(200000);
-		pthread_mutex_lock(&fake_mu);
-		t1 = fake.ticks;
-		pthread_mutex_unlock(&fake_mu);
+		t1 = fake_ticks();
 		/* with peers the idle poll is KL_IO_S2S_POLL_MS: about 20 turns in 200 ms */
 		print_message("idle ticks in 200 ms: %llu\n", (unsigned long long)(t1 - t0));
 		assert_true(t1 - t0 >= 200 / KL_IO_S2S_POLL_MS / 2);
@@ -386,7 +281,7 @@ static void test_per_address(void **state)
 	expect_msg(f6, "to1", a.udp_port, "::1");
 	expect_msg(f4, "to0", a.udp_port, "127.0.0.1");
 	send_to(f4, AF_INET, "127.0.0.1", a.udp_port, "q");
-	assert_int_equal(wait_seen(2, seen), 2);
+	assert_int_equal(fake_wait_seen(2, seen), 2);
 	assert_int_equal(seen[0], 2);
 	assert_int_equal(seen[1], 1);
 	stop_loop(&c);
@@ -399,7 +294,7 @@ static void test_per_address(void **state)
 	start_loop(&c, w, &a4only, &ps);
 	send_to(f4, AF_INET, "127.0.0.1", a4only.udp_port, "S10");
 	expect_msg(f4, "to0", a4only.udp_port, "127.0.0.1");
-	assert_int_equal(wait_seen(1, seen), 1);
+	assert_int_equal(fake_wait_seen(1, seen), 1);
 	assert_int_equal(seen[0], 1);
 	stop_loop(&c);
 	assert_int_equal(w->st.counter[KL_IO_CNT_S2S_TX], 1);
@@ -422,7 +317,7 @@ static void test_no_peers(void **state)
 	(void)state;
 	start_loop(&c, w, &a, NULL);
 	send_to(f4, AF_INET, "127.0.0.1", a.udp_port, "S0");
-	assert_int_equal(wait_seen(1, seen), 1);
+	assert_int_equal(fake_wait_seen(1, seen), 1);
 	assert_int_equal(seen[0], 0);
 	usleep(50000);
 	stop_loop(&c);

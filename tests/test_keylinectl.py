@@ -81,7 +81,11 @@ def main():
               and "rotation: none\n" in out, f"plain status: {out!r}")
         check(out.startswith("keyline admin-testd (io socket, crypto openssl), uptime "),
               f"plain status head: {out!r}")
+        check("s2s:      none\n" in out, f"plain status s2s: {out!r}")
+        _, err = run(["peers"], sock, 1)
+        check("no peers" in err, f"peers without a peer view: {err!r}")
         rotation_body(tmp)
+        peers_body(tmp)
         # a second server on the same socket is refused; the first goes on
         p = subprocess.run([TESTD, sock], capture_output=True, text=True, timeout=30)
         check(p.returncode == 1 and "in use" in p.stderr, f"second server: {p.returncode} {p.stderr!r}")
@@ -606,6 +610,66 @@ def rotation_body(tmp):
     no_secret(text, "rotation server log")
     check(text.count("new MSK 0x00010001") == 1 and "forced rotation" in text
           and "rotate group 00f110:1" in text, f"rotation server log: {text[-2000:]!r}")
+
+
+def peers_body(tmp):
+    """A server whose stats view has three peers with fixed counters (peer i, counter c:
+    100 * (i + 1) + c) and a server-to-server state (rendezvous 1024, cache 256, pending 64)."""
+    sock = os.path.join(tmp, "peers", "admin.sock")
+    srv, log = start_testd([sock, "8", "--peers"], os.path.join(tmp, "testd-peers.log"))
+    names = ["sent", "answered", "retried", "failed", "refused", "received"]
+    try:
+        out, _ = run(["peers"], sock, 0)
+        lines = out.splitlines()
+        check(lines[0].split() == ["identity", "address:port", "pair", "key"] + names,
+              f"peers header: {lines[0]!r}")
+        rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:4]}
+        want = {"vlr-2.pop.keyline.test": ("192.0.2.20:2269", 1),
+                "mme-b.example": ("[2001:db8::b]:2270", 2),
+                "vlr-ü.example": ("198.51.100.7:40000", 3)}
+        for ident, (addr, i) in want.items():
+            r = rows.get(ident)
+            check(r is not None and r[0] == addr and r[1] == "no"
+                  and r[2:] == [str(100 * i + c) for c in range(6)], f"peers row {ident}: {r!r}")
+        check(lines[4:] == ["refused from unconfigured sources: 42"], f"peers tail: {lines[4:]!r}")
+        # pair keys: present (its KCV, computed here), expired, absent
+        pk = key(32, 40)
+        run(["put-pair", "mme-b.example", "--key", pk.hex()], sock, 0)
+        run(["put-pair", "vlr-2.pop.keyline.test", "--key", pk.hex(), "--expires",
+             str(int(time.time()) + 1)], sock, 0)
+        time.sleep(1.2)
+        out, _ = run(["peers"], sock, 0)
+        rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[1:4]}
+        check(rows["mme-b.example"][1:3] == ["yes", kcv(pk)]
+              and rows["mme-b.example"][3] == "200", f"peers with a pair key: {out!r}")
+        check(rows["vlr-2.pop.keyline.test"][1:4] == ["yes", kcv(pk), "expired"],
+              f"peers with an expired pair key: {out!r}")
+        check(rows["vlr-ü.example"][1] == "no", f"peers without a pair key: {out!r}")
+        out, _ = run(["--json", "peers"], sock, 0)
+        j = json.loads(out)
+        p1 = j["peers"][1]
+        check(j["ok"] and len(j["peers"]) == 3 and j["unconfigured_refused"] == 42
+              and p1 == {"identity": "mme-b.example", "address": "2001:db8::b", "port": 2270,
+                         "pair_key": True, "pair_kcv": kcv(pk), "pair_expires": 0,
+                         "counters": {n: 200 + c for c, n in enumerate(names)}}
+              and j["peers"][2]["identity"] == "vlr-ü.example"
+              and j["peers"][2]["pair_key"] is False and "pair_kcv" not in j["peers"][2],
+              f"peers --json: {j}")
+        out, _ = run(["status"], sock, 0)
+        check("s2s:      3 peer(s); rendezvous 0/1024 (full 0), cache 0/256 (full 0), pending "
+              "0/64 (full 0); contended 0\n" in out, f"status s2s: {out!r}")
+        out, _ = run(["--json", "status"], sock, 0)
+        s2s = json.loads(out)["s2s"]
+        check(s2s == {"enabled": True, "peers": 3, "contended": 0,
+                      "rendezvous": {"used": 0, "capacity": 1024, "full": 0},
+                      "cache": {"used": 0, "capacity": 256, "full": 0},
+                      "pending": {"used": 0, "capacity": 64, "full": 0}}, f"status --json s2s: {s2s}")
+        _, err = run(["peers", "x"], sock, 2)
+        check("unexpected argument" in err, f"peers with an argument: {err!r}")
+    finally:
+        stop_testd(srv)
+    log.seek(0)
+    no_secret(log.read(), "peers server log")
 
 
 if __name__ == "__main__":

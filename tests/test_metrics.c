@@ -817,6 +817,63 @@ static void test_render(void **state)
 	assert_int_equal(kl_metrics_render(&view, NULL, 10), -EINVAL);
 }
 
+/* Peers and the server-to-server state: per-peer counters labelled with the identity (escaped),
+ * the unconfigured refusals, the tables' sizes; none of these families without them. */
+static void test_render_s2s(void **state)
+{
+	static char buf[KL_METRICS_BODY_MAX];
+	static struct kl_peers ps;
+	struct kl_stats_view v = view;
+	struct kl_s2s_stats st;
+	struct kl_s2s *s2s = kl_s2s_create(64, 128, 16, 30, 300);
+
+	(void)state;
+	assert_non_null(s2s);
+	memset(&ps, 0, sizeof(ps));
+	ps.n = 2;
+	memcpy(ps.p[0].id, "vlr-b.example", 13);
+	ps.p[0].id_len = 13;
+	memcpy(ps.p[1].id, "mme \"2\"\\x", 10);
+	ps.p[1].id_len = 10;
+	for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++)
+		for (unsigned k = 0; k <= c; k++)
+			kl_peer_count(&ps, 1, (enum kl_peer_counter)c);
+	kl_peer_count(&ps, 0, KL_PEER_CNT_SENT);
+	for (unsigned k = 0; k < 7; k++)
+		kl_peer_count(&ps, KL_PEER_UNCONFIGURED, KL_PEER_CNT_REFUSED);
+	v.peers = &ps;
+	v.s2s = s2s;
+	assert_true(kl_metrics_render(&v, buf, sizeof(buf)) > 0);
+	parse_expo(buf, &ex);
+	for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "keyline_peer_%s_total", kl_peer_counter_name(c));
+		assert_non_null(find_family(&ex, name));
+		assert_string_equal(find_family(&ex, name)->type, "counter");
+		assert_string_equal(find_family(&ex, name)->help, kl_peer_counter_desc(c));
+		assert_int_equal(count_series(&ex, name), 2);
+		assert_int_equal(val(&ex, name, "peer=mme \"2\"\\x"), c + 1);
+		assert_int_equal(val(&ex, name, "peer=vlr-b.example"), c == KL_PEER_CNT_SENT);
+	}
+	assert_int_equal(val(&ex, "keyline_peer_unconfigured_refused_total", ""), 7);
+	assert_int_equal(kl_stats_s2s(&v, &st), 0);
+	assert_int_equal(val(&ex, "keyline_s2s_capacity", "table=rendezvous"), st.rendezvous_cap);
+	assert_int_equal(val(&ex, "keyline_s2s_capacity", "table=cache"), st.cache_cap);
+	assert_int_equal(val(&ex, "keyline_s2s_capacity", "table=pending"), 16);
+	assert_true(st.rendezvous_cap >= 64 && st.cache_cap >= 128);
+	assert_int_equal(val(&ex, "keyline_s2s_entries", "table=rendezvous"), 0);
+	assert_int_equal(val(&ex, "keyline_s2s_full_total", "table=cache"), 0);
+	assert_int_equal(val(&ex, "keyline_s2s_contended_total", ""), 0);
+	/* the plain view has none of them */
+	assert_true(kl_metrics_render(&view, buf, sizeof(buf)) > 0);
+	parse_expo(buf, &ex);
+	assert_null(find_family(&ex, "keyline_peer_sent_total"));
+	assert_null(find_family(&ex, "keyline_s2s_entries"));
+	kl_stats_s2s_forget(s2s);
+	kl_s2s_destroy(s2s);
+}
+
 static void test_render_64_workers(void **state)
 {
 	static char buf[KL_METRICS_BODY_MAX];
@@ -1201,6 +1258,43 @@ static void test_telemetry(void **state)
 			assert_int_equal(jint(j, kl_ctl_counter_name(c), NULL), kl_ctl_get(&ctl, c));
 	}
 	json_decref(j);
+	/* peers: null without them; with them every counter by index, and the s2s sizes */
+	j = tel("/keyline/peers");
+	assert_true(json_is_null(j));
+	json_decref(j);
+	{
+		static struct kl_peers ps;
+		struct kl_s2s *s2s = kl_s2s_create(64, 64, 16, 30, 300);
+		json_t *p0;
+
+		assert_non_null(s2s);
+		ps.n = 1;
+		memcpy(ps.p[0].id, "vlr-b", 5);
+		ps.p[0].id_len = 5;
+		kl_peer_count(&ps, 0, KL_PEER_CNT_RETRIED);
+		kl_peer_count(&ps, KL_PEER_UNCONFIGURED, KL_PEER_CNT_REFUSED);
+		kl_peer_count(&ps, KL_PEER_UNCONFIGURED, KL_PEER_CNT_REFUSED);
+		view.peers = &ps;
+		view.s2s = s2s;
+		j = tel("/keyline/peers");
+		p0 = json_object_get(json_object_get(j, "peers"), "0");
+		assert_string_equal(json_string_value(json_object_get(p0, "identity")), "vlr-b");
+		for (unsigned c = 0; c < KL_PEER_CNT__COUNT; c++)
+			assert_int_equal(jint(p0, kl_peer_counter_name(c), NULL),
+					 c == KL_PEER_CNT_RETRIED);
+		assert_int_equal(jint(j, "unconfigured_refused", NULL), 2);
+		assert_int_equal(jint(j, "s2s", "pending_cap"), 16);
+		assert_true(jint(j, "s2s", "rendezvous_cap") >= 64);
+		assert_int_equal(jint(j, "s2s", "cache_used"), 0);
+		json_decref(j);
+		j = tel("/keyline/peers,0");
+		assert_true(json_is_null(j));
+		json_decref(j);
+		view.peers = NULL;
+		view.s2s = NULL;
+		kl_stats_s2s_forget(s2s);
+		kl_s2s_destroy(s2s);
+	}
 	/* registered once each, with help */
 	list = tel("/");
 	for (size_t i = 0; i < json_array_size(list); i++)
@@ -1338,6 +1432,7 @@ int main(void)
 			"-l", "0", "--log-level=error", "--file-prefix", prefix };
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),	  cmocka_unit_test(test_render_64_workers),
+		cmocka_unit_test(test_render_s2s),
 		cmocka_unit_test(test_http_v4),	  cmocka_unit_test(test_http_slow_clients),
 		cmocka_unit_test(test_http_v6),
 		cmocka_unit_test(test_start_errors), cmocka_unit_test(test_telemetry),

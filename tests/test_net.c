@@ -384,6 +384,76 @@ static uint16_t fold16(uint32_t s)
 	return (uint16_t)~s;
 }
 
+/* Frames keyline starts (server-to-server): a datagram to a peer is what the peer's classifier
+ * takes as a MIKEY datagram with the payload intact (so both checksums verify); an ARP request and
+ * a neighbour solicitation for the peer get answered by a peer's classifier, and the answers (and
+ * the requests themselves) teach the MAC through kl_net_neigh_hint. */
+static void test_s2s_frames(void **state)
+{
+	struct kl_net_addrs peer = { .n4 = 1, .n6 = 1, .udp_port = 2270 };
+	struct kl_net_info in;
+	struct kl_net_neigh nb;
+	uint8_t f[256];
+	uint16_t len;
+
+	(void)state;
+	memcpy(peer.mac, PEER_MAC, 6);
+	memcpy(peer.ip4[0], PEER4, 4);
+	memcpy(peer.ip6[0], PEER6, 16);
+	for (int v6 = 0; v6 < 2; v6++) {
+		struct kl_net_flow fl = { .v6 = (uint8_t)v6, .sport = 2269, .dport = 2270 };
+		static const uint8_t pl[] = "s2s request";
+		uint16_t hr = kl_net_udp_headroom(v6);
+
+		memcpy(fl.src_mac, OUR_MAC, 6);
+		memcpy(fl.dst_mac, PEER_MAC, 6);
+		memcpy(fl.src_ip, v6 ? IP6 : IP4, v6 ? 16 : 4);
+		memcpy(fl.dst_ip, v6 ? PEER6 : PEER4, v6 ? 16 : 4);
+		assert_int_equal(hr, v6 ? 62 : 42);
+		memset(f, 0xAA, sizeof(f));
+		memcpy(f + hr, pl, sizeof(pl));
+		assert_int_equal(kl_net_build_udp(&fl, f, (uint16_t)(hr + sizeof(pl) - 1),
+						  sizeof(pl)),
+				 0); /* does not fit */
+		len = kl_net_build_udp(&fl, f, sizeof(f), sizeof(pl));
+		assert_int_equal(len, hr + sizeof(pl));
+		assert_memory_equal(f, PEER_MAC, 6);
+		assert_memory_equal(f + 6, OUR_MAC, 6);
+		assert_int_equal(kl_net_classify(f, &len, &peer, &in), KL_NET_VERDICT_MIKEY);
+		assert_int_equal(in.kind, v6 ? KL_NET_UDP6 : KL_NET_UDP4);
+		assert_int_equal(in.payload_len, sizeof(pl));
+		assert_memory_equal(f + in.payload_off, pl, sizeof(pl));
+		assert_int_equal(f[in.l4_off] << 8 | f[in.l4_off + 1], 2269); /* from our port */
+		/* a datagram is no neighbour announcement (its source MAC is learned by the I/O) */
+		assert_int_equal(kl_net_neigh_hint(f, len, &nb), 0);
+
+		/* ask for the peer's MAC: the request announces ours, the answer the peer's */
+		len = kl_net_build_solicit(&fl, f, sizeof(f));
+		assert_int_equal(len, v6 ? 14 + 40 + 32 : 60);
+		assert_int_equal(kl_net_build_solicit(&fl, f, (uint16_t)(len - 1)), 0);
+		len = kl_net_build_solicit(&fl, f, sizeof(f));
+		assert_int_equal(kl_net_neigh_hint(f, len, &nb), 1);
+		assert_int_equal(nb.v6, v6);
+		assert_memory_equal(nb.ip, v6 ? IP6 : IP4, v6 ? 16 : 4);
+		assert_memory_equal(nb.mac, OUR_MAC, 6);
+		if (v6)
+			assert_memory_equal(f, "\x33\x33\xff\x00\x00\x10", 6);
+		else
+			assert_memory_equal(f, "\xff\xff\xff\xff\xff\xff", 6);
+		assert_int_equal(kl_net_classify_cap(f, &len, sizeof(f), &peer, &in),
+				 KL_NET_VERDICT_REPLY);
+		assert_int_equal(in.kind, v6 ? KL_NET_NDP : KL_NET_ARP);
+		assert_memory_equal(f, OUR_MAC, 6); /* the answer comes back to us */
+		assert_int_equal(kl_net_neigh_hint(f, len, &nb), 1);
+		assert_int_equal(nb.v6, v6);
+		assert_memory_equal(nb.ip, v6 ? PEER6 : PEER4, v6 ? 16 : 4);
+		assert_memory_equal(nb.mac, PEER_MAC, 6);
+		/* cut anywhere: nothing learned, nothing read beyond */
+		for (uint16_t cut = 0; cut < len; cut++)
+			assert_int_equal(kl_net_neigh_hint(f, cut, &nb), 0);
+	}
+}
+
 static void test_csum_add(void **state)
 {
 	static uint8_t buf[320];
@@ -424,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_arp),	      cmocka_unit_test(test_icmp4_echo),
 		cmocka_unit_test(test_ndp_and_echo6), cmocka_unit_test(test_udp_and_reply),
 		cmocka_unit_test(test_drops),	      cmocka_unit_test(test_csum_add),
+		cmocka_unit_test(test_s2s_frames),
 	};
 
 	memcpy(addrs.mac, OUR_MAC, 6);

@@ -87,7 +87,9 @@ static void usage(FILE *f)
 		"                                its public value's fingerprint)\n"
 		"  stats [--worker N]\n"
 		"  rotate DDDDDD:G               forced MSK rotation: a fresh current MSK from now\n"
-		"  status                        table, store, Diameter peers, MSK rotation\n"
+		"  status                        table, store, Diameter peers, MSK rotation,\n"
+		"                                server-to-server tables\n"
+		"  peers                         peer servers: address, pair key, counters\n"
 		"  backup FILE                   online copy of the store (consistent, compacted,\n"
 		"                                mode 0600) to FILE, which must not exist; keylined\n"
 		"                                keeps serving. Restore: stop keylined, copy FILE to\n"
@@ -646,6 +648,69 @@ static void print_kind_counts(json_t *c)
 	}
 }
 
+/* One server-to-server table: used/capacity and refusals when full. */
+static void print_s2s_table(json_t *s2s, const char *name)
+{
+	json_t *t = json_object_get(s2s, name);
+
+	printf("%s %lld/%lld (full %lld)", name, i_of(t, "used"), i_of(t, "capacity"),
+	       i_of(t, "full"));
+}
+
+static void print_s2s(json_t *s2s)
+{
+	printf("s2s:      ");
+	if (!json_is_true(json_object_get(s2s, "enabled"))) {
+		printf("none\n");
+		return;
+	}
+	printf("%lld peer(s); ", i_of(s2s, "peers"));
+	print_s2s_table(s2s, "rendezvous");
+	printf(", ");
+	print_s2s_table(s2s, "cache");
+	printf(", ");
+	print_s2s_table(s2s, "pending");
+	printf("; contended %lld\n", i_of(s2s, "contended"));
+}
+
+/* One line per peer: identity, address:port, pair key (KCV) and its counters, in the answer's
+ * order (KL_PEER_COUNTER_LIST). */
+static void print_peers(json_t *a)
+{
+	json_t *peers = json_object_get(a, "peers"), *p, *c0;
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	c0 = json_object_get(json_array_get(peers, 0), "counters");
+	printf("%-24s %-30s %-14s", "identity", "address:port", "pair key");
+	json_object_foreach(c0, k, v)
+		printf(" %9s", k);
+	printf("\n");
+	json_array_foreach(peers, i, p) {
+		const char *addr = s_of(p, "address");
+		char ap[80], pk[32];
+
+		snprintf(ap, sizeof(ap), strchr(addr, ':') ? "[%s]:%lld" : "%s:%lld", addr,
+			 i_of(p, "port"));
+		if (json_is_true(json_object_get(p, "pair_key")))
+			snprintf(pk, sizeof(pk), "yes %s%s", s_of(p, "pair_kcv"),
+				 i_of(p, "pair_expires") && (long long)time(NULL) >=
+								 i_of(p, "pair_expires")
+					 ? " expired"
+					 : "");
+		else
+			snprintf(pk, sizeof(pk), "no");
+		printf("%-24s %-30s %-14s", s_of(p, "identity"), ap, pk);
+		json_object_foreach(json_object_get(p, "counters"), k, v)
+			printf(" %9" JSON_INTEGER_FORMAT, json_integer_value(v));
+		printf("\n");
+	}
+	if (!json_array_size(peers))
+		printf("(no peers configured)\n");
+	printf("refused from unconfigured sources: %lld\n", i_of(a, "unconfigured_refused"));
+}
+
 static void print_status(json_t *a)
 {
 	json_t *t = json_object_get(a, "table"), *s = json_object_get(a, "store"),
@@ -700,6 +765,7 @@ static void print_status(json_t *a)
 		json_array_foreach(peers, i, v)
 			printf("          peer %s  %s\n", s_of(v, "identity"), s_of(v, "state"));
 	}
+	print_s2s(json_object_get(a, "s2s"));
 	printf("rotation: ");
 	if (!json_is_true(json_object_get(rot, "enabled"))) {
 		printf("none\n");
@@ -744,6 +810,8 @@ static void print_answer(const char *cmd, json_t *a)
 		print_stats(a);
 	} else if (!strcmp(cmd, "status")) {
 		print_status(a);
+	} else if (!strcmp(cmd, "peers")) {
+		print_peers(a);
 	} else if (!strcmp(cmd, "backup")) {
 		json_t *last = json_object_get(a, "last");
 
@@ -810,7 +878,7 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	unsigned n;
 
 	if (!strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "count") ||
-	    !strcmp(cmd, "status")) {
+	    !strcmp(cmd, "status") || !strcmp(cmd, "peers")) {
 		parse_args(argc, argv, NULL, 0, pos, 0, cmd);
 		return req_new(cmd);
 	}

@@ -114,65 +114,16 @@ uint16_t kl_burst_frame_udp(struct kl_burst_l2 *l, uint32_t source, const uint8_
 	return (uint16_t)(hdr + plen);
 }
 
-/* Solicited-node multicast address ff02::1:ffXX:XXXX of ip. */
-static void solicited(const uint8_t *ip, uint8_t out[16])
-{
-	static const uint8_t pfx[13] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff };
-
-	memcpy(out, pfx, 13);
-	memcpy(out + 13, ip + 13, 3);
-}
-
+/* An ARP request / neighbour solicitation for the server's MAC (kl_net builds it). */
 uint16_t kl_burst_frame_resolve(const struct kl_burst_l2 *l, uint8_t *out, uint16_t cap)
 {
 	const struct kl_burst_net *n = &l->net;
+	struct kl_net_flow fl = { .v6 = n->v6 };
 
-	if (!n->v6) {
-		uint8_t *a = out + ETH_HLEN, src[16];
-
-		if (cap < 60)
-			return 0;
-		memset(out, 0, 60); /* padded to the Ethernet minimum */
-		memset(out, 0xFF, 6);
-		memcpy(out + 6, l->mac, 6);
-		put16(out + 12, ET_ARP);
-		put16(a, 1);
-		put16(a + 2, ET_IPV4);
-		a[4] = 6;
-		a[5] = 4;
-		put16(a + 6, 1);
-		memcpy(a + 8, l->mac, 6);
-		kl_burst_source_ip(n, 0, src);
-		memcpy(a + 14, src, 4);
-		memcpy(a + 24, n->server_ip, 4);
-		return 60;
-	}
-	{
-		uint8_t *ip = out + ETH_HLEN, *l4 = ip + 40, dst[16];
-
-		if (cap < ETH_HLEN + 40 + NDP_LEN)
-			return 0;
-		solicited(n->server_ip, dst);
-		out[0] = 0x33;
-		out[1] = 0x33;
-		memcpy(out + 2, dst + 12, 4);
-		memcpy(out + 6, l->mac, 6);
-		put16(out + 12, ET_IPV6);
-		put32(ip, 0x60000000u);
-		put16(ip + 4, NDP_LEN);
-		ip[6] = 58;
-		ip[7] = 255;
-		kl_burst_source_ip(n, 0, ip + 8);
-		memcpy(ip + 24, dst, 16);
-		memset(l4, 0, NDP_LEN);
-		l4[0] = 135;
-		memcpy(l4 + 8, n->server_ip, 16);
-		l4[24] = 1; /* source link-layer address */
-		l4[25] = 1;
-		memcpy(l4 + 26, l->mac, 6);
-		put16(l4 + 2, kl_net_csum_fold(kl_net_pseudo6(ip, 58, NDP_LEN) + kl_net_csum_add(0, l4, NDP_LEN)));
-		return ETH_HLEN + 40 + NDP_LEN;
-	}
+	memcpy(fl.src_mac, l->mac, 6);
+	kl_burst_source_ip(n, 0, fl.src_ip);
+	memcpy(fl.dst_ip, n->server_ip, n->v6 ? 16 : 4);
+	return kl_net_build_solicit(&fl, out, cap);
 }
 
 static enum kl_burst_rx rx_arp(struct kl_burst_l2 *l, uint8_t *f, uint16_t *len, uint16_t cap)
