@@ -8,10 +8,12 @@
  * PROTOCOL.md section 5 key data layout.
  * Accepted response or error: the view must match the bytes; the KEMAC encr data, copied into
  * its own exactly-sized buffer as a decryption would leave it, goes through kl_mikey_parse_keydata
- * (checked against the reference, every key inside the buffer). When the message is in the one
- * form the builders write (IDr type 0, key data matching the TLV 3 entries; error with no EXT or
- * with a non-zero detail), rebuilding it with kl_mikey_build_resp / kl_mikey_build_err must give
- * the same bytes except the MAC.
+ * (checked against the reference, every key inside the buffer). An answer without a secret
+ * (kinds 4, 6, 7: PROTOCOL.md sections 9, 10) ends with V and carries TLV 9 (kinds 4, 6) or
+ * nothing (kind 7). When the message is in the one form the builders write (IDr type 0, key data
+ * matching the TLV 3 entries; error with no EXT or with a non-zero detail, then retry-after),
+ * rebuilding it with kl_mikey_build_resp / _resp_v / kl_mikey_build_err(_retry) must give the
+ * same bytes except the MAC.
  *
  * abort() only on a violated invariant, i.e. a real bug.
  */
@@ -104,9 +106,28 @@ static void check_resp_view(const uint8_t *d, size_t n, const struct kl_mikey_re
 	FZ_CHECK(fz_inside(r->idr, r->idr_len, d, r->mac_off));
 	FZ_CHECK(fz_utf8_ok(r->idr, r->idr_len));
 	ext = OFF_PL + 4 + r->idr_len;
-	FZ_CHECK(d[ext] == KL_PT_KEMAC && d[ext + 1] == KL_EXT_KEYLINE);
 	el = fz_be16(d + ext + 2);
 	FZ_CHECK(r->kind == d[ext + 4]);
+	FZ_CHECK(!r->err_no && !r->has_detail && !r->detail && !r->has_retry_after);
+	if (d[ext] == KL_PT_V) {
+		/* no secret: kinds 4 and 6 carry exactly TLV 9 (32 bytes), kind 7 nothing */
+		int pv = r->kind == KL_KIND_DH || r->kind == KL_KIND_PEERPV;
+
+		FZ_CHECK(pv || r->kind == KL_KIND_PUSH);
+		FZ_CHECK(d[ext + 1] == KL_EXT_KEYLINE && el == (pv ? 1u + 35u : 1u));
+		FZ_CHECK(!r->nkeys && !r->encr && !r->encr_len && !r->tlv3[0]);
+		FZ_CHECK(r->tlv_seen == (pv ? KL_TLV_BIT(X25519) : 0u));
+		if (pv)
+			FZ_CHECK(d[ext + 5] == KL_TLV_X25519 && fz_be16(d + ext + 6) == 32 &&
+				 r->tlv[KL_TLVI_X25519] == d + ext + 8 &&
+				 r->tlv_len[KL_TLVI_X25519] == 32);
+		k = ext + 4 + el;
+		FZ_CHECK(d[k] == KL_PT_LAST && d[k + 1] == 1 && k + KL_MIKEY_V_LEN == n);
+		FZ_CHECK(r->mac_off == k + 2);
+		return;
+	}
+	FZ_CHECK(d[ext] == KL_PT_KEMAC && d[ext + 1] == KL_EXT_KEYLINE);
+	FZ_CHECK(r->kind != KL_KIND_DH && r->kind != KL_KIND_PEERPV && r->kind != KL_KIND_PUSH);
 	FZ_CHECK(r->nkeys >= 1 && r->nkeys <= KL_MIKEY_MAX_KEYS);
 	/* the EXT is TLV 3s (key info, 20 bytes) and, for kind 2 only, token_a (7) and token_b (8)
 	 * once each, in any order (PROTOCOL.md sections 5 and 9) */
@@ -145,7 +166,6 @@ static void check_resp_view(const uint8_t *d, size_t n, const struct kl_mikey_re
 	FZ_CHECK(fz_inside(r->encr, r->encr_len, d, r->mac_off));
 	FZ_CHECK(k + 4 + r->encr_len + 1 == r->mac_off && d[r->mac_off - 1] == 1);
 	FZ_CHECK(k + 4 + r->encr_len + 1 + KL_MIKEY_MAC_LEN == n);
-	FZ_CHECK(!r->err_no && !r->has_detail && !r->detail);
 }
 
 static void check_err_view(const uint8_t *d, size_t n, const struct kl_mikey_resp *r)
@@ -157,19 +177,30 @@ static void check_err_view(const uint8_t *d, size_t n, const struct kl_mikey_res
 	if (d[OFF_PL] == KL_PT_GENEXT) {
 		const uint8_t *x = d + OFF_PL + 4;
 		size_t el = fz_be16(x + 2);
+		int det = 0, ra = 0;
 
 		FZ_CHECK(x[0] == KL_PT_V && x[1] == KL_EXT_KEYLINE && r->kind == x[4]);
-		FZ_CHECK(el == 1 || el == 6);
 		FZ_CHECK(n == OFF_PL + 4 + 4 + el + KL_MIKEY_V_LEN);
-		FZ_CHECK(r->has_detail == (el == 6));
-		if (r->has_detail)
-			FZ_CHECK(x[5] == KL_TLV_DETAIL && fz_be16(x + 6) == 2 &&
-				 r->detail == fz_be16(x + 8));
-		else
+		/* TLV 4 detail, and TLV 10 retry-after (only beside a detail), each once, 2 bytes,
+		 * in either order (PROTOCOL.md section 6) */
+		for (size_t o = 5; o < 4 + el; o += 5) {
+			FZ_CHECK(fz_be16(x + o + 1) == 2);
+			if (x[o] == KL_TLV_DETAIL) {
+				FZ_CHECK(!det++ && r->detail == fz_be16(x + o + 3));
+			} else {
+				FZ_CHECK(x[o] == KL_TLV_RETRY_AFTER && !ra++);
+				FZ_CHECK(r->retry_after_ms == fz_be16(x + o + 3));
+			}
+		}
+		FZ_CHECK(el == 1 + 5u * (unsigned)(det + ra));
+		FZ_CHECK(r->has_detail == det && r->has_retry_after == ra && (det || !ra));
+		if (!det)
 			FZ_CHECK(!r->detail);
+		if (!ra)
+			FZ_CHECK(!r->retry_after_ms);
 	} else {
 		FZ_CHECK(d[OFF_PL] == KL_PT_V && n == OFF_PL + 4 + KL_MIKEY_V_LEN);
-		FZ_CHECK(!r->kind && !r->has_detail && !r->detail);
+		FZ_CHECK(!r->kind && !r->has_detail && !r->detail && !r->has_retry_after);
 	}
 	FZ_CHECK(d[r->mac_off - 2] == KL_PT_LAST && d[r->mac_off - 1] == 1);
 }
@@ -193,12 +224,14 @@ static void rebuild_resp(const uint8_t *d, size_t n, const struct kl_mikey_resp 
 	struct kl_mikey_req q;
 	struct kl_mikey_tlv tok[2];
 	unsigned ntok = 0;
-	int session = r->kind == KL_KIND_HM; /* the key's SPI is 0, TLV 3 names the session */
+	/* kinds 2 and 5 (PROTOCOL.md section 9): one key, its SPI 0; kind 2's TLV 3 names the
+	 * session and its tokens follow */
+	int session = r->kind == KL_KIND_HM || r->kind == KL_KIND_PROSE;
 	uint8_t *out;
 
-	if (nk != r->nkeys || d[OFF_PL + 1] != 0)
+	if (nk != r->nkeys || d[OFF_PL + 1] != 0 || (session && nk != 1))
 		return;
-	if (session) {
+	if (r->kind == KL_KIND_HM) {
 		/* the builder's order: the TLV 3, then token_a, then token_b */
 		if (nk != 1 || r->tlv3[0] + 20 + 3 != r->tlv[KL_TLVI_TOKEN_REQ] ||
 		    r->tlv[KL_TLVI_TOKEN_REQ] + r->tlv_len[KL_TLVI_TOKEN_REQ] + 3 !=
@@ -231,19 +264,43 @@ static void rebuild_resp(const uint8_t *d, size_t n, const struct kl_mikey_resp 
 	free(out);
 }
 
-/* Canonical error: kl_mikey_build_err gives it back byte for byte except the MAC. */
+/* Canonical answer without a secret: kl_mikey_build_resp_v gives it back. */
+static void rebuild_resp_v(const uint8_t *d, size_t n, const struct kl_mikey_resp *r)
+{
+	struct kl_mikey_layout lay;
+	struct kl_mikey_req q;
+	struct kl_mikey_tlv x = { .type = KL_TLV_X25519, .val = r->tlv[KL_TLVI_X25519], .len = 32 };
+	unsigned nx = !!(r->tlv_seen & KL_TLV_BIT(X25519));
+	uint8_t *out;
+
+	if (d[OFF_PL + 1] != 0)
+		return;
+	fake_req(r, n, &q);
+	out = malloc(n);
+	FZ_CHECK(out);
+	FZ_CHECK(kl_mikey_build_resp_v(out, n - 1, &q, r->ts, r->idr, r->idr_len, &x, nx, &lay) ==
+		 -ENOSPC);
+	FZ_CHECK(kl_mikey_build_resp_v(out, n, &q, r->ts, r->idr, r->idr_len, &x, nx, &lay) == 0);
+	FZ_CHECK(lay.len == n && lay.mac_off == r->mac_off && !lay.encr_len);
+	FZ_CHECK(memcmp(out, d, r->mac_off) == 0);
+	free(out);
+}
+
+/* Canonical error: kl_mikey_build_err(_retry) gives it back byte for byte except the MAC. */
 static void rebuild_err(const uint8_t *d, size_t n, const struct kl_mikey_resp *r)
 {
 	struct kl_mikey_layout lay;
 	struct kl_mikey_req q;
 	uint8_t *out;
 
-	if (!(n == 64 || (n == 74 && r->has_detail && r->detail)))
+	if (!(n == 64 || (n == 74 && r->has_detail && r->detail && !r->has_retry_after) ||
+	      (n == 79 && r->detail && r->retry_after_ms && d[47] == KL_TLV_DETAIL)))
 		return;
 	fake_req(r, n, &q);
 	out = malloc(n);
 	FZ_CHECK(out);
-	FZ_CHECK(kl_mikey_build_err(out, n, &q, r->ts, r->err_no, r->detail, &lay) == 0);
+	FZ_CHECK(kl_mikey_build_err_retry(out, n, &q, r->ts, r->err_no, r->detail,
+					  r->retry_after_ms, &lay) == 0);
 	FZ_CHECK(lay.len == n && lay.mac_off == r->mac_off);
 	FZ_CHECK(memcmp(out, d, r->mac_off) == 0);
 	free(out);
@@ -279,6 +336,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_resp_view(data, size, &r);
+	if (!r.encr) {
+		rebuild_resp_v(data, size, &r);
+		return 0;
+	}
 	/* as if decrypted: the plaintext sits in its own buffer of exactly encr_len bytes */
 	plain = malloc(r.encr_len ? r.encr_len : 1);
 	FZ_CHECK(plain);

@@ -2,9 +2,9 @@
 /*
  * Seed corpus generator for the MIKEY fuzz targets. Deterministic: the same files every run.
  *
- *   fuzz_gen_corpus tests/fuzz/corpus      (writes corpus/req/ and corpus/resp/)
+ *   fuzz_gen_corpus tests/fuzz/corpus      (writes corpus/req/, corpus/resp/ and corpus/push/)
  *
- * Requests (corpus/req): MBMS and E2M, both PRFs, with and without key id, NAI and URI
+ * Requests (corpus/req): MBMS, E2M and kinds 2-7 (kind 7 with its KEMAC), both PRFs, with and without key id, NAI and URI
  * identities of 1..128 bytes (ASCII and multi-byte UTF-8), then truncated and mutated copies,
  * one per drop reason of the parser. Responses (corpus/resp): 1 and 2 keys of 16 and 32 bytes
  * for both kinds, error messages with and without detail, raw key data, truncated and mutated
@@ -20,7 +20,7 @@
 #include "kl_mikey.h"
 
 static const char *out_root;
-static unsigned n_req, n_resp;
+static unsigned n_req, n_resp, n_push;
 static uint32_t lcg = 0x4B4C4E45; /* "KLNE" */
 
 static uint8_t rnd8(void)
@@ -52,6 +52,8 @@ static void put(const char *sub, const char *name, const uint8_t *b, size_t len)
 	}
 	if (!strcmp(sub, "req"))
 		n_req++;
+	else if (!strcmp(sub, "push"))
+		n_push++;
 	else
 		n_resp++;
 }
@@ -493,6 +495,299 @@ static void gen_peer_kinds(void)
 	}
 }
 
+/* A kind 7 request with its KEMAC's key data replaced by filler, as encryption leaves it. */
+static size_t push_req(uint8_t *b, const struct kl_mikey_req_spec *s, int encrypt)
+{
+	struct kl_mikey_layout lay;
+	int n = kl_mikey_build_req_kemac(b, 600, s, &lay);
+
+	if (n < 0) {
+		fprintf(stderr, "kl_mikey_build_req_kemac: %d\n", n);
+		exit(1);
+	}
+	if (encrypt)
+		fill(b + lay.encr_off, lay.encr_len);
+	fill(b + lay.mac_off, KL_MIKEY_MAC_LEN);
+	return (size_t)n;
+}
+
+/* An answer without a secret (HDR, T, RAND, IDr, EXT 250, V) to r, filler MAC. @return its length. */
+static size_t resp_v(uint8_t *o, const struct kl_mikey_req *r, const char *idr,
+		     struct kl_mikey_tlv *x, unsigned nx)
+{
+	struct kl_mikey_layout lay;
+
+	if (kl_mikey_build_resp_v(o, 900, r, 0xE7A1B2C3D4E5F700ull, (const uint8_t *)idr,
+				  (uint16_t)strlen(idr), x, nx, &lay)) {
+		fprintf(stderr, "kl_mikey_build_resp_v failed\n");
+		exit(1);
+	}
+	fill(o + lay.mac_off, KL_MIKEY_MAC_LEN);
+	return lay.len;
+}
+
+/* Kinds 4-7 (PROTOCOL.md sections 9 and 10), after the others so that their seeds keep their
+ * bytes: each kind's request (padded, both roles, both PRFs), kind 7 with its KEMAC, the
+ * malformed variants the sections name, and the answers: V with TLV 9, kind 7's bare V, kind
+ * 5's KEMAC, ERR 12/5 with retry-after. */
+static void gen_kinds_4_7(void)
+{
+	static const char *const UEA = "ue-a@ims.mnc001.mcc001.example";
+	static const char *const UEB = "ue-b@ims.mnc002.mcc001.example";
+	static const char *const VLRA = "vlr-a.mnc001.mcc001.example";
+	static const char *const VLRB = "vlr-b.mnc002.mcc001.example";
+	uint8_t b[600], c[700], o[900], rand[KL_MIKEY_RAND_LEN], p1[16], key[32], pv[32];
+	struct kl_mikey_req_spec sp;
+	struct kl_mikey_req r;
+	struct kl_mikey_layout lay;
+	size_t n;
+
+	fill(rand, sizeof(rand));
+	fill(p1, sizeof(p1));
+	fill(key, sizeof(key));
+	fill(pv, sizeof(pv));
+	/* kind 4: UEb asks its server for UEa's public value */
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)UEB, .id_len = (uint16_t)strlen(UEB),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x0D0E0F10, .kind = KL_KIND_DH,
+		.peer_ue = (const uint8_t *)UEA, .peer_ue_len = (uint16_t)strlen(UEA),
+		.peer_server = (const uint8_t *)VLRA, .peer_server_len = (uint16_t)strlen(VLRA),
+	};
+	n = req(b, &sp);
+	put("req", "valid-dh", b, n);
+	sp.has_pad = 1;
+	sp.pad_len = 24;
+	sp.prf = 1;
+	put("req", "valid-dh-prf1-padded", c, req(c, &sp));
+	sp.has_pad = 0;
+	sp.prf = 0;
+	sp.peer_ue = (const uint8_t *)UEB; /* IDUEa == IDUEb */
+	put("req", "mut-dh-same-ue", c, req(c, &sp));
+	sp.peer_ue = (const uint8_t *)UEA;
+	sp.contrib = p1; /* TLV 11 in a kind 4 request */
+	put("req", "mut-dh-tlv11", c, req(c, &sp));
+	sp.contrib = NULL;
+	/* the answers: TLV 9 = P_a, V; ERR 12/5 with retry-after */
+	parsed(b, n, &r);
+	{
+		struct kl_mikey_tlv x = { .type = KL_TLV_X25519, .val = pv, .len = 32 };
+		struct kl_mikey_tlv kx[2] = { { .type = KL_TLV_KEY_INFO, .val = NULL, .len = 20 }, x };
+
+		n = resp_v(o, &r, VLRB, &x, 1);
+		put_resp("valid-resp-dh-pv", o, n);
+		put_resp("trunc-resp-dh-pv", o, n - 1);
+		n = resp_v(o, &r, VLRB, NULL, 0);
+		put_resp("mut-resp-dh-no-pv", o, n);
+		n = resp_v(o, &r, VLRB, kx, 2);
+		put_resp("mut-resp-dh-tlv3-v", o, n);
+		x.len = 31;
+		n = resp_v(o, &r, VLRB, &x, 1);
+		put_resp("mut-resp-dh-pv31", o, n);
+		if (kl_mikey_build_err_retry(o, sizeof(o), &r, 0xE7A1B2C3D4E5F800ull,
+					     KL_ERR_UNSPECIFIED, 5, 200, &lay))
+			exit(1);
+		fill(o + lay.mac_off, KL_MIKEY_MAC_LEN);
+		put_resp("valid-err-dh-12-5-retry", o, lay.len);
+		/* retry-after first, then the detail: accepted, not the builder's order */
+		memcpy(c, o, lay.len);
+		memcpy(c + 47, o + 52, 5);
+		memcpy(c + 52, o + 47, 5);
+		put_resp("valid-err-retry-first", c, lay.len);
+		/* retry-after without the detail (EXT = kind, TLV 10) */
+		memcpy(c, o, 47);
+		c[45] = 6;
+		memcpy(c + 47, o + 52, 5 + KL_MIKEY_V_LEN);
+		put_resp("mut-err-retry-no-detail", c, lay.len - 5);
+		memcpy(c, o, lay.len);
+		c[54] = 3;
+		put_resp("mut-err-retry-len3", c, lay.len);
+	}
+	/* kind 5: both roles; role 3; a request without its role */
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)UEA, .id_len = (uint16_t)strlen(UEA),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x11121314, .kind = KL_KIND_PROSE,
+		.peer_ue = (const uint8_t *)UEB, .peer_ue_len = (uint16_t)strlen(UEB),
+		.peer_server = (const uint8_t *)VLRB, .peer_server_len = (uint16_t)strlen(VLRB),
+		.contrib = p1, .role = 1,
+	};
+	n = req(b, &sp);
+	put("req", "valid-prose-initiator", b, n);
+	sp.role = 2;
+	sp.prf = 1;
+	sp.has_pad = 1;
+	sp.pad_len = 3;
+	put("req", "valid-prose-responder-prf1-padded", c, req(c, &sp));
+	sp.has_pad = 0;
+	sp.role = 0;
+	put("req", "mut-prose-no-role", c, req(c, &sp));
+	sp.role = 1;
+	sp.prf = 0;
+	memcpy(c, b, n);
+	c[n - KL_MIKEY_V_LEN - 1] = 3; /* the role's value: last byte before V */
+	put("req", "mut-prose-role3", c, n);
+	/* the answer to the initiator: KEMAC with p4 (SPI 0); ERR 12/5 with retry-after */
+	parsed(b, n, &r);
+	{
+		struct kl_mikey_key k = { .key = key, .key_len = 32, .key_id = 0x5E550001,
+					  .valid_from = 0xE7A1B000ull << 32,
+					  .valid_to = 0xE7A1B01Eull << 32 };
+
+		if (kl_mikey_build_resp(o, sizeof(o), &r, 0xE7A1B2C3D4E5F700ull, (const uint8_t *)VLRA,
+					(uint16_t)strlen(VLRA), &k, 1, &lay))
+			exit(1);
+		fill(o + lay.mac_off, KL_MIKEY_MAC_LEN);
+		put_resp("valid-resp-prose-p4", o, lay.len);
+		put_resp("keydata-prose-p4", o + lay.encr_off, lay.encr_len);
+		n = resp_v(o, &r, VLRA, NULL, 0);
+		put_resp("mut-resp-prose-v", o, n);
+		if (kl_mikey_build_err_retry(o, sizeof(o), &r, 0xE7A1B2C3D4E5F800ull,
+					     KL_ERR_UNSPECIFIED, 5, 1000, &lay))
+			exit(1);
+		fill(o + lay.mac_off, KL_MIKEY_MAC_LEN);
+		put_resp("valid-err-prose-12-5-retry", o, lay.len);
+	}
+	/* kind 6: VLRb asks VLRa for UEa's public value; its answer */
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)VLRB, .id_len = (uint16_t)strlen(VLRB),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x21222324, .kind = KL_KIND_PEERPV, .prf = 1,
+		.peer_ue = (const uint8_t *)UEA, .peer_ue_len = (uint16_t)strlen(UEA),
+	};
+	n = req(b, &sp);
+	put("req", "valid-peerpv", b, n);
+	sp.peer_server = (const uint8_t *)VLRA;
+	sp.peer_server_len = (uint16_t)strlen(VLRA);
+	put("req", "mut-peerpv-tlv6", c, req(c, &sp));
+	parsed(b, n, &r);
+	{
+		struct kl_mikey_tlv x = { .type = KL_TLV_X25519, .val = pv, .len = 32 };
+
+		n = resp_v(o, &r, VLRA, &x, 1);
+		put_resp("valid-resp-peerpv", o, n);
+	}
+	/* kind 7: MME1 pushes UE1's p2 to MME2 (KEMAC, no V), both roles, a 16-byte key, padded */
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)VLRA, .id_len = (uint16_t)strlen(VLRA),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x31323334, .kind = KL_KIND_PUSH,
+		.source_ue = (const uint8_t *)UEA, .source_ue_len = (uint16_t)strlen(UEA),
+		.peer_ue = (const uint8_t *)UEB, .peer_ue_len = (uint16_t)strlen(UEB), .role = 1,
+		.push_key = key, .push_key_len = 32,
+	};
+	n = push_req(b, &sp, 1);
+	put("req", "valid-push", b, n);
+	put("req", "valid-push-clear", c, push_req(c, &sp, 0));
+	put("req", "trunc-push-last", b, n - 1);
+	memcpy(c, b, n);
+	c[n] = 0;
+	put("req", "mut-push-trailing", c, n + 1);
+	sp.role = 2;
+	sp.prf = 1;
+	sp.push_key_len = 16;
+	sp.has_pad = 1;
+	sp.pad_len = 9;
+	put("req", "valid-push-responder-key16-padded", c, push_req(c, &sp, 1));
+	sp.has_pad = 0;
+	sp.push_key_len = 32;
+	sp.role = 1;
+	sp.prf = 0;
+	sp.peer_ue = (const uint8_t *)UEA; /* the pushed UE is its own peer */
+	put("req", "mut-push-same-ue", c, push_req(c, &sp, 1));
+	sp.peer_ue = (const uint8_t *)UEB;
+	{
+		/* the KEMAC's fields: encr alg 2, encr length past the end, MAC alg 0 */
+		size_t k = n - KL_MIKEY_MAC_LEN - 1 - 41 - 4;
+
+		memcpy(c, b, n);
+		c[k + 1] = 2;
+		put("req", "mut-push-encralg2", c, n);
+		memcpy(c, b, n);
+		c[k + 3] = 42;
+		put("req", "mut-push-encrlen42", c, n);
+		memcpy(c, b, n);
+		c[n - KL_MIKEY_MAC_LEN - 1] = 0;
+		put("req", "mut-push-macalg0", c, n);
+		/* kind 7 with V (EXT next 9, V after the EXT), and kind 4 with a KEMAC */
+		memcpy(c, b, k);
+		c[42 + strlen(VLRA)] = KL_PT_V; /* the EXT's next payload */
+		c[k] = KL_PT_LAST;
+		c[k + 1] = 1;
+		memcpy(c + k + 2, b + n - KL_MIKEY_MAC_LEN, KL_MIKEY_MAC_LEN);
+		put("req", "mut-push-v", c, k + KL_MIKEY_V_LEN);
+	}
+	{
+		struct kl_mikey_req_spec d4 = sp;
+
+		d4.source_ue_len = 0;
+		d4.role = 0;
+		d4.peer_server = (const uint8_t *)VLRB;
+		d4.peer_server_len = (uint16_t)strlen(VLRB);
+		n = push_req(c, &d4, 1);
+		c[42 + strlen(VLRA) + 4] = KL_KIND_DH;
+		put("req", "mut-dh-kemac", c, n);
+	}
+	/* kind 7's answer: EXT 250 (kind 7), V */
+	n = push_req(b, &sp, 1);
+	parsed(b, n, &r);
+	put_resp("valid-resp-push", o, resp_v(o, &r, VLRB, NULL, 0));
+}
+
+/* fuzz_push_open (corpus/push): odd first byte + flags + a KEMAC plaintext that the target
+ * encrypts and MACs itself (one 32-byte key with SPI 0, and what is not that), even first byte +
+ * a kind 7 datagram as it came. */
+static void gen_push_open(void)
+{
+	static const char *const VLRA = "vlr-a.mnc001.mcc001.example";
+	uint8_t b[600], c[700], key[32], rand[KL_MIKEY_RAND_LEN];
+	struct kl_mikey_req_spec sp;
+	size_t n;
+	static const struct {
+		const char *name;
+		uint8_t flags;
+		size_t off; /* byte changed in the one-key plaintext, or SIZE_MAX */
+		uint8_t val;
+		int len; /* bytes of it kept: 41, fewer, or one more */
+	} P[] = {
+		{ "one-key", 0, SIZE_MAX, 0, 41 },	  { "one-key-prf1-resp", 3, SIZE_MAX, 0, 41 },
+		{ "bad-mac", 4, SIZE_MAX, 0, 41 },	  { "spi1", 0, 40, 1, 41 },
+		{ "spilen3", 0, 36, 3, 41 },		  { "next20", 0, 0, KL_PT_KEYDATA, 41 },
+		{ "type-tgk", 0, 1, 0x01, 41 },		  { "keylen31", 0, 3, 31, 41 },
+		{ "keylen0", 0, 3, 0, 41 },		  { "short10", 0, SIZE_MAX, 0, 10 },
+		{ "short9", 0, SIZE_MAX, 0, 9 },	  { "long42", 0, SIZE_MAX, 0, 42 },
+		{ "empty", 0, SIZE_MAX, 0, 0 },
+	};
+
+	fill(key, sizeof(key));
+	for (size_t i = 0; i < sizeof(P) / sizeof(P[0]); i++) {
+		char name[64];
+
+		c[0] = 1;
+		c[1] = P[i].flags;
+		memcpy(c + 2, "\x00\x21\x00\x20", 4);
+		memcpy(c + 6, key, 32);
+		memcpy(c + 38, "\x04\x00\x00\x00\x00\x00", 6);
+		if (P[i].off != SIZE_MAX)
+			c[2 + P[i].off] = P[i].val;
+		snprintf(name, sizeof(name), "pt-%s", P[i].name);
+		put("push", name, c, 2 + (size_t)P[i].len);
+	}
+	/* a 16-byte key: key data of 25 bytes */
+	memcpy(c + 2, "\x00\x21\x00\x10", 4);
+	memcpy(c + 22, "\x04\x00\x00\x00\x00", 5);
+	c[1] = 0;
+	put("push", "pt-key16", c, 2 + 25);
+	fill(rand, sizeof(rand));
+	sp = (struct kl_mikey_req_spec){
+		.rand = rand, .id = (const uint8_t *)VLRA, .id_len = (uint16_t)strlen(VLRA),
+		.ts = 0xE7A1B2C3D4E5F607ull, .csb_id = 0x41424344, .kind = KL_KIND_PUSH,
+		.source_ue = (const uint8_t *)"ue1@prose.example", .source_ue_len = 17,
+		.peer_ue = (const uint8_t *)"ue2@prose.example", .peer_ue_len = 17, .role = 2,
+		.push_key = key, .push_key_len = 32,
+	};
+	b[0] = 0;
+	n = push_req(b + 1, &sp, 1);
+	put("push", "raw-push", b, n + 1);
+	put("push", "raw-push-trunc", b, n);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -510,6 +805,10 @@ int main(int argc, char **argv)
 	gen_requests();
 	gen_responses();
 	gen_peer_kinds();
-	printf("wrote %u requests and %u responses under %s\n", n_req, n_resp, out_root);
+	gen_kinds_4_7();
+	mkdir_p("push");
+	gen_push_open();
+	printf("wrote %u requests, %u responses and %u push seeds under %s\n", n_req, n_resp,
+	       n_push, out_root);
 	return 0;
 }
