@@ -417,10 +417,16 @@ unsigned kl_engine_serve(struct kl_worker *w, uint64_t now, struct kl_pkt *pkts,
 
 		if (!live[i])
 			continue;
-		if (j->err_no)
+		if (j->err_no) {
 			rc = kl_mikey_build_err_retry(pkts[i].out, pkts[i].out_cap, r, now, j->err_no,
 						      j->detail, j->detail == 5 ? w->retry_ms : 0,
 						      &j->lay);
+			/* an error is never larger than its request: a very short request gets its
+			 * 12/5 without the retry-after (the UE's own back-off applies) */
+			if (rc == -ENOSPC && j->detail == 5)
+				rc = kl_mikey_build_err(pkts[i].out, pkts[i].out_cap, r, now, j->err_no,
+							j->detail, &j->lay);
+		}
 		else if (kd->build)
 			rc = kd->build(w, i, &pkts[i]);
 		else

@@ -749,8 +749,10 @@ static enum kl_drop parse_resp_ext(const uint8_t *d, size_t n, struct kl_mikey_r
 	if (r->data_type == KL_DT_PSK_RESP && r->kind < KL_KIND__COUNT &&
 	    (r->tlv_seen & kind_tlvs[r->kind].resp_has) != kind_tlvs[r->kind].resp_has)
 		return KL_DROP_MALFORMED;
-	/* retry-after goes with the detail that says what to retry (ERR 12/5, PROTOCOL.md 6) */
-	if (r->has_retry_after && !r->has_detail)
+	/* retry-after goes only with "answer not ready yet" (ERR 12/5, PROTOCOL.md section 6); the
+	 * error number is read before the EXT */
+	if (r->has_retry_after &&
+	    (!r->has_detail || r->detail != 5 || r->err_no != KL_ERR_UNSPECIFIED))
 		return KL_DROP_MALFORMED;
 	return KL_DROP_NONE;
 }

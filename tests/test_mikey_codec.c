@@ -1027,6 +1027,16 @@ static void test_error_retry_after(void **state)
 			memcpy(c + 47, b + 52, 5);
 			memcpy(c + 52, b + 57, 22);
 			assert_int_equal(kl_mikey_parse_resp(c, lay.len - 5, &rs), KL_DROP_MALFORMED);
+			/* retry-after beside another detail (12/2), or another error (7/5): only
+			 * "not ready yet" (12/5) has one */
+			memcpy(c, b, lay.len);
+			c[51] = 2;
+			assert_int_equal(kl_mikey_parse_resp(c, lay.len, &rs), KL_DROP_MALFORMED);
+			memcpy(c, b, lay.len);
+			c[39] = KL_ERR_INVALID_ID;
+			assert_int_equal(kl_mikey_parse_resp(c, lay.len, &rs), KL_DROP_MALFORMED);
+			c[39] = KL_ERR_UNSPECIFIED;
+			assert_int_equal(kl_mikey_parse_resp(c, lay.len, &rs), KL_DROP_NONE);
 		}
 		/* the builder: no retry-after without a detail, refused before it writes (the
 		 * caller's buffer still holds what it held); 0 = none */
