@@ -83,6 +83,7 @@ static inline void kl_io_hist_add(struct kl_io_stats *st, uint64_t ns, unsigned 
 
 #define KL_IO_BURST 32		 /* frames per rx_burst / recvmmsg */
 #define KL_IO_DRAIN_US 100	 /* TX buffers are flushed at least this often */
+#define KL_IO_TICK_US 1000	 /* dpdk io: kl_engine_tick at most this often (timers >= 100 ms) */
 #define KL_IO_MAX_PORTS 8
 #define KL_IO_MAX_SOCKETS 16
 #define KL_IO_IDLE_POLL_MS 50 /* socket io: longest idle sleep without peers */
@@ -168,8 +169,12 @@ struct kl_io_worker {
  * DPDK worker loop (an lcore function; arg is a struct kl_io_worker): rx_burst on each queue ->
  * classify -> rate limit -> one engine burst (each answer built in its request's mbuf, behind the
  * request) -> tx buffer; TX drained every KL_IO_DRAIN_US and
- * whenever a receive comes back short; one RCU quiescent report per loop. Registers and
- * unregisters the worker's RCU reader itself. Returns 0 when *stop is set (after flushing TX).
+ * whenever a receive comes back short; one RCU quiescent report per loop. With peers: pkt.peer
+ * from each datagram's source address and port, the engine's outbox after each burst and each
+ * kl_engine_tick (every KL_IO_TICK_US) as frames to the peers (w->neigh: their MACs, learned from
+ * ARP/NDP and their datagrams; unknown: an ARP request / neighbour solicitation instead).
+ * Registers and unregisters the worker's RCU reader itself. Returns 0 when *stop is set (after
+ * flushing TX).
  */
 int kl_io_dpdk_loop(void *arg);
 

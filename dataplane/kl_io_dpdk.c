@@ -10,7 +10,8 @@
  *
  * Server-to-server (PROTOCOL.md section 10): each datagram gets pkt.peer from its source address
  * and UDP port. The engine's outbox (after each burst and each kl_engine_tick, which runs every
- * loop turn) becomes frames from our port's address of the peer's family and our UDP port to the
+ * loop turn that is KL_IO_TICK_US or more after the last: the engine's timers are 100 ms and
+ * more, and an idle turn should not pay for a TSC-to-NTP division) becomes frames from our port's address of the peer's family and our UDP port to the
  * peer, sent to the peer's configured MAC or the one learned (by any worker, kl_io_neigh) from an
  * ARP packet, a neighbour solicitation/advertisement or the peer's own datagrams; with
  * none known yet, an ARP request / neighbour solicitation goes out on every port (at most one per
@@ -373,6 +374,7 @@ int kl_io_dpdk_loop(void *arg)
 	struct rte_mbuf *rx[KL_IO_BURST];
 	struct burst_ctx c;
 	uint64_t drain = (rte_get_tsc_hz() + 1000000 - 1) / 1000000 * KL_IO_DRAIN_US, last;
+	uint64_t tick = (rte_get_tsc_hz() + 1000000 - 1) / 1000000 * KL_IO_TICK_US, last_tick = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.ask_ticks = rte_get_tsc_hz() / 1000 * KL_IO_NEIGH_ASK_MS;
@@ -398,8 +400,11 @@ int kl_io_dpdk_loop(void *arg)
 		}
 		t = rte_rdtsc();
 		/* retransmissions due now (section 10), queued behind this turn's answers */
-		kl_engine_tick(w->engine, kl_io_clock_ntp(w->clock, t));
-		send_outbox(w, &c, t);
+		if (t - last_tick >= tick) {
+			kl_engine_tick(w->engine, kl_io_clock_ntp(w->clock, t));
+			send_outbox(w, &c, t);
+			last_tick = t;
+		}
 		if (t - last >= drain) {
 			for (unsigned i = 0; i < w->nq; i++)
 				rte_eth_tx_buffer_flush(w->q[i].port_id, w->q[i].queue_id, w->q[i].txb);
