@@ -49,6 +49,7 @@ static const struct num_field num_fields[] = {
 	NUM("skew_s", skew_s, 1, 3600, false),
 	NUM("predelivery_s", predelivery_s, 0, 86400, false),
 	NUM("hm_session_s", hm_session_s, 60, 86400, false),
+	NUM("retry_after_ms", retry_after_ms, 10, 10000, false),
 	NUM("replay_cache", replay_cache, 1024, 1u << 26, true),
 	NUM("rate_limit.per_source_pps", rate_limit.per_source_pps, 0, 10000000, false),
 	NUM("rate_limit.burst", rate_limit.burst, 1, 1000000, false),
@@ -1181,6 +1182,7 @@ kl_config_defaults(struct kl_config *c)
 	c->skew_s = 60;
 	c->predelivery_s = 60;
 	c->hm_session_s = 3600;
+	c->retry_after_ms = 200;
 	c->replay_cache = 4194304;
 	c->rate_limit.per_source_pps = 0;
 	c->rate_limit.burst = 64;
@@ -1300,7 +1302,7 @@ keymap_present(const struct keymap *m, const char *path)
 }
 
 static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "workers",
-	"server_identity", "skew_s", "predelivery_s", "hm_session_s", "replay_cache", "rate_limit",
+	"server_identity", "skew_s", "predelivery_s", "hm_session_s", "retry_after_ms", "replay_cache", "rate_limit",
 	"table", "store", "diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io",
 	"admin_max_clients", "admin_idle_timeout_s", "admin_line_timeout_s", "metrics_max_connections",
 	"metrics_request_timeout_s", "peers", "rendezvous_s", "rendezvous_entries", "dh_cache_s",
@@ -1613,6 +1615,7 @@ struct raw_cfg {
 	char *skew_s;
 	char *predelivery_s;
 	char *hm_session_s;
+	char *retry_after_ms;
 	char *replay_cache;
 	struct raw_rl *rate_limit;
 	struct raw_table *table;
@@ -1720,6 +1723,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	OPT_STR_FIELD(raw_cfg, skew_s),
 	OPT_STR_FIELD(raw_cfg, predelivery_s),
 	OPT_STR_FIELD(raw_cfg, hm_session_s),
+	OPT_STR_FIELD(raw_cfg, retry_after_ms),
 	OPT_STR_FIELD(raw_cfg, replay_cache),
 	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_cfg, rate_limit, rl_fields),
 	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
@@ -1896,6 +1900,7 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 	    apply_str(c, m, "skew_s", r->skew_s, e) < 0 ||
 	    apply_str(c, m, "predelivery_s", r->predelivery_s, e) < 0 ||
 	    apply_str(c, m, "hm_session_s", r->hm_session_s, e) < 0 ||
+	    apply_str(c, m, "retry_after_ms", r->retry_after_ms, e) < 0 ||
 	    apply_str(c, m, "replay_cache", r->replay_cache, e) < 0 ||
 	    apply_str(c, m, "admin_socket", r->admin_socket, e) < 0 ||
 	    apply_str(c, m, "metrics", r->metrics, e) < 0 ||

@@ -133,6 +133,7 @@ struct kl_config {
 	uint32_t skew_s;	/* 1..3600, default 60 */
 	uint32_t predelivery_s; /* 0..86400, default 60 */
 	uint32_t hm_session_s;	/* 60..86400, default 3600: kind 2 sessions' lifetime (valid-to) */
+	uint32_t retry_after_ms; /* 10..10000, default 200: retry-after of ERR 12/5 (kinds 4, 5) */
 	uint32_t replay_cache;	/* power of two 1024..2^26, default 4194304 (64 MiB per worker) */
 	struct {
 		uint32_t per_source_pps; /* 0 = off (default), up to 10^7 */

@@ -559,6 +559,7 @@ static int make_workers(struct kl_daemon *d, int *status)
 		.skew_s = d->cfg.skew_s,
 		.predelivery_s = d->cfg.predelivery_s,
 		.session_s = d->cfg.hm_session_s,
+		.retry_after_ms = (uint16_t)d->cfg.retry_after_ms,
 		.backend = (enum kl_crypto_backend)d->cfg.crypto,
 	};
 	char err[256];

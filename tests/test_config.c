@@ -79,6 +79,7 @@ test_example(void **state)
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
 	assert_int_equal(c.hm_session_s, 3600);
+	assert_int_equal(c.retry_after_ms, 200);
 	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 1000);
 	assert_int_equal(c.rate_limit.burst, 64);
@@ -187,6 +188,7 @@ test_defaults(void **state)
 	assert_int_equal(c.skew_s, 60);
 	assert_int_equal(c.predelivery_s, 60);
 	assert_int_equal(c.hm_session_s, 3600);
+	assert_int_equal(c.retry_after_ms, 200);
 	assert_int_equal(c.replay_cache, 4194304);
 	assert_int_equal(c.rate_limit.per_source_pps, 0);
 	assert_int_equal(c.rate_limit.burst, 64);
@@ -292,6 +294,8 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-predelivery-big.yaml", "predelivery_s", 13 },
 	{ "bad-hm-session-small.yaml", "hm_session_s", 14 },
 	{ "bad-hm-session-big.yaml", "hm_session_s", 14 },
+	{ "bad-retry-after-small.yaml", "retry_after_ms", 14 },
+	{ "bad-retry-after-big.yaml", "retry_after_ms", 14 },
 	{ "bad-replay-not-pow2.yaml", "replay_cache", 14 },
 	{ "bad-replay-small.yaml", "replay_cache", 14 },
 	{ "bad-replay-huge.yaml", "replay_cache", 14 },

@@ -40,6 +40,7 @@ def server(name, ports=()):
     extra = {'udp_port': 2269}
     if not ports:
         extra = {'io': 'socket', 'udp_port': kl_itest.free_udp_port()}
+    extra['retry_after_ms'] = 50  # both UEs of a pair are local: the other side comes soon
     cfg = kl_itest.write_config(os.path.join(tmp, f'{name}.yaml'), ports=ports,
                                 ipv4=('127.0.0.1',) if not ports else ('192.0.2.1',), ipv6=(),
                                 admin=os.path.join(tmp, f'{name}.sock'), identity='vlr-a',
