@@ -30,6 +30,8 @@ PAIRS = int(os.environ.get('KL_PAIR_COUNT', '10000'))
 EXTRA = 4  # UEs 2 * PAIRS ..: only mbms
 UES = 2 * PAIRS + EXTRA
 pop = os.path.join(tmp, 'pop.txt')
+# the key table keeps public values for max_ues / 16 + 1024 dh UEs by default
+TABLE_UES = max(UES + 16, 16 * UES)
 
 
 def ue_id(i):
@@ -43,8 +45,7 @@ def server(name, ports=()):
     cfg = kl_itest.write_config(os.path.join(tmp, f'{name}.yaml'), ports=ports,
                                 ipv4=('127.0.0.1',) if not ports else ('192.0.2.1',), ipv6=(),
                                 admin=os.path.join(tmp, f'{name}.sock'), identity='vlr-a',
-                                table={'ues': UES + 16, 'dh_ues': UES + 16, 'pairs': 8},
-                                extra=extra)
+                                table={'ues': TABLE_UES, 'pairs': 8}, extra=extra)
     kd = kl_itest.Keylined(keylined, kl_itest.eal_args(kl_itest.unique(name)), cfg, ['-p', pop],
                            workdir=tmp)
     kd.wait_ready()
