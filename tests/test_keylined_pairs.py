@@ -19,6 +19,7 @@ agrees, each side waited for its server's peer at least once.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,8 +35,6 @@ PAIRS = int(os.environ.get('KL_PAIR_COUNT', '10000'))
 EXTRA = 4  # UEs 2 * PAIRS ..: only mbms
 UES = 2 * PAIRS + EXTRA
 pop = os.path.join(tmp, 'pop.txt')
-# the key table keeps public values for max_ues / 16 + 1024 dh UEs by default
-TABLE_UES = max(UES + 16, 16 * UES)
 
 
 def ue_id(i):
@@ -52,14 +51,10 @@ def server(name, ports=(), identity=SRV[0], port=None, peer=None):
         extra = {'io': 'socket', 'udp_port': port or kl_itest.free_udp_port()}
     if peer:
         extra['peers'] = '[{identity: %s, address: 127.0.0.1, port: %d}]' % peer
-    # rendezvous entries stay until their lifetime ends (30 s), in buckets of 4: sized so that no
-    # bucket of this run's pairs fills (a full one keeps a pair at 12/5 until an entry expires;
-    # the engine's own tests cover that)
-    extra['rendezvous_entries'] = 1 << max(16, (4 * PAIRS).bit_length() + 2)
     cfg = kl_itest.write_config(os.path.join(tmp, f'{name}.yaml'), ports=ports,
                                 ipv4=('127.0.0.1',) if not ports else ('192.0.2.1',), ipv6=(),
                                 admin=os.path.join(tmp, f'{name}.sock'), identity=identity,
-                                table={'ues': TABLE_UES, 'pairs': 8}, extra=extra)
+                                table={'ues': UES + 16, 'dh_ues': UES + 16, 'pairs': 8}, extra=extra)
     kd = kl_itest.Keylined(keylined, kl_itest.eal_args(kl_itest.unique(name)), cfg, ['-p', pop],
                            workdir=tmp)
     kd.wait_ready()
@@ -102,6 +97,16 @@ def check_pairs(what, kind, rc, err, s, n):
     return pr
 
 
+def probe(what, kind, port, extra):
+    """10 pairs with a short pair timeout before a large run: a server that never answers makes
+    this fail in seconds instead of holding 10,000 pairs at 12/5 for the rendezvous lifetime."""
+    p, s, _ = run_socket(kind, port, extra + ['--ues', '10', '--mode', 'max', '--timeout-ms', '500',
+                                              '--retries', '2', '--pair-timeout-ms', '3000'])
+    return ck.check(p.returncode == 0 and (s.get('pairs') or {}).get('ok') == 10,
+                    f'{what}: 10 pairs first ({(s.get("failures") or {}).get("by_reason")} '
+                    f'{p.stderr[-300:]})')
+
+
 def failures(s):
     return {(f.get('reason'), f.get('err'), f.get('detail'), f.get('side'))
             for f in (s.get('failures') or {}).get('list') or []}
@@ -114,6 +119,12 @@ subprocess.run([popgen, '--seed', '12', '--ues', str(UES), '--groups', '1', '--e
                 '-o', pop],
                check=True, capture_output=True)
 
+class Stop(Exception):
+    """The rest cannot pass: stop the servers and report."""
+
+
+# a test runner's timeout (SIGTERM) still stops the servers and clients below
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 live = []
 clients = []
 try:
@@ -123,6 +134,8 @@ try:
               '--retries', '4']
 
     # ProSe: UE1 (initiator, p1) and UE2 (responder, p3) of each pair at the same keylined
+    if not (probe('prose', 'prose', pa, []) and probe('dh', 'dh', pa, [])):
+        raise Stop()
     p, s, secs = run_socket('prose', pa, common)
     pr = check_pairs('prose over sockets', 'prose', p.returncode, p.stderr, s, PAIRS)
     # side A's request usually arrives first and waits for side B's p3
@@ -198,6 +211,8 @@ try:
     two = ['--peer-server-id', SRV[1], '--peer-server-ip', '127.0.0.1', '--peer-server-port',
            str(ports[1])] + common
     for kind in ('prose', 'dh'):
+        if not probe(f'{kind} over two keylined', kind, ports[0], two[:6]):
+            continue
         p, s, _ = run_socket(kind, ports[0], two)
         pr = check_pairs(f'{kind} over two keylined', kind, p.returncode, p.stderr, s, PAIRS)
         # every UE asks about a UE of the other server: the first answer is 12/5 while the
@@ -212,6 +227,8 @@ try:
         ck.check(c.get('answered_dh', 0) >= PAIRS and c.get('answered_prose', 0) >= PAIRS,
                  f'{name}: answered_dh {c.get("answered_dh")} answered_prose '
                  f'{c.get("answered_prose")}')
+except Stop:
+    pass
 finally:
     for k in live:
         k.kill()
