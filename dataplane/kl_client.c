@@ -339,11 +339,15 @@ int kl_client_hm_pad(const struct kl_mikey_req_spec *s, uint16_t idr_len)
 
 /* ---- DH VLR scheme (kind 4) and ProSe (kind 5) on the UE side -------------------------------- */
 
-/* FCs of PROTOCOL.md section 7 that the derivation table does not hold yet: X25519 private
- * scalar (FF07, fixed parameter "dh-x25519") and Ks of the DH scheme (FF08, ID_lo, ID_hi). */
-#define DH_FC_SCALAR 0xFF07
-#define DH_FC_KS 0xFF08
-static const char dh_label[] = "dh-x25519";
+/* s_own's derivation from the table (PROTOCOL.md section 7): FC FF07 and its fixed parameter
+ * "dh-x25519". */
+static struct kl_kdf_param dh_label(uint16_t *fc)
+{
+	const struct kl_kdf_def *d = kl_kdf_def_get(KL_KDF_DH_SCALAR);
+
+	*fc = d->fc;
+	return (struct kl_kdf_param){ .data = (const uint8_t *)d->fixed[0], .len = strlen(d->fixed[0]) };
+}
 
 /* The identities of op in bytewise ascending order (a prefix first). @return -EINVAL if equal. */
 static int dh_order(const struct kl_dh_op *o, struct kl_kdf_param ids[2])
@@ -364,7 +368,9 @@ int kl_client_dh_ks_burst(struct kl_crypto *c, struct kl_dh_op *ops, unsigned n)
 {
 	static __thread struct kl_hmac_key hk[CLIENT_BATCH];
 	static __thread uint8_t sec[CLIENT_BATCH][KL_KDF_OUT_LEN];
-	struct kl_kdf_param label = { (const uint8_t *)dh_label, sizeof(dh_label) - 1 };
+	const uint16_t fc_ks = kl_kdf_def_get(KL_KDF_DH_KS)->fc;
+	uint16_t fc_scalar;
+	struct kl_kdf_param label = dh_label(&fc_scalar);
 	struct kl_kdf_param ids[CLIENT_BATCH][2];
 	struct kl_kdf_op kop[CLIENT_BATCH];
 	const uint8_t *kp[CLIENT_BATCH];
@@ -392,7 +398,7 @@ int kl_client_dh_ks_burst(struct kl_crypto *c, struct kl_dh_op *ops, unsigned n)
 		if (ng && kl_hmac_key_init_burst(KL_HASH_SHA256, kp, kl, hk, ng) != (int)ng)
 			ng = 0;
 		for (unsigned i = 0; i < ng; i++)
-			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = &label, .fc = DH_FC_SCALAR,
+			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = &label, .fc = fc_scalar,
 						     .nparams = 1, .out = sec[i] };
 		if (ng && kl_kdf_burst(c, kop, ng) != (int)ng) {
 			for (unsigned i = 0; i < ng; i++)
@@ -422,7 +428,7 @@ int kl_client_dh_ks_burst(struct kl_crypto *c, struct kl_dh_op *ops, unsigned n)
 			nx = 0;
 		}
 		for (unsigned i = 0; i < nx; i++)
-			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = ids[i], .fc = DH_FC_KS,
+			kop[i] = (struct kl_kdf_op){ .key = &hk[i], .params = ids[i], .fc = fc_ks,
 						     .nparams = 2, .out = ops[base + idx[i]].ks };
 		if (nx && kl_kdf_burst(c, kop, nx) != (int)nx)
 			for (unsigned i = 0; i < nx; i++)
@@ -454,7 +460,8 @@ int kl_client_dh_ks(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_ke
 int kl_client_dh_public(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
 			uint8_t pub[32])
 {
-	struct kl_kdf_param label = { (const uint8_t *)dh_label, sizeof(dh_label) - 1 };
+	uint16_t fc;
+	struct kl_kdf_param label = dh_label(&fc);
 	struct kl_hmac_key k;
 	uint8_t s[KL_KDF_OUT_LEN];
 	int rc;
@@ -463,7 +470,7 @@ int kl_client_dh_public(struct kl_crypto *c, const uint8_t *own_key, uint16_t ow
 		return -EINVAL;
 	if (kl_hmac_key_init(KL_HASH_SHA256, own_key, own_key_len, &k))
 		return -EINVAL;
-	rc = kl_kdf(c, &k, DH_FC_SCALAR, &label, 1, s);
+	rc = kl_kdf(c, &k, fc, &label, 1, s);
 	kl_hmac_key_wipe(&k);
 	if (!rc)
 		rc = kl_x25519_public(s, pub);

@@ -41,11 +41,13 @@ static struct {
 	uint32_t refuse_ue;  /* 7/4 to this UE */
 	uint32_t never_pair; /* always 12/5 for this pair */
 	int check_p;	     /* kind 5: a side's p must not change between tries */
+	int vary;	     /* retry-after 5 + 10 * (UE % 7) ms instead of retry_ms */
 	uint64_t now_ns;     /* the simulated clock of the current round */
 } srv;
 
 static unsigned asked[UES];	     /* requests per UE */
 static uint64_t last_wait_ns[UES];   /* when the UE last got 12/5 */
+static uint16_t last_retry_ms[UES];  /* and the retry-after it said */
 static uint64_t early[1];	     /* tries that came before their retry-after */
 static unsigned p_changed;	     /* kind 5 requests whose p differs from the UE's first */
 static uint8_t first_p[UES][16];
@@ -115,7 +117,7 @@ static uint16_t serve(const uint8_t *in, uint16_t len, uint8_t *out, size_t cap)
 	/* TLV 6 names the other UE's server: "srv-a" for side A (even), "srv-b" for side B */
 	assert_int_equal(r.tlv_len[KL_TLVI_PEER_SERVER], 5);
 	assert_memory_equal(r.tlv[KL_TLVI_PEER_SERVER], (peer & 1) ? "srv-b" : "srv-a", 5);
-	if (last_wait_ns[me] && srv.now_ns < last_wait_ns[me] + (uint64_t)srv.retry_ms * MS)
+	if (last_wait_ns[me] && srv.now_ns < last_wait_ns[me] + (uint64_t)last_retry_ms[me] * MS)
 		early[0]++;
 	asked[me]++;
 	ue_key(me, psk);
@@ -145,9 +147,12 @@ static uint16_t serve(const uint8_t *in, uint16_t len, uint8_t *out, size_t cap)
 		memcpy(val, rv[peer], 32);
 	}
 	if (!have) {
+		uint16_t ms = srv.vary ? (uint16_t)(5 + 10 * (me % 7)) : srv.retry_ms;
+
 		last_wait_ns[me] = srv.now_ns;
+		last_retry_ms[me] = ms;
 		assert_int_equal(kl_mikey_build_err_retry(out, cap, &r, now, KL_ERR_UNSPECIFIED, 5,
-							  srv.retry_ms, &lay), 0);
+							  ms, &lay), 0);
 		if (!srv.retry_ms) /* the same message without TLV 10 */
 			assert_int_equal(kl_mikey_build_err(out, cap, &r, now, KL_ERR_UNSPECIFIED, 5,
 							    &lay), 0);
@@ -185,6 +190,7 @@ static void server_reset(void)
 	srv.retry_ms = 20;
 	memset(asked, 0, sizeof(asked));
 	memset(last_wait_ns, 0, sizeof(last_wait_ns));
+	memset(last_retry_ms, 0, sizeof(last_retry_ms));
 	memset(have_p, 0, sizeof(have_p));
 	memset(rv_have, 0, sizeof(rv_have));
 	early[0] = 0;
@@ -345,6 +351,30 @@ static void test_prose_pairs(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "kind")), "prose");
 	assert_int_equal(jint(p, "ok"), 199);
 	assert_int_equal(jint(json_object_get(p, "retries"), "max"), 1);
+	json_decref(s);
+	kl_burst_destroy(b);
+}
+
+/* Retry-afters of different lengths: each side waits its own (the wait heap), never less. */
+static void test_pairs_varied_retry_after(void **state)
+{
+	struct kl_burst *b;
+	json_t *s;
+
+	(void)state;
+	server_reset();
+	srv.waits = 3;
+	srv.vary = 1;
+	b = make(KL_BURST_KIND_DH, 120, 0, 0);
+	kl_burst_start(b, 0);
+	run(b, 0);
+	assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 240);
+	assert_int_equal(kl_burst_totals(b)->c[KL_BC_WAITS], 720);
+	assert_int_equal(early[0], 0);
+	s = kl_burst_summary(b, 5000 * MS);
+	/* the slowest side waits 3 x 65 ms */
+	assert_true(jnum(json_object_get(pairs_of(s), "time_to_key_us"), "max") >= 195000.0);
+	assert_true(jnum(json_object_get(pairs_of(s), "time_to_key_us"), "min") >= 45000.0);
 	json_decref(s);
 	kl_burst_destroy(b);
 }
@@ -529,6 +559,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dh_pairs),	 cmocka_unit_test(test_prose_pairs),
 		cmocka_unit_test(test_pairs_small_inflight), cmocka_unit_test(test_pair_faults),
+		cmocka_unit_test(test_pairs_varied_retry_after),
 		cmocka_unit_test(test_pair_interrupt),	 cmocka_unit_test(test_pair_config),
 	};
 

@@ -659,6 +659,40 @@ for name in ('burst_ok.jsonl', 'burst_errors.jsonl'):
     ck.check('HM sessions' not in run([os.path.join(DATA, name), '-o',
                                        os.path.join(tmp, 'nohm')]).stdout,
              f'{name}: no HM rows for another kind')
+# the DH and ProSe rows: pairs ok/failed, pairs/s, retries per pair, time from a pair's first
+# request to both keys
+for name, label in (('burst_prose.jsonl', 'ProSe'), ('burst_dh.jsonl', 'DH')):
+    res = check_report(name, False)
+    if not res:
+        continue
+    page, md = res
+    _, _, s_p = fixture(name)
+    pr = s_p['pairs']
+    mdr = md_rows(md)
+    key = 'KD' if label == 'ProSe' else 'Ks'
+    for path, text, want in (
+            ('pairs.pairs', f'{label} pairs', pr['pairs']),
+            ('pairs.ok', f'{label} pairs ok (both sides hold the same {key})', pr['ok']),
+            ('pairs.failed', f'{label} pairs failed', pr['failed']),
+            ('pairs.pairs_per_s', f'{label} pairs/s', pr['pairs_per_s']),
+            ('pairs.retries.mean', 'retries per pair after ERR 12/5 (mean)', pr['retries']['mean']),
+            ('pairs.retries.max', 'retries per pair after ERR 12/5 (max)', pr['retries']['max']),
+            ('pairs.time_to_key_us.p50', 'pair first request to both keys p50 (µs)',
+             pr['time_to_key_us']['p50']),
+            ('pairs.time_to_key_us.p99', 'pair first request to both keys p99 (µs)',
+             pr['time_to_key_us']['p99'])):
+        cells = page.cells.get(path)
+        ck.check(cells is not None and json.loads(cells[0][0]['data-value']) == want,
+                 f'{name}: {path} = {want} in the HTML')
+        row = mdr.get(text)
+        ck.check(row is not None and close(row[0], want, 1), f'{name}: Markdown "{text}" {row}')
+    ck.check('server identity vlr-a' in md, f'{name}: the run names the server identity')
+    ck.check('pair timeout (ms) 30000' in md, f'{name}: the run names the pair timeout')
+    ck.check('HM sessions' not in md, f'{name}: no HM rows')
+for name in ('burst_ok.jsonl', 'burst_hm.jsonl'):
+    ck.check('pairs/s' not in run([os.path.join(DATA, name), '-o',
+                                   os.path.join(tmp, 'nopairs')]).stdout,
+             f'{name}: no DH/ProSe rows for another kind')
 check_compare_tolerant()
 check_compare_runs()
 check_other_inputs()
