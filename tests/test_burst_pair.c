@@ -233,6 +233,8 @@ static uint64_t run(struct kl_burst *b, uint64_t now)
 	return now;
 }
 
+static int presign; /* the next make's */
+
 static struct kl_burst *make(enum kl_burst_kind kind, uint32_t pairs, uint32_t inflight,
 			     uint32_t pair_timeout_ms)
 {
@@ -250,6 +252,7 @@ static struct kl_burst *make(enum kl_burst_kind kind, uint32_t pairs, uint32_t i
 	c.inflight = inflight;
 	c.backend = KL_CRYPTO_OPENSSL;
 	c.pair_timeout_ms = pair_timeout_ms;
+	c.presign = presign;
 	strcpy(c.server_id, "srv-a");
 	strcpy(c.peer_server_id, "srv-b");
 	b = kl_burst_create(&c, &pop, err, sizeof(err));
@@ -377,6 +380,32 @@ static void test_pairs_varied_retry_after(void **state)
 	assert_true(jnum(json_object_get(pairs_of(s), "time_to_key_us"), "min") >= 45000.0);
 	json_decref(s);
 	kl_burst_destroy(b);
+}
+
+/* Presigned first tries: the retries after 12/5 are signed when due (a first try is never sent
+ * twice) and ProSe's presigned p is the one repeated. */
+static void test_pairs_presign(void **state)
+{
+	(void)state;
+	for (int kind = KL_BURST_KIND_DH; kind <= KL_BURST_KIND_PROSE; kind++) {
+		struct kl_burst *b;
+		json_t *s;
+
+		server_reset();
+		srv.waits = 1;
+		presign = 1;
+		b = make((enum kl_burst_kind)kind, 40, 0, 0);
+		presign = 0;
+		kl_burst_start(b, 0);
+		run(b, 0);
+		assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 80);
+		assert_int_equal(p_changed, 0);
+		s = kl_burst_summary(b, 5000 * MS);
+		assert_int_equal(jint(json_object_get(s, "presign"), "used"), 80);
+		assert_int_equal(jint(json_object_get(s, "presign"), "stale"), 0);
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
 }
 
 /* A small in-flight limit: pairs start whole and still meet. Without TLV 10 the default applies. */
@@ -559,7 +588,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dh_pairs),	 cmocka_unit_test(test_prose_pairs),
 		cmocka_unit_test(test_pairs_small_inflight), cmocka_unit_test(test_pair_faults),
-		cmocka_unit_test(test_pairs_varied_retry_after),
+		cmocka_unit_test(test_pairs_varied_retry_after), cmocka_unit_test(test_pairs_presign),
 		cmocka_unit_test(test_pair_interrupt),	 cmocka_unit_test(test_pair_config),
 	};
 
