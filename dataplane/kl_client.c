@@ -460,21 +460,15 @@ int kl_client_dh_ks(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_ke
 int kl_client_dh_public(struct kl_crypto *c, const uint8_t *own_key, uint16_t own_key_len,
 			uint8_t pub[32])
 {
-	uint16_t fc;
-	struct kl_kdf_param label = dh_label(&fc);
 	struct kl_hmac_key k;
-	uint8_t s[KL_KDF_OUT_LEN];
 	int rc;
 
 	if (!c || !own_key || !own_key_len || !pub)
 		return -EINVAL;
 	if (kl_hmac_key_init(KL_HASH_SHA256, own_key, own_key_len, &k))
 		return -EINVAL;
-	rc = kl_kdf(c, &k, fc, &label, 1, s);
+	rc = kl_dh_public(c, &k, pub); /* the control plane's derivation, one implementation */
 	kl_hmac_key_wipe(&k);
-	if (!rc)
-		rc = kl_x25519_public(s, pub);
-	kl_memzero(s, sizeof(s));
 	return rc;
 }
 

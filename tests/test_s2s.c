@@ -327,6 +327,21 @@ static void dh_remote(void **state)
 	dh_ks(K1, p3, U1, U3, ks1);
 	dh_ks(K3, p1, U3, U1, ks3);
 	assert_memory_equal(ks1, ks3, 32);
+	/* key recovery (keyline-kdf dh-ks): from one UE's key and the other's public value as the
+	 * servers handed them out, either way round, it is both UEs' Ks */
+	{
+		struct kl_hmac_key k;
+		uint8_t rec[32];
+
+		assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, K3, 32, &k), 0);
+		assert_int_equal(kl_dh_ks(NULL, &k, p1, (const uint8_t *)U3, strlen(U3),
+					  (const uint8_t *)U1, strlen(U1), rec), 0);
+		assert_memory_equal(rec, ks1, 32);
+		assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, K1, 32, &k), 0);
+		assert_int_equal(kl_dh_ks(cli, &k, p3, (const uint8_t *)U1, strlen(U1),
+					  (const uint8_t *)U3, strlen(U3), rec), 0);
+		assert_memory_equal(rec, ks3, 32);
+	}
 	/* the peer's negative answers reach the UE: no such UE (12/2), no dh service (7/4) */
 	sign(&q, KL_KIND_DH, U3, K3, "nobody@a.example", SA, NULL, 0);
 	expect_error(&q, serve_raw(wb, tb, q.buf, q.r.len, 0, NULL), 12, 5);
@@ -505,6 +520,16 @@ static void prose_remote(void **state)
 	prose_kd_of(want2, got4, kd1);
 	prose_kd_of(got2, want4, kd3);
 	assert_memory_equal(kd1, kd3, 32);
+	/* key recovery (keyline-kdf prose-kd): from p2 and p4 as the servers exchanged them */
+	{
+		struct kl_hmac_key k;
+		struct kl_kdf_param p = { .data = got4, .len = 32 };
+		uint8_t rec[32];
+
+		assert_int_equal(kl_hmac_key_init(KL_HASH_SHA256, got2, 32, &k), 0);
+		assert_int_equal(kl_derive_hk(NULL, KL_KDF_PROSE_KD, &k, &p, 1, rec), 0);
+		assert_memory_equal(rec, kd1, 32);
+	}
 	/* a push for a UE A does not serve: answered 12/2, counted failed at B */
 	{
 		uint64_t f = kl_peer_counter(&pb, 0, KL_PEER_CNT_FAILED);
