@@ -15,6 +15,15 @@
 //                        K*a, K*b = KDF(pair key, 0xFF06, IDUEx) with 40-byte identities, two
 //                        tokens sealed with AES-256-GCM (80-byte plaintext, 34-byte AAD) into the
 //                        answer, K*a's Key data by AES-CM and the response MAC over the 355 bytes
+//   dh_public_crypto     PROTOCOL.md section 9 kind 4 with the asked UE local (its P_a is in the table,
+//                        copied, no crypto): the request checks above over the 150-byte request
+//                        body, then the response MAC over the 99-byte V-terminated answer with
+//                        TLV 9 (no KEMAC, no AES-CM)
+//   prose_assist_crypto  PROTOCOL.md section 9 kind 5: the request checks over the 173-byte body,
+//                        p2 = KDF(KASME, 0xFF04, p1) with a 16-byte p1 (S = 20 bytes), AES-CM of
+//                        the 41-byte Key data (the other side's p4, 32 bytes) and the response MAC
+//                        over the 131-byte answer (the responder's answer; an initiator's ERR 12/5
+//                        costs less: 59 bytes MACed, no AES-CM)
 // gcm_seal_227 / gcm_open_227 are one 256-byte token each (227-byte plaintext, 43-byte AAD), every op
 // under its own key, as K*x is fresh per request.
 // Items are operations (or requests for the composites): items/s = iterations * burst / time.
@@ -836,6 +845,111 @@ void bm_hm_session(benchmark::State &state, kl_crypto_backend b)
 	finish(state, n);
 }
 
+// DH public value and ProSe assist (PROTOCOL.md section 9, kinds 4 and 5), with the identity
+// lengths of the HM composite: 40-byte UE identities, a 15-byte server identity (IDr and TLV 6).
+//  kind 4 request: HDR 10, T 10, RAND 18, IDi 4 + 40, EXT 250 (4 + 1 + TLV 5 (3 + 40) + TLV 6
+//    (3 + 15)), V 2 = 150 bytes before the MAC
+//  kind 4 answer:  HDR 10, T 10, RAND 18, IDr 4 + 15, EXT 250 (4 + 1 + TLV 9 (3 + 32)), V 2 = 99
+//  kind 5 request: as kind 4 plus TLV 11 (3 + 16) and TLV 12 (3 + 1) = 173
+//  kind 5 answer:  HDR 10, T 10, RAND 18, IDr 4 + 15, EXT 250 (4 + 1 + TLV 3 (3 + 20)), KEMAC
+//    (4 + 41 + 1) = 131, the Key data at 89
+constexpr size_t kDhReq = 150;
+constexpr size_t kDhResp = 99;
+constexpr size_t kProseReq = 173;
+constexpr size_t kProseResp = 131;
+constexpr size_t kProseKd = 89;
+constexpr uint16_t kFcProse = 0xFF04;
+constexpr uint16_t kProseP = 16;
+static_assert(10 + 10 + 18 + 4 + 40 + 4 + 1 + 3 + 40 + 3 + 15 + 2 == kDhReq, "kind 4 request");
+static_assert(10 + 10 + 18 + 4 + 15 + 4 + 1 + 3 + 32 + 2 == kDhResp, "kind 4 answer");
+static_assert(kDhReq + 3 + kProseP + 3 + 1 == kProseReq, "kind 5 request");
+static_assert(10 + 10 + 18 + 4 + 15 + 4 + 1 + 3 + 20 + 4 == kProseKd, "kind 5 Key data");
+static_assert(kProseKd + 41 + 1 == kProseResp, "kind 5 answer");
+
+enum class PeerKind { Dh, Prose };
+
+void bm_peer_value(benchmark::State &state, kl_crypto_backend b, PeerKind kind)
+{
+	const unsigned n = static_cast<unsigned>(state.range(0));
+	const bool prose = kind == PeerKind::Prose;
+	const size_t req_len = prose ? kProseReq : kDhReq;
+	const size_t resp_len = prose ? kProseResp : kDhResp;
+	constexpr uint32_t kd_len = 41; // Key data of p4 (32 bytes), SPI 0
+	Ctx ctx(state, b);
+	if (!ctx)
+		return;
+
+	TkSlots t;
+	if (!t.init(KL_PRF_MIKEY1, n, prose ? 14 : 13)) {
+		fail(state, "kl_prf_key_init failed");
+		return;
+	}
+	std::vector<std::array<uint8_t, kProseReq + kMacLen>> req(n);
+	std::vector<std::array<uint8_t, kProseResp + kMacLen>> resp(n);
+	std::vector<kl_hmac_key> kasme(n);
+	std::vector<std::array<uint8_t, kProseP>> p1(n);
+	std::vector<kl_kdf_param> kparam(n);
+	std::vector<std::array<uint8_t, KL_KDF_OUT_LEN>> p2(n);
+	std::vector<std::array<uint8_t, 48>> key_data(n);
+	ReqCheck rc;
+	rc.init(t, n);
+	std::vector<kl_kdf_op> kops(n);
+	std::vector<kl_aescm_op> cops(n);
+	std::vector<kl_hmac_op> rops(n);
+	Filler f(prose ? 16 : 15);
+
+	for (unsigned i = 0; i < n; i++) {
+		const uint64_t ntp = 0xE8A1B2C312340000ull + (uint64_t(i) << 20);
+		f.fill(req[i].data(), req_len);
+		f.fill(resp[i].data(), resp_len); // P_a (TLV 9) or the rest of the answer
+		rc.set_body(i, req[i].data(), req_len);
+		rops[i] = kl_hmac_op{ &rc.auth_state[i], resp[i].data(), static_cast<uint32_t>(resp_len),
+				      resp[i].data() + resp_len };
+		if (!prose)
+			continue;
+		uint8_t k[32];
+		f.fill(k, sizeof(k)); // KASME, as the KDF key (its HMAC state is in the table)
+		if (kl_hmac_key_init(KL_HASH_SHA256, k, sizeof(k), &kasme[i]) != 0) {
+			fail(state, "kl_hmac_key_init failed");
+			return;
+		}
+		f.fill(p1[i].data(), kProseP); // TLV 11 of the request
+		kparam[i] = kl_kdf_param{ p1[i].data(), kProseP };
+		kops[i] = kl_kdf_op{ &kasme[i], &kparam[i], kFcProse, 1, p2[i].data() };
+		uint8_t p4[32];
+		f.fill(p4, sizeof(p4)); // the other side's value, from the rendezvous
+		build_key_data(key_data[i].data(), p4, 32, 0);
+		cops[i] = kl_aescm_op{ t.encr[i].data(), t.salt[i].data(), key_data[i].data(),
+				       resp[i].data() + kProseKd, ntp, t.csb[i], kd_len };
+	}
+	// S = FC (2) || p1 (16) || L (2) = 20 bytes.
+	uint8_t s[64];
+	if (prose && kl_kdf_s_build(kFcProse, &kparam[0], 1, s, sizeof(s)) != 20) {
+		fail(state, "S is not 20 bytes");
+		return;
+	}
+	if (!rc.sign(ctx.get(), t)) {
+		fail(state, "request MAC set-up failed");
+		return;
+	}
+	for (auto _ : state) {
+		if (!rc.run(ctx.get(), t) || !rc.verified()) {
+			fail(state, "request verification failed");
+			break;
+		}
+		if (prose ? kl_kdf_burst(ctx.get(), kops.data(), n) != static_cast<int>(n) ||
+				    !seal_answers(ctx.get(), cops, rops)
+			  : kl_hmac_burst(ctx.get(), rops.data(), n) != static_cast<int>(n)) {
+			fail(state, "answer calls failed");
+			break;
+		}
+		benchmark::DoNotOptimize(resp.data());
+		benchmark::DoNotOptimize(p2.data());
+		benchmark::ClobberMemory();
+	}
+	finish(state, n);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registration
 
@@ -868,6 +982,10 @@ void register_all()
 		reg("gcm_seal_227" + sfx, [b](benchmark::State &s) { bm_gcm(s, b, false); });
 		reg("gcm_open_227" + sfx, [b](benchmark::State &s) { bm_gcm(s, b, true); });
 		reg("hm_session_crypto" + sfx, [b](benchmark::State &s) { bm_hm_session(s, b); });
+		reg("dh_public_crypto" + sfx,
+		    [b](benchmark::State &s) { bm_peer_value(s, b, PeerKind::Dh); });
+		reg("prose_assist_crypto" + sfx,
+		    [b](benchmark::State &s) { bm_peer_value(s, b, PeerKind::Prose); });
 	}
 }
 
