@@ -233,7 +233,8 @@ static uint64_t run(struct kl_burst *b, uint64_t now)
 	return now;
 }
 
-static int presign; /* the next make's */
+static int presign;	   /* the next make's */
+static int make_ks_after; /* the next make's ks_after */
 
 static struct kl_burst *make(enum kl_burst_kind kind, uint32_t pairs, uint32_t inflight,
 			     uint32_t pair_timeout_ms)
@@ -253,6 +254,7 @@ static struct kl_burst *make(enum kl_burst_kind kind, uint32_t pairs, uint32_t i
 	c.backend = KL_CRYPTO_OPENSSL;
 	c.pair_timeout_ms = pair_timeout_ms;
 	c.presign = presign;
+	c.ks_after = make_ks_after;
 	strcpy(c.server_id, "srv-a");
 	strcpy(c.peer_server_id, "srv-b");
 	b = kl_burst_create(&c, &pop, err, sizeof(err));
@@ -427,6 +429,37 @@ static void test_pairs_small_inflight(void **state)
 	}
 }
 
+/* ks_after: the sides end with their answers (every value checked), the pairs are decided in
+ * kl_burst_verify_stored: all agree, with a time to key per pair from the run. */
+static void test_pairs_ks_after(void **state)
+{
+	struct kl_burst *b;
+	json_t *s, *p;
+
+	(void)state;
+	make_ks_after = 1;
+	for (int kind = KL_BURST_KIND_DH; kind <= KL_BURST_KIND_PROSE; kind++) {
+		server_reset();
+		srv.waits = 1;
+		b = make((enum kl_burst_kind)kind, 40, 0, 0);
+		kl_burst_start(b, 0);
+		run(b, 0);
+		assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 0);
+		assert_int_equal(kl_burst_totals(b)->c[KL_BC_FAILED], 0);
+		assert_int_equal(kl_burst_verify_stored(b), 0);
+		assert_int_equal(kl_burst_totals(b)->c[KL_BC_VERIFIED], 80);
+		assert_int_equal(kl_burst_exit_code(b), 0);
+		s = kl_burst_summary(b, 2000 * MS);
+		p = pairs_of(s);
+		assert_int_equal(jint(p, "ok"), 40);
+		assert_int_equal(jint(json_object_get(p, "time_to_key_us"), "n"), 40);
+		assert_true(jnum(json_object_get(p, "time_to_key_us"), "max") < 1000000.0);
+		json_decref(s);
+		kl_burst_destroy(b);
+	}
+	make_ks_after = 0;
+}
+
 static json_t *failure_list(json_t *s)
 {
 	return json_object_get(json_object_get(s, "failures"), "list");
@@ -587,8 +620,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dh_pairs),	 cmocka_unit_test(test_prose_pairs),
-		cmocka_unit_test(test_pairs_small_inflight), cmocka_unit_test(test_pair_faults),
-		cmocka_unit_test(test_pairs_varied_retry_after), cmocka_unit_test(test_pairs_presign),
+		cmocka_unit_test(test_pairs_small_inflight), cmocka_unit_test(test_pairs_ks_after),
+		cmocka_unit_test(test_pair_faults), cmocka_unit_test(test_pairs_varied_retry_after),
+		cmocka_unit_test(test_pairs_presign),
 		cmocka_unit_test(test_pair_interrupt),	 cmocka_unit_test(test_pair_config),
 	};
 

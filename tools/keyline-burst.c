@@ -113,6 +113,9 @@ static void help(void)
 	     "  --verify-after          the loop only matches answers to their tries and keeps a\n"
 	     "                          copy; every answer is verified after the run (same checks\n"
 	     "                          and verdict; the latency is to the match)\n"
+	     "  --ks-after              dh, prose: a side whose answer carries the other UE's\n"
+	     "                          value ends there; Ks / KD are derived and the pairs\n"
+	     "                          decided after the run (dh: no X25519 in the loop)\n"
 	     "output and verdict\n"
 	     "  --interval-ms MS        interval lines (default 100; 0 = none)\n"
 	     "  --summary FILE          also write the summary there\n"
@@ -224,7 +227,7 @@ enum {
 	O_MODE, O_WINDOW, O_RATE, O_INFLIGHT, O_TIMEOUT, O_RETRIES, O_SEED, O_INTERVAL, O_SUMMARY,
 	O_FAIL_LIST, O_SLO_P99, O_SLO_COMPLETE, O_IO, O_SERVER_IP, O_SERVER_PORT, O_CLIENT_IP,
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
-	O_PRESIGN, O_VERIFY_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
+	O_PRESIGN, O_VERIFY_AFTER, O_KS_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
 	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT, O_PAIR_TIMEOUT,
 };
 
@@ -278,6 +281,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "presign", no_argument, NULL, O_PRESIGN },
 		{ "verify-after", no_argument, NULL, O_VERIFY_AFTER },
+		{ "ks-after", no_argument, NULL, O_KS_AFTER },
 		{ "alt-seed", required_argument, NULL, O_ALT_SEED },
 		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "server-id", required_argument, NULL, O_SERVER_ID },
@@ -344,6 +348,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SEED: o->cfg.seed = num("--seed", optarg, 0, UINT64_MAX); break;
 		case O_PRESIGN: o->cfg.presign = 1; break;
 		case O_VERIFY_AFTER: o->cfg.verify_after = 1; break;
+		case O_KS_AFTER: o->cfg.ks_after = 1; break;
 		case O_PROGRESS: o->progress = 1; break;
 		case O_SERVER_ID: identity("--server-id", optarg, o->cfg.server_id); break;
 		case O_PEER_SERVER_ID: identity("--peer-server-id", optarg, o->cfg.peer_server_id); break;
@@ -574,7 +579,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	kl_burst_progress_end(b, run.end_ns);
-	if (o.cfg.verify_after) {
+	if (o.cfg.verify_after || o.cfg.ks_after) {
 		fprintf(stderr, "keyline-burst: verifying the answers ...\n");
 		kl_burst_verify_stored(b);
 	}

@@ -135,6 +135,11 @@ struct kl_burst_config {
 	enum kl_crypto_backend backend;
 	int presign;	  /* sign every first try in kl_burst_create; older than skew_s / 2: re-signed */
 	int verify_after; /* match answers in the loop, verify them in kl_burst_verify_stored */
+	/* dh, prose: a side whose answer carried the value the population says the other UE has
+	 * ends its tries; its Ks / KD (X25519 for dh: ~40 us each) is derived and the pair decided
+	 * in kl_burst_verify_stored, at the time of the pair's last answer. For measuring a server:
+	 * the client's X25519 would otherwise bound a dh run at ~25 k answers/s per core */
+	int ks_after;
 	/* E2M: the population's e2m_int_keys may be replaced during the run (same IMSI and key id)
 	 * by the keys the same population has under alt_seed (keyline-hss-sim bulk --kind
 	 * replace): an e2m_key derived from either is correct; those from the alternate key are
@@ -293,7 +298,8 @@ void kl_burst_answers(struct kl_burst *b, const uint8_t *const p[], const uint16
 /**
  * verify_after: verify every answer kept during the run, as kl_burst_answer would have, and give
  * those UEs their verdicts (counters, failures, latencies). Call once after the run, before the
- * summary; until then those UEs count as not verified. A no-op without verify_after.
+ * summary; until then those UEs count as not verified. With ks_after: the pairs' derivations
+ * and verdicts. A no-op without either.
  * @return the number of answers verified.
  */
 uint32_t kl_burst_verify_stored(struct kl_burst *b);

@@ -209,6 +209,8 @@ struct pair {
 	uint64_t first_ns; /* the pair's first request */
 	uint32_t waits;	   /* ERR 12/5 answers of both sides */
 	uint8_t have;	   /* key holds the first side's */
+	uint8_t deferred;  /* ks_after: sides (bit 0 A, bit 1 B) whose derivation waits for the end */
+	uint64_t done_ns;  /* ks_after: the pair's last answer */
 };
 
 /* Entities waiting for a retry-after, earliest first. */
@@ -670,6 +672,10 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 			     pop->ues);
 			return -EINVAL;
 		}
+	}
+	if (c->ks_after && !kl_burst_kind_pairs(c->kind)) {
+		errf(err, errlen, "ks-after is for dh and prose");
+		return -EINVAL;
 	}
 	if (kl_burst_kind_pairs(c->kind)) {
 		uint32_t pairs;
@@ -1871,11 +1877,15 @@ static void pair_key(struct kl_burst *b, uint32_t j, const uint8_t key[32], uint
 	struct pair *pr = &b->pair[j / 2];
 	enum kl_burst_fail why;
 
-	if (b->ent[j].state != ENT_ACTIVE)
-		return;
-	kl_hist_add(&b->ue_lat, ue_latency(b, j, now_ns));
-	release(b, j, now_ns);
-	b->ent[j].state = ENT_PENDING;
+	if (b->ent[j].state == ENT_PENDING && (pr->deferred >> (j & 1) & 1)) {
+		now_ns = pr->done_ns; /* ks_after: decided as of the pair's last answer */
+	} else {
+		if (b->ent[j].state != ENT_ACTIVE)
+			return;
+		kl_hist_add(&b->ue_lat, ue_latency(b, j, now_ns));
+		release(b, j, now_ns);
+		b->ent[j].state = ENT_PENDING;
+	}
 	if (!pr->have) {
 		memcpy(pr->key, key, 32);
 		pr->have = 1;
@@ -1906,7 +1916,10 @@ static void pair_flush(struct kl_burst *b, uint64_t now_ns)
 	for (unsigned i = 0; i < n; i++) {
 		int r = rc != (int)n ? -EIO : dh ? b->dop[i].rc : b->pop_[i].rc;
 
-		if (r)
+		if (r && b->ent[b->dent[i]].state == ENT_PENDING) /* ks_after */
+			verdict(b, b->dent[i], r == -EPERM ? KL_BF_BAD_ANSWER : KL_BF_INTERNAL, 0, 0,
+				b->pair[b->dent[i] / 2].done_ns);
+		else if (r)
 			/* an all-zero X25519 result is the answer's fault; the rest is ours */
 			finish(b, b->dent[i], r == -EPERM ? KL_BF_BAD_ANSWER : KL_BF_INTERNAL, 0, 0,
 			       now_ns);
@@ -1937,12 +1950,32 @@ static void pair_wait(struct kl_burst *b, uint32_t j, const struct kl_client_res
 	wait_push(b, at, j);
 }
 
+/* Side j's Ks / KD from got (the other UE's value) into the batch of derivations. */
+static void pair_queue(struct kl_burst *b, uint32_t j, const uint8_t *got, uint64_t now_ns)
+{
+	const uint8_t *mine = b->side[j].want;
+
+	if (b->cfg.kind == KL_BURST_KIND_DH)
+		b->dop[b->nd] = (struct kl_dh_op){ .own_key = b->psk[j], .own_key_len = 32,
+						   .peer_pub = got, .id_a = (const uint8_t *)b->id[j],
+						   .la = b->ent[j].id_len,
+						   .id_b = (const uint8_t *)b->id[j ^ 1],
+						   .lb = b->ent[j ^ 1].id_len };
+	else /* KD = KDF(p2, FF05, p4): side A holds p2, side B p4 */
+		b->pop_[b->nd] = (struct kl_prose_op){ .key = (j & 1) ? got : mine,
+						       .in = (j & 1) ? mine : got, .key_len = 32,
+						       .kd = 1 };
+	b->dent[b->nd] = j;
+	if (++b->nd == VERIFY_BATCH)
+		pair_flush(b, now_ns);
+}
+
 /* A verified answer (no error) to side j: the other UE's value, checked against what the
  * population says it is, goes into the batch that derives Ks / KD. */
 static void pair_answer(struct kl_burst *b, uint32_t j, const struct kl_client_result *res,
 			uint64_t now_ns)
 {
-	const struct pair_side *me = &b->side[j], *other = &b->side[j ^ 1];
+	const struct pair_side *other = &b->side[j ^ 1];
 	const uint8_t *got;
 
 	if (b->cfg.kind == KL_BURST_KIND_DH) {
@@ -1964,19 +1997,19 @@ static void pair_answer(struct kl_burst *b, uint32_t j, const struct kl_client_r
 		return;
 	}
 	release_slots(b, j); /* this side's tries are over */
-	if (b->cfg.kind == KL_BURST_KIND_DH)
-		b->dop[b->nd] = (struct kl_dh_op){ .own_key = b->psk[j], .own_key_len = 32,
-						   .peer_pub = got, .id_a = (const uint8_t *)b->id[j],
-						   .la = b->ent[j].id_len,
-						   .id_b = (const uint8_t *)b->id[j ^ 1],
-						   .lb = b->ent[j ^ 1].id_len };
-	else /* KD = KDF(p2, FF05, p4): side A holds p2, side B p4 */
-		b->pop_[b->nd] = (struct kl_prose_op){ .key = (j & 1) ? got : me->want,
-						       .in = (j & 1) ? me->want : got, .key_len = 32,
-						       .kd = 1 };
-	b->dent[b->nd] = j;
-	if (++b->nd == VERIFY_BATCH)
-		pair_flush(b, now_ns);
+	if (b->cfg.ks_after) {
+		struct pair *pr = &b->pair[j / 2];
+
+		if (b->ent[j].state != ENT_ACTIVE)
+			return;
+		kl_hist_add(&b->ue_lat, ue_latency(b, j, now_ns));
+		release(b, j, now_ns);
+		b->ent[j].state = ENT_PENDING;
+		pr->deferred |= (uint8_t)(1u << (j & 1));
+		pr->done_ns = now_ns > pr->done_ns ? now_ns : pr->done_ns;
+		return;
+	}
+	pair_queue(b, j, got, now_ns);
 }
 
 /* Verify the k answers gathered in vchk (to live tries in vslot) and decide. */
@@ -2117,11 +2150,26 @@ void kl_burst_answer(struct kl_burst *b, const uint8_t *p, uint16_t len, uint64_
 	kl_burst_answers(b, &p, &len, 1, now_ns);
 }
 
+/* ks_after: the deferred sides' Ks / KD from what their answers carried (checked equal to the
+ * population's values: b->side[j ^ 1].want), in batches, then the pairs' verdicts. */
+static void pair_ks_after(struct kl_burst *b)
+{
+	for (uint32_t j = 0; j < b->n; j++)
+		if (b->ent[j].state == ENT_PENDING && (b->pair[j / 2].deferred >> (j & 1) & 1))
+			pair_queue(b, j, b->side[j ^ 1].want, b->pair[j / 2].done_ns);
+	pair_flush(b, 0);
+}
+
 uint32_t kl_burst_verify_stored(struct kl_burst *b)
 {
 	double t = mono_s();
 	uint32_t done = 0;
 
+	if (b->side && b->cfg.ks_after && !b->st) {
+		pair_ks_after(b);
+		b->verify_s = mono_s() - t;
+		return 0;
+	}
 	if (!b->st || b->st_done)
 		return 0;
 	b->st_done = 1;
