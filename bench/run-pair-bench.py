@@ -133,8 +133,10 @@ def memif_run(kind, crypto, pop, r):
         out, e = p.communicate(timeout=600)
         s = [json.loads(l) for l in out.splitlines() if l.startswith('{')]
         if p.returncode != 0 or rc_kd != 0 or not s:
+            why = json.dumps({x: s[-1].get(x) for x in ('ok', 'failed', 'failures', 'counters',
+                                                         'pairs')}) if s else 'no summary'
             print(f'{kind}/{crypto} run {r + 1}: keyline-burst exit {p.returncode}, keylined exit '
-                  f'{rc_kd}:\n{"".join(err)[-1500:]}{e[-1500:]}', flush=True)
+                  f'{rc_kd}: {why[:1500]}\n{"".join(err)[-1500:]}{e[-1500:]}', flush=True)
             return None
         return s[-1], counters or {}, cpu
     finally:
