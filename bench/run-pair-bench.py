@@ -11,8 +11,10 @@ with the other UE's public value (checked against the population's); --ks-after 
 client's X25519 (Ks) out of the timed run, the pairs are decided after it. prose: the initiator
 of a pair usually arrives first and is answered ERR 12/5 (retry-after 200 ms), the responder gets
 p2, the initiator's retry p4: about three requests per pair, every one counted. Every pair must
-agree on Ks / KD. A pair's rendezvous entry lives rendezvous_s (30 s by default): a sustained run
-would need rate x 30 s entries, so the prose keylined here has rendezvous_s 1 and 2^21 entries.
+agree on Ks / KD. A pair's rendezvous entry lives rendezvous_s (30 s by default) whether or not
+the pair completed: a sustained run would need rate x 30 s entries, so the prose keylined here has
+rendezvous_s 5 and 2^21 entries (with 1 s, an initiator whose retry came more than 1 s after its
+first request on a loaded machine found a fresh entry without p4 and timed out: pair_timeout).
 
 The reference kind mbms (MBMS key requests of UEs of one key group, --verify-after, ceiling
 mbms_request_crypto, as tools/run-burst.sh measures them) runs beside them under the same
@@ -98,7 +100,7 @@ def memif_run(kind, crypto, pop, r):
     if kind == 'dh':
         table['dh_ues'] = UES[kind] + 16
     elif kind == 'prose':
-        extra.update(rendezvous_s=1, rendezvous_entries=1 << 21)
+        extra.update(rendezvous_s=5, rendezvous_entries=1 << 21)
     cfg = kl_itest.write_config(os.path.join(tmp, f'k-{kind}.yaml'),
                                 ports=[('memif0', f'net_memif0,role=server,socket={sock}', 1)],
                                 ipv6=(), admin=os.path.join(tmp, f'admin-{kind}-{r}.sock'),
