@@ -196,10 +196,10 @@ class Keylined:
         self.rc = self.p.returncode
         remove_rundir(self.prefix)  # a clean exit left none; a killed one may have
         self.counters = parse_counters(''.join(self.out))
-        self.log.close()
         if self.rc != 0 or self.counters is None:
             print(f'keylined exit status {self.rc}; stdout tail: {"".join(self.out)[-800:]!r}')
             print('keylined stderr tail:\n' + self.stderr()[-2000:], flush=True)
+        self.log.close()
         return self.rc, self.counters
 
     def kill(self):
