@@ -54,10 +54,13 @@ struct kl_s2s_stats {
 	uint64_t contended;	/* requests answered "not ready" because another worker held the bucket */
 };
 
+/* Requests in flight at most: a request's CSB ID names its slot in 16 bits. */
+#define KL_S2S_PENDING_MAX 65536
+
 /**
  * Create the shared state. rendezvous_entries and cache_entries: powers of two >= 64;
- * pending_entries: 16..65536; rendezvous_s: a pair's lifetime; cache_s: how long a peer's answer
- * is kept. NULL + errno on error.
+ * pending_entries: 16..KL_S2S_PENDING_MAX; rendezvous_s: a pair's lifetime; cache_s: how long a
+ * peer's answer is kept. NULL + errno on error.
  */
 struct kl_s2s *kl_s2s_create(uint32_t rendezvous_entries, uint32_t cache_entries,
 			     uint32_t pending_entries, uint32_t rendezvous_s, uint32_t cache_s);

@@ -658,6 +658,41 @@ static void rendezvous_full(void **state)
 	kl_s2s_destroy(s);
 }
 
+/* One worker may have every request of the pending table in flight: 1,100 ProSe pairs of UE1
+ * with UEs of B, each a kind 7 push, none answered yet, all sent and in flight. (A worker kept
+ * 1,024 at most and refused the rest silently, without a counter; the push of such a pair was
+ * never sent, its UE's retries with the same p1 pushing nothing.) */
+static void pushes_in_flight(void **state)
+{
+	struct kl_engine_config ec = { .idr = (const uint8_t *)SA, .idr_len = 13, .skew_s = 60,
+				       .predelivery_s = 60, .replay_entries = 4096, .peers = &pa,
+				       .backend = KL_CRYPTO_IPSECMB };
+	uint64_t sent = kl_peer_counter(&pa, 0, KL_PEER_CNT_SENT);
+	struct kl_s2s_stats st;
+	struct kl_worker *w;
+	uint8_t p1[16];
+	struct creq q;
+	char ue[32];
+
+	(void)state;
+	ec.s2s = kl_s2s_create(4096, 1024, 4096, 30, 300);
+	assert_non_null(ec.s2s);
+	w = kl_worker_create(&ec, ta, 0);
+	assert_non_null(w);
+	memset(p1, 0x5C, sizeof(p1));
+	for (unsigned i = 0; i < 1100; i++) {
+		snprintf(ue, sizeof(ue), "ue-%u@b.example", i);
+		sign(&q, KL_KIND_PROSE, U1, K1, ue, SB, p1, 1);
+		expect_error(&q, serve_raw(w, ta, q.buf, q.r.len, 0, NULL), 12, 5);
+	}
+	kl_s2s_stats(ec.s2s, &st);
+	assert_int_equal(st.pending_full, 0);
+	assert_int_equal(st.pending_used, 1100);
+	assert_int_equal(kl_peer_counter(&pa, 0, KL_PEER_CNT_SENT), sent + 1100);
+	kl_worker_destroy(w);
+	kl_s2s_destroy(ec.s2s);
+}
+
 static void put_ue(struct kl_table *t, const char *id, const uint8_t *key, uint8_t services)
 {
 	struct kl_ue_put v = { .id = (const uint8_t *)id, .id_len = (uint16_t)strlen(id), .muk = key,
@@ -765,7 +800,7 @@ int main(void)
 		cmocka_unit_test(dh_local),	   cmocka_unit_test(dh_remote),
 		cmocka_unit_test(dh_peer_gone),	   cmocka_unit_test(prose_local),
 		cmocka_unit_test(prose_remote),	   cmocka_unit_test(from_peers_only),
-		cmocka_unit_test(rendezvous_full),
+		cmocka_unit_test(rendezvous_full), cmocka_unit_test(pushes_in_flight),
 	};
 
 	snprintf(prefix, sizeof(prefix), "kl_s2s_test_%d", (int)getpid());
