@@ -156,7 +156,12 @@ def peer_counters(side):
 
 
 def engine(side):
-    return admin(side, [{'cmd': 'stats'}])[0]['engine']
+    """The engine counters, with the drops that tell a lost or refused exchange apart."""
+    st = admin(side, [{'cmd': 'stats'}])[0]
+    e = dict(st['engine'])
+    e.update({f'drop_{k}': v for k, v in st['engine_drops'].items()})
+    e.update({f'io_{k}': v for k, v in st['io'].items()})
+    return e
 
 
 def s2s_status(side):
@@ -183,7 +188,9 @@ def check_exchanges(what, before, kind, n):
                  f'for every pair: {de[f"requests_{k}"]} / {de[f"answered_{k}"]}')
         ck.check(dp['sent'] >= n and dp['answered'] >= n and dp['received'] >= n,
                  f'{what}: {NAMES[x]}\'s peer counters sent/answered/received >= {n}: {dp}')
-        ck.eq((dp['failed'], dp['refused']), (0, 0), f'{what}: {NAMES[x]}: none failed or refused')
+        ck.eq((dp['failed'], dp['refused']), (0, 0),
+              f'{what}: {NAMES[x]}: none failed or refused (engine: '
+              f'{ {k: v for k, v in de.items() if v and not k.startswith("requests_")} })')
         st = s2s_status(x)
         ck.eq([(st.get(t) or {}).get('full') for t in ('rendezvous', 'cache', 'pending')],
               [0, 0, 0], f'{what}: {NAMES[x]}: no table refused an entry ({st})')
