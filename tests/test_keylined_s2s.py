@@ -290,16 +290,15 @@ try:
             by[(f.get('side'), f.get('reason'))] += 1
         # a failed pair: side A got 12/5 from vlr-a until its pair timeout, or side B's
         # requests went unanswered (side A had vlr-b's value before the kill); the partner of
-        # either fails with it
+        # either fails with it. (On a starved machine a pair started well before the kill may
+        # also see its side B time out at 12/5.) Never a wrong key or a bad answer.
         ck.check(by.get(('a', 'pair_timeout'), 0) >= 1,
                  f'{what}: side A\'s UEs got 12/5 and then timed out: {by}')
-        ck.check(set(by) <= {('a', 'pair_timeout'), ('b', 'peer_failed'), ('b', 'timeout'),
-                             ('a', 'peer_failed')},
+        ck.check({r for _, r in by} <= {'pair_timeout', 'timeout', 'peer_failed'},
                  f'{what}: no other failure (no key mismatch, no wrong or bad answer): {by}')
-        cause = by.get(('a', 'pair_timeout'), 0) + by.get(('b', 'timeout'), 0)
-        ck.check(by.get(('a', 'pair_timeout')) == by.get(('b', 'peer_failed')) and
-                 by.get(('b', 'timeout')) == by.get(('a', 'peer_failed')) and
-                 cause == pr.get('failed'),
+        cause = sum(v for (_, r), v in by.items() if r != 'peer_failed')
+        partner = sum(v for (_, r), v in by.items() if r == 'peer_failed')
+        ck.check(cause == partner == pr.get('failed'),
                  f'{what}: one cause and its partner per failed pair: {by}')
         print(f'keylined-s2s: {what}: {pr.get("ok")} pairs ok, {pr.get("failed")} failed '
               f'({", ".join(f"side {a} {b}: {v}" for (a, b), v in sorted(by.items()))}), '
