@@ -16,7 +16,9 @@
 #define KL_KIND_MAX_KDF 2  /* KDF ops one request may add to the burst's batch */
 #define KL_KIND_MAX_SEAL 2 /* GCM seals one request may add */
 #define KL_RND_BUF 4096	   /* per-worker CSPRNG bytes, refilled in bulk */
-#define KL_WORKER_OWN 1024 /* server-to-server requests in flight one worker retransmits */
+/* Server-to-server requests in flight one worker retransmits: all of the pending table may be
+ * one worker's (a smaller list refused requests the table had room for, and counted nothing). */
+#define KL_WORKER_OWN KL_S2S_PENDING_MAX
 
 /* What a request needs between stages. The kind-specific part is a union: one kind's fields. */
 struct job {

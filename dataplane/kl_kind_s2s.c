@@ -16,7 +16,6 @@
 #include "kl_engine_priv.h"
 
 #define MS(ms) (((uint64_t)(ms) << 32) / 1000)
-#define S2S_TRIES 3
 #define S2S_FIRST_MS 100
 #define TICK_MS 10
 
@@ -41,26 +40,30 @@ static int s2s_send(struct kl_worker *w, uint32_t csb, const struct kl_s2s_req *
 	struct kl_mikey_layout lay = { 0 };
 	struct kl_hmac_key chunk, auth;
 	uint8_t encr[KL_MIKEY_ENCR_KEY_LEN], salt[KL_MIKEY_SALT_KEY_LEN];
-	const uint8_t *rnd, *ak = t->auth_key;
+	uint8_t *trand, *tauth;
+	const uint8_t *rnd, *ak;
 	uint16_t alen = KL_MIKEY_AUTH_KEY_LEN;
 	struct kl_mikey_tk_op tk;
 	struct kl_hmac_op hop;
 	int len;
 
-	if (w->nout == KL_ENGINE_OUTBOX)
+	if (w->nout == KL_ENGINE_OUTBOX || t->tries >= KL_S2S_TRIES)
 		return -1;
+	trand = t->rand[t->tries]; /* this try's, kept beside the earlier ones' */
+	tauth = t->auth_key[t->tries];
+	ak = tauth;
 	rnd = kl_worker_random(w, KL_MIKEY_RAND_LEN);
 	if (!rnd)
 		return -1;
 	m = &w->outbox[w->nout];
-	memcpy(t->rand, rnd, KL_MIKEY_RAND_LEN);
+	memcpy(trand, rnd, KL_MIKEY_RAND_LEN);
 	t->prf = KL_PRF_HMAC_SHA256;
-	sp = (struct kl_mikey_req_spec){ .rand = t->rand, .id = w->idr, .id_len = w->idr_len,
+	sp = (struct kl_mikey_req_spec){ .rand = trand, .id = w->idr, .id_len = w->idr_len,
 					 .ts = now, .csb_id = csb, .prf = t->prf, .kind = rq->kind,
 					 .peer_ue = rq->id[rq->kind == KL_KIND_PUSH],
 					 .peer_ue_len = rq->id_len[rq->kind == KL_KIND_PUSH] };
 	kl_psk_expand(&rq->psk, 1, KL_PRF_HMAC_SHA256, &chunk);
-	tk = (struct kl_mikey_tk_op){ .chunks = &chunk, .rand = t->rand, .auth_key = t->auth_key,
+	tk = (struct kl_mikey_tk_op){ .chunks = &chunk, .rand = trand, .auth_key = tauth,
 				      .encr_key = encr, .salt_key = salt, .csb_id = csb,
 				      .nchunks = 1, .rand_len = KL_MIKEY_RAND_LEN, .cs_id = 0xFF };
 	kl_mikey_transport_keys_burst(w->c, &tk, 1);
@@ -153,7 +156,7 @@ void kl_engine_tick(struct kl_worker *w, uint64_t now)
 				kl_s2s_pd_put(w->s2s, csb, 1);
 			continue;
 		}
-		if (t->tries >= S2S_TRIES) {
+		if (t->tries >= KL_S2S_TRIES) {
 			/* given up: kind 4's UEs keep getting 12/5 until the cache entry expires and
 			 * a later request asks again; kind 5's until their rendezvous ends */
 			kl_peer_count(w->peers, r->peer, KL_PEER_CNT_FAILED);
@@ -177,6 +180,7 @@ void kl_s2s_answer(struct kl_worker *w, struct kl_pkt *p)
 	uint16_t alen = KL_MIKEY_AUTH_KEY_LEN;
 	uint8_t mac[20];
 	uint64_t d;
+	unsigned k = 0;
 	int done = 1;
 
 	p->out_len = 0;
@@ -191,18 +195,21 @@ void kl_s2s_answer(struct kl_worker *w, struct kl_pkt *p)
 		w->st.counter[KL_CNT_S2S_STALE]++;
 		return;
 	}
-	ak = t->auth_key;
+	/* the try it answers (by its RAND, echoed): any try sent; none, the newest's key */
+	while (k + 1u < t->tries && memcmp(a.rand, t->rand[k], KL_MIKEY_RAND_LEN))
+		k++;
+	ak = t->auth_key[k];
 	kl_hmac_key_init_burst(KL_HASH_SHA1, &ak, &alen, &auth, 1);
 	hop = (struct kl_hmac_op){ .key = &auth, .msg = a.msg, .len = a.mac_off, .mac = mac };
 	kl_hmac_burst(w->c, &hop, 1);
 	kl_hmac_key_wipe(&auth);
 	d = a.ts > w->now ? a.ts - w->now : w->now - a.ts;
-	if (r->peer + 1u != p->peer || !ct_eq(mac, a.mac, KL_MIKEY_MAC_LEN) ||
-	    memcmp(a.rand, t->rand, KL_MIKEY_RAND_LEN) || a.prf != t->prf ||
+	if (r->peer + 1u != p->peer || !ct_eq(mac, a.mac, KL_MIKEY_MAC_LEN) || k >= t->tries ||
+	    memcmp(a.rand, t->rand[k], KL_MIKEY_RAND_LEN) || a.prf != t->prf ||
 	    (a.data_type == KL_DT_PSK_RESP &&
 	     (a.kind != r->kind || a.idr_len != w->peers->p[r->peer].id_len ||
 	      memcmp(a.idr, w->peers->p[r->peer].id, a.idr_len)))) {
-		/* another try's answer, or not from the peer: the slot stays in flight */
+		/* not an answer to a try of ours, or not from the peer: the slot stays in flight */
 		kl_s2s_pd_put(w->s2s, a.csb_id, 1);
 		p->drop = KL_DROP_BAD_MAC;
 		w->st.drop[KL_DROP_BAD_MAC]++;

@@ -111,8 +111,8 @@ struct kl_s2s *kl_s2s_create(uint32_t rendezvous_entries, uint32_t cache_entries
 	uint8_t key[16];
 
 	if (!is_pow2(rendezvous_entries) || rendezvous_entries < 64 || !is_pow2(cache_entries) ||
-	    cache_entries < 64 || pending_entries < 16 || pending_entries > 65536 || !rendezvous_s ||
-	    !cache_s) {
+	    cache_entries < 64 || pending_entries < 16 || pending_entries > KL_S2S_PENDING_MAX ||
+	    !rendezvous_s || !cache_s) {
 		errno = EINVAL;
 		return NULL;
 	}

@@ -54,10 +54,13 @@ struct kl_s2s_stats {
 	uint64_t contended;	/* requests answered "not ready" because another worker held the bucket */
 };
 
+/* Requests in flight at most: a request's CSB ID names its slot in 16 bits. */
+#define KL_S2S_PENDING_MAX 65536
+
 /**
  * Create the shared state. rendezvous_entries and cache_entries: powers of two >= 64;
- * pending_entries: 16..65536; rendezvous_s: a pair's lifetime; cache_s: how long a peer's answer
- * is kept. NULL + errno on error.
+ * pending_entries: 16..KL_S2S_PENDING_MAX; rendezvous_s: a pair's lifetime; cache_s: how long a
+ * peer's answer is kept. NULL + errno on error.
  */
 struct kl_s2s *kl_s2s_create(uint32_t rendezvous_entries, uint32_t cache_entries,
 			     uint32_t pending_entries, uint32_t rendezvous_s, uint32_t cache_s);
@@ -123,10 +126,13 @@ struct kl_s2s_req {
 	struct kl_psk_chunk psk;	/* the pair's s2s PSK (re-signs each try) */
 };
 
-/* One try's state, between sending and its answer. */
+#define KL_S2S_TRIES 3 /* tries of a request (PROTOCOL.md section 10: 100 ms, doubling) */
+
+/* A request's tries, between sending and the answer: the answer to any try sent is the answer
+ * (a peer slower than the back-off answers an earlier try after the next went out). */
 struct kl_s2s_try {
-	uint8_t rand[KL_MIKEY_RAND_LEN];
-	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
+	uint8_t rand[KL_S2S_TRIES][KL_MIKEY_RAND_LEN];
+	uint8_t auth_key[KL_S2S_TRIES][KL_MIKEY_AUTH_KEY_LEN];
 	uint64_t deadline; /* NTP: no answer by then -> the next try */
 	uint8_t tries;	   /* sent so far */
 	uint8_t prf;

@@ -196,10 +196,10 @@ class Keylined:
         self.rc = self.p.returncode
         remove_rundir(self.prefix)  # a clean exit left none; a killed one may have
         self.counters = parse_counters(''.join(self.out))
-        self.log.close()
         if self.rc != 0 or self.counters is None:
             print(f'keylined exit status {self.rc}; stdout tail: {"".join(self.out)[-800:]!r}')
             print('keylined stderr tail:\n' + self.stderr()[-2000:], flush=True)
+        self.log.close()
         return self.rc, self.counters
 
     def kill(self):
@@ -236,6 +236,24 @@ def parse_counters(text):
         if mm:
             c[mm.group(1)] = int(mm.group(2))
     return c
+
+
+def check_pairs(ck, what, kind, rc, err, s, n):
+    """A keyline-burst --kind dh / prose run (exit status rc, stderr err, summary s) in which
+    every one of n pairs must agree: both UEs' keys equal and the one keyline-burst derives from
+    the population. Returns the summary's pairs object."""
+    fs = s.get('failures') or {}
+    fl = [(f.get('reason'), f.get('err'), f.get('detail'), f.get('side'))
+          for f in (fs.get('list') or [])[:10]]
+    ck.eq(rc, 0, f'{what}: keyline-burst exits 0 ({err[-400:]}; failures '
+                 f'{fs.get("by_reason")} {fl})')
+    ck.eq(s.get('kind'), kind, f'{what}: summary kind')
+    pr = s.get('pairs') or {}
+    ck.eq((pr.get('pairs'), pr.get('ok'), pr.get('failed')), (n, n, 0),
+          f'{what}: {n} pairs, every one with both keys equal')
+    ck.eq(s.get('ok'), 2 * n, f'{what}: both UEs of every pair verified')
+    ck.eq((pr.get('time_to_key_us') or {}).get('n'), n, f'{what}: a time to key per pair')
+    return pr
 
 
 class Checks:

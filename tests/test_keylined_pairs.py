@@ -83,14 +83,7 @@ def run_socket(kind, port, extra, timeout=600):
 
 def check_pairs(what, kind, rc, err, s, n):
     """A run in which every pair must agree."""
-    ck.eq(rc, 0, f'{what}: keyline-burst exits 0 ({err[-400:]}; failures '
-                 f'{(s.get("failures") or {}).get("by_reason")} {failures(s)})')
-    ck.eq(s.get('kind'), kind, f'{what}: summary kind')
-    pr = s.get('pairs') or {}
-    ck.eq((pr.get('pairs'), pr.get('ok'), pr.get('failed')), (n, n, 0),
-          f'{what}: {n} pairs, every one with both keys equal')
-    ck.eq(s.get('ok'), 2 * n, f'{what}: both UEs of every pair verified')
-    ck.eq((pr.get('time_to_key_us') or {}).get('n'), n, f'{what}: a time to key per pair')
+    pr = kl_itest.check_pairs(ck, what, kind, rc, err, s, n)
     rt = pr.get('retries') or {}
     print(f'keylined-pairs: {what}: {n} pairs, {pr.get("pairs_per_s", 0):.0f} pairs/s, '
           f'retries per pair mean {rt.get("mean")} max {rt.get("max")}, time to both keys '

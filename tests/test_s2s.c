@@ -658,6 +658,91 @@ static void rendezvous_full(void **state)
 	kl_s2s_destroy(s);
 }
 
+/* One worker may have every request of the pending table in flight: 1,100 ProSe pairs of UE1
+ * with UEs of B, each a kind 7 push, none answered yet, all sent and in flight. (A worker kept
+ * 1,024 at most and refused the rest silently, without a counter; the push of such a pair was
+ * never sent, its UE's retries with the same p1 pushing nothing.) */
+static void pushes_in_flight(void **state)
+{
+	struct kl_engine_config ec = { .idr = (const uint8_t *)SA, .idr_len = 13, .skew_s = 60,
+				       .predelivery_s = 60, .replay_entries = 4096, .peers = &pa,
+				       .backend = KL_CRYPTO_IPSECMB };
+	uint64_t sent = kl_peer_counter(&pa, 0, KL_PEER_CNT_SENT);
+	struct kl_s2s_stats st;
+	struct kl_worker *w;
+	uint8_t p1[16];
+	struct creq q;
+	char ue[32];
+
+	(void)state;
+	ec.s2s = kl_s2s_create(4096, 1024, 4096, 30, 300);
+	assert_non_null(ec.s2s);
+	w = kl_worker_create(&ec, ta, 0);
+	assert_non_null(w);
+	memset(p1, 0x5C, sizeof(p1));
+	for (unsigned i = 0; i < 1100; i++) {
+		snprintf(ue, sizeof(ue), "ue-%u@b.example", i);
+		sign(&q, KL_KIND_PROSE, U1, K1, ue, SB, p1, 1);
+		expect_error(&q, serve_raw(w, ta, q.buf, q.r.len, 0, NULL), 12, 5);
+	}
+	kl_s2s_stats(ec.s2s, &st);
+	assert_int_equal(st.pending_full, 0);
+	assert_int_equal(st.pending_used, 1100);
+	assert_int_equal(kl_peer_counter(&pa, 0, KL_PEER_CNT_SENT), sent + 1100);
+	kl_worker_destroy(w);
+	kl_s2s_destroy(ec.s2s);
+}
+
+/* An answer that comes back after the next try went out is still the answer: B asks A, no
+ * answer within 100 ms, B tries again; then A's answer to the first try arrives. (B took only
+ * the answer to its newest try, so a peer slower than the back-off had every answer refused and
+ * the request counted failed although the peer had answered each try.) */
+static void late_answer(void **state)
+{
+	uint64_t answered, failed;
+	struct msg m[2][4];
+	uint8_t back[2][1600], p1[32];
+	uint16_t bl[2];
+	const struct kl_s2s_msg *o;
+	struct answer a;
+	struct creq q;
+	uint64_t t0;
+
+	(void)state;
+	for (unsigned i = 0; i < 4; i++) { /* B's requests of the tests before: given up */
+		now += SEC(1);
+		kl_engine_tick(wb, now);
+	}
+	now += SEC(400); /* the public values B has from A are gone */
+	answered = kl_peer_counter(&pb, 0, KL_PEER_CNT_ANSWERED);
+	failed = kl_peer_counter(&pb, 0, KL_PEER_CNT_FAILED);
+	t0 = now;
+	sign(&q, KL_KIND_DH, U3, K3, U1, SA, NULL, 0);
+	expect_error(&q, serve_raw(wb, tb, q.buf, q.r.len, 0, NULL), 12, 5);
+	assert_int_equal(outbox(wb, m[0], 4), 1);
+	now = t0 + MS(120);
+	kl_engine_tick(wb, now);
+	assert_int_equal(outbox(wb, m[1], 4), 1);
+	for (unsigned i = 0; i < 2; i++) { /* A answers both tries */
+		bl[i] = serve_raw(wa[0], ta, m[i][0].buf, m[i][0].len, 1, NULL);
+		assert_true(bl[i] > 0);
+		memcpy(back[i], ans, bl[i]);
+	}
+	assert_int_equal(serve_raw(wb, tb, back[0], bl[0], 1, NULL), 0); /* the first try's */
+	assert_int_equal(kl_peer_counter(&pb, 0, KL_PEER_CNT_ANSWERED), answered + 1);
+	assert_int_equal(serve_raw(wb, tb, back[1], bl[1], 1, NULL), 0); /* no longer in flight */
+	assert_int_equal(kl_peer_counter(&pb, 0, KL_PEER_CNT_ANSWERED), answered + 1);
+	now = t0 + SEC(1);
+	kl_engine_tick(wb, now);
+	assert_int_equal(kl_engine_outbox(wb, &o), 0);
+	assert_int_equal(kl_peer_counter(&pb, 0, KL_PEER_CNT_FAILED), failed);
+	sign(&q, KL_KIND_DH, U3, K3, U1, SA, NULL, 0);
+	check(&q, serve_raw(wb, tb, q.buf, q.r.len, 0, NULL), &a);
+	assert_int_equal(a.r.data_type, KL_DT_PSK_RESP);
+	dh_pub(K1, p1);
+	assert_memory_equal(a.r.tlv[KL_TLVI_X25519], p1, 32);
+}
+
 static void put_ue(struct kl_table *t, const char *id, const uint8_t *key, uint8_t services)
 {
 	struct kl_ue_put v = { .id = (const uint8_t *)id, .id_len = (uint16_t)strlen(id), .muk = key,
@@ -765,7 +850,8 @@ int main(void)
 		cmocka_unit_test(dh_local),	   cmocka_unit_test(dh_remote),
 		cmocka_unit_test(dh_peer_gone),	   cmocka_unit_test(prose_local),
 		cmocka_unit_test(prose_remote),	   cmocka_unit_test(from_peers_only),
-		cmocka_unit_test(rendezvous_full),
+		cmocka_unit_test(rendezvous_full), cmocka_unit_test(pushes_in_flight),
+		cmocka_unit_test(late_answer),
 	};
 
 	snprintf(prefix, sizeof(prefix), "kl_s2s_test_%d", (int)getpid());
