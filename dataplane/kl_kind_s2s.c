@@ -158,8 +158,15 @@ void kl_engine_tick(struct kl_worker *w, uint64_t now)
 		}
 		if (t->tries >= KL_S2S_TRIES) {
 			/* given up: kind 4's UEs keep getting 12/5 until the cache entry expires and
-			 * a later request asks again; kind 5's until their rendezvous ends */
+			 * a later request asks again; a kind 5 UE's value is forgotten so that its
+			 * next retry pushes it again (the peer may be back) */
 			kl_peer_count(w->peers, r->peer, KL_PEER_CNT_FAILED);
+			if (r->kind == KL_KIND_PUSH) {
+				unsigned side = r->role - 1u;
+
+				kl_s2s_rv_unpushed(w->s2s, now, r->id[side], r->id_len[side],
+						   r->id[!side], r->id_len[!side], side, r->val);
+			}
 			kl_s2s_pd_put(w->s2s, csb, 0);
 			w->own[--k] = w->own[--w->nown];
 			continue;

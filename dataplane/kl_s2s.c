@@ -325,6 +325,32 @@ enum kl_s2s_rv kl_s2s_rv_remote(struct kl_s2s *s, uint64_t now, const uint8_t *i
 	return KL_S2S_RV_WAIT;
 }
 
+void kl_s2s_rv_unpushed(struct kl_s2s *s, uint64_t now, const uint8_t *id1, uint16_t l1,
+			const uint8_t *id2, uint16_t l2, unsigned side,
+			const uint8_t val[KL_S2S_VAL_LEN])
+{
+	uint64_t k[2];
+	struct rv_lk lk;
+
+	side &= 1;
+	key2(s, 'R', id1, l1, id2, l2, k);
+	lk.b[0] = &s->rv[k[0] & s->rv_mask];
+	lk.b[1] = &s->rv[k[1] & s->rv_mask];
+	if (!lock2(&lk.b[0]->lock, &lk.b[1]->lock))
+		return;
+	for (unsigned x = 0; x < 2; x++)
+		for (unsigned i = 0; i < RV_WAYS; i++) {
+			struct rv_entry *e = &lk.b[x]->e[i];
+
+			if (e->expires > now && e->k[0] == k[0] && e->k[1] == k[1] && e->has[side] &&
+			    !e->remote[side] && !memcmp(e->val[side], val, KL_S2S_VAL_LEN)) {
+				e->has[side] = 0;
+				kl_memzero(e->val[side], KL_S2S_VAL_LEN);
+			}
+		}
+	unlock2(&lk.b[0]->lock, &lk.b[1]->lock);
+}
+
 /* ---- peers' answers ---------------------------------------------------------------------------- */
 
 /* The (peer, UE) entry in its two locked buckets, else the first free one (*found 0), else NULL. */

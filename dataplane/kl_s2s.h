@@ -96,6 +96,14 @@ enum kl_s2s_rv kl_s2s_rv_remote(struct kl_s2s *s, uint64_t now, const uint8_t *i
 				const uint8_t *id2, uint16_t l2, unsigned side,
 				const uint8_t val[KL_S2S_VAL_LEN]);
 
+/** A push of side's value val for pair (id1, id2) was given up (the peer never answered): the
+ * side's value is forgotten (when it is still val), so that the UE's next retry, with the same p,
+ * stores and pushes it again instead of waiting out the pair's lifetime. The other side's value
+ * stays. Nothing happens when another worker holds the buckets (the UE then waits as before). */
+void kl_s2s_rv_unpushed(struct kl_s2s *s, uint64_t now, const uint8_t *id1, uint16_t l1,
+			const uint8_t *id2, uint16_t l2, unsigned side,
+			const uint8_t val[KL_S2S_VAL_LEN]);
+
 enum kl_s2s_pc {
 	KL_S2S_PC_OK,	   /* the peer's public value for the UE (copied out) */
 	KL_S2S_PC_NO_UE,   /* the peer answered: no such UE (12/2) */

@@ -541,6 +541,43 @@ static void prose_remote(void **state)
 	}
 }
 
+/* A push the peer never answers is given up after 3 tries; the UE's next retry with the same p
+ * pushes it again (the peer may be back), and the pair completes. */
+static void prose_push_lost(void **state)
+{
+	struct creq q;
+	struct msg m[4];
+	const struct kl_s2s_msg *o;
+	uint8_t p2u[16], p4u[16], got[32], want[32];
+	uint64_t t0, failed = kl_peer_counter(&pa, 0, KL_PEER_CNT_FAILED);
+
+	(void)state;
+	now += SEC(60);
+	t0 = now;
+	memset(p2u, 0x42, 16);
+	memset(p4u, 0x44, 16);
+	sign(&q, KL_KIND_PROSE, U2, K2, U4, SB, p2u, 1);
+	expect_error(&q, serve_raw(wa[0], ta, q.buf, q.r.len, 0, NULL), 12, 5);
+	assert_int_equal(outbox(wa[0], m, 4), 1); /* lost */
+	for (unsigned ms = 120; ms <= 320; ms += 200) {
+		now = t0 + MS(ms);
+		kl_engine_tick(wa[0], now);
+		assert_int_equal(kl_engine_outbox(wa[0], &o), 1); /* lost too */
+	}
+	now = t0 + MS(720);
+	kl_engine_tick(wa[0], now);
+	assert_int_equal(kl_engine_outbox(wa[0], &o), 0);
+	assert_int_equal(kl_peer_counter(&pa, 0, KL_PEER_CNT_FAILED), failed + 1);
+	/* the UE retries with the same p: pushed again, and this time it arrives */
+	sign(&q, KL_KIND_PROSE, U2, K2, U4, SB, p2u, 1);
+	expect_error(&q, serve_raw(wa[1], ta, q.buf, q.r.len, 0, NULL), 12, 5);
+	assert_int_equal(pump(wa[1], wb), 1);
+	sign(&q, KL_KIND_PROSE, U4, K4, U2, SA, p4u, 2);
+	take_key(&q, serve_raw(wb, tb, q.buf, q.r.len, 0, NULL), got, NULL);
+	prose_p(K2, p2u, want);
+	assert_memory_equal(got, want, 32);
+}
+
 /* Kinds 6 and 7 only from the peer's address and port, once each. */
 static void from_peers_only(void **state)
 {
@@ -849,7 +886,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(dh_local),	   cmocka_unit_test(dh_remote),
 		cmocka_unit_test(dh_peer_gone),	   cmocka_unit_test(prose_local),
-		cmocka_unit_test(prose_remote),	   cmocka_unit_test(from_peers_only),
+		cmocka_unit_test(prose_remote),	   cmocka_unit_test(prose_push_lost),	   cmocka_unit_test(from_peers_only),
 		cmocka_unit_test(rendezvous_full), cmocka_unit_test(pushes_in_flight),
 		cmocka_unit_test(late_answer),
 	};
