@@ -15,18 +15,14 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
-#include "kl_admin.h"
 #include "kl_daemon.h"
-#include "kl_feed.h"
-#include "kl_diameter.h"
 #include "kl_engine.h"
 #include "kl_io.h"
-#include "kl_metrics.h"
 #include "kl_population.h"
 #include "kl_port.h"
 #include "kl_ratelimit.h"
-#include "kl_rotate.h"
 #include "kl_s2s.h"
+#include "kl_services.h"
 #include "kl_stats.h"
 #include "kl_store.h"
 #include "kl_table.h"
@@ -50,12 +46,9 @@ struct kl_daemon {
 	struct kl_port port[KL_CONFIG_MAX_PORTS];
 	struct kl_net_addrs addrs[KL_CONFIG_MAX_PORTS];
 	struct kl_net_addrs sock_addrs;
-	struct kl_admin *admin;
-	struct kl_metrics *metrics;
 	struct kl_store *store; /* NULL: no store: section */
-	struct kl_diameter *dia; /* NULL: no diameter: section */
-	struct kl_feed *feed; /* the Diameter feed's writes (store batch, table) */
-	struct kl_rotate *rotate; /* NULL: no msk_rotation: section */
+	struct kl_services_ctx svc_ctx;
+	struct kl_services svc; /* admin, /metrics, Diameter feed, MSK rotation (kl_services.h) */
 	struct kl_replay *replay; /* one replay cache for all workers */
 	/* server-to-server: one peer list (counters shared), one state and, for dpdk io, one
 	 * neighbour table for all workers */
@@ -75,9 +68,7 @@ static struct kl_stats_view g_view;
 /* The control plane's counters (kl_ctl_stats.h), in g_view.ctl; they outlive the services too. */
 static struct kl_ctl_stats g_ctl;
 
-static void logf_(enum kl_config_log_level l, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void logf_(enum kl_config_log_level l, const char *fmt, ...)
+void kl_daemon_logf(enum kl_config_log_level l, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,16 +81,11 @@ static void logf_(enum kl_config_log_level l, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+#define logf_ kl_daemon_logf /* the short name used below */
+
 static void crypto_log(const char *msg)
 {
 	logf_(KL_CONFIG_LOG_INFO, "%s", msg);
-}
-
-static void admin_log(void *arg, enum kl_admin_log_level level, const char *msg)
-{
-	(void)arg;
-	/* the admin levels mirror ours */
-	logf_((enum kl_config_log_level)level, "admin: %s", msg);
 }
 
 static uint64_t realtime_ns(void)
@@ -127,10 +113,9 @@ static void daemon_free(struct kl_daemon *d)
 	kl_telemetry_detach(); /* waits for a command in progress; later ones answer null */
 	__atomic_store_n(&g_view.n_workers, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&g_view.table, NULL, __ATOMIC_RELEASE);
-	if (d->metrics)
-		kl_metrics_stop(d->metrics);
-	if (d->admin)
-		kl_admin_destroy(d->admin);
+	/* in reverse start order; the Diameter feed (the last) is stopped, its queued requests
+	 * dropped unanswered, before the table and the store go */
+	kl_services_stop(&d->svc);
 	for (unsigned i = 0; i < d->nw; i++) {
 		struct kl_io_worker *w = d->wk[i];
 
@@ -151,12 +136,8 @@ static void daemon_free(struct kl_daemon *d)
 	free(d->neigh);
 	for (unsigned i = 0; i < d->nports; i++)
 		kl_port_close(&d->port[i]);
-	/* the Diameter feed writes the table and the store from kl_diameter_poll only: stopped
-	 * (queued requests dropped unanswered) before either goes */
-	kl_diameter_stop(d->dia);
-	kl_feed_free(d->feed);
-	kl_rotate_free(d->rotate); /* after the admin socket, which forces rotations */
-	/* after the admin socket (its only writer) and the workers: nothing writes any more */
+	/* after the services (the admin socket, the feed and the rotation write) and the workers:
+	 * nothing writes any more */
 	kl_store_close(d->store);
 	kl_table_free(d->table);
 	free(d);
@@ -280,179 +261,6 @@ static int load_store(struct kl_daemon *d, int *status)
 	      " IMSIs, %" PRIu64 " app ids in %.2f s",
 	      d->cfg.store.path, st.loaded[KL_TK_UE], st.loaded[KL_TK_GROUP],
 	      st.loaded[KL_TK_EMSE], st.loaded[KL_TK_E2M], st.loaded[KL_TK_APPID], st.seconds);
-	return 0;
-}
-
-static void dia_log(void *arg, enum kl_diameter_log_level level, const char *msg)
-{
-	(void)arg;
-	/* any thread (freeDiameter's too): one write per line */
-	if ((enum kl_config_log_level)level > g_level)
-		return;
-	fprintf(stderr, "keylined: %s: diameter: %s\n",
-		kl_config_log_level_name((enum kl_config_log_level)level), msg);
-}
-
-static void feed_log(void *arg, enum kl_config_log_level level, const char *msg)
-{
-	(void)arg;
-	logf_(level, "diameter: %s", msg);
-}
-
-static int dia_status(void *arg, struct kl_admin_diameter_status *st)
-{
-	struct kl_daemon *d = arg;
-	struct kl_diameter_peer peers[KL_ADMIN_MAX_PEERS];
-	struct kl_diameter_stats s;
-	int n;
-
-	memset(st, 0, sizeof(*st));
-	if (!d->dia)
-		return 0;
-	st->enabled = 1;
-	snprintf(st->identity, sizeof(st->identity), "%s", d->cfg.diameter.identity);
-	st->port = d->cfg.diameter.port;
-	st->vendor_id = d->cfg.diameter.vendor_id;
-	st->app_id = d->cfg.diameter.app_id;
-	kl_diameter_get_stats(d->dia, &s);
-	st->answered_ok = s.answered_ok;
-	st->rejected = s.rejected;
-	st->failed = s.failed;
-	st->busy = s.busy;
-	st->commits = s.commits;
-	st->queued = s.queued;
-	st->peers_refused = s.peers_refused;
-	n = kl_diameter_peers(d->dia, peers, KL_ADMIN_MAX_PEERS);
-	if (n < 0)
-		return n;
-	st->npeers = (unsigned)n < KL_ADMIN_MAX_PEERS ? (unsigned)n : KL_ADMIN_MAX_PEERS;
-	for (unsigned i = 0; i < st->npeers; i++) {
-		snprintf(st->peers[i].identity, sizeof(st->peers[i].identity), "%s",
-			 peers[i].identity);
-		snprintf(st->peers[i].state, sizeof(st->peers[i].state), "%s", peers[i].state);
-	}
-	return 0;
-}
-
-static int start_diameter(struct kl_daemon *d, int *status)
-{
-	const struct kl_config_diameter *dc = &d->cfg.diameter;
-	const char *peers[KL_CONFIG_DIAMETER_MAX_PEERS + 1];
-	struct kl_diameter_handlers h;
-	struct kl_diameter_params p = {
-		.fd_conf = dc->fd_conf[0] ? dc->fd_conf : NULL,
-		.identity = dc->identity[0] ? dc->identity : NULL,
-		.realm = dc->realm[0] ? dc->realm : NULL,
-		.listen = dc->listen[0] ? dc->listen : NULL,
-		.port = dc->port,
-		.tls_cert = dc->tls_cert[0] ? dc->tls_cert : NULL,
-		.tls_key = dc->tls_key[0] ? dc->tls_key : NULL,
-		.tls_ca = dc->tls_ca[0] ? dc->tls_ca : NULL,
-		.tls_crl = dc->tls_crl[0] ? dc->tls_crl : NULL,
-		.vendor_id = dc->vendor_id,
-		.app_id = dc->app_id,
-		.allowed_peers = dc->n_allowed_peers ? peers : NULL,
-		.max_queue = dc->max_queue,
-		.log = dia_log,
-		.log_level = (enum kl_diameter_log_level)d->cfg.log_level,
-		.ctl = &g_ctl,
-	};
-	char err[512];
-
-	for (unsigned i = 0; i < dc->n_allowed_peers; i++)
-		peers[i] = dc->allowed_peers[i];
-	peers[dc->n_allowed_peers] = NULL;
-	{
-		struct kl_feed_params fp = {
-			.table = d->table,
-			.store = d->store,
-			.cfg = &d->cfg,
-			.log = feed_log,
-		};
-
-		d->feed = kl_feed_create(&fp);
-		if (!d->feed) {
-			logf_(KL_CONFIG_LOG_ERROR, "diameter: out of memory");
-			*status = KL_EXIT_FAIL;
-			return -1;
-		}
-		kl_feed_handlers(d->feed, &h);
-	}
-	d->dia = kl_diameter_start(&p, &h, err, sizeof(err));
-	if (!d->dia) {
-		/* a file, address or port of the diameter: section that cannot be used */
-		*status = errno == EINVAL || errno == EIO ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
-		logf_(KL_CONFIG_LOG_ERROR, "diameter: %s", err);
-		return -1;
-	}
-	logf_(KL_CONFIG_LOG_INFO,
-	      "diameter: %s on %s port %u (TLS), vendor %u, application %u, %s%s",
-	      dc->fd_conf[0] ? "freeDiameter configuration" : dc->identity,
-	      dc->fd_conf[0] ? dc->fd_conf : dc->listen[0] ? dc->listen : "all addresses",
-	      dc->port, dc->vendor_id, dc->app_id,
-	      d->store ? "durable (one store batch per poll)" : "no store: keys in memory only",
-	      dc->n_allowed_peers ? ", allowed peers listed" : "");
-	return 0;
-}
-
-/* ---- MSK rotation (control/kl_rotate.h) -------------------------------------------------------- */
-
-_Static_assert(KL_CONFIG_ROTATE_MIN_PERIOD_S == KL_ROTATE_MIN_PERIOD_S &&
-		       KL_CONFIG_ROTATE_MAX_PERIOD_S == KL_ROTATE_MAX_PERIOD_S,
-	       "msk_rotation period bounds differ from kl_rotate.h");
-_Static_assert(KL_CONFIG_DEFAULT_DIAMETER_PORT == KL_DIAMETER_DEFAULT_PORT &&
-		       KL_CONFIG_DEFAULT_DIAMETER_VENDOR == KL_DIAMETER_DEFAULT_VENDOR &&
-		       KL_CONFIG_DEFAULT_DIAMETER_APP == KL_DIAMETER_DEFAULT_APP &&
-		       KL_CONFIG_DEFAULT_DIAMETER_QUEUE == KL_DIAMETER_DEFAULT_MAX_QUEUE &&
-		       KL_CONFIG_DIAMETER_MAX_QUEUE == KL_DIAMETER_MAX_QUEUE,
-	       "diameter defaults differ from kl_diameter.h");
-
-static void rotate_log(void *arg, int level, const char *msg)
-{
-	(void)arg;
-	logf_((enum kl_config_log_level)level, "rotate: %s", msg);
-}
-
-static int start_rotation(struct kl_daemon *d, int *status)
-{
-	struct kl_rotate_group g[KL_CONFIG_MAX_ROTATIONS];
-	struct kl_rotate_params rp = {
-		.table = d->table,
-		.store = d->store,
-		.groups = g,
-		.n = d->cfg.n_msk_rotation,
-		.log = rotate_log,
-		.ctl = &g_ctl,
-	};
-	char err[256];
-	int rc;
-
-	for (unsigned i = 0; i < d->cfg.n_msk_rotation; i++) {
-		const struct kl_config_rotation *r = &d->cfg.msk_rotation[i];
-
-		memset(&g[i], 0, sizeof(g[i]));
-		memcpy(g[i].ref.domain, r->domain, 3);
-		g[i].ref.group = r->group;
-		g[i].period_s = r->period_s;
-		g[i].predelivery_s = r->predelivery_s;
-	}
-	d->rotate = kl_rotate_create(&rp, err, sizeof(err));
-	if (!d->rotate) {
-		logf_(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
-		*status = KL_EXIT_FAIL;
-		return -1;
-	}
-	/* every configured group has its current MSK before a worker answers */
-	rc = kl_rotate_tick(d->rotate, kl_ntp_now());
-	if (rc < 0) {
-		logf_(KL_CONFIG_LOG_ERROR, "msk_rotation: the first rotation failed: %s",
-		      strerror(-rc));
-		*status = KL_EXIT_FAIL;
-		return -1;
-	}
-	logf_(KL_CONFIG_LOG_INFO, "msk_rotation: %u key group%s rotated (%d changed at start)%s",
-	      d->cfg.n_msk_rotation, d->cfg.n_msk_rotation > 1 ? "s" : "", rc,
-	      d->store ? "" : "; no store: MSKs are made afresh at each start");
 	return 0;
 }
 
@@ -649,7 +457,6 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 {
 	struct kl_table_params tp;
 	struct kl_daemon *d;
-	char err[256];
 	unsigned lc, n = 0;
 
 	*status = KL_EXIT_FAIL;
@@ -730,49 +537,15 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		if (import_population(d, o->population, status))
 			goto fail;
 	}
-	if (cfg->n_msk_rotation && start_rotation(d, status))
-		goto fail;
-
-	{
-		struct kl_admin_params ap = {
-			.path = cfg->admin_socket,
-			.table = d->table,
-			.store = d->store,
-			.e2m_ring = cfg->table.e2m_ring,
-			.server_identity = cfg->server_identity,
-			.stats = &g_view,
-			.rotate = d->rotate,
-			.diameter_status = cfg->diameter.enabled ? dia_status : NULL,
-			.diameter_arg = d,
-			.log = admin_log,
-			.ctl = &g_ctl,
-			.max_clients = cfg->admin_max_clients,
-			.idle_timeout_ms = cfg->admin_idle_timeout_s * 1000u,
-			.line_timeout_ms = cfg->admin_line_timeout_s * 1000u,
-		};
-
-		d->admin = kl_admin_create(&ap, err, sizeof(err));
-		if (!d->admin) {
-			logf_(KL_CONFIG_LOG_ERROR, "admin_socket: %s", err);
-			*status = KL_EXIT_FAIL;
-			goto fail;
-		}
-	}
-	if (cfg->metrics.enabled) {
-		struct kl_metrics_limits ml = {
-			.max_connections = cfg->metrics_max_connections,
-			.request_timeout_s = cfg->metrics_request_timeout_s,
-		};
-
-		d->metrics = kl_metrics_start_with(&cfg->metrics, &g_view, &ml, err, sizeof(err));
-		if (!d->metrics) {
-			logf_(KL_CONFIG_LOG_ERROR, "metrics: %s", err);
-			*status = KL_EXIT_FAIL;
-			goto fail;
-		}
-	}
-	/* the feed's handlers write a table that holds everything loaded above */
-	if (cfg->diameter.enabled && start_diameter(d, status))
+	/* the services in order (kl_services.h): rotation first, the Diameter feed last */
+	d->svc_ctx.cfg = &d->cfg;
+	d->svc_ctx.table = d->table;
+	d->svc_ctx.store = d->store;
+	d->svc_ctx.view = &g_view;
+	d->svc_ctx.ctl = &g_ctl;
+	d->svc_ctx.set = &d->svc;
+	if (kl_services_start(&d->svc, kl_keylined_services, kl_keylined_n_services, &d->svc_ctx,
+			      status))
 		goto fail;
 	{
 		int rc = kl_telemetry_register(&g_view);
@@ -803,7 +576,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	      g_view.crypto_name, cfg->admin_socket, cfg->metrics.enabled ? ", metrics " : "",
 	      cfg->metrics.enabled ? cfg->metrics.text : "",
 	      d->store ? cfg->store.path : "none (keys in memory only)",
-	      d->dia ? "; Diameter feed on" : "");
+	      cfg->diameter.enabled ? "; Diameter feed on" : "");
 	printf("keylined: ready\n");
 	fflush(stdout);
 	*status = KL_EXIT_OK;
@@ -818,32 +591,17 @@ int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop)
 	uint64_t last_sync = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
 
 	while (!*stop) {
-		struct pollfd pf[2] = {
-			{ .fd = kl_admin_fd(d->admin), .events = POLLIN },
-			{ .fd = d->dia ? kl_diameter_fd(d->dia) : -1, .events = POLLIN },
-		};
+		struct pollfd pf[KL_SERVICES_MAX];
+		unsigned npf = kl_services_pollfds(&d->svc, pf, KL_SERVICES_MAX);
 		uint64_t now;
 
-		if (poll(pf, d->dia ? 2 : 1, 100) < 0 && errno != EINTR)
+		if (poll(pf, npf, 100) < 0 && errno != EINTR)
 			logf_(KL_CONFIG_LOG_WARNING, "control loop poll failed: %s", strerror(errno));
-		/* the admin socket also keeps its own timers (idle clients): polled every pass */
-		if (kl_admin_poll(d->admin, 0) < 0)
-			logf_(KL_CONFIG_LOG_WARNING, "admin socket poll failed");
-		if (d->dia && (pf[1].revents & POLLIN)) {
-			/* a bounded batch per poll call (one store transaction each), a few per pass */
-			for (unsigned k = 0; k < 16; k++) {
-				int n = kl_diameter_poll(d->dia, KL_FEED_BATCH);
-
-				kl_feed_poll_done(d->feed);
-				if (n < KL_FEED_BATCH)
-					break;
-			}
-		}
+		kl_services_poll(&d->svc, pf);
 		now = rte_get_tsc_cycles();
 		if (now - last_sync >= hz) {
 			kl_io_clock_sync(&d->clock);
-			if (d->rotate)
-				(void)kl_rotate_tick(d->rotate, kl_ntp_now()); /* failures are logged */
+			kl_services_tick(&d->svc);
 			last_sync = now;
 		}
 		for (unsigned i = 0; i < d->nw; i++) {

@@ -46,13 +46,18 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 				  int *status);
 
 /**
- * The control loop: admin requests and Diameter requests (one poll() on both, 100 ms at most),
- * clock sync and MSK rotation (every second), worker supervision, until *stop becomes non-zero
+ * The control loop: one poll() on every service's fd (kl_services.h: admin requests, Diameter
+ * requests; 100 ms at most), each service's poll, clock sync and each service's tick (MSK rotation)
+ * every second, worker supervision, until *stop becomes non-zero
  * (a signal) or a worker fails. @return KL_EXIT_OK or KL_EXIT_FAIL.
  */
 int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop);
 
 /** Stop taking packets, drain, print the final counters, free everything. */
 void kl_daemon_stop(struct kl_daemon *d);
+
+/** One "keylined: LEVEL: ..." line on stderr if the configured log level lets it through. */
+void kl_daemon_logf(enum kl_config_log_level l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

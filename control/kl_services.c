@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* keylined's service entries (kl_services.h): each turns the config into one running service. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kl_admin.h"
+#include "kl_daemon.h"
+#include "kl_diameter.h"
+#include "kl_engine.h"
+#include "kl_feed.h"
+#include "kl_metrics.h"
+#include "kl_rotate.h"
+#include "kl_services.h"
+#include "kl_stats.h"
+
+/* ---- MSK rotation (control/kl_rotate.h) -------------------------------------------------------- */
+
+_Static_assert(KL_CONFIG_ROTATE_MIN_PERIOD_S == KL_ROTATE_MIN_PERIOD_S &&
+		       KL_CONFIG_ROTATE_MAX_PERIOD_S == KL_ROTATE_MAX_PERIOD_S,
+	       "msk_rotation period bounds differ from kl_rotate.h");
+
+static void rotate_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	kl_daemon_logf((enum kl_config_log_level)level, "rotate: %s", msg);
+}
+
+static int rotation_wanted(void *ctx)
+{
+	return ((struct kl_services_ctx *)ctx)->cfg->n_msk_rotation != 0;
+}
+
+static void *rotation_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	const struct kl_config *cfg = c->cfg;
+	struct kl_rotate_group g[KL_CONFIG_MAX_ROTATIONS];
+	struct kl_rotate_params rp = {
+		.table = c->table,
+		.store = c->store,
+		.groups = g,
+		.n = cfg->n_msk_rotation,
+		.log = rotate_log,
+		.ctl = c->ctl,
+	};
+	struct kl_rotate *r;
+	char err[256];
+	int rc;
+
+	for (unsigned i = 0; i < cfg->n_msk_rotation; i++) {
+		const struct kl_config_rotation *cr = &cfg->msk_rotation[i];
+
+		memset(&g[i], 0, sizeof(g[i]));
+		memcpy(g[i].ref.domain, cr->domain, 3);
+		g[i].ref.group = cr->group;
+		g[i].period_s = cr->period_s;
+		g[i].predelivery_s = cr->predelivery_s;
+	}
+	r = kl_rotate_create(&rp, err, sizeof(err));
+	if (!r) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
+		*status = KL_EXIT_FAIL;
+		return NULL;
+	}
+	/* every configured group has its current MSK before a worker answers */
+	rc = kl_rotate_tick(r, kl_ntp_now());
+	if (rc < 0) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: the first rotation failed: %s",
+			       strerror(-rc));
+		*status = KL_EXIT_FAIL;
+		kl_rotate_free(r);
+		return NULL;
+	}
+	kl_daemon_logf(KL_CONFIG_LOG_INFO,
+		       "msk_rotation: %u key group%s rotated (%d changed at start)%s",
+		       cfg->n_msk_rotation, cfg->n_msk_rotation > 1 ? "s" : "", rc,
+		       c->store ? "" : "; no store: MSKs are made afresh at each start");
+	return r;
+}
+
+static void rotation_tick(void *svc)
+{
+	(void)kl_rotate_tick(svc, kl_ntp_now()); /* failures are logged */
+}
+
+static void rotation_stop(void *svc)
+{
+	kl_rotate_free(svc);
+}
+
+static const struct kl_service_ops rotation_ops = {
+	.name = "rotation",
+	.wanted = rotation_wanted,
+	.start = rotation_start,
+	.tick = rotation_tick,
+	.stop = rotation_stop,
+};
+
+/* ---- Diameter feed (control/kl_diameter.h, kl_feed.h) ------------------------------------------ */
+
+_Static_assert(KL_CONFIG_DEFAULT_DIAMETER_PORT == KL_DIAMETER_DEFAULT_PORT &&
+		       KL_CONFIG_DEFAULT_DIAMETER_VENDOR == KL_DIAMETER_DEFAULT_VENDOR &&
+		       KL_CONFIG_DEFAULT_DIAMETER_APP == KL_DIAMETER_DEFAULT_APP &&
+		       KL_CONFIG_DEFAULT_DIAMETER_QUEUE == KL_DIAMETER_DEFAULT_MAX_QUEUE &&
+		       KL_CONFIG_DIAMETER_MAX_QUEUE == KL_DIAMETER_MAX_QUEUE,
+	       "diameter defaults differ from kl_diameter.h");
+
+struct feed_svc {
+	const struct kl_config *cfg;
+	struct kl_diameter *dia;
+	struct kl_feed *feed; /* the feed's writes (store batch, table) */
+};
+
+static void dia_log(void *arg, enum kl_diameter_log_level level, const char *msg)
+{
+	const struct kl_config *cfg = arg;
+
+	/* any thread (freeDiameter's too): one write per line */
+	if ((enum kl_config_log_level)level > cfg->log_level)
+		return;
+	fprintf(stderr, "keylined: %s: diameter: %s\n",
+		kl_config_log_level_name((enum kl_config_log_level)level), msg);
+}
+
+static void feed_log(void *arg, enum kl_config_log_level level, const char *msg)
+{
+	(void)arg;
+	kl_daemon_logf(level, "diameter: %s", msg);
+}
+
+static int feed_wanted(void *ctx)
+{
+	return ((struct kl_services_ctx *)ctx)->cfg->diameter.enabled;
+}
+
+static void feed_stop(void *svc)
+{
+	struct feed_svc *f = svc;
+
+	/* the feed writes the table and the store from kl_diameter_poll only: stopped (queued
+	 * requests dropped unanswered) before either goes */
+	kl_diameter_stop(f->dia);
+	kl_feed_free(f->feed);
+	free(f);
+}
+
+static void *feed_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	const struct kl_config_diameter *dc = &c->cfg->diameter;
+	const char *peers[KL_CONFIG_DIAMETER_MAX_PEERS + 1];
+	struct kl_diameter_handlers h;
+	struct kl_diameter_params p = {
+		.fd_conf = dc->fd_conf[0] ? dc->fd_conf : NULL,
+		.identity = dc->identity[0] ? dc->identity : NULL,
+		.realm = dc->realm[0] ? dc->realm : NULL,
+		.listen = dc->listen[0] ? dc->listen : NULL,
+		.port = dc->port,
+		.tls_cert = dc->tls_cert[0] ? dc->tls_cert : NULL,
+		.tls_key = dc->tls_key[0] ? dc->tls_key : NULL,
+		.tls_ca = dc->tls_ca[0] ? dc->tls_ca : NULL,
+		.tls_crl = dc->tls_crl[0] ? dc->tls_crl : NULL,
+		.vendor_id = dc->vendor_id,
+		.app_id = dc->app_id,
+		.allowed_peers = dc->n_allowed_peers ? peers : NULL,
+		.max_queue = dc->max_queue,
+		.log = dia_log,
+		.log_arg = (void *)c->cfg,
+		.log_level = (enum kl_diameter_log_level)c->cfg->log_level,
+		.ctl = c->ctl,
+	};
+	struct kl_feed_params fp = {
+		.table = c->table,
+		.store = c->store,
+		.cfg = c->cfg,
+		.log = feed_log,
+	};
+	struct feed_svc *f;
+	char err[512];
+
+	for (unsigned i = 0; i < dc->n_allowed_peers; i++)
+		peers[i] = dc->allowed_peers[i];
+	peers[dc->n_allowed_peers] = NULL;
+	f = calloc(1, sizeof(*f));
+	if (f)
+		f->feed = kl_feed_create(&fp);
+	if (!f || !f->feed) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "diameter: out of memory");
+		*status = KL_EXIT_FAIL;
+		free(f);
+		return NULL;
+	}
+	f->cfg = c->cfg;
+	kl_feed_handlers(f->feed, &h);
+	f->dia = kl_diameter_start(&p, &h, err, sizeof(err));
+	if (!f->dia) {
+		/* a file, address or port of the diameter: section that cannot be used */
+		*status = errno == EINVAL || errno == EIO ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "diameter: %s", err);
+		feed_stop(f);
+		return NULL;
+	}
+	kl_daemon_logf(KL_CONFIG_LOG_INFO,
+		       "diameter: %s on %s port %u (TLS), vendor %u, application %u, %s%s",
+		       dc->fd_conf[0] ? "freeDiameter configuration" : dc->identity,
+		       dc->fd_conf[0] ? dc->fd_conf : dc->listen[0] ? dc->listen : "all addresses",
+		       dc->port, dc->vendor_id, dc->app_id,
+		       c->store ? "durable (one store batch per poll)"
+				: "no store: keys in memory only",
+		       dc->n_allowed_peers ? ", allowed peers listed" : "");
+	return f;
+}
+
+static int feed_fd(void *svc)
+{
+	return kl_diameter_fd(((struct feed_svc *)svc)->dia);
+}
+
+static void feed_poll(void *svc, short revents)
+{
+	struct feed_svc *f = svc;
+
+	if (!(revents & POLLIN))
+		return;
+	/* a bounded batch per poll call (one store transaction each), a few per pass */
+	for (unsigned k = 0; k < 16; k++) {
+		int n = kl_diameter_poll(f->dia, KL_FEED_BATCH);
+
+		kl_feed_poll_done(f->feed);
+		if (n < KL_FEED_BATCH)
+			break;
+	}
+}
+
+/* The Diameter part of the admin "status" command. */
+static int feed_status(const struct feed_svc *f, struct kl_admin_diameter_status *st)
+{
+	const struct kl_config_diameter *dc;
+	struct kl_diameter_peer peers[KL_ADMIN_MAX_PEERS];
+	struct kl_diameter_stats s;
+	int n;
+
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return 0;
+	dc = &f->cfg->diameter;
+	st->enabled = 1;
+	snprintf(st->identity, sizeof(st->identity), "%s", dc->identity);
+	st->port = dc->port;
+	st->vendor_id = dc->vendor_id;
+	st->app_id = dc->app_id;
+	kl_diameter_get_stats(f->dia, &s);
+	st->answered_ok = s.answered_ok;
+	st->rejected = s.rejected;
+	st->failed = s.failed;
+	st->busy = s.busy;
+	st->commits = s.commits;
+	st->queued = s.queued;
+	st->peers_refused = s.peers_refused;
+	n = kl_diameter_peers(f->dia, peers, KL_ADMIN_MAX_PEERS);
+	if (n < 0)
+		return n;
+	st->npeers = (unsigned)n < KL_ADMIN_MAX_PEERS ? (unsigned)n : KL_ADMIN_MAX_PEERS;
+	for (unsigned i = 0; i < st->npeers; i++) {
+		snprintf(st->peers[i].identity, sizeof(st->peers[i].identity), "%s",
+			 peers[i].identity);
+		snprintf(st->peers[i].state, sizeof(st->peers[i].state), "%s", peers[i].state);
+	}
+	return 0;
+}
+
+static const struct kl_service_ops feed_ops = {
+	.name = "diameter",
+	.wanted = feed_wanted,
+	.start = feed_start,
+	.fd = feed_fd,
+	.poll = feed_poll,
+	.stop = feed_stop,
+};
+
+/* ---- admin socket (control/kl_admin.h) --------------------------------------------------------- */
+
+static void admin_log(void *arg, enum kl_admin_log_level level, const char *msg)
+{
+	(void)arg;
+	/* the admin levels mirror ours */
+	kl_daemon_logf((enum kl_config_log_level)level, "admin: %s", msg);
+}
+
+/* Asked on each "status": the feed is found in the registry then (it starts after the admin). */
+static int admin_diameter_status(void *arg, struct kl_admin_diameter_status *st)
+{
+	const struct kl_services_ctx *c = arg;
+
+	return feed_status(kl_services_get(c->set, feed_ops.name), st);
+}
+
+static void *admin_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	const struct kl_config *cfg = c->cfg;
+	struct kl_admin_params ap = {
+		.path = cfg->admin_socket,
+		.table = c->table,
+		.store = c->store,
+		.e2m_ring = cfg->table.e2m_ring,
+		.server_identity = cfg->server_identity,
+		.stats = c->view,
+		.rotate = kl_services_get(c->set, rotation_ops.name),
+		.diameter_status = cfg->diameter.enabled ? admin_diameter_status : NULL,
+		.diameter_arg = ctx,
+		.log = admin_log,
+		.ctl = c->ctl,
+		.max_clients = cfg->admin_max_clients,
+		.idle_timeout_ms = cfg->admin_idle_timeout_s * 1000u,
+		.line_timeout_ms = cfg->admin_line_timeout_s * 1000u,
+	};
+	struct kl_admin *a;
+	char err[256];
+
+	a = kl_admin_create(&ap, err, sizeof(err));
+	if (!a) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "admin_socket: %s", err);
+		*status = KL_EXIT_FAIL;
+	}
+	return a;
+}
+
+static int admin_fd(void *svc)
+{
+	return kl_admin_fd(svc);
+}
+
+static void admin_poll(void *svc, short revents)
+{
+	(void)revents;
+	/* the admin socket also keeps its own timers (idle clients): polled every pass */
+	if (kl_admin_poll(svc, 0) < 0)
+		kl_daemon_logf(KL_CONFIG_LOG_WARNING, "admin socket poll failed");
+}
+
+static void admin_stop(void *svc)
+{
+	kl_admin_destroy(svc);
+}
+
+static const struct kl_service_ops admin_ops = {
+	.name = "admin",
+	.start = admin_start,
+	.fd = admin_fd,
+	.poll = admin_poll,
+	.stop = admin_stop,
+};
+
+/* ---- /metrics (control/kl_metrics.h) ----------------------------------------------------------- */
+
+static int metrics_wanted(void *ctx)
+{
+	return ((struct kl_services_ctx *)ctx)->cfg->metrics.enabled;
+}
+
+static void *metrics_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	struct kl_metrics_limits ml = {
+		.max_connections = c->cfg->metrics_max_connections,
+		.request_timeout_s = c->cfg->metrics_request_timeout_s,
+	};
+	struct kl_metrics *m;
+	char err[256];
+
+	m = kl_metrics_start_with(&c->cfg->metrics, c->view, &ml, err, sizeof(err));
+	if (!m) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "metrics: %s", err);
+		*status = KL_EXIT_FAIL;
+	}
+	return m;
+}
+
+static void metrics_stop(void *svc)
+{
+	kl_metrics_stop(svc);
+}
+
+static const struct kl_service_ops metrics_ops = {
+	.name = "metrics",
+	.wanted = metrics_wanted,
+	.start = metrics_start,
+	.stop = metrics_stop,
+};
+
+/* ---- the registry ------------------------------------------------------------------------------ */
+
+const struct kl_service_ops *const kl_keylined_services[] = {
+	&rotation_ops,
+	&admin_ops,
+	&metrics_ops,
+	&feed_ops,
+};
+const unsigned kl_keylined_n_services =
+	sizeof(kl_keylined_services) / sizeof(kl_keylined_services[0]);
+_Static_assert(sizeof(kl_keylined_services) / sizeof(kl_keylined_services[0]) <= KL_SERVICES_MAX,
+	       "more services than KL_SERVICES_MAX");

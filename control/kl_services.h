@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * keylined's services (kl_service.h), in start order: MSK rotation (every configured group has its
+ * current MSK before a worker answers), the admin socket (forces rotations), /metrics, the
+ * Diameter feed (its handlers write a table that holds everything loaded before). Stopped in
+ * reverse order: the feed's queued requests are dropped unanswered before the table and the
+ * store go; the rotation after the admin socket.
+ */
+#ifndef KL_SERVICES_H
+#define KL_SERVICES_H
+
+#include "kl_config.h"
+#include "kl_service.h"
+
+struct kl_table;
+struct kl_store;
+struct kl_stats_view;
+struct kl_ctl_stats;
+
+/* What the services are started with (kl_services_start's ctx); it outlives them. */
+struct kl_services_ctx {
+	const struct kl_config *cfg;
+	struct kl_table *table;
+	struct kl_store *store; /* NULL: no store: section */
+	const struct kl_stats_view *view;
+	struct kl_ctl_stats *ctl;
+	const struct kl_services *set; /* where one service finds another (kl_services_get) */
+};
+
+extern const struct kl_service_ops *const kl_keylined_services[];
+extern const unsigned kl_keylined_n_services;
+
+#endif
