@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * keylined's services (kl_service.h), in start order: MSK rotation (every configured group has its
+ * keylined's services (kl_registry.h), in start order: MSK rotation (every configured group has its
  * current MSK before a worker answers), the admin socket (forces rotations), /metrics, the
  * Diameter feed (its handlers write a table that holds everything loaded before). Stopped in
  * reverse order: the feed's queued requests are dropped unanswered before the table and the
@@ -10,7 +10,7 @@
 #define KL_SERVICES_H
 
 #include "kl_config.h"
-#include "kl_service.h"
+#include "kl_registry.h"
 
 struct kl_table;
 struct kl_store;

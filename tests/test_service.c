@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The service registry (control/kl_service.h): start order, a failed start stops those already
+/* The service registry (control/kl_registry.h): start order, a failed start stops those already
  * started in reverse order, unwanted entries are skipped, fds and revents reach their owner,
  * stop in reverse order and only once. */
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "kl_service.h"
+#include "kl_registry.h"
 
 struct fake {
 	int want[4];

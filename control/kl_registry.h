@@ -6,8 +6,8 @@
  * The loop knows no service by name. keylined's own entries are in kl_services.c.
  * Everything here runs on the control thread.
  */
-#ifndef KL_SERVICE_H
-#define KL_SERVICE_H
+#ifndef KL_REGISTRY_H
+#define KL_REGISTRY_H
 
 #include <poll.h>
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <string.h>
 
-#include "kl_service.h"
+#include "kl_registry.h"
 
 void kl_services_stop(struct kl_services *s)
 {
