@@ -32,6 +32,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,15 @@ static int count_capture(struct kl_crypto *c, const char *path, unsigned n)
 
 /* ---- memif: the same frames over a DPDK port with two queues ------------------------------ */
 
+/* @return whether every request has had a key answer */
+static bool all_keyed(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!tl.keys[i])
+			return false;
+	return true;
+}
+
 /* One receive burst on each of the two queues, every frame counted. @return the frames. */
 static unsigned rx_answers(struct kl_crypto *c, uint16_t port, unsigned n)
 {
@@ -481,10 +491,12 @@ static int run_memif(struct kl_crypto *c, const char *sock, unsigned n)
 		}
 		rx_answers(c, port, n); /* as they come: the rings stay short */
 	}
-	/* the rest: until nothing came for a second */
-	for (quiet = mono() + 1.0; mono() < quiet;)
+	/* the rest: until nothing came for a second once every request has its key, or for
+	 * three seconds while some have none (a request whose two copies met may never get one;
+	 * a loaded machine can stall a side for a second) */
+	for (quiet = mono() + 3.0; mono() < quiet - (all_keyed(n) ? 2.0 : 0.0);)
 		if (rx_answers(c, port, n))
-			quiet = mono() + 1.0;
+			quiet = mono() + 3.0;
 	report(n);
 	/* keep the port until the server has gone (22.11's memif faults in a side still polling
 	 * when its peer disconnects): the caller stops keylined, then this process */

@@ -50,8 +50,14 @@ def judge(tag, r, kd_counters, workers):
     ck.check(r.get('key_answers', 0) >= N * 0.98, f'{tag}: keys for (nearly) every request: {r}')
     ck.eq(r.get('key_answers', 0) + r.get('no_keys', 0), N, f'{tag}: keys once or not at all')
     if kd_counters is not None:
-        ck.eq(kd_counters.get('answered_mbms'), r.get('key_answers'),
-              f'{tag}: keylined answered_mbms = keys the client verified')
+        # every key answer keylined sent reached the client, but for answers the device or
+        # socket did not take (counted: a full ring on a loaded machine), which cannot be keys
+        # the client saw
+        lost = kd_counters.get('tx_dropped', 0)
+        ck.check(r.get('key_answers', 0) <= kd_counters.get('answered_mbms', 0)
+                 <= r.get('key_answers', 0) + lost,
+                 f'{tag}: keylined answered_mbms {kd_counters.get("answered_mbms")} = keys the '
+                 f'client verified {r.get("key_answers")} (+ tx_dropped {lost})')
     for w, (eng, drops) in enumerate(workers):
         ck.check(eng.get('requests_mbms', 0) > 0, f'{tag}: worker {w} served requests: {eng}')
     replays = sum(d.get('replay', 0) for _, d in workers)
@@ -142,7 +148,13 @@ r, workers = {}, []
 try:
     line = cl.stdout.readline()  # printed once every answer is in; the client holds its port
     r = json.loads(line) if line.startswith('{') else {}
-    workers = per_worker(sock)
+    # refused copies get no answer: wait until both workers have taken all 2N frames
+    end = time.time() + 30
+    while time.time() < end:
+        workers = per_worker(sock)
+        if sum(e.get('requests_received', 0) for e, _ in workers) >= 2 * N:
+            break
+        time.sleep(0.2)
 finally:
     try:
         rc, counters = kd.stop()
