@@ -42,6 +42,16 @@ def per_worker(sock):
     return out
 
 
+def all_taken(sock, timeout):
+    """Per-worker stats once both workers have taken all 2N frames (or the timeout passed)."""
+    end = time.time() + timeout
+    while True:
+        workers = per_worker(sock)
+        if sum(e.get('requests_received', 0) for e, _ in workers) >= 2 * N or time.time() > end:
+            return workers
+        time.sleep(0.2)
+
+
 def judge(tag, r, kd_counters, workers):
     ck.eq(r.get('keys_twice'), 0, f'{tag}: requests that got keys more than once')
     ck.eq(r.get('unverified'), 0, f'{tag}: answers that do not verify')
@@ -120,12 +130,7 @@ ck.eq(p.returncode, 0, f'pcap: captures written ({p.stderr[-300:]})')
 kd, sock = dpdk_server('pcap', f'net_pcap0,rx_pcap={a},rx_pcap={b},tx_pcap={oa},tx_pcap={ob}')
 try:
     # the PMD reads both files at once; wait until both workers have taken all 2N frames
-    end = time.time() + 60
-    while time.time() < end:
-        workers = per_worker(sock)
-        if sum(e.get('requests_received', 0) for e, _ in workers) >= 2 * N:
-            break
-        time.sleep(0.2)
+    workers = all_taken(sock, 60)
     time.sleep(0.5)
     workers = per_worker(sock)
 finally:
@@ -149,12 +154,7 @@ try:
     line = cl.stdout.readline()  # printed once every answer is in; the client holds its port
     r = json.loads(line) if line.startswith('{') else {}
     # refused copies get no answer: wait until both workers have taken all 2N frames
-    end = time.time() + 30
-    while time.time() < end:
-        workers = per_worker(sock)
-        if sum(e.get('requests_received', 0) for e, _ in workers) >= 2 * N:
-            break
-        time.sleep(0.2)
+    workers = all_taken(sock, 30)
 finally:
     try:
         rc, counters = kd.stop()
