@@ -143,6 +143,7 @@ enum kl_admin_log_level {
 
 struct kl_store;
 struct kl_rotate;
+struct json_t;
 
 /* Diameter feed status for the "status" command (filled by keylined). */
 #define KL_ADMIN_MAX_PEERS 16
@@ -180,6 +181,12 @@ struct kl_admin_params {
 	/* Fills the Diameter part of "status"; NULL: no Diameter feed. */
 	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
 	void *diameter_arg;
+	/* Commands of other modules (the NAF Key Center's naf-*): asked for a cmd not in the
+	 * table; @return 0 with *answer an object whose fields join {"ok":true}, 1 (not its
+	 * command: unknown), or < 0 with *answer {"error": "..."} (or NULL). NULL: none. */
+	int (*ext_cmd)(void *arg, const char *cmd, const struct json_t *req,
+		       struct json_t **answer);
+	void *ext_arg;
 	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
 	 * Messages never contain key bytes. */
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);
