@@ -424,7 +424,7 @@ static void render_naf(struct out *o, const struct kl_stats_view *v)
 	put(o, P "naf_zn_round_trip_seconds_count %" PRIu64 "\n", cum);
 	family(o, P "naf_zn_cache_entries", "gauge", "Ks_(ext)_NAF answers cached.");
 	put(o, P "naf_zn_cache_entries %" PRIu64 "\n", zs.cache_size);
-	family(o, P "naf_zn_bsf_open", "gauge", "1 while the connection to the BSF is open.");
+	family(o, P "naf_zn_bsf_open", "gauge", "Whether the connection to the BSF is open (1) or not (0).");
 	put(o, P "naf_zn_bsf_open %d\n", zs.bsf_open ? 1 : 0);
 	family(o, P "naf_keys", "gauge", "Issued Ks_local_MT keys kept (invalidated included).");
 	put(o, P "naf_keys %" PRIu64 "\n", ks.keys);
