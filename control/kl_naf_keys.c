@@ -49,6 +49,7 @@ enum req_kind { R_ISSUE, R_INVALIDATE };
 
 struct req {
 	struct req *next;
+	pthread_cond_t cv; /* signalled when done: one waiter woken per request */
 	uint8_t state, kind, abandoned;
 	struct kl_store_naf n; /* issue: the key's fields; invalidate: btid, device_id */
 	char serial[KL_NAF_SERIAL_MAX + 1];
@@ -76,7 +77,8 @@ struct kl_naf_keys {
 	uint64_t nkeys, ninvalid, nblk[2];
 
 	pthread_mutex_t qlock; /* the queue */
-	pthread_cond_t qcond;  /* a request done, or a waiter gone */
+	pthread_cond_t qcond;  /* a waiter gone (kl_naf_keys_close waits for them) */
+	pthread_condattr_t cattr; /* CLOCK_MONOTONIC, for the requests' */
 	struct req *qhead, **qtail;
 	unsigned waiters;
 	int closing;
@@ -315,6 +317,7 @@ static void free_all(struct kl_naf_keys *k)
 	pthread_rwlock_destroy(&k->lock);
 	pthread_mutex_destroy(&k->qlock);
 	pthread_cond_destroy(&k->qcond);
+	pthread_condattr_destroy(&k->cattr);
 	kl_memzero(k, sizeof(*k));
 	free(k);
 }
@@ -323,7 +326,6 @@ struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p,
 					 size_t errlen)
 {
 	struct kl_naf_keys *k;
-	pthread_condattr_t ca;
 	uint8_t seed[16];
 	uint64_t buckets = 64;
 	int rc;
@@ -342,10 +344,9 @@ struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p,
 	k->efd = -1;
 	pthread_rwlock_init(&k->lock, NULL);
 	pthread_mutex_init(&k->qlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&k->qcond, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&k->cattr);
+	pthread_condattr_setclock(&k->cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->qcond, &k->cattr);
 	k->qtail = &k->qhead;
 	k->store = p->base.store;
 	k->wr = (struct kl_writer){ .store = p->base.store };
@@ -407,13 +408,14 @@ void kl_naf_keys_close(struct kl_naf_keys *k)
 		return;
 	pthread_mutex_lock(&k->qlock);
 	k->closing = 1;
-	for (struct req *r = k->qhead; r; r = r->next) {
+	for (struct req *r = k->qhead, *nx; r; r = nx) {
+		nx = r->next;
 		r->state = Q_DONE;
 		r->rc = r->kind == R_ISSUE ? KL_NAF_STORE_FAILED : -EIO;
+		pthread_cond_signal(&r->cv);
 	}
 	k->qhead = NULL;
 	k->qtail = &k->qhead;
-	pthread_cond_broadcast(&k->qcond);
 	while (k->waiters)
 		pthread_cond_wait(&k->qcond, &k->qlock);
 	pthread_mutex_unlock(&k->qlock);
@@ -639,6 +641,13 @@ static void run(struct kl_naf_keys *k, struct req *list)
 	}
 }
 
+static void req_free(struct req *r)
+{
+	pthread_cond_destroy(&r->cv);
+	kl_memzero(r, sizeof(*r));
+	free(r);
+}
+
 void kl_naf_keys_poll(struct kl_naf_keys *k)
 {
 	struct req *list, **tail, *r;
@@ -672,13 +681,12 @@ void kl_naf_keys_poll(struct kl_naf_keys *k)
 		struct req *nx = r->next;
 
 		r->state = Q_DONE;
-		if (r->abandoned) { /* its caller gave up waiting: nobody reads it */
-			kl_memzero(r, sizeof(*r));
-			free(r);
-		}
+		if (r->abandoned) /* its caller gave up waiting: nobody reads it */
+			req_free(r);
+		else
+			pthread_cond_signal(&r->cv);
 		r = nx;
 	}
-	pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
 }
 
@@ -698,11 +706,11 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000L;
 	}
+	pthread_cond_init(&r->cv, &k->cattr);
 	pthread_mutex_lock(&k->qlock);
 	if (k->closing) {
 		pthread_mutex_unlock(&k->qlock);
-		kl_memzero(r, sizeof(*r));
-		free(r);
+		req_free(r);
 		return -ESHUTDOWN;
 	}
 	r->state = Q_QUEUED;
@@ -711,7 +719,7 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 	k->waiters++;
 	(void)!write(k->efd, &(uint64_t){ 1 }, sizeof(uint64_t));
 	while (r->state != Q_DONE && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&k->qcond, &k->qlock, &dl);
+		rc = pthread_cond_timedwait(&r->cv, &k->qlock, &dl);
 	if (r->state == Q_DONE) {
 		rc = 0;
 	} else if (r->state == Q_QUEUED) { /* not taken: out of the queue, nothing written */
@@ -722,15 +730,15 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 		*pp = r->next;
 		if (k->qtail == &r->next)
 			k->qtail = pp;
-		kl_memzero(r, sizeof(*r));
-		free(r);
+		req_free(r);
 		rc = -ETIMEDOUT;
 	} else { /* being committed: the control thread frees it */
 		r->abandoned = 1;
 		rc = -ETIMEDOUT;
 	}
 	k->waiters--;
-	pthread_cond_broadcast(&k->qcond); /* kl_naf_keys_close waits for the waiters to go */
+	if (k->closing) /* kl_naf_keys_close waits for the waiters to go */
+		pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
 	return rc;
 }
@@ -823,8 +831,7 @@ enum kl_naf_issue_rc kl_naf_keys_issue(struct kl_naf_keys *k, const char *btid,
 	if (submit(k, r))
 		return count_rc(k, KL_NAF_STORE_FAILED);
 	rc = (enum kl_naf_issue_rc)r->rc;
-	kl_memzero(r, sizeof(*r));
-	free(r);
+	req_free(r);
 	return count_rc(k, rc);
 }
 
@@ -869,7 +876,7 @@ int kl_naf_keys_invalidate_wait(struct kl_naf_keys *k, const char *btid, const c
 	if (submit(k, r))
 		return -EIO;
 	rc = r->rc;
-	free(r);
+	req_free(r);
 	return rc;
 }
 
