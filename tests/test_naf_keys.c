@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,7 +119,7 @@ static void btid_of(unsigned t, unsigned i, char *out, size_t cap)
 struct poller {
 	pthread_t th;
 	struct kl_naf_keys *k;
-	volatile int stop;
+	_Atomic int stop;
 	unsigned polls;
 };
 
