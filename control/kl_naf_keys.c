@@ -585,8 +585,10 @@ static int commit(struct kl_naf_keys *k, char *msg, size_t msglen)
 				snprintf(msg, msglen, "store: commit failed: %s",
 					 kl_store_last_error(k->store));
 		}
-		atomic_fetch_add(&k->commits, 1);
-		atomic_fetch_add(&k->batched_writes, k->nops);
+		if (!rc) {
+			atomic_fetch_add(&k->commits, 1);
+			atomic_fetch_add(&k->batched_writes, k->nops);
+		}
 	}
 	if (!rc) {
 		pthread_rwlock_wrlock(&k->lock);
@@ -692,12 +694,27 @@ void kl_naf_keys_poll(struct kl_naf_keys *k)
 
 /* ---- waiting callers (any thread) --------------------------------------------------------------- */
 
-/* Queue r and wait for it. @return 0 (r->rc set; the caller frees r) or -ETIMEDOUT/-ESHUTDOWN
- * (r no longer the caller's). */
-static int submit(struct kl_naf_keys *k, struct req *r)
+static enum kl_naf_issue_rc count_rc(struct kl_naf_keys *k, enum kl_naf_issue_rc rc)
 {
+	_Atomic uint64_t *c[] = {
+		[KL_NAF_ISSUED] = &k->issued,
+		[KL_NAF_INVALIDATED] = &k->refused_invalidated,
+		[KL_NAF_BLOCKED] = &k->refused_blocked,
+		[KL_NAF_FULL] = &k->refused_full,
+		[KL_NAF_STORE_FAILED] = &k->store_failed,
+	};
+
+	atomic_fetch_add(c[rc], 1);
+	return rc;
+}
+
+/* Queue r, wait for it and free it (or leave it to the control thread when it is being
+ * committed). An issue's result is counted here, before kl_naf_keys_close may free k: the
+ * caller touches k no more. @return r's result, or fail (the wait ran out, or closing). */
+static int submit(struct kl_naf_keys *k, struct req *r, int fail)
+{
+	int kind = r->kind, res = fail, rc = 0;
 	struct timespec dl;
-	int rc = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += k->wait_ms / 1000;
@@ -711,7 +728,7 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 	if (k->closing) {
 		pthread_mutex_unlock(&k->qlock);
 		req_free(r);
-		return -ESHUTDOWN;
+		return kind == R_ISSUE ? (int)count_rc(k, (enum kl_naf_issue_rc)fail) : fail;
 	}
 	r->state = Q_QUEUED;
 	*k->qtail = r;
@@ -721,7 +738,8 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 	while (r->state != Q_DONE && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&r->cv, &k->qlock, &dl);
 	if (r->state == Q_DONE) {
-		rc = 0;
+		res = r->rc;
+		req_free(r);
 	} else if (r->state == Q_QUEUED) { /* not taken: out of the queue, nothing written */
 		struct req **pp = &k->qhead;
 
@@ -731,16 +749,16 @@ static int submit(struct kl_naf_keys *k, struct req *r)
 		if (k->qtail == &r->next)
 			k->qtail = pp;
 		req_free(r);
-		rc = -ETIMEDOUT;
 	} else { /* being committed: the control thread frees it */
 		r->abandoned = 1;
-		rc = -ETIMEDOUT;
 	}
+	if (kind == R_ISSUE)
+		count_rc(k, (enum kl_naf_issue_rc)res);
 	k->waiters--;
 	if (k->closing) /* kl_naf_keys_close waits for the waiters to go */
 		pthread_cond_broadcast(&k->qcond);
 	pthread_mutex_unlock(&k->qlock);
-	return rc;
+	return res;
 }
 
 int kl_naf_keys_blocked(struct kl_naf_keys *k, const char *device_id, const char *serial_hex)
@@ -768,20 +786,6 @@ static int fill_id(struct kl_store_naf *n, const char *btid, const uint8_t *naf_
 	n->naf_len = (uint16_t)naf_len;
 	snprintf(n->device_id, sizeof(n->device_id), "%s", device_id);
 	return kl_store_naf_check(n);
-}
-
-static enum kl_naf_issue_rc count_rc(struct kl_naf_keys *k, enum kl_naf_issue_rc rc)
-{
-	_Atomic uint64_t *c[] = {
-		[KL_NAF_ISSUED] = &k->issued,
-		[KL_NAF_INVALIDATED] = &k->refused_invalidated,
-		[KL_NAF_BLOCKED] = &k->refused_blocked,
-		[KL_NAF_FULL] = &k->refused_full,
-		[KL_NAF_STORE_FAILED] = &k->store_failed,
-	};
-
-	atomic_fetch_add(c[rc], 1);
-	return rc;
 }
 
 enum kl_naf_issue_rc kl_naf_keys_issue(struct kl_naf_keys *k, const char *btid,
@@ -828,11 +832,7 @@ enum kl_naf_issue_rc kl_naf_keys_issue(struct kl_naf_keys *k, const char *btid,
 	memcpy(r->key, key, KL_NAF_KEY_LEN);
 	if (serial_hex)
 		snprintf(r->serial, sizeof(r->serial), "%s", serial_hex);
-	if (submit(k, r))
-		return count_rc(k, KL_NAF_STORE_FAILED);
-	rc = (enum kl_naf_issue_rc)r->rc;
-	req_free(r);
-	return count_rc(k, rc);
+	return (enum kl_naf_issue_rc)submit(k, r, KL_NAF_STORE_FAILED);
 }
 
 static int invalidate_args(struct kl_store_naf *n, const char *btid, const char *device_id)
@@ -861,7 +861,6 @@ int kl_naf_keys_invalidate(struct kl_naf_keys *k, const char *btid, const char *
 int kl_naf_keys_invalidate_wait(struct kl_naf_keys *k, const char *btid, const char *device_id)
 {
 	struct req *r;
-	int rc;
 
 	if (!k)
 		return -EINVAL;
@@ -873,11 +872,7 @@ int kl_naf_keys_invalidate_wait(struct kl_naf_keys *k, const char *btid, const c
 		return -EINVAL;
 	}
 	r->kind = R_INVALIDATE;
-	if (submit(k, r))
-		return -EIO;
-	rc = r->rc;
-	req_free(r);
-	return rc;
+	return submit(k, r, -EIO);
 }
 
 int kl_naf_keys_block(struct kl_naf_keys *k, enum kl_naf_block_kind kind, const char *value,
@@ -992,6 +987,9 @@ void kl_naf_keys_get_stats(struct kl_naf_keys *k, struct kl_naf_keys_stats *s)
 	s->store_failed = atomic_load(&k->store_failed);
 	s->commits = atomic_load(&k->commits);
 	s->batched_writes = atomic_load(&k->batched_writes);
+	pthread_mutex_lock(&k->qlock);
+	s->waiting = k->waiters;
+	pthread_mutex_unlock(&k->qlock);
 }
 
 /* ---- admin (control thread) --------------------------------------------------------------------- */

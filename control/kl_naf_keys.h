@@ -107,6 +107,7 @@ struct kl_naf_keys_stats {
 	uint64_t keys, invalidated, blocked_devices, blocked_serials;
 	uint64_t issued, refused_invalidated, refused_blocked, refused_full, store_failed;
 	uint64_t commits, batched_writes; /* group commits and the writes they carried */
+	uint64_t waiting; /* (appended) callers waiting for the control thread now */
 };
 void kl_naf_keys_get_stats(struct kl_naf_keys *k, struct kl_naf_keys_stats *s);
 
@@ -137,6 +138,7 @@ int kl_naf_keys_admin(struct kl_naf_keys *k, const char *cmd, const struct json_
  * queue: nothing of it is written (KL_NAF_STORE_FAILED). One already taken by the control thread
  * is committed whole or not at all (the caller has been told KL_NAF_STORE_FAILED; a later issue
  * of the same key finds it and succeeds).
+ * commits / batched_writes count the batches committed (a failed one counts in store_failed).
  * Invalidation drops the key: the store keeps the invalidated record (its KCV, identity, times)
  * without the key, and it refuses that (B-TID, NAF_ID, Device_ID) forever unless
  * invalidated_keep_s is set (then it is purged that long after its expiry: a B-TID outlives the

@@ -514,6 +514,51 @@ static void test_timeout(void **state)
 	fx_close(&f);
 }
 
+struct waiting_issue {
+	struct kl_naf_keys *k;
+	enum kl_naf_issue_rc rc;
+};
+
+static void *waiting_main(void *arg)
+{
+	struct waiting_issue *w = arg;
+	uint8_t key[32] = { 3 };
+
+	w->rc = kl_naf_keys_issue(w->k, "C1@bsf", NAF, "d", NULL, key, NOW + 10, NOW);
+	return NULL;
+}
+
+/* Closing while callers wait: they get KL_NAF_STORE_FAILED at once, nothing is written. */
+static void test_close_waiting(void **state)
+{
+	struct waiting_issue w[4];
+	struct fx f = { 0 };
+	pthread_t th[4];
+	uint64_t nk = 1;
+	double t0;
+
+	(void)state;
+	fx_open(&f, 0, 10000, 0);
+	for (unsigned i = 0; i < 4; i++) {
+		w[i] = (struct waiting_issue){ .k = f.k };
+		assert_int_equal(pthread_create(&th[i], NULL, waiting_main, &w[i]), 0);
+	}
+	/* all four queued, nobody polls */
+	for (unsigned i = 0; i < 10000 && fx_stats(&f)->waiting < 4; i++)
+		usleep(1000);
+	assert_int_equal(f.st.waiting, 4);
+	t0 = now_s();
+	kl_naf_keys_close(f.k);
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].rc, KL_NAF_STORE_FAILED);
+	}
+	assert_true(now_s() - t0 < 5);
+	assert_int_equal(kl_store_naf_count(f.s, &nk, NULL), 0);
+	assert_int_equal(nk, 0);
+	kl_store_close(f.s);
+}
+
 /* Bad arguments: refused without a write. */
 static void test_bad_args(void **state)
 {
@@ -788,7 +833,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_concurrent_issue), cmocka_unit_test(test_invalidate),
 		cmocka_unit_test(test_blocklist),	  cmocka_unit_test(test_expiry_purge),
 		cmocka_unit_test(test_full),		  cmocka_unit_test(test_full_concurrent),
-		cmocka_unit_test(test_timeout),	  cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_timeout),	  cmocka_unit_test(test_close_waiting),	  cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_store_failure),	  cmocka_unit_test(test_memory_only),
 		cmocka_unit_test(test_admin),		  cmocka_unit_test(test_bench),
 	};
