@@ -1882,13 +1882,17 @@ static void test_naf_old_store(void **state)
 	}
 	check_ue(t, "old@ue", muk, 32, NULL, 0);
 	kl_table_free(t);
-	/* many keys, then all deleted in one batch */
+	/* many keys (batches of 500), then all deleted in one batch */
 	for (unsigned i = 0; i < 3000; i++) {
 		char btid[200];
 
+		if (i % 500 == 0)
+			assert_int_equal(kl_store_txn_begin(s), 0);
 		snprintf(btid, sizeof(btid), "B%05u-%0120u@bsf", i, i);
 		mk_naf(&n, btid, "d");
 		assert_int_equal(kl_store_naf_put(s, &n, key), 0);
+		if (i % 500 == 499)
+			assert_int_equal(kl_store_txn_commit(s), 0);
 	}
 	assert_int_equal(kl_store_txn_begin(s), 0);
 	for (unsigned i = 0; i < 3000; i++) {
