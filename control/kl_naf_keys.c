@@ -472,11 +472,16 @@ static uint64_t effective_count(struct kl_naf_keys *k)
 	return n;
 }
 
-static void add_op(struct kl_naf_keys *k, const struct kl_write *w, struct req *r)
+/* @return 0, or -ENOSPC when the batch has no room left (many invalidations of many NAF_IDs in
+ * one wake-up: the request fails and may be retried). */
+static int add_op(struct kl_naf_keys *k, const struct kl_write *w, struct req *r)
 {
+	if (k->nops >= k->ops_cap)
+		return -ENOSPC;
 	k->ops[k->nops].w = *w;
 	k->ops[k->nops].req = r;
 	k->nops++;
+	return 0;
 }
 
 /* Decide an issue: its result, or an op added (result ISSUED once committed). */
@@ -507,19 +512,19 @@ static void plan_issue(struct kl_naf_keys *k, struct req *r)
 		r->rc = KL_NAF_STORE_FAILED;
 		return;
 	}
-	r->rc = KL_NAF_ISSUED;
-	add_op(k, &w, r);
+	r->rc = add_op(k, &w, r) ? KL_NAF_STORE_FAILED : KL_NAF_ISSUED;
 	kl_write_wipe(&w);
 }
 
-/* Invalidate every key of (btid, device_id): ops added. @return 0 or -ENOENT. */
+/* Invalidate every key of (btid, device_id): ops added (all or none). @return 0, -ENOENT or
+ * -EIO (no room left in the batch). */
 static int plan_invalidate(struct kl_naf_keys *k, const char *btid, const char *dev,
 			   struct req *r)
 {
 	uint64_t h = hash2(k, btid, dev);
 	unsigned n0 = k->nops;
 	struct kl_write w;
-	int found = 0;
+	int found = 0, full = 0;
 
 	for (struct entry *e = k->tab[h & k->mask]; e; e = e->next) {
 		struct kl_store_naf n, tmp;
@@ -533,7 +538,7 @@ static int plan_invalidate(struct kl_naf_keys *k, const char *btid, const char *
 			continue;
 		found = 1;
 		if (!cur->invalidated && !kl_write_naf_invalidate(&w, cur))
-			add_op(k, &w, r);
+			full |= add_op(k, &w, r);
 	}
 	/* keys this batch issues that the index does not hold yet */
 	for (unsigned i = 0; i < n0; i++) {
@@ -549,9 +554,15 @@ static int plan_invalidate(struct kl_naf_keys *k, const char *btid, const char *
 			continue;
 		found = 1;
 		if (!cur->invalidated && !kl_write_naf_invalidate(&w, cur))
-			add_op(k, &w, r);
+			full |= add_op(k, &w, r);
 	}
 	kl_write_wipe(&w);
+	if (full) {
+		for (unsigned i = n0; i < k->nops; i++)
+			kl_write_wipe(&k->ops[i].w);
+		k->nops = n0;
+		return -EIO;
+	}
 	return found ? 0 : -ENOENT;
 }
 
@@ -897,7 +908,8 @@ int kl_naf_keys_block(struct kl_naf_keys *k, enum kl_naf_block_kind kind, const 
 	if (present == !!on)
 		return 0;
 	k->nops = 0;
-	add_op(k, &w, NULL);
+	(void)add_op(k, &w, NULL); /* an empty batch has room */
+	kl_write_wipe(&w);
 	return commit(k, NULL, 0) ? -EIO : 0;
 }
 
@@ -922,7 +934,7 @@ void kl_naf_keys_tick(struct kl_naf_keys *k, uint64_t now)
 				continue;
 			store_from(&n, &e->info);
 			if (!kl_write_naf_del(&w, &n))
-				add_op(k, &w, NULL);
+				(void)add_op(k, &w, NULL); /* PURGE_MAX < ops_cap */
 		}
 	}
 	(void)commit(k, NULL, 0); /* a failure is retried at the next tick */
