@@ -841,8 +841,9 @@ enum kl_naf_issue_rc kl_naf_keys_issue(struct kl_naf_keys *k, const char *btid,
 	r->kind = R_ISSUE;
 	r->n = n;
 	memcpy(r->key, key, KL_NAF_KEY_LEN);
-	if (serial_hex)
-		snprintf(r->serial, sizeof(r->serial), "%s", serial_hex);
+	/* the blocklist's form (a serial that has none cannot be blocklisted) */
+	if (serial_hex && kl_naf_serial_norm(serial_hex, r->serial))
+		r->serial[0] = '\0';
 	return (enum kl_naf_issue_rc)submit(k, r, KL_NAF_STORE_FAILED);
 }
 

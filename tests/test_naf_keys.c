@@ -396,6 +396,8 @@ static void test_blocklist(void **state)
 	assert_false(kl_naf_keys_blocked(f.k, "good", NULL));
 	assert_int_equal(issue1(f.k, "B1@bsf", "bad device", "1", 1, NOW + 10, NOW), KL_NAF_BLOCKED);
 	assert_int_equal(issue1(f.k, "B1@bsf", "good", "abc01", 1, NOW + 10, NOW), KL_NAF_BLOCKED);
+	assert_int_equal(issue1(f.k, "B1@bsf", "good", "00:0A:BC:01", 1, NOW + 10, NOW),
+			 KL_NAF_BLOCKED);
 	assert_int_equal(issue1(f.k, "B1@bsf", "good", "abc02", 1, NOW + 10, NOW), KL_NAF_ISSUED);
 	assert_int_equal(kl_naf_keys_block(f.k, KL_NAF_BLOCK_DEVICE, "bad device", 0), 0);
 	assert_int_equal(kl_naf_keys_block(f.k, KL_NAF_BLOCK_DEVICE, "bad device", 0), -ENOENT);
