@@ -107,6 +107,7 @@ struct kl_naf_keys_stats {
 	uint64_t keys, invalidated, blocked_devices, blocked_serials;
 	uint64_t issued, refused_invalidated, refused_blocked, refused_full, store_failed;
 	uint64_t commits, batched_writes; /* group commits and the writes they carried */
+	uint64_t waiting; /* (appended) callers waiting for the control thread now */
 };
 void kl_naf_keys_get_stats(struct kl_naf_keys *k, struct kl_naf_keys_stats *s);
 
@@ -127,4 +128,40 @@ struct json_t;
  */
 int kl_naf_keys_admin(struct kl_naf_keys *k, const char *cmd, const struct json_t *req,
 		      struct json_t **answer);
+/* ---- appended by the implementation (control/kl_naf_keys.c) ----------------------------------
+ * Durability: with a store, every write (issue, invalidate, purge, blocklist) is a write op of
+ * control/kl_write.h (KL_WOP_NAF_*: a store side only) staged into one store transaction per
+ * control-thread wake-up (kl_naf_keys_poll: group commit; LMDB's commit is synced); the index is
+ * updated after that commit, under its write lock, so HTTPS threads (readers, under the read
+ * lock) never see an entry that is not durable, and a failed commit leaves the index as it was.
+ * A caller whose wait (wait_ms) runs out while its write is still queued takes it out of the
+ * queue: nothing of it is written (KL_NAF_STORE_FAILED). One already taken by the control thread
+ * is committed whole or not at all (the caller has been told KL_NAF_STORE_FAILED; a later issue
+ * of the same key finds it and succeeds).
+ * commits / batched_writes count the batches committed (a failed one counts in store_failed).
+ * Invalidation drops the key: the store keeps the invalidated record (its KCV, identity, times)
+ * without the key, and it refuses that (B-TID, NAF_ID, Device_ID) forever unless
+ * invalidated_keep_s is set (then it is purged that long after its expiry: a B-TID outlives the
+ * key's expiry by at most its Ks lifetime). Bad arguments to kl_naf_keys_issue (lengths,
+ * characters, NULL) give KL_NAF_STORE_FAILED without any write; blocklist values: Device_ID 1..64
+ * printable ASCII, serial: hex (upper or lower case, ':' separators and leading zeros allowed:
+ * they are normalised to lowercase hex without leading zeros).
+ */
+
+/** Like params but with the retention of invalidated entries (0: forever). */
+struct kl_naf_keys_params_ext {
+	struct kl_naf_keys_params base;
+	uint64_t invalidated_keep_s;
+	unsigned batch_max; /* writes in one commit, 0: 1024 (the rest wait for the next one) */
+};
+struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p, char *err,
+					 size_t errlen);
+
+/** Any thread: the listing fields of one issued key (never the key). 0 / -ENOENT / -EINVAL. */
+int kl_naf_keys_lookup(struct kl_naf_keys *k, const char *btid, const uint8_t *naf_id,
+		       size_t naf_len, const char *device_id, struct kl_naf_key_info *out);
+
+/** A serial (hex, any case, ':' separators, leading zeros) in the blocklist's form (lowercase,
+ * no leading zeros). 0 / -EINVAL. */
+int kl_naf_serial_norm(const char *in, char out[KL_NAF_SERIAL_MAX + 1]);
 #endif
