@@ -21,7 +21,7 @@
  h. restart: issued keys and invalidations survive (store)
 
     test_naf_key_center.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINE_BURST KEYLINE_POPULATION
-                           MAKE_TEST_PKI"""
+                           MAKE_TEST_PKI KEYLINECTL"""
 import base64
 import hashlib
 import hmac
@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)
 import kl_itest  # noqa: E402
 from kl_dtest import Pki, Kdf, free_port  # noqa: E402
 
-KEYLINED, SIM, KDF, BURST, POPGEN, MKPKI = sys.argv[1:7]
+KEYLINED, SIM, KDF, BURST, POPGEN, MKPKI, CTL = sys.argv[1:8]
 CK = kl_itest.Checks('naf-key-center')
 kdf = Kdf(KDF)
 BSF, ME = 'bsf.keyline.test', 'keylined.test'
@@ -357,6 +357,18 @@ def run(env):
                          (u1['b_tid'], 'device-0002.test', NAF1.hex()),
                          (u1['b_tid'], 'device-0002.test', NAF2.hex())]),
           'e: naf-keys lists the invalidated keys (the DELETE: both NAF_Ids of the B-TID)')
+    r = subprocess.run([CTL, '-s', env.sock, 'naf-keys'], capture_output=True, text=True,
+                       timeout=30)
+    CK.eq((r.returncode, r.stdout.count(' invalidated\n'), '%d key(s)' % len(keys) in r.stdout),
+          (0, 3, True), 'e: keylinectl naf-keys lists them (%s)' % r.stderr.strip())
+    r = subprocess.run([CTL, '-s', env.sock, 'naf-block', '--serial', 'abc'], capture_output=True,
+                       text=True, timeout=30)
+    r2 = subprocess.run([CTL, '-s', env.sock, 'naf-blocklist'], capture_output=True, text=True,
+                        timeout=30)
+    CK.eq((r.returncode, r2.returncode, 'serial abc' in r2.stdout), (0, 0, True),
+          'e: keylinectl naf-block --serial, naf-blocklist (%s)' % r2.stdout.strip())
+    subprocess.run([CTL, '-s', env.sock, 'naf-unblock', '--serial', 'abc'], timeout=30,
+                   capture_output=True)
     CK.check(all('ks_local_mt' not in k and 'key' not in k for k in keys) and
              all(len(k.get('kcv', '')) == 6 for k in keys), 'e: listing shows KCVs, never keys')
 
