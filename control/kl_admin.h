@@ -81,6 +81,10 @@
  *          finished, when there is one)}; keylinectl backup asks every 100 ms until its id is
  *          the last finished one
  *
+ *   naf-keys, naf-invalidate, naf-block, naf-unblock, naf-blocklist: the NAF Key Center's issued
+ *          keys and blocklists (control/kl_naf_keys.h, kl_naf_keys_admin), through ext_cmd below;
+ *          "the NAF Key Center is not configured" without a naf_key_center: section
+ *
  * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.
  * A group is named "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group in decimal.
  * Times T are unix seconds (integers, 0..2085978495; stored as NTP timestamps) and are shown the
