@@ -125,7 +125,7 @@ class Env:
             '    - {hex: "%s", max_lifetime_s: 86400}' % NAF2.hex(),
             '  bsf: {identity: %s, address: 127.0.0.1, port: %d, timeout_ms: 800}'
             % (BSF, self.bport),
-            '  rate_limit: {per_cert_rps: 20, burst: 40}',
+            '  rate_limit: {per_cert_rps: 5, burst: 20}',
             '  threads: 2', '  max_body: 1024', '  connection_timeout_s: 2'])
         extra = {
             'io': 'socket', 'udp_port': self.uport, 'metrics': '"127.0.0.1:%d"' % self.mport,
@@ -310,7 +310,7 @@ def run(env):
         dt = 99
     CK.check(dt < 5, 'd: slow client closed by the server in %.1f s (timeout 2 s)' % dt)
     print('d: slow client closed after %.1f s (connection_timeout_s 2)' % dt, flush=True)
-    # rate limit: 20/s, burst 40, per certificate: 80 requests on keep-alive connections
+    # rate limit: 5/s, burst 20, per certificate: 80 requests on one keep-alive connection
     ctx = ssl.create_default_context(cafile=env.p('server-ca.pem'))
     ctx.load_cert_chain(env.p('device-0002.pem'), env.p('device-0002.key'))
     conn = http.client.HTTPSConnection('localhost', env.hport, context=ctx, timeout=20)
@@ -322,9 +322,9 @@ def run(env):
         resp.read()
         codes.append(resp.status)
     conn.close()
-    print('d: rate limit 20/s burst 40: 80 requests: %d x 200, %d x 429'
+    print('d: rate limit 5/s burst 20: 80 requests: %d x 200, %d x 429'
           % (codes.count(200), codes.count(429)), flush=True)
-    CK.check(codes.count(429) >= 20 and codes.count(200) >= 40 and
+    CK.check(codes.count(429) >= 15 and 20 <= codes.count(200) <= 65 and
              codes.count(200) + codes.count(429) == 80,
              'd: rate limit: 80 quick requests of one certificate on one keep-alive connection: '
              '%d x 200, %d x 429' % (codes.count(200), codes.count(429)))
@@ -380,11 +380,11 @@ def run(env):
             if line.startswith(series + ' '):
                 return float(line.split()[-1])
         return -1
-    CK.check(val('keyline_naf_requests_total{route="issue",code="200"}') >= 45,
+    CK.check(val('keyline_naf_requests_total{route="issue",code="200"}') >= 25,
              'f: issued 200s counted')
     CK.eq(val('keyline_naf_requests_total{route="issue",code="413"}'), 1, 'f: one 413')
     CK.eq(val('keyline_naf_requests_total{route="invalidate",code="200"}'), 1, 'f: one DELETE 200')
-    CK.check(val('keyline_naf_requests_total{route="issue",code="429"}') >= 20, 'f: 429s')
+    CK.check(val('keyline_naf_requests_total{route="issue",code="429"}') >= 15, 'f: 429s')
     CK.check(val('keyline_naf_tls_handshakes_total') >= 15, 'f: handshakes counted')
     CK.check(val('keyline_naf_connections_without_request_total') >= 2,
              'f: TLS 1.1 and plain HTTP: connections without a request')
