@@ -28,6 +28,7 @@ import hmac
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -408,6 +409,15 @@ def run(env):
             else {}, p.stderr[-400:]
     th = threading.Thread(target=burst)
     th.start()
+    # silent (stopped) first: the Zn timeout bounds the answer
+    env.bsf.send_signal(signal.SIGSTOP)
+    t0 = time.time()
+    refused(env, 'g: BSF silent: fresh B-TID', None, 503, 'unavailable',
+            req(env.ues[(2, 0)], 'device-0003.test'), who='device-0003')
+    silent = time.time() - t0
+    CK.check(0.7 <= silent < 2.5, 'g: BSF silent: 503 after %.2f s (Zn timeout 0.8 s)' % silent)
+    print('g: BSF silent: 503 after %.2f s (Zn timeout 0.8 s)' % silent, flush=True)
+    env.bsf.send_signal(signal.SIGCONT)
     env.bsf.kill()
     env.bsf.wait()
     worst = 0
