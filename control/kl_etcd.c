@@ -31,6 +31,7 @@ struct kl_etcd {
 	CURL *h;
 	struct curl_slist *hdrs;
 	struct buf resp;
+	char curl_err[CURL_ERROR_SIZE];
 	char err[768];
 	int grpc_code;
 };
@@ -185,6 +186,7 @@ struct kl_etcd *kl_etcd_new(const struct kl_etcd_opts *o, char *err, size_t errl
 	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &c->resp);
 	curl_easy_setopt(c->h, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->curl_err);
 	return c;
 nomem:
 	snprintf(err, errlen, "etcd: out of memory");
@@ -211,10 +213,23 @@ const char *kl_etcd_endpoint(const struct kl_etcd *c)
 
 enum { NOT_SENT, MAYBE_SENT };
 
-/* What a libcurl failure says about the request. */
-static int curl_failure_kind(CURLcode rc)
+/* libcurl's detailed message (CURLOPT_ERRORBUFFER) or, without one, the code's. */
+static const char *curl_detail(CURLcode rc, const char *buf)
 {
+	return buf[0] ? buf : curl_easy_strerror(rc);
+}
+
+/* What a libcurl failure says about the request. */
+static int curl_failure_kind(CURLcode rc, const char *detail)
+{
+	/* A TLS alert from the server (TLS 1.3 refuses a client certificate after the client's
+	 * side of the handshake ended, so it shows as a receive error) or a failed TLS write: the
+	 * connection never carried a whole HTTP request, and etcd's gateway acts on whole ones
+	 * only. */
+	if (rc == CURLE_RECV_ERROR && (strstr(detail, " alert ") || strstr(detail, "SSL_write")))
+		return NOT_SENT;
 	switch (rc) {
+	case CURLE_SEND_ERROR: /* the request was not written whole */
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
@@ -259,9 +274,11 @@ static int call(struct kl_etcd *c, const char *path, json_t *req, int idempotent
 		long status = 0;
 		CURLcode cr;
 		char *ctype = NULL;
+		const char *detail;
 
 		c->resp.len = 0;
 		c->resp.overflow = 0;
+		c->curl_err[0] = 0;
 		snprintf(url, sizeof(url), "%s%s", c->ep[i], path);
 		curl_easy_setopt(c->h, CURLOPT_URL, url);
 		cr = curl_easy_perform(c->h);
@@ -272,13 +289,13 @@ static int call(struct kl_etcd *c, const char *path, json_t *req, int idempotent
 				rc = KL_ETCD_EPROTO;
 				goto out;
 			}
+			detail = curl_detail(cr, c->curl_err);
 			if (tlen < sizeof(tried))
 				tlen += (size_t)snprintf(tried + tlen, sizeof(tried) - tlen, "%s%s: %s",
-							 tlen ? "; " : "", c->ep[i],
-							 curl_easy_strerror(cr));
-			if (curl_failure_kind(cr) == MAYBE_SENT && !idempotent) {
+							 tlen ? "; " : "", c->ep[i], detail);
+			if (curl_failure_kind(cr, detail) == MAYBE_SENT && !idempotent) {
 				seterr(c, "etcd %s at %s: %s: the write may or may not be applied",
-				       path, c->ep[i], curl_easy_strerror(cr));
+				       path, c->ep[i], detail);
 				c->cur = i;
 				rc = KL_ETCD_EUNKNOWN;
 				goto out;
@@ -800,6 +817,7 @@ struct kl_etcd_watch {
 	int stop_rc;
 	struct buf line;
 	char reason[512];
+	char curl_err[CURL_ERROR_SIZE];
 	int fail; /* the stream is to be dropped (malformed / compacted / canceled) */
 	struct {
 		curl_socket_t fd;
@@ -1005,6 +1023,8 @@ static int w_start(struct kl_etcd_watch *w)
 	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, w_on_body);
 	curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
+	w->curl_err[0] = 0;
+	curl_easy_setopt(w->h, CURLOPT_ERRORBUFFER, w->curl_err);
 	w->fail = 0;
 	w->reason[0] = 0;
 	w->line.len = 0;
@@ -1128,7 +1148,7 @@ static void w_disconnected(struct kl_etcd_watch *w, CURLcode cr)
 		curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &status);
 	if (!w->reason[0]) {
 		if (cr != CURLE_OK)
-			snprintf(w->reason, sizeof(w->reason), "%s", curl_easy_strerror(cr));
+			snprintf(w->reason, sizeof(w->reason), "%s", curl_detail(cr, w->curl_err));
 		else if (status != 200)
 			snprintf(w->reason, sizeof(w->reason), "HTTP %ld: %.*s", status,
 				 (int)(w->line.len > 300 ? 300 : w->line.len),

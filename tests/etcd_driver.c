@@ -61,8 +61,11 @@ static size_t g_n_eps;
 static struct kl_etcd *client(long request_ms)
 {
 	char err[256];
+	/* TLS from the environment (the harness's tls group). */
 	struct kl_etcd_opts o = { .endpoints = (const char *const *)g_eps, .n_endpoints = g_n_eps,
-				  .connect_timeout_ms = 500, .request_timeout_ms = request_ms };
+				  .connect_timeout_ms = 500, .request_timeout_ms = request_ms,
+				  .ca_file = getenv("KL_ETCD_CA"), .cert_file = getenv("KL_ETCD_CERT"),
+				  .key_file = getenv("KL_ETCD_KEY") };
 	struct kl_etcd *c = kl_etcd_new(&o, err, sizeof(err));
 
 	CHECK(c, "kl_etcd_new: %s", err);

@@ -9,6 +9,9 @@ closed port and a garbage server (failover past them).
 GROUP cluster: three members; the client's endpoint SIGKILLed (next call and the watch go on at
 another member, no event lost), then a second member killed (writes and reads refused, in
 bounded time, with a clear error).
+GROUP tls: one member with a server certificate requiring client certificates (the test PKI of
+tools/make-test-pki.sh, passed as a fourth argument): cas, compaction and a watch over TLS; no
+client certificate, one of another CA, or a server certificate of an unknown CA: refused.
 GROUP bogus: endpoints that are not etcd (a closed port, a TCP server answering garbage, an HTTP
 server without the gateway, HTTP 200 with JSON that is not an answer, a truncated answer, a server
 that never answers): every call is a clear error within its timeout, never a crash.
@@ -18,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,12 +44,14 @@ def free_tcp_port():
 class Cluster:
     """n etcd members on loopback, data in tmpfs when there is one (fsync is not the subject)."""
 
-    def __init__(self, binary, n):
+    def __init__(self, binary, n, tls=None):
         self.binary = binary
+        self.tls = tls
+        scheme = 'https' if tls else 'http'
         base = '/dev/shm' if os.path.isdir('/dev/shm') else None
         self.dir = tempfile.mkdtemp(prefix='kl-etcd-', dir=base)
         self.names = [f'm{i}' for i in range(n)]
-        self.client = [f'http://127.0.0.1:{free_tcp_port()}' for _ in range(n)]
+        self.client = [f'{scheme}://127.0.0.1:{free_tcp_port()}' for _ in range(n)]
         self.peer = [f'http://127.0.0.1:{free_tcp_port()}' for _ in range(n)]
         initial = ','.join(f'{m}={p}' for m, p in zip(self.names, self.peer))
         self.procs = []
@@ -60,21 +66,31 @@ class Cluster:
                    '--initial-cluster-token', os.path.basename(self.dir),
                    '--heartbeat-interval', '50', '--election-timeout', '500',
                    '--logger', 'zap', '--log-level', 'warn']
+            if tls:  # members: the server certificate; clients: certificates of the device CA
+                cmd += ['--cert-file', tls['server_cert'], '--key-file', tls['server_key'],
+                        '--client-cert-auth', '--trusted-ca-file', tls['client_ca']]
             self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=log))
 
     def wait_ready(self, timeout=20):
         end = time.time() + timeout
+        last = None
         for url in self.client:
             while True:
                 try:
                     req = urllib.request.Request(url + '/v3/kv/range', data=b'{"key":"AA=="}')
-                    with urllib.request.urlopen(req, timeout=1) as r:
+                    ctx = None
+                    if self.tls:
+                        ctx = ssl.create_default_context(cafile=self.tls['ca'])
+                        ctx.load_cert_chain(self.tls['cert'], self.tls['key'])
+                    with urllib.request.urlopen(req, timeout=1, context=ctx) as r:
                         if r.status == 200:
                             break
-                except OSError:
-                    pass
+                except OSError as e:
+                    last = e
                 if time.time() > end:
-                    raise RuntimeError(f'etcd at {url} not ready; logs in {self.dir}')
+                    logs = ''.join(open(os.path.join(self.dir, f'{m}.log')).read()[-1500:]
+                                   for m in self.names)
+                    raise RuntimeError(f'etcd at {url} not ready ({last}); logs:\n{logs}')
                 time.sleep(0.1)
 
     def kill(self, i):
@@ -89,11 +105,11 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_driver(ck, driver, scenario, endpoints, *args, timeout=60):
+def run_driver(ck, driver, scenario, endpoints, *args, timeout=60, env=None):
     t0 = time.time()
     p = subprocess.run([driver, scenario, ','.join(endpoints)] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     out = p.stdout
     for line in out.splitlines():
         if line.startswith('FAIL') or '=' in line:
@@ -279,6 +295,59 @@ def group_bogus(ck, driver):
         ck.check(1.4 < secs < 2.5, f'silent: {call} took the request timeout ({secs} s)')
 
 
+def group_tls(ck, driver, etcd, pki_tool):
+    pki = tempfile.mkdtemp(prefix='kl-etcd-pki-')
+    try:
+        subprocess.run([pki_tool, pki, '--devices', '1'], check=True, stdout=subprocess.DEVNULL)
+        f = lambda name: os.path.join(pki, name)  # noqa: E731
+        # etcd 3.4's gateway dials its own gRPC port with the member's certificate as a client
+        # certificate: the member needs serverAuth and clientAuth, from a CA it trusts.
+        with open(f('etcd.ext'), 'w') as ext:
+            ext.write('subjectAltName=IP:127.0.0.1,DNS:localhost\n'
+                      'extendedKeyUsage=serverAuth,clientAuth\n')
+        subprocess.run(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('etcd.key'),
+                        '-subj', '/CN=localhost', '-out', f('etcd.csr')],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(['openssl', 'x509', '-req', '-in', f('etcd.csr'), '-CA', f('server-ca.pem'),
+                        '-CAkey', f('server-ca.key'), '-CAcreateserial', '-days', '2',
+                        '-extfile', f('etcd.ext'), '-out', f('etcd.pem')],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(f('client-cas.pem'), 'w') as bundle:
+            bundle.write(open(f('device-ca.pem')).read() + open(f('server-ca.pem')).read())
+        tls = {'server_cert': f('etcd.pem'), 'server_key': f('etcd.key'),
+               'client_ca': f('client-cas.pem'), 'ca': f('server-ca.pem'),
+               'cert': f('device-0001.pem'), 'key': f('device-0001.key')}
+        cl = Cluster(etcd, 1, tls)
+        try:
+            cl.wait_ready()
+            good = dict(os.environ, KL_ETCD_CA=tls['ca'], KL_ETCD_CERT=tls['cert'],
+                        KL_ETCD_KEY=tls['key'])
+            run_driver(ck, driver, 'cas', cl.client, env=good)
+            run_driver(ck, driver, 'compact', cl.client, env=good)
+            figs = run_driver(ck, driver, 'watch', cl.client, 500, env=good)
+            ck.check('watch_events_per_s' in figs, 'watch over TLS')
+            # Refused: no client certificate, one of another CA, a server of an unknown CA.
+            bad = {
+                'no client certificate': dict(good, KL_ETCD_CERT='', KL_ETCD_KEY=''),
+                'client certificate of another CA': dict(good, KL_ETCD_CERT=f('other-device.pem'),
+                                                         KL_ETCD_KEY=f('other-device.key')),
+                'server of an unknown CA': dict(good, KL_ETCD_CA=f('other-ca.pem')),
+            }
+            for what, env in bad.items():
+                if not env['KL_ETCD_CERT']:
+                    del env['KL_ETCD_CERT'], env['KL_ETCD_KEY']
+                figs = run_driver(ck, driver, 'bogus', cl.client, env=env)
+                for call in ('put', 'get', 'status'):
+                    kind, msg, secs = figs.get(call, '||99').split('|')
+                    ck.eq(kind, 'no etcd endpoint reachable', f'TLS, {what}: {call}')
+                    ck.check(float(secs) < 2.0, f'TLS, {what}: {call} in bounded time')
+        finally:
+            cl.stop()
+    finally:
+        shutil.rmtree(pki, ignore_errors=True)
+
+
 def main():
     driver, etcd, group = sys.argv[1], sys.argv[2], sys.argv[3]
     ck = Checks(f'etcd-{group}')
@@ -292,6 +361,8 @@ def main():
         group_cluster(ck, driver, etcd)
     elif group == 'bogus':
         group_bogus(ck, driver)
+    elif group == 'tls':
+        group_tls(ck, driver, etcd, sys.argv[4])
     else:
         print(f'unknown group {group}')
         return 2
