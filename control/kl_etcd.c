@@ -6,6 +6,7 @@
  * timer the caller's poll loop drives (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,15 +81,16 @@ static char *dupstr(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+static void global_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 static void global_init(void)
 {
-	static int done;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	/* Called from the control thread's set-up, before any other thread uses libcurl. */
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = 1;
-	}
+	pthread_once(&once, global_init_once);
 }
 
 void kl_etcd_free(struct kl_etcd *c)
