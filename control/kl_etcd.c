@@ -801,7 +801,7 @@ int kl_etcd_status(struct kl_etcd *c, struct kl_etcd_status *out)
  * events in one message; 64 MiB holds 128 ops of 512 KiB values). */
 #define W_MAX_LINE KL_ETCD_MAX_ANSWER
 
-enum w_state { W_IDLE, W_STREAMING, W_WAITING, W_STOPPED };
+enum w_state { W_STREAMING, W_WAITING, W_STOPPED };
 
 struct kl_etcd_watch {
 	struct kl_etcd *c;
@@ -926,20 +926,23 @@ static void w_message(struct kl_etcd_watch *w, const char *p, size_t len)
 			w->next_rev = r.hdr.revision + 1;
 		w_note(w, KL_ETCD_W_CREATED, NULL, r.hdr.revision, 0, NULL);
 	}
+	/* Reopened from next_rev, nothing older can come, and revisions only grow: anything else
+	 * is not etcd. Checked before any event is delivered, so that the reopening (from next_rev)
+	 * neither skips nor repeats one. */
 	for (size_t i = 0; i < r.n_events; i++) {
-		const struct kl_etcd_event *ev = &r.events[i];
+		int64_t rev = r.events[i].kv.mod_revision;
 
-		/* Reopened from next_rev, nothing older can come; anything else is not etcd. */
-		if (ev->kv.mod_revision < w->next_rev) {
+		if (rev < w->next_rev || (i && rev < r.events[i - 1].kv.mod_revision)) {
 			snprintf(w->reason, sizeof(w->reason),
 				 "malformed watch message: event revision %" PRId64
-				 " before %" PRId64, ev->kv.mod_revision, w->next_rev);
+				 " before %" PRId64, rev, i ? r.events[i - 1].kv.mod_revision : w->next_rev);
 			w->fail = 1;
 			goto out;
 		}
+	}
+	for (size_t i = 0; i < r.n_events; i++) {
 		w->st.events++;
-		w_note(w, KL_ETCD_W_EVENT, ev, r.hdr.revision, 0, NULL);
-		w->next_rev = ev->kv.mod_revision;
+		w_note(w, KL_ETCD_W_EVENT, &r.events[i], r.hdr.revision, 0, NULL);
 	}
 	/* All events of a revision come in one message: resume after the last one. */
 	if (r.n_events)

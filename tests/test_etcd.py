@@ -354,6 +354,11 @@ def group_bogus(ck, driver):
                        None),  # put has no kvs: ok for put; get must fail
         'error-body-junk': (http_server(503, 'application/json', b'{"error":5}')[1],
                             'malformed answer'),
+        # A watch stream that starts well and goes bad.
+        'watch-garbage': (http_server(200, 'application/json',
+                                      b'{"result":{"header":{"revision":"1"},"created":true}}\n'
+                                      b'{"result":{"header":{},"events":[{"kv":7}]}}\n')[1],
+                          'malformed answer'),
     }
     silent = Garbage(silent=True)
     for name, (url, want) in servers.items():
@@ -365,6 +370,12 @@ def group_bogus(ck, driver):
             ck.check('get=malformed answer|' in p.stdout and 'not base64' in p.stdout,
                      f'{name}: get refused, naming the field')
             continue
+        if name == 'watch-garbage':
+            ck.eq(figs.get('watch_created'), '1', f'{name}: the watch was created')
+            ck.check('malformed watch message' in figs.get('watch', ''),
+                     f'{name}: the bad message ends the stream: {figs.get("watch")}')
+        else:
+            ck.eq(figs.get('watch_created'), '0', f'{name}: no watch created')
         for call in ('put', 'get', 'status'):
             kind, msg, secs = figs.get(call, '||99').split('|')
             ck.eq(kind, want, f'{name}: {call} error kind')
