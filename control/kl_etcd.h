@@ -19,8 +19,8 @@
  * whole exchange with one endpoint). Endpoints are tried in turn starting at the one that answered
  * last:
  *   - the request certainly did not reach etcd (connection refused, connect timeout, TLS handshake
- *     failure, an answer that is not HTTP, a member answering "no leader"/Unavailable before
- *     acting): the next endpoint is tried, for every call;
+ *     failure or a TLS alert, a send that failed before the request was whole, an answer that is
+ *     not HTTP, a member answering "no leader"): the next endpoint is tried, for every call;
  *   - the request may have reached etcd (timeout after it was sent, connection lost before the
  *     answer): reads (range, status) try the next endpoint; writes stop with KL_ETCD_EUNKNOWN,
  *     since the write may or may not have been applied (the caller re-reads, e.g. by mod_revision).
@@ -36,7 +36,10 @@
  * stream is reopened (next endpoint, back-off 50 ms doubling to 2 s) from the revision after the
  * last event delivered, so no event is lost or doubled; a compaction past that revision stops the
  * watch with KL_ETCD_W_COMPACTED and the caller must resynchronise (range at a revision, then
- * kl_etcd_watch_restart from that revision + 1).
+ * kl_etcd_watch_restart from that revision + 1). A stream is dropped (and reopened) when etcd has
+ * not confirmed it within connect + request timeout, when a message is malformed, and, through
+ * etcd's "hasleader" metadata, when its member loses the leader; TCP keep-alive (5 s idle, 2 s
+ * probes) finds a dead peer on an idle stream.
  *
  * Return convention: 0 or a negative enum kl_etcd_err; kl_etcd_errmsg() tells what happened
  * (endpoint, HTTP status, etcd's message). Results own their memory; free them with the matching
