@@ -947,6 +947,11 @@ static void w_message(struct kl_etcd_watch *w, const char *p, size_t len)
 	/* All events of a revision come in one message: resume after the last one. */
 	if (r.n_events)
 		w->next_rev = r.events[r.n_events - 1].kv.mod_revision + 1;
+	/* A progress notification (no events, not the creation): etcd sends it to a synced
+	 * watcher only, so every event up to its header revision was delivered. An idle watch
+	 * thus resumes from a recent revision, not one compaction may since have removed. */
+	if (!r.n_events && !r.created && r.hdr.revision >= w->next_rev)
+		w->next_rev = r.hdr.revision + 1;
 out:
 	kl_etcd_watch_resp_free(&r);
 }
@@ -1006,7 +1011,8 @@ static int w_start(struct kl_etcd_watch *w)
 		json_t *cr = json_object(), *top = json_object();
 		int bad = !cr || !top || add_bytes(cr, "key", w->key, w->key_len) ||
 			  (w->end && add_bytes(cr, "range_end", w->end, w->end_len)) ||
-			  (w->next_rev && add_i64(cr, "start_revision", w->next_rev));
+			  (w->next_rev && add_i64(cr, "start_revision", w->next_rev)) ||
+			  json_object_set_new(cr, "progress_notify", json_true());
 
 		if (bad || json_object_set_new(top, "create_request", cr)) {
 			json_decref(top);

@@ -102,6 +102,7 @@ class Cluster:
                    '--initial-cluster', initial, '--initial-cluster-state', 'new',
                    '--initial-cluster-token', os.path.basename(self.dir),
                    '--heartbeat-interval', '50', '--election-timeout', '500',
+                   '--experimental-watch-progress-notify-interval', '200ms',
                    '--logger', 'zap', '--log-level', 'warn']
             if tls:  # members: the server certificate; clients: certificates of the device CA
                 cmd += ['--cert-file', tls['server_cert'], '--key-file', tls['server_key'],
