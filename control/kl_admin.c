@@ -71,6 +71,7 @@ struct kl_admin {
 	void *diameter_arg;
 	int (*ext_cmd)(void *arg, const char *cmd, const json_t *req, json_t **answer);
 	void *ext_arg;
+	json_t *(*naf_status)(void *arg);
 	unsigned max_clients, nclients;
 	uint32_t max_line, idle_ms, line_ms;
 	uint32_t serial;
@@ -1608,6 +1609,11 @@ static int cmd_status(struct req *r, json_t *j)
 	aset(r, "diameter", status_diameter(r));
 	aset(r, "rotation", status_rotation(r));
 	aset(r, "s2s", status_s2s(r));
+	{
+		json_t *naf = r->a->naf_status ? r->a->naf_status(r->a->ext_arg) : NULL;
+
+		aset(r, "naf_key_center", naf ? naf : json_pack("{s:b}", "enabled", 0));
+	}
 	return 0;
 }
 
@@ -2334,6 +2340,7 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->diameter_arg = p->diameter_arg;
 	a->ext_cmd = p->ext_cmd;
 	a->ext_arg = p->ext_arg;
+	a->naf_status = p->naf_status;
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;
 	a->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : KL_ADMIN_DEFAULT_IDLE_MS;

@@ -64,6 +64,10 @@
  *          "s2s":{"enabled":false} | {"enabled":true,"peers":N,"rendezvous":{"used":N,
  *                   "capacity":N,"full":N},"cache":{...},"pending":{...},"contended":N}}
  *          (server-to-server tables, kl_stats_s2s: up to a second old)
+ *          "naf_key_center":{"enabled":false} | {"enabled":true,"port":N,"bsf":{"identity":..,
+ *                   "open":B},"zn":{"requests":N,"cache_hits":N,"sent":N,"answered":N,
+ *                   "cache_entries":N},"keys":{"keys":N,"invalidated":N,"issued":N,
+ *                   "blocked_devices":N,"blocked_serials":N}}
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
  *   {"cmd":"peers"}                         -> {"ok":true,"peers":[{"identity":..,"address":..,
@@ -191,6 +195,9 @@ struct kl_admin_params {
 	int (*ext_cmd)(void *arg, const char *cmd, const struct json_t *req,
 		       struct json_t **answer);
 	void *ext_arg;
+	/* The NAF Key Center's part of "status" (a new object), asked on each "status"; NULL, or
+	 * NULL returned: {"enabled": false}. */
+	struct json_t *(*naf_status)(void *arg);
 	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
 	 * Messages never contain key bytes. */
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);

@@ -844,12 +844,15 @@ static int listen_socket(const struct kl_config_naf *cfg, uint16_t *port, char *
 	return fd;
 }
 
-static void pull(void *arg, struct kl_zn_stats *zs, struct kl_naf_keys_stats *ks)
+void kl_naf_get_stats(struct kl_naf *n, struct kl_zn_stats *zs, struct kl_naf_keys_stats *ks)
 {
-	struct kl_naf *n = arg;
-
 	kl_zn_get_stats(n->zn, zs);
 	kl_naf_keys_get_stats(n->keys, ks);
+}
+
+static void pull(void *arg, struct kl_zn_stats *zs, struct kl_naf_keys_stats *ks)
+{
+	kl_naf_get_stats(arg, zs, ks);
 }
 
 struct kl_naf *kl_naf_start(const struct kl_naf_params *p, int *config, char *err,

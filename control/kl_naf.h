@@ -32,6 +32,8 @@ struct kl_diameter;
 struct kl_store;
 struct kl_naf_stats;
 struct kl_naf_keys;
+struct kl_naf_keys_stats;
+struct kl_zn_stats;
 
 struct kl_naf_params {
 	const struct kl_config_naf *cfg;
@@ -65,6 +67,9 @@ struct kl_naf_keys *kl_naf_keys_of(struct kl_naf *n);
 
 /** The port listened on. */
 uint16_t kl_naf_port(const struct kl_naf *n);
+
+/** The Zn client's and the issued keys' counters now (admin "status"; any thread). */
+void kl_naf_get_stats(struct kl_naf *n, struct kl_zn_stats *zn, struct kl_naf_keys_stats *keys);
 
 /** Stop serving (requests in flight are finished or refused), stop Zn, close the keys, free. */
 void kl_naf_stop(struct kl_naf *n);

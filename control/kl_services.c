@@ -13,6 +13,9 @@
 #include "kl_metrics.h"
 #include "kl_naf.h"
 #include "kl_naf_keys.h"
+#include "kl_zn.h"
+
+#include <jansson.h>
 #include "kl_rotate.h"
 #include "kl_services.h"
 #include "kl_stats.h"
@@ -390,6 +393,28 @@ static int admin_naf_cmd(void *arg, const char *cmd, const struct json_t *req,
 				 answer);
 }
 
+/* The Key Center's part of "status", from the running entry (NULL: not running). */
+static json_t *admin_naf_status(void *arg)
+{
+	const struct kl_services_ctx *c = arg;
+	struct kl_naf *n = kl_services_get(c->set, naf_ops.name);
+	struct kl_naf_keys_stats ks;
+	struct kl_zn_stats zs;
+
+	if (!n)
+		return NULL;
+	kl_naf_get_stats(n, &zs, &ks);
+	return json_pack("{s:b,s:i,s:{s:s,s:b},s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
+			 "enabled", 1, "port", (int)kl_naf_port(n), "bsf", "identity",
+			 c->cfg->naf.bsf.identity, "open", zs.bsf_open, "zn", "requests",
+			 (json_int_t)zs.requests, "cache_hits", (json_int_t)zs.cache_hits, "sent",
+			 (json_int_t)zs.sent, "answered", (json_int_t)zs.answered, "cache_entries",
+			 (json_int_t)zs.cache_size, "keys", "keys", (json_int_t)ks.keys, "invalidated",
+			 (json_int_t)ks.invalidated, "issued", (json_int_t)ks.issued,
+			 "blocked_devices", (json_int_t)ks.blocked_devices, "blocked_serials",
+			 (json_int_t)ks.blocked_serials);
+}
+
 static void *admin_start(void *ctx, int *status)
 {
 	const struct kl_services_ctx *c = ctx;
@@ -406,6 +431,7 @@ static void *admin_start(void *ctx, int *status)
 		.diameter_arg = ctx,
 		.ext_cmd = admin_naf_cmd,
 		.ext_arg = ctx,
+		.naf_status = admin_naf_status,
 		.log = admin_log,
 		.ctl = c->ctl,
 		.max_clients = cfg->admin_max_clients,

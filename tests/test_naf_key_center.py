@@ -373,6 +373,11 @@ def run(env):
     CK.check(all('ks_local_mt' not in k and 'key' not in k for k in keys) and
              all(len(k.get('kcv', '')) == 6 for k in keys), 'e: listing shows KCVs, never keys')
 
+    st = env.admin({'cmd': 'status'}).get('naf_key_center', {})
+    CK.eq((st.get('enabled'), st.get('port'), st.get('bsf', {}).get('open'),
+           st.get('keys', {}).get('invalidated')), (True, env.hport, True, 3),
+          'e: admin status: the Key Center (port, BSF open, 3 invalidated keys): %s' % st)
+
     # f. /metrics
     met = env.metrics()
     CK.check('keyline_naf_requests_total{route="issue",code="200"}' in met, 'f: issue 200 series')
