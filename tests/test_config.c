@@ -96,7 +96,8 @@ test_example(void **state)
 	kl_config_free(&c);
 }
 
-/* The example's commented diameter: and msk_rotation: sections, uncommented, load. */
+/* The example's commented diameter:, msk_rotation:, peers: and naf_key_center: sections,
+ * uncommented, load. */
 static void
 test_example_sections(void **state)
 {
@@ -115,7 +116,7 @@ test_example_sections(void **state)
 	assert_non_null(in_f);
 	while (fgets(line, sizeof(line), in_f)) {
 		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n") ||
-		    !strcmp(line, "# peers:\n"))
+		    !strcmp(line, "# peers:\n") || !strcmp(line, "# naf_key_center:\n"))
 			in = true;
 		/* the peers: section's top-level keys: one line each */
 		if (!strncmp(line, "# rendezvous_", 13) || !strncmp(line, "# dh_cache_", 11) ||
@@ -128,7 +129,8 @@ test_example_sections(void **state)
 			in = false;
 		/* the fd_conf alternative stays commented: it excludes identity..tls_crl */
 		if (in && strncmp(line, "#   ", 4) && strncmp(line, "# diameter", 10) &&
-		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7))
+		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7) &&
+		    strncmp(line, "# naf_key_center", 16))
 			in = false;
 		fputs(in ? line + 2 : line, out_f);
 	}
@@ -158,6 +160,11 @@ test_example_sections(void **state)
 	assert_int_equal(c.dh_cache_s, 300);
 	assert_int_equal(c.dh_cache_entries, 65536);
 	assert_int_equal(c.s2s_pending, 4096);
+	assert_true(c.naf.enabled);
+	assert_int_equal(c.naf.n_ids, 1);
+	assert_int_equal(c.naf.ids[0].len, 15 + 5);
+	assert_string_equal(c.naf.bsf.identity, "bsf.example.net");
+	assert_true(c.naf.has_cpus);
 	assert_int_equal(c.admin_max_clients, 16);
 	assert_int_equal(c.admin_idle_timeout_s, 60);
 	assert_int_equal(c.admin_line_timeout_s, 5);
