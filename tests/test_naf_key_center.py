@@ -19,6 +19,7 @@
  g. BSF killed: 503 within a bounded time while keyline-burst MBMS against the same keylined
     sees 0 failures
  h. restart: issued keys and invalidations survive (store)
+ i. start-up refusals: a missing CA file, a CRL file without a CRL, HTTPS CPUs that are a worker's
 
     test_naf_key_center.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINE_BURST KEYLINE_POPULATION
                            MAKE_TEST_PKI KEYLINECTL"""
@@ -459,6 +460,17 @@ def run(env):
           'h: the issued key is issued again, the same')
     rc, _ = kd.stop()
     CK.eq(rc, 0, 'h: keylined stops cleanly again')
+
+    # i. start-up refusals the config check cannot see: exit 2, one line naming the cause
+    for ov, want in (('naf_key_center.device_ca=%s' % env.p('missing-ca.pem'), 'missing-ca.pem'),
+                     ('naf_key_center.crl=%s' % env.p('other-ca.pem'), 'no CRL'),
+                     ('naf_key_center.cpus=1', 'runs a worker lcore')):
+        eal = kl_itest.eal_args(kl_itest.unique('nafbad'), mem=256)
+        r = subprocess.run([KEYLINED] + eal + ['--', '-c', env.config(), '-p', env.pop, ov],
+                           capture_output=True, text=True, timeout=60)
+        msgs = [x for x in r.stderr.splitlines() if x.startswith('keylined: error')]
+        CK.check(r.returncode == 2 and any(want in m for m in msgs),
+                 'i: %s: exit 2 naming it (%d, %s)' % (ov, r.returncode, msgs))
 
 
 def main():
