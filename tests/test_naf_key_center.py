@@ -379,6 +379,11 @@ def run(env):
            st.get('keys', {}).get('invalidated')), (True, env.hport, True, 3),
           'e: admin status: the Key Center (port, BSF open, 3 invalidated keys): %s' % st)
 
+    r = subprocess.run([CTL, '-s', env.sock, 'status'], capture_output=True, text=True,
+                       timeout=30)
+    CK.check(r.returncode == 0 and 'naf:      port %d, BSF %s open; ' % (env.hport, BSF) in r.stdout
+             and '3 invalidated' in r.stdout, 'e: keylinectl status shows the Key Center')
+
     # f. /metrics
     met = env.metrics()
     CK.check('keyline_naf_requests_total{route="issue",code="200"}' in met, 'f: issue 200 series')

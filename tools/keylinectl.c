@@ -771,6 +771,21 @@ static void print_status(json_t *a)
 			printf("          peer %s  %s\n", s_of(v, "identity"), s_of(v, "state"));
 	}
 	print_s2s(json_object_get(a, "s2s"));
+	v = json_object_get(a, "naf_key_center");
+	printf("naf:      ");
+	if (!json_is_true(json_object_get(v, "enabled"))) {
+		printf("none\n");
+	} else {
+		json_t *b = json_object_get(v, "bsf"), *z = json_object_get(v, "zn"),
+		       *k = json_object_get(v, "keys");
+
+		printf("port %lld, BSF %s %s; %lld key(s), %lld invalidated, %lld issued; Zn %lld "
+		       "sent, %lld cache hit(s)\n",
+		       i_of(v, "port"), s_of(b, "identity"),
+		       json_is_true(json_object_get(b, "open")) ? "open" : "not connected",
+		       i_of(k, "keys"), i_of(k, "invalidated"), i_of(k, "issued"), i_of(z, "sent"),
+		       i_of(z, "cache_hits"));
+	}
 	printf("rotation: ");
 	if (!json_is_true(json_object_get(rot, "enabled"))) {
 		printf("none\n");
