@@ -9,7 +9,8 @@
  b. refusals, each its status and JSON {error, detail}, never a key: no client certificate,
     another CA's certificate, revoked (CRL), expired, blocklisted Device_ID (admin), Device_ID
     differing from the certificate's CN, unknown B-TID (404), naf_id not configured
- c. TLS 1.1 and plain HTTP refused (no HTTP answer at all)
+ c. TLS 1.2 with ECDHE served; TLS 1.1, TLS 1.2 without ECDHE and plain HTTP refused (no HTTP
+    answer at all)
  d. malformed: bad JSON, unknown field, huge body (413), unknown route (404), wrong method
     (405), a slow client closed after connection_timeout_s; rate limit per certificate (429)
  e. invalidation: admin naf-invalidate and the operator's DELETE (a device certificate is
@@ -278,7 +279,13 @@ def run(env):
     rc, code, _, _ = env.curl(req(u1, 'device-0003.test'), who='device-0003')
     CK.eq(code, 200, 'b: unblocked: device-0003 gets its key')
 
-    # c. old TLS and plain HTTP
+    # c. TLS 1.2 with ECDHE is served; old TLS, static-key ciphers and plain HTTP are not
+    rc, code, text, _ = env.curl(req(u0), extra=['--tlsv1.2', '--tls-max', '1.2'])
+    CK.eq((code, json.loads(text).get('ks_local_mt') if code == 200 else None),
+          (200, a.get('ks_local_mt')), 'c: TLS 1.2 (ECDHE): the same key')
+    rc, code, text, _ = env.curl(req(u0), extra=['--tlsv1.2', '--tls-max', '1.2', '--ciphers',
+                                                 'AES128-GCM-SHA256:AES256-GCM-SHA384'])
+    CK.check(rc != 0 and code == 0, 'c: TLS 1.2 without ECDHE refused (curl exit %d)' % rc)
     rc, code, text, _ = env.curl(req(u0), extra=['--tls-max', '1.1'])
     CK.check(rc != 0 and code == 0 and 'ks_local_mt' not in text,
              'c: TLS 1.1 refused (curl exit %d, HTTP %d)' % (rc, code))
