@@ -238,14 +238,6 @@ static uint64_t unix_now(void)
 	return (uint64_t)time(NULL);
 }
 
-const char *kl_zn_status_name(enum kl_zn_status st)
-{
-	static const char *const names[KL_ZN__COUNT] = { "ok",	    "unknown",	   "not_authorised",
-							 "expired", "unreachable", "bad_answer" };
-
-	return (unsigned)st < KL_ZN__COUNT ? names[st] : "invalid";
-}
-
 /* -- cache: a hash table of chains and a binary min-heap on expiry (the first to go) -- */
 
 static uint32_t id_hash(uint32_t seed, const char *btid, size_t bl, const uint8_t *naf, size_t nl)

@@ -24,6 +24,14 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+const char *kl_zn_status_name(enum kl_zn_status st)
+{
+	static const char *const names[KL_ZN__COUNT] = { "ok",	    "unknown",	   "not_authorised",
+							 "expired", "unreachable", "bad_answer" };
+
+	return (unsigned)st < KL_ZN__COUNT ? names[st] : "invalid";
+}
+
 struct avp {
 	uint32_t code, vendor;
 	const uint8_t *data;
