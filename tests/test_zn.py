@@ -51,12 +51,12 @@ def ks_naf(ue, naf):
 
 
 class Sim:
-    def __init__(self, pki, work, port, tag):
+    def __init__(self, pki, work, port, tag, identity=BSF):
         self.ue_file = os.path.join(work, tag + '.ues')
         self.err_path = os.path.join(work, tag + '.err')
-        cert, key = pki.cred(BSF)
+        cert, key = pki.cred(identity)
         self.p = subprocess.Popen(
-            [SIM, '--identity', BSF, '--cert', cert, '--key', key, '--ca', pki.p('ca.pem'),
+            [SIM, '--identity', identity, '--cert', cert, '--key', key, '--ca', pki.p('ca.pem'),
              '--listen', '127.0.0.1', 'bsf', '--port', str(port), '--ues', '8', '--runs', '2',
              '--seed', '0x5eed', '--ue-file', self.ue_file, '--ks-lifetime', '600',
              '--expired', '2', '--not-authorised', '3', '--bad-answer', 'no-key:4',
@@ -79,9 +79,9 @@ class Sim:
 
 
 class Client:
-    def __init__(self, pki, work, port, bsf_port):
+    def __init__(self, pki, work, port, bsf_port, tag='client'):
         cert, key = pki.cred(ME)
-        self.err_path = os.path.join(work, 'client.err')
+        self.err_path = os.path.join(work, tag + '.err')
         self.p = subprocess.Popen(
             [CLIENT, '--identity', ME, '--cert', cert, '--key', key, '--ca', pki.p('ca.pem'),
              '--port', str(port), '--bsf', BSF, '--bsf-address', '127.0.0.1',
@@ -105,7 +105,7 @@ class Client:
 
 def main():
     with tempfile.TemporaryDirectory(prefix='kl-zn-') as work:
-        pki = Pki(work, leaves=(ME, BSF))
+        pki = Pki(work, leaves=(ME, BSF, 'other.test'))
         bsf_port = free_port()
         sim = Sim(pki, work, bsf_port, 'bsf1')
         cl = Client(pki, work, free_port(), bsf_port)
@@ -125,6 +125,7 @@ def main():
 def run(pki, work, bsf_port, sim, cl, sims):
     o = cl.cmd('wait-open 20000')
     CK.eq(o['open'], 1, 'the Zn connection to the BSF opens (%d ms)' % o['ms'])
+    print('zn: connection to the BSF open after %d ms' % o['ms'], flush=True)
     keys = []
 
     # keys equal the MT side's, for both runs of a UE and another UE; the answer's fields
@@ -187,6 +188,11 @@ def run(pki, work, bsf_port, sim, cl, sims):
     print('zn bench: BIR round trip p50 %d us p99 %d us max %d us (2000 cold); cache hit p50 %d us '
           'p99 %d us' % (b['cold_p50_us'], b['cold_p99_us'], b['cold_max_us'], b['hit_p50_us'],
                          b['hit_p99_us']), flush=True)
+    # concurrent callers (the Key Center's HTTPS threads): 8 threads, each 300 cold + 300 cached
+    p = cl.cmd('par %s 8 300' % sim.ue(1)['b_tid'])
+    CK.eq((p['threads'], p['ok'], p['cached']), (8, 4800, 2400), '8 concurrent callers: all ok')
+    print('zn: 8 threads: %d answers (half cold, half cached) in %.2f s: %.0f/s'
+          % (p['ok'], p['seconds'], p['per_s']), flush=True)
     st = cl.cmd('stats')
     CK.eq(sum(st['latency']), st['answered'], 'latency histogram: one count per answer')
 
@@ -213,7 +219,7 @@ def run(pki, work, bsf_port, sim, cl, sims):
     sim.p.send_signal(signal.SIGKILL)
     sim.p.wait()
     worst = 0
-    t_end = time.time() + 3
+    t_end = time.time() + 1.5
     n = 0
     while time.time() < t_end:
         t0 = time.time()
@@ -237,6 +243,7 @@ def run(pki, work, bsf_port, sim, cl, sims):
     t0 = time.time()
     o = cl.cmd('wait-open 20000')
     CK.eq(o['open'], 1, 'BSF restarted: the connection reopens (%.1f s)' % (time.time() - t0))
+    print('zn: BSF restarted: open again after %.1f s' % (time.time() - t0), flush=True)
     ue = sim2.ue(1, 1)
     a = cl.get(ue['b_tid'], b'after-restart')
     CK.eq((a['status'], a['kcv']), ('ok', kcv(ks_naf(ue, b'after-restart'))[:6].lower()),
@@ -252,6 +259,20 @@ def run(pki, work, bsf_port, sim, cl, sims):
         text = ''.join(cl.out) + f.read() + sim.stderr() + sim2.stderr()
     CK.check(not any(k in text.lower() for k in keys), 'no key bytes in any output')
     CK.check('Sanitizer' not in text, 'no sanitizer report')
+
+    # a BSF peer that is another identity (certificate and Origin-Host other.test, same CA)
+    # never opens: nothing is sent to it
+    port = free_port()
+    rogue = Sim(pki, work, port, 'rogue', identity='other.test')
+    sims.append(rogue)
+    cl2 = Client(pki, work, free_port(), port, tag='client2')
+    o = cl2.cmd('wait-open 3000')
+    CK.eq(o['open'], 0, 'BSF with another identity: never open')
+    a = cl2.get(rogue.ue(0)['b_tid'])
+    CK.eq(a['status'], 'unreachable', 'BSF with another identity: unreachable')
+    CK.eq(cl2.cmd('stats')['sent'], 0, 'BSF with another identity: no BIR sent')
+    cl2.p.stdin.close()
+    CK.eq(cl2.p.wait(timeout=30), 0, 'second zn_client exits 0')
 
 
 if __name__ == '__main__':

@@ -14,8 +14,11 @@
  *   stats                   kl_zn_get_stats as JSON
  *   bench BTID N            N cold requests (NAF_Ids "naf-I.bench.test" || 01 00 00 00 02),
  *                           then the same N again from the cache: p50/p99 of each in us
+ *   par BTID T N            T threads, each N cold then N cached requests for its own NAF_Ids
+ *                           (from 100000 * (t + 1)): {"ok","cached","seconds","per_s"}
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +135,55 @@ static void bench(struct kl_zn *z, const char *btid, unsigned n)
 	free(hot);
 }
 
+struct par {
+	struct kl_zn *z;
+	const char *btid;
+	unsigned t, n, ok, cached;
+};
+
+static void *par_thread(void *arg)
+{
+	struct par *p = arg;
+	struct kl_zn_answer a;
+	uint8_t naf[80];
+
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < p->n; i++) {
+			size_t nl = naf_bench(100000 * (p->t + 1) + i, naf);
+
+			kl_zn_get(p->z, p->btid, naf, nl, &a);
+			p->ok += a.status == KL_ZN_OK;
+			p->cached += a.cached;
+			kl_memzero(a.ks_naf, sizeof(a.ks_naf));
+		}
+	return NULL;
+}
+
+static void par(struct kl_zn *z, const char *btid, unsigned t, unsigned n)
+{
+	struct par p[64];
+	pthread_t th[64];
+	unsigned ok = 0, cached = 0, started = 0;
+	uint64_t t0 = now_us();
+	double dt;
+
+	if (t > 64)
+		t = 64;
+	for (unsigned i = 0; i < t; i++) {
+		p[i] = (struct par){ z, btid, i, n, 0, 0 };
+		if (!pthread_create(&th[i], NULL, par_thread, &p[i]))
+			started++;
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		ok += p[i].ok;
+		cached += p[i].cached;
+	}
+	dt = (double)(now_us() - t0) / 1e6;
+	printf("{\"threads\":%u,\"ok\":%u,\"cached\":%u,\"seconds\":%.3f,\"per_s\":%.0f}\n",
+	       started, ok, cached, dt, dt > 0 ? ok / dt : 0.0);
+}
+
 static void log_sink(void *arg, enum kl_diameter_log_level level, const char *msg)
 {
 	(void)arg;
@@ -211,6 +263,13 @@ int main(int argc, char **argv)
 			printf("{\"forgot\":1}\n");
 		} else if (!strcmp(cmd, "stats")) {
 			print_stats(z);
+		} else if (!strcmp(cmd, "par") && nf == 3) {
+			unsigned t = 0, n = 0;
+
+			if (sscanf(line, "%*s %*s %u %u", &t, &n) == 2)
+				par(z, a1, t, n);
+			else
+				printf("{\"error\":\"bad command\"}\n");
 		} else if (!strcmp(cmd, "bench") && nf == 3) {
 			bench(z, a1, (unsigned)atoi(a2));
 		} else {
