@@ -5,7 +5,9 @@
 tests/zn_client runs keylined's Diameter stack as keylined starts it (kl_diameter_start, generated
 configuration) with kl_zn on it. The MT side is computed here from the simulator's UE file:
 CK, IK by `keyline-kdf milenage`, Ks_(ext)_NAF by this file's own HMAC-SHA-256 KDF (TS 33.220
-annex B), cross-checked with `keyline-kdf ks-naf`.
+annex B), cross-checked with `keyline-kdf ks-naf`. When tshark and dumpcap are installed, the
+first part's Diameter/TLS traffic is captured (TLS keys from GnuTLS's SSLKEYLOGFILE) and tshark's
+own Zn dissector must decode every BIR and BIA with no malformed field and the expected values.
 
 usage: test_zn.py ZN_CLIENT KEYLINE_HSS_SIM KEYLINE_KDF
 """
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,7 +82,7 @@ class Sim:
 
 
 class Client:
-    def __init__(self, pki, work, port, bsf_port, tag='client'):
+    def __init__(self, pki, work, port, bsf_port, tag='client', env=None):
         cert, key = pki.cred(ME)
         self.err_path = os.path.join(work, tag + '.err')
         self.p = subprocess.Popen(
@@ -87,7 +90,7 @@ class Client:
              '--port', str(port), '--bsf', BSF, '--bsf-address', '127.0.0.1',
              '--bsf-port', str(bsf_port), '--timeout-ms', str(TIMEOUT_MS)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.err_path, 'w'),
-            text=True)
+            text=True, env=env)
         self.out = []
 
     def cmd(self, line):
@@ -108,11 +111,20 @@ def main():
         pki = Pki(work, leaves=(ME, BSF, 'other.test'))
         bsf_port = free_port()
         sim = Sim(pki, work, bsf_port, 'bsf1')
-        cl = Client(pki, work, free_port(), bsf_port)
+        cap = Capture(work, bsf_port) if shutil.which('tshark') and shutil.which('dumpcap') \
+            else None
+        env = dict(os.environ, SSLKEYLOGFILE=cap.keylog) if cap else None
+        cl = Client(pki, work, free_port(), bsf_port, env=env)
         sims = [sim]
         try:
-            run(pki, work, bsf_port, sim, cl, sims)
+            run(pki, work, bsf_port, sim, cl, sims, cap)
+            if cap:
+                cap.check(sim)
+            else:
+                print('zn: no tshark/dumpcap: the capture check is skipped', flush=True)
         finally:
+            if cap:
+                cap.stop()
             for s in sims:
                 if s.p.poll() is None:
                     s.p.kill()
@@ -122,7 +134,70 @@ def main():
     return CK.done()
 
 
-def run(pki, work, bsf_port, sim, cl, sims):
+class Capture:
+    """dumpcap on the BSF's port; tshark decodes the TLS (SSLKEYLOGFILE) and then Zn."""
+
+    def __init__(self, work, port):
+        self.port = port
+        self.pcap = os.path.join(work, 'zn.pcapng')
+        self.keylog = os.path.join(work, 'keylog')
+        self.p = subprocess.Popen(['dumpcap', '-q', '-i', 'lo', '-f', 'tcp port %d' % port,
+                                   '-w', self.pcap], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while not os.path.exists(self.pcap) and time.time() - t0 < 10:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the filter is in place once the file is there; a margin anyway
+        self.expect = []  # (B-TID, NAF_Id hex, result, expected tshark fields)
+
+    def stop(self):
+        if self.p.poll() is None:
+            time.sleep(0.5)  # what the kernel captured reaches dumpcap's file
+            self.p.send_signal(signal.SIGTERM)
+            self.p.wait(timeout=10)
+
+    def tshark(self, *args):
+        r = subprocess.run(['tshark', '-n', '-r', self.pcap, '-o', 'tls.keylog_file:' + self.keylog,
+                            '-d', 'tcp.port==%d,tls' % self.port,
+                            '-d', 'tls.port==%d,diameter' % self.port,
+                            '--disable-protocol', 'rdpmt'] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout
+
+    def check(self, sim):
+        self.stop()
+        bad = self.tshark('-Y', '_ws.malformed || _ws.expert.severity >= warning')
+        CK.eq(bad.strip(), '', 'tshark: no malformed field or warning in the Zn capture')
+        rows = [x.split('|') for x in self.tshark(
+            '-Y', 'diameter.cmd.code == 310', '-T', 'fields', '-E', 'separator=|',
+            '-e', 'diameter.flags.request', '-e', 'diameter.applicationId',
+            '-e', 'diameter.Transaction-Identifier', '-e', 'diameter.NAF-Hostname',
+            '-e', 'diameter.Result-Code', '-e', 'diameter.Experimental-Result-Code',
+            '-e', 'diameter.User-Name', '-e', 'diameter.GBA-Type',
+            '-e', 'diameter.ME-Key-Material', '-e', 'diameter.Key-ExpiryTime').splitlines()]
+        if not rows:
+            print('zn: capture %d bytes, keylog %d bytes; tshark says: %s' % (
+                os.path.getsize(self.pcap), os.path.getsize(self.keylog) if
+                os.path.exists(self.keylog) else -1, self.tshark()[-600:]), flush=True)
+        req = [r for r in rows if r[0] in ('1', 'True')]
+        ans = [r for r in rows if r[0] not in ('1', 'True')]
+        CK.check(len(req) >= len(self.expect) and len(ans) == len(req),
+                 'tshark: %d BIRs and %d BIAs decoded as Zn (want >= %d each)'
+                 % (len(req), len(ans), len(self.expect)))
+        CK.check(all(r[1] == '16777220' for r in rows), 'tshark: every 310 in application 16777220')
+        for btid, naf, want in self.expect:
+            tid = btid.encode().hex()
+            hit = [i for i, r in enumerate(req) if r[2].replace(':', '') == tid and
+                   r[3].replace(':', '') == naf]
+            CK.check(hit, 'tshark: a BIR with Transaction-Identifier %s and the NAF-Id' % btid)
+            if not hit or hit[0] >= len(ans):
+                continue
+            a = ans[hit[0]]
+            CK.eq(tuple(a[4:6]) + (a[6], a[7], len(a[8].replace(':', '')) // 2 if a[8] else 0),
+                  want, 'tshark: the BIA to %s' % btid)
+
+
+def run(pki, work, bsf_port, sim, cl, sims, cap):
     o = cl.cmd('wait-open 20000')
     CK.eq(o['open'], 1, 'the Zn connection to the BSF opens (%d ms)' % o['ms'])
     print('zn: connection to the BSF open after %d ms' % o['ms'], flush=True)
@@ -181,6 +256,14 @@ def run(pki, work, bsf_port, sim, cl, sims):
     CK.eq(cl.cmd('stats')['sent'], s1['sent'] + 1, 'a bad answer is not cached')
     a = cl.get('x' * 300)
     CK.eq(a['status'], 'unknown', 'a B-TID longer than 255 bytes: unknown, nothing sent')
+
+    if cap:
+        ue0, ue1 = sim.ue(0), sim.ue(1)
+        cap.expect = [(ue0['b_tid'], NAF.hex(), ('2001', '', ue0['impi'], '0', 32)),
+                      (unknown, NAF.hex(), ('', '5401', '', '', 0)),
+                      (sim.ue(3)['b_tid'], NAF.hex(), ('', '5402', '', '', 0)),
+                      (sim.ue(5)['b_tid'], NAF.hex(), ('2001', '', sim.ue(5)['impi'], '0', 16))]
+        cap.stop()  # the first part's traffic is enough: keep the capture small
 
     # cold and cache-hit latency
     b = cl.cmd('bench %s 2000' % sim.ue(1)['b_tid'])
