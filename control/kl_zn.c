@@ -184,6 +184,7 @@ int kl_zn_dict_init(struct kl_zn_dict *zd, char *err, size_t errlen)
 struct zn_entry {
 	struct zn_entry *next; /* hash chain */
 	size_t heap;	       /* index in the expiry heap */
+	uint64_t seq;	       /* insertion order: among equal expiries the oldest goes first */
 	uint32_t hash;
 	uint64_t expiry, created;
 	uint32_t gba_type, result_code;
@@ -214,6 +215,7 @@ struct kl_zn {
 	struct zn_entry **heap;
 	size_t n;
 	uint32_t seed;
+	uint64_t seq; /* cache insertions */
 	struct kl_kwp_key *kek;
 	struct kl_zn_stats st;
 	struct zn_pending *waiting;
@@ -252,6 +254,11 @@ static uint32_t id_hash(uint32_t seed, const char *btid, size_t bl, const uint8_
 	return h ^ (h >> 15);
 }
 
+static int heap_less(const struct zn_entry *a, const struct zn_entry *b)
+{
+	return a->expiry < b->expiry || (a->expiry == b->expiry && a->seq < b->seq);
+}
+
 static void heap_swap(struct kl_zn *z, size_t a, size_t b)
 {
 	struct zn_entry *t = z->heap[a];
@@ -264,16 +271,16 @@ static void heap_swap(struct kl_zn *z, size_t a, size_t b)
 
 static void heap_fix(struct kl_zn *z, size_t i)
 {
-	while (i && z->heap[(i - 1) / 2]->expiry > z->heap[i]->expiry) {
+	while (i && heap_less(z->heap[i], z->heap[(i - 1) / 2])) {
 		heap_swap(z, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
 
-		if (l < z->n && z->heap[l]->expiry < z->heap[m]->expiry)
+		if (l < z->n && heap_less(z->heap[l], z->heap[m]))
 			m = l;
-		if (r < z->n && z->heap[r]->expiry < z->heap[m]->expiry)
+		if (r < z->n && heap_less(z->heap[r], z->heap[m]))
 			m = r;
 		if (m == i)
 			return;
@@ -329,6 +336,7 @@ static void cache_put(struct kl_zn *z, uint32_t h, const char *btid, size_t bl, 
 		return;
 	}
 	e->hash = h;
+	e->seq = z->seq++;
 	e->expiry = a->expiry;
 	e->created = a->created;
 	e->gba_type = a->gba_type;
@@ -700,6 +708,16 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	pthread_condattr_destroy(&ca);
 	p->t0_us = mono_us();
 	pthread_mutex_lock(&z->lock);
+	if (z->stopping) {
+		/* kl_zn_stop began after the check above: nothing may be in flight it does not
+		 * wait for */
+		finish(z, out, KL_ZN_UNREACHABLE);
+		pthread_mutex_unlock(&z->lock);
+		fd_msg_free(m);
+		pthread_cond_destroy(&p->cv);
+		free(p);
+		return KL_ZN_UNREACHABLE;
+	}
 	p->next = z->waiting;
 	if (p->next)
 		p->next->prev = p;

@@ -14,6 +14,8 @@
  *   stats                   kl_zn_get_stats as JSON
  *   bench BTID N            N cold requests (NAF_Ids "naf-I.bench.test" || 01 00 00 00 02),
  *                           then the same N again from the cache: p50/p99 of each in us
+ *   parse FILE NOW          kl_zn_parse_bia over the file's bytes at Unix time NOW (no stack
+ *                           involved): {"status","result_code","kcv","impi"}
  *   par BTID T N            T threads, each N cold then N cached requests for its own NAF_Ids
  *                           (from 100000 * (t + 1)): {"ok","cached","seconds","per_s"}
  */
@@ -263,6 +265,17 @@ int main(int argc, char **argv)
 			printf("{\"forgot\":1}\n");
 		} else if (!strcmp(cmd, "stats")) {
 			print_stats(z);
+		} else if (!strcmp(cmd, "parse") && nf == 3) {
+			static uint8_t buf[1 << 16];
+			struct kl_zn_answer a;
+			FILE *f = fopen(a1, "rb");
+			size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+
+			if (f)
+				fclose(f);
+			kl_zn_parse_bia(buf, n, strtoull(a2, NULL, 10), &a);
+			print_answer(&a, 0);
+			kl_memzero(&a, sizeof(a));
 		} else if (!strcmp(cmd, "par") && nf == 3) {
 			unsigned t = 0, n = 0;
 
