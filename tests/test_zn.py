@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -357,12 +358,24 @@ def run(pki, work, bsf_port, sim, cl, sims, cap):
     CK.eq((a['status'], a['kcv']), ('ok', kcv(ks_naf(ue, b'after-restart'))[:6].lower()),
           'BSF restarted: ok, key = MT side')
 
+    # kl_zn_stop while a call waits on a silent BSF: the call returns unreachable at once, and
+    # the stop waits for the request's expiry (its callback uses the client), then ends
+    sim2.p.send_signal(signal.SIGSTOP)
+    o = cl.cmd('stop-pending ' + ue['b_tid'])
+    print('zn: stop with a call pending: the call returned after %d ms, the stop took %d ms'
+          % (o['get_ms'], o['stop_ms']), flush=True)
+    CK.eq(o['status'], 'unreachable', 'stop with a call pending: the call gets unreachable')
+    CK.check(o['get_ms'] < 200 + 300, 'stop with a call pending: the call returns at once')
+    CK.check(o['stop_ms'] < TIMEOUT_MS + 2500, 'stop with a call pending: the stop is bounded')
+    sim2.p.send_signal(signal.SIGCONT)
+
     # orderly ends; no key bytes anywhere in the outputs
     cl.p.stdin.close()
     CK.eq(cl.p.wait(timeout=30), 0, 'zn_client exits 0')
     sim2.p.send_signal(signal.SIGTERM)
     CK.eq(sim2.p.wait(timeout=30), 0, 'the BSF exits 0 on SIGTERM')
-    CK.check('ok 1 unknown 0' in sim2.stderr(), 'the BSF prints its counters at exit')
+    CK.check(re.search(r'bsf: ok [12] unknown 0 not_authorised 0 expired 0 bad_answer 0 '
+                       r'missing_avp 0', sim2.stderr()), 'the BSF prints its counters at exit')
     with open(cl.err_path) as f:
         text = ''.join(cl.out) + f.read() + sim.stderr() + sim2.stderr()
     CK.check(not any(k in text.lower() for k in keys), 'no key bytes in any output')

@@ -16,6 +16,8 @@
  *                           then the same N again from the cache: p50/p99 of each in us
  *   parse FILE NOW          kl_zn_parse_bia over the file's bytes at Unix time NOW (no stack
  *                           involved): {"status","result_code","kcv","impi"}
+ *   stop-pending BTID       a thread asks for BTID while kl_zn_stop runs (the BSF silent): both
+ *                           return: {"status","stop_ms","get_ms"}; the last command
  *   par BTID T N            T threads, each N cold then N cached requests for its own NAF_Ids
  *                           (from 100000 * (t + 1)): {"ok","cached","seconds","per_s"}
  */
@@ -186,6 +188,25 @@ static void par(struct kl_zn *z, const char *btid, unsigned t, unsigned n)
 	       started, ok, cached, dt, dt > 0 ? ok / dt : 0.0);
 }
 
+struct pend {
+	struct kl_zn *z;
+	const char *btid;
+	enum kl_zn_status st;
+	uint64_t us;
+};
+
+static void *pend_thread(void *arg)
+{
+	struct pend *p = arg;
+	struct kl_zn_answer a;
+	uint64_t t0 = now_us();
+
+	p->st = kl_zn_get(p->z, p->btid, (const uint8_t *)"stop", 4, &a);
+	p->us = now_us() - t0;
+	kl_memzero(&a, sizeof(a));
+	return NULL;
+}
+
 static void log_sink(void *arg, enum kl_diameter_log_level level, const char *msg)
 {
 	(void)arg;
@@ -276,6 +297,23 @@ int main(int argc, char **argv)
 			kl_zn_parse_bia(buf, n, strtoull(a2, NULL, 10), &a);
 			print_answer(&a, 0);
 			kl_memzero(&a, sizeof(a));
+		} else if (!strcmp(cmd, "stop-pending") && nf == 2) {
+			struct pend pd = { z, a1, KL_ZN_OK, 0 };
+			pthread_t th;
+			uint64_t t0;
+
+			if (pthread_create(&th, NULL, pend_thread, &pd))
+				return 3;
+			usleep(200000);
+			t0 = now_us();
+			kl_zn_stop(z);
+			z = NULL;
+			t0 = now_us() - t0;
+			pthread_join(th, NULL);
+			printf("{\"status\":\"%s\",\"stop_ms\":%llu,\"get_ms\":%llu}\n",
+			       kl_zn_status_name(pd.st), (unsigned long long)(t0 / 1000),
+			       (unsigned long long)(pd.us / 1000));
+			break;
 		} else if (!strcmp(cmd, "par") && nf == 3) {
 			unsigned t = 0, n = 0;
 
@@ -289,7 +327,7 @@ int main(int argc, char **argv)
 			printf("{\"error\":\"bad command\"}\n");
 		}
 	}
-	kl_zn_stop(z);
+	kl_zn_stop(z); /* NULL after stop-pending */
 	kl_diameter_stop(d);
 	return 0;
 }
