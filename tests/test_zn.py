@@ -216,8 +216,30 @@ def parse_seeds(cl):
             CK.eq(a['kcv'], kcv(bytes(range(32)))[:6].lower(), 'seed %s: the key' % name)
 
 
+def bad_args(pki, work):
+    """keyline-hss-sim bsf: argument errors exit 2 with one line, before anything listens."""
+    cert, key = pki.cred(BSF)
+    base = [SIM, '--identity', BSF, '--cert', cert, '--key', key, '--ca', pki.p('ca.pem'), 'bsf']
+    ue = os.path.join(work, 'never.ues')
+    for args, what in ((['--ues', '2', '--seed', '1', '--ue-file', ue], 'missing --port'),
+                       (['--port', '1', '--ues', '2', '--seed', '1', '--ue-file', ue,
+                         '--bad-answer', 'bogus:1'], 'an unknown bad-answer mode'),
+                       (['--port', '1', '--ues', '2', '--seed', '1', '--ue-file', ue,
+                         '--expired', '2'], 'a UE index out of range'),
+                       (['--port', '1', '--ues', '2', '--seed', '1', '--ue-file', ue,
+                         '--expired', '1', '--not-authorised', '1'], 'a UE in two lists'),
+                       (['--port', '1', '--ues', '0', '--seed', '1', '--ue-file', ue], 'no UEs'),
+                       (['--port', '1', '--ues', '2', '--seed', '1', '--ue-file', ue,
+                         '--runs', '2', '--bogus', '1'], 'an unknown option')):
+        r = subprocess.run(base + args, capture_output=True, text=True, timeout=30)
+        CK.eq((r.returncode, len(r.stderr.splitlines())), (2, 1), 'bsf, %s: exit 2, one line'
+              % what)
+    CK.check(not os.path.exists(ue), 'bsf with bad arguments: no UE file')
+
+
 def run(pki, work, bsf_port, sim, cl, sims, cap):
     parse_seeds(cl)
+    bad_args(pki, work)
     o = cl.cmd('wait-open 20000')
     CK.eq(o['open'], 1, 'the Zn connection to the BSF opens (%d ms)' % o['ms'])
     print('zn: connection to the BSF open after %d ms' % o['ms'], flush=True)

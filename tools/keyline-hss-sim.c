@@ -865,7 +865,7 @@ static void bsf_marks(const char *name, uint8_t *marks, unsigned long long n)
 			item[l] = 0;
 			idx = number(name, item, 10, n ? n - 1 : 0);
 			if (marks[idx])
-				die("--%s: UE %llu is listed twice", name, idx);
+				die("--%s: UE %llu is listed twice (or in two of the lists)", name, idx);
 			marks[idx] = mode;
 			s += l;
 			if (*s)
