@@ -189,9 +189,8 @@ struct zn_entry {
 	uint64_t expiry, created;
 	uint32_t gba_type, result_code;
 	uint8_t wrapped[WRAPPED_LEN];
-	char impi[KL_ZN_IMPI_MAX + 1];
-	uint16_t btid_len, naf_len;
-	uint8_t id[]; /* B-TID || NAF_Id */
+	uint16_t btid_len, naf_len, impi_len;
+	uint8_t id[]; /* B-TID || NAF_Id || IMPI (only as long as they are) */
 };
 
 struct zn_pending {
@@ -303,7 +302,7 @@ static void entry_drop(struct kl_zn *z, struct zn_entry *e)
 		z->heap[i]->heap = i;
 		heap_fix(z, i);
 	}
-	kl_memzero(e, sizeof(*e) + e->btid_len + e->naf_len);
+	kl_memzero(e, sizeof(*e) + e->btid_len + e->naf_len + e->impi_len);
 	free(e);
 	z->st.cache_size = z->n;
 }
@@ -323,12 +322,14 @@ static void cache_put(struct kl_zn *z, uint32_t h, const char *btid, size_t bl, 
 		      size_t nl, const struct kl_zn_answer *a)
 {
 	struct zn_entry *e = entry_find(z, h, btid, bl, naf, nl);
+	size_t il;
 
 	if (e)
 		entry_drop(z, e);
 	while (z->n && z->n >= z->cap)
 		entry_drop(z, z->heap[0]);
-	if (!z->cap || !(e = calloc(1, sizeof(*e) + bl + nl)))
+	il = strnlen(a->impi, KL_ZN_IMPI_MAX);
+	if (!z->cap || !(e = calloc(1, sizeof(*e) + bl + nl + il)))
 		return;
 	if (kl_kwp_wrap(z->kek, a->ks_naf, KL_ZN_KEY_LEN, e->wrapped, sizeof(e->wrapped)) !=
 	    (long)WRAPPED_LEN) {
@@ -341,7 +342,8 @@ static void cache_put(struct kl_zn *z, uint32_t h, const char *btid, size_t bl, 
 	e->created = a->created;
 	e->gba_type = a->gba_type;
 	e->result_code = a->result_code;
-	memcpy(e->impi, a->impi, sizeof(e->impi));
+	e->impi_len = (uint16_t)il;
+	memcpy(e->id + bl + nl, a->impi, il);
 	e->btid_len = (uint16_t)bl;
 	e->naf_len = (uint16_t)nl;
 	memcpy(e->id, btid, bl);
@@ -676,7 +678,8 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 			out->expiry = e->expiry;
 			out->created = e->created;
 			out->gba_type = e->gba_type;
-			memcpy(out->impi, e->impi, sizeof(out->impi));
+			memcpy(out->impi, e->id + bl + naf_len, e->impi_len);
+			out->impi[e->impi_len] = 0;
 			out->cached = 1;
 			z->st.cache_hits++;
 			finish(z, out, KL_ZN_OK);
