@@ -766,21 +766,42 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	return out->status;
 }
 
+static int of_btid(const struct zn_entry *e, const char *btid, size_t bl)
+{
+	return e->btid_len == bl && !memcmp(e->id, btid, bl);
+}
+
 void kl_zn_forget(struct kl_zn *z, const char *btid)
 {
-	size_t bl;
+	struct zn_entry **m = NULL;
+	size_t bl, n = 0;
 
 	if (!z || !btid)
 		return;
 	bl = strnlen(btid, KL_ZN_BTID_MAX + 1);
 	pthread_mutex_lock(&z->lock);
-	for (size_t i = 0; i < z->n;) {
-		struct zn_entry *e = z->heap[i];
-
-		if (e->btid_len == bl && !memcmp(e->id, btid, bl))
-			entry_drop(z, e); /* heap[i] now holds another entry: look at it */
-		else
-			i++;
+	/* find the matches first (dropping one reorders the heap), then drop them */
+	for (size_t i = 0; i < z->n; i++)
+		if (of_btid(z->heap[i], btid, bl))
+			n++;
+	if (n && (m = malloc(n * sizeof(*m)))) {
+		n = 0;
+		for (size_t i = 0; i < z->n; i++)
+			if (of_btid(z->heap[i], btid, bl))
+				m[n++] = z->heap[i];
+		for (size_t i = 0; i < n; i++)
+			entry_drop(z, m[i]);
+		free(m);
+	} else if (n) {
+		/* no memory for the list: one scan per match */
+		for (int found = 1; found;) {
+			found = 0;
+			for (size_t i = 0; i < z->n && !found; i++)
+				if (of_btid(z->heap[i], btid, bl)) {
+					entry_drop(z, z->heap[i]);
+					found = 1;
+				}
+		}
 	}
 	pthread_mutex_unlock(&z->lock);
 }

@@ -277,6 +277,10 @@ def run(pki, work, bsf_port, sim, cl, sims, cap):
     a = cl.get(sim.ue(0)['b_tid'])
     CK.eq((a['status'], a['cached']), ('ok', 0), 'after forget: asked again')
     CK.eq(cl.cmd('stats')['sent'], s1['sent'] + 1, 'after forget: one BIR')
+    a = cl.get(sim.ue(0)['b_tid'], other)
+    CK.eq((a['status'], a['cached']), ('ok', 0), 'after forget: every NAF_Id of the B-TID gone')
+    a = cl.get(sim.ue(1)['b_tid'])
+    CK.eq((a['status'], a['cached']), ('ok', 1), 'after forget: another B-TID still cached')
 
     # refusals and bad answers
     unknown = 'AAAAAAAAAAAAAAAAAAAAAA==@' + BSF
