@@ -688,14 +688,11 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 		}
 		entry_drop(z, e);
 	}
-	if (z->stopping || !bsf_open(z)) {
-		finish(z, out, KL_ZN_UNREACHABLE);
-		pthread_mutex_unlock(&z->lock);
-		return KL_ZN_UNREACHABLE;
-	}
 	pthread_mutex_unlock(&z->lock);
 
-	if (build_bir(z, btid, naf_id, naf_len, &m) || !(p = calloc(1, sizeof(*p)))) {
+	/* freeDiameter's peer lookup outside our lock: its threads call ours with theirs */
+	if (!bsf_open(z) || build_bir(z, btid, naf_id, naf_len, &m) ||
+	    !(p = calloc(1, sizeof(*p)))) {
 		if (m)
 			fd_msg_free(m);
 		pthread_mutex_lock(&z->lock);

@@ -921,7 +921,7 @@ static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, v
 	struct msg *ans = *msg;
 	size_t tl, nl;
 	int rc = 0;
-	uint64_t *count;
+	uint64_t *count = NULL;
 
 	(void)avp;
 	(void)sess;
@@ -941,13 +941,14 @@ static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, v
 	q.btid[tl] = 0;
 	if (strlen(q.btid) == tl)
 		u = bsearch(&q, g_bsf.ue, g_bsf.n, sizeof(*g_bsf.ue), bsf_cmp);
-	rc = kl_dia_add_u32(ans, k->auth_session_state, 1);
-	if (!rc && !u) {
+	if ((rc = kl_dia_add_u32(ans, k->auth_session_state, 1)))
+		goto send;
+	if (!u) {
 		count = &g_bsf.unknown;
 		rc = bsf_experimental(ans, KL_ZN_IMPI_UNKNOWN);
 		goto send;
 	}
-	if (!rc && u->mode == BSF_NOT_AUTH) {
+	if (u->mode == BSF_NOT_AUTH) {
 		count = &g_bsf.not_auth;
 		rc = bsf_experimental(ans, KL_ZN_NOT_AUTHORIZED);
 		goto send;
@@ -958,7 +959,7 @@ static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, v
 					     { (const uint8_t *)u->impi, strlen(u->impi) },
 					     { naf, nl } };
 
-		if (!rc && kl_derive(NULL, KL_KDF_KS_NAF, u->ckik, 32, v, 3, key) < 0)
+		if (kl_derive(NULL, KL_KDF_KS_NAF, u->ckik, 32, v, 3, key) < 0)
 			rc = EIO;
 	}
 	if (!rc)
