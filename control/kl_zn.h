@@ -95,4 +95,34 @@ const char *kl_zn_status_name(enum kl_zn_status st);
 /** Stop: pending calls return KL_ZN_UNREACHABLE; the cache is wiped. Call before the stack stops. */
 void kl_zn_stop(struct kl_zn *z);
 
+
+/* ---- added by the Zn implementation (after the contract's declarations) -------------------- */
+
+/**
+ * The BIA's content as kl_zn_get uses it, from one whole Diameter message in wire form (pure: no
+ * freeDiameter, no clock; the libFuzzer target's entry). Every AVP is checked: the header
+ * (version 1, length, answer of command 310 in application 16777220), each AVP's length and
+ * padding, no duplicates of the AVPs read, Result-Code xor Experimental-Result (Vendor-Id
+ * 10415), and on 2001: ME-Key-Material of exactly KL_ZN_KEY_LEN bytes, Key-ExpiryTime (4 bytes),
+ * User-Name (1..KL_ZN_IMPI_MAX bytes of UTF-8 without NUL), optional BootstrapInfoCreationTime
+ * (4 bytes) and GBA-Type (4 bytes, 0 or 1). 5401/5403 -> UNKNOWN, 5402 -> NOT_AUTHORISED, 3002
+ * (DIAMETER_UNABLE_TO_DELIVER, the local answer when no route to the BSF is left) ->
+ * UNREACHABLE, a Key-ExpiryTime <= now (Unix seconds) -> EXPIRED, anything else BAD_ANSWER.
+ * out is filled (status, result_code; the key on OK only) and wiped on anything but OK.
+ * @return out->status.
+ */
+enum kl_zn_status kl_zn_parse_bia(const uint8_t *msg, size_t len, uint64_t now,
+				  struct kl_zn_answer *out);
+
+/* The AVP codes of TS 29.109 used here (vendor 10415) and the Experimental-Result-Codes. */
+#define KL_ZN_AVP_TRANSACTION_ID 401u
+#define KL_ZN_AVP_NAF_ID 402u
+#define KL_ZN_AVP_KEY_EXPIRY 404u
+#define KL_ZN_AVP_ME_KEY 405u
+#define KL_ZN_AVP_CREATION_TIME 408u
+#define KL_ZN_AVP_GBA_TYPE 410u
+#define KL_ZN_IMPI_UNKNOWN 5401u
+#define KL_ZN_NOT_AUTHORIZED 5402u
+#define KL_ZN_BTID_INVALID 5403u
+
 #endif
