@@ -69,6 +69,9 @@ struct kl_admin {
 	} bk;
 	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
 	void *diameter_arg;
+	int (*ext_cmd)(void *arg, const char *cmd, const json_t *req, json_t **answer);
+	void *ext_arg;
+	json_t *(*naf_status)(void *arg);
 	unsigned max_clients, nclients;
 	uint32_t max_line, idle_ms, line_ms;
 	uint32_t serial;
@@ -1606,6 +1609,11 @@ static int cmd_status(struct req *r, json_t *j)
 	aset(r, "diameter", status_diameter(r));
 	aset(r, "rotation", status_rotation(r));
 	aset(r, "s2s", status_s2s(r));
+	{
+		json_t *naf = r->a->naf_status ? r->a->naf_status(r->a->ext_arg) : NULL;
+
+		aset(r, "naf_key_center", naf ? naf : json_pack("{s:b}", "enabled", 0));
+	}
 	return 0;
 }
 
@@ -1754,10 +1762,48 @@ static void answer_error(struct kl_admin *a, struct kl_admin_client *c, const ch
 	kl_ctl_add(a->ctl, KL_CTL_ADMIN_ERRORS, 1);
 }
 
+/* A command of another module (kl_admin_params.ext_cmd). */
+struct ext_cmd {
+	char name[64];
+	bool writes; /* logged at info when it succeeds: anything but a listing */
+};
+
+/* @return 0 (answered into r), -1 (r->err set), or 1: nobody's command. */
+static int ext_command(struct req *r, const char *name, json_t *j, struct ext_cmd *e)
+{
+	json_t *ans = NULL, *err;
+	char cmd[64];
+	int rc;
+
+	if (!r->a->ext_cmd || strlen(name) >= sizeof(cmd))
+		return 1;
+	snprintf(cmd, sizeof(cmd), "%s", name);
+	name = cmd;
+	json_object_del(j, "cmd"); /* the module sees the arguments only */
+	rc = r->a->ext_cmd(r->a->ext_arg, name, j, &ans);
+	if (rc == 1) {
+		json_decref(ans);
+		return 1;
+	}
+	snprintf(e->name, sizeof(e->name), "%s", plain_name(name) ? name : "command");
+	e->writes = !strstr(name, "list") && strcmp(name, "naf-keys") != 0;
+	if (rc < 0) {
+		err = json_object_get(ans, "error");
+		rerr(r, "%s", json_is_string(err) ? json_string_value(err) : "failed");
+		json_decref(ans);
+		return -1;
+	}
+	if (json_is_object(ans))
+		json_object_update(r->ans, ans);
+	json_decref(ans);
+	return 0;
+}
+
 static void handle_line(struct kl_admin *a, struct kl_admin_client *c, const char *line,
 			size_t len)
 {
 	const struct kl_admin_cmd *cmd = NULL;
+	struct ext_cmd ext = { "", false };
 	json_error_t je;
 	struct req r;
 	json_t *j;
@@ -1793,7 +1839,9 @@ static void handle_line(struct kl_admin *a, struct kl_admin_client *c, const cha
 			for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 				if (!strcmp(json_string_value(jc), cmds[i].name))
 					cmd = &cmds[i];
-			if (!cmd && plain_name(json_string_value(jc)))
+			if (!cmd && (rc = ext_command(&r, json_string_value(jc), j, &ext)) <= 0)
+				; /* another module's command (kl_admin_params.ext_cmd) */
+			else if (!cmd && plain_name(json_string_value(jc)))
 				rerr(&r, "unknown command \"%s\"", json_string_value(jc));
 			else if (!cmd)
 				rerr(&r, "unknown command");
@@ -1804,10 +1852,12 @@ static void handle_line(struct kl_admin *a, struct kl_admin_client *c, const cha
 	json_decref(j);
 	if (rc) {
 		alog(a, KL_ADMIN_LOG_WARNING, "client %" PRIu32 ": %s: %s", c->serial,
-		     cmd ? cmd->name : "request", r.err);
+		     cmd ? cmd->name : ext.name[0] ? ext.name : "request", r.err);
 		answer_error(a, c, r.err);
 	} else {
-		if (cmd->writes)
+		if (!cmd && ext.writes)
+			alog(a, KL_ADMIN_LOG_INFO, "client %" PRIu32 ": %s", c->serial, ext.name);
+		else if (cmd && cmd->writes)
 			alog(a, KL_ADMIN_LOG_INFO, "client %" PRIu32 ": %s %s", c->serial, cmd->name,
 			     r.what);
 		if (out_append(c, r.ans))
@@ -2288,6 +2338,9 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->rotate = p->rotate;
 	a->diameter_status = p->diameter_status;
 	a->diameter_arg = p->diameter_arg;
+	a->ext_cmd = p->ext_cmd;
+	a->ext_arg = p->ext_arg;
+	a->naf_status = p->naf_status;
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;
 	a->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : KL_ADMIN_DEFAULT_IDLE_MS;

@@ -64,6 +64,10 @@
  *          "s2s":{"enabled":false} | {"enabled":true,"peers":N,"rendezvous":{"used":N,
  *                   "capacity":N,"full":N},"cache":{...},"pending":{...},"contended":N}}
  *          (server-to-server tables, kl_stats_s2s: up to a second old)
+ *          "naf_key_center":{"enabled":false} | {"enabled":true,"port":N,"bsf":{"identity":..,
+ *                   "open":B},"zn":{"requests":N,"cache_hits":N,"sent":N,"answered":N,
+ *                   "cache_entries":N},"keys":{"keys":N,"invalidated":N,"issued":N,
+ *                   "blocked_devices":N,"blocked_serials":N}}
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
  *   {"cmd":"peers"}                         -> {"ok":true,"peers":[{"identity":..,"address":..,
@@ -80,6 +84,10 @@
  *          "last":{"id":N,"file":..,"ok":B,"bytes":N,"seconds":X,"error":".."} (the last
  *          finished, when there is one)}; keylinectl backup asks every 100 ms until its id is
  *          the last finished one
+ *
+ *   naf-keys, naf-invalidate, naf-block, naf-unblock, naf-blocklist: the NAF Key Center's issued
+ *          keys and blocklists (control/kl_naf_keys.h, kl_naf_keys_admin), through ext_cmd below;
+ *          "the NAF Key Center is not configured" without a naf_key_center: section
  *
  * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.
  * A group is named "DDDDDD:G": Key Domain ID as 6 hex digits (MCC||MNC), key group in decimal.
@@ -143,6 +151,7 @@ enum kl_admin_log_level {
 
 struct kl_store;
 struct kl_rotate;
+struct json_t;
 
 /* Diameter feed status for the "status" command (filled by keylined). */
 #define KL_ADMIN_MAX_PEERS 16
@@ -180,6 +189,15 @@ struct kl_admin_params {
 	/* Fills the Diameter part of "status"; NULL: no Diameter feed. */
 	int (*diameter_status)(void *arg, struct kl_admin_diameter_status *st);
 	void *diameter_arg;
+	/* Commands of other modules (the NAF Key Center's naf-*): asked for a cmd not in the
+	 * table; @return 0 with *answer an object whose fields join {"ok":true}, 1 (not its
+	 * command: unknown), or < 0 with *answer {"error": "..."} (or NULL). NULL: none. */
+	int (*ext_cmd)(void *arg, const char *cmd, const struct json_t *req,
+		       struct json_t **answer);
+	void *ext_arg;
+	/* The NAF Key Center's part of "status" (a new object), asked on each "status"; NULL, or
+	 * NULL returned: {"enabled": false}. */
+	struct json_t *(*naf_status)(void *arg);
 	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
 	 * Messages never contain key bytes. */
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);

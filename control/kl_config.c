@@ -67,6 +67,16 @@ static const struct num_field num_fields[] = {
 	NUM("diameter.vendor_id", diameter.vendor_id, 1, 0xffffffffu, false),
 	NUM("diameter.app_id", diameter.app_id, 1, 0xfffffffeu, false),
 	NUM("diameter.max_queue", diameter.max_queue, 1, KL_CONFIG_DIAMETER_MAX_QUEUE, false),
+	NUM("naf_key_center.port", naf.port, 1, 65535, false),
+	NUM("naf_key_center.bsf.port", naf.bsf.port, 1, 65535, false),
+	NUM("naf_key_center.bsf.timeout_ms", naf.bsf.timeout_ms, 10, 60000, false),
+	NUM("naf_key_center.rate_limit.per_cert_rps", naf.rate_per_s, 0, 1000000, false),
+	NUM("naf_key_center.rate_limit.burst", naf.rate_burst, 1, 1000000, false),
+	NUM("naf_key_center.threads", naf.threads, 1, 64, false),
+	NUM("naf_key_center.max_body", naf.max_body, 64, 1048576, false),
+	NUM("naf_key_center.max_connections", naf.max_connections, 1, 65536, false),
+	NUM("naf_key_center.connection_timeout_s", naf.connection_timeout_s, 1, 3600, false),
+	NUM("naf_key_center.max_keys", naf.max_keys, 1, 100000000, false),
 	NUM("admin_max_clients", admin_max_clients, 1, 256, false),
 	NUM("admin_idle_timeout_s", admin_idle_timeout_s, 1, 86400, false),
 	NUM("admin_line_timeout_s", admin_line_timeout_s, 1, 3600, false),
@@ -538,6 +548,309 @@ list_field(long idx, unsigned n, unsigned max, const char *entries, const char *
 	return 0;
 }
 
+/* ---- naf_key_center ------------------------------------------------------------------------- */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+		return (ch | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* Even-length hex of 1..max bytes into out. @return the length, or -1. */
+static int
+parse_hex(const char *val, uint8_t *out, size_t max)
+{
+	size_t n = strlen(val);
+
+	if (n == 0 || n % 2 || n / 2 > max)
+		return -1;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = hexval(val[i]), lo = hexval(val[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	return (int)(n / 2);
+}
+
+/* "0-3,6,8-9": CPU numbers below KL_CONFIG_MAX_CPUS; "" clears the list. */
+static int
+parse_cpus(const char *val, struct kl_config_naf *n, char *what, size_t wl)
+{
+	char shown[64];
+	uint64_t set[KL_CONFIG_MAX_CPUS / 64] = { 0 };
+	const char *p = val;
+	bool any = false;
+
+	sanitize(shown, sizeof(shown), val);
+	if (*p == '\0') {
+		n->has_cpus = false;
+		memset(n->cpus, 0, sizeof(n->cpus));
+		n->cpus_text[0] = '\0';
+		return 0;
+	}
+	if (strlen(val) >= sizeof(n->cpus_text))
+		return whatf(what, wl, "too long (at most %zu bytes)", sizeof(n->cpus_text) - 1);
+	while (*p) {
+		unsigned long lo, hi;
+		char *end;
+
+		if (*p < '0' || *p > '9')
+			goto bad;
+		lo = strtoul(p, &end, 10);
+		hi = lo;
+		p = end;
+		if (*p == '-') {
+			p++;
+			if (*p < '0' || *p > '9')
+				goto bad;
+			hi = strtoul(p, &end, 10);
+			p = end;
+		}
+		if (lo > hi || hi >= KL_CONFIG_MAX_CPUS)
+			return whatf(what, wl, "CPUs must be 0..%d, ranges low-high (got '%s')",
+				     KL_CONFIG_MAX_CPUS - 1, shown);
+		for (unsigned long cpu = lo; cpu <= hi; cpu++)
+			set[cpu / 64] |= 1ull << (cpu % 64);
+		any = true;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0')
+				goto bad;
+		} else if (*p) {
+			goto bad;
+		}
+	}
+	if (!any)
+		goto bad;
+	memcpy(n->cpus, set, sizeof(set));
+	n->has_cpus = true;
+	snprintf(n->cpus_text, sizeof(n->cpus_text), "%s", val);
+	return 0;
+bad:
+	return whatf(what, wl, "must be a CPU list such as \"2-3,6\", or empty for every CPU but "
+			       "the workers' (got '%s')",
+		     shown);
+}
+
+/* A NAF_Id entry's bytes from its parts: fqdn || ua_protocol, or the hex form. */
+static void
+naf_id_compose(struct kl_config_naf_id *e)
+{
+	size_t fl = strlen(e->fqdn);
+
+	if (e->has_hex)
+		return;
+	e->len = 0;
+	if (fl && e->has_ua && fl + KL_CONFIG_NAF_UA_LEN <= KL_CONFIG_NAF_ID_MAX) {
+		memcpy(e->id, e->fqdn, fl);
+		memcpy(e->id + fl, e->ua, KL_CONFIG_NAF_UA_LEN);
+		e->len = (uint16_t)(fl + KL_CONFIG_NAF_UA_LEN);
+	}
+}
+
+/* naf_key_center.naf_ids[N].fqdn|ua_protocol|hex|max_lifetime_s|default */
+static int
+set_naf_id(struct kl_config *c, long idx, const char *rest, const char *val, char *what,
+	   size_t wl)
+{
+	static const struct num_field lf = { "max_lifetime_s",
+					     offsetof(struct kl_config_naf_id, max_lifetime_s), 4,
+					     60, 31536000, false };
+	struct kl_config_naf_id *e;
+	char shown[64];
+
+	if (list_field(idx, c->naf.n_ids, KL_CONFIG_NAF_MAX_IDS, "NAF identities", rest, &rest,
+		       what, wl) < 0)
+		return -1;
+	e = &c->naf.ids[idx];
+	if (idx == (long)c->naf.n_ids) {
+		memset(e, 0, sizeof(*e));
+		e->max_lifetime_s = 86400;
+	}
+	sanitize(shown, sizeof(shown), val);
+	if (strcmp(rest, "fqdn") == 0) {
+		if (check_diamid(val, what, wl) < 0)
+			return -1;
+		if (strlen(val) + KL_CONFIG_NAF_UA_LEN > KL_CONFIG_NAF_ID_MAX)
+			return whatf(what, wl, "at most %d bytes (the NAF_Id adds 5)",
+				     KL_CONFIG_NAF_ID_MAX - KL_CONFIG_NAF_UA_LEN);
+		snprintf(e->fqdn, sizeof(e->fqdn), "%s", val);
+	} else if (strcmp(rest, "ua_protocol") == 0) {
+		if (parse_hex(val, e->ua, KL_CONFIG_NAF_UA_LEN) != KL_CONFIG_NAF_UA_LEN)
+			return whatf(what, wl,
+				     "must be the Ua security protocol identifier as 10 hex digits "
+				     "(TS 33.220 Annex H, e.g. 0100000002; got '%s')",
+				     shown);
+		e->has_ua = true;
+	} else if (strcmp(rest, "hex") == 0) {
+		int n = parse_hex(val, e->id, KL_CONFIG_NAF_ID_MAX);
+
+		if (n < 0)
+			return whatf(what, wl, "must be the whole NAF_Id as hex, 1..%d bytes (got '%s')",
+				     KL_CONFIG_NAF_ID_MAX, shown);
+		e->len = (uint16_t)n;
+		e->has_hex = true;
+	} else if (strcmp(rest, "max_lifetime_s") == 0) {
+		if (set_num(e, &lf, val, what, wl) < 0)
+			return -1;
+	} else if (strcmp(rest, "default") == 0) {
+		if (strcmp(val, "true") && strcmp(val, "false"))
+			return whatf(what, wl, "must be true or false (got '%s')", shown);
+		e->is_default = val[0] == 't';
+	} else {
+		return whatf(what, wl, "unknown key");
+	}
+	naf_id_compose(e);
+	if (idx == (long)c->naf.n_ids)
+		c->naf.n_ids++;
+	return 0;
+}
+
+/* naf_key_center.* keys other than the numbers. */
+static int
+set_naf(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
+{
+	struct kl_config_naf *n = &c->naf;
+	static const struct {
+		const char *name;
+		size_t off;
+		bool optional;
+	} paths[] = {
+		{ "tls_cert", offsetof(struct kl_config_naf, tls_cert), false },
+		{ "tls_key", offsetof(struct kl_config_naf, tls_key), false },
+		{ "device_ca", offsetof(struct kl_config_naf, device_ca), false },
+		{ "operator_ca", offsetof(struct kl_config_naf, operator_ca), false },
+		{ "crl", offsetof(struct kl_config_naf, crl), true },
+	};
+	const char *rest;
+	long idx;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (strcmp(sub, paths[i].name) != 0)
+			continue;
+		if (!(paths[i].optional && val[0] == '\0') && check_dia_path(val, what, wl) < 0)
+			return -1;
+		snprintf((char *)n + paths[i].off, KL_CONFIG_DIAMETER_STR_MAX + 1, "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "listen") == 0 || strcmp(sub, "bsf.address") == 0) {
+		bool bsf = sub[0] == 'b';
+
+		if (bsf && val[0] == '\0')
+			return whatf(what, wl, "must be the BSF's IPv4 or IPv6 address");
+		if (check_dia_listen(val, what, wl) < 0)
+			return -1;
+		snprintf(bsf ? n->bsf.address : n->listen, sizeof(n->listen), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "bsf.identity") == 0) {
+		if (check_diamid(val, what, wl) < 0)
+			return -1;
+		snprintf(n->bsf.identity, sizeof(n->bsf.identity), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "cpus") == 0)
+		return parse_cpus(val, n, what, wl);
+	if ((idx = indexed(sub, "naf_ids", &rest)) >= 0)
+		return set_naf_id(c, idx, rest, val, what, wl);
+	return whatf(what, wl, "unknown key");
+}
+
+static int
+check_naf(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
+{
+	const struct kl_config_naf *n = &c->naf;
+	static const struct {
+		const char *name;
+		size_t off;
+	} files[] = {
+		{ "tls_cert", offsetof(struct kl_config_naf, tls_cert) },
+		{ "tls_key", offsetof(struct kl_config_naf, tls_key) },
+		{ "device_ca", offsetof(struct kl_config_naf, device_ca) },
+		{ "operator_ca", offsetof(struct kl_config_naf, operator_ca) },
+		{ "crl", offsetof(struct kl_config_naf, crl) },
+	};
+	unsigned defaults = 0;
+
+	snprintf(key, kl, "naf_key_center");
+	if (!c->diameter.enabled)
+		return whatf(what, wl, "needs the diameter: section: the Key Center asks the BSF over "
+				       "Zn on keylined's Diameter stack");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *v = (const char *)n + files[i].off;
+
+		snprintf(key, kl, "naf_key_center.%s", files[i].name);
+		if (v[0] == '\0') {
+			if (i == 4)
+				continue; /* crl is optional */
+			return whatf(what, wl, "required key is missing (an absolute PEM file)");
+		}
+		if (check_dia_path(v, what, wl) < 0)
+			return -1;
+	}
+	snprintf(key, kl, "naf_key_center.listen");
+	if (check_dia_listen(n->listen, what, wl) < 0)
+		return -1;
+	snprintf(key, kl, "naf_key_center.naf_ids");
+	if (n->n_ids == 0)
+		return whatf(what, wl, "required key is missing (at least one NAF identity: fqdn "
+				       "and ua_protocol, or hex)");
+	if (n->n_ids > KL_CONFIG_NAF_MAX_IDS)
+		return whatf(what, wl, "at most %d entries", KL_CONFIG_NAF_MAX_IDS);
+	for (unsigned i = 0; i < n->n_ids; i++) {
+		const struct kl_config_naf_id *e = &n->ids[i];
+
+		snprintf(key, kl, "naf_key_center.naf_ids[%u]", i);
+		if (e->has_hex && (e->fqdn[0] || e->has_ua))
+			return whatf(what, wl, "give either hex or fqdn and ua_protocol, not both");
+		if (!e->has_hex && !e->fqdn[0])
+			return whatf(what, wl, "fqdn is missing (or give the whole NAF_Id as hex)");
+		if (!e->has_hex && !e->has_ua)
+			return whatf(what, wl, "ua_protocol is missing (10 hex digits, TS 33.220 "
+					       "Annex H)");
+		if (e->len == 0 || e->len > KL_CONFIG_NAF_ID_MAX)
+			return whatf(what, wl, "the NAF_Id is empty or too long");
+		snprintf(key, kl, "naf_key_center.naf_ids[%u].max_lifetime_s", i);
+		if (e->max_lifetime_s < 60 || e->max_lifetime_s > 31536000)
+			return whatf(what, wl, "must be 60..31536000 (got %u)", e->max_lifetime_s);
+		snprintf(key, kl, "naf_key_center.naf_ids[%u]", i);
+		for (unsigned j = 0; j < i; j++)
+			if (n->ids[j].len == e->len && memcmp(n->ids[j].id, e->id, e->len) == 0)
+				return whatf(what, wl, "the same NAF_Id as naf_ids[%u]", j);
+		defaults += e->is_default;
+	}
+	snprintf(key, kl, "naf_key_center.naf_ids");
+	if (n->n_ids > 1 && defaults != 1)
+		return whatf(what, wl, "with %u NAF identities exactly one must be default: true "
+				       "(got %u)",
+			     n->n_ids, defaults);
+	snprintf(key, kl, "naf_key_center.bsf.identity");
+	if (n->bsf.identity[0] == '\0')
+		return whatf(what, wl, "required key is missing (the BSF's Diameter identity)");
+	if (check_diamid(n->bsf.identity, what, wl) < 0)
+		return -1;
+	if (strchr(n->bsf.identity, '.') == NULL)
+		return whatf(what, wl, "must be an FQDN (its realm is the part after the first dot)");
+	if (c->diameter.identity[0] && strcmp(n->bsf.identity, c->diameter.identity) == 0)
+		return whatf(what, wl, "is keylined's own diameter.identity");
+	snprintf(key, kl, "naf_key_center.bsf.address");
+	if (n->bsf.address[0] == '\0')
+		return whatf(what, wl, "required key is missing (the BSF's IPv4 or IPv6 address)");
+	if (check_dia_listen(n->bsf.address, what, wl) < 0)
+		return -1;
+	snprintf(key, kl, "naf_key_center.port");
+	if (c->metrics.enabled && c->metrics.port == n->port)
+		return whatf(what, wl, "is the metrics port %u", n->port);
+	if (c->diameter.port == n->port)
+		return whatf(what, wl, "is the diameter.port %u", n->port);
+	return 0;
+}
+
 /* msk_rotation[N].group|period_s|predelivery_s (rest: ".group" ...). */
 static int
 set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, char *what,
@@ -763,6 +1076,8 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 				c->store.enabled = true;
 			if (strncmp(key, "diameter.", 9) == 0)
 				c->diameter.enabled = true;
+			if (strncmp(key, "naf_key_center.", 15) == 0)
+				c->naf.enabled = true;
 			return 0;
 		}
 
@@ -797,6 +1112,12 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 		if (set_diameter(c, key + 9, val, what, wl) < 0)
 			return -1;
 		c->diameter.enabled = true;
+		return 0;
+	}
+	if (strncmp(key, "naf_key_center.", 15) == 0) {
+		if (set_naf(c, key + 15, val, what, wl) < 0)
+			return -1;
+		c->naf.enabled = true;
 		return 0;
 	}
 	if ((idx = indexed(key, "msk_rotation", &rest)) >= 0)
@@ -1061,6 +1382,8 @@ check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 	}
 	if (c->diameter.enabled && check_diameter(&c->diameter, key, kl, what, wl) < 0)
 		return -1;
+	if (c->naf.enabled && check_naf(c, key, kl, what, wl) < 0)
+		return -1;
 	snprintf(key, kl, "msk_rotation");
 	if (c->n_msk_rotation > KL_CONFIG_MAX_ROTATIONS)
 		return whatf(what, wl, "at most %d entries", KL_CONFIG_MAX_ROTATIONS);
@@ -1200,6 +1523,16 @@ kl_config_defaults(struct kl_config *c)
 	c->diameter.vendor_id = KL_CONFIG_DEFAULT_DIAMETER_VENDOR;
 	c->diameter.app_id = KL_CONFIG_DEFAULT_DIAMETER_APP;
 	c->diameter.max_queue = KL_CONFIG_DEFAULT_DIAMETER_QUEUE;
+	c->naf.port = KL_CONFIG_DEFAULT_NAF_PORT;
+	c->naf.bsf.port = KL_CONFIG_DEFAULT_BSF_PORT;
+	c->naf.bsf.timeout_ms = 2000;
+	c->naf.rate_per_s = 50;
+	c->naf.rate_burst = 20;
+	c->naf.threads = 2;
+	c->naf.max_body = 4096;
+	c->naf.max_connections = 1024;
+	c->naf.connection_timeout_s = 10;
+	c->naf.max_keys = 1000000;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->admin_max_clients = 16;
 	c->admin_idle_timeout_s = 60;
@@ -1306,7 +1639,14 @@ static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "wo
 	"table", "store", "diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io",
 	"admin_max_clients", "admin_idle_timeout_s", "admin_line_timeout_s", "metrics_max_connections",
 	"metrics_request_timeout_s", "peers", "rendezvous_s", "rendezvous_entries", "dh_cache_s",
-	"dh_cache_entries", "s2s_pending", NULL };
+	"dh_cache_entries", "s2s_pending", "naf_key_center", NULL };
+static const char *const naf_keys[] = { "listen", "port", "tls_cert", "tls_key", "device_ca",
+	"operator_ca", "crl", "naf_ids", "bsf", "rate_limit", "threads", "max_body",
+	"max_connections", "connection_timeout_s", "max_keys", "cpus", NULL };
+static const char *const naf_id_keys[] = { "fqdn", "ua_protocol", "hex", "max_lifetime_s",
+	"default", NULL };
+static const char *const naf_bsf_keys[] = { "identity", "address", "port", "timeout_ms", NULL };
+static const char *const naf_rl_keys[] = { "per_cert_rps", "burst", NULL };
 static const char *const dia_keys[] = { "fd_conf", "identity", "realm", "listen", "port",
 	"tls_cert", "tls_key", "tls_ca", "tls_crl", "vendor_id", "app_id", "allowed_peers",
 	"max_queue", NULL };
@@ -1341,7 +1681,15 @@ allowed_keys(const char *path, unsigned depth)
 		return store_keys;
 	if (strcmp(path, "diameter") == 0)
 		return dia_keys;
+	if (strcmp(path, "naf_key_center") == 0)
+		return naf_keys;
+	if (strcmp(path, "naf_key_center.bsf") == 0)
+		return naf_bsf_keys;
+	if (strcmp(path, "naf_key_center.rate_limit") == 0)
+		return naf_rl_keys;
 	const char *rest;
+	if (indexed(path, "naf_key_center.naf_ids", &rest) >= 0 && *rest == '\0')
+		return naf_id_keys;
 	if (indexed(path, "ports", &rest) >= 0 && *rest == '\0')
 		return port_keys;
 	if (indexed(path, "msk_rotation", &rest) >= 0 && *rest == '\0')
@@ -1598,6 +1946,27 @@ struct raw_rot {
 	char *group, *period_s, *predelivery_s;
 };
 
+struct raw_naf_id {
+	char *fqdn, *ua_protocol, *hex, *max_lifetime_s, *is_default;
+};
+
+struct raw_naf_bsf {
+	char *identity, *address, *port, *timeout_ms;
+};
+
+struct raw_naf_rl {
+	char *per_cert_rps, *burst;
+};
+
+struct raw_naf {
+	char *listen, *port, *tls_cert, *tls_key, *device_ca, *operator_ca, *crl, *threads;
+	char *max_body, *max_connections, *connection_timeout_s, *max_keys, *cpus;
+	struct raw_naf_id *naf_ids;
+	unsigned naf_ids_count;
+	struct raw_naf_bsf *bsf;
+	struct raw_naf_rl *rate_limit;
+};
+
 struct raw_peer {
 	char *identity, *address, *port, *mac;
 };
@@ -1621,6 +1990,7 @@ struct raw_cfg {
 	struct raw_table *table;
 	struct raw_store *store;
 	struct raw_dia *diameter;
+	struct raw_naf *naf_key_center;
 	struct raw_rot *msk_rotation;
 	unsigned msk_rotation_count;
 	struct raw_peer *peers;
@@ -1691,6 +2061,41 @@ static const cyaml_schema_field_t dia_fields[] = {
 	CYAML_FIELD_END
 };
 #undef DIA_STR
+static const cyaml_schema_field_t naf_id_fields[] = {
+	OPT_STR_FIELD(raw_naf_id, fqdn),
+	OPT_STR_FIELD(raw_naf_id, ua_protocol),
+	OPT_STR_FIELD(raw_naf_id, hex),
+	OPT_STR_FIELD(raw_naf_id, max_lifetime_s),
+	CYAML_FIELD_STRING_PTR("default", OPT_STR, struct raw_naf_id, is_default, 0, STR_MAX),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t naf_id_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_naf_id, naf_id_fields),
+};
+static const cyaml_schema_field_t naf_bsf_fields[] = {
+	OPT_STR_FIELD(raw_naf_bsf, identity),
+	OPT_STR_FIELD(raw_naf_bsf, address),
+	OPT_STR_FIELD(raw_naf_bsf, port),
+	OPT_STR_FIELD(raw_naf_bsf, timeout_ms),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_field_t naf_rl_fields[] = {
+	OPT_STR_FIELD(raw_naf_rl, per_cert_rps),
+	OPT_STR_FIELD(raw_naf_rl, burst),
+	CYAML_FIELD_END
+};
+#define NAF_STR(n) OPT_STR_FIELD(raw_naf, n)
+static const cyaml_schema_field_t naf_fields[] = {
+	NAF_STR(listen), NAF_STR(port), NAF_STR(tls_cert), NAF_STR(tls_key), NAF_STR(device_ca),
+	NAF_STR(operator_ca), NAF_STR(crl), NAF_STR(threads), NAF_STR(max_body),
+	NAF_STR(max_connections), NAF_STR(connection_timeout_s), NAF_STR(max_keys), NAF_STR(cpus),
+	CYAML_FIELD_SEQUENCE("naf_ids", OPT | CYAML_FLAG_POINTER, struct raw_naf, naf_ids,
+			     &naf_id_schema, 0, SEQ_MAX),
+	CYAML_FIELD_MAPPING_PTR("bsf", OPT_STR, struct raw_naf, bsf, naf_bsf_fields),
+	CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_STR, struct raw_naf, rate_limit, naf_rl_fields),
+	CYAML_FIELD_END
+};
+#undef NAF_STR
 static const cyaml_schema_field_t rot_fields[] = {
 	OPT_STR_FIELD(raw_rot, group),
 	OPT_STR_FIELD(raw_rot, period_s),
@@ -1729,6 +2134,8 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("table", OPT_STR, struct raw_cfg, table, table_fields),
 	CYAML_FIELD_MAPPING_PTR("store", OPT_STR, struct raw_cfg, store, store_fields),
 	CYAML_FIELD_MAPPING_PTR("diameter", OPT_STR, struct raw_cfg, diameter, dia_fields),
+	CYAML_FIELD_MAPPING_PTR("naf_key_center", OPT_STR, struct raw_cfg, naf_key_center,
+				naf_fields),
 	CYAML_FIELD_SEQUENCE("msk_rotation", OPT | CYAML_FLAG_POINTER, struct raw_cfg, msk_rotation,
 			     &rot_schema, 0, SEQ_MAX),
 	CYAML_FIELD_SEQUENCE("peers", OPT | CYAML_FLAG_POINTER, struct raw_cfg, peers, &peer_schema,
@@ -1855,6 +2262,68 @@ apply_str(struct kl_config *c, const struct keymap *m, const char *key, const ch
 	return 0;
 }
 
+/* The naf_key_center: section (its presence turns the Key Center on; check() wants the rest). */
+static int
+apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, struct perr *e)
+{
+	char key[KEY_MAX];
+
+	if (keymap_present(m, "naf_key_center"))
+		c->naf.enabled = true;
+	if (n == NULL)
+		return 0;
+	const struct {
+		const char *key;
+		const char *val;
+	} kv[] = {
+		{ "naf_key_center.listen", n->listen },
+		{ "naf_key_center.port", n->port },
+		{ "naf_key_center.tls_cert", n->tls_cert },
+		{ "naf_key_center.tls_key", n->tls_key },
+		{ "naf_key_center.device_ca", n->device_ca },
+		{ "naf_key_center.operator_ca", n->operator_ca },
+		{ "naf_key_center.crl", n->crl },
+		{ "naf_key_center.threads", n->threads },
+		{ "naf_key_center.max_body", n->max_body },
+		{ "naf_key_center.max_connections", n->max_connections },
+		{ "naf_key_center.connection_timeout_s", n->connection_timeout_s },
+		{ "naf_key_center.max_keys", n->max_keys },
+		{ "naf_key_center.cpus", n->cpus },
+		{ "naf_key_center.bsf.identity", n->bsf ? n->bsf->identity : NULL },
+		{ "naf_key_center.bsf.address", n->bsf ? n->bsf->address : NULL },
+		{ "naf_key_center.bsf.port", n->bsf ? n->bsf->port : NULL },
+		{ "naf_key_center.bsf.timeout_ms", n->bsf ? n->bsf->timeout_ms : NULL },
+		{ "naf_key_center.rate_limit.per_cert_rps",
+		  n->rate_limit ? n->rate_limit->per_cert_rps : NULL },
+		{ "naf_key_center.rate_limit.burst", n->rate_limit ? n->rate_limit->burst : NULL },
+	};
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+		if (apply_str(c, m, kv[i].key, kv[i].val, e) < 0)
+			return -1;
+	if (n->naf_ids_count > KL_CONFIG_NAF_MAX_IDS)
+		return perr_set(e, keymap_line(m, "naf_key_center.naf_ids"), "naf_key_center.naf_ids",
+				"at most %d entries (got %u)", KL_CONFIG_NAF_MAX_IDS,
+				n->naf_ids_count);
+	for (unsigned i = 0; i < n->naf_ids_count; i++) {
+		const struct raw_naf_id *q = &n->naf_ids[i];
+		static const char *const names[] = { "fqdn", "ua_protocol", "hex", "max_lifetime_s",
+						     "default" };
+		const char *vals[] = { q->fqdn, q->ua_protocol, q->hex, q->max_lifetime_s,
+				       q->is_default };
+
+		/* an entry exists as soon as it is listed; check() names what it lacks */
+		memset(&c->naf.ids[i], 0, sizeof(c->naf.ids[i]));
+		c->naf.ids[i].max_lifetime_s = 86400;
+		c->naf.n_ids = i + 1;
+		for (unsigned k = 0; k < 5; k++) {
+			snprintf(key, sizeof(key), "naf_key_center.naf_ids[%u].%s", i, names[k]);
+			if (apply_str(c, m, key, vals[k], e) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, struct perr *e)
 {
@@ -1973,6 +2442,8 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 				return -1;
 		}
 	}
+	if (apply_naf(c, r->naf_key_center, m, e) < 0)
+		return -1;
 	if (r->msk_rotation_count > KL_CONFIG_MAX_ROTATIONS)
 		return perr_set(e, keymap_line(m, "msk_rotation"), "msk_rotation",
 				"at most %d entries (got %u)", KL_CONFIG_MAX_ROTATIONS,

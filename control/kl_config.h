@@ -40,6 +40,12 @@
 #define KL_CONFIG_DEFAULT_DIAMETER_APP 16777999u   /* = KL_DIAMETER_DEFAULT_APP */
 #define KL_CONFIG_DEFAULT_DIAMETER_QUEUE 4096u	   /* = KL_DIAMETER_DEFAULT_MAX_QUEUE */
 #define KL_CONFIG_DEFAULT_ADMIN_SOCKET "/run/keyline/admin.sock"
+#define KL_CONFIG_DEFAULT_NAF_PORT 8443		   /* PROTOCOL.md section 11 */
+#define KL_CONFIG_DEFAULT_BSF_PORT 3868
+#define KL_CONFIG_NAF_MAX_IDS 16		   /* naf_key_center.naf_ids entries */
+#define KL_CONFIG_NAF_ID_MAX 255		   /* bytes of a NAF_Id (= KL_ZN_NAF_ID_MAX) */
+#define KL_CONFIG_NAF_UA_LEN 5			   /* Ua security protocol id (TS 33.220 H) */
+#define KL_CONFIG_MAX_CPUS 1024			   /* naf_key_center.cpus: CPU numbers below */
 
 enum kl_config_log_level {
 	KL_CONFIG_LOG_ERROR = 0,
@@ -119,6 +125,52 @@ struct kl_config_diameter {
 	uint32_t max_queue; /* requests waiting for the control thread, 1..2^20, default 4096 */
 };
 
+/* One naf_key_center.naf_ids entry: a NAF_Id (NAF FQDN || Ua security protocol id, TS 33.220)
+ * a device may ask for, and the longest lifetime of a Ks_local_MT issued for it. */
+struct kl_config_naf_id {
+	uint8_t id[KL_CONFIG_NAF_ID_MAX]; /* fqdn || ua_protocol, or hex */
+	uint16_t len;			  /* 0: not set (an entry needs fqdn + ua_protocol, or hex) */
+	char fqdn[KL_CONFIG_NAF_ID_MAX + 1];
+	bool has_ua;
+	uint8_t ua[KL_CONFIG_NAF_UA_LEN];
+	bool has_hex;
+	uint32_t max_lifetime_s; /* 60..31536000, default 86400 */
+	bool is_default;	 /* the one used when a request names none */
+};
+
+/* The NAF Key Center (control/kl_naf.h, PROTOCOL.md section 11): HTTPS with mutual TLS for
+ * external devices, Ks_(ext)_NAF from the BSF over Zn on the diameter: section's stack. */
+struct kl_config_naf {
+	bool enabled; /* the section is present (or naf_key_center.* was overridden) */
+	char listen[64]; /* IPv4 or IPv6 address; "": all */
+	uint16_t port;	 /* 1..65535, default 8443 */
+	char tls_cert[KL_CONFIG_DIAMETER_STR_MAX + 1];	  /* absolute PEM paths; required */
+	char tls_key[KL_CONFIG_DIAMETER_STR_MAX + 1];
+	char device_ca[KL_CONFIG_DIAMETER_STR_MAX + 1];	  /* devices' certificates chain to it */
+	char operator_ca[KL_CONFIG_DIAMETER_STR_MAX + 1]; /* the DELETE route's certificates */
+	char crl[KL_CONFIG_DIAMETER_STR_MAX + 1];	  /* optional: PEM CRLs of those CAs */
+	struct kl_config_naf_id ids[KL_CONFIG_NAF_MAX_IDS];
+	unsigned n_ids; /* at least one; with several, exactly one is default */
+	struct {
+		char identity[KL_CONFIG_DIAMETER_STR_MAX + 1]; /* the BSF's Diameter identity */
+		char address[64];			       /* IPv4 or IPv6; required */
+		uint16_t port;				       /* default 3868 */
+		uint32_t timeout_ms;			       /* 10..60000, default 2000 */
+	} bsf;
+	uint32_t rate_per_s;	    /* requests per second per client certificate, 0 = off;
+				     * default 50, up to 10^6 */
+	uint32_t rate_burst;	    /* 1..10^6, default 20 */
+	uint32_t threads;	    /* HTTPS thread pool, 1..64, default 2 */
+	uint32_t max_body;	    /* request body bytes, 64..1048576, default 4096 (413 beyond) */
+	uint32_t max_connections;   /* 1..65536, default 1024 */
+	uint32_t connection_timeout_s; /* a request's time from connection start or the previous
+					* answer (slow clients), 1..3600, default 10 */
+	uint32_t max_keys;	    /* issued keys kept, 1..10^8, default 1000000 */
+	bool has_cpus;		    /* false: every CPU but the workers' lcores */
+	uint64_t cpus[KL_CONFIG_MAX_CPUS / 64]; /* CPUs the HTTPS threads may run on */
+	char cpus_text[128];
+};
+
 struct kl_config {
 	struct kl_config_port ports[KL_CONFIG_MAX_PORTS];
 	unsigned n_ports;
@@ -179,6 +231,7 @@ struct kl_config {
 	uint32_t admin_line_timeout_s;	    /* a request line's time from its first byte, 1..3600, 5 */
 	uint32_t metrics_max_connections;   /* 1..1024, default 32 */
 	uint32_t metrics_request_timeout_s; /* headers in and answer out, 1..3600, default 5 */
+	struct kl_config_naf naf; /* naf_key_center: absent = no NAF Key Center */
 	enum kl_config_log_level log_level;		  /* default info */
 	enum kl_config_crypto crypto;			  /* default ipsec-mb */
 	enum kl_config_io io;				  /* default dpdk */

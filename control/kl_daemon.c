@@ -18,6 +18,7 @@
 #include "kl_daemon.h"
 #include "kl_engine.h"
 #include "kl_io.h"
+#include "kl_naf_stats.h"
 #include "kl_population.h"
 #include "kl_port.h"
 #include "kl_ratelimit.h"
@@ -67,6 +68,8 @@ static enum kl_config_log_level g_level = KL_CONFIG_LOG_INFO;
 static struct kl_stats_view g_view;
 /* The control plane's counters (kl_ctl_stats.h), in g_view.ctl; they outlive the services too. */
 static struct kl_ctl_stats g_ctl;
+/* The NAF Key Center's counters (kl_naf_stats.h), in g_view.naf; they outlive the service. */
+static struct kl_naf_stats g_naf = KL_NAF_STATS_INIT;
 
 void kl_daemon_logf(enum kl_config_log_level l, const char *fmt, ...)
 {
@@ -517,6 +520,8 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	g_view.crypto_name = cfg->crypto == KL_CONFIG_CRYPTO_OPENSSL ? "openssl" : "ipsec-mb";
 	g_view.version = KL_VERSION;
 	g_view.ctl = &g_ctl;
+	if (cfg->naf.enabled)
+		g_view.naf = &g_naf;
 
 	if (cfg->io == KL_CONFIG_IO_SOCKET)
 		fill_addrs(cfg, &d->sock_addrs, NULL);
@@ -544,6 +549,13 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	d->svc_ctx.view = &g_view;
 	d->svc_ctx.ctl = &g_ctl;
 	d->svc_ctx.set = &d->svc;
+	d->svc_ctx.naf_stats = &g_naf;
+	for (unsigned i = 0; i < d->nw; i++) {
+		unsigned cpu = rte_lcore_to_cpu_id((int)d->lcore[i]);
+
+		if (cpu < KL_CONFIG_MAX_CPUS)
+			d->svc_ctx.worker_cpus[cpu / 64] |= 1ull << (cpu % 64);
+	}
 	if (kl_services_start(&d->svc, kl_keylined_services, kl_keylined_n_services, &d->svc_ctx,
 			      status))
 		goto fail;

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "kl_metrics.h"
+#include "kl_naf_stats.h"
 
 #define P "keyline_"
 
@@ -359,6 +360,89 @@ static void render_s2s(struct out *o, const struct kl_stats_view *v)
 	}
 }
 
+/* The NAF Key Center: requests by route and code (KL_NAF_ROUTE_LIST x KL_NAF_CODE_LIST),
+ * connections, and while it runs its Zn client's and issued keys' counters. */
+static void render_naf(struct out *o, const struct kl_stats_view *v)
+{
+	struct kl_naf_stats *ns = v->naf;
+	struct kl_naf_keys_stats ks;
+	struct kl_zn_stats zs;
+	uint64_t cum = 0;
+	char s[32];
+
+	if (!ns)
+		return;
+	family(o, P "naf_requests_total", "counter",
+	       "NAF Key Center HTTPS requests answered, by route and HTTP status.");
+	for (unsigned r = 0; r < KL_NAF_ROUTE__COUNT; r++)
+		for (unsigned c = 0; c < KL_NAF_CODE__COUNT; c++)
+			put(o, P "naf_requests_total{route=\"%s\",code=\"%u\"} %" PRIu64 "\n",
+			    kl_naf_route_label(r), kl_naf_code_value(c),
+			    __atomic_load_n(&ns->requests[r][c], __ATOMIC_RELAXED));
+	family(o, P "naf_tls_handshakes_total", "counter",
+	       "NAF Key Center TLS handshakes completed (connections that sent a request).");
+	put(o, P "naf_tls_handshakes_total %" PRIu64 "\n",
+	    __atomic_load_n(&ns->handshakes, __ATOMIC_RELAXED));
+	family(o, P "naf_connections_without_request_total", "counter",
+	       "NAF Key Center connections closed before a request: failed TLS handshakes (plain "
+	       "HTTP, old TLS versions, no common cipher) and silent clients.");
+	put(o, P "naf_connections_without_request_total %" PRIu64 "\n",
+	    __atomic_load_n(&ns->conn_no_request, __ATOMIC_RELAXED));
+	family(o, P "naf_connections_timed_out_total", "counter",
+	       "NAF Key Center connections closed for a request not complete in time.");
+	put(o, P "naf_connections_timed_out_total %" PRIu64 "\n",
+	    __atomic_load_n(&ns->conn_timed_out, __ATOMIC_RELAXED));
+	family(o, P "naf_connections", "gauge", "NAF Key Center connections open now.");
+	put(o, P "naf_connections %" PRIu64 "\n",
+	    __atomic_load_n(&ns->connections, __ATOMIC_RELAXED));
+	if (!kl_naf_stats_pull(ns, &zs, &ks))
+		return;
+	family(o, P "naf_zn_requests_total", "counter",
+	       "Ks_(ext)_NAF lookups (answered from the cache or by the BSF).");
+	put(o, P "naf_zn_requests_total %" PRIu64 "\n", zs.requests);
+	family(o, P "naf_zn_cache_hits_total", "counter", "Ks_(ext)_NAF lookups answered from the cache.");
+	put(o, P "naf_zn_cache_hits_total %" PRIu64 "\n", zs.cache_hits);
+	family(o, P "naf_zn_sent_total", "counter", "Bootstrapping-Info-Requests sent to the BSF.");
+	put(o, P "naf_zn_sent_total %" PRIu64 "\n", zs.sent);
+	family(o, P "naf_zn_answered_total", "counter",
+	       "Bootstrapping-Info-Answers received from the BSF.");
+	put(o, P "naf_zn_answered_total %" PRIu64 "\n", zs.answered);
+	family(o, P "naf_zn_results_total", "counter", "Ks_(ext)_NAF lookups by result.");
+	for (unsigned st = 0; st < KL_ZN__COUNT; st++)
+		put(o, P "naf_zn_results_total{result=\"%s\"} %" PRIu64 "\n",
+		    kl_naf_zn_status_label(st), zs.by_status[st]);
+	family(o, P "naf_zn_round_trip_seconds", "histogram",
+	       "Zn round trips (Bootstrapping-Info-Request to its answer).");
+	for (unsigned b = 0; b + 1 < KL_ZN_LAT_BUCKETS; b++) {
+		cum += zs.latency[b];
+		put(o, P "naf_zn_round_trip_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+		    seconds(kl_naf_zn_lat_bound_us[b] * 1000u, s), cum);
+	}
+	cum += zs.latency[KL_ZN_LAT_BUCKETS - 1];
+	put(o, P "naf_zn_round_trip_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+	put(o, P "naf_zn_round_trip_seconds_sum %s\n", seconds(zs.latency_sum_us * 1000u, s));
+	put(o, P "naf_zn_round_trip_seconds_count %" PRIu64 "\n", cum);
+	family(o, P "naf_zn_cache_entries", "gauge", "Ks_(ext)_NAF answers cached.");
+	put(o, P "naf_zn_cache_entries %" PRIu64 "\n", zs.cache_size);
+	family(o, P "naf_zn_bsf_open", "gauge", "Whether the connection to the BSF is open (1) or not (0).");
+	put(o, P "naf_zn_bsf_open %d\n", zs.bsf_open ? 1 : 0);
+	family(o, P "naf_keys", "gauge", "Issued Ks_local_MT keys kept (invalidated included).");
+	put(o, P "naf_keys %" PRIu64 "\n", ks.keys);
+	family(o, P "naf_keys_invalidated", "gauge", "Issued keys invalidated and still listed.");
+	put(o, P "naf_keys_invalidated %" PRIu64 "\n", ks.invalidated);
+	family(o, P "naf_keys_issued_total", "counter", "Ks_local_MT keys issued.");
+	put(o, P "naf_keys_issued_total %" PRIu64 "\n", ks.issued);
+	family(o, P "naf_keys_refused_total", "counter", "Key issues refused, by reason.");
+	put(o, P "naf_keys_refused_total{reason=\"invalidated\"} %" PRIu64 "\n",
+	    ks.refused_invalidated);
+	put(o, P "naf_keys_refused_total{reason=\"blocked\"} %" PRIu64 "\n", ks.refused_blocked);
+	put(o, P "naf_keys_refused_total{reason=\"full\"} %" PRIu64 "\n", ks.refused_full);
+	put(o, P "naf_keys_refused_total{reason=\"store_failed\"} %" PRIu64 "\n", ks.store_failed);
+	family(o, P "naf_blocklist_entries", "gauge", "Blocklist entries, by kind.");
+	put(o, P "naf_blocklist_entries{kind=\"device_id\"} %" PRIu64 "\n", ks.blocked_devices);
+	put(o, P "naf_blocklist_entries{kind=\"serial\"} %" PRIu64 "\n", ks.blocked_serials);
+}
+
 ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t cap)
 {
 	struct out o = { .buf = buf, .cap = cap };
@@ -372,6 +456,7 @@ ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t ca
 	render_info(&o, view);
 	render_ctl(&o, view);
 	render_s2s(&o, view);
+	render_naf(&o, view);
 	return o.full ? -ENOSPC : (ssize_t)o.len;
 }
 

@@ -11,6 +11,11 @@
 #include "kl_engine.h"
 #include "kl_feed.h"
 #include "kl_metrics.h"
+#include "kl_naf.h"
+#include "kl_naf_keys.h"
+#include "kl_zn.h"
+
+#include <jansson.h>
 #include "kl_rotate.h"
 #include "kl_services.h"
 #include "kl_stats.h"
@@ -280,6 +285,86 @@ static const struct kl_service_ops feed_ops = {
 	.stop = feed_stop,
 };
 
+/* ---- the NAF Key Center (control/kl_naf.h) ----------------------------------------------------- */
+
+static void naf_log(void *arg, int level, const char *msg)
+{
+	const struct kl_config *cfg = arg;
+
+	/* any thread (the HTTPS pool's too): one write per line */
+	if ((enum kl_config_log_level)level > cfg->log_level)
+		return;
+	fprintf(stderr, "keylined: %s: naf_key_center: %s\n",
+		kl_config_log_level_name((enum kl_config_log_level)level), msg);
+}
+
+static int naf_wanted(void *ctx)
+{
+	return ((struct kl_services_ctx *)ctx)->cfg->naf.enabled;
+}
+
+static void *naf_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	const struct feed_svc *f = kl_services_get(c->set, feed_ops.name);
+	struct kl_naf_params p = {
+		.cfg = &c->cfg->naf,
+		.store = c->store,
+		.stats = c->naf_stats,
+		.worker_cpus = c->worker_cpus,
+		.log = naf_log,
+		.log_arg = (void *)c->cfg,
+	};
+	struct kl_naf *n;
+	char err[512];
+	int config;
+
+	if (!f) { /* kl_config_validate wants the diameter: section: cannot happen */
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR,
+			       "naf_key_center: needs the Diameter stack (diameter: section)");
+		*status = KL_EXIT_CONFIG;
+		return NULL;
+	}
+	p.dia = f->dia;
+	n = kl_naf_start(&p, &config, err, sizeof(err));
+	if (!n) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "naf_key_center: %s", err);
+		*status = config ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
+	}
+	return n;
+}
+
+static int naf_fd(void *svc)
+{
+	return kl_naf_fd(svc);
+}
+
+static void naf_poll(void *svc, short revents)
+{
+	if (revents & POLLIN)
+		kl_naf_poll(svc);
+}
+
+static void naf_tick(void *svc)
+{
+	kl_naf_tick(svc);
+}
+
+static void naf_stop(void *svc)
+{
+	kl_naf_stop(svc);
+}
+
+static const struct kl_service_ops naf_ops = {
+	.name = "naf_key_center",
+	.wanted = naf_wanted,
+	.start = naf_start,
+	.fd = naf_fd,
+	.poll = naf_poll,
+	.tick = naf_tick,
+	.stop = naf_stop,
+};
+
 /* ---- admin socket (control/kl_admin.h) --------------------------------------------------------- */
 
 static void admin_log(void *arg, enum kl_admin_log_level level, const char *msg)
@@ -297,6 +382,39 @@ static int admin_diameter_status(void *arg, struct kl_admin_diameter_status *st)
 	return feed_status(kl_services_get(c->set, feed_ops.name), st);
 }
 
+/* The Key Center's admin commands (naf-*), found in the registry when asked (it starts later);
+ * without it they answer that it is not configured. */
+static int admin_naf_cmd(void *arg, const char *cmd, const struct json_t *req,
+			 struct json_t **answer)
+{
+	const struct kl_services_ctx *c = arg;
+
+	return kl_naf_keys_admin(kl_naf_keys_of(kl_services_get(c->set, naf_ops.name)), cmd, req,
+				 answer);
+}
+
+/* The Key Center's part of "status", from the running entry (NULL: not running). */
+static json_t *admin_naf_status(void *arg)
+{
+	const struct kl_services_ctx *c = arg;
+	struct kl_naf *n = kl_services_get(c->set, naf_ops.name);
+	struct kl_naf_keys_stats ks;
+	struct kl_zn_stats zs;
+
+	if (!n)
+		return NULL;
+	kl_naf_get_stats(n, &zs, &ks);
+	return json_pack("{s:b,s:i,s:{s:s,s:b},s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
+			 "enabled", 1, "port", (int)kl_naf_port(n), "bsf", "identity",
+			 c->cfg->naf.bsf.identity, "open", zs.bsf_open, "zn", "requests",
+			 (json_int_t)zs.requests, "cache_hits", (json_int_t)zs.cache_hits, "sent",
+			 (json_int_t)zs.sent, "answered", (json_int_t)zs.answered, "cache_entries",
+			 (json_int_t)zs.cache_size, "keys", "keys", (json_int_t)ks.keys, "invalidated",
+			 (json_int_t)ks.invalidated, "issued", (json_int_t)ks.issued,
+			 "blocked_devices", (json_int_t)ks.blocked_devices, "blocked_serials",
+			 (json_int_t)ks.blocked_serials);
+}
+
 static void *admin_start(void *ctx, int *status)
 {
 	const struct kl_services_ctx *c = ctx;
@@ -311,6 +429,9 @@ static void *admin_start(void *ctx, int *status)
 		.rotate = kl_services_get(c->set, rotation_ops.name),
 		.diameter_status = cfg->diameter.enabled ? admin_diameter_status : NULL,
 		.diameter_arg = ctx,
+		.ext_cmd = admin_naf_cmd,
+		.ext_arg = ctx,
+		.naf_status = admin_naf_status,
 		.log = admin_log,
 		.ctl = c->ctl,
 		.max_clients = cfg->admin_max_clients,
@@ -398,6 +519,7 @@ const struct kl_service_ops *const kl_keylined_services[] = {
 	&admin_ops,
 	&metrics_ops,
 	&feed_ops,
+	&naf_ops,
 };
 const unsigned kl_keylined_n_services =
 	sizeof(kl_keylined_services) / sizeof(kl_keylined_services[0]);

@@ -2,7 +2,8 @@
 /*
  * keylined's services (kl_registry.h), in start order: MSK rotation (every configured group has its
  * current MSK before a worker answers), the admin socket (forces rotations), /metrics, the
- * Diameter feed (its handlers write a table that holds everything loaded before). Stopped in
+ * Diameter feed (its handlers write a table that holds everything loaded before), the NAF Key
+ * Center (its Zn client runs on the feed's Diameter stack). Stopped in
  * reverse order: the feed's queued requests are dropped unanswered before the table and the
  * store go; the rotation after the admin socket.
  */
@@ -16,6 +17,7 @@ struct kl_table;
 struct kl_store;
 struct kl_stats_view;
 struct kl_ctl_stats;
+struct kl_naf_stats;
 
 /* What the services are started with (kl_services_start's ctx); it outlives them. */
 struct kl_services_ctx {
@@ -25,6 +27,8 @@ struct kl_services_ctx {
 	const struct kl_stats_view *view;
 	struct kl_ctl_stats *ctl;
 	const struct kl_services *set; /* where one service finds another (kl_services_get) */
+	struct kl_naf_stats *naf_stats; /* the NAF Key Center's counters (/metrics); NULL: none */
+	uint64_t worker_cpus[KL_CONFIG_MAX_CPUS / 64]; /* CPUs of the workers' lcores */
 };
 
 extern const struct kl_service_ops *const kl_keylined_services[];

@@ -17,6 +17,8 @@
 
 #define KL_STATS_MAX_WORKERS 64
 
+struct kl_naf_stats;
+
 struct kl_stats_view {
 	unsigned n_workers;
 	const struct kl_worker_stats *engine[KL_STATS_MAX_WORKERS];
@@ -31,6 +33,8 @@ struct kl_stats_view {
 	 * (kl_peer.h, atomic) and the state all workers share (sizes by kl_s2s_stats); NULL: none */
 	const struct kl_peers *peers;
 	const struct kl_s2s *s2s;
+	/* the NAF Key Center's counters (kl_naf_stats.h); NULL: none */
+	struct kl_naf_stats *naf;
 };
 
 struct kl_stats_total {

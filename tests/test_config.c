@@ -96,7 +96,8 @@ test_example(void **state)
 	kl_config_free(&c);
 }
 
-/* The example's commented diameter: and msk_rotation: sections, uncommented, load. */
+/* The example's commented diameter:, msk_rotation:, peers: and naf_key_center: sections,
+ * uncommented, load. */
 static void
 test_example_sections(void **state)
 {
@@ -115,7 +116,7 @@ test_example_sections(void **state)
 	assert_non_null(in_f);
 	while (fgets(line, sizeof(line), in_f)) {
 		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n") ||
-		    !strcmp(line, "# peers:\n"))
+		    !strcmp(line, "# peers:\n") || !strcmp(line, "# naf_key_center:\n"))
 			in = true;
 		/* the peers: section's top-level keys: one line each */
 		if (!strncmp(line, "# rendezvous_", 13) || !strncmp(line, "# dh_cache_", 11) ||
@@ -128,7 +129,8 @@ test_example_sections(void **state)
 			in = false;
 		/* the fd_conf alternative stays commented: it excludes identity..tls_crl */
 		if (in && strncmp(line, "#   ", 4) && strncmp(line, "# diameter", 10) &&
-		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7))
+		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7) &&
+		    strncmp(line, "# naf_key_center", 16))
 			in = false;
 		fputs(in ? line + 2 : line, out_f);
 	}
@@ -158,6 +160,11 @@ test_example_sections(void **state)
 	assert_int_equal(c.dh_cache_s, 300);
 	assert_int_equal(c.dh_cache_entries, 65536);
 	assert_int_equal(c.s2s_pending, 4096);
+	assert_true(c.naf.enabled);
+	assert_int_equal(c.naf.n_ids, 1);
+	assert_int_equal(c.naf.ids[0].len, 15 + 5);
+	assert_string_equal(c.naf.bsf.identity, "bsf.example.net");
+	assert_true(c.naf.has_cpus);
 	assert_int_equal(c.admin_max_clients, 16);
 	assert_int_equal(c.admin_idle_timeout_s, 60);
 	assert_int_equal(c.admin_line_timeout_s, 5);
@@ -314,6 +321,28 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-store-no-kek.yaml", "store.kek_file", 26 },
 	{ "bad-store-map-small.yaml", "store.map_size_mb", 29 },
 	{ "bad-store-unknown.yaml", "store.kek", 28 },
+	{ "bad-naf-no-diameter.yaml", "naf_key_center", 4 },
+	{ "bad-naf-port-zero.yaml", "naf_key_center.port", 11 },
+	{ "bad-naf-listen.yaml", "naf_key_center.listen", 10 },
+	{ "bad-naf-no-cert.yaml", "naf_key_center.tls_cert", 9 },
+	{ "bad-naf-ca-relative.yaml", "naf_key_center.device_ca", 14 },
+	{ "bad-naf-no-operator-ca.yaml", "naf_key_center.operator_ca", 9 },
+	{ "bad-naf-ua.yaml", "naf_key_center.naf_ids[0].ua_protocol", 19 },
+	{ "bad-naf-fqdn.yaml", "naf_key_center.naf_ids[0].fqdn", 18 },
+	{ "bad-naf-hex.yaml", "naf_key_center.naf_ids[1].hex", 22 },
+	{ "bad-naf-lifetime.yaml", "naf_key_center.naf_ids[0].max_lifetime_s", 20 },
+	{ "bad-naf-default-word.yaml", "naf_key_center.naf_ids[0].default", 21 },
+	{ "bad-naf-no-default.yaml", "naf_key_center.naf_ids", 17 },
+	{ "bad-naf-both.yaml", "naf_key_center.naf_ids[1]", 22 },
+	{ "bad-naf-no-bsf-address.yaml", "naf_key_center.bsf.address", 23 },
+	{ "bad-naf-bsf-identity.yaml", "naf_key_center.bsf.identity", 24 },
+	{ "bad-naf-bsf-timeout.yaml", "naf_key_center.bsf.timeout_ms", 27 },
+	{ "bad-naf-threads.yaml", "naf_key_center.threads", 31 },
+	{ "bad-naf-body.yaml", "naf_key_center.max_body", 32 },
+	{ "bad-naf-cpus.yaml", "naf_key_center.cpus", 36 },
+	{ "bad-naf-unknown.yaml", "naf_key_center.thread", 31 },
+	{ "bad-naf-rate-unknown.yaml", "naf_key_center.rate_limit.rps", 29 },
+	{ "bad-naf-id-unknown.yaml", "naf_key_center.naf_ids[0].name", 18 },
 	{ "bad-diameter-no-identity.yaml", "diameter.identity", 31 },
 	{ "bad-diameter-identity-bad.yaml", "diameter.identity", 32 },
 	{ "bad-diameter-realm-nodot.yaml", "diameter.realm", 31 },
@@ -853,6 +882,68 @@ test_overrides(void **state)
 	kl_config_free(&c);
 }
 
+/* The naf_key_center: section: every value of tests/config/naf-good.yaml, and the overrides. */
+static void
+test_naf_section(void **state)
+{
+	(void)state;
+	char path[1024], err[512] = "";
+	struct kl_config c;
+
+	snprintf(path, sizeof(path), "%s/tests/config/naf-good.yaml", src_root);
+	assert_int_equal(kl_config_load(path, &c, err, sizeof(err)), 0);
+	assert_true(c.naf.enabled);
+	assert_string_equal(c.naf.listen, "127.0.0.1");
+	assert_int_equal(c.naf.port, 8443);
+	assert_string_equal(c.naf.device_ca, "/etc/keyline/device-ca.pem");
+	assert_string_equal(c.naf.crl, "/etc/keyline/device-ca.crl");
+	assert_int_equal(c.naf.n_ids, 2);
+	assert_int_equal(c.naf.ids[0].len, 15 + 5);
+	assert_memory_equal(c.naf.ids[0].id, "naf.example.net\x01\x00\x00\x00\x02", 20);
+	assert_true(c.naf.ids[0].is_default);
+	assert_int_equal(c.naf.ids[0].max_lifetime_s, 3600);
+	assert_int_equal(c.naf.ids[1].len, 20);
+	assert_memory_equal(c.naf.ids[1].id, "naf.example.net\x01\x00\x00\x00\x01", 20);
+	assert_int_equal(c.naf.ids[1].max_lifetime_s, 86400);
+	assert_string_equal(c.naf.bsf.identity, "bsf.example.net");
+	assert_string_equal(c.naf.bsf.address, "192.0.2.10");
+	assert_int_equal(c.naf.bsf.port, 3868);
+	assert_int_equal(c.naf.bsf.timeout_ms, 2000);
+	assert_int_equal(c.naf.rate_per_s, 50);
+	assert_int_equal(c.naf.rate_burst, 20);
+	assert_int_equal(c.naf.threads, 2);
+	assert_int_equal(c.naf.max_body, 4096);
+	assert_int_equal(c.naf.max_connections, 1024);
+	assert_int_equal(c.naf.connection_timeout_s, 10);
+	assert_int_equal(c.naf.max_keys, 100000);
+	assert_true(c.naf.has_cpus);
+	assert_int_equal(c.naf.cpus[0], 2);
+	/* overrides: the same checks, cross-field rules at validate */
+	assert_int_equal(kl_config_override(&c, "naf_key_center.cpus=0-2,5", err, sizeof(err)), 0);
+	assert_int_equal(c.naf.cpus[0], 0x27);
+	assert_int_equal(kl_config_override(&c, "naf_key_center.naf_ids[2].hex=00ff", err,
+					    sizeof(err)), 0);
+	assert_int_equal(c.naf.n_ids, 3);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "naf_key_center.naf_ids[2].default=true", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "exactly one must be default"));
+	assert_int_equal(kl_config_override(&c, "naf_key_center.naf_ids[4].hex=00", err,
+					    sizeof(err)), -1);
+	assert_non_null(strstr(err, "naf_key_center.naf_ids[4].hex"));
+	assert_int_equal(kl_config_override(&c, "naf_key_center.port=8443x", err, sizeof(err)),
+			 -1);
+	c.diameter.enabled = false;
+	c.naf.ids[2].is_default = false;
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs the diameter: section"));
+	kl_config_free(&c);
+	kl_config_defaults(&c);
+	assert_false(c.naf.enabled);
+	assert_int_equal(c.naf.port, 8443);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -868,6 +959,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_garbage_1mb),
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_naf_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,11 @@ static void usage(FILE *f)
 		"                                keeps serving. Restore: stop keylined, copy FILE to\n"
 		"                                STORE/data.mdb, remove STORE/lock.mdb, start it\n"
 		"                                (README.md, \"Restoring the store\")\n"
+		"  naf-keys                      the NAF Key Center's issued keys (KCVs, never keys)\n"
+		"  naf-invalidate B_TID DEVICE_ID  invalidate an issued Ks_local_MT\n"
+		"  naf-block (--device-id ID | --serial HEX)    blocklist a Device_ID or a\n"
+		"  naf-unblock (--device-id ID | --serial HEX)  certificate serial (or remove it)\n"
+		"  naf-blocklist                 the blocklist\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
 		"LIST: services, comma-separated: mbms, hm, dh, prose or all (put-ue: mbms).\n"
@@ -766,6 +771,21 @@ static void print_status(json_t *a)
 			printf("          peer %s  %s\n", s_of(v, "identity"), s_of(v, "state"));
 	}
 	print_s2s(json_object_get(a, "s2s"));
+	v = json_object_get(a, "naf_key_center");
+	printf("naf:      ");
+	if (!json_is_true(json_object_get(v, "enabled"))) {
+		printf("none\n");
+	} else {
+		json_t *b = json_object_get(v, "bsf"), *z = json_object_get(v, "zn"),
+		       *k = json_object_get(v, "keys");
+
+		printf("port %lld, BSF %s %s; %lld key(s), %lld invalidated, %lld issued; Zn %lld "
+		       "sent, %lld cache hit(s)\n",
+		       i_of(v, "port"), s_of(b, "identity"),
+		       json_is_true(json_object_get(b, "open")) ? "open" : "not connected",
+		       i_of(k, "keys"), i_of(k, "invalidated"), i_of(k, "issued"), i_of(z, "sent"),
+		       i_of(z, "cache_hits"));
+	}
 	printf("rotation: ");
 	if (!json_is_true(json_object_get(rot, "enabled"))) {
 		printf("none\n");
@@ -825,6 +845,26 @@ static void print_answer(const char *cmd, json_t *a)
 		json_array_foreach(json_object_get(a, "groups"), i, v)
 			printf("%s %s", i ? "," : "", json_string_value(v));
 		printf("%s\n", json_array_size(json_object_get(a, "groups")) ? "" : " none");
+	} else if (!strcmp(cmd, "naf-keys")) {
+		json_t *k;
+		size_t i;
+
+		json_array_foreach(json_object_get(a, "keys"), i, k)
+			printf("%s %s naf_id %s kcv %s expiry %lld%s\n", s_of(k, "b_tid"),
+			       s_of(k, "device_id"), s_of(k, "naf_id"), s_of(k, "kcv"),
+			       i_of(k, "expiry"),
+			       json_is_true(json_object_get(k, "invalidated")) ? " invalidated" : "");
+		printf("%zu key(s)\n", json_array_size(json_object_get(a, "keys")));
+	} else if (!strcmp(cmd, "naf-blocklist")) {
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(a, "device_ids"), i, v)
+			printf("device_id %s\n", json_string_value(v));
+		json_array_foreach(json_object_get(a, "serials"), i, v)
+			printf("serial %s\n", json_string_value(v));
+	} else if (!strncmp(cmd, "naf-", 4)) {
+		printf("%s: ok\n", cmd);
 	} else if (!strcmp(cmd, "rotate")) {
 		printf("group %s: rotated\n", s_of(a, "group"));
 		print_msk("current", json_object_get(a, "valid_to") ? a : NULL);
@@ -1071,6 +1111,29 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 		r = req_new(!strcmp(cmd, "group-add") ? "ue-group-add" : "ue-group-del");
 		json_object_set_new(r, "id", json_string(pos[0]));
 		json_object_set_new(r, "group", json_string(pos[1]));
+		return r;
+	}
+	if (!strcmp(cmd, "naf-keys") || !strcmp(cmd, "naf-blocklist")) {
+		parse_args(argc, argv, NULL, 0, pos, 0, cmd);
+		return req_new(cmd);
+	}
+	if (!strcmp(cmd, "naf-invalidate")) {
+		if (parse_args(argc, argv, NULL, 0, pos, 2, cmd) != 2)
+			die2("naf-invalidate: give B_TID and DEVICE_ID");
+		r = req_new(cmd);
+		json_object_set_new(r, "b_tid", json_string(pos[0]));
+		json_object_set_new(r, "device_id", json_string(pos[1]));
+		return r;
+	}
+	if (!strcmp(cmd, "naf-block") || !strcmp(cmd, "naf-unblock")) {
+		struct opt o[] = { { .name = "device-id" }, { .name = "serial" } };
+
+		parse_args(argc, argv, o, NOPT(o), pos, 0, cmd);
+		if (!!o[0].n == !!o[1].n)
+			die2("%s: give --device-id ID or --serial HEX", cmd);
+		r = req_new(cmd);
+		json_object_set_new(r, o[0].n ? "device_id" : "serial",
+				    json_string(o[0].n ? o[0].val[0] : o[1].val[0]));
 		return r;
 	}
 	if (!strcmp(cmd, "rotate")) {
