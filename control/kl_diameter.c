@@ -6,9 +6,9 @@
  */
 #include <dirent.h>
 #include <dlfcn.h>
-#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -649,8 +649,8 @@ static int add_listen(const char *addr, char *err, size_t errlen)
  * gnutls_bye(GNUTLS_SHUT_RDWR) (fd_tls_recv_handle_error), while the peer's state machine thread
  * sends a DPA (gnutls_record_send) or closes the session itself (fd_cnx_destroy's gnutls_bye);
  * one call frees the send buffer the other is writing. Under ASan that is a heap use after free
- * in about 1 of 10 orderly stops with a peer connected and 1 of 3 orderly client exits; without
- * it, a read of freed memory or a double free (write-up: README "freeDiameter 1.2.1's TLS race").
+ * in about half of orderly Diameter/TLS closes (tests/diameter/fd_race_repro.py: 13 of 24);
+ * without it, a read of freed memory or a double free (README "freeDiameter 1.2.1's TLS race").
  * These definitions interpose on GnuTLS's for the whole process (the executable's symbols come
  * first; libfdcore imports both), so they confine themselves to libfdcore's calls: a call whose
  * return address lies in libfdcore's code (its executable segments, found once with

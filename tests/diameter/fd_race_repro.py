@@ -47,6 +47,16 @@ def frames(text):
     return '%s in %s' % (kind.group(1) if kind else 'failure', ' < '.join(fr[:5]))
 
 
+def stacks(pid):
+    """a hung process's threads (gdb, when installed), for the report"""
+    try:
+        r = subprocess.run(['gdb', '-p', str(pid), '-batch', '-ex', 'thread apply all bt'],
+                           capture_output=True, text=True, timeout=60)
+        return '\n--- threads of hung pid %d:\n%s\n' % (pid, r.stdout)
+    except (OSError, subprocess.TimeoutExpired):
+        return ''
+
+
 def cycle(pki, work, env, i):
     port = free_port()
     cert, key = pki.cred(SERVER)
@@ -79,6 +89,7 @@ def cycle(pki, work, env, i):
             if s.returncode < 0:
                 why.append('hss-sim died of signal %d' % -s.returncode)
         except subprocess.TimeoutExpired:
+            out += stacks(s.pid)
             s.kill()
             so, se = s.communicate()
             out += se
@@ -90,6 +101,7 @@ def cycle(pki, work, env, i):
             if d.returncode < 0:
                 why.append('diameter_testd died of signal %d' % -d.returncode)
         except subprocess.TimeoutExpired:
+            out += stacks(d.pid)
             d.kill()
             d.wait()
             why.append('diameter_testd hung on SIGTERM')
