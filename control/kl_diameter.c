@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -648,32 +649,94 @@ static int add_listen(const char *addr, char *err, size_t errlen)
  * gnutls_bye(GNUTLS_SHUT_RDWR) (fd_tls_recv_handle_error), while the peer's state machine thread
  * sends a DPA (gnutls_record_send) or closes the session itself (fd_cnx_destroy's gnutls_bye);
  * one call frees the send buffer the other is writing. Under ASan that is a heap use after free
- * in about 1 of 10 orderly stops with a peer connected and 1 of 3 orderly client exits; without
- * it, a read of freed memory or a double free. These definitions interpose on GnuTLS's for
- * libfdcore's calls (the executable's symbols come first; libfdcore imports both) and serialise
- * the sending calls on one session. Only sends are serialised: gnutls_record_recv, which blocks,
- * stays concurrent as GnuTLS allows, and a bye only sends our close_notify (GNUTLS_SHUT_WR).
- * A session closed twice gets GnuTLS's own answer.
+ * in about half of orderly Diameter/TLS closes (tests/diameter/fd_race_repro.py: 13 of 24);
+ * without it, a read of freed memory or a double free (README "freeDiameter 1.2.1's TLS race").
+ * These definitions interpose on GnuTLS's for the whole process (the executable's symbols come
+ * first; libfdcore imports both), so they confine themselves to libfdcore's calls: a call whose
+ * return address lies in libfdcore's code (its executable segments, found once with
+ * dl_iterate_phdr) is serialised per session (16 stripes); any other caller - libmicrohttpd's
+ * sessions of the NAF Key Center, libcurl, a test - goes straight to GnuTLS's function, with its
+ * own `how`, no lock and no stripe. Return addresses rather than a registry of freeDiameter's
+ * sessions: two compares per call and no state to keep (a registry needs gnutls_init and
+ * gnutls_deinit interposed too, a lookup on every send, and a freed session's address reused by
+ * another library's session would be misfiled). It relies on libfdcore calling both functions
+ * with `call`, never a tail jump (true of 1.2.1: objdump -d shows five calls); tests check that
+ * freeDiameter's sends do take the confined path (kl_diameter_tls_counts).
+ * For freeDiameter's sessions only sends are serialised: gnutls_record_recv, which blocks, stays
+ * concurrent as GnuTLS allows, and a bye only sends our close_notify (GNUTLS_SHUT_WR). A session
+ * closed twice gets GnuTLS's own answer. KL_DIAMETER_NO_TLS_WORKAROUND=1 in the environment turns
+ * the workaround off (every call passes through), to reproduce the race.
  */
 #define TLS_STRIPES 16
+#define TLS_FD_RANGES 4
 static pthread_mutex_t tls_lock[TLS_STRIPES];
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static int (*bye_real)(gnutls_session_t, gnutls_close_request_t);
 static ssize_t (*send_real)(gnutls_session_t, const void *, size_t);
+static struct {
+	uintptr_t lo, hi;
+} tls_fd_code[TLS_FD_RANGES]; /* libfdcore's executable segments, [lo, hi) */
+static unsigned tls_fd_n;
+static int tls_off; /* KL_DIAMETER_NO_TLS_WORKAROUND */
+/* sends confined, byes confined, sends passed through, byes passed through; one cache line each
+ * so GnuTLS users on other threads do not share one with freeDiameter's */
+static struct {
+	_Alignas(64) uint64_t n;
+} tls_count[4];
+
+static int tls_fd_segments(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+
+	(void)size;
+	(void)arg;
+	name = name ? name + 1 : info->dlpi_name;
+	if (!name || strncmp(name, "libfdcore.so", 12))
+		return 0;
+	for (unsigned i = 0; i < info->dlpi_phnum && tls_fd_n < TLS_FD_RANGES; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		tls_fd_code[tls_fd_n].lo = info->dlpi_addr + ph->p_vaddr;
+		tls_fd_code[tls_fd_n].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		tls_fd_n++;
+	}
+	return 1;
+}
 
 static void tls_init(void)
 {
+	const char *off = getenv("KL_DIAMETER_NO_TLS_WORKAROUND");
+
 	for (unsigned i = 0; i < TLS_STRIPES; i++)
 		pthread_mutex_init(&tls_lock[i], NULL);
 	bye_real = (int (*)(gnutls_session_t, gnutls_close_request_t))dlsym(RTLD_NEXT,
 									     "gnutls_bye");
 	send_real = (ssize_t(*)(gnutls_session_t, const void *, size_t))dlsym(
 		RTLD_NEXT, "gnutls_record_send");
+	tls_off = off && *off && strcmp(off, "0");
+	/* libfdcore is a DT_NEEDED library of every program linking this file: loaded before
+	 * any call can come; a process without it confines nothing */
+	dl_iterate_phdr(tls_fd_segments, NULL);
+}
+
+/* Is the caller (a return address) freeDiameter, and the workaround on? */
+static int tls_confined(const void *ret)
+{
+	uintptr_t a = (uintptr_t)ret;
+
+	pthread_once(&tls_once, tls_init);
+	if (tls_off)
+		return 0;
+	for (unsigned i = 0; i < tls_fd_n; i++)
+		if (a >= tls_fd_code[i].lo && a < tls_fd_code[i].hi)
+			return 1;
+	return 0;
 }
 
 static pthread_mutex_t *tls_stripe(gnutls_session_t session)
 {
-	pthread_once(&tls_once, tls_init);
 	return &tls_lock[((uintptr_t)session >> 4) % TLS_STRIPES];
 }
 
@@ -684,35 +747,64 @@ static void tls_unlock(void *m)
 	pthread_mutex_unlock(m);
 }
 
+void kl_diameter_tls_counts(uint64_t counts[4])
+{
+	for (unsigned i = 0; i < 4; i++)
+		counts[i] = __atomic_load_n(&tls_count[i].n, __ATOMIC_RELAXED);
+}
+
 int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how)
 {
-	pthread_mutex_t *m = tls_stripe(session);
+	pthread_mutex_t *m;
 	int rc;
 
+	if (!tls_confined(__builtin_return_address(0))) {
+		__atomic_add_fetch(&tls_count[3].n, 1, __ATOMIC_RELAXED);
+		return bye_real ? bye_real(session, how) : GNUTLS_E_INTERNAL_ERROR;
+	}
+	__atomic_add_fetch(&tls_count[1].n, 1, __ATOMIC_RELAXED);
 	if (!bye_real)
 		return GNUTLS_E_INTERNAL_ERROR;
+	m = tls_stripe(session);
 	pthread_mutex_lock(m);
 	pthread_cleanup_push(tls_unlock, m);
 	/* SHUT_RDWR would wait, holding the lock, for a close_notify the peer may never send
 	 * (freeDiameter's receiver asks for it after it already got one): send ours and go */
 	rc = bye_real(session, GNUTLS_SHUT_WR);
 	pthread_cleanup_pop(1);
-	(void)how;
 	return rc;
 }
 
 ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t len)
 {
-	pthread_mutex_t *m = tls_stripe(session);
+	pthread_mutex_t *m;
 	ssize_t rc;
 
+	if (!tls_confined(__builtin_return_address(0))) {
+		__atomic_add_fetch(&tls_count[2].n, 1, __ATOMIC_RELAXED);
+		return send_real ? send_real(session, data, len) : GNUTLS_E_INTERNAL_ERROR;
+	}
+	__atomic_add_fetch(&tls_count[0].n, 1, __ATOMIC_RELAXED);
 	if (!send_real)
 		return GNUTLS_E_INTERNAL_ERROR;
+	m = tls_stripe(session);
 	pthread_mutex_lock(m);
 	pthread_cleanup_push(tls_unlock, m);
 	rc = send_real(session, data, len);
 	pthread_cleanup_pop(1);
 	return rc;
+}
+
+static void tls_log_counts(void)
+{
+	uint64_t c[4];
+
+	kl_diameter_tls_counts(c);
+	kl_dia_log(KL_DIAMETER_LOG_INFO,
+		   "TLS workaround%s: freeDiameter's sessions %llu sends, %llu byes serialised; "
+		   "other callers' %llu sends, %llu byes passed through",
+		   tls_off ? " (off: KL_DIAMETER_NO_TLS_WORKAROUND)" : "", (unsigned long long)c[0],
+		   (unsigned long long)c[1], (unsigned long long)c[2], (unsigned long long)c[3]);
 }
 
 /* ---- core start / stop --------------------------------------------------------------------- */
@@ -811,6 +903,7 @@ void kl_dia_core_stop(void)
 	__atomic_store_n(&g_stopping, 1, __ATOMIC_RELAXED);
 	fd_core_shutdown();
 	fd_core_wait_shutdown_complete();
+	tls_log_counts();
 	g_d = NULL;
 }
 

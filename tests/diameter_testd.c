@@ -13,10 +13,14 @@
  *       [--fail-commit-imsi IMSI]  the commit fails when its batch holds this IMSI
  *       [--no-commit]         no commit callback: each handler makes its change durable
  *       [--commit-file F] [--log-level error|warning|info|debug]
+ *       [--https-port N]      also serve HTTPS (libmicrohttpd + GnuTLS, --cert/--key, a pool of
+ *                             4 threads) in this process: GET /echo/X answers "X\n" (tests of
+ *                             the GnuTLS interposers: other sessions are not freeDiameter's)
  *
  * stdout: "diameter_testd: ready" once listening, one JSON object per committed change
  * {"event":"commit","op":"push"|"remove","type":..,...}, and at exit a {"event":"stats",...}
- * line and "diameter_testd: stopped". Exit 0, or 2 for bad arguments or a failed start.
+ * line (with the GnuTLS interposers' counters: tls_* as kl_diameter_tls_counts gives them) and
+ * "diameter_testd: stopped". Exit 0, or 2 for bad arguments or a failed start.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,6 +32,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <microhttpd.h>
 
 #include "kl_crypto.h"
 #include "kl_diameter.h"
@@ -471,6 +476,50 @@ static unsigned long num(const char *opt, const char *v, unsigned long max)
 	return x;
 }
 
+/* control/kl_diameter.c: sends confined, byes confined, sends passed through, byes passed */
+void kl_diameter_tls_counts(uint64_t counts[4]);
+
+static enum MHD_Result https_echo(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_len, void **ctx)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+	char body[256];
+	int n;
+
+	(void)cls;
+	(void)version;
+	(void)upload;
+	if (!*ctx) { /* first call: headers only */
+		*ctx = c;
+		return MHD_YES;
+	}
+	if (*upload_len || strcmp(method, "GET") || strncmp(url, "/echo/", 6) ||
+	    (n = snprintf(body, sizeof(body), "%s\n", url + 6)) >= (int)sizeof(body))
+		return MHD_NO;
+	r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *b = f ? calloc(1, 65536) : NULL;
+
+	if (b && fread(b, 1, 65535, f) == 0) {
+		free(b);
+		b = NULL;
+	}
+	if (f)
+		fclose(f);
+	return b;
+}
+
 static void log_sink(void *arg, enum kl_diameter_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
@@ -501,7 +550,10 @@ int main(int argc, char **argv)
 	struct kl_diameter_stats st;
 	struct kl_diameter *d;
 	struct sigaction sa;
-	unsigned nallow = 0;
+	unsigned nallow = 0, https_port = 0;
+	struct MHD_Daemon *mhd = NULL;
+	char *https_cert = NULL, *https_key = NULL;
+	uint64_t tls[4];
 	char err[512];
 
 	p.log = log_sink;
@@ -537,6 +589,8 @@ int main(int argc, char **argv)
 			p.vendor_id = (uint32_t)num(o, v, 0xFFFFFFFFul);
 		else if (!strcmp(o, "--app"))
 			p.app_id = (uint32_t)num(o, v, 0xFFFFFFFFul);
+		else if (!strcmp(o, "--https-port"))
+			https_port = (unsigned)num(o, v, 65535);
 		else if (!strcmp(o, "--max-queue"))
 			p.max_queue = (unsigned)num(o, v, KL_DIAMETER_MAX_QUEUE);
 		else if (!strcmp(o, "--allow-peer")) {
@@ -579,6 +633,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "diameter_testd: %s\n", err);
 		return 2;
 	}
+	if (https_port) {
+		https_cert = p.tls_cert ? slurp(p.tls_cert) : NULL;
+		https_key = p.tls_key ? slurp(p.tls_key) : NULL;
+		if (https_cert && https_key)
+			mhd = MHD_start_daemon(
+				MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG,
+				(uint16_t)https_port, NULL, NULL, https_echo, NULL,
+				MHD_OPTION_HTTPS_MEM_CERT, https_cert, MHD_OPTION_HTTPS_MEM_KEY,
+				https_key, MHD_OPTION_THREAD_POOL_SIZE, 4u,
+				MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+		if (!mhd) {
+			fprintf(stderr, "diameter_testd: cannot serve HTTPS on port %u\n", https_port);
+			kl_diameter_stop(d);
+			return 2;
+		}
+	}
 	printf("diameter_testd: ready\n");
 	fflush(stdout);
 	while (!g_stop) {
@@ -587,13 +657,20 @@ int main(int argc, char **argv)
 		if (poll(&pfd, 1, 200) > 0 && (pfd.revents & POLLIN))
 			kl_diameter_poll(d, 64);
 	}
+	if (mhd)
+		MHD_stop_daemon(mhd);
+	free(https_cert);
+	free(https_key);
 	kl_diameter_get_stats(d, &st);
 	kl_diameter_stop(d);
+	kl_diameter_tls_counts(tls);
 	printf("{\"event\":\"stats\",\"ok\":%llu,\"rejected\":%llu,\"failed\":%llu,\"busy\":%llu,"
-	       "\"commits\":%llu,\"peers_refused\":%u}\n",
+	       "\"commits\":%llu,\"peers_refused\":%u,\"tls_confined_sends\":%llu,"
+	       "\"tls_confined_byes\":%llu,\"tls_passed_sends\":%llu,\"tls_passed_byes\":%llu}\n",
 	       (unsigned long long)st.answered_ok, (unsigned long long)st.rejected,
 	       (unsigned long long)st.failed, (unsigned long long)st.busy,
-	       (unsigned long long)st.commits, st.peers_refused);
+	       (unsigned long long)st.commits, st.peers_refused, (unsigned long long)tls[0],
+	       (unsigned long long)tls[1], (unsigned long long)tls[2], (unsigned long long)tls[3]);
 	printf("diameter_testd: stopped\n");
 	fflush(stdout);
 	if (g.commit_file)

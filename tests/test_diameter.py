@@ -9,7 +9,10 @@ openssl CLI at test time: a CA, a second CA nobody trusts, and leaf certificates
 usage: test_diameter.py DIAMETER_TESTD KEYLINE_HSS_SIM KEYLINE_KDF GROUP
 GROUP: sim (derivations, every entry type, removes, commit ordering, failures), malformed (error
 answers, the server stays up), tls (refused peers, allow list, configured ids), bulk (pushes/s,
-busy server, acknowledged pushes survive a killed server).
+busy server, acknowledged pushes survive a killed server; freeDiameter's TLS sends took the
+workaround's serialised path), confine (HTTPS clients of a libmicrohttpd+GnuTLS daemon in the
+same process as freeDiameter and the GnuTLS interposers, during a bulk push: their sessions pass
+straight through, freeDiameter's are serialised).
 """
 import hashlib
 import hmac
@@ -17,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -569,6 +573,9 @@ def group_bulk(pki, work):
           % (n, (o or {}).get('pushes_per_s')), flush=True)
     rc, st = d.stop()
     CK.check((st or {}).get('commits', n) < n, 'bulk: commits were batched (%s)' % st)
+    # every answer is a gnutls_record_send from libfdcore: the TLS workaround serialised them
+    CK.check((st or {}).get('tls_confined_sends', 0) >= n,
+             'bulk: freeDiameter\'s %d answers took the serialised TLS path (%s)' % (n, st))
 
     # a busy server (queue of 1, slow commits) answers DIAMETER_TOO_BUSY; the simulator retries
     port = free_port()
@@ -613,12 +620,118 @@ def group_bulk(pki, work):
           flush=True)
 
 
+def https_load(port, ca, clients, stop, result):
+    """`clients` threads, each a client of diameter_testd's HTTPS echo until `stop` is set:
+    alternately 20 requests on one keep-alive connection then an orderly TLS close (close_notify
+    both ways: unwrap), and a fresh connection for one request; each answer checked. 5 ms
+    between requests: under ASan unpaced clients starve the Diameter feed of the 2 cores."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False  # the server certificate names the Diameter identity
+
+    def one(i):
+        ok = bad = conns = 0
+        j = 0
+        while not stop.is_set() or conns < 2:
+            keep = conns % 2 == 0
+            try:
+                raw = socket.create_connection(('127.0.0.1', port), timeout=10)
+                s = ctx.wrap_socket(raw)
+                f = s.makefile('rb')
+                for _ in range(20 if keep else 1):
+                    path = '/echo/c%d-%d' % (i, j)
+                    j += 1
+                    s.sendall(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
+                    status = f.readline()
+                    length = None
+                    while True:
+                        h = f.readline()
+                        if h in (b'\r\n', b''):
+                            break
+                        if h.lower().startswith(b'content-length:'):
+                            length = int(h.split(b':')[1])
+                    body = f.read(length or 0)
+                    if status.startswith(b'HTTP/1.1 200') and body == path[6:].encode() + b'\n':
+                        ok += 1
+                    else:
+                        bad += 1
+                    time.sleep(0.005)  # paced: load beside the Diameter feed, not instead of it
+                f.close()
+                if keep:
+                    s.unwrap()  # our close_notify, then the server's
+                s.close()
+                conns += 1
+            except (OSError, ValueError) as e:
+                bad += 1
+                result.setdefault('errors', []).append(repr(e))
+                conns += 1
+        with lock:
+            result['ok'] = result.get('ok', 0) + ok
+            result['bad'] = result.get('bad', 0) + bad
+            result['conns'] = result.get('conns', 0) + conns
+
+    lock = threading.Lock()
+    ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(clients)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def group_confine(pki, work):
+    n = int(os.environ.get('KL_DIAMETER_BULK_N', '3000'))
+    clients = 16
+    port, hport = free_port(), free_port()
+    d = Testd(pki, work, port, ['--log-level', 'warning', '--https-port', str(hport)])
+    stop, res = threading.Event(), {}
+    ts = https_load(hport, pki.p('ca.pem'), clients, stop, res)
+    # bulk pushes of n/3 keys, each on a new Diameter/TLS connection (CER ... DPR, TLS close:
+    # freeDiameter's confined byes), until 3 s of overlap and at least 3 rounds
+    t0, rounds, pushed, rates = time.time(), 0, 0, []
+    while rounds < 3 or time.time() - t0 < 3:
+        m = max(n // 3, 1)
+        rc, o, err = sim(sim_base(pki, port), 'bulk', '--n', str(m), '--seed', str(11 + rounds),
+                         '--window', '64', timeout=120)
+        CK.eq((rc, (o or {}).get('ok')), (0, m),
+              'confine: round %d: every push acknowledged (%s)' % (rounds, err[-300:]))
+        rounds, pushed = rounds + 1, pushed + m
+        rates.append(str((o or {}).get('pushes_per_s')))
+        if rc:
+            break
+    stop.set()
+    for t in ts:
+        t.join(60)
+    el = time.time() - t0
+    CK.check(not any(t.is_alive() for t in ts), 'confine: every HTTPS client finished')
+    CK.eq(res.get('bad', 0), 0, 'confine: every HTTPS answer right (%s)'
+          % res.get('errors', [])[:3])
+    CK.check(res.get('ok', 0) >= clients * 20, 'confine: %d HTTPS answers on %d connections'
+             % (res.get('ok', 0), res.get('conns', 0)))
+    rc, st = d.stop()
+    st = st or {}
+    CK.eq(rc, 0, 'confine: diameter_testd stopped cleanly')
+    CK.check(st.get('tls_confined_sends', 0) >= pushed,
+             'confine: freeDiameter\'s answers were serialised (%s)' % st)
+    CK.check(st.get('tls_confined_byes', 0) > 0,
+             'confine: freeDiameter\'s byes closing its %d connections were serialised' % rounds)
+    # libmicrohttpd's sends and byes reached the interposers and passed through: at least one
+    # send per answer; its byes were not counted as freeDiameter's
+    CK.check(st.get('tls_passed_sends', 0) >= res.get('ok', 0),
+             'confine: libmicrohttpd\'s %d answers passed straight through (%s)'
+             % (res.get('ok', 0), st))
+    CK.check(st.get('tls_passed_byes', 0) > 0, 'confine: libmicrohttpd\'s byes passed through')
+    print('confine: %d Diameter pushes on %d connections (%s pushes/s) while %d HTTPS clients '
+          'got %d answers on %d TLS connections in %.1f s; TLS sends/byes serialised '
+          '(freeDiameter) %d/%d, passed through (libmicrohttpd) %d/%d'
+          % (pushed, rounds, '/'.join(rates), clients, res.get('ok', 0), res.get('conns', 0), el,
+             st.get('tls_confined_sends', 0), st.get('tls_confined_byes', 0),
+             st.get('tls_passed_sends', 0), st.get('tls_passed_byes', 0)), flush=True)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix='kl-diameter-') as work:
         try:
             pki = make_pki(work)
             {'sim': group_sim, 'malformed': group_malformed, 'tls': group_tls,
-             'bulk': group_bulk}[GROUP](pki, work)
+             'bulk': group_bulk, 'confine': group_confine}[GROUP](pki, work)
         finally:
             for p in LIVE:
                 if p.poll() is None:

@@ -26,6 +26,7 @@ durable store, end to end:
     test_keylined_diameter.py KEYLINED KEYLINE_HSS_SIM KEYLINE_KDF KEYLINECTL E2M_FETCH"""
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -591,6 +592,12 @@ def main():
                 log1 = kd.stderr()
                 rc, _ = kd.stop()
                 CK.eq(rc, 0, 'keylined exits 0 on SIGTERM')
+                # kl_diameter's GnuTLS interposers serialised freeDiameter's sends (its stop line)
+                with open(kd.log_path) as f:
+                    m = re.search(r"TLS workaround: freeDiameter's sessions (\d+) sends", f.read())
+                CK.check(m is not None and int(m.group(1)) > 0,
+                         'keylined\'s freeDiameter TLS sends took the serialised path (%s)'
+                         % (m.group(0) if m else 'no TLS workaround line'))
             finally:
                 kd.kill()
             # e. restart on the same store
