@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -29,6 +30,7 @@ static const char *const fail_names[NF__COUNT] = {
 
 struct dev {
 	char cert[PATH_MAX], key[PATH_MAX];
+	struct kl_naf_cred cred;	/* full handshakes: parsed once, not per connection */
 	char id[KL_NAF_CLI_ID_MAX + 1];
 	const struct kl_naf_ue *ue;
 	uint8_t expect[KL_NAF_MT_KEY_LEN];
@@ -48,11 +50,13 @@ struct run {
 	uint32_t n;
 	struct kl_naf_ue *ues;
 	size_t nues;
+	struct stack_st_X509 *ca;
 	CURLM *m;
 	struct curl_slist *hdr;
 	char url[4096];
 	uint64_t t0, last_done;
 	double cpu0, cpu_s;	/* this process's CPU time (user + system) at t0, and over the run */
+	double scpu0, scpu_s;	/* the server's (--server-pid), -1 when unknown */
 	/* counters */
 	uint64_t sent, answered, verified, timeouts, transport, bad_answer, wrong_key, handshakes;
 	uint64_t ok_devices, failed_devices, by_fail[NF__COUNT];
@@ -70,6 +74,29 @@ static double cpu_now(void)
 		return 0;
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU time (user + system, all threads) of process pid from /proc; -1 when unreadable. */
+static double proc_cpu(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* after "pid (comm) ": state is field 3, utime 14, stime 15 */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static uint64_t now_ns(void)
@@ -138,7 +165,8 @@ static int load_pki(struct run *r, char *err, size_t errlen)
 			return -1;
 		}
 		/* the Device_ID is what the certificate says, not what the index says */
-		if (kl_naf_cert_cn(d->cert, d->id, sizeof(d->id), why, sizeof(why))) {
+		if (kl_naf_cert_cn(d->cert, d->id, sizeof(d->id), why, sizeof(why)) ||
+		    kl_naf_cred_load(d->cert, d->key, &d->cred, why, sizeof(why))) {
 			kl_errf(err, errlen, "--pki: device %u's certificate: %s", k, why);
 			json_decref(doc);
 			return -1;
@@ -179,7 +207,13 @@ static int setup_handle(struct run *r, struct dev *d, const char *ca, const char
 
 	d->h = curl_easy_init();
 	d->req = kl_naf_request_body(d->ue->btid, d->id, naf_hex);
-	if (!d->h || !d->req || kl_naf_curl_tls(d->h, d->cert, d->key, ca) != CURLE_OK)
+	d->cred.ca = r->ca;
+	/* keep-alive: libcurl matches each device's connection by its certificate file; full
+	 * handshakes: a new connection every time, the credentials parsed once (OpenSSL 3 would
+	 * decode the files again for every handshake, the client's largest cost) */
+	if (!d->h || !d->req ||
+	    (r->c->full_handshake ? kl_naf_curl_tls_preloaded(d->h, &d->cred)
+				  : kl_naf_curl_tls(d->h, d->cert, d->key, ca)) != CURLE_OK)
 		return -1;
 	curl_easy_setopt(d->h, CURLOPT_URL, r->url);
 	curl_easy_setopt(d->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -429,10 +463,18 @@ static json_t *summary(const struct run *r, uint64_t end, int interrupted)
 				      "naf_id", nafhex));
 	/* the client's CPU over the run: near elapsed_s means the client, not the server, was
 	 * the bound */
-	json_object_set_new(o, "io", json_pack("{s:s,s:s,s:s,s:f}", "io", "https (libcurl multi)",
+	json_object_set_new(o, "io", json_pack("{s:s,s:s,s:s,s:f,s:o}", "io", "https (libcurl multi)",
 					       "url", r->c->url, "tls",
 					       curl_version_info(CURLVERSION_NOW)->ssl_version,
-					       "client_cpu_s", r->cpu_s));
+					       "client_cpu_s", r->cpu_s, "server_cpu_s",
+					       r->scpu_s >= 0 ? json_real(r->scpu_s) : json_null()));
+	/* per second of the server's CPU: what one server core would do if the client kept up */
+	if (naf && r->scpu_s > 0) {
+		json_object_set_new(naf, "keys_per_server_cpu_s",
+				    json_real((double)r->verified / r->scpu_s));
+		json_object_set_new(naf, "handshakes_per_server_cpu_s",
+				    json_real((double)r->handshakes / r->scpu_s));
+	}
 	json_object_set_new(o, "interrupted", json_boolean(interrupted));
 	json_object_set_new(o, "exit", json_integer(ok ? 0 : 1));
 	return o;
@@ -449,11 +491,13 @@ static void cleanup(struct run *r)
 			curl_easy_cleanup(d->h);
 		}
 		kl_naf_buf_free(&d->body);
+		kl_naf_cred_free(&d->cred);
 		free(d->req);
 		kl_memzero(d->expect, sizeof(d->expect));
 	}
 	free(r->d);
 	kl_naf_ue_free(r->ues, r->nues);
+	kl_naf_ca_free(r->ca);
 	if (r->m)
 		curl_multi_cleanup(r->m);
 	curl_slist_free_all(r->hdr);
@@ -469,6 +513,7 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 
 	memset(&r, 0, sizeof(r));
 	r.c = c;
+	r.scpu_s = -1;
 	*sum = NULL;
 	*exit_code = 1;
 	kl_hist_reset(&r.lat);
@@ -487,6 +532,15 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 	for (size_t i = 0; i < c->naf_len; i++)
 		snprintf(nafhex + 2 * i, 3, "%02x", c->naf_id[i]);
 	nafhex[2 * c->naf_len] = 0;
+	{
+		char why[256];
+
+		if (!(r.ca = kl_naf_ca_load(ca, why, sizeof(why)))) {
+			kl_errf(err, errlen, "--ca: %s", why);
+			cleanup(&r);
+			return 2;
+		}
+	}
 	if (prepare(&r, err, errlen)) {
 		cleanup(&r);
 		return 2;
@@ -509,6 +563,7 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 			return 1;
 		}
 	r.cpu0 = cpu_now();
+	r.scpu0 = proc_cpu(c->server_pid);
 	r.t0 = now_ns();
 	next_iv = r.t0 + (uint64_t)c->interval_ms * 1000000ull;
 	for (uint32_t i = 0; i < r.n; i++) {
@@ -548,6 +603,8 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 	}
 	t = now_ns();
 	r.cpu_s = cpu_now() - r.cpu0;
+	r.scpu_s = r.scpu0 >= 0 && proc_cpu(c->server_pid) >= 0 ? proc_cpu(c->server_pid) - r.scpu0
+								  : -1;
 	for (uint32_t i = 0; interrupted && i < r.n; i++)
 		if (r.d[i].active) {
 			curl_multi_remove_handle(r.m, r.d[i].h);

@@ -36,6 +36,8 @@ struct kl_burst_naf_config {
 	uint32_t timeout_ms;	/* one request (0: 10000) */
 	uint32_t interval_ms;	/* interval lines (0: none) */
 	uint32_t fail_list_max;
+	int server_pid;		/* > 0: its CPU time over the run goes into the summary (the Key
+				 * Center's cost per key and per handshake, whoever bounds the run) */
 };
 
 /**

@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "kl_crypto.h"
@@ -65,30 +67,139 @@ void kl_naf_buf_free(struct kl_naf_buf *b)
 	b->cap = 0;
 }
 
-CURLcode kl_naf_curl_tls(CURL *h, const char *cert, const char *key, const char *ca)
+#define KL_SET(opt, val)                                              \
+	do {                                                          \
+		if ((rc = curl_easy_setopt(h, opt, val)) != CURLE_OK) \
+			return rc;                                    \
+	} while (0)
+
+/* What every device handle gets: https only, TLS 1.2 or newer, the server verified. */
+static CURLcode tls_common(CURL *h)
 {
 	CURLcode rc;
 
-#define KL_SET(opt, val)                                      \
-	do {                                                  \
-		if ((rc = curl_easy_setopt(h, opt, val)) != CURLE_OK) \
-			return rc;                            \
-	} while (0)
 	KL_SET(CURLOPT_PROTOCOLS_STR, "https");
 	KL_SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	KL_SET(CURLOPT_FOLLOWLOCATION, 0L);
 	KL_SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	KL_SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	KL_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	KL_SET(CURLOPT_NOSIGNAL, 1L);
+	return CURLE_OK;
+}
+
+CURLcode kl_naf_curl_tls(CURL *h, const char *cert, const char *key, const char *ca)
+{
+	CURLcode rc = tls_common(h);
+
+	if (rc != CURLE_OK)
+		return rc;
 	KL_SET(CURLOPT_SSLCERTTYPE, "PEM");
 	KL_SET(CURLOPT_SSLCERT, cert);
 	KL_SET(CURLOPT_SSLKEYTYPE, "PEM");
 	KL_SET(CURLOPT_SSLKEY, key);
 	KL_SET(CURLOPT_CAINFO, ca);
 	KL_SET(CURLOPT_CAPATH, NULL);
-	KL_SET(CURLOPT_NOSIGNAL, 1L);
-#undef KL_SET
 	return CURLE_OK;
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION: the new connection's SSL_CTX gets the preloaded certificate, key
+ * and server CA (libcurl loads no CA itself: CAINFO and CAPATH are unset). */
+static CURLcode ssl_ctx_cb(CURL *h, void *sslctx, void *parm)
+{
+	const struct kl_naf_cred *c = parm;
+	SSL_CTX *ctx = sslctx;
+	X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+
+	(void)h;
+	if (SSL_CTX_use_certificate(ctx, c->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, c->key) != 1 ||
+	    !st)
+		return CURLE_SSL_CERTPROBLEM;
+	for (int i = 0; i < sk_X509_num(c->ca); i++)
+		if (X509_STORE_add_cert(st, sk_X509_value(c->ca, i)) != 1)
+			return CURLE_SSL_CACERT_BADFILE;
+	return CURLE_OK;
+}
+
+CURLcode kl_naf_curl_tls_preloaded(CURL *h, const struct kl_naf_cred *c)
+{
+	CURLcode rc = tls_common(h);
+
+	if (rc != CURLE_OK)
+		return rc;
+	KL_SET(CURLOPT_FORBID_REUSE, 1L);
+	KL_SET(CURLOPT_FRESH_CONNECT, 1L);
+	KL_SET(CURLOPT_CAINFO, NULL);
+	KL_SET(CURLOPT_CAPATH, NULL);
+	KL_SET(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+	KL_SET(CURLOPT_SSL_CTX_DATA, (void *)c);
+	return CURLE_OK;
+}
+#undef KL_SET
+
+int kl_naf_cred_load(const char *cert, const char *key, struct kl_naf_cred *c, char *err,
+		     size_t errlen)
+{
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	if ((f = fopen(cert, "re"))) {
+		c->cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(key, "re"))) {
+		c->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (!c->cert || !c->key || X509_check_private_key(c->cert, c->key) != 1) {
+		kl_errf(err, errlen, "%s", !c->cert ? "no PEM certificate in the file"
+					   : !c->key ? "no PEM private key in the key file"
+						     : "the key does not match the certificate");
+		kl_naf_cred_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+void kl_naf_cred_free(struct kl_naf_cred *c)
+{
+	X509_free(c->cert);
+	EVP_PKEY_free(c->key);
+	c->cert = NULL;
+	c->key = NULL;
+}
+
+struct stack_st_X509 *kl_naf_ca_load(const char *ca, char *err, size_t errlen)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	FILE *f = fopen(ca, "re");
+	X509 *x;
+
+	if (!f || !sk) {
+		kl_errf(err, errlen, "cannot open: %s", f ? "out of memory" : strerror(errno));
+		if (f)
+			fclose(f);
+		sk_X509_free(sk);
+		return NULL;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			break;
+		}
+	ERR_clear_error(); /* the end of the file */
+	fclose(f);
+	if (!sk_X509_num(sk)) {
+		kl_errf(err, errlen, "no PEM certificate in the file");
+		sk_X509_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+void kl_naf_ca_free(struct stack_st_X509 *ca)
+{
+	sk_X509_pop_free(ca, X509_free);
 }
 
 int kl_naf_url_ok(const char *url)

@@ -37,6 +37,35 @@ void kl_naf_buf_free(struct kl_naf_buf *b);
  */
 CURLcode kl_naf_curl_tls(CURL *h, const char *cert, const char *key, const char *ca);
 
+/**
+ * A device's credentials parsed once, for a connection per request (keyline-burst
+ * --full-handshake). OpenSSL 3 decodes PEM and DER keys slowly (its decoder framework, ~1 ms per
+ * file), and libcurl would read the files again for every connection: kl_naf_curl_tls_preloaded
+ * instead hands these objects to each new connection's SSL_CTX. The server CA's certificates
+ * (ca) are shared.
+ */
+struct kl_naf_cred {
+	struct x509_st *cert;
+	struct evp_pkey_st *key;
+	struct stack_st_X509 *ca;	/* not owned by the cred (kl_naf_ca_load / _free) */
+};
+
+/** Load a PEM certificate and its private key. @return 0, or -1 with err set. */
+int kl_naf_cred_load(const char *cert, const char *key, struct kl_naf_cred *c, char *err,
+		     size_t errlen);
+void kl_naf_cred_free(struct kl_naf_cred *c);
+/** Every certificate of a PEM CA file. @return the stack, or NULL with err set. */
+struct stack_st_X509 *kl_naf_ca_load(const char *ca, char *err, size_t errlen);
+void kl_naf_ca_free(struct stack_st_X509 *ca);
+
+/**
+ * kl_naf_curl_tls's settings with the credentials from c (they must outlive the handle's
+ * transfers): no file is read per connection, the server is verified against c->ca only. libcurl
+ * cannot tell connections with such credentials apart, so this also sets FORBID_REUSE and
+ * FRESH_CONNECT (a new connection for every transfer, never one of another device).
+ */
+CURLcode kl_naf_curl_tls_preloaded(CURL *h, const struct kl_naf_cred *c);
+
 /** Whether url is an https:// URL without a path beyond "/" (the API's base). */
 int kl_naf_url_ok(const char *url);
 
