@@ -108,6 +108,8 @@ class Peer:
                 ans = {'b_tid': btid, 'naf_id': naf.hex(), 'device_id': dev,
                        'expires': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + 3600)),
                        'lifetime_s': 3600}
+                if btid == 'huge@bsf.test':
+                    return self.answer(200, raw=b'{"pad": "' + b'x' * 100000 + b'"}')
                 if btid == 'bad-json@bsf.test':
                     return self.answer(200, raw=b'{"b_tid": ')
                 if btid == 'short-key@bsf.test':

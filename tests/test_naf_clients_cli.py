@@ -233,7 +233,7 @@ codes = {'st-400@bsf.test': (3, 'bad_request'), 'st-403@bsf.test': (4, 'forbidde
          'st-404@bsf.test': (5, 'not_found'), 'st-429@bsf.test': (6, 'rate_limited'),
          'st-503@bsf.test': (7, 'bsf_unreachable'), 'st-418@bsf.test': (8, 'teapot'),
          'st-500-nojson@bsf.test': (8, 'no JSON error'), 'bad-json@bsf.test': (9, 'not JSON'),
-         'short-key@bsf.test': (9, 'ks_local_mt'), 'other-btid@bsf.test': (9, 'another B-TID')}
+         'short-key@bsf.test': (9, 'ks_local_mt'), 'huge@bsf.test': (9, 'longer than'), 'other-btid@bsf.test': (9, 'another B-TID')}
 for btid, (code, text) in codes.items():
     f = os.path.join(tmp, 'k-' + btid)
     r = run([DEV] + D1 + U + ['--b-tid', btid, '--out', f])

@@ -329,6 +329,12 @@ int main(int argc, char **argv)
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, kl_naf_buf_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
 	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK && body.overflow) {
+		fprintf(stderr, "keyline-device: the answer is longer than %d bytes\n",
+			KL_NAF_CLI_BODY_MAX);
+		rc = EX_BAD_ANSWER;
+		goto done;
+	}
 	if (cc != CURLE_OK) {
 		fprintf(stderr, "keyline-device: no answer: %s%s%s\n", curl_easy_strerror(cc),
 			cerr[0] ? ": " : "", cerr);

@@ -545,6 +545,22 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 		cleanup(&r);
 		return 2;
 	}
+	{
+		/* a connection per device: raise the descriptor limit to the hard one */
+		struct rlimit rl;
+
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur < (rlim_t)r.n + 64) {
+			kl_errf(err, errlen, "%u devices need %u file descriptors, the limit is %llu",
+				r.n, r.n + 64, (unsigned long long)rl.rlim_cur);
+			cleanup(&r);
+			return 2;
+		}
+	}
 	r.m = curl_multi_init();
 	r.hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	if (!r.m || !r.hdr) {
