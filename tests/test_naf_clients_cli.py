@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
 """The NAF Key Center's clients without keylined (issue 13 item 6):
+- the Python reference (naf_reference.py: KDF with hmac, Milenage f3/f4 with AES) against the
+  published KDF vectors (kdf_3gpp.txt) and TS 35.208 sets (milenage.txt);
 - keyline-kdf gba-ks-local-mt against the published Milenage test sets of TS 35.208
   (shared/vectors/milenage.txt): the key it writes equals Ks_local_MT derived in Python (hmac) from
   the PUBLISHED CK and IK, and the chain of the existing commands (ks-naf --ck --ik, ks-local-mt);
@@ -27,6 +29,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kl_itest  # noqa: E402
 import naf_peer  # noqa: E402
 import naf_reference as ref  # noqa: E402
 
@@ -60,6 +63,23 @@ def no_secret(r, secrets, what):
 tmp = tempfile.mkdtemp(prefix='kl-naf-cli-')
 sets = ref.milenage_sets(VEC)
 check(len(sets) >= 2, 'two published Milenage sets')
+
+# ---- the Python reference's KDF and Milenage against the published vectors ----------------------
+nkdf = 0
+for v in kl_itest.load_vectors(os.path.join(VEC, 'kdf_3gpp.txt')):
+    key = bytes.fromhex(v['key']) if 'key' in v and ':' not in v['key'] and ' ' not in v['key'] \
+        else bytes.fromhex(v.get('ck', '') + v.get('ik', ''))
+    params = [bytes.fromhex(v[f'p{i}']) for i in range(8) if f'p{i}' in v]
+    got = ref.kdf(key, bytes.fromhex(v['fc']), *params)
+    check(got.hex() == v['out'], f'reference KDF = published {v["name"]}')
+    nkdf += 1
+check(nkdf >= 4, 'published KDF vectors read')
+for s in sets:
+    ck, ik = ref.milenage_ck_ik(bytes.fromhex(s['k']), bytes.fromhex(s['opc']),
+                                bytes.fromhex(s['rand']))
+    check(ck.hex() == s['f3_ck'] and ik.hex() == s['f4_ik'] and
+          ref.opc_of(bytes.fromhex(s['k']), bytes.fromhex(s['op'])).hex() == s['opc'],
+          f'reference Milenage = published {s["name"]}')
 
 # ---- keyline-kdf gba-ks-local-mt against the published vectors ---------------------------------
 ues = [ref.ue_entry(i, 0, s) for i, s in enumerate(sets)]
