@@ -323,6 +323,14 @@ for mode, extra, hs in (('keep-alive', [], 12), ('full-handshake', ['--full-hand
         rr = run([REPORT, summ, '--output', os.path.join(tmp, 'report')])
         check(rr.returncode == 0 and 'keys/s' in rr.stdout and 'handshakes' in rr.stdout,
               f'keyline-report on a naf summary: {rr.returncode} {rr.stderr} {rr.stdout[-800:]}')
+# --ue-per-request: request k of device i asks for line (i + 6k) % 10, each key verified
+n0 = len(peer.requests)
+r = run(B + ['--devices', '6', '--requests', '3', '--ue-per-request'])
+check(r.returncode == 0, f'burst --ue-per-request: exit {r.returncode} {r.stderr[-300:]}')
+got = sorted((q['cn'], q['body']['b_tid']) for q in peer.requests[n0:])
+want = sorted((f'device-{i + 1:04d}.test', bues[(i + 6 * k) % 10]['b_tid'])
+              for i in range(6) for k in range(3))
+check(got == want, 'burst --ue-per-request: the B-TIDs asked for')
 peer.close()
 # a wrong key and an error status fail their devices, by reason
 peer = naf_peer.Peer(pki, bues, NAF, wrong_key_for=('device-0003.test',))

@@ -114,6 +114,10 @@ static void help(void)
 	     "    --full-handshake      every request on a new connection with a full TLS\n"
 	     "                          handshake (no reuse, no session resumption); default:\n"
 	     "                          keep-alive, one handshake per device\n"
+	     "    --ue-per-request      request k of device i asks for line (first-ue + i +\n"
+	     "                          k * devices) % lines: a B-TID of its own (new to the Key\n"
+	     "                          Center's Zn cache on a first run with enough lines, cached\n"
+	     "                          on a second), its key derived as the request starts\n"
 	     "    --server-pid PID      the Key Center's process: its CPU time over the run is\n"
 	     "                          reported (io.server_cpu_s) with keys and handshakes per\n"
 	     "                          second of it (what one server core does when the client\n"
@@ -275,7 +279,7 @@ enum {
 	O_PRESIGN, O_VERIFY_AFTER, O_KS_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
 	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT, O_PAIR_TIMEOUT,
 	O_PKI, O_UE_FILE, O_NAF_ID, O_URL, O_CA, O_DEVICES, O_REQUESTS, O_FIRST_UE, O_FULL_HS,
-	O_SERVER_PID,
+	O_SERVER_PID, O_UE_PER_REQ,
 };
 
 struct opts {
@@ -353,6 +357,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "first-ue", required_argument, NULL, O_FIRST_UE },
 		{ "full-handshake", no_argument, NULL, O_FULL_HS },
 		{ "server-pid", required_argument, NULL, O_SERVER_PID },
+		{ "ue-per-request", no_argument, NULL, O_UE_PER_REQ },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -471,6 +476,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_REQUESTS: o->naf.requests = (uint32_t)num("--requests", optarg, 1, 100000000); break;
 		case O_FIRST_UE: o->naf.first_ue = (uint32_t)num("--first-ue", optarg, 0, UINT32_MAX); break;
 		case O_FULL_HS: o->naf.full_handshake = 1; break;
+		case O_UE_PER_REQ: o->naf.ue_per_request = 1; break;
 		case O_SERVER_PID: o->naf.server_pid = (int)num("--server-pid", optarg, 1, INT32_MAX); break;
 		case 'h':
 		case O_HELP: help(); exit(0);
@@ -478,7 +484,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		default: usage_err("argument %d: unknown option or missing value", g_argoff + optind - 1);
 		}
 		/* which family the option belongs to: each kind refuses the other's */
-		if (c >= O_PKI && c <= O_SERVER_PID)
+		if (c >= O_PKI && c <= O_UE_PER_REQ)
 			o->naf_opts = 1;
 		else if (c == O_TIMEOUT)
 			o->timeout_given = 1;
@@ -491,7 +497,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			usage_err("argument %d: unexpected (not shown)", g_argoff + optind);
 		if (o->udp_opts)
 			usage_err("--kind naf takes --pki, --ue-file, --naf-id, --url, --ca, --devices, "
-				  "--requests, --first-ue, --full-handshake, --server-pid, --timeout-ms, --interval-ms, "
+				  "--requests, --first-ue, --full-handshake, --ue-per-request, --server-pid, "
+				  "--timeout-ms, --interval-ms, "
 				  "--summary, --fail-list");
 		if (!o->naf.pki || !o->naf.ue_file || !o->naf.naf_len)
 			usage_err("--kind naf needs --pki DIR, --ue-file FILE and --naf-id HEX");
@@ -504,7 +511,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->naf_opts)
 		usage_err("--pki, --ue-file, --naf-id, --url, --ca, --devices, --requests, --first-ue, "
-			  "--full-handshake and --server-pid belong to --kind naf");
+			  "--full-handshake, --ue-per-request and --server-pid belong to --kind naf");
 	if (optind < argc)
 		usage_err("argument %d: unexpected (not shown)", g_argoff + optind);
 	if (!o->population)

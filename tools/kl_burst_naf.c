@@ -32,7 +32,8 @@ struct dev {
 	char cert[PATH_MAX], key[PATH_MAX];
 	struct kl_naf_cred cred;	/* full handshakes: parsed once, not per connection */
 	char id[KL_NAF_CLI_ID_MAX + 1];
-	const struct kl_naf_ue *ue;
+	const struct kl_naf_ue *ue;	/* of the request in flight */
+	uint32_t idx;
 	uint8_t expect[KL_NAF_MT_KEY_LEN];
 	CURL *h;
 	char *req;
@@ -46,6 +47,7 @@ struct dev {
 
 struct run {
 	const struct kl_burst_naf_config *c;
+	const char *naf_hex;
 	struct dev *d;
 	uint32_t n;
 	struct kl_naf_ue *ues;
@@ -176,6 +178,26 @@ static int load_pki(struct run *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* Device d's next request asks for ue: the MT side's key for it, and the request body. */
+static int aim(struct run *r, struct dev *d, const struct kl_naf_ue *ue, const char *naf_hex)
+{
+	struct kl_naf_mt_keys mk;
+	char *body;
+
+	d->ue = ue;
+	if (kl_naf_mt_derive_ue(ue, r->c->naf_id, r->c->naf_len, d->id, &mk))
+		return -1;
+	memcpy(d->expect, mk.ks_local_mt, sizeof(d->expect));
+	kl_memzero(&mk, sizeof(mk));
+	if (!naf_hex)
+		return 0;
+	if (!(body = kl_naf_request_body(ue->btid, d->id, naf_hex)))
+		return -1;
+	free(d->req);
+	d->req = body;
+	return d->h ? -(curl_easy_setopt(d->h, CURLOPT_POSTFIELDS, d->req) != CURLE_OK) : 0;
+}
+
 static int prepare(struct run *r, char *err, size_t errlen)
 {
 	char why[256];
@@ -187,16 +209,11 @@ static int prepare(struct run *r, char *err, size_t errlen)
 		return -1;
 	}
 	for (uint32_t i = 0; i < r->n; i++) {
-		struct dev *d = &r->d[i];
-		struct kl_naf_mt_keys mk;
-
-		d->ue = &r->ues[((uint64_t)r->c->first_ue + i) % r->nues];
-		if (kl_naf_mt_derive_ue(d->ue, r->c->naf_id, r->c->naf_len, d->id, &mk)) {
+		r->d[i].idx = i;
+		if (aim(r, &r->d[i], &r->ues[((uint64_t)r->c->first_ue + i) % r->nues], NULL)) {
 			kl_errf(err, errlen, "device %u: the MT-side derivation failed", i);
 			return -1;
 		}
-		memcpy(d->expect, mk.ks_local_mt, sizeof(d->expect));
-		kl_memzero(&mk, sizeof(mk));
 	}
 	return 0;
 }
@@ -236,6 +253,13 @@ static int setup_handle(struct run *r, struct dev *d, const char *ca, const char
 static void start(struct run *r, struct dev *d, uint64_t now)
 {
 	kl_naf_buf_reset(&d->body);
+	/* ue_per_request: the next line's B-TID, its key derived before the request starts */
+	if (r->c->ue_per_request && d->done &&
+	    aim(r, d, &r->ues[((uint64_t)r->c->first_ue + d->idx + (uint64_t)d->done * r->n) %
+			      r->nues], r->naf_hex)) {
+		d->fail = NF_TRANSPORT;
+		return;
+	}
 	d->t_start = now;
 	if (curl_multi_add_handle(r->m, d->h) != CURLM_OK) {
 		d->fail = NF_TRANSPORT;
@@ -425,8 +449,9 @@ static json_t *summary(const struct run *r, uint64_t end, int interrupted)
 		snprintf(k, sizeof(k), "%u", s);
 		json_object_set_new(st, k, json_integer((json_int_t)r->by_status[s]));
 	}
-	naf = json_pack("{s:s,s:I,s:I,s:I,s:f,s:I,s:f,s:o,s:s}", "connection",
-			r->c->full_handshake ? "full-handshake" : "keep-alive", "devices",
+	naf = json_pack("{s:s,s:b,s:I,s:I,s:I,s:f,s:I,s:f,s:o,s:s}", "connection",
+			r->c->full_handshake ? "full-handshake" : "keep-alive", "ue_per_request",
+			r->c->ue_per_request, "devices",
 			(json_int_t)r->n, "requests_per_device",
 			(json_int_t)(r->c->requests ? r->c->requests : 1), "keys_verified",
 			(json_int_t)r->verified, "keys_per_s",
@@ -532,6 +557,7 @@ int kl_burst_naf_run(const struct kl_burst_naf_config *c, volatile sig_atomic_t 
 	for (size_t i = 0; i < c->naf_len; i++)
 		snprintf(nafhex + 2 * i, 3, "%02x", c->naf_id[i]);
 	nafhex[2 * c->naf_len] = 0;
+	r.naf_hex = nafhex;
 	{
 		char why[256];
 

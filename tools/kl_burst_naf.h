@@ -33,6 +33,8 @@ struct kl_burst_naf_config {
 	uint32_t requests;	/* per device, one after the other (0: 1) */
 	uint32_t first_ue;	/* device i uses UE file line (first_ue + i) % lines */
 	int full_handshake;
+	int ue_per_request;	/* request k of device i asks for line (first_ue + i + k * devices)
+				 * % lines (a B-TID new to the Zn cache while k * devices < lines) */
 	uint32_t timeout_ms;	/* one request (0: 10000) */
 	uint32_t interval_ms;	/* interval lines (0: none) */
 	uint32_t fail_list_max;
