@@ -64,6 +64,7 @@ struct kl_store {
 	MDB_env *env;
 	MDB_dbi dbi[KL_TK__COUNT];
 	MDB_dbi meta;
+	MDB_dbi naf, nafblock; /* the NAF Key Center's issued keys and blocklists */
 	MDB_txn *txn;	  /* an open batch, or NULL */
 	int txn_failed;	  /* a write of the batch failed: only abort is left */
 	struct kl_ctl_stats *ctl; /* commits counted here; NULL: not counted */
@@ -804,6 +805,15 @@ void kl_store_close(struct kl_store *s)
 	st_free(s);
 }
 
+/* The NAF Key Center's databases (added after the first stores: a store without them gets them,
+ * empty). @return an LMDB code (MDB_NOTFOUND: one is missing and flags has no MDB_CREATE). */
+static int naf_dbs_open(struct kl_store *s, MDB_txn *txn, unsigned flags)
+{
+	int rc = mdb_dbi_open(txn, "naf", flags, &s->naf);
+
+	return rc ? rc : mdb_dbi_open(txn, "nafblock", flags, &s->nafblock);
+}
+
 /* A new store: every database and the meta records in one transaction. */
 static int st_init(struct kl_store *s, char *err, size_t errlen)
 {
@@ -822,6 +832,8 @@ static int st_init(struct kl_store *s, char *err, size_t errlen)
 	rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
 	for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
 		rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
+	if (!rc)
+		rc = naf_dbs_open(s, txn, MDB_CREATE);
 	if (rc)
 		goto fail;
 	put_le32(v4, KL_STORE_SCHEMA);
@@ -865,6 +877,7 @@ fail:
 static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
 {
 	unsigned missing = 0;
+	int missing_naf = 0;
 	uint8_t pt[128];
 	MDB_txn *txn;
 	MDB_dbi main_dbi;
@@ -921,6 +934,15 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 			return -EBADMSG;
 		}
 	}
+	rc = naf_dbs_open(s, txn, 0);
+	if (rc == MDB_NOTFOUND) {
+		missing_naf = 1;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is damaged: the NAF key databases: %s", s->path,
+			mdb_strerror(rc));
+		return -EBADMSG;
+	}
 	k = (MDB_val){9, "kek_check"};
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc) {
@@ -956,14 +978,17 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 		kl_errf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
 		return mdb_to_errno(rc);
 	}
-	if (!missing)
+	if (!missing && !missing_naf)
 		return 0;
-	/* A store from before some kind existed (pair keys): its database is added, empty. */
+	/* A store from before some kind existed (pair keys, NAF keys): its database is added,
+	 * empty. */
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (!rc) {
 		for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
 			if (missing & (1u << i))
 				rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
+		if (!rc && missing_naf)
+			rc = naf_dbs_open(s, txn, MDB_CREATE);
 		if (rc)
 			mdb_txn_abort(txn); /* the write lock is released before the store closes */
 		else
@@ -1090,7 +1115,7 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 
 	rc = mdb_env_create(&s->env);
 	if (!rc)
-		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 2);
+		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 4);
 	if (!rc)
 		rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
 	if (!rc && p->verify) {
@@ -1122,6 +1147,7 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 	if (!fresh) {
 		MDB_envinfo info;
 		MDB_stat ms;
+		int verified = 0;
 
 		/* Reading a page past the end of a truncated file would be SIGBUS. */
 		if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &ms) || stat(file, &st)) {
@@ -1129,17 +1155,26 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 			rc = -EIO;
 			goto fail;
 		}
+		/* A file shorter than the last page is truncated, or ends in free pages that were
+		 * never written: LMDB counts the pages a transaction allocated and freed again (a
+		 * batch of many deletes) without writing them. The walk tells the two apart: it
+		 * reads every page in use and accounts for every page up to the last. */
 		if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize) {
-			kl_errf(err, errlen,
-				"store %s is damaged: data.mdb is truncated (%" PRIu64
-				" bytes, its pages need %" PRIu64 ")",
-				p->path, (uint64_t)st.st_size,
-				((uint64_t)info.me_last_pgno + 1) * ms.ms_psize);
-			rc = -EBADMSG;
-			goto fail;
+			char why[256];
+
+			if (st_verify(p->path, why, sizeof(why)) != 0) {
+				kl_errf(err, errlen,
+					"store %s is damaged: data.mdb is truncated (%" PRIu64
+					" bytes, its pages need %" PRIu64 ")",
+					p->path, (uint64_t)st.st_size,
+					((uint64_t)info.me_last_pgno + 1) * ms.ms_psize);
+				rc = -EBADMSG;
+				goto fail;
+			}
+			verified = 1;
 		}
 		/* before this process reads a page: LMDB trusts what it reads */
-		if (p->verify && (rc = st_verify(p->path, err, errlen)) != 0)
+		if (p->verify && !verified && (rc = st_verify(p->path, err, errlen)) != 0)
 			goto fail;
 		(void)mdb_reader_check(s->env, NULL); /* readers of a killed process */
 		rc = st_check(s, p->kek_file, err, errlen);
@@ -2338,4 +2373,480 @@ static void backup_join(struct kl_store *s)
 	pthread_join(s->bk->thread, NULL);
 	free(s->bk);
 	s->bk = NULL;
+}
+
+/* ---- the NAF Key Center's issued keys and blocklists ------------------------------------------ */
+
+#define NAF_TYPE 'N'
+#define NAF_META_MAX (8 + 8 + 1 + KL_KCV_LEN + 1 + KL_STORE_NAF_BTID_MAX + 2 + \
+		      KL_STORE_NAF_ID_MAX + 1 + KL_STORE_NAF_DEVICE_MAX)
+#define NAF_WRAP_MAX (((KL_STORE_NAF_KEY_LEN + BIND_LEN + 7) & ~7) + 8)
+#define NAF_REC_MAX (REC_HDR + NAF_META_MAX + NAF_WRAP_MAX)
+#define NAF_HASH_LEN 32
+#define BLOCK_VAL_LEN 9
+
+static const char naf_id_label[] = "keyline-naf-id-v1";
+static const char naf_bind_label[] = "keyline-store-naf-v1";
+
+static int printable(const char *p, size_t min, size_t max, int space_ok)
+{
+	size_t n = p ? strnlen(p, max + 1) : 0;
+
+	if (n < min || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < (space_ok ? 0x20 : 0x21) || p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int kl_store_naf_check(const struct kl_store_naf *n)
+{
+	return n && printable(n->btid, 1, KL_STORE_NAF_BTID_MAX, 0) && n->naf_len >= 1 &&
+			       n->naf_len <= KL_STORE_NAF_ID_MAX &&
+			       printable(n->device_id, 1, KL_STORE_NAF_DEVICE_MAX, 1)
+		       ? 0
+		       : -EINVAL;
+}
+
+int kl_store_naf_block_check(enum kl_store_naf_block_kind kind, const char *value)
+{
+	size_t n;
+
+	if (kind == KL_STORE_NAF_DEVICE)
+		return printable(value, 1, KL_STORE_NAF_DEVICE_MAX, 1) ? 0 : -EINVAL;
+	if (kind != KL_STORE_NAF_SERIAL || !value)
+		return -EINVAL;
+	n = strnlen(value, KL_STORE_NAF_SERIAL_MAX + 1);
+	if (n < 1 || n > KL_STORE_NAF_SERIAL_MAX || (n > 1 && value[0] == '0'))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!((value[i] >= '0' && value[i] <= '9') || (value[i] >= 'a' && value[i] <= 'f')))
+			return -EINVAL;
+	return 0;
+}
+
+/* SHA-256 over label and parts (pairs of pointer, length; a NULL pointer ends them). */
+static int naf_sha(struct kl_store *s, const char *label, uint8_t out[32], ...)
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	const void *p;
+	va_list ap;
+	int ok;
+
+	ok = EVP_DigestInit_ex2(s->md, s->sha256, NULL) == 1 &&
+	     EVP_DigestUpdate(s->md, label, strlen(label)) == 1;
+	va_start(ap, out);
+	while (ok && (p = va_arg(ap, const void *)) != NULL) {
+		size_t n = va_arg(ap, size_t);
+
+		ok = EVP_DigestUpdate(s->md, p, n) == 1;
+	}
+	va_end(ap);
+	if (!ok || EVP_DigestFinal_ex(s->md, md, &mdlen) != 1 || mdlen < 32) {
+		ERR_clear_error();
+		return -EIO;
+	}
+	memcpy(out, md, 32);
+	return 0;
+}
+
+/* The identity part of the meta (u8 btid_len | btid | u16 naf_len | naf | u8 dev_len | dev):
+ * also what the LMDB key hashes. @return its length. */
+static size_t naf_ident(const struct kl_store_naf *n, uint8_t *p)
+{
+	size_t bl = strlen(n->btid), dl = strlen(n->device_id), o = 0;
+
+	p[o++] = (uint8_t)bl;
+	memcpy(p + o, n->btid, bl);
+	o += bl;
+	put_le16(p + o, n->naf_len);
+	o += 2;
+	memcpy(p + o, n->naf_id, n->naf_len);
+	o += n->naf_len;
+	p[o++] = (uint8_t)dl;
+	memcpy(p + o, n->device_id, dl);
+	return o + dl;
+}
+
+static int naf_key(struct kl_store *s, const struct kl_store_naf *n, uint8_t key[NAF_HASH_LEN])
+{
+	uint8_t id[NAF_META_MAX];
+	size_t il = naf_ident(n, id);
+
+	return naf_sha(s, naf_id_label, key, id, il, (const void *)NULL);
+}
+
+/* Build the record of n (key NULL: invalidated). @return its length or -errno. */
+static long naf_rec_build(struct kl_store *s, const struct kl_store_naf *n, const uint8_t *key,
+			  const uint8_t lkey[NAF_HASH_LEN], uint8_t *rec)
+{
+	uint8_t pt[KL_STORE_NAF_KEY_LEN + BIND_LEN], md[32], *m = rec + REC_HDR;
+	size_t slen = key ? KL_STORE_NAF_KEY_LEN : 0, mlen, wlen;
+	long w;
+
+	wlen = ((slen + BIND_LEN + 7) & ~(size_t)7) + 8;
+	put_le64(m, n->issued);
+	put_le64(m + 8, n->expiry);
+	m[16] = key ? 0 : 1;
+	if (key && kl_kcv(key, KL_STORE_NAF_KEY_LEN, m + 17))
+		return -EIO;
+	if (!key)
+		memcpy(m + 17, n->kcv, KL_KCV_LEN);
+	mlen = 17 + KL_KCV_LEN + naf_ident(n, m + 17 + KL_KCV_LEN);
+	rec[0] = REC_FORMAT;
+	rec[1] = NAF_TYPE;
+	put_le16(rec + 2, (uint16_t)mlen);
+	put_le16(rec + 4, (uint16_t)wlen);
+	if (naf_sha(s, naf_bind_label, md, lkey, (size_t)NAF_HASH_LEN, rec, REC_HDR + mlen,
+		    (const void *)NULL))
+		return -EIO;
+	if (key)
+		memcpy(pt, key, slen);
+	memcpy(pt + slen, md, BIND_LEN);
+	w = st_wrap(s, pt, slen + BIND_LEN, rec + REC_HDR + mlen, NAF_WRAP_MAX);
+	kl_memzero(pt, sizeof(pt));
+	if (w < 0)
+		return w;
+	return (size_t)w == wlen ? (long)(REC_HDR + mlen + wlen) : -EIO;
+}
+
+/* Check and open one record: *n filled, key (32) the unwrapped key (zero when invalidated).
+ * @return 0 or an enum rec_fail. */
+static int naf_rec_open(struct kl_store *s, const MDB_val *k, const MDB_val *v,
+			struct kl_store_naf *n, uint8_t key[KL_STORE_NAF_KEY_LEN])
+{
+	const uint8_t *r = v->mv_data, *m;
+	uint8_t pt[NAF_WRAP_MAX], md[32], lkey[NAF_HASH_LEN];
+	size_t mlen, wlen, o, bl, dl;
+	long got;
+	int why = 0;
+
+	memset(n, 0, sizeof(*n));
+	memset(key, 0, KL_STORE_NAF_KEY_LEN);
+	if (k->mv_size != NAF_HASH_LEN || v->mv_size < REC_HDR)
+		return REC_MALFORMED;
+	mlen = get_le16(r + 2);
+	wlen = get_le16(r + 4);
+	if (r[0] != REC_FORMAT || r[1] != NAF_TYPE || mlen > NAF_META_MAX || mlen < 25 ||
+	    wlen < 24 || wlen % 8 || wlen > NAF_WRAP_MAX || REC_HDR + mlen + wlen != v->mv_size)
+		return REC_MALFORMED;
+	m = r + REC_HDR;
+	n->issued = get_le64(m);
+	n->expiry = get_le64(m + 8);
+	n->invalidated = m[16] & 1;
+	memcpy(n->kcv, m + 17, KL_KCV_LEN);
+	o = 17 + KL_KCV_LEN;
+	bl = m[o++];
+	if (m[16] > 1 || o + bl + 2 > mlen)
+		return REC_MALFORMED;
+	memcpy(n->btid, m + o, bl);
+	o += bl;
+	n->naf_len = get_le16(m + o);
+	o += 2;
+	if (n->naf_len > KL_STORE_NAF_ID_MAX || o + n->naf_len + 1 > mlen)
+		return REC_MALFORMED;
+	memcpy(n->naf_id, m + o, n->naf_len);
+	o += n->naf_len;
+	dl = m[o++];
+	if (dl > KL_STORE_NAF_DEVICE_MAX || o + dl != mlen)
+		return REC_MALFORMED;
+	memcpy(n->device_id, m + o, dl);
+	got = st_unwrap(s, m + mlen, wlen, pt, sizeof(pt));
+	if (got == -ENOMEM)
+		return REC_NOCTX;
+	if (got < 0)
+		return REC_UNWRAP;
+	if ((size_t)got != (n->invalidated ? 0 : KL_STORE_NAF_KEY_LEN) + BIND_LEN) {
+		why = REC_MALFORMED;
+	} else if (naf_sha(s, naf_bind_label, md, k->mv_data, (size_t)NAF_HASH_LEN, r,
+			   REC_HDR + mlen, (const void *)NULL) ||
+		   CRYPTO_memcmp(md, pt + got - BIND_LEN, BIND_LEN)) {
+		why = REC_BIND;
+	} else if (kl_store_naf_check(n) || naf_key(s, n, lkey) ||
+		   memcmp(lkey, k->mv_data, NAF_HASH_LEN)) {
+		why = REC_CONTENT;
+	} else if (!n->invalidated) {
+		uint8_t kcv[KL_KCV_LEN];
+
+		memcpy(key, pt, KL_STORE_NAF_KEY_LEN);
+		if (kl_kcv(key, KL_STORE_NAF_KEY_LEN, kcv) || memcmp(kcv, n->kcv, KL_KCV_LEN))
+			why = REC_CONTENT;
+	}
+	kl_memzero(pt, sizeof(pt));
+	if (why)
+		kl_memzero(key, KL_STORE_NAF_KEY_LEN);
+	return why;
+}
+
+static int naf_fail(struct kl_store *s, int mrc, const char *what)
+{
+	if (mrc == MDB_MAP_FULL)
+		snprintf(s->msg, sizeof(s->msg),
+			 "store %s: %s NAF key: the store is full (map_size %" PRIu64 " bytes)",
+			 s->path, what, s->map_size);
+	else
+		snprintf(s->msg, sizeof(s->msg), "store %s: %s NAF key: %s", s->path, what,
+			 mdb_strerror(mrc));
+	return mdb_to_errno(mrc);
+}
+
+int kl_store_naf_put(struct kl_store *s, const struct kl_store_naf *n, const uint8_t *key)
+{
+	uint8_t rec[NAF_REC_MAX], lkey[NAF_HASH_LEN];
+	MDB_val k = { NAF_HASH_LEN, lkey }, v;
+	MDB_txn *txn;
+	long len;
+	int rc, broken = 0;
+
+	if (!s || kl_store_naf_check(n) || (!key && !n->invalidated) || (key && n->invalidated))
+		return -EINVAL;
+	if (naf_key(s, n, lkey) || (len = naf_rec_build(s, n, key, lkey, rec)) < 0) {
+		snprintf(s->msg, sizeof(s->msg), "store %s: cannot wrap a NAF key record", s->path);
+		kl_memzero(rec, sizeof(rec));
+		return -EIO;
+	}
+	rc = w_begin(s, &txn);
+	if (!rc) {
+		v = (MDB_val){ (size_t)len, rec };
+		rc = mdb_put(txn, s->naf, &k, &v, 0);
+		if (rc) {
+			broken = 1;
+			rc = naf_fail(s, rc, "put");
+		}
+		rc = w_end(s, txn, rc, broken);
+	}
+	kl_memzero(rec, sizeof(rec));
+	return rc;
+}
+
+/* Delete key k from dbi. */
+static int del_in(struct kl_store *s, MDB_dbi dbi, MDB_val *k, const char *what)
+{
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, dbi, k, NULL);
+	if (rc == MDB_NOTFOUND) {
+		rc = -ENOENT;
+	} else if (rc) {
+		broken = 1;
+		rc = naf_fail(s, rc, what);
+	}
+	return w_end(s, txn, rc, broken);
+}
+
+int kl_store_naf_del(struct kl_store *s, const struct kl_store_naf *n)
+{
+	uint8_t lkey[NAF_HASH_LEN];
+	MDB_val k = { NAF_HASH_LEN, lkey };
+
+	if (!s || kl_store_naf_check(n))
+		return -EINVAL;
+	if (naf_key(s, n, lkey))
+		return -EIO;
+	return del_in(s, s->naf, &k, "delete");
+}
+
+int kl_store_naf_get(struct kl_store *s, struct kl_store_naf *n, uint8_t key[32])
+{
+	uint8_t lkey[NAF_HASH_LEN];
+	MDB_val k = { NAF_HASH_LEN, lkey }, v;
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || !key || kl_store_naf_check(n))
+		return -EINVAL;
+	if (naf_key(s, n, lkey))
+		return -EIO;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->naf, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = -ENOENT;
+	} else if (rc) {
+		broken = 1;
+		rc = naf_fail(s, rc, "read");
+	} else {
+		struct kl_store_naf got;
+
+		rc = naf_rec_open(s, &k, &v, &got, key);
+		if (rc) {
+			snprintf(s->msg, sizeof(s->msg),
+				 "store %s: the stored NAF key record is corrupt (%s)", s->path,
+				 rec_fail_text(rc));
+			rc = rc == REC_NOCTX ? -ENOMEM : -EBADMSG;
+		} else {
+			*n = got;
+		}
+	}
+	r_end(s, txn, broken);
+	return rc;
+}
+
+/* Walk dbi in a read transaction of its own: each record to fn. */
+static int naf_walk(struct kl_store *s, MDB_dbi dbi,
+		    int (*fn)(struct kl_store *s, const MDB_val *k, const MDB_val *v, void *ctx,
+			      uint64_t recno, char *err, size_t errlen),
+		    void *ctx, char *err, size_t errlen)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint64_t recno = 0;
+	int rc, m;
+
+	if (s->txn)
+		return -EBUSY;
+	m = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (m) {
+		kl_errf(err, errlen, "store %s: cannot read: %s", s->path, mdb_strerror(m));
+		return mdb_to_errno(m);
+	}
+	m = mdb_cursor_open(txn, dbi, &cur);
+	rc = 0;
+	if (!m) {
+		while (!rc &&
+		       (m = mdb_cursor_get(cur, &k, &v, recno ? MDB_NEXT : MDB_FIRST)) == 0)
+			rc = fn(s, &k, &v, ctx, ++recno, err, errlen);
+		mdb_cursor_close(cur);
+	}
+	if (!rc && m && m != MDB_NOTFOUND) {
+		kl_errf(err, errlen, "store %s: cannot read the NAF databases: %s", s->path,
+			mdb_strerror(m));
+		rc = mdb_to_errno(m);
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+struct naf_each_ctx {
+	int (*cb)(void *arg, const struct kl_store_naf *n);
+	int (*bcb)(void *arg, enum kl_store_naf_block_kind kind, const char *value, uint64_t added);
+	void *arg;
+};
+
+static int naf_each_one(struct kl_store *s, const MDB_val *k, const MDB_val *v, void *ctx,
+			uint64_t recno, char *err, size_t errlen)
+{
+	struct naf_each_ctx *c = ctx;
+	struct kl_store_naf n;
+	uint8_t key[KL_STORE_NAF_KEY_LEN];
+	int why = naf_rec_open(s, k, v, &n, key);
+
+	kl_memzero(key, sizeof(key));
+	if (why) {
+		kl_errf(err, errlen, "store %s: NAF key record %" PRIu64 " is corrupt (%s): %s",
+			s->path, recno, rec_fail_text(why), KL_STORE_RESTORE_HINT);
+		return why == REC_NOCTX ? -ENOMEM : -EBADMSG;
+	}
+	return c->cb(c->arg, &n);
+}
+
+int kl_store_naf_each(struct kl_store *s, int (*cb)(void *arg, const struct kl_store_naf *n),
+		      void *arg, char *err, size_t errlen)
+{
+	struct naf_each_ctx c = { .cb = cb, .arg = arg };
+
+	if (!s || !cb)
+		return -EINVAL;
+	return naf_walk(s, s->naf, naf_each_one, &c, err, errlen);
+}
+
+/* The blocklist's LMDB key: kind || value. @return its length, or 0 for a bad value. */
+static size_t block_key(enum kl_store_naf_block_kind kind, const char *value, uint8_t *out)
+{
+	size_t n;
+
+	if (kl_store_naf_block_check(kind, value))
+		return 0;
+	n = strlen(value);
+	out[0] = (uint8_t)kind;
+	memcpy(out + 1, value, n);
+	return n + 1;
+}
+
+int kl_store_naf_block(struct kl_store *s, enum kl_store_naf_block_kind kind, const char *value,
+		       int on, uint64_t now)
+{
+	uint8_t kb[1 + KL_STORE_NAF_DEVICE_MAX], val[BLOCK_VAL_LEN];
+	MDB_val k = { 0, kb }, v = { sizeof(val), val };
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || (k.mv_size = block_key(kind, value, kb)) == 0)
+		return -EINVAL;
+	if (!on)
+		return del_in(s, s->nafblock, &k, "unblock");
+	val[0] = REC_FORMAT;
+	put_le64(val + 1, now);
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_put(txn, s->nafblock, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		rc = 0;
+	} else if (rc) {
+		broken = 1;
+		rc = naf_fail(s, rc, "block");
+	}
+	return w_end(s, txn, rc, broken);
+}
+
+static int block_each_one(struct kl_store *s, const MDB_val *k, const MDB_val *v, void *ctx,
+			  uint64_t recno, char *err, size_t errlen)
+{
+	struct naf_each_ctx *c = ctx;
+	const uint8_t *kb = k->mv_data, *vb = v->mv_data;
+	char value[KL_STORE_NAF_DEVICE_MAX + 1];
+	enum kl_store_naf_block_kind kind = kb[0] == 's' ? KL_STORE_NAF_SERIAL : KL_STORE_NAF_DEVICE;
+
+	if (k->mv_size >= 2 && k->mv_size <= sizeof(value)) {
+		memcpy(value, kb + 1, k->mv_size - 1);
+		value[k->mv_size - 1] = '\0';
+	}
+	if (k->mv_size < 2 || k->mv_size > sizeof(value) || (kb[0] != 'd' && kb[0] != 's') ||
+	    kl_store_naf_block_check(kind, value) || v->mv_size != BLOCK_VAL_LEN ||
+	    vb[0] != REC_FORMAT) {
+		kl_errf(err, errlen, "store %s: NAF blocklist record %" PRIu64 " is malformed: %s",
+			s->path, recno, KL_STORE_RESTORE_HINT);
+		return -EBADMSG;
+	}
+	return c->bcb(c->arg, kind, value, get_le64(vb + 1));
+}
+
+int kl_store_naf_each_blocked(struct kl_store *s,
+			      int (*cb)(void *arg, enum kl_store_naf_block_kind kind,
+					const char *value, uint64_t added),
+			      void *arg, char *err, size_t errlen)
+{
+	struct naf_each_ctx c = { .bcb = cb, .arg = arg };
+
+	if (!s || !cb)
+		return -EINVAL;
+	return naf_walk(s, s->nafblock, block_each_one, &c, err, errlen);
+}
+
+int kl_store_naf_count(struct kl_store *s, uint64_t *keys, uint64_t *blocked)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	if (keys)
+		*keys = mdb_stat(txn, s->naf, &ms) ? 0 : ms.ms_entries;
+	if (blocked)
+		*blocked = mdb_stat(txn, s->nafblock, &ms) ? 0 : ms.ms_entries;
+	mdb_txn_abort(txn);
+	return 0;
 }

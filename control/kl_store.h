@@ -309,6 +309,72 @@ const char *kl_store_kind_name(enum kl_table_kind kind);
 long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in, size_t inlen,
 		  uint8_t *out, size_t cap);
 
+/*
+ * The NAF Key Center's issued keys (Ks_local_MT, control/kl_naf_keys.h) and its blocklists, in
+ * databases "naf" and "nafblock" (a store from before them gets them, empty, at open). Nothing
+ * here touches the key table: the Key Center keeps its own index.
+ *   naf: key SHA-256("keyline-naf-id-v1" || u8 btid_len || btid || u16 naf_len || naf_id ||
+ *        u8 device_len || device_id) (32 bytes: an identity can be longer than an LMDB key);
+ *        value u8 format (1) | u8 type 'N' | u16 meta_len | u16 wrap_len | meta | wrapped, where
+ *        meta = u64 issued | u64 expiry (Unix s) | u8 flags (1: invalidated) | kcv[3] |
+ *        u8 btid_len | btid | u16 naf_len | naf_id | u8 device_len | device_id, and wrapped =
+ *        AES-256-KWP(KEK, key[32] || bind), or AES-256-KWP(KEK, bind) for an invalidated key
+ *        (its key is dropped: only the KCV is kept, to list it), bind = SHA-256(
+ *        "keyline-store-naf-v1" || the LMDB key || the record's first 6 + meta_len bytes), first
+ *        16 bytes: a record moved to another identity or with altered metadata fails the check.
+ *   nafblock: key u8 kind ('d' Device_ID, 's' certificate serial) || value; value u8 format (1)
+ *        | u64 added (Unix s). Nothing secret.
+ * Writes follow the rules above (outside a batch committed, inside one staged).
+ */
+#define KL_STORE_NAF_BTID_MAX 255
+#define KL_STORE_NAF_ID_MAX 255
+#define KL_STORE_NAF_DEVICE_MAX 64
+#define KL_STORE_NAF_SERIAL_MAX 40
+#define KL_STORE_NAF_KEY_LEN 32
+
+struct kl_store_naf {			 /* one issued key, without the key */
+	char btid[KL_STORE_NAF_BTID_MAX + 1];	  /* 1..255 printable ASCII, no space */
+	uint8_t naf_id[KL_STORE_NAF_ID_MAX];	  /* 1..255 bytes */
+	uint16_t naf_len;
+	char device_id[KL_STORE_NAF_DEVICE_MAX + 1]; /* 1..64 printable ASCII */
+	uint64_t issued, expiry;		  /* Unix seconds */
+	uint8_t invalidated;
+	uint8_t kcv[KL_KCV_LEN]; /* the key's check value (kl_kcv; put computes it from the key) */
+};
+
+enum kl_store_naf_block_kind { KL_STORE_NAF_DEVICE = 'd', KL_STORE_NAF_SERIAL = 's' };
+
+/** Whether n's identity is one the store takes (btid, naf_id, device_id as above). 0 / -EINVAL. */
+int kl_store_naf_check(const struct kl_store_naf *n);
+/** Whether value is a blocklist value of kind (a Device_ID as above; a serial: 1..40 lowercase
+ * hex digits, no leading zero). 0 / -EINVAL. */
+int kl_store_naf_block_check(enum kl_store_naf_block_kind kind, const char *value);
+/** Add/replace an issued key: key (32 bytes) for a valid one; n->invalidated set and key NULL:
+ * the invalidated record (n->kcv kept, no key). @return as kl_store_put_ue. */
+int kl_store_naf_put(struct kl_store *s, const struct kl_store_naf *n, const uint8_t *key);
+/** Delete the issued key of n's identity. @return 0, -ENOENT, -EINVAL, -errno. */
+int kl_store_naf_del(struct kl_store *s, const struct kl_store_naf *n);
+/** Read the issued key of n's identity (the rest of *n is filled), unwrapped and checked; key:
+ * 32 bytes, zeroed for an invalidated one (the caller wipes it). @return 0, -ENOENT, -EINVAL,
+ * -EBADMSG, -ECANCELED, -ENOMEM, -errno. */
+int kl_store_naf_get(struct kl_store *s, struct kl_store_naf *n, uint8_t key[32]);
+/** Every issued key, unwrapped and checked (the key never leaves the call: cb gets the KCV);
+ * cb's nonzero return stops the walk and is returned. A bad record: -EBADMSG, err says which.
+ * @return 0, cb's value, -EBADMSG, -EBUSY (a batch is open), -errno. */
+int kl_store_naf_each(struct kl_store *s, int (*cb)(void *arg, const struct kl_store_naf *n),
+		      void *arg, char *err, size_t errlen);
+/** Add (on) or remove a blocklist entry. @return 0, -ENOENT (removing one not there), -EINVAL,
+ * -ENOSPC, -ECANCELED, -errno. Adding one already there keeps its time and returns 0. */
+int kl_store_naf_block(struct kl_store *s, enum kl_store_naf_block_kind kind, const char *value,
+		       int on, uint64_t now);
+/** Every blocklist entry; as kl_store_naf_each. */
+int kl_store_naf_each_blocked(struct kl_store *s,
+			      int (*cb)(void *arg, enum kl_store_naf_block_kind kind,
+					const char *value, uint64_t added),
+			      void *arg, char *err, size_t errlen);
+/** Entries in "naf" and "nafblock". @return 0 or -errno. */
+int kl_store_naf_count(struct kl_store *s, uint64_t *keys, uint64_t *blocked);
+
 #ifdef __cplusplus
 }
 #endif

@@ -173,6 +173,61 @@ int kl_write_del(struct kl_write *w, enum kl_table_kind kind, const uint8_t *key
 	return start(w, KL_WOP_DEL, kind, key, len);
 }
 
+static int naf_start(struct kl_write *w, enum kl_write_op op, const struct kl_store_naf *n)
+{
+	memset(w, 0, sizeof(*w));
+	if (kl_store_naf_check(n))
+		return -EINVAL;
+	w->op = (uint8_t)op;
+	w->kind = KL_TK__COUNT;
+	w->naf = *n;
+	w->naf.invalidated = op == KL_WOP_NAF_INVALIDATE;
+	return 0;
+}
+
+int kl_write_naf_key(struct kl_write *w, const struct kl_store_naf *n, const uint8_t key[32])
+{
+	int rc = naf_start(w, KL_WOP_NAF_PUT, n);
+
+	return rc ? rc : secret(w, key, KL_STORE_NAF_KEY_LEN);
+}
+
+int kl_write_naf_invalidate(struct kl_write *w, const struct kl_store_naf *n)
+{
+	return naf_start(w, KL_WOP_NAF_INVALIDATE, n);
+}
+
+int kl_write_naf_del(struct kl_write *w, const struct kl_store_naf *n)
+{
+	return naf_start(w, KL_WOP_NAF_DEL, n);
+}
+
+int kl_write_naf_block(struct kl_write *w, enum kl_store_naf_block_kind kind, const char *value,
+		       int on, uint64_t now)
+{
+	memset(w, 0, sizeof(*w));
+	if (kl_store_naf_block_check(kind, value))
+		return -EINVAL;
+	w->op = (uint8_t)(on ? KL_WOP_NAF_BLOCK : KL_WOP_NAF_UNBLOCK);
+	w->kind = KL_TK__COUNT;
+	w->naf_block_kind = (uint8_t)kind;
+	snprintf(w->naf.device_id, sizeof(w->naf.device_id), "%s", value);
+	w->naf_now = now;
+	return 0;
+}
+
+int kl_write_is_naf(const struct kl_write *w)
+{
+	return w->op >= KL_WOP_NAF_PUT && w->op <= KL_WOP_NAF_UNBLOCK;
+}
+
+static const char *what_name(const struct kl_write *w)
+{
+	if (!kl_write_is_naf(w))
+		return kl_table_kind_name((enum kl_table_kind)w->kind);
+	return w->op >= KL_WOP_NAF_BLOCK ? "NAF blocklist" : "NAF key";
+}
+
 void kl_write_wipe(struct kl_write *w)
 {
 	if (w)
@@ -262,6 +317,16 @@ static int store_write(const struct kl_writer *wr, const struct kl_write *w)
 					 w->expires);
 	case KL_WOP_DEL:
 		return kl_store_del(s, (enum kl_table_kind)w->kind, w->key, w->key_len);
+	case KL_WOP_NAF_PUT:
+		return kl_store_naf_put(s, &w->naf, w->secret);
+	case KL_WOP_NAF_INVALIDATE:
+		return kl_store_naf_put(s, &w->naf, NULL);
+	case KL_WOP_NAF_DEL:
+		return kl_store_naf_del(s, &w->naf);
+	case KL_WOP_NAF_BLOCK:
+	case KL_WOP_NAF_UNBLOCK:
+		return kl_store_naf_block(s, (enum kl_store_naf_block_kind)w->naf_block_kind,
+					  w->naf.device_id, w->op == KL_WOP_NAF_BLOCK, w->naf_now);
 	}
 	return -EINVAL;
 }
@@ -281,12 +346,23 @@ int kl_write_stage(const struct kl_writer *wr, struct kl_write *w, struct kl_wri
 	int rc;
 
 	result(res, 0, KL_WR_OK);
-	w->existed = kl_table_lookup_bulk(wr->table, (enum kl_table_kind)w->kind, &tk, 1, &e) &&
-		     e;
+	w->existed = !kl_write_is_naf(w) &&
+		     kl_table_lookup_bulk(wr->table, (enum kl_table_kind)w->kind, &tk, 1, &e) && e;
 	w->stored = 0;
 	w->in_store = 0;
 	if (!wr->store)
 		return 0;
+	if (kl_write_is_naf(w)) {
+		rc = store_write(wr, w);
+		w->stored = rc == 0;
+		if (!rc)
+			return 0;
+		result(res, rc, KL_WR_STORE);
+		m = kl_store_last_error(wr->store);
+		fmt(res->msg, sizeof(res->msg), "store: %s %s", what_name(w),
+		    m[0] ? m : strerror(-rc));
+		return rc;
+	}
 	/* a put the table refuses undoes a new entry only: not one the store held already (e.g. a
 	 * group whose rotated MSKs the table refused, kept stored for the next start) */
 	if (!table_only_ok(w))
@@ -404,6 +480,10 @@ int kl_write_apply(const struct kl_writer *wr, const struct kl_write *w,
 	 * the table does not hold leaves the store's change as it is) */
 	if (w->stored && w->op == KL_WOP_SET_GROUPS)
 		have_prev = !kl_table_get_ue(wr->table, w->key, w->key_len, prev, &nprev, NULL);
+	if (kl_write_is_naf(w)) { /* no table side: the Key Center's index follows the commit */
+		result(res, 0, KL_WR_OK);
+		return 0;
+	}
 	if (w->stored && w->op == KL_WOP_SET_SERVICES)
 		have_prev = !kl_table_get_ue_services(wr->table, w->key, w->key_len, &prev_svc);
 	rc = table_write(wr, w);

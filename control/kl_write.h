@@ -49,6 +49,13 @@ enum kl_write_op {
 	KL_WOP_PUT_APPID,
 	KL_WOP_PUT_PAIR,     /* the pair key with a peer server, its expiry */
 	KL_WOP_DEL,	     /* a whole entry of any kind */
+	/* The NAF Key Center's (control/kl_naf_keys.h): a store side only. The Key Center's own
+	 * index, not the key table, is their other side: it updates it after the commit. */
+	KL_WOP_NAF_PUT,	       /* an issued Ks_local_MT */
+	KL_WOP_NAF_INVALIDATE, /* the issued key replaced by its invalidated record (KCV, no key) */
+	KL_WOP_NAF_DEL,	       /* an issued key (expired) */
+	KL_WOP_NAF_BLOCK,      /* a blocklist entry added */
+	KL_WOP_NAF_UNBLOCK,    /* a blocklist entry removed */
 };
 
 /* One write. Fill it with a constructor; the fields after "set by kl_write_stage" are the
@@ -71,6 +78,11 @@ struct kl_write {
 	uint8_t existed; /* the entry was in the key table (the feed may set it from its queue) */
 	uint8_t stored;	 /* the store took the write (0: no store, or a table-only entry) */
 	uint8_t in_store; /* the store held the entry before this write (never deleted by an undo) */
+	/* the NAF ops': the issued key's fields (naf_put: its key in secret), or the blocklist
+	 * entry (naf_block_kind: enum kl_store_naf_block_kind, the value in naf.device_id) */
+	struct kl_store_naf naf;
+	uint8_t naf_block_kind;
+	uint64_t naf_now; /* naf_block: the entry's time */
 };
 
 struct kl_writer {
@@ -108,6 +120,15 @@ int kl_write_appid(struct kl_write *w, const uint8_t *appid, uint16_t len, const
 int kl_write_pair(struct kl_write *w, const uint8_t *peer, uint16_t len, const uint8_t *key,
 		  unsigned key_len, uint64_t expires);
 int kl_write_del(struct kl_write *w, enum kl_table_kind kind, const uint8_t *key, uint16_t len);
+/* The NAF Key Center's writes (no table side: kl_write_apply leaves the key table alone; the
+ * writer's table may be NULL). n: its identity, issued, expiry (and kcv for an invalidate). */
+int kl_write_naf_key(struct kl_write *w, const struct kl_store_naf *n, const uint8_t key[32]);
+int kl_write_naf_invalidate(struct kl_write *w, const struct kl_store_naf *n);
+int kl_write_naf_del(struct kl_write *w, const struct kl_store_naf *n);
+int kl_write_naf_block(struct kl_write *w, enum kl_store_naf_block_kind kind, const char *value,
+		       int on, uint64_t now);
+/** Whether op is one of the NAF Key Center's (store only). */
+int kl_write_is_naf(const struct kl_write *w);
 /** Wipe the write (its key copy). */
 void kl_write_wipe(struct kl_write *w);
 

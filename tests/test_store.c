@@ -1682,6 +1682,234 @@ static void test_services_pairs(void **state)
 	load_fails(dir, "ue record #2 of 3: it does not belong to its key");
 }
 
+/* ---- the NAF Key Center's records (kl_store_naf_*) ------------------------------------------------ */
+
+static void mk_naf(struct kl_store_naf *n, const char *btid, const char *dev)
+{
+	memset(n, 0, sizeof(*n));
+	snprintf(n->btid, sizeof(n->btid), "%s", btid);
+	snprintf(n->device_id, sizeof(n->device_id), "%s", dev);
+	memcpy(n->naf_id, "naf.example\x01\x00\x00\x01\x00", 16);
+	n->naf_len = 16;
+	n->issued = 1800000000;
+	n->expiry = 1800003600;
+}
+
+static int count_naf(void *arg, const struct kl_store_naf *n)
+{
+	(void)n;
+	++*(unsigned *)arg;
+	return 0;
+}
+
+static int count_block(void *arg, enum kl_store_naf_block_kind kind, const char *v, uint64_t t)
+{
+	char *out = arg;
+
+	assert_int_equal(t, 77);
+	snprintf(out + strlen(out), 64, "%c:%s;", (char)kind, v);
+	return 0;
+}
+
+/* The LMDB key of the first record of db. */
+static size_t raw_first(const char *dir, const char *db, uint8_t *key)
+{
+	struct raw r;
+	MDB_cursor *c;
+	MDB_val k, v;
+
+	raw_open(&r, dir, db);
+	assert_int_equal(mdb_cursor_open(r.txn, r.dbi, &c), 0);
+	assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+	memcpy(key, k.mv_data, k.mv_size);
+	mdb_cursor_close(c);
+	raw_close(&r);
+	return k.mv_size;
+}
+
+static void test_naf_records(void **state)
+{
+	struct kl_store_naf a, b, got;
+	uint8_t key[32], out[32], kcv[KL_KCV_LEN], lk[64];
+	char dir[PATH_MAX], err[256], bl[256] = "";
+	struct kl_store *s;
+	unsigned n = 0;
+	uint64_t nk, nb;
+	size_t lkl;
+
+	(void)state;
+	new_dir(dir, sizeof(dir));
+	s = open_store(dir, kek_a, 1);
+	fill(key, 32, 0x61);
+	kcv_of(key, 32, kcv);
+	mk_naf(&a, "AAAA@bsf.example", "device 1");
+	mk_naf(&b, "BBBB@bsf.example", "device 1");
+	memcpy(b.kcv, "\x01\x02\x03", 3);
+	b.invalidated = 1;
+	assert_int_equal(kl_store_naf_put(s, &a, key), 0);
+	assert_int_equal(kl_store_naf_put(s, &b, NULL), 0);
+	/* refusals: the identity checked as the index checks it; key and flag agree */
+	got = a;
+	got.btid[0] = '\0';
+	assert_int_equal(kl_store_naf_put(s, &got, key), -EINVAL);
+	got = a;
+	got.btid[2] = ' ';
+	assert_int_equal(kl_store_naf_put(s, &got, key), -EINVAL);
+	got = a;
+	got.naf_len = 0;
+	assert_int_equal(kl_store_naf_put(s, &got, key), -EINVAL);
+	assert_int_equal(kl_store_naf_put(s, &a, NULL), -EINVAL);
+	assert_int_equal(kl_store_naf_put(s, &b, key), -EINVAL);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_DEVICE, "device 9", 1, 77), 0);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_SERIAL, "1f", 1, 77), 0);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_SERIAL, "1f", 1, 99), 0); /* kept */
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_SERIAL, "01f", 1, 77), -EINVAL);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_SERIAL, "1F", 1, 77), -EINVAL);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_DEVICE, "", 1, 77), -EINVAL);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_DEVICE, "device 8", 0, 77), -ENOENT);
+	kl_store_close(s);
+
+	s = open_store(dir, kek_a, 0);
+	got = a;
+	assert_int_equal(kl_store_naf_get(s, &got, out), 0);
+	assert_memory_equal(out, key, 32);
+	assert_memory_equal(got.kcv, kcv, KL_KCV_LEN);
+	assert_int_equal(got.expiry, 1800003600);
+	assert_int_equal(got.invalidated, 0);
+	got = b;
+	got.invalidated = 0;
+	assert_int_equal(kl_store_naf_get(s, &got, out), 0);
+	assert_int_equal(got.invalidated, 1);
+	assert_memory_equal(got.kcv, "\x01\x02\x03", 3);
+	for (unsigned i = 0; i < 32; i++)
+		assert_int_equal(out[i], 0);
+	assert_int_equal(kl_store_naf_each(s, count_naf, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(kl_store_naf_each_blocked(s, count_block, bl, err, sizeof(err)), 0);
+	assert_string_equal(bl, "d:device 9;s:1f;");
+	assert_int_equal(kl_store_naf_count(s, &nk, &nb), 0);
+	assert_int_equal(nk, 2);
+	assert_int_equal(nb, 2);
+	/* a batch: staged, then committed together */
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	assert_int_equal(kl_store_naf_del(s, &a), 0);
+	assert_int_equal(kl_store_naf_del(s, &a), -ENOENT);
+	assert_int_equal(kl_store_naf_block(s, KL_STORE_NAF_SERIAL, "1f", 0, 0), 0);
+	got = a;
+	assert_int_equal(kl_store_naf_get(s, &got, out), -ENOENT);
+	kl_store_txn_abort(s);
+	got = a;
+	assert_int_equal(kl_store_naf_get(s, &got, out), 0);
+	kl_store_close(s);
+
+	/* an altered record: refused by get and by the walk, never a wrong answer */
+	lkl = raw_first(dir, "naf", lk);
+	assert_int_equal(lkl, 32);
+	raw_flip(dir, "naf", lk, lkl, 6 + 10); /* its expiry */
+	s = open_store(dir, kek_a, 0);
+	n = 0;
+	assert_int_equal(kl_store_naf_each(s, count_naf, &n, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "NAF key record 1 is corrupt"));
+	kl_store_close(s);
+	raw_flip(dir, "naf", lk, lkl, 6 + 10);
+	/* a record moved to another identity's key */
+	s = open_store(dir, kek_a, 0);
+	mk_naf(&got, "CCCC@bsf.example", "device 1");
+	assert_int_equal(kl_store_naf_put(s, &got, key), 0);
+	kl_store_close(s);
+	{
+		struct raw r;
+		MDB_cursor *c;
+		MDB_val k, v;
+		uint8_t k1[32], k2[32];
+
+		raw_open(&r, dir, "naf");
+		assert_int_equal(mdb_cursor_open(r.txn, r.dbi, &c), 0);
+		assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+		memcpy(k1, k.mv_data, 32);
+		assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_NEXT), 0);
+		memcpy(k2, k.mv_data, 32);
+		mdb_cursor_close(c);
+		raw_close(&r);
+		raw_copy(dir, "naf", k1, 32, k2, 32);
+	}
+	s = open_store(dir, kek_a, 0);
+	n = 0;
+	assert_int_equal(kl_store_naf_each(s, count_naf, &n, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "does not belong to its key"));
+	kl_store_close(s);
+}
+
+/* A store written before the NAF databases existed opens, gets them empty, and keeps the rest;
+ * a batch of many deletes (the expiry purge) leaves a store that opens again. */
+static void test_naf_old_store(void **state)
+{
+	struct kl_store_params p = { .create_if_missing = 0, .verify = 1 };
+	struct kl_store_naf n;
+	struct kl_table *t;
+	char dir[PATH_MAX], err[512];
+	struct kl_store *s;
+	uint8_t muk[32], key[32];
+	uint64_t nk = 9;
+	struct raw r;
+
+	(void)state;
+	new_dir(dir, sizeof(dir));
+	s = open_store(dir, kek_a, 1);
+	fill(muk, 32, 3);
+	fill(key, 32, 4);
+	assert_int_equal(kl_store_put_ue(s, (const uint8_t *)"old@ue", 6, muk, 32, NULL, 0), 0);
+	kl_store_close(s);
+	/* what the previous version wrote: no "naf", no "nafblock" */
+	raw_open(&r, dir, "naf");
+	assert_int_equal(mdb_drop(r.txn, r.dbi, 1), 0);
+	assert_int_equal(mdb_dbi_open(r.txn, "nafblock", 0, &r.dbi), 0);
+	assert_int_equal(mdb_drop(r.txn, r.dbi, 1), 0);
+	raw_close(&r);
+	p.path = dir;
+	p.kek_file = kek_a;
+	s = kl_store_open(&p, err, sizeof(err));
+	if (!s)
+		fail_msg("old store: %s", err);
+	assert_int_equal(kl_store_naf_count(s, &nk, NULL), 0);
+	assert_int_equal(nk, 0);
+	{
+		struct kl_store_load_stats ls;
+		int lrc = -1;
+
+		t = load_fresh(s, 16, 4, &ls, &lrc, err, sizeof(err));
+		assert_int_equal(lrc, 0);
+	}
+	check_ue(t, "old@ue", muk, 32, NULL, 0);
+	kl_table_free(t);
+	/* many keys (batches of 500), then all deleted in one batch */
+	for (unsigned i = 0; i < 3000; i++) {
+		char btid[200];
+
+		if (i % 500 == 0)
+			assert_int_equal(kl_store_txn_begin(s), 0);
+		snprintf(btid, sizeof(btid), "B%05u-%0120u@bsf", i, i);
+		mk_naf(&n, btid, "d");
+		assert_int_equal(kl_store_naf_put(s, &n, key), 0);
+		if (i % 500 == 499)
+			assert_int_equal(kl_store_txn_commit(s), 0);
+	}
+	assert_int_equal(kl_store_txn_begin(s), 0);
+	for (unsigned i = 0; i < 3000; i++) {
+		char btid[200];
+
+		snprintf(btid, sizeof(btid), "B%05u-%0120u@bsf", i, i);
+		mk_naf(&n, btid, "d");
+		assert_int_equal(kl_store_naf_del(s, &n), 0);
+	}
+	assert_int_equal(kl_store_txn_commit(s), 0);
+	kl_store_close(s);
+	s = open_store(dir, kek_a, 0);
+	assert_int_equal(kl_store_naf_count(s, &nk, NULL), 0);
+	assert_int_equal(nk, 0);
+	kl_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64], mem[16], *eal[] = {
@@ -1713,6 +1941,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_rates),
 		cmocka_unit_test(test_ue_expiry),
 		cmocka_unit_test(test_services_pairs),
+		cmocka_unit_test(test_naf_records),
+		cmocka_unit_test(test_naf_old_store),
 	};
 	const struct CMUnitTest big[] = {
 		cmocka_unit_test(test_million),

@@ -426,6 +426,100 @@ static void test_dh_pub(void **state)
 	fx_done(&f);
 }
 
+/* The NAF Key Center's ops: a store side only (the key table untouched; a writer without a
+ * table), in and out of a batch, a store failure named as a NAF write. */
+static void test_naf_ops(void **state)
+{
+	struct kl_store_naf n = { .btid = "B1@bsf", .device_id = "dev", .naf_len = 3,
+				  .issued = 10, .expiry = 20 }, got;
+	struct kl_writer wr;
+	struct kl_write_result res;
+	struct kl_write w;
+	struct fx f;
+	uint8_t key[32];
+	uint64_t nk, nb;
+	int rc = 0;
+
+	(void)state;
+	memcpy(n.naf_id, "naf", 3);
+	fx_init(&f, 64, 0, 0);
+	wr = (struct kl_writer){ .store = f.s }; /* no table */
+	assert_int_equal(kl_write_naf_key(&w, &n, K32), 0);
+	assert_true(kl_write_is_naf(&w));
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	assert_true(w.stored);
+	/* through the writer that has the table: the table is left alone */
+	assert_int_equal(kl_write_naf_key(&w, &n, K32), 0);
+	assert_int_equal(kl_write_do(&f.wr, &w, &res), 0);
+	for (unsigned k = 0; k < KL_TK__COUNT; k++)
+		assert_int_equal(kl_table_count(f.t, (enum kl_table_kind)k), 0);
+	got = n;
+	assert_int_equal(kl_store_naf_get(f.s, &got, key), 0);
+	assert_memory_equal(key, K32, 32);
+	/* invalidate: the record without its key, its KCV kept */
+	memcpy(n.kcv, got.kcv, 3);
+	assert_int_equal(kl_write_naf_invalidate(&w, &n), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	got = n;
+	assert_int_equal(kl_store_naf_get(f.s, &got, key), 0);
+	assert_true(got.invalidated);
+	assert_memory_equal(got.kcv, n.kcv, 3);
+	/* blocklist, in a batch: aborted leaves nothing, committed stays */
+	assert_int_equal(kl_store_txn_begin(f.s), 0);
+	assert_int_equal(kl_write_naf_block(&w, KL_STORE_NAF_DEVICE, "dev", 1, 5), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	kl_store_txn_abort(f.s);
+	assert_int_equal(kl_store_naf_count(f.s, &nk, &nb), 0);
+	assert_int_equal(nb, 0);
+	assert_int_equal(kl_store_txn_begin(f.s), 0);
+	assert_int_equal(kl_write_naf_block(&w, KL_STORE_NAF_SERIAL, "ab", 1, 5), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	assert_int_equal(kl_write_naf_del(&w, &n), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	assert_int_equal(kl_store_txn_commit(f.s), 0);
+	assert_int_equal(kl_store_naf_count(f.s, &nk, &nb), 0);
+	assert_int_equal(nk, 0);
+	assert_int_equal(nb, 1);
+	assert_int_equal(kl_write_naf_block(&w, KL_STORE_NAF_SERIAL, "ab", 0, 0), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	assert_int_equal(kl_write_naf_block(&w, KL_STORE_NAF_SERIAL, "ab", 0, 0), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), -ENOENT);
+	assert_int_equal(res.where, KL_WR_STORE);
+	assert_non_null(strstr(res.msg, "store: NAF blocklist"));
+	/* bad arguments */
+	assert_int_equal(kl_write_naf_block(&w, KL_STORE_NAF_SERIAL, "0ab", 1, 0), -EINVAL);
+	assert_int_equal(kl_write_naf_block(&w, (enum kl_store_naf_block_kind)'x', "ab", 1, 0),
+			 -EINVAL);
+	got = n;
+	got.device_id[0] = '\0';
+	assert_int_equal(kl_write_naf_key(&w, &got, K32), -EINVAL);
+	assert_int_equal(kl_write_naf_key(&w, &n, NULL), -EINVAL);
+	assert_int_equal(kl_write_naf_del(&w, &got), -EINVAL);
+	/* without a store: nothing to do, nothing refused */
+	wr.store = NULL;
+	assert_int_equal(kl_write_naf_key(&w, &n, K32), 0);
+	assert_int_equal(kl_write_do(&wr, &w, &res), 0);
+	assert_false(w.stored);
+	kl_write_wipe(&w);
+	fx_done(&f);
+
+	/* a full store: refused, the message names the NAF key */
+	fx_init(&f, 64, 0, 128u << 10);
+	wr = (struct kl_writer){ .store = f.s };
+	for (unsigned i = 0; i < 5000 && !rc; i++) {
+		snprintf(n.btid, sizeof(n.btid), "B%u-%0200u@bsf", i, i);
+		assert_int_equal(kl_write_naf_key(&w, &n, K32), 0);
+		rc = kl_write_do(&wr, &w, &res);
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(res.where, KL_WR_STORE);
+	assert_non_null(strstr(res.msg, "store: NAF key"));
+	assert_non_null(strstr(res.msg, "full"));
+	got = n;
+	assert_int_equal(kl_store_naf_get(f.s, &got, key), -ENOENT);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	char prefix[64], *eal[] = {
@@ -436,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_every_kind),   cmocka_unit_test(test_store_failure),
 		cmocka_unit_test(test_table_refusal), cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_table_only),   cmocka_unit_test(test_dh_pub),
+		cmocka_unit_test(test_naf_ops),
 	};
 	const char *tmp = getenv("TMPDIR");
 	uint8_t k[32];

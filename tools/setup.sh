@@ -11,6 +11,7 @@ builddir=${1:-build}
 pkgs=(
   build-essential pkg-config meson ninja-build python3 python3-cryptography git
   clang-14 libclang-rt-14-dev llvm-14
+  libcurl4-openssl-dev etcd-server
   libdpdk-dev dpdk libipsec-mb-dev libssl-dev openssl
   libcmocka-dev libbenchmark-dev
   libfreediameter-dev freediameter
