@@ -16,7 +16,7 @@ pkgs=(
   libcmocka-dev libbenchmark-dev
   libfreediameter-dev freediameter
   liblmdb-dev lmdb-utils libcyaml-dev libyaml-dev libjansson-dev libmicrohttpd-dev
-  libpcap-dev tshark iproute2 iputils-ping curl libcurl4-openssl-dev
+  libpcap-dev tshark iproute2 iputils-ping curl
 )
 
 missing=()
