@@ -169,7 +169,7 @@ static int conf_str_ok(const char *s)
 	return 1;
 }
 
-static int diamid_ok(const char *s)
+int kl_dia_diamid_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 
@@ -211,13 +211,13 @@ static int conf_write(const struct kl_diameter_params *p, int client, char *path
 	FILE *f;
 	int fd, rc;
 
-	if (!diamid_ok(p->identity)) {
+	if (!kl_dia_diamid_ok(p->identity)) {
 		kl_errf(err, errlen, "identity: want an FQDN (letters, digits, '.', '-', '_'), got '%s'",
 			p->identity ? kl_shown(p->identity) : "");
 		return -EINVAL;
 	}
 	if (p->realm) {
-		if (!diamid_ok(p->realm)) {
+		if (!kl_dia_diamid_ok(p->realm)) {
 			kl_errf(err, errlen, "realm: want a domain name, got '%s'", kl_shown(p->realm));
 			return -EINVAL;
 		}
@@ -238,7 +238,7 @@ static int conf_write(const struct kl_diameter_params *p, int client, char *path
 	    (p->tls_crl && (rc = file_ok("tls_crl", p->tls_crl, err, errlen))))
 		return rc;
 	if (client) {
-		if (!diamid_ok(p->peer_identity)) {
+		if (!kl_dia_diamid_ok(p->peer_identity)) {
 			kl_errf(err, errlen, "peer identity: want an FQDN, got '%s'",
 				p->peer_identity ? kl_shown(p->peer_identity) : "");
 			return -EINVAL;
@@ -324,7 +324,7 @@ static int dict_new(enum dict_object_type t, void *data, struct dict_object *par
 	return 0;
 }
 
-static int dict_avp(const char *name, struct dict_object **o, char *err, size_t errlen)
+int kl_dia_dict_avp(const char *name, struct dict_object **o, char *err, size_t errlen)
 {
 	if (fd_dict_search(fd_g_config->cnf_dict, DICT_AVP, AVP_BY_NAME, name, o, ENOENT) || !*o) {
 		kl_errf(err, errlen, "dictionary: base AVP %s missing", name);
@@ -401,20 +401,20 @@ static int dict_init(struct kl_diameter *d, char *err, size_t errlen)
 			    RULE_REQUIRED, 0, -1, 1, err, errlen)))
 		return rc;
 
-	if ((rc = dict_avp("Session-Id", &k->session_id, err, errlen)) ||
-	    (rc = dict_avp("Vendor-Specific-Application-Id", &k->vsai, err, errlen)) ||
-	    (rc = dict_avp("Vendor-Id", &k->vendor_id, err, errlen)) ||
-	    (rc = dict_avp("Auth-Application-Id", &k->auth_app_id, err, errlen)) ||
-	    (rc = dict_avp("Auth-Session-State", &k->auth_session_state, err, errlen)) ||
-	    (rc = dict_avp("Origin-Host", &k->origin_host, err, errlen)) ||
-	    (rc = dict_avp("Origin-Realm", &k->origin_realm, err, errlen)) ||
-	    (rc = dict_avp("Destination-Host", &k->dest_host, err, errlen)) ||
-	    (rc = dict_avp("Destination-Realm", &k->dest_realm, err, errlen)) ||
-	    (rc = dict_avp("Result-Code", &k->result_code, err, errlen)) ||
-	    (rc = dict_avp("Error-Message", &k->error_message, err, errlen)) ||
-	    (rc = dict_avp("Failed-AVP", &k->failed_avp, err, errlen)) ||
-	    (rc = dict_avp("Proxy-Info", &k->proxy_info, err, errlen)) ||
-	    (rc = dict_avp("Route-Record", &k->route_record, err, errlen)))
+	if ((rc = kl_dia_dict_avp("Session-Id", &k->session_id, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Vendor-Specific-Application-Id", &k->vsai, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Vendor-Id", &k->vendor_id, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Auth-Application-Id", &k->auth_app_id, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Auth-Session-State", &k->auth_session_state, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Origin-Host", &k->origin_host, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Origin-Realm", &k->origin_realm, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Destination-Host", &k->dest_host, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Destination-Realm", &k->dest_realm, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Result-Code", &k->result_code, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Error-Message", &k->error_message, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Failed-AVP", &k->failed_avp, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Proxy-Info", &k->proxy_info, err, errlen)) ||
+	    (rc = kl_dia_dict_avp("Route-Record", &k->route_record, err, errlen)))
 		return rc;
 
 	{
@@ -833,46 +833,6 @@ struct reject {
 	const char *why;
 };
 
-static int utf8_ok(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = s[i];
-		uint32_t cp;
-		unsigned len;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			len = 2;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (i + len > n)
-			return 0;
-		for (unsigned k = 1; k < len; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3F);
-		}
-		if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-		    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
-
 #define BIT(i) (1u << (i))
 #define B_UID BIT(KL_DIA_I_USER_IDENTITY)
 #define B_IMSI BIT(KL_DIA_I_IMSI)
@@ -923,7 +883,7 @@ static int take_string(struct avp_hdr *h, int idx, uint8_t *out, uint16_t *len,
 
 	if (!n || n > KL_DIAMETER_ID_MAX)
 		return rej(r, KL_DIAMETER_INVALID_AVP_VALUE, idx, h, "identity not 1..128 bytes");
-	if (!utf8_ok(h->avp_value->os.data, n))
+	if (!kl_utf8_ok(h->avp_value->os.data, n))
 		return rej(r, KL_DIAMETER_INVALID_AVP_VALUE, idx, h, "identity is not UTF-8");
 	memcpy(out, h->avp_value->os.data, n);
 	*len = (uint16_t)n;
@@ -1647,7 +1607,7 @@ struct kl_diameter *kl_diameter_start(const struct kl_diameter_params *p,
 			n++;
 		d->allowed = calloc(n + 1, sizeof(char *));
 		for (unsigned i = 0; d->allowed && i < n; i++) {
-			if (!diamid_ok(p->allowed_peers[i])) {
+			if (!kl_dia_diamid_ok(p->allowed_peers[i])) {
 				kl_errf(err, errlen, "allowed peer '%s': not a Diameter identity",
 					p->allowed_peers[i]);
 				rc = -EINVAL;

@@ -119,7 +119,7 @@ static int add_value(msg_or_avp *parent, struct dict_object *model, const union 
 	return 0;
 }
 
-static int add_os(msg_or_avp *parent, struct dict_object *model, const void *data, size_t len)
+int kl_dia_add_os(msg_or_avp *parent, struct dict_object *model, const void *data, size_t len)
 {
 	union avp_value v;
 
@@ -129,7 +129,7 @@ static int add_os(msg_or_avp *parent, struct dict_object *model, const void *dat
 	return add_value(parent, model, &v);
 }
 
-static int add_u32(msg_or_avp *parent, struct dict_object *model, uint32_t x)
+int kl_dia_add_u32(msg_or_avp *parent, struct dict_object *model, uint32_t x)
 {
 	union avp_value v;
 
@@ -154,8 +154,8 @@ static int add_group(struct kl_diameter *c, struct msg *m, const struct kl_diame
 
 	if ((rc = fd_msg_avp_new(c->dict.avp[KL_DIA_I_KEY_GROUP], 0, &a)))
 		return rc;
-	if ((rc = add_os(a, c->dict.avp[KL_DIA_I_KEY_DOMAIN_ID], g->domain, 3)) ||
-	    (rc = add_u32(a, c->dict.avp[KL_DIA_I_KEY_GROUP_ID], g->group)) ||
+	if ((rc = kl_dia_add_os(a, c->dict.avp[KL_DIA_I_KEY_DOMAIN_ID], g->domain, 3)) ||
+	    (rc = kl_dia_add_u32(a, c->dict.avp[KL_DIA_I_KEY_GROUP_ID], g->group)) ||
 	    (rc = fd_msg_avp_add(m, MSG_BRW_LAST_CHILD, a))) {
 		fd_msg_free((struct msg *)a);
 		return rc;
@@ -177,8 +177,8 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 	if ((rc = fd_msg_new_session(m, (os0_t) "keyline", 7)))
 		goto fail;
 	if ((rc = fd_msg_avp_new(k->vsai, 0, &vsai)) ||
-	    (rc = add_u32(vsai, k->vendor_id, c->vendor_id)) ||
-	    (rc = add_u32(vsai, k->auth_app_id, c->app_id)) ||
+	    (rc = kl_dia_add_u32(vsai, k->vendor_id, c->vendor_id)) ||
+	    (rc = kl_dia_add_u32(vsai, k->auth_app_id, c->app_id)) ||
 	    (rc = fd_msg_avp_add(m, MSG_BRW_LAST_CHILD, vsai))) {
 		if (vsai)
 			fd_msg_free((struct msg *)vsai);
@@ -186,8 +186,8 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 	}
 	if ((rc = add_i32(m, k->auth_session_state, 1)) || /* NO_STATE_MAINTAINED */
 	    (rc = fd_msg_add_origin(m, 0)) ||
-	    (rc = add_os(m, k->dest_host, c->peer, strlen(c->peer))) ||
-	    (rc = add_os(m, k->dest_realm, realm, strlen(realm))) ||
+	    (rc = kl_dia_add_os(m, k->dest_host, c->peer, strlen(c->peer))) ||
+	    (rc = kl_dia_add_os(m, k->dest_realm, realm, strlen(realm))) ||
 	    (rc = add_i32(m, k->avp[KL_DIA_I_ENTRY_TYPE], (int32_t)e->type)))
 		goto fail;
 	if (e->id_len) {
@@ -200,10 +200,10 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 			rc = EINVAL;
 			goto fail;
 		}
-		if ((rc = add_os(m, k->avp[idx], e->id, e->id_len)))
+		if ((rc = kl_dia_add_os(m, k->avp[idx], e->id, e->id_len)))
 			goto fail;
 	}
-	if (e->imsi[0] && (rc = add_os(m, k->avp[KL_DIA_I_IMSI], e->imsi,
+	if (e->imsi[0] && (rc = kl_dia_add_os(m, k->avp[KL_DIA_I_IMSI], e->imsi,
 				       strnlen(e->imsi, sizeof(e->imsi)))))
 		goto fail;
 	if (e->key_len) {
@@ -211,19 +211,19 @@ static int build(struct kl_diameter *c, const struct kl_diameter_entry *e, const
 			rc = EINVAL;
 			goto fail;
 		}
-		if ((rc = add_os(m, k->avp[KL_DIA_I_KEY], e->key, e->key_len)))
+		if ((rc = kl_dia_add_os(m, k->avp[KL_DIA_I_KEY], e->key, e->key_len)))
 			goto fail;
 	}
-	if (e->has_key_id && (rc = add_u32(m, k->avp[KL_DIA_I_KEY_ID], e->key_id)))
+	if (e->has_key_id && (rc = kl_dia_add_u32(m, k->avp[KL_DIA_I_KEY_ID], e->key_id)))
 		goto fail;
-	if (e->services && (rc = add_u32(m, k->avp[KL_DIA_I_SERVICES], e->services)))
+	if (e->services && (rc = kl_dia_add_u32(m, k->avp[KL_DIA_I_SERVICES], e->services)))
 		goto fail;
 	if (e->expires) {
 		uint32_t s = (uint32_t)(e->expires >> 32);
 		uint8_t b[4] = { (uint8_t)(s >> 24), (uint8_t)(s >> 16), (uint8_t)(s >> 8),
 				 (uint8_t)s };
 
-		if ((rc = add_os(m, k->avp[KL_DIA_I_EXPIRY], b, 4)))
+		if ((rc = kl_dia_add_os(m, k->avp[KL_DIA_I_EXPIRY], b, 4)))
 			goto fail;
 	}
 	if (e->ngroups > KL_DIAMETER_MAX_GROUPS) {

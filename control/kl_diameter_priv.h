@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Private to kl_diameter.c (core, dictionary, server) and kl_diameter_client.c: the state both
- * sides share. Not installed, not for other modules.
+ * sides share. Not installed; besides them only the Zn client (kl_zn.c) and keyline-hss-sim's BSF
+ * role use it, for the dictionary lookup and the AVP helpers below.
  */
 #ifndef KL_DIAMETER_PRIV_H
 #define KL_DIAMETER_PRIV_H
@@ -69,6 +70,17 @@ int kl_dia_core_start(struct kl_diameter *d, const struct kl_diameter_params *p,
 
 /** Shut freeDiameter down (blocking until its threads are gone). */
 void kl_dia_core_stop(void);
+
+/** 1 when s is a Diameter identity we accept (FQDN characters, 1..255 bytes). */
+int kl_dia_diamid_ok(const char *s);
+
+/** A base-protocol AVP's dictionary object by name. @return 0, or -EINVAL with err set. */
+int kl_dia_dict_avp(const char *name, struct dict_object **o, char *err, size_t errlen);
+
+/** Add an OctetString-based (data, len) or Unsigned32 AVP of model to a message or grouped AVP.
+ * @return 0 or freeDiameter's error (nothing added). */
+int kl_dia_add_os(msg_or_avp *parent, struct dict_object *model, const void *data, size_t len);
+int kl_dia_add_u32(msg_or_avp *parent, struct dict_object *model, uint32_t x);
 
 /** Dictionary object of a Result-Code name used by fd_msg_rescode_set, or NULL. */
 const char *kl_dia_rc_name(uint32_t code);

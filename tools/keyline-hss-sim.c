@@ -9,6 +9,10 @@
  * are JSON lines with key check values.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +25,8 @@
 #include "kl_diameter.h"
 #include "kl_population.h"
 #include "kl_util.h"
+#include "kl_diameter_priv.h"
+#include "kl_zn_priv.h"
 
 #define MAX_OPTS 48
 #define NTP_UNIX_OFFSET 2208988800ull
@@ -83,6 +89,14 @@ static void usage(FILE *f)
 		"                               e2m_int_key replacements for a keyline-population file\n"
 		"                               (TEST KEYS): from IMSI index I on, every key id of the\n"
 		"                               file gets the key the same population has under seed S\n"
+		"  bsf --port P --ues N --seed S --ue-file FILE [--runs R (1)] [--ks-lifetime S (3600)]\n"
+		"      [--expired I,...] [--not-authorised I,...]\n"
+		"      [--bad-answer no-key|short-key|no-expiry:I,...] (options repeatable)\n"
+		"      [--bsf-domain D (bsf.keyline.test)]\n"
+		"                               the BSF (TS 29.109 Zn server): listens on P, bootstraps N\n"
+		"                               UEs R times (Milenage, B-TID = base64(RAND)@D), writes\n"
+		"                               what the MT holds to FILE (0600, TEST KEYS), answers\n"
+		"                               Bootstrapping-Info-Requests until SIGTERM (no --peer)\n"
 		"exit: 0 success, 1 refused or unanswered, 2 bad arguments, 3 no connection\n");
 }
 
@@ -782,6 +796,361 @@ static int run_bulk(void)
 	return b->ok == n ? EX_OK : EX_REFUSED;
 }
 
+/* ---- bsf: the BSF role (TS 29.109 Zn server), /work/contract/BSF_SIM.md ------------------- */
+
+enum bsf_mode {
+	BSF_NORMAL = 0,
+	BSF_EXPIRED,
+	BSF_NOT_AUTH,
+	BSF_NO_KEY,
+	BSF_SHORT_KEY,
+	BSF_NO_EXPIRY
+};
+
+struct bsf_ue {
+	char btid[96];
+	char impi[48];
+	uint8_t ckik[32], rand[16];
+	uint64_t expires, created; /* Unix seconds */
+	uint8_t mode;
+};
+
+static struct {
+	struct bsf_ue *ue;
+	size_t n;
+	struct kl_zn_dict dict;
+	pthread_mutex_t m;
+	uint64_t ok, unknown, not_auth, expired, bad, missing;
+} g_bsf = { .m = PTHREAD_MUTEX_INITIALIZER };
+
+static int bsf_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct bsf_ue *)a)->btid, ((const struct bsf_ue *)b)->btid);
+}
+
+/* Repeatable --NAME I,J,... (with prefix MODE: for --bad-answer): mark those UE indices. */
+static void bsf_marks(const char *name, uint8_t *marks, unsigned long long n)
+{
+	for (unsigned i = 0; i < nopts; i++) {
+		const char *s = opts[i].val;
+		uint8_t mode;
+		char item[32];
+
+		if (strcmp(opts[i].name, name))
+			continue;
+		opts[i].used = 1;
+		if (!strcmp(name, "expired")) {
+			mode = BSF_EXPIRED;
+		} else if (!strcmp(name, "not-authorised")) {
+			mode = BSF_NOT_AUTH;
+		} else if (!strncmp(s, "no-key:", 7)) {
+			mode = BSF_NO_KEY;
+			s += 7;
+		} else if (!strncmp(s, "short-key:", 10)) {
+			mode = BSF_SHORT_KEY;
+			s += 10;
+		} else if (!strncmp(s, "no-expiry:", 10)) {
+			mode = BSF_NO_EXPIRY;
+			s += 10;
+		} else {
+			die("--bad-answer: want no-key|short-key|no-expiry:I,...");
+		}
+		while (*s) {
+			size_t l = strcspn(s, ",");
+			unsigned long long idx;
+
+			if (!l || l >= sizeof(item))
+				die("--%s: want UE indices I,J,...", name);
+			memcpy(item, s, l);
+			item[l] = 0;
+			idx = number(name, item, 10, n ? n - 1 : 0);
+			if (marks[idx])
+				die("--%s: UE %llu is listed twice (or in two of the lists)", name, idx);
+			marks[idx] = mode;
+			s += l;
+			if (*s)
+				s++;
+		}
+	}
+}
+
+static void put_ntp(uint8_t b[4], uint64_t unix_s)
+{
+	uint32_t t = (uint32_t)(unix_s + NTP_UNIX_OFFSET);
+
+	b[0] = (uint8_t)(t >> 24);
+	b[1] = (uint8_t)(t >> 16);
+	b[2] = (uint8_t)(t >> 8);
+	b[3] = (uint8_t)t;
+}
+
+static int bsf_experimental(struct msg *ans, uint32_t code)
+{
+	struct kl_zn_dict *k = &g_bsf.dict;
+	struct avp *g = NULL;
+	int rc;
+
+	if ((rc = fd_msg_add_origin(ans, 0)) || (rc = fd_msg_avp_new(k->exp_result, 0, &g)))
+		return rc;
+	if ((rc = kl_dia_add_u32(g, k->vendor_id, KL_ZN_VENDOR_ID)) ||
+	    (rc = kl_dia_add_u32(g, k->exp_result_code, code)) ||
+	    (rc = fd_msg_avp_add(ans, MSG_BRW_LAST_CHILD, g)))
+		fd_msg_free((struct msg *)g);
+	return rc;
+}
+
+/* One OctetString AVP of the request, copied (0: absent). */
+static size_t bsf_take(struct msg *req, struct dict_object *model, uint8_t *out, size_t cap)
+{
+	struct avp *a = NULL;
+	struct avp_hdr *h;
+
+	if (fd_msg_search_avp(req, model, &a) || !a || fd_msg_avp_hdr(a, &h) || !h->avp_value ||
+	    !h->avp_value->os.len || h->avp_value->os.len > cap)
+		return 0;
+	memcpy(out, h->avp_value->os.data, h->avp_value->os.len);
+	return h->avp_value->os.len;
+}
+
+static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, void *opaque,
+		      enum disp_action *act)
+{
+	struct kl_zn_dict *k = &g_bsf.dict;
+	uint8_t tid[KL_ZN_BTID_MAX + 1], naf[KL_ZN_NAF_ID_MAX], key[KL_KDF_OUT_LEN], t[4];
+	struct bsf_ue q, *u = NULL;
+	struct msg *ans = *msg;
+	size_t tl, nl;
+	int rc = 0;
+	uint64_t *count = NULL;
+
+	(void)avp;
+	(void)sess;
+	(void)opaque;
+	tl = bsf_take(ans, k->tid, tid, sizeof(q.btid) - 1);
+	nl = bsf_take(ans, k->naf_id, naf, sizeof(naf));
+	if (fd_msg_new_answer_from_req(fd_g_config->cnf_dict, &ans, 0))
+		return EINVAL;
+	*msg = NULL;
+	*act = DISP_ACT_CONT;
+	if (!tl || !nl) {
+		count = &g_bsf.missing;
+		rc = fd_msg_rescode_set(ans, "DIAMETER_MISSING_AVP", NULL, NULL, 1);
+		goto send;
+	}
+	memcpy(q.btid, tid, tl);
+	q.btid[tl] = 0;
+	if (strlen(q.btid) == tl)
+		u = bsearch(&q, g_bsf.ue, g_bsf.n, sizeof(*g_bsf.ue), bsf_cmp);
+	if ((rc = kl_dia_add_u32(ans, k->auth_session_state, 1)))
+		goto send;
+	if (!u) {
+		count = &g_bsf.unknown;
+		rc = bsf_experimental(ans, KL_ZN_IMPI_UNKNOWN);
+		goto send;
+	}
+	if (u->mode == BSF_NOT_AUTH) {
+		count = &g_bsf.not_auth;
+		rc = bsf_experimental(ans, KL_ZN_NOT_AUTHORIZED);
+		goto send;
+	}
+	count = u->mode == BSF_EXPIRED ? &g_bsf.expired : u->mode ? &g_bsf.bad : &g_bsf.ok;
+	{
+		struct kl_kdf_param v[3] = { { u->rand, 16 },
+					     { (const uint8_t *)u->impi, strlen(u->impi) },
+					     { naf, nl } };
+
+		if (kl_derive(NULL, KL_KDF_KS_NAF, u->ckik, 32, v, 3, key) < 0)
+			rc = EIO;
+	}
+	if (!rc)
+		rc = fd_msg_rescode_set(ans, "DIAMETER_SUCCESS", NULL, NULL, 1);
+	if (!rc)
+		rc = kl_dia_add_os(ans, k->user_name, u->impi, strlen(u->impi));
+	if (!rc && u->mode != BSF_NO_KEY)
+		rc = kl_dia_add_os(ans, k->me_key, key, u->mode == BSF_SHORT_KEY ? 16 : KL_KDF_OUT_LEN);
+	kl_memzero(key, sizeof(key));
+	if (!rc && u->mode != BSF_NO_EXPIRY) {
+		put_ntp(t, u->expires);
+		rc = kl_dia_add_os(ans, k->expiry, t, 4);
+	}
+	if (!rc) {
+		put_ntp(t, u->created);
+		rc = kl_dia_add_os(ans, k->created, t, 4);
+	}
+	if (!rc)
+		rc = kl_dia_add_u32(ans, k->gba_type, 0); /* 3G GBA */
+send:
+	if (rc) {
+		fd_msg_free(ans);
+		return rc;
+	}
+	pthread_mutex_lock(&g_bsf.m);
+	(*count)++;
+	pthread_mutex_unlock(&g_bsf.m);
+	return fd_msg_send(&ans, NULL, NULL);
+}
+
+static void b64(const uint8_t *in, size_t n, char *out)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = 0;
+}
+
+static void hexs(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static int run_bsf(struct kl_diameter_params *p)
+{
+	unsigned long long n, runs, life;
+	const char *file, *domain;
+	uint8_t *marks;
+	char tmp[4096], err[512];
+	struct kl_diameter_handlers none = { 0 };
+	struct kl_diameter *d;
+	struct disp_hdl *disp = NULL;
+	struct disp_when when;
+	sigset_t ss;
+	FILE *f;
+	uint64_t now = (uint64_t)time(NULL);
+	int fd, sig, rc;
+
+	p->port = (uint16_t)number("port", need("port"), 10, 65535);
+	n = number("ues", need("ues"), 10, 1000000);
+	g_b.seed = number("seed", need("seed"), 0, ~0ull);
+	file = need("ue-file");
+	runs = get("runs") ? number("runs", get("runs"), 10, 100) : 1;
+	life = get("ks-lifetime") ? number("ks-lifetime", get("ks-lifetime"), 10, 100000000) : 3600;
+	domain = get("bsf-domain") ? get("bsf-domain") : "bsf.keyline.test";
+	if (!n || !runs || !life)
+		die("--ues, --runs and --ks-lifetime: at least 1");
+	if (!*domain || strlen(domain) > 60 || strpbrk(domain, "\"\\@ "))
+		die("--bsf-domain: 1..60 characters of a domain name");
+	if (!(marks = calloc(n, 1)) || !(g_bsf.ue = calloc(n * runs, sizeof(*g_bsf.ue))))
+		die("out of memory");
+	bsf_marks("expired", marks, n);
+	bsf_marks("not-authorised", marks, n);
+	bsf_marks("bad-answer", marks, n);
+	no_leftovers();
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", file) >= (int)sizeof(tmp))
+		die("--ue-file: path too long");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fchmod(fd, 0600) || !(f = fdopen(fd, "w")))
+		die("--ue-file: %s", strerror(errno));
+	for (unsigned long long i = 0; i < n; i++)
+		for (unsigned long long r = 0; r < runs; r++) {
+			struct bsf_ue *u = &g_bsf.ue[g_bsf.n++];
+			uint64_t s = g_b.seed ^ (i * 0xD1B54A32D192ED03ull) ^
+				     ((r + 1) * 0x9E3779B97F4A7C15ull);
+			uint8_t k[16], opc[16], sqn[6] = { 0, 0, 0, 0, 0, (uint8_t)(r + 1) },
+					       amf[2] = { 0x80, 0x00 };
+			char hk[33], ho[33], hr[33];
+			struct kl_milenage_out o;
+			char rb64[25];
+
+			fill(&s, k, 16);
+			fill(&s, opc, 16);
+			fill(&s, u->rand, 16);
+			if (kl_milenage(k, opc, u->rand, sqn, amf, &o) < 0)
+				die("milenage failed");
+			memcpy(u->ckik, o.ck, 16);
+			memcpy(u->ckik + 16, o.ik, 16);
+			kl_memzero(&o, sizeof(o));
+			b64(u->rand, 16, rb64);
+			snprintf(u->btid, sizeof(u->btid), "%s@%s", rb64, domain);
+			snprintf(u->impi, sizeof(u->impi), "ue-%06llu@ims.keyline.test", i);
+			u->mode = marks[i];
+			u->created = now;
+			u->expires = u->mode == BSF_EXPIRED ? now - 60 : now + life;
+			hexs(k, 16, hk);
+			hexs(opc, 16, ho);
+			hexs(u->rand, 16, hr);
+			fprintf(f,
+				"{\"index\": %llu, \"run\": %llu, \"impi\": \"%s\", \"b_tid\": \"%s\", "
+				"\"k\": \"%s\", \"opc\": \"%s\", \"rand\": \"%s\", "
+				"\"sqn\": \"0000000000%02x\", \"amf\": \"8000\", \"expires\": %llu}\n",
+				i, r, u->impi, u->btid, hk, ho, hr, sqn[5],
+				(unsigned long long)u->expires);
+			kl_memzero(k, sizeof(k));
+			kl_memzero(opc, sizeof(opc));
+			kl_memzero(hk, sizeof(hk));
+			kl_memzero(ho, sizeof(ho));
+		}
+	free(marks);
+	if (fflush(f) || fsync(fileno(f)) || fclose(f))
+		die("--ue-file: %s", strerror(errno));
+	qsort(g_bsf.ue, g_bsf.n, sizeof(*g_bsf.ue), bsf_cmp);
+
+	/* SIGTERM/SIGINT go to sigwait below: blocked before freeDiameter's threads start */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	d = kl_diameter_start(p, &none, err, sizeof(err));
+	if (!d) {
+		unlink(tmp);
+		fprintf(stderr, "keyline-hss-sim bsf: %s\n", err);
+		return EX_CONNECT;
+	}
+	if (kl_zn_dict_init(&g_bsf.dict, err, sizeof(err)) ||
+	    (rc = fd_disp_app_support(g_bsf.dict.app, g_bsf.dict.vendor, 1, 0))) {
+		fprintf(stderr, "keyline-hss-sim bsf: %s\n", err);
+		kl_diameter_stop(d);
+		unlink(tmp);
+		return EX_CONNECT;
+	}
+	memset(&when, 0, sizeof(when));
+	when.app = g_bsf.dict.app;
+	when.command = g_bsf.dict.bir;
+	if ((rc = fd_disp_register(bsf_on_bir, DISP_HOW_CC, &when, NULL, &disp))) {
+		fprintf(stderr, "keyline-hss-sim bsf: cannot register the BIR handler: %s\n",
+			strerror(rc));
+		kl_diameter_stop(d);
+		unlink(tmp);
+		return EX_CONNECT;
+	}
+	/* the UE file appears once BIRs are answered: it is the readiness signal */
+	if (rename(tmp, file))
+		die("--ue-file: %s", strerror(errno));
+	fprintf(stderr, "keyline-hss-sim bsf: %zu bootstraps of %llu UEs, listening on port %u\n",
+		g_bsf.n, n, (unsigned)p->port);
+	do
+		rc = sigwait(&ss, &sig);
+	while (rc == EINTR);
+	fd_disp_unregister(&disp, NULL);
+	kl_diameter_stop(d);
+	fprintf(stderr,
+		"keyline-hss-sim bsf: ok %llu unknown %llu not_authorised %llu expired %llu "
+		"bad_answer %llu missing_avp %llu\n",
+		(unsigned long long)g_bsf.ok, (unsigned long long)g_bsf.unknown,
+		(unsigned long long)g_bsf.not_auth, (unsigned long long)g_bsf.expired,
+		(unsigned long long)g_bsf.bad, (unsigned long long)g_bsf.missing);
+	kl_memzero(g_bsf.ue, g_bsf.n * sizeof(*g_bsf.ue));
+	free(g_bsf.ue);
+	return EX_OK;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 /* Which crypto backend runs is of no interest here: its start-up line is dropped. */
@@ -841,7 +1210,8 @@ static void peer_opt(const char *s, struct kl_diameter_params *p)
 int main(int argc, char **argv)
 {
 	static const char *const commands[] = { "push-e2m", "push-muk", "put-appid", "put-emse",
-						"put-ue-groups", "put-pair", "remove", "bulk", NULL };
+						"put-ue-groups", "put-pair", "remove", "bulk", "bsf",
+						NULL };
 	struct kl_diameter_params p = { 0 };
 	struct kl_crypto *c = NULL;
 	char err[512];
@@ -905,6 +1275,11 @@ int main(int argc, char **argv)
 		p.app_id = (uint32_t)number("app", get("app"), 10, 0xFFFFFFFFull);
 	if (get("timeout-ms"))
 		g_timeout_ms = (unsigned)number("timeout-ms", get("timeout-ms"), 10, 600000);
+	if (!strcmp(cmd, "bsf")) {
+		if (p.fd_conf || !p.identity || !p.tls_cert || !p.tls_key || !p.tls_ca)
+			die("give --identity, --cert, --key and --ca");
+		return run_bsf(&p);
+	}
 	peer_opt(need("peer"), &p);
 	if (!p.fd_conf && (!p.identity || !p.tls_cert || !p.tls_key || !p.tls_ca))
 		die("give --identity, --cert, --key and --ca (or --fd-conf)");
