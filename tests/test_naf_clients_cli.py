@@ -18,8 +18,10 @@
 - keyline-burst --kind naf against the same peer: keep-alive (one handshake per device) and
   full-handshake (one per request), every key verified; a wrong key fails its device
   (wrong_key); keyline-report renders the summary.
+- the UE file of the real keyline-hss-sim bsf: every line read by gba-ks-local-mt --ue-file gives
+  the key the Python reference derives from that line.
     test_naf_clients_cli.py KEYLINE_KDF KEYLINE_DEVICE KEYLINE_BURST MAKE_TEST_PKI KEYLINE_REPORT
-                            VECTORS_DIR"""
+                            VECTORS_DIR KEYLINE_HSS_SIM"""
 import json
 import os
 import ssl
@@ -27,13 +29,14 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kl_itest  # noqa: E402
 import naf_peer  # noqa: E402
 import naf_reference as ref  # noqa: E402
 
-KDF, DEV, BURST, PKI_SH, REPORT, VEC = map(os.path.abspath, sys.argv[1:7])
+KDF, DEV, BURST, PKI_SH, REPORT, VEC, SIM = map(os.path.abspath, sys.argv[1:8])
 NAF = b'naf.keyline.test' + bytes([1, 0, 0, 0, 2])
 fails = []
 passed = [0]
@@ -181,6 +184,33 @@ f = os.path.join(tmp, 'empty.jsonl')
 open(f, 'w').close()
 r = run([KDF, 'gba-ks-local-mt', '--ue-file', f, '--btid', 'b', '--naf-id', '01', '--device-id', 'd'])
 check(r.returncode == 2 and 'no UE' in r.stderr, f'empty UE file: {r.returncode} {r.stderr!r}')
+
+# ---- the UE file keyline-hss-sim bsf writes --------------------------------------------------------
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
+from kl_dtest import Pki, free_port  # noqa: E402
+os.makedirs(os.path.join(tmp, 'dia'))
+dpki = Pki(os.path.join(tmp, 'dia'), leaves=('bsf.keyline.test',))
+simfile = os.path.join(tmp, 'sim-ues.jsonl')
+cert, key = dpki.cred('bsf.keyline.test')
+sim = subprocess.Popen([SIM, '--identity', 'bsf.keyline.test', '--cert', cert, '--key', key,
+                        '--ca', dpki.p('ca.pem'), '--listen', '127.0.0.1', 'bsf', '--port',
+                        str(free_port()), '--ues', '4', '--runs', '2', '--seed', '11',
+                        '--ue-file', simfile], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+end = time.time() + 20
+while not os.path.exists(simfile) and time.time() < end and sim.poll() is None:
+    time.sleep(0.05)
+sim.terminate()
+sim.wait(timeout=30)
+simues = [json.loads(x) for x in open(simfile)] if os.path.exists(simfile) else []
+check(len(simues) == 8, f'keyline-hss-sim bsf wrote 4 UEs x 2 runs ({len(simues)})')
+for u in simues:
+    f = os.path.join(tmp, f'sim-ks-{u["index"]}-{u["run"]}')
+    r = run([KDF, 'gba-ks-local-mt', '--ue-file', simfile, '--btid', u['b_tid'], '--naf-id',
+             NAF.hex(), '--device-id', 'device-0002.test', '--out', f])
+    check(r.returncode == 0 and open(f).read().strip() ==
+          ref.mt_key(u, NAF, 'device-0002.test').hex(),
+          f'bsf UE file line {u["index"]}/{u["run"]}: gba-ks-local-mt = reference ({r.stderr})')
 
 # ---- keyline-device -----------------------------------------------------------------------------
 pki = os.path.join(tmp, 'pki')
