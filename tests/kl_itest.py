@@ -16,6 +16,27 @@ import time
 EAL_BASE = ['--no-huge', '--no-shconf', '--no-pci', '--log-level=error']
 
 
+def load_vectors(path):
+    """The blocks of a shared/vectors file: dicts of "name: value" lines, blank-line separated."""
+    blocks, cur = [], {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                if cur:
+                    blocks.append(cur)
+                cur = {}
+                continue
+            if line.startswith('#') or ':' not in line:
+                continue
+            k, v = line.split(':', 1)
+            cur[k.strip()] = v.strip()
+    if cur:
+        blocks.append(cur)
+    assert blocks, path
+    return blocks
+
+
 def eal_args(prefix, mem=512, lcores='0-1', telemetry=False):
     a = EAL_BASE + ['-m', str(mem), '-l', lcores, '--file-prefix', prefix]
     if not telemetry:

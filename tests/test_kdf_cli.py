@@ -11,29 +11,16 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kl_itest  # noqa: E402
+
 CLI, VEC = sys.argv[1], sys.argv[2]
 failures = []
 passed = 0
 
 
 def load(name):
-    blocks, cur = [], {}
-    with open(os.path.join(VEC, name)) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                if cur:
-                    blocks.append(cur)
-                cur = {}
-                continue
-            if line.startswith('#') or ':' not in line:
-                continue
-            k, v = line.split(':', 1)
-            cur[k.strip()] = v.strip()
-    if cur:
-        blocks.append(cur)
-    assert blocks, name
-    return blocks
+    return kl_itest.load_vectors(os.path.join(VEC, name))
 
 
 def run(args):

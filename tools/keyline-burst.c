@@ -26,16 +26,35 @@
 
 #include <arpa/inet.h>
 
+#include <curl/curl.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 
 #include "kl_burst.h"
 #include "kl_burst_io.h"
+#include "kl_burst_naf.h"
 #include "kl_eal_rundir.h"
 #include "kl_mikey.h"
+#include "kl_naf_client.h"
+#include "kl_naf_mt.h"
 #include "kl_util.h"
 
 static volatile sig_atomic_t stop_flag;
+
+/* The kinds, one row each: --kind's name, what the run simulates, and whether it runs over
+ * HTTPS (kl_burst_naf) instead of the MIKEY core and its UDP I/O. */
+static const struct kind_row {
+	const char *what;
+	int https;
+} kind_rows[] = {
+	[KL_BURST_KIND_MBMS] = { "UEs", 0 },
+	[KL_BURST_KIND_E2M] = { "fetches", 0 },
+	[KL_BURST_KIND_HM] = { "UE pairs", 0 },
+	[KL_BURST_KIND_DH] = { "UEs in DH pairs", 0 },
+	[KL_BURST_KIND_PROSE] = { "UEs in ProSe pairs", 0 },
+	[KL_BURST_KIND_NAF] = { "devices", 1 },
+};
+#define NKINDS (sizeof(kind_rows) / sizeof(kind_rows[0]))
 
 static void on_signal(int sig)
 {
@@ -59,6 +78,7 @@ static void help(void)
 {
 	puts("usage: keyline-burst [EAL options] -- --population FILE [options]   (--io dpdk)\n"
 	     "       keyline-burst --io socket --population FILE [options]\n"
+	     "       keyline-burst --kind naf --pki DIR --ue-file FILE --naf-id HEX [options]\n"
 	     "Simulates UEs of a keyline-population TEST population requesting keys from keyline;\n"
 	     "verifies every answer. stdout: one JSON line per interval, then a JSON summary.\n"
 	     "\n"
@@ -77,6 +97,35 @@ static void help(void)
 	     "                          ERR 12/5 is retried after its retry-after (same p); a pair\n"
 	     "                          is verified when both sides derive the same key from the\n"
 	     "                          values the population says the other UE has\n"
+	     "  --kind naf              NAF Key Center (PROTOCOL.md section 11): N devices fetch\n"
+	     "                          Ks_local_MT at once over HTTPS (libcurl multi, HTTP/1.1, one\n"
+	     "                          connection and client certificate each); every key checked\n"
+	     "                          against the MT side's derivation from the BSF's UE file\n"
+	     "                          (Milenage -> CK, IK -> Ks_(ext)_NAF -> Ks_local_MT). Options:\n"
+	     "    --pki DIR             make-test-pki.sh OUTDIR: device i is its i-th device\n"
+	     "    --ue-file FILE        keyline-hss-sim bsf --ue-file: device i asks for the B-TID\n"
+	     "                          of line (first-ue + i) % lines\n"
+	     "    --naf-id HEX          NAF_ID sent and used in the derivation (required)\n"
+	     "    --url URL             the Key Center (default " KL_NAF_DEFAULT_URL ")\n"
+	     "    --ca PEM              its server CA (default DIR/server-ca.pem)\n"
+	     "    --devices N           devices (default: all of the PKI)\n"
+	     "    --requests R          requests per device, one after the other (default 1)\n"
+	     "    --first-ue I          (default 0)\n"
+	     "    --full-handshake      every request on a new connection with a full TLS\n"
+	     "                          handshake (no reuse, no session resumption); default:\n"
+	     "                          keep-alive, one handshake per device\n"
+	     "    --ue-per-request      request k of device i asks for line (first-ue + i +\n"
+	     "                          k * devices) % lines: a B-TID of its own (new to the Key\n"
+	     "                          Center's Zn cache on a first run with enough lines, cached\n"
+	     "                          on a second), its key derived as the request starts\n"
+	     "    --server-pid PID      the Key Center's process: its CPU time over the run is\n"
+	     "                          reported (io.server_cpu_s) with keys and handshakes per\n"
+	     "                          second of it (what one server core does when the client\n"
+	     "                          is the bound)\n"
+	     "    --timeout-ms, --interval-ms, --summary, --fail-list as below (timeout default\n"
+	     "                          10000 per request); no retries: a device fails at its first\n"
+	     "                          failed request (failures.by_reason: http_STATUS, transport,\n"
+	     "                          timeout, bad_answer, wrong_key)\n"
 	     "  --ues N                 UEs (e2m: fetches; hm, dh, prose: UE pairs) to simulate\n"
 	     "                          (default: all; dh, prose: half the UEs from --first)\n"
 	     "  --first I               first population index (default 0)\n"
@@ -229,6 +278,8 @@ enum {
 	O_CLIENT_PORT, O_SOURCES, O_SERVER_MAC, O_LINK_TIMEOUT, O_HOLD, O_RESOLVE_TIMEOUT, O_QUEUES, O_HELP,
 	O_PRESIGN, O_VERIFY_AFTER, O_KS_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
 	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT, O_PAIR_TIMEOUT,
+	O_PKI, O_UE_FILE, O_NAF_ID, O_URL, O_CA, O_DEVICES, O_REQUESTS, O_FIRST_UE, O_FULL_HS,
+	O_SERVER_PID, O_UE_PER_REQ,
 };
 
 struct opts {
@@ -241,6 +292,10 @@ struct opts {
 	const char *peer_server_ip;
 	int socket_io;
 	int progress;
+	struct kl_burst_naf_config naf;
+	int naf_opts;	/* a --kind naf option was given */
+	int udp_opts;	/* an option of the MIKEY kinds was given */
+	int timeout_given;
 };
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -292,10 +347,21 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "peer-server-ip", required_argument, NULL, O_PEER_SERVER_IP },
 		{ "peer-server-port", required_argument, NULL, O_PEER_SERVER_PORT },
 		{ "pair-timeout-ms", required_argument, NULL, O_PAIR_TIMEOUT },
+		{ "pki", required_argument, NULL, O_PKI },
+		{ "ue-file", required_argument, NULL, O_UE_FILE },
+		{ "naf-id", required_argument, NULL, O_NAF_ID },
+		{ "url", required_argument, NULL, O_URL },
+		{ "ca", required_argument, NULL, O_CA },
+		{ "devices", required_argument, NULL, O_DEVICES },
+		{ "requests", required_argument, NULL, O_REQUESTS },
+		{ "first-ue", required_argument, NULL, O_FIRST_UE },
+		{ "full-handshake", no_argument, NULL, O_FULL_HS },
+		{ "server-pid", required_argument, NULL, O_SERVER_PID },
+		{ "ue-per-request", no_argument, NULL, O_UE_PER_REQ },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const kinds[] = { "mbms", "e2m", "hm", "dh", "prose" };
+	const char *kinds[NKINDS];
 	static const char *const pads[] = { "auto", "none" };
 	static const char *const modes[] = { "burst", "rate", "poisson", "max" };
 	static const char *const msks[] = { "current", "next" };
@@ -305,7 +371,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	static const char *const ios[] = { "dpdk", "socket" };
 	int c, rate_given = 0, window_given = 0;
 
+	for (unsigned k = 0; k < NKINDS; k++)
+		kinds[k] = kl_burst_kind_name((enum kl_burst_kind)k);
 	kl_burst_config_defaults(&o->cfg);
+	o->naf.url = KL_NAF_DEFAULT_URL;
+	o->naf.fail_list_max = 20;
 	memset(&o->net, 0, sizeof(o->net));
 	o->net.server_port = KL_MIKEY_PORT;
 	o->net.sources = 1;
@@ -317,7 +387,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_POP: o->population = optarg; break;
-		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, 5); break;
+		case O_KIND: o->cfg.kind = (enum kl_burst_kind)choice("--kind", optarg, kinds, NKINDS); break;
 		case O_UES: o->cfg.ues = (uint32_t)num("--ues", optarg, 1, KL_POP_MAX_UES); break;
 		case O_FIRST: o->cfg.first = (uint32_t)num("--first", optarg, 0, KL_POP_MAX_UES); break;
 		case O_MSK: o->cfg.msk = (enum kl_burst_msk)choice("--msk", optarg, msks, 2); break;
@@ -390,12 +460,58 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->net.resolve_timeout_s = (uint32_t)num("--resolve-timeout-s", optarg, 1, 3600);
 			break;
 		case O_QUEUES: o->net.queues = (uint16_t)num("--queues", optarg, 1, 1); break;
+		case O_PKI: o->naf.pki = optarg; break;
+		case O_UE_FILE: o->naf.ue_file = optarg; break;
+		case O_NAF_ID: {
+			long n = kl_naf_hex(optarg, o->naf.naf_id, sizeof(o->naf.naf_id));
+
+			if (n <= 0)
+				usage_err("--naf-id: want 1..255 bytes of hex");
+			o->naf.naf_len = (size_t)n;
+			break;
+		}
+		case O_URL: o->naf.url = optarg; break;
+		case O_CA: o->naf.ca = optarg; break;
+		case O_DEVICES: o->naf.devices = (uint32_t)num("--devices", optarg, 1, 1000000); break;
+		case O_REQUESTS: o->naf.requests = (uint32_t)num("--requests", optarg, 1, 100000000); break;
+		case O_FIRST_UE: o->naf.first_ue = (uint32_t)num("--first-ue", optarg, 0, UINT32_MAX); break;
+		case O_FULL_HS: o->naf.full_handshake = 1; break;
+		case O_UE_PER_REQ: o->naf.ue_per_request = 1; break;
+		case O_SERVER_PID: o->naf.server_pid = (int)num("--server-pid", optarg, 1, INT32_MAX); break;
 		case 'h':
 		case O_HELP: help(); exit(0);
 		case ':': usage_err("argument %d: missing value", g_argoff + optind - 1);
 		default: usage_err("argument %d: unknown option or missing value", g_argoff + optind - 1);
 		}
+		/* which family the option belongs to: each kind refuses the other's */
+		if (c >= O_PKI && c <= O_UE_PER_REQ)
+			o->naf_opts = 1;
+		else if (c == O_TIMEOUT)
+			o->timeout_given = 1;
+		else if (c != O_KIND && c != O_INTERVAL && c != O_SUMMARY && c != O_FAIL_LIST &&
+			 c != O_PROGRESS)
+			o->udp_opts = 1;
 	}
+	if (kind_rows[o->cfg.kind].https) {
+		if (optind < argc)
+			usage_err("argument %d: unexpected (not shown)", g_argoff + optind);
+		if (o->udp_opts)
+			usage_err("--kind naf takes --pki, --ue-file, --naf-id, --url, --ca, --devices, "
+				  "--requests, --first-ue, --full-handshake, --ue-per-request, --server-pid, "
+				  "--timeout-ms, --interval-ms, "
+				  "--summary, --fail-list");
+		if (!o->naf.pki || !o->naf.ue_file || !o->naf.naf_len)
+			usage_err("--kind naf needs --pki DIR, --ue-file FILE and --naf-id HEX");
+		if (!kl_naf_url_ok(o->naf.url))
+			usage_err("--url: want https://HOST[:PORT] (https only, no path)");
+		o->naf.timeout_ms = o->timeout_given ? o->cfg.timeout_ms : 10000;
+		o->naf.interval_ms = o->cfg.interval_ms;
+		o->naf.fail_list_max = o->cfg.fail_list_max;
+		return;
+	}
+	if (o->naf_opts)
+		usage_err("--pki, --ue-file, --naf-id, --url, --ca, --devices, --requests, --first-ue, "
+			  "--full-handshake, --ue-per-request and --server-pid belong to --kind naf");
 	if (optind < argc)
 		usage_err("argument %d: unexpected (not shown)", g_argoff + optind);
 	if (!o->population)
@@ -492,16 +608,39 @@ static int write_summary(json_t *s, const char *path)
 	return rc;
 }
 
+/* --kind naf: HTTPS devices (kl_burst_naf), same stdout (interval lines, summary) and exit. */
+static int main_https(struct opts *o)
+{
+	json_t *sum = NULL;
+	char err[512];
+	int code, rc;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		fprintf(stderr, "keyline-burst: libcurl initialisation failed\n");
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	fprintf(stderr, "keyline-burst: preparing %s devices (MT-side keys) ...\n",
+		kl_burst_kind_name(o->cfg.kind));
+	rc = kl_burst_naf_run(&o->naf, &stop_flag, stdout, &sum, &code, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "keyline-burst: %s\n", err);
+		curl_global_cleanup();
+		return rc;
+	}
+	if (write_summary(sum, o->summary))
+		code = 1;
+	json_decref(sum);
+	curl_global_cleanup();
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
 	struct kl_pop_params pop;
 	struct kl_burst *b;
-	static const char *const what[] = { [KL_BURST_KIND_MBMS] = "UEs",
-					    [KL_BURST_KIND_E2M] = "fetches",
-					    [KL_BURST_KIND_HM] = "UE pairs",
-					    [KL_BURST_KIND_DH] = "UEs in DH pairs",
-					    [KL_BURST_KIND_PROSE] = "UEs in ProSe pairs" };
 	struct kl_burst_run run = { .out = stdout, .stop = &stop_flag };
 	char err[512];
 	char **targv;
@@ -530,6 +669,12 @@ int main(int argc, char **argv)
 			usage_err("EAL argument %d could be a key: refused, not shown", i);
 	g_argoff = dashdash > 0 ? dashdash : 0;
 	parse_args(targc, targv, &o);
+	if (kind_rows[o.cfg.kind].https) {
+		if (eal_argc > 1)
+			usage_err("EAL options are not for --kind %s", kl_burst_kind_name(o.cfg.kind));
+		free(targv);
+		return main_https(&o);
+	}
 	if (o.socket_io && eal_argc > 1)
 		usage_err("EAL options are for --io dpdk");
 	rc = kl_pop_read_file(o.population, &pop, err, sizeof(err));
@@ -560,7 +705,7 @@ int main(int argc, char **argv)
 		free(targv);
 		return 2;
 	}
-	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b), what[o.cfg.kind],
+	fprintf(stderr, "keyline-burst: %u %s, mode %s, io %s\n", kl_burst_ues(b), kind_rows[o.cfg.kind].what,
 		kl_burst_mode_name(o.cfg.mode),
 		o.socket_io ? "socket" : "dpdk");
 	signal(SIGINT, on_signal);

@@ -16,6 +16,7 @@
 #include "kl_cli_opt.h"
 #include "kl_crypto.h"
 #include "kl_engine.h"
+#include "kl_naf_mt.h"
 #include "kl_util.h"
 
 #define MAX_OPTS 24
@@ -96,7 +97,18 @@ static void usage(FILE *f)
 		"  prose-p --kasme-file F --p HEX [--out FILE]\n"
 		"                                     p2 = KDF(KASME1, FF04, p1) (or p4 from KASME2, p3;\n"
 		"                                     p: 16 bytes)\n"
-		"  prose-kd --p2-file F --p4-file F [--out FILE]   KD = KDF(p2, FF05, p4)\n");
+		"  prose-kd --p2-file F --p4-file F [--out FILE]   KD = KDF(p2, FF05, p4)\n"
+		"\n"
+		"NAF Key Center, the MT side (PROTOCOL.md sections 7 and 11): Ks_local_MT from a GBA run\n"
+		"in one command (Milenage -> CK, IK -> Ks_(ext)_NAF -> Ks_local_MT); prints the key\n"
+		"check values of Ks_(ext)_NAF and Ks_local_MT, never a key; --out FILE writes\n"
+		"Ks_local_MT as hex (a new file, mode 0600):\n"
+		"  gba-ks-local-mt --k HEX (--op HEX | --opc HEX) --rand HEX --sqn HEX --amf HEX\n"
+		"          --impi TEXT --btid TEXT --naf-id HEX --device-id TEXT [--out FILE]\n"
+		"  gba-ks-local-mt --ue-file F --btid TEXT --naf-id HEX --device-id TEXT [--out FILE]\n"
+		"                                     the UE's K, OPc, RAND, SQN, AMF and IMPI from the\n"
+		"                                     line of keyline-hss-sim bsf's --ue-file with that\n"
+		"                                     B-TID (exit 1 when no line has it)\n");
 }
 
 static const char *get(const char *name)
@@ -734,6 +746,73 @@ static int cmd_mikey_prf(struct kl_crypto *c)
 	return 0;
 }
 
+/* Ks_local_MT from a GBA run, as the MT derives it: Milenage -> CK, IK -> Ks_(ext)_NAF (FC 01) ->
+ * Ks_local_MT (FC FF03). The run's values from the options or from a UE file line. */
+static int cmd_gba_ks_local_mt(void)
+{
+	static const char *const allowed[] = { "k", "op", "opc", "rand", "sqn", "amf", "impi",
+					       "btid", "naf-id", "device-id", "ue-file", "out",
+					       NULL };
+	const char *uef = get("ue-file"), *out = get("out"), *btid, *dev;
+	struct kl_kdf_param naf;
+	struct kl_naf_mt_keys mk;
+	struct kl_naf_ue *ues = NULL, *u = cli_alloc(sizeof(*u));
+	size_t nues = 0;
+	int fd, rc;
+
+	allow_only(allowed);
+	btid = ident("btid");
+	dev = ident("device-id");
+	naf = param("naf-id", need("naf-id"), KL_KDF_P_HEX);
+	if (!naf.len || naf.len > 255)
+		die("--naf-id: want 1..255 bytes");
+	if (uef) {
+		char err[256];
+		const struct kl_naf_ue *f;
+
+		if (get("k") || get("op") || get("opc") || get("rand") || get("sqn") || get("amf") ||
+		    get("impi"))
+			die("give --ue-file or --k/--opc/--rand/--sqn/--amf/--impi, not both");
+		if (kl_naf_ue_read(uef, &ues, &nues, err, sizeof(err)))
+			die("--ue-file: %s", err);
+		f = kl_naf_ue_find(ues, nues, btid);
+		if (f)
+			*u = *f;
+		kl_naf_ue_free(ues, nues);
+		if (!f) {
+			fprintf(stderr, "keyline-kdf %s: no UE in the --ue-file has that B-TID\n", cmd);
+			return 1;
+		}
+	} else {
+		memcpy(u->k, hex("k", need("k"), 16, NULL), 16);
+		if (get("op") && get("opc"))
+			die("give --op or --opc, not both");
+		if (get("op")) {
+			if (kl_milenage_opc(u->k, hex("op", get("op"), 16, NULL), u->opc) < 0)
+				die("OPc computation failed");
+		} else {
+			memcpy(u->opc, hex("opc", need("opc"), 16, NULL), 16);
+		}
+		memcpy(u->rand, hex("rand", need("rand"), 16, NULL), 16);
+		memcpy(u->sqn, hex("sqn", need("sqn"), 6, NULL), 6);
+		memcpy(u->amf, hex("amf", need("amf"), 2, NULL), 2);
+		snprintf(u->impi, sizeof(u->impi), "%s", ident("impi"));
+		snprintf(u->btid, sizeof(u->btid), "%s", btid);
+	}
+	fd = out_open(out);
+	rc = kl_naf_mt_derive_ue(u, naf.data, naf.len, dev, &mk);
+	if (rc) {
+		out_drop(fd, out);
+		fprintf(stderr, "keyline-kdf %s: the derivation failed\n", cmd);
+		return 1;
+	}
+	put_kcv("ks_naf_kcv", mk.ks_naf, sizeof(mk.ks_naf));
+	put_kcv("ks_local_mt_kcv", mk.ks_local_mt, sizeof(mk.ks_local_mt));
+	out_write(fd, mk.ks_local_mt, sizeof(mk.ks_local_mt));
+	kl_memzero(&mk, sizeof(mk));
+	return 0;
+}
+
 static int cmd_milenage(void)
 {
 	static const char *const allowed[] = { "k", "op", "opc", "rand", "sqn", "amf", NULL };
@@ -808,7 +887,7 @@ int main(int argc, char **argv)
 		 !strcmp(cmd, "kcv") || !strcmp(cmd, "kdf") || !strcmp(cmd, "mikey-keys") ||
 		 !strcmp(cmd, "mikey-prf") || !strcmp(cmd, "kstar") || !strcmp(cmd, "hm-open") ||
 		 !strcmp(cmd, "dh-pub") || !strcmp(cmd, "dh-ks") || !strcmp(cmd, "prose-p") ||
-		 !strcmp(cmd, "prose-kd") || kl_kdf_def_find(cmd);
+		 !strcmp(cmd, "prose-kd") || !strcmp(cmd, "gba-ks-local-mt") || kl_kdf_def_find(cmd);
 	if (!strcmp(cmd, "list")) {
 		if (nopts)
 			die("takes no options");
@@ -821,6 +900,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "milenage"))
 		return cmd_milenage();
+	if (!strcmp(cmd, "gba-ks-local-mt"))
+		return cmd_gba_ks_local_mt();
 	if (!strcmp(cmd, "e2m-key-id")) {
 		static const char *const allowed[] = { "rand", NULL };
 

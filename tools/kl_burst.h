@@ -98,6 +98,7 @@ enum kl_burst_kind {
 	KL_BURST_KIND_HM,   /* UE pairs set up HM sessions (PROTOCOL.md section 9, kinds 2 and 3) */
 	KL_BURST_KIND_DH,   /* UE pairs get each other's X25519 public value (kind 4), derive Ks */
 	KL_BURST_KIND_PROSE, /* UE pairs exchange p2/p4 through their servers (kind 5), derive KD */
+	KL_BURST_KIND_NAF,   /* devices fetch Ks_local_MT over HTTPS (kl_burst_naf.h, not the core) */
 };
 
 enum kl_burst_msk {
@@ -239,7 +240,7 @@ enum kl_burst_fail {
 	KL_BF__COUNT
 };
 
-/** "mbms", "e2m", "hm", "dh", "prose" (--kind and the summary's kind); "unknown" out of range. */
+/** "mbms", "e2m", "hm", "dh", "prose", "naf" (--kind and the summary's kind); "unknown" out of range. */
 const char *kl_burst_kind_name(enum kl_burst_kind k);
 
 /** Name of a failure reason in the JSON output; "unknown" out of range. */

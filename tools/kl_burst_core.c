@@ -85,7 +85,8 @@ const char *kl_burst_kind_name(enum kl_burst_kind k)
 	static const char *const names[] = { [KL_BURST_KIND_MBMS] = "mbms",
 					     [KL_BURST_KIND_E2M] = "e2m", [KL_BURST_KIND_HM] = "hm",
 					     [KL_BURST_KIND_DH] = "dh",
-					     [KL_BURST_KIND_PROSE] = "prose" };
+					     [KL_BURST_KIND_PROSE] = "prose",
+					     [KL_BURST_KIND_NAF] = "naf" };
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
 }
@@ -640,6 +641,10 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 {
 	if (kl_pop_params_check(pop, err, errlen))
 		return -EINVAL;
+	if ((unsigned)c->kind >= KL_BURST_KIND_NAF) {
+		errf(err, errlen, "kind %s does not run on the MIKEY core", kl_burst_kind_name(c->kind));
+		return -EINVAL;
+	}
 	if (c->retries > KL_BURST_MAX_RETRIES) {
 		errf(err, errlen, "retries out of range (0..%u)", KL_BURST_MAX_RETRIES);
 		return -EINVAL;
