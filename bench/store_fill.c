@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * store_fill: write a keyline-population TEST population's UEs and key groups into a durable
- * key store (control/kl_store.h), for the start-up benchmark (bench/run-store-bench.sh): how
+ * key store (control/store/kl_store.h), for the start-up benchmark (bench/run-store-bench.sh): how
  * fast batched durable writes go, and how many bytes a UE takes on disk.
  *
  *   store_fill --store DIR --kek FILE --population FILE [--batch N (1000)] [--map-mb M]

@@ -86,7 +86,7 @@
  *          the last finished one
  *
  *   naf-keys, naf-invalidate, naf-block, naf-unblock, naf-blocklist: the NAF Key Center's issued
- *          keys and blocklists (control/kl_naf_keys.h, kl_naf_keys_admin), through ext_cmd below;
+ *          keys and blocklists (control/http/kl_naf_keys.h, kl_naf_keys_admin), through ext_cmd below;
  *          "the NAF Key Center is not configured" without a naf_key_center: section
  *
  * KIND: ue, group, emse, imsi (alias e2m), appid, or the plural names of kl_stats_table_kind_name.

@@ -104,7 +104,7 @@ struct kl_config_peer {
 	uint8_t mac[6];
 };
 
-/* The HSS-side Diameter feed (control/kl_diameter.h, struct kl_diameter_params). */
+/* The HSS-side Diameter feed (control/diameter/kl_diameter.h, struct kl_diameter_params). */
 struct kl_config_diameter {
 	bool enabled; /* the section is present (or diameter.* was overridden) */
 	/* An operator's freeDiameter configuration file (absolute); then identity, realm, listen
@@ -138,7 +138,7 @@ struct kl_config_naf_id {
 	bool is_default;	 /* the one used when a request names none */
 };
 
-/* The NAF Key Center (control/kl_naf.h, PROTOCOL.md section 11): HTTPS with mutual TLS for
+/* The NAF Key Center (control/http/kl_naf.h, PROTOCOL.md section 11): HTTPS with mutual TLS for
  * external devices, Ks_(ext)_NAF from the BSF over Zn on the diameter: section's stack. */
 struct kl_config_naf {
 	bool enabled; /* the section is present (or naf_key_center.* was overridden) */
@@ -203,7 +203,7 @@ struct kl_config {
 		uint32_t dh_ues;   /* UEs with the dh service (32 bytes more each), 0..10^8;
 				    * 0 (not set) = max(ues / 16 + 1024, min(ues, 65536)) */
 	} table;
-	/* Durable key store (control/kl_store.h); absent = keys live in memory only. */
+	/* Durable key store (control/store/kl_store.h); absent = keys live in memory only. */
 	struct {
 		bool enabled;	      /* the section is present (or store.* was overridden) */
 		char path[KL_CONFIG_STORE_PATH_MAX + 1];     /* absolute directory; required */

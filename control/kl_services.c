@@ -103,7 +103,7 @@ static const struct kl_service_ops rotation_ops = {
 	.stop = rotation_stop,
 };
 
-/* ---- Diameter feed (control/kl_diameter.h, kl_feed.h) ------------------------------------------ */
+/* ---- Diameter feed (control/diameter/kl_diameter.h, kl_feed.h) ------------------------------------------ */
 
 _Static_assert(KL_CONFIG_DEFAULT_DIAMETER_PORT == KL_DIAMETER_DEFAULT_PORT &&
 		       KL_CONFIG_DEFAULT_DIAMETER_VENDOR == KL_DIAMETER_DEFAULT_VENDOR &&
@@ -285,7 +285,7 @@ static const struct kl_service_ops feed_ops = {
 	.stop = feed_stop,
 };
 
-/* ---- the NAF Key Center (control/kl_naf.h) ----------------------------------------------------- */
+/* ---- the NAF Key Center (control/http/kl_naf.h) ----------------------------------------------------- */
 
 static void naf_log(void *arg, int level, const char *msg)
 {

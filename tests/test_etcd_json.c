@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* kl_etcd's pure codec (control/kl_etcd_json.c) on fixed inputs: base64 against RFC 4648's
+/* kl_etcd's pure codec (control/store/kl_etcd_json.c) on fixed inputs: base64 against RFC 4648's
  * vectors, prefix ends, the gateway's omissions (no kvs, no revision, no succeeded) read as
  * zero, 64-bit integers as strings and as JSON numbers, every wrong type refused naming the
  * field, error bodies classified (compacted, not found, unary and stream forms), watch messages

@@ -62,13 +62,22 @@ static int bound_udp(int family, const char *addr, uint16_t *port)
 	return fd;
 }
 
+/* A port the kernel just gave a dual-stack [::] socket (free on IPv4 and IPv6 alike). Another
+ * process may still take it before the loop binds it: start_loop then picks another. */
 static uint16_t free_port(void)
 {
-	uint16_t p;
-	int fd = bound_udp(AF_INET6, "::1", &p);
+	struct sockaddr_in6 s6;
+	socklen_t sl = sizeof(s6);
+	int zero = 0, fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
+	assert_true(fd >= 0);
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	assert_int_equal(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&s6, &sl), 0);
 	close(fd);
-	return p;
+	return ntohs(s6.sin6_port);
 }
 
 static void send_to(int fd, int family, const char *addr, uint16_t port, const char *msg)
@@ -149,10 +158,13 @@ static void *loop_thread(void *arg)
 	return NULL;
 }
 
-static void start_loop(struct loop_ctx *c, struct kl_io_worker *w, const struct kl_net_addrs *a,
+/* Opens the loop's sockets on a->udp_port; when another process took that port since
+ * free_port() gave it, on a fresh one (a->udp_port updated), up to 20 times. */
+static void start_loop(struct loop_ctx *c, struct kl_io_worker *w, struct kl_net_addrs *a,
 		       const struct kl_peers *ps)
 {
 	char err[256];
+	int tries = 0;
 
 	memset(w, 0, sizeof(*w));
 	memset(&fake, 0, sizeof(fake));
@@ -163,8 +175,11 @@ static void start_loop(struct loop_ctx *c, struct kl_io_worker *w, const struct 
 	w->clock = &c->clock;
 	w->stop = &c->stop;
 	w->peers = ps;
-	if (kl_io_socket_open(w, a, err, sizeof(err)))
-		fail_msg("kl_io_socket_open: %s", err);
+	while (kl_io_socket_open(w, a, err, sizeof(err))) {
+		if (!strstr(err, "in use") || ++tries == 20)
+			fail_msg("kl_io_socket_open: %s", err);
+		a->udp_port = free_port();
+	}
 	c->w = w;
 	assert_int_equal(pthread_create(&c->th, NULL, loop_thread, c), 0);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The NAF Key Center's issued keys and blocklists (control/kl_naf_keys.h) with a real store
+ * The NAF Key Center's issued keys and blocklists (control/http/kl_naf_keys.h) with a real store
  * (LMDB in a temporary directory): issues from 8 threads while a control thread polls, all
  * durable (closed, reopened, every key unwrapped equal), group commit batching; invalidation
  * refused forever and across a restart; blocklists by Device_ID and by serial across a restart;

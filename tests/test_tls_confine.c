@@ -1,5 +1,5 @@
 /*
- * keylined's GnuTLS interposers (control/kl_diameter.c: gnutls_record_send, gnutls_bye) leave
+ * keylined's GnuTLS interposers (control/diameter/kl_diameter.c: gnutls_record_send, gnutls_bye) leave
  * sessions that are not freeDiameter's alone. This program links them as keylined does (the
  * executable defines both and exports them to libfdcore) and drives GnuTLS sessions of its own
  * over socketpairs: on SESSIONS sessions at once, each side sends from one thread while another
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* control/kl_diameter.c: sends confined, byes confined, sends passed through, byes passed */
+/* control/diameter/kl_diameter.c: sends confined, byes confined, sends passed through, byes passed */
 void kl_diameter_tls_counts(uint64_t counts[4]);
 
 #define SESSIONS 8

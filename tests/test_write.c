@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The durable write library (control/kl_write.h) with a real store and a real key table: store
+ * The durable write library (control/store/kl_write.h) with a real store and a real key table: store
  * first, then the table, for every kind; a store failure leaves the table untouched; a table
  * refusal undoes the store write (a new entry deleted, a UE's groups/services put back) or says
  * that it could not (a replaced key); batches (staged, committed, aborted); changes and deletes

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Zn client (control/kl_zn.c) against keyline-hss-sim's BSF role, over Diameter/TLS on loopback.
+"""Zn client (control/diameter/kl_zn.c) against keyline-hss-sim's BSF role, over Diameter/TLS on loopback.
 
 tests/zn_client runs keylined's Diameter stack as keylined starts it (kl_diameter_start, generated
 configuration) with kl_zn on it. The MT side is computed here from the simulator's UE file:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Fuzz target: the parsers of etcd's v3 gateway answers (control/kl_etcd_json.c), which read
+ * Fuzz target: the parsers of etcd's v3 gateway answers (control/store/kl_etcd_json.c), which read
  * whatever an endpoint sends. Input: one selector byte (which parser), then the answer body.
  * Invariants beyond "no crash, no leak, no over-read": a refused answer leaves an empty result
  * and a message; an accepted one has consistent lengths (every key and value NUL-terminated

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The NAF Key Center's admin commands (control/kl_naf_keys.c, kl_naf_keys_admin): the first byte
+ * The NAF Key Center's admin commands (control/http/kl_naf_keys.c, kl_naf_keys_admin): the first byte
  * picks the command (naf-keys, naf-invalidate, naf-block, naf-unblock, naf-blocklist, or one
  * that is not theirs), the rest is the request's JSON text. Against a memory-only instance that
  * holds issued keys. Invariants: the return is 0, 1 or -EINVAL; 1 sets no answer; 0 an object;

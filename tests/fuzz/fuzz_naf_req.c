@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * libFuzzer target: the NAF Key Center's request parsers (control/kl_naf_req.c). The first byte
+ * libFuzzer target: the NAF Key Center's request parsers (control/http/kl_naf_req.c). The first byte
  * picks the parser: even, the POST body (JSON); odd, the DELETE path (raw, percent-encoded).
  * Invariants: an accepted request holds a B-TID and a Device_ID of the allowed character sets
  * and lengths (checked independently here), a NAF_Id no longer than its limit; a refusal leaves

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer target over the Zn client's Bootstrapping-Info-Answer extraction
- * (control/kl_zn_parse.c, kl_zn_parse_bia): any bytes are a BIA's wire form. A status is always
+ * (control/diameter/kl_zn_parse.c, kl_zn_parse_bia): any bytes are a BIA's wire form. A status is always
  * set; a key only with OK, and then it is the ME-Key-Material AVP's value in the input, the
  * answer's Result-Code 2001, its expiry in the future and its IMPI a NUL-free string of
  * 1..255 bytes; anything else leaves no key. abort() only on a violated invariant.

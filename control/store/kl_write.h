@@ -49,7 +49,7 @@ enum kl_write_op {
 	KL_WOP_PUT_APPID,
 	KL_WOP_PUT_PAIR,     /* the pair key with a peer server, its expiry */
 	KL_WOP_DEL,	     /* a whole entry of any kind */
-	/* The NAF Key Center's (control/kl_naf_keys.h): a store side only. The Key Center's own
+	/* The NAF Key Center's (control/http/kl_naf_keys.h): a store side only. The Key Center's own
 	 * index, not the key table, is their other side: it updates it after the commit. */
 	KL_WOP_NAF_PUT,	       /* an issued Ks_local_MT */
 	KL_WOP_NAF_INVALIDATE, /* the issued key replaced by its invalidated record (KCV, no key) */

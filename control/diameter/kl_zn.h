@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Zn client (TS 29.109): Ks_(ext)_NAF for a B-TID and a NAF_Id from the BSF, on the freeDiameter
- * stack keylined already runs for its Diameter feed (control/kl_diameter.h). Application 16777220
+ * stack keylined already runs for its Diameter feed (control/diameter/kl_diameter.h). Application 16777220
  * (vendor 10415), Bootstrapping-Info-Request/Answer (command 310). The BSF is one configured peer
  * that keylined connects to (TLS, the diameter: section's certificate and CA).
  *

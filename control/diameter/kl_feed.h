@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * keylined's side of the HSS feed: what each Diameter Key-Push / Key-Remove (control/kl_diameter.h)
+ * keylined's side of the HSS feed: what each Diameter Key-Push / Key-Remove (control/diameter/kl_diameter.h)
  * does to the durable store and the key table.
  *
  * The handlers run on the control thread (the key table's writer) from kl_diameter_poll. With a

@@ -3,7 +3,7 @@
  * The NAF Key Center's issued keys and blocklists (see kl_naf_keys.h): an in-memory index read
  * by the HTTPS threads under a rwlock, written by the control thread after the store commit;
  * writes from any thread queued to the control thread (eventfd) and group-committed there
- * through control/kl_write.h.
+ * through control/store/kl_write.h.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -310,7 +310,7 @@ long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in
 		  uint8_t *out, size_t cap);
 
 /*
- * The NAF Key Center's issued keys (Ks_local_MT, control/kl_naf_keys.h) and its blocklists, in
+ * The NAF Key Center's issued keys (Ks_local_MT, control/http/kl_naf_keys.h) and its blocklists, in
  * databases "naf" and "nafblock" (a store from before them gets them, empty, at open). Nothing
  * here touches the key table: the Key Center keeps its own index.
  *   naf: key SHA-256("keyline-naf-id-v1" || u8 btid_len || btid || u16 naf_len || naf_id ||

@@ -2,7 +2,7 @@
 /*
  * The NAF Key Center's issued keys (Ks_local_MT, PROTOCOL.md section 11) and its blocklists:
  * stored wrapped in the store (LMDB) with B-TID, NAF_ID, Device_ID and expiry, through the one
- * durable write path (control/kl_write.h); an in-memory index answers the HTTPS threads.
+ * durable write path (control/store/kl_write.h); an in-memory index answers the HTTPS threads.
  *
  * Threads: kl_naf_keys_issue / _check may be called from any thread (the HTTPS pool): a write
  * is handed to the control thread (which owns the store and kl_write), committed there in
@@ -128,9 +128,9 @@ struct json_t;
  */
 int kl_naf_keys_admin(struct kl_naf_keys *k, const char *cmd, const struct json_t *req,
 		      struct json_t **answer);
-/* ---- appended by the implementation (control/kl_naf_keys.c) ----------------------------------
+/* ---- appended by the implementation (control/http/kl_naf_keys.c) ----------------------------------
  * Durability: with a store, every write (issue, invalidate, purge, blocklist) is a write op of
- * control/kl_write.h (KL_WOP_NAF_*: a store side only) staged into one store transaction per
+ * control/store/kl_write.h (KL_WOP_NAF_*: a store side only) staged into one store transaction per
  * control-thread wake-up (kl_naf_keys_poll: group commit; LMDB's commit is synced); the index is
  * updated after that commit, under its write lock, so HTTPS threads (readers, under the read
  * lock) never see an entry that is not durable, and a failed commit leaves the index as it was.
