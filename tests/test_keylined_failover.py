@@ -79,7 +79,9 @@ try:
     ck.check(cnt.get('moved', 0) > 0, 'UEs moved to node B')
     ck.check(cnt.get('retransmissions', 0) >= cnt.get('moved', 0) > 0,
              'every move is a retransmission')
-    ck.eq(cnt.get('backoffs'), cnt.get('moved'), 'each move after a random back-off (default)')
+    # a UE whose late answer came during its back-off is not moved
+    ck.check(cnt.get('backoffs', 0) >= cnt.get('moved', 0),
+             'each move after a random back-off (the default with several servers)')
     srv = s.get('servers') or []
     ck.eq([x.get('address') for x in srv], [f'127.0.0.1:{pa}', f'127.0.0.1:{pb}'],
           'servers in the order given, with their addresses')

@@ -176,8 +176,8 @@ struct kl_burst_config {
 	uint32_t pair_timeout_ms; /* 0 = KL_BURST_PAIR_TIMEOUT_MS */
 	/* Several servers (mbms, e2m): one logical server on several nodes, any of which answers
 	 * any UE. UE j's first try goes to server j % servers; after a timeout the UE moves on to
-	 * the next server (counted as moved), so a dead node costs retries, not UEs. Answers are
-	 * taken from any of them. 0 = 1. */
+	 * the next server (its next try counted as moved), so a dead node costs retries, not UEs.
+	 * Answers are taken from any of them (a late one to an earlier try too). 0 = 1. */
 	uint32_t servers;
 	/* The random back-off of a UE between a timeout and its next try: uniform in
 	 * [0, backoff_ms * 2^t) after try t timed out (so that UEs whose tries were lost together,
@@ -217,7 +217,7 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(BAD_MAC, "bad_mac", "answers naming a live try whose MAC did not verify")                \
 	X(UNKNOWN, "unknown", "answers for no request of this run")                               \
 	X(DUPLICATE, "duplicate", "answers for a try of a UE that already holds its key")         \
-	X(MOVED, "moved", "UEs moved to another server after a timeout (several servers)")       \
+	X(MOVED, "moved", "tries sent to another server than the UE's previous try (after a timeout)") \
 	X(BACKOFFS, "backoffs", "timeouts followed by a random back-off before the next try")     \
 	X(KSTAR_FETCHED, "kstar_fetched", "hm: K*b fetched from the peer server (kind 3)")         \
 	X(KSTAR_CACHED, "kstar_cached", "hm: token_b opened with a K*b fetched before")           \
@@ -358,7 +358,7 @@ struct kl_burst_server_totals {
 	uint64_t timeouts; /* of those, tries whose answer did not come in time */
 	uint64_t answers;  /* answers matched to a live try sent to it (before the MAC check) */
 	uint64_t keys;	   /* UEs that got their verified key from its answer */
-	uint64_t moved_in; /* UEs that moved to it after a timeout at another server */
+	uint64_t moved_in; /* tries sent to it by UEs whose previous try went to another server */
 };
 
 /** Server i's counters (i < the run's servers), NULL otherwise. */

@@ -1478,6 +1478,11 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 		b->req[k].cap = KL_BURST_DGRAM_MAX;
 		if (e->tries++)
 			b->tot.c[KL_BC_RETRANSMISSIONS]++;
+		if (x->ent_next != NIL && b->slot[x->ent_next].srv != x->srv) {
+			/* this try goes to another server than the UE's previous one */
+			b->tot.c[KL_BC_MOVED]++;
+			b->srv[x->srv].moved_in++;
+		}
 		out[k] = (struct kl_burst_dgram){ .data = b->txbuf[k], .slot = s,
 						  .source = p % b->cfg.sources,
 						  .server = b->nservers > 1 ? e->srv
@@ -2359,11 +2364,8 @@ static void timed_out(struct kl_burst *b, uint32_t j, unsigned t, uint64_t now_n
 {
 	struct ent *e = &b->ent[j];
 
-	if (b->nservers > 1) {
+	if (b->nservers > 1) /* counted as moved when the next try goes out */
 		e->srv = (uint8_t)((e->srv + 1u) % b->nservers);
-		b->tot.c[KL_BC_MOVED]++;
-		b->srv[e->srv].moved_in++;
-	}
 	if (b->cfg.backoff_ms) {
 		b->tot.c[KL_BC_BACKOFFS]++;
 		wait_push(b, now_ns + kl_burst_jitter_ns(&b->rng, kl_burst_backoff_ns(b->cfg.backoff_ms, t)),
