@@ -100,10 +100,11 @@ static int run_elect(char **argv)
 			    st.lost != last.lost)
 				printf("c %" PRIu64 " role=%s leader=%s term=%" PRId64
 				       " elected=%" PRIu64 " lost=%" PRIu64 " keepalives=%" PRIu64
-				       " failures=%" PRIu64 " error=%s\n",
+				       " failures=%" PRIu64 " since=%" PRId64 " error=%s\n",
 				       now, kl_elect_role_name(st.role), st.leader[0] ? st.leader : "-",
 				       st.term, st.elected, st.lost, st.keepalives,
-				       st.keepalive_failures, st.error[0] ? st.error : "-");
+				       st.keepalive_failures, st.elected_revision,
+				       st.error[0] ? st.error : "-");
 			last = st;
 		}
 		kl_elect_run(e);

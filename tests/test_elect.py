@@ -133,6 +133,8 @@ def election(ck, driver, cl):
         if not l2:
             return
         ck.check(int(l2.last_change().get('term', 0)) > term1, 'the new term is higher')
+        ck.check(int(l2.last_change().get('since', 0)) > int(l2.last_change().get('term', 0)),
+                 f'elected at a revision after the old key was deleted: {l2.last_change()}')
 
         # two campaigners left: the leader paused past its TTL
         l3 = [c for c in others if c is not l2][0]

@@ -37,6 +37,7 @@ struct kl_elect {
 	enum kl_elect_role role;
 	char leader[KL_ELECT_NAME_MAX + 1];
 	int64_t term;
+	int64_t elected_rev;
 
 	/* the predecessor's watch */
 	struct kl_etcd_watch *w;
@@ -250,8 +251,10 @@ static void check(struct kl_elect *e, uint64_t now)
 		e->term = 0;
 	}
 	if (own && low == own && now < e->valid_until) {
-		if (e->role != KL_ELECT_LEADER)
+		if (e->role != KL_ELECT_LEADER) {
 			e->elected++;
+			e->elected_rev = r.hdr.revision;
+		}
 		e->role = KL_ELECT_LEADER;
 		drop_watch(e);
 	} else {
@@ -461,4 +464,5 @@ void kl_elect_status(struct kl_elect *e, struct kl_elect_status *out)
 	out->keepalives = e->keepalives;
 	out->keepalive_failures = e->keepalive_failures;
 	memcpy(out->error, e->error, sizeof(out->error));
+	out->elected_revision = e->role == KL_ELECT_LEADER ? e->elected_rev : 0;
 }

@@ -68,6 +68,10 @@ struct kl_elect_status {
 	uint64_t elected, lost;		    /* times this node became / stopped being leader */
 	uint64_t keepalives, keepalive_failures;
 	char error[256];		    /* the last etcd error, "" when the last call worked */
+	/* leader: etcd's revision of the read that made this node leader. Every write of an
+	 * earlier leader has a lower revision (it lost its lease, and its key, before): a new
+	 * leader acts once its replica has applied at least this revision. */
+	int64_t elected_revision;
 };
 
 struct kl_elect;
