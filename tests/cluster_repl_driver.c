@@ -7,7 +7,7 @@
  *
  * writes: a store with the replicator, writes of every kind through kl_write and the store (put
  *   UE, groups, services, group twice, e2m pushes and key deletes, emse, appid, pair, delete, NAF
- *   key and blocklist, a batch of 1,000 puts = 8 transactions): etcd holds under PREFIX/kv/
+ *   key and blocklist, a batch of 1,000 puts = 8 transactions over 3 connections): etcd holds under PREFIX/kv/
  *   exactly the LMDB records, each at the mod_revision the entry is stamped with, and nothing
  *   for the deleted ones; every db name of the store is a catalogue key.
  * conflict: two stores (same KEK, one catalogue) doing read-modify-write of one entry: the one
@@ -15,8 +15,8 @@
  *   applied the catalogue's record it succeeds. Same for a group created on both, an e2m ring.
  * down PID: a write succeeds, etcd (PID) is killed: a write through kl_write is -ENOTCONN with
  *   "cluster: ..." in the message, LMDB and the key table untouched; a batch the same.
- * bench N BATCH: N UEs through kl_write in store batches of BATCH (the Diameter feed's way:
- *   stage, commit, apply): durable pushes/s and the commit latency.
+ * bench N BATCH PARALLEL: N UEs through kl_write in store batches of BATCH (the Diameter feed's
+ *   way: stage, commit, apply), PARALLEL connections: durable pushes/s, the commit latency.
  * Each prints "name=value" figures and "PASS" (exit 0), or "FAIL: ..." (exit 1).
  */
 #include <errno.h>
@@ -60,12 +60,12 @@ static char *eps[KL_ETCD_MAX_ENDPOINTS];
 static size_t n_eps;
 static unsigned seq;
 
+static struct kl_etcd_opts opts;
+
 static struct kl_etcd *client(void)
 {
-	struct kl_etcd_opts o = { .endpoints = (const char *const *)eps, .n_endpoints = n_eps,
-				  .request_timeout_ms = 3000 };
 	char err[256];
-	struct kl_etcd *c = kl_etcd_new(&o, err, sizeof(err));
+	struct kl_etcd *c = kl_etcd_new(&opts, err, sizeof(err));
 
 	CHECK(c, "etcd client: %s", err);
 	return c;
@@ -94,7 +94,7 @@ struct node {
 	struct kl_writer wr;
 };
 
-static void node_open(struct node *n, uint32_t max)
+static void node_open(struct node *n, uint32_t max, unsigned parallel)
 {
 	struct kl_store_params p = { .kek_file = kek, .create_if_missing = 1 };
 	char path[512], err[512];
@@ -106,6 +106,8 @@ static void node_open(struct node *n, uint32_t max)
 	n->c = client();
 	n->r = kl_cluster_repl_new(n->c, prefix, err, sizeof(err));
 	CHECK(n->r, "replicator: %s", err);
+	CHECK(!kl_cluster_repl_set_parallel(n->r, &opts, parallel, err, sizeof(err)), "parallel: %s",
+	      err);
 	kl_store_set_repl(n->s, &kl_cluster_repl_ops, n->r);
 	n->t = table(max);
 	n->wr = (struct kl_writer){ .table = n->t, .store = n->s, .e2m_ring = 4 };
@@ -264,7 +266,7 @@ static void sc_writes(void)
 	char id[32];
 	double t0;
 
-	node_open(&n, 2048);
+	node_open(&n, 2048, 3);
 	/* every db name of the store is a catalogue key (the codec keeps its own list) */
 	for (int k = 0; k < KL_TK__COUNT; k++) {
 		char ek[512], db[16];
@@ -360,8 +362,8 @@ static void sc_conflict(void)
 	uint8_t gk[5];
 	unsigned ng;
 
-	node_open(&a, 64);
-	node_open(&b, 64);
+	node_open(&a, 64, 1);
+	node_open(&b, 64, 1);
 	CHECK(kl_write_ue(&w, ID("shared@c"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&a, &w, 0);
 	follow(&b, "ue", ID("shared@c"));
@@ -411,7 +413,7 @@ static void sc_down(pid_t pid)
 	double t0;
 	int rc;
 
-	node_open(&n, 64);
+	node_open(&n, 64, 2);
 	CHECK(kl_write_ue(&w, ID("before@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&n, &w, 0);
 	CHECK(kill(pid, SIGKILL) == 0, "kill %d", (int)pid);
@@ -459,7 +461,7 @@ static void sc_down(pid_t pid)
 	node_close(&n);
 }
 
-static void sc_bench(unsigned total, unsigned batch)
+static void sc_bench(unsigned total, unsigned batch, unsigned parallel)
 {
 	struct kl_cluster_repl_stats st;
 	struct kl_write_result res;
@@ -468,7 +470,7 @@ static void sc_bench(unsigned total, unsigned batch)
 	double t0, dt;
 
 	CHECK(w, "no memory");
-	node_open(&n, total + 16);
+	node_open(&n, total + 16, parallel);
 	t0 = now_s();
 	for (unsigned done = 0; done < total;) {
 		unsigned m = total - done < batch ? total - done : batch;
@@ -494,10 +496,11 @@ static void sc_bench(unsigned total, unsigned batch)
 	dt = now_s() - t0;
 	kl_cluster_repl_stats(n.r, &st);
 	EQ(kl_table_count(n.t, KL_TK_UE), total, n.s);
-	printf("pushes=%u batch=%u seconds=%.2f pushes_per_s=%.0f commits=%" PRIu64
-	       " txns=%" PRIu64 " commit_ms_mean=%.1f commit_ms_max=%.1f\n",
-	       total, batch, dt, total / dt, st.commits, st.txns,
+	printf("run=parallel %u, %u pushes in batches of %u: %.2f s, %" PRIu64 " commits, %" PRIu64
+	       " txns, commit mean %.1f ms, max %.1f ms\n",
+	       parallel, total, batch, dt, st.commits, st.txns,
 	       st.commits ? st.lat_us_sum / 1e3 / (double)st.commits : 0.0, st.lat_us_max / 1e3);
+	printf("pushes_per_s=%.0f\n", total / dt);
 	EQ(compare_catalogue(n.c, n.s), total, n.s);
 	free(w);
 	node_close(&n);
@@ -519,6 +522,8 @@ int main(int argc, char **argv)
 	for (char *e = strtok_r(list, ",", &save); e && n_eps < KL_ETCD_MAX_ENDPOINTS;
 	     e = strtok_r(NULL, ",", &save))
 		eps[n_eps++] = e;
+	opts = (struct kl_etcd_opts){ .endpoints = (const char *const *)eps, .n_endpoints = n_eps,
+				      .request_timeout_ms = 3000 };
 	prefix = argv[3];
 	dir = argv[4];
 	kek = argv[5];
@@ -535,8 +540,8 @@ int main(int argc, char **argv)
 		sc_conflict();
 	else if (!strcmp(argv[1], "down") && argc > 6)
 		sc_down((pid_t)atoi(argv[6]));
-	else if (!strcmp(argv[1], "bench") && argc > 7)
-		sc_bench((unsigned)atoi(argv[6]), (unsigned)atoi(argv[7]));
+	else if (!strcmp(argv[1], "bench") && argc > 8)
+		sc_bench((unsigned)atoi(argv[6]), (unsigned)atoi(argv[7]), (unsigned)atoi(argv[8]));
 	else
 		fail("unknown scenario %s", argv[1]);
 	printf("PASS\n");
