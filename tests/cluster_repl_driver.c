@@ -13,8 +13,11 @@
  * conflict: two stores (same KEK, one catalogue) doing read-modify-write of one entry: the one
  *   that read an old record gets -EAGAIN ("changed meanwhile"), its LMDB unchanged; after it
  *   applied the catalogue's record it succeeds. Same for a group created on both, an e2m ring.
- * down PID: a write succeeds, etcd (PID) is killed: a write through kl_write is -ENOTCONN with
- *   "cluster: ..." in the message, LMDB and the key table untouched; a batch the same.
+ * down PID: a write succeeds; etcd (PID) stopped (SIGSTOP): a write is -ETIMEDOUT (outcome
+ *   unknown); etcd killed: a write through kl_write is -ENOTCONN with "cluster: ..." in the
+ *   message; LMDB and the key table untouched in both; a batch the same.
+ * quorum: two of three members killed by the harness: writes refused (-ENOTCONN or -ETIMEDOUT,
+ *   "cluster: etcd ...") in bounded time, LMDB and the key table untouched.
  * bench N BATCH PARALLEL: N UEs through kl_write in store batches of BATCH (the Diameter feed's
  *   way: stage, commit, apply), PARALLEL connections: durable pushes/s, the commit latency.
  * Each prints "name=value" figures and "PASS" (exit 0), or "FAIL: ..." (exit 1).
@@ -413,9 +416,21 @@ static void sc_down(pid_t pid)
 	double t0;
 	int rc;
 
+	opts.request_timeout_ms = 1000;
 	node_open(&n, 64, 2);
 	CHECK(kl_write_ue(&w, ID("before@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&n, &w, 0);
+	/* etcd stopped (not dead): the request is sent, no answer: outcome unknown */
+	CHECK(kill(pid, SIGSTOP) == 0, "stop %d", (int)pid);
+	CHECK(kl_write_ue(&w, ID("maybe@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
+	rc = kl_write_do(&n.wr, &w, &res);
+	kl_write_wipe(&w);
+	kill(pid, SIGCONT);
+	printf("unknown_message=%s\n", res.msg);
+	CHECK(rc == -ETIMEDOUT && strstr(res.msg, "cluster: ") && strstr(res.msg, "unknown"),
+	      "write with etcd stopped: %d, want -ETIMEDOUT: %s", rc, res.msg);
+	EQ(kl_store_has(n.s, KL_TK_UE, ID("maybe@d")), 0, n.s);
+	EQ(kl_table_count(n.t, KL_TK_UE), 1, n.s);
 	CHECK(kill(pid, SIGKILL) == 0, "kill %d", (int)pid);
 	t0 = now_s();
 	while (kl_etcd_status(n.c, &es) == 0 && now_s() - t0 < 10)
@@ -457,7 +472,41 @@ static void sc_down(pid_t pid)
 	EQ(kl_store_naf_put(n.s, &nk, K32), -ENOTCONN, n.s);
 	kl_cluster_repl_stats(n.r, &st);
 	EQ(st.unreachable, 5, n.s);
+	EQ(st.unknown, 1, n.s);
 	EQ(st.commits, 1, n.s);
+	node_close(&n);
+}
+
+/* Two of three members gone (the harness killed them): refused with a clear error in bounded
+ * time, LMDB and the key table untouched; the remaining member may say "no leader" (-ENOTCONN)
+ * or time out before it knows (-ETIMEDOUT). */
+static void sc_quorum(void)
+{
+	struct kl_write_result res;
+	struct kl_write w;
+	struct node n;
+	double t0;
+	int rc;
+
+	opts.request_timeout_ms = 2000;
+	node_open(&n, 64, 1);
+	for (unsigned i = 0; i < 3; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "noquorum-%u@q", i);
+		t0 = now_s();
+		CHECK(kl_write_ue(&w, ID(id), K32, 32, &G1, 1, 0, 0) == 0, "ue");
+		rc = kl_write_do(&n.wr, &w, &res);
+		kl_write_wipe(&w);
+		printf("quorum_refusal_%u_ms=%.0f\nquorum_message_%u=%s\n", i, (now_s() - t0) * 1e3, i,
+		       res.msg);
+		CHECK((rc == -ENOTCONN || rc == -ETIMEDOUT) && strstr(res.msg, "cluster: etcd") &&
+			      (rc == -ENOTCONN || strstr(res.msg, "no leader")),
+		      "write without quorum: %d: %s", rc, res.msg);
+		CHECK(now_s() - t0 < 3 * 2.5 + 2.5, "refused in bounded time");
+		EQ(kl_store_has(n.s, KL_TK_UE, ID(id)), 0, n.s);
+	}
+	EQ(kl_table_count(n.t, KL_TK_UE), 0, n.s);
 	node_close(&n);
 }
 
@@ -540,6 +589,8 @@ int main(int argc, char **argv)
 		sc_conflict();
 	else if (!strcmp(argv[1], "down") && argc > 6)
 		sc_down((pid_t)atoi(argv[6]));
+	else if (!strcmp(argv[1], "quorum"))
+		sc_quorum();
 	else if (!strcmp(argv[1], "bench") && argc > 8)
 		sc_bench((unsigned)atoi(argv[6]), (unsigned)atoi(argv[7]), (unsigned)atoi(argv[8]));
 	else

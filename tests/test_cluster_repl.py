@@ -11,7 +11,8 @@ killed: -ENOTCONN, LMDB and the key table untouched).
 GROUP bench: durable pushes/s through etcd with one writer: 10,000 UEs through kl_write in
 batches of 256 (the Diameter feed's KL_FEED_BATCH) and 1024, the transactions of a commit one
 after the other or over several connections at once, etcd's data on disk (fsync on), against one
-member and against three; the figures are printed.
+member and against three; the figures are printed. Then two of the three members are killed (a
+follower and the leader): writes are refused with a clear error in bounded time.
 """
 import os
 import shutil
@@ -57,6 +58,11 @@ def group_bench(ck, driver, etcd, work):
                                    par, timeout=300)
                     print(f'  {members} member(s), batch {batch}, {par} connection(s): '
                           f'{f.get("pushes_per_s", "?")} durable pushes/s', flush=True)
+                if members == 3:  # two of three gone: writes refused, clearly, in bounded time
+                    leader = cl.leader()
+                    for i in [j for j in range(3) if j != leader][:1] + [leader]:
+                        cl.kill(i)
+                    run_driver(ck, driver, 'quorum', cl.client, '/keyline/q', work, kek)
             finally:
                 cl.stop()
     finally:

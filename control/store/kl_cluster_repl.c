@@ -150,10 +150,22 @@ static int etcd_fail(struct wk *w, int rc)
 		e = -ENOTCONN;
 		snprintf(err, errlen, "etcd unreachable, nothing written: %s", m);
 		break;
-	case KL_ETCD_EUNKNOWN:
+	case KL_ETCD_EUNKNOWN: {
+		struct kl_etcd_status st;
+		char msg[200];
+
 		e = -ETIMEDOUT;
-		snprintf(err, errlen, "etcd did not answer in time, the outcome is unknown: %s", m);
+		snprintf(msg, sizeof(msg), "%s", m);
+		/* a member without a leader holds a proposal until the client gives up: say so
+		 * first (status needs no quorum) */
+		if (kl_etcd_status(w->c, &st) == 0 && !st.leader)
+			snprintf(err, errlen, "etcd has no leader (quorum lost at %s): the outcome "
+				 "is unknown: %s", kl_etcd_endpoint(w->c), msg);
+		else
+			snprintf(err, errlen, "etcd did not answer in time, the outcome is unknown: "
+				 "%s", msg);
 		break;
+	}
 	case KL_ETCD_ESERVER:
 		if (strstr(m, "no leader") || strstr(m, "server stopped") ||
 		    strstr(m, "not capable") || strstr(m, "too many requests")) {
