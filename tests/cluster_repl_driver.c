@@ -191,6 +191,16 @@ static void recs_free(struct recs *rs)
 	free(rs->r);
 }
 
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+	int c = strcmp(x->db, y->db);
+
+	if (!c)
+		c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
 /* etcd under PREFIX/kv/ holds exactly the store's live records at their stamps. @return how
  * many keys it holds. */
 static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
@@ -203,6 +213,7 @@ static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
 	int more = 1;
 
 	EQ(kl_store_each_record(s, collect, &rs), 0, s);
+	qsort(rs.r, rs.n, sizeof(*rs.r), rec_cmp);
 	snprintf(pfx, sizeof(pfx), "%s/kv/", prefix);
 	while (more) {
 		struct kl_etcd_range g;
@@ -212,25 +223,22 @@ static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
 		rev = g.hdr.revision;
 		for (size_t i = 0; i < g.n; i++) {
 			struct kl_etcd_kv *kv = &g.kvs[i];
-			uint8_t key[KL_TABLE_ID_MAX];
-			size_t klen, j;
-			char db[16];
+			struct rec want, *got;
+			size_t j;
 
-			CHECK(!kl_cluster_key_parse(prefix, kv->key, kv->key_len, db, key, sizeof(key),
-						    &klen),
+			CHECK(!kl_cluster_key_parse(prefix, kv->key, kv->key_len, want.db, want.key,
+						    sizeof(want.key), &want.klen),
 			      "etcd key #%zu is not a catalogue key", keys + 1);
-			for (j = 0; j < rs.n; j++)
-				if (!strcmp(rs.r[j].db, db) && rs.r[j].klen == klen &&
-				    !memcmp(rs.r[j].key, key, klen))
-					break;
-			CHECK(j < rs.n, "etcd holds a %s entry the store does not", db);
-			CHECK(rs.r[j].val, "etcd holds a %s entry the store deleted", db);
+			got = bsearch(&want, rs.r, rs.n, sizeof(*rs.r), rec_cmp);
+			CHECK(got, "etcd holds a %s entry the store does not", want.db);
+			j = (size_t)(got - rs.r);
+			CHECK(rs.r[j].val, "etcd holds a %s entry the store deleted", want.db);
 			CHECK(rs.r[j].vlen == kv->value_len &&
 				      !memcmp(rs.r[j].val, kv->value, kv->value_len),
-			      "a %s record differs between etcd and LMDB", db);
+			      "a %s record differs between etcd and LMDB", want.db);
 			CHECK(rs.r[j].rev == kv->mod_revision,
-			      "a %s entry is stamped %" PRId64 ", etcd's mod_revision is %" PRId64, db,
-			      rs.r[j].rev, kv->mod_revision);
+			      "a %s entry is stamped %" PRId64 ", etcd's mod_revision is %" PRId64,
+			      want.db, rs.r[j].rev, kv->mod_revision);
 			rs.r[j].seen = 1;
 			keys++;
 		}
