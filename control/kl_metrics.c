@@ -388,6 +388,18 @@ static void render_naf(struct out *o, const struct kl_stats_view *v)
 	       "HTTP, old TLS versions, no common cipher) and silent clients.");
 	put(o, P "naf_connections_without_request_total %" PRIu64 "\n",
 	    __atomic_load_n(&ns->conn_no_request, __ATOMIC_RELAXED));
+	family(o, P "naf_tls_handshakes_failed_total", "counter",
+	       "NAF Key Center TLS handshakes that failed (GnuTLS error: plain HTTP, old TLS "
+	       "versions, no common cipher, aborted by the client).");
+	put(o, P "naf_tls_handshakes_failed_total %" PRIu64 "\n",
+	    __atomic_load_n(&ns->tls_failed, __ATOMIC_RELAXED));
+	family(o, P "naf_client_cert_refused_total", "counter",
+	       "NAF Key Center requests refused (403) for their client certificate: missing, or "
+	       "not verified by the route's CA (another CA, revoked, expired).");
+	put(o, P "naf_client_cert_refused_total{reason=\"missing\"} %" PRIu64 "\n",
+	    __atomic_load_n(&ns->cert_missing, __ATOMIC_RELAXED));
+	put(o, P "naf_client_cert_refused_total{reason=\"not_verified\"} %" PRIu64 "\n",
+	    __atomic_load_n(&ns->cert_refused, __ATOMIC_RELAXED));
 	family(o, P "naf_connections_timed_out_total", "counter",
 	       "NAF Key Center connections closed for a request not complete in time.");
 	put(o, P "naf_connections_timed_out_total %" PRIu64 "\n",
