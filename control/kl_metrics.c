@@ -416,6 +416,10 @@ static void render_naf(struct out *o, const struct kl_stats_view *v)
 	put(o, P "naf_zn_cache_hits_total %" PRIu64 "\n", zs.cache_hits);
 	family(o, P "naf_zn_sent_total", "counter", "Bootstrapping-Info-Requests sent to the BSF.");
 	put(o, P "naf_zn_sent_total %" PRIu64 "\n", zs.sent);
+	family(o, P "naf_zn_coalesced_total", "counter",
+	       "Ks_(ext)_NAF cache misses that waited for a BIR in flight for the same B-TID and "
+	       "NAF_Id instead of sending their own.");
+	put(o, P "naf_zn_coalesced_total %" PRIu64 "\n", zs.coalesced);
 	family(o, P "naf_zn_answered_total", "counter",
 	       "Bootstrapping-Info-Answers received from the BSF.");
 	put(o, P "naf_zn_answered_total %" PRIu64 "\n", zs.answered);

@@ -92,11 +92,13 @@ static void usage(FILE *f)
 		"  bsf --port P --ues N --seed S --ue-file FILE [--runs R (1)] [--ks-lifetime S (3600)]\n"
 		"      [--expired I,...] [--not-authorised I,...]\n"
 		"      [--bad-answer no-key|short-key|no-expiry:I,...] (options repeatable)\n"
-		"      [--bsf-domain D (bsf.keyline.test)]\n"
+		"      [--bsf-domain D (bsf.keyline.test)] [--bir-log FILE]\n"
 		"                               the BSF (TS 29.109 Zn server): listens on P, bootstraps N\n"
 		"                               UEs R times (Milenage, B-TID = base64(RAND)@D), writes\n"
 		"                               what the MT holds to FILE (0600, TEST KEYS), answers\n"
-		"                               Bootstrapping-Info-Requests until SIGTERM (no --peer)\n"
+		"                               Bootstrapping-Info-Requests until SIGTERM (no --peer);\n"
+		"                               --bir-log: one line per BIR answered (B-TID, NAF-Id in\n"
+		"                               hex, what the answer was)\n"
 		"exit: 0 success, 1 refused or unanswered, 2 bad arguments, 3 no connection\n");
 }
 
@@ -821,6 +823,7 @@ static struct {
 	struct kl_zn_dict dict;
 	pthread_mutex_t m;
 	uint64_t ok, unknown, not_auth, expired, bad, missing;
+	FILE *bir_log; /* --bir-log */
 } g_bsf = { .m = PTHREAD_MUTEX_INITIALIZER };
 
 static int bsf_cmp(const void *a, const void *b)
@@ -986,6 +989,21 @@ send:
 	}
 	pthread_mutex_lock(&g_bsf.m);
 	(*count)++;
+	if (g_bsf.bir_log) {
+		static const char *const what[] = { "ok", "unknown", "not_authorised", "expired",
+						    "bad_answer", "missing_avp" };
+		uint64_t *all[] = { &g_bsf.ok,	    &g_bsf.unknown, &g_bsf.not_auth,
+				    &g_bsf.expired, &g_bsf.bad,	    &g_bsf.missing };
+		size_t w = 0;
+
+		while (w < 5 && all[w] != count)
+			w++;
+		fprintf(g_bsf.bir_log, "%.*s ", (int)tl, (const char *)tid);
+		for (size_t i = 0; i < nl; i++)
+			fprintf(g_bsf.bir_log, "%02x", naf[i]);
+		fprintf(g_bsf.bir_log, "%s %s\n", nl ? "" : "-", what[w]);
+		fflush(g_bsf.bir_log);
+	}
 	pthread_mutex_unlock(&g_bsf.m);
 	return fd_msg_send(&ans, NULL, NULL);
 }
@@ -1043,6 +1061,8 @@ static int run_bsf(struct kl_diameter_params *p)
 	runs = get("runs") ? number("runs", get("runs"), 10, 100) : 1;
 	life = get("ks-lifetime") ? number("ks-lifetime", get("ks-lifetime"), 10, 100000000) : 3600;
 	domain = get("bsf-domain") ? get("bsf-domain") : "bsf.keyline.test";
+	if (get("bir-log") && !(g_bsf.bir_log = fopen(get("bir-log"), "a")))
+		die("--bir-log: %s", strerror(errno));
 	if (!n || !runs || !life)
 		die("--ues, --runs and --ks-lifetime: at least 1");
 	if (!*domain || strlen(domain) > 60 || strpbrk(domain, "\"\\@ "))

@@ -193,13 +193,18 @@ struct zn_entry {
 	uint8_t id[]; /* B-TID || NAF_Id || IMPI (only as long as they are) */
 };
 
+/* One BIR in flight: its sender (the leader), its callback and the callers that asked for the
+ * same (B-TID, NAF_Id) meanwhile (followers) each hold a reference. */
 struct zn_pending {
-	struct zn_pending *prev, *next; /* callers waiting (z->waiting) */
+	struct zn_pending *prev, *next; /* BIRs in flight (z->waiting), until the leader returns */
 	struct kl_zn *z;
-	pthread_cond_t cv;
+	pthread_cond_t cv; /* broadcast when done */
 	int done, refs;
 	uint64_t t0_us;
 	struct kl_zn_answer ans;
+	uint32_t hash;
+	uint16_t btid_len, naf_len;
+	uint8_t id[KL_ZN_BTID_MAX + KL_ZN_NAF_ID_MAX]; /* B-TID || NAF_Id */
 };
 
 struct kl_zn {
@@ -218,7 +223,8 @@ struct kl_zn {
 	struct kl_kwp_key *kek;
 	struct kl_zn_stats st;
 	struct zn_pending *waiting;
-	unsigned inflight; /* BIRs whose callback has not run yet */
+	unsigned inflight;  /* BIRs whose callback has not run yet */
+	unsigned followers; /* callers waiting on another caller's BIR */
 	int stopping;
 };
 
@@ -563,7 +569,7 @@ static void pending_finish(struct zn_pending *p, const struct kl_zn_answer *a, i
 	if (!p->done) {
 		p->ans = *a;
 		p->done = 1;
-		pthread_cond_signal(&p->cv);
+		pthread_cond_broadcast(&p->cv);
 	}
 	z->inflight--;
 	if (!z->inflight)
@@ -639,17 +645,81 @@ static enum kl_zn_status finish(struct kl_zn *z, struct kl_zn_answer *out, enum 
 	return st;
 }
 
+/* Under z->lock: the unexpired cache entry of the pair copied to out (1), else 0 (an expired
+ * one dropped). */
+static int cache_get(struct kl_zn *z, uint32_t h, const char *btid, size_t bl, const uint8_t *naf,
+		     size_t nl, struct kl_zn_answer *out)
+{
+	struct zn_entry *e = entry_find(z, h, btid, bl, naf, nl);
+
+	if (!e)
+		return 0;
+	if (e->expiry > unix_now() &&
+	    kl_kwp_unwrap(z->kek, e->wrapped, sizeof(e->wrapped), out->ks_naf,
+			  sizeof(out->ks_naf)) == KL_ZN_KEY_LEN) {
+		out->result_code = e->result_code;
+		out->expiry = e->expiry;
+		out->created = e->created;
+		out->gba_type = e->gba_type;
+		memcpy(out->impi, e->id + bl + nl, e->impi_len);
+		out->impi[e->impi_len] = 0;
+		out->cached = 1;
+		z->st.cache_hits++;
+		finish(z, out, KL_ZN_OK);
+		return 1;
+	}
+	entry_drop(z, e);
+	return 0;
+}
+
+/* Under z->lock: the BIR in flight for the pair, if any. */
+static struct zn_pending *pending_find(struct kl_zn *z, uint32_t h, const char *btid, size_t bl,
+				       const uint8_t *naf, size_t nl)
+{
+	for (struct zn_pending *p = z->waiting; p; p = p->next)
+		if (!p->done && p->hash == h && p->btid_len == bl && p->naf_len == nl &&
+		    !memcmp(p->id, btid, bl) && !memcmp(p->id + bl, naf, nl))
+			return p;
+	return NULL;
+}
+
+/* Under z->lock: wait for the BIR p another caller sent (its leader ends it within timeout_ms:
+ * answer, expiry, its own deadline, or stop) and take its answer. */
+static enum kl_zn_status follow(struct kl_zn *z, struct zn_pending *p, struct kl_zn_answer *out)
+{
+	struct timespec dl;
+
+	p->refs++;
+	z->followers++;
+	z->st.coalesced++;
+	deadline(CLOCK_MONOTONIC, z->timeout_ms + 1000, &dl); /* a bound: the leader ends first */
+	while (!p->done && !z->stopping)
+		if (pthread_cond_timedwait(&p->cv, &z->lock, &dl) == ETIMEDOUT)
+			break;
+	if (p->done) {
+		*out = p->ans;
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->status = KL_ZN_UNREACHABLE;
+	}
+	out->cached = 0;
+	z->followers--;
+	if (z->stopping)
+		pthread_cond_broadcast(&z->idle);
+	finish(z, out, out->status);
+	pending_release(p);
+	return out->status;
+}
+
 enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *naf_id,
 			    size_t naf_len, struct kl_zn_answer *out)
 {
-	struct zn_pending *p;
-	struct zn_entry *e;
+	struct zn_pending *p, *q = NULL;
 	struct timespec dl;
 	pthread_condattr_t ca;
 	struct msg *m = NULL;
 	size_t bl;
 	uint32_t h;
-	uint64_t now;
 	int rc;
 
 	if (!out)
@@ -669,24 +739,14 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 		return KL_ZN_UNKNOWN;
 	}
 	h = id_hash(z->seed, btid, bl, naf_id, naf_len);
-	now = unix_now();
-	if ((e = entry_find(z, h, btid, bl, naf_id, naf_len))) {
-		if (e->expiry > now && kl_kwp_unwrap(z->kek, e->wrapped, sizeof(e->wrapped),
-						     out->ks_naf, sizeof(out->ks_naf)) ==
-					       KL_ZN_KEY_LEN) {
-			out->result_code = e->result_code;
-			out->expiry = e->expiry;
-			out->created = e->created;
-			out->gba_type = e->gba_type;
-			memcpy(out->impi, e->id + bl + naf_len, e->impi_len);
-			out->impi[e->impi_len] = 0;
-			out->cached = 1;
-			z->st.cache_hits++;
-			finish(z, out, KL_ZN_OK);
-			pthread_mutex_unlock(&z->lock);
-			return KL_ZN_OK;
-		}
-		entry_drop(z, e);
+	if (cache_get(z, h, btid, bl, naf_id, naf_len, out)) {
+		pthread_mutex_unlock(&z->lock);
+		return KL_ZN_OK;
+	}
+	if ((p = pending_find(z, h, btid, bl, naf_id, naf_len))) {
+		follow(z, p, out);
+		pthread_mutex_unlock(&z->lock);
+		return out->status;
 	}
 	pthread_mutex_unlock(&z->lock);
 
@@ -702,6 +762,11 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	}
 	p->z = z;
 	p->refs = 2;
+	p->hash = h;
+	p->btid_len = (uint16_t)bl;
+	p->naf_len = (uint16_t)naf_len;
+	memcpy(p->id, btid, bl);
+	memcpy(p->id + bl, naf_id, naf_len);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
@@ -717,6 +782,18 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 		pthread_cond_destroy(&p->cv);
 		free(p);
 		return KL_ZN_UNREACHABLE;
+	}
+	/* another caller's BIR for the pair went out or came back while the lock was free */
+	if (cache_get(z, h, btid, bl, naf_id, naf_len, out) ||
+	    (q = pending_find(z, h, btid, bl, naf_id, naf_len))) {
+		if (q)
+			follow(z, q, out);
+		pthread_mutex_unlock(&z->lock);
+		fd_msg_free(m);
+		pthread_cond_destroy(&p->cv);
+		kl_memzero(p, sizeof(*p));
+		free(p);
+		return out->status;
 	}
 	p->next = z->waiting;
 	if (p->next)
@@ -750,8 +827,12 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	if (p->done) {
 		*out = p->ans;
 	} else {
-		/* no answer in time (or stopping): the callback still comes, and is ignored */
+		/* no answer in time (or stopping): the callback still comes, and is ignored; the
+		 * followers get the same */
 		p->done = 1;
+		memset(&p->ans, 0, sizeof(p->ans));
+		p->ans.status = KL_ZN_UNREACHABLE;
+		pthread_cond_broadcast(&p->cv);
 		memset(out, 0, sizeof(*out));
 		out->status = KL_ZN_UNREACHABLE;
 	}
@@ -827,12 +908,12 @@ void kl_zn_stop(struct kl_zn *z)
 	pthread_mutex_lock(&z->lock);
 	z->stopping = 1;
 	for (struct zn_pending *p = z->waiting; p; p = p->next)
-		pthread_cond_signal(&p->cv);
+		pthread_cond_broadcast(&p->cv);
 	/* the callbacks of BIRs in flight use z: wait for them (freeDiameter expires each within
 	 * timeout_ms), and never free z under a callback still to come */
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += z->timeout_ms / 1000 + 2;
-	while (z->inflight || z->waiting)
+	while (z->inflight || z->waiting || z->followers)
 		if (pthread_cond_timedwait(&z->idle, &z->lock, &dl) == ETIMEDOUT) {
 			leak = 1;
 			break;
