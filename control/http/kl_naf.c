@@ -322,17 +322,6 @@ static bool rate_ok(struct kl_naf *n, const struct conn *k)
 
 /* ---- the routes ----------------------------------------------------------------------------- */
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-	static const char h[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = h[b[i] >> 4];
-		out[2 * i + 1] = h[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static void b64_of(const uint8_t *b, size_t n, char *out)
 {
 	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -448,7 +437,7 @@ static enum MHD_Result issue(struct kl_naf *n, struct MHD_Connection *c, struct 
 				  irc == KL_NAF_FULL ? "the Key Center holds as many keys as it may"
 						     : "the key could not be stored");
 	}
-	hex_of(nid->id, nid->len, nafhex);
+	kl_hex(nid->id, nid->len, nafhex);
 	b64_of(key, sizeof(key), keyb64);
 	kl_memzero(key, sizeof(key));
 	et = (time_t)expiry;

@@ -24,6 +24,7 @@
 #include "kl_naf_keys.h"
 #include "kl_siphash.h"
 #include "kl_store.h"
+#include "kl_util.h"
 #include "kl_write.h"
 
 #define MAX_KEYS_DEFAULT 1000000u
@@ -1078,24 +1079,12 @@ static int get_arg(const json_t *req, const char *name, size_t max, int space_ok
 	return 0;
 }
 
-static int hex_of(const uint8_t *p, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[p[i] >> 4];
-		out[2 * i + 1] = hx[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-	return 0;
-}
-
 static int list_one(void *arg, const struct kl_naf_key_info *i)
 {
 	char naf[2 * KL_NAF_ID_MAX + 1], kcv[2 * KL_KCV_LEN + 1];
 
-	hex_of(i->naf_id, i->naf_len, naf);
-	hex_of(i->kcv, KL_KCV_LEN, kcv);
+	kl_hex(i->naf_id, i->naf_len, naf);
+	kl_hex(i->kcv, KL_KCV_LEN, kcv);
 	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "b_tid", i->btid,
 					     "naf_id", naf, "device_id", i->device_id, "kcv",
 					     kcv, "issued", (json_int_t)i->issued, "expiry",
