@@ -106,9 +106,7 @@ def setup():
     run([B + '/tools/keyline-population', '--seed', str(now), '--ues', str(a.ues), '--groups',
          '1', '--emses', '1', '--imsis', '1', '--appids', '0', '--period', '3600', '--now',
          str(now + 2208988800 + 1800), '-o', pop])
-    kek = os.path.join(tmp, 'kek')
-    with open(os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 'wb') as f:
-        f.write(os.urandom(32))
+    kek = kl_itest.write_kek(os.path.join(tmp, 'kek'))
     hport, dport, mport = free_port(), free_port(), free_port()
     kcert, kkey = dpki.cred('keylined.test')
     sock = os.path.join(tmp, 'memif.sock')

@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -78,10 +77,7 @@ class Env:
         self.dpki = Pki(work, leaves=(ME, BSF))
         self.naf = os.path.join(work, 'naf')
         subprocess.run([MKPKI, self.naf], check=True, capture_output=True, timeout=60)
-        self.kek = os.path.join(work, 'kek')
-        fd = os.open(self.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, os.urandom(32))
-        os.close(fd)
+        self.kek = kl_itest.write_kek(os.path.join(work, 'kek'))
         self.sock = os.path.join(work, 'admin.sock')
         self.dport, self.bport, self.hport, self.mport = (free_port() for _ in range(4))
         self.uport = kl_itest.free_udp_port()
@@ -158,17 +154,7 @@ class Env:
         return kd
 
     def admin(self, req):
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(self.sock)
-        s.sendall((json.dumps(req) + '\n').encode())
-        buf = b''
-        while not buf.endswith(b'\n'):
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
-        return json.loads(buf)
+        return kl_itest.admin(self.sock, req)
 
     def curl(self, body=None, who='device-0001', method=None, path='/v1/ks-local-mt',
              extra=(), scheme='https', timeout=20):
