@@ -91,7 +91,7 @@ static void usage(FILE *f)
 		"                               file gets the key the same population has under seed S\n"
 		"  bsf --port P --ues N --seed S --ue-file FILE [--runs R (1)] [--ks-lifetime S (3600)]\n"
 		"      [--expired I,...] [--not-authorised I,...]\n"
-		"      [--bad-answer no-key|short-key|no-expiry:I,...] (options repeatable)\n"
+		"      [--bad-answer no-key|short-key|no-expiry|dup-origin:I,...] (options repeatable)\n"
 		"      [--bsf-domain D (bsf.keyline.test)] [--bir-log FILE]\n"
 		"                               the BSF (TS 29.109 Zn server): listens on P, bootstraps N\n"
 		"                               UEs R times (Milenage, B-TID = base64(RAND)@D), writes\n"
@@ -887,7 +887,8 @@ enum bsf_mode {
 	BSF_NOT_AUTH,
 	BSF_NO_KEY,
 	BSF_SHORT_KEY,
-	BSF_NO_EXPIRY
+	BSF_NO_EXPIRY,
+	BSF_DUP_ORIGIN /* Origin-Host and Origin-Realm twice: the BIA breaks its command's rules */
 };
 
 struct bsf_ue {
@@ -936,8 +937,11 @@ static void bsf_marks(const char *name, uint8_t *marks, unsigned long long n)
 		} else if (!strncmp(s, "no-expiry:", 10)) {
 			mode = BSF_NO_EXPIRY;
 			s += 10;
+		} else if (!strncmp(s, "dup-origin:", 11)) {
+			mode = BSF_DUP_ORIGIN;
+			s += 11;
 		} else {
-			die("--bad-answer: want no-key|short-key|no-expiry:I,...");
+			die("--bad-answer: want no-key|short-key|no-expiry|dup-origin:I,...");
 		}
 		while (*s) {
 			size_t l = strcspn(s, ",");
@@ -1063,6 +1067,8 @@ static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, v
 	}
 	if (!rc)
 		rc = kl_dia_add_u32(ans, k->gba_type, 0); /* 3G GBA */
+	if (!rc && u->mode == BSF_DUP_ORIGIN)
+		rc = fd_msg_add_origin(ans, 0);
 send:
 	if (rc) {
 		fd_msg_free(ans);

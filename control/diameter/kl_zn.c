@@ -226,6 +226,7 @@ struct kl_zn {
 	unsigned inflight;  /* BIRs whose callback has not run yet */
 	unsigned followers; /* callers waiting on another caller's BIR */
 	int stopping;
+	struct fd_hook_hdl *dropped; /* BIAs freeDiameter's parser refused */
 };
 
 static const uint64_t lat_bounds_us[KL_ZN_LAT_BUCKETS - 1] = {
@@ -414,6 +415,9 @@ static int add_peer(struct kl_zn *z, const struct kl_zn_params *prm, char *err, 
 	return 0;
 }
 
+static void on_dropped(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+		       void *other, struct fd_hook_permsgdata *pmd, void *regdata);
+
 struct kl_zn *kl_zn_start(struct kl_diameter *d, const struct kl_zn_params *p, char *err,
 			  size_t errlen)
 {
@@ -473,12 +477,20 @@ struct kl_zn *kl_zn_start(struct kl_diameter *d, const struct kl_zn_params *p, c
 		kl_errf(err, errlen, "Zn: cannot advertise the application: %s", strerror(rc));
 		goto fail_lock;
 	}
-	if (add_peer(z, p, err, errlen))
+	if ((rc = fd_hook_register(HOOK_MASK(HOOK_MESSAGE_DROPPED), on_dropped, z, NULL,
+				   &z->dropped))) {
+		kl_errf(err, errlen, "Zn: cannot register the dropped-answer hook: %s",
+			strerror(rc));
 		goto fail_lock;
+	}
+	if (add_peer(z, p, err, errlen))
+		goto fail_hook;
 	kl_dia_log(KL_DIAMETER_LOG_INFO, "Zn: BSF %s (realm %s) at %s port %u, timeout %u ms",
 		   z->bsf, z->realm, p->bsf_address, (unsigned)(p->bsf_port ? p->bsf_port : 3868),
 		   z->timeout_ms);
 	return z;
+fail_hook:
+	fd_hook_unregister(z->dropped);
 fail_lock:
 	pthread_cond_destroy(&z->idle);
 	pthread_mutex_destroy(&z->lock);
@@ -611,6 +623,41 @@ static void on_expire(void *data, DiamId_t sentto, size_t len, struct msg **req)
 	memset(&a, 0, sizeof(a));
 	a.status = KL_ZN_UNREACHABLE;
 	pending_finish(p, &a, 0);
+}
+
+/*
+ * freeDiameter parses every answer against the dictionary before its callback; one that fails
+ * (an AVP whose length does not fit its type, a rule of the command such as one Origin-Host
+ * broken, an unknown mandatory AVP) is dropped with HOOK_MESSAGE_DROPPED, still associated with
+ * our request, and neither of the request's callbacks runs (the request is freed with it). The
+ * BIR's caller gets BAD_ANSWER now instead of UNREACHABLE at its timeout; both callbacks are
+ * cleared first, so that nothing completes the request twice.
+ */
+static void on_dropped(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+		       void *other, struct fd_hook_permsgdata *pmd, void *regdata)
+{
+	void (*anscb)(void *, struct msg **) = NULL;
+	void (*expcb)(void *, DiamId_t, size_t, struct msg **) = NULL;
+	struct msg *q = NULL;
+	struct msg_hdr *h = NULL;
+	struct kl_zn_answer a;
+	void *data = NULL;
+
+	(void)type;
+	(void)peer;
+	(void)other;
+	(void)pmd;
+	(void)regdata;
+	if (!msg || fd_msg_hdr(msg, &h) || (h->msg_flags & CMD_FLAG_REQUEST) ||
+	    h->msg_appl != KL_ZN_APP_ID || h->msg_code != KL_ZN_CMD_BOOTSTRAPPING_INFO)
+		return;
+	if (fd_msg_answ_getq(msg, &q) || !q || fd_msg_anscb_get(q, &anscb, &expcb, &data) ||
+	    anscb != on_answer || !data)
+		return;
+	fd_msg_anscb_reset(q, 1, 1);
+	memset(&a, 0, sizeof(a));
+	a.status = KL_ZN_BAD_ANSWER;
+	pending_finish(data, &a, 1);
 }
 
 static void list_remove(struct kl_zn *z, struct zn_pending *p)
@@ -927,6 +974,7 @@ void kl_zn_stop(struct kl_zn *z)
 			   z->inflight);
 		return;
 	}
+	fd_hook_unregister(z->dropped); /* waits for a callback running in it */
 	kl_kwp_free(z->kek);
 	free(z->kek);
 	free(z->buckets);
