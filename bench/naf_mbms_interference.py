@@ -22,7 +22,12 @@ not pinned by this script and may run on either CPU. So the loaded MBMS figure a
 kept: the worker's context switches and CPU say whether the worker itself was disturbed.
 
     bench/naf_mbms_interference.py [--build DIR] [--ues N] [--rounds R] [--devices D]
-                                   [--naf-threads T]
+                                   [--naf-threads T] [--goals] [--cold-ues C]
+--goals: instead, the issue's Key Center figures (keylined --io socket, its worker idle in poll, so
+that the process's CPU is the Key Center's; client and BSF on CPU 1): keys/s over
+keep-alive connections with the Zn cache warm, full mTLS handshakes/s (ECDSA P-256), and the Zn
+cache cold (C new B-TIDs, --ue-per-request) then warm (the same again); p50/p99 and the Key
+Center's CPU (keyline-burst --server-pid). The HTTPS pool has --naf-threads threads.
 Exit status 0 when every MBMS and NAF answer was verified and every figure was measured.
 """
 import argparse
@@ -48,9 +53,14 @@ ap.add_argument('--ues', type=int, default=400000, help='MBMS UEs per run')
 ap.add_argument('--rounds', type=int, default=3)
 ap.add_argument('--devices', type=int, default=32, help='NAF devices (certificates)')
 ap.add_argument('--naf-threads', type=int, default=1)
+ap.add_argument('--goals', action='store_true')
+ap.add_argument('--cold-ues', type=int, default=4000)
 a = ap.parse_args()
 B = os.path.abspath(a.build)
 tmp = tempfile.mkdtemp(prefix='kl-naf-mbms-')
+# the NAF client and the BSF: beside the Key Center (CPU 0) for the MBMS runs, on the other core
+# (the idle socket worker's) for --goals, so that CPU 0 is the Key Center's alone
+OTHER = '1' if a.goals else '0'
 NAF = b'naf.keyline.test' + bytes.fromhex('0100000002')
 live = []
 
@@ -91,9 +101,10 @@ def setup():
     dpki = Pki(os.path.join(tmp, 'dia'), leaves=('keylined.test', 'bsf.keyline.test'))
     uefile, bport = os.path.join(tmp, 'ues.jsonl'), free_port()
     cert, key = dpki.cred('bsf.keyline.test')
-    bsf = subprocess.Popen(['taskset', '-c', '0', B + '/tools/keyline-hss-sim', '--identity', 'bsf.keyline.test',
+    bsf = subprocess.Popen(['taskset', '-c', OTHER, B + '/tools/keyline-hss-sim', '--identity', 'bsf.keyline.test',
                             '--cert', cert, '--key', key, '--ca', dpki.p('ca.pem'), '--listen',
-                            '127.0.0.1', 'bsf', '--port', str(bport), '--ues', str(a.devices),
+                            '127.0.0.1', 'bsf', '--port', str(bport), '--ues',
+                            str(a.devices + (a.cold_ues if a.goals else 0)),
                             '--seed', '7', '--ue-file', uefile, '--ks-lifetime', '86400'],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     live.append(bsf)
@@ -122,13 +133,17 @@ def setup():
                           'bsf.keyline.test, address: 127.0.0.1, port: %d}, rate_limit: '
                           '{per_cert_rps: 0}, threads: %d, max_connections: %d}'
                           % (hport, pki, pki, pki, pki, bport, a.naf_threads, a.devices + 64)}
+    if a.goals:  # no busy-polling worker: the process's CPU is the Key Center's
+        extra.update(io='socket', udp_port=kl_itest.free_udp_port())
     cfg = kl_itest.write_config(os.path.join(tmp, 'keylined.yaml'), ipv6=(),
-                                ports=[('memif0', f'net_memif0,role=server,socket={sock}', 1)],
+                                ipv4=('127.0.0.1',) if a.goals else ('192.0.2.1',),
+                                ports=() if a.goals else
+                                [('memif0', f'net_memif0,role=server,socket={sock}', 1)],
                                 admin=os.path.join(tmp, 'admin.sock'), extra=extra,
                                 table={'ues': a.ues + 16, 'groups': 4, 'emses': 4, 'imsis': 4,
                                        'appids': 4})
     url = 'https://localhost:%d' % hport
-    naf = ['taskset', '-c', '0', B + '/tools/keyline-burst', '--kind', 'naf', '--pki', pki, '--ue-file', uefile,
+    naf = ['taskset', '-c', OTHER, B + '/tools/keyline-burst', '--kind', 'naf', '--pki', pki, '--ue-file', uefile,
            '--naf-id', NAF.hex(), '--url', url, '--devices', str(a.devices)]
     return cfg, naf, sock, pop, a.ues * 300 // 1048576 + 512
 
@@ -187,7 +202,44 @@ def mbms(kd, sock, pop, mem, r, load=None):
             a.ues / (w1[0] - w0[0]), s[-1])
 
 
+def goals():
+    """The issue's Key Center figures (keyline-burst --kind naf rows)."""
+    cfg, naf, sock, pop, mem = setup()
+    kd = start_keylined(cfg, naf, pop, mem, 0)
+    base = naf + ['--server-pid', str(kd.p.pid), '--interval-ms', '0']
+    per = max(1, a.cold_ues // a.devices)
+    runs = [('keep-alive, Zn warm', ['--requests', '100']),
+            ('full handshake, Zn warm', ['--requests', '10', '--full-handshake']),
+            ('Zn cold: %d new B-TIDs, keep-alive' % (per * a.devices),
+             ['--requests', str(per), '--ue-per-request', '--first-ue', str(a.devices)]),
+            ('Zn warm: the same again', ['--requests', str(per), '--ue-per-request',
+                                         '--first-ue', str(a.devices)])]
+    subprocess.run(base + ['--requests', '1'], capture_output=True, timeout=300)  # warm
+    ok = True
+    print(f'{a.devices} devices, HTTPS threads {a.naf_threads}, store on, rate limit off; '
+          f'keylined --io socket -l 0-1 (control and HTTPS threads on CPU 0, the idle worker '
+          f'on 1), keyline-burst and the BSF taskset -c 1')
+    for what, extra in runs:
+        r = subprocess.run(base + extra, capture_output=True, text=True, timeout=900)
+        s = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{')]
+        s = s[-1] if s else {}
+        nf, lat, io = s.get('naf') or {}, s.get('latency_us') or {}, s.get('io') or {}
+        ok = ok and r.returncode == 0
+        print(f'{what}: {nf.get("keys_per_s", 0):,.0f} keys/s, {nf.get("handshakes_per_s", 0):,.0f} '
+              f'handshakes/s, p50 {lat.get("p50", 0) / 1000:.1f} ms, p99 '
+              f'{lat.get("p99", 0) / 1000:.1f} ms; per server CPU-second '
+              f'{nf.get("keys_per_server_cpu_s", 0):,.0f} keys, '
+              f'{nf.get("handshakes_per_server_cpu_s", 0):,.0f} handshakes (server CPU '
+              f'{io.get("server_cpu_s", 0):.2f} s, client CPU {io.get("client_cpu_s", 0):.2f} s); '
+              f'exit {r.returncode} {(s.get("failures") or {}).get("by_reason") or ""}',
+              flush=True)
+    rc, _ = kd.stop()
+    return 0 if ok and rc == 0 else 1
+
+
 def main():
+    if a.goals:
+        return goals()
     cfg, naf, sock, pop, mem = setup()
     res = {'alone': [], 'loaded': []}
     naf_rates, ok = [], True
