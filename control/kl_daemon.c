@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <sched.h>
 #include <poll.h>
 #include <inttypes.h>
@@ -462,8 +463,37 @@ static int make_workers(struct kl_daemon *d, int *status)
  * that set (an --lcores mapping can share them) before the services start, so that every thread
  * the control side creates and every thread those create (freeDiameter's, the Zn client's
  * peer, the metrics server, the store's backup; threads inherit their creator's affinity) stays
- * off the workers' cores. The NAF Key Center's HTTPS pool gets its own set (kl_naf.h).
+ * off the workers' cores. EAL's own threads started before (eal-intr-thread, which EAL gives the
+ * main lcore's set) get the same set; the workers' threads (rte-worker-N) keep theirs. The NAF
+ * Key Center's HTTPS pool gets its own set (kl_naf.h).
  */
+static void eal_threads_affinity(const cpu_set_t *set)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[64], comm[32] = "";
+		pid_t tid = (pid_t)atoi(de->d_name);
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		if (strncmp(comm, "rte-worker-", 11) && sched_setaffinity(tid, sizeof(*set), set))
+			logf_(KL_CONFIG_LOG_WARNING, "thread %d affinity: %s", (int)tid,
+			      strerror(errno));
+	}
+	closedir(d);
+}
+
 static void control_affinity(const uint64_t *worker_cpus)
 {
 	cpu_set_t set;
@@ -484,11 +514,8 @@ static void control_affinity(const uint64_t *worker_cpus)
 		if (CPU_ISSET(cpu, &set))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", len ? "," : "",
 						cpu);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-		logf_(KL_CONFIG_LOG_WARNING, "control thread affinity: %s", strerror(errno));
-	else
-		logf_(KL_CONFIG_LOG_INFO, "control threads on CPU %s (the workers' CPUs excluded)",
-		      list);
+	eal_threads_affinity(&set); /* this thread too */
+	logf_(KL_CONFIG_LOG_INFO, "control threads on CPU %s (the workers' CPUs excluded)", list);
 }
 
 struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_daemon_opts *o,
