@@ -205,45 +205,15 @@ set_enum(int *dst, const char *const *names, unsigned n, const char *val, char *
 	return whatf(what, wl, "must be one of %s (got '%s')", list, shown);
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, no C0 controls/DEL. */
+/* Strict UTF-8 (kl_utf8_ok: no overlong forms, no surrogates, nothing above U+10FFFF) without C0
+ * controls or DEL (bytes below 0x80 never occur inside a multi-byte sequence). */
 static bool
 utf8_ok(const uint8_t *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		uint8_t b = s[i];
-		uint32_t cp;
-		size_t len;
-		if (b < 0x80) {
-			if (b < 0x20 || b == 0x7f)
-				return false;
-			i++;
-			continue;
-		} else if ((b & 0xe0) == 0xc0) {
-			len = 2;
-			cp = b & 0x1f;
-		} else if ((b & 0xf0) == 0xe0) {
-			len = 3;
-			cp = b & 0x0f;
-		} else if ((b & 0xf8) == 0xf0) {
-			len = 4;
-			cp = b & 0x07;
-		} else {
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] == 0x7f)
 			return false;
-		}
-		if (i + len > n)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
+	return kl_utf8_ok(s, n);
 }
 
 static int

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <dirent.h>
+#include <sched.h>
 #include <poll.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -455,6 +458,66 @@ static int make_workers(struct kl_daemon *d, int *status)
 	return 0;
 }
 
+/*
+ * The control thread's CPUs: EAL pinned it to the main lcore's; take the workers' CPUs out of
+ * that set (an --lcores mapping can share them) before the services start, so that every thread
+ * the control side creates and every thread those create (freeDiameter's, the Zn client's
+ * peer, the metrics server, the store's backup; threads inherit their creator's affinity) stays
+ * off the workers' cores. EAL's own threads started before (eal-intr-thread, which EAL gives the
+ * main lcore's set) get the same set; the workers' threads (rte-worker-N) keep theirs. The NAF
+ * Key Center's HTTPS pool gets its own set (kl_naf.h).
+ */
+static void eal_threads_affinity(const cpu_set_t *set)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[64], comm[32] = "";
+		pid_t tid = (pid_t)atoi(de->d_name);
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		if (strncmp(comm, "rte-worker-", 11) && sched_setaffinity(tid, sizeof(*set), set))
+			logf_(KL_CONFIG_LOG_WARNING, "thread %d affinity: %s", (int)tid,
+			      strerror(errno));
+	}
+	closedir(d);
+}
+
+static void control_affinity(const uint64_t *worker_cpus)
+{
+	cpu_set_t set;
+	char list[128];
+	size_t len = 0;
+
+	if (pthread_getaffinity_np(pthread_self(), sizeof(set), &set))
+		return;
+	for (int cpu = 0; cpu < CPU_SETSIZE && cpu < KL_CONFIG_MAX_CPUS; cpu++)
+		if (worker_cpus[cpu / 64] >> (cpu % 64) & 1)
+			CPU_CLR(cpu, &set);
+	if (CPU_COUNT(&set) == 0) {
+		logf_(KL_CONFIG_LOG_WARNING, "the control thread's CPUs are all the workers': its "
+					     "threads share the workers' cores (give EAL a main lcore of its own)");
+		return;
+	}
+	for (int cpu = 0; cpu < CPU_SETSIZE && len + 8 < sizeof(list); cpu++)
+		if (CPU_ISSET(cpu, &set))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", len ? "," : "",
+						cpu);
+	eal_threads_affinity(&set); /* this thread too */
+	logf_(KL_CONFIG_LOG_INFO, "control threads on CPU %s (the workers' CPUs excluded)", list);
+}
+
 struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_daemon_opts *o,
 				  int *status)
 {
@@ -556,6 +619,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		if (cpu < KL_CONFIG_MAX_CPUS)
 			d->svc_ctx.worker_cpus[cpu / 64] |= 1ull << (cpu % 64);
 	}
+	control_affinity(d->svc_ctx.worker_cpus);
 	if (kl_services_start(&d->svc, kl_keylined_services, kl_keylined_n_services, &d->svc_ctx,
 			      status))
 		goto fail;

@@ -388,6 +388,18 @@ static void render_naf(struct out *o, const struct kl_stats_view *v)
 	       "HTTP, old TLS versions, no common cipher) and silent clients.");
 	put(o, P "naf_connections_without_request_total %" PRIu64 "\n",
 	    __atomic_load_n(&ns->conn_no_request, __ATOMIC_RELAXED));
+	family(o, P "naf_tls_handshakes_failed_total", "counter",
+	       "NAF Key Center TLS handshakes that failed (GnuTLS error: plain HTTP, old TLS "
+	       "versions, no common cipher, aborted by the client).");
+	put(o, P "naf_tls_handshakes_failed_total %" PRIu64 "\n",
+	    __atomic_load_n(&ns->tls_failed, __ATOMIC_RELAXED));
+	family(o, P "naf_client_cert_refused_total", "counter",
+	       "NAF Key Center requests refused (403) for their client certificate: missing, or "
+	       "not verified by the route's CA (another CA, revoked, expired).");
+	put(o, P "naf_client_cert_refused_total{reason=\"missing\"} %" PRIu64 "\n",
+	    __atomic_load_n(&ns->cert_missing, __ATOMIC_RELAXED));
+	put(o, P "naf_client_cert_refused_total{reason=\"not_verified\"} %" PRIu64 "\n",
+	    __atomic_load_n(&ns->cert_refused, __ATOMIC_RELAXED));
 	family(o, P "naf_connections_timed_out_total", "counter",
 	       "NAF Key Center connections closed for a request not complete in time.");
 	put(o, P "naf_connections_timed_out_total %" PRIu64 "\n",
@@ -404,6 +416,10 @@ static void render_naf(struct out *o, const struct kl_stats_view *v)
 	put(o, P "naf_zn_cache_hits_total %" PRIu64 "\n", zs.cache_hits);
 	family(o, P "naf_zn_sent_total", "counter", "Bootstrapping-Info-Requests sent to the BSF.");
 	put(o, P "naf_zn_sent_total %" PRIu64 "\n", zs.sent);
+	family(o, P "naf_zn_coalesced_total", "counter",
+	       "Ks_(ext)_NAF cache misses that waited for a BIR in flight for the same B-TID and "
+	       "NAF_Id instead of sending their own.");
+	put(o, P "naf_zn_coalesced_total %" PRIu64 "\n", zs.coalesced);
 	family(o, P "naf_zn_answered_total", "counter",
 	       "Bootstrapping-Info-Answers received from the BSF.");
 	put(o, P "naf_zn_answered_total %" PRIu64 "\n", zs.answered);

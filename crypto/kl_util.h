@@ -28,6 +28,18 @@ static inline int kl_hexval(int c)
  * with upper case, lower case and digits in it that does not start with '/' (an absolute path
  * such as /dev/hugepages1G is shown).
  */
+/** n bytes as 2n lowercase hex digits and a NUL in out (2n + 1 bytes). Never for keys. */
+static inline void kl_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char h[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = h[b[i] >> 4];
+		out[2 * i + 1] = h[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 static inline int kl_maybe_key(const char *s)
 {
 	unsigned hex = 0, b64 = 0, cls = 0;

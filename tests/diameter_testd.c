@@ -477,7 +477,6 @@ static unsigned long num(const char *opt, const char *v, unsigned long max)
 }
 
 /* control/diameter/kl_diameter.c: sends confined, byes confined, sends passed through, byes passed */
-void kl_diameter_tls_counts(uint64_t counts[4]);
 
 static enum MHD_Result https_echo(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,

@@ -233,6 +233,22 @@ class Keylined:
         remove_rundir(self.prefix)
 
 
+def admin(sock, req):
+    """One request on keylined's admin socket: its JSON answer."""
+    return admin_many(sock, [req])[0]
+
+
+def write_kek(path, data=None):
+    """A KEK file (mode 0600, replacing any): data, or 32 random bytes."""
+    if os.path.exists(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32) if data is None else data)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path
+
+
 def admin_many(sock, reqs, chunk=256):
     """Requests on one connection to keylined's admin socket (JSON lines), pipelined in chunks;
     the answers in order."""

@@ -10,7 +10,6 @@ two keylined importing one population with pair keys hold the same key with each
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,7 @@ runs = [0]
 
 
 def write_kek(data):
-    if os.path.exists(kek):
-        os.unlink(kek)
-    fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, data)
-    os.close(fd)
-    os.chmod(kek, 0o600)
+    kl_itest.write_kek(kek, data)
 
 
 def config():
@@ -57,22 +51,6 @@ def ctl(*args):
     except ValueError:
         ans = {'raw': p.stdout}
     return p.returncode, ans, p.stderr
-
-
-def admin_raw(req):
-    """One request on the admin socket, without keylinectl (import-population with params)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sock)
-    s.sendall((json.dumps(req) + '\n').encode())
-    buf = b''
-    while not buf.endswith(b'\n'):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    return json.loads(buf)
 
 
 def failed_start(what, want_text):
@@ -126,7 +104,7 @@ try:
         before[(kind, ident)] = ans
     rc, count_before, _ = ctl('count')
     ck.eq(count_before.get('counts', {}).get('ues'), 2, f'two UEs before restart: {count_before}')
-    ans = admin_raw({'cmd': 'import-population',
+    ans = kl_itest.admin(sock, {'cmd': 'import-population',
                      'params': {'seed': 1, 'ues': 10, 'groups': 1, 'emses': 1, 'imsis': 1,
                                 'appids': 1, 'e2m-keys': 1, 'now': 3900000000,
                                 'msk-period': 3600}})

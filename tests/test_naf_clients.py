@@ -82,10 +82,24 @@ def main():
                                        'diameter': dia, 'naf_key_center': naf},
                                 table={'ues': 64, 'groups': 16, 'emses': 16, 'imsis': 64,
                                        'appids': 16})
-    kd = kl_itest.Keylined(KEYLINED, kl_itest.eal_args(kl_itest.unique('naf'), mem=256), cfg,
-                           workdir=tempfile.mkdtemp(prefix='kd-', dir=work))
+    # EAL's main lcore may run on CPUs 0 and 1, the worker's lcore 1 on CPU 1: keylined takes the
+    # worker's CPU out of its control threads' set before the services start (kl_daemon)
+    eal = kl_itest.eal_args(kl_itest.unique('naf'), mem=256)
+    eal[eal.index('-l'):eal.index('-l') + 2] = ['--lcores', '0@(0,1),1@1']
+    kd = kl_itest.Keylined(KEYLINED, eal, cfg, workdir=tempfile.mkdtemp(prefix='kd-', dir=work))
     LIVE.append(kd)
     kd.wait_ready()
+    cpus = {}
+    for t in os.listdir('/proc/%d/task' % kd.p.pid):
+        name = open('/proc/%d/task/%s/comm' % (kd.p.pid, t)).read().strip()
+        st = dict(x.split(':', 1) for x in open('/proc/%d/task/%s/status' % (kd.p.pid, t))
+                  if ':' in x)
+        cpus.setdefault(name, set()).add(st['Cpus_allowed_list'].strip())
+    CK.eq(cpus.pop('rte-worker-1', None), {'1'}, 'pinning: the worker on CPU 1')
+    CK.check(cpus and all(c == {'0'} for c in cpus.values()),
+             'pinning: every other thread (control, freeDiameter, HTTPS pool, EAL\'s interrupt '
+             'thread) on CPU 0 only: %s'
+             % cpus)
     url = 'https://localhost:%d' % hport
     D1 = ['--cert', f'{pki}/device-0001.pem', '--key', f'{pki}/device-0001.key', '--ca',
           f'{pki}/server-ca.pem', '--url', url]
@@ -164,4 +178,4 @@ finally:
                 p.wait()
         else:
             p.kill()
-CK.done()
+sys.exit(CK.done())

@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -78,10 +77,7 @@ class Env:
         self.dpki = Pki(work, leaves=(ME, BSF))
         self.naf = os.path.join(work, 'naf')
         subprocess.run([MKPKI, self.naf], check=True, capture_output=True, timeout=60)
-        self.kek = os.path.join(work, 'kek')
-        fd = os.open(self.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, os.urandom(32))
-        os.close(fd)
+        self.kek = kl_itest.write_kek(os.path.join(work, 'kek'))
         self.sock = os.path.join(work, 'admin.sock')
         self.dport, self.bport, self.hport, self.mport = (free_port() for _ in range(4))
         self.uport = kl_itest.free_udp_port()
@@ -158,17 +154,7 @@ class Env:
         return kd
 
     def admin(self, req):
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(self.sock)
-        s.sendall((json.dumps(req) + '\n').encode())
-        buf = b''
-        while not buf.endswith(b'\n'):
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        s.close()
-        return json.loads(buf)
+        return kl_itest.admin(self.sock, req)
 
     def curl(self, body=None, who='device-0001', method=None, path='/v1/ks-local-mt',
              extra=(), scheme='https', timeout=20):
@@ -197,6 +183,22 @@ class Env:
         r = subprocess.run(['curl', '-sS', 'http://127.0.0.1:%d/metrics' % self.mport],
                            capture_output=True, text=True, timeout=20)
         return r.stdout
+
+    def val(self, series):
+        for line in self.metrics().splitlines():
+            if line.startswith(series + ' '):
+                return float(line.split()[-1])
+        return -1
+
+    def rises(self, series, what, fn):
+        """fn() makes series rise by exactly one (the server counts it as it closes: polled)."""
+        before = self.val(series)
+        out = fn()
+        end = time.time() + 3
+        while self.val(series) == before and time.time() < end:
+            time.sleep(0.05)
+        CK.eq(self.val(series) - before, 1, '%s: %s + 1' % (what, series))
+        return out
 
 
 def req(ue, device='device-0001.test', naf=None):
@@ -255,9 +257,12 @@ def run(env):
           (200, a.get('ks_local_mt')), 'a: asked again: the same key')
 
     # b. refusals
-    refused(env, 'b: no client certificate', None, 403, 'forbidden', req(u0), who=None)
-    refused(env, 'b: certificate of another CA', None, 403, 'forbidden',
-            req(u0), who='other-device')
+    missing = 'keyline_naf_client_cert_refused_total{reason="missing"}'
+    unverified = 'keyline_naf_client_cert_refused_total{reason="not_verified"}'
+    env.rises(missing, 'b: no client certificate', lambda: refused(
+        env, 'b: no client certificate', None, 403, 'forbidden', req(u0), who=None))
+    env.rises(unverified, 'b: certificate of another CA', lambda: refused(
+        env, 'b: certificate of another CA', None, 403, 'forbidden', req(u0), who='other-device'))
     j = refused(env, 'b: revoked certificate (CRL)', None, 403, 'forbidden',
                 req(u0, 'device-revoked.test'), who='revoked-device')
     CK.check('revoked' in j.get('detail', ''), 'b: detail says revoked: %s' % j.get('detail'))
@@ -283,14 +288,20 @@ def run(env):
     rc, code, text, _ = env.curl(req(u0), extra=['--tlsv1.2', '--tls-max', '1.2'])
     CK.eq((code, json.loads(text).get('ks_local_mt') if code == 200 else None),
           (200, a.get('ks_local_mt')), 'c: TLS 1.2 (ECDHE): the same key')
-    rc, code, text, _ = env.curl(req(u0), extra=['--tlsv1.2', '--tls-max', '1.2', '--ciphers',
-                                                 'AES128-GCM-SHA256:AES256-GCM-SHA384'])
+    failed = 'keyline_naf_tls_handshakes_failed_total'
+    rc, code, text, _ = env.rises(failed, 'c: TLS 1.2 without ECDHE', lambda: env.curl(
+        req(u0), extra=['--tlsv1.2', '--tls-max', '1.2', '--ciphers',
+                        'AES128-GCM-SHA256:AES256-GCM-SHA384']))
     CK.check(rc != 0 and code == 0, 'c: TLS 1.2 without ECDHE refused (curl exit %d)' % rc)
-    rc, code, text, _ = env.curl(req(u0), extra=['--tls-max', '1.1'])
+    rc, code, text, _ = env.rises(failed, 'c: TLS 1.1', lambda: env.curl(
+        req(u0), extra=['--tls-max', '1.1']))
     CK.check(rc != 0 and code == 0 and 'ks_local_mt' not in text,
              'c: TLS 1.1 refused (curl exit %d, HTTP %d)' % (rc, code))
-    rc, code, text, _ = env.curl(req(u0), scheme='http')
+    rc, code, text, _ = env.rises(failed, 'c: plain HTTP', lambda: env.curl(req(u0),
+                                                                             scheme='http'))
     CK.check(rc != 0 and code == 0, 'c: plain HTTP refused (curl exit %d, HTTP %d)' % (rc, code))
+    CK.eq(env.val(failed), 3, 'c: no other handshake failed (the keep-alive and full '
+          'handshakes before, the refused certificates, TLS 1.2 with ECDHE)')
 
     # d. malformed
     refused(env, 'd: bad JSON', None, 400, 'bad_request', '{"b_tid": ')

@@ -159,6 +159,7 @@ struct issuer {
 	unsigned t, n;
 	unsigned rc[5];
 	double seconds;
+	uint64_t (*expiry)(unsigned t, unsigned i); /* NULL: NOW + 3600 */
 };
 
 static void *issuer_main(void *arg)
@@ -174,7 +175,8 @@ static void *issuer_main(void *arg)
 		btid_of(is->t, i, btid, sizeof(btid));
 		snprintf(dev, sizeof(dev), "device-%u", is->t);
 		key_of(is->t, i, key);
-		rc = kl_naf_keys_issue(is->k, btid, NAF, dev, "1a2b", key, NOW + 3600, NOW);
+		rc = kl_naf_keys_issue(is->k, btid, NAF, dev, "1a2b", key,
+				       is->expiry ? is->expiry(is->t, i) : NOW + 3600, NOW);
 		is->rc[rc]++;
 	}
 	is->seconds = now_s() - t0;
@@ -183,8 +185,10 @@ static void *issuer_main(void *arg)
 
 #define THREADS_MAX 64
 
-/* n keys from each of nt threads while a control thread polls. @return the elapsed s. */
-static double issue_n(struct kl_naf_keys *k, unsigned nt, unsigned n, unsigned *issued)
+/* n keys from each of nt threads while a control thread polls, expiring at expiry(t, i) (NULL:
+ * NOW + 3600). @return the elapsed s. */
+static double issue_exp(struct kl_naf_keys *k, unsigned nt, unsigned n, unsigned *issued,
+			uint64_t (*expiry)(unsigned t, unsigned i))
 {
 	struct issuer is[THREADS_MAX];
 	struct poller p;
@@ -193,7 +197,7 @@ static double issue_n(struct kl_naf_keys *k, unsigned nt, unsigned n, unsigned *
 	assert_true(nt <= THREADS_MAX);
 	poller_start(&p, k);
 	for (unsigned t = 0; t < nt; t++) {
-		is[t] = (struct issuer){ .k = k, .t = t, .n = n };
+		is[t] = (struct issuer){ .k = k, .t = t, .n = n, .expiry = expiry };
 		assert_int_equal(pthread_create(&is[t].th, NULL, issuer_main, &is[t]), 0);
 	}
 	*issued = 0;
@@ -204,6 +208,11 @@ static double issue_n(struct kl_naf_keys *k, unsigned nt, unsigned n, unsigned *
 	dt = now_s() - t0;
 	poller_stop(&p);
 	return dt;
+}
+
+static double issue_n(struct kl_naf_keys *k, unsigned nt, unsigned n, unsigned *issued)
+{
+	return issue_exp(k, nt, n, issued, NULL);
 }
 
 static double issue_all(struct kl_naf_keys *k, unsigned n, unsigned *issued)
@@ -446,6 +455,78 @@ static void test_expiry_purge(void **state)
 	assert_int_equal(kl_store_naf_count(f.s, &nk, NULL), 0);
 	assert_int_equal(nk, 0);
 	fx_close(&f);
+}
+
+/* The purge follows expiry order, not the index's: PURGE_N keys expiring at NOW + 1 .. PURGE_N in
+ * a scrambled order; each tick deletes due ones only, at most 4096 (PURGE_MAX) at once. */
+#define PURGE_T 8u
+#define PURGE_PER 600u
+#define PURGE_N (PURGE_T * PURGE_PER)
+
+static uint64_t scrambled(unsigned t, unsigned i)
+{
+	return NOW + 1 + ((uint64_t)(t * PURGE_PER + i) * 7919u) % PURGE_N; /* 7919 prime */
+}
+
+static unsigned live_keys(struct kl_naf_keys *k, uint64_t *max_gone, uint64_t *min_live)
+{
+	struct kl_naf_key_info info;
+	unsigned live = 0;
+
+	*max_gone = 0;
+	*min_live = UINT64_MAX;
+	for (unsigned t = 0; t < PURGE_T; t++)
+		for (unsigned i = 0; i < PURGE_PER; i++) {
+			char btid[64], dev[32];
+			uint64_t e = scrambled(t, i);
+
+			btid_of(t, i, btid, sizeof(btid));
+			snprintf(dev, sizeof(dev), "device-%u", t);
+			if (kl_naf_keys_lookup(k, btid, NAF, dev, &info) == 0) {
+				live++;
+				*min_live = e < *min_live ? e : *min_live;
+			} else {
+				*max_gone = e > *max_gone ? e : *max_gone;
+			}
+		}
+	return live;
+}
+
+/* Memory only (the store's part of the purge is test_expiry_purge's): the order is the point. */
+static void test_purge_order(void **state)
+{
+	struct kl_naf_keys *k = open_keys(NULL, 0, 0, 0);
+	struct kl_naf_keys_stats st;
+	uint64_t gone, live;
+	unsigned issued, i = 0;
+	char btid[64];
+
+	(void)state;
+	issue_exp(k, PURGE_T, PURGE_PER, &issued, scrambled);
+	assert_int_equal(issued, PURGE_N);
+	kl_naf_keys_tick(k, NOW); /* nothing due */
+	kl_naf_keys_get_stats(k, &st);
+	assert_int_equal(st.keys, PURGE_N);
+	/* 4500 due: 4096 of them go at the first tick, the rest at the next, no other */
+	kl_naf_keys_tick(k, NOW + 4500);
+	kl_naf_keys_get_stats(k, &st);
+	assert_int_equal(st.keys, PURGE_N - 4096);
+	assert_int_equal(live_keys(k, &gone, &live), PURGE_N - 4096);
+	assert_true(gone <= NOW + 4500);
+	kl_naf_keys_tick(k, NOW + 4500);
+	assert_int_equal(live_keys(k, &gone, &live), PURGE_N - 4500);
+	assert_int_equal(gone, NOW + 4500);
+	assert_int_equal(live, NOW + 4501);
+	/* an invalidated key (kept for good: keep 0) is never due */
+	while (scrambled(0, i) <= NOW + 4500)
+		i++;
+	btid_of(0, i, btid, sizeof(btid));
+	assert_int_equal(kl_naf_keys_invalidate(k, btid, "device-0"), 0);
+	kl_naf_keys_tick(k, NOW + PURGE_N);
+	kl_naf_keys_get_stats(k, &st);
+	assert_int_equal(st.keys, 1);
+	assert_int_equal(st.invalidated, 1);
+	kl_naf_keys_close(k);
 }
 
 static void test_full(void **state)
@@ -834,6 +915,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_issue), cmocka_unit_test(test_invalidate),
 		cmocka_unit_test(test_blocklist),	  cmocka_unit_test(test_expiry_purge),
+		cmocka_unit_test(test_purge_order),
 		cmocka_unit_test(test_full),		  cmocka_unit_test(test_full_concurrent),
 		cmocka_unit_test(test_timeout),	  cmocka_unit_test(test_close_waiting),	  cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_store_failure),	  cmocka_unit_test(test_memory_only),

@@ -20,8 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* control/diameter/kl_diameter.c: sends confined, byes confined, sends passed through, byes passed */
-void kl_diameter_tls_counts(uint64_t counts[4]);
+#include "kl_diameter.h" /* kl_diameter_tls_counts */
 
 #define SESSIONS 8
 #define RECORDS 1500

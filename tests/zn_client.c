@@ -20,6 +20,9 @@
  *                           return: {"status","stop_ms","get_ms"}; the last command
  *   par BTID T N            T threads, each N cold then N cached requests for its own NAF_Ids
  *                           (from 100000 * (t + 1)): {"ok","cached","seconds","per_s"}
+ *   same BTID NAFHEX T      T threads released at once (a barrier), each one kl_zn_get of the
+ *                           same pair: {"threads","ok","cached","same_kcv"} (concurrent misses
+ *                           coalesce into one BIR: see stats' sent and coalesced)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,9 +89,10 @@ static void print_stats(struct kl_zn *z)
 	struct kl_zn_stats s;
 
 	kl_zn_get_stats(z, &s);
-	printf("{\"requests\":%llu,\"cache_hits\":%llu,\"sent\":%llu,\"answered\":%llu,"
-	       "\"cache_size\":%llu,\"bsf_open\":%d,\"latency_sum_us\":%llu,\"by_status\":{",
+	printf("{\"requests\":%llu,\"cache_hits\":%llu,\"coalesced\":%llu,\"sent\":%llu,"
+	       "\"answered\":%llu,\"cache_size\":%llu,\"bsf_open\":%d,\"latency_sum_us\":%llu,\"by_status\":{",
 	       (unsigned long long)s.requests, (unsigned long long)s.cache_hits,
+	       (unsigned long long)s.coalesced,
 	       (unsigned long long)s.sent, (unsigned long long)s.answered,
 	       (unsigned long long)s.cache_size, s.bsf_open, (unsigned long long)s.latency_sum_us);
 	for (int i = 0; i < KL_ZN__COUNT; i++)
@@ -188,6 +192,58 @@ static void par(struct kl_zn *z, const char *btid, unsigned t, unsigned n)
 	       started, ok, cached, dt, dt > 0 ? ok / dt : 0.0);
 }
 
+struct same {
+	struct kl_zn *z;
+	const char *btid;
+	const uint8_t *naf;
+	size_t nl;
+	pthread_barrier_t *go;
+	struct kl_zn_answer a;
+};
+
+static void *same_thread(void *arg)
+{
+	struct same *s = arg;
+
+	pthread_barrier_wait(s->go);
+	kl_zn_get(s->z, s->btid, s->naf, s->nl, &s->a);
+	return NULL;
+}
+
+static void same(struct kl_zn *z, const char *btid, const uint8_t *naf, size_t nl, unsigned t)
+{
+	static struct same s[64];
+	pthread_t th[64];
+	pthread_barrier_t go;
+	unsigned ok = 0, cached = 0, same_kcv = 1;
+	uint8_t c0[KL_KCV_LEN], c[KL_KCV_LEN];
+
+	if (t < 1 || t > 64) {
+		printf("{\"error\":\"1 to 64 threads\"}\n");
+		return;
+	}
+	pthread_barrier_init(&go, NULL, t);
+	for (unsigned i = 0; i < t; i++) {
+		s[i] = (struct same){ .z = z, .btid = btid, .naf = naf, .nl = nl, .go = &go };
+		if (pthread_create(&th[i], NULL, same_thread, &s[i]))
+			exit(3); /* the barrier waits for all t */
+	}
+	for (unsigned i = 0; i < t; i++) {
+		pthread_join(th[i], NULL);
+		if (s[i].a.status != KL_ZN_OK)
+			continue;
+		ok++;
+		cached += s[i].a.cached;
+		kl_kcv(s[i].a.ks_naf, KL_ZN_KEY_LEN, ok == 1 ? c0 : c);
+		if (ok > 1 && memcmp(c, c0, sizeof(c)))
+			same_kcv = 0;
+		kl_memzero(&s[i].a, sizeof(s[i].a));
+	}
+	pthread_barrier_destroy(&go);
+	printf("{\"threads\":%u,\"ok\":%u,\"cached\":%u,\"same_kcv\":%u}\n", t, ok, cached,
+	       same_kcv);
+}
+
 struct pend {
 	struct kl_zn *z;
 	const char *btid;
@@ -269,16 +325,23 @@ int main(int argc, char **argv)
 			} while (!s.bsf_open && now_us() - t0 < lim);
 			printf("{\"open\":%d,\"ms\":%llu}\n", s.bsf_open,
 			       (unsigned long long)((now_us() - t0) / 1000));
-		} else if (!strcmp(cmd, "get") && nf == 3) {
+		} else if ((!strcmp(cmd, "get") && nf == 3) || (!strcmp(cmd, "same") && nf == 3)) {
 			uint8_t naf[300];
 			size_t nl = strlen(a2) / 2;
 			struct kl_zn_answer a;
 			uint64_t t0;
+			unsigned t = 0;
 
 			for (size_t i = 0; i < nl && i < sizeof(naf); i++)
 				naf[i] = (uint8_t)(kl_hexval(a2[2 * i]) << 4 | kl_hexval(a2[2 * i + 1]));
+			nl = nl < sizeof(naf) ? nl : sizeof(naf);
+			if (cmd[0] == 's') {
+				sscanf(line, "%*s %*s %*s %u", &t);
+				same(z, a1, naf, nl, t);
+				continue;
+			}
 			t0 = now_us();
-			kl_zn_get(z, a1, naf, nl < sizeof(naf) ? nl : sizeof(naf), &a);
+			kl_zn_get(z, a1, naf, nl, &a);
 			print_answer(&a, now_us() - t0);
 			kl_memzero(&a, sizeof(a));
 		} else if (!strcmp(cmd, "forget") && nf == 2) {

@@ -91,12 +91,14 @@ static void usage(FILE *f)
 		"                               file gets the key the same population has under seed S\n"
 		"  bsf --port P --ues N --seed S --ue-file FILE [--runs R (1)] [--ks-lifetime S (3600)]\n"
 		"      [--expired I,...] [--not-authorised I,...]\n"
-		"      [--bad-answer no-key|short-key|no-expiry:I,...] (options repeatable)\n"
-		"      [--bsf-domain D (bsf.keyline.test)]\n"
+		"      [--bad-answer no-key|short-key|no-expiry|dup-origin:I,...] (options repeatable)\n"
+		"      [--bsf-domain D (bsf.keyline.test)] [--bir-log FILE]\n"
 		"                               the BSF (TS 29.109 Zn server): listens on P, bootstraps N\n"
 		"                               UEs R times (Milenage, B-TID = base64(RAND)@D), writes\n"
 		"                               what the MT holds to FILE (0600, TEST KEYS), answers\n"
-		"                               Bootstrapping-Info-Requests until SIGTERM (no --peer)\n"
+		"                               Bootstrapping-Info-Requests until SIGTERM (no --peer);\n"
+		"                               --bir-log: one line per BIR answered (B-TID, NAF-Id in\n"
+		"                               hex, what the answer was)\n"
 		"exit: 0 success, 1 refused or unanswered, 2 bad arguments, 3 no connection\n");
 }
 
@@ -557,10 +559,14 @@ static void fill(uint64_t *s, uint8_t *b, size_t n)
 	}
 }
 
+struct bulk_req;
+
 struct bulk {
 	pthread_mutex_t m;
 	pthread_cond_t cv;
 	unsigned outstanding;
+	struct bulk_req *oldest, *newest; /* outstanding pushes in send order */
+	int gave_up; /* a push passed its deadline: answers still to come are dropped */
 	uint64_t ok, failed, no_answer, busy_retries;
 	uint64_t *retry; /* subscriber indices answered TOO_BUSY, to send again */
 	size_t nretry;
@@ -578,6 +584,8 @@ struct bulk {
 
 struct bulk_req {
 	struct bulk *b;
+	struct bulk_req *prev, *next; /* b->oldest .. b->newest */
+	double sent;		      /* now_s() when sent */
 	uint64_t idx;
 	char imsi[KL_DIAMETER_IMSI_MAX + 1];
 	uint32_t key_id;
@@ -653,12 +661,31 @@ static int subscriber(struct bulk *b, uint64_t idx, struct kl_diameter_entry *e,
 	return rc;
 }
 
+/* Under b->m: r leaves the outstanding list. */
+static void bulk_unlink(struct bulk *b, struct bulk_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		b->oldest = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		b->newest = r->prev;
+}
+
 static void bulk_done(void *arg, uint32_t rc)
 {
 	struct bulk_req *r = arg;
 	struct bulk *b = r->b;
 
 	pthread_mutex_lock(&b->m);
+	if (b->gave_up) { /* run_bulk has returned: only r is ours */
+		pthread_mutex_unlock(&b->m);
+		free(r);
+		return;
+	}
+	bulk_unlink(b, r);
 	b->outstanding--;
 	if (rc == KL_DIAMETER_SUCCESS) {
 		b->ok++;
@@ -728,6 +755,46 @@ static void cmd_bulk(struct kl_crypto *c)
 		die("--ack-log: %s", strerror(errno));
 }
 
+/*
+ * Under b->m: wait for a change, at most until the oldest outstanding push's deadline: every push
+ * gets its answer or its timeout callback within --timeout-ms, but freeDiameter 1.2.1 drops the
+ * answers of a connection the server closes mid-push with no callback at all (README, "TLS
+ * race"): a push still outstanding 2 s past its timeout ends the run. @return 0, or -1 then.
+ */
+static int bulk_wait(struct bulk *b)
+{
+	struct timespec ts;
+	double due, late;
+
+	if (!b->oldest) {
+		pthread_cond_wait(&b->cv, &b->m);
+		return 0;
+	}
+	due = b->oldest->sent + g_timeout_ms / 1000.0 + 2.0;
+	late = due - now_s();
+	if (late > 0) {
+		clock_gettime(CLOCK_REALTIME, &ts); /* the condition's clock */
+		ts.tv_sec += (time_t)late;
+		ts.tv_nsec += (long)((late - (double)(time_t)late) * 1e9);
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&b->cv, &b->m, &ts);
+		if (!b->oldest || b->oldest->sent + g_timeout_ms / 1000.0 + 2.0 > now_s())
+			return 0;
+	}
+	fprintf(stderr,
+		"keyline-hss-sim bulk: %u pushes unanswered, the oldest for %.1f s (--timeout-ms %u "
+		"+ 2 s): the connection was lost with no answer (freeDiameter dropped them); "
+		"giving up\n",
+		b->outstanding, now_s() - b->oldest->sent, g_timeout_ms);
+	b->gave_up = 1;
+	b->no_answer += b->outstanding;
+	b->outstanding = 0;
+	return -1;
+}
+
 static int run_bulk(void)
 {
 	struct bulk *b = &g_b;
@@ -744,8 +811,10 @@ static int run_bulk(void)
 		uint64_t idx;
 		int rc;
 
-		while (b->outstanding >= window || (!b->nretry && next == n && b->outstanding))
-			pthread_cond_wait(&b->cv, &b->m);
+		while (!stopped &&
+		       (b->outstanding >= window || (!b->nretry && next == n && b->outstanding)))
+			if (bulk_wait(b))
+				stopped = 1;
 		if (b->lost || stopped || (!b->nretry && next == n))
 			break;
 		if (b->nretry) {
@@ -768,20 +837,29 @@ static int run_bulk(void)
 		r->key_id = e.key_id;
 		pthread_mutex_lock(&b->m);
 		b->outstanding++;
+		r->sent = now_s();
+		r->next = NULL;
+		r->prev = b->newest;
+		if (b->newest)
+			b->newest->next = r;
+		else
+			b->oldest = r;
+		b->newest = r;
 		pthread_mutex_unlock(&b->m);
 		rc = kl_diameter_client_send(g_c, &e, g_timeout_ms, bulk_done, r);
 		kl_memzero(e.key, sizeof(e.key));
 		pthread_mutex_lock(&b->m);
 		if (rc) {
+			bulk_unlink(b, r);
 			b->outstanding--;
 			free(r);
 			fprintf(stderr, "keyline-hss-sim bulk: cannot send: %s\n", strerror(-rc));
 			stopped = 1;
 		}
 	}
-	/* wait for what is still in flight */
-	while (b->outstanding)
-		pthread_cond_wait(&b->cv, &b->m);
+	/* wait for what is still in flight (each at most until its deadline) */
+	while (b->outstanding && !b->gave_up)
+		bulk_wait(b);
 	pthread_mutex_unlock(&b->m);
 	dt = now_s() - t0;
 	printf("{\"command\":\"bulk\",\"kind\":\"%s\",\"n\":%llu,\"ok\":%llu,\"failed\":%llu,\"no_answer\":%llu,"
@@ -790,9 +868,14 @@ static int run_bulk(void)
 	       (unsigned long long)b->no_answer, (unsigned long long)b->busy_retries, window, dt,
 	       dt > 0 ? (double)b->ok / dt : 0.0);
 	fflush(stdout);
+	pthread_mutex_lock(&b->m); /* a late callback (gave_up) touches neither */
 	if (b->ack)
 		fclose(b->ack);
+	b->ack = NULL;
 	free(b->retry);
+	b->retry = NULL;
+	b->gave_up = 1;
+	pthread_mutex_unlock(&b->m);
 	return b->ok == n ? EX_OK : EX_REFUSED;
 }
 
@@ -804,7 +887,8 @@ enum bsf_mode {
 	BSF_NOT_AUTH,
 	BSF_NO_KEY,
 	BSF_SHORT_KEY,
-	BSF_NO_EXPIRY
+	BSF_NO_EXPIRY,
+	BSF_DUP_ORIGIN /* Origin-Host and Origin-Realm twice: the BIA breaks its command's rules */
 };
 
 struct bsf_ue {
@@ -821,6 +905,7 @@ static struct {
 	struct kl_zn_dict dict;
 	pthread_mutex_t m;
 	uint64_t ok, unknown, not_auth, expired, bad, missing;
+	FILE *bir_log; /* --bir-log */
 } g_bsf = { .m = PTHREAD_MUTEX_INITIALIZER };
 
 static int bsf_cmp(const void *a, const void *b)
@@ -852,8 +937,11 @@ static void bsf_marks(const char *name, uint8_t *marks, unsigned long long n)
 		} else if (!strncmp(s, "no-expiry:", 10)) {
 			mode = BSF_NO_EXPIRY;
 			s += 10;
+		} else if (!strncmp(s, "dup-origin:", 11)) {
+			mode = BSF_DUP_ORIGIN;
+			s += 11;
 		} else {
-			die("--bad-answer: want no-key|short-key|no-expiry:I,...");
+			die("--bad-answer: want no-key|short-key|no-expiry|dup-origin:I,...");
 		}
 		while (*s) {
 			size_t l = strcspn(s, ",");
@@ -979,6 +1067,8 @@ static int bsf_on_bir(struct msg **msg, struct avp *avp, struct session *sess, v
 	}
 	if (!rc)
 		rc = kl_dia_add_u32(ans, k->gba_type, 0); /* 3G GBA */
+	if (!rc && u->mode == BSF_DUP_ORIGIN)
+		rc = fd_msg_add_origin(ans, 0);
 send:
 	if (rc) {
 		fd_msg_free(ans);
@@ -986,6 +1076,21 @@ send:
 	}
 	pthread_mutex_lock(&g_bsf.m);
 	(*count)++;
+	if (g_bsf.bir_log) {
+		static const char *const what[] = { "ok", "unknown", "not_authorised", "expired",
+						    "bad_answer", "missing_avp" };
+		uint64_t *all[] = { &g_bsf.ok,	    &g_bsf.unknown, &g_bsf.not_auth,
+				    &g_bsf.expired, &g_bsf.bad,	    &g_bsf.missing };
+		size_t w = 0;
+
+		while (w < 5 && all[w] != count)
+			w++;
+		fprintf(g_bsf.bir_log, "%.*s ", (int)tl, (const char *)tid);
+		for (size_t i = 0; i < nl; i++)
+			fprintf(g_bsf.bir_log, "%02x", naf[i]);
+		fprintf(g_bsf.bir_log, "%s %s\n", nl ? "" : "-", what[w]);
+		fflush(g_bsf.bir_log);
+	}
 	pthread_mutex_unlock(&g_bsf.m);
 	return fd_msg_send(&ans, NULL, NULL);
 }
@@ -1043,6 +1148,8 @@ static int run_bsf(struct kl_diameter_params *p)
 	runs = get("runs") ? number("runs", get("runs"), 10, 100) : 1;
 	life = get("ks-lifetime") ? number("ks-lifetime", get("ks-lifetime"), 10, 100000000) : 3600;
 	domain = get("bsf-domain") ? get("bsf-domain") : "bsf.keyline.test";
+	if (get("bir-log") && !(g_bsf.bir_log = fopen(get("bir-log"), "a")))
+		die("--bir-log: %s", strerror(errno));
 	if (!n || !runs || !life)
 		die("--ues, --runs and --ks-lifetime: at least 1");
 	if (!*domain || strlen(domain) > 60 || strpbrk(domain, "\"\\@ "))

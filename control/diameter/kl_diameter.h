@@ -407,6 +407,14 @@ const char *kl_diameter_result_name(uint32_t code);
 /** Name of an entry type ("muk", "e2m", "appid", "emse", "ue-groups", "pair") or NULL. */
 const char *kl_diameter_type_name(enum kl_diameter_type t);
 
+/**
+ * The GnuTLS interposers' counts since the process started (kl_diameter.c, freeDiameter 1.2.1's
+ * TLS race): counts[0] gnutls_record_send and counts[1] gnutls_bye calls of libfdcore,
+ * serialised per session; counts[2] sends and counts[3] byes of every other caller, passed
+ * straight to GnuTLS. Any thread.
+ */
+void kl_diameter_tls_counts(uint64_t counts[4]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -193,13 +193,18 @@ struct zn_entry {
 	uint8_t id[]; /* B-TID || NAF_Id || IMPI (only as long as they are) */
 };
 
+/* One BIR in flight: its sender (the leader), its callback and the callers that asked for the
+ * same (B-TID, NAF_Id) meanwhile (followers) each hold a reference. */
 struct zn_pending {
-	struct zn_pending *prev, *next; /* callers waiting (z->waiting) */
+	struct zn_pending *prev, *next; /* BIRs in flight (z->waiting), until the leader returns */
 	struct kl_zn *z;
-	pthread_cond_t cv;
+	pthread_cond_t cv; /* broadcast when done */
 	int done, refs;
 	uint64_t t0_us;
 	struct kl_zn_answer ans;
+	uint32_t hash;
+	uint16_t btid_len, naf_len;
+	uint8_t id[KL_ZN_BTID_MAX + KL_ZN_NAF_ID_MAX]; /* B-TID || NAF_Id */
 };
 
 struct kl_zn {
@@ -218,8 +223,10 @@ struct kl_zn {
 	struct kl_kwp_key *kek;
 	struct kl_zn_stats st;
 	struct zn_pending *waiting;
-	unsigned inflight; /* BIRs whose callback has not run yet */
+	unsigned inflight;  /* BIRs whose callback has not run yet */
+	unsigned followers; /* callers waiting on another caller's BIR */
 	int stopping;
+	struct fd_hook_hdl *dropped; /* BIAs freeDiameter's parser refused */
 };
 
 static const uint64_t lat_bounds_us[KL_ZN_LAT_BUCKETS - 1] = {
@@ -408,6 +415,9 @@ static int add_peer(struct kl_zn *z, const struct kl_zn_params *prm, char *err, 
 	return 0;
 }
 
+static void on_dropped(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+		       void *other, struct fd_hook_permsgdata *pmd, void *regdata);
+
 struct kl_zn *kl_zn_start(struct kl_diameter *d, const struct kl_zn_params *p, char *err,
 			  size_t errlen)
 {
@@ -467,12 +477,20 @@ struct kl_zn *kl_zn_start(struct kl_diameter *d, const struct kl_zn_params *p, c
 		kl_errf(err, errlen, "Zn: cannot advertise the application: %s", strerror(rc));
 		goto fail_lock;
 	}
-	if (add_peer(z, p, err, errlen))
+	if ((rc = fd_hook_register(HOOK_MASK(HOOK_MESSAGE_DROPPED), on_dropped, z, NULL,
+				   &z->dropped))) {
+		kl_errf(err, errlen, "Zn: cannot register the dropped-answer hook: %s",
+			strerror(rc));
 		goto fail_lock;
+	}
+	if (add_peer(z, p, err, errlen))
+		goto fail_hook;
 	kl_dia_log(KL_DIAMETER_LOG_INFO, "Zn: BSF %s (realm %s) at %s port %u, timeout %u ms",
 		   z->bsf, z->realm, p->bsf_address, (unsigned)(p->bsf_port ? p->bsf_port : 3868),
 		   z->timeout_ms);
 	return z;
+fail_hook:
+	fd_hook_unregister(z->dropped);
 fail_lock:
 	pthread_cond_destroy(&z->idle);
 	pthread_mutex_destroy(&z->lock);
@@ -563,7 +581,7 @@ static void pending_finish(struct zn_pending *p, const struct kl_zn_answer *a, i
 	if (!p->done) {
 		p->ans = *a;
 		p->done = 1;
-		pthread_cond_signal(&p->cv);
+		pthread_cond_broadcast(&p->cv);
 	}
 	z->inflight--;
 	if (!z->inflight)
@@ -607,6 +625,41 @@ static void on_expire(void *data, DiamId_t sentto, size_t len, struct msg **req)
 	pending_finish(p, &a, 0);
 }
 
+/*
+ * freeDiameter parses every answer against the dictionary before its callback; one that fails
+ * (an AVP whose length does not fit its type, a rule of the command such as one Origin-Host
+ * broken, an unknown mandatory AVP) is dropped with HOOK_MESSAGE_DROPPED, still associated with
+ * our request, and neither of the request's callbacks runs (the request is freed with it). The
+ * BIR's caller gets BAD_ANSWER now instead of UNREACHABLE at its timeout; both callbacks are
+ * cleared first, so that nothing completes the request twice.
+ */
+static void on_dropped(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer,
+		       void *other, struct fd_hook_permsgdata *pmd, void *regdata)
+{
+	void (*anscb)(void *, struct msg **) = NULL;
+	void (*expcb)(void *, DiamId_t, size_t, struct msg **) = NULL;
+	struct msg *q = NULL;
+	struct msg_hdr *h = NULL;
+	struct kl_zn_answer a;
+	void *data = NULL;
+
+	(void)type;
+	(void)peer;
+	(void)other;
+	(void)pmd;
+	(void)regdata;
+	if (!msg || fd_msg_hdr(msg, &h) || (h->msg_flags & CMD_FLAG_REQUEST) ||
+	    h->msg_appl != KL_ZN_APP_ID || h->msg_code != KL_ZN_CMD_BOOTSTRAPPING_INFO)
+		return;
+	if (fd_msg_answ_getq(msg, &q) || !q || fd_msg_anscb_get(q, &anscb, &expcb, &data) ||
+	    anscb != on_answer || !data)
+		return;
+	fd_msg_anscb_reset(q, 1, 1);
+	memset(&a, 0, sizeof(a));
+	a.status = KL_ZN_BAD_ANSWER;
+	pending_finish(data, &a, 1);
+}
+
 static void list_remove(struct kl_zn *z, struct zn_pending *p)
 {
 	if (p->prev)
@@ -639,17 +692,81 @@ static enum kl_zn_status finish(struct kl_zn *z, struct kl_zn_answer *out, enum 
 	return st;
 }
 
+/* Under z->lock: the unexpired cache entry of the pair copied to out (1), else 0 (an expired
+ * one dropped). */
+static int cache_get(struct kl_zn *z, uint32_t h, const char *btid, size_t bl, const uint8_t *naf,
+		     size_t nl, struct kl_zn_answer *out)
+{
+	struct zn_entry *e = entry_find(z, h, btid, bl, naf, nl);
+
+	if (!e)
+		return 0;
+	if (e->expiry > unix_now() &&
+	    kl_kwp_unwrap(z->kek, e->wrapped, sizeof(e->wrapped), out->ks_naf,
+			  sizeof(out->ks_naf)) == KL_ZN_KEY_LEN) {
+		out->result_code = e->result_code;
+		out->expiry = e->expiry;
+		out->created = e->created;
+		out->gba_type = e->gba_type;
+		memcpy(out->impi, e->id + bl + nl, e->impi_len);
+		out->impi[e->impi_len] = 0;
+		out->cached = 1;
+		z->st.cache_hits++;
+		finish(z, out, KL_ZN_OK);
+		return 1;
+	}
+	entry_drop(z, e);
+	return 0;
+}
+
+/* Under z->lock: the BIR in flight for the pair, if any. */
+static struct zn_pending *pending_find(struct kl_zn *z, uint32_t h, const char *btid, size_t bl,
+				       const uint8_t *naf, size_t nl)
+{
+	for (struct zn_pending *p = z->waiting; p; p = p->next)
+		if (!p->done && p->hash == h && p->btid_len == bl && p->naf_len == nl &&
+		    !memcmp(p->id, btid, bl) && !memcmp(p->id + bl, naf, nl))
+			return p;
+	return NULL;
+}
+
+/* Under z->lock: wait for the BIR p another caller sent (its leader ends it within timeout_ms:
+ * answer, expiry, its own deadline, or stop) and take its answer. */
+static enum kl_zn_status follow(struct kl_zn *z, struct zn_pending *p, struct kl_zn_answer *out)
+{
+	struct timespec dl;
+
+	p->refs++;
+	z->followers++;
+	z->st.coalesced++;
+	deadline(CLOCK_MONOTONIC, z->timeout_ms + 1000, &dl); /* a bound: the leader ends first */
+	while (!p->done && !z->stopping)
+		if (pthread_cond_timedwait(&p->cv, &z->lock, &dl) == ETIMEDOUT)
+			break;
+	if (p->done) {
+		*out = p->ans;
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->status = KL_ZN_UNREACHABLE;
+	}
+	out->cached = 0;
+	z->followers--;
+	if (z->stopping)
+		pthread_cond_broadcast(&z->idle);
+	finish(z, out, out->status);
+	pending_release(p);
+	return out->status;
+}
+
 enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *naf_id,
 			    size_t naf_len, struct kl_zn_answer *out)
 {
-	struct zn_pending *p;
-	struct zn_entry *e;
+	struct zn_pending *p, *q = NULL;
 	struct timespec dl;
 	pthread_condattr_t ca;
 	struct msg *m = NULL;
 	size_t bl;
 	uint32_t h;
-	uint64_t now;
 	int rc;
 
 	if (!out)
@@ -669,24 +786,14 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 		return KL_ZN_UNKNOWN;
 	}
 	h = id_hash(z->seed, btid, bl, naf_id, naf_len);
-	now = unix_now();
-	if ((e = entry_find(z, h, btid, bl, naf_id, naf_len))) {
-		if (e->expiry > now && kl_kwp_unwrap(z->kek, e->wrapped, sizeof(e->wrapped),
-						     out->ks_naf, sizeof(out->ks_naf)) ==
-					       KL_ZN_KEY_LEN) {
-			out->result_code = e->result_code;
-			out->expiry = e->expiry;
-			out->created = e->created;
-			out->gba_type = e->gba_type;
-			memcpy(out->impi, e->id + bl + naf_len, e->impi_len);
-			out->impi[e->impi_len] = 0;
-			out->cached = 1;
-			z->st.cache_hits++;
-			finish(z, out, KL_ZN_OK);
-			pthread_mutex_unlock(&z->lock);
-			return KL_ZN_OK;
-		}
-		entry_drop(z, e);
+	if (cache_get(z, h, btid, bl, naf_id, naf_len, out)) {
+		pthread_mutex_unlock(&z->lock);
+		return KL_ZN_OK;
+	}
+	if ((p = pending_find(z, h, btid, bl, naf_id, naf_len))) {
+		follow(z, p, out);
+		pthread_mutex_unlock(&z->lock);
+		return out->status;
 	}
 	pthread_mutex_unlock(&z->lock);
 
@@ -702,6 +809,11 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	}
 	p->z = z;
 	p->refs = 2;
+	p->hash = h;
+	p->btid_len = (uint16_t)bl;
+	p->naf_len = (uint16_t)naf_len;
+	memcpy(p->id, btid, bl);
+	memcpy(p->id + bl, naf_id, naf_len);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
@@ -717,6 +829,18 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 		pthread_cond_destroy(&p->cv);
 		free(p);
 		return KL_ZN_UNREACHABLE;
+	}
+	/* another caller's BIR for the pair went out or came back while the lock was free */
+	if (cache_get(z, h, btid, bl, naf_id, naf_len, out) ||
+	    (q = pending_find(z, h, btid, bl, naf_id, naf_len))) {
+		if (q)
+			follow(z, q, out);
+		pthread_mutex_unlock(&z->lock);
+		fd_msg_free(m);
+		pthread_cond_destroy(&p->cv);
+		kl_memzero(p, sizeof(*p));
+		free(p);
+		return out->status;
 	}
 	p->next = z->waiting;
 	if (p->next)
@@ -750,8 +874,12 @@ enum kl_zn_status kl_zn_get(struct kl_zn *z, const char *btid, const uint8_t *na
 	if (p->done) {
 		*out = p->ans;
 	} else {
-		/* no answer in time (or stopping): the callback still comes, and is ignored */
+		/* no answer in time (or stopping): the callback still comes, and is ignored; the
+		 * followers get the same */
 		p->done = 1;
+		memset(&p->ans, 0, sizeof(p->ans));
+		p->ans.status = KL_ZN_UNREACHABLE;
+		pthread_cond_broadcast(&p->cv);
 		memset(out, 0, sizeof(*out));
 		out->status = KL_ZN_UNREACHABLE;
 	}
@@ -827,12 +955,12 @@ void kl_zn_stop(struct kl_zn *z)
 	pthread_mutex_lock(&z->lock);
 	z->stopping = 1;
 	for (struct zn_pending *p = z->waiting; p; p = p->next)
-		pthread_cond_signal(&p->cv);
+		pthread_cond_broadcast(&p->cv);
 	/* the callbacks of BIRs in flight use z: wait for them (freeDiameter expires each within
 	 * timeout_ms), and never free z under a callback still to come */
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += z->timeout_ms / 1000 + 2;
-	while (z->inflight || z->waiting)
+	while (z->inflight || z->waiting || z->followers)
 		if (pthread_cond_timedwait(&z->idle, &z->lock, &dl) == ETIMEDOUT) {
 			leak = 1;
 			break;
@@ -846,6 +974,7 @@ void kl_zn_stop(struct kl_zn *z)
 			   z->inflight);
 		return;
 	}
+	fd_hook_unregister(z->dropped); /* waits for a callback running in it */
 	kl_kwp_free(z->kek);
 	free(z->kek);
 	free(z->buckets);

@@ -66,6 +66,8 @@ struct kl_zn_stats {
 	uint64_t latency_sum_us;
 	uint64_t cache_size;
 	int bsf_open;			/* the connection to the BSF is open */
+	uint64_t coalesced;		/* cache misses that waited for a BIR already in flight
+					 * for the same (B-TID, NAF_Id) instead of sending one */
 };
 
 /**

@@ -46,6 +46,7 @@ _Static_assert(KL_NAF_REQ_BTID_MAX == KL_NAF_BTID_MAX && KL_NAF_REQ_BTID_MAX == 
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-CIPHER-ALL:" \
 	"+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
 #define SPARE_CONNECTIONS 4
+#define HANDSHAKE_FAILED_LOG "received handshake message out of context"
 #define WATCHDOG_TICK_MS 200
 #define CHAIN_MAX 8
 #define RL_SLOTS 65536u
@@ -57,6 +58,7 @@ struct conn {
 	int fd;		   /* -1: free slot */
 	bool closing;	   /* shut down by the watchdog */
 	bool requested;	   /* a request arrived (the handshake completed) */
+	bool no_cert;	   /* check_cert found no client certificate */
 	uint64_t since_ms; /* connection start or the last answer */
 	/* the certificate last verified on this connection (DER hash) and what it gave */
 	bool checked;
@@ -248,7 +250,8 @@ static int check_cert(struct kl_naf *n, struct MHD_Connection *c, struct conn *k
 		return -1;
 	}
 	certs = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &ncerts);
-	if (!certs || ncerts == 0) {
+	k->no_cert = !certs || ncerts == 0;
+	if (k->no_cert) {
 		snprintf(why, wl, "no client certificate: one from the device CA is required");
 		return -1;
 	}
@@ -318,17 +321,6 @@ static bool rate_ok(struct kl_naf *n, const struct conn *k)
 }
 
 /* ---- the routes ----------------------------------------------------------------------------- */
-
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-	static const char h[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = h[b[i] >> 4];
-		out[2 * i + 1] = h[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 static void b64_of(const uint8_t *b, size_t n, char *out)
 {
@@ -445,7 +437,7 @@ static enum MHD_Result issue(struct kl_naf *n, struct MHD_Connection *c, struct 
 				  irc == KL_NAF_FULL ? "the Key Center holds as many keys as it may"
 						     : "the key could not be stored");
 	}
-	hex_of(nid->id, nid->len, nafhex);
+	kl_hex(nid->id, nid->len, nafhex);
 	b64_of(key, sizeof(key), keyb64);
 	kl_memzero(key, sizeof(key));
 	et = (time_t)expiry;
@@ -548,9 +540,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					  "DELETE %s/{b_tid}/{device_id}",
 					  KL_NAF_REQ_PATH, KL_NAF_REQ_PATH);
 		}
-		if (!k || check_cert(n, c, k, why, sizeof(why)))
+		if (!k || check_cert(n, c, k, why, sizeof(why))) {
+			kl_naf_stats_add(k && k->no_cert ? &n->stats->cert_missing
+							 : &n->stats->cert_refused,
+					 1);
 			return send_error(n, c, r, MHD_HTTP_FORBIDDEN, "forbidden", "%s",
 					  k ? why : "no connection state");
+		}
+		if ((post && !k->device_ok) || (del && !k->operator_ok))
+			kl_naf_stats_add(&n->stats->cert_refused, 1);
 		if (post && !k->device_ok)
 			return send_error(n, c, r, MHD_HTTP_FORBIDDEN, "forbidden",
 					  "device certificate refused: %s", k->why);
@@ -690,6 +688,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
+	/* MHD (0.9.75 to 1.0) tells a failed gnutls_handshake() (an error, not EAGAIN) only here,
+	 * in MHD_run_tls_handshake_, before closing the connection; its TLS state is not exposed
+	 * and the session is deinitialised before the connection's CLOSED notification. */
+	if (strstr(msg, HANDSHAKE_FAILED_LOG))
+		kl_naf_stats_add(&n->stats->tls_failed, 1);
 	nlog(n, LOG_DEBUG, "https: %s", msg);
 }
 

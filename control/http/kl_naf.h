@@ -15,7 +15,10 @@
  *   unreachable or its answer unusable, the store not answering.
  *
  * Threads: MHD's pool (threads, pinned to the configured CPUs or to every CPU but the workers'
- * lcores) serves the requests; a watchdog thread closes connections whose request is not
+ * lcores: the creating thread's affinity is set to that set around MHD_start_daemon, as threads
+ * inherit it, then restored) serves the requests; the Zn client's threads are freeDiameter's,
+ * which inherit the control thread's set, from which kl_daemon took the workers' CPUs before
+ * any service started; a watchdog thread closes connections whose request is not
  * complete connection_timeout_s after the connection opened or its previous answer. The
  * issued keys' writes go to the control thread through kl_naf_keys (fd / poll / tick below).
  * The data plane is never touched: no key table access.

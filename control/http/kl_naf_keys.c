@@ -24,6 +24,7 @@
 #include "kl_naf_keys.h"
 #include "kl_siphash.h"
 #include "kl_store.h"
+#include "kl_util.h"
 #include "kl_write.h"
 
 #define MAX_KEYS_DEFAULT 1000000u
@@ -34,7 +35,9 @@
 
 struct entry {
 	struct entry *next;
-	uint64_t hash; /* of (btid, device_id): an invalidation names those two */
+	uint64_t hash;	/* of (btid, device_id): an invalidation names those two */
+	uint64_t purge; /* when the tick deletes it (purge_at) */
+	size_t hpos;	/* its place in the purge heap */
 	struct kl_naf_key_info info;
 };
 
@@ -73,6 +76,9 @@ struct kl_naf_keys {
 	pthread_rwlock_t lock; /* the index and the blocklist */
 	struct entry **tab;
 	uint64_t mask;
+	struct entry **heap; /* every entry, a min-heap on purge: the tick reads its top only */
+	size_t heap_cap;
+	size_t *walk; /* the tick's stack over the heap: 2 * PURGE_MAX + 2 places */
 	struct bentry *blk[BLOCK_BUCKETS];
 	uint64_t nkeys, ninvalid, nblk[2];
 
@@ -169,6 +175,78 @@ static void store_from(struct kl_store_naf *n, const struct kl_naf_key_info *i)
 	n->invalidated = (uint8_t)i->invalidated;
 }
 
+/* ---- the purge heap: entries by the time the tick deletes them ------------------------------- */
+
+/* A key is deleted at its expiry; an invalidated one keep_s later (never with keep_s 0: it is
+ * refused for good). */
+static uint64_t purge_at(const struct kl_naf_keys *k, const struct kl_naf_key_info *i)
+{
+	if (!i->invalidated)
+		return i->expiry;
+	if (!k->keep_s)
+		return UINT64_MAX;
+	return i->expiry + k->keep_s < i->expiry ? UINT64_MAX : i->expiry + k->keep_s;
+}
+
+static void heap_set(struct kl_naf_keys *k, size_t i, struct entry *e)
+{
+	k->heap[i] = e;
+	e->hpos = i;
+}
+
+/* Move the entry at i up or down to its place. */
+static void heap_fix(struct kl_naf_keys *k, size_t i)
+{
+	struct entry *e = k->heap[i];
+
+	while (i > 0 && k->heap[(i - 1) / 2]->purge > e->purge) {
+		heap_set(k, i, k->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= k->nkeys)
+			break;
+		if (c + 1 < k->nkeys && k->heap[c + 1]->purge < k->heap[c]->purge)
+			c++;
+		if (k->heap[c]->purge >= e->purge)
+			break;
+		heap_set(k, i, k->heap[c]);
+		i = c;
+	}
+	heap_set(k, i, e);
+}
+
+/* e, not yet counted in nkeys, joins the heap. */
+static int heap_add(struct kl_naf_keys *k, struct entry *e)
+{
+	if (k->nkeys == k->heap_cap) {
+		size_t cap = k->heap_cap ? 2 * k->heap_cap : 1024;
+		struct entry **h = realloc(k->heap, cap * sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		k->heap = h;
+		k->heap_cap = cap;
+	}
+	heap_set(k, k->nkeys, e);
+	return 0;
+}
+
+/* e, still counted in nkeys, leaves the heap. */
+static void heap_remove(struct kl_naf_keys *k, struct entry *e)
+{
+	size_t i = e->hpos, last = k->nkeys - 1;
+
+	if (i != last) {
+		heap_set(k, i, k->heap[last]);
+		k->nkeys--;
+		heap_fix(k, i);
+		k->nkeys++;
+	}
+}
+
 /* ---- index writes (control thread, under the write lock) ------------------------------------ */
 
 static int idx_put(struct kl_naf_keys *k, const struct kl_store_naf *n)
@@ -177,8 +255,10 @@ static int idx_put(struct kl_naf_keys *k, const struct kl_store_naf *n)
 
 	if (!e) {
 		e = calloc(1, sizeof(*e));
-		if (!e)
+		if (!e || heap_add(k, e)) {
+			free(e);
 			return -ENOMEM;
+		}
 		e->hash = hash2(k, n->btid, n->device_id);
 		e->next = k->tab[e->hash & k->mask];
 		k->tab[e->hash & k->mask] = e;
@@ -187,6 +267,8 @@ static int idx_put(struct kl_naf_keys *k, const struct kl_store_naf *n)
 		k->ninvalid--;
 	}
 	info_from(&e->info, n);
+	e->purge = purge_at(k, &e->info);
+	heap_fix(k, e->hpos);
 	if (n->invalidated)
 		k->ninvalid++;
 	return 0;
@@ -201,6 +283,7 @@ static void idx_del(struct kl_naf_keys *k, const struct kl_store_naf *n)
 
 		if (e->hash == h && same_id(&e->info, n)) {
 			*pp = e->next;
+			heap_remove(k, e);
 			k->nkeys--;
 			k->ninvalid -= e->info.invalidated ? 1 : 0;
 			kl_memzero(e, sizeof(*e));
@@ -303,6 +386,8 @@ static void free_all(struct kl_naf_keys *k)
 		}
 		free(k->tab);
 	}
+	free(k->heap);
+	free(k->walk);
 	for (unsigned i = 0; i < BLOCK_BUCKETS; i++)
 		for (struct bentry *b = k->blk[i], *nx; b; b = nx) {
 			nx = b->next;
@@ -360,8 +445,9 @@ struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p,
 	k->tab = calloc(buckets, sizeof(*k->tab));
 	k->ops_cap = (k->batch_max > PURGE_MAX ? k->batch_max : PURGE_MAX) + 1;
 	k->ops = calloc(k->ops_cap, sizeof(*k->ops));
+	k->walk = calloc(2 * PURGE_MAX + 2, sizeof(*k->walk));
 	k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (RAND_bytes(seed, sizeof(seed)) != 1 || !k->tab || !k->ops || k->efd < 0) {
+	if (RAND_bytes(seed, sizeof(seed)) != 1 || !k->tab || !k->ops || !k->walk || k->efd < 0) {
 		snprintf(err, errlen, "naf keys: cannot set up (%s)",
 			 k->efd < 0 ? strerror(errno) : "out of memory or no randomness");
 		free_all(k);
@@ -914,31 +1000,34 @@ int kl_naf_keys_block(struct kl_naf_keys *k, enum kl_naf_block_kind kind, const 
 	return commit(k, NULL, 0) ? -EIO : 0;
 }
 
+/* Deletes (one commit) up to PURGE_MAX of the entries whose purge time has come: the heap's top
+ * only, walked depth first from the root; a subtree whose root is not due holds none, so a tick
+ * costs O(due entries), never a walk of the whole index. */
 void kl_naf_keys_tick(struct kl_naf_keys *k, uint64_t now)
 {
 	struct kl_write w;
+	size_t top = 0;
 
 	if (!k)
 		return;
 	k->nops = 0;
-	for (uint64_t i = 0; i <= k->mask && k->nops < PURGE_MAX; i++) {
-		for (struct entry *e = k->tab[i]; e && k->nops < PURGE_MAX; e = e->next) {
-			struct kl_store_naf n;
-			uint64_t end = e->info.expiry;
+	if (k->nkeys)
+		k->walk[top++] = 0;
+	while (top && k->nops < PURGE_MAX) { /* at most 2 * PURGE_MAX + 1 places on the stack */
+		size_t i = k->walk[--top];
+		struct entry *e = k->heap[i];
+		struct kl_store_naf n;
 
-			if (e->info.invalidated) {
-				if (!k->keep_s)
-					continue; /* refused forever */
-				end = end + k->keep_s < end ? UINT64_MAX : end + k->keep_s;
-			}
-			if (end > now)
-				continue;
-			store_from(&n, &e->info);
-			if (!kl_write_naf_del(&w, &n))
-				(void)add_op(k, &w, NULL); /* PURGE_MAX < ops_cap */
-		}
+		if (e->purge > now)
+			continue;
+		store_from(&n, &e->info);
+		if (!kl_write_naf_del(&w, &n))
+			(void)add_op(k, &w, NULL); /* PURGE_MAX < ops_cap */
+		for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < k->nkeys; c++)
+			k->walk[top++] = c;
 	}
-	(void)commit(k, NULL, 0); /* a failure is retried at the next tick */
+	if (k->nops)
+		(void)commit(k, NULL, 0); /* a failure is retried at the next tick */
 }
 
 /* ---- listings and stats (control thread) ------------------------------------------------------- */
@@ -1078,24 +1167,12 @@ static int get_arg(const json_t *req, const char *name, size_t max, int space_ok
 	return 0;
 }
 
-static int hex_of(const uint8_t *p, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[p[i] >> 4];
-		out[2 * i + 1] = hx[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-	return 0;
-}
-
 static int list_one(void *arg, const struct kl_naf_key_info *i)
 {
 	char naf[2 * KL_NAF_ID_MAX + 1], kcv[2 * KL_KCV_LEN + 1];
 
-	hex_of(i->naf_id, i->naf_len, naf);
-	hex_of(i->kcv, KL_KCV_LEN, kcv);
+	kl_hex(i->naf_id, i->naf_len, naf);
+	kl_hex(i->kcv, KL_KCV_LEN, kcv);
 	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "b_tid", i->btid,
 					     "naf_id", naf, "device_id", i->device_id, "kcv",
 					     kcv, "issued", (json_int_t)i->issued, "expiry",

@@ -102,6 +102,12 @@ struct kl_naf_stats {
 	pthread_mutex_t lock;	   /* guards pull, pull_arg */
 	void (*pull)(void *arg, struct kl_zn_stats *zn, struct kl_naf_keys_stats *keys);
 	void *pull_arg;
+	uint64_t tls_failed;	   /* TLS handshakes that failed (GnuTLS error in the handshake:
+				    * plain HTTP, TLS 1.1, no common cipher or group, a client
+				    * that aborts it) */
+	uint64_t cert_missing;	   /* requests refused (403): no client certificate */
+	uint64_t cert_refused;	   /* requests refused (403): a certificate the route's CA does not
+				    * verify (another CA, revoked, expired, unparseable) */
 };
 
 #define KL_NAF_STATS_INIT { .lock = PTHREAD_MUTEX_INITIALIZER }

@@ -528,21 +528,9 @@ static int range_answer(json_t *top, void *out, char *err, size_t errlen)
 	return range_of(top, out, 1, err, errlen);
 }
 
-int kl_etcd_parse_range(const char *body, size_t len, struct kl_etcd_range *out, char *err,
-			size_t errlen)
-{
-	return parse_answer(body, len, range_answer, out, sizeof(*out), err, errlen);
-}
-
 static int put_answer(json_t *top, void *out, char *err, size_t errlen)
 {
 	return parse_header(top, out, 1, err, errlen);
-}
-
-int kl_etcd_parse_put(const char *body, size_t len, struct kl_etcd_header *out, char *err,
-		      size_t errlen)
-{
-	return parse_answer(body, len, put_answer, out, sizeof(*out), err, errlen);
 }
 
 struct delete_out {
@@ -639,12 +627,6 @@ static int txn_answer(json_t *top, void *p, char *err, size_t errlen)
 	return 0;
 }
 
-int kl_etcd_parse_txn(const char *body, size_t len, struct kl_etcd_txn_result *out, char *err,
-		      size_t errlen)
-{
-	return parse_answer(body, len, txn_answer, out, sizeof(*out), err, errlen);
-}
-
 static int lease_answer(json_t *top, void *p, char *err, size_t errlen)
 {
 	struct kl_etcd_lease *out = p;
@@ -673,12 +655,6 @@ static int lease_answer(json_t *top, void *p, char *err, size_t errlen)
 	return 0;
 }
 
-int kl_etcd_parse_lease(const char *body, size_t len, struct kl_etcd_lease *out, char *err,
-			size_t errlen)
-{
-	return parse_answer(body, len, lease_answer, out, sizeof(*out), err, errlen);
-}
-
 static int status_answer(json_t *top, void *p, char *err, size_t errlen)
 {
 	struct kl_etcd_status *out = p;
@@ -697,12 +673,6 @@ static int status_answer(json_t *top, void *p, char *err, size_t errlen)
 	if (!rc && v)
 		snprintf(out->version, sizeof(out->version), "%s", json_string_value(v));
 	return rc;
-}
-
-int kl_etcd_parse_status(const char *body, size_t len, struct kl_etcd_status *out, char *err,
-			 size_t errlen)
-{
-	return parse_answer(body, len, status_answer, out, sizeof(*out), err, errlen);
 }
 
 void kl_etcd_watch_resp_free(struct kl_etcd_watch_resp *r)
@@ -780,8 +750,20 @@ static int watch_answer(json_t *top, void *p, char *err, size_t errlen)
 	return 0;
 }
 
-int kl_etcd_parse_watch(const char *body, size_t len, struct kl_etcd_watch_resp *out, char *err,
-			size_t errlen)
-{
-	return parse_answer(body, len, watch_answer, out, sizeof(*out), err, errlen);
-}
+/* The public parsers (kl_etcd.h): parse_answer with each answer's reader. */
+#define KL_ETCD_PARSERS(X)                                \
+	X(range, struct kl_etcd_range, range_answer)      \
+	X(put, struct kl_etcd_header, put_answer)         \
+	X(txn, struct kl_etcd_txn_result, txn_answer)     \
+	X(lease, struct kl_etcd_lease, lease_answer)      \
+	X(status, struct kl_etcd_status, status_answer)   \
+	X(watch, struct kl_etcd_watch_resp, watch_answer)
+
+#define KL_X(name, type, reader)                                                       \
+	int kl_etcd_parse_##name(const char *body, size_t len, type *out, char *err,   \
+				 size_t errlen)                                        \
+	{                                                                              \
+		return parse_answer(body, len, reader, out, sizeof(*out), err, errlen); \
+	}
+KL_ETCD_PARSERS(KL_X)
+#undef KL_X
