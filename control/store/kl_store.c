@@ -28,6 +28,7 @@
 #include "kl_ctl_stats.h"
 #include "kl_kwp.h"
 #include "kl_store.h"
+#include "kl_store_repl.h"
 #include "kl_util.h"
 
 #define REC_FORMAT 1
@@ -78,6 +79,10 @@ struct kl_store {
 	uint64_t map_size;
 	char *path;
 	struct st_backup *bk; /* a backup started and not yet collected */
+	MDB_dbi rev;	      /* replica stamps (kl_store_repl.h) */
+	const struct kl_store_repl_ops *repl; /* the cluster's replicator, or NULL */
+	void *repl_arg;
+	struct repl_log *log; /* the open write's changes (with a replicator) */
 	char msg[320];
 };
 
@@ -780,6 +785,7 @@ static void st_assert(MDB_env *env, const char *msg)
 /* ---- open / close ------------------------------------------------------------------------------ */
 
 static void backup_join(struct kl_store *s);
+static void log_free(struct repl_log *l);
 
 static void st_free(struct kl_store *s)
 {
@@ -793,6 +799,7 @@ static void st_free(struct kl_store *s)
 	EVP_MD_CTX_free(s->md);
 	EVP_MD_free(s->sha256);
 	kek_free(s->sec, s->kek_secure);
+	log_free(s->log);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	free(s->path);
@@ -812,6 +819,12 @@ static int naf_dbs_open(struct kl_store *s, MDB_txn *txn, unsigned flags)
 	int rc = mdb_dbi_open(txn, "naf", flags, &s->naf);
 
 	return rc ? rc : mdb_dbi_open(txn, "nafblock", flags, &s->nafblock);
+}
+
+/* The replica stamps' database (kl_store_repl.h; added after the first stores, as above). */
+static int rev_db_open(struct kl_store *s, MDB_txn *txn, unsigned flags)
+{
+	return mdb_dbi_open(txn, "rev", flags, &s->rev);
 }
 
 /* A new store: every database and the meta records in one transaction. */
@@ -834,6 +847,8 @@ static int st_init(struct kl_store *s, char *err, size_t errlen)
 		rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
 	if (!rc)
 		rc = naf_dbs_open(s, txn, MDB_CREATE);
+	if (!rc)
+		rc = rev_db_open(s, txn, MDB_CREATE);
 	if (rc)
 		goto fail;
 	put_le32(v4, KL_STORE_SCHEMA);
@@ -877,7 +892,7 @@ fail:
 static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
 {
 	unsigned missing = 0;
-	int missing_naf = 0;
+	int missing_naf = 0, missing_rev = 0;
 	uint8_t pt[128];
 	MDB_txn *txn;
 	MDB_dbi main_dbi;
@@ -943,6 +958,15 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 			mdb_strerror(rc));
 		return -EBADMSG;
 	}
+	rc = rev_db_open(s, txn, 0);
+	if (rc == MDB_NOTFOUND) {
+		missing_rev = 1;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		kl_errf(err, errlen, "store %s is damaged: the replica stamps: %s", s->path,
+			mdb_strerror(rc));
+		return -EBADMSG;
+	}
 	k = (MDB_val){9, "kek_check"};
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc) {
@@ -978,7 +1002,7 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 		kl_errf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
 		return mdb_to_errno(rc);
 	}
-	if (!missing && !missing_naf)
+	if (!missing && !missing_naf && !missing_rev)
 		return 0;
 	/* A store from before some kind existed (pair keys, NAF keys): its database is added,
 	 * empty. */
@@ -989,6 +1013,8 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 				rc = mdb_dbi_open(txn, kind_names[i], MDB_CREATE, &s->dbi[i]);
 		if (!rc && missing_naf)
 			rc = naf_dbs_open(s, txn, MDB_CREATE);
+		if (!rc && missing_rev)
+			rc = rev_db_open(s, txn, MDB_CREATE);
 		if (rc)
 			mdb_txn_abort(txn); /* the write lock is released before the store closes */
 		else
@@ -1115,7 +1141,7 @@ struct kl_store *kl_store_open(const struct kl_store_params *p, char *err, size_
 
 	rc = mdb_env_create(&s->env);
 	if (!rc)
-		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 4);
+		rc = mdb_env_set_maxdbs(s->env, KL_TK__COUNT + 6);
 	if (!rc)
 		rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
 	if (!rc && p->verify) {
@@ -1203,6 +1229,319 @@ fail:
 	return NULL;
 }
 
+/* ---- the cluster's change log (kl_store_repl.h) ------------------------------------------------ */
+
+/* One change of the open write, its bytes in the log's buffer (offsets: the buffer grows). A key
+ * written twice in one batch is one change: the last value, the first one's compare. */
+struct repl_ent {
+	const char *db; /* a database name of this file (kind_names, "naf", "nafblock") */
+	size_t koff, klen, voff, vlen, ooff, olen;
+	uint8_t del, cmp, has_old;
+};
+
+struct repl_log {
+	struct repl_ent *e;
+	size_t n, cap;
+	uint8_t *buf;
+	size_t used, bcap;
+	uint32_t *ht; /* open addressing: entry index + 1, 0 empty */
+	size_t hcap;  /* a power of two, or 0 */
+};
+
+#define STAMP_KEY_MAX (16 + KL_TABLE_ID_MAX + 1)
+static const char db_naf[] = "naf", db_nafblock[] = "nafblock";
+
+static void log_reset(struct repl_log *l)
+{
+	if (!l)
+		return;
+	l->n = 0;
+	l->used = 0;
+	if (l->hcap)
+		memset(l->ht, 0, l->hcap * sizeof(*l->ht));
+}
+
+static void log_free(struct repl_log *l)
+{
+	if (!l)
+		return;
+	free(l->e);
+	free(l->buf);
+	free(l->ht);
+	free(l);
+}
+
+static uint32_t log_hash(const char *db, const uint8_t *key, size_t klen)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = db; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+/* Copy len bytes into the log's buffer. @return the offset, or SIZE_MAX (no memory). */
+static size_t log_bytes(struct repl_log *l, const void *p, size_t len)
+{
+	size_t off = l->used;
+
+	if (l->used + len > l->bcap) {
+		size_t nc = l->bcap ? l->bcap : 65536;
+		uint8_t *nb;
+
+		while (nc < l->used + len)
+			nc *= 2;
+		nb = realloc(l->buf, nc);
+		if (!nb)
+			return SIZE_MAX;
+		l->buf = nb;
+		l->bcap = nc;
+	}
+	if (len)
+		memcpy(l->buf + off, p, len);
+	l->used += len;
+	return off;
+}
+
+/* The slot of (db, key) in the hash: its entry or the empty slot where it goes. */
+static uint32_t *log_slot(struct repl_log *l, const char *db, const uint8_t *key, size_t klen)
+{
+	size_t m = l->hcap - 1, i = log_hash(db, key, klen) & m;
+
+	for (;; i = (i + 1) & m) {
+		struct repl_ent *e;
+
+		if (!l->ht[i])
+			return &l->ht[i];
+		e = &l->e[l->ht[i] - 1];
+		if (e->db == db && e->klen == klen && !memcmp(l->buf + e->koff, key, klen))
+			return &l->ht[i];
+	}
+}
+
+static int log_grow(struct repl_log *l)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? 2 * l->cap : 256;
+		struct repl_ent *ne = realloc(l->e, nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		l->e = ne;
+		l->cap = nc;
+	}
+	if (2 * (l->n + 1) > l->hcap) {
+		size_t nh = l->hcap ? 2 * l->hcap : 1024;
+		uint32_t *ot = l->ht;
+
+		l->ht = calloc(nh, sizeof(*l->ht));
+		if (!l->ht) {
+			l->ht = ot;
+			return -ENOMEM;
+		}
+		free(ot);
+		l->hcap = nh;
+		for (size_t i = 0; i < l->n; i++)
+			*log_slot(l, l->e[i].db, l->buf + l->e[i].koff, l->e[i].klen) =
+				(uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+/* Record a change of the open write transaction (only with a replicator): value NULL deletes;
+ * cmp: the write was computed from old (NULL: the entry was absent). @return 0 or -ENOMEM (the
+ * caller marks the transaction broken). */
+static int note(struct kl_store *s, const char *db, const void *key, size_t klen,
+		const void *value, size_t vlen, const MDB_val *old, int cmp)
+{
+	struct repl_log *l = s->log;
+	struct repl_ent *e;
+	uint32_t *slot;
+	size_t voff = 0;
+
+	if (!s->repl)
+		return 0;
+	if (!l && !(l = s->log = calloc(1, sizeof(*l))))
+		goto nomem;
+	if (log_grow(l))
+		goto nomem;
+	if (value && (voff = log_bytes(l, value, vlen)) == SIZE_MAX)
+		goto nomem;
+	slot = log_slot(l, db, key, klen);
+	if (*slot) { /* written before in this batch: the new value, the first compare */
+		e = &l->e[*slot - 1];
+		e->del = !value;
+		e->voff = voff;
+		e->vlen = value ? vlen : 0;
+		return 0;
+	}
+	e = &l->e[l->n];
+	*e = (struct repl_ent){ .db = db, .klen = klen, .del = !value, .voff = voff,
+				.vlen = value ? vlen : 0, .cmp = (uint8_t)!!cmp };
+	if ((e->koff = log_bytes(l, key, klen)) == SIZE_MAX)
+		goto nomem;
+	if (cmp && old) {
+		e->has_old = 1;
+		e->olen = old->mv_size;
+		if ((e->ooff = log_bytes(l, old->mv_data, old->mv_size)) == SIZE_MAX)
+			goto nomem;
+	}
+	*slot = (uint32_t)++l->n;
+	return 0;
+nomem:
+	snprintf(s->msg, sizeof(s->msg), "store %s: no memory for the cluster's change log",
+		 s->path);
+	return -ENOMEM;
+}
+
+/* The stamp's LMDB key: db || 0x00 || key. @return its length, 0 when too long. */
+static size_t stamp_key(const char *db, const uint8_t *key, size_t klen, uint8_t *out)
+{
+	size_t dl = strlen(db);
+
+	if (dl + 1 + klen > STAMP_KEY_MAX)
+		return 0;
+	memcpy(out, db, dl + 1);
+	memcpy(out + dl + 1, key, klen);
+	return dl + 1 + klen;
+}
+
+/* Read a stamp in txn: 0 and *v (0 when none), or an LMDB code. */
+static int stamp_get(struct kl_store *s, MDB_txn *txn, const char *db, const uint8_t *key,
+		     size_t klen, int64_t *v)
+{
+	uint8_t kb[STAMP_KEY_MAX];
+	MDB_val k = { stamp_key(db, key, klen, kb), kb }, d;
+	int rc;
+
+	*v = 0;
+	if (!k.mv_size)
+		return MDB_BAD_VALSIZE;
+	rc = mdb_get(txn, s->rev, &k, &d);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (d.mv_size == 8)
+		*v = (int64_t)get_le64(d.mv_data);
+	return 0;
+}
+
+static int stamp_put(struct kl_store *s, MDB_txn *txn, const char *db, const uint8_t *key,
+		     size_t klen, int64_t v)
+{
+	uint8_t kb[STAMP_KEY_MAX], vb[8];
+	MDB_val k = { stamp_key(db, key, klen, kb), kb }, d = { 8, vb };
+
+	if (!k.mv_size)
+		return MDB_BAD_VALSIZE;
+	put_le64(vb, (uint64_t)v);
+	return mdb_put(txn, s->rev, &k, &d, 0);
+}
+
+/* With a replicator: the record of key in dbi as txn holds it, copied into buf (cap bytes), for
+ * a change computed from it: *old = ov, or NULL when absent (or without a replicator).
+ * @return 0 or an LMDB code. */
+static int old_get(struct kl_store *s, MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+		   uint8_t *buf, size_t cap, MDB_val *ov, const MDB_val **old)
+{
+	MDB_val k = { klen, (void *)(uintptr_t)key }, v;
+	int rc;
+
+	*old = NULL;
+	if (!s->repl)
+		return 0;
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (v.mv_size > cap)
+		return MDB_BAD_VALSIZE;
+	memcpy(buf, v.mv_data, v.mv_size);
+	*ov = (MDB_val){ v.mv_size, buf };
+	*old = ov;
+	return 0;
+}
+
+/* Make the open write transaction's changes durable in the catalogue and stamp them in txn
+ * (before it commits). @return 0 (nothing to replicate, or replicated and stamped) or -errno
+ * with s->msg: the caller aborts txn. */
+static int repl_commit(struct kl_store *s, MDB_txn *txn)
+{
+	struct repl_log *l = s->log;
+	struct kl_store_change *ch;
+	int64_t *revs, rev = 0;
+	char err[256] = "";
+	int rc = 0, m = 0;
+
+	if (!s->repl || !l || !l->n)
+		return 0;
+	ch = calloc(l->n, sizeof(*ch));
+	revs = calloc(l->n, sizeof(*revs));
+	if (!ch || !revs) {
+		snprintf(s->msg, sizeof(s->msg), "store %s: no memory to replicate a commit", s->path);
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct repl_ent *e = &l->e[i];
+
+		ch[i] = (struct kl_store_change){
+			.db = e->db, .key = l->buf + e->koff, .key_len = e->klen,
+			.value = e->del ? NULL : l->buf + e->voff, .value_len = e->vlen,
+			.old = e->has_old ? l->buf + e->ooff : NULL, .old_len = e->olen,
+			.cmp_old = e->cmp, .mod_revision = &revs[i] };
+	}
+	rc = s->repl->commit(s->repl_arg, ch, l->n, &rev, err, sizeof(err));
+	if (rc) {
+		if (rc > 0)
+			rc = -EIO;
+		snprintf(s->msg, sizeof(s->msg), "cluster: %s", err[0] ? err : strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; i < l->n && !m; i++) {
+		int64_t r = revs[i] > 0 ? revs[i] : rev;
+
+		m = stamp_put(s, txn, ch[i].db, ch[i].key, ch[i].key_len, ch[i].value ? r : -r);
+	}
+	if (m)
+		rc = st_fail(s, m, "stamp", KL_TK__COUNT);
+out:
+	free(ch);
+	free(revs);
+	log_reset(l);
+	return rc;
+}
+
+/* Commit a write transaction: replicated first (with a replicator), then mdb_txn_commit; on a
+ * failure of either it is aborted. @return 0 or -errno (s->msg). */
+static int st_commit(struct kl_store *s, MDB_txn *txn)
+{
+	int rc = repl_commit(s, txn), m;
+
+	if (rc) {
+		mdb_txn_abort(txn);
+	} else if ((m = mdb_txn_commit(txn)) != 0) {
+		rc = st_fail(s, m, "commit", KL_TK__COUNT);
+	}
+	kl_ctl_add(s->ctl, rc ? KL_CTL_STORE_COMMIT_FAILURES : KL_CTL_STORE_COMMITS, 1);
+	return rc;
+}
+
+void kl_store_set_repl(struct kl_store *s, const struct kl_store_repl_ops *ops, void *arg)
+{
+	if (!s)
+		return;
+	if (s->txn) /* changes staged before would be missing from the log: only abort is left */
+		s->txn_failed = 1;
+	log_reset(s->log);
+	s->repl = ops && ops->commit ? ops : NULL;
+	s->repl_arg = s->repl ? arg : NULL;
+}
+
 /* ---- writes ------------------------------------------------------------------------------------ */
 
 /* Start a write (flags 0) or a read (MDB_RDONLY): inside a batch its transaction (so a read
@@ -1238,8 +1577,6 @@ static int r_begin(struct kl_store *s, MDB_txn **txn)
 /* End a write: commit it when it is not part of a batch. broken: the transaction is unusable. */
 static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
 {
-	int m;
-
 	if (s->txn) {
 		if (rc && broken)
 			s->txn_failed = 1;
@@ -1247,11 +1584,9 @@ static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
 	}
 	if (rc) {
 		mdb_txn_abort(txn);
+		log_reset(s->log);
 	} else {
-		m = mdb_txn_commit(txn);
-		if (m)
-			rc = st_fail(s, m, "commit", KL_TK__COUNT);
-		kl_ctl_add(s->ctl, m ? KL_CTL_STORE_COMMIT_FAILURES : KL_CTL_STORE_COMMITS, 1);
+		rc = st_commit(s, txn);
 	}
 	return rc;
 }
@@ -1260,7 +1595,7 @@ static int w_end(struct kl_store *s, MDB_txn *txn, int rc, int broken)
  * failed (the transaction must be aborted). */
 static int put_in(struct kl_store *s, MDB_txn *txn, unsigned kind, const uint8_t *key,
 		  size_t klen, const uint8_t *meta, size_t mlen, const uint8_t *secret, size_t slen,
-		  int *broken)
+		  const MDB_val *old, int cmp, int *broken)
 {
 	uint8_t rec[REC_MAX];
 	MDB_val k = {klen, (void *)key}, v;
@@ -1279,7 +1614,10 @@ static int put_in(struct kl_store *s, MDB_txn *txn, unsigned kind, const uint8_t
 		*broken = 1;
 		return st_fail(s, rc, "put", kind);
 	}
-	return 0;
+	rc = note(s, kind_names[kind], key, klen, rec, (size_t)n, old, cmp);
+	if (rc)
+		*broken = 1;
+	return rc;
 }
 
 static int put_rec(struct kl_store *s, unsigned kind, const uint8_t *key, size_t klen,
@@ -1291,7 +1629,7 @@ static int put_rec(struct kl_store *s, unsigned kind, const uint8_t *key, size_t
 	rc = w_begin(s, &txn);
 	if (rc)
 		return rc;
-	rc = put_in(s, txn, kind, key, klen, meta, mlen, secret, slen, &broken);
+	rc = put_in(s, txn, kind, key, klen, meta, mlen, secret, slen, NULL, 0, &broken);
 	return w_end(s, txn, rc, broken);
 }
 
@@ -1514,8 +1852,11 @@ static void msk_meta(uint8_t *p, const struct kl_msk *m)
 int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
 		       const struct kl_group *g)
 {
-	uint8_t key[GROUP_KEY_LEN], meta[1 + 2 * MSK_META_LEN], secret[32];
-	int rc;
+	uint8_t key[GROUP_KEY_LEN], meta[1 + 2 * MSK_META_LEN], secret[32], ob[REC_MAX];
+	const MDB_val *old;
+	MDB_val ov;
+	MDB_txn *txn;
+	int rc, m, broken = 0;
 
 	if (!s || !ref || !g)
 		return -EINVAL;
@@ -1527,7 +1868,20 @@ int kl_store_put_group(struct kl_store *s, const struct kl_group_ref *ref,
 	msk_meta(meta + 1 + MSK_META_LEN, &g->next);
 	memcpy(secret, g->current.key, 16);
 	memcpy(secret + 16, g->next.key, 16);
-	rc = put_rec(s, KL_TK_GROUP, key, sizeof(key), meta, sizeof(meta), secret, sizeof(secret));
+	/* A group's new MSKs are computed from the ones it holds (rotation): with a replicator the
+	 * write is only valid while the catalogue still holds the record it replaces. */
+	rc = w_begin(s, &txn);
+	if (!rc) {
+		m = old_get(s, txn, s->dbi[KL_TK_GROUP], key, sizeof(key), ob, sizeof(ob), &ov, &old);
+		if (m) {
+			broken = 1;
+			rc = st_fail(s, m, "read", KL_TK_GROUP);
+		} else {
+			rc = put_in(s, txn, KL_TK_GROUP, key, sizeof(key), meta, sizeof(meta), secret,
+				    sizeof(secret), old, 1, &broken);
+		}
+		rc = w_end(s, txn, rc, broken);
+	}
 	kl_memzero(secret, sizeof(secret));
 	return rc;
 }
@@ -1577,11 +1931,12 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 		      uint32_t key_id, uint64_t expires, unsigned ring_size)
 {
 	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX);
-	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX];
+	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX], ob[REC_MAX];
 	struct rec_view rv;
 	struct e2m_ring r, nr;
+	const MDB_val *old;
 	MDB_txn *txn;
-	MDB_val k = {il, (void *)imsi}, v;
+	MDB_val k = {il, (void *)imsi}, v, ov;
 	int rc, broken = 0, at = -1;
 
 	if (!s || !il || !key || ring_size < 1 || ring_size > KL_TABLE_E2M_RING_MAX)
@@ -1590,7 +1945,9 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 	if (rc)
 		return rc;
 	memset(&r, 0, sizeof(r));
-	rc = mdb_get(txn, s->dbi[KL_TK_E2M], &k, &v);
+	rc = old_get(s, txn, s->dbi[KL_TK_E2M], imsi, il, ob, sizeof(ob), &ov, &old);
+	if (!rc)
+		rc = mdb_get(txn, s->dbi[KL_TK_E2M], &k, &v);
 	if (rc == 0) {
 		rc = rec_open(s, KL_TK_E2M, &k, &v, &rv);
 		if (!rc)
@@ -1636,7 +1993,7 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
 	}
 	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
-		    &nr.key[0][0], 32 * nr.n, &broken);
+		    &nr.key[0][0], 32 * nr.n, old, 1, &broken);
 out:
 	kl_memzero(&r, sizeof(r));
 	kl_memzero(&nr, sizeof(nr));
@@ -1661,6 +2018,8 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 	} else if (rc) {
 		broken = 1;
 		rc = st_fail(s, rc, "delete", kind);
+	} else if ((rc = note(s, kind_names[kind], key, len, NULL, 0, NULL, 0)) != 0) {
+		broken = 1;
 	}
 	return w_end(s, txn, rc, broken);
 }
@@ -1671,17 +2030,24 @@ int kl_store_del(struct kl_store *s, enum kl_table_kind kind, const uint8_t *key
 static int ue_rewrite(struct kl_store *s, const uint8_t *id, uint16_t id_len, int groups_set,
 		      const struct kl_group_ref *groups, unsigned ngroups, uint8_t new_services)
 {
-	uint8_t meta[UE_META_MAX], services = KL_SVC_DEFAULT;
+	uint8_t meta[UE_META_MAX], services = KL_SVC_DEFAULT, ob[REC_MAX];
 	struct kl_group_ref old[KL_TABLE_UE_GROUPS];
 	struct rec_view rv;
 	uint64_t expires = 0;
 	unsigned ong;
+	const MDB_val *orec;
 	MDB_txn *txn;
+	MDB_val ov;
 	int rc, broken = 0;
 
 	rc = w_begin(s, &txn);
 	if (rc)
 		return rc;
+	rc = old_get(s, txn, s->dbi[KL_TK_UE], id, id_len, ob, sizeof(ob), &ov, &orec);
+	if (rc) {
+		broken = 1;
+		return w_end(s, txn, st_fail(s, rc, "read", KL_TK_UE), broken);
+	}
 	rc = get_in(s, txn, KL_TK_UE, id, id_len, &rv, &broken);
 	if (!rc && (rc = ue_decode_svc(&rv, old, &ong, &expires, &services)) != 0)
 		rc = bad_rec(s, KL_TK_UE, rc);
@@ -1694,7 +2060,7 @@ static int ue_rewrite(struct kl_store *s, const uint8_t *id, uint16_t id_len, in
 	if (!rc)
 		rc = put_in(s, txn, KL_TK_UE, id, id_len, meta,
 			    ue_meta(meta, groups, ngroups, expires, services), rv.secret, rv.slen,
-			    &broken);
+			    orec, 1, &broken);
 	rv_wipe(&rv);
 	return w_end(s, txn, rc, broken);
 }
@@ -1718,11 +2084,12 @@ int kl_store_set_ue_services(struct kl_store *s, const uint8_t *id, uint16_t id_
 int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 {
 	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX), m = 0;
-	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX];
+	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX], ob[REC_MAX];
 	struct rec_view rv;
 	struct e2m_ring r, nr;
+	const MDB_val *old;
 	MDB_txn *txn;
-	MDB_val k = {il, (void *)imsi};
+	MDB_val k = {il, (void *)imsi}, ov;
 	int rc, broken = 0, at = -1;
 
 	if (!s || !il)
@@ -1732,6 +2099,12 @@ int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 		return rc;
 	memset(&r, 0, sizeof(r));
 	memset(&nr, 0, sizeof(nr));
+	rc = old_get(s, txn, s->dbi[KL_TK_E2M], imsi, il, ob, sizeof(ob), &ov, &old);
+	if (rc) {
+		broken = 1;
+		rc = st_fail(s, rc, "read", KL_TK_E2M);
+		goto out;
+	}
 	rc = get_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, &rv, &broken);
 	if (!rc && (rc = e2m_decode(&rv, &r)) != 0)
 		rc = bad_rec(s, KL_TK_E2M, rc);
@@ -1750,6 +2123,8 @@ int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 		if (rc) {
 			broken = 1;
 			rc = st_fail(s, rc, "delete", KL_TK_E2M);
+		} else if ((rc = note(s, kind_names[KL_TK_E2M], imsi, il, NULL, 0, old, 1)) != 0) {
+			broken = 1;
 		}
 		goto out;
 	}
@@ -1768,7 +2143,7 @@ int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
 	}
 	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
-		    &nr.key[0][0], 32 * nr.n, &broken);
+		    &nr.key[0][0], 32 * nr.n, old, 1, &broken);
 out:
 	kl_memzero(&r, sizeof(r));
 	kl_memzero(&nr, sizeof(nr));
@@ -1891,6 +2266,7 @@ int kl_store_txn_begin(struct kl_store *s)
 		return st_fail(s, rc, "begin", KL_TK__COUNT);
 	}
 	s->txn_failed = 0;
+	log_reset(s->log);
 	return 0;
 }
 
@@ -1905,14 +2281,12 @@ int kl_store_txn_commit(struct kl_store *s)
 	s->txn = NULL;
 	if (s->txn_failed) {
 		mdb_txn_abort(txn);
+		log_reset(s->log);
 		rc = -ECANCELED;
+		kl_ctl_add(s->ctl, KL_CTL_STORE_COMMIT_FAILURES, 1);
 	} else {
-		int m = mdb_txn_commit(txn);
-
-		if (m)
-			rc = st_fail(s, m, "commit", KL_TK__COUNT);
+		rc = st_commit(s, txn);
 	}
-	kl_ctl_add(s->ctl, rc ? KL_CTL_STORE_COMMIT_FAILURES : KL_CTL_STORE_COMMITS, 1);
 	s->txn_failed = 0;
 	return rc;
 }
@@ -1924,6 +2298,7 @@ void kl_store_txn_abort(struct kl_store *s)
 	mdb_txn_abort(s->txn);
 	s->txn = NULL;
 	s->txn_failed = 0;
+	log_reset(s->log);
 }
 
 /* ---- load ------------------------------------------------------------------------------------- */
@@ -2614,6 +2989,8 @@ int kl_store_naf_put(struct kl_store *s, const struct kl_store_naf *n, const uin
 		if (rc) {
 			broken = 1;
 			rc = naf_fail(s, rc, "put");
+		} else if ((rc = note(s, db_naf, lkey, sizeof(lkey), rec, (size_t)len, NULL, 0))) {
+			broken = 1;
 		}
 		rc = w_end(s, txn, rc, broken);
 	}
@@ -2636,6 +3013,9 @@ static int del_in(struct kl_store *s, MDB_dbi dbi, MDB_val *k, const char *what)
 	} else if (rc) {
 		broken = 1;
 		rc = naf_fail(s, rc, what);
+	} else if ((rc = note(s, dbi == s->naf ? db_naf : db_nafblock, k->mv_data, k->mv_size,
+			      NULL, 0, NULL, 0)) != 0) {
+		broken = 1;
 	}
 	return w_end(s, txn, rc, broken);
 }
@@ -2794,30 +3174,40 @@ int kl_store_naf_block(struct kl_store *s, enum kl_store_naf_block_kind kind, co
 	} else if (rc) {
 		broken = 1;
 		rc = naf_fail(s, rc, "block");
+	} else if ((rc = note(s, db_nafblock, kb, k.mv_size, val, sizeof(val), NULL, 0)) != 0) {
+		broken = 1;
 	}
 	return w_end(s, txn, rc, broken);
+}
+
+/* Check a blocklist record: 0 (*kind, value filled) or REC_MALFORMED. */
+static int block_rec_open(const MDB_val *k, const MDB_val *v, enum kl_store_naf_block_kind *kind,
+			  char value[KL_STORE_NAF_DEVICE_MAX + 1])
+{
+	const uint8_t *kb = k->mv_data, *vb = v->mv_data;
+
+	if (k->mv_size < 2 || k->mv_size > KL_STORE_NAF_DEVICE_MAX + 1 ||
+	    (kb[0] != 'd' && kb[0] != 's') || v->mv_size != BLOCK_VAL_LEN || vb[0] != REC_FORMAT)
+		return REC_MALFORMED;
+	*kind = kb[0] == 's' ? KL_STORE_NAF_SERIAL : KL_STORE_NAF_DEVICE;
+	memcpy(value, kb + 1, k->mv_size - 1);
+	value[k->mv_size - 1] = '\0';
+	return kl_store_naf_block_check(*kind, value) ? REC_MALFORMED : 0;
 }
 
 static int block_each_one(struct kl_store *s, const MDB_val *k, const MDB_val *v, void *ctx,
 			  uint64_t recno, char *err, size_t errlen)
 {
 	struct naf_each_ctx *c = ctx;
-	const uint8_t *kb = k->mv_data, *vb = v->mv_data;
 	char value[KL_STORE_NAF_DEVICE_MAX + 1];
-	enum kl_store_naf_block_kind kind = kb[0] == 's' ? KL_STORE_NAF_SERIAL : KL_STORE_NAF_DEVICE;
+	enum kl_store_naf_block_kind kind;
 
-	if (k->mv_size >= 2 && k->mv_size <= sizeof(value)) {
-		memcpy(value, kb + 1, k->mv_size - 1);
-		value[k->mv_size - 1] = '\0';
-	}
-	if (k->mv_size < 2 || k->mv_size > sizeof(value) || (kb[0] != 'd' && kb[0] != 's') ||
-	    kl_store_naf_block_check(kind, value) || v->mv_size != BLOCK_VAL_LEN ||
-	    vb[0] != REC_FORMAT) {
+	if (block_rec_open(k, v, &kind, value)) {
 		kl_errf(err, errlen, "store %s: NAF blocklist record %" PRIu64 " is malformed: %s",
 			s->path, recno, KL_STORE_RESTORE_HINT);
 		return -EBADMSG;
 	}
-	return c->bcb(c->arg, kind, value, get_le64(vb + 1));
+	return c->bcb(c->arg, kind, value, get_le64((const uint8_t *)v->mv_data + 1));
 }
 
 int kl_store_naf_each_blocked(struct kl_store *s,
@@ -2849,4 +3239,396 @@ int kl_store_naf_count(struct kl_store *s, uint64_t *keys, uint64_t *blocked)
 		*blocked = mdb_stat(txn, s->nafblock, &ms) ? 0 : ms.ms_entries;
 	mdb_txn_abort(txn);
 	return 0;
+}
+
+/* ---- the replica side (kl_store_repl.h) ------------------------------------------------------- */
+
+const char *kl_store_db_name(enum kl_table_kind kind)
+{
+	return (unsigned)kind < KL_TK__COUNT ? kind_names[kind] : NULL;
+}
+
+int kl_store_db_kind(const char *db)
+{
+	for (unsigned i = 0; db && i < KL_TK__COUNT; i++)
+		if (!strcmp(db, kind_names[i]))
+			return (int)i;
+	return -1;
+}
+
+/* A replicated database by name: 0 with its handle and this file's name string, or -EINVAL. */
+static int db_lookup(struct kl_store *s, const char *db, MDB_dbi *dbi, const char **name)
+{
+	int kind = kl_store_db_kind(db);
+
+	if (kind >= 0) {
+		*dbi = s->dbi[kind];
+		*name = kind_names[kind];
+	} else if (db && !strcmp(db, db_naf)) {
+		*dbi = s->naf;
+		*name = db_naf;
+	} else if (db && !strcmp(db, db_nafblock)) {
+		*dbi = s->nafblock;
+		*name = db_nafblock;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* What kl_store_load takes of an authentic record beyond its binding. @return 0 or
+ * REC_CONTENT. */
+static int rec_content(unsigned kind, const MDB_val *k, const struct rec_view *rv)
+{
+	struct kl_group_ref g[KL_TABLE_UE_GROUPS];
+	unsigned ng;
+	uint64_t ex;
+	uint8_t svc;
+	int rc = REC_CONTENT;
+
+	switch (kind) {
+	case KL_TK_UE:
+		if (rv->slen <= PSK_MAX && !ue_decode_svc(rv, g, &ng, &ex, &svc))
+			rc = 0;
+		break;
+	case KL_TK_GROUP: {
+		struct kl_group grp;
+
+		if (k->mv_size == GROUP_KEY_LEN && !group_decode(rv, &grp))
+			rc = 0;
+		kl_memzero(&grp, sizeof(grp));
+		break;
+	}
+	case KL_TK_EMSE:
+		if (!rv->mlen && rv->slen >= 1 && rv->slen <= PSK_MAX)
+			rc = 0;
+		break;
+	case KL_TK_E2M: {
+		struct e2m_ring r;
+
+		if (k->mv_size <= KL_TABLE_IMSI_MAX - 1 &&
+		    imsi_len(k->mv_data, k->mv_size) == k->mv_size)
+			rc = e2m_decode(rv, &r);
+		kl_memzero(&r, sizeof(r));
+		break;
+	}
+	case KL_TK_APPID:
+		if (!rv->mlen && rv->slen >= 1 && rv->slen <= KL_TABLE_IMSI_MAX - 1 &&
+		    imsi_len((const char *)rv->secret, rv->slen) == rv->slen)
+			rc = 0;
+		break;
+	case KL_TK_PAIR:
+		if (rv->mlen == 8 && rv->slen >= 1 && rv->slen <= PSK_MAX)
+			rc = 0;
+		break;
+	default:
+		break;
+	}
+	return rc;
+}
+
+/* Check a catalogue record of db (name) as the load would. @return 0 or an enum rec_fail. */
+static int rec_check(struct kl_store *s, const char *db, const MDB_val *k, const MDB_val *v)
+{
+	int kind = kl_store_db_kind(db), why;
+
+	if (kind >= 0) {
+		struct rec_view rv;
+
+		why = rec_open(s, (unsigned)kind, k, v, &rv);
+		if (!why)
+			why = rec_content((unsigned)kind, k, &rv);
+		rv_wipe(&rv);
+	} else if (db == db_naf) {
+		struct kl_store_naf n;
+		uint8_t key[KL_STORE_NAF_KEY_LEN];
+
+		why = naf_rec_open(s, k, v, &n, key);
+		kl_memzero(key, sizeof(key));
+	} else {
+		enum kl_store_naf_block_kind bk;
+		char value[KL_STORE_NAF_DEVICE_MAX + 1];
+
+		why = block_rec_open(k, v, &bk, value);
+	}
+	return why;
+}
+
+int kl_store_apply(struct kl_store *s, const char *db, const uint8_t *key, size_t key_len,
+		   const uint8_t *value, size_t value_len, int64_t rev)
+{
+	MDB_val k = { key_len, (void *)(uintptr_t)key }, v = { value_len, (void *)(uintptr_t)value };
+	const char *name;
+	MDB_dbi dbi;
+	MDB_txn *txn;
+	int64_t stamp;
+	int rc, m, why;
+
+	if (!s || !key || !key_len || key_len > KL_TABLE_ID_MAX || rev <= 0 ||
+	    db_lookup(s, db, &dbi, &name))
+		return -EINVAL;
+	s->msg[0] = '\0';
+	if (value && (why = rec_check(s, name, &k, &v)) != 0) {
+		snprintf(s->msg, sizeof(s->msg),
+			 "store %s: a catalogue %s record at revision %" PRId64 " is refused (%s)",
+			 s->path, name, rev, rec_fail_text(why));
+		return why == REC_NOCTX ? -ENOMEM : -EBADMSG;
+	}
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	m = stamp_get(s, txn, name, key, key_len, &stamp);
+	if (!m && (stamp >= rev || -stamp >= rev)) { /* the entry holds this or a newer one */
+		if (!s->txn)
+			mdb_txn_abort(txn);
+		return 0;
+	}
+	if (!m) {
+		m = value ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+		if (m == MDB_NOTFOUND)
+			m = 0;
+	}
+	if (!m)
+		m = stamp_put(s, txn, name, key, key_len, value ? rev : -rev);
+	rc = m ? st_fail(s, m, "apply", (unsigned)kl_store_db_kind(name)) : 0;
+	rc = w_end(s, txn, rc, m != 0);
+	return rc ? rc : 1;
+}
+
+int kl_store_stamp(struct kl_store *s, const char *db, const uint8_t *key, size_t key_len,
+		   int64_t *stamp)
+{
+	const char *name;
+	MDB_dbi dbi;
+	MDB_txn *txn;
+	int rc, m;
+
+	if (!s || !key || !key_len || key_len > KL_TABLE_ID_MAX || !stamp ||
+	    db_lookup(s, db, &dbi, &name))
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	m = stamp_get(s, txn, name, key, key_len, stamp);
+	r_end(s, txn, 0);
+	return m ? st_fail(s, m, "read a stamp", KL_TK__COUNT) : 0;
+}
+
+int kl_store_sync_table(struct kl_store *s, struct kl_table *t, const char *db,
+			const uint8_t *key, size_t key_len)
+{
+	struct load_ctx lc = { .s = s, .t = t, .err = s ? s->msg : NULL, .errlen = sizeof(s->msg) };
+	struct kl_store_load_stats st;
+	struct rec_view rv;
+	MDB_val k = { key_len, (void *)(uintptr_t)key }, v;
+	MDB_txn *txn;
+	int kind = kl_store_db_kind(db), rc, broken = 0;
+
+	if (!s || !t || !key || !key_len || key_len > KL_TABLE_ID_MAX)
+		return -EINVAL;
+	if (kind < 0) /* the NAF Key Center's databases have no key table entry */
+		return db && (!strcmp(db, db_naf) || !strcmp(db, db_nafblock)) ? 0 : -EINVAL;
+	memset(&st, 0, sizeof(st));
+	lc.st = &st;
+	if (kind == KL_TK_UE) {
+		rc = kl_store_load_ue(s, t, key, (uint16_t)key_len);
+		if (rc != -ENOENT)
+			return rc < 0 ? rc : 0;
+		rc = kl_table_del(t, KL_TK_UE, key, (uint16_t)key_len);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->dbi[kind], &k, &v);
+	if (rc == MDB_NOTFOUND || (!rc && kind == KL_TK_E2M)) { /* a ring is rebuilt whole */
+		int d = kl_table_del(t, (enum kl_table_kind)kind, key, (uint16_t)key_len);
+
+		if (d < 0 && d != -ENOENT) {
+			r_end(s, txn, 0);
+			return d;
+		}
+	}
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	} else if (rc) {
+		broken = 1;
+		rc = st_fail(s, rc, "read", (unsigned)kind);
+	} else {
+		rc = rec_open(s, (unsigned)kind, &k, &v, &rv);
+		if (!rc)
+			rc = load_one(&lc, (unsigned)kind, &k, &rv, 1);
+		rv_wipe(&rv);
+		if (rc > 0)
+			rc = bad_rec(s, (unsigned)kind, rc);
+	}
+	r_end(s, txn, broken);
+	return rc;
+}
+
+static const char meta_rev[] = "etcd_revision";
+
+int64_t kl_store_revision(struct kl_store *s)
+{
+	MDB_val k = { sizeof(meta_rev) - 1, (void *)meta_rev }, v;
+	MDB_txn *txn;
+	int64_t rev = 0;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (!rc && v.mv_size == 8)
+		rev = (int64_t)get_le64(v.mv_data);
+	r_end(s, txn, 0);
+	if (rc && rc != MDB_NOTFOUND)
+		return st_fail(s, rc, "read the revision", KL_TK__COUNT);
+	return rev;
+}
+
+int kl_store_set_revision(struct kl_store *s, int64_t rev)
+{
+	uint8_t b[8];
+	MDB_val k = { sizeof(meta_rev) - 1, (void *)meta_rev }, v = { 8, b };
+	MDB_txn *txn;
+	int rc, m;
+
+	if (!s || rev < 0)
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	put_le64(b, (uint64_t)rev);
+	m = mdb_put(txn, s->meta, &k, &v, 0);
+	return w_end(s, txn, m ? st_fail(s, m, "write the revision", KL_TK__COUNT) : 0, m != 0);
+}
+
+/* Walk one database of txn: each entry with its stamp to cb. */
+static int each_db(struct kl_store *s, MDB_txn *txn, MDB_dbi dbi, const char *name,
+		   int (*cb)(void *arg, const char *db, const uint8_t *key, size_t key_len,
+			     const uint8_t *value, size_t value_len, int64_t rev),
+		   void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int64_t stamp;
+	int rc = 0, m;
+
+	m = mdb_cursor_open(txn, dbi, &cur);
+	for (int op = MDB_FIRST; !m && !rc; op = MDB_NEXT) {
+		m = mdb_cursor_get(cur, &k, &v, op);
+		if (!m)
+			m = stamp_get(s, txn, name, k.mv_data, k.mv_size, &stamp);
+		if (!m)
+			rc = cb(arg, name, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+				stamp > 0 ? stamp : 0);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	if (!rc && m && m != MDB_NOTFOUND)
+		rc = st_fail(s, m, "read", KL_TK__COUNT);
+	return rc;
+}
+
+int kl_store_each_record(struct kl_store *s,
+			 int (*cb)(void *arg, const char *db, const uint8_t *key, size_t key_len,
+				   const uint8_t *value, size_t value_len, int64_t rev),
+			 void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, m = 0;
+
+	if (!s || !cb)
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; !rc && i < KL_TK__COUNT; i++)
+		rc = each_db(s, txn, s->dbi[i], kind_names[i], cb, arg);
+	if (!rc)
+		rc = each_db(s, txn, s->naf, db_naf, cb, arg);
+	if (!rc)
+		rc = each_db(s, txn, s->nafblock, db_nafblock, cb, arg);
+	/* the tombstones */
+	if (!rc)
+		m = mdb_cursor_open(txn, s->rev, &cur);
+	for (int op = MDB_FIRST; !rc && !m; op = MDB_NEXT) {
+		const char *name;
+		const uint8_t *kb;
+		size_t dl;
+		MDB_dbi dbi;
+		int64_t stamp;
+
+		m = mdb_cursor_get(cur, &k, &v, op);
+		if (m || v.mv_size != 8 || (stamp = (int64_t)get_le64(v.mv_data)) >= 0)
+			continue;
+		kb = k.mv_data;
+		dl = strnlen((const char *)kb, k.mv_size);
+		if (dl + 1 >= k.mv_size || db_lookup(s, (const char *)kb, &dbi, &name))
+			continue; /* not a stamp this keylined wrote */
+		rc = cb(arg, name, kb + dl + 1, k.mv_size - dl - 1, NULL, 0, -stamp);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	if (!rc && m && m != MDB_NOTFOUND)
+		rc = st_fail(s, m, "read the stamps", KL_TK__COUNT);
+	r_end(s, txn, 0);
+	return rc;
+}
+
+int kl_store_purge_tombstones(struct kl_store *s, int64_t rev)
+{
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, m;
+
+	if (!s)
+		return -EINVAL;
+	rc = w_begin(s, &txn);
+	if (rc)
+		return rc;
+	m = mdb_cursor_open(txn, s->rev, &cur);
+	for (int op = MDB_FIRST; !m; op = MDB_NEXT) {
+		int64_t stamp;
+
+		m = mdb_cursor_get(cur, &k, &v, op);
+		if (!m && v.mv_size == 8 && (stamp = (int64_t)get_le64(v.mv_data)) < 0 &&
+		    -stamp < rev)
+			m = mdb_cursor_del(cur, 0);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	if (m == MDB_NOTFOUND)
+		m = 0;
+	return w_end(s, txn, m ? st_fail(s, m, "purge tombstones", KL_TK__COUNT) : 0, m != 0);
+}
+
+long kl_store_kek_check(struct kl_store *s, uint8_t *out, size_t cap)
+{
+	MDB_val k = { 9, "kek_check" }, v;
+	MDB_txn *txn;
+	long n;
+	int rc;
+
+	if (!s || (!out && cap))
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (!rc) {
+		if (cap)
+			memcpy(out, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+		n = (long)v.mv_size;
+	} else {
+		n = st_fail(s, rc, "read the KEK check value", KL_TK__COUNT);
+	}
+	r_end(s, txn, 0);
+	return n;
 }
