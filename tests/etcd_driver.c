@@ -19,26 +19,8 @@
 #include <time.h>
 
 #include "kl_etcd.h"
+#include "kl_test_driver.h"
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);
-}
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			fail(__VA_ARGS__);                                                         \
-	} while (0)
 #define OK(c, expr)                                                                                \
 	do {                                                                                       \
 		int rc_ = (expr);                                                                  \

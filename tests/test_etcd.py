@@ -59,11 +59,11 @@ class MemberDied(RuntimeError):
     pass
 
 
-def start_cluster(binary, n, tls=None, attempts=3):
+def start_cluster(binary, n, tls=None, attempts=3, base=None):
     """n members, ready; started again on other ports when one died at start-up (a port taken
-    between the choice and its bind)."""
+    between the choice and its bind). base: the data directory's parent (default: tmpfs)."""
     for i in range(attempts):
-        cl = Cluster(binary, n, tls)
+        cl = Cluster(binary, n, tls, base)
         try:
             cl.wait_ready()
             return cl
@@ -80,11 +80,12 @@ def start_cluster(binary, n, tls=None, attempts=3):
 class Cluster:
     """n etcd members on loopback, data in tmpfs when there is one (fsync is not the subject)."""
 
-    def __init__(self, binary, n, tls=None):
+    def __init__(self, binary, n, tls=None, base=None):
         self.binary = binary
         self.tls = tls
         scheme = 'https' if tls else 'http'
-        base = '/dev/shm' if os.path.isdir('/dev/shm') else None
+        if base is None:
+            base = '/dev/shm' if os.path.isdir('/dev/shm') else None
         self.dir = tempfile.mkdtemp(prefix='kl-etcd-', dir=base)
         self.names = [f'm{i}' for i in range(n)]
         self.client = [f'{scheme}://127.0.0.1:{free_tcp_port()}' for _ in range(n)]
