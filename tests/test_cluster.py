@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Two keylined nodes (kernel-socket io, each its own store, the same KEK) on one catalogue in
+real etcd members started here (issue 14):
+  - a key put on node A (admin socket) is served by node B within 1 s (show: same KCV), and a
+    deletion too; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (p50/p99);
+  - KL_CLUSTER_N UEs (default 2,000: one admin put is one etcd txn and one LMDB fsync; half on
+    each node) end identical on
+    both nodes (every UE's KCV) and in etcd (the catalogue's count);
+  - node B stopped, keys put and deleted meanwhile on A, etcd compacted past B's revision, B
+    restarted: a full resynchronisation (counted), identical again (catch-up time printed);
+  - node B cut off from etcd (every member stopped): it keeps serving its last state and reports
+    itself stale (status, /metrics); members restarted, keys put and deleted meanwhile: B catches
+    up, deletions included;
+  - a node whose KEK differs refuses to start (exit 2, a clear message).
+    test_cluster.py KEYLINED KEYLINECTL ETCD"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kl_itest  # noqa: E402
+import test_etcd  # noqa: E402
+
+keylined, keylinectl, etcd_bin = sys.argv[1:4]
+N = int(os.environ.get('KL_CLUSTER_N', '2000'))
+LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '500'))
+ck = kl_itest.Checks('cluster')
+tmp = tempfile.mkdtemp(prefix='kl-cluster-')
+kek = os.path.join(tmp, 'kek')
+PREFIX = '/kl' + str(os.getpid())
+runs = [0]
+
+
+def write_kek(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+
+
+class Node:
+    def __init__(self, name, endpoints, kek_file=kek):
+        self.name = name
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, 'admin.sock')
+        self.metrics = test_etcd.free_tcp_port()
+        self.endpoints = endpoints
+        self.kek = kek_file
+        self.k = None
+
+    def config(self):
+        eps = ', '.join(f'"{e}"' for e in self.endpoints)
+        return kl_itest.write_config(
+            os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(),
+            admin=self.sock, table={'ues': N + 10000},
+            extra={'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
+                   'metrics': f'"127.0.0.1:{self.metrics}"',
+                   'store': f'{{path: "{self.dir}/store", kek_file: "{self.kek}", '
+                            f'map_size_mb: 1024}}',
+                   'cluster': f'{{endpoints: [{eps}], node: {self.name}, prefix: "{PREFIX}", '
+                              f'lease_ttl_s: 3, stale_after_ms: 1000, '
+                              f'connect_timeout_ms: 200, request_timeout_ms: 2000}}'})
+
+    def start(self):
+        runs[0] += 1
+        self.k = kl_itest.Keylined(keylined, kl_itest.eal_args(
+            kl_itest.unique(f'cl{runs[0]}'), mem=1024), self.config(), workdir=self.dir)
+        self.k.wait_ready(timeout=120)
+        return self
+
+    def stop(self):
+        rc, _ = self.k.stop(timeout=60)
+        return rc
+
+    def admin(self, reqs, chunk=512):
+        return kl_itest.admin_many(self.sock, reqs, chunk)
+
+    def status(self):
+        return self.admin([{'cmd': 'status'}])[0].get('cluster') or {}
+
+    def kcv(self, ue):
+        a = self.admin([{'cmd': 'show', 'kind': 'ue', 'id': ue}])[0]
+        return a.get('kcv') if a.get('ok') else None
+
+    def kcvs(self, ues):
+        out = {}
+        ans = self.admin([{'cmd': 'show', 'kind': 'ue', 'id': u} for u in ues], chunk=1024)
+        for u, a in zip(ues, ans):
+            out[u] = a.get('kcv') if a.get('ok') else None
+        return out
+
+    def metric(self, name):
+        with urllib.request.urlopen(f'http://127.0.0.1:{self.metrics}/metrics', timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + ' '):
+                    return float(line.split()[1])
+        return None
+
+
+def put(ue, muk=None):
+    return {'cmd': 'put-ue', 'id': ue, 'muk': (muk or os.urandom(16)).hex()}
+
+
+def delete(ue):
+    return {'cmd': 'del', 'kind': 'ue', 'id': ue}
+
+
+def wait(cond, timeout, step=0.02):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def etcd_count(url, prefix):
+    body = json.dumps({'key': test_etcd_b64(prefix), 'range_end': test_etcd_b64(prefix_end(prefix)),
+                       'count_only': True}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url + '/v3/kv/range', data=body),
+                                timeout=10) as r:
+        return int(json.load(r).get('count', 0))
+
+
+def etcd_post(url, path, obj):
+    with urllib.request.urlopen(urllib.request.Request(url + path, data=json.dumps(obj).encode()),
+                                timeout=30) as r:
+        return json.load(r)
+
+
+def test_etcd_b64(s):
+    import base64
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def prefix_end(p):
+    b = bytearray(p.encode())
+    b[-1] += 1
+    return bytes(b)
+
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def main():
+    write_kek(kek, os.urandom(32))
+    cl = test_etcd.start_cluster(etcd_bin, 3)
+    a = b = None
+    try:
+        a = Node('node-a', cl.client).start()
+        b = Node('node-b', cl.client[::-1]).start()
+        sa, sb = a.status(), b.status()
+        ck.eq((sa.get('enabled'), sa.get('role'), sa.get('state')), (True, 'follower', 'following'),
+              'A: cluster status')
+        ck.eq((sb.get('node'), sb.get('stale')), ('node-b', False), 'B: node name, not stale')
+        nodes = a.admin([{'cmd': 'cluster'}])[0]
+        ck.eq(sorted(n.get('node') for n in nodes.get('nodes', [])), ['node-a', 'node-b'],
+              'keylinectl cluster (admin "cluster"): both nodes registered')
+        p = subprocess.run([keylinectl, '-s', b.sock, 'cluster'], capture_output=True, text=True)
+        ck.check(p.returncode == 0 and 'node-a' in p.stdout and 'node-b' in p.stdout,
+                 f'keylinectl cluster lists both nodes: {p.stdout!r} {p.stderr!r}')
+        p = subprocess.run([keylinectl, '-s', a.sock, 'status'], capture_output=True, text=True)
+        ck.check(p.returncode == 0 and 'cluster:' in p.stdout and 'follower' in p.stdout,
+                 f'keylinectl status shows the cluster: {p.stdout[-600:]!r}')
+
+        # one key A -> B within 1 s; a deletion too
+        muk = os.urandom(16)
+        ans = a.admin([put('one@ims.example.org', muk)])[0]
+        ck.check(ans.get('ok'), f'put on A: {ans}')
+        t0 = time.time()
+        ok = wait(lambda: b.kcv('one@ims.example.org') == kl_itest.kcv(muk), 1.0, 0.005)
+        ck.check(ok, f'the key put on A is served by B within 1 s ({time.time() - t0:.3f} s)')
+        ck.check(a.admin([delete('one@ims.example.org')])[0].get('ok'), 'delete on A')
+        ck.check(wait(lambda: b.kcv('one@ims.example.org') is None, 1.0, 0.005),
+                 'the deletion reaches B within 1 s')
+
+        # lag A -> B, one put at a time
+        lags = []
+        for i in range(LAG_N):
+            ue = f'lag{i}@ims.example.org'
+            m = os.urandom(16)
+            t0 = time.time()
+            a.admin([put(ue, m)])
+            want = kl_itest.kcv(m)
+            while b.kcv(ue) != want:
+                if time.time() - t0 > 5:
+                    break
+            lags.append(time.time() - t0)
+        ck.check(max(lags) < 1.0, f'every put served by B within 1 s (max {max(lags):.3f} s)')
+        print(f'replication A -> B over {LAG_N} puts (put acknowledged + seen on B): p50 '
+              f'{pct(lags, .5) * 1000:.1f} ms, p99 {pct(lags, .99) * 1000:.1f} ms, max '
+              f'{max(lags) * 1000:.1f} ms', flush=True)
+
+        # N UEs spread over both nodes, pipelined
+        ues = [f'ue{i}@ims.example.org' for i in range(N)]
+        t0 = time.time()
+        ra = a.admin([put(u) for u in ues[0::2]], chunk=1024)
+        rb = b.admin([put(u) for u in ues[1::2]], chunk=1024)
+        bad = [r for r in ra + rb if not r.get('ok')]
+        ck.eq(bad[:3], [], f'{N} puts acknowledged')
+        push_s = time.time() - t0
+        want = N + LAG_N
+        ok = wait(lambda: a.status().get('lag_revisions') == 0 and
+                  b.status().get('lag_revisions') == 0 and
+                  a.admin([{'cmd': 'count'}])[0]['counts']['ues'] == want and
+                  b.admin([{'cmd': 'count'}])[0]['counts']['ues'] == want, 60, 0.2)
+        conv_s = time.time() - t0
+        ck.check(ok, f'both nodes hold {want} UEs')
+        print(f'{N} UEs pushed over two nodes (admin, sequential per node) in {push_s:.1f} s; '
+              f'both nodes converged after {conv_s:.1f} s', flush=True)
+        ka, kb = a.kcvs(ues), b.kcvs(ues)
+        ck.eq(sum(1 for u in ues if ka[u] is None), 0, 'every UE on A')
+        ck.eq(sum(1 for u in ues if ka[u] != kb[u]), 0, 'every UE has the same KCV on A and B')
+        ck.eq(etcd_count(cl.client[0], PREFIX + '/kv/ue/'), want, 'etcd holds every UE')
+        st = etcd_post(cl.client[0], '/v3/maintenance/status', {})
+        print(f'etcd: db size {int(st["dbSize"])} bytes for {want} UEs: '
+              f'{int(st["dbSize"]) / want:.0f} bytes per UE (with history; '
+              f'in use {int(st.get("dbSizeInUse", 0))})', flush=True)
+
+        # B stopped; writes and deletions meanwhile; compaction past B's revision; restart
+        ck.eq(b.stop(), 0, 'B stops cleanly')
+        gone = ues[:1000]
+        a.admin([delete(u) for u in gone])
+        fresh = {f'new{i}@ims.example.org': os.urandom(16) for i in range(1000)}
+        a.admin([put(u, m) for u, m in fresh.items()])
+        rev = int(etcd_post(cl.client[0], '/v3/kv/range',
+                            {'key': test_etcd_b64('x')})['header']['revision'])
+        etcd_post(cl.client[0], '/v3/kv/compaction', {'revision': str(rev), 'physical': True})
+        t0 = time.time()
+        b.start()
+        ok = wait(lambda: b.status().get('state') == 'following' and
+                  b.kcv('new999@ims.example.org') is not None, 60, 0.05)
+        print(f'catch-up of {want} entries by full resync after compaction: '
+              f'{time.time() - t0:.2f} s from start (start-up included)', flush=True)
+        st = b.status()
+        ck.check(ok and st['counters']['resyncs'] >= 1, f'B resynchronised: {st.get("counters")}')
+        ck.eq(st['counters']['resync_deleted'], len(gone), 'B deleted the 1000 UEs gone meanwhile')
+        kb = b.kcvs(list(fresh) + gone[:50])
+        ck.eq([u for u, m in fresh.items() if kb[u] != kl_itest.kcv(m)], [],
+              'B serves the UEs put meanwhile')
+        ck.eq([u for u in gone[:50] if kb[u] is not None], [], 'B no longer serves deleted UEs')
+        ck.eq(b.admin([{'cmd': 'count'}])[0]['counts']['ues'],
+              a.admin([{'cmd': 'count'}])[0]['counts']['ues'], 'A and B hold as many UEs')
+
+        # B cut off: every member stopped
+        for p in cl.procs:
+            p.terminate()
+        for p in cl.procs:
+            p.wait()
+        ck.check(wait(lambda: b.status().get('stale') is True, 10, 0.1),
+                 'B reports itself stale once etcd is gone')
+        ck.eq(b.metric('keyline_cluster_stale'), 1.0, 'B: keyline_cluster_stale 1 in /metrics')
+        ck.eq(b.kcv('new5@ims.example.org'), kl_itest.kcv(fresh['new5@ims.example.org']),
+              'B keeps serving while stale')
+        ans = b.admin([put('refused@ims.example.org')])[0]
+        ck.check(not ans.get('ok') and 'cluster' in ans.get('error', ''),
+                 f'a write on a cut-off node is refused with a clear error: {ans}')
+        ck.check('stale' in b.k.stderr(), 'B logged that it is stale')
+        for i in range(len(cl.procs)):
+            cl.restart(i)
+        cl.wait_ready()
+        ck.check(wait(lambda: a.admin([put('back@ims.example.org')])[0].get('ok'), 20, 0.2),
+                 'A writes again once etcd is back')
+        a.admin([delete(u) for u in list(fresh)[:10]])
+        ck.check(wait(lambda: b.kcv('back@ims.example.org') is not None and
+                      b.kcv('new0@ims.example.org') is None and
+                      b.status().get('stale') is False, 20, 0.1),
+                 'B caught up after the link came back, deletions included, and is not stale')
+        ck.eq(b.admin([{'cmd': 'count'}])[0]['counts']['ues'],
+              a.admin([{'cmd': 'count'}])[0]['counts']['ues'], 'A and B hold as many UEs again')
+        ck.eq(a.stop(), 0, 'A stops cleanly')
+        a = None
+        ck.eq(b.stop(), 0, 'B stops cleanly')
+        b = None
+
+        # a node with another KEK refuses to start
+        other = os.path.join(tmp, 'kek-other')
+        write_kek(other, os.urandom(32))
+        c = Node('node-c', cl.client, kek_file=other)
+        p = subprocess.run([keylined] + kl_itest.eal_args(kl_itest.unique('clc'), mem=256) +
+                           ['--', '-c', c.config()], capture_output=True, text=True, timeout=60)
+        ck.eq(p.returncode, 2, 'a node with another KEK exits 2')
+        ck.check('is not the cluster' in p.stderr, f'... saying why: {p.stderr[-400:]!r}')
+    finally:
+        for n in (a, b):
+            if n and n.k:
+                n.k.kill()
+        cl.stop()
+    ck.done()
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if ck.bad else 0)
+
+
+main()
