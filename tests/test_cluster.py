@@ -13,7 +13,12 @@ real etcd members started here (issue 14):
     itself stale (status, /metrics); members restarted, keys put and deleted meanwhile: B catches
     up, deletions included;
   - a node whose KEK differs refuses to start (exit 2, a clear message).
-    test_cluster.py KEYLINED KEYLINECTL ETCD"""
+GROUP bulk: both nodes with a Diameter feed; keyline-hss-sim bulk pushes KL_CLUSTER_DIA_N
+e2m_int_keys (default 100,000), half to each node at once: every acknowledged key (ack logs) is
+served by both nodes with its KCV, both hold every IMSI and etcd holds the catalogue's entries;
+the push rate and the time until both nodes converged are printed.
+    test_cluster.py KEYLINED KEYLINECTL ETCD nodes
+    test_cluster.py KEYLINED KEYLINECTL ETCD bulk KEYLINE_HSS_SIM"""
 import json
 import os
 import shutil
@@ -25,13 +30,16 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
 import kl_itest  # noqa: E402
 import test_etcd  # noqa: E402
+from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
-keylined, keylinectl, etcd_bin = sys.argv[1:4]
+keylined, keylinectl, etcd_bin, group = sys.argv[1:5]
+DIA_N = int(os.environ.get('KL_CLUSTER_DIA_N', '100000'))
 N = int(os.environ.get('KL_CLUSTER_N', '2000'))
 LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '500'))
-ck = kl_itest.Checks('cluster')
+ck = kl_itest.Checks('cluster-' + group)
 # stores in tmpfs when there is one: fsync is not the subject (etcd's members are there too)
 tmp = tempfile.mkdtemp(prefix='kl-cluster-',
                        dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
@@ -47,8 +55,9 @@ def write_kek(path, data):
 
 
 class Node:
-    def __init__(self, name, endpoints, kek_file=kek):
+    def __init__(self, name, endpoints, kek_file=kek, dia=None):
         self.name = name
+        self.dia = dia
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, 'admin.sock')
@@ -59,10 +68,13 @@ class Node:
 
     def config(self):
         eps = ', '.join(f'"{e}"' for e in self.endpoints)
+        extra = {'log_level': 'warning'} if self.dia else {}
+        if self.dia:
+            extra['diameter'] = self.dia
         return kl_itest.write_config(
             os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(),
-            admin=self.sock, table={'ues': N + 10000},
-            extra={'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
+            admin=self.sock, table={'ues': N + 10000, 'imsis': DIA_N + 1024},
+            extra={**extra, 'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
                    'metrics': f'"127.0.0.1:{self.metrics}"',
                    'store': f'{{path: "{self.dir}/store", kek_file: "{self.kek}", '
                             f'map_size_mb: 1024}}',
@@ -151,6 +163,73 @@ def prefix_end(p):
 def pct(v, q):
     v = sorted(v)
     return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def bulk(sim):
+    """GROUP bulk: DIA_N e2m_int_keys over Diameter, half to each node at once."""
+    write_kek(kek, os.urandom(32))
+    pki = Pki(tmp, leaves=('node-a.test', 'node-b.test', 'hss.test'))
+    cl = test_etcd.start_cluster(etcd_bin, 3)
+    nodes = []
+    try:
+        for name in ('node-a', 'node-b'):
+            port = free_port()
+            cert, key = pki.cred(name + '.test')
+            n = Node(name, cl.client, dia=f'{{identity: {name}.test, listen: 127.0.0.1, '
+                                           f'port: {port}, tls_cert: "{cert}", '
+                                           f'tls_key: "{key}", tls_ca: "{pki.p("ca.pem")}"}}')
+            n.dia_port = port
+            nodes.append(n.start())
+        hc, hk = pki.cred('hss.test')
+        sims = []
+        t0 = time.time()
+        for i, n in enumerate(nodes):
+            ack = os.path.join(tmp, f'ack-{n.name}.log')
+            cmd = [sim, '--identity', 'hss.test', '--cert', hc, '--key', hk, '--ca',
+                   pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+                   f'{n.name}.test@127.0.0.1:{n.dia_port}', '--timeout-ms', '20000',
+                   '--log-level', 'error', 'bulk', '--n', str(DIA_N // 2), '--seed', str(7 + i),
+                   '--window', '256', '--imsi-base', f'0010{i + 1}', '--ack-log', ack]
+            sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True), ack))
+        acks = []
+        for p, ack in sims:
+            out, err = p.communicate(timeout=600)
+            ck.eq(p.returncode, 0, f'keyline-hss-sim bulk exits 0 ({err[-300:]} {out[-300:]})')
+            acks += [a.split() for a in read_lines(ack)]
+        push_s = time.time() - t0
+        ck.eq(len(acks), DIA_N // 2 * 2, 'every push acknowledged')
+        ok = wait(lambda: all(n.admin([{'cmd': 'count'}])[0]['counts']['imsis'] == len(acks)
+                              for n in nodes), 60, 0.1)
+        conv_s = time.time() - t0
+        ck.check(ok, f'both nodes hold the {len(acks)} IMSIs')
+        print(f'{len(acks)} e2m_int_keys pushed over Diameter, half to each node at once: '
+              f'{push_s:.1f} s ({len(acks) / push_s:.0f} durable pushes/s through etcd); both '
+              f'nodes converged after {conv_s:.1f} s', flush=True)
+        for n in nodes:
+            ans = n.admin([{'cmd': 'show', 'kind': 'imsi', 'id': a[0]} for a in acks], chunk=2048)
+            bad = [a for a, r in zip(acks, ans)
+                   if (int(a[1], 16), a[2].lower()) not in
+                   {(k.get('key_id'), str(k.get('kcv', '')).lower()) for k in r.get('keys') or []}]
+            ck.eq(bad[:3], [], f'{n.name} serves every acknowledged key ({len(bad)} missing)')
+        ck.eq(etcd_count(cl.client[0], PREFIX + '/kv/e2m/'), len(acks),
+              'etcd holds every IMSI')
+        st = etcd_post(cl.client[0], '/v3/maintenance/status', {})
+        print(f'etcd: db size {int(st["dbSize"])} bytes for {len(acks)} IMSIs (one key each): '
+              f'{int(st["dbSize"]) / len(acks):.0f} bytes per entry with history', flush=True)
+        rs = nodes[0].status()
+        print(f'node-a replicator: {json.dumps(rs.get("replicator"))}', flush=True)
+        for n in nodes:
+            ck.eq(n.stop(), 0, f'{n.name} stops cleanly')
+        nodes = []
+    finally:
+        for n in nodes:
+            if n.k:
+                n.k.kill()
+        cl.stop()
+    ck.done()
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if ck.bad else 0)
 
 
 def main():
@@ -302,4 +381,6 @@ def main():
     sys.exit(1 if ck.bad else 0)
 
 
+if group == 'bulk':
+    bulk(sys.argv[5])
 main()

@@ -23,7 +23,6 @@
 #define REGISTER_EVERY_MS 5000	 /* the node's registration value refreshed */
 #define QUIET_SYNCED_MS 1000	 /* a watch quiet this long has delivered what etcd had */
 #define KEK_CHECK_MAX 256
-#define KEY_MAX 1024		 /* etcd key of a catalogue entry (prefix + db + hex of 511) */
 #define LMDB_KEY_MAX 511
 
 /* One (db, key) a batch wrote: written into the key table once the batch committed. */
@@ -75,7 +74,7 @@ struct kl_cluster {
 	int watch_up;
 	/* resync */
 	int64_t rs_rev;
-	uint8_t rs_after[KEY_MAX];
+	uint8_t *rs_after; /* the last key of the previous page (NULL: from the start) */
 	size_t rs_after_len;
 	struct keyset rs_seen;
 	uint64_t rs_started_ms;
@@ -452,6 +451,8 @@ static void resync_begin(struct kl_cluster *c, const char *why)
 {
 	c->phase = PH_RESYNC;
 	c->rs_rev = 0;
+	free(c->rs_after);
+	c->rs_after = NULL;
 	c->rs_after_len = 0;
 	c->rs_entries = 0;
 	ks_free(&c->rs_seen);
@@ -625,9 +626,16 @@ static void resync_page(struct kl_cluster *c)
 	st_add(c, KL_CLUSTER_RESYNC_ENTRIES, r.n);
 	if (r.n) {
 		const struct kl_etcd_kv *last = &r.kvs[r.n - 1];
+		uint8_t *a = malloc(last->key_len);
 
-		c->rs_after_len = last->key_len < sizeof(c->rs_after) ? last->key_len : 0;
-		memcpy(c->rs_after, last->key, c->rs_after_len);
+		if (!a) {
+			c->batch_failed = 1;
+		} else {
+			memcpy(a, last->key, last->key_len);
+			free(c->rs_after);
+			c->rs_after = a;
+			c->rs_after_len = last->key_len;
+		}
 	}
 	/* the revision is set once the whole snapshot is in */
 	if (batch_end(c, 0) < 0) {
@@ -1059,6 +1067,7 @@ void kl_cluster_stop(struct kl_cluster *c)
 	kl_cluster_repl_free(c->repl);
 	kl_etcd_free(c->etcd);
 	ks_free(&c->rs_seen);
+	free(c->rs_after);
 	free(c->touched);
 	free(c);
 }
