@@ -3,7 +3,8 @@
 """Two keylined nodes (kernel-socket io, each its own store, the same KEK) on one catalogue in
 real etcd members started here (issue 14):
   - a key put on node A (admin socket) is served by node B within 1 s (show: same KCV), and a
-    deletion too; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (p50/p99);
+    deletion too; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (default
+    100; p50/p99);
   - KL_CLUSTER_N UEs (default 2,000: one admin put is one etcd txn and one LMDB fsync; half on
     each node) end identical on
     both nodes (every UE's KCV) and in etcd (the catalogue's count);
@@ -14,7 +15,7 @@ real etcd members started here (issue 14):
     up, deletions included;
   - a node whose KEK differs refuses to start (exit 2, a clear message).
 GROUP bulk: both nodes with a Diameter feed; keyline-hss-sim bulk pushes KL_CLUSTER_DIA_N
-e2m_int_keys (default 100,000), half to each node at once: every acknowledged key (ack logs) is
+e2m_int_keys (default 20,000), half to each node at once: every acknowledged key (ack logs) is
 served by both nodes with its KCV, both hold every IMSI and etcd holds the catalogue's entries;
 the push rate and the time until both nodes converged are printed.
     test_cluster.py KEYLINED KEYLINECTL ETCD nodes
@@ -36,9 +37,9 @@ import test_etcd  # noqa: E402
 from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
 keylined, keylinectl, etcd_bin, group = sys.argv[1:5]
-DIA_N = int(os.environ.get('KL_CLUSTER_DIA_N', '100000'))
+DIA_N = int(os.environ.get('KL_CLUSTER_DIA_N', '20000'))
 N = int(os.environ.get('KL_CLUSTER_N', '2000'))
-LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '500'))
+LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '100'))
 ck = kl_itest.Checks('cluster-' + group)
 # stores in tmpfs when there is one: fsync is not the subject (etcd's members are there too)
 tmp = tempfile.mkdtemp(prefix='kl-cluster-',
