@@ -74,7 +74,10 @@ class Node:
             extra['diameter'] = self.dia
         return kl_itest.write_config(
             os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(),
-            admin=self.sock, table={'ues': N + 10000, 'imsis': DIA_N + 1024},
+            admin=self.sock,
+            # room for what the nodes hold at most, but not for B's resync before its
+            # deletions: the entries the table refuses then are written after them
+            table={'ues': N + LAG_N + 500, 'imsis': DIA_N + 1024},
             extra={**extra, 'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
                    'metrics': f'"127.0.0.1:{self.metrics}"',
                    'store': f'{{path: "{self.dir}/store", kek_file: "{self.kek}", '
@@ -326,6 +329,9 @@ def main():
         st = b.status()
         ck.check(ok and st['counters']['resyncs'] >= 1, f'B resynchronised: {st.get("counters")}')
         ck.eq(st['counters']['resync_deleted'], len(gone), 'B deleted the 1000 UEs gone meanwhile')
+        ck.eq((st['counters']['events_refused'], st['counters']['apply_failures']), (0, 0),
+              'B refused nothing (the entries a full table refused during the resync were '
+              'written after its deletions)')
         kb = b.kcvs(list(fresh) + gone[:50])
         ck.eq([u for u, m in fresh.items() if kb[u] != kl_itest.kcv(m)], [],
               'B serves the UEs put meanwhile')

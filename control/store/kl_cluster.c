@@ -77,6 +77,8 @@ struct kl_cluster {
 	uint8_t *rs_after; /* the last key of the previous page (NULL: from the start) */
 	size_t rs_after_len;
 	struct keyset rs_seen;
+	struct touched *rs_retry; /* entries the key table had no room for before the deletions */
+	size_t n_retry, cap_retry;
 	uint64_t rs_started_ms;
 	uint64_t rs_entries;
 	/* link */
@@ -348,6 +350,34 @@ static void apply_one(struct kl_cluster *c, const uint8_t *ekey, size_t ekey_len
 	}
 }
 
+/* An entry the store now holds (or no longer holds) into the key table. may_retry: a resync's
+ * deletions come after its pages, so a full table may have room then: kept for later. */
+static void sync_table(struct kl_cluster *c, const struct touched *t, int may_retry)
+{
+	int r = kl_store_sync_table(c->store, c->table, t->db, t->key, t->len);
+	char what[160];
+
+	if (r == -ENOSPC && may_retry) {
+		if (c->n_retry == c->cap_retry) {
+			size_t cap = c->cap_retry ? c->cap_retry * 2 : 64;
+			struct touched *v = realloc(c->rs_retry, cap * sizeof(*v));
+
+			if (v) {
+				c->rs_retry = v;
+				c->cap_retry = cap;
+			}
+		}
+		if (c->n_retry < c->cap_retry) {
+			c->rs_retry[c->n_retry++] = *t;
+			return;
+		}
+	}
+	if (r < 0) {
+		snprintf(what, sizeof(what), "%s: the key table refused it: %s", t->db, strerror(-r));
+		refused(c, what);
+	}
+}
+
 /* Close the batch: set the revision (rev > 0), commit, then write the entries into the key table.
  * @return 0, or -1 (rolled back). */
 static int batch_end(struct kl_cluster *c, int64_t rev)
@@ -384,18 +414,8 @@ static int batch_end(struct kl_cluster *c, int64_t rev)
 	}
 	if (rev > c->applied)
 		c->applied = rev;
-	for (size_t i = 0; i < c->n_touched; i++) {
-		struct touched *t = &c->touched[i];
-		int r = kl_store_sync_table(c->store, c->table, t->db, t->key, t->len);
-
-		if (r < 0) {
-			char what[160];
-
-			snprintf(what, sizeof(what), "%s: the key table refused it: %s", t->db,
-				 strerror(-r));
-			refused(c, what);
-		}
-	}
+	for (size_t i = 0; i < c->n_touched; i++)
+		sync_table(c, &c->touched[i], c->phase == PH_RESYNC);
 	c->n_touched = 0;
 	return 0;
 }
@@ -455,6 +475,7 @@ static void resync_begin(struct kl_cluster *c, const char *why)
 	c->rs_after = NULL;
 	c->rs_after_len = 0;
 	c->rs_entries = 0;
+	c->n_retry = 0;
 	ks_free(&c->rs_seen);
 	c->rs_started_ms = now_ms();
 	c->watch_up = 0;
@@ -576,6 +597,9 @@ static void resync_finish(struct kl_cluster *c)
 		return;
 	}
 	st_add(c, KL_CLUSTER_RESYNC_DELETED, d.n);
+	for (size_t i = 0; i < c->n_retry; i++)
+		sync_table(c, &c->rs_retry[i], 0);
+	c->n_retry = 0;
 	(void)kl_store_purge_tombstones(c->store, c->rs_rev);
 	logf_(c, KL_CONFIG_LOG_INFO,
 	      "resynchronised at revision %" PRId64 ": %" PRIu64 " entries read, %zu deleted, in "
@@ -1068,6 +1092,7 @@ void kl_cluster_stop(struct kl_cluster *c)
 	kl_etcd_free(c->etcd);
 	ks_free(&c->rs_seen);
 	free(c->rs_after);
+	free(c->rs_retry);
 	free(c->touched);
 	free(c);
 }
