@@ -185,15 +185,34 @@ def bulk(sim):
             n.dia_port = port
             nodes.append(n.start())
         hc, hk = pki.cred('hss.test')
+
+        def sim_cmd(n):
+            return [sim, '--identity', 'hss.test', '--cert', hc, '--key', hk, '--ca',
+                    pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+                    f'{n.name}.test@127.0.0.1:{n.dia_port}', '--timeout-ms', '20000',
+                    '--log-level', 'error']
+
+        # one key over Diameter to A, served by B within 1 s
+        imsi = '001099999999999'
+        p = subprocess.run(sim_cmd(nodes[0]) + [
+            'push-e2m', '--k', os.urandom(16).hex(), '--opc', os.urandom(16).hex(), '--rand',
+            os.urandom(16).hex(), '--sqn', '000000000001', '--amf', '8000', '--imsi', imsi],
+            capture_output=True, text=True, timeout=60)
+        ck.eq(p.returncode, 0, f'push-e2m to A ({p.stderr[-300:]})')
+        t0 = time.time()
+
+        def keys(n):
+            r = n.admin([{'cmd': 'show', 'kind': 'imsi', 'id': imsi}])[0]
+            return [(k.get('key_id'), k.get('kcv')) for k in r.get('keys') or []]
+        ok = wait(lambda: keys(nodes[1]) and keys(nodes[1]) == keys(nodes[0]), 1.0, 0.005)
+        ck.check(ok, f'the key pushed over Diameter to A is served by B within 1 s '
+                     f'({time.time() - t0:.3f} s)')
         sims = []
         t0 = time.time()
         for i, n in enumerate(nodes):
             ack = os.path.join(tmp, f'ack-{n.name}.log')
-            cmd = [sim, '--identity', 'hss.test', '--cert', hc, '--key', hk, '--ca',
-                   pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
-                   f'{n.name}.test@127.0.0.1:{n.dia_port}', '--timeout-ms', '20000',
-                   '--log-level', 'error', 'bulk', '--n', str(DIA_N // 2), '--seed', str(7 + i),
-                   '--window', '256', '--imsi-base', f'0010{i + 1}', '--ack-log', ack]
+            cmd = sim_cmd(n) + ['bulk', '--n', str(DIA_N // 2), '--seed', str(7 + i),
+                                '--window', '256', '--imsi-base', f'0010{i + 1}', '--ack-log', ack]
             sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True), ack))
         acks = []
@@ -203,7 +222,7 @@ def bulk(sim):
             acks += [a.split() for a in read_lines(ack)]
         push_s = time.time() - t0
         ck.eq(len(acks), DIA_N // 2 * 2, 'every push acknowledged')
-        ok = wait(lambda: all(n.admin([{'cmd': 'count'}])[0]['counts']['imsis'] == len(acks)
+        ok = wait(lambda: all(n.admin([{'cmd': 'count'}])[0]['counts']['imsis'] == len(acks) + 1
                               for n in nodes), 60, 0.1)
         conv_s = time.time() - t0
         ck.check(ok, f'both nodes hold the {len(acks)} IMSIs')
@@ -216,7 +235,7 @@ def bulk(sim):
                    if (int(a[1], 16), a[2].lower()) not in
                    {(k.get('key_id'), str(k.get('kcv', '')).lower()) for k in r.get('keys') or []}]
             ck.eq(bad[:3], [], f'{n.name} serves every acknowledged key ({len(bad)} missing)')
-        ck.eq(etcd_count(cl.client[0], PREFIX + '/kv/e2m/'), len(acks),
+        ck.eq(etcd_count(cl.client[0], PREFIX + '/kv/e2m/'), len(acks) + 1,
               'etcd holds every IMSI')
         st = etcd_post(cl.client[0], '/v3/maintenance/status', {})
         print(f'etcd: db size {int(st["dbSize"])} bytes for {len(acks)} IMSIs (one key each): '
@@ -369,6 +388,18 @@ def main():
         a = None
         ck.eq(b.stop(), 0, 'B stops cleanly')
         b = None
+
+        # etcd unreachable at start: the node starts on its replica, stale, writes refused
+        d = Node('node-d', [f'http://127.0.0.1:{test_etcd.free_tcp_port()}']).start()
+        ck.check(wait(lambda: d.status().get('stale') is True, 10, 0.1),
+                 'a node that cannot reach etcd at start serves, stale')
+        sd = d.status()
+        ck.eq((sd.get('state'), sd.get('counters', {}).get('joined')), ('joining', 0),
+              'it has not joined')
+        ans = d.admin([put('d@ims.example.org')])[0]
+        ck.check(not ans.get('ok') and 'not joined' in ans.get('error', ''),
+                 f'its writes are refused until it has joined: {ans}')
+        ck.eq(d.stop(), 0, 'it stops cleanly')
 
         # a node with another KEK refuses to start
         other = os.path.join(tmp, 'kek-other')
