@@ -72,6 +72,7 @@ struct kl_admin {
 	int (*ext_cmd)(void *arg, const char *cmd, const json_t *req, json_t **answer);
 	void *ext_arg;
 	json_t *(*naf_status)(void *arg);
+	void (*ext_status)(void *arg, json_t *status);
 	unsigned max_clients, nclients;
 	uint32_t max_line, idle_ms, line_ms;
 	uint32_t serial;
@@ -1614,6 +1615,8 @@ static int cmd_status(struct req *r, json_t *j)
 
 		aset(r, "naf_key_center", naf ? naf : json_pack("{s:b}", "enabled", 0));
 	}
+	if (r->a->ext_status)
+		r->a->ext_status(r->a->ext_arg, r->ans);
 	return 0;
 }
 
@@ -2341,6 +2344,7 @@ struct kl_admin *kl_admin_create(const struct kl_admin_params *p, char *err, siz
 	a->ext_cmd = p->ext_cmd;
 	a->ext_arg = p->ext_arg;
 	a->naf_status = p->naf_status;
+	a->ext_status = p->ext_status;
 	a->max_clients = p->max_clients ? p->max_clients : KL_ADMIN_DEFAULT_MAX_CLIENTS;
 	a->max_line = p->max_line ? p->max_line : KL_ADMIN_DEFAULT_MAX_LINE;
 	a->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : KL_ADMIN_DEFAULT_IDLE_MS;

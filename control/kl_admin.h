@@ -68,6 +68,7 @@
  *                   "open":B},"zn":{"requests":N,"cache_hits":N,"sent":N,"answered":N,
  *                   "cache_entries":N},"keys":{"keys":N,"invalidated":N,"issued":N,
  *                   "blocked_devices":N,"blocked_serials":N}}
+ *          "cluster":{"enabled":false} | kl_cluster_status (control/store/kl_cluster.h)
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
  *   {"cmd":"peers"}                         -> {"ok":true,"peers":[{"identity":..,"address":..,
@@ -198,6 +199,9 @@ struct kl_admin_params {
 	/* The NAF Key Center's part of "status" (a new object), asked on each "status"; NULL, or
 	 * NULL returned: {"enabled": false}. */
 	struct json_t *(*naf_status)(void *arg);
+	/* Other services' parts of "status" (the cluster's "cluster"), added to the answer
+	 * object, asked with ext_arg on each "status"; NULL: none. */
+	void (*ext_status)(void *arg, struct json_t *status);
 	/* Log sink; NULL writes "keyline admin: ..." lines to stderr for levels up to INFO.
 	 * Messages never contain key bytes. */
 	void (*log)(void *arg, enum kl_admin_log_level level, const char *msg);

@@ -82,6 +82,11 @@ static const struct num_field num_fields[] = {
 	NUM("admin_line_timeout_s", admin_line_timeout_s, 1, 3600, false),
 	NUM("metrics_max_connections", metrics_max_connections, 1, 1024, false),
 	NUM("metrics_request_timeout_s", metrics_request_timeout_s, 1, 3600, false),
+	NUM("cluster.lease_ttl_s", cluster.lease_ttl_s, 2, 300, false),
+	NUM("cluster.connect_timeout_ms", cluster.connect_timeout_ms, 10, 60000, false),
+	NUM("cluster.request_timeout_ms", cluster.request_timeout_ms, 10, 600000, false),
+	NUM("cluster.stale_after_ms", cluster.stale_after_ms, 100, 3600000, false),
+	NUM("cluster.write_connections", cluster.write_connections, 1, 16, false),
 	NUM("rendezvous_s", rendezvous_s, 1, 3600, false),
 	NUM("rendezvous_entries", rendezvous_entries, 64, 1u << 24, true),
 	NUM("dh_cache_s", dh_cache_s, 1, 86400, false),
@@ -334,6 +339,7 @@ check_store_path(const char *val, char *what, size_t wl)
 }
 
 static long indexed(const char *key, const char *name, const char **rest);
+static bool port_name_ok(const char *s);
 
 /* diameter.fd_conf / tls_* */
 static int
@@ -821,6 +827,200 @@ check_naf(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl
 	return 0;
 }
 
+/* An etcd endpoint: http:// or https://, then a host name, an IPv4 address or [IPv6], and an
+ * optional :port (1..65535); nothing after it (the client adds /v3/...). */
+static int
+check_etcd_url(const char *val, char *what, size_t wl)
+{
+	char shown[64];
+	const char *p = val, *host;
+	size_t hl;
+
+	sanitize(shown, sizeof(shown), val);
+	if (strlen(val) > KL_CONFIG_CLUSTER_URL_MAX)
+		return whatf(what, wl, "at most %d bytes (got %zu)", KL_CONFIG_CLUSTER_URL_MAX,
+			     strlen(val));
+	if (strncmp(p, "http://", 7) == 0)
+		p += 7;
+	else if (strncmp(p, "https://", 8) == 0)
+		p += 8;
+	else
+		return whatf(what, wl, "must be an http:// or https:// URL (got '%s')", shown);
+	host = p;
+	if (*p == '[') {
+		char a[64];
+		struct in6_addr a6;
+		const char *close = strchr(p, ']');
+
+		if (!close || (size_t)(close - p - 1) >= sizeof(a))
+			goto bad;
+		memcpy(a, p + 1, (size_t)(close - p - 1));
+		a[close - p - 1] = '\0';
+		if (inet_pton(AF_INET6, a, &a6) != 1)
+			goto bad;
+		p = close + 1;
+	} else {
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		       (*p >= '0' && *p <= '9') || *p == '.' || *p == '-')
+			p++;
+		hl = (size_t)(p - host);
+		if (hl == 0 || host[0] == '.' || host[hl - 1] == '.' || host[0] == '-')
+			goto bad;
+	}
+	if (*p == ':') {
+		char *end;
+		unsigned long port;
+
+		if (p[1] < '0' || p[1] > '9')
+			goto bad;
+		errno = 0;
+		port = strtoul(p + 1, &end, 10);
+		if (errno || port == 0 || port > 65535)
+			goto bad;
+		p = end;
+	}
+	if (*p == '/' && p[1] == '\0')
+		p++;
+	if (*p != '\0')
+		goto bad;
+	return 0;
+bad:
+	return whatf(what, wl, "must be http(s)://HOST[:PORT] with a host name, an IPv4 address "
+			       "or [IPv6], port 1..65535, no path (got '%s')",
+		     shown);
+}
+
+/* cluster.* keys other than the numbers. */
+static int
+set_cluster(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
+{
+	struct kl_config_cluster *k = &c->cluster;
+	static const struct {
+		const char *name;
+		size_t off;
+	} files[] = {
+		{ "ca_file", offsetof(struct kl_config_cluster, ca_file) },
+		{ "cert_file", offsetof(struct kl_config_cluster, cert_file) },
+		{ "key_file", offsetof(struct kl_config_cluster, key_file) },
+	};
+	char shown[64];
+	const char *rest;
+	long idx;
+
+	sanitize(shown, sizeof(shown), val);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (strcmp(sub, files[i].name) != 0)
+			continue;
+		/* optional: empty clears */
+		if (val[0] && check_store_path(val, what, wl) < 0)
+			return -1;
+		snprintf((char *)k + files[i].off, KL_CONFIG_STORE_PATH_MAX + 1, "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "prefix") == 0) {
+		size_t n = strlen(val);
+
+		if (n == 0 || n > KL_CONFIG_CLUSTER_PREFIX_MAX || val[0] != '/' || val[n - 1] == '/')
+			return whatf(what, wl, "must be 1..%d bytes starting with '/', without a "
+					       "trailing '/' (got '%s')",
+				     KL_CONFIG_CLUSTER_PREFIX_MAX, shown);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)val[i] <= 0x20 || (unsigned char)val[i] >= 0x7f)
+				return whatf(what, wl, "must be printable ASCII without spaces "
+						       "(got '%s')",
+					     shown);
+		snprintf(k->prefix, sizeof(k->prefix), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "node") == 0) {
+		if (!port_name_ok(val) || strlen(val) > KL_CONFIG_CLUSTER_NODE_MAX)
+			return whatf(what, wl, "must be 1..%d characters of [A-Za-z0-9_.-] (got '%s')",
+				     KL_CONFIG_CLUSTER_NODE_MAX, shown);
+		snprintf(k->node, sizeof(k->node), "%s", val);
+		return 0;
+	}
+	if (strcmp(sub, "endpoints") == 0) {
+		char buf[KL_CONFIG_CLUSTER_MAX_ENDPOINTS * (KL_CONFIG_CLUSTER_URL_MAX + 1)];
+		unsigned n = 0;
+
+		if (strlen(val) >= sizeof(buf))
+			return whatf(what, wl, "list too long");
+		snprintf(buf, sizeof(buf), "%s", val);
+		for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save)) {
+			if (n == KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
+				return whatf(what, wl, "at most %d endpoints",
+					     KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
+			if (check_etcd_url(tok, what, wl) < 0)
+				return -1;
+			snprintf(k->endpoints[n++], KL_CONFIG_CLUSTER_URL_MAX + 1, "%s", tok);
+		}
+		k->n_endpoints = n;
+		return 0;
+	}
+	if ((idx = indexed(sub, "endpoints", &rest)) >= 0 && *rest == '\0') {
+		if (idx > (long)k->n_endpoints || idx >= KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
+			return whatf(what, wl, "at most %d endpoints, numbered from 0 without gaps",
+				     KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
+		if (check_etcd_url(val, what, wl) < 0)
+			return -1;
+		snprintf(k->endpoints[idx], KL_CONFIG_CLUSTER_URL_MAX + 1, "%s", val);
+		if (idx == (long)k->n_endpoints)
+			k->n_endpoints++;
+		return 0;
+	}
+	return whatf(what, wl, "unknown key");
+}
+
+static int
+check_cluster(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
+{
+	const struct kl_config_cluster *k = &c->cluster;
+	bool https = false;
+
+	snprintf(key, kl, "cluster");
+	if (!c->store.enabled)
+		return whatf(what, wl, "needs the store: section (the node's replica of the "
+				       "catalogue; its KEK file is the cluster's KEK)");
+	snprintf(key, kl, "cluster.endpoints");
+	if (k->n_endpoints == 0)
+		return whatf(what, wl, "required key is missing (1..%d etcd client URLs)",
+			     KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
+	if (k->n_endpoints > KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
+		return whatf(what, wl, "at most %d endpoints", KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
+	for (unsigned i = 0; i < k->n_endpoints; i++) {
+		snprintf(key, kl, "cluster.endpoints[%u]", i);
+		if (check_etcd_url(k->endpoints[i], what, wl) < 0)
+			return -1;
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(k->endpoints[i], k->endpoints[j]) == 0)
+				return whatf(what, wl, "duplicate of cluster.endpoints[%u]", j);
+		https |= strncmp(k->endpoints[i], "https://", 8) == 0;
+	}
+	snprintf(key, kl, "cluster.node");
+	if (k->node[0] == '\0')
+		return whatf(what, wl, "required key is missing (this node's name, unique in the "
+				       "cluster: [A-Za-z0-9_.-])");
+	snprintf(key, kl, "cluster.prefix");
+	if (k->prefix[0] != '/' || k->prefix[strlen(k->prefix) - 1] == '/')
+		return whatf(what, wl, "must start with '/' and not end with one");
+	snprintf(key, kl, "cluster.key_file");
+	if (k->cert_file[0] && !k->key_file[0])
+		return whatf(what, wl, "required with cluster.cert_file (its private key)");
+	snprintf(key, kl, "cluster.cert_file");
+	if (k->key_file[0] && !k->cert_file[0])
+		return whatf(what, wl, "required with cluster.key_file (the client certificate)");
+	if ((k->cert_file[0] || k->ca_file[0]) && !https) {
+		snprintf(key, kl, k->ca_file[0] ? "cluster.ca_file" : "cluster.cert_file");
+		return whatf(what, wl, "TLS files, but no https:// endpoint");
+	}
+	snprintf(key, kl, "cluster.request_timeout_ms");
+	if (k->request_timeout_ms < k->connect_timeout_ms)
+		return whatf(what, wl, "is %u, below connect_timeout_ms %u", k->request_timeout_ms,
+			     k->connect_timeout_ms);
+	return 0;
+}
+
 /* msk_rotation[N].group|period_s|predelivery_s (rest: ".group" ...). */
 static int
 set_rotation(struct kl_config *c, long idx, const char *rest, const char *val, char *what,
@@ -1048,6 +1248,8 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 				c->diameter.enabled = true;
 			if (strncmp(key, "naf_key_center.", 15) == 0)
 				c->naf.enabled = true;
+			if (strncmp(key, "cluster.", 8) == 0)
+				c->cluster.enabled = true;
 			return 0;
 		}
 
@@ -1088,6 +1290,12 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 		if (set_naf(c, key + 15, val, what, wl) < 0)
 			return -1;
 		c->naf.enabled = true;
+		return 0;
+	}
+	if (strncmp(key, "cluster.", 8) == 0) {
+		if (set_cluster(c, key + 8, val, what, wl) < 0)
+			return -1;
+		c->cluster.enabled = true;
 		return 0;
 	}
 	if ((idx = indexed(key, "msk_rotation", &rest)) >= 0)
@@ -1354,6 +1562,8 @@ check(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 		return -1;
 	if (c->naf.enabled && check_naf(c, key, kl, what, wl) < 0)
 		return -1;
+	if (c->cluster.enabled && check_cluster(c, key, kl, what, wl) < 0)
+		return -1;
 	snprintf(key, kl, "msk_rotation");
 	if (c->n_msk_rotation > KL_CONFIG_MAX_ROTATIONS)
 		return whatf(what, wl, "at most %d entries", KL_CONFIG_MAX_ROTATIONS);
@@ -1503,6 +1713,13 @@ kl_config_defaults(struct kl_config *c)
 	c->naf.max_connections = 1024;
 	c->naf.connection_timeout_s = 10;
 	c->naf.max_keys = 1000000;
+	snprintf(c->cluster.prefix, sizeof(c->cluster.prefix), "%s",
+		 KL_CONFIG_DEFAULT_CLUSTER_PREFIX);
+	c->cluster.lease_ttl_s = 10;
+	c->cluster.connect_timeout_ms = 1000;
+	c->cluster.request_timeout_ms = 5000;
+	c->cluster.stale_after_ms = 5000;
+	c->cluster.write_connections = 4;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->admin_max_clients = 16;
 	c->admin_idle_timeout_s = 60;
@@ -1609,7 +1826,10 @@ static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "wo
 	"table", "store", "diameter", "msk_rotation", "admin_socket", "metrics", "log_level", "crypto", "io",
 	"admin_max_clients", "admin_idle_timeout_s", "admin_line_timeout_s", "metrics_max_connections",
 	"metrics_request_timeout_s", "peers", "rendezvous_s", "rendezvous_entries", "dh_cache_s",
-	"dh_cache_entries", "s2s_pending", "naf_key_center", NULL };
+	"dh_cache_entries", "s2s_pending", "naf_key_center", "cluster", NULL };
+static const char *const cluster_keys[] = { "endpoints", "ca_file", "cert_file", "key_file",
+	"prefix", "node", "lease_ttl_s", "connect_timeout_ms", "request_timeout_ms",
+	"stale_after_ms", "write_connections", NULL };
 static const char *const naf_keys[] = { "listen", "port", "tls_cert", "tls_key", "device_ca",
 	"operator_ca", "crl", "naf_ids", "bsf", "rate_limit", "threads", "max_body",
 	"max_connections", "connection_timeout_s", "max_keys", "cpus", NULL };
@@ -1653,6 +1873,8 @@ allowed_keys(const char *path, unsigned depth)
 		return dia_keys;
 	if (strcmp(path, "naf_key_center") == 0)
 		return naf_keys;
+	if (strcmp(path, "cluster") == 0)
+		return cluster_keys;
 	if (strcmp(path, "naf_key_center.bsf") == 0)
 		return naf_bsf_keys;
 	if (strcmp(path, "naf_key_center.rate_limit") == 0)
@@ -1941,6 +2163,13 @@ struct raw_peer {
 	char *identity, *address, *port, *mac;
 };
 
+struct raw_cluster {
+	char **endpoints;
+	unsigned endpoints_count;
+	char *ca_file, *cert_file, *key_file, *prefix, *node, *lease_ttl_s, *connect_timeout_ms;
+	char *request_timeout_ms, *stale_after_ms, *write_connections;
+};
+
 struct raw_cfg {
 	struct raw_port *ports;
 	unsigned ports_count;
@@ -1961,6 +2190,7 @@ struct raw_cfg {
 	struct raw_store *store;
 	struct raw_dia *diameter;
 	struct raw_naf *naf_key_center;
+	struct raw_cluster *cluster;
 	struct raw_rot *msk_rotation;
 	unsigned msk_rotation_count;
 	struct raw_peer *peers;
@@ -2066,6 +2296,16 @@ static const cyaml_schema_field_t naf_fields[] = {
 	CYAML_FIELD_END
 };
 #undef NAF_STR
+#define CL_STR(n) OPT_STR_FIELD(raw_cluster, n)
+static const cyaml_schema_field_t cluster_fields[] = {
+	CYAML_FIELD_SEQUENCE("endpoints", OPT | CYAML_FLAG_POINTER, struct raw_cluster, endpoints,
+			     &str_schema, 0, SEQ_MAX),
+	CL_STR(ca_file), CL_STR(cert_file), CL_STR(key_file), CL_STR(prefix), CL_STR(node),
+	CL_STR(lease_ttl_s), CL_STR(connect_timeout_ms), CL_STR(request_timeout_ms),
+	CL_STR(stale_after_ms), CL_STR(write_connections),
+	CYAML_FIELD_END
+};
+#undef CL_STR
 static const cyaml_schema_field_t rot_fields[] = {
 	OPT_STR_FIELD(raw_rot, group),
 	OPT_STR_FIELD(raw_rot, period_s),
@@ -2106,6 +2346,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("diameter", OPT_STR, struct raw_cfg, diameter, dia_fields),
 	CYAML_FIELD_MAPPING_PTR("naf_key_center", OPT_STR, struct raw_cfg, naf_key_center,
 				naf_fields),
+	CYAML_FIELD_MAPPING_PTR("cluster", OPT_STR, struct raw_cfg, cluster, cluster_fields),
 	CYAML_FIELD_SEQUENCE("msk_rotation", OPT | CYAML_FLAG_POINTER, struct raw_cfg, msk_rotation,
 			     &rot_schema, 0, SEQ_MAX),
 	CYAML_FIELD_SEQUENCE("peers", OPT | CYAML_FLAG_POINTER, struct raw_cfg, peers, &peer_schema,
@@ -2232,6 +2473,22 @@ apply_str(struct kl_config *c, const struct keymap *m, const char *key, const ch
 	return 0;
 }
 
+/* Scalar keys of a section with their raw values (NULL: absent). */
+struct key_val {
+	const char *key;
+	const char *val;
+};
+
+static int
+apply_list(struct kl_config *c, const struct keymap *m, const struct key_val *kv, size_t n,
+	   struct perr *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (apply_str(c, m, kv[i].key, kv[i].val, e) < 0)
+			return -1;
+	return 0;
+}
+
 /* The naf_key_center: section (its presence turns the Key Center on; check() wants the rest). */
 static int
 apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, struct perr *e)
@@ -2242,10 +2499,7 @@ apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, 
 		c->naf.enabled = true;
 	if (n == NULL)
 		return 0;
-	const struct {
-		const char *key;
-		const char *val;
-	} kv[] = {
+	const struct key_val kv[] = {
 		{ "naf_key_center.listen", n->listen },
 		{ "naf_key_center.port", n->port },
 		{ "naf_key_center.tls_cert", n->tls_cert },
@@ -2267,9 +2521,8 @@ apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, 
 		  n->rate_limit ? n->rate_limit->per_cert_rps : NULL },
 		{ "naf_key_center.rate_limit.burst", n->rate_limit ? n->rate_limit->burst : NULL },
 	};
-	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-		if (apply_str(c, m, kv[i].key, kv[i].val, e) < 0)
-			return -1;
+	if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
+		return -1;
 	if (n->naf_ids_count > KL_CONFIG_NAF_MAX_IDS)
 		return perr_set(e, keymap_line(m, "naf_key_center.naf_ids"), "naf_key_center.naf_ids",
 				"at most %d entries (got %u)", KL_CONFIG_NAF_MAX_IDS,
@@ -2290,6 +2543,43 @@ apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, 
 			if (apply_str(c, m, key, vals[k], e) < 0)
 				return -1;
 		}
+	}
+	return 0;
+}
+
+/* The cluster: section (its presence turns the cluster on; check() wants the rest). */
+static int
+apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct keymap *m,
+	      struct perr *e)
+{
+	char key[KEY_MAX];
+
+	if (keymap_present(m, "cluster"))
+		c->cluster.enabled = true;
+	if (k == NULL)
+		return 0;
+	const struct key_val kv[] = {
+		{ "cluster.ca_file", k->ca_file },
+		{ "cluster.cert_file", k->cert_file },
+		{ "cluster.key_file", k->key_file },
+		{ "cluster.prefix", k->prefix },
+		{ "cluster.node", k->node },
+		{ "cluster.lease_ttl_s", k->lease_ttl_s },
+		{ "cluster.connect_timeout_ms", k->connect_timeout_ms },
+		{ "cluster.request_timeout_ms", k->request_timeout_ms },
+		{ "cluster.stale_after_ms", k->stale_after_ms },
+		{ "cluster.write_connections", k->write_connections },
+	};
+	if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
+		return -1;
+	if (k->endpoints_count > KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
+		return perr_set(e, keymap_line(m, "cluster.endpoints"), "cluster.endpoints",
+				"at most %d endpoints (got %u)", KL_CONFIG_CLUSTER_MAX_ENDPOINTS,
+				k->endpoints_count);
+	for (unsigned i = 0; i < k->endpoints_count; i++) {
+		snprintf(key, sizeof(key), "cluster.endpoints[%u]", i);
+		if (apply_str(c, m, key, k->endpoints[i], e) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -2388,10 +2678,7 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		c->diameter.enabled = true;
 	if (r->diameter != NULL) {
 		const struct raw_dia *d = r->diameter;
-		const struct {
-			const char *key;
-			const char *val;
-		} kv[] = {
+		const struct key_val kv[] = {
 			{ "diameter.fd_conf", d->fd_conf },	{ "diameter.identity", d->identity },
 			{ "diameter.realm", d->realm },		{ "diameter.listen", d->listen },
 			{ "diameter.port", d->port },		{ "diameter.tls_cert", d->tls_cert },
@@ -2399,9 +2686,8 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 			{ "diameter.tls_crl", d->tls_crl },	{ "diameter.vendor_id", d->vendor_id },
 			{ "diameter.app_id", d->app_id },	{ "diameter.max_queue", d->max_queue },
 		};
-		for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-			if (apply_str(c, m, kv[i].key, kv[i].val, e) < 0)
-				return -1;
+		if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
+			return -1;
 		if (d->allowed_peers_count > KL_CONFIG_DIAMETER_MAX_PEERS)
 			return perr_set(e, keymap_line(m, "diameter.allowed_peers"),
 					"diameter.allowed_peers", "at most %d peers (got %u)",
@@ -2413,6 +2699,8 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		}
 	}
 	if (apply_naf(c, r->naf_key_center, m, e) < 0)
+		return -1;
+	if (apply_cluster(c, r->cluster, m, e) < 0)
 		return -1;
 	if (r->msk_rotation_count > KL_CONFIG_MAX_ROTATIONS)
 		return perr_set(e, keymap_line(m, "msk_rotation"), "msk_rotation",

@@ -46,6 +46,11 @@
 #define KL_CONFIG_NAF_ID_MAX 255		   /* bytes of a NAF_Id (= KL_ZN_NAF_ID_MAX) */
 #define KL_CONFIG_NAF_UA_LEN 5			   /* Ua security protocol id (TS 33.220 H) */
 #define KL_CONFIG_MAX_CPUS 1024			   /* naf_key_center.cpus: CPU numbers below */
+#define KL_CONFIG_CLUSTER_MAX_ENDPOINTS 16	   /* = KL_ETCD_MAX_ENDPOINTS */
+#define KL_CONFIG_CLUSTER_URL_MAX 255		   /* bytes of an endpoint URL */
+#define KL_CONFIG_CLUSTER_PREFIX_MAX 128	   /* = KL_CLUSTER_PREFIX_MAX */
+#define KL_CONFIG_CLUSTER_NODE_MAX 63		   /* bytes of cluster.node */
+#define KL_CONFIG_DEFAULT_CLUSTER_PREFIX "/keyline"
 
 enum kl_config_log_level {
 	KL_CONFIG_LOG_ERROR = 0,
@@ -171,6 +176,27 @@ struct kl_config_naf {
 	char cpus_text[128];
 };
 
+/* The cluster (control/store/kl_cluster.h, README "Clusters on etcd"): the store is a replica of
+ * one key catalogue in etcd, written to etcd first. Needs the store: section (its KEK file is
+ * the cluster's KEK: every node has the same). */
+struct kl_config_cluster {
+	bool enabled; /* the section is present (or cluster.* was overridden) */
+	char endpoints[KL_CONFIG_CLUSTER_MAX_ENDPOINTS][KL_CONFIG_CLUSTER_URL_MAX + 1];
+	unsigned n_endpoints; /* 1..16 http:// or https:// URLs, unique */
+	char ca_file[KL_CONFIG_STORE_PATH_MAX + 1];   /* optional (https): CA bundle of the members */
+	char cert_file[KL_CONFIG_STORE_PATH_MAX + 1]; /* optional: client certificate, with key_file */
+	char key_file[KL_CONFIG_STORE_PATH_MAX + 1];
+	char prefix[KL_CONFIG_CLUSTER_PREFIX_MAX + 1]; /* default /keyline; '/' first, none last */
+	char node[KL_CONFIG_CLUSTER_NODE_MAX + 1];     /* required: [A-Za-z0-9_.-], unique per node */
+	uint32_t lease_ttl_s;	     /* the node's registration lease, 2..300, default 10 */
+	uint32_t connect_timeout_ms; /* per endpoint, 10..60000, default 1000 */
+	uint32_t request_timeout_ms; /* per endpoint, whole exchange, 10..600000, default 5000 */
+	uint32_t stale_after_ms;     /* no contact with etcd this long: stale, 100..3600000,
+				      * default 5000 */
+	uint32_t write_connections;  /* a write's etcd transactions sent over this many
+				      * connections at once, 1..16, default 4 */
+};
+
 struct kl_config {
 	struct kl_config_port ports[KL_CONFIG_MAX_PORTS];
 	unsigned n_ports;
@@ -232,6 +258,7 @@ struct kl_config {
 	uint32_t metrics_max_connections;   /* 1..1024, default 32 */
 	uint32_t metrics_request_timeout_s; /* headers in and answer out, 1..3600, default 5 */
 	struct kl_config_naf naf; /* naf_key_center: absent = no NAF Key Center */
+	struct kl_config_cluster cluster; /* cluster: absent = a single node (no etcd) */
 	enum kl_config_log_level log_level;		  /* default info */
 	enum kl_config_crypto crypto;			  /* default ipsec-mb */
 	enum kl_config_io io;				  /* default dpdk */
@@ -261,7 +288,9 @@ int kl_config_load(const char *path, struct kl_config *out, char *err, size_t er
  * appends an entry; the empty "peers=" removes every peer). An empty value clears the "metrics"
  * endpoint, an address list, diameter.allowed_peers, or an optional diameter string (realm,
  * listen, tls_crl, ...).
- * A diameter.* key turns the Diameter feed on, as a store.* key turns the store on.
+ * "cluster.endpoints[N]" or "cluster.endpoints=a,b".
+ * A diameter.* key turns the Diameter feed on, as a store.* key turns the store on (and a
+ * cluster.* key the cluster).
  * @return 0, or -1 with "command line: KEY: what is wrong" in err (the key's value, or for an address
  *         list the list, may then be partly changed).
  */
@@ -274,7 +303,8 @@ int kl_config_override(struct kl_config *c, const char *key_eq_value, char *err,
  * the Diameter feed is enabled; unique msk_rotation groups with predelivery_s below period_s
  * and at most the top-level predelivery_s; peers with an identity and an address each, unique
  * identities other than server_identity, unique address:port pairs other than ours, each of a
- * family we have an address of). Files are checked for form only (absolute paths):
+ * family we have an address of; for cluster: the store, endpoints, node, cert_file with
+ * key_file). Files are checked for form only (absolute paths):
  * keylined finds out at start-up whether they exist.
  * @return 0, or -1 with "KEY: what is wrong" in err.
  */

@@ -18,6 +18,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
+#include "kl_cluster.h"
 #include "kl_daemon.h"
 #include "kl_engine.h"
 #include "kl_io.h"
@@ -73,6 +74,8 @@ static struct kl_stats_view g_view;
 static struct kl_ctl_stats g_ctl;
 /* The NAF Key Center's counters (kl_naf_stats.h), in g_view.naf; they outlive the service. */
 static struct kl_naf_stats g_naf = KL_NAF_STATS_INIT;
+/* The cluster node's figures (kl_cluster.h), in g_view.cluster; they outlive the service. */
+static struct kl_cluster_stats g_cluster;
 
 void kl_daemon_logf(enum kl_config_log_level l, const char *fmt, ...)
 {
@@ -585,6 +588,11 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	g_view.ctl = &g_ctl;
 	if (cfg->naf.enabled)
 		g_view.naf = &g_naf;
+	if (cfg->cluster.enabled) {
+		snprintf(g_cluster.node, sizeof(g_cluster.node), "%s", cfg->cluster.node);
+		snprintf(g_cluster.role, sizeof(g_cluster.role), "follower");
+		g_view.cluster = &g_cluster;
+	}
 
 	if (cfg->io == KL_CONFIG_IO_SOCKET)
 		fill_addrs(cfg, &d->sock_addrs, NULL);
@@ -613,6 +621,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 	d->svc_ctx.ctl = &g_ctl;
 	d->svc_ctx.set = &d->svc;
 	d->svc_ctx.naf_stats = &g_naf;
+	d->svc_ctx.cluster_stats = &g_cluster;
 	for (unsigned i = 0; i < d->nw; i++) {
 		unsigned cpu = rte_lcore_to_cpu_id((int)d->lcore[i]);
 
@@ -667,11 +676,11 @@ int kl_daemon_run(struct kl_daemon *d, volatile sig_atomic_t *stop)
 	uint64_t last_sync = rte_get_tsc_cycles(), hz = rte_get_tsc_hz();
 
 	while (!*stop) {
-		struct pollfd pf[KL_SERVICES_MAX];
-		unsigned npf = kl_services_pollfds(&d->svc, pf, KL_SERVICES_MAX);
+		struct pollfd pf[KL_SERVICES_MAX_POLLFDS];
+		unsigned npf = kl_services_pollfds(&d->svc, pf, KL_SERVICES_MAX_POLLFDS);
 		uint64_t now;
 
-		if (poll(pf, npf, 100) < 0 && errno != EINTR)
+		if (poll(pf, npf, kl_services_timeout(&d->svc, 100)) < 0 && errno != EINTR)
 			logf_(KL_CONFIG_LOG_WARNING, "control loop poll failed: %s", strerror(errno));
 		kl_services_poll(&d->svc, pf);
 		now = rte_get_tsc_cycles();

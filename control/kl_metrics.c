@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "kl_metrics.h"
+#include "kl_cluster.h"
 #include "kl_naf_stats.h"
 
 #define P "keyline_"
@@ -302,6 +303,29 @@ static void render_ctl(struct out *o, const struct kl_stats_view *v)
 	}
 }
 
+/* The cluster node's figures (KL_CLUSTER_STAT_LIST, kl_cluster.h) and its name and role. */
+static void render_cluster(struct out *o, const struct kl_stats_view *v)
+{
+	const struct kl_cluster_stats *cs = v->cluster;
+
+	if (!cs)
+		return;
+	family(o, P "cluster_info", "gauge", "The cluster node: its name and role.");
+	put(o, P "cluster_info{node=\"");
+	put_escaped(o, cs->node, true);
+	put(o, "\",role=\"");
+	put_escaped(o, cs->role, true);
+	put(o, "\"} 1\n");
+	for (unsigned i = 0; i < KL_CLUSTER__COUNT; i++) {
+		const struct kl_cluster_stat_info *si = kl_cluster_stat_info(i);
+		char name[96];
+
+		snprintf(name, sizeof(name), P "cluster_%s%s", si->name, si->gauge ? "" : "_total");
+		family(o, name, si->gauge ? "gauge" : "counter", si->help);
+		put(o, "%s %" PRIu64 "\n", name, kl_cluster_stat_get(cs, i));
+	}
+}
+
 /* Server-to-server: each peer's counters (KL_PEER_COUNTER_LIST) labelled with its configured
  * identity, the refusals of unconfigured sources, and the shared state's sizes. */
 static void render_s2s(struct out *o, const struct kl_stats_view *v)
@@ -473,6 +497,7 @@ ssize_t kl_metrics_render(const struct kl_stats_view *view, char *buf, size_t ca
 	render_ctl(&o, view);
 	render_s2s(&o, view);
 	render_naf(&o, view);
+	render_cluster(&o, view);
 	return o.full ? -ENOSPC : (ssize_t)o.len;
 }
 

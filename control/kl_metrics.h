@@ -38,6 +38,9 @@
  *                                                  (KL_CTL_COUNTER_LIST, kl_ctl_stats.h: admin_*,
  *                                                  metrics_*, store_*, rotation*, diameter_*),
  *                                                  when the view has them
+ *   cluster_info{node,role} 1, cluster_<name>[_total]    the cluster node's figures
+ *                                                  (KL_CLUSTER_STAT_LIST, kl_cluster.h), when
+ *                                                  the view has them
  */
 #ifndef KL_METRICS_H
 #define KL_METRICS_H

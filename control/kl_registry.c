@@ -51,7 +51,32 @@ unsigned kl_services_pollfds(struct kl_services *s, struct pollfd *pf, unsigned 
 		pf[k].revents = 0;
 		s->pfd[i] = (int)k++;
 	}
+	for (unsigned i = 0; i < s->started; i++) {
+		unsigned room = max - k < KL_SERVICES_MAX_FDS ? max - k : KL_SERVICES_MAX_FDS;
+		int n;
+
+		if (!s->svc[i] || !s->ops[i]->pollfds || !room)
+			continue;
+		n = s->ops[i]->pollfds(s->svc[i], pf + k, (int)room);
+		k += n > 0 ? (unsigned)n : 0;
+	}
 	return k;
+}
+
+int kl_services_timeout(struct kl_services *s, int max_ms)
+{
+	int t = max_ms;
+
+	for (unsigned i = 0; i < s->started; i++) {
+		int v;
+
+		if (!s->svc[i] || !s->ops[i]->timeout_ms)
+			continue;
+		v = s->ops[i]->timeout_ms(s->svc[i]);
+		if (v >= 0 && v < t)
+			t = v;
+	}
+	return t;
 }
 
 void kl_services_poll(struct kl_services *s, const struct pollfd *pf)

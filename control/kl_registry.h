@@ -28,7 +28,19 @@ struct kl_service_ops {
 	void (*tick)(void *svc);
 	/* Undo start (also after a later service failed to start). */
 	void (*stop)(void *svc);
+	/* Several fds (with their events), for a service whose sockets come and go (an HTTP
+	 * client's): up to max written, returns how many (NULL: none). Its poll is then called on
+	 * every pass (revents: 0; the service asks its own sockets). */
+	int (*pollfds)(void *svc, struct pollfd *pf, int max);
+	/* How long the control loop may sleep before the service's poll is due (ms, -1: no
+	 * limit; NULL: none). */
+	int (*timeout_ms)(void *svc);
 };
+
+/* Most fds one service's pollfds may add. */
+#define KL_SERVICES_MAX_FDS 8
+/* The pollfd array a control loop needs. */
+#define KL_SERVICES_MAX_POLLFDS (KL_SERVICES_MAX + KL_SERVICES_MAX_FDS * 2)
 
 struct kl_services {
 	const struct kl_service_ops *const *ops;
@@ -45,8 +57,11 @@ struct kl_services {
 int kl_services_start(struct kl_services *s, const struct kl_service_ops *const *ops, unsigned n,
 		      void *ctx, int *status);
 
-/** Fill pf with the started services' fds (POLLIN). @return how many. */
+/** Fill pf with the started services' fds (POLLIN, and those of pollfds). @return how many. */
 unsigned kl_services_pollfds(struct kl_services *s, struct pollfd *pf, unsigned max);
+
+/** The shortest of the started services' timeout_ms, at most max_ms. */
+int kl_services_timeout(struct kl_services *s, int max_ms);
 
 /** After poll(pf, ...): call every started service's poll with its fd's revents. */
 void kl_services_poll(struct kl_services *s, const struct pollfd *pf);

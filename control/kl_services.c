@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "kl_admin.h"
+#include "kl_cluster.h"
+#include "kl_cluster_repl.h"
 #include "kl_daemon.h"
 #include "kl_diameter.h"
 #include "kl_engine.h"
@@ -19,6 +21,83 @@
 #include "kl_rotate.h"
 #include "kl_services.h"
 #include "kl_stats.h"
+
+/* ---- the cluster (control/store/kl_cluster.h) ------------------------------------------------- */
+
+_Static_assert(KL_CONFIG_CLUSTER_MAX_ENDPOINTS == KL_ETCD_MAX_ENDPOINTS &&
+		       KL_CONFIG_CLUSTER_PREFIX_MAX == KL_CLUSTER_PREFIX_MAX,
+	       "cluster: bounds differ from kl_etcd.h / kl_cluster_repl.h");
+
+static void cluster_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	kl_daemon_logf((enum kl_config_log_level)level, "cluster: %s", msg);
+}
+
+static int cluster_wanted(void *ctx)
+{
+	return ((struct kl_services_ctx *)ctx)->cfg->cluster.enabled;
+}
+
+static void *cluster_start(void *ctx, int *status)
+{
+	const struct kl_services_ctx *c = ctx;
+	struct kl_cluster_params p = {
+		.cfg = &c->cfg->cluster,
+		.store = c->store,
+		.table = c->table,
+		.stats = c->cluster_stats,
+		.version = KL_VERSION,
+		.log = cluster_log,
+	};
+	struct kl_cluster *cl;
+	char err[512];
+	int config;
+
+	cl = kl_cluster_start(&p, &config, err, sizeof(err));
+	if (!cl) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "cluster: %s", err);
+		*status = config ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
+	}
+	return cl;
+}
+
+static int cluster_pollfds(void *svc, struct pollfd *pf, int max)
+{
+	return kl_cluster_pollfds(svc, pf, max);
+}
+
+static int cluster_timeout(void *svc)
+{
+	return kl_cluster_timeout_ms(svc);
+}
+
+static void cluster_poll(void *svc, short revents)
+{
+	(void)revents;
+	kl_cluster_poll(svc);
+}
+
+static void cluster_tick(void *svc)
+{
+	kl_cluster_tick(svc);
+}
+
+static void cluster_stop(void *svc)
+{
+	kl_cluster_stop(svc);
+}
+
+static const struct kl_service_ops cluster_ops = {
+	.name = "cluster",
+	.wanted = cluster_wanted,
+	.start = cluster_start,
+	.poll = cluster_poll,
+	.tick = cluster_tick,
+	.stop = cluster_stop,
+	.pollfds = cluster_pollfds,
+	.timeout_ms = cluster_timeout,
+};
 
 /* ---- MSK rotation (control/kl_rotate.h) -------------------------------------------------------- */
 
@@ -382,13 +461,17 @@ static int admin_diameter_status(void *arg, struct kl_admin_diameter_status *st)
 	return feed_status(kl_services_get(c->set, feed_ops.name), st);
 }
 
-/* The Key Center's admin commands (naf-*), found in the registry when asked (it starts later);
+/* Other services' admin commands: the cluster's (cluster, cluster-seed), the Key Center's (naf-*),
+ * found in the registry when asked (the Key Center starts later);
  * without it they answer that it is not configured. */
-static int admin_naf_cmd(void *arg, const char *cmd, const struct json_t *req,
+static int admin_ext_cmd(void *arg, const char *cmd, const struct json_t *req,
 			 struct json_t **answer)
 {
 	const struct kl_services_ctx *c = arg;
+	int rc = kl_cluster_admin(kl_services_get(c->set, cluster_ops.name), cmd, req, answer);
 
+	if (rc != 1)
+		return rc;
 	return kl_naf_keys_admin(kl_naf_keys_of(kl_services_get(c->set, naf_ops.name)), cmd, req,
 				 answer);
 }
@@ -415,6 +498,16 @@ static json_t *admin_naf_status(void *arg)
 			 (json_int_t)ks.blocked_serials);
 }
 
+/* The cluster's part of "status". */
+static void admin_ext_status(void *arg, json_t *status)
+{
+	const struct kl_services_ctx *c = arg;
+	struct kl_cluster *cl = kl_services_get(c->set, cluster_ops.name);
+	json_t *v = cl ? kl_cluster_status(cl) : NULL;
+
+	json_object_set_new(status, "cluster", v ? v : json_pack("{s:b}", "enabled", 0));
+}
+
 static void *admin_start(void *ctx, int *status)
 {
 	const struct kl_services_ctx *c = ctx;
@@ -429,9 +522,10 @@ static void *admin_start(void *ctx, int *status)
 		.rotate = kl_services_get(c->set, rotation_ops.name),
 		.diameter_status = cfg->diameter.enabled ? admin_diameter_status : NULL,
 		.diameter_arg = ctx,
-		.ext_cmd = admin_naf_cmd,
+		.ext_cmd = admin_ext_cmd,
 		.ext_arg = ctx,
 		.naf_status = admin_naf_status,
+		.ext_status = admin_ext_status,
 		.log = admin_log,
 		.ctl = c->ctl,
 		.max_clients = cfg->admin_max_clients,
@@ -515,6 +609,7 @@ static const struct kl_service_ops metrics_ops = {
 /* ---- the registry ------------------------------------------------------------------------------ */
 
 const struct kl_service_ops *const kl_keylined_services[] = {
+	&cluster_ops,
 	&rotation_ops,
 	&admin_ops,
 	&metrics_ops,

@@ -18,6 +18,7 @@
 #define KL_STATS_MAX_WORKERS 64
 
 struct kl_naf_stats;
+struct kl_cluster_stats;
 
 struct kl_stats_view {
 	unsigned n_workers;
@@ -35,6 +36,8 @@ struct kl_stats_view {
 	const struct kl_s2s *s2s;
 	/* the NAF Key Center's counters (kl_naf_stats.h); NULL: none */
 	struct kl_naf_stats *naf;
+	/* the cluster node's figures (control/store/kl_cluster.h); NULL: no cluster */
+	const struct kl_cluster_stats *cluster;
 };
 
 struct kl_stats_total {

@@ -116,7 +116,8 @@ test_example_sections(void **state)
 	assert_non_null(in_f);
 	while (fgets(line, sizeof(line), in_f)) {
 		if (!strcmp(line, "# diameter:\n") || !strcmp(line, "# msk_rotation:\n") ||
-		    !strcmp(line, "# peers:\n") || !strcmp(line, "# naf_key_center:\n"))
+		    !strcmp(line, "# peers:\n") || !strcmp(line, "# naf_key_center:\n") ||
+		    !strcmp(line, "# store:\n") || !strcmp(line, "# cluster:\n"))
 			in = true;
 		/* the peers: section's top-level keys: one line each */
 		if (!strncmp(line, "# rendezvous_", 13) || !strncmp(line, "# dh_cache_", 11) ||
@@ -130,7 +131,8 @@ test_example_sections(void **state)
 		/* the fd_conf alternative stays commented: it excludes identity..tls_crl */
 		if (in && strncmp(line, "#   ", 4) && strncmp(line, "# diameter", 10) &&
 		    strncmp(line, "# msk_rotation", 14) && strncmp(line, "# peers", 7) &&
-		    strncmp(line, "# naf_key_center", 16))
+		    strncmp(line, "# naf_key_center", 16) && strncmp(line, "# store", 7) &&
+		    strncmp(line, "# cluster", 9))
 			in = false;
 		fputs(in ? line + 2 : line, out_f);
 	}
@@ -170,6 +172,16 @@ test_example_sections(void **state)
 	assert_int_equal(c.admin_line_timeout_s, 5);
 	assert_int_equal(c.metrics_max_connections, 32);
 	assert_int_equal(c.metrics_request_timeout_s, 5);
+	assert_true(c.store.enabled);
+	assert_true(c.cluster.enabled);
+	assert_int_equal(c.cluster.n_endpoints, 3);
+	assert_string_equal(c.cluster.endpoints[2], "https://192.0.2.43:2379");
+	assert_string_equal(c.cluster.node, "keyline-a");
+	assert_string_equal(c.cluster.prefix, "/keyline");
+	assert_string_equal(c.cluster.key_file, "/etc/keyline/etcd.key");
+	assert_int_equal(c.cluster.lease_ttl_s, 10);
+	assert_int_equal(c.cluster.stale_after_ms, 5000);
+	assert_int_equal(c.cluster.write_connections, 4);
 	kl_config_free(&c);
 }
 
@@ -394,6 +406,27 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-dh-cache-entries-small.yaml", "dh_cache_entries", 63 },
 	{ "bad-dh-cache-entries-not-pow2.yaml", "dh_cache_entries: must be a power of two", 63 },
 	{ "bad-s2s-pending-big.yaml", "s2s_pending: must be 16..65536", 64 },
+	{ "bad-cluster-no-store.yaml", "cluster: needs the store", 4 },
+	{ "bad-cluster-no-endpoints.yaml", "cluster.endpoints: required key is missing", 7 },
+	{ "bad-cluster-endpoint-scheme.yaml", "cluster.endpoints[0]", 9 },
+	{ "bad-cluster-endpoint-path.yaml", "cluster.endpoints[1]", 10 },
+	{ "bad-cluster-endpoint-port.yaml", "cluster.endpoints[2]", 11 },
+	{ "bad-cluster-endpoint-dup.yaml", "cluster.endpoints[2]: duplicate of cluster.endpoints[1]", 11 },
+	{ "bad-cluster-endpoints-scalar.yaml", "cluster.endpoints", 8 },
+	{ "bad-cluster-endpoints-too-many.yaml", "cluster.endpoints: at most 16", 8 },
+	{ "bad-cluster-no-node.yaml", "cluster.node: required key is missing", 7 },
+	{ "bad-cluster-node-bad.yaml", "cluster.node", 12 },
+	{ "bad-cluster-prefix-slash.yaml", "cluster.prefix", 13 },
+	{ "bad-cluster-prefix-relative.yaml", "cluster.prefix", 13 },
+	{ "bad-cluster-ca-relative.yaml", "cluster.ca_file", 14 },
+	{ "bad-cluster-cert-no-key.yaml", "cluster.key_file: required with cluster.cert_file", 7 },
+	{ "bad-cluster-tls-http.yaml", "cluster.ca_file: TLS files, but no https", 14 },
+	{ "bad-cluster-ttl-small.yaml", "cluster.lease_ttl_s", 17 },
+	{ "bad-cluster-connect-big.yaml", "cluster.connect_timeout_ms", 18 },
+	{ "bad-cluster-request-below.yaml", "cluster.request_timeout_ms: is 400, below", 19 },
+	{ "bad-cluster-stale-small.yaml", "cluster.stale_after_ms", 20 },
+	{ "bad-cluster-unknown.yaml", "cluster.stale_ms", 20 },
+	{ "bad-cluster-scalar.yaml", "cluster", 7 },
 	{ "bad-unknown-key.yaml", "skew", 12 },
 	{ "bad-duplicate-key.yaml", "skew_s", 13 },
 	{ "bad-missing-identity.yaml", "server_identity", 0 },
@@ -944,6 +977,85 @@ test_naf_section(void **state)
 	assert_int_equal(c.naf.port, 8443);
 }
 
+/* The cluster: section: every value of tests/config/cluster-good.yaml, and the overrides. */
+static void
+test_cluster_section(void **state)
+{
+	(void)state;
+	char path[1024], err[512] = "";
+	struct kl_config c;
+
+	snprintf(path, sizeof(path), "%s/tests/config/cluster-good.yaml", src_root);
+	assert_int_equal(kl_config_load(path, &c, err, sizeof(err)), 0);
+	assert_true(c.cluster.enabled);
+	assert_int_equal(c.cluster.n_endpoints, 3);
+	assert_string_equal(c.cluster.endpoints[0], "https://etcd-1.example.net:2379");
+	assert_string_equal(c.cluster.endpoints[2], "https://[2001:db8::43]:2379");
+	assert_string_equal(c.cluster.node, "keyline-b");
+	assert_string_equal(c.cluster.prefix, "/keyline/c1");
+	assert_string_equal(c.cluster.ca_file, "/etc/keyline/etcd-ca.pem");
+	assert_string_equal(c.cluster.cert_file, "/etc/keyline/etcd.pem");
+	assert_string_equal(c.cluster.key_file, "/etc/keyline/etcd.key");
+	assert_int_equal(c.cluster.lease_ttl_s, 15);
+	assert_int_equal(c.cluster.connect_timeout_ms, 500);
+	assert_int_equal(c.cluster.request_timeout_ms, 3000);
+	assert_int_equal(c.cluster.stale_after_ms, 2000);
+	assert_int_equal(c.cluster.write_connections, 8);
+	/* overrides: the list at once or by index, optional files cleared, cross-field rules at
+	 * validate */
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints=http://127.0.0.1:2379,"
+						"http://localhost:22379", err, sizeof(err)), 0);
+	assert_int_equal(c.cluster.n_endpoints, 2);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "TLS files, but no https:// endpoint"));
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[2]=https://h.example:1", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[4]=https://h.example:1", err,
+					    sizeof(err)), -1);
+	assert_non_null(strstr(err, "cluster.endpoints[4]: at most 16 endpoints"));
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[0]=http://h:0", err,
+					    sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[0]=http://.h", err,
+					    sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[0]=http://[::1", err,
+					    sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.key_file=", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cluster.key_file: required with cluster.cert_file"));
+	assert_int_equal(kl_config_override(&c, "cluster.cert_file=", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "cluster.node=a/b", err, sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.prefix=/", err, sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.prefix=/a b", err, sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.lease_ttl_s=301", err, sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.write_connections=17", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "cluster.write_connections: must be 1..16"));
+	assert_int_equal(kl_config_override(&c, "cluster.member=x", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cluster.member: unknown key"));
+	c.store.enabled = false;
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs the store: section"));
+	kl_config_free(&c);
+	/* a cluster from the command line alone */
+	kl_config_defaults(&c);
+	assert_false(c.cluster.enabled);
+	assert_string_equal(c.cluster.prefix, "/keyline");
+	assert_int_equal(kl_config_override(&c, "server_identity=k", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "io=socket", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "store.path=/s", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "store.kek_file=/k", err, sizeof(err)), 0);
+	assert_int_equal(kl_config_override(&c, "cluster.node=n1", err, sizeof(err)), 0);
+	assert_true(c.cluster.enabled);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cluster.endpoints: required key is missing"));
+	assert_int_equal(kl_config_override(&c, "cluster.endpoints[0]=http://127.0.0.1:2379", err,
+					    sizeof(err)), 0);
+	assert_int_equal(kl_config_validate(&c, err, sizeof(err)), 0);
+	kl_config_free(&c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -960,6 +1072,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_naf_section),
+		cmocka_unit_test(test_cluster_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,57 @@ static void fds_and_revents(void **state)
 	kl_services_stop(&s);
 }
 
+/* A service with several fds of its own (pollfds) and a timer (timeout_ms), as the cluster's
+ * watch: every fd it gives (as room allows), the loop sleeping at most its timeout. */
+static int multi_fds(void *svc, struct pollfd *pf, int max)
+{
+	int n = 0;
+
+	(void)svc;
+	for (int fd = 20; fd < 23 && n < max; fd++, n++) {
+		pf[n].fd = fd;
+		pf[n].events = POLLIN | POLLOUT;
+		pf[n].revents = 0;
+	}
+	return n;
+}
+
+static int multi_timeout(void *svc)
+{
+	return *(int *)svc;
+}
+
+static void *multi_start(void *ctx, int *status)
+{
+	(void)status;
+	return ctx;
+}
+
+static void multi_hooks(void **state)
+{
+	static const struct kl_service_ops multi = { .name = "multi", .start = multi_start,
+						     .pollfds = multi_fds,
+						     .timeout_ms = multi_timeout };
+	const struct kl_service_ops *const set[] = { &multi };
+	struct kl_services s;
+	struct pollfd pf[KL_SERVICES_MAX_POLLFDS];
+	int status = 0, timeout = 40;
+
+	(void)state;
+	reset();
+	assert_int_equal(kl_services_start(&s, set, 1, &timeout, &status), 0);
+	assert_int_equal(kl_services_pollfds(&s, pf, KL_SERVICES_MAX_POLLFDS), 3);
+	assert_int_equal(pf[0].fd, 20);
+	assert_int_equal(pf[2].events, POLLIN | POLLOUT);
+	assert_int_equal(kl_services_pollfds(&s, pf, 2), 2); /* room for two only */
+	assert_int_equal(kl_services_timeout(&s, 100), 40);
+	timeout = 250;
+	assert_int_equal(kl_services_timeout(&s, 100), 100);
+	timeout = -1;
+	assert_int_equal(kl_services_timeout(&s, 100), 100);
+	kl_services_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +245,7 @@ int main(void)
 		cmocka_unit_test(failed_start_stops_earlier),
 		cmocka_unit_test(unwanted_skipped),
 		cmocka_unit_test(fds_and_revents),
+		cmocka_unit_test(multi_hooks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,6 +100,10 @@ static void usage(FILE *f)
 		"  naf-block (--device-id ID | --serial HEX)    blocklist a Device_ID or a\n"
 		"  naf-unblock (--device-id ID | --serial HEX)  certificate serial (or remove it)\n"
 		"  naf-blocklist                 the blocklist\n"
+		"  cluster                       the cluster: this node (role, revisions, lag, etcd)\n"
+		"                                and every node registered in etcd\n"
+		"  cluster-seed                  upload this node's store into the cluster's\n"
+		"                                catalogue (README \"Clusters on etcd\")\n"
 		"SOCKET: -s, else $KEYLINE_ADMIN_SOCKET, else " DEFAULT_SOCKET ".\n"
 		"T: unix seconds, YYYY-MM-DDTHH:MM:SSZ, now, now+S, now-S or +S.\n"
 		"LIST: services, comma-separated: mbms, hm, dh, prose or all (put-ue: mbms).\n"
@@ -716,6 +720,32 @@ static void print_peers(json_t *a)
 	printf("refused from unconfigured sources: %lld\n", i_of(a, "unconfigured_refused"));
 }
 
+/* The cluster part of status (kl_cluster_status): one line, then etcd's health. */
+static void print_cluster(json_t *c)
+{
+	json_t *e = json_object_get(c, "etcd"), *n = json_object_get(c, "counters");
+
+	printf("cluster:  ");
+	if (!json_is_true(json_object_get(c, "enabled"))) {
+		printf("none\n");
+		return;
+	}
+	printf("node %s (%s), %s%s; revision %lld applied, etcd %lld, lag %lld (%lld ms)\n",
+	       s_of(c, "node"), s_of(c, "role"), s_of(c, "state"),
+	       json_is_true(json_object_get(c, "stale")) ? ", STALE" : "",
+	       i_of(c, "applied_revision"), i_of(c, "etcd_revision"), i_of(c, "lag_revisions"),
+	       i_of(c, "lag_ms"));
+	printf("          etcd %s %s (member %s, leader %s)%s%s\n", s_of(e, "endpoint"),
+	       json_is_true(json_object_get(e, "healthy")) ? "healthy" : "NOT healthy",
+	       s_of(e, "member"), s_of(e, "leader"), json_object_get(c, "link_error") ? ": " : "",
+	       json_object_get(c, "link_error") ? s_of(c, "link_error") : "");
+	printf("          events applied %lld, skipped %lld, refused %lld; resyncs %lld; "
+	       "replicated commits %lld (%lld conflicts, %lld unreachable)\n",
+	       i_of(n, "events_applied"), i_of(n, "events_skipped"), i_of(n, "events_refused"),
+	       i_of(n, "resyncs"), i_of(n, "repl_commits"), i_of(n, "repl_conflicts"),
+	       i_of(n, "repl_unreachable"));
+}
+
 static void print_status(json_t *a)
 {
 	json_t *t = json_object_get(a, "table"), *s = json_object_get(a, "store"),
@@ -786,6 +816,7 @@ static void print_status(json_t *a)
 		       i_of(k, "keys"), i_of(k, "invalidated"), i_of(k, "issued"), i_of(z, "sent"),
 		       i_of(z, "cache_hits"));
 	}
+	print_cluster(json_object_get(a, "cluster"));
 	printf("rotation: ");
 	if (!json_is_true(json_object_get(rot, "enabled"))) {
 		printf("none\n");
@@ -832,6 +863,19 @@ static void print_answer(const char *cmd, json_t *a)
 		print_status(a);
 	} else if (!strcmp(cmd, "peers")) {
 		print_peers(a);
+	} else if (!strcmp(cmd, "cluster")) {
+		json_t *n;
+		size_t i;
+
+		print_cluster(json_object_get(a, "self"));
+		json_array_foreach(json_object_get(a, "nodes"), i, n)
+			printf("node %-20s %-9s revision %lld%s, version %s, up since %lld%s\n",
+			       s_of(n, "node"), s_of(n, "role"), i_of(n, "applied_revision"),
+			       json_is_true(json_object_get(n, "stale")) ? " (stale)" : "",
+			       s_of(n, "version"), i_of(n, "started"),
+			       json_object_get(n, "error") ? " (not a node registration)" : "");
+	} else if (!strcmp(cmd, "cluster-seed")) {
+		printf("seeded: %lld entries uploaded\n", i_of(a, "entries"));
 	} else if (!strcmp(cmd, "backup")) {
 		json_t *last = json_object_get(a, "last");
 
@@ -918,7 +962,8 @@ static json_t *build(const char *cmd, int argc, char **argv, int *timeout_s)
 	unsigned n;
 
 	if (!strcmp(cmd, "ping") || !strcmp(cmd, "version") || !strcmp(cmd, "count") ||
-	    !strcmp(cmd, "status") || !strcmp(cmd, "peers")) {
+	    !strcmp(cmd, "status") || !strcmp(cmd, "peers") || !strcmp(cmd, "cluster") ||
+	    !strcmp(cmd, "cluster-seed")) {
 		parse_args(argc, argv, NULL, 0, pos, 0, cmd);
 		return req_new(cmd);
 	}
