@@ -5,7 +5,7 @@ real etcd members started here (issue 14):
   - a key put on node A (admin socket) is served by node B within 1 s (show: same KCV), and a
     deletion too; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (default
     100; p50/p99);
-  - KL_CLUSTER_N UEs (default 2,000: one admin put is one etcd txn and one LMDB fsync; half on
+  - KL_CLUSTER_N UEs (default 1,000: one admin put is one etcd txn and one LMDB fsync; half on
     each node) end identical on
     both nodes (every UE's KCV) and in etcd (the catalogue's count);
   - node B stopped, keys put and deleted meanwhile on A, etcd compacted past B's revision, B
@@ -38,7 +38,7 @@ from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
 keylined, keylinectl, etcd_bin, group = sys.argv[1:5]
 DIA_N = int(os.environ.get('KL_CLUSTER_DIA_N', '20000'))
-N = int(os.environ.get('KL_CLUSTER_N', '2000'))
+N = int(os.environ.get('KL_CLUSTER_N', '1000'))
 LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '100'))
 ck = kl_itest.Checks('cluster-' + group)
 # stores in tmpfs when there is one: fsync is not the subject (etcd's members are there too)
@@ -77,7 +77,7 @@ class Node:
             admin=self.sock,
             # room for what the nodes hold at most, but not for B's resync before its
             # deletions: the entries the table refuses then are written after them
-            table={'ues': N + LAG_N + 500, 'imsis': DIA_N + 1024},
+            table={'ues': N + LAG_N + 600, 'imsis': DIA_N + 1024},
             extra={**extra, 'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
                    'metrics': f'"127.0.0.1:{self.metrics}"',
                    'store': f'{{path: "{self.dir}/store", kek_file: "{self.kek}", '
@@ -375,8 +375,13 @@ def main():
         for i in range(len(cl.procs)):
             cl.restart(i)
         cl.wait_ready()
-        ck.check(wait(lambda: a.admin([put('back@ims.example.org')])[0].get('ok'), 20, 0.2),
-                 'A writes again once etcd is back')
+        last = []
+
+        def put_back():
+            last[:] = [a.admin([put('back@ims.example.org')])[0]]
+            return last[0].get('ok')
+        if not ck.check(wait(put_back, 30, 0.2), f'A writes again once etcd is back: {last}'):
+            print('A:', a.k.stderr()[-1500:], '\nB:', b.k.stderr()[-1500:], flush=True)
         a.admin([delete(u) for u in list(fresh)[:10]])
         ck.check(wait(lambda: b.kcv('back@ims.example.org') is not None and
                       b.kcv('new0@ims.example.org') is None and
