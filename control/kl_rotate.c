@@ -55,6 +55,7 @@ struct kl_rotate {
 	struct kl_etcd *etcd;
 	char *prefix;
 	int behind; /* the last tick found a group whose replica is behind the catalogue */
+	uint64_t due; /* NTP: the next pre-delivery or promotion the last ticks found (none: max) */
 	unsigned n;
 	struct rot_group g[];
 };
@@ -614,6 +615,14 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 		guard_sweep(r, g, gname, &st, now);
 	if (msk_id)
 		*msk_id = st.current.msk_id;
+	{
+		/* the group's next change: pre-delivery, or the promotion once next is there */
+		uint64_t d = st.has_next ? st.current.valid_to
+					 : st.current.valid_to - NTP_SEC(g->cfg.predelivery_s);
+
+		if (d > now && d < r->due)
+			r->due = d;
+	}
 	OPENSSL_cleanse(&st, sizeof(st));
 	OPENSSL_cleanse(&tab, sizeof(tab));
 	return rc;
@@ -682,6 +691,7 @@ struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, 
 	r->etcd = p->etcd;
 	r->prefix = p->elect ? strdup(p->prefix) : NULL;
 	r->behind = 1; /* until a tick found every group up to date */
+	r->due = UINT64_MAX;
 	if (p->elect && !r->prefix) {
 		free(r);
 		kl_errf(err, errlen, "msk rotation: out of memory");
@@ -701,6 +711,7 @@ int kl_rotate_tick(struct kl_rotate *r, uint64_t now)
 	if (!r)
 		return -EINVAL;
 	r->behind = 0;
+	r->due = UINT64_MAX;
 	for (unsigned i = 0; i < r->n; i++) {
 		char err[320];
 		int rc = step(r, &r->g[i], now, false, NULL, err, sizeof(err));
@@ -799,6 +810,18 @@ void kl_rotate_free(struct kl_rotate *r)
 	if (r)
 		free(r->prefix);
 	free(r);
+}
+
+int kl_rotate_timeout_ms(const struct kl_rotate *r, uint64_t now)
+{
+	uint64_t ms;
+
+	if (!r || r->due == UINT64_MAX)
+		return -1;
+	if (now >= r->due)
+		return 0;
+	ms = ((r->due - now) * 1000u >> 32) + 1; /* just after the boundary */
+	return ms > 60000 ? 60000 : (int)ms;
 }
 
 int kl_rotate_ready(struct kl_rotate *r)

@@ -134,6 +134,11 @@ int kl_rotate_has(const struct kl_rotate *r, const struct kl_group_ref *g);
 /** Free; NULL is accepted. */
 void kl_rotate_free(struct kl_rotate *r);
 
+/** How long until the next pre-delivery or promotion the last ticks found (ms, 0: due now), or
+ * -1 when none is known (a follower, a failed group): call kl_rotate_tick then, for a change on
+ * time rather than at the next once-a-second tick. */
+int kl_rotate_timeout_ms(const struct kl_rotate *r, uint64_t now);
+
 /** 1 when this node rotates now: standalone, or the cluster's rotation leader whose last tick
  * found its replica up to date with every group's newest catalogue record; else 0 (a follower,
  * or a leader still catching up). */

@@ -257,24 +257,28 @@ static int rotation_pollfds(void *svc, struct pollfd *pf, int max)
 static int rotation_timeout(void *svc)
 {
 	struct rot_svc *s = svc;
-	int t;
+	int t = kl_rotate_timeout_ms(s->r, kl_ntp_now()), te;
 
 	if (!s->e)
-		return -1;
-	t = kl_elect_timeout_ms(s->e);
+		return t;
+	te = kl_elect_timeout_ms(s->e);
+	if (t < 0 || te < t)
+		t = te;
 	/* a new leader waits for its replica to reach its election's revision */
 	if (s->role == KL_ELECT_LEADER && !s->ran && t > 50)
 		t = 50;
 	return t;
 }
 
-/* Every pass (cluster): the election's I/O; a node that became leader rotates as soon as its
- * replica has caught up, not at the next tick. */
+/* Every pass: a pre-delivery or promotion that is due; with a cluster, the election's I/O, and
+ * a node that became leader rotates as soon as its replica has caught up, not at the next tick. */
 static void rotation_poll(void *svc, short revents)
 {
 	struct rot_svc *s = svc;
 
 	(void)revents;
+	if (kl_rotate_timeout_ms(s->r, kl_ntp_now()) == 0)
+		(void)kl_rotate_tick(s->r, kl_ntp_now()); /* failures are logged */
 	if (!s->e)
 		return;
 	rotation_publish(s, kl_elect_run(s->e));

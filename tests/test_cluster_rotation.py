@@ -57,11 +57,13 @@ class Node:
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
         self.sock = os.path.join(self.dir, 'admin.sock')
+        self.metrics = test_etcd.free_tcp_port()
         eps = ', '.join(f'"{e}"' for e in endpoints)
         self.cfg = kl_itest.write_config(
             os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',), ipv6=(), admin=self.sock,
             table={'ues': 64},
             extra={'io': 'socket', 'udp_port': kl_itest.free_udp_port(), 'log_level': 'info',
+                   'metrics': f'"127.0.0.1:{self.metrics}"',
                    'store': f'{{path: "{self.dir}/store", kek_file: "{tmp}/kek"}}',
                    'msk_rotation': f'[{{group: "{GROUP}", period_s: {P}, predelivery_s: {D}}}]',
                    'cluster': f'{{endpoints: [{eps}], node: {name}, prefix: "{PREFIX}", '
@@ -87,12 +89,17 @@ class Node:
     def admin(self, req):
         return kl_itest.admin_many(self.sock, [req])[0]
 
+    def info_metric(self):
+        with urllib.request.urlopen(f'http://127.0.0.1:{self.metrics}/metrics', timeout=5) as r:
+            return [x for x in r.read().decode().splitlines()
+                    if x.startswith('keyline_cluster_info{')]
+
 
 def msk(m):
     return None if not m else (m['msk_id'], m['valid_from'], m['valid_to'], m['kcv'])
 
 
-samples = []  # (t, node, role, term, state, current, next, round)
+samples = []  # (t, node, role, term, state, current, next, round, lag revisions)
 stop_sampling = threading.Event()
 
 
@@ -103,7 +110,8 @@ def sample(n, rid):
     g = [x for x in (a.get('rotation') or {}).get('groups', []) if x.get('group') == GROUP]
     g = g[0] if g else {}
     return (time.time(), n.name, c.get('role'), el.get('term') if c.get('role') == 'leader'
-            else None, c.get('state'), msk(g.get('current')), msk(g.get('next')), rid)
+            else None, c.get('state'), msk(g.get('current')), msk(g.get('next')), rid,
+            c.get('lag_revisions'))
 
 
 def sampler(nodes):
@@ -199,6 +207,10 @@ def main():
         p = subprocess.run([keylinectl, '-s', f.sock, 'status'], capture_output=True, text=True)
         ck.check(p.returncode == 0 and f'MSK rotation leader {lead.name}' in p.stdout and
                  '(follower)' in p.stdout, f'keylinectl status on a follower: {p.stdout[-700:]!r}')
+        ck.eq((lead.info_metric(), f.info_metric()),
+              ([f'keyline_cluster_info{{node="{lead.name}",role="leader"}} 1'],
+               [f'keyline_cluster_info{{node="{f.name}",role="follower"}} 1']),
+              '/metrics: the role of the leader and of a follower')
 
         for period in range(PERIODS):
             # between pre-delivery and promotion: SIGKILL the leader
@@ -305,20 +317,22 @@ def check_samples(guard, forced_id):
     rounds, longest, start, worst = {}, 0.0, None, None
     for s in samples:
         if s[4] == 'following':
-            rounds.setdefault(s[7], {})[s[1]] = (s[5], s[6], s[0])
+            rounds.setdefault(s[7], {})[s[1]] = (s[5], s[6], s[0], s[8])
     for r in sorted(rounds):
         states = {v[:2] for v in rounds[r].values()}
         t = min(v[2] for v in rounds[r].values())
         if len(states) > 1 and start is None:
-            start = t
+            start, first = t, r
         elif len(states) == 1 and start is not None:
             if t - start > longest:
-                longest, worst = t - start, start
+                longest, worst = t - start, [(n, v[0] and hex(v[0][0]), v[1] and hex(v[1][0]), v[3])
+                                             for q in range(first, r)
+                                             for n, v in sorted(rounds.get(q, {}).items())]
             start = None
     ck.check(longest < 0.5 + 0.2, f'nodes disagree for < 500 ms (+ one sampling period): '
-                                  f'longest {longest:.2f} s (from {worst})')
-    print(f'longest disagreement between nodes: {longest:.2f} s (sampled every 0.2 s)',
-          flush=True)
+                                  f'longest {longest:.2f} s ({worst})')
+    print(f'longest disagreement between nodes: {longest:.2f} s (sampled every 0.2 s; node, '
+          f'current, next, lag revisions: {worst})', flush=True)
 
 
 main()
