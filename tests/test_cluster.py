@@ -89,7 +89,8 @@ class Node:
     def start(self):
         runs[0] += 1
         self.k = kl_itest.Keylined(keylined, kl_itest.eal_args(
-            kl_itest.unique(f'cl{runs[0]}'), mem=1024), self.config(), workdir=self.dir)
+            kl_itest.unique(f'cl{runs[0]}'), mem=256 + (N + LAG_N + DIA_N) // 1000),
+            self.config(), workdir=self.dir)
         self.k.wait_ready(timeout=120)
         return self
 
