@@ -174,6 +174,22 @@ def etcd_guard(url):
     return out
 
 
+def plant_guard(url, kn, valid_from, valid_to, key):
+    """A guard record as a node writes it (another node's claim): MSK key number kn of GROUP."""
+    msk_id = 7 << 16 | kn
+    plain = (b'klmsk1' + bytes.fromhex('00f110') + (7).to_bytes(2, 'big') +
+             msk_id.to_bytes(4, 'big') + ((valid_from + NTP_UNIX) << 32).to_bytes(8, 'big') +
+             ((valid_to + NTP_UNIX) << 32).to_bytes(8, 'big') + key)
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+    k = f'{PREFIX}/msk/{GROUP}/{msk_id:08x}'.encode()
+    body = json.dumps({'key': base64.b64encode(k).decode(), 'value': base64.b64encode(
+        aes_key_wrap_with_padding(KEK, plain)).decode()}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url + '/v3/kv/put', data=body),
+                                timeout=10) as r:
+        json.load(r)
+    return msk_id
+
+
 def handover(nodes, old, t0):
     """Seconds from t0 until another running node is the leader, ready to rotate."""
     n = wait(lambda: leader_of([x for x in nodes if x is not old], True), TTL + 5, 0.01)
@@ -197,6 +213,13 @@ def main():
         ck.check(lead is not None, 'a rotation leader is elected')
         ck.check(wait(lambda: all(group_of(n).get('current') for n in nodes), 5),
                  'every node serves the group\'s current MSK')
+        # another node's claim of the MSK ID two periods on (it died before its group write):
+        # the leader must use that MSK when it gets there
+        c0 = group_of(lead)['current']
+        claimed_key = os.urandom(16)
+        claimed = plant_guard(cl.client[0], (c0['msk_id'] & 0xFFFF) + 2, c0['valid_from'] + 2 * P,
+                              c0['valid_from'] + 3 * P, claimed_key)
+        stale = None
 
         # a forced rotation on a follower is refused, naming the leader
         f = [n for n in nodes if n is not lead][0]
@@ -231,6 +254,12 @@ def main():
             # after the promotion: restart one or two nodes in random order (the leader among
             # them in the second period: it resigns)
             wait(lambda: time.time() > promote_at + 0.5, P)
+            if period == 1:
+                # a claim from an earlier pass of the key numbers (validity ended) for the next
+                # ID: dropped and claimed afresh
+                stale_key = os.urandom(16)
+                stale = plant_guard(cl.client[0], (g['next']['msk_id'] & 0xFFFF) + 1, 1000000,
+                                    1000000 + P, stale_key)
             again = rnd.sample(nodes, rnd.choice((1, 2)))
             lead = leader_of(nodes)
             if period == 1 and lead not in again:
@@ -269,6 +298,14 @@ def main():
                 n.k.kill()
         cl.stop()
     check_samples(guard, forced_id)
+    kcv_of = {m[0]: m[3] for s in samples for m in (s[5], s[6]) if m}
+    ck.eq(kcv_of.get(claimed), kl_itest.kcv(claimed_key),
+          f'MSK 0x{claimed:08X}: the MSK another node had claimed is used')
+    if stale:
+        ck.check(kcv_of.get(stale) not in (None, kl_itest.kcv(stale_key)) and
+                 guard.get(stale) == kcv_of.get(stale),
+                 f'MSK 0x{stale:08X}: an ended claim is replaced by a fresh MSK '
+                 f'({kcv_of.get(stale)}, guard {guard.get(stale)})')
     print(f'handover after SIGKILL of the leader (TTL {TTL} s): ' +
           ', '.join(f'{h:.2f}' for h in handovers if h is not None) + ' s; after a SIGTERM '
           f'(resign): ' + (', '.join(f'{h:.3f}' for h in resigns if h is not None) or 'none') +
