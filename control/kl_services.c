@@ -151,12 +151,12 @@ static void rotation_stop(void *svc)
 {
 	struct rot_svc *s = svc;
 
-	if (s->e)
+	if (s->e) {
 		(void)kl_elect_resign(s->e); /* the next node takes over at once */
+		rotation_publish(s, KL_ELECT_FOLLOWER);
+	}
 	kl_rotate_free(s->r);
 	kl_elect_free(s->e);
-	if (s->e)
-		rotation_publish(s, KL_ELECT_FOLLOWER);
 	free(s);
 }
 
@@ -210,10 +210,13 @@ static void *rotation_start(void *ctx, int *status)
 			return NULL;
 		}
 		/* not the leader, or etcd unreachable: not an error (kl_elect_run campaigns on) */
-		if (kl_elect_campaign(s->e))
+		if (kl_elect_campaign(s->e)) {
+			struct kl_elect_status es;
+
+			kl_elect_status(s->e, &es);
 			kl_daemon_logf(KL_CONFIG_LOG_WARNING,
-				       "msk_rotation: election: %s (campaigning on)",
-				       kl_etcd_errmsg(etcd));
+				       "msk_rotation: election: %s (campaigning on)", es.error);
+		}
 		rp.elect = s->e;
 		rp.etcd = etcd;
 		rp.prefix = cc->prefix;
