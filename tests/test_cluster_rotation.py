@@ -8,9 +8,10 @@ KCV) while the test, for KL_ROT_PERIODS periods (default 3):
   - SIGKILLs the leader between pre-delivery and promotion, measures the handover (first sample
     of another node as leader), restarts the killed node;
   - after the promotion restarts one or two nodes in random order (SIGTERM: a leader resigns);
-then checks:
+and plants MSK-ID guard records as another node would: a live claim of the ID two periods on
+(the leader must use that MSK), an ended claim of a later ID (it must be replaced); then checks:
   - one MSK ID, one key: every sample of every node, and the MSK-ID guard records in etcd
-    (unwrapped here with the KEK), give one KCV per MSK ID;
+    (unwrapped here with the KEK), give one KCV per MSK ID; the planted claims as above;
   - no period skipped or doubled: the current MSKs seen have consecutive key numbers, each valid
     from the end of the one before, for one period each, and each was seen as current no later
     than 1.5 s after its validity began (the leader's tick is once a second);
