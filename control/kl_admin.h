@@ -68,7 +68,11 @@
  *                   "open":B},"zn":{"requests":N,"cache_hits":N,"sent":N,"answered":N,
  *                   "cache_entries":N},"keys":{"keys":N,"invalidated":N,"issued":N,
  *                   "blocked_devices":N,"blocked_serials":N}}
- *          "cluster":{"enabled":false} | kl_cluster_status (control/store/kl_cluster.h)
+ *          "cluster":{"enabled":false} | kl_cluster_status (control/store/kl_cluster.h), with
+ *                   MSK rotation its "role" and "election":{"name":"rotation","role":..,
+ *                   "leader":NAME,"term":N,"elected_revision":N,"valid_ms":N,"lease":N,
+ *                   "campaigns":N,"elected":N,"lost":N,"keepalives":N,"keepalive_failures":N,
+ *                   "ready":B,"error":".."} (kl_services.c)
  *          MSKINFO = {"msk_id":N,"key_number":N,"valid_from":T,"valid_to":T,"kcv":"XXXXXX"}
  *          (version etc. only with a stats view; "status" never holds key bytes)
  *   {"cmd":"peers"}                         -> {"ok":true,"peers":[{"identity":..,"address":..,

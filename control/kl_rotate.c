@@ -5,8 +5,13 @@
  * the table. Fresh MSKs come from RAND_priv_bytes; every copy of a key is wiped after use.
  */
 #include "kl_rotate.h"
+#include "kl_cluster_repl.h"
 #include "kl_ctl_stats.h"
+#include "kl_elect.h"
+#include "kl_etcd.h"
+#include "kl_msk_guard.h"
 #include "kl_store.h"
+#include "kl_store_repl.h"
 #include "kl_write.h"
 #include "kl_util.h"
 
@@ -26,6 +31,14 @@
 #define NTP_SEC(s) ((uint64_t)(s) << 32)
 #define KN_MASK 0xFFFFu
 #define MAX_STEPS 8 /* advance() iterations per call: create/promote/pre-deliver take <= 3 */
+/* The MSK-ID guard's value (cluster): AES-KWP(KEK, label | domain | group | MSK ID | valid_from |
+ * valid_to | key): the label and the IDs bind a record to its key, so a value moved to another
+ * ID does not pass. */
+#define GUARD_LABEL "klmsk1"
+#define GUARD_PLAIN (6 + 3 + 2 + 4 + 8 + 8 + 16)
+#define GUARD_WRAPPED (GUARD_PLAIN + 15)
+#define GUARD_CLAIM_TRIES 3 /* a stale claim deleted, then claimed again */
+#define GUARD_SWEEP_MAX 256 /* guard records of a group looked at per promotion */
 
 struct rot_group {
 	struct kl_rotate_group cfg;
@@ -38,6 +51,11 @@ struct kl_rotate {
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
 	struct kl_ctl_stats *ctl;
+	struct kl_elect *elect; /* cluster: only the leader rotates (NULL: standalone) */
+	struct kl_etcd *etcd;
+	char *prefix;
+	int behind; /* the last tick found a group whose replica is behind the catalogue */
+	uint64_t due; /* NTP: the next pre-delivery or promotion the last ticks found (none: max) */
 	unsigned n;
 	struct rot_group g[];
 };
@@ -226,6 +244,260 @@ static void announce(const struct kl_rotate *r, struct rot_group *g, const char 
 	kl_ctl_add(r->ctl, KL_CTL_ROTATIONS, mk->n);
 }
 
+/* ---- cluster: leadership and the MSK-ID guard (kl_elect.h, kl_msk_guard.h) ------------------ */
+
+static void put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void guard_plain(const struct kl_group_ref *ref, const struct kl_msk *m,
+			uint8_t p[GUARD_PLAIN])
+{
+	memcpy(p, GUARD_LABEL, 6);
+	memcpy(p + 6, ref->domain, 3);
+	put_be(p + 9, ref->group, 2);
+	put_be(p + 11, m->msk_id, 4);
+	put_be(p + 15, m->valid_from, 8);
+	put_be(p + 23, m->valid_to, 8);
+	memcpy(p + 31, m->key, sizeof(m->key));
+}
+
+/* A guard value back into an MSK: 0, or -EBADMSG (another KEK, damaged, another group or ID
+ * when msk_id is non-zero). */
+static int guard_decode(const struct kl_rotate *r, const struct kl_group_ref *ref,
+			uint32_t msk_id, const uint8_t *v, size_t len, struct kl_msk *m)
+{
+	uint8_t p[GUARD_WRAPPED];
+	long n = len <= sizeof(p) ? kl_store_kek_wrap(r->store, 0, v, len, p, sizeof(p)) : -EINVAL;
+	int rc = -EBADMSG;
+
+	if (n == GUARD_PLAIN && !memcmp(p, GUARD_LABEL, 6) && !memcmp(p + 6, ref->domain, 3) &&
+	    get_be(p + 9, 2) == ref->group && (!msk_id || get_be(p + 11, 4) == msk_id)) {
+		m->msk_id = (uint32_t)get_be(p + 11, 4);
+		m->valid_from = get_be(p + 15, 8);
+		m->valid_to = get_be(p + 23, 8);
+		memcpy(m->key, p + 31, sizeof(m->key));
+		rc = 0;
+	}
+	OPENSSL_cleanse(p, sizeof(p));
+	return rc;
+}
+
+/* Delete a guard record unless it was created again meanwhile (create_revision compared). */
+static int guard_delete(struct kl_rotate *r, const uint8_t *key, size_t klen, int64_t create_rev)
+{
+	struct kl_etcd_cmp cmp = { .key = key, .key_len = klen, .target = KL_ETCD_CREATE,
+				   .op = KL_ETCD_EQUAL, .number = create_rev };
+	struct kl_etcd_op del = { .kind = KL_ETCD_OP_DELETE, .key = key, .key_len = klen };
+	struct kl_etcd_txn_result t;
+	int rc = kl_etcd_txn(r->etcd, &cmp, 1, &del, 1, NULL, 0, &t);
+
+	if (!rc)
+		kl_etcd_txn_result_free(&t);
+	return rc;
+}
+
+/*
+ * Claim m's MSK ID for m (a fresh MSK). Another node's claim whose validity has not ended wins:
+ * m becomes that MSK. @return 0 ours, 1 replaced by the claimed MSK, -errno with err set.
+ */
+static int guard_claim(struct kl_rotate *r, const struct rot_group *g, const char *gname,
+		       struct kl_msk *m, uint64_t now, char *err, size_t errlen)
+{
+	uint8_t p[GUARD_PLAIN], w[GUARD_WRAPPED];
+	struct kl_msk other;
+	int rc = -EIO;
+	long wl;
+
+	guard_plain(&g->cfg.ref, m, p);
+	wl = kl_store_kek_wrap(r->store, 1, p, sizeof(p), w, sizeof(w));
+	if (wl <= 0) {
+		OPENSSL_cleanse(p, sizeof(p));
+		kl_errf(err, errlen, "group %s: cannot wrap MSK 0x%08" PRIX32 " for the guard", gname,
+			m->msk_id);
+		return -EIO;
+	}
+	OPENSSL_cleanse(p, sizeof(p));
+	for (unsigned t = 0; t < GUARD_CLAIM_TRIES; t++) {
+		struct kl_msk_claim cl;
+		char key[1024];
+		size_t klen;
+		int e = kl_msk_claim(r->etcd, r->prefix, gname, m->msk_id, w, (size_t)wl, &cl);
+
+		if (e) {
+			kl_errf(err, errlen, "group %s: MSK 0x%08" PRIX32 ": guard claim in etcd: %s (%s)",
+				gname, m->msk_id, kl_etcd_strerror(e), kl_etcd_errmsg(r->etcd));
+			return e == KL_ETCD_EUNREACHABLE ? -ENOTCONN : -EIO;
+		}
+		if (cl.ours) {
+			kl_msk_claim_free(&cl);
+			return 0;
+		}
+		if (guard_decode(r, &g->cfg.ref, m->msk_id, cl.value, cl.value_len, &other)) {
+			kl_msk_claim_free(&cl);
+			kl_errf(err, errlen, "group %s: the guard record of MSK 0x%08" PRIX32
+				" does not unwrap under this node's KEK (or is not this group's)",
+				gname, m->msk_id);
+			rc = -EBADMSG;
+			break;
+		}
+		if (other.valid_to > now) {
+			/* claimed first by another node (or by us before a write that failed) */
+			kl_msk_claim_free(&cl);
+			OPENSSL_cleanse(m, sizeof(*m));
+			*m = other;
+			OPENSSL_cleanse(&other, sizeof(other));
+			rlog(r, LOG_INFO, "group %s: MSK 0x%08" PRIX32 " was claimed before: using that "
+			     "MSK", gname, m->msk_id);
+			return 1;
+		}
+		/* ended: an earlier pass of the key numbers, or a claim whose group write never
+		 * happened: free the ID and claim it again */
+		OPENSSL_cleanse(&other, sizeof(other));
+		klen = kl_msk_guard_key(r->prefix, gname, m->msk_id, key, sizeof(key));
+		rc = klen ? guard_delete(r, (const uint8_t *)key, klen, cl.create_revision)
+			  : KL_ETCD_EINVAL;
+		kl_msk_claim_free(&cl);
+		if (rc) {
+			kl_errf(err, errlen, "group %s: MSK 0x%08" PRIX32 ": cannot drop an ended guard "
+				"record: %s (%s)", gname, m->msk_id, kl_etcd_strerror(rc),
+				kl_etcd_errmsg(r->etcd));
+			rc = rc == KL_ETCD_EUNREACHABLE ? -ENOTCONN : -EIO;
+			break;
+		}
+		rlog(r, LOG_DEBUG, "group %s: ended guard record of MSK 0x%08" PRIX32 " dropped",
+		     gname, m->msk_id);
+		rc = -EIO;
+		kl_errf(err, errlen, "group %s: MSK 0x%08" PRIX32 ": guard claim did not settle",
+			gname, m->msk_id);
+	}
+	OPENSSL_cleanse(w, sizeof(w));
+	return rc;
+}
+
+/* Claim the fresh MSKs of st (mk). @return 0 or -errno with err set (nothing stored). */
+static int guard_fresh(struct kl_rotate *r, const struct rot_group *g, const char *gname,
+		       struct kl_group *st, const struct made *mk, uint64_t now, char *err,
+		       size_t errlen)
+{
+	int rc = 0;
+
+	if (mk->current_made)
+		rc = guard_claim(r, g, gname, &st->current, now, err, errlen);
+	if (rc >= 0 && mk->next_made && st->has_next)
+		rc = guard_claim(r, g, gname, &st->next, now, err, errlen);
+	return rc < 0 ? rc : 0;
+}
+
+/* After a promotion: delete the guard records of this group's MSKs that have ended (neither
+ * current nor next), so their key numbers can come round again. Failures only delay that. */
+static void guard_sweep(struct kl_rotate *r, const struct rot_group *g, const char *gname,
+			const struct kl_group *st, uint64_t now)
+{
+	char pfx[1024];
+	size_t plen = kl_msk_guard_key(r->prefix, gname, 0, pfx, sizeof(pfx));
+	struct kl_etcd_range rr;
+	unsigned dropped = 0;
+	int rc;
+
+	if (plen < 8)
+		return;
+	plen -= 8; /* <prefix>/msk/<group>/ */
+	rc = kl_etcd_range_page(r->etcd, pfx, plen, NULL, 0, GUARD_SWEEP_MAX, 0, &rr);
+	if (rc) {
+		rlog(r, LOG_WARNING, "group %s: guard records not swept: %s (%s)", gname,
+		     kl_etcd_strerror(rc), kl_etcd_errmsg(r->etcd));
+		return;
+	}
+	for (size_t i = 0; i < rr.n; i++) {
+		struct kl_msk m;
+
+		if (guard_decode(r, &g->cfg.ref, 0, rr.kvs[i].value, rr.kvs[i].value_len, &m))
+			continue; /* not ours to judge */
+		OPENSSL_cleanse(m.key, sizeof(m.key));
+		if (m.valid_to > now || m.msk_id == st->current.msk_id ||
+		    (st->has_next && m.msk_id == st->next.msk_id))
+			continue;
+		if (!guard_delete(r, rr.kvs[i].key, rr.kvs[i].key_len, rr.kvs[i].create_revision))
+			dropped++;
+	}
+	kl_etcd_range_free(&rr);
+	if (dropped)
+		rlog(r, LOG_DEBUG, "group %s: %u guard record%s of ended MSKs dropped", gname, dropped,
+		     dropped > 1 ? "s" : "");
+}
+
+/* May this node rotate now? 0 yes (standalone, or the leader); -EPERM not the leader (err
+ * names the leader). */
+static int may_rotate(struct kl_rotate *r, char *err, size_t errlen)
+{
+	struct kl_elect_status es;
+
+	if (!r->elect)
+		return 0;
+	kl_elect_status(r->elect, &es);
+	if (es.role != KL_ELECT_LEADER) {
+		kl_errf(err, errlen, "not the rotation leader (leader: %s)",
+			es.leader[0] ? es.leader : "none right now");
+		r->behind = 1; /* looked at again when this node leads */
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
+ * Has the replica applied the catalogue's newest record of this group (every write of an earlier
+ * leader)? One read of the record's mod_revision, compared with the replica's stamp: a quiet
+ * catalogue moves no watch, so the replica's revision alone cannot tell. A write that lands
+ * after this read is caught by the group write's compare. @return 1 yes, 0 not yet, -errno
+ * (err set).
+ */
+static int group_fresh(struct kl_rotate *r, const struct rot_group *g, const char *gname,
+		       char *err, size_t errlen)
+{
+	uint8_t key[5];
+	char ekey[1024];
+	size_t klen;
+	struct kl_etcd_range rr;
+	int64_t stamp = 0, mod;
+	int rc;
+
+	memcpy(key, g->cfg.ref.domain, 3);
+	key[3] = (uint8_t)(g->cfg.ref.group >> 8);
+	key[4] = (uint8_t)g->cfg.ref.group;
+	klen = kl_cluster_key(r->prefix, "group", key, sizeof(key), ekey, sizeof(ekey));
+	if (!klen) {
+		kl_errf(err, errlen, "group %s: catalogue key too long", gname);
+		return -EINVAL;
+	}
+	rc = kl_etcd_get(r->etcd, ekey, klen, &rr);
+	if (rc) {
+		kl_errf(err, errlen, "group %s: read from etcd: %s (%s)", gname, kl_etcd_strerror(rc),
+			kl_etcd_errmsg(r->etcd));
+		return rc == KL_ETCD_EUNREACHABLE ? -ENOTCONN : -EIO;
+	}
+	mod = rr.n ? rr.kvs[0].mod_revision : 0;
+	kl_etcd_range_free(&rr);
+	rc = kl_store_stamp(r->store, "group", key, sizeof(key), &stamp);
+	if (rc) {
+		kl_errf(err, errlen, "group %s: replica stamp: %s", gname, strerror(-rc));
+		return rc;
+	}
+	/* held at that revision or later; or absent from both (a tombstone, or never written) */
+	return mod ? stamp >= mod : stamp <= 0;
+}
+
 /* One group: read, advance, store, table. @return 1 changed, 0 unchanged, -errno. */
 static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool force,
 		uint32_t *msk_id, char *err, size_t errlen)
@@ -237,11 +509,28 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	struct kl_writer wr = { 0 };
 	struct kl_write w;
 	char gname[16];
+	uint32_t old_current = 0;
 	int rc;
 
 	kl_write_group_name(&g->cfg.ref, gname);
 	memset(&st, 0, sizeof(st));
 	memset(&tab, 0, sizeof(tab));
+	memset(&w, 0, sizeof(w));
+	/* cluster: followers leave the group to the leader (the watch brings its writes); the
+	 * leader starts from the catalogue's newest state of the group */
+	if (r->elect) {
+		if (may_rotate(r, err, errlen))
+			return 0;
+		rc = group_fresh(r, g, gname, err, errlen);
+		if (rc < 0)
+			goto fail;
+		if (!rc) {
+			r->behind = 1;
+			kl_errf(err, errlen, "group %s: this node's replica has not applied the "
+				"catalogue's newest record of the group yet (try again)", gname);
+			return force ? -EAGAIN : 0;
+		}
+	}
 	rc = kl_table_get_group(r->table, &g->cfg.ref, &tab);
 	if (rc && rc != -ENOENT) {
 		kl_errf(err, errlen, "group %s: key table read: %s", gname, strerror(-rc));
@@ -262,11 +551,31 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	exists = in_store || in_table;
 	if (!in_store && in_table)
 		st = tab; /* the table's state (not stored yet) is the base */
+	if (exists)
+		old_current = st.current.msk_id;
 	rc = advance(g, &st, exists, now, force, &mk);
 	if (rc) {
 		kl_errf(err, errlen, "group %s: cannot make a new MSK: %s", gname,
 			rc == -EIO ? "the random generator failed" : strerror(-rc));
 		goto fail;
+	}
+	if (r->elect && mk.n) {
+		/* one MSK per MSK ID across the cluster: claim before anything is stored */
+		rc = guard_fresh(r, g, gname, &st, &mk, now, err, errlen);
+		if (rc)
+			goto fail;
+	}
+	if (r->elect) {
+		if (!kl_elect_is_leader(r->elect)) {
+			/* leadership ended meanwhile: the next leader does it (from the guard) */
+			rlog(r, LOG_WARNING, "group %s: no longer the rotation leader: nothing written",
+			     gname);
+			kl_write_wipe(&w);
+			OPENSSL_cleanse(&st, sizeof(st));
+			OPENSSL_cleanse(&tab, sizeof(tab));
+			kl_errf(err, errlen, "lost the rotation leadership during the rotation");
+			return force ? -EPERM : 0;
+		}
 	}
 	/* store first (when it lacks this state), then the table (when it differs), as every
 	 * durable write (kl_write) */
@@ -302,8 +611,18 @@ static int step(struct kl_rotate *r, struct rot_group *g, uint64_t now, bool for
 	kl_write_wipe(&w);
 	if (!r->store)
 		announce(r, g, gname, &st, &mk, force, exists);
+	if (r->elect && old_current && st.current.msk_id != old_current)
+		guard_sweep(r, g, gname, &st, now);
 	if (msk_id)
 		*msk_id = st.current.msk_id;
+	{
+		/* the group's next change: pre-delivery, or the promotion once next is there */
+		uint64_t d = st.has_next ? st.current.valid_to
+					 : st.current.valid_to - NTP_SEC(g->cfg.predelivery_s);
+
+		if (d > now && d < r->due)
+			r->due = d;
+	}
 	OPENSSL_cleanse(&st, sizeof(st));
 	OPENSSL_cleanse(&tab, sizeof(tab));
 	return rc;
@@ -322,6 +641,12 @@ struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, 
 
 	if (!p || !p->table || (p->n && !p->groups)) {
 		kl_errf(err, errlen, "msk rotation: missing table or groups");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (p->elect && (!p->store || !p->etcd || !p->prefix)) {
+		kl_errf(err, errlen, "msk rotation: a cluster's rotation needs the store, the etcd "
+			"client and the prefix");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -362,6 +687,17 @@ struct kl_rotate *kl_rotate_create(const struct kl_rotate_params *p, char *err, 
 	r->log = p->log;
 	r->log_arg = p->log_arg;
 	r->ctl = p->ctl;
+	r->elect = p->elect;
+	r->etcd = p->etcd;
+	r->prefix = p->elect ? strdup(p->prefix) : NULL;
+	r->behind = 1; /* until a tick found every group up to date */
+	r->due = UINT64_MAX;
+	if (p->elect && !r->prefix) {
+		free(r);
+		kl_errf(err, errlen, "msk rotation: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
 	r->n = p->n;
 	for (unsigned i = 0; i < p->n; i++)
 		r->g[i].cfg = p->groups[i];
@@ -374,6 +710,8 @@ int kl_rotate_tick(struct kl_rotate *r, uint64_t now)
 
 	if (!r)
 		return -EINVAL;
+	r->behind = 0;
+	r->due = UINT64_MAX;
 	for (unsigned i = 0; i < r->n; i++) {
 		char err[320];
 		int rc = step(r, &r->g[i], now, false, NULL, err, sizeof(err));
@@ -415,6 +753,9 @@ int kl_rotate_force(struct kl_rotate *r, const struct kl_group_ref *ref, uint64_
 		kl_errf(err, errlen, "group %s: no MSK rotation configured for it", name);
 		return -ENOENT;
 	}
+	rc = may_rotate(r, err, errlen);
+	if (rc)
+		return rc; /* a follower: refused, not a failure */
 	rc = step(r, g, now, true, &id, err, errlen);
 	if (rc < 0) {
 		rlog(r, LOG_ERROR, "forced rotation: %s", err);
@@ -466,7 +807,28 @@ int kl_rotate_status(const struct kl_rotate *r, unsigned i, struct kl_rotate_sta
 
 void kl_rotate_free(struct kl_rotate *r)
 {
+	if (r)
+		free(r->prefix);
 	free(r);
+}
+
+int kl_rotate_timeout_ms(const struct kl_rotate *r, uint64_t now)
+{
+	uint64_t ms;
+
+	if (!r || r->due == UINT64_MAX)
+		return -1;
+	if (now >= r->due)
+		return 0;
+	ms = ((r->due - now) * 1000u >> 32) + 1; /* just after the boundary */
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
+int kl_rotate_ready(struct kl_rotate *r)
+{
+	char err[8];
+
+	return r && !may_rotate(r, err, sizeof(err)) && !r->behind;
 }
 
 int kl_rotate_has(const struct kl_rotate *r, const struct kl_group_ref *g)

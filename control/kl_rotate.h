@@ -28,6 +28,21 @@
  * record, full map, I/O) fails that group for this tick: the table keeps serving what it has,
  * and the group is retried at the next tick. Without a store the table is the state.
  * A group deleted by an operator is created afresh at the next tick (key number 1).
+ * Cluster (params elect set): the store is a replica of the cluster's catalogue (kl_cluster.h)
+ * and only the node the election made leader rotates; followers do nothing here (the cluster's
+ * watch brings the leader's group records into their store and key table) and refuse a forced
+ * rotation ("not the rotation leader (leader: NAME)"). The leader acts on a group once its
+ * replica holds the catalogue's newest record of it (one etcd read per group and tick: every
+ * write of an earlier leader, even in a quiet catalogue). Each fresh MSK is claimed
+ * first in the MSK-ID guard (kl_msk_guard.h: create-if-absent of <prefix>/msk/<group>/<MSK ID>,
+ * the MSK and its validity wrapped under the store's KEK): when another node claimed that ID
+ * before (an old leader that died between its claim and its group write, two leaders racing),
+ * its MSK is used, so one MSK ID never names two keys. A claim whose validity has ended is from
+ * an earlier pass of the key numbers (or a group write that never happened) and is replaced.
+ * The group record is then written through the store's replicator, which compares the record
+ * it replaces (kl_store_repl.h): a leader that read a stale group writes nothing. After a
+ * promotion the leader deletes the guard records of MSKs that have ended, so that key numbers
+ * can wrap (65535 -> 1). A store write that etcd refuses fails the group for this tick.
  * Every call belongs to the table's writer thread (the control thread), outside a store batch
  * (kl_store_txn_begin: a put in a batch is only staged, not durable). Keys are never logged:
  * one INFO line per new MSK names the group, the MSK ID, the KCV and the validity.
@@ -65,6 +80,12 @@ struct kl_rotate_params {
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
 	struct kl_ctl_stats *ctl; /* control-plane counters (rotations, failures); NULL: none */
+	/* A cluster (issue 14 item 4; NULL: standalone, as above). Only the elected node rotates
+	 * (see "Cluster" below); store required. The election is the caller's (it drives it and
+	 * frees it after kl_rotate_free); etcd is the node's client, prefix the cluster's. */
+	struct kl_elect *elect;
+	struct kl_etcd *etcd;
+	const char *prefix;
 };
 
 struct kl_rotate;
@@ -112,6 +133,16 @@ int kl_rotate_has(const struct kl_rotate *r, const struct kl_group_ref *g);
 
 /** Free; NULL is accepted. */
 void kl_rotate_free(struct kl_rotate *r);
+
+/** How long until the next pre-delivery or promotion the last ticks found (ms, 0: due now), or
+ * -1 when none is known (a follower, a failed group): call kl_rotate_tick then, for a change on
+ * time rather than at the next once-a-second tick. */
+int kl_rotate_timeout_ms(const struct kl_rotate *r, uint64_t now);
+
+/** 1 when this node rotates now: standalone, or the cluster's rotation leader whose last tick
+ * found its replica up to date with every group's newest catalogue record; else 0 (a follower,
+ * or a leader still catching up). */
+int kl_rotate_ready(struct kl_rotate *r);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include "kl_cluster_repl.h"
 #include "kl_daemon.h"
 #include "kl_diameter.h"
+#include "kl_elect.h"
 #include "kl_engine.h"
 #include "kl_feed.h"
 #include "kl_metrics.h"
@@ -116,10 +117,54 @@ static int rotation_wanted(void *ctx)
 	return ((struct kl_services_ctx *)ctx)->cfg->n_msk_rotation != 0;
 }
 
+/* The rotation service: the rotation and, with a cluster, its election (only the leader
+ * rotates; kl_rotate.h "Cluster"). */
+struct rot_svc {
+	struct kl_rotate *r;
+	struct kl_elect *e;		/* NULL: standalone */
+	struct kl_cluster_stats *cs;	/* role published for status and /metrics; NULL: none */
+	enum kl_elect_role role;	/* last published */
+	int ran;			/* ticked since this node became a ready leader */
+	uint64_t next_try;		/* NTP: a leader behind the catalogue looks again then */
+};
+
+static struct kl_rotate *rotation_of(void *svc)
+{
+	return svc ? ((struct rot_svc *)svc)->r : NULL;
+}
+
+/* The election's role into the cluster's figures (admin status and /metrics read it). */
+static void rotation_publish(struct rot_svc *s, enum kl_elect_role role)
+{
+	if (role == s->role)
+		return;
+	if (role == KL_ELECT_LEADER || s->role == KL_ELECT_LEADER)
+		kl_daemon_logf(KL_CONFIG_LOG_INFO, "msk_rotation: this node %s the rotation leader",
+			       role == KL_ELECT_LEADER ? "is now" : "is no longer");
+	s->role = role;
+	if (s->cs)
+		snprintf(s->cs->role, sizeof(s->cs->role), "%s",
+			 role == KL_ELECT_LEADER ? "leader" : "follower");
+}
+
+static void rotation_stop(void *svc)
+{
+	struct rot_svc *s = svc;
+
+	if (s->e) {
+		(void)kl_elect_resign(s->e); /* the next node takes over at once */
+		rotation_publish(s, KL_ELECT_FOLLOWER);
+	}
+	kl_rotate_free(s->r);
+	kl_elect_free(s->e);
+	free(s);
+}
+
 static void *rotation_start(void *ctx, int *status)
 {
 	const struct kl_services_ctx *c = ctx;
 	const struct kl_config *cfg = c->cfg;
+	const struct kl_config_cluster *cc = &cfg->cluster;
 	struct kl_rotate_group g[KL_CONFIG_MAX_ROTATIONS];
 	struct kl_rotate_params rp = {
 		.table = c->table,
@@ -129,8 +174,8 @@ static void *rotation_start(void *ctx, int *status)
 		.log = rotate_log,
 		.ctl = c->ctl,
 	};
-	struct kl_rotate *r;
-	char err[256];
+	struct rot_svc *s;
+	char err[512];
 	int rc;
 
 	for (unsigned i = 0; i < cfg->n_msk_rotation; i++) {
@@ -142,45 +187,158 @@ static void *rotation_start(void *ctx, int *status)
 		g[i].period_s = cr->period_s;
 		g[i].predelivery_s = cr->predelivery_s;
 	}
-	r = kl_rotate_create(&rp, err, sizeof(err));
-	if (!r) {
-		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: out of memory");
 		*status = KL_EXIT_FAIL;
 		return NULL;
 	}
-	/* every configured group has its current MSK before a worker answers */
-	rc = kl_rotate_tick(r, kl_ntp_now());
-	if (rc < 0) {
+	s->role = KL_ELECT_IDLE;
+	if (cc->enabled) {
+		/* one node rotates: an election on the cluster service's etcd client */
+		struct kl_etcd *etcd = kl_cluster_etcd(kl_services_get(c->set, cluster_ops.name));
+		struct kl_elect_opts eo = { .prefix = cc->prefix, .election = "rotation",
+					    .node = cc->node, .ttl_s = cc->lease_ttl_s };
+
+		s->cs = c->cluster_stats;
+		s->e = etcd ? kl_elect_new(etcd, &eo, err, sizeof(err)) : NULL;
+		if (!s->e) {
+			kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: %s",
+				       etcd ? err : "the cluster service is not running");
+			*status = etcd ? KL_EXIT_CONFIG : KL_EXIT_FAIL;
+			free(s);
+			return NULL;
+		}
+		/* not the leader, or etcd unreachable: not an error (kl_elect_run campaigns on) */
+		if (kl_elect_campaign(s->e)) {
+			struct kl_elect_status es;
+
+			kl_elect_status(s->e, &es);
+			kl_daemon_logf(KL_CONFIG_LOG_WARNING,
+				       "msk_rotation: election: %s (campaigning on)", es.error);
+		}
+		rp.elect = s->e;
+		rp.etcd = etcd;
+		rp.prefix = cc->prefix;
+	}
+	s->r = kl_rotate_create(&rp, err, sizeof(err));
+	if (!s->r) {
+		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
+		*status = KL_EXIT_FAIL;
+		rotation_stop(s);
+		return NULL;
+	}
+	if (s->e)
+		rotation_publish(s, kl_elect_run(s->e));
+	/* every configured group has its current MSK before a worker answers (a cluster's
+	 * follower: the leader's, from the catalogue) */
+	rc = kl_rotate_tick(s->r, kl_ntp_now());
+	if (rc < 0 && !s->e) {
 		kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: the first rotation failed: %s",
 			       strerror(-rc));
 		*status = KL_EXIT_FAIL;
-		kl_rotate_free(r);
+		rotation_stop(s);
 		return NULL;
 	}
+	s->ran = kl_rotate_ready(s->r);
 	kl_daemon_logf(KL_CONFIG_LOG_INFO,
 		       "msk_rotation: %u key group%s rotated (%d changed at start)%s",
-		       cfg->n_msk_rotation, cfg->n_msk_rotation > 1 ? "s" : "", rc,
-		       c->store ? "" : "; no store: MSKs are made afresh at each start");
-	return r;
+		       cfg->n_msk_rotation, cfg->n_msk_rotation > 1 ? "s" : "", rc < 0 ? 0 : rc,
+		       s->e ? (s->role == KL_ELECT_LEADER ? "; cluster: this node leads the rotation"
+							  : "; cluster: the elected node rotates")
+		       : c->store ? "" : "; no store: MSKs are made afresh at each start");
+	return s;
+}
+
+static int rotation_pollfds(void *svc, struct pollfd *pf, int max)
+{
+	struct rot_svc *s = svc;
+
+	return s->e ? kl_elect_pollfds(s->e, pf, max) : 0;
+}
+
+static int rotation_timeout(void *svc)
+{
+	struct rot_svc *s = svc;
+	int t = kl_rotate_timeout_ms(s->r, kl_ntp_now()), te;
+
+	if (!s->e)
+		return t;
+	te = kl_elect_timeout_ms(s->e);
+	if (t < 0 || te < t)
+		t = te;
+	/* a new leader waits for its replica to reach its election's revision */
+	if (s->role == KL_ELECT_LEADER && !s->ran && t > 50)
+		t = 50;
+	return t;
+}
+
+/* Every pass: a pre-delivery or promotion that is due; with a cluster, the election's I/O, and
+ * a node that became leader rotates as soon as its replica has caught up, not at the next tick. */
+static void rotation_poll(void *svc, short revents)
+{
+	struct rot_svc *s = svc;
+
+	(void)revents;
+	if (kl_rotate_timeout_ms(s->r, kl_ntp_now()) == 0)
+		(void)kl_rotate_tick(s->r, kl_ntp_now()); /* failures are logged */
+	if (!s->e)
+		return;
+	rotation_publish(s, kl_elect_run(s->e));
+	if (s->role != KL_ELECT_LEADER) {
+		s->ran = 0;
+		return;
+	}
+	if (!s->ran && kl_ntp_now() >= s->next_try) {
+		(void)kl_rotate_tick(s->r, kl_ntp_now()); /* failures are logged */
+		s->ran = kl_rotate_ready(s->r);
+		s->next_try = kl_ntp_now() + ((uint64_t)1 << 32) / 20; /* behind: in 50 ms */
+	}
 }
 
 static void rotation_tick(void *svc)
 {
-	(void)kl_rotate_tick(svc, kl_ntp_now()); /* failures are logged */
-}
+	struct rot_svc *s = svc;
 
-static void rotation_stop(void *svc)
-{
-	kl_rotate_free(svc);
+	(void)kl_rotate_tick(s->r, kl_ntp_now()); /* failures are logged */
+	if (s->e)
+		rotation_publish(s, kl_elect_is_leader(s->e) ? KL_ELECT_LEADER : KL_ELECT_FOLLOWER);
 }
 
 static const struct kl_service_ops rotation_ops = {
 	.name = "rotation",
 	.wanted = rotation_wanted,
 	.start = rotation_start,
+	.poll = rotation_poll,
 	.tick = rotation_tick,
 	.stop = rotation_stop,
+	.pollfds = rotation_pollfds,
+	.timeout_ms = rotation_timeout,
 };
+
+/* The election's part of the cluster status ("role" and "election"), NULL-safe. */
+static void rotation_status(void *svc, json_t *cluster)
+{
+	struct rot_svc *s = svc;
+	struct kl_elect_status es;
+
+	if (!s || !s->e || !cluster)
+		return;
+	kl_elect_status(s->e, &es);
+	json_object_set_new(cluster, "role", json_string(es.role == KL_ELECT_LEADER ? "leader"
+										    : "follower"));
+	json_object_set_new(
+		cluster, "election",
+		json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "name",
+			  "rotation", "role", kl_elect_role_name(es.role), "leader", es.leader,
+			  "term", (json_int_t)es.term, "elected_revision",
+			  (json_int_t)es.elected_revision, "valid_ms", (json_int_t)es.valid_ms,
+			  "lease", (json_int_t)es.lease, "campaigns", (json_int_t)es.campaigns,
+			  "elected", (json_int_t)es.elected, "lost", (json_int_t)es.lost,
+			  "keepalives", (json_int_t)es.keepalives, "keepalive_failures",
+			  (json_int_t)es.keepalive_failures, "ready", kl_rotate_ready(s->r),
+			  "error", es.error));
+}
 
 /* ---- Diameter feed (control/diameter/kl_diameter.h, kl_feed.h) ------------------------------------------ */
 
@@ -470,6 +628,9 @@ static int admin_ext_cmd(void *arg, const char *cmd, const struct json_t *req,
 	const struct kl_services_ctx *c = arg;
 	int rc = kl_cluster_admin(kl_services_get(c->set, cluster_ops.name), cmd, req, answer);
 
+	if (rc == 0 && !strcmp(cmd, "cluster"))
+		rotation_status(kl_services_get(c->set, rotation_ops.name),
+				json_object_get(*answer, "self"));
 	if (rc != 1)
 		return rc;
 	return kl_naf_keys_admin(kl_naf_keys_of(kl_services_get(c->set, naf_ops.name)), cmd, req,
@@ -505,6 +666,7 @@ static void admin_ext_status(void *arg, json_t *status)
 	struct kl_cluster *cl = kl_services_get(c->set, cluster_ops.name);
 	json_t *v = cl ? kl_cluster_status(cl) : NULL;
 
+	rotation_status(kl_services_get(c->set, rotation_ops.name), v);
 	json_object_set_new(status, "cluster", v ? v : json_pack("{s:b}", "enabled", 0));
 }
 
@@ -519,7 +681,7 @@ static void *admin_start(void *ctx, int *status)
 		.e2m_ring = cfg->table.e2m_ring,
 		.server_identity = cfg->server_identity,
 		.stats = c->view,
-		.rotate = kl_services_get(c->set, rotation_ops.name),
+		.rotate = rotation_of(kl_services_get(c->set, rotation_ops.name)),
 		.diameter_status = cfg->diameter.enabled ? admin_diameter_status : NULL,
 		.diameter_arg = ctx,
 		.ext_cmd = admin_ext_cmd,

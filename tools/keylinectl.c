@@ -735,6 +735,19 @@ static void print_cluster(json_t *c)
 	       json_is_true(json_object_get(c, "stale")) ? ", STALE" : "",
 	       i_of(c, "applied_revision"), i_of(c, "etcd_revision"), i_of(c, "lag_revisions"),
 	       i_of(c, "lag_ms"));
+	if (json_object_get(c, "election")) {
+		json_t *el = json_object_get(c, "election");
+		const char *who = s_of(el, "leader");
+
+		printf("          MSK rotation leader %s (term %lld)%s; this node elected %lld, "
+		       "lost %lld time(s)%s%s\n",
+		       who[0] ? who : "none", i_of(el, "term"),
+		       !strcmp(s_of(el, "role"), "leader") && !json_is_true(json_object_get(el, "ready"))
+			       ? ", catching up"
+			       : "",
+		       i_of(el, "elected"), i_of(el, "lost"), s_of(el, "error")[0] ? "; " : "",
+		       s_of(el, "error"));
+	}
 	printf("          etcd %s %s (member %s, leader %s)%s%s\n", s_of(e, "endpoint"),
 	       json_is_true(json_object_get(e, "healthy")) ? "healthy" : "NOT healthy",
 	       s_of(e, "member"), s_of(e, "leader"), json_object_get(c, "link_error") ? ": " : "",

@@ -1324,3 +1324,8 @@ int kl_cluster_admin(struct kl_cluster *c, const char *cmd, const json_t *req, j
 	}
 	return 0;
 }
+
+struct kl_etcd *kl_cluster_etcd(struct kl_cluster *c)
+{
+	return c ? c->etcd : NULL;
+}

@@ -169,4 +169,9 @@ struct json_t *kl_cluster_status(struct kl_cluster *c);
 int kl_cluster_admin(struct kl_cluster *c, const char *cmd, const struct json_t *req,
 		     struct json_t **answer);
 
+struct kl_etcd;
+/** The node's etcd client, for the other cluster parts of keylined on the control thread (the
+ * MSK election and guard: kl_rotate); valid until kl_cluster_stop. NULL for c NULL. */
+struct kl_etcd *kl_cluster_etcd(struct kl_cluster *c);
+
 #endif

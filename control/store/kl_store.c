@@ -184,6 +184,14 @@ long kl_store_kwp(const uint8_t *kek, size_t kek_len, int enc, const uint8_t *in
 	return rc;
 }
 
+long kl_store_kek_wrap(struct kl_store *s, int enc, const uint8_t *in, size_t inlen, uint8_t *out,
+		       size_t cap)
+{
+	if (!s || !in || !out)
+		return -EINVAL;
+	return enc ? st_wrap(s, in, inlen, out, cap) : st_unwrap(s, in, inlen, out, cap);
+}
+
 /* ---- records ----------------------------------------------------------------------------------- */
 
 static int bind_tag(struct kl_store *s, unsigned kind, const uint8_t *key, size_t klen,

@@ -377,6 +377,14 @@ int kl_store_naf_each_blocked(struct kl_store *s,
 /** Entries in "naf" and "nafblock". @return 0 or -errno. */
 int kl_store_naf_count(struct kl_store *s, uint64_t *keys, uint64_t *blocked);
 
+/**
+ * Wrap (enc 1) or unwrap (enc 0) in under this store's KEK (AES-256 key wrap with padding, as
+ * kl_store_kwp), for records kept outside the store under the same KEK (the cluster's MSK-ID
+ * guard, kl_msk_guard.h). Same lengths and returns as kl_store_kwp.
+ */
+long kl_store_kek_wrap(struct kl_store *s, int enc, const uint8_t *in, size_t inlen, uint8_t *out,
+		       size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
