@@ -7,16 +7,19 @@
  *
  * writes: a store with the replicator, writes of every kind through kl_write and the store (put
  *   UE, groups, services, group twice, e2m pushes and key deletes, emse, appid, pair, delete, NAF
- *   key and blocklist, a batch of 1,000 puts = 8 transactions): etcd holds under PREFIX/kv/
+ *   key and blocklist, a batch of 1,000 puts = 8 transactions over 3 connections): etcd holds under PREFIX/kv/
  *   exactly the LMDB records, each at the mod_revision the entry is stamped with, and nothing
  *   for the deleted ones; every db name of the store is a catalogue key.
  * conflict: two stores (same KEK, one catalogue) doing read-modify-write of one entry: the one
  *   that read an old record gets -EAGAIN ("changed meanwhile"), its LMDB unchanged; after it
  *   applied the catalogue's record it succeeds. Same for a group created on both, an e2m ring.
- * down PID: a write succeeds, etcd (PID) is killed: a write through kl_write is -ENOTCONN with
- *   "cluster: ..." in the message, LMDB and the key table untouched; a batch the same.
- * bench N BATCH: N UEs through kl_write in store batches of BATCH (the Diameter feed's way:
- *   stage, commit, apply): durable pushes/s and the commit latency.
+ * down PID: a write succeeds; etcd (PID) stopped (SIGSTOP): a write is -ETIMEDOUT (outcome
+ *   unknown); etcd killed: a write through kl_write is -ENOTCONN with "cluster: ..." in the
+ *   message; LMDB and the key table untouched in both; a batch the same.
+ * quorum: two of three members killed by the harness: writes refused (-ENOTCONN or -ETIMEDOUT,
+ *   "cluster: etcd ...") in bounded time, LMDB and the key table untouched.
+ * bench N BATCH PARALLEL: N UEs through kl_write in store batches of BATCH (the Diameter feed's
+ *   way: stage, commit, apply), PARALLEL connections: durable pushes/s, the commit latency.
  * Each prints "name=value" figures and "PASS" (exit 0), or "FAIL: ..." (exit 1).
  */
 #include <errno.h>
@@ -60,12 +63,12 @@ static char *eps[KL_ETCD_MAX_ENDPOINTS];
 static size_t n_eps;
 static unsigned seq;
 
+static struct kl_etcd_opts opts;
+
 static struct kl_etcd *client(void)
 {
-	struct kl_etcd_opts o = { .endpoints = (const char *const *)eps, .n_endpoints = n_eps,
-				  .request_timeout_ms = 3000 };
 	char err[256];
-	struct kl_etcd *c = kl_etcd_new(&o, err, sizeof(err));
+	struct kl_etcd *c = kl_etcd_new(&opts, err, sizeof(err));
 
 	CHECK(c, "etcd client: %s", err);
 	return c;
@@ -94,7 +97,7 @@ struct node {
 	struct kl_writer wr;
 };
 
-static void node_open(struct node *n, uint32_t max)
+static void node_open(struct node *n, uint32_t max, unsigned parallel)
 {
 	struct kl_store_params p = { .kek_file = kek, .create_if_missing = 1 };
 	char path[512], err[512];
@@ -106,6 +109,8 @@ static void node_open(struct node *n, uint32_t max)
 	n->c = client();
 	n->r = kl_cluster_repl_new(n->c, prefix, err, sizeof(err));
 	CHECK(n->r, "replicator: %s", err);
+	CHECK(!kl_cluster_repl_set_parallel(n->r, &opts, parallel, err, sizeof(err)), "parallel: %s",
+	      err);
 	kl_store_set_repl(n->s, &kl_cluster_repl_ops, n->r);
 	n->t = table(max);
 	n->wr = (struct kl_writer){ .table = n->t, .store = n->s, .e2m_ring = 4 };
@@ -186,6 +191,16 @@ static void recs_free(struct recs *rs)
 	free(rs->r);
 }
 
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+	int c = strcmp(x->db, y->db);
+
+	if (!c)
+		c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
 /* etcd under PREFIX/kv/ holds exactly the store's live records at their stamps. @return how
  * many keys it holds. */
 static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
@@ -198,6 +213,7 @@ static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
 	int more = 1;
 
 	EQ(kl_store_each_record(s, collect, &rs), 0, s);
+	qsort(rs.r, rs.n, sizeof(*rs.r), rec_cmp);
 	snprintf(pfx, sizeof(pfx), "%s/kv/", prefix);
 	while (more) {
 		struct kl_etcd_range g;
@@ -207,25 +223,22 @@ static size_t compare_catalogue(struct kl_etcd *c, struct kl_store *s)
 		rev = g.hdr.revision;
 		for (size_t i = 0; i < g.n; i++) {
 			struct kl_etcd_kv *kv = &g.kvs[i];
-			uint8_t key[KL_TABLE_ID_MAX];
-			size_t klen, j;
-			char db[16];
+			struct rec want, *got;
+			size_t j;
 
-			CHECK(!kl_cluster_key_parse(prefix, kv->key, kv->key_len, db, key, sizeof(key),
-						    &klen),
+			CHECK(!kl_cluster_key_parse(prefix, kv->key, kv->key_len, want.db, want.key,
+						    sizeof(want.key), &want.klen),
 			      "etcd key #%zu is not a catalogue key", keys + 1);
-			for (j = 0; j < rs.n; j++)
-				if (!strcmp(rs.r[j].db, db) && rs.r[j].klen == klen &&
-				    !memcmp(rs.r[j].key, key, klen))
-					break;
-			CHECK(j < rs.n, "etcd holds a %s entry the store does not", db);
-			CHECK(rs.r[j].val, "etcd holds a %s entry the store deleted", db);
+			got = bsearch(&want, rs.r, rs.n, sizeof(*rs.r), rec_cmp);
+			CHECK(got, "etcd holds a %s entry the store does not", want.db);
+			j = (size_t)(got - rs.r);
+			CHECK(rs.r[j].val, "etcd holds a %s entry the store deleted", want.db);
 			CHECK(rs.r[j].vlen == kv->value_len &&
 				      !memcmp(rs.r[j].val, kv->value, kv->value_len),
-			      "a %s record differs between etcd and LMDB", db);
+			      "a %s record differs between etcd and LMDB", want.db);
 			CHECK(rs.r[j].rev == kv->mod_revision,
-			      "a %s entry is stamped %" PRId64 ", etcd's mod_revision is %" PRId64, db,
-			      rs.r[j].rev, kv->mod_revision);
+			      "a %s entry is stamped %" PRId64 ", etcd's mod_revision is %" PRId64,
+			      want.db, rs.r[j].rev, kv->mod_revision);
 			rs.r[j].seen = 1;
 			keys++;
 		}
@@ -264,7 +277,7 @@ static void sc_writes(void)
 	char id[32];
 	double t0;
 
-	node_open(&n, 2048);
+	node_open(&n, 2048, 3);
 	/* every db name of the store is a catalogue key (the codec keeps its own list) */
 	for (int k = 0; k < KL_TK__COUNT; k++) {
 		char ek[512], db[16];
@@ -360,8 +373,8 @@ static void sc_conflict(void)
 	uint8_t gk[5];
 	unsigned ng;
 
-	node_open(&a, 64);
-	node_open(&b, 64);
+	node_open(&a, 64, 1);
+	node_open(&b, 64, 1);
 	CHECK(kl_write_ue(&w, ID("shared@c"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&a, &w, 0);
 	follow(&b, "ue", ID("shared@c"));
@@ -411,9 +424,21 @@ static void sc_down(pid_t pid)
 	double t0;
 	int rc;
 
-	node_open(&n, 64);
+	opts.request_timeout_ms = 1000;
+	node_open(&n, 64, 2);
 	CHECK(kl_write_ue(&w, ID("before@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&n, &w, 0);
+	/* etcd stopped (not dead): the request is sent, no answer: outcome unknown */
+	CHECK(kill(pid, SIGSTOP) == 0, "stop %d", (int)pid);
+	CHECK(kl_write_ue(&w, ID("maybe@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
+	rc = kl_write_do(&n.wr, &w, &res);
+	kl_write_wipe(&w);
+	kill(pid, SIGCONT);
+	printf("unknown_message=%s\n", res.msg);
+	CHECK(rc == -ETIMEDOUT && strstr(res.msg, "cluster: ") && strstr(res.msg, "unknown"),
+	      "write with etcd stopped: %d, want -ETIMEDOUT: %s", rc, res.msg);
+	EQ(kl_store_has(n.s, KL_TK_UE, ID("maybe@d")), 0, n.s);
+	EQ(kl_table_count(n.t, KL_TK_UE), 1, n.s);
 	CHECK(kill(pid, SIGKILL) == 0, "kill %d", (int)pid);
 	t0 = now_s();
 	while (kl_etcd_status(n.c, &es) == 0 && now_s() - t0 < 10)
@@ -455,11 +480,45 @@ static void sc_down(pid_t pid)
 	EQ(kl_store_naf_put(n.s, &nk, K32), -ENOTCONN, n.s);
 	kl_cluster_repl_stats(n.r, &st);
 	EQ(st.unreachable, 5, n.s);
+	EQ(st.unknown, 1, n.s);
 	EQ(st.commits, 1, n.s);
 	node_close(&n);
 }
 
-static void sc_bench(unsigned total, unsigned batch)
+/* Two of three members gone (the harness killed them): refused with a clear error in bounded
+ * time, LMDB and the key table untouched; the remaining member may say "no leader" (-ENOTCONN)
+ * or time out before it knows (-ETIMEDOUT). */
+static void sc_quorum(void)
+{
+	struct kl_write_result res;
+	struct kl_write w;
+	struct node n;
+	double t0;
+	int rc;
+
+	opts.request_timeout_ms = 2000;
+	node_open(&n, 64, 1);
+	for (unsigned i = 0; i < 3; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "noquorum-%u@q", i);
+		t0 = now_s();
+		CHECK(kl_write_ue(&w, ID(id), K32, 32, &G1, 1, 0, 0) == 0, "ue");
+		rc = kl_write_do(&n.wr, &w, &res);
+		kl_write_wipe(&w);
+		printf("quorum_refusal_%u_ms=%.0f\nquorum_message_%u=%s\n", i, (now_s() - t0) * 1e3, i,
+		       res.msg);
+		CHECK((rc == -ENOTCONN || rc == -ETIMEDOUT) && strstr(res.msg, "cluster: etcd") &&
+			      (rc == -ENOTCONN || strstr(res.msg, "no leader")),
+		      "write without quorum: %d: %s", rc, res.msg);
+		CHECK(now_s() - t0 < 3 * 2.5 + 2.5, "refused in bounded time");
+		EQ(kl_store_has(n.s, KL_TK_UE, ID(id)), 0, n.s);
+	}
+	EQ(kl_table_count(n.t, KL_TK_UE), 0, n.s);
+	node_close(&n);
+}
+
+static void sc_bench(unsigned total, unsigned batch, unsigned parallel)
 {
 	struct kl_cluster_repl_stats st;
 	struct kl_write_result res;
@@ -468,7 +527,7 @@ static void sc_bench(unsigned total, unsigned batch)
 	double t0, dt;
 
 	CHECK(w, "no memory");
-	node_open(&n, total + 16);
+	node_open(&n, total + 16, parallel);
 	t0 = now_s();
 	for (unsigned done = 0; done < total;) {
 		unsigned m = total - done < batch ? total - done : batch;
@@ -494,10 +553,11 @@ static void sc_bench(unsigned total, unsigned batch)
 	dt = now_s() - t0;
 	kl_cluster_repl_stats(n.r, &st);
 	EQ(kl_table_count(n.t, KL_TK_UE), total, n.s);
-	printf("pushes=%u batch=%u seconds=%.2f pushes_per_s=%.0f commits=%" PRIu64
-	       " txns=%" PRIu64 " commit_ms_mean=%.1f commit_ms_max=%.1f\n",
-	       total, batch, dt, total / dt, st.commits, st.txns,
+	printf("run=parallel %u, %u pushes in batches of %u: %.2f s, %" PRIu64 " commits, %" PRIu64
+	       " txns, commit mean %.1f ms, max %.1f ms\n",
+	       parallel, total, batch, dt, st.commits, st.txns,
 	       st.commits ? st.lat_us_sum / 1e3 / (double)st.commits : 0.0, st.lat_us_max / 1e3);
+	printf("pushes_per_s=%.0f\n", total / dt);
 	EQ(compare_catalogue(n.c, n.s), total, n.s);
 	free(w);
 	node_close(&n);
@@ -519,6 +579,8 @@ int main(int argc, char **argv)
 	for (char *e = strtok_r(list, ",", &save); e && n_eps < KL_ETCD_MAX_ENDPOINTS;
 	     e = strtok_r(NULL, ",", &save))
 		eps[n_eps++] = e;
+	opts = (struct kl_etcd_opts){ .endpoints = (const char *const *)eps, .n_endpoints = n_eps,
+				      .request_timeout_ms = 3000 };
 	prefix = argv[3];
 	dir = argv[4];
 	kek = argv[5];
@@ -535,8 +597,10 @@ int main(int argc, char **argv)
 		sc_conflict();
 	else if (!strcmp(argv[1], "down") && argc > 6)
 		sc_down((pid_t)atoi(argv[6]));
-	else if (!strcmp(argv[1], "bench") && argc > 7)
-		sc_bench((unsigned)atoi(argv[6]), (unsigned)atoi(argv[7]));
+	else if (!strcmp(argv[1], "quorum"))
+		sc_quorum();
+	else if (!strcmp(argv[1], "bench") && argc > 8)
+		sc_bench((unsigned)atoi(argv[6]), (unsigned)atoi(argv[7]), (unsigned)atoi(argv[8]));
 	else
 		fail("unknown scenario %s", argv[1]);
 	printf("PASS\n");

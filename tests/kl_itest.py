@@ -172,13 +172,16 @@ class Keylined:
     """keylined as a child process; stderr goes to a log file, stdout is read for 'ready' and
     the final counters."""
 
-    def __init__(self, binary, eal, config, args=(), workdir=None):
+    def __init__(self, binary, eal, config, args=(), workdir=None, wrap=(), **popen):
+        """wrap: a command that runs keylined (it must exec it); popen: more Popen arguments
+        (env, preexec_fn)."""
         self.workdir = workdir or tempfile.mkdtemp(prefix='kl-')
         self.log_path = os.path.join(self.workdir, 'keylined.log')
         self.log = open(self.log_path, 'w')
-        self.cmd = [binary] + list(eal) + ['--', '-c', config] + list(args)
+        self.cmd = list(wrap) + [binary] + list(eal) + ['--', '-c', config] + list(args)
         self.prefix = file_prefix(eal)
-        self.p = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.p = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                  **popen)
         self.out = []
         self.counters = None
         self.rc = None

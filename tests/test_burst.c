@@ -533,6 +533,134 @@ static void test_timeouts_fail(void **state)
 	kl_burst_destroy(b);
 }
 
+/* Three servers, server 0 dead (its requests vanish): UE i starts at server i % 3; those at
+ * server 0 time out, wait a random back-off in [0, 50 ms) and move to server 1, where they get
+ * their key. Every UE verified, each move counted once, per server. */
+static void test_servers_failover(void **state)
+{
+	struct kl_burst_config c;
+	struct kl_burst *b;
+	const struct kl_burst_totals *t;
+	const struct kl_burst_server_totals *s0, *s1, *s2;
+	uint64_t now = 0, first_retx = 0, last_retx = 0;
+	unsigned first_round = 0, retx_ms = 0, prev_retx_ms = ~0u;
+
+	(void)state;
+	max_config(&c, KL_BURST_KIND_MBMS, 60);
+	c.timeout_ms = 100;
+	c.retries = 2;
+	c.servers = 3;
+	c.backoff_ms = 50;
+	c.backend = KL_CRYPTO_OPENSSL;
+	b = create(&c);
+	t = kl_burst_totals(b);
+	assert_int_equal(kl_burst_servers(b), 3);
+	assert_null(kl_burst_server_totals(b, 3));
+	kl_burst_start(b, now);
+	while (kl_burst_tick(b, now, NULL)) {
+		struct kl_burst_dgram dg[KL_BURST_TX_MAX];
+		struct kl_pkt p[KL_BURST_TX_MAX];
+		unsigned n = kl_burst_next(b, now, dg, KL_BURST_TX_MAX), m = 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			assert_true(dg[i].server < 3);
+			dg[i].sent = 1;
+			if (now && dg[i].server == 1) { /* a moved UE's retransmission */
+				if (!first_retx)
+					first_retx = now;
+				last_retx = now;
+				if (prev_retx_ms != now / MS)
+					retx_ms++;
+				prev_retx_ms = (unsigned)(now / MS);
+			}
+			if (dg[i].server == 0)
+				continue; /* the dead node */
+			memcpy(inbuf[m], dg[i].data, dg[i].len);
+			p[m] = (struct kl_pkt){ .in = inbuf[m], .out = outbuf[m], .in_len = dg[i].len,
+						.out_cap = sizeof(outbuf[m]) };
+			m++;
+		}
+		if (!now)
+			first_round += n;
+		kl_burst_sent(b, dg, n, now);
+		if (m) {
+			kl_engine_serve(wk, kl_ntp_now(), p, m);
+			kl_table_quiescent(tab, 0);
+		}
+		for (unsigned i = 0; i < m; i++)
+			if (p[i].out_len)
+				kl_burst_answer(b, outbuf[i], p[i].out_len, now + 50000);
+		assert_true(now < 2000 * MS);
+		now += MS;
+	}
+	s0 = kl_burst_server_totals(b, 0);
+	s1 = kl_burst_server_totals(b, 1);
+	s2 = kl_burst_server_totals(b, 2);
+	assert_int_equal(first_round, 60);
+	assert_int_equal(t->c[KL_BC_VERIFIED], 60);
+	assert_int_equal(t->c[KL_BC_FAILED], 0);
+	assert_int_equal(t->c[KL_BC_MOVED], 20);
+	assert_int_equal(t->c[KL_BC_BACKOFFS], 20);
+	assert_int_equal(t->c[KL_BC_RETRANSMISSIONS], 20);
+	assert_int_equal(s0->sent, 20);
+	assert_int_equal(s0->timeouts, 20);
+	assert_int_equal(s0->answers + s0->keys + s0->moved_in, 0);
+	assert_int_equal(s1->sent, 40);
+	assert_int_equal(s1->moved_in, 20);
+	assert_int_equal(s1->keys, 40);
+	assert_int_equal(s2->sent, 20);
+	assert_int_equal(s2->keys, 20);
+	/* the back-off spreads the moved UEs over [100, 150) ms instead of one instant */
+	assert_true(first_retx >= 100 * MS && last_retx < 151 * MS);
+	assert_true(retx_ms >= 5);
+	assert_int_equal(kl_burst_exit_code(b), 0);
+	{
+		json_t *sum = kl_burst_summary(b, now), *rows = json_object_get(sum, "servers");
+
+		assert_int_equal(json_array_size(rows), 3);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 1), "moved_in")),
+				 20);
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "counters"),
+								    "moved")),
+				 20);
+		json_decref(sum);
+	}
+	kl_burst_destroy(b);
+
+	/* several servers are for mbms and e2m; at most KL_BURST_SERVERS_MAX */
+	{
+		char err[128];
+
+		max_config(&c, KL_BURST_KIND_HM, 4);
+		snprintf(c.server_id, sizeof(c.server_id), "vlr-a");
+		c.servers = 2;
+		assert_null(kl_burst_create(&c, &pop, err, sizeof(err)));
+		max_config(&c, KL_BURST_KIND_MBMS, 4);
+		c.servers = KL_BURST_SERVERS_MAX + 1;
+		assert_null(kl_burst_create(&c, &pop, err, sizeof(err)));
+	}
+}
+
+static void test_jitter(void **state)
+{
+	uint64_t s1 = 42, s2 = 42, sum = 0, lo = UINT64_MAX, hi = 0;
+
+	(void)state;
+	assert_int_equal(kl_burst_jitter_ns(&s1, 0), 0);
+	for (int i = 0; i < 10000; i++) {
+		uint64_t v = kl_burst_jitter_ns(&s1, 1000);
+
+		assert_int_equal(v, kl_burst_jitter_ns(&s2, 1000)); /* deterministic in the state */
+		assert_true(v < 1000);
+		sum += v;
+		lo = v < lo ? v : lo;
+		hi = v > hi ? v : hi;
+	}
+	/* uniform: mean near 500, both ends reached */
+	assert_true(sum / 10000 > 470 && sum / 10000 < 530);
+	assert_true(lo < 10 && hi > 990);
+}
+
 /* Garbage, corrupted and foreign answers are counted and never finish a UE. */
 static void test_garbage(void **state)
 {
@@ -1512,6 +1640,8 @@ int main(void)
 		cmocka_unit_test(test_resync_on_invalid_ts),
 		cmocka_unit_test(test_retransmit_keeps_tries),
 		cmocka_unit_test(test_timeouts_fail),
+		cmocka_unit_test(test_servers_failover),
+		cmocka_unit_test(test_jitter),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_burst_schedule_and_lines),
 		cmocka_unit_test(test_bad_config),

@@ -10,6 +10,7 @@ keylined's admin errors are checked too.
     test_cli_no_echo.py KEYLINECTL ADMIN_TESTD KEYLINE_HSS_SIM KEYLINE_KDF KEYLINE_POPULATION
                         KEYLINE_BURST KEYLINE_REPORT KEYLINED DATA_DIR"""
 import base64
+import concurrent.futures
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kl_itest  # noqa: E402
@@ -42,6 +44,10 @@ def plants():
 
 
 PLANTS = plants()
+# KL_NOECHO_PLANTS=0,5: only those plants (the sanitizer run: every argument position still gets
+# a hex and a base64 key; the release run plants all six kinds)
+if os.environ.get('KL_NOECHO_PLANTS'):
+    PLANTS = [PLANTS[int(i)] for i in os.environ['KL_NOECHO_PLANTS'].split(',')]
 
 
 def pieces(text):
@@ -67,31 +73,45 @@ def variants(argv, first):
                 yield plant, f'{argv[i]}=', argv[:i] + [argv[i] + '=' + plant] + argv[i + 2:]
 
 
+def run_one(name, line, plant, where, a, timeout, env):
+    try:
+        p = subprocess.run(a, capture_output=True, text=True, timeout=timeout,
+                           env=env, stdin=subprocess.DEVNULL, errors='replace',
+                           cwd=CWD[0])
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc = None
+        out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
+        err = (e.stderr or b'').decode(errors='replace') if isinstance(e.stderr, bytes) else (e.stderr or '')
+    # the run is over (a timeout killed it): what EAL left under its prefix goes
+    kl_itest.remove_rundir(kl_itest.file_prefix(a[1:]))
+    fails = []
+    if rc is not None and rc < 0:  # a planted argument must be refused, never crash the tool
+        fails.append(f'{name}: {where} ({" ".join(line[:3])} ...): killed by signal '
+                     f'{-rc}: {err.strip()[-300:]!r}')
+    shown = err if rc == 0 else out + err
+    if leaks(plant, shown):
+        fails.append(f'{name}: {where} ({" ".join(line[:3])} ...): the planted key is '
+                     f'echoed (exit {rc}): {shown.strip()[-300:]!r}')
+    return fails
+
+
 def run_all(name, base, lines, first=1, timeout=20, env=None):
+    """Every variant of every line; two at a time, except lines with an EAL --file-prefix (the
+    variants of one line share it: one at a time)."""
+    t0, n0 = time.time(), RUNS[0]
     for line in lines:
         argv = base + line
-        for plant, where, a in variants(argv, first):
-            RUNS[0] += 1
-            try:
-                p = subprocess.run(a, capture_output=True, text=True, timeout=timeout,
-                                   env=env, stdin=subprocess.DEVNULL, errors='replace',
-                                   cwd=CWD[0])
-                rc, out, err = p.returncode, p.stdout, p.stderr
-            except subprocess.TimeoutExpired as e:
-                rc = None
-                out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) else (e.stdout or '')
-                err = (e.stderr or b'').decode(errors='replace') if isinstance(e.stderr, bytes) else (e.stderr or '')
-            # the run is over (a timeout killed it): what EAL left under its prefix goes
-            kl_itest.remove_rundir(kl_itest.file_prefix(a[1:]))
-            if rc is not None and rc < 0:  # a planted argument must be refused, never crash the tool
-                FAILS.append(f'{name}: {where} ({" ".join(line[:3])} ...): killed by signal '
-                             f'{-rc}: {err.strip()[-300:]!r}')
-                print('FAIL:', FAILS[-1], flush=True)
-            shown = err if rc == 0 else out + err
-            if leaks(plant, shown):
-                FAILS.append(f'{name}: {where} ({" ".join(line[:3])} ...): the planted key is '
-                             f'echoed (exit {rc}): {shown.strip()[-300:]!r}')
-                print('FAIL:', FAILS[-1], flush=True)
+        jobs = list(variants(argv, first))
+        RUNS[0] += len(jobs)
+        workers = 1 if '--file-prefix' in argv else 2
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+            for fails in ex.map(lambda j: run_one(name, line, j[0], j[1], j[2], timeout, env),
+                                jobs):
+                for f in fails:
+                    FAILS.append(f)
+                    print('FAIL:', f, flush=True)
+    print(f'{name}: {RUNS[0] - n0} runs, {time.time() - t0:.1f} s', flush=True)
 
 
 def main():

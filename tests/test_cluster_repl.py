@@ -9,8 +9,10 @@ GROUP single: one member (data in tmpfs): the writes scenario (every write kind,
 (two stores on one catalogue: the stale read-modify-write gets -EAGAIN), down (the member
 killed: -ENOTCONN, LMDB and the key table untouched).
 GROUP bench: durable pushes/s through etcd with one writer: 10,000 UEs through kl_write in
-batches of 256 (the Diameter feed's KL_FEED_BATCH), etcd's data on disk (fsync on), against one
-member and against three; the figures are printed.
+batches of 256 (the Diameter feed's KL_FEED_BATCH) and 1024, the transactions of a commit one
+after the other or over several connections at once, etcd's data on disk (fsync on), against one
+member and against three; the figures are printed. Then two of the three members are killed (a
+follower and the leader): writes are refused with a clear error in bounded time.
 """
 import os
 import shutil
@@ -50,11 +52,17 @@ def group_bench(ck, driver, etcd, work):
         for members in (1, 3):
             cl = start_cluster(etcd, members, base=disk)
             try:
-                for batch in (256, 1024):
-                    f = run_driver(ck, driver, 'bench', cl.client, f'/keyline/b{members}x{batch}',
-                                   work, kek, 10000, batch, timeout=300)
-                    print(f'  {members} member(s), batch {batch}: '
+                for batch, par in ((256, 1), (256, 2), (1024, 1), (1024, 8)):
+                    f = run_driver(ck, driver, 'bench', cl.client,
+                                   f'/keyline/b{members}x{batch}p{par}', work, kek, 10000, batch,
+                                   par, timeout=300)
+                    print(f'  {members} member(s), batch {batch}, {par} connection(s): '
                           f'{f.get("pushes_per_s", "?")} durable pushes/s', flush=True)
+                if members == 3:  # two of three gone: writes refused, clearly, in bounded time
+                    leader = cl.leader()
+                    for i in [j for j in range(3) if j != leader][:1] + [leader]:
+                        cl.kill(i)
+                    run_driver(ck, driver, 'quorum', cl.client, '/keyline/q', work, kek)
             finally:
                 cl.stop()
     finally:

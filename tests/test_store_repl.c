@@ -405,6 +405,7 @@ static void test_apply(void **state)
 	static struct cat c;
 	struct kl_store *a = mk_store(kek), *b = mk_store(kek), *x = mk_store(kek2);
 	struct kl_table *t = mk_table();
+	struct kl_group grp = { .current = { .msk_id = 3, .key = { 3 } } }, got;
 	struct cat_ent *e;
 	struct rec_find f;
 	uint8_t kc_a[512], kc_b[512], bad[1024];
@@ -418,6 +419,10 @@ static void test_apply(void **state)
 	assert_int_equal(kl_store_push_e2m(a, "001010000000004", K32, 5, 0, 4), 0);
 	assert_int_equal(kl_store_push_e2m(a, "001010000000004", K32, 6, 0, 4), 0);
 	assert_int_equal(kl_store_put_pair(a, ID("vlr2"), K32, 16, 0), 0);
+	assert_int_equal(kl_store_put_group(a, &G2, &grp), 0);
+	assert_int_equal(kl_store_put_emse(a, ID("emse2"), K32, 20), 0);
+	assert_int_equal(kl_store_put_appid(a, ID("app2"), "001010000000004"), 0);
+	assert_int_equal(kl_store_naf_block(a, KL_STORE_NAF_SERIAL, "1f", 1, 7), 0);
 	/* b follows the catalogue: every live entry applied at its revision */
 	for (size_t i = 0; i < c.n; i++) {
 		e = &c.e[i];
@@ -429,6 +434,12 @@ static void test_apply(void **state)
 	assert_int_equal(kl_table_count(t, KL_TK_UE), 1);
 	assert_int_equal(kl_table_count(t, KL_TK_PAIR), 1);
 	assert_int_equal(kl_table_count(t, KL_TK_E2M), 1);
+	assert_int_equal(kl_table_count(t, KL_TK_GROUP), 1);
+	assert_int_equal(kl_table_count(t, KL_TK_EMSE), 1);
+	assert_int_equal(kl_table_count(t, KL_TK_APPID), 1);
+	assert_int_equal(kl_store_get_group(b, &G2, &got), 0);
+	assert_int_equal(got.current.msk_id, 3);
+	kl_memzero(&got, sizeof(got));
 	for (size_t i = 0; i < c.n; i++)
 		same(&c, b, c.e[i].db, c.e[i].key, c.e[i].klen);
 	/* the same or an older event again: skipped */
@@ -489,7 +500,7 @@ static void test_apply(void **state)
 	assert_int_equal(kl_store_purge_tombstones(b, 401), 0);
 	f = lookup(b, NULL, NULL, 0);
 	assert_int_equal(f.tombs, 0);
-	assert_int_equal(f.count, 1);
+	assert_int_equal(f.count, 5); /* ue r1, group, emse, appid, nafblock */
 	/* kek_check: the same under the same KEK, another under another */
 	la = kl_store_kek_check(a, kc_a, sizeof(kc_a));
 	lb = kl_store_kek_check(b, kc_b, sizeof(kc_b));

@@ -178,6 +178,15 @@ static void help(void)
 	     "  --io dpdk|socket        DPDK port 0 (EAL options before --, default) or kernel UDP\n"
 	     "  --server-ip IP          keyline's address (IPv4 or IPv6; socket default 127.0.0.1)\n"
 	     "  --server-port P         default 2269\n"
+	     "  --server ADDR[:PORT][,ADDR[:PORT]...]   socket, mbms and e2m: several servers\n"
+	     "                          (nodes of one logical server; IPv6 as [ADDR]:PORT; PORT\n"
+	     "                          default --server-port); repeatable, up to 16; not with\n"
+	     "                          --server-ip. UE i's first try goes to server i % count;\n"
+	     "                          after a timeout the UE moves to the next server, so a dead\n"
+	     "                          node costs retries, not UEs (summary: servers[], moved)\n"
+	     "  --backoff-ms B          after try t of a UE timed out, wait a random time, uniform\n"
+	     "                          in [0, B * 2^t), before its next try (default 0, the next\n"
+	     "                          try at once; with several servers, --timeout-ms)\n"
 	     "  --peer-server-ip IP     hm, dh, prose, socket: the peer server's address (default:\n"
 	     "                          the server; dh, prose: where side B's requests go)\n"
 	     "  --peer-server-port P    hm, dh, prose, socket: its port (default 2269)\n"
@@ -279,7 +288,7 @@ enum {
 	O_PRESIGN, O_VERIFY_AFTER, O_KS_AFTER, O_ALT_SEED, O_PROGRESS, O_SERVER_ID, O_PEER_SERVER_ID,
 	O_PEER_FIRST, O_PEER_UES, O_HM_PAD, O_PEER_SERVER_IP, O_PEER_SERVER_PORT, O_PAIR_TIMEOUT,
 	O_PKI, O_UE_FILE, O_NAF_ID, O_URL, O_CA, O_DEVICES, O_REQUESTS, O_FIRST_UE, O_FULL_HS,
-	O_SERVER_PID, O_UE_PER_REQ,
+	O_SERVER_PID, O_UE_PER_REQ, O_SERVER, O_BACKOFF,
 };
 
 struct opts {
@@ -296,7 +305,69 @@ struct opts {
 	int naf_opts;	/* a --kind naf option was given */
 	int udp_opts;	/* an option of the MIKEY kinds was given */
 	int timeout_given;
+	int backoff_given;
+	const char *servers[KL_BURST_SERVERS_MAX]; /* --server, one address each (not terminated) */
+	size_t server_len[KL_BURST_SERVERS_MAX];
+	unsigned nservers;
 };
+
+/* --server ADDR[:PORT][,...]: each address kept for servers_resolve (the port default may come
+ * later on the command line). */
+static void server_list(struct opts *o, const char *arg)
+{
+	for (const char *t = arg;; t++) {
+		size_t n = strcspn(t, ",");
+
+		if (!n)
+			usage_err("--server: an empty address");
+		if (o->nservers >= KL_BURST_SERVERS_MAX)
+			usage_err("--server: at most %d servers", KL_BURST_SERVERS_MAX);
+		o->servers[o->nservers] = t;
+		o->server_len[o->nservers++] = n;
+		t += n;
+		if (!*t)
+			break;
+	}
+}
+
+/* One --server address: ADDR, ADDR:PORT (IPv4), [ADDR] or [ADDR]:PORT (IPv6), or a bare IPv6
+ * address. @return the family (0 IPv4, 1 IPv6). */
+static int server_addr(const char *arg, size_t len, uint16_t dflt, uint8_t ip[16], uint16_t *port)
+{
+	char host[INET6_ADDRSTRLEN + 1], buf[INET6_ADDRSTRLEN + 16];
+	const char *p = NULL, *s = buf, *colon;
+	size_t hl;
+	int fam;
+
+	if (len >= sizeof(buf))
+		usage_err("--server: not an address (too long)");
+	memcpy(buf, arg, len);
+	buf[len] = 0;
+	colon = strchr(s, ':');
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || (end[1] && end[1] != ':'))
+			usage_err("--server: [ADDR]:PORT for IPv6");
+		hl = (size_t)(end - s - 1);
+		s++;
+		p = end[1] ? end + 2 : NULL;
+	} else if (colon && !strchr(colon + 1, ':')) { /* one colon: IPv4:PORT */
+		hl = (size_t)(colon - s);
+		p = colon + 1;
+	} else {
+		hl = strlen(s);
+	}
+	if (!hl || hl >= sizeof(host))
+		usage_err("--server: not an IPv4 or IPv6 address");
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	fam = parse_ip(host, ip);
+	if (fam < 0)
+		usage_err("--server: not an IPv4 or IPv6 address");
+	*port = p ? (uint16_t)num("--server port", p, 1, 65535) : dflt;
+	return fam;
+}
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
@@ -358,6 +429,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "full-handshake", no_argument, NULL, O_FULL_HS },
 		{ "server-pid", required_argument, NULL, O_SERVER_PID },
 		{ "ue-per-request", no_argument, NULL, O_UE_PER_REQ },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "backoff-ms", required_argument, NULL, O_BACKOFF },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -446,7 +519,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SLO_COMPLETE: o->cfg.slo_complete_s = real("--slo-complete-s", optarg, 1e-6, 1e7); break;
 		case O_IO: o->socket_io = choice("--io", optarg, ios, 2); break;
 		case O_SERVER_IP: o->server_ip = optarg; break;
-		case O_SERVER_PORT: o->net.server_port = (uint16_t)num("--server-port", optarg, 1, 65535); break;
+		case O_SERVER_PORT:
+			o->net.server_port = (uint16_t)num("--server-port", optarg, 1, 65535);
+			break;
+		case O_SERVER: server_list(o, optarg); break;
+		case O_BACKOFF:
+			o->cfg.backoff_ms = (uint32_t)num("--backoff-ms", optarg, 0, 600000);
+			o->backoff_given = 1;
+			break;
 		case O_CLIENT_IP: o->client_ip = optarg; break;
 		case O_CLIENT_PORT: o->net.client_port = (uint16_t)num("--client-port", optarg, 1, 65535); break;
 		case O_SOURCES: o->net.sources = (uint32_t)num("--sources", optarg, 1, 65536); break;
@@ -523,12 +603,34 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if ((o->cfg.mode == KL_BURST_MODE_RATE || o->cfg.mode == KL_BURST_MODE_POISSON) && !rate_given)
 		usage_err("--mode %s needs --rate", kl_burst_mode_name(o->cfg.mode));
 	o->cfg.sources = o->net.sources;
-	if (!o->server_ip) {
+	if (o->nservers) {
+		if (o->server_ip)
+			usage_err("--server and --server-ip: give the servers one way");
+		if (!o->socket_io && o->nservers > 1)
+			usage_err("several servers need --io socket");
+		if (o->nservers > 1 && o->cfg.kind != KL_BURST_KIND_MBMS &&
+		    o->cfg.kind != KL_BURST_KIND_E2M)
+			usage_err("several servers: --kind mbms or e2m");
+		for (unsigned i = 0; i < o->nservers; i++) {
+			int fam = server_addr(o->servers[i], o->server_len[i], o->net.server_port,
+					      o->net.servers_ip[i], &o->net.servers_port[i]);
+
+			if (i && fam != o->net.v6)
+				usage_err("--server: every server of one family (IPv4 or IPv6)");
+			o->net.v6 = fam;
+		}
+		memcpy(o->net.server_ip, o->net.servers_ip[0], 16);
+		o->net.server_port = o->net.servers_port[0];
+		o->net.nservers = o->nservers;
+		o->cfg.servers = o->nservers;
+		if (o->nservers > 1 && !o->backoff_given)
+			o->cfg.backoff_ms = o->cfg.timeout_ms;
+	} else if (!o->server_ip) {
 		if (!o->socket_io)
 			usage_err("--server-ip is required with --io dpdk");
 		o->server_ip = "127.0.0.1";
 	}
-	{
+	if (!o->nservers) {
 		int fam = parse_ip(o->server_ip, o->net.server_ip);
 
 		if (fam < 0)
@@ -573,11 +675,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if (o->peer_server_ip || o->net.peer_server_port) {
 		if (!o->socket_io)
 			usage_err("--peer-server-ip/--peer-server-port need --io socket");
-		if (!o->peer_server_ip)
-			o->peer_server_ip = o->server_ip;
 		if (!o->net.peer_server_port)
 			o->net.peer_server_port = KL_MIKEY_PORT;
-		if (parse_ip(o->peer_server_ip, o->net.peer_server_ip) != o->net.v6)
+		if (!o->peer_server_ip) /* the server's address (--server-ip or --server) */
+			memcpy(o->net.peer_server_ip, o->net.server_ip, 16);
+		else if (parse_ip(o->peer_server_ip, o->net.peer_server_ip) != o->net.v6)
 			usage_err("--peer-server-ip: not an address of --server-ip's family");
 		o->net.have_peer = 1;
 	}
@@ -731,6 +833,12 @@ int main(int argc, char **argv)
 	sum = kl_burst_summary(b, run.end_ns);
 	code = kl_burst_exit_code(b);
 	if (sum) {
+		json_t *rows = json_object_get(sum, "servers");
+		json_t *addrs = run.io ? json_object_get(run.io, "servers") : NULL;
+
+		/* the core counts by index; the I/O knows the addresses */
+		for (size_t i = 0; i < json_array_size(rows) && i < json_array_size(addrs); i++)
+			json_object_set(json_array_get(rows, i), "address", json_array_get(addrs, i));
 		json_object_set_new(sum, "io", run.io ? run.io : json_null());
 		if (write_summary(sum, o.summary))
 			code = 1;

@@ -85,6 +85,11 @@ int kl_burst_schedule(enum kl_burst_mode m, uint32_t n, double window_s, double 
 /** Timeout of try t (0 = first): timeout_ms * 2^t, capped at KL_BURST_BACKOFF_CAP_MS. */
 #define KL_BURST_BACKOFF_CAP_MS 3600000ull
 uint64_t kl_burst_backoff_ns(uint32_t timeout_ms, unsigned t);
+/**
+ * A random back-off, uniform in [0, max_ns), from a splitmix64 stream (deterministic in *state,
+ * which it advances). 0 when max_ns is 0.
+ */
+uint64_t kl_burst_jitter_ns(uint64_t *state, uint64_t max_ns);
 
 /* ---- the core ------------------------------------------------------------------------------- */
 
@@ -169,7 +174,18 @@ struct kl_burst_config {
 	 * first request. A pair is verified when both sides derived the same Ks (KD), each from the
 	 * value the population says the other UE has. */
 	uint32_t pair_timeout_ms; /* 0 = KL_BURST_PAIR_TIMEOUT_MS */
+	/* Several servers (mbms, e2m): one logical server on several nodes, any of which answers
+	 * any UE. UE j's first try goes to server j % servers; after a timeout the UE moves on to
+	 * the next server (its next try counted as moved), so a dead node costs retries, not UEs.
+	 * Answers are taken from any of them (a late one to an earlier try too). 0 = 1. */
+	uint32_t servers;
+	/* The random back-off of a UE between a timeout and its next try: uniform in
+	 * [0, backoff_ms * 2^t) after try t timed out (so that UEs whose tries were lost together,
+	 * e.g. to a node that died, do not come back together). 0 = the next try at once. */
+	uint32_t backoff_ms;
 };
+
+#define KL_BURST_SERVERS_MAX 16
 
 /* the rendezvous lifetime of PROTOCOL.md section 9 (default 30 s) */
 #define KL_BURST_PAIR_TIMEOUT_MS 30000u
@@ -201,6 +217,8 @@ void kl_burst_config_defaults(struct kl_burst_config *c);
 	X(BAD_MAC, "bad_mac", "answers naming a live try whose MAC did not verify")                \
 	X(UNKNOWN, "unknown", "answers for no request of this run")                               \
 	X(DUPLICATE, "duplicate", "answers for a try of a UE that already holds its key")         \
+	X(MOVED, "moved", "tries sent to another server than the UE's previous try (after a timeout)") \
+	X(BACKOFFS, "backoffs", "timeouts followed by a random back-off before the next try")     \
 	X(KSTAR_FETCHED, "kstar_fetched", "hm: K*b fetched from the peer server (kind 3)")         \
 	X(KSTAR_CACHED, "kstar_cached", "hm: token_b opened with a K*b fetched before")           \
 	X(WAITS, "waits", "dh/prose: ERR 12/5 answers, each followed by a new try after its retry-after") \
@@ -259,7 +277,8 @@ struct kl_burst_dgram {
 	uint32_t slot;	 /* the core's */
 	uint32_t source; /* source address index, 0..sources-1 */
 	uint16_t len;
-	uint8_t server;	 /* 0: the server; 1: the peer server (hm: K* fetches of UEbs; dh/prose: side B) */
+	uint8_t server;	 /* 0: the server; 1: the peer server (hm: K* fetches of UEbs; dh/prose: side B);
+			  * with several servers (cfg.servers > 1): the server's index */
 	uint8_t sent;	 /* set by the I/O: 1 when the device or socket took it */
 };
 
@@ -332,6 +351,20 @@ int kl_burst_progress_format(const struct kl_burst *b, uint64_t now_ns, char *bu
 const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b);
 /** Latency (send of the try that got the key to its verification), whole run. */
 const struct kl_hist *kl_burst_latency(const struct kl_burst *b);
+
+/* What each server of a run did (cfg.servers > 1; with one server, its one row). */
+struct kl_burst_server_totals {
+	uint64_t sent;	   /* tries that went to it */
+	uint64_t timeouts; /* of those, tries whose answer did not come in time */
+	uint64_t answers;  /* answers matched to a live try sent to it (before the MAC check) */
+	uint64_t keys;	   /* UEs that got their verified key from its answer */
+	uint64_t moved_in; /* tries sent to it by UEs whose previous try went to another server */
+};
+
+/** Server i's counters (i < the run's servers), NULL otherwise. */
+const struct kl_burst_server_totals *kl_burst_server_totals(const struct kl_burst *b, unsigned i);
+/** The run's servers (cfg.servers, at least 1). */
+unsigned kl_burst_servers(const struct kl_burst *b);
 
 /**
  * The final summary: burst completion, rates, latency histograms, failures (capped list of UE

@@ -113,6 +113,7 @@ struct ent {
 	uint8_t prf;
 	uint8_t retx_queued;
 	uint8_t id_len;
+	uint8_t srv;	   /* several servers: where the UE's next try goes */
 };
 
 /* What an E2M fetch asks for and must get back. */
@@ -134,6 +135,7 @@ struct slot {
 	uint8_t try;
 	uint8_t timed;
 	uint8_t presigned; /* CSB ID nslots + UE index, not the slot's index */
+	uint8_t srv;	   /* the server the try went to */
 	uint64_t ts; /* the request's T */
 	uint64_t sent_ns;
 	uint64_t deadline_ns;
@@ -162,6 +164,7 @@ struct stored {
 	uint32_t ent;
 	uint32_t csb_id;
 	uint16_t len;
+	uint8_t srv;
 	uint8_t rand[KL_MIKEY_RAND_LEN];
 	uint8_t auth_key[KL_MIKEY_AUTH_KEY_LEN];
 	uint8_t encr_key[KL_MIKEY_ENCR_KEY_LEN];
@@ -328,6 +331,10 @@ struct kl_burst {
 	uint64_t pair_timeout_ns;
 	int pair_deciding; /* both sides get the pair's verdict: no peer_failed */
 	struct kl_hist pair_lat; /* a pair's first request to both keys */
+	/* several servers; the random back-off between a timeout and the next try */
+	uint32_t nservers;
+	struct kl_burst_server_totals srv[KL_BURST_SERVERS_MAX];
+	uint64_t rng;
 	struct kl_dh_op dop[VERIFY_BATCH];
 	struct kl_prose_op pop_[VERIFY_BATCH];
 	uint32_t dent[VERIFY_BATCH];
@@ -661,6 +668,19 @@ static int check_config(const struct kl_burst_config *c, const struct kl_pop_par
 		errf(err, errlen, "alt-seed: E2M fetches only");
 		return -EINVAL;
 	}
+	if (c->servers > KL_BURST_SERVERS_MAX) {
+		errf(err, errlen, "servers out of range (1..%u)", KL_BURST_SERVERS_MAX);
+		return -EINVAL;
+	}
+	/* hm, dh and prose name their server and peer server: one node each */
+	if (c->servers > 1 && c->kind != KL_BURST_KIND_MBMS && c->kind != KL_BURST_KIND_E2M) {
+		errf(err, errlen, "several servers: mbms and e2m only");
+		return -EINVAL;
+	}
+	if (c->backoff_ms > 600000) {
+		errf(err, errlen, "backoff-ms out of range (0..600000)");
+		return -EINVAL;
+	}
 	if (c->kind == KL_BURST_KIND_HM) {
 		if (!c->server_id[0] || strlen(c->server_id) > KL_MIKEY_ID_MAX ||
 		    strlen(c->peer_server_id) > KL_MIKEY_ID_MAX) {
@@ -977,6 +997,8 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 		return NULL;
 	}
 	b->nslots = (uint32_t)nslots;
+	b->nservers = cfg->servers ? cfg->servers : 1;
+	b->rng = cfg->seed ^ 0x6261636b6f6666ull; /* not the schedule's stream */
 	for (unsigned t = 0; t < MAX_TRIES; t++)
 		b->thead[t] = b->ttail[t] = NIL;
 	kl_hist_reset(&b->lat);
@@ -1021,6 +1043,11 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 			goto fail;
 		}
 	}
+	/* a UE waits in the heap at most once at a time: after its newest try timed out */
+	if (cfg->backoff_ms && !b->wheap && !(b->wheap = calloc(n, sizeof(*b->wheap)))) {
+		errf(err, errlen, "out of memory for %u UEs", n);
+		goto fail;
+	}
 	if (!b->c) {
 		errf(err, errlen, "crypto context: %s", strerror(errno));
 		goto fail;
@@ -1045,8 +1072,10 @@ struct kl_burst *kl_burst_create(const struct kl_burst_config *cfg, const struct
 		b->order[2 * i + 1] = 2 * b->order[i] + 1;
 		b->order[2 * i] = 2 * b->order[i];
 	}
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		b->ent[b->order[i]].sched_ns = b->start_ns[i];
+		b->ent[i].srv = (uint8_t)(i % b->nservers);
+	}
 	if (prep_population(b, err, errlen))
 		goto fail;
 	{
@@ -1131,6 +1160,16 @@ uint32_t kl_burst_ues(const struct kl_burst *b)
 const struct kl_burst_totals *kl_burst_totals(const struct kl_burst *b)
 {
 	return &b->tot;
+}
+
+const struct kl_burst_server_totals *kl_burst_server_totals(const struct kl_burst *b, unsigned i)
+{
+	return i < b->nservers ? &b->srv[i] : NULL;
+}
+
+unsigned kl_burst_servers(const struct kl_burst *b)
+{
+	return b->nservers;
 }
 
 const struct kl_hist *kl_burst_latency(const struct kl_burst *b)
@@ -1337,6 +1376,7 @@ static uint32_t slot_take(struct kl_burst *b, uint32_t j)
 	memset(x, 0, sizeof(*x));
 	x->state = SLOT_LIVE;
 	x->try = e->tries;
+	x->srv = e->srv;
 	x->ent = j;
 	x->ent_next = e->slots;
 	x->tprev = x->tnext = NIL;
@@ -1427,7 +1467,8 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 			b->pre_used++;
 			pout[np++] = (struct kl_burst_dgram){ .data = b->pre_buf + q->off, .len = q->len,
 							      .slot = s, .source = p % b->cfg.sources,
-							      .server = (uint8_t)(b->side ? j & 1 : 0) };
+							      .server = b->nservers > 1 ? e->srv
+							      : (uint8_t)(b->side ? j & 1 : 0) };
 			continue;
 		}
 		memcpy(x->rand, b->rnd + k * KL_MIKEY_RAND_LEN, KL_MIKEY_RAND_LEN);
@@ -1437,9 +1478,15 @@ unsigned kl_burst_next(struct kl_burst *b, uint64_t now_ns, struct kl_burst_dgra
 		b->req[k].cap = KL_BURST_DGRAM_MAX;
 		if (e->tries++)
 			b->tot.c[KL_BC_RETRANSMISSIONS]++;
+		if (x->ent_next != NIL && b->slot[x->ent_next].srv != x->srv) {
+			/* this try goes to another server than the UE's previous one */
+			b->tot.c[KL_BC_MOVED]++;
+			b->srv[x->srv].moved_in++;
+		}
 		out[k] = (struct kl_burst_dgram){ .data = b->txbuf[k], .slot = s,
 						  .source = p % b->cfg.sources,
-						  .server = (uint8_t)(b->side ? j & 1 : e->phase == 1) };
+						  .server = b->nservers > 1 ? e->srv
+						  : (uint8_t)(b->side ? j & 1 : e->phase == 1) };
 		spick[k++] = j;
 	}
 	/* one crypto batch for the rest */
@@ -1477,6 +1524,7 @@ void kl_burst_sent(struct kl_burst *b, const struct kl_burst_dgram *d, unsigned 
 			continue;
 		if (d[i].sent) {
 			b->tot.c[KL_BC_SENT]++;
+			b->srv[x->srv].sent++;
 			if (!b->first_sent_ns)
 				b->first_sent_ns = now_ns;
 			b->last_sent_ns = now_ns;
@@ -2074,9 +2122,11 @@ static void verify_live(struct kl_burst *b, unsigned k)
 		}
 		{
 			uint64_t rtt = now_ns - x->sent_ns, ue = ue_latency(b, j, now_ns);
+			uint8_t srv = x->srv;
 
 			release(b, j, now_ns);
 			if (judge(b, j, rc, &b->vres[i], now_ns, 0)) {
+				b->srv[srv].keys++;
 				kl_hist_add(&b->lat, rtt);
 				kl_hist_add(&b->ilat, rtt);
 				kl_hist_add(&b->ue_lat, ue);
@@ -2110,6 +2160,7 @@ static int store(struct kl_burst *b, uint32_t s, const uint8_t *p, uint16_t len,
 	q->ue_ns = ue_latency(b, j, now_ns);
 	q->ent = j;
 	q->csb_id = slot_csb(b, s);
+	q->srv = x->srv;
 	memcpy(q->rand, x->rand, sizeof(q->rand));
 	memcpy(q->auth_key, x->auth_key, sizeof(q->auth_key));
 	memcpy(q->encr_key, x->encr_key, sizeof(q->encr_key));
@@ -2134,6 +2185,7 @@ void kl_burst_answers(struct kl_burst *b, const uint8_t *const p[], const uint16
 
 		if (s == NIL)
 			continue;
+		b->srv[b->slot[s].srv].answers++;
 		if (b->st && !store(b, s, p[i], len[i], now_ns))
 			continue;
 		x = &b->slot[s];
@@ -2194,6 +2246,7 @@ uint32_t kl_burst_verify_stored(struct kl_burst *b)
 			struct stored *q = &b->st[done + i];
 
 			if (judge(b, q->ent, b->vchk[i].rc, &b->vres[i], q->at_ns, 1)) {
+				b->srv[q->srv].keys++;
 				kl_hist_add(&b->lat, q->rtt_ns);
 				kl_hist_add(&b->ue_lat, q->ue_ns);
 			}
@@ -2305,6 +2358,24 @@ void kl_burst_progress_end(struct kl_burst *b, uint64_t now_ns)
 	progress_line(b, now_ns, 1);
 }
 
+/* UE j's try t timed out and another is allowed: the next server (several servers), then the
+ * next try at once or after a random back-off. */
+static void timed_out(struct kl_burst *b, uint32_t j, unsigned t, uint64_t now_ns)
+{
+	struct ent *e = &b->ent[j];
+
+	if (b->nservers > 1) /* counted as moved when the next try goes out */
+		e->srv = (uint8_t)((e->srv + 1u) % b->nservers);
+	if (b->cfg.backoff_ms) {
+		b->tot.c[KL_BC_BACKOFFS]++;
+		wait_push(b, now_ns + kl_burst_jitter_ns(&b->rng, kl_burst_backoff_ns(b->cfg.backoff_ms, t)),
+			  j);
+		return;
+	}
+	if (!e->retx_queued && !ring_push(&b->retxq, j))
+		e->retx_queued = 1;
+}
+
 int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 {
 	if (!b->started)
@@ -2317,11 +2388,11 @@ int kl_burst_tick(struct kl_burst *b, uint64_t now_ns, FILE *out)
 
 			timer_unlink(b, s);
 			b->tot.c[KL_BC_TIMEOUTS]++;
+			b->srv[b->slot[s].srv].timeouts++;
 			if (e->state != ENT_ACTIVE)
 				continue;
 			if (e->tries < b->max_tries) {
-				if (!e->retx_queued && !ring_push(&b->retxq, j))
-					e->retx_queued = 1;
+				timed_out(b, j, b->slot[s].try, now_ns);
 			} else {
 				finish(b, j, KL_BF_TIMEOUT, 0, 0, now_ns);
 			}
@@ -2502,6 +2573,23 @@ static json_t *pairs_json(const struct kl_burst *b, double span)
 	return o;
 }
 
+/* One row per server, in the order given (the I/O adds the addresses). */
+static json_t *servers_json(const struct kl_burst *b)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < b->nservers; i++) {
+		const struct kl_burst_server_totals *t = &b->srv[i];
+
+		json_array_append_new(a, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "index", (json_int_t)i,
+						   "sent", (json_int_t)t->sent, "timeouts",
+						   (json_int_t)t->timeouts, "answers",
+						   (json_int_t)t->answers, "keys", (json_int_t)t->keys,
+						   "moved_in", (json_int_t)t->moved_in));
+	}
+	return a ? a : json_null();
+}
+
 json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 {
 	json_t *o = json_object(), *cnt = json_object(), *cfg;
@@ -2554,6 +2642,7 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 				    (json_int_t)b->npeer)
 			: json_null());
 	json_object_set_new(o, "pairs", pairs_json(b, span));
+	json_object_set_new(o, "servers", servers_json(b));
 	json_object_set_new(o, "errors", errors_json(b->tot.err, NULL));
 	json_object_set_new(o, "latency_us", kl_hist_json(&b->lat, 1));
 	json_object_set_new(o, "ue_latency_us", kl_hist_json(&b->ue_lat, 1));
@@ -2574,6 +2663,8 @@ json_t *kl_burst_summary(const struct kl_burst *b, uint64_t now_ns)
 			mix_name(b->cfg.prf, "mikey1", "sha256"), "crypto",
 			kl_crypto_backend_name(b->c), "crypto_arch", kl_crypto_arch(b->c));
 	if (cfg) {
+		json_object_set_new(cfg, "servers", json_integer(b->nservers));
+		json_object_set_new(cfg, "backoff_ms", json_integer(b->cfg.backoff_ms));
 		if (b->cfg.mode == KL_BURST_MODE_BURST)
 			json_object_set_new(cfg, "window_s", json_real(b->cfg.window_s));
 		if (b->cfg.mode == KL_BURST_MODE_RATE || b->cfg.mode == KL_BURST_MODE_POISSON)

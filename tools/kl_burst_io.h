@@ -41,6 +41,11 @@ struct kl_burst_net {
 	uint32_t hold_s;	 /* DPDK: keep the port open this long after the run */
 	uint32_t resolve_timeout_s; /* DPDK: ARP / NDP for the server */
 	uint16_t queues;
+	/* several servers (socket io; kl_burst_config.servers): server k at servers_ip[k],
+	 * servers_port[k]; server 0 is also server_ip / server_port. 0 or 1: the one server */
+	uint32_t nservers;
+	uint8_t servers_ip[KL_BURST_SERVERS_MAX][16];
+	uint16_t servers_port[KL_BURST_SERVERS_MAX];
 };
 
 /* ---- frames (no DPDK) ------------------------------------------------------------------------- */

@@ -52,8 +52,11 @@ struct sock_io {
 	int *fd;
 	struct pollfd *pfd;
 	uint32_t n;
-	struct sockaddr_storage server[2]; /* the server, the peer server (hm) */
-	socklen_t server_len[2];
+	/* the server and the peer server (hm, dh, prose), or the servers of a several-server run,
+	 * by kl_burst_dgram.server */
+	struct sockaddr_storage server[KL_BURST_SERVERS_MAX];
+	socklen_t server_len[KL_BURST_SERVERS_MAX];
+	uint32_t naddr;
 	uint64_t cnt[SC__COUNT];
 	/* receive batch */
 	struct mmsghdr rmsg[RX_BATCH];
@@ -125,11 +128,13 @@ static int from_addr(const struct sock_io *io, const struct sockaddr_storage *ss
 	}
 }
 
-/* From the server, or (hm) from the peer server. */
+/* From one of the servers (or the peer server). */
 static int from_server(const struct sock_io *io, const struct sockaddr_storage *ss, socklen_t len)
 {
-	return from_addr(io, ss, len, &io->server[0]) ||
-	       (io->net.have_peer && from_addr(io, ss, len, &io->server[1]));
+	for (uint32_t i = 0; i < io->naddr; i++)
+		if (from_addr(io, ss, len, &io->server[i]))
+			return 1;
+	return 0;
 }
 
 static int open_sockets(struct sock_io *io, char *err, size_t errlen)
@@ -175,12 +180,22 @@ static int open_sockets(struct sock_io *io, char *err, size_t errlen)
 		}
 		io->pfd[k] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	}
-	io->server_len[0] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[0]);
-	if (n->have_peer)
-		io->server_len[1] = sockaddr_of(n, n->peer_server_ip, n->peer_server_port,
-						&io->server[1]);
-	else
-		io->server_len[1] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[1]);
+	if (n->nservers > KL_BURST_SERVERS_MAX)
+		return fail(err, errlen, "%u servers: at most %u", n->nservers, KL_BURST_SERVERS_MAX);
+	if (n->nservers > 1) {
+		for (uint32_t i = 0; i < n->nservers; i++)
+			io->server_len[i] = sockaddr_of(n, n->servers_ip[i], n->servers_port[i],
+							&io->server[i]);
+		io->naddr = n->nservers;
+	} else {
+		io->server_len[0] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[0]);
+		if (n->have_peer)
+			io->server_len[1] = sockaddr_of(n, n->peer_server_ip, n->peer_server_port,
+							&io->server[1]);
+		else
+			io->server_len[1] = sockaddr_of(n, n->server_ip, n->server_port, &io->server[1]);
+		io->naddr = 2; /* without a peer, the server plays both roles */
+	}
 	for (unsigned i = 0; i < RX_BATCH; i++) {
 		io->riov[i] = (struct iovec){ .iov_base = io->rbuf[i], .iov_len = RX_BUF };
 		io->rmsg[i].msg_hdr = (struct msghdr){ .msg_iov = &io->riov[i], .msg_iovlen = 1 };
@@ -251,6 +266,11 @@ static uint32_t sock_of(const struct sock_io *io, const struct kl_burst_dgram *d
 	return d->source < io->n ? d->source : 0;
 }
 
+static uint32_t addr_of(const struct sock_io *io, const struct kl_burst_dgram *d)
+{
+	return d->server < io->naddr ? d->server : 0;
+}
+
 /* One sendmmsg per source socket with the requests that share it (to either server). */
 static void tx_all(struct sock_io *io, struct kl_burst_dgram *dg, unsigned n)
 {
@@ -270,8 +290,8 @@ static void tx_all(struct sock_io *io, struct kl_burst_dgram *dg, unsigned n)
 				continue;
 			taken[k] = 1;
 			io->siov[m] = (struct iovec){ .iov_base = (void *)dg[k].data, .iov_len = dg[k].len };
-			io->smsg[m].msg_hdr = (struct msghdr){ .msg_name = &io->server[dg[k].server & 1],
-							       .msg_namelen = io->server_len[dg[k].server & 1],
+			io->smsg[m].msg_hdr = (struct msghdr){ .msg_name = &io->server[addr_of(io, &dg[k])],
+							       .msg_namelen = io->server_len[addr_of(io, &dg[k])],
 							       .msg_iov = &io->siov[m], .msg_iovlen = 1 };
 			io->sidx[m++] = k;
 		}
@@ -309,6 +329,21 @@ static json_t *io_json(const struct sock_io *io)
 			snprintf(ip, sizeof(ip), "?");
 		json_object_set_new(o, "peer_server", json_string(ip));
 		json_object_set_new(o, "peer_server_port", json_integer(io->net.peer_server_port));
+	}
+	if (io->net.nservers > 1) {
+		json_t *a = json_array();
+
+		for (uint32_t i = 0; a && i < io->net.nservers; i++) {
+			char s[INET6_ADDRSTRLEN + 8];
+
+			if (!inet_ntop(io->net.v6 ? AF_INET6 : AF_INET, io->net.servers_ip[i], ip,
+				       sizeof(ip)))
+				snprintf(ip, sizeof(ip), "?");
+			snprintf(s, sizeof(s), io->net.v6 ? "[%s]:%u" : "%s:%u", ip,
+				 io->net.servers_port[i]);
+			json_array_append_new(a, json_string(s));
+		}
+		json_object_set_new(o, "servers", a ? a : json_null());
 	}
 	json_object_set_new(o, "sockets", json_integer(io->n));
 	for (unsigned c = 0; c < SC__COUNT; c++)

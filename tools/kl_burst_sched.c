@@ -229,3 +229,11 @@ uint64_t kl_burst_backoff_ns(uint32_t timeout_ms, unsigned t)
 		ms <<= t;
 	return ms * 1000000ull;
 }
+
+uint64_t kl_burst_jitter_ns(uint64_t *state, uint64_t max_ns)
+{
+	if (!max_ns)
+		return 0;
+	/* 64 x 64 -> high 64 bits: uniform enough, no modulo bias worth a loop at these ranges */
+	return (uint64_t)(((unsigned __int128)mix64(state) * max_ns) >> 64);
+}

@@ -7,8 +7,14 @@
  * key, so the error names the entry that changed (db and its number in the commit, never key
  * bytes). Records are the store's LMDB records, byte for byte (key material wrapped under the
  * KEK); nothing here unwraps or logs them.
+ *
+ * The transactions of one commit touch distinct keys (the store logs a key once per commit), so
+ * they are independent: with kl_cluster_repl_set_parallel they go out over several connections
+ * at once (a thread per extra connection for the duration of the commit; the caller waits for
+ * all), and etcd commits the concurrent proposals with one fsync of its log.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +26,28 @@
 #define DB_MAX 15 /* as kl_cluster_key.c */
 #define EKEY_MAX (KL_CLUSTER_PREFIX_MAX + 4 + DB_MAX + 1 + 2 * KL_TABLE_ID_MAX + 1)
 
-struct kl_cluster_repl {
+/* One connection and the scratch of the transaction it sends. */
+struct wk {
 	struct kl_etcd *c;
-	char prefix[KL_CLUSTER_PREFIX_MAX + 1];
-	struct kl_cluster_repl_stats st;
-	char keys[KL_ETCD_MAX_TXN_OPS][EKEY_MAX]; /* one transaction's etcd keys */
+	int own; /* c made by set_parallel */
+	const char *prefix;
+	const struct kl_store_change *ch; /* this transaction's changes */
+	size_t m, base;			  /* how many; index of the first in the commit */
+	int rc;
+	int64_t rev;
+	char err[512];
+	char keys[KL_ETCD_MAX_TXN_OPS][EKEY_MAX];
 	size_t klen[KL_ETCD_MAX_TXN_OPS];
 	struct kl_etcd_op ops[KL_ETCD_MAX_TXN_OPS], fail[KL_ETCD_MAX_TXN_OPS];
 	struct kl_etcd_cmp cmp[KL_ETCD_MAX_TXN_OPS];
 	size_t cmp_at[KL_ETCD_MAX_TXN_OPS]; /* the change (index in the transaction) of a compare */
+};
+
+struct kl_cluster_repl {
+	char prefix[KL_CLUSTER_PREFIX_MAX + 1];
+	struct kl_cluster_repl_stats st;
+	unsigned nw;
+	struct wk *w[KL_CLUSTER_REPL_PARALLEL_MAX];
 };
 
 static int prefix_ok(const char *prefix)
@@ -49,18 +68,65 @@ struct kl_cluster_repl *kl_cluster_repl_new(struct kl_etcd *c, const char *prefi
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
-	if (!r) {
+	if (r)
+		r->w[0] = calloc(1, sizeof(*r->w[0]));
+	if (!r || !r->w[0]) {
+		free(r);
 		snprintf(err, errlen, "cluster: no memory for the replicator");
 		return NULL;
 	}
-	r->c = c;
 	snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
+	r->w[0]->c = c;
+	r->w[0]->prefix = r->prefix;
+	r->nw = 1;
 	return r;
+}
+
+static void drop_extra(struct kl_cluster_repl *r)
+{
+	for (unsigned i = 1; i < r->nw; i++) {
+		kl_etcd_free(r->w[i]->c);
+		free(r->w[i]);
+		r->w[i] = NULL;
+	}
+	r->nw = 1;
 }
 
 void kl_cluster_repl_free(struct kl_cluster_repl *r)
 {
+	if (!r)
+		return;
+	drop_extra(r);
+	free(r->w[0]);
 	free(r);
+}
+
+int kl_cluster_repl_set_parallel(struct kl_cluster_repl *r, const struct kl_etcd_opts *opts,
+				 unsigned n, char *err, size_t errlen)
+{
+	if (!r || n < 1 || n > KL_CLUSTER_REPL_PARALLEL_MAX || (n > 1 && !opts)) {
+		snprintf(err, errlen, "cluster: parallel transactions: 1..%d connections",
+			 KL_CLUSTER_REPL_PARALLEL_MAX);
+		return -EINVAL;
+	}
+	drop_extra(r);
+	for (unsigned i = 1; i < n; i++) {
+		struct wk *w = calloc(1, sizeof(*w));
+
+		if (w)
+			w->c = kl_etcd_new(opts, err, errlen);
+		if (!w || !w->c) {
+			free(w);
+			drop_extra(r);
+			if (!w)
+				snprintf(err, errlen, "cluster: no memory for a connection");
+			return w ? -EINVAL : -ENOMEM;
+		}
+		w->own = 1;
+		w->prefix = r->prefix;
+		r->w[r->nw++] = w;
+	}
+	return 0;
 }
 
 void kl_cluster_repl_stats(const struct kl_cluster_repl *r, struct kl_cluster_repl_stats *out)
@@ -71,45 +137,52 @@ void kl_cluster_repl_stats(const struct kl_cluster_repl *r, struct kl_cluster_re
 		memset(out, 0, sizeof(*out));
 }
 
-/* An etcd failure as -errno (kl_cluster_repl.h), with the client's message in err. */
-static int etcd_fail(struct kl_cluster_repl *r, int rc, size_t done, size_t n, char *err,
-		     size_t errlen)
+/* An etcd failure as -errno (kl_cluster_repl.h), with the client's message in w->err. */
+static int etcd_fail(struct wk *w, int rc)
 {
-	const char *m = kl_etcd_errmsg(r->c);
-	char part[96] = "";
+	const char *m = kl_etcd_errmsg(w->c);
+	char *err = w->err;
+	size_t errlen = sizeof(w->err);
 	int e;
 
-	if (done)
-		snprintf(part, sizeof(part), " (%zu of the commit's %zu changes were committed before)",
-			 done, n);
 	switch (rc) {
 	case KL_ETCD_EUNREACHABLE:
 		e = -ENOTCONN;
-		snprintf(err, errlen, "etcd unreachable, nothing written%s: %s", part, m);
+		snprintf(err, errlen, "etcd unreachable, nothing written: %s", m);
 		break;
-	case KL_ETCD_EUNKNOWN:
+	case KL_ETCD_EUNKNOWN: {
+		struct kl_etcd_status st;
+		char msg[200];
+
 		e = -ETIMEDOUT;
-		snprintf(err, errlen, "etcd did not answer in time, the outcome is unknown%s: %s",
-			 part, m);
+		snprintf(msg, sizeof(msg), "%s", m);
+		/* a member without a leader holds a proposal until the client gives up: say so
+		 * first (status needs no quorum) */
+		if (kl_etcd_status(w->c, &st) == 0 && !st.leader)
+			snprintf(err, errlen, "etcd has no leader (quorum lost at %s): the outcome "
+				 "is unknown: %s", kl_etcd_endpoint(w->c), msg);
+		else
+			snprintf(err, errlen, "etcd did not answer in time, the outcome is unknown: "
+				 "%s", msg);
 		break;
+	}
 	case KL_ETCD_ESERVER:
 		if (strstr(m, "no leader") || strstr(m, "server stopped") ||
 		    strstr(m, "not capable") || strstr(m, "too many requests")) {
 			e = -ENOTCONN;
-			snprintf(err, errlen, "etcd has no quorum, nothing written%s: %s", part, m);
-		} else if (kl_etcd_grpc_code(r->c) == 14) { /* timed out, leader changed */
+			snprintf(err, errlen, "etcd has no quorum, nothing written: %s", m);
+		} else if (kl_etcd_grpc_code(w->c) == 14) { /* timed out, leader changed */
 			e = -ETIMEDOUT;
-			snprintf(err, errlen, "etcd could not confirm the write, the outcome is "
-				 "unknown%s: %s", part, m);
+			snprintf(err, errlen,
+				 "etcd could not confirm the write, the outcome is unknown: %s", m);
 		} else {
 			e = -EIO;
-			snprintf(err, errlen, "etcd refused the write%s: %s", part, m);
+			snprintf(err, errlen, "etcd refused the write: %s", m);
 		}
 		break;
 	case KL_ETCD_EPROTO:
 		e = -ETIMEDOUT; /* the answer is unreadable: applied or not */
-		snprintf(err, errlen, "etcd's answer is malformed, the outcome is unknown%s: %s", part,
-			 m);
+		snprintf(err, errlen, "etcd's answer is malformed, the outcome is unknown: %s", m);
 		break;
 	case KL_ETCD_ENOMEM:
 		e = -ENOMEM;
@@ -117,23 +190,17 @@ static int etcd_fail(struct kl_cluster_repl *r, int rc, size_t done, size_t n, c
 		break;
 	default:
 		e = -EINVAL;
-		snprintf(err, errlen, "etcd transaction refused by the client%s: %s", part, m);
+		snprintf(err, errlen, "etcd transaction refused by the client: %s", m);
 		break;
 	}
-	if (e == -ENOTCONN)
-		r->st.unreachable++;
-	else if (e == -ETIMEDOUT)
-		r->st.unknown++;
 	return e;
 }
 
 /* A failed compare: the failure branch's ranges tell which change's entry moved on. */
-static void which_conflict(const struct kl_cluster_repl *r, const struct kl_store_change *ch,
-			   size_t base, size_t ncmp, const struct kl_etcd_txn_result *res, char *err,
-			   size_t errlen)
+static void which_conflict(struct wk *w, size_t ncmp, const struct kl_etcd_txn_result *res)
 {
 	for (size_t j = 0; j < ncmp && j < res->n; j++) {
-		const struct kl_store_change *c = &ch[r->cmp_at[j]];
+		const struct kl_store_change *c = &w->ch[w->cmp_at[j]];
 		const struct kl_etcd_range *g = &res->res[j].range;
 		int held = g->n == 1, same;
 
@@ -141,16 +208,84 @@ static void which_conflict(const struct kl_cluster_repl *r, const struct kl_stor
 					!memcmp(g->kvs[0].value, c->old, c->old_len)
 			      : !held;
 		if (!same) {
-			snprintf(err, errlen,
+			snprintf(w->err, sizeof(w->err),
 				 "the %s entry of change #%zu of this commit was changed meanwhile "
 				 "by another writer (%s): read it again and retry",
-				 c->db, base + r->cmp_at[j] + 1,
+				 c->db, w->base + w->cmp_at[j] + 1,
 				 c->old ? (held ? "another record" : "deleted") : "created");
 			return;
 		}
 	}
-	snprintf(err, errlen, "an entry of this commit was changed meanwhile by another writer: "
-		 "read it again and retry");
+	snprintf(w->err, sizeof(w->err), "an entry of this commit was changed meanwhile by "
+		 "another writer: read it again and retry");
+}
+
+/* One transaction: w->ch[0..w->m). Sets w->rc (0 or -errno), w->rev, w->err; the changes'
+ * mod_revision on success. */
+static void *txn_one(void *arg)
+{
+	struct wk *w = arg;
+	struct kl_etcd_txn_result res;
+	size_t ncmp = 0;
+	int rc;
+
+	w->rev = 0;
+	w->err[0] = '\0';
+	for (size_t j = 0; j < w->m; j++) {
+		const struct kl_store_change *c = &w->ch[j];
+
+		if (!c->db || !c->key || !c->key_len ||
+		    !(w->klen[j] = kl_cluster_key(w->prefix, c->db, c->key, c->key_len, w->keys[j],
+						  EKEY_MAX))) {
+			snprintf(w->err, sizeof(w->err), "change #%zu is not a catalogue entry",
+				 w->base + j + 1);
+			w->rc = -EINVAL;
+			return NULL;
+		}
+		w->ops[j] = (struct kl_etcd_op){
+			.kind = c->value ? KL_ETCD_OP_PUT : KL_ETCD_OP_DELETE,
+			.key = (const uint8_t *)w->keys[j], .key_len = w->klen[j],
+			.value = c->value, .value_len = c->value_len };
+		if (!c->cmp_old)
+			continue;
+		w->cmp[ncmp] = (struct kl_etcd_cmp){ .key = w->ops[j].key, .key_len = w->klen[j],
+						     .op = KL_ETCD_EQUAL };
+		if (c->old) {
+			w->cmp[ncmp].target = KL_ETCD_VALUE;
+			w->cmp[ncmp].value = c->old;
+			w->cmp[ncmp].value_len = c->old_len;
+		} else {
+			w->cmp[ncmp].target = KL_ETCD_CREATE;
+			w->cmp[ncmp].number = 0;
+		}
+		w->fail[ncmp] = (struct kl_etcd_op){ .kind = KL_ETCD_OP_RANGE, .key = w->ops[j].key,
+						     .key_len = w->klen[j] };
+		w->cmp_at[ncmp++] = j;
+	}
+	rc = kl_etcd_txn(w->c, w->cmp, ncmp, w->ops, w->m, w->fail, ncmp, &res);
+	if (rc) {
+		w->rc = etcd_fail(w, rc);
+		return NULL;
+	}
+	if (!res.succeeded) {
+		which_conflict(w, ncmp, &res);
+		kl_etcd_txn_result_free(&res);
+		w->rc = -EAGAIN;
+		return NULL;
+	}
+	w->rev = res.hdr.revision;
+	kl_etcd_txn_result_free(&res);
+	if (w->rev <= 0) {
+		snprintf(w->err, sizeof(w->err), "etcd's answer to the transaction has no revision: "
+			 "the outcome is unknown");
+		w->rc = -ETIMEDOUT;
+		return NULL;
+	}
+	for (size_t j = 0; j < w->m; j++)
+		if (w->ch[j].mod_revision)
+			*w->ch[j].mod_revision = w->rev;
+	w->rc = 0;
+	return NULL;
 }
 
 static int64_t mono_us(void)
@@ -161,84 +296,70 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* One transaction of changes ch[0..m). 0 and *rev, or -errno. */
-static int txn_one(struct kl_cluster_repl *r, const struct kl_store_change *ch, size_t m,
-		   size_t base, size_t n, int64_t *rev, char *err, size_t errlen)
-{
-	struct kl_etcd_txn_result res;
-	size_t ncmp = 0;
-	int rc;
-
-	for (size_t j = 0; j < m; j++) {
-		const struct kl_store_change *c = &ch[j];
-
-		if (!c->db || !c->key || !c->key_len ||
-		    !(r->klen[j] = kl_cluster_key(r->prefix, c->db, c->key, c->key_len, r->keys[j],
-						  EKEY_MAX))) {
-			snprintf(err, errlen, "change #%zu is not a catalogue entry", base + j + 1);
-			return -EINVAL;
-		}
-		r->ops[j] = (struct kl_etcd_op){
-			.kind = c->value ? KL_ETCD_OP_PUT : KL_ETCD_OP_DELETE,
-			.key = (const uint8_t *)r->keys[j], .key_len = r->klen[j],
-			.value = c->value, .value_len = c->value_len };
-		if (!c->cmp_old)
-			continue;
-		r->cmp[ncmp] = (struct kl_etcd_cmp){ .key = r->ops[j].key, .key_len = r->klen[j],
-						     .op = KL_ETCD_EQUAL };
-		if (c->old) {
-			r->cmp[ncmp].target = KL_ETCD_VALUE;
-			r->cmp[ncmp].value = c->old;
-			r->cmp[ncmp].value_len = c->old_len;
-		} else {
-			r->cmp[ncmp].target = KL_ETCD_CREATE;
-			r->cmp[ncmp].number = 0;
-		}
-		r->fail[ncmp] = (struct kl_etcd_op){ .kind = KL_ETCD_OP_RANGE, .key = r->ops[j].key,
-						     .key_len = r->klen[j] };
-		r->cmp_at[ncmp++] = j;
-	}
-	rc = kl_etcd_txn(r->c, r->cmp, ncmp, r->ops, m, r->fail, ncmp, &res);
-	if (rc)
-		return etcd_fail(r, rc, base, n, err, errlen);
-	r->st.txns++;
-	if (!res.succeeded) {
-		which_conflict(r, ch, base, ncmp, &res, err, errlen);
-		kl_etcd_txn_result_free(&res);
-		r->st.conflicts++;
-		return -EAGAIN;
-	}
-	*rev = res.hdr.revision;
-	kl_etcd_txn_result_free(&res);
-	if (*rev <= 0) {
-		snprintf(err, errlen, "etcd's answer to the transaction has no revision: the outcome "
-			 "is unknown");
-		r->st.unknown++;
-		return -ETIMEDOUT;
-	}
-	r->st.ops += m;
-	return 0;
-}
-
 static int repl_commit(void *arg, const struct kl_store_change *ch, size_t n, int64_t *revision,
 		       char *err, size_t errlen)
 {
 	struct kl_cluster_repl *r = arg;
+	pthread_t th[KL_CLUSTER_REPL_PARALLEL_MAX];
+	int started[KL_CLUSTER_REPL_PARALLEL_MAX];
 	int64_t t0 = mono_us(), rev = 0, us;
+	size_t done = 0, next = 0;
 	int rc = 0;
 
 	if (!r || (!ch && n) || !revision)
 		return -EINVAL;
-	for (size_t i = 0; i < n && !rc; i += KL_ETCD_MAX_TXN_OPS) {
-		size_t m = n - i < KL_ETCD_MAX_TXN_OPS ? n - i : KL_ETCD_MAX_TXN_OPS;
+	while (next < n && !rc) {
+		unsigned k = 0;
 
-		rc = txn_one(r, ch + i, m, i, n, &rev, err, errlen);
-		for (size_t j = 0; !rc && j < m; j++)
-			if (ch[i + j].mod_revision)
-				*ch[i + j].mod_revision = rev;
+		/* a wave: one transaction per connection, the first on the caller's thread */
+		for (; k < r->nw && next < n; k++) {
+			struct wk *w = r->w[k];
+
+			w->ch = ch + next;
+			w->base = next;
+			w->m = n - next < KL_ETCD_MAX_TXN_OPS ? n - next : KL_ETCD_MAX_TXN_OPS;
+			next += w->m;
+		}
+		for (unsigned j = 1; j < k; j++)
+			started[j] = pthread_create(&th[j], NULL, txn_one, r->w[j]) == 0;
+		txn_one(r->w[0]);
+		for (unsigned j = 1; j < k; j++) {
+			if (started[j])
+				pthread_join(th[j], NULL);
+			else
+				txn_one(r->w[j]);
+		}
+		for (unsigned j = 0; j < k; j++) {
+			struct wk *w = r->w[j];
+
+			r->st.txns++;
+			if (w->rc) {
+				if (!rc) {
+					rc = w->rc;
+					snprintf(err, errlen, "%s", w->err);
+				}
+				continue;
+			}
+			r->st.ops += w->m;
+			done += w->m;
+			if (w->rev > rev)
+				rev = w->rev;
+		}
 	}
-	if (rc)
+	if (rc) {
+		size_t l = strlen(err);
+
+		if (done && l < errlen)
+			snprintf(err + l, errlen - l, " (%zu of the commit's %zu changes were "
+				 "committed in other transactions)", done, n);
+		if (rc == -EAGAIN)
+			r->st.conflicts++;
+		else if (rc == -ENOTCONN)
+			r->st.unreachable++;
+		else if (rc == -ETIMEDOUT)
+			r->st.unknown++;
 		return rc;
+	}
 	*revision = rev;
 	us = mono_us() - t0;
 	r->st.commits++;

@@ -59,4 +59,15 @@ size_t kl_cluster_key(const char *prefix, const char *db, const uint8_t *key, si
 int kl_cluster_key_parse(const char *prefix, const uint8_t *ekey, size_t ekey_len, char db[16],
 			 uint8_t *key, size_t key_cap, size_t *key_len);
 
+/* Added (helper c). Send the transactions of one commit over up to n connections at once
+ * (1..KL_CLUSTER_REPL_PARALLEL_MAX; 1, the default: one after the other over c): n - 1 more
+ * clients are made from opts (give the options c was made with). The transactions of a commit
+ * touch distinct keys; etcd commits concurrent proposals with one fsync, so a bulk push of a few
+ * thousand keys costs about one round trip per n transactions. The caller still waits for all
+ * (a thread per extra connection, for the duration of the commit only). 0, or -EINVAL / -ENOMEM
+ * with err (the replicator is then back to one connection). */
+#define KL_CLUSTER_REPL_PARALLEL_MAX 16
+int kl_cluster_repl_set_parallel(struct kl_cluster_repl *r, const struct kl_etcd_opts *opts,
+				 unsigned n, char *err, size_t errlen);
+
 #endif

@@ -15,7 +15,9 @@
  * table is (identity bytes; group: domain(3) || group(2, big-endian); e2m: the IMSI's digits),
  * and "meta": "schema" (u32, KL_STORE_SCHEMA), "kek_check" (a fixed plaintext wrapped under the
  * KEK: RFC 5649's integrity check fails under any other KEK, so a wrong KEK is told apart from
- * a damaged record) and "created" (u64 Unix seconds).
+ * a damaged record) and "created" (u64 Unix seconds); in a cluster also "etcd_revision" (i64, the
+ * catalogue revision the replica applied) and the database "rev" of per-entry revision stamps
+ * (kl_store_repl.h; a store from before it gets it, empty).
  *
  * Record (value) format 1, integers little-endian:
  *   u8 format (1) | u8 kind (enum kl_table_kind) | u16 meta_len | u16 wrap_len |
