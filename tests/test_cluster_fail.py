@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Failures of a keyline cluster (issue 14's failure tests): two keylined nodes (kernel-socket io,
+each its own store, the same KEK) on one catalogue in three real etcd members started here; the
+UEs come from a TEST population written into node A's store (bench/store_fill): A seeds the
+catalogue, B (an empty store) catches up by a full resync, so both serve them from the catalogue.
+GROUP node-kill: keyline-burst --server A,B with KL_FAIL_UES UEs (default 50,000; issue 14 says
+  200,000: set the variable); node A SIGKILLed once a quarter are done: every UE verified, the
+  tries lost with A counted (timeouts, retransmissions, moves to B); B still follows etcd, and a
+  write on B is acknowledged.
+GROUP etcd-kill: both nodes with a Diameter feed; keyline-hss-sim bulk pushes KL_FAIL_DIA_N
+  e2m_int_keys (default 20,000; issue 14 says 100,000), half to each node at once; the etcd member
+  that is A's first endpoint SIGKILLed once a quarter are acknowledged: every acknowledged key is
+  served by both nodes (its KCV) and present in etcd. Then a second member SIGKILLed (two of
+  three gone): an admin write and a Diameter push are refused with a clear error (the admin's
+  "cluster: ..." text, Diameter 5012) while keyline-burst against both nodes gets every UE's key
+  (0 failures). Both members restarted: writes accepted again; keys pushed and deleted on both
+  nodes; everything converges: the IMSI listing in etcd equals both nodes', every IMSI with the
+  same key ids and KCVs on A and B.
+    test_cluster_fail.py KEYLINED KEYLINECTL ETCD KEYLINE_BURST KEYLINE_POPULATION STORE_FILL
+                         KEYLINE_HSS_SIM GROUP"""
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'diameter'))
+import kl_itest  # noqa: E402
+import test_etcd  # noqa: E402
+from kl_dtest import Pki, free_port, read_lines  # noqa: E402
+
+keylined, keylinectl, etcd_bin, burst, popgen, store_fill, sim, group = sys.argv[1:9]
+UES = int(os.environ.get('KL_FAIL_UES', '50000'))
+DIA_N = int(os.environ.get('KL_FAIL_DIA_N', '20000'))
+POP_UES = UES if group == 'node-kill' else 2000
+ck = kl_itest.Checks('cluster-' + group)
+tmp = tempfile.mkdtemp(prefix='kl-clfail-', dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
+kek = os.path.join(tmp, 'kek')
+PREFIX = '/klf' + str(os.getpid())
+pop = os.path.join(tmp, 'pop.txt')
+runs = [0]
+
+
+class Node:
+    def __init__(self, name, endpoints, dia=None):
+        self.name, self.endpoints, self.dia = name, endpoints, dia
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, 'admin.sock')
+        self.udp = kl_itest.free_udp_port()
+        self.k = None
+
+    def start(self):
+        eps = ', '.join(f'"{e}"' for e in self.endpoints)
+        extra = {'io': 'socket', 'udp_port': self.udp, 'log_level': 'warning',
+                 'store': f'{{path: "{self.dir}/store", kek_file: "{kek}", map_size_mb: 1024}}',
+                 'cluster': f'{{endpoints: [{eps}], node: {self.name}, prefix: "{PREFIX}", '
+                            f'lease_ttl_s: 3, stale_after_ms: 3000, connect_timeout_ms: 200, '
+                            f'request_timeout_ms: 2000}}'}
+        if self.dia:
+            extra['diameter'] = self.dia
+        cfg = kl_itest.write_config(os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',),
+                                    ipv6=(), admin=self.sock, extra=extra,
+                                    table={'ues': POP_UES + 1024, 'imsis': DIA_N + 1024})
+        runs[0] += 1
+        self.k = kl_itest.Keylined(keylined, kl_itest.eal_args(
+            kl_itest.unique(f'cf{runs[0]}'), mem=1024), cfg, workdir=self.dir)
+        self.k.wait_ready(timeout=120)
+        return self
+
+    def admin(self, reqs, chunk=1024):
+        return kl_itest.admin_many(self.sock, reqs, chunk)
+
+    def status(self):
+        return self.admin([{'cmd': 'status'}])[0]
+
+    def following(self):
+        s = self.status()
+        c = s.get('cluster') or {}
+        return (c.get('state') == 'following' and not c.get('stale') and
+                s['table']['counts']['ues'] >= POP_UES)
+
+    def stop(self):
+        rc, _ = self.k.stop(timeout=60)
+        self.k = None
+        return rc
+
+
+def wait(cond, timeout, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def etcd_post(url, path, obj, timeout=30):
+    req = urllib.request.Request(url + path, data=json.dumps(obj).encode())
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.load(r)
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def etcd_imsis(url):
+    """The IMSIs of the catalogue's e2m records (P/kv/e2m/<hex of the LMDB key>), read in pages."""
+    pre = (PREFIX + '/kv/e2m/').encode()
+    end = pre[:-1] + bytes([pre[-1] + 1])
+    out, key = set(), pre
+    while True:
+        r = etcd_post(url, '/v3/kv/range', {'key': b64(key), 'range_end': b64(end),
+                                            'keys_only': True, 'limit': 10000})
+        kvs = r.get('kvs') or []
+        for kv in kvs:
+            k = base64.b64decode(kv['key'])[len(pre):]
+            out.add(bytes.fromhex(k.decode()).decode(errors='replace').rstrip('\0'))
+        if not r.get('more'):
+            return out
+        key = base64.b64decode(kvs[-1]['key']) + b'\0'
+
+
+def summary_of(text):
+    lines = [json.loads(x) for x in text.splitlines() if x.startswith('{')]
+    return lines[-1] if lines and lines[-1].get('type') == 'summary' else {}
+
+
+def burst_cmd(nodes, *extra):
+    return [burst, '--io', 'socket', '--population', pop, '--server',
+            ','.join(f'127.0.0.1:{n.udp}' for n in nodes), '--timeout-ms', '100',
+            '--retries', '6', '--interval-ms', '100', '--fail-list', '20'] + list(extra)
+
+
+def two_nodes(cl, dia=(None, None)):
+    """The population in A's store; A seeds the catalogue, B resyncs it; both following."""
+    t0 = time.time()
+    os.makedirs(os.path.join(tmp, 'node-a'))
+    subprocess.run([popgen, '--seed', '5', '--ues', str(POP_UES), '--groups', '8', '--emses', '8',
+                    '--imsis', '8', '--appids', '8', '-o', pop], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([store_fill, '--store', os.path.join(tmp, 'node-a', 'store'), '--kek', kek,
+                    '--population', pop, '--map-mb', '1024'], check=True,
+                   stdout=subprocess.DEVNULL)
+    a = Node('node-a', cl.client, dia[0]).start()
+    ck.check(wait(a.following, 120), 'A seeded the catalogue and follows etcd')
+    b = Node('node-b', cl.client[::-1], dia[1]).start()
+    ck.check(wait(b.following, 120), f'B caught up {POP_UES} UEs')
+    print(f'{POP_UES} UEs seeded by A and caught up by B in {time.time() - t0:.1f} s', flush=True)
+    return a, b
+
+
+def node_kill(cl):
+    a, b = two_nodes(cl)
+    try:
+        t0 = time.time()
+        p = subprocess.Popen(burst_cmd((a, b), '--mode', 'burst', '--window', '2', '--inflight',
+                                       '4096'),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, killed_at = [], None
+        for line in p.stdout:
+            out.append(line)
+            if killed_at is None and line.startswith('{'):
+                iv = json.loads(line)
+                if iv.get('type') == 'interval' and iv.get('done', 0) >= UES // 4:
+                    a.k.p.send_signal(signal.SIGKILL)
+                    killed_at = iv.get('done')
+        err = p.stderr.read()
+        rc = p.wait(timeout=120)
+        s = summary_of(''.join(out))
+        cnt, srv = s.get('counters') or {}, s.get('servers') or []
+        ck.check(killed_at is not None and killed_at < UES, f'node A killed mid-burst ({killed_at})')
+        ck.eq(rc, 0, f'keyline-burst exits 0 ({err[-300:]}; {(s.get("failures") or {})})')
+        ck.eq((s.get('ues'), s.get('ok'), s.get('failed')), (UES, UES, 0),
+              'every UE verified, none failed')
+        ck.check(cnt.get('timeouts', 0) > 0 and cnt.get('moved', 0) > 0,
+                 f'tries lost with A timed out, UEs moved to B: {cnt}')
+        ck.check(cnt.get('retransmissions', 0) >= cnt.get('moved', 0),
+                 'every move is a retransmission')
+        if len(srv) == 2:
+            ck.eq(srv[0].get('keys', 0) + srv[1].get('keys', 0), UES,
+                  f'keys per node add up to the UEs: {srv}')
+            ck.check(srv[0].get('keys', 0) > 0 and srv[1].get('keys', 0) > 0,
+                     'both nodes served keys')
+        print(f'{UES} UEs against A and B, A SIGKILLed at {killed_at} done: {s.get("ok")} '
+              f'verified, {s.get("failed")} failed, complete in {s.get("complete_s")} s '
+              f'({time.time() - t0:.1f} s); timeouts {cnt.get("timeouts")} retransmissions '
+              f'{cnt.get("retransmissions")} moved {cnt.get("moved")}; servers '
+              f'{[(x.get("keys"), x.get("timeouts"), x.get("moved_in")) for x in srv]}',
+              flush=True)
+        a.k.p.wait()
+        a.k.kill()
+        a.k = None
+        c = b.status().get('cluster') or {}
+        ck.eq((c.get('state'), c.get('stale')), ('following', False), 'B still follows etcd')
+        ans = b.admin([{'cmd': 'put-ue', 'id': 'after@kill.test', 'muk': os.urandom(16).hex()}])
+        ck.check(ans[0].get('ok'), f'a write on B is acknowledged after A died: {ans[0]}')
+        ck.eq(b.stop(), 0, 'B stops cleanly')
+        b = None
+    finally:
+        for n in (a, b):
+            if n and n.k:
+                n.k.kill()
+
+
+def etcd_kill(cl):
+    pki = Pki(tmp, leaves=('node-a.test', 'node-b.test', 'hss.test'))
+    dias, ports = [], []
+    for name in ('node-a', 'node-b'):
+        port = free_port()
+        cert, key = pki.cred(name + '.test')
+        dias.append(f'{{identity: {name}.test, listen: 127.0.0.1, port: {port}, '
+                    f'tls_cert: "{cert}", tls_key: "{key}", tls_ca: "{pki.p("ca.pem")}"}}')
+        ports.append(port)
+    a, b = two_nodes(cl, dias)
+    nodes = (a, b)
+    hc, hk = pki.cred('hss.test')
+
+    def sim_cmd(i):
+        return [sim, '--identity', 'hss.test', '--cert', hc, '--key', hk, '--ca',
+                pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
+                f'{nodes[i].name}.test@127.0.0.1:{ports[i]}', '--timeout-ms', '20000',
+                '--log-level', 'error']
+
+    def push_one(i, imsi):
+        p = subprocess.run(sim_cmd(i) + ['push-e2m', '--k', os.urandom(16).hex(), '--opc',
+                                         os.urandom(16).hex(), '--rand', os.urandom(16).hex(),
+                                         '--sqn', '000000000001', '--amf', '8000', '--imsi', imsi],
+                           capture_output=True, text=True, timeout=60)
+        r = [json.loads(x) for x in p.stdout.splitlines() if x.startswith('{')]
+        return p.returncode, (r[-1] if r else {}), p.stderr
+
+    def listing(n, imsis):
+        ans = n.admin([{'cmd': 'show', 'kind': 'imsi', 'id': i} for i in imsis], chunk=2048)
+        return {i: sorted((k.get('key_id'), str(k.get('kcv')).upper()) for k in r.get('keys') or [])
+                for i, r in zip(imsis, ans) if r.get('ok')}
+    try:
+        # the push, half to each node; the etcd member that is A's first endpoint dies meanwhile
+        sims, t0 = [], time.time()
+        for i in range(2):
+            ack = os.path.join(tmp, f'ack-{i}.log')
+            cmd = sim_cmd(i) + ['bulk', '--n', str(DIA_N // 2), '--seed', str(7 + i), '--window',
+                                '256', '--imsi-base', f'0010{i + 1}', '--ack-log', ack]
+            sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True), ack))
+        killed = None
+        while any(p.poll() is None for p, _ in sims):
+            if killed is None and sum(len(read_lines(f)) for _, f in sims) >= DIA_N // 4:
+                cl.kill(0)
+                killed = sum(len(read_lines(f)) for _, f in sims)
+            time.sleep(0.02)
+        push_s = time.time() - t0
+        acks, results = [], []
+        for p, ack in sims:
+            out, err = p.communicate(timeout=60)
+            r = [json.loads(x) for x in out.splitlines() if x.startswith('{')]
+            results.append(r[-1] if r else {'stderr': err[-300:]})
+            ck.check(p.returncode in (0, 1), f'keyline-hss-sim bulk ran ({p.returncode}: '
+                                             f'{err[-300:]})')
+            acks += [x.split() for x in read_lines(ack)]
+        ck.check(killed is not None, f'an etcd member SIGKILLed after {killed} acknowledgements')
+        ck.check(len(acks) >= DIA_N // 2, f'{len(acks)} of {DIA_N} pushes acknowledged')
+        print(f'{DIA_N} pushes, etcd member 0 SIGKILLed after {killed} acks: {len(acks)} '
+              f'acknowledged in {push_s:.1f} s; sims: {results}', flush=True)
+        want = {}
+        for imsi, kid, kcv in acks:
+            want.setdefault(imsi, set()).add((int(kid, 16), kcv.upper()))
+        imsis = sorted(want)
+
+        def all_served(n):
+            got = listing(n, imsis)
+            return [i for i in imsis if not want[i] <= set(got.get(i, []))]
+        for n in nodes:
+            ck.check(wait(lambda: not all_served(n), 30, 0.5),
+                     f'{n.name} serves every acknowledged key')
+            ck.eq(all_served(n)[:3], [], f'{n.name}: acknowledged keys missing')
+        in_etcd = etcd_imsis(cl.client[1])
+        ck.eq([i for i in imsis if i not in in_etcd][:3], [], 'every acknowledged IMSI in etcd')
+
+        # two of three members gone: writes refused, serving goes on
+        cl.kill(1)
+        t0 = time.time()
+        ans = a.admin([{'cmd': 'put-ue', 'id': 'noquorum@x.test', 'muk': os.urandom(16).hex()}])[0]
+        ck.check(not ans.get('ok') and 'cluster' in ans.get('error', ''),
+                 f'an admin write without quorum is refused with a clear error: {ans} '
+                 f'({time.time() - t0:.1f} s)')
+        rc, res, err = push_one(1, '001099999999990')
+        ck.check(rc == 1 and res.get('result') == 5012,
+                 f'a Diameter push without quorum is answered 5012: {res} {err[-200:]}')
+        p = subprocess.run(burst_cmd((a, b), '--mode', 'burst', '--window', '1'),
+                           capture_output=True, text=True, timeout=120)
+        s = summary_of(p.stdout)
+        ck.eq((p.returncode, s.get('ok'), s.get('failed')), (0, POP_UES, 0),
+              f'MBMS answers from both nodes during the outage: every UE, 0 failures '
+              f'({p.stderr[-200:]})')
+
+        # the members back: writes again, pushes and deletions on both; convergence
+        cl.restart(0)
+        cl.restart(1)
+        cl.wait_ready(timeout=30)
+        ck.check(wait(lambda: a.admin([{'cmd': 'put-ue', 'id': 'back@x.test',
+                                        'muk': os.urandom(16).hex()}])[0].get('ok'), 30, 0.5),
+                 'A writes again once the members are back')
+        for i, imsi in enumerate(('001099999999991', '001099999999992')):
+            rc, res, err = push_one(i, imsi)
+            ck.eq(rc, 0, f'a push to {nodes[i].name} after recovery ({res} {err[-200:]})')
+        gone = imsis[:20]
+        for i, n in enumerate(nodes):
+            ans = n.admin([{'cmd': 'del', 'kind': 'imsi', 'id': x} for x in gone[i::2]])
+            ck.eq([x for x in ans if not x.get('ok')][:2], [], f'deletions on {n.name}')
+
+        def converged():
+            if not all((n.status().get('cluster') or {}).get('lag_revisions') == 0
+                       for n in nodes):
+                return False
+            ce = etcd_imsis(cl.client[0])
+            counts = [n.admin([{'cmd': 'count'}])[0]['counts']['imsis'] for n in nodes]
+            return counts == [len(ce), len(ce)]
+        ck.check(wait(converged, 30, 0.5), 'both nodes hold as many IMSIs as etcd')
+        ce = sorted(etcd_imsis(cl.client[0]))
+        la, lb = listing(a, ce), listing(b, ce)
+        ck.eq((len(la), len(lb)), (len(ce), len(ce)), 'every IMSI of etcd on both nodes')
+        ck.eq([i for i in ce if la.get(i) != lb.get(i)][:3], [],
+              'the same key ids and KCVs on both nodes')
+        ck.eq([i for i in gone if i in ce], [], 'deleted IMSIs gone from etcd')
+        ck.eq([i for i in imsis if i not in gone and i not in ce][:3], [],
+              'every acknowledged IMSI still in etcd')
+        print(f'converged: {len(ce)} IMSIs in etcd and on both nodes', flush=True)
+        for n in nodes:
+            ck.eq(n.stop(), 0, f'{n.name} stops cleanly')
+    finally:
+        for n in nodes:
+            if n.k:
+                n.k.kill()
+
+
+def main():
+    fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    cl = test_etcd.start_cluster(etcd_bin, 3)
+    try:
+        {'node-kill': node_kill, 'etcd-kill': etcd_kill}[group](cl)
+    finally:
+        cl.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(ck.done())
+
+
+main()
