@@ -9,7 +9,7 @@ GROUP node-kill: keyline-burst --server A,B with KL_FAIL_UES UEs (default 50,000
   tries lost with A counted (timeouts, retransmissions, moves to B); B still follows etcd, and a
   write on B is acknowledged.
 GROUP etcd-kill: both nodes with a Diameter feed; keyline-hss-sim bulk pushes KL_FAIL_DIA_N
-  e2m_int_keys (default 20,000; issue 14 says 100,000), half to each node at once; the etcd member
+  e2m_int_keys (default 10,000; issue 14 says 100,000), half to each node at once; the etcd member
   that is A's first endpoint SIGKILLed once a quarter are acknowledged: every acknowledged key is
   served by both nodes (its KCV) and present in etcd. Then a second member SIGKILLed (two of
   three gone): an admin write and a Diameter push are refused with a clear error (the admin's
@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -38,14 +39,18 @@ from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
 keylined, keylinectl, etcd_bin, burst, popgen, store_fill, sim, group = sys.argv[1:9]
 UES = int(os.environ.get('KL_FAIL_UES', '50000'))
-DIA_N = int(os.environ.get('KL_FAIL_DIA_N', '20000'))
+DIA_N = int(os.environ.get('KL_FAIL_DIA_N', '10000'))
 POP_UES = UES if group == 'node-kill' else 2000
 ck = kl_itest.Checks('cluster-' + group)
-tmp = tempfile.mkdtemp(prefix='kl-clfail-', dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
+# tmpfs when there is one (fsync is not the subject), but on disk for the benchmark
+ON_DISK = group == 'bench'
+tmp = tempfile.mkdtemp(prefix='kl-clfail-', dir=None if ON_DISK or not os.path.isdir('/dev/shm')
+                       else '/dev/shm')
 kek = os.path.join(tmp, 'kek')
 PREFIX = '/klf' + str(os.getpid())
 pop = os.path.join(tmp, 'pop.txt')
 runs = [0]
+T0 = time.time()
 
 
 class Node:
@@ -211,7 +216,8 @@ def node_kill(cl):
                 n.k.kill()
 
 
-def etcd_kill(cl):
+def dia_nodes(cl):
+    """two_nodes with a Diameter feed each; sim_cmd(i): keyline-hss-sim towards node i."""
     pki = Pki(tmp, leaves=('node-a.test', 'node-b.test', 'hss.test'))
     dias, ports = [], []
     for name in ('node-a', 'node-b'):
@@ -220,8 +226,7 @@ def etcd_kill(cl):
         dias.append(f'{{identity: {name}.test, listen: 127.0.0.1, port: {port}, '
                     f'tls_cert: "{cert}", tls_key: "{key}", tls_ca: "{pki.p("ca.pem")}"}}')
         ports.append(port)
-    a, b = two_nodes(cl, dias)
-    nodes = (a, b)
+    nodes = two_nodes(cl, dias)
     hc, hk = pki.cred('hss.test')
 
     def sim_cmd(i):
@@ -229,6 +234,25 @@ def etcd_kill(cl):
                 pki.p('ca.pem'), '--listen', '127.0.0.1', '--peer',
                 f'{nodes[i].name}.test@127.0.0.1:{ports[i]}', '--timeout-ms', '20000',
                 '--log-level', 'error']
+    return nodes, sim_cmd
+
+
+def bulk_push(sim_cmd, which, n, tag):
+    """keyline-hss-sim bulk of n e2m_int_keys, split over the nodes in which, at once:
+    [(Popen, ack log)]."""
+    sims = []
+    for i in which:
+        ack = os.path.join(tmp, f'ack-{tag}-{i}.log')
+        cmd = sim_cmd(i) + ['bulk', '--n', str(n // len(which)), '--seed', str(7 + i + 10 * tag),
+                            '--window', '256', '--imsi-base', f'00{tag}{i + 1}', '--ack-log', ack]
+        sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True), ack))
+    return sims
+
+
+def etcd_kill(cl):
+    nodes, sim_cmd = dia_nodes(cl)
+    a, b = nodes
 
     def push_one(i, imsi):
         p = subprocess.run(sim_cmd(i) + ['push-e2m', '--k', os.urandom(16).hex(), '--opc',
@@ -244,13 +268,8 @@ def etcd_kill(cl):
                 for i, r in zip(imsis, ans) if r.get('ok')}
     try:
         # the push, half to each node; the etcd member that is A's first endpoint dies meanwhile
-        sims, t0 = [], time.time()
-        for i in range(2):
-            ack = os.path.join(tmp, f'ack-{i}.log')
-            cmd = sim_cmd(i) + ['bulk', '--n', str(DIA_N // 2), '--seed', str(7 + i), '--window',
-                                '256', '--imsi-base', f'0010{i + 1}', '--ack-log', ack]
-            sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True), ack))
+        t0 = time.time()
+        sims = bulk_push(sim_cmd, (0, 1), DIA_N, 1)
         killed = None
         while any(p.poll() is None for p, _ in sims):
             if killed is None and sum(len(read_lines(f)) for _, f in sims) >= DIA_N // 4:
@@ -268,7 +287,7 @@ def etcd_kill(cl):
             acks += [x.split() for x in read_lines(ack)]
         ck.check(killed is not None, f'an etcd member SIGKILLed after {killed} acknowledgements')
         ck.check(len(acks) >= DIA_N // 2, f'{len(acks)} of {DIA_N} pushes acknowledged')
-        print(f'{DIA_N} pushes, etcd member 0 SIGKILLed after {killed} acks: {len(acks)} '
+        print(f'[{time.time() - T0:.1f} s] {DIA_N} pushes, etcd member 0 SIGKILLed after {killed} acks: {len(acks)} '
               f'acknowledged in {push_s:.1f} s; sims: {results}', flush=True)
         want = {}
         for imsi, kid, kcv in acks:
@@ -285,6 +304,7 @@ def etcd_kill(cl):
         in_etcd = etcd_imsis(cl.client[1])
         ck.eq([i for i in imsis if i not in in_etcd][:3], [], 'every acknowledged IMSI in etcd')
 
+        print(f'[{time.time() - T0:.1f} s] every acknowledged key checked', flush=True)
         # two of three members gone: writes refused, serving goes on
         cl.kill(1)
         t0 = time.time()
@@ -302,6 +322,7 @@ def etcd_kill(cl):
               f'MBMS answers from both nodes during the outage: every UE, 0 failures '
               f'({p.stderr[-200:]})')
 
+        print(f'[{time.time() - T0:.1f} s] without quorum: refusals and burst checked', flush=True)
         # the members back: writes again, pushes and deletions on both; convergence
         cl.restart(0)
         cl.restart(1)
@@ -324,6 +345,7 @@ def etcd_kill(cl):
             ce = etcd_imsis(cl.client[0])
             counts = [n.admin([{'cmd': 'count'}])[0]['counts']['imsis'] for n in nodes]
             return counts == [len(ce), len(ce)]
+        print(f'[{time.time() - T0:.1f} s] members back, writes on both', flush=True)
         ck.check(wait(converged, 30, 0.5), 'both nodes hold as many IMSIs as etcd')
         ce = sorted(etcd_imsis(cl.client[0]))
         la, lb = listing(a, ce), listing(b, ce)
@@ -333,7 +355,78 @@ def etcd_kill(cl):
         ck.eq([i for i in gone if i in ce], [], 'deleted IMSIs gone from etcd')
         ck.eq([i for i in imsis if i not in gone and i not in ce][:3], [],
               'every acknowledged IMSI still in etcd')
-        print(f'converged: {len(ce)} IMSIs in etcd and on both nodes', flush=True)
+        print(f'[{time.time() - T0:.1f} s] converged: {len(ce)} IMSIs in etcd and on both nodes', flush=True)
+        for n in nodes:
+            ck.eq(n.stop(), 0, f'{n.name} stops cleanly')
+    finally:
+        for n in nodes:
+            if n.k:
+                n.k.kill()
+
+
+def lag_samples(a, b, n, stop=None):
+    """Replication lag A -> B: an admin put on A acknowledged (committed to etcd) until B serves
+    it (its KCV), n samples (or until stop is set)."""
+    lags = []
+    for i in range(n):
+        if stop is not None and stop.is_set():
+            break
+        ue, m = f'lag{i}.{time.time_ns()}@bench.test', os.urandom(16)
+        t0 = time.time()
+        if not a.admin([{'cmd': 'put-ue', 'id': ue, 'muk': m.hex()}])[0].get('ok'):
+            continue
+        want = kl_itest.kcv(m)
+        while time.time() - t0 < 5:
+            r = b.admin([{'cmd': 'show', 'kind': 'ue', 'id': ue}])[0]
+            if r.get('kcv') == want:
+                break
+        lags.append(time.time() - t0)
+    return lags
+
+
+def pcts(v):
+    v = sorted(v)
+    if not v:
+        return 'no samples'
+    return (f'n {len(v)}, p50 {v[len(v) // 2] * 1000:.1f} ms, p99 '
+            f'{v[min(len(v) - 1, int(len(v) * .99))] * 1000:.1f} ms, max {v[-1] * 1000:.1f} ms')
+
+
+def bench(cl):
+    """GROUP bench (perf): etcd data and the stores on disk (fsync on), 3 members: durable
+    Diameter pushes/s with one writing node, then with two; replication lag A -> B idle and
+    during the two-node push."""
+    nodes, sim_cmd = dia_nodes(cl)
+    a, b = nodes
+    try:
+        print(f'load before: {os.getloadavg()}', flush=True)
+        print(f'lag A -> B, idle: {pcts(lag_samples(a, b, 200))}', flush=True)
+        for tag, which in ((2, (0,)), (3, (0, 1))):
+            stop, lags = threading.Event(), []
+            th = None
+            if len(which) == 2:
+                th = threading.Thread(target=lambda: lags.extend(lag_samples(a, b, 800, stop)))
+                th.start()
+            t0 = time.time()
+            sims = bulk_push(sim_cmd, which, DIA_N, tag)
+            res = []
+            for p, _ in sims:
+                out, err = p.communicate(timeout=1200)
+                r = [json.loads(x) for x in out.splitlines() if x.startswith('{')]
+                res.append(r[-1] if r else {'stderr': err[-200:]})
+            took = time.time() - t0
+            stop.set()
+            if th:
+                th.join()
+            ok = sum(r.get('ok', 0) for r in res)
+            ck.eq(ok, DIA_N // len(which) * len(which), f'every push acknowledged ({res})')
+            print(f'{len(which)} writing node(s): {ok} durable pushes in {took:.1f} s: '
+                  f'{ok / took:.0f}/s (per sim: {[r.get("pushes_per_s") for r in res]}); load '
+                  f'{os.getloadavg()}', flush=True)
+            if lags:
+                print(f'lag A -> B during the push: {pcts(lags)}', flush=True)
+        st = etcd_post(cl.client[0], '/v3/maintenance/status', {})
+        print(f'etcd db size {int(st["dbSize"])} bytes', flush=True)
         for n in nodes:
             ck.eq(n.stop(), 0, f'{n.name} stops cleanly')
     finally:
@@ -346,9 +439,9 @@ def main():
     fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, os.urandom(32))
     os.close(fd)
-    cl = test_etcd.start_cluster(etcd_bin, 3)
+    cl = test_etcd.start_cluster(etcd_bin, 3, base=tmp if ON_DISK else None)
     try:
-        {'node-kill': node_kill, 'etcd-kill': etcd_kill}[group](cl)
+        {'node-kill': node_kill, 'etcd-kill': etcd_kill, 'bench': bench}[group](cl)
     finally:
         cl.stop()
     shutil.rmtree(tmp, ignore_errors=True)
