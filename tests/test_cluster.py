@@ -375,8 +375,13 @@ def main():
         for i in range(len(cl.procs)):
             cl.restart(i)
         cl.wait_ready()
-        ck.check(wait(lambda: a.admin([put('back@ims.example.org')])[0].get('ok'), 20, 0.2),
-                 'A writes again once etcd is back')
+        last = []
+
+        def put_back():
+            last[:] = [a.admin([put('back@ims.example.org')])[0]]
+            return last[0].get('ok')
+        if not ck.check(wait(put_back, 30, 0.2), f'A writes again once etcd is back: {last}'):
+            print('A:', a.k.stderr()[-1500:], '\nB:', b.k.stderr()[-1500:], flush=True)
         a.admin([delete(u) for u in list(fresh)[:10]])
         ck.check(wait(lambda: b.kcv('back@ims.example.org') is not None and
                       b.kcv('new0@ims.example.org') is None and
