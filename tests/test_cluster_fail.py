@@ -73,7 +73,7 @@ class Node:
             extra['diameter'] = self.dia
         cfg = kl_itest.write_config(os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',),
                                     ipv6=(), admin=self.sock, extra=extra,
-                                    table={'ues': POP_UES + 1024, 'imsis': DIA_N + 1024})
+                                    table={'ues': POP_UES + 1024, 'imsis': 2 * DIA_N + 1024})
         runs[0] += 1
         self.k = kl_itest.Keylined(keylined, kl_itest.eal_args(
             kl_itest.unique(f'cf{runs[0]}'), mem=1024), cfg, workdir=self.dir)
@@ -365,9 +365,9 @@ def etcd_kill(cl):
 
 
 def lag_samples(a, b, n, stop=None):
-    """Replication lag A -> B: an admin put on A acknowledged (committed to etcd) until B serves
-    it (its KCV), n samples (or until stop is set)."""
-    lags = []
+    """Replication lag A -> B: from an admin put's acknowledgement on A (committed to etcd) until
+    B serves it (its KCV); n samples (or until stop is set). Returns (put latencies, lags)."""
+    puts, lags = [], []
     for i in range(n):
         if stop is not None and stop.is_set():
             break
@@ -375,13 +375,15 @@ def lag_samples(a, b, n, stop=None):
         t0 = time.time()
         if not a.admin([{'cmd': 'put-ue', 'id': ue, 'muk': m.hex()}])[0].get('ok'):
             continue
+        t1 = time.time()
         want = kl_itest.kcv(m)
-        while time.time() - t0 < 5:
+        while time.time() - t1 < 5:
             r = b.admin([{'cmd': 'show', 'kind': 'ue', 'id': ue}])[0]
             if r.get('kcv') == want:
                 break
-        lags.append(time.time() - t0)
-    return lags
+        puts.append(t1 - t0)
+        lags.append(time.time() - t1)
+    return puts, lags
 
 
 def pcts(v):
@@ -400,12 +402,14 @@ def bench(cl):
     a, b = nodes
     try:
         print(f'load before: {os.getloadavg()}', flush=True)
-        print(f'lag A -> B, idle: {pcts(lag_samples(a, b, 200))}', flush=True)
+        puts, lags = lag_samples(a, b, 200)
+        print(f'idle: lag A -> B (acknowledged on A until served by B): {pcts(lags)}; the put '
+              f'on A: {pcts(puts)}', flush=True)
         for tag, which in ((2, (0,)), (3, (0, 1))):
-            stop, lags = threading.Event(), []
+            stop, got = threading.Event(), []
             th = None
             if len(which) == 2:
-                th = threading.Thread(target=lambda: lags.extend(lag_samples(a, b, 800, stop)))
+                th = threading.Thread(target=lambda: got.append(lag_samples(a, b, 800, stop)))
                 th.start()
             t0 = time.time()
             sims = bulk_push(sim_cmd, which, DIA_N, tag)
@@ -423,8 +427,9 @@ def bench(cl):
             print(f'{len(which)} writing node(s): {ok} durable pushes in {took:.1f} s: '
                   f'{ok / took:.0f}/s (per sim: {[r.get("pushes_per_s") for r in res]}); load '
                   f'{os.getloadavg()}', flush=True)
-            if lags:
-                print(f'lag A -> B during the push: {pcts(lags)}', flush=True)
+            if got:
+                print(f'during the push: lag A -> B {pcts(got[0][1])}; the put on A: '
+                      f'{pcts(got[0][0])}', flush=True)
         st = etcd_post(cl.client[0], '/v3/maintenance/status', {})
         print(f'etcd db size {int(st["dbSize"])} bytes', flush=True)
         for n in nodes:
