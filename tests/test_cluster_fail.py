@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -145,19 +146,21 @@ def burst_cmd(nodes, *extra):
             '--retries', '6', '--interval-ms', '100', '--fail-list', '20'] + list(extra)
 
 
-def two_nodes(cl, dia=(None, None)):
-    """The population in A's store; A seeds the catalogue, B resyncs it; both following."""
+def two_nodes(cl, dia=(None, None), nodes=None):
+    """The population in A's store; A seeds the catalogue, B resyncs it; both following.
+    nodes: the two Nodes (not started) instead of A and B on cl's endpoints."""
     t0 = time.time()
-    os.makedirs(os.path.join(tmp, 'node-a'))
+    os.makedirs(os.path.join(tmp, 'node-a'), exist_ok=True)
     subprocess.run([popgen, '--seed', '5', '--ues', str(POP_UES), '--groups', '8', '--emses', '8',
                     '--imsis', '8', '--appids', '8', '-o', pop], check=True,
                    stdout=subprocess.DEVNULL)
     subprocess.run([store_fill, '--store', os.path.join(tmp, 'node-a', 'store'), '--kek', kek,
                     '--population', pop, '--map-mb', '1024'], check=True,
                    stdout=subprocess.DEVNULL)
-    a = Node('node-a', cl.client, dia[0]).start()
+    a, b = nodes or (Node('node-a', cl.client, dia[0]), Node('node-b', cl.client[::-1], dia[1]))
+    a.start()
     ck.check(wait(a.following, 120), 'A seeded the catalogue and follows etcd')
-    b = Node('node-b', cl.client[::-1], dia[1]).start()
+    b.start()
     ck.check(wait(b.following, 120), f'B caught up {POP_UES} UEs')
     print(f'{POP_UES} UEs seeded by A and caught up by B in {time.time() - t0:.1f} s', flush=True)
     return a, b
@@ -445,13 +448,144 @@ def bench(cl):
                 n.k.kill()
 
 
+class Proxy:
+    """A TCP forwarder to one etcd member that the test can block: blocked, it drops the
+    connections it carries and refuses new ones (its port closed, as a firewall's REJECT).
+    (A black hole that accepts and never answers costs a node's control thread the request
+    timeout per endpoint and call: README "Clusters on etcd", limits.)"""
+
+    def __init__(self, upstream):
+        self.up = ('127.0.0.1', int(upstream.rsplit(':', 1)[1]))
+        self.port = 0
+        self.conns = []
+        self.lock = threading.Lock()
+        self.ls = None
+        self.set_blocked(False)
+        self.url = f'http://127.0.0.1:{self.port}'
+
+    def accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+                u = socket.create_connection(self.up, timeout=2)
+            except OSError:
+                if ls.fileno() < 0:
+                    return
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for x, y in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def pump(x, y):
+        try:
+            while True:
+                d = x.recv(65536)
+                if not d:
+                    break
+                y.sendall(d)
+        except OSError:
+            pass
+        for z in (x, y):
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def set_blocked(self, on):
+        with self.lock:
+            conns, self.conns = self.conns, []
+        if on:
+            try:  # wakes the accept() (a plain close() would leave it listening)
+                self.ls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.ls.close()
+            for z in conns:
+                try:
+                    z.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(('127.0.0.1', self.port))
+        self.port = self.ls.getsockname()[1]
+        self.ls.listen(64)
+        threading.Thread(target=self.accept, args=(self.ls,), daemon=True).start()
+
+
+def cut_off(cl):
+    """GROUP cut-off: B reaches etcd through proxies; blocked, B keeps serving its last state and
+    says it is stale while A writes and deletes; unblocked, B catches up, deletions included."""
+    proxies = [Proxy(u) for u in cl.client]
+    a = Node('node-a', cl.client)
+    b = Node('node-b', [p.url for p in proxies])
+    a, b = two_nodes(cl, nodes=(a, b))
+    try:
+        first = {f'u{i}@cut.test': os.urandom(16) for i in range(200)}
+        ans = a.admin([{'cmd': 'put-ue', 'id': u, 'muk': m.hex()} for u, m in first.items()])
+        ck.eq([x for x in ans if not x.get('ok')][:2], [], '200 UEs put on A')
+        ck.check(wait(lambda: b.status()['table']['counts']['ues'] == POP_UES + 200, 10),
+                 'B has them')
+        for p in proxies:
+            p.set_blocked(True)
+        t0 = time.time()
+        ck.check(wait(lambda: (b.status().get('cluster') or {}).get('stale') is True, 15, 0.1),
+                 'B, cut off, reports itself stale')
+        print(f'B stale {time.time() - t0:.1f} s after its link was cut', flush=True)
+        gone = list(first)[:50]
+        ans = a.admin([{'cmd': 'del', 'kind': 'ue', 'id': u} for u in gone])
+        ck.eq([x for x in ans if not x.get('ok')][:2], [], 'A deletes 50 of them meanwhile')
+        fresh = {f'n{i}@cut.test': os.urandom(16) for i in range(200)}
+        ans = a.admin([{'cmd': 'put-ue', 'id': u, 'muk': m.hex()} for u, m in fresh.items()])
+        ck.eq([x for x in ans if not x.get('ok')][:2], [], 'A puts 200 new UEs meanwhile')
+        ck.eq(b.admin([{'cmd': 'show', 'kind': 'ue', 'id': gone[0]}])[0].get('kcv'),
+              kl_itest.kcv(first[gone[0]]), 'B serves its last state (a UE deleted meanwhile)')
+        p = subprocess.run(burst_cmd((b,), '--mode', 'burst', '--window', '1'),
+                           capture_output=True, text=True, timeout=120)
+        s = summary_of(p.stdout)
+        ck.eq((p.returncode, s.get('ok'), s.get('failed')), (0, POP_UES, 0),
+              f'B answers every UE of the population while cut off ({p.stderr[-200:]})')
+        ans = b.admin([{'cmd': 'put-ue', 'id': 'cut@cut.test', 'muk': os.urandom(16).hex()}])[0]
+        ck.check(not ans.get('ok') and 'cluster' in ans.get('error', ''),
+                 f'a write on the cut-off node is refused: {ans}')
+        for p in proxies:
+            p.set_blocked(False)
+        t0 = time.time()
+        ck.check(wait(lambda: not (b.status().get('cluster') or {}).get('stale') and
+                      b.status()['table']['counts']['ues'] ==
+                      a.status()['table']['counts']['ues'], 30, 0.1),
+                 'B caught up once the link is back, not stale')
+        print(f'B caught up {time.time() - t0:.1f} s after the link came back', flush=True)
+        ids = list(first) + list(fresh)
+        ka = {u: r.get('kcv') for u, r in zip(ids, a.admin([{'cmd': 'show', 'kind': 'ue', 'id': u}
+                                                             for u in ids]))}
+        kb = {u: r.get('kcv') for u, r in zip(ids, b.admin([{'cmd': 'show', 'kind': 'ue', 'id': u}
+                                                             for u in ids]))}
+        ck.eq([u for u in ids if ka[u] != kb[u]][:3], [], 'the same KCVs on A and B')
+        ck.eq([u for u in gone if kb[u] is not None][:3], [], 'the UEs deleted meanwhile are gone')
+        ck.eq([u for u, m in fresh.items() if kb[u] != kl_itest.kcv(m)][:3], [],
+              'B serves the UEs put meanwhile')
+        for n in (a, b):
+            ck.eq(n.stop(), 0, f'{n.name} stops cleanly')
+    finally:
+        for n in (a, b):
+            if n.k:
+                n.k.kill()
+        for p in proxies:
+            p.ls.close()
+
+
 def main():
     fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, os.urandom(32))
     os.close(fd)
     cl = test_etcd.start_cluster(etcd_bin, 3, base=tmp if ON_DISK else None)
     try:
-        {'node-kill': node_kill, 'etcd-kill': etcd_kill, 'bench': bench}[group](cl)
+        {'node-kill': node_kill, 'etcd-kill': etcd_kill, 'cut-off': cut_off,
+         'bench': bench}[group](cl)
     finally:
         cl.stop()
     shutil.rmtree(tmp, ignore_errors=True)
