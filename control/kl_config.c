@@ -86,6 +86,7 @@ static const struct num_field num_fields[] = {
 	NUM("cluster.connect_timeout_ms", cluster.connect_timeout_ms, 10, 60000, false),
 	NUM("cluster.request_timeout_ms", cluster.request_timeout_ms, 10, 600000, false),
 	NUM("cluster.stale_after_ms", cluster.stale_after_ms, 100, 3600000, false),
+	NUM("cluster.write_connections", cluster.write_connections, 1, 16, false),
 	NUM("rendezvous_s", rendezvous_s, 1, 3600, false),
 	NUM("rendezvous_entries", rendezvous_entries, 64, 1u << 24, true),
 	NUM("dh_cache_s", dh_cache_s, 1, 86400, false),
@@ -1748,6 +1749,7 @@ kl_config_defaults(struct kl_config *c)
 	c->cluster.connect_timeout_ms = 1000;
 	c->cluster.request_timeout_ms = 5000;
 	c->cluster.stale_after_ms = 5000;
+	c->cluster.write_connections = 4;
 	snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", KL_CONFIG_DEFAULT_ADMIN_SOCKET);
 	c->admin_max_clients = 16;
 	c->admin_idle_timeout_s = 60;
@@ -1857,7 +1859,7 @@ static const char *const top_keys[] = { "ports", "ipv4", "ipv6", "udp_port", "wo
 	"dh_cache_entries", "s2s_pending", "naf_key_center", "cluster", NULL };
 static const char *const cluster_keys[] = { "endpoints", "ca_file", "cert_file", "key_file",
 	"prefix", "node", "lease_ttl_s", "connect_timeout_ms", "request_timeout_ms",
-	"stale_after_ms", NULL };
+	"stale_after_ms", "write_connections", NULL };
 static const char *const naf_keys[] = { "listen", "port", "tls_cert", "tls_key", "device_ca",
 	"operator_ca", "crl", "naf_ids", "bsf", "rate_limit", "threads", "max_body",
 	"max_connections", "connection_timeout_s", "max_keys", "cpus", NULL };
@@ -2195,7 +2197,7 @@ struct raw_cluster {
 	char **endpoints;
 	unsigned endpoints_count;
 	char *ca_file, *cert_file, *key_file, *prefix, *node, *lease_ttl_s, *connect_timeout_ms;
-	char *request_timeout_ms, *stale_after_ms;
+	char *request_timeout_ms, *stale_after_ms, *write_connections;
 };
 
 struct raw_cfg {
@@ -2330,7 +2332,7 @@ static const cyaml_schema_field_t cluster_fields[] = {
 			     &str_schema, 0, SEQ_MAX),
 	CL_STR(ca_file), CL_STR(cert_file), CL_STR(key_file), CL_STR(prefix), CL_STR(node),
 	CL_STR(lease_ttl_s), CL_STR(connect_timeout_ms), CL_STR(request_timeout_ms),
-	CL_STR(stale_after_ms),
+	CL_STR(stale_after_ms), CL_STR(write_connections),
 	CYAML_FIELD_END
 };
 #undef CL_STR
@@ -2596,6 +2598,7 @@ apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct key
 		{ "cluster.connect_timeout_ms", k->connect_timeout_ms },
 		{ "cluster.request_timeout_ms", k->request_timeout_ms },
 		{ "cluster.stale_after_ms", k->stale_after_ms },
+		{ "cluster.write_connections", k->write_connections },
 	};
 	if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
 		return -1;

@@ -193,6 +193,8 @@ struct kl_config_cluster {
 	uint32_t request_timeout_ms; /* per endpoint, whole exchange, 10..600000, default 5000 */
 	uint32_t stale_after_ms;     /* no contact with etcd this long: stale, 100..3600000,
 				      * default 5000 */
+	uint32_t write_connections;  /* a write's etcd transactions sent over this many
+				      * connections at once, 1..16, default 4 */
 };
 
 struct kl_config {

@@ -3,9 +3,10 @@
 """Two keylined nodes (kernel-socket io, each its own store, the same KEK) on one catalogue in
 real etcd members started here (issue 14):
   - a key put on node A (admin socket) is served by node B within 1 s (show: same KCV), and a
-    deletion too; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (default
+    deletion too; a UE and its key group put on A: a real MBMS key request to B is answered
+    with the group's MSK; the replication lag A -> B is measured over KL_CLUSTER_LAG_N puts (default
     100; p50/p99);
-  - KL_CLUSTER_N UEs (default 2,000: one admin put is one etcd txn and one LMDB fsync; half on
+  - KL_CLUSTER_N UEs (default 1,000: one admin put is one etcd txn and one LMDB fsync; half on
     each node) end identical on
     both nodes (every UE's KCV) and in etcd (the catalogue's count);
   - node B stopped, keys put and deleted meanwhile on A, etcd compacted past B's revision, B
@@ -18,7 +19,7 @@ GROUP bulk: both nodes with a Diameter feed; keyline-hss-sim bulk pushes KL_CLUS
 e2m_int_keys (default 20,000), half to each node at once: every acknowledged key (ack logs) is
 served by both nodes with its KCV, both hold every IMSI and etcd holds the catalogue's entries;
 the push rate and the time until both nodes converged are printed.
-    test_cluster.py KEYLINED KEYLINECTL ETCD nodes
+    test_cluster.py KEYLINED KEYLINECTL ETCD nodes E2M_FETCH
     test_cluster.py KEYLINED KEYLINECTL ETCD bulk KEYLINE_HSS_SIM"""
 import json
 import os
@@ -38,7 +39,7 @@ from kl_dtest import Pki, free_port, read_lines  # noqa: E402
 
 keylined, keylinectl, etcd_bin, group = sys.argv[1:5]
 DIA_N = int(os.environ.get('KL_CLUSTER_DIA_N', '20000'))
-N = int(os.environ.get('KL_CLUSTER_N', '2000'))
+N = int(os.environ.get('KL_CLUSTER_N', '1000'))
 LAG_N = int(os.environ.get('KL_CLUSTER_LAG_N', '100'))
 ck = kl_itest.Checks('cluster-' + group)
 # stores in tmpfs when there is one: fsync is not the subject (etcd's members are there too)
@@ -70,6 +71,7 @@ class Node:
     def config(self):
         eps = ', '.join(f'"{e}"' for e in self.endpoints)
         extra = {'log_level': 'warning'} if self.dia else {}
+        self.udp_port = kl_itest.free_udp_port()
         if self.dia:
             extra['diameter'] = self.dia
         return kl_itest.write_config(
@@ -77,8 +79,8 @@ class Node:
             admin=self.sock,
             # room for what the nodes hold at most, but not for B's resync before its
             # deletions: the entries the table refuses then are written after them
-            table={'ues': N + LAG_N + 500, 'imsis': DIA_N + 1024},
-            extra={**extra, 'io': 'socket', 'udp_port': kl_itest.free_udp_port(),
+            table={'ues': N + LAG_N + 600, 'imsis': DIA_N + 1024},
+            extra={**extra, 'io': 'socket', 'udp_port': self.udp_port,
                    'metrics': f'"127.0.0.1:{self.metrics}"',
                    'store': f'{{path: "{self.dir}/store", kek_file: "{self.kek}", '
                             f'map_size_mb: 1024}}',
@@ -89,7 +91,8 @@ class Node:
     def start(self):
         runs[0] += 1
         self.k = kl_itest.Keylined(keylined, kl_itest.eal_args(
-            kl_itest.unique(f'cl{runs[0]}'), mem=1024), self.config(), workdir=self.dir)
+            kl_itest.unique(f'cl{runs[0]}'), mem=256 + (N + LAG_N + DIA_N) // 1000),
+            self.config(), workdir=self.dir)
         self.k.wait_ready(timeout=120)
         return self
 
@@ -287,6 +290,26 @@ def main():
         ck.check(wait(lambda: b.kcv('one@ims.example.org') is None, 1.0, 0.005),
                  'the deletion reaches B within 1 s')
 
+        # a UE and its key group put on A; an MBMS key request to B
+        now = int(time.time())
+        ans = a.admin([{'cmd': 'put-group', 'group': '00f110:3',
+                        'current': {'key': os.urandom(16).hex(), 'msk_id': 7,
+                                    'valid_from': now - 60, 'valid_to': now + 3600}},
+                       put('mbms@ims.example.org', muk) | {'groups': ['00f110:3']}])
+        ck.check(all(x.get('ok') for x in ans), f'put-group and put-ue on A: {ans}')
+        mukf = os.path.join(tmp, 'muk.hex')
+        with open(mukf, 'w') as f:
+            f.write(muk.hex() + '\n')
+        got = {}
+
+        def mbms():
+            r = subprocess.run([e2m_fetch, '--mbms', '127.0.0.1', str(b.udp_port),
+                                'mbms@ims.example.org', mukf, '00f110:3'],
+                               capture_output=True, text=True, timeout=30)
+            got['a'] = (r.stdout.strip().splitlines() or ['{}'])[-1]
+            return json.loads(got['a']).get('key_ids') == ['00030007']
+        ck.check(wait(mbms, 5, 0.05), f'an MBMS key request to B gets the MSK put on A: {got}')
+
         # lag A -> B, one put at a time
         lags = []
         for i in range(LAG_N):
@@ -312,7 +335,7 @@ def main():
         bad = [r for r in ra + rb if not r.get('ok')]
         ck.eq(bad[:3], [], f'{N} puts acknowledged')
         push_s = time.time() - t0
-        want = N + LAG_N
+        want = N + LAG_N + 1  # and mbms@
         ok = wait(lambda: a.status().get('lag_revisions') == 0 and
                   b.status().get('lag_revisions') == 0 and
                   a.admin([{'cmd': 'count'}])[0]['counts']['ues'] == want and
@@ -426,4 +449,5 @@ def main():
 
 if group == 'bulk':
     bulk(sys.argv[5])
+e2m_fetch = sys.argv[5]
 main()

@@ -181,6 +181,7 @@ test_example_sections(void **state)
 	assert_string_equal(c.cluster.key_file, "/etc/keyline/etcd.key");
 	assert_int_equal(c.cluster.lease_ttl_s, 10);
 	assert_int_equal(c.cluster.stale_after_ms, 5000);
+	assert_int_equal(c.cluster.write_connections, 4);
 	kl_config_free(&c);
 }
 
@@ -999,6 +1000,7 @@ test_cluster_section(void **state)
 	assert_int_equal(c.cluster.connect_timeout_ms, 500);
 	assert_int_equal(c.cluster.request_timeout_ms, 3000);
 	assert_int_equal(c.cluster.stale_after_ms, 2000);
+	assert_int_equal(c.cluster.write_connections, 8);
 	/* overrides: the list at once or by index, optional files cleared, cross-field rules at
 	 * validate */
 	assert_int_equal(kl_config_override(&c, "cluster.endpoints=http://127.0.0.1:2379,"
@@ -1027,6 +1029,9 @@ test_cluster_section(void **state)
 	assert_int_equal(kl_config_override(&c, "cluster.prefix=/", err, sizeof(err)), -1);
 	assert_int_equal(kl_config_override(&c, "cluster.prefix=/a b", err, sizeof(err)), -1);
 	assert_int_equal(kl_config_override(&c, "cluster.lease_ttl_s=301", err, sizeof(err)), -1);
+	assert_int_equal(kl_config_override(&c, "cluster.write_connections=17", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "cluster.write_connections: must be 1..16"));
 	assert_int_equal(kl_config_override(&c, "cluster.member=x", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "cluster.member: unknown key"));
 	c.store.enabled = false;

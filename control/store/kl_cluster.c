@@ -1051,6 +1051,9 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 	c->etcd = kl_etcd_new(&o, e, sizeof(e));
 	if (c->etcd)
 		c->repl = kl_cluster_repl_new(c->etcd, c->cfg.prefix, e, sizeof(e));
+	if (c->repl && c->cfg.write_connections > 1 &&
+	    kl_cluster_repl_set_parallel(c->repl, &o, c->cfg.write_connections, e, sizeof(e)))
+		logf_(c, KL_CONFIG_LOG_WARNING, "writes over one connection: %s", e);
 	if (!c->etcd || !c->repl) {
 		snprintf(err, errlen, "%s", e);
 		kl_cluster_stop(c);
