@@ -39,7 +39,7 @@ case "$ues" in ''|*[!0-9]*) echo "run-cluster: --ues wants a number" >&2; exit 2
 [ "$ues" -ge 1 ] && [ "$ues" -le 10000000 ] || { echo "run-cluster: --ues 1..10000000" >&2; exit 2; }
 case "$window" in ''|*[!0-9]*) echo "run-cluster: --window wants whole seconds" >&2; exit 2 ;; esac
 
-cd "$top"
+cd "$top" || exit 1
 tools/setup.sh "$build" || { echo "run-cluster: setup/build failed" >&2; exit 1; }
 B=$(cd "$build" && pwd)
 etcd=$(command -v etcd || echo /usr/bin/etcd)
@@ -78,7 +78,7 @@ trap 'exit 130' INT TERM
 t_job=$SECONDS
 say() { printf '[%4ds] %s\n' $((SECONDS - t_job)) "$*" | tee -a "$work/cluster.txt"; }
 # free loopback TCP/UDP ports below the ephemeral range (as tests/test_etcd.py picks them)
-ports=($(python3 - <<'PY'
+read -ra ports < <(python3 - <<'PY'
 import random, socket
 lo = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
 got = set()
@@ -98,7 +98,7 @@ while len(got) < 10:
         pass
 print(' '.join(map(str, got)))
 PY
-))
+)
 client=() peer=() initial=
 for i in 0 1 2; do
 	client+=("http://127.0.0.1:${ports[$i]}")
@@ -194,12 +194,12 @@ else:
           ', '.join(f'{k} {cnt[k]}' for k in ('seeded', 'resyncs', 'resync_entries',
                                               'events_applied', 'events_skipped') if k in cnt))
 PY
-wait_following() { # NAME: until the node follows etcd and holds every UE (seconds printed)
-	local t0=$SECONDS r
+wait_following() { # NAME: until the node follows etcd and holds every UE
+	local r
 	for _ in $(seq 1 36000); do
 		r=$(ctl "$1" --json status 2>/dev/null | python3 "$work/st.py" following 2>/dev/null)
 		set -- "$1" $r
-		[ "${2:-no}" = yes ] && [ "${3:-0}" -ge "$ues" ] && { echo $((SECONDS - t0)); return 0; }
+		[ "${2:-no}" = yes ] && [ "${3:-0}" -ge "$ues" ] && return 0
 		kill -0 "${node_pid[$1]}" 2>/dev/null || return 1
 		sleep 0.1
 	done
@@ -211,11 +211,11 @@ eps_a="\"${client[0]}\", \"${client[1]}\", \"${client[2]}\""
 eps_b="\"${client[2]}\", \"${client[1]}\", \"${client[0]}\""
 t0=$SECONDS
 start_node a "$eps_a" || exit 1
-s=$(wait_following a) || { echo "run-cluster: node A did not join" >&2; exit 1; }
+wait_following a >/dev/null || { echo "run-cluster: node A did not join" >&2; exit 1; }
 say "node A: seeded the catalogue with its store ($ues UEs) and follows etcd after $((SECONDS - t0)) s"
 t0=$SECONDS
 start_node b "$eps_b" || exit 1
-s=$(wait_following b) || { echo "run-cluster: node B did not catch up" >&2; exit 1; }
+wait_following b >/dev/null || { echo "run-cluster: node B did not catch up" >&2; exit 1; }
 say "node B: empty store, caught up $ues UEs from etcd (full resync) after $((SECONDS - t0)) s"
 
 # --- the burst against both -----------------------------------------------------------------
