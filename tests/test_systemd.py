@@ -213,6 +213,11 @@ def sandboxed(settings, tmp):
                                            % (state, kek),
                                            'msk_rotation': '[{group: "00f110:3", period_s: 3600, '
                                                            'predelivery_s: 60}]'})
+        # keylined where the unit's sandbox sees it (as installed: the build directory may be
+        # under /tmp or /root, which PrivateTmp and ProtectHome hide)
+        kbin = os.path.join(state, 'bin')
+        os.mkdir(kbin)
+        shutil.copy2(keylined, os.path.join(kbin, 'keylined'))
         for root, dirs, files in os.walk(state):  # the service user's, as StateDirectory=
             for x in dirs + files + ['.']:
                 os.chown(os.path.join(root, x), 65534, 65534)
@@ -263,7 +268,8 @@ def sandboxed(settings, tmp):
         with open(script, 'w') as f:
             f.write(SANDBOX)
         eal = kl_itest.eal_args(kl_itest.unique('sysd'))
-        kd = kl_itest.Keylined(os.path.abspath(keylined), eal, cfg, ['-p', pop], workdir=tmp,
+        kd = kl_itest.Keylined(os.path.join(kbin, 'keylined'), eal, cfg, ['-p', pop],
+                               workdir=tmp,
                                wrap=['unshare', '-m', '--propagation', 'private', '--', 'sh',
                                      script, state, run],
                                env=env)
