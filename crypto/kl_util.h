@@ -22,12 +22,6 @@ static inline int kl_hexval(int c)
 	return -1;
 }
 
-/**
- * Whether text could be key material typed in the wrong place, so a message must not show it:
- * a run of 16 or more hex digits, or a run of 16 or more base64 characters (A-Z a-z 0-9 + / =)
- * with upper case, lower case and digits in it that does not start with '/' (an absolute path
- * such as /dev/hugepages1G is shown).
- */
 /** n bytes as 2n lowercase hex digits and a NUL in out (2n + 1 bytes). Never for keys. */
 static inline void kl_hex(const uint8_t *b, size_t n, char *out)
 {
@@ -40,6 +34,12 @@ static inline void kl_hex(const uint8_t *b, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/**
+ * Whether text could be key material typed in the wrong place, so a message must not show it:
+ * a run of 16 or more hex digits, or a run of 16 or more base64 characters (A-Z a-z 0-9 + / =)
+ * with upper case, lower case and digits in it that does not start with '/' (an absolute path
+ * such as /dev/hugepages1G is shown).
+ */
 static inline int kl_maybe_key(const char *s)
 {
 	unsigned hex = 0, b64 = 0, cls = 0;
