@@ -22,6 +22,7 @@
  *   way: stage, commit, apply), PARALLEL connections: durable pushes/s, the commit latency.
  * Each prints "name=value" figures and "PASS" (exit 0), or "FAIL: ..." (exit 1).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -412,6 +413,47 @@ static void sc_conflict(void)
 	node_close(&b);
 }
 
+/* SIGSTOP pid and wait until all its threads are stopped: kill() returns once the signal is
+ * queued, and until one thread takes it the others run on (on a loaded machine etcd can answer a
+ * request sent right after). */
+static void stop_all_threads(pid_t pid)
+{
+	char path[64], line[512];
+	double t0 = now_s();
+
+	CHECK(kill(pid, SIGSTOP) == 0, "stop %d", (int)pid);
+	while (now_s() - t0 < 5) {
+		int running = 0, seen = 0;
+		struct dirent *d;
+		DIR *dir;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+		dir = opendir(path);
+		CHECK(dir, "%s: %s", path, strerror(errno));
+		while ((d = readdir(dir))) {
+			const char *st;
+			FILE *f;
+
+			if (d->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, d->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue; /* the thread ended */
+			if (fgets(line, sizeof(line), f) && (st = strrchr(line, ')')) && st[1] == ' ') {
+				seen++;
+				running += st[2] != 'T' && st[2] != 't';
+			}
+			fclose(f);
+		}
+		closedir(dir);
+		if (seen && !running)
+			return;
+		usleep(5000);
+	}
+	fail("etcd (%d) not stopped after 5 s", (int)pid);
+}
+
 static void sc_down(pid_t pid)
 {
 	struct kl_store_naf nk = { .btid = "btid@d", .naf_id = { 'n' }, .naf_len = 1,
@@ -429,7 +471,7 @@ static void sc_down(pid_t pid)
 	CHECK(kl_write_ue(&w, ID("before@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	wdo(&n, &w, 0);
 	/* etcd stopped (not dead): the request is sent, no answer: outcome unknown */
-	CHECK(kill(pid, SIGSTOP) == 0, "stop %d", (int)pid);
+	stop_all_threads(pid);
 	CHECK(kl_write_ue(&w, ID("maybe@d"), K32, 32, &G1, 1, 0, 0) == 0, "ue");
 	rc = kl_write_do(&n.wr, &w, &res);
 	kl_write_wipe(&w);

@@ -92,6 +92,26 @@ def unique(tag):
     return f'kl{tag}{os.getpid()}'
 
 
+def sigstop(pid, timeout=5.0):
+    """SIGSTOP pid and return once every one of its threads is stopped. kill() returns when the
+    signal is queued: until one thread has taken it, the others run on (a loaded machine can
+    leave etcd or the BSF many milliseconds to answer a request sent right after)."""
+    os.kill(pid, signal.SIGSTOP)
+    end = time.time() + timeout
+    while time.time() < end:
+        states = []
+        try:
+            for t in os.listdir(f'/proc/{pid}/task'):
+                with open(f'/proc/{pid}/task/{t}/stat') as f:
+                    states.append(f.read().rsplit(')', 1)[1].split()[0])
+        except OSError:
+            continue  # a thread ended meanwhile
+        if states and all(s in ('T', 't') for s in states):
+            return
+        time.sleep(0.005)
+    raise RuntimeError(f'process {pid} not stopped after {timeout} s')
+
+
 def free_udp_port():
     """A UDP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

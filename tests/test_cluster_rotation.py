@@ -287,6 +287,11 @@ def main():
         ck.check(ok and time.time() - t0 < 0.5,
                  f'every node serves the forced MSK within 500 ms ({time.time() - t0:.3f} s)')
         forced_id = want[0]
+        # the checks below read the samples: let the sampler record the forced MSK (the wait
+        # above can end before its next 200 ms round)
+        n0 = len(samples)
+        ck.check(wait(lambda: any(s[5] and s[5][0] == forced_id for s in samples[n0:]), 2, 0.05),
+                 'the sampler saw the forced MSK')
         stop_sampling.set()
         th.join()
         guard = etcd_guard(cl.client[0])

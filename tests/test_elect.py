@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kl_itest import Checks  # noqa: E402
+from kl_itest import Checks, sigstop  # noqa: E402
 from test_etcd import start_cluster  # noqa: E402
 
 TTL = 3
@@ -139,7 +139,7 @@ def election(ck, driver, cl):
         # two campaigners left: the leader paused past its TTL
         l3 = [c for c in others if c is not l2][0]
         ts = time.time()
-        l2.p.send_signal(signal.SIGSTOP)
+        sigstop(l2.p.pid)
         got = wait_for(lambda: l3.leader_now(), TTL + 3)
         took = time.time() - ts
         print(f'  SIGSTOP: {l3.node} took over after {took:.2f} s', flush=True)

@@ -439,7 +439,7 @@ def run(env):
     th = threading.Thread(target=burst)
     th.start()
     # silent (stopped) first: the Zn timeout bounds the answer
-    env.bsf.send_signal(signal.SIGSTOP)
+    kl_itest.sigstop(env.bsf.pid)
     t0 = time.time()
     refused(env, 'g: BSF silent: fresh B-TID', None, 503, 'unavailable',
             req(env.ues[(2, 0)], 'device-0003.test'), who='device-0003')

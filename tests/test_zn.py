@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, 'diameter'))
 sys.path.insert(0, HERE)
-from kl_itest import Checks, kcv  # noqa: E402
+from kl_itest import Checks, kcv, sigstop  # noqa: E402
 from kl_dtest import Pki, Kdf, free_port  # noqa: E402
 
 CLIENT, SIM, KDF = sys.argv[1:4]
@@ -358,7 +358,7 @@ def run(pki, work, bsf_port, sim, cl, sims, cap):
 
     # the BSF stopped (SIGSTOP: connected, silent): unreachable after timeout_ms, not later;
     # the late answers after SIGCONT are counted and dropped
-    sim.p.send_signal(signal.SIGSTOP)
+    sigstop(sim.p.pid)
     s0 = cl.cmd('stats')
     t0 = time.time()
     a = cl.get(sim.ue(1)['b_tid'], b'silent')
@@ -411,7 +411,7 @@ def run(pki, work, bsf_port, sim, cl, sims, cap):
 
     # kl_zn_stop while a call waits on a silent BSF: the call returns unreachable at once, and
     # the stop waits for the request's expiry (its callback uses the client), then ends
-    sim2.p.send_signal(signal.SIGSTOP)
+    sigstop(sim2.p.pid)
     o = cl.cmd('stop-pending ' + ue['b_tid'])
     print('zn: stop with a call pending: the call returned after %d ms, the stop took %d ms'
           % (o['get_ms'], o['stop_ms']), flush=True)
