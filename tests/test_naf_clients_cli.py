@@ -51,6 +51,9 @@ def check(cond, what):
 
 
 def run(args, **kw):
+    if args[0] in (DEV, BURST) and 'env' not in kw:
+        from kl_dtest import client_env  # (imported below for the Diameter parts)
+        kw['env'] = client_env()
     return subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
 
 

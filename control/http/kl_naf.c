@@ -968,15 +968,15 @@ struct kl_naf *kl_naf_start(const struct kl_naf_params *p, int *config, char *er
 	 * 3,800 -> 7,900 on the 2-core VM with keyline-burst --kind naf on the same cores) */
 	flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	n->d = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, n, MHD_OPTION_LISTEN_SOCKET, n->lfd,
+		flags, 0, NULL, NULL, handle, n, /* the logger first: MHD says so otherwise */
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, n, MHD_OPTION_LISTEN_SOCKET, n->lfd,
 		MHD_OPTION_HTTPS_MEM_KEY, n->key_pem, MHD_OPTION_HTTPS_MEM_CERT, n->cert_pem,
 		MHD_OPTION_HTTPS_MEM_TRUST, n->trust_pem, MHD_OPTION_HTTPS_PRIORITIES,
 		NAF_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
 		MHD_OPTION_NOTIFY_CONNECTION, notify_conn, n, MHD_OPTION_NOTIFY_COMPLETED,
-		request_done, n, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, n,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, n, MHD_OPTION_END);
+		request_done, n, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, n, MHD_OPTION_END);
 	if (n->d && pthread_create(&n->watchdog, NULL, watchdog, n) == 0)
 		n->watchdog_running = true;
 	pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
