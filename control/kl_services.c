@@ -126,6 +126,7 @@ struct rot_svc {
 	enum kl_elect_role role;	/* last published */
 	int ran;			/* ticked since this node became a ready leader */
 	uint64_t next_try;		/* NTP: a leader behind the catalogue looks again then */
+	int tick_failed;		/* the last kl_rotate_tick failed: the next tick retries */
 };
 
 static struct kl_rotate *rotation_of(void *svc)
@@ -217,6 +218,15 @@ static void *rotation_start(void *ctx, int *status)
 			kl_daemon_logf(KL_CONFIG_LOG_WARNING,
 				       "msk_rotation: election: %s (campaigning on)", es.error);
 		}
+		/* from here on the election's etcd calls run on its own thread: a silent etcd
+		 * member never blocks the control loop (kl_elect.h) */
+		if (kl_elect_start_thread(s->e, err, sizeof(err))) {
+			kl_daemon_logf(KL_CONFIG_LOG_ERROR, "msk_rotation: %s", err);
+			*status = KL_EXIT_FAIL;
+			kl_elect_free(s->e);
+			free(s);
+			return NULL;
+		}
 		rp.elect = s->e;
 		rp.etcd = etcd;
 		rp.prefix = cc->prefix;
@@ -300,7 +310,15 @@ static void rotation_tick(void *svc)
 {
 	struct rot_svc *s = svc;
 
-	(void)kl_rotate_tick(s->r, kl_ntp_now()); /* failures are logged */
+	/* A ready leader's tick reads the group's record in etcd first (kl_rotate.c group_fresh),
+	 * a synchronous call: it ticks only when a rotation is due (rotation_poll does those at
+	 * once) or the last tick failed, so a silent etcd member does not hold the control thread
+	 * every second while the leadership lasts (a leader that became ready ticked then, and
+	 * every rotation sets the next due time). Followers and a standalone node tick every
+	 * second (no etcd call). */
+	if (!s->e || !s->ran || s->tick_failed || s->role != KL_ELECT_LEADER ||
+	    kl_rotate_timeout_ms(s->r, kl_ntp_now()) == 0)
+		s->tick_failed = kl_rotate_tick(s->r, kl_ntp_now()) < 0; /* failures are logged */
 	if (s->e)
 		rotation_publish(s, kl_elect_is_leader(s->e) ? KL_ELECT_LEADER : KL_ELECT_FOLLOWER);
 }

@@ -348,3 +348,15 @@ class Checks:
             remove_rundir(d)
         print(f'{self.name}: {self.ok} checks passed, {self.bad} failed', flush=True)
         return 1 if self.bad else 0
+
+
+def wait_until(cond, timeout, step=0.05):
+    """cond() polled every step seconds until it is true or timeout seconds passed; its last
+    value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+

@@ -1,7 +1,25 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* keylined's cluster service (kl_cluster.h): join, replicate, follow, resynchronise, report. */
+/* keylined's cluster service (kl_cluster.h): join, replicate, follow, resynchronise, report.
+ *
+ * Threads. The control thread (the key table's only writer) applies the catalogue: the watch
+ * (libcurl multi, polled by the control loop), resync pages, the replicator's durable writes
+ * (acknowledged only once etcd has committed: the writer waits for them, bounded by the request
+ * timeout). The periodic work (the lease keep-alive, the registration, etcd's status, and the
+ * join while etcd could not be reached at start) runs on the cluster thread (bg_main) with a
+ * kl_etcd client of its own; it publishes what it saw through a small mailbox under a mutex that
+ * neither side holds during I/O, and the control thread takes it in at each pass and tick. A
+ * member that accepts connections and never answers (stopped, black-holed) thus costs the
+ * cluster thread the request timeout per endpoint, never the control loop: the admin socket,
+ * /metrics, the Diameter feed and the Key Center go on. Why a thread and not more requests on
+ * the control loop's curl multi handle: these calls are short request/answer exchanges chained
+ * by their results (grant, then the registration transaction, then maybe a put; a keep-alive
+ * that finds the lease gone registers again), which stay plain sequential code on a thread
+ * while a multi handle would make each a state machine; and nothing they produce needs the key
+ * table or the store, so the thread shares only the mailbox.
+ */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +61,36 @@ struct keyset {
 
 enum phase { PH_JOINING, PH_RESYNC, PH_FOLLOWING };
 
+#define MB_LOGS 8
+
+/* The cluster thread's mailbox (everything under mu; neither thread holds mu during I/O). */
+struct mailbox {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* wakes the cluster thread: stop, joined */
+	int stop;
+	/* in (control thread -> cluster thread) */
+	int want_join; /* not joined: try the join transaction every second */
+	int joined;    /* joined: keep the lease and the registration alive */
+	int64_t applied;
+	int stale;
+	char role[16];
+	/* out (cluster thread -> control thread) */
+	uint64_t link_seq; /* bumped for each link note */
+	int link_ok;
+	char link_what[16], link_err[256];
+	uint64_t es_seq; /* bumped for each status call */
+	struct kl_etcd_status es;
+	int es_ok;
+	int registered;
+	uint64_t join_seq; /* bumped for each join transaction */
+	int join_rc, join_created;
+	int64_t join_rev;
+	char join_err[512];
+	unsigned n_logs;
+	int log_level[MB_LOGS];
+	char logs[MB_LOGS][256];
+};
+
 struct kl_cluster {
 	struct kl_config_cluster cfg;
 	struct kl_store *store;
@@ -60,12 +108,20 @@ struct kl_cluster {
 	char node_key[KL_CONFIG_CLUSTER_PREFIX_MAX + KL_CONFIG_CLUSTER_NODE_MAX + 16];
 	uint64_t started_unix;
 	/* joining */
-	uint64_t next_join_ms;
 	int join_warned;
-	/* registration */
+	/* registration (owned by the cluster thread once it runs) */
 	int64_t lease;
 	int registered, register_warned;
-	uint64_t next_keepalive_ms, next_register_ms, next_status_ms;
+	/* the cluster thread */
+	struct kl_etcd *bg_etcd; /* its client */
+	pthread_t bg;
+	int bg_started;
+	int bg_abort; /* set at stop: the thread's etcd call in progress ends */
+	struct mailbox mb;
+	uint64_t link_seen, es_seen, join_seen; /* the mailbox's sequence numbers taken in */
+	int registered_seen;
+	uint8_t kek[KEK_CHECK_MAX]; /* the store's kek_check, for the join transaction */
+	size_t kek_len;
 	/* following */
 	int batch_open, batch_failed;
 	struct touched *touched;
@@ -153,7 +209,7 @@ static void link_ok(struct kl_cluster *c)
 
 static void link_down(struct kl_cluster *c, const char *what, const char *why)
 {
-	snprintf(c->last_err, sizeof(c->last_err), "%s: %s", what, why);
+	snprintf(c->last_err, sizeof(c->last_err), "%s: %.240s", what, why);
 	if (!c->down_since_ms)
 		c->down_since_ms = now_ms();
 }
@@ -685,6 +741,9 @@ struct seed {
 	size_t n;
 	uint64_t total;
 	char err[256];
+	int64_t *revs; /* the revisions of the seed's transactions (with repeats) */
+	size_t n_revs, cap_revs;
+	int revs_lost; /* one unknown (no memory, or a change without its revision) */
 };
 
 static int seed_flush(struct seed *s)
@@ -695,6 +754,24 @@ static int seed_flush(struct seed *s)
 	if (s->n)
 		rc = kl_cluster_repl_ops.commit(s->c->repl, s->ch, s->n, &rev, s->err,
 						 sizeof(s->err));
+	for (size_t i = 0; i < s->n && !rc; i++) {
+		if (s->n_revs && s->revs[s->n_revs - 1] == s->mrev[i])
+			continue; /* the same transaction as the change before */
+		if (s->n_revs == s->cap_revs) {
+			size_t cap = s->cap_revs ? s->cap_revs * 2 : 64;
+			int64_t *v = realloc(s->revs, cap * sizeof(*v));
+
+			if (!v) {
+				s->revs_lost = 1;
+				break;
+			}
+			s->revs = v;
+			s->cap_revs = cap;
+		}
+		if (s->mrev[i] <= 0)
+			s->revs_lost = 1;
+		s->revs[s->n_revs++] = s->mrev[i];
+	}
 	for (size_t i = 0; i < s->n; i++)
 		free(s->buf[i]);
 	if (!rc)
@@ -731,8 +808,32 @@ static int seed_one(void *arg, const char *db, const uint8_t *key, size_t key_le
 	return s->n == SEED_CHUNK ? seed_flush(s) : 0;
 }
 
-/* Upload every store entry into the catalogue (last writer wins). @return entries or -errno. */
-static long seed(struct kl_cluster *c, char *err, size_t errlen)
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* When the seed's transactions took exactly the revisions after + 1 .. S, nothing else was
+ * written to etcd between revision `after` and the seed's end: returns S, else 0. */
+static int64_t seed_contiguous(struct seed *s, int64_t after)
+{
+	size_t n = 0;
+
+	if (s->revs_lost || !s->n_revs || after <= 0)
+		return 0;
+	qsort(s->revs, s->n_revs, sizeof(*s->revs), cmp_i64);
+	for (size_t i = 0; i < s->n_revs; i++)
+		if (!n || s->revs[n - 1] != s->revs[i])
+			s->revs[n++] = s->revs[i];
+	return s->revs[0] == after + 1 && s->revs[n - 1] == after + (int64_t)n ? s->revs[n - 1]
+									       : 0;
+}
+
+/* Upload every store entry into the catalogue (last writer wins). @return entries or -errno.
+ * upto (may be NULL): see seed_contiguous (from revision after). */
+static long seed(struct kl_cluster *c, char *err, size_t errlen, int64_t after, int64_t *upto)
 {
 	struct seed *s = calloc(1, sizeof(*s));
 	long rc;
@@ -751,29 +852,29 @@ static long seed(struct kl_cluster *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", s->err[0] ? s->err : strerror((int)-rc));
 	else
 		rc = (long)s->total;
+	if (upto)
+		*upto = rc >= 0 ? seed_contiguous(s, after) : 0;
 	st_add(c, KL_CLUSTER_SEEDED, s->total);
+	free(s->revs);
 	free(s);
 	return rc;
 }
 
 /* ---- join and registration ------------------------------------------------------------------ */
 
-/* @return 0 joined, 1 not yet (etcd unreachable: retried), -1 refused (wrong KEK: fatal). */
-static int join(struct kl_cluster *c, char *err, size_t errlen)
+/* The join transaction on client e (P/meta/kek_check created when absent, else compared with
+ * the store's). Reads nothing of c but its configuration and c->kek, so the cluster thread runs
+ * it too. @return 0 joined (*created: by this transaction, *rev: its revision), 1 not yet (etcd
+ * unreachable: retried), -1 refused (wrong KEK: fatal); err says why. */
+static int join_txn(const struct kl_cluster *c, struct kl_etcd *e, int *created, int64_t *rev,
+		    char *err, size_t errlen)
 {
 	char kk[KL_CONFIG_CLUSTER_PREFIX_MAX + 32];
-	uint8_t local[KEK_CHECK_MAX];
-	long ll = kl_store_kek_check(c->store, local, sizeof(local));
 	struct kl_etcd_cmp cmp;
 	struct kl_etcd_op put, get;
 	struct kl_etcd_txn_result t;
-	int created, rc;
+	int rc;
 
-	if (ll <= 0) {
-		snprintf(err, errlen, "the store has no kek_check record: %s",
-			 ll < 0 ? strerror((int)-ll) : "empty");
-		return -1;
-	}
 	snprintf(kk, sizeof(kk), "%s/meta/kek_check", c->cfg.prefix);
 	memset(&cmp, 0, sizeof(cmp));
 	cmp.key = (const uint8_t *)kk;
@@ -784,25 +885,24 @@ static int join(struct kl_cluster *c, char *err, size_t errlen)
 	put.kind = KL_ETCD_OP_PUT;
 	put.key = cmp.key;
 	put.key_len = cmp.key_len;
-	put.value = local;
-	put.value_len = (size_t)ll;
+	put.value = c->kek;
+	put.value_len = c->kek_len;
 	memset(&get, 0, sizeof(get));
 	get.kind = KL_ETCD_OP_RANGE;
 	get.key = cmp.key;
 	get.key_len = cmp.key_len;
-	rc = kl_etcd_txn(c->etcd, &cmp, 1, &put, 1, &get, 1, &t);
+	rc = kl_etcd_txn(e, &cmp, 1, &put, 1, &get, 1, &t);
 	if (rc) {
-		snprintf(err, errlen, "%s", kl_etcd_errmsg(c->etcd));
-		link_down(c, "join", err);
+		snprintf(err, errlen, "%s", kl_etcd_errmsg(e));
 		return 1;
 	}
-	link_ok(c);
-	created = t.succeeded;
-	if (!created) {
+	*created = t.succeeded;
+	*rev = t.hdr.revision;
+	if (!t.succeeded) {
 		const struct kl_etcd_range *r = t.n == 1 ? &t.res[0].range : NULL;
 
-		if (!r || r->n != 1 || r->kvs[0].value_len != (size_t)ll ||
-		    memcmp(r->kvs[0].value, local, (size_t)ll)) {
+		if (!r || r->n != 1 || r->kvs[0].value_len != c->kek_len ||
+		    memcmp(r->kvs[0].value, c->kek, c->kek_len)) {
 			snprintf(err, errlen,
 				 "this node's KEK (store.kek_file) is not the cluster's: %s holds "
 				 "another key check (every node of a cluster needs the same KEK "
@@ -813,46 +913,67 @@ static int join(struct kl_cluster *c, char *err, size_t errlen)
 		}
 	}
 	kl_etcd_txn_result_free(&t);
+	return 0;
+}
+
+/* The first node of a new cluster (created at revision rev) whose store holds entries while the
+ * catalogue is empty uploads them. When nothing else was written to etcd between its join and
+ * the seed's end, the catalogue at the seed's last revision is exactly the store: the replica
+ * continues from there (no full resynchronisation reading back what it has just written). */
+static void seed_new(struct kl_cluster *c, int64_t rev)
+{
+	struct kl_etcd_range r;
+	struct kl_etcd_range_req q = { 0 };
+	uint8_t end[sizeof(c->kv_prefix)];
+	struct kl_store_stats ss;
+	uint64_t local_n = 0;
+	int64_t n, upto = 0;
+	char e[256];
+	long sn;
+
+	q.key = (const uint8_t *)c->kv_prefix;
+	q.key_len = strlen(c->kv_prefix);
+	q.range_end = end;
+	q.range_end_len = kl_etcd_prefix_end(q.key, q.key_len, end);
+	q.count_only = 1;
+	if (!kl_store_stats(c->store, &ss))
+		for (unsigned k = 0; k < KL_TK__COUNT; k++)
+			local_n += ss.entries[k];
+	if (!local_n || kl_etcd_range(c->etcd, &q, &r) != 0)
+		return;
+	n = r.count;
+	kl_etcd_range_free(&r);
+	if (n != 0)
+		return;
+	sn = seed(c, e, sizeof(e), rev, &upto);
+	if (sn < 0) {
+		logf_(c, KL_CONFIG_LOG_ERROR,
+		      "seeding the new catalogue from the store failed: %s (keylinectl "
+		      "cluster-seed tries again)",
+		      e);
+		return;
+	}
+	logf_(c, KL_CONFIG_LOG_INFO, "seeded the new catalogue with the store's %ld entries", sn);
+	if (upto > c->applied && batch_end(c, upto) == 0)
+		logf_(c, KL_CONFIG_LOG_INFO,
+		      "the replica is the catalogue at revision %" PRId64 " (the seed's): following "
+		      "from there",
+		      upto);
+	else if (c->applied <= 0)
+		logf_(c, KL_CONFIG_LOG_INFO, "etcd was written meanwhile by others: the replica "
+					     "reads the catalogue back");
+}
+
+/* Joined (join_txn said 0): set up the replica and follow. 0, or -1 (out of memory). */
+static int join_done(struct kl_cluster *c, int created, int64_t rev, char *err, size_t errlen)
+{
 	st_set(c, KL_CLUSTER_JOINED, 1);
 	c->applied = kl_store_revision(c->store);
 	logf_(c, KL_CONFIG_LOG_INFO, "node %s joined cluster %s%s (replica at revision %" PRId64 ")",
 	      c->cfg.node, c->cfg.prefix, created ? " (new: this node created it)" : "",
 	      c->applied);
-	if (created) {
-		struct kl_etcd_range r;
-		struct kl_etcd_range_req q = { 0 };
-		uint8_t end[sizeof(c->kv_prefix)];
-		struct kl_store_stats ss;
-		uint64_t local_n = 0;
-
-		q.key = (const uint8_t *)c->kv_prefix;
-		q.key_len = strlen(c->kv_prefix);
-		q.range_end = end;
-		q.range_end_len = kl_etcd_prefix_end(q.key, q.key_len, end);
-		q.count_only = 1;
-		if (!kl_store_stats(c->store, &ss))
-			for (unsigned k = 0; k < KL_TK__COUNT; k++)
-				local_n += ss.entries[k];
-		if (local_n && kl_etcd_range(c->etcd, &q, &r) == 0) {
-			int64_t n = r.count;
-
-			kl_etcd_range_free(&r);
-			if (n == 0) {
-				char e[256];
-				long s = seed(c, e, sizeof(e));
-
-				if (s < 0)
-					logf_(c, KL_CONFIG_LOG_ERROR,
-					      "seeding the new catalogue from the store failed: %s "
-					      "(keylinectl cluster-seed tries again)",
-					      e);
-				else
-					logf_(c, KL_CONFIG_LOG_INFO,
-					      "seeded the new catalogue with the store's %ld entries",
-					      s);
-			}
-		}
-	}
+	if (created)
+		seed_new(c, rev);
 	if (c->applied <= 0)
 		resync_begin(c, "the replica has never applied the catalogue");
 	else if (watch_from(c, c->applied + 1)) {
@@ -862,23 +983,90 @@ static int join(struct kl_cluster *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* At start, on the control thread. @return as join_txn. */
+static int join(struct kl_cluster *c, char *err, size_t errlen)
+{
+	int created = 0, rc;
+	int64_t rev = 0;
+
+	rc = join_txn(c, c->etcd, &created, &rev, err, errlen);
+	if (rc > 0)
+		link_down(c, "join", err);
+	if (rc)
+		return rc;
+	link_ok(c);
+	return join_done(c, created, rev, err, errlen);
+}
+
+/* ---- the cluster thread ------------------------------------------------------------------------- */
+
+static void bg_log(struct kl_cluster *c, enum kl_config_log_level l, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void bg_log(struct kl_cluster *c, enum kl_config_log_level l, const char *fmt, ...)
+{
+	struct mailbox *m = &c->mb;
+	va_list ap;
+
+	pthread_mutex_lock(&m->mu);
+	if (m->n_logs < MB_LOGS) {
+		va_start(ap, fmt);
+		vsnprintf(m->logs[m->n_logs], sizeof(m->logs[0]), fmt, ap);
+		va_end(ap);
+		m->log_level[m->n_logs++] = (int)l;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* What a periodic call told about the link (the control thread applies the last one). */
+static void bg_link(struct kl_cluster *c, int ok, const char *what, const char *why)
+{
+	struct mailbox *m = &c->mb;
+
+	pthread_mutex_lock(&m->mu);
+	m->link_seq++;
+	m->link_ok = ok;
+	snprintf(m->link_what, sizeof(m->link_what), "%s", what);
+	snprintf(m->link_err, sizeof(m->link_err), "%s", why ? why : "");
+	pthread_mutex_unlock(&m->mu);
+}
+
 static int node_value(struct kl_cluster *c, char *out, size_t cap)
 {
-	json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:s}", "node", c->cfg.node, "version",
-			      c->version, "started", (json_int_t)c->started_unix, "updated",
-			      (json_int_t)time(NULL), "applied_revision", (json_int_t)c->applied,
-			      "stale", (int)st_get(c, KL_CLUSTER_STALE), "role", c->st->role);
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	int n = s ? snprintf(out, cap, "%s", s) : -1;
+	int64_t applied;
+	int stale;
+	char role[16];
+	json_t *j;
+	char *s;
+	int n;
 
+	pthread_mutex_lock(&c->mb.mu);
+	applied = c->mb.applied;
+	stale = c->mb.stale;
+	memcpy(role, c->mb.role, sizeof(role));
+	pthread_mutex_unlock(&c->mb.mu);
+	j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:s}", "node", c->cfg.node, "version", c->version,
+		      "started", (json_int_t)c->started_unix, "updated", (json_int_t)time(NULL),
+		      "applied_revision", (json_int_t)applied, "stale", stale, "role", role);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	n = s ? snprintf(out, cap, "%s", s) : -1;
 	free(s);
 	json_decref(j);
 	return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-/* Take P/nodes/<node> on a fresh lease (or ours): 0, or 1 (another node holds the name). */
+static void set_registered(struct kl_cluster *c, int r)
+{
+	c->registered = r;
+	pthread_mutex_lock(&c->mb.mu);
+	c->mb.registered = r;
+	pthread_mutex_unlock(&c->mb.mu);
+}
+
+/* Take P/nodes/<node> on a fresh lease (or ours): 0, or 1 (another node holds the name).
+ * Cluster thread. */
 static int do_register(struct kl_cluster *c)
 {
+	struct kl_etcd *e = c->bg_etcd;
 	char val[512];
 	int n = node_value(c, val, sizeof(val));
 	struct kl_etcd_cmp cmp[1];
@@ -890,9 +1078,9 @@ static int do_register(struct kl_cluster *c)
 	if (n < 0)
 		return -1;
 	if (!c->lease) {
-		rc = kl_etcd_lease_grant(c->etcd, c->cfg.lease_ttl_s, 0, &l);
+		rc = kl_etcd_lease_grant(e, c->cfg.lease_ttl_s, 0, &l);
 		if (rc) {
-			link_down(c, "lease", kl_etcd_errmsg(c->etcd));
+			bg_link(c, 0, "lease", kl_etcd_errmsg(e));
 			st_add(c, KL_CLUSTER_KEEPALIVE_FAILURES, 1);
 			return -1;
 		}
@@ -914,9 +1102,9 @@ static int do_register(struct kl_cluster *c)
 	get.kind = KL_ETCD_OP_RANGE;
 	get.key = cmp[0].key;
 	get.key_len = cmp[0].key_len;
-	rc = kl_etcd_txn(c->etcd, cmp, 1, &put, 1, &get, 1, &t);
+	rc = kl_etcd_txn(e, cmp, 1, &put, 1, &get, 1, &t);
 	if (rc) {
-		link_down(c, "register", kl_etcd_errmsg(c->etcd));
+		bg_link(c, 0, "register", kl_etcd_errmsg(e));
 		return -1;
 	}
 	if (!t.succeeded) {
@@ -926,29 +1114,30 @@ static int do_register(struct kl_cluster *c)
 		kl_etcd_txn_result_free(&t);
 		if (!ours) {
 			if (!c->register_warned)
-				logf_(c, KL_CONFIG_LOG_WARNING,
-				      "node name %s is registered by another lease (another node "
-				      "with this name, or this node's previous run until its lease "
-				      "expires): registering again every second",
-				      c->cfg.node);
+				bg_log(c, KL_CONFIG_LOG_WARNING,
+				       "node name %s is registered by another lease (another node "
+				       "with this name, or this node's previous run until its lease "
+				       "expires): registering again every second",
+				       c->cfg.node);
 			c->register_warned = 1;
 			return 1;
 		}
-		rc = kl_etcd_put(c->etcd, c->node_key, strlen(c->node_key), val, (size_t)n,
-				 c->lease, NULL);
+		rc = kl_etcd_put(e, c->node_key, strlen(c->node_key), val, (size_t)n, c->lease,
+				 NULL);
 		if (rc)
 			return -1;
 	} else {
 		kl_etcd_txn_result_free(&t);
 	}
 	if (!c->registered)
-		logf_(c, KL_CONFIG_LOG_INFO, "registered as %s (lease %" PRIx64 ", %u s)",
-		      c->node_key, (uint64_t)c->lease, c->cfg.lease_ttl_s);
-	c->registered = 1;
+		bg_log(c, KL_CONFIG_LOG_INFO, "registered as %s (lease %" PRIx64 ", %u s)",
+		       c->node_key, (uint64_t)c->lease, c->cfg.lease_ttl_s);
+	set_registered(c, 1);
 	c->register_warned = 0;
 	return 0;
 }
 
+/* Cluster thread. */
 static void keepalive(struct kl_cluster *c)
 {
 	struct kl_etcd_lease l;
@@ -958,21 +1147,229 @@ static void keepalive(struct kl_cluster *c)
 		(void)do_register(c);
 		return;
 	}
-	rc = kl_etcd_lease_keepalive(c->etcd, c->lease, &l);
+	rc = kl_etcd_lease_keepalive(c->bg_etcd, c->lease, &l);
 	if (rc == KL_ETCD_ENOTFOUND) {
 		/* expired while the link was down: a new lease, the registration again */
-		logf_(c, KL_CONFIG_LOG_WARNING, "the node's lease expired: registering again");
+		bg_log(c, KL_CONFIG_LOG_WARNING, "the node's lease expired: registering again");
 		c->lease = 0;
-		c->registered = 0;
+		set_registered(c, 0);
 		(void)do_register(c);
 		return;
 	}
 	if (rc) {
 		st_add(c, KL_CLUSTER_KEEPALIVE_FAILURES, 1);
-		link_down(c, "keep-alive", kl_etcd_errmsg(c->etcd));
+		bg_link(c, 0, "keep-alive", kl_etcd_errmsg(c->bg_etcd));
 		return;
 	}
-	link_ok(c);
+	bg_link(c, 1, "keep-alive", NULL);
+}
+
+/* Cluster thread: etcd's status (revision, leader) into the mailbox. */
+static void bg_status(struct kl_cluster *c)
+{
+	struct kl_etcd_status s;
+	int rc = kl_etcd_status(c->bg_etcd, &s);
+
+	pthread_mutex_lock(&c->mb.mu);
+	c->mb.es_seq++;
+	c->mb.es_ok = rc == 0;
+	if (!rc)
+		c->mb.es = s;
+	pthread_mutex_unlock(&c->mb.mu);
+	bg_link(c, rc == 0, "status", rc ? kl_etcd_errmsg(c->bg_etcd) : NULL);
+}
+
+/* Cluster thread: the join transaction, while etcd could not be reached at start. */
+static void bg_join(struct kl_cluster *c)
+{
+	char e[512] = "";
+	int created = 0;
+	int64_t rev = 0;
+	int rc = join_txn(c, c->bg_etcd, &created, &rev, e, sizeof(e));
+
+	pthread_mutex_lock(&c->mb.mu);
+	c->mb.join_seq++;
+	c->mb.join_rc = rc;
+	c->mb.join_created = created;
+	c->mb.join_rev = rev;
+	snprintf(c->mb.join_err, sizeof(c->mb.join_err), "%s", e);
+	if (rc <= 0)
+		c->mb.want_join = 0; /* the control thread takes it from here */
+	pthread_mutex_unlock(&c->mb.mu);
+}
+
+static void *bg_main(void *arg)
+{
+	struct kl_cluster *c = arg;
+	struct mailbox *m = &c->mb;
+	unsigned ka = c->cfg.lease_ttl_s * 1000u / 3;
+	uint64_t next_status = 0, next_ka = 0, next_reg = 0, next_join = 0;
+
+	if (ka > c->cfg.stale_after_ms / 2)
+		ka = c->cfg.stale_after_ms / 2;
+	if (!ka)
+		ka = 1;
+	pthread_mutex_lock(&m->mu);
+	while (!m->stop) {
+		uint64_t now = now_ms(), due = next_status;
+		int joined = m->joined, want_join = m->want_join;
+
+		if (joined && next_ka < due)
+			due = next_ka;
+		if (joined && c->registered && next_reg < due)
+			due = next_reg;
+		if (!joined && want_join && next_join < due)
+			due = next_join;
+		if (due > now) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((due - now) / 1000);
+			ts.tv_nsec += (long)((due - now) % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			(void)pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&m->mu);
+		if (!joined && want_join && now >= next_join) {
+			next_join = now + 1000;
+			bg_join(c);
+		}
+		if (joined && now >= next_ka) {
+			next_ka = now + ka;
+			keepalive(c);
+		}
+		if (joined && c->registered && now >= next_reg) {
+			next_reg = now + REGISTER_EVERY_MS;
+			(void)do_register(c);
+		}
+		if (now >= next_status) {
+			next_status = now + STATUS_EVERY_MS;
+			bg_status(c);
+		}
+		pthread_mutex_lock(&m->mu);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return NULL;
+}
+
+/* Control thread: take in what the cluster thread published, and publish what it needs. */
+static void mb_drain(struct kl_cluster *c)
+{
+	struct mailbox *m = &c->mb;
+	char logs[MB_LOGS][256], what[16], why[256];
+	int lv[MB_LOGS], link = -1, join_rc = 1, created = 0;
+	unsigned n_logs;
+	int64_t join_rev = 0;
+	int join_new = 0, signal = 0;
+	char join_err[512];
+
+	pthread_mutex_lock(&m->mu);
+	n_logs = m->n_logs;
+	memcpy(logs, m->logs, sizeof(logs[0]) * n_logs);
+	memcpy(lv, m->log_level, sizeof(lv[0]) * n_logs);
+	m->n_logs = 0;
+	if (m->link_seq != c->link_seen) {
+		c->link_seen = m->link_seq;
+		link = m->link_ok;
+		memcpy(what, m->link_what, sizeof(what));
+		memcpy(why, m->link_err, sizeof(why));
+	}
+	if (m->es_seq != c->es_seen) {
+		c->es_seen = m->es_seq;
+		c->es_ok = m->es_ok;
+		if (m->es_ok)
+			c->es = m->es;
+	}
+	c->registered_seen = m->registered;
+	if (m->join_seq != c->join_seen) {
+		c->join_seen = m->join_seq;
+		join_new = 1;
+		join_rc = m->join_rc;
+		created = m->join_created;
+		join_rev = m->join_rev;
+		memcpy(join_err, m->join_err, sizeof(join_err));
+	}
+	m->applied = c->applied;
+	m->stale = (int)st_get(c, KL_CLUSTER_STALE);
+	snprintf(m->role, sizeof(m->role), "%s", c->st->role);
+	pthread_mutex_unlock(&m->mu);
+
+	for (unsigned i = 0; i < n_logs; i++)
+		logf_(c, (enum kl_config_log_level)lv[i], "%s", logs[i]);
+	if (c->es_ok)
+		st_set(c, KL_CLUSTER_ETCD_REVISION, (uint64_t)c->es.hdr.revision);
+	if (link == 1 && c->phase != PH_JOINING)
+		link_ok(c);
+	else if (link == 0)
+		link_down(c, what, why);
+	if (join_new && c->phase == PH_JOINING && !st_get(c, KL_CLUSTER_JOINED)) {
+		char e[512];
+
+		if (join_rc < 0) {
+			/* the KEK differs: nothing of this node may reach the catalogue */
+			if (c->join_warned != 2)
+				logf_(c, KL_CONFIG_LOG_ERROR, "%s", join_err);
+			c->join_warned = 2;
+		} else if (join_rc > 0) {
+			link_down(c, "join", join_err);
+		} else {
+			link_ok(c);
+			if (join_done(c, created, join_rev, e, sizeof(e)))
+				logf_(c, KL_CONFIG_LOG_ERROR, "%s", e);
+			signal = 1;
+		}
+	}
+	if (signal) {
+		pthread_mutex_lock(&m->mu);
+		m->joined = 1;
+		pthread_cond_signal(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+	}
+}
+
+/* The cluster thread with its own client; joined: it registers at once, else it joins. */
+static int bg_start(struct kl_cluster *c, int joined, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+
+	c->bg_etcd = kl_etcd_new_like(c->etcd, err, errlen);
+	if (!c->bg_etcd)
+		return -1;
+	kl_etcd_set_abort(c->bg_etcd, &c->bg_abort);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->mb.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->mb.joined = joined;
+	c->mb.want_join = !joined;
+	c->mb.applied = c->applied;
+	snprintf(c->mb.role, sizeof(c->mb.role), "%s", c->st->role);
+	if (pthread_create(&c->bg, NULL, bg_main, c)) {
+		snprintf(err, errlen, "cannot start the cluster thread");
+		pthread_cond_destroy(&c->mb.cv);
+		return -1;
+	}
+	c->bg_started = 1;
+	return 0;
+}
+
+static void bg_stop(struct kl_cluster *c)
+{
+	if (!c->bg_started)
+		return;
+	__atomic_store_n(&c->bg_abort, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&c->mb.mu);
+	c->mb.stop = 1;
+	pthread_cond_signal(&c->mb.cv);
+	pthread_mutex_unlock(&c->mb.mu);
+	pthread_join(c->bg, NULL);
+	pthread_cond_destroy(&c->mb.cv);
+	c->bg_started = 0;
+	__atomic_store_n(&c->bg_abort, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- the service -------------------------------------------------------------------------------- */
@@ -1026,6 +1423,7 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&c->mb.mu, NULL);
 	c->cfg = *p->cfg;
 	c->store = p->store;
 	c->table = p->table;
@@ -1059,6 +1457,17 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 		kl_cluster_stop(c);
 		return NULL;
 	}
+	{
+		long ll = kl_store_kek_check(c->store, c->kek, sizeof(c->kek));
+
+		if (ll <= 0) {
+			snprintf(err, errlen, "the store has no kek_check record: %s",
+				 ll < 0 ? strerror((int)-ll) : "empty");
+			kl_cluster_stop(c);
+			return NULL;
+		}
+		c->kek_len = (size_t)ll;
+	}
 	c->applied = kl_store_revision(c->store);
 	c->phase = PH_JOINING;
 	rc = join(c, e, sizeof(e));
@@ -1074,10 +1483,14 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 		      e, c->applied);
 		c->join_warned = 1;
 	}
+	if (bg_start(c, rc == 0, e, sizeof(e))) {
+		*config_error = 0;
+		snprintf(err, errlen, "%s", e);
+		kl_cluster_stop(c);
+		return NULL;
+	}
 	c->gate.commit = gate_commit;
 	kl_store_set_repl(c->store, &c->gate, c);
-	if (rc == 0)
-		(void)do_register(c);
 	update_lag(c);
 	*config_error = 0;
 	return c;
@@ -1091,8 +1504,11 @@ void kl_cluster_stop(struct kl_cluster *c)
 		kl_store_txn_abort(c->store);
 	if (c->repl)
 		kl_store_set_repl(c->store, NULL, NULL);
-	if (c->lease && c->etcd)
-		(void)kl_etcd_lease_revoke(c->etcd, c->lease); /* the registration goes with it */
+	bg_stop(c);
+	if (c->lease && c->bg_etcd)
+		(void)kl_etcd_lease_revoke(c->bg_etcd, c->lease); /* the registration goes with it */
+	kl_etcd_free(c->bg_etcd);
+	pthread_mutex_destroy(&c->mb.mu);
 	kl_etcd_watch_free(c->watch);
 	kl_cluster_repl_free(c->repl);
 	kl_etcd_free(c->etcd);
@@ -1117,73 +1533,29 @@ int kl_cluster_timeout_ms(struct kl_cluster *c)
 	return -1;
 }
 
+/* The control loop's part: the watch's events or a resync page; the keep-alive, the
+ * registration, etcd's status and the join retries are the cluster thread's (mb_drain takes in
+ * what it saw). */
 void kl_cluster_poll(struct kl_cluster *c)
 {
-	uint64_t now = now_ms();
-	unsigned ka = c->cfg.lease_ttl_s * 1000u / 3;
-
-	if (ka > c->cfg.stale_after_ms / 2)
-		ka = c->cfg.stale_after_ms / 2;
-	if (c->phase == PH_JOINING) {
-		char e[512];
-		int rc;
-
-		if (now < c->next_join_ms)
-			return;
-		c->next_join_ms = now + 1000;
-		rc = join(c, e, sizeof(e));
-		if (rc < 0) {
-			/* the KEK differs: nothing of this node may reach the catalogue */
-			if (c->join_warned != 2)
-				logf_(c, KL_CONFIG_LOG_ERROR, "%s", e);
-			c->join_warned = 2;
-			c->phase = PH_JOINING;
-			c->next_join_ms = UINT64_MAX;
-		} else if (rc == 0) {
-			(void)do_register(c);
-		}
-	} else if (c->phase == PH_RESYNC) {
+	mb_drain(c);
+	if (c->phase == PH_RESYNC)
 		resync_page(c);
-	} else if (c->watch) {
+	else if (c->phase == PH_FOLLOWING && c->watch)
 		follow(c);
-	}
-	if (c->phase != PH_JOINING && now >= c->next_keepalive_ms) {
-		c->next_keepalive_ms = now + (ka ? ka : 1);
-		keepalive(c);
-	}
 	update_stale(c);
 	update_lag(c);
 }
 
 void kl_cluster_tick(struct kl_cluster *c)
 {
-	uint64_t now = now_ms();
-
-	if (now >= c->next_status_ms) {
-		struct kl_etcd_status s;
-
-		c->next_status_ms = now + STATUS_EVERY_MS;
-		if (kl_etcd_status(c->etcd, &s) == 0) {
-			c->es = s;
-			c->es_ok = 1;
-			st_set(c, KL_CLUSTER_ETCD_REVISION, (uint64_t)s.hdr.revision);
-			if (c->phase != PH_JOINING)
-				link_ok(c);
-		} else {
-			c->es_ok = 0;
-			link_down(c, "status", kl_etcd_errmsg(c->etcd));
-		}
-	}
+	mb_drain(c);
 	/* a quiet watch that resumes from further on (progress notifications): note it */
 	if (c->phase == PH_FOLLOWING && c->watch && !c->batch_open) {
 		int64_t r = kl_etcd_watch_next_revision(c->watch) - 1;
 
 		if (r > c->applied)
 			(void)batch_end(c, r);
-	}
-	if (c->registered && now >= c->next_register_ms) {
-		c->next_register_ms = now + REGISTER_EVERY_MS;
-		(void)do_register(c);
 	}
 	update_stale(c);
 	update_lag(c);
@@ -1226,7 +1598,7 @@ json_t *kl_cluster_status(struct kl_cluster *c)
 	o = json_pack("{s:b,s:s,s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "enabled", 1,
 		      "node", c->cfg.node, "prefix", c->cfg.prefix, "role", c->st->role, "state",
 		      phase_name(c->phase), "stale", (int)st_get(c, KL_CLUSTER_STALE),
-		      "registered", c->registered, "applied_revision", (json_int_t)c->applied,
+		      "registered", c->registered_seen, "applied_revision", (json_int_t)c->applied,
 		      "etcd_revision", (json_int_t)st_get(c, KL_CLUSTER_ETCD_REVISION),
 		      "lag_revisions", (json_int_t)st_get(c, KL_CLUSTER_LAG_REVISIONS), "lag_ms",
 		      (json_int_t)st_get(c, KL_CLUSTER_LAG_MS), "since_last_event_ms",
@@ -1315,7 +1687,7 @@ int kl_cluster_admin(struct kl_cluster *c, const char *cmd, const json_t *req, j
 		return admin_err(answer, "cluster-seed: not joined yet (%s)", c->last_err);
 	{
 		char e[256];
-		long n = seed(c, e, sizeof(e));
+		long n = seed(c, e, sizeof(e), 0, NULL);
 
 		if (n < 0)
 			return admin_err(answer, "cluster-seed: %s", e);

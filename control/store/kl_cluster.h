@@ -2,8 +2,11 @@
 /*
  * keylined's cluster service (issue 14; README "Clusters on etcd"): the node's LMDB store becomes
  * a replica of one key catalogue in etcd (layout: kl_store_repl.h), written through etcd first
- * and following the other nodes' writes. Everything here runs on the control thread (the key
- * table's only writer), driven by the service registry.
+ * and following the other nodes' writes. The catalogue work runs on the control thread (the key
+ * table's only writer), driven by the service registry; the periodic etcd calls (lease
+ * keep-alive, registration, etcd's status, join retries) run on a cluster thread of the
+ * service's own, so an etcd member that accepts connections and never answers does not stall
+ * the control loop (kl_cluster.c explains the choice).
  *
  * Start: connect, join (P/meta/kek_check created when absent, else compared with the store's: a
  * node with another KEK refuses to start), set the replicator (kl_cluster_repl: every durable
@@ -20,8 +23,11 @@
  * are deleted, the revision is set and the watch restarts after it.
  *
  * Seed: a node that creates P/meta/kek_check (the first node of a new cluster) and whose store
- * holds entries while P/kv/ is empty uploads its store into the catalogue; `keylinectl
- * cluster-seed` does the same on demand (any node, catalogue empty or not: last writer wins).
+ * holds entries while P/kv/ is empty uploads its store into the catalogue, and its replica goes
+ * on from the seed's last revision when nothing else was written to etcd meanwhile (no full
+ * resynchronisation reading back what it has just written); `keylinectl cluster-seed` does the
+ * same on demand (any node, catalogue empty or not: last writer wins; the watch brings the
+ * upload back as events).
  *
  * Stale: no contact with etcd (watch down, keep-alive or status failing) for stale_after_ms: the
  * node says so once in the log, in status and /metrics, and keeps serving its last state; when
@@ -152,7 +158,8 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 void kl_cluster_stop(struct kl_cluster *c);
 
 /* Control loop: the watch's sockets, how long the loop may sleep, the work (never blocks long:
- * one resync page, the events that came, or a keep-alive), once a second. */
+ * one resync page or the events that came; what the cluster thread saw is taken in here and
+ * in the tick), once a second. */
 int kl_cluster_pollfds(struct kl_cluster *c, struct pollfd *pf, int max);
 int kl_cluster_timeout_ms(struct kl_cluster *c);
 void kl_cluster_poll(struct kl_cluster *c);

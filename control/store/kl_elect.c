@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Leader election on etcd (see kl_elect.h). Times are CLOCK_MONOTONIC milliseconds.
+ *
+ * Threaded (kl_elect_start_thread): the election's thread owns the etcd work (its own client,
+ * the predecessor's watch, the worker-only fields: key, next_*, recheck, w); what the caller
+ * reads (role, leader, term, lease, valid_until, counters, error) is written under mu, which
+ * no thread holds during I/O, and the caller's kl_elect_is_leader / kl_elect_status / the
+ * leadership clock take mu for a few instructions. Without the thread everything runs on the
+ * caller's thread and mu is never contended.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/eventfd.h>
 
 #include "kl_elect.h"
 
@@ -46,7 +59,25 @@ struct kl_elect {
 
 	uint64_t campaigns, elected, lost, keepalives, keepalive_failures;
 	char error[256];
+
+	pthread_mutex_t mu; /* the fields the caller reads, when threaded */
+	int threaded;	    /* the thread runs */
+	pthread_t th;
+	int stop;	      /* atomic: the thread ends; also the thread client's abort flag */
+	struct kl_etcd *own;  /* the thread's client (e->c while threaded) */
+	int wake_fd;	      /* eventfd: wakes the thread (stop) */
+	int note_fd;	      /* eventfd: the thread tells the caller's loop that the role changed */
 };
+
+static void lk(struct kl_elect *e)
+{
+	pthread_mutex_lock(&e->mu);
+}
+
+static void ulk(struct kl_elect *e)
+{
+	pthread_mutex_unlock(&e->mu);
+}
 
 static uint64_t now_ms(void)
 {
@@ -67,8 +98,10 @@ const char *kl_elect_role_name(enum kl_elect_role r)
 
 static void note_error(struct kl_elect *e, const char *what, int rc)
 {
+	lk(e);
 	snprintf(e->error, sizeof(e->error), "%s: %s (%s)", what, kl_etcd_strerror(rc),
 		 kl_etcd_errmsg(e->c));
+	ulk(e);
 }
 
 struct kl_elect *kl_elect_new(struct kl_etcd *c, const struct kl_elect_opts *o, char *err,
@@ -120,6 +153,9 @@ struct kl_elect *kl_elect_new(struct kl_etcd *c, const struct kl_elect_opts *o, 
 		return NULL;
 	}
 	e->c = c;
+	pthread_mutex_init(&e->mu, NULL);
+	e->wake_fd = -1;
+	e->note_fd = -1;
 	e->pfx_len = (size_t)snprintf(e->pfx, sizeof(e->pfx), "%.*s/elect/%s/", (int)plen, o->prefix,
 				      o->election);
 	memcpy(e->node, o->node, nlen + 1);
@@ -137,15 +173,25 @@ static void drop_watch(struct kl_elect *e)
 	e->wkey_len = 0;
 }
 
+static void stop_thread(struct kl_elect *e);
+
 void kl_elect_free(struct kl_elect *e)
 {
 	if (!e)
 		return;
+	stop_thread(e);
 	drop_watch(e);
+	kl_etcd_free(e->own);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
+	if (e->note_fd >= 0)
+		close(e->note_fd);
+	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
 
-/* Leadership ends when its time is up (the clock is checked before any other step). */
+/* Leadership ends when its time is up (the clock is checked before any other step). Called
+ * with mu held. */
 static void expire(struct kl_elect *e, uint64_t now)
 {
 	if (e->role == KL_ELECT_LEADER && now >= e->valid_until) {
@@ -157,7 +203,7 @@ static void expire(struct kl_elect *e, uint64_t now)
 	}
 }
 
-/* Our lease and key are gone (or never were): campaign again at once. */
+/* Our lease and key are gone (or never were): campaign again at once. Called with mu held. */
 static void forget_lease(struct kl_elect *e, uint64_t now)
 {
 	if (e->role == KL_ELECT_LEADER) {
@@ -214,6 +260,7 @@ static void check(struct kl_elect *e, uint64_t now)
 		e->next_check = now + RETRY_MS;
 		return;
 	}
+	lk(e);
 	e->error[0] = 0;
 	for (size_t i = 0; i < r.n; i++) {
 		const struct kl_etcd_kv *kv = &r.kvs[i];
@@ -227,6 +274,7 @@ static void check(struct kl_elect *e, uint64_t now)
 		/* our key went away (lease expired while we were cut off, or deleted by hand) */
 		kl_etcd_range_free(&r);
 		forget_lease(e, now);
+		ulk(e);
 		return;
 	}
 	if (own) {
@@ -266,6 +314,7 @@ static void check(struct kl_elect *e, uint64_t now)
 		else
 			drop_watch(e);
 	}
+	ulk(e);
 	kl_etcd_range_free(&r);
 }
 
@@ -285,10 +334,12 @@ static int campaign_once(struct kl_elect *e, uint64_t now)
 		note_error(e, "grant the lease", rc);
 		return rc;
 	}
+	lk(e);
 	e->lease = l.id;
 	/* etcd may raise a short TTL, never lower it: ours is the safe bound */
 	e->lease_ttl_s = e->ttl_s;
 	e->valid_until = sent + (uint64_t)e->ttl_s * 1000u - (uint64_t)e->margin_ms;
+	ulk(e);
 	e->next_keepalive = sent + (uint64_t)e->period_ms;
 	e->key_len = (size_t)snprintf(e->key, sizeof(e->key), "%s%016" PRIx64, e->pfx,
 				      (uint64_t)l.id);
@@ -301,22 +352,28 @@ static int campaign_once(struct kl_elect *e, uint64_t now)
 	if (rc == KL_ETCD_EUNKNOWN) {
 		/* maybe created: the read below finds it, or campaigns again */
 		note_error(e, "create the campaign key", rc);
+		lk(e);
 		e->campaigns++;
+		ulk(e);
 		e->recheck = 1;
 		return rc;
 	}
 	if (rc) {
 		note_error(e, "create the campaign key", rc);
 		kl_etcd_lease_revoke(e->c, l.id); /* best effort: it expires anyway */
+		lk(e);
 		e->lease = 0;
+		ulk(e);
 		e->key_len = 0;
 		return rc;
 	}
 	/* a new lease id cannot name an existing key: the compare holds */
+	lk(e);
 	e->own_rev = t.succeeded ? t.hdr.revision : 0;
-	kl_etcd_txn_result_free(&t);
 	e->campaigns++;
 	e->error[0] = 0;
+	ulk(e);
+	kl_etcd_txn_result_free(&t);
 	e->recheck = 1;
 	return 0;
 }
@@ -329,20 +386,34 @@ static void keepalive(struct kl_elect *e, uint64_t now)
 
 	if (rc == KL_ETCD_ENOTFOUND || (!rc && l.ttl <= 0)) {
 		/* expired at etcd (we were away longer than the TTL): the key went with it */
-		e->keepalive_failures++;
 		note_error(e, "keep-alive", KL_ETCD_ENOTFOUND);
+		lk(e);
+		e->keepalive_failures++;
 		forget_lease(e, now);
+		ulk(e);
 		return;
 	}
 	if (rc) {
-		e->keepalive_failures++;
 		note_error(e, "keep-alive", rc);
+		lk(e);
+		e->keepalive_failures++;
+		ulk(e);
 		e->next_keepalive = now + RETRY_MS;
 		return;
 	}
+	lk(e);
 	e->keepalives++;
 	e->valid_until = sent + (uint64_t)e->lease_ttl_s * 1000u - (uint64_t)e->margin_ms;
+	ulk(e);
 	e->next_keepalive = sent + (uint64_t)e->period_ms;
+}
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+
+	if (fd >= 0)
+		(void)!write(fd, &one, sizeof(one));
 }
 
 int kl_elect_campaign(struct kl_elect *e)
@@ -352,8 +423,15 @@ int kl_elect_campaign(struct kl_elect *e)
 
 	if (e->active)
 		return 0;
+	lk(e);
 	e->active = 1;
 	e->role = KL_ELECT_FOLLOWER;
+	e->next_campaign = now;
+	ulk(e);
+	if (e->threaded) {
+		wake(e->wake_fd); /* the thread campaigns */
+		return 0;
+	}
 	rc = campaign_once(e, now);
 	if (e->recheck)
 		check(e, now_ms());
@@ -364,6 +442,7 @@ int kl_elect_resign(struct kl_elect *e)
 {
 	int rc = 0;
 
+	stop_thread(e); /* the revoke below on this thread (the client is free now) */
 	if (e->role == KL_ELECT_LEADER)
 		e->lost++;
 	e->role = KL_ELECT_IDLE;
@@ -387,6 +466,13 @@ int kl_elect_resign(struct kl_elect *e)
 
 int kl_elect_pollfds(struct kl_elect *e, struct pollfd *fds, int max)
 {
+	if (e->threaded) {
+		if (max < 1)
+			return 0;
+		fds[0].fd = e->note_fd;
+		fds[0].events = POLLIN;
+		return 1;
+	}
 	return e->w ? kl_etcd_watch_pollfds(e->w, fds, max) : 0;
 }
 
@@ -395,22 +481,24 @@ static long until(uint64_t at, uint64_t now)
 	return at > now ? (long)(at - now) : 0;
 }
 
-int kl_elect_timeout_ms(struct kl_elect *e)
+/* How long until the etcd work is due (the thread's, or the caller's when not threaded). */
+static int work_timeout_ms(struct kl_elect *e, uint64_t now)
 {
-	uint64_t now = now_ms();
 	long t = 60000;
 
+	lk(e);
 	if (e->role == KL_ELECT_LEADER && until(e->valid_until, now) < t)
 		t = until(e->valid_until, now);
+	ulk(e);
 	if (!e->active)
 		return (int)t;
-	if (e->recheck)
+	if (e->recheck && e->lease)
 		return 0;
 	if (!e->lease)
 		t = until(e->next_campaign, now) < t ? until(e->next_campaign, now) : t;
 	else if (until(e->next_keepalive, now) < t)
 		t = until(e->next_keepalive, now);
-	if (until(e->next_check, now) < t)
+	if (e->lease && until(e->next_check, now) < t) /* checks need the lease (work()) */
 		t = until(e->next_check, now);
 	if (e->w) {
 		int wt = kl_etcd_watch_timeout_ms(e->w);
@@ -421,35 +509,159 @@ int kl_elect_timeout_ms(struct kl_elect *e)
 	return (int)t;
 }
 
-enum kl_elect_role kl_elect_run(struct kl_elect *e)
+int kl_elect_timeout_ms(struct kl_elect *e)
+{
+	uint64_t now = now_ms();
+	long t = 60000;
+
+	if (!e->threaded)
+		return work_timeout_ms(e, now);
+	/* the thread tells role changes through note_fd; the leadership clock is ours */
+	lk(e);
+	if (e->role == KL_ELECT_LEADER)
+		t = until(e->valid_until, now);
+	ulk(e);
+	return (int)t;
+}
+
+/* The etcd work that is due: keep-alive, reads, watch I/O, campaign retries. */
+static void work(struct kl_elect *e)
 {
 	uint64_t now = now_ms();
 
+	lk(e);
 	expire(e, now);
+	ulk(e);
 	if (!e->active)
-		return e->role;
+		return;
 	if (!e->lease && now >= e->next_campaign)
 		campaign_once(e, now);
 	if (e->lease && now >= e->next_keepalive)
 		keepalive(e, now_ms());
+	lk(e);
 	expire(e, now_ms());
+	ulk(e);
 	if (e->w && kl_etcd_watch_run(e->w)) /* stopped (compacted or canceled): read again */
 		e->recheck = 1;
 	if (e->lease && (e->recheck || now >= e->next_check))
 		check(e, now_ms());
-	return e->role;
+}
+
+enum kl_elect_role kl_elect_run(struct kl_elect *e)
+{
+	enum kl_elect_role role;
+
+	if (!e->threaded) {
+		work(e);
+		return e->role;
+	}
+	{
+		uint64_t v;
+
+		(void)!read(e->note_fd, &v, sizeof(v)); /* non-blocking: drained */
+	}
+	lk(e);
+	expire(e, now_ms());
+	role = e->role;
+	ulk(e);
+	return role;
+}
+
+/* ---- the election's thread ------------------------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+	struct kl_elect *e = arg;
+
+	while (!__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) {
+		struct pollfd pf[POLLFDS_MAX + 1];
+		int n = 1, t;
+		enum kl_elect_role before;
+		char leader[KL_ELECT_NAME_MAX + 1];
+
+		pf[0].fd = e->wake_fd;
+		pf[0].events = POLLIN;
+		pf[0].revents = 0;
+		if (e->w)
+			n += kl_etcd_watch_pollfds(e->w, pf + 1, POLLFDS_MAX);
+		t = work_timeout_ms(e, now_ms());
+		if (t > 0 && poll(pf, (nfds_t)n, t) < 0 && errno != EINTR)
+			break;
+		if (pf[0].revents & POLLIN) {
+			uint64_t v;
+
+			(void)!read(e->wake_fd, &v, sizeof(v));
+		}
+		if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED))
+			break;
+		lk(e);
+		before = e->role;
+		memcpy(leader, e->leader, sizeof(leader));
+		ulk(e);
+		work(e);
+		lk(e);
+		if (e->role != before || strcmp(leader, e->leader))
+			wake(e->note_fd);
+		ulk(e);
+	}
+	return NULL;
+}
+
+int kl_elect_start_thread(struct kl_elect *e, char *err, size_t errlen)
+{
+	if (e->threaded)
+		return 0;
+	e->own = kl_etcd_new_like(e->c, err, errlen);
+	if (!e->own)
+		return -1;
+	kl_etcd_set_abort(e->own, &e->stop);
+	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	e->note_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->wake_fd < 0 || e->note_fd < 0) {
+		snprintf(err, errlen, "election: eventfd: %s", strerror(errno));
+		return -1;
+	}
+	/* the predecessor's watch again on the thread's client */
+	drop_watch(e);
+	e->recheck = e->lease != 0;
+	e->c = e->own;
+	e->stop = 0;
+	if (pthread_create(&e->th, NULL, thread_main, e)) {
+		snprintf(err, errlen, "election: cannot start its thread");
+		return -1;
+	}
+	e->threaded = 1;
+	return 0;
+}
+
+static void stop_thread(struct kl_elect *e)
+{
+	if (!e->threaded)
+		return;
+	__atomic_store_n(&e->stop, 1, __ATOMIC_RELAXED);
+	wake(e->wake_fd);
+	pthread_join(e->th, NULL);
+	e->threaded = 0;
+	/* the client is this thread's now (the lease revoke at resign) */
+	__atomic_store_n(&e->stop, 0, __ATOMIC_RELAXED);
 }
 
 int kl_elect_is_leader(struct kl_elect *e)
 {
+	int r;
+
+	lk(e);
 	expire(e, now_ms());
-	return e->role == KL_ELECT_LEADER;
+	r = e->role == KL_ELECT_LEADER;
+	ulk(e);
+	return r;
 }
 
 void kl_elect_status(struct kl_elect *e, struct kl_elect_status *out)
 {
 	uint64_t now = now_ms();
 
+	lk(e);
 	expire(e, now);
 	memset(out, 0, sizeof(*out));
 	out->role = e->role;
@@ -465,4 +677,5 @@ void kl_elect_status(struct kl_elect *e, struct kl_elect_status *out)
 	out->keepalive_failures = e->keepalive_failures;
 	memcpy(out->error, e->error, sizeof(out->error));
 	out->elected_revision = e->role == KL_ELECT_LEADER ? e->elected_rev : 0;
+	ulk(e);
 }

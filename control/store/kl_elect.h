@@ -22,7 +22,8 @@
  * Writes that must not be doubled by two leaders racing anyway (a new MSK) still go through a
  * transaction that cannot produce two values for one key (kl_msk_guard.h).
  *
- * Driven from the caller's poll loop like kl_etcd_watch, with no thread: add kl_elect_pollfds()
+ * Driven from the caller's poll loop like kl_etcd_watch, with no thread (or on a thread of its
+ * own: kl_elect_start_thread, at the end; keylined does that): add kl_elect_pollfds()
  * to the pollfd set, sleep at most kl_elect_timeout_ms(), call kl_elect_run(). The keep-alive,
  * the reads and the campaign are synchronous kl_etcd calls (each bounded by the client's request
  * timeout) made from kl_elect_run() when due; the predecessor's watch is a kl_etcd_watch stream.
@@ -104,5 +105,18 @@ enum kl_elect_role kl_elect_run(struct kl_elect *e);
 int kl_elect_is_leader(struct kl_elect *e);
 /* The state now (after the same clock check as kl_elect_is_leader). */
 void kl_elect_status(struct kl_elect *e, struct kl_elect_status *out);
+
+/* ---- added (helper st): the election on a thread of its own --------------------------------- */
+
+/* From now on the election's etcd work (keep-alive, reads, campaign retries, the predecessor's
+ * watch) runs on a thread of its own with its own kl_etcd client (kl_etcd_new_like of the
+ * one given to kl_elect_new), so a silent etcd member never blocks the caller's loop:
+ * kl_elect_run, kl_elect_is_leader, kl_elect_status and kl_elect_timeout_ms only read the state
+ * the thread publishes (under a mutex no thread holds during I/O). kl_elect_pollfds gives one
+ * eventfd the thread signals when the role or the leader changes; kl_elect_run drains it. Call
+ * it after kl_elect_campaign (which campaigns once at once on the caller's thread, so a node
+ * that leads knows it at start). kl_elect_resign stops the thread first (a call in progress is
+ * abandoned within about a second), then revokes on the caller's thread. 0, or -1 with err. */
+int kl_elect_start_thread(struct kl_elect *e, char *err, size_t errlen);
 
 #endif

@@ -35,6 +35,7 @@ struct kl_etcd {
 	char curl_err[CURL_ERROR_SIZE];
 	char err[768];
 	int grpc_code;
+	const int *abort; /* kl_etcd_set_abort: a call in progress ends when *abort != 0 */
 };
 
 static void seterr(struct kl_etcd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -196,6 +197,44 @@ nomem:
 	return NULL;
 }
 
+struct kl_etcd *kl_etcd_new_like(const struct kl_etcd *c, char *err, size_t errlen)
+{
+	struct kl_etcd_opts o = { 0 };
+
+	if (!c) {
+		snprintf(err, errlen, "etcd: no client to copy");
+		return NULL;
+	}
+	o.endpoints = (const char *const *)c->ep;
+	o.n_endpoints = c->n_ep;
+	o.ca_file = c->ca_file;
+	o.cert_file = c->cert_file;
+	o.key_file = c->key_file;
+	o.connect_timeout_ms = c->connect_ms;
+	o.request_timeout_ms = c->request_ms;
+	return kl_etcd_new(&o, err, errlen);
+}
+
+/* libcurl's progress callback: non-zero ends the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	const int *flag = arg;
+
+	(void)dlt;
+	(void)dln;
+	(void)ult;
+	(void)uln;
+	return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+void kl_etcd_set_abort(struct kl_etcd *c, const int *flag)
+{
+	c->abort = flag;
+	curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, flag ? on_progress : NULL);
+	curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, (void *)flag);
+	curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, flag ? 0L : 1L);
+}
+
 const char *kl_etcd_errmsg(const struct kl_etcd *c)
 {
 	return c->err;
@@ -278,6 +317,11 @@ static int call(struct kl_etcd *c, const char *path, json_t *req, int idempotent
 		char *ctype = NULL;
 		const char *detail;
 
+		if (c->abort && __atomic_load_n(c->abort, __ATOMIC_RELAXED)) {
+			seterr(c, "etcd %s: abandoned (the client is stopping)", path);
+			rc = KL_ETCD_EUNREACHABLE;
+			goto out;
+		}
 		c->resp.len = 0;
 		c->resp.overflow = 0;
 		c->curl_err[0] = 0;

@@ -340,4 +340,15 @@ int kl_etcd_parse_watch(const char *body, size_t len, struct kl_etcd_watch_resp 
  * ENOTFOUND) with *code and the message in msg, or KL_ETCD_EPROTO when body is not one. */
 int kl_etcd_parse_error(const char *body, size_t len, int *code, char *msg, size_t msglen);
 
+/* ---- added (helper st): clients for other threads ------------------------------------------- */
+
+/* A new client over c's endpoints with c's TLS options and timeouts (for another thread: a
+ * client is not thread-safe). NULL with err on no memory. */
+struct kl_etcd *kl_etcd_new_like(const struct kl_etcd *c, char *err, size_t errlen);
+/* While *flag (read atomically, owned by the caller; NULL: none) is non-zero, calls on c end at
+ * once with KL_ETCD_EUNREACHABLE (one in progress within about a second: libcurl's progress
+ * callback), so a thread stuck on a silent endpoint can be stopped without waiting for the
+ * request timeout. Set before the client is used on another thread. */
+void kl_etcd_set_abort(struct kl_etcd *c, const int *flag);
+
 #endif
