@@ -14,10 +14,11 @@
  * Follow: a watch on P/kv/ from kl_store_revision() + 1; the events one kl_etcd_watch_run
  * delivers are applied in one store batch (kl_store_apply, then kl_store_set_revision to the
  * revision the watch has delivered completely, then the commit), then written into the key table
- * (kl_store_sync_table). A replica that never applied anything, or one etcd has compacted past,
- * resynchronises fully: the whole P/kv/ is read at one revision in pages (one page per control
- * loop pass, one store batch each, so the node keeps serving), entries the snapshot does not hold
- * are deleted, the revision is set and the watch restarts after it.
+ * and the store's other views (kl_store_sync_table; kl_store_set_view: the NAF Key Center's
+ * index of issued keys and blocklists). A replica that never applied anything, or one etcd has
+ * compacted past, resynchronises fully: the whole P/kv/ is read at one revision in pages (one
+ * page per control loop pass, one store batch each, so the node keeps serving), entries the
+ * snapshot does not hold are deleted, the revision is set and the watch restarts after it.
  *
  * Seed: a node that creates P/meta/kek_check (the first node of a new cluster) and whose store
  * holds entries while P/kv/ is empty uploads its store into the catalogue; `keylinectl
