@@ -93,16 +93,34 @@ enum kl_cluster_stat {
 	KL_CLUSTER__COUNT
 };
 
-/* Written by the control thread, read by any (/metrics) with relaxed atomics. */
+/* The node's role in the MSK rotation's election (published by the rotation service). */
+enum kl_cluster_role { KL_CLUSTER_ROLE_FOLLOWER = 0, KL_CLUSTER_ROLE_LEADER = 1 };
+
+/* Written by the control thread, read by any (/metrics) with relaxed atomics: v[] and role
+ * through the functions below only; node is written before the stats are shared, never after. */
 struct kl_cluster_stats {
 	uint64_t v[KL_CLUSTER__COUNT];
 	char node[KL_CONFIG_CLUSTER_NODE_MAX + 1]; /* set before the stats are shared */
-	char role[16];			       /* "follower" */
+	int role;				   /* enum kl_cluster_role (kl_cluster_role_*) */
 };
 
 static inline uint64_t kl_cluster_stat_get(const struct kl_cluster_stats *s, unsigned i)
 {
 	return s && i < KL_CLUSTER__COUNT ? __atomic_load_n(&s->v[i], __ATOMIC_RELAXED) : 0;
+}
+
+static inline void kl_cluster_role_set(struct kl_cluster_stats *s, enum kl_cluster_role r)
+{
+	if (s)
+		__atomic_store_n(&s->role, (int)r, __ATOMIC_RELAXED);
+}
+
+/** "leader" or "follower" (NULL: "follower"): the string is made at read time, from one load. */
+static inline const char *kl_cluster_role_name(const struct kl_cluster_stats *s)
+{
+	return s && __atomic_load_n(&s->role, __ATOMIC_RELAXED) == KL_CLUSTER_ROLE_LEADER
+		       ? "leader"
+		       : "follower";
 }
 
 struct kl_cluster_stat_info {
