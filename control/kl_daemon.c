@@ -590,7 +590,7 @@ struct kl_daemon *kl_daemon_start(const struct kl_config *cfg, const struct kl_d
 		g_view.naf = &g_naf;
 	if (cfg->cluster.enabled) {
 		snprintf(g_cluster.node, sizeof(g_cluster.node), "%s", cfg->cluster.node);
-		snprintf(g_cluster.role, sizeof(g_cluster.role), "follower");
+		kl_cluster_role_set(&g_cluster, KL_CLUSTER_ROLE_FOLLOWER);
 		g_view.cluster = &g_cluster;
 	}
 

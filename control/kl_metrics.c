@@ -314,7 +314,7 @@ static void render_cluster(struct out *o, const struct kl_stats_view *v)
 	put(o, P "cluster_info{node=\"");
 	put_escaped(o, cs->node, true);
 	put(o, "\",role=\"");
-	put_escaped(o, cs->role, true);
+	put_escaped(o, kl_cluster_role_name(cs), true);
 	put(o, "\"} 1\n");
 	for (unsigned i = 0; i < KL_CLUSTER__COUNT; i++) {
 		const struct kl_cluster_stat_info *si = kl_cluster_stat_info(i);

@@ -143,9 +143,9 @@ static void rotation_publish(struct rot_svc *s, enum kl_elect_role role)
 		kl_daemon_logf(KL_CONFIG_LOG_INFO, "msk_rotation: this node %s the rotation leader",
 			       role == KL_ELECT_LEADER ? "is now" : "is no longer");
 	s->role = role;
-	if (s->cs)
-		snprintf(s->cs->role, sizeof(s->cs->role), "%s",
-			 role == KL_ELECT_LEADER ? "leader" : "follower");
+	/* one atomic store: /metrics reads it from its own thread (kl_cluster_role_name) */
+	kl_cluster_role_set(s->cs, role == KL_ELECT_LEADER ? KL_CLUSTER_ROLE_LEADER
+							   : KL_CLUSTER_ROLE_FOLLOWER);
 }
 
 static void rotation_stop(void *svc)

@@ -8,7 +8,9 @@
  * is one change; a refused commit leaves LMDB (and, through kl_write, the key table) untouched
  * and says "cluster: ..."; the replica side: apply with stamps and tombstones, records from
  * another store under the same KEK, damaged records refused, the key table synchronised,
- * revision, each_record, purge, kek_check.
+ * revision, each_record, purge, kek_check; the store's views: the NAF Key Center on a follower's
+ * store follows the issued keys, invalidations and blocklist entries applied to it (deletions
+ * included) through kl_store_sync_table, and is no longer called once closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +30,9 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include "kl_crypto.h"
 #include "kl_eal_rundir.h"
+#include "kl_naf_keys.h"
 #include "kl_store_repl.h"
 #include "kl_test_store.h"
 #include "kl_write.h"
@@ -550,6 +554,96 @@ static void test_stamp_local(void **state)
 	kl_table_free(t);
 }
 
+/* The catalogue's entries newer than since into b, each synchronised (the follower's path). */
+static void follow(struct cat *c, struct kl_store *b, struct kl_table *t, int64_t since)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct cat_ent *e = &c->e[i];
+
+		if (e->mod <= since)
+			continue;
+		assert_int_equal(kl_store_apply(b, e->db, e->key, e->klen, e->live ? e->val : NULL,
+						e->vlen, e->mod),
+				 1);
+		if (kl_store_sync_table(b, t, e->db, e->key, e->klen))
+			fail_msg("sync %s: %s", e->db, kl_store_last_error(b));
+	}
+}
+
+/* The NAF Key Center on store b (a follower) sees what another node (store a) wrote, as the
+ * cluster applies it: issued, invalidated, deleted keys; blocklisted and unblocked Device_IDs and
+ * serials; its own index refusals follow at once; nothing is called once it is closed. */
+static void test_naf_view(void **state)
+{
+	static struct cat c;
+	struct kl_store *a = mk_store(kek), *b = mk_store(kek);
+	struct kl_table *t = mk_table();
+	struct kl_naf_keys_params p = { .store = b };
+	struct kl_store_naf n = { .btid = "B1@bsf", .naf_len = 3, .naf_id = { 'n', 'a', 'f' },
+				  .device_id = "dev-1", .issued = 1000, .expiry = UINT64_MAX / 2 };
+	struct kl_naf_keys_stats ks;
+	struct kl_naf_key_info info;
+	struct kl_naf_keys *kb;
+	uint8_t kcv[KL_KCV_LEN];
+	char err[256];
+	int64_t seen;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	kb = kl_naf_keys_open(&p, err, sizeof(err));
+	if (!kb)
+		fail_msg("naf keys: %s", err);
+	kl_store_set_repl(a, &cat_ops, &c);
+	assert_int_equal(kl_store_naf_put(a, &n, K32), 0);
+	assert_int_equal(kl_store_naf_block(a, KL_STORE_NAF_DEVICE, "dev-2", 1, 7), 0);
+	assert_int_equal(kl_store_naf_block(a, KL_STORE_NAF_SERIAL, "1a2b", 1, 7), 0);
+	assert_int_equal(kl_naf_keys_lookup(kb, "B1@bsf", n.naf_id, 3, "dev-1", &info), -ENOENT);
+	follow(&c, b, t, 0);
+	seen = c.rev;
+	assert_int_equal(kl_naf_keys_lookup(kb, "B1@bsf", n.naf_id, 3, "dev-1", &info), 0);
+	assert_int_equal(kl_kcv(K32, 32, kcv), 0);
+	assert_memory_equal(info.kcv, kcv, KL_KCV_LEN);
+	assert_int_equal(info.invalidated, 0);
+	assert_true(kl_naf_keys_blocked(kb, "dev-2", NULL));
+	assert_true(kl_naf_keys_blocked(kb, "dev-9", "00:1A:2B"));
+	assert_int_equal(kl_naf_keys_issue(kb, "B2@bsf", n.naf_id, 3, "dev-2", NULL, K32,
+					   UINT64_MAX / 2, 1000),
+			 KL_NAF_BLOCKED);
+	/* invalidated on a: listed invalidated, refused */
+	n.invalidated = 1;
+	memcpy(n.kcv, kcv, KL_KCV_LEN);
+	assert_int_equal(kl_store_naf_put(a, &n, NULL), 0);
+	follow(&c, b, t, seen);
+	seen = c.rev;
+	assert_int_equal(kl_naf_keys_lookup(kb, "B1@bsf", n.naf_id, 3, "dev-1", &info), 0);
+	assert_int_equal(info.invalidated, 1);
+	assert_int_equal(kl_naf_keys_issue(kb, "B1@bsf", n.naf_id, 3, "dev-1", NULL, K32,
+					   UINT64_MAX / 2, 1000),
+			 KL_NAF_INVALIDATED);
+	/* deleted (purged) and unblocked on a: gone from b's index */
+	assert_int_equal(kl_store_naf_del(a, &n), 0);
+	assert_int_equal(kl_store_naf_block(a, KL_STORE_NAF_DEVICE, "dev-2", 0, 7), 0);
+	follow(&c, b, t, seen);
+	seen = c.rev;
+	assert_int_equal(kl_naf_keys_lookup(kb, "B1@bsf", n.naf_id, 3, "dev-1", &info), -ENOENT);
+	assert_false(kl_naf_keys_blocked(kb, "dev-2", NULL));
+	assert_true(kl_naf_keys_blocked(kb, NULL, "1a2b"));
+	kl_naf_keys_get_stats(kb, &ks);
+	assert_int_equal(ks.keys, 0);
+	assert_int_equal(ks.blocked_devices, 0);
+	assert_int_equal(ks.blocked_serials, 1);
+	assert_int_equal(ks.applied, 6);
+	assert_int_equal(ks.apply_failed, 0);
+	/* closed: the store no longer calls it (ASan would see the freed index) */
+	kl_naf_keys_close(kb);
+	assert_int_equal(kl_store_naf_block(a, KL_STORE_NAF_DEVICE, "dev-3", 1, 7), 0);
+	follow(&c, b, t, seen);
+	assert_int_equal(kl_store_set_view(b, "nosuch", NULL, NULL), -EINVAL);
+	kl_store_close(a);
+	kl_store_close(b);
+	kl_table_free(t);
+}
+
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -584,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_names),	 cmocka_unit_test(test_every_write),
 		cmocka_unit_test(test_batch),	 cmocka_unit_test(test_write_refused),
 		cmocka_unit_test(test_apply),	 cmocka_unit_test(test_stamp_local),
+		cmocka_unit_test(test_naf_view),
 	};
 	const char *tmp = getenv("TMPDIR");
 	int rc;

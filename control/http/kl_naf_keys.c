@@ -24,6 +24,7 @@
 #include "kl_naf_keys.h"
 #include "kl_siphash.h"
 #include "kl_store.h"
+#include "kl_store_repl.h"
 #include "kl_util.h"
 #include "kl_write.h"
 
@@ -32,12 +33,15 @@
 #define BATCH_MAX_DEFAULT 1024u
 #define BLOCK_BUCKETS 256u
 #define PURGE_MAX 4096u /* purged per tick: bounds the control thread's time */
+#define NAF_SKEY_LEN 32	/* the store's LMDB key of an issued key (kl_store_naf_key) */
 
 struct entry {
 	struct entry *next;
 	uint64_t hash;	/* of (btid, device_id): an invalidation names those two */
 	uint64_t purge; /* when the tick deletes it (purge_at) */
 	size_t hpos;	/* its place in the purge heap */
+	struct entry *snext; /* by store key (with a store): a replicated deletion names it so */
+	uint8_t skey[NAF_SKEY_LEN];
 	struct kl_naf_key_info info;
 };
 
@@ -75,6 +79,7 @@ struct kl_naf_keys {
 
 	pthread_rwlock_t lock; /* the index and the blocklist */
 	struct entry **tab;
+	struct entry **stab; /* the same entries by store key (with a store), mask as tab */
 	uint64_t mask;
 	struct entry **heap; /* every entry, a min-heap on purge: the tick reads its top only */
 	size_t heap_cap;
@@ -95,6 +100,7 @@ struct kl_naf_keys {
 
 	_Atomic uint64_t issued, refused_invalidated, refused_blocked, refused_full, store_failed;
 	_Atomic uint64_t commits, batched_writes;
+	_Atomic uint64_t applied, apply_failed; /* other nodes' entries (cluster: view()) */
 };
 
 /* ---- hashing ---------------------------------------------------------------------------------- */
@@ -249,19 +255,45 @@ static void heap_remove(struct kl_naf_keys *k, struct entry *e)
 
 /* ---- index writes (control thread, under the write lock) ------------------------------------ */
 
+static uint64_t sbucket(const struct kl_naf_keys *k, const uint8_t skey[NAF_SKEY_LEN])
+{
+	uint8_t out[16];
+	uint64_t h;
+
+	kl_siphash128(&k->sip, skey, NAF_SKEY_LEN, out);
+	memcpy(&h, out, sizeof(h));
+	return h & k->mask;
+}
+
+/* Under the lock (either): the entry whose store key is skey, or NULL. */
+static struct entry *sfind(const struct kl_naf_keys *k, const uint8_t skey[NAF_SKEY_LEN])
+{
+	for (struct entry *e = k->stab ? k->stab[sbucket(k, skey)] : NULL; e; e = e->snext)
+		if (!memcmp(e->skey, skey, NAF_SKEY_LEN))
+			return e;
+	return NULL;
+}
+
 static int idx_put(struct kl_naf_keys *k, const struct kl_store_naf *n)
 {
 	struct entry *e = find(k, n);
 
 	if (!e) {
 		e = calloc(1, sizeof(*e));
-		if (!e || heap_add(k, e)) {
+		/* the store key: a replicated deletion names the entry by it alone */
+		if (!e || (k->stab && kl_store_naf_key(k->store, n, e->skey)) || heap_add(k, e)) {
 			free(e);
 			return -ENOMEM;
 		}
 		e->hash = hash2(k, n->btid, n->device_id);
 		e->next = k->tab[e->hash & k->mask];
 		k->tab[e->hash & k->mask] = e;
+		if (k->stab) {
+			uint64_t b = sbucket(k, e->skey);
+
+			e->snext = k->stab[b];
+			k->stab[b] = e;
+		}
 		k->nkeys++;
 	} else if (e->info.invalidated) {
 		k->ninvalid--;
@@ -283,6 +315,14 @@ static void idx_del(struct kl_naf_keys *k, const struct kl_store_naf *n)
 
 		if (e->hash == h && same_id(&e->info, n)) {
 			*pp = e->next;
+			if (k->stab) {
+				struct entry **sp = &k->stab[sbucket(k, e->skey)];
+
+				while (*sp && *sp != e)
+					sp = &(*sp)->snext;
+				if (*sp)
+					*sp = e->snext;
+			}
 			heap_remove(k, e);
 			k->nkeys--;
 			k->ninvalid -= e->info.invalidated ? 1 : 0;
@@ -357,6 +397,60 @@ int kl_naf_serial_norm(const char *in, char out[KL_NAF_SERIAL_MAX + 1])
 	return 0;
 }
 
+/* ---- other nodes' entries (a cluster: kl_store_repl.h kl_store_set_view) ------------------- */
+
+/*
+ * The cluster's follower applied an entry of "naf" or "nafblock" that another node wrote or
+ * deleted (a watch event, a full resynchronisation's page or deletion) and committed it: the
+ * index follows what the store now holds, under the write lock as after our own commits.
+ * Control thread (the index's only writer), never inside one of our batches (commit() runs to
+ * its end before the control loop polls the cluster). Our own writes coming back are skipped by
+ * the store (their stamps) and never get here.
+ */
+static void view(void *arg, const char *db, const uint8_t *key, size_t len)
+{
+	struct kl_naf_keys *k = arg;
+	int rc, urc = 0;
+
+	if (!strcmp(db, "naf")) {
+		struct kl_store_naf n;
+
+		rc = kl_store_naf_get_at(k->store, key, len, &n);
+		if (rc && rc != -ENOENT)
+			goto failed;
+		pthread_rwlock_wrlock(&k->lock);
+		if (!rc) {
+			urc = idx_put(k, &n);
+		} else if (len == NAF_SKEY_LEN) {
+			struct entry *e = sfind(k, key);
+
+			if (e) {
+				store_from(&n, &e->info);
+				idx_del(k, &n);
+			}
+		}
+		pthread_rwlock_unlock(&k->lock);
+	} else {
+		enum kl_store_naf_block_kind bk;
+		char v[KL_STORE_NAF_DEVICE_MAX + 1];
+
+		rc = kl_store_naf_block_get_at(k->store, key, len, &bk, v);
+		if (rc && rc != -ENOENT)
+			goto failed;
+		pthread_rwlock_wrlock(&k->lock);
+		urc = blk_set(k,
+			      bk == KL_STORE_NAF_SERIAL ? KL_NAF_BLOCK_SERIAL : KL_NAF_BLOCK_DEVICE, v,
+			      !rc);
+		pthread_rwlock_unlock(&k->lock);
+	}
+	if (urc)
+		goto failed;
+	atomic_fetch_add(&k->applied, 1);
+	return;
+failed: /* the store refused to read it back, or no memory: the index keeps what it had */
+	atomic_fetch_add(&k->apply_failed, 1);
+}
+
 /* ---- open / close ------------------------------------------------------------------------------ */
 
 static int load_key(void *arg, const struct kl_store_naf *n)
@@ -386,6 +480,7 @@ static void free_all(struct kl_naf_keys *k)
 		}
 		free(k->tab);
 	}
+	free(k->stab);
 	free(k->heap);
 	free(k->walk);
 	for (unsigned i = 0; i < BLOCK_BUCKETS; i++)
@@ -443,11 +538,14 @@ struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p,
 		buckets <<= 1;
 	k->mask = buckets - 1;
 	k->tab = calloc(buckets, sizeof(*k->tab));
+	if (k->store)
+		k->stab = calloc(buckets, sizeof(*k->stab));
 	k->ops_cap = (k->batch_max > PURGE_MAX ? k->batch_max : PURGE_MAX) + 1;
 	k->ops = calloc(k->ops_cap, sizeof(*k->ops));
 	k->walk = calloc(2 * PURGE_MAX + 2, sizeof(*k->walk));
 	k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (RAND_bytes(seed, sizeof(seed)) != 1 || !k->tab || !k->ops || !k->walk || k->efd < 0) {
+	if (RAND_bytes(seed, sizeof(seed)) != 1 || !k->tab || (k->store && !k->stab) || !k->ops ||
+	    !k->walk || k->efd < 0) {
 		snprintf(err, errlen, "naf keys: cannot set up (%s)",
 			 k->efd < 0 ? strerror(errno) : "out of memory or no randomness");
 		free_all(k);
@@ -467,6 +565,9 @@ struct kl_naf_keys *kl_naf_keys_open_ext(const struct kl_naf_keys_params_ext *p,
 			errno = -rc;
 			return NULL;
 		}
+		/* a cluster's follower applies other nodes' entries to the store: told here */
+		(void)kl_store_set_view(k->store, "naf", view, k);
+		(void)kl_store_set_view(k->store, "nafblock", view, k);
 	}
 	return k;
 }
@@ -492,6 +593,10 @@ void kl_naf_keys_close(struct kl_naf_keys *k)
 {
 	if (!k)
 		return;
+	if (k->store) {
+		(void)kl_store_set_view(k->store, "naf", NULL, NULL);
+		(void)kl_store_set_view(k->store, "nafblock", NULL, NULL);
+	}
 	pthread_mutex_lock(&k->qlock);
 	k->closing = 1;
 	for (struct req *r = k->qhead, *nx; r; r = nx) {
@@ -1089,6 +1194,8 @@ void kl_naf_keys_get_stats(struct kl_naf_keys *k, struct kl_naf_keys_stats *s)
 	s->store_failed = atomic_load(&k->store_failed);
 	s->commits = atomic_load(&k->commits);
 	s->batched_writes = atomic_load(&k->batched_writes);
+	s->applied = atomic_load(&k->applied);
+	s->apply_failed = atomic_load(&k->apply_failed);
 	pthread_mutex_lock(&k->qlock);
 	s->waiting = k->waiters;
 	pthread_mutex_unlock(&k->qlock);
@@ -1196,7 +1303,7 @@ static json_t *stats_json(struct kl_naf_keys *k)
 	struct kl_naf_keys_stats s;
 
 	kl_naf_keys_get_stats(k, &s);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "keys",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "keys",
 			 (json_int_t)s.keys, "invalidated", (json_int_t)s.invalidated,
 			 "blocked_devices", (json_int_t)s.blocked_devices, "blocked_serials",
 			 (json_int_t)s.blocked_serials, "issued", (json_int_t)s.issued,
@@ -1204,7 +1311,8 @@ static json_t *stats_json(struct kl_naf_keys *k)
 			 "refused_blocked", (json_int_t)s.refused_blocked, "refused_full",
 			 (json_int_t)s.refused_full, "store_failed", (json_int_t)s.store_failed,
 			 "commits", (json_int_t)s.commits, "batched_writes",
-			 (json_int_t)s.batched_writes);
+			 (json_int_t)s.batched_writes, "applied", (json_int_t)s.applied,
+			 "apply_failed", (json_int_t)s.apply_failed);
 }
 
 static int admin_block(struct kl_naf_keys *k, const json_t *req, int on, json_t **answer)

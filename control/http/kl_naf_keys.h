@@ -108,6 +108,10 @@ struct kl_naf_keys_stats {
 	uint64_t issued, refused_invalidated, refused_blocked, refused_full, store_failed;
 	uint64_t commits, batched_writes; /* group commits and the writes they carried */
 	uint64_t waiting; /* (appended) callers waiting for the control thread now */
+	/* (appended) a cluster: entries other nodes wrote or deleted (issued keys, invalidations,
+	 * blocklist entries) that the index took from the store's replica, and those it could not
+	 * (the store could not read one back, out of memory) */
+	uint64_t applied, apply_failed;
 };
 void kl_naf_keys_get_stats(struct kl_naf_keys *k, struct kl_naf_keys_stats *s);
 

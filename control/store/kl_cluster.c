@@ -1295,7 +1295,7 @@ static void mb_drain(struct kl_cluster *c)
 	}
 	m->applied = c->applied;
 	m->stale = (int)st_get(c, KL_CLUSTER_STALE);
-	snprintf(m->role, sizeof(m->role), "%s", c->st->role);
+	snprintf(m->role, sizeof(m->role), "%s", kl_cluster_role_name(c->st));
 	pthread_mutex_unlock(&m->mu);
 
 	for (unsigned i = 0; i < n_logs; i++)
@@ -1347,7 +1347,7 @@ static int bg_start(struct kl_cluster *c, int joined, char *err, size_t errlen)
 	c->mb.joined = joined;
 	c->mb.want_join = !joined;
 	c->mb.applied = c->applied;
-	snprintf(c->mb.role, sizeof(c->mb.role), "%s", c->st->role);
+	snprintf(c->mb.role, sizeof(c->mb.role), "%s", kl_cluster_role_name(c->st));
 	if (pthread_create(&c->bg, NULL, bg_main, c)) {
 		snprintf(err, errlen, "cannot start the cluster thread");
 		pthread_cond_destroy(&c->mb.cv);
@@ -1428,9 +1428,11 @@ struct kl_cluster *kl_cluster_start(const struct kl_cluster_params *p, int *conf
 	c->store = p->store;
 	c->table = p->table;
 	c->st = p->stats ? p->stats : &c->own_stats;
-	memset(c->st->v, 0, sizeof(c->st->v));
-	snprintf(c->st->node, sizeof(c->st->node), "%s", c->cfg.node);
-	snprintf(c->st->role, sizeof(c->st->role), "follower");
+	for (unsigned i = 0; i < KL_CLUSTER__COUNT; i++)
+		st_set(c, (enum kl_cluster_stat)i, 0);
+	if (strcmp(c->st->node, c->cfg.node)) /* the daemon set it before sharing the stats */
+		snprintf(c->st->node, sizeof(c->st->node), "%s", c->cfg.node);
+	kl_cluster_role_set(c->st, KL_CLUSTER_ROLE_FOLLOWER);
 	c->log = p->log;
 	c->log_arg = p->log_arg;
 	snprintf(c->version, sizeof(c->version), "%s", p->version ? p->version : "?");
@@ -1596,8 +1598,9 @@ json_t *kl_cluster_status(struct kl_cluster *c)
 			(json_int_t)st_get(c, KL_CLUSTER_REPL_LATENCY_US_SUM), "latency_us_max",
 			(json_int_t)st_get(c, KL_CLUSTER_REPL_LATENCY_US_MAX));
 	o = json_pack("{s:b,s:s,s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "enabled", 1,
-		      "node", c->cfg.node, "prefix", c->cfg.prefix, "role", c->st->role, "state",
-		      phase_name(c->phase), "stale", (int)st_get(c, KL_CLUSTER_STALE),
+		      "node", c->cfg.node, "prefix", c->cfg.prefix, "role",
+		      kl_cluster_role_name(c->st), "state", phase_name(c->phase), "stale",
+		      (int)st_get(c, KL_CLUSTER_STALE),
 		      "registered", c->registered_seen, "applied_revision", (json_int_t)c->applied,
 		      "etcd_revision", (json_int_t)st_get(c, KL_CLUSTER_ETCD_REVISION),
 		      "lag_revisions", (json_int_t)st_get(c, KL_CLUSTER_LAG_REVISIONS), "lag_ms",

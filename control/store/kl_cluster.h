@@ -17,10 +17,11 @@
  * Follow: a watch on P/kv/ from kl_store_revision() + 1; the events one kl_etcd_watch_run
  * delivers are applied in one store batch (kl_store_apply, then kl_store_set_revision to the
  * revision the watch has delivered completely, then the commit), then written into the key table
- * (kl_store_sync_table). A replica that never applied anything, or one etcd has compacted past,
- * resynchronises fully: the whole P/kv/ is read at one revision in pages (one page per control
- * loop pass, one store batch each, so the node keeps serving), entries the snapshot does not hold
- * are deleted, the revision is set and the watch restarts after it.
+ * and the store's other views (kl_store_sync_table; kl_store_set_view: the NAF Key Center's
+ * index of issued keys and blocklists). A replica that never applied anything, or one etcd has
+ * compacted past, resynchronises fully: the whole P/kv/ is read at one revision in pages (one
+ * page per control loop pass, one store batch each, so the node keeps serving), entries the
+ * snapshot does not hold are deleted, the revision is set and the watch restarts after it.
  *
  * Seed: a node that creates P/meta/kek_check (the first node of a new cluster) and whose store
  * holds entries while P/kv/ is empty uploads its store into the catalogue, and its replica goes
@@ -98,16 +99,34 @@ enum kl_cluster_stat {
 	KL_CLUSTER__COUNT
 };
 
-/* Written by the control thread, read by any (/metrics) with relaxed atomics. */
+/* The node's role in the MSK rotation's election (published by the rotation service). */
+enum kl_cluster_role { KL_CLUSTER_ROLE_FOLLOWER = 0, KL_CLUSTER_ROLE_LEADER = 1 };
+
+/* Written by the control thread, read by any (/metrics) with relaxed atomics: v[] and role
+ * through the functions below only; node is written before the stats are shared, never after. */
 struct kl_cluster_stats {
 	uint64_t v[KL_CLUSTER__COUNT];
 	char node[KL_CONFIG_CLUSTER_NODE_MAX + 1]; /* set before the stats are shared */
-	char role[16];			       /* "follower" */
+	int role;				   /* enum kl_cluster_role (kl_cluster_role_*) */
 };
 
 static inline uint64_t kl_cluster_stat_get(const struct kl_cluster_stats *s, unsigned i)
 {
 	return s && i < KL_CLUSTER__COUNT ? __atomic_load_n(&s->v[i], __ATOMIC_RELAXED) : 0;
+}
+
+static inline void kl_cluster_role_set(struct kl_cluster_stats *s, enum kl_cluster_role r)
+{
+	if (s)
+		__atomic_store_n(&s->role, (int)r, __ATOMIC_RELAXED);
+}
+
+/** "leader" or "follower" (NULL: "follower"): the string is made at read time, from one load. */
+static inline const char *kl_cluster_role_name(const struct kl_cluster_stats *s)
+{
+	return s && __atomic_load_n(&s->role, __ATOMIC_RELAXED) == KL_CLUSTER_ROLE_LEADER
+		       ? "leader"
+		       : "follower";
 }
 
 struct kl_cluster_stat_info {

@@ -83,6 +83,10 @@ struct kl_store {
 	const struct kl_store_repl_ops *repl; /* the cluster's replicator, or NULL */
 	void *repl_arg;
 	struct repl_log *log; /* the open write's changes (with a replicator) */
+	struct {	      /* views of the replicated databases (kl_store_set_view) */
+		kl_store_view_fn fn;
+		void *arg;
+	} view[KL_TK__COUNT + 2]; /* by db_index: the kinds, then naf, nafblock */
 	char msg[320];
 };
 
@@ -3040,17 +3044,15 @@ int kl_store_naf_del(struct kl_store *s, const struct kl_store_naf *n)
 	return del_in(s, s->naf, &k, "delete");
 }
 
-int kl_store_naf_get(struct kl_store *s, struct kl_store_naf *n, uint8_t key[32])
+/* The issued key at LMDB key lkey, unwrapped and checked: 0 (*n and key filled), -ENOENT,
+ * -EBADMSG, -ENOMEM, -errno (*n as it was). */
+static int naf_read(struct kl_store *s, const uint8_t lkey[NAF_HASH_LEN], struct kl_store_naf *n,
+		    uint8_t key[KL_STORE_NAF_KEY_LEN])
 {
-	uint8_t lkey[NAF_HASH_LEN];
-	MDB_val k = { NAF_HASH_LEN, lkey }, v;
+	MDB_val k = { NAF_HASH_LEN, (void *)(uintptr_t)lkey }, v;
 	MDB_txn *txn;
 	int rc, broken = 0;
 
-	if (!s || !key || kl_store_naf_check(n))
-		return -EINVAL;
-	if (naf_key(s, n, lkey))
-		return -EIO;
 	rc = r_begin(s, &txn);
 	if (rc)
 		return rc;
@@ -3074,6 +3076,37 @@ int kl_store_naf_get(struct kl_store *s, struct kl_store_naf *n, uint8_t key[32]
 		}
 	}
 	r_end(s, txn, broken);
+	return rc;
+}
+
+int kl_store_naf_get(struct kl_store *s, struct kl_store_naf *n, uint8_t key[32])
+{
+	uint8_t lkey[NAF_HASH_LEN];
+
+	if (!s || !key || kl_store_naf_check(n))
+		return -EINVAL;
+	if (naf_key(s, n, lkey))
+		return -EIO;
+	return naf_read(s, lkey, n, key);
+}
+
+int kl_store_naf_key(struct kl_store *s, const struct kl_store_naf *n, uint8_t out[32])
+{
+	if (!s || !out || kl_store_naf_check(n))
+		return -EINVAL;
+	return naf_key(s, n, out);
+}
+
+int kl_store_naf_get_at(struct kl_store *s, const uint8_t *lkey, size_t len,
+			struct kl_store_naf *n)
+{
+	uint8_t key[KL_STORE_NAF_KEY_LEN];
+	int rc;
+
+	if (!s || !lkey || len != NAF_HASH_LEN || !n)
+		return -EINVAL;
+	rc = naf_read(s, lkey, n, key);
+	kl_memzero(key, sizeof(key));
 	return rc;
 }
 
@@ -3188,6 +3221,36 @@ int kl_store_naf_block(struct kl_store *s, enum kl_store_naf_block_kind kind, co
 	return w_end(s, txn, rc, broken);
 }
 
+int kl_store_naf_block_get_at(struct kl_store *s, const uint8_t *key, size_t len,
+			      enum kl_store_naf_block_kind *kind,
+			      char value[KL_STORE_NAF_DEVICE_MAX + 1])
+{
+	MDB_val k = { len, (void *)(uintptr_t)key }, v;
+	MDB_txn *txn;
+	int rc, broken = 0;
+
+	if (!s || !key || !kind || !value || len < 2 || len > KL_STORE_NAF_DEVICE_MAX + 1 ||
+	    (key[0] != KL_STORE_NAF_DEVICE && key[0] != KL_STORE_NAF_SERIAL))
+		return -EINVAL;
+	*kind = (enum kl_store_naf_block_kind)key[0];
+	memcpy(value, key + 1, len - 1);
+	value[len - 1] = '\0';
+	if (strlen(value) != len - 1 || kl_store_naf_block_check(*kind, value))
+		return -EINVAL;
+	rc = r_begin(s, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, s->nafblock, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = -ENOENT;
+	} else if (rc) {
+		broken = 1;
+		rc = naf_fail(s, rc, "read");
+	}
+	r_end(s, txn, broken);
+	return rc;
+}
+
 /* Check a blocklist record: 0 (*kind, value filled) or REC_MALFORMED. */
 static int block_rec_open(const MDB_val *k, const MDB_val *v, enum kl_store_naf_block_kind *kind,
 			  char value[KL_STORE_NAF_DEVICE_MAX + 1])
@@ -3281,6 +3344,31 @@ static int db_lookup(struct kl_store *s, const char *db, MDB_dbi *dbi, const cha
 	} else {
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* A replicated database's place in view[]: the table kinds, then naf, nafblock; -1 unknown. */
+static int db_index(const char *db)
+{
+	int kind = kl_store_db_kind(db);
+
+	if (kind >= 0)
+		return kind;
+	if (db && !strcmp(db, db_naf))
+		return KL_TK__COUNT;
+	if (db && !strcmp(db, db_nafblock))
+		return KL_TK__COUNT + 1;
+	return -1;
+}
+
+int kl_store_set_view(struct kl_store *s, const char *db, kl_store_view_fn view, void *arg)
+{
+	int i = db_index(db);
+
+	if (!s || i < 0)
+		return -EINVAL;
+	s->view[i].fn = view;
+	s->view[i].arg = view ? arg : NULL;
 	return 0;
 }
 
@@ -3422,8 +3510,22 @@ int kl_store_stamp(struct kl_store *s, const char *db, const uint8_t *key, size_
 	return m ? st_fail(s, m, "read a stamp", KL_TK__COUNT) : 0;
 }
 
+static int sync_table(struct kl_store *s, struct kl_table *t, const char *db,
+		      const uint8_t *key, size_t key_len);
+
 int kl_store_sync_table(struct kl_store *s, struct kl_table *t, const char *db,
 			const uint8_t *key, size_t key_len)
+{
+	int rc = sync_table(s, t, db, key, key_len), i = db_index(db);
+
+	/* the other views of the database follow the store too, whatever the key table said */
+	if (s && key && key_len && key_len <= KL_TABLE_ID_MAX && i >= 0 && s->view[i].fn)
+		s->view[i].fn(s->view[i].arg, db, key, key_len);
+	return rc;
+}
+
+static int sync_table(struct kl_store *s, struct kl_table *t, const char *db,
+		      const uint8_t *key, size_t key_len)
 {
 	struct load_ctx lc = { .s = s, .t = t, .err = s ? s->msg : NULL, .errlen = sizeof(s->msg) };
 	struct kl_store_load_stats st;

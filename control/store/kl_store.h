@@ -376,6 +376,20 @@ int kl_store_naf_each_blocked(struct kl_store *s,
 			      void *arg, char *err, size_t errlen);
 /** Entries in "naf" and "nafblock". @return 0 or -errno. */
 int kl_store_naf_count(struct kl_store *s, uint64_t *keys, uint64_t *blocked);
+/*
+ * The same entries by their LMDB keys, as a catalogue event names them (a cluster's follower
+ * applied another node's write: kl_store_repl.h kl_store_set_view). kl_store_naf_key: the LMDB
+ * key of n's identity (0 / -EINVAL / -EIO). kl_store_naf_get_at: the issued key held at lkey (32
+ * bytes), checked as kl_store_naf_get, *n filled, the key itself never returned: 0, -ENOENT,
+ * -EINVAL, -EBADMSG, -errno. kl_store_naf_block_get_at: *kind and value from the blocklist key
+ * (-EINVAL: not one), then 0 when the store holds the entry, -ENOENT when not, -errno.
+ */
+int kl_store_naf_key(struct kl_store *s, const struct kl_store_naf *n, uint8_t out[32]);
+int kl_store_naf_get_at(struct kl_store *s, const uint8_t *lkey, size_t len,
+			struct kl_store_naf *n);
+int kl_store_naf_block_get_at(struct kl_store *s, const uint8_t *key, size_t len,
+			      enum kl_store_naf_block_kind *kind,
+			      char value[KL_STORE_NAF_DEVICE_MAX + 1]);
 
 /**
  * Wrap (enc 1) or unwrap (enc 0) in under this store's KEK (AES-256 key wrap with padding, as

@@ -121,4 +121,16 @@ long kl_store_kek_check(struct kl_store *s, uint8_t *out, size_t cap);
 int kl_store_stamp(struct kl_store *s, const char *db, const uint8_t *key, size_t key_len,
 		   int64_t *stamp);
 
+/* Added (helper na). A view: an in-memory copy of a replicated database other than the key
+ * table (the NAF Key Center's index of "naf" and "nafblock", control/http/kl_naf_keys.c).
+ * kl_store_sync_table, which the follower calls for every catalogue entry it applied once the
+ * batch that applied it has committed (watch events, full resynchronisation pages and the
+ * resynchronisation's deletions alike: one path), then calls view(arg, db, key, key_len) on the
+ * calling (control) thread, whatever the key table said: the store holds the entry as applied,
+ * or no longer holds it (a deletion), and the view reads it from there (no batch is open). One
+ * view per database; view NULL clears it (before arg goes). 0, or -EINVAL (not a replicated
+ * database). */
+typedef void (*kl_store_view_fn)(void *arg, const char *db, const uint8_t *key, size_t key_len);
+int kl_store_set_view(struct kl_store *s, const char *db, kl_store_view_fn view, void *arg);
+
 #endif
