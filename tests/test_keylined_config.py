@@ -5,6 +5,8 @@
 field, listed with key and line in tests/test_config.c) is given to the real binary, then bad
 overrides, bad options, bad EAL arguments and start-up conditions only the daemon can see.
     test_keylined_config.py KEYLINED SRC_ROOT"""
+import concurrent.futures
+import itertools
 import os
 import re
 import subprocess
@@ -17,12 +19,14 @@ import kl_itest  # noqa: E402
 keylined, src = sys.argv[1], sys.argv[2]
 ck = kl_itest.Checks('keylined-config')
 tmp = tempfile.mkdtemp(prefix='kl-cfg-')
-n = [0]
+n = itertools.count(1)
+# The bad files and overrides run 3 keylined at a time (each its own file prefix): most of a
+# refusal's time is EAL's start-up and clean-up, not CPU.
+pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
 
 
 def run(config, args=(), eal=None, lcores='0-1', timeout=60):
-    n[0] += 1
-    eal = eal if eal is not None else kl_itest.eal_args(f'klcfg{os.getpid()}x{n[0]}', mem=128,
+    eal = eal if eal is not None else kl_itest.eal_args(f'klcfg{os.getpid()}x{next(n)}', mem=128,
                                                         lcores=lcores)
     cmd = [keylined] + eal + ['--', '-c', config] + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -37,9 +41,8 @@ def keylined_lines(err):
 table = open(os.path.join(src, 'tests', 'test_config.c')).read()
 cases = re.findall(r'\{ "(bad-[^"]+\.yaml)", (NULL|"[^"]*"), (\d+) \}', table)
 ck.check(len(cases) >= 60, f'bad-file table found ({len(cases)} cases)')
-for f, key, line in cases:
-    path = os.path.join(src, 'tests', 'config', f)
-    rc, out, err = run(path)
+runs = pool.map(lambda c: run(os.path.join(src, 'tests', 'config', c[0])), cases)
+for (f, key, line), (rc, out, err) in zip(cases, runs):
     ck.eq(rc, 2, f'{f}: exit status')
     msgs = keylined_lines(err)
     ck.eq(len(msgs), 1, f'{f}: one keylined message ({msgs})')
@@ -88,8 +91,8 @@ bad_overrides = [
     ('msk_rotation[0].period_s=5', 'msk_rotation[0].period_s'),
     ('msk_rotation[0].group=00f110:1', 'msk_rotation[0].period_s'),  # required
 ]
-for ov, key in bad_overrides:
-    rc, out, err = run(base, [ov])
+runs = pool.map(lambda o: run(base, [o[0]]), bad_overrides)
+for (ov, key), (rc, out, err) in zip(bad_overrides, runs):
     msgs = keylined_lines(err)
     ck.eq(rc, 2, f'override {ov}: exit status')
     ck.check(len(msgs) == 1 and key in msgs[0], f'override {ov}: one message naming {key}: {msgs}')
