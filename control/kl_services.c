@@ -484,14 +484,11 @@ static void feed_poll(void *svc, short revents)
 
 	if (!(revents & POLLIN))
 		return;
-	/* a bounded batch per poll call (one store transaction each), a few per pass */
-	for (unsigned k = 0; k < 16; k++) {
-		int n = kl_diameter_poll(f->dia, KL_FEED_BATCH);
-
-		kl_feed_poll_done(f->feed);
-		if (n < KL_FEED_BATCH)
-			break;
-	}
+	/* one bounded batch (one store transaction) per pass: with a cluster its commit waits for
+	 * etcd, and the cluster's watch and the admin socket get their turn before the next one
+	 * (kl_diameter_poll leaves its fd readable while requests are queued) */
+	kl_diameter_poll(f->dia, KL_FEED_BATCH);
+	kl_feed_poll_done(f->feed);
 }
 
 /* The Diameter part of the admin "status" command. */

@@ -52,6 +52,9 @@ PREFIX = '/klf' + str(os.getpid())
 pop = os.path.join(tmp, 'pop.txt')
 runs = [0]
 T0 = time.time()
+# the benchmark's cluster.write_connections (KL_BENCH_CONNS; unset: keylined's default)
+CONNS = (f', write_connections: {int(os.environ["KL_BENCH_CONNS"])}'
+         if group == 'bench' and os.environ.get('KL_BENCH_CONNS') else '')
 
 
 class Node:
@@ -69,7 +72,7 @@ class Node:
                  'store': f'{{path: "{self.dir}/store", kek_file: "{kek}", map_size_mb: 1024}}',
                  'cluster': f'{{endpoints: [{eps}], node: {self.name}, prefix: "{PREFIX}", '
                             f'lease_ttl_s: 3, stale_after_ms: 3000, connect_timeout_ms: 200, '
-                            f'request_timeout_ms: 2000}}'}
+                            f'request_timeout_ms: 2000{CONNS}}}'}
         if self.dia:
             extra['diameter'] = self.dia
         cfg = kl_itest.write_config(os.path.join(self.dir, 'keylined.yaml'), ipv4=('127.0.0.1',),
@@ -240,14 +243,15 @@ def dia_nodes(cl):
     return nodes, sim_cmd
 
 
-def bulk_push(sim_cmd, which, n, tag):
+def bulk_push(sim_cmd, which, n, tag, window=256):
     """keyline-hss-sim bulk of n e2m_int_keys, split over the nodes in which, at once:
     [(Popen, ack log)]."""
     sims = []
     for i in which:
         ack = os.path.join(tmp, f'ack-{tag}-{i}.log')
         cmd = sim_cmd(i) + ['bulk', '--n', str(n // len(which)), '--seed', str(7 + i + 10 * tag),
-                            '--window', '256', '--imsi-base', f'00{tag}{i + 1}', '--ack-log', ack]
+                            '--window', str(window), '--imsi-base', f'00{tag}{i + 1}',
+                            '--ack-log', ack]
         sims.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True), ack))
     return sims
@@ -402,10 +406,49 @@ def pcts(v):
             f'{v[min(len(v) - 1, int(len(v) * .99))] * 1000:.1f} ms, max {v[-1] * 1000:.1f} ms')
 
 
+BENCH_WINDOW = int(os.environ.get('KL_BENCH_WINDOW', '2048'))
+
+
+def cpu_s(pid):
+    """CPU seconds (user + system) of a live process, 0 when gone."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            v = f.read().rsplit(')', 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def feed_counts(n):
+    """A node's Diameter answers and commits, its replicator's commits, transactions and
+    commit latency (sum, us) so far."""
+    s = n.status()
+    d = (s.get('diameter') or {}).get('counters') or {}
+    r = (s.get('cluster') or {}).get('replicator') or {}
+    return (d.get('answered_ok', 0), d.get('commits', 0), r.get('commits', 0), r.get('txns', 0),
+            r.get('latency_us_sum', 0))
+
+
+def feed_report(nodes, before):
+    """Per node, since before (feed_counts of each): pushes per feed commit, etcd transactions
+    per commit, the replicator's mean commit latency."""
+    out = []
+    for n, b in zip(nodes, before):
+        a = [x - y for x, y in zip(feed_counts(n), b)]
+        if a[1]:
+            out.append(f'{n.name}: {a[0]} answered in {a[1]} feed commits ({a[0] / a[1]:.0f} '
+                       f'per commit), {a[3] / max(a[2], 1):.1f} etcd txns and '
+                       f'{a[4] / max(a[2], 1) / 1000:.1f} ms per replicated commit')
+    return '; '.join(out)
+
+
 def bench(cl):
     """GROUP bench (perf): etcd data and the stores on disk (fsync on), 3 members: durable
-    Diameter pushes/s with one writing node, then with two; replication lag A -> B idle and
-    during the two-node push."""
+    Diameter pushes/s with one writing node, then with two (each sim KL_BENCH_WINDOW requests
+    outstanding, default 2048; KL_BENCH_CONNS: cluster.write_connections); per node the pushes
+    per feed commit, etcd transactions and latency per replicated commit, and the CPU seconds
+    etcd, the nodes and the sims used; replication lag A -> B idle and during the two-node
+    push."""
     nodes, sim_cmd = dia_nodes(cl)
     a, b = nodes
     try:
@@ -419,8 +462,17 @@ def bench(cl):
             if len(which) == 2:
                 th = threading.Thread(target=lambda: got.append(lag_samples(a, b, 800, stop)))
                 th.start()
+            before = [feed_counts(n) for n in nodes]
+            procs = {'etcd': [p.pid for p in cl.procs], 'node-a': [a.k.p.pid],
+                     'node-b': [b.k.p.pid]}
+            cpu0 = {k: sum(cpu_s(x) for x in v) for k, v in procs.items()}
             t0 = time.time()
-            sims = bulk_push(sim_cmd, which, DIA_N, tag)
+            sims = bulk_push(sim_cmd, which, DIA_N, tag, BENCH_WINDOW)
+            sim_cpu = [0.0] * len(sims)
+            while any(p.poll() is None for p, _ in sims):
+                sim_cpu = [max(c, cpu_s(p.pid)) for c, (p, _) in zip(sim_cpu, sims)]
+                time.sleep(0.2)
+            cpu = {k: sum(cpu_s(x) for x in v) for k, v in procs.items()}
             res = []
             for p, _ in sims:
                 out, err = p.communicate(timeout=1200)
@@ -433,8 +485,12 @@ def bench(cl):
             ok = sum(r.get('ok', 0) for r in res)
             ck.eq(ok, DIA_N // len(which) * len(which), f'every push acknowledged ({res})')
             print(f'{len(which)} writing node(s): {ok} durable pushes in {took:.1f} s: '
-                  f'{ok / took:.0f}/s (per sim: {[r.get("pushes_per_s") for r in res]}); load '
-                  f'{os.getloadavg()}', flush=True)
+                  f'{ok / took:.0f}/s (per sim: {[r.get("pushes_per_s") for r in res]}, window '
+                  f'{BENCH_WINDOW}); load {os.getloadavg()}', flush=True)
+            print(f'  {feed_report(nodes, before)}', flush=True)
+            print(f'  CPU during the push (of {took:.1f} s x {os.cpu_count()} cores): ' +
+                  ', '.join(f'{k} {cpu[k] - cpu0[k]:.1f} s' for k in procs) +
+                  f', sims {sum(sim_cpu):.1f} s', flush=True)
             if got:
                 print(f'during the push: lag A -> B {pcts(got[0][1])}; the put on A: '
                       f'{pcts(got[0][0])}', flush=True)

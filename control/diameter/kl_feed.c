@@ -55,19 +55,43 @@ struct dia_op {
 	struct kl_write w; /* its key copy is wiped after use */
 };
 
+/* The queue's index: (kind, key) -> 1 + the newest queued write on it, 0 empty (open
+ * addressing, at most half full). */
+#define DIA_SLOTS (4 * DIA_BATCH)
+_Static_assert((DIA_SLOTS & (DIA_SLOTS - 1)) == 0, "DIA_SLOTS is a power of two");
+
 struct dia_ctx {
 	struct kl_feed *d;
 	int batch;			 /* a store batch is open */
 	unsigned n;			 /* queued table writes */
 	int64_t delta[KL_TK__COUNT];	 /* entries the queued writes add (or remove) */
+	uint32_t slot[DIA_SLOTS];
 	struct dia_op ops[DIA_BATCH];
 };
 
 static void dia_drop_ops(struct dia_ctx *c)
 {
 	kl_memzero(c->ops, sizeof(c->ops[0]) * c->n);
+	if (c->n)
+		memset(c->slot, 0, sizeof(c->slot));
 	c->n = 0;
 	memset(c->delta, 0, sizeof(c->delta));
+}
+
+/* The index slot of (kind, key): the one holding it, or the empty one where it goes. */
+static uint32_t *dia_slot(struct dia_ctx *c, enum kl_table_kind kind, const uint8_t *key,
+			  uint16_t len)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)kind;
+
+	for (uint16_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	for (h &= DIA_SLOTS - 1;; h = (h + 1) & (DIA_SLOTS - 1)) {
+		const struct dia_op *o = c->slot[h] ? &c->ops[c->slot[h] - 1] : NULL;
+
+		if (!o || (o->w.kind == kind && o->w.key_len == len && !memcmp(o->w.key, key, len)))
+			return &c->slot[h];
+	}
 }
 
 static struct kl_writer dia_writer(const struct kl_feed *d)
@@ -76,16 +100,12 @@ static struct kl_writer dia_writer(const struct kl_feed *d)
 }
 
 /* The newest queued write on (kind, key), or NULL. */
-static const struct dia_op *dia_pending(const struct dia_ctx *c, enum kl_table_kind kind,
+static const struct dia_op *dia_pending(struct dia_ctx *c, enum kl_table_kind kind,
 					const uint8_t *key, uint16_t len)
 {
-	for (unsigned i = c->n; i-- > 0;) {
-		const struct dia_op *o = &c->ops[i];
+	uint32_t *sl = dia_slot(c, kind, key, len);
 
-		if (o->w.kind == kind && o->w.key_len == len && !memcmp(o->w.key, key, len))
-			return o;
-	}
-	return NULL;
+	return *sl ? &c->ops[*sl - 1] : NULL;
 }
 
 /* Does the entry exist once the queued writes are applied? */
@@ -191,6 +211,7 @@ static int dia_write(struct kl_feed *d, struct kl_write *w, int present, int aft
 	o->services = services;
 	o->w = *w;
 	o->w.existed = present != DIA_ABSENT;
+	*dia_slot(c, kind, o->w.key, o->w.key_len) = c->n; /* the newest on its key */
 	c->delta[kind] += delta;
 out:
 	kl_write_wipe(w);

@@ -27,7 +27,7 @@
 #include "kl_store.h"
 #include "kl_table.h"
 
-#define KL_FEED_BATCH 256 /* requests per kl_diameter_poll call (one queued write each) */
+#define KL_FEED_BATCH 2048 /* requests per kl_diameter_poll call (one queued write each) */
 
 struct kl_feed_params {
 	struct kl_table *table;

@@ -10,8 +10,9 @@
  *
  * The transactions of one commit touch distinct keys (the store logs a key once per commit), so
  * they are independent: with kl_cluster_repl_set_parallel they go out over several connections
- * at once (a thread per extra connection for the duration of the commit; the caller waits for
- * all), and etcd commits the concurrent proposals with one fsync of its log.
+ * at once (a thread per extra connection for the duration of the commit, each taking the next
+ * transaction when its last is answered; the caller waits for all), and etcd commits the
+ * concurrent proposals with one fsync of its log.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@
 #define DB_MAX 15 /* as kl_cluster_key.c */
 #define EKEY_MAX (KL_CLUSTER_PREFIX_MAX + 4 + DB_MAX + 1 + 2 * KL_TABLE_ID_MAX + 1)
 
+struct job;
+
 /* One connection and the scratch of the transaction it sends. */
 struct wk {
 	struct kl_etcd *c;
@@ -35,6 +38,7 @@ struct wk {
 	size_t m, base;			  /* how many; index of the first in the commit */
 	int rc;
 	int64_t rev;
+	struct job *job; /* the commit it works on */
 	char err[512];
 	char keys[KL_ETCD_MAX_TXN_OPS][EKEY_MAX];
 	size_t klen[KL_ETCD_MAX_TXN_OPS];
@@ -296,62 +300,85 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One commit's transactions, shared by its connections: each takes the next one as soon as it
+ * is done with its last (no waiting for the slowest of a wave). */
+struct job {
+	struct kl_cluster_repl *r;
+	const struct kl_store_change *ch;
+	size_t n, next, done;
+	int64_t rev;
+	int rc;
+	char *err;
+	size_t errlen;
+	pthread_mutex_t m;
+};
+
+static void *worker(void *arg)
+{
+	struct wk *w = arg;
+	struct job *j = w->job;
+
+	pthread_mutex_lock(&j->m);
+	while (!j->rc && j->next < j->n) {
+		w->ch = j->ch + j->next;
+		w->base = j->next;
+		w->m = j->n - j->next < KL_ETCD_MAX_TXN_OPS ? j->n - j->next : KL_ETCD_MAX_TXN_OPS;
+		j->next += w->m;
+		pthread_mutex_unlock(&j->m);
+		txn_one(w);
+		pthread_mutex_lock(&j->m);
+		j->r->st.txns++;
+		if (w->rc) {
+			/* the first failure stops the commit: no further transaction starts */
+			if (!j->rc) {
+				j->rc = w->rc;
+				snprintf(j->err, j->errlen, "%s", w->err);
+			}
+			break;
+		}
+		j->r->st.ops += w->m;
+		j->done += w->m;
+		if (w->rev > j->rev)
+			j->rev = w->rev;
+	}
+	pthread_mutex_unlock(&j->m);
+	return NULL;
+}
+
 static int repl_commit(void *arg, const struct kl_store_change *ch, size_t n, int64_t *revision,
 		       char *err, size_t errlen)
 {
 	struct kl_cluster_repl *r = arg;
 	pthread_t th[KL_CLUSTER_REPL_PARALLEL_MAX];
 	int started[KL_CLUSTER_REPL_PARALLEL_MAX];
-	int64_t t0 = mono_us(), rev = 0, us;
-	size_t done = 0, next = 0;
-	int rc = 0;
+	int64_t t0 = mono_us(), us;
+	struct job j = { .r = r, .ch = ch, .n = n, .err = err, .errlen = errlen };
+	size_t txns;
+	unsigned k;
+	int rc;
 
 	if (!r || (!ch && n) || !revision)
 		return -EINVAL;
-	while (next < n && !rc) {
-		unsigned k = 0;
-
-		/* a wave: one transaction per connection, the first on the caller's thread */
-		for (; k < r->nw && next < n; k++) {
-			struct wk *w = r->w[k];
-
-			w->ch = ch + next;
-			w->base = next;
-			w->m = n - next < KL_ETCD_MAX_TXN_OPS ? n - next : KL_ETCD_MAX_TXN_OPS;
-			next += w->m;
-		}
-		for (unsigned j = 1; j < k; j++)
-			started[j] = pthread_create(&th[j], NULL, txn_one, r->w[j]) == 0;
-		txn_one(r->w[0]);
-		for (unsigned j = 1; j < k; j++) {
-			if (started[j])
-				pthread_join(th[j], NULL);
-			else
-				txn_one(r->w[j]);
-		}
-		for (unsigned j = 0; j < k; j++) {
-			struct wk *w = r->w[j];
-
-			r->st.txns++;
-			if (w->rc) {
-				if (!rc) {
-					rc = w->rc;
-					snprintf(err, errlen, "%s", w->err);
-				}
-				continue;
-			}
-			r->st.ops += w->m;
-			done += w->m;
-			if (w->rev > rev)
-				rev = w->rev;
-		}
-	}
+	/* as many connections as the commit has transactions, the first on the caller's thread */
+	txns = (n + KL_ETCD_MAX_TXN_OPS - 1) / KL_ETCD_MAX_TXN_OPS;
+	k = txns < r->nw ? (unsigned)txns : r->nw;
+	pthread_mutex_init(&j.m, NULL);
+	for (unsigned i = 0; i < r->nw; i++)
+		r->w[i]->job = &j;
+	for (unsigned i = 1; i < k; i++)
+		started[i] = pthread_create(&th[i], NULL, worker, r->w[i]) == 0;
+	worker(r->w[0]);
+	for (unsigned i = 1; i < k; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.m);
+	rc = j.rc;
 	if (rc) {
 		size_t l = strlen(err);
 
-		if (done && l < errlen)
+		if (j.done && l < errlen)
 			snprintf(err + l, errlen - l, " (%zu of the commit's %zu changes were "
-				 "committed in other transactions)", done, n);
+				 "committed in other transactions)", j.done, n);
 		if (rc == -EAGAIN)
 			r->st.conflicts++;
 		else if (rc == -ENOTCONN)
@@ -360,13 +387,13 @@ static int repl_commit(void *arg, const struct kl_store_change *ch, size_t n, in
 			r->st.unknown++;
 		return rc;
 	}
-	*revision = rev;
+	*revision = j.rev;
 	us = mono_us() - t0;
 	r->st.commits++;
 	r->st.lat_us_sum += (uint64_t)us;
 	if ((uint64_t)us > r->st.lat_us_max)
 		r->st.lat_us_max = (uint64_t)us;
-	r->st.last_revision = rev;
+	r->st.last_revision = j.rev;
 	return 0;
 }
 
