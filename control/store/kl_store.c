@@ -897,6 +897,21 @@ fail:
 
 /* An existing store: schema, databases, KEK. @return 0, 1 (an LMDB file with nothing in it: a
  * creation that never committed) or -errno. */
+/* The result rc of opening a database added after the first schema: MDB_NOTFOUND, a store from
+ * before it (*missing = 1: st_check adds it); another error, a damaged store (the read
+ * transaction aborted). @return 0, or -EBADMSG. */
+static int st_opened(struct kl_store *s, MDB_txn *txn, int rc, int *missing, const char *what,
+		     char *err, size_t errlen)
+{
+	if (rc == MDB_NOTFOUND)
+		*missing = 1;
+	if (rc == MDB_NOTFOUND || rc == 0)
+		return 0;
+	mdb_txn_abort(txn);
+	kl_errf(err, errlen, "store %s is damaged: %s: %s", s->path, what, mdb_strerror(rc));
+	return -EBADMSG;
+}
+
 static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
 {
 	unsigned missing = 0;
@@ -957,24 +972,11 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 			return -EBADMSG;
 		}
 	}
-	rc = naf_dbs_open(s, txn, 0);
-	if (rc == MDB_NOTFOUND) {
-		missing_naf = 1;
-	} else if (rc) {
-		mdb_txn_abort(txn);
-		kl_errf(err, errlen, "store %s is damaged: the NAF key databases: %s", s->path,
-			mdb_strerror(rc));
+	if (st_opened(s, txn, naf_dbs_open(s, txn, 0), &missing_naf, "the NAF key databases", err,
+		      errlen) < 0 ||
+	    st_opened(s, txn, rev_db_open(s, txn, 0), &missing_rev, "the replica stamps", err,
+		      errlen) < 0)
 		return -EBADMSG;
-	}
-	rc = rev_db_open(s, txn, 0);
-	if (rc == MDB_NOTFOUND) {
-		missing_rev = 1;
-	} else if (rc) {
-		mdb_txn_abort(txn);
-		kl_errf(err, errlen, "store %s is damaged: the replica stamps: %s", s->path,
-			mdb_strerror(rc));
-		return -EBADMSG;
-	}
 	k = (MDB_val){9, "kek_check"};
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc) {
