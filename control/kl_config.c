@@ -2489,6 +2489,24 @@ apply_list(struct kl_config *c, const struct keymap *m, const struct key_val *kv
 	return 0;
 }
 
+/* A list of scalars from the file (ipv4, diameter.allowed_peers, ...): LIST[i] for each. */
+static int
+apply_strs(struct kl_config *c, const struct keymap *m, const char *list, char *const *vals,
+	   unsigned n, unsigned max, const char *entries, struct perr *e)
+{
+	char key[KEY_MAX];
+
+	if (n > max)
+		return perr_set(e, keymap_line(m, list), list, "at most %u %s (got %u)", max, entries,
+				n);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s[%u]", list, i);
+		if (apply_str(c, m, key, vals[i], e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The naf_key_center: section (its presence turns the Key Center on; check() wants the rest). */
 static int
 apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, struct perr *e)
@@ -2552,8 +2570,6 @@ static int
 apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct keymap *m,
 	      struct perr *e)
 {
-	char key[KEY_MAX];
-
 	if (keymap_present(m, "cluster"))
 		c->cluster.enabled = true;
 	if (k == NULL)
@@ -2572,16 +2588,8 @@ apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct key
 	};
 	if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
 		return -1;
-	if (k->endpoints_count > KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
-		return perr_set(e, keymap_line(m, "cluster.endpoints"), "cluster.endpoints",
-				"at most %d endpoints (got %u)", KL_CONFIG_CLUSTER_MAX_ENDPOINTS,
-				k->endpoints_count);
-	for (unsigned i = 0; i < k->endpoints_count; i++) {
-		snprintf(key, sizeof(key), "cluster.endpoints[%u]", i);
-		if (apply_str(c, m, key, k->endpoints[i], e) < 0)
-			return -1;
-	}
-	return 0;
+	return apply_strs(c, m, "cluster.endpoints", k->endpoints, k->endpoints_count,
+			  KL_CONFIG_CLUSTER_MAX_ENDPOINTS, "endpoints", e);
 }
 
 static int
@@ -2607,22 +2615,11 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		if (apply_str(c, m, key, p->queues, e) < 0)
 			return -1;
 	}
-	if (r->ipv4_count > KL_CONFIG_MAX_ADDRS)
-		return perr_set(e, keymap_line(m, "ipv4"), "ipv4", "at most %d addresses (got %u)",
-				KL_CONFIG_MAX_ADDRS, r->ipv4_count);
-	for (unsigned i = 0; i < r->ipv4_count; i++) {
-		snprintf(key, sizeof(key), "ipv4[%u]", i);
-		if (apply_str(c, m, key, r->ipv4[i], e) < 0)
-			return -1;
-	}
-	if (r->ipv6_count > KL_CONFIG_MAX_ADDRS)
-		return perr_set(e, keymap_line(m, "ipv6"), "ipv6", "at most %d addresses (got %u)",
-				KL_CONFIG_MAX_ADDRS, r->ipv6_count);
-	for (unsigned i = 0; i < r->ipv6_count; i++) {
-		snprintf(key, sizeof(key), "ipv6[%u]", i);
-		if (apply_str(c, m, key, r->ipv6[i], e) < 0)
-			return -1;
-	}
+	if (apply_strs(c, m, "ipv4", r->ipv4, r->ipv4_count, KL_CONFIG_MAX_ADDRS, "addresses",
+		       e) < 0 ||
+	    apply_strs(c, m, "ipv6", r->ipv6, r->ipv6_count, KL_CONFIG_MAX_ADDRS, "addresses",
+		       e) < 0)
+		return -1;
 	if (apply_str(c, m, "udp_port", r->udp_port, e) < 0 ||
 	    apply_str(c, m, "workers", r->workers, e) < 0 ||
 	    apply_str(c, m, "server_identity", r->server_identity, e) < 0 ||
@@ -2688,15 +2685,9 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		};
 		if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
 			return -1;
-		if (d->allowed_peers_count > KL_CONFIG_DIAMETER_MAX_PEERS)
-			return perr_set(e, keymap_line(m, "diameter.allowed_peers"),
-					"diameter.allowed_peers", "at most %d peers (got %u)",
-					KL_CONFIG_DIAMETER_MAX_PEERS, d->allowed_peers_count);
-		for (unsigned i = 0; i < d->allowed_peers_count; i++) {
-			snprintf(key, sizeof(key), "diameter.allowed_peers[%u]", i);
-			if (apply_str(c, m, key, d->allowed_peers[i], e) < 0)
-				return -1;
-		}
+		if (apply_strs(c, m, "diameter.allowed_peers", d->allowed_peers,
+			       d->allowed_peers_count, KL_CONFIG_DIAMETER_MAX_PEERS, "peers", e) < 0)
+			return -1;
 	}
 	if (apply_naf(c, r->naf_key_center, m, e) < 0)
 		return -1;
