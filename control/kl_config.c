@@ -432,56 +432,156 @@ bad:
 		     shown);
 }
 
+/* ---- lists and tables shared by the sections ------------------------------------------------ */
+
+/* One item of a list into slot i of its array (ctx: the array and how to check an item). */
+typedef int (*list_item_fn)(void *ctx, unsigned i, const char *val, char *what, size_t wl);
+
+struct list_spec {
+	unsigned max;	     /* entries at most */
+	const char *entries; /* their name in messages: "peers" */
+	size_t text_max;     /* the whole list's text is shorter than this */
+	list_item_fn item;
+	void *ctx;
+};
+
+/* The longest list text (diameter.allowed_peers); the others are shorter. */
+#define LIST_TEXT_MAX (KL_CONFIG_DIAMETER_MAX_PEERS * (KL_CONFIG_DIAMETER_STR_MAX + 1) + 1)
+
+/* "a,b,c": the whole list (*n its length). */
 static int
-set_peer_list(struct kl_config *c, const char *val, char *what, size_t wl)
+set_list(const struct list_spec *l, unsigned *n, const char *val, char *what, size_t wl)
 {
-	char buf[KL_CONFIG_DIAMETER_MAX_PEERS * (KL_CONFIG_DIAMETER_STR_MAX + 1) + 1];
-	unsigned n = 0;
-	if (strlen(val) >= sizeof(buf))
+	char buf[LIST_TEXT_MAX];
+	unsigned k = 0;
+
+	if (strlen(val) >= l->text_max || strlen(val) >= sizeof(buf))
 		return whatf(what, wl, "list too long");
 	snprintf(buf, sizeof(buf), "%s", val);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		if (n == KL_CONFIG_DIAMETER_MAX_PEERS)
-			return whatf(what, wl, "at most %d peers", KL_CONFIG_DIAMETER_MAX_PEERS);
-		if (check_diamid(tok, what, wl) < 0)
+		if (k == l->max)
+			return whatf(what, wl, "at most %u %s", l->max, l->entries);
+		if (l->item(l->ctx, k, tok, what, wl) < 0)
 			return -1;
-		snprintf(c->diameter.allowed_peers[n], sizeof(c->diameter.allowed_peers[n]), "%s",
-			 tok);
-		n++;
+		k++;
 	}
-	c->diameter.n_allowed_peers = n;
+	*n = k;
 	return 0;
 }
+
+/* Entry idx of a list of n: idx == n appends. */
+static int
+list_index(long idx, unsigned n, unsigned max, const char *entries, char *what, size_t wl)
+{
+	if (idx > (long)n || idx >= (long)max)
+		return whatf(what, wl, "at most %u %s, numbered from 0 without gaps", max, entries);
+	return 0;
+}
+
+/* "LIST[N]": one entry of the list. */
+static int
+set_list_entry(const struct list_spec *l, unsigned *n, long idx, const char *val, char *what,
+	       size_t wl)
+{
+	if (list_index(idx, *n, l->max, l->entries, what, wl) < 0)
+		return -1;
+	if (l->item(l->ctx, (unsigned)idx, val, what, wl) < 0)
+		return -1;
+	if (idx == (long)*n)
+		(*n)++;
+	return 0;
+}
+
+/* A list of strings: char array[max][stride], each entry checked. */
+struct str_slots {
+	char *base;
+	size_t stride;
+	int (*check)(const char *val, char *what, size_t wl);
+};
+
+static int
+str_item(void *ctx, unsigned i, const char *val, char *what, size_t wl)
+{
+	const struct str_slots *s = ctx;
+
+	if (s->check(val, what, wl) < 0)
+		return -1;
+	snprintf(s->base + (size_t)i * s->stride, s->stride, "%s", val);
+	return 0;
+}
+
+/* A string field of a section that holds a path: its key, where it is, whether "" clears it. */
+struct path_field {
+	const char *name;
+	size_t off;
+	bool optional; /* an empty value clears it */
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Sets the path field of base that sub names (a char[size] checked by check).
+ * @return 1 when set, 0 when sub names none of them, -1 on a bad value (what says why). */
+static int
+set_path_field(void *base, const struct path_field *t, size_t n, const char *sub, const char *val,
+	       size_t size, int (*check)(const char *, char *, size_t), char *what, size_t wl)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(sub, t[i].name) != 0)
+			continue;
+		if (!(t[i].optional && val[0] == '\0') && check(val, what, wl) < 0)
+			return -1;
+		snprintf((char *)base + t[i].off, size, "%s", val);
+		return 1;
+	}
+	return 0;
+}
+
+/* Every path field of base set (key: "SECTION.NAME"), the required ones present. */
+static int
+check_path_fields(const void *base, const struct path_field *t, size_t n, const char *section,
+		  char *key, size_t kl, char *what, size_t wl)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = (const char *)base + t[i].off;
+
+		snprintf(key, kl, "%s.%s", section, t[i].name);
+		if (v[0] == '\0') {
+			if (t[i].optional)
+				continue;
+			return whatf(what, wl, "required key is missing (an absolute PEM file)");
+		}
+		if (check_dia_path(v, what, wl) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* diameter.* PEM files (fd_conf first: check_diameter checks it apart). */
+static const struct path_field dia_paths[] = {
+	{ "fd_conf", offsetof(struct kl_config_diameter, fd_conf), true },
+	{ "tls_cert", offsetof(struct kl_config_diameter, tls_cert), false },
+	{ "tls_key", offsetof(struct kl_config_diameter, tls_key), false },
+	{ "tls_ca", offsetof(struct kl_config_diameter, tls_ca), false },
+	{ "tls_crl", offsetof(struct kl_config_diameter, tls_crl), true },
+};
 
 /* diameter.* keys other than the numbers. */
 static int
 set_diameter(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
 {
 	struct kl_config_diameter *d = &c->diameter;
-	static const struct {
-		const char *name;
-		size_t off;
-		bool optional; /* an empty value clears it */
-	} paths[] = {
-		{ "fd_conf", offsetof(struct kl_config_diameter, fd_conf), true },
-		{ "tls_cert", offsetof(struct kl_config_diameter, tls_cert), false },
-		{ "tls_key", offsetof(struct kl_config_diameter, tls_key), false },
-		{ "tls_ca", offsetof(struct kl_config_diameter, tls_ca), false },
-		{ "tls_crl", offsetof(struct kl_config_diameter, tls_crl), true },
-	};
+	struct str_slots peers = { d->allowed_peers[0], sizeof(d->allowed_peers[0]),
+					 check_diamid };
+	const struct list_spec peer_list = { KL_CONFIG_DIAMETER_MAX_PEERS, "peers", LIST_TEXT_MAX,
+					     str_item, &peers };
 	const char *rest;
 	long idx;
+	int r;
 
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		if (strcmp(sub, paths[i].name) != 0)
-			continue;
-		char *dst = (char *)d + paths[i].off;
-		if (!(paths[i].optional && val[0] == '\0') && check_dia_path(val, what, wl) < 0)
-			return -1;
-		snprintf(dst, KL_CONFIG_DIAMETER_STR_MAX + 1, "%s", val);
-		return 0;
-	}
+	if ((r = set_path_field(d, dia_paths, N_OF(dia_paths), sub, val,
+				KL_CONFIG_DIAMETER_STR_MAX + 1, check_dia_path, what, wl)) != 0)
+		return r < 0 ? -1 : 0;
 	if (strcmp(sub, "identity") == 0 || strcmp(sub, "realm") == 0) {
 		bool realm = sub[0] == 'r';
 		if (!(realm && val[0] == '\0') && check_diamid(val, what, wl) < 0)
@@ -496,18 +596,9 @@ set_diameter(struct kl_config *c, const char *sub, const char *val, char *what, 
 		return 0;
 	}
 	if (strcmp(sub, "allowed_peers") == 0)
-		return set_peer_list(c, val, what, wl);
-	if ((idx = indexed(sub, "allowed_peers", &rest)) >= 0 && *rest == '\0') {
-		if (idx > (long)d->n_allowed_peers || idx >= KL_CONFIG_DIAMETER_MAX_PEERS)
-			return whatf(what, wl, "at most %d peers, numbered from 0 without gaps",
-				     KL_CONFIG_DIAMETER_MAX_PEERS);
-		if (check_diamid(val, what, wl) < 0)
-			return -1;
-		snprintf(d->allowed_peers[idx], sizeof(d->allowed_peers[idx]), "%s", val);
-		if (idx == (long)d->n_allowed_peers)
-			d->n_allowed_peers++;
-		return 0;
-	}
+		return set_list(&peer_list, &d->n_allowed_peers, val, what, wl);
+	if ((idx = indexed(sub, "allowed_peers", &rest)) >= 0 && *rest == '\0')
+		return set_list_entry(&peer_list, &d->n_allowed_peers, idx, val, what, wl);
 	return whatf(what, wl, "unknown key");
 }
 
@@ -516,8 +607,8 @@ static int
 list_field(long idx, unsigned n, unsigned max, const char *entries, const char *rest,
 	   const char **field, char *what, size_t wl)
 {
-	if (idx > (long)n || idx >= (long)max)
-		return whatf(what, wl, "at most %u %s, numbered from 0 without gaps", max, entries);
+	if (list_index(idx, n, max, entries, what, wl) < 0)
+		return -1;
 	if (*rest != '.')
 		return whatf(what, wl, "unknown key");
 	*field = rest + 1;
@@ -687,33 +778,27 @@ set_naf_id(struct kl_config *c, long idx, const char *rest, const char *val, cha
 	return 0;
 }
 
+/* naf_key_center.* PEM files. */
+static const struct path_field naf_paths[] = {
+	{ "tls_cert", offsetof(struct kl_config_naf, tls_cert), false },
+	{ "tls_key", offsetof(struct kl_config_naf, tls_key), false },
+	{ "device_ca", offsetof(struct kl_config_naf, device_ca), false },
+	{ "operator_ca", offsetof(struct kl_config_naf, operator_ca), false },
+	{ "crl", offsetof(struct kl_config_naf, crl), true },
+};
+
 /* naf_key_center.* keys other than the numbers. */
 static int
 set_naf(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
 {
 	struct kl_config_naf *n = &c->naf;
-	static const struct {
-		const char *name;
-		size_t off;
-		bool optional;
-	} paths[] = {
-		{ "tls_cert", offsetof(struct kl_config_naf, tls_cert), false },
-		{ "tls_key", offsetof(struct kl_config_naf, tls_key), false },
-		{ "device_ca", offsetof(struct kl_config_naf, device_ca), false },
-		{ "operator_ca", offsetof(struct kl_config_naf, operator_ca), false },
-		{ "crl", offsetof(struct kl_config_naf, crl), true },
-	};
 	const char *rest;
 	long idx;
+	int r;
 
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		if (strcmp(sub, paths[i].name) != 0)
-			continue;
-		if (!(paths[i].optional && val[0] == '\0') && check_dia_path(val, what, wl) < 0)
-			return -1;
-		snprintf((char *)n + paths[i].off, KL_CONFIG_DIAMETER_STR_MAX + 1, "%s", val);
-		return 0;
-	}
+	if ((r = set_path_field(n, naf_paths, N_OF(naf_paths), sub, val,
+				KL_CONFIG_DIAMETER_STR_MAX + 1, check_dia_path, what, wl)) != 0)
+		return r < 0 ? -1 : 0;
 	if (strcmp(sub, "listen") == 0 || strcmp(sub, "bsf.address") == 0) {
 		bool bsf = sub[0] == 'b';
 
@@ -741,34 +826,15 @@ static int
 check_naf(const struct kl_config *c, char *key, size_t kl, char *what, size_t wl)
 {
 	const struct kl_config_naf *n = &c->naf;
-	static const struct {
-		const char *name;
-		size_t off;
-	} files[] = {
-		{ "tls_cert", offsetof(struct kl_config_naf, tls_cert) },
-		{ "tls_key", offsetof(struct kl_config_naf, tls_key) },
-		{ "device_ca", offsetof(struct kl_config_naf, device_ca) },
-		{ "operator_ca", offsetof(struct kl_config_naf, operator_ca) },
-		{ "crl", offsetof(struct kl_config_naf, crl) },
-	};
 	unsigned defaults = 0;
 
 	snprintf(key, kl, "naf_key_center");
 	if (!c->diameter.enabled)
 		return whatf(what, wl, "needs the diameter: section: the Key Center asks the BSF over "
 				       "Zn on keylined's Diameter stack");
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		const char *v = (const char *)n + files[i].off;
-
-		snprintf(key, kl, "naf_key_center.%s", files[i].name);
-		if (v[0] == '\0') {
-			if (i == 4)
-				continue; /* crl is optional */
-			return whatf(what, wl, "required key is missing (an absolute PEM file)");
-		}
-		if (check_dia_path(v, what, wl) < 0)
-			return -1;
-	}
+	if (check_path_fields(n, naf_paths, N_OF(naf_paths), "naf_key_center", key, kl, what,
+			      wl) < 0)
+		return -1;
 	snprintf(key, kl, "naf_key_center.listen");
 	if (check_dia_listen(n->listen, what, wl) < 0)
 		return -1;
@@ -895,28 +961,23 @@ static int
 set_cluster(struct kl_config *c, const char *sub, const char *val, char *what, size_t wl)
 {
 	struct kl_config_cluster *k = &c->cluster;
-	static const struct {
-		const char *name;
-		size_t off;
-	} files[] = {
-		{ "ca_file", offsetof(struct kl_config_cluster, ca_file) },
-		{ "cert_file", offsetof(struct kl_config_cluster, cert_file) },
-		{ "key_file", offsetof(struct kl_config_cluster, key_file) },
+	static const struct path_field files[] = {
+		{ "ca_file", offsetof(struct kl_config_cluster, ca_file), true },
+		{ "cert_file", offsetof(struct kl_config_cluster, cert_file), true },
+		{ "key_file", offsetof(struct kl_config_cluster, key_file), true },
 	};
+	struct str_slots urls = { k->endpoints[0], sizeof(k->endpoints[0]), check_etcd_url };
+	const struct list_spec url_list = { KL_CONFIG_CLUSTER_MAX_ENDPOINTS, "endpoints",
+					    sizeof(k->endpoints), str_item, &urls };
 	char shown[64];
 	const char *rest;
 	long idx;
+	int r;
 
 	sanitize(shown, sizeof(shown), val);
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (strcmp(sub, files[i].name) != 0)
-			continue;
-		/* optional: empty clears */
-		if (val[0] && check_store_path(val, what, wl) < 0)
-			return -1;
-		snprintf((char *)k + files[i].off, KL_CONFIG_STORE_PATH_MAX + 1, "%s", val);
-		return 0;
-	}
+	if ((r = set_path_field(k, files, N_OF(files), sub, val, KL_CONFIG_STORE_PATH_MAX + 1,
+				check_store_path, what, wl)) != 0)
+		return r < 0 ? -1 : 0;
 	if (strcmp(sub, "prefix") == 0) {
 		size_t n = strlen(val);
 
@@ -939,36 +1000,10 @@ set_cluster(struct kl_config *c, const char *sub, const char *val, char *what, s
 		snprintf(k->node, sizeof(k->node), "%s", val);
 		return 0;
 	}
-	if (strcmp(sub, "endpoints") == 0) {
-		char buf[KL_CONFIG_CLUSTER_MAX_ENDPOINTS * (KL_CONFIG_CLUSTER_URL_MAX + 1)];
-		unsigned n = 0;
-
-		if (strlen(val) >= sizeof(buf))
-			return whatf(what, wl, "list too long");
-		snprintf(buf, sizeof(buf), "%s", val);
-		for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-		     tok = strtok_r(NULL, ",", &save)) {
-			if (n == KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
-				return whatf(what, wl, "at most %d endpoints",
-					     KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
-			if (check_etcd_url(tok, what, wl) < 0)
-				return -1;
-			snprintf(k->endpoints[n++], KL_CONFIG_CLUSTER_URL_MAX + 1, "%s", tok);
-		}
-		k->n_endpoints = n;
-		return 0;
-	}
-	if ((idx = indexed(sub, "endpoints", &rest)) >= 0 && *rest == '\0') {
-		if (idx > (long)k->n_endpoints || idx >= KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
-			return whatf(what, wl, "at most %d endpoints, numbered from 0 without gaps",
-				     KL_CONFIG_CLUSTER_MAX_ENDPOINTS);
-		if (check_etcd_url(val, what, wl) < 0)
-			return -1;
-		snprintf(k->endpoints[idx], KL_CONFIG_CLUSTER_URL_MAX + 1, "%s", val);
-		if (idx == (long)k->n_endpoints)
-			k->n_endpoints++;
-		return 0;
-	}
+	if (strcmp(sub, "endpoints") == 0)
+		return set_list(&url_list, &k->n_endpoints, val, what, wl);
+	if ((idx = indexed(sub, "endpoints", &rest)) >= 0 && *rest == '\0')
+		return set_list_entry(&url_list, &k->n_endpoints, idx, val, what, wl);
 	return whatf(what, wl, "unknown key");
 }
 
@@ -1209,32 +1244,23 @@ indexed(const char *key, const char *name, const char **rest)
 }
 
 static int
-set_addr_list(struct kl_config *c, bool v6, const char *val, char *what, size_t wl)
+ipv4_item(void *ctx, unsigned i, const char *val, char *what, size_t wl)
 {
-	char buf[1024];
-	unsigned n = 0;
-	if (strlen(val) >= sizeof(buf))
-		return whatf(what, wl, "list too long");
-	snprintf(buf, sizeof(buf), "%s", val);
-	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (n == KL_CONFIG_MAX_ADDRS)
-			return whatf(what, wl, "at most %d addresses", KL_CONFIG_MAX_ADDRS);
-		if (v6 ? parse_ipv6(tok, &c->ipv6[n], what, wl) : parse_ipv4(tok, &c->ipv4[n], what, wl))
-			return -1;
-		n++;
-	}
-	if (v6)
-		c->n_ipv6 = n;
-	else
-		c->n_ipv4 = n;
-	return 0;
+	return parse_ipv4(val, (struct in_addr *)ctx + i, what, wl);
+}
+
+static int
+ipv6_item(void *ctx, unsigned i, const char *val, char *what, size_t wl)
+{
+	return parse_ipv6(val, (struct in6_addr *)ctx + i, what, wl);
 }
 
 /* Set one key from its text form; on error, what says why (the caller names the key). */
 static int
 set_key(struct kl_config *c, const char *key, const char *val, char *what, size_t wl)
 {
+	const struct list_spec v4 = { KL_CONFIG_MAX_ADDRS, "addresses", 1024, ipv4_item, c->ipv4 };
+	const struct list_spec v6 = { KL_CONFIG_MAX_ADDRS, "addresses", 1024, ipv6_item, c->ipv6 };
 	const char *rest;
 	long idx;
 
@@ -1334,36 +1360,19 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 		return 0;
 	}
 	if (strcmp(key, "ipv4") == 0)
-		return set_addr_list(c, false, val, what, wl);
+		return set_list(&v4, &c->n_ipv4, val, what, wl);
 	if (strcmp(key, "ipv6") == 0)
-		return set_addr_list(c, true, val, what, wl);
-	if ((idx = indexed(key, "ipv4", &rest)) >= 0 && *rest == '\0') {
-		if (idx > (long)c->n_ipv4 || idx >= KL_CONFIG_MAX_ADDRS)
-			return whatf(what, wl, "at most %d addresses, numbered from 0 without gaps",
-				     KL_CONFIG_MAX_ADDRS);
-		if (parse_ipv4(val, &c->ipv4[idx], what, wl) < 0)
-			return -1;
-		if (idx == (long)c->n_ipv4)
-			c->n_ipv4++;
-		return 0;
-	}
-	if ((idx = indexed(key, "ipv6", &rest)) >= 0 && *rest == '\0') {
-		if (idx > (long)c->n_ipv6 || idx >= KL_CONFIG_MAX_ADDRS)
-			return whatf(what, wl, "at most %d addresses, numbered from 0 without gaps",
-				     KL_CONFIG_MAX_ADDRS);
-		if (parse_ipv6(val, &c->ipv6[idx], what, wl) < 0)
-			return -1;
-		if (idx == (long)c->n_ipv6)
-			c->n_ipv6++;
-		return 0;
-	}
+		return set_list(&v6, &c->n_ipv6, val, what, wl);
+	if ((idx = indexed(key, "ipv4", &rest)) >= 0 && *rest == '\0')
+		return set_list_entry(&v4, &c->n_ipv4, idx, val, what, wl);
+	if ((idx = indexed(key, "ipv6", &rest)) >= 0 && *rest == '\0')
+		return set_list_entry(&v6, &c->n_ipv6, idx, val, what, wl);
 	if ((idx = indexed(key, "ports", &rest)) >= 0 && *rest == '.') {
 		struct kl_config_port *p;
-		if (idx > (long)c->n_ports || idx >= KL_CONFIG_MAX_PORTS)
-			return whatf(what, wl, "at most %d ports, numbered from 0 without gaps",
-				     KL_CONFIG_MAX_PORTS);
+		if (list_field(idx, c->n_ports, KL_CONFIG_MAX_PORTS, "ports", rest, &rest, what,
+			       wl) < 0)
+			return -1;
 		p = &c->ports[idx];
-		rest++;
 		if (strcmp(rest, "name") == 0) {
 			if (!port_name_ok(val) || strlen(val) > KL_CONFIG_PORT_NAME_MAX)
 				return whatf(what, wl, "must be 1..%d characters of [A-Za-z0-9_.-]",
@@ -1399,30 +1408,29 @@ set_key(struct kl_config *c, const char *key, const char *val, char *what, size_
 static int
 check_diameter(const struct kl_config_diameter *d, char *key, size_t kl, char *what, size_t wl)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} conf_keys[] = {
-		{ "identity", offsetof(struct kl_config_diameter, identity) },
-		{ "realm", offsetof(struct kl_config_diameter, realm) },
-		{ "listen", offsetof(struct kl_config_diameter, listen) },
-		{ "tls_cert", offsetof(struct kl_config_diameter, tls_cert) },
-		{ "tls_key", offsetof(struct kl_config_diameter, tls_key) },
-		{ "tls_ca", offsetof(struct kl_config_diameter, tls_ca) },
-		{ "tls_crl", offsetof(struct kl_config_diameter, tls_crl) },
+	/* what the freeDiameter file sets (with dia_paths but fd_conf) */
+	static const struct path_field conf_keys[] = {
+		{ "identity", offsetof(struct kl_config_diameter, identity), false },
+		{ "realm", offsetof(struct kl_config_diameter, realm), false },
+		{ "listen", offsetof(struct kl_config_diameter, listen), false },
 	};
 
 	if (d->fd_conf[0]) {
 		snprintf(key, kl, "diameter.fd_conf");
 		if (check_dia_path(d->fd_conf, what, wl) < 0)
 			return -1;
-		for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
-			if (((const char *)d + conf_keys[i].off)[0]) {
-				snprintf(key, kl, "diameter.%s", conf_keys[i].name);
+		for (size_t i = 0; i < N_OF(conf_keys) + N_OF(dia_paths) - 1; i++) {
+			const struct path_field *f = i < N_OF(conf_keys)
+							     ? &conf_keys[i]
+							     : &dia_paths[i - N_OF(conf_keys) + 1];
+
+			if (((const char *)d + f->off)[0]) {
+				snprintf(key, kl, "diameter.%s", f->name);
 				return whatf(what, wl,
 					     "not allowed with diameter.fd_conf (the freeDiameter "
 					     "file sets it)");
 			}
+		}
 	} else {
 		snprintf(key, kl, "diameter.identity");
 		if (d->identity[0] == '\0')
@@ -1438,17 +1446,9 @@ check_diameter(const struct kl_config_diameter *d, char *key, size_t kl, char *w
 		snprintf(key, kl, "diameter.listen");
 		if (check_dia_listen(d->listen, what, wl) < 0)
 			return -1;
-		for (size_t i = 3; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
-			const char *v = (const char *)d + conf_keys[i].off;
-			snprintf(key, kl, "diameter.%s", conf_keys[i].name);
-			if (v[0] == '\0') {
-				if (i == 6)
-					continue; /* tls_crl is optional */
-				return whatf(what, wl, "required key is missing (an absolute PEM file)");
-			}
-			if (check_dia_path(v, what, wl) < 0)
-				return -1;
-		}
+		if (check_path_fields(d, dia_paths + 1, N_OF(dia_paths) - 1, "diameter", key, kl,
+				      what, wl) < 0)
+			return -1;
 	}
 	snprintf(key, kl, "diameter.allowed_peers");
 	if (d->n_allowed_peers > KL_CONFIG_DIAMETER_MAX_PEERS)
@@ -2489,6 +2489,24 @@ apply_list(struct kl_config *c, const struct keymap *m, const struct key_val *kv
 	return 0;
 }
 
+/* A list of scalars from the file (ipv4, diameter.allowed_peers, ...): LIST[i] for each. */
+static int
+apply_strs(struct kl_config *c, const struct keymap *m, const char *list, char *const *vals,
+	   unsigned n, unsigned max, const char *entries, struct perr *e)
+{
+	char key[KEY_MAX];
+
+	if (n > max)
+		return perr_set(e, keymap_line(m, list), list, "at most %u %s (got %u)", max, entries,
+				n);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s[%u]", list, i);
+		if (apply_str(c, m, key, vals[i], e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The naf_key_center: section (its presence turns the Key Center on; check() wants the rest). */
 static int
 apply_naf(struct kl_config *c, const struct raw_naf *n, const struct keymap *m, struct perr *e)
@@ -2552,8 +2570,6 @@ static int
 apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct keymap *m,
 	      struct perr *e)
 {
-	char key[KEY_MAX];
-
 	if (keymap_present(m, "cluster"))
 		c->cluster.enabled = true;
 	if (k == NULL)
@@ -2572,16 +2588,8 @@ apply_cluster(struct kl_config *c, const struct raw_cluster *k, const struct key
 	};
 	if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
 		return -1;
-	if (k->endpoints_count > KL_CONFIG_CLUSTER_MAX_ENDPOINTS)
-		return perr_set(e, keymap_line(m, "cluster.endpoints"), "cluster.endpoints",
-				"at most %d endpoints (got %u)", KL_CONFIG_CLUSTER_MAX_ENDPOINTS,
-				k->endpoints_count);
-	for (unsigned i = 0; i < k->endpoints_count; i++) {
-		snprintf(key, sizeof(key), "cluster.endpoints[%u]", i);
-		if (apply_str(c, m, key, k->endpoints[i], e) < 0)
-			return -1;
-	}
-	return 0;
+	return apply_strs(c, m, "cluster.endpoints", k->endpoints, k->endpoints_count,
+			  KL_CONFIG_CLUSTER_MAX_ENDPOINTS, "endpoints", e);
 }
 
 static int
@@ -2607,22 +2615,11 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		if (apply_str(c, m, key, p->queues, e) < 0)
 			return -1;
 	}
-	if (r->ipv4_count > KL_CONFIG_MAX_ADDRS)
-		return perr_set(e, keymap_line(m, "ipv4"), "ipv4", "at most %d addresses (got %u)",
-				KL_CONFIG_MAX_ADDRS, r->ipv4_count);
-	for (unsigned i = 0; i < r->ipv4_count; i++) {
-		snprintf(key, sizeof(key), "ipv4[%u]", i);
-		if (apply_str(c, m, key, r->ipv4[i], e) < 0)
-			return -1;
-	}
-	if (r->ipv6_count > KL_CONFIG_MAX_ADDRS)
-		return perr_set(e, keymap_line(m, "ipv6"), "ipv6", "at most %d addresses (got %u)",
-				KL_CONFIG_MAX_ADDRS, r->ipv6_count);
-	for (unsigned i = 0; i < r->ipv6_count; i++) {
-		snprintf(key, sizeof(key), "ipv6[%u]", i);
-		if (apply_str(c, m, key, r->ipv6[i], e) < 0)
-			return -1;
-	}
+	if (apply_strs(c, m, "ipv4", r->ipv4, r->ipv4_count, KL_CONFIG_MAX_ADDRS, "addresses",
+		       e) < 0 ||
+	    apply_strs(c, m, "ipv6", r->ipv6, r->ipv6_count, KL_CONFIG_MAX_ADDRS, "addresses",
+		       e) < 0)
+		return -1;
 	if (apply_str(c, m, "udp_port", r->udp_port, e) < 0 ||
 	    apply_str(c, m, "workers", r->workers, e) < 0 ||
 	    apply_str(c, m, "server_identity", r->server_identity, e) < 0 ||
@@ -2688,15 +2685,9 @@ apply_raw(struct kl_config *c, const struct raw_cfg *r, const struct keymap *m, 
 		};
 		if (apply_list(c, m, kv, sizeof(kv) / sizeof(kv[0]), e) < 0)
 			return -1;
-		if (d->allowed_peers_count > KL_CONFIG_DIAMETER_MAX_PEERS)
-			return perr_set(e, keymap_line(m, "diameter.allowed_peers"),
-					"diameter.allowed_peers", "at most %d peers (got %u)",
-					KL_CONFIG_DIAMETER_MAX_PEERS, d->allowed_peers_count);
-		for (unsigned i = 0; i < d->allowed_peers_count; i++) {
-			snprintf(key, sizeof(key), "diameter.allowed_peers[%u]", i);
-			if (apply_str(c, m, key, d->allowed_peers[i], e) < 0)
-				return -1;
-		}
+		if (apply_strs(c, m, "diameter.allowed_peers", d->allowed_peers,
+			       d->allowed_peers_count, KL_CONFIG_DIAMETER_MAX_PEERS, "peers", e) < 0)
+			return -1;
 	}
 	if (apply_naf(c, r->naf_key_center, m, e) < 0)
 		return -1;

@@ -21,19 +21,11 @@ window=1
 compare=1
 out="$top/report"
 build=${KL_BUILD:-build} # --build DIR or KL_BUILD: the build directory (made by setup.sh if new)
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--ues) ues=$2; shift 2 ;;
-	--window) window=$2; shift 2 ;;
-	--no-compare) compare=0; shift ;;
-	--out) out=$2; shift 2 ;;
-	--build) build=$2; shift 2 ;;
-	-h|--help) sed -n 2,15p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "run-burst: unknown argument $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-case "$ues" in ''|*[!0-9]*) echo "run-burst: --ues wants a number" >&2; exit 2 ;; esac
-[ "$ues" -ge 1 ] && [ "$ues" -le 10000000 ] || { echo "run-burst: --ues 1..10000000" >&2; exit 2; }
+kl_flag() {
+	[ "$1" = --no-compare ] && compare=0
+}
+. "$top/tools/lib-args.sh"
+kl_args run-burst 15 "$@"
 
 cd "$top"
 tools/setup.sh "$build" || { echo "run-burst: setup/build failed" >&2; exit 1; }

@@ -24,19 +24,11 @@ window=2
 kill_a=0
 out="$top/report-cluster"
 build=${KL_BUILD:-build}
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--ues) ues=$2; shift 2 ;;
-	--window) window=$2; shift 2 ;;
-	--kill-a) kill_a=1; shift ;;
-	--out) out=$2; shift 2 ;;
-	--build) build=$2; shift 2 ;;
-	-h|--help) sed -n 2,18p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "run-cluster: unknown argument $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-case "$ues" in ''|*[!0-9]*) echo "run-cluster: --ues wants a number" >&2; exit 2 ;; esac
-[ "$ues" -ge 1 ] && [ "$ues" -le 10000000 ] || { echo "run-cluster: --ues 1..10000000" >&2; exit 2; }
+kl_flag() {
+	[ "$1" = --kill-a ] && kill_a=1
+}
+. "$top/tools/lib-args.sh"
+kl_args run-cluster 18 "$@"
 case "$window" in ''|*[!0-9]*) echo "run-cluster: --window wants whole seconds" >&2; exit 2 ;; esac
 
 cd "$top" || exit 1

@@ -901,6 +901,21 @@ fail:
 
 /* An existing store: schema, databases, KEK. @return 0, 1 (an LMDB file with nothing in it: a
  * creation that never committed) or -errno. */
+/* The result rc of opening a database added after the first schema: MDB_NOTFOUND, a store from
+ * before it (*missing = 1: st_check adds it); another error, a damaged store (the read
+ * transaction aborted). @return 0, or -EBADMSG. */
+static int st_opened(struct kl_store *s, MDB_txn *txn, int rc, int *missing, const char *what,
+		     char *err, size_t errlen)
+{
+	if (rc == MDB_NOTFOUND)
+		*missing = 1;
+	if (rc == MDB_NOTFOUND || rc == 0)
+		return 0;
+	mdb_txn_abort(txn);
+	kl_errf(err, errlen, "store %s is damaged: %s: %s", s->path, what, mdb_strerror(rc));
+	return -EBADMSG;
+}
+
 static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t errlen)
 {
 	unsigned missing = 0;
@@ -961,24 +976,11 @@ static int st_check(struct kl_store *s, const char *kek_file, char *err, size_t 
 			return -EBADMSG;
 		}
 	}
-	rc = naf_dbs_open(s, txn, 0);
-	if (rc == MDB_NOTFOUND) {
-		missing_naf = 1;
-	} else if (rc) {
-		mdb_txn_abort(txn);
-		kl_errf(err, errlen, "store %s is damaged: the NAF key databases: %s", s->path,
-			mdb_strerror(rc));
+	if (st_opened(s, txn, naf_dbs_open(s, txn, 0), &missing_naf, "the NAF key databases", err,
+		      errlen) < 0 ||
+	    st_opened(s, txn, rev_db_open(s, txn, 0), &missing_rev, "the replica stamps", err,
+		      errlen) < 0)
 		return -EBADMSG;
-	}
-	rc = rev_db_open(s, txn, 0);
-	if (rc == MDB_NOTFOUND) {
-		missing_rev = 1;
-	} else if (rc) {
-		mdb_txn_abort(txn);
-		kl_errf(err, errlen, "store %s is damaged: the replica stamps: %s", s->path,
-			mdb_strerror(rc));
-		return -EBADMSG;
-	}
 	k = (MDB_val){9, "kek_check"};
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc) {
@@ -1939,11 +1941,26 @@ static int e2m_decode(const struct rec_view *rv, struct e2m_ring *r)
 	return 0;
 }
 
+/* Write the ring r as imsi's e2m record (e2m_decode's counterpart). */
+static int e2m_put(struct kl_store *s, MDB_txn *txn, const char *imsi, unsigned il,
+		   const struct e2m_ring *r, const MDB_val *old, int *broken)
+{
+	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX];
+
+	meta[0] = (uint8_t)r->n;
+	for (unsigned i = 0; i < r->n; i++) {
+		put_le32(meta + 1 + 12 * i, r->id[i]);
+		put_le64(meta + 1 + 12 * i + 4, r->expires[i]);
+	}
+	return put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * r->n,
+		      &r->key[0][0], 32 * r->n, old, 1, broken);
+}
+
 int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32],
 		      uint32_t key_id, uint64_t expires, unsigned ring_size)
 {
 	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX);
-	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX], ob[REC_MAX];
+	uint8_t ob[REC_MAX];
 	struct rec_view rv;
 	struct e2m_ring r, nr;
 	const MDB_val *old;
@@ -1999,13 +2016,7 @@ int kl_store_push_e2m(struct kl_store *s, const char *imsi, const uint8_t key[32
 	nr.id[at] = key_id;
 	nr.expires[at] = expires;
 	memcpy(nr.key[at], key, 32);
-	meta[0] = (uint8_t)nr.n;
-	for (unsigned i = 0; i < nr.n; i++) {
-		put_le32(meta + 1 + 12 * i, nr.id[i]);
-		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
-	}
-	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
-		    &nr.key[0][0], 32 * nr.n, old, 1, &broken);
+	rc = e2m_put(s, txn, imsi, il, &nr, old, &broken);
 out:
 	kl_memzero(&r, sizeof(r));
 	kl_memzero(&nr, sizeof(nr));
@@ -2096,7 +2107,7 @@ int kl_store_set_ue_services(struct kl_store *s, const uint8_t *id, uint16_t id_
 int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 {
 	unsigned il = imsi_len(imsi, KL_TABLE_IMSI_MAX), m = 0;
-	uint8_t meta[1 + 12 * KL_TABLE_E2M_RING_MAX], ob[REC_MAX];
+	uint8_t ob[REC_MAX];
 	struct rec_view rv;
 	struct e2m_ring r, nr;
 	const MDB_val *old;
@@ -2149,13 +2160,7 @@ int kl_store_del_e2m_key(struct kl_store *s, const char *imsi, uint32_t key_id)
 		m++;
 	}
 	nr.n = m;
-	meta[0] = (uint8_t)nr.n;
-	for (unsigned i = 0; i < nr.n; i++) {
-		put_le32(meta + 1 + 12 * i, nr.id[i]);
-		put_le64(meta + 1 + 12 * i + 4, nr.expires[i]);
-	}
-	rc = put_in(s, txn, KL_TK_E2M, (const uint8_t *)imsi, il, meta, 1 + 12 * nr.n,
-		    &nr.key[0][0], 32 * nr.n, old, 1, &broken);
+	rc = e2m_put(s, txn, imsi, il, &nr, old, &broken);
 out:
 	kl_memzero(&r, sizeof(r));
 	kl_memzero(&nr, sizeof(nr));
