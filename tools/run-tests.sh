@@ -28,11 +28,12 @@ if ninja -C build-asan >/dev/null; then
   # cluster-nodes 500 UEs and 50 lag samples, cluster-bulk 4,000 keys, cluster-rotation 2 periods,
   # cluster-node-kill 5,000 UEs, cluster-etcd-kill 2,000 keys (when run: the suites 'failover',
   # processes killed or cut off on purpose, and 'load', load tests, run in the release build only);
-  # naf-clients 12 devices with a 30 s request timeout (keylined's TLS handshakes are far slower)
+  # naf-clients 12 devices with a 30 s request timeout (keylined's TLS handshakes are far slower);
+  # diameter-bulk and diameter-confine push 1,000 keys instead of 3,000
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     KL_FEED_N=20000 KL_HM_SESSIONS=5000 KL_PAIR_COUNT=2000 KL_NOECHO_PLANTS=0,5 KL_CLUSTER_N=500 \
     KL_CLUSTER_LAG_N=50 KL_CLUSTER_DIA_N=4000 KL_ROT_PERIODS=2 KL_FAIL_UES=5000 KL_FAIL_DIA_N=2000 \
-    KL_NAF_DEVICES=12 KL_NAF_TIMEOUT_MS=30000 \
+    KL_NAF_DEVICES=12 KL_NAF_TIMEOUT_MS=30000 KL_DIAMETER_BULK_N=1000 \
     meson test -C build-asan --print-errorlogs --num-processes 2 --suite fast \
       --suite integration --no-suite failover --no-suite load || rc=1
 else
