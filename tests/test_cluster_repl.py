@@ -9,7 +9,7 @@ GROUP single: one member (data in tmpfs): the writes scenario (every write kind,
 (two stores on one catalogue: the stale read-modify-write gets -EAGAIN), down (the member
 killed: -ENOTCONN, LMDB and the key table untouched).
 GROUP bench: durable pushes/s through etcd with one writer: 10,000 UEs through kl_write in
-batches of 256 and 1024 (the Diameter feed commits up to KL_FEED_BATCH, 2048), the transactions
+batches of 256 and 1024 (the Diameter feed commits up to KL_FEED_BATCH, 256), the transactions
 of a commit one after the other or over several connections at once, etcd's data on disk (fsync
 on), against one member and against three; the figures are printed. Then two of the three
 members are killed (a follower and the leader): writes are refused with a clear error in bounded
