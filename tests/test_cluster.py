@@ -134,12 +134,7 @@ def delete(ue):
 
 
 def wait(cond, timeout, step=0.02):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
+    return kl_itest.wait_until(cond, timeout, step)
 
 
 def etcd_count(url, prefix):

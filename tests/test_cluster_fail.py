@@ -103,12 +103,7 @@ class Node:
 
 
 def wait(cond, timeout, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
+    return kl_itest.wait_until(cond, timeout, step)
 
 
 def etcd_post(url, path, obj, timeout=30):
